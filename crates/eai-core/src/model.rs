@@ -258,7 +258,10 @@ mod tests {
             &mut self,
             reqs: &[LoglikelihoodRequest],
         ) -> Result<Vec<Loglikelihood>, ModelError> {
-            Ok(reqs.iter().map(|r| Loglikelihood::new(-(r.continuation.len() as f64), true)).collect())
+            Ok(reqs
+                .iter()
+                .map(|r| Loglikelihood::new(-(r.continuation.len() as f64), true))
+                .collect())
         }
         fn generate_until(
             &mut self,
