@@ -37,9 +37,9 @@
 //!   energy-delay product, carbon, cost); add your own by implementing [`Metric`].
 //! - [`compare`]: a candidate against a baseline over repeated runs, with Student-t/Welch and
 //!   Fieller intervals and Welch tests ([`Summary`], [`welch`], [`ratio_of_means`]).
-//! - `pareto_front`: non-dominated configurations on (score, energy) or (score, energy, latency).
-//! - `HardwareProfile`: the paper's six GPUs plus H100 SXM and H200, as serde data with sources.
-//! - `predict`: roofline transfer of a measurement from one GPU to another, with a stated band.
+//! - [`pareto_front`]: non-dominated configurations on (score, energy) or (score, energy, latency).
+//! - [`HardwareProfile`]: the paper's six GPUs plus H100 SXM and H200, as serde data with sources.
+//! - [`predict`]: roofline transfer of a measurement from one GPU to another, with a stated band.
 //! - `recommend`: the paper's decision flow (hardware → requirements → cost) as a ranking with
 //!   reasons; `paper` holds the paper's published numbers to reproduce its three scenarios.
 //! - `Table2`: report tables as JSON, CSV and Markdown in the paper's Table 2 layout.
@@ -52,9 +52,15 @@ pub use crate::{
         group_by_config, implied_eor_improvement, improvement,
     },
     error::{Error, Result},
+    hardware::{Architecture, HardwareProfile, Precision, ProfileSet, Sourced, TensorRates},
     metric::{
         Carbon, Cost, EnergyDelay, EnergyPerRequest, EnergyPerToken, Eor, MeanPower, Metric,
         Tokens, TokensPerEnergy, Tweor,
+    },
+    pareto::{Objectives, ParetoPoint, Sense, pareto_front, pareto_indices},
+    predict::{
+        Band, Bands, Bound, CROSS_MEMORY_FAMILY, Observation, POWER_BAND, Prediction, Roofline,
+        SAME_MEMORY_FAMILY, Workload, bands, predict, roofline,
     },
     quantity::{
         EnergyPrice, GramsCo2e, GramsCo2ePerKwh, JOULES_PER_KWH, JouleSeconds, JoulesPerRequest,
@@ -67,7 +73,10 @@ pub use crate::{
 
 mod compare;
 mod error;
+mod hardware;
 mod metric;
+mod pareto;
+mod predict;
 mod quantity;
 mod run;
 mod stats;

@@ -88,3 +88,37 @@ proptest! {
         }
     }
 }
+
+fn dominated_by(a: &[f64], b: &[f64], senses: &[eai_metrics::Sense]) -> bool {
+    // b dominates a
+    let better_eq = |x: f64, y: f64, s: &eai_metrics::Sense| match s {
+        eai_metrics::Sense::Maximize => y >= x,
+        eai_metrics::Sense::Minimize => y <= x,
+    };
+    let strictly = |x: f64, y: f64, s: &eai_metrics::Sense| match s {
+        eai_metrics::Sense::Maximize => y > x,
+        eai_metrics::Sense::Minimize => y < x,
+    };
+    a.iter().zip(b).zip(senses).all(|((x, y), s)| better_eq(*x, *y, s))
+        && a.iter().zip(b).zip(senses).any(|((x, y), s)| strictly(*x, *y, s))
+}
+
+proptest! {
+    /// The front is exactly the set of points no other point dominates (2-D uses a sweep,
+    /// 3-D the pairwise check; both are compared with the definition). Values on a coarse grid
+    /// so that ties and duplicates occur.
+    #[test]
+    fn pareto_front_is_the_non_dominated_set(
+        pts in proptest::collection::vec(proptest::collection::vec(0u8..6, 3), 0..25),
+    ) {
+        use eai_metrics::{Sense, pareto_indices};
+        for senses in [vec![Sense::Maximize, Sense::Minimize], vec![Sense::Maximize, Sense::Minimize, Sense::Minimize]] {
+            let rows: Vec<Vec<f64>> = pts.iter().map(|p| p[..senses.len()].iter().map(|&v| f64::from(v)).collect()).collect();
+            let front = pareto_indices(&rows, &senses).unwrap();
+            let want: Vec<usize> = (0..rows.len())
+                .filter(|&i| !rows.iter().any(|b| dominated_by(&rows[i], b, &senses)))
+                .collect();
+            prop_assert_eq!(front, want);
+        }
+    }
+}

@@ -2,4 +2,5 @@
 //! Integration tests of eai-metrics: the paper's arithmetic and property tests.
 
 mod paper_arithmetic;
+mod predictor;
 mod properties;
