@@ -40,8 +40,8 @@
 //! - [`pareto_front`]: non-dominated configurations on (score, energy) or (score, energy, latency).
 //! - [`HardwareProfile`]: the paper's six GPUs plus H100 SXM and H200, as serde data with sources.
 //! - [`predict`]: roofline transfer of a measurement from one GPU to another, with a stated band.
-//! - `recommend`: the paper's decision flow (hardware → requirements → cost) as a ranking with
-//!   reasons; `paper` holds the paper's published numbers to reproduce its three scenarios.
+//! - [`recommend`]: the paper's decision flow (hardware → requirements → cost) as a ranking with
+//!   reasons; [`paper`] holds the paper's published numbers to reproduce its three scenarios.
 //! - `Table2`: report tables as JSON, CSV and Markdown in the paper's Table 2 layout.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -67,6 +67,10 @@ pub use crate::{
         JoulesPerToken, Money, Percent, PercentagePoints, ScorePerWattHour, ScorePerWattHourSecond,
         TokensPerJoule,
     },
+    recommend::{
+        Assessment, Candidate, Constraints, CostModel, Evidence, MEMORY_OVERHEAD, Priority, Reason,
+        Recommendation, Step, Strategy, Variability, Verdict, recommend,
+    },
     run::{Config, DomainEnergy, EnergyDomain, EnergyScope, Run, RunBuilder},
     stats::{Interval, Ratio, Summary, WelchTest, ratio_of_means, t_cdf, t_quantile, welch},
 };
@@ -75,8 +79,10 @@ mod compare;
 mod error;
 mod hardware;
 mod metric;
+pub mod paper;
 mod pareto;
 mod predict;
 mod quantity;
+mod recommend;
 mod run;
 mod stats;

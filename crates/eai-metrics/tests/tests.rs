@@ -4,3 +4,4 @@
 mod paper_arithmetic;
 mod predictor;
 mod properties;
+mod scenarios;
