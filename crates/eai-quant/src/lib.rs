@@ -43,3 +43,7 @@ pub use crate::spec::{
     Granularity, IntRange, Mapping, NonFinite, QuantSpec, Rounding, ScaleApply, ScaleDtype,
     ScaleRule, ZeroRange,
 };
+
+#[cfg(feature = "cuda")]
+#[allow(unsafe_code)]
+pub mod cuda;
