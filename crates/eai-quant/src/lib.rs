@@ -6,3 +6,7 @@
 //! assert_eq!(2 + 2, 4);
 //! ```
 #![deny(unsafe_code)]
+
+#[cfg(feature = "cuda")]
+#[allow(unsafe_code)]
+pub mod cuda;
