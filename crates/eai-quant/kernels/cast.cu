@@ -1,0 +1,27 @@
+// FP32 / FP16 / BF16 casts on the device. Widening is exact; narrowing rounds to nearest even
+// (PTX cvt.rn), NaN stays NaN, overflow goes to +-inf exactly like `half::{f16,bf16}::from_f32`.
+
+template <class I, class O>
+__device__ __forceinline__ void cast_body(const typename I::raw* __restrict__ x,
+                                          typename O::raw* __restrict__ y, u64 n) {
+    const u64 nvec = n / 8;
+    for (u64 v = global_thread(); v < nvec; v += global_threads()) {
+        float t[8];
+        Vec8<I>::load(x + v * 8, t);
+        Vec8<O>::store(y + v * 8, t);
+    }
+    for (u64 i = nvec * 8 + global_thread(); i < n; i += global_threads()) {
+        y[i] = O::from_f32(I::to_f32(x[i]));
+    }
+}
+
+#define EAI_CAST(NAME, I, O)                                                                     \
+    extern "C" __global__ void NAME(const I::raw* __restrict__ x, O::raw* __restrict__ y, u64 n) { \
+        cast_body<I, O>(x, y, n);                                                                \
+    }
+EAI_CAST(cast_f32_f16, F32, F16)
+EAI_CAST(cast_f32_bf16, F32, BF16)
+EAI_CAST(cast_f16_f32, F16, F32)
+EAI_CAST(cast_bf16_f32, BF16, F32)
+EAI_CAST(cast_f16_bf16, F16, BF16)
+EAI_CAST(cast_bf16_f16, BF16, F16)

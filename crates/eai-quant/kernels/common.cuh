@@ -1,0 +1,97 @@
+// eai-quant CUDA kernels: shared helpers.
+//
+// Compiled at run time by NVRTC (never with fast math: --fmad=false, IEEE division and square
+// root), so every float operation below rounds exactly like the CPU reference. No headers are
+// included: half-precision conversions use PTX `cvt` directly (round to nearest even).
+
+typedef unsigned short u16;
+typedef unsigned int u32;
+typedef unsigned long long u64;
+typedef signed char i8;
+typedef unsigned char u8;
+
+__device__ __forceinline__ float f16_to_f32(u16 h) {
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    return f;
+}
+__device__ __forceinline__ u16 f32_to_f16(float f) {
+    u16 h;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+    return h;
+}
+__device__ __forceinline__ float bf16_to_f32(u16 h) { return __uint_as_float(((u32)h) << 16); }
+__device__ __forceinline__ u16 f32_to_bf16(float f) {
+    u16 h;
+    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(f));
+    return h;
+}
+
+// Element types: raw storage type plus exact widening / RNE narrowing to f32.
+struct F32 {
+    typedef float raw;
+    static __device__ __forceinline__ float to_f32(float v) { return v; }
+    static __device__ __forceinline__ float from_f32(float v) { return v; }
+};
+struct F16 {
+    typedef u16 raw;
+    static __device__ __forceinline__ float to_f32(u16 v) { return f16_to_f32(v); }
+    static __device__ __forceinline__ u16 from_f32(float v) { return f32_to_f16(v); }
+};
+struct BF16 {
+    typedef u16 raw;
+    static __device__ __forceinline__ float to_f32(u16 v) { return bf16_to_f32(v); }
+    static __device__ __forceinline__ u16 from_f32(float v) { return f32_to_bf16(v); }
+};
+
+// 8 consecutive elements as f32, through 16-byte loads. `p` must be 16-byte aligned.
+template <class T> struct Vec8;
+template <> struct Vec8<F32> {
+    static __device__ __forceinline__ void load(const float* p, float v[8]) {
+        float4 a = __ldcs(reinterpret_cast<const float4*>(p));
+        float4 b = __ldcs(reinterpret_cast<const float4*>(p) + 1);
+        v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w;
+        v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
+    }
+    static __device__ __forceinline__ void load_cached(const float* p, float v[8]) {
+        float4 a = __ldg(reinterpret_cast<const float4*>(p));
+        float4 b = __ldg(reinterpret_cast<const float4*>(p) + 1);
+        v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w;
+        v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
+    }
+    static __device__ __forceinline__ void store(float* p, const float v[8]) {
+        __stcs(reinterpret_cast<float4*>(p), make_float4(v[0], v[1], v[2], v[3]));
+        __stcs(reinterpret_cast<float4*>(p) + 1, make_float4(v[4], v[5], v[6], v[7]));
+    }
+};
+template <class H> struct Vec8Half {
+    static __device__ __forceinline__ void unpack(uint4 a, float v[8]) {
+        u32 w[4] = {a.x, a.y, a.z, a.w};
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            v[2 * i] = H::to_f32((u16)(w[i] & 0xffffu));
+            v[2 * i + 1] = H::to_f32((u16)(w[i] >> 16));
+        }
+    }
+    static __device__ __forceinline__ void load(const u16* p, float v[8]) {
+        unpack(__ldcs(reinterpret_cast<const uint4*>(p)), v);
+    }
+    static __device__ __forceinline__ void load_cached(const u16* p, float v[8]) {
+        unpack(__ldg(reinterpret_cast<const uint4*>(p)), v);
+    }
+    static __device__ __forceinline__ void store(u16* p, const float v[8]) {
+        u32 w[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            w[i] = (u32)H::from_f32(v[2 * i]) | ((u32)H::from_f32(v[2 * i + 1]) << 16);
+        }
+        __stcs(reinterpret_cast<uint4*>(p), make_uint4(w[0], w[1], w[2], w[3]));
+    }
+};
+template <> struct Vec8<F16> : Vec8Half<F16> {};
+template <> struct Vec8<BF16> : Vec8Half<BF16> {};
+
+__device__ __forceinline__ u64 global_thread() {
+    return (u64)blockIdx.x * blockDim.x + threadIdx.x;
+}
+__device__ __forceinline__ u64 global_threads() { return (u64)gridDim.x * blockDim.x; }

@@ -1,0 +1,146 @@
+// Dequantization epilogue of the INT8 GEMM and the weight-only (W8A16) GEMV/GEMM.
+
+// y[m, n] = f32(acc[m, n]) * (sx[m] * sw[n]) (+ bias[n]), rounded once to the output type.
+// acc is the exact int32 result of cuBLASLt; N % 4 == 0 (checked on the host).
+template <class O>
+__device__ __forceinline__ void dequant_body(const int* __restrict__ acc,
+                                             const float* __restrict__ sx,
+                                             const float* __restrict__ sw,
+                                             const float* __restrict__ bias,
+                                             typename O::raw* __restrict__ y, u32 M, u32 N) {
+    const u64 total4 = (u64)M * N / 4;
+    for (u64 q = global_thread(); q < total4; q += global_threads()) {
+        const u64 e = q * 4;
+        const u32 m = (u32)(e / N);
+        const u32 n = (u32)(e - (u64)m * N);
+        const int4 a = __ldcs(reinterpret_cast<const int4*>(acc + e));
+        const float4 s = __ldg(reinterpret_cast<const float4*>(sw + n));
+        const float rs = __ldg(sx + m);
+        float v[4];
+        v[0] = __fmul_rn(__int2float_rn(a.x), __fmul_rn(rs, s.x));
+        v[1] = __fmul_rn(__int2float_rn(a.y), __fmul_rn(rs, s.y));
+        v[2] = __fmul_rn(__int2float_rn(a.z), __fmul_rn(rs, s.z));
+        v[3] = __fmul_rn(__int2float_rn(a.w), __fmul_rn(rs, s.w));
+        if (bias != 0) {
+            const float4 b = __ldg(reinterpret_cast<const float4*>(bias + n));
+            v[0] = __fadd_rn(v[0], b.x);
+            v[1] = __fadd_rn(v[1], b.y);
+            v[2] = __fadd_rn(v[2], b.z);
+            v[3] = __fadd_rn(v[3], b.w);
+        }
+#pragma unroll
+        for (int j = 0; j < 4; ++j) y[e + j] = O::from_f32(v[j]);
+    }
+}
+
+#define EAI_DEQUANT(NAME, O)                                                                   \
+    extern "C" __global__ void NAME(const int* __restrict__ acc, const float* __restrict__ sx,  \
+                                    const float* __restrict__ sw,                               \
+                                    const float* __restrict__ bias, O::raw* __restrict__ y,     \
+                                    u32 M, u32 N) {                                             \
+        dequant_body<O>(acc, sx, sw, bias, y, M, N);                                            \
+    }
+EAI_DEQUANT(gemm_dequant_f32, F32)
+EAI_DEQUANT(gemm_dequant_f16, F16)
+EAI_DEQUANT(gemm_dequant_bf16, BF16)
+
+// Weight-only INT8: y[m, n] = sw[n] * sum_k f32(w[n, k]) * x[m, k] (+ bias[n]), f32 accumulation.
+// One warp per output feature n, MT tokens per warp (weights are read once per MT tokens).
+// With K % 16 == 0 every lane streams 16-byte weight vectors, four in flight.
+__device__ __forceinline__ void i8x4_to_f32(u32 w, float* f) {
+    f[0] = (float)(int)(signed char)(w & 0xffu);
+    f[1] = (float)(int)(signed char)((w >> 8) & 0xffu);
+    f[2] = (float)(int)(signed char)((w >> 16) & 0xffu);
+    f[3] = (float)(int)(signed char)(w >> 24);
+}
+
+template <class T, int MT>
+__device__ __forceinline__ void w8a16_body(const i8* __restrict__ w,
+                                           const float* __restrict__ sw,
+                                           const typename T::raw* __restrict__ x,
+                                           const float* __restrict__ bias,
+                                           typename T::raw* __restrict__ y, u32 M, u32 N,
+                                           u32 K) {
+    const u32 lane = threadIdx.x & 31u;
+    const u32 n = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (n >= N) return;
+    const u32 m0 = blockIdx.y * MT;
+    float acc[MT];
+#pragma unroll
+    for (int i = 0; i < MT; ++i) acc[i] = 0.0f;
+    const i8* wrow = w + (u64)n * K;
+    if ((K & 15u) == 0) {
+        const u32 UNROLL = 4;
+        for (u32 k0 = lane * 16; k0 < K; k0 += 32 * 16 * UNROLL) {
+            uint4 wv[UNROLL];
+#pragma unroll
+            for (u32 u = 0; u < UNROLL; ++u) {
+                const u32 kk = k0 + u * 512;
+                if (kk < K) wv[u] = __ldcs(reinterpret_cast<const uint4*>(wrow + kk));
+            }
+#pragma unroll
+            for (u32 u = 0; u < UNROLL; ++u) {
+                const u32 kk = k0 + u * 512;
+                if (kk < K) {
+                    float wf[16];
+                    i8x4_to_f32(wv[u].x, wf);
+                    i8x4_to_f32(wv[u].y, wf + 4);
+                    i8x4_to_f32(wv[u].z, wf + 8);
+                    i8x4_to_f32(wv[u].w, wf + 12);
+#pragma unroll
+                    for (int i = 0; i < MT; ++i) {
+                        if (m0 + i < M) {
+                            const typename T::raw* xr = x + (u64)(m0 + i) * K + kk;
+                            float xv[16];
+                            Vec8<T>::load_cached(xr, xv);
+                            Vec8<T>::load_cached(xr + 8, xv + 8);
+                            float a = acc[i];
+#pragma unroll
+                            for (int j = 0; j < 16; ++j) a = fmaf(wf[j], xv[j], a);
+                            acc[i] = a;
+                        }
+                    }
+                }
+            }
+        }
+    } else {
+        for (u32 k = lane; k < K; k += 32) {
+            const float wf = (float)(int)wrow[k];
+#pragma unroll
+            for (int i = 0; i < MT; ++i) {
+                if (m0 + i < M) acc[i] = fmaf(wf, T::to_f32(x[(u64)(m0 + i) * K + k]), acc[i]);
+            }
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < MT; ++i) {
+        float a = acc[i];
+#pragma unroll
+        for (int off = 16; off > 0; off >>= 1) a += __shfl_xor_sync(0xffffffffu, a, off);
+        acc[i] = a;
+    }
+    if (lane == 0) {
+        const float s = sw[n];
+        const float b = bias != 0 ? bias[n] : 0.0f;
+#pragma unroll
+        for (int i = 0; i < MT; ++i) {
+            if (m0 + i < M) y[(u64)(m0 + i) * N + n] = T::from_f32(__fadd_rn(__fmul_rn(acc[i], s), b));
+        }
+    }
+}
+
+#define EAI_W8A16(NAME, T, MT)                                                                  \
+    extern "C" __global__ void __launch_bounds__(256)                                           \
+        NAME(const i8* __restrict__ w, const float* __restrict__ sw,                            \
+             const T::raw* __restrict__ x, const float* __restrict__ bias,                      \
+             T::raw* __restrict__ y, u32 M, u32 N, u32 K) {                                      \
+        w8a16_body<T, MT>(w, sw, x, bias, y, M, N, K);                                          \
+    }
+EAI_W8A16(w8a16_f16_m1, F16, 1)
+EAI_W8A16(w8a16_f16_m2, F16, 2)
+EAI_W8A16(w8a16_f16_m4, F16, 4)
+EAI_W8A16(w8a16_f16_m8, F16, 8)
+EAI_W8A16(w8a16_bf16_m1, BF16, 1)
+EAI_W8A16(w8a16_bf16_m2, BF16, 2)
+EAI_W8A16(w8a16_bf16_m4, BF16, 4)
+EAI_W8A16(w8a16_bf16_m8, BF16, 8)

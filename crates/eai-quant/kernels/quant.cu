@@ -1,0 +1,1 @@
+// Quantization kernels (filled in once the CPU arithmetic contract is fixed).

@@ -1,0 +1,384 @@
+//! Opening a device: probing the libraries first, then the driver, then the device itself.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cudarc::driver::sys::CUdevice_attribute as Attr;
+use cudarc::driver::{CudaContext, CudaEvent, CudaFunction, CudaModule, CudaSlice, CudaStream};
+
+use super::error::{CudaError, Result};
+use super::kernels;
+
+/// The oldest compute capability the kernels and the INT8 tensor-core GEMM support (Ampere:
+/// native bf16 conversion instructions, IMMA through cuBLASLt with regular row/column layouts).
+pub const MIN_COMPUTE_CAPABILITY: (u32, u32) = (8, 0);
+
+/// Which shared libraries are needed, and for what. Probed before any cudarc call, because
+/// cudarc panics when a dynamically loaded library is missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Library {
+    Driver,
+    Nvrtc,
+    CublasLt,
+    Cublas,
+}
+
+impl Library {
+    fn name(self) -> &'static str {
+        match self {
+            Library::Driver => "cuda",
+            Library::Nvrtc => "nvrtc",
+            Library::CublasLt => "cublasLt",
+            Library::Cublas => "cublas",
+        }
+    }
+
+    fn hint(self) -> &'static str {
+        match self {
+            Library::Driver => "the NVIDIA driver library libcuda; without it there is no GPU",
+            Library::Nvrtc => "NVRTC compiles the quantization kernels at run time",
+            Library::CublasLt => "cuBLASLt runs the INT8 GEMM",
+            Library::Cublas => "cuBLAS runs the FP16 reference GEMM",
+        }
+    }
+
+    fn present(self) -> bool {
+        // SAFETY: each `is_culib_present` only tries `dlopen` on candidate file names and drops
+        // the handle again; it runs no code of the library beyond its initialisers, touches no
+        // cudarc global state, and is safe to call from any thread.
+        unsafe {
+            match self {
+                Library::Driver => cudarc::driver::sys::is_culib_present(),
+                Library::Nvrtc => cudarc::nvrtc::sys::is_culib_present(),
+                Library::CublasLt => cudarc::cublaslt::sys::is_culib_present(),
+                Library::Cublas => cudarc::cublas::sys::is_culib_present(),
+            }
+        }
+    }
+}
+
+/// Returns an error naming `lib` unless it can be loaded.
+pub(crate) fn probe_library(lib: Library) -> Result<()> {
+    if lib.present() {
+        Ok(())
+    } else {
+        Err(CudaError::LibraryMissing { library: lib.name(), hint: lib.hint() })
+    }
+}
+
+/// What the driver says about an opened device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeviceInfo {
+    /// Device ordinal.
+    pub ordinal: usize,
+    /// Marketing name, e.g. `NVIDIA H100 80GB HBM3`.
+    pub name: String,
+    /// Compute capability `(major, minor)`, e.g. `(9, 0)` on Hopper.
+    pub compute_capability: (u32, u32),
+    /// Global memory in bytes.
+    pub total_memory_bytes: u64,
+    /// Number of streaming multiprocessors.
+    pub multiprocessors: u32,
+    /// L2 cache size in bytes.
+    pub l2_cache_bytes: u64,
+}
+
+/// Element types that can live in a [`DeviceBuffer`]. Sealed: implemented for `i8`, `u8`,
+/// `i32`, `f32`, [`half::f16`] and [`half::bf16`].
+pub trait DeviceScalar:
+    cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits + Copy + Default + sealed::Sealed
+{
+}
+mod sealed {
+    pub trait Sealed {}
+}
+macro_rules! device_scalar {
+    ($($t:ty),*) => {$(
+        impl sealed::Sealed for $t {}
+        impl DeviceScalar for $t {}
+    )*};
+}
+device_scalar!(i8, u8, i32, f32, half::f16, half::bf16);
+
+/// An array of `T` in the memory of one [`CudaDevice`].
+#[derive(Debug)]
+pub struct DeviceBuffer<T> {
+    pub(crate) slice: CudaSlice<T>,
+}
+
+impl<T> DeviceBuffer<T> {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.slice.len()
+    }
+
+    /// Whether the buffer holds no elements.
+    pub fn is_empty(&self) -> bool {
+        self.slice.len() == 0
+    }
+
+    /// Size in bytes.
+    pub fn num_bytes(&self) -> usize {
+        self.slice.len() * std::mem::size_of::<T>()
+    }
+
+    /// The underlying cudarc slice, for interoperation with other cudarc code (use the
+    /// re-exported [`cudarc`](super::cudarc) to match versions).
+    pub fn as_cudarc(&self) -> &CudaSlice<T> {
+        &self.slice
+    }
+}
+
+/// The kernels of the embedded module, loaded into one context.
+#[derive(Debug)]
+pub(crate) struct Kernels {
+    _module: Arc<CudaModule>,
+    functions: std::collections::HashMap<&'static str, CudaFunction>,
+}
+
+impl Kernels {
+    pub(crate) fn get(&self, name: &'static str) -> Result<&CudaFunction> {
+        self.functions.get(name).ok_or(CudaError::Unsupported {
+            op: "kernel lookup",
+            detail: format!("kernel `{name}` is not in the compiled module"),
+        })
+    }
+}
+
+/// One opened CUDA device with one stream; every operation of this backend runs on that
+/// stream, in submission order.
+///
+/// Opening checks, in this order and without panicking, that the driver library loads, that
+/// the driver reports a device with this ordinal, that its compute capability is at least
+/// [`MIN_COMPUTE_CAPABILITY`], and that NVRTC and cuBLASLt load. Kernels are compiled on first
+/// use (once per process, see the `kernels` module) and loaded once per device.
+///
+/// ```no_run
+/// # #[cfg(feature = "cuda")] {
+/// use eai_quant::cuda::CudaDevice;
+/// match CudaDevice::open(0) {
+///     Ok(dev) => println!("{}: sm_{}{}", dev.info().name, dev.info().compute_capability.0,
+///                         dev.info().compute_capability.1),
+///     Err(e) => eprintln!("no CUDA: {e}"),
+/// }
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct CudaDevice {
+    info: DeviceInfo,
+    pub(crate) ctx: Arc<CudaContext>,
+    pub(crate) stream: Arc<CudaStream>,
+    kernels: Mutex<Option<Arc<Kernels>>>,
+    pub(crate) lt: Mutex<Option<super::gemm::LtState>>,
+    pub(crate) blas: Mutex<Option<super::gemm::BlasState>>,
+}
+
+impl CudaDevice {
+    /// Number of CUDA devices the driver reports (0 when there is a driver but no GPU).
+    ///
+    /// # Errors
+    /// [`CudaError::LibraryMissing`] when the driver library cannot be loaded, or
+    /// [`CudaError::Driver`] when the driver fails to initialise.
+    pub fn count() -> Result<usize> {
+        probe_library(Library::Driver)?;
+        cudarc::driver::result::init().map_err(|e| CudaError::driver("cuInit", 0, e))?;
+        let n = cudarc::driver::result::device::get_count()
+            .map_err(|e| CudaError::driver("cuDeviceGetCount", 0, e))?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    /// Opens device `ordinal`.
+    ///
+    /// # Errors
+    /// [`CudaError::LibraryMissing`] (no driver, NVRTC or cuBLASLt), [`CudaError::NoDevice`],
+    /// [`CudaError::NoSuchDevice`], [`CudaError::UnsupportedComputeCapability`], or
+    /// [`CudaError::Driver`] when the driver refuses a call.
+    pub fn open(ordinal: usize) -> Result<Self> {
+        let count = Self::count()?;
+        if count == 0 {
+            return Err(CudaError::NoDevice);
+        }
+        if ordinal >= count {
+            return Err(CudaError::NoSuchDevice { ordinal, count });
+        }
+        let ctx =
+            CudaContext::new(ordinal).map_err(|e| CudaError::driver("cuCtxCreate", ordinal, e))?;
+        let name = ctx.name().map_err(|e| CudaError::driver("cuDeviceGetName", ordinal, e))?;
+        let (major, minor) = ctx
+            .compute_capability()
+            .map_err(|e| CudaError::driver("cuDeviceGetAttribute", ordinal, e))?;
+        let (major, minor) = (u32::try_from(major).unwrap_or(0), u32::try_from(minor).unwrap_or(0));
+        if (major, minor) < MIN_COMPUTE_CAPABILITY {
+            return Err(CudaError::UnsupportedComputeCapability {
+                ordinal,
+                name,
+                major,
+                minor,
+                min_major: MIN_COMPUTE_CAPABILITY.0,
+                min_minor: MIN_COMPUTE_CAPABILITY.1,
+            });
+        }
+        probe_library(Library::Nvrtc)?;
+        probe_library(Library::CublasLt)?;
+        let attr = |a: Attr| {
+            ctx.attribute(a).map_err(|e| CudaError::driver("cuDeviceGetAttribute", ordinal, e))
+        };
+        let multiprocessors =
+            u32::try_from(attr(Attr::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?).unwrap_or(0);
+        let l2_cache_bytes =
+            u64::try_from(attr(Attr::CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE)?).unwrap_or(0);
+        let total_memory_bytes =
+            ctx.total_mem().map_err(|e| CudaError::driver("cuDeviceTotalMem", ordinal, e))? as u64;
+        // SAFETY: this device only ever uses the context's default stream (`stream` below) for
+        // every allocation, copy, kernel and library call, so there is no cross-stream use
+        // that cudarc's per-buffer events would have to order; frees are ordered on the same
+        // stream after all earlier work.
+        unsafe { ctx.disable_event_tracking() };
+        let stream = ctx.default_stream();
+        Ok(Self {
+            info: DeviceInfo {
+                ordinal,
+                name,
+                compute_capability: (major, minor),
+                total_memory_bytes,
+                multiprocessors,
+                l2_cache_bytes,
+            },
+            ctx,
+            stream,
+            kernels: Mutex::new(None),
+            lt: Mutex::new(None),
+            blas: Mutex::new(None),
+        })
+    }
+
+    /// What the driver reports about this device.
+    pub fn info(&self) -> &DeviceInfo {
+        &self.info
+    }
+
+    /// The virtual architecture the kernels are compiled for, e.g. `compute_90`.
+    pub fn arch(&self) -> String {
+        format!("compute_{}{}", self.info.compute_capability.0, self.info.compute_capability.1)
+    }
+
+    pub(crate) fn err(
+        &self,
+        call: &'static str,
+    ) -> impl Fn(cudarc::driver::DriverError) -> CudaError {
+        let ordinal = self.info.ordinal;
+        move |e| CudaError::driver(call, ordinal, e)
+    }
+
+    /// Compiles (once per process) and loads (once per device) the kernel module. Called
+    /// implicitly by every kernel launch; call it up front to keep compilation out of timings.
+    ///
+    /// # Errors
+    /// [`CudaError::Compile`] with NVRTC's log, or [`CudaError::Driver`] if loading fails.
+    pub fn load_kernels(&self) -> Result<()> {
+        self.kernels().map(|_| ())
+    }
+
+    pub(crate) fn kernels(&self) -> Result<Arc<Kernels>> {
+        let mut slot = self.kernels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(k) = slot.as_ref() {
+            return Ok(k.clone());
+        }
+        let ptx = kernels::ptx_for(&self.arch())?;
+        let module = self.ctx.load_module(ptx).map_err(self.err("cuModuleLoadData"))?;
+        let mut functions = std::collections::HashMap::new();
+        for &name in kernels::ENTRY_POINTS {
+            let f = module.load_function(name).map_err(self.err("cuModuleGetFunction"))?;
+            functions.insert(name, f);
+        }
+        let k = Arc::new(Kernels { _module: module, functions });
+        *slot = Some(k.clone());
+        Ok(k)
+    }
+
+    /// Copies `host` into a new device buffer.
+    ///
+    /// # Errors
+    /// [`CudaError::Driver`] on allocation or copy failure.
+    pub fn upload<T: DeviceScalar>(&self, host: &[T]) -> Result<DeviceBuffer<T>> {
+        let slice = self.stream.clone_htod(host).map_err(self.err("cuMemcpyHtoD"))?;
+        Ok(DeviceBuffer { slice })
+    }
+
+    /// A new zero-filled device buffer of `len` elements.
+    ///
+    /// # Errors
+    /// [`CudaError::Driver`] on allocation failure (e.g. out of memory).
+    pub fn zeros<T: DeviceScalar>(&self, len: usize) -> Result<DeviceBuffer<T>> {
+        let slice = self.stream.alloc_zeros(len).map_err(self.err("cuMemAlloc"))?;
+        Ok(DeviceBuffer { slice })
+    }
+
+    /// Copies a device buffer back to the host (waits for all earlier work on the stream).
+    ///
+    /// # Errors
+    /// [`CudaError::Driver`] on copy failure, including errors of earlier asynchronous work.
+    pub fn download<T: DeviceScalar>(&self, buf: &DeviceBuffer<T>) -> Result<Vec<T>> {
+        self.stream.clone_dtoh(&buf.slice).map_err(self.err("cuMemcpyDtoH"))
+    }
+
+    /// Device-to-device copy of all of `src` into the start of `dst`.
+    ///
+    /// # Errors
+    /// [`CudaError::Shape`] if `dst` is shorter than `src`; [`CudaError::Driver`] on failure.
+    pub fn copy<T: DeviceScalar>(
+        &self,
+        src: &DeviceBuffer<T>,
+        dst: &mut DeviceBuffer<T>,
+    ) -> Result<()> {
+        if dst.len() < src.len() {
+            return Err(CudaError::shape(
+                "device copy",
+                format!("destination holds {} elements, source {}", dst.len(), src.len()),
+            ));
+        }
+        self.stream.memcpy_dtod(&src.slice, &mut dst.slice).map_err(self.err("cuMemcpyDtoD"))
+    }
+
+    /// Blocks until all work submitted to this device's stream has finished.
+    ///
+    /// # Errors
+    /// [`CudaError::Driver`], including errors of earlier asynchronous work.
+    pub fn synchronize(&self) -> Result<()> {
+        self.stream.synchronize().map_err(self.err("cuStreamSynchronize"))
+    }
+
+    /// Starts a device-event timer on this device's stream.
+    ///
+    /// # Errors
+    /// [`CudaError::Driver`] when events cannot be created or recorded.
+    pub fn start_timer(&self) -> Result<GpuTimer<'_>> {
+        let flags = Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT);
+        let start = self.ctx.new_event(flags).map_err(self.err("cuEventCreate"))?;
+        let stop = self.ctx.new_event(flags).map_err(self.err("cuEventCreate"))?;
+        start.record(&self.stream).map_err(self.err("cuEventRecord"))?;
+        Ok(GpuTimer { dev: self, start, stop })
+    }
+}
+
+/// Measures device time between [`CudaDevice::start_timer`] and [`GpuTimer::stop`] with CUDA
+/// events (resolution about 0.5 µs), independent of host-side launch overhead.
+#[derive(Debug)]
+pub struct GpuTimer<'a> {
+    dev: &'a CudaDevice,
+    start: CudaEvent,
+    stop: CudaEvent,
+}
+
+impl GpuTimer<'_> {
+    /// Records the stop event, waits for it, and returns the elapsed device time.
+    ///
+    /// # Errors
+    /// [`CudaError::Driver`], including errors of the timed work.
+    pub fn stop(self) -> Result<Duration> {
+        self.stop.record(&self.dev.stream).map_err(self.dev.err("cuEventRecord"))?;
+        let ms = self.start.elapsed_ms(&self.stop).map_err(self.dev.err("cuEventElapsedTime"))?;
+        Ok(Duration::from_secs_f64(f64::from(ms.max(0.0)) / 1e3))
+    }
+}

@@ -1,0 +1,65 @@
+//! Random device-side fills, for benchmarks and tests (no host round trip for large inputs).
+
+use cudarc::driver::PushKernelArg;
+
+use super::device::{CudaDevice, DeviceBuffer};
+use super::error::Result;
+use super::gemm::grid_stride_config;
+
+impl CudaDevice {
+    /// Fills `y` with values uniform in `[lo, hi)` (24 random bits each); element `i` depends
+    /// only on `(seed, i)`.
+    ///
+    /// # Errors
+    /// [`CudaError::Driver`](super::CudaError::Driver) on launch failure.
+    pub fn fill_uniform(
+        &self,
+        y: &mut DeviceBuffer<f32>,
+        seed: u64,
+        lo: f32,
+        hi: f32,
+    ) -> Result<()> {
+        if y.is_empty() {
+            return Ok(());
+        }
+        let kernels = self.kernels()?;
+        let func = kernels.get("fill_uniform_f32")?;
+        let n = y.len() as u64;
+        let cfg = grid_stride_config(n, self.info().multiprocessors);
+        let mut launch = self.stream.launch_builder(func);
+        launch.arg(&mut y.slice).arg(&n).arg(&seed).arg(&lo).arg(&hi);
+        // SAFETY: signature (float*, u64 n, u64 seed, float lo, float hi) matches the pushed
+        // arguments; the grid-stride loop writes indices < n = y.len() only.
+        unsafe { launch.launch(cfg) }.map_err(self.err("cuLaunchKernel(fill_uniform)"))?;
+        Ok(())
+    }
+
+    /// Fills `y` with uniformly random bytes (int8 values over −128..=127). The whole 4-byte
+    /// words are random; a trailing partial word is filled from the host.
+    ///
+    /// # Errors
+    /// [`CudaError::Driver`](super::CudaError::Driver) on launch failure.
+    pub fn fill_random_i8(&self, y: &mut DeviceBuffer<i8>, seed: u64) -> Result<()> {
+        let words = y.len() / 4;
+        if words > 0 {
+            let kernels = self.kernels()?;
+            let func = kernels.get("fill_random_u32")?;
+            let n = words as u64;
+            let cfg = grid_stride_config(n, self.info().multiprocessors);
+            let mut launch = self.stream.launch_builder(func);
+            launch.arg(&mut y.slice).arg(&n).arg(&seed);
+            // SAFETY: the kernel writes u32 words 0..n with n = len/4, i.e. bytes 0..4n ≤ len of
+            // a 256-byte-aligned allocation; reinterpreting i8 storage as u32 is fine for
+            // plain bytes.
+            unsafe { launch.launch(cfg) }.map_err(self.err("cuLaunchKernel(fill_random)"))?;
+        }
+        let tail = y.len() - words * 4;
+        if tail > 0 {
+            let bytes: Vec<i8> =
+                (0..tail).map(|i| (seed as u8).wrapping_add(i as u8 * 37) as i8).collect();
+            let mut view = y.slice.slice_mut(words * 4..);
+            self.stream.memcpy_htod(&bytes, &mut view).map_err(self.err("cuMemcpyHtoD"))?;
+        }
+        Ok(())
+    }
+}

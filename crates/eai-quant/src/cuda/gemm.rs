@@ -1,0 +1,588 @@
+//! INT8 GEMM through cuBLASLt, its dequantization epilogue, the weight-only INT8 (W8A16)
+//! GEMV/GEMM, and cuBLAS FP16 GEMM as the reference the INT8 paths are measured against.
+//!
+//! Layout: everything is row-major as in `nn.Linear`: activations `X[M, K]`, weights
+//! `W[N, K]`, output `Y[M, N] = X · Wᵀ`. In cuBLAS's column-major terms that is
+//! `Yᵀ[N, M] = op(W)[N, K] · Xᵀ[K, M]` with `op = T`: the "TN" form, the only regular (non
+//! COL32) layout for which cuBLASLt has IMMA (int8 tensor-core) kernels. cuBLASLt requires the
+//! int8 dimensions to be multiples of 4 for those kernels, so `K % 4 == 0` and `N % 4 == 0`
+//! are checked up front (M is free).
+
+use std::collections::HashMap;
+use std::ffi::c_void;
+
+use cudarc::cublas::sys as blas_sys;
+use cudarc::cublaslt::{result as lt, sys as lt_sys};
+use cudarc::driver::{CudaSlice, DevicePtr, DevicePtrMut, LaunchConfig, PushKernelArg};
+use half::{bf16, f16};
+
+use super::device::{CudaDevice, DeviceBuffer, DeviceScalar, Library, probe_library};
+use super::error::{CudaError, Result};
+
+/// Workspace handed to cuBLASLt (its docs recommend 32 MiB on Hopper).
+const LT_WORKSPACE_BYTES: usize = 32 << 20;
+
+/// Largest K for which an int8 × int8 dot product cannot overflow i32 (127² · K < 2³¹ for
+/// operands in −128..127: 128² · 131 071 < 2³¹).
+pub const MAX_K_INT8: usize = 131_071;
+
+/// Problem size of `Y[M, N] = X[M, K] · W[N, K]ᵀ`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct GemmShape {
+    /// Rows of X and Y (tokens).
+    pub m: usize,
+    /// Rows of W, columns of Y (output features).
+    pub n: usize,
+    /// Columns of X and W (input features).
+    pub k: usize,
+}
+
+impl GemmShape {
+    /// A shape `M × N × K`.
+    pub fn new(m: usize, n: usize, k: usize) -> Self {
+        Self { m, n, k }
+    }
+
+    /// Multiply-adds × 2 (the usual FLOP/OP count).
+    pub fn ops(&self) -> f64 {
+        2.0 * self.m as f64 * self.n as f64 * self.k as f64
+    }
+
+    fn label(&self) -> String {
+        format!("M={} N={} K={}", self.m, self.n, self.k)
+    }
+
+    fn check_len(&self, op: &'static str, what: &str, got: usize, want: usize) -> Result<()> {
+        if got == want {
+            Ok(())
+        } else {
+            Err(CudaError::shape(
+                op,
+                format!("{what} holds {got} elements, {} needs {want}", self.label()),
+            ))
+        }
+    }
+
+    fn as_i32(&self, op: &'static str) -> Result<(i32, i32, i32)> {
+        let c = |v: usize| {
+            i32::try_from(v)
+                .map_err(|_| CudaError::shape(op, format!("{} exceeds i32", self.label())))
+        };
+        Ok((c(self.m)?, c(self.n)?, c(self.k)?))
+    }
+}
+
+/// Floating-point element types the kernels read and write. Sealed: `f32`, `f16`, `bf16`.
+pub trait FloatElem: DeviceScalar {
+    /// Suffix of the kernels for this type (`f32`, `f16`, `bf16`).
+    const SUFFIX: &'static str;
+}
+impl FloatElem for f32 {
+    const SUFFIX: &'static str = "f32";
+}
+impl FloatElem for f16 {
+    const SUFFIX: &'static str = "f16";
+}
+impl FloatElem for bf16 {
+    const SUFFIX: &'static str = "bf16";
+}
+
+/// 16-bit activation types of the W8A16 path. Sealed: `f16`, `bf16`.
+pub trait HalfElem: FloatElem {}
+impl HalfElem for f16 {}
+impl HalfElem for bf16 {}
+
+/// A cached cuBLASLt plan for one shape: descriptors and the heuristic's algorithm.
+#[derive(Debug)]
+struct LtPlan {
+    desc: lt_sys::cublasLtMatmulDesc_t,
+    a: lt_sys::cublasLtMatrixLayout_t,
+    b: lt_sys::cublasLtMatrixLayout_t,
+    c: lt_sys::cublasLtMatrixLayout_t,
+    algo: lt_sys::cublasLtMatmulAlgo_t,
+}
+
+impl Drop for LtPlan {
+    fn drop(&mut self) {
+        // SAFETY: each descriptor was created by this plan, is owned by it alone, and is
+        // destroyed exactly once here; errors on teardown cannot be reported and are ignored.
+        unsafe {
+            let _ = lt::destroy_matrix_layout(self.c);
+            let _ = lt::destroy_matrix_layout(self.b);
+            let _ = lt::destroy_matrix_layout(self.a);
+            let _ = lt::destroy_matmul_desc(self.desc);
+        }
+    }
+}
+
+/// cuBLASLt handle, workspace and per-shape plans of one device.
+#[derive(Debug)]
+pub(crate) struct LtState {
+    handle: lt_sys::cublasLtHandle_t,
+    workspace: CudaSlice<u8>,
+    plans: HashMap<(usize, usize, usize), LtPlan>,
+}
+
+impl Drop for LtState {
+    fn drop(&mut self) {
+        self.plans.clear();
+        // SAFETY: the handle was created in `CudaDevice::lt_state` and is destroyed once; all
+        // plans that refer to it were dropped just above.
+        unsafe {
+            let _ = lt::destroy_handle(self.handle);
+        }
+    }
+}
+
+// SAFETY: a cuBLASLt handle is not bound to a thread (only to the device's context, which
+// cudarc makes current before each call), and `LtState` is only reached through the device's
+// `Mutex`, so no two threads use the handle or its workspace at the same time.
+unsafe impl Send for LtState {}
+
+/// cuBLAS handle of one device (FP16 reference GEMM).
+#[derive(Debug)]
+pub(crate) struct BlasState {
+    handle: blas_sys::cublasHandle_t,
+}
+
+impl Drop for BlasState {
+    fn drop(&mut self) {
+        // SAFETY: created once in `CudaDevice::blas_state`, destroyed once here.
+        unsafe {
+            let _ = cudarc::cublas::result::destroy_handle(self.handle);
+        }
+    }
+}
+
+// SAFETY: as for `LtState`: the handle is only used under the device's `Mutex`.
+unsafe impl Send for BlasState {}
+
+fn lt_err(call: &'static str, shape: &GemmShape) -> impl Fn(lt::CublasError) -> CudaError {
+    let label = shape.label();
+    move |e| CudaError::blas("cublasLt", call, label.clone(), e)
+}
+
+impl CudaDevice {
+    fn with_lt<R>(&self, f: impl FnOnce(&mut LtState) -> Result<R>) -> Result<R> {
+        let mut slot = self.lt.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            probe_library(Library::CublasLt)?;
+            self.ctx.bind_to_thread().map_err(self.err("cuCtxSetCurrent"))?;
+            let handle = lt::create_handle()
+                .map_err(|e| CudaError::blas("cublasLt", "cublasLtCreate", String::new(), e))?;
+            let workspace = match self.stream.alloc_zeros::<u8>(LT_WORKSPACE_BYTES) {
+                Ok(w) => w,
+                Err(e) => {
+                    // SAFETY: the handle was just created and nothing else refers to it.
+                    unsafe {
+                        let _ = lt::destroy_handle(handle);
+                    }
+                    return Err(CudaError::driver("cuMemAlloc", self.info().ordinal, e));
+                }
+            };
+            *slot = Some(LtState { handle, workspace, plans: HashMap::new() });
+        }
+        match slot.as_mut() {
+            Some(state) => f(state),
+            None => Err(CudaError::Unsupported {
+                op: "int8 gemm",
+                detail: "cuBLASLt state missing".into(),
+            }),
+        }
+    }
+
+    fn with_blas<R>(&self, f: impl FnOnce(&BlasState) -> Result<R>) -> Result<R> {
+        let mut slot = self.blas.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            probe_library(Library::Cublas)?;
+            self.ctx.bind_to_thread().map_err(self.err("cuCtxSetCurrent"))?;
+            let handle = cudarc::cublas::result::create_handle()
+                .map_err(|e| CudaError::blas("cublas", "cublasCreate", String::new(), e))?;
+            let state = BlasState { handle };
+            // SAFETY: the handle is valid (just created) and the stream belongs to this
+            // device's context and outlives the handle (both live in `self`).
+            unsafe {
+                cudarc::cublas::result::set_stream(
+                    state.handle,
+                    self.stream.cu_stream() as blas_sys::cudaStream_t,
+                )
+            }
+            .map_err(|e| CudaError::blas("cublas", "cublasSetStream", String::new(), e))?;
+            *slot = Some(state);
+        }
+        match slot.as_ref() {
+            Some(state) => f(state),
+            None => Err(CudaError::Unsupported {
+                op: "fp16 gemm",
+                detail: "cuBLAS state missing".into(),
+            }),
+        }
+    }
+
+    /// Exact integer GEMM `Y[M, N] = X[M, K] · W[N, K]ᵀ` (int8 × int8 → int32) on the tensor
+    /// cores through cuBLASLt. The plan (descriptors and the heuristic's algorithm) is built
+    /// on the first call for a shape and cached.
+    ///
+    /// # Errors
+    /// [`CudaError::Shape`] when a buffer length does not match `shape`, `K` or `N` is not a
+    /// multiple of 4, or `K` > [`MAX_K_INT8`]; [`CudaError::Blas`] when cuBLASLt has no
+    /// algorithm or fails.
+    pub fn gemm_i8(
+        &self,
+        x: &DeviceBuffer<i8>,
+        w: &DeviceBuffer<i8>,
+        y: &mut DeviceBuffer<i32>,
+        shape: GemmShape,
+    ) -> Result<()> {
+        const OP: &str = "int8 gemm";
+        shape.check_len(OP, "X", x.len(), shape.m * shape.k)?;
+        shape.check_len(OP, "W", w.len(), shape.n * shape.k)?;
+        shape.check_len(OP, "Y", y.len(), shape.m * shape.n)?;
+        if !shape.k.is_multiple_of(4) || !shape.n.is_multiple_of(4) || shape.m == 0 || shape.k == 0
+        {
+            return Err(CudaError::shape(
+                OP,
+                format!(
+                    "{}: cuBLASLt's int8 tensor-core kernels need K and N to be non-zero multiples of 4 (and M > 0)",
+                    shape.label()
+                ),
+            ));
+        }
+        if shape.k > MAX_K_INT8 {
+            return Err(CudaError::shape(
+                OP,
+                format!(
+                    "K = {} could overflow the int32 accumulator (limit {MAX_K_INT8})",
+                    shape.k
+                ),
+            ));
+        }
+        let (m, n, k) = shape.as_i32(OP)?;
+        let stream = self.stream.clone();
+        self.with_lt(|state| {
+            let key = (shape.m, shape.n, shape.k);
+            if !state.plans.contains_key(&key) {
+                let plan = build_int8_plan(state, &shape, (m, n, k))?;
+                state.plans.insert(key, plan);
+            }
+            let Some(plan) = state.plans.get(&key) else {
+                return Err(CudaError::Unsupported {
+                    op: OP,
+                    detail: "plan cache lost an entry".into(),
+                });
+            };
+            let alpha: i32 = 1;
+            let beta: i32 = 0;
+            let (xp, _gx) = x.slice.device_ptr(&stream);
+            let (wp, _gw) = w.slice.device_ptr(&stream);
+            let (yp, _gy) = y.slice.device_ptr_mut(&stream);
+            let (wsp, _gws) = state.workspace.device_ptr_mut(&stream);
+            // SAFETY: all descriptors of `plan` are live and describe exactly these buffers
+            // (A = W as K×N col-major ld K, B = X as K×M ld K, C = D = Y as N×M ld N; lengths
+            // checked above); the pointers are device allocations of this context that stay
+            // alive (borrowed) until the call is enqueued; alpha/beta are host i32 matching
+            // the CUDA_R_32I scale type; the workspace is LT_WORKSPACE_BYTES long, and the
+            // stream belongs to this context. C aliases D, which cuBLASLt allows with beta = 0.
+            unsafe {
+                lt::matmul(
+                    state.handle,
+                    plan.desc,
+                    (&alpha as *const i32).cast::<c_void>(),
+                    (&beta as *const i32).cast::<c_void>(),
+                    wp as *const c_void,
+                    plan.a,
+                    xp as *const c_void,
+                    plan.b,
+                    yp as *const c_void,
+                    plan.c,
+                    yp as *mut c_void,
+                    plan.c,
+                    &plan.algo,
+                    wsp as *mut c_void,
+                    LT_WORKSPACE_BYTES,
+                    stream.cu_stream() as lt_sys::cudaStream_t,
+                )
+            }
+            .map_err(lt_err("cublasLtMatmul", &shape))
+        })
+    }
+
+    /// Dequantization epilogue of the INT8 GEMM, one fused pass over the int32 accumulator:
+    /// `y[m, n] = f32(acc[m, n]) · (sx[m] · sw[n]) (+ bias[n])`, every operation correctly
+    /// rounded in f32 (no FMA contraction) and rounded once to `O`.
+    ///
+    /// # Errors
+    /// [`CudaError::Shape`] on mismatched lengths or `N % 4 != 0`; [`CudaError::Driver`] if
+    /// the launch fails.
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemm_dequant<O: FloatElem>(
+        &self,
+        acc: &DeviceBuffer<i32>,
+        sx: &DeviceBuffer<f32>,
+        sw: &DeviceBuffer<f32>,
+        bias: Option<&DeviceBuffer<f32>>,
+        y: &mut DeviceBuffer<O>,
+        m: usize,
+        n: usize,
+    ) -> Result<()> {
+        const OP: &str = "int8 gemm dequant";
+        let shape = GemmShape::new(m, n, 0);
+        shape.check_len(OP, "acc", acc.len(), m * n)?;
+        shape.check_len(OP, "row scales", sx.len(), m)?;
+        shape.check_len(OP, "column scales", sw.len(), n)?;
+        shape.check_len(OP, "Y", y.len(), m * n)?;
+        if let Some(b) = bias {
+            shape.check_len(OP, "bias", b.len(), n)?;
+        }
+        if !n.is_multiple_of(4) {
+            return Err(CudaError::shape(OP, format!("N = {n} is not a multiple of 4")));
+        }
+        let (m32, n32, _) = shape.as_i32(OP)?;
+        let (m32, n32) = (m32 as u32, n32 as u32);
+        let name = match O::SUFFIX {
+            "f32" => "gemm_dequant_f32",
+            "f16" => "gemm_dequant_f16",
+            _ => "gemm_dequant_bf16",
+        };
+        let kernels = self.kernels()?;
+        let func = kernels.get(name)?;
+        let quads = (m * n / 4) as u64;
+        let cfg = grid_stride_config(quads, self.info().multiprocessors);
+        let null: u64 = 0;
+        let mut launch = self.stream.launch_builder(func);
+        launch.arg(&acc.slice).arg(&sx.slice).arg(&sw.slice);
+        match bias {
+            Some(b) => launch.arg(&b.slice),
+            None => launch.arg(&null),
+        };
+        launch.arg(&mut y.slice).arg(&m32).arg(&n32);
+        // SAFETY: the kernel's signature is (const int*, const float*, const float*, const
+        // float*, O*, u32, u32), matching the arguments pushed above (a null bias is passed as a
+        // 64-bit zero, which the kernel checks); lengths were checked against M and N, N % 4
+        // == 0 so the 16-byte vector accesses stay in bounds and aligned (allocations are
+        // 256-byte aligned), and the grid-stride loop covers exactly M·N/4 quads.
+        unsafe { launch.launch(cfg) }.map_err(self.err("cuLaunchKernel(gemm_dequant)"))?;
+        Ok(())
+    }
+
+    /// Weight-only INT8 linear layer for decode (W8A16): `y[m, n] = sw[n] · Σₖ f32(w[n, k]) ·
+    /// x[m, k] (+ bias[n])` with f16/bf16 activations and output and f32 accumulation; the
+    /// weights are dequantized on the fly in registers, so the kernel streams 1 byte per
+    /// weight. Best for small M (decode); for M ≳ 64 use the INT8 GEMM.
+    ///
+    /// # Errors
+    /// [`CudaError::Shape`] on mismatched lengths; [`CudaError::Driver`] on launch failure.
+    pub fn w8a16<T: HalfElem>(
+        &self,
+        w: &DeviceBuffer<i8>,
+        sw: &DeviceBuffer<f32>,
+        x: &DeviceBuffer<T>,
+        bias: Option<&DeviceBuffer<f32>>,
+        y: &mut DeviceBuffer<T>,
+        shape: GemmShape,
+    ) -> Result<()> {
+        const OP: &str = "w8a16 gemv";
+        shape.check_len(OP, "W", w.len(), shape.n * shape.k)?;
+        shape.check_len(OP, "weight scales", sw.len(), shape.n)?;
+        shape.check_len(OP, "X", x.len(), shape.m * shape.k)?;
+        shape.check_len(OP, "Y", y.len(), shape.m * shape.n)?;
+        if let Some(b) = bias {
+            shape.check_len(OP, "bias", b.len(), shape.n)?;
+        }
+        if shape.m == 0 || shape.n == 0 {
+            return Ok(());
+        }
+        let (m32, n32, k32) = shape.as_i32(OP)?;
+        let (m32, n32, k32) = (m32 as u32, n32 as u32, k32 as u32);
+        let mt: u32 = match shape.m {
+            1 => 1,
+            2 => 2,
+            3 | 4 => 4,
+            _ => 8,
+        };
+        let name: &'static str = match (T::SUFFIX, mt) {
+            ("f16", 1) => "w8a16_f16_m1",
+            ("f16", 2) => "w8a16_f16_m2",
+            ("f16", 4) => "w8a16_f16_m4",
+            ("f16", _) => "w8a16_f16_m8",
+            (_, 1) => "w8a16_bf16_m1",
+            (_, 2) => "w8a16_bf16_m2",
+            (_, 4) => "w8a16_bf16_m4",
+            _ => "w8a16_bf16_m8",
+        };
+        let kernels = self.kernels()?;
+        let func = kernels.get(name)?;
+        const WARPS: u32 = 8;
+        let cfg = LaunchConfig {
+            grid_dim: (n32.div_ceil(WARPS), m32.div_ceil(mt), 1),
+            block_dim: (WARPS * 32, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let null: u64 = 0;
+        let mut launch = self.stream.launch_builder(func);
+        launch.arg(&w.slice).arg(&sw.slice).arg(&x.slice);
+        match bias {
+            Some(b) => launch.arg(&b.slice),
+            None => launch.arg(&null),
+        };
+        launch.arg(&mut y.slice).arg(&m32).arg(&n32).arg(&k32);
+        // SAFETY: the kernel's signature is (const i8*, const float*, const T*, const float*,
+        // T*, u32 M, u32 N, u32 K), matching the pushed arguments (null bias as a 64-bit zero);
+        // all lengths were checked against the shape; the grid covers N rows in warps of one
+        // row each and M in tiles of `mt`, and the kernel bounds-checks n < N, m < M, k < K.
+        // Vector loads are used only when K % 16 == 0, so every row start is 16-byte aligned.
+        unsafe { launch.launch(cfg) }.map_err(self.err("cuLaunchKernel(w8a16)"))?;
+        Ok(())
+    }
+
+    /// Reference FP16 GEMM `Y[M, N] = X[M, K] · W[N, K]ᵀ` through cuBLAS (`cublasGemmEx`, f16
+    /// inputs and output, f32 accumulation, tensor cores): the baseline the INT8 paths are
+    /// measured against. For M = 1 cuBLAS dispatches its GEMV kernels.
+    ///
+    /// # Errors
+    /// [`CudaError::LibraryMissing`] without cuBLAS; [`CudaError::Shape`]; [`CudaError::Blas`].
+    pub fn gemm_f16(
+        &self,
+        x: &DeviceBuffer<f16>,
+        w: &DeviceBuffer<f16>,
+        y: &mut DeviceBuffer<f16>,
+        shape: GemmShape,
+    ) -> Result<()> {
+        const OP: &str = "fp16 gemm";
+        shape.check_len(OP, "X", x.len(), shape.m * shape.k)?;
+        shape.check_len(OP, "W", w.len(), shape.n * shape.k)?;
+        shape.check_len(OP, "Y", y.len(), shape.m * shape.n)?;
+        let (m, n, k) = shape.as_i32(OP)?;
+        let stream = self.stream.clone();
+        self.with_blas(|state| {
+            let alpha: f32 = 1.0;
+            let beta: f32 = 0.0;
+            let (xp, _gx) = x.slice.device_ptr(&stream);
+            let (wp, _gw) = w.slice.device_ptr(&stream);
+            let (yp, _gy) = y.slice.device_ptr_mut(&stream);
+            // SAFETY: column-major view as in the module docs: A = W (K×N, lda K, op T),
+            // B = X (K×M, ldb K), C = Y (N×M, ldc N); lengths were checked; the pointers are
+            // live device allocations of this context; alpha/beta are host f32 as required by
+            // CUBLAS_COMPUTE_32F; the handle's stream is this device's stream.
+            unsafe {
+                cudarc::cublas::result::gemm_ex(
+                    state.handle,
+                    blas_sys::cublasOperation_t::CUBLAS_OP_T,
+                    blas_sys::cublasOperation_t::CUBLAS_OP_N,
+                    n,
+                    m,
+                    k,
+                    (&alpha as *const f32).cast::<c_void>(),
+                    wp as *const c_void,
+                    blas_sys::cudaDataType::CUDA_R_16F,
+                    k,
+                    xp as *const c_void,
+                    blas_sys::cudaDataType::CUDA_R_16F,
+                    k,
+                    (&beta as *const f32).cast::<c_void>(),
+                    yp as *mut c_void,
+                    blas_sys::cudaDataType::CUDA_R_16F,
+                    n,
+                    blas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
+                    blas_sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT_TENSOR_OP,
+                )
+            }
+            .map_err(|e| CudaError::blas("cublas", "cublasGemmEx", shape.label(), e))
+        })
+    }
+}
+
+/// Grid for a grid-stride loop over `items` work items: enough 256-thread blocks to fill the
+/// device several times over, never more than the work needs.
+pub(crate) fn grid_stride_config(items: u64, sms: u32) -> LaunchConfig {
+    const THREADS: u32 = 256;
+    let max_blocks = u64::from(sms.max(1)) * 16;
+    let blocks = items.div_ceil(u64::from(THREADS)).clamp(1, max_blocks);
+    LaunchConfig {
+        grid_dim: (blocks as u32, 1, 1),
+        block_dim: (THREADS, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+fn build_int8_plan(
+    state: &LtState,
+    shape: &GemmShape,
+    (m, n, k): (i32, i32, i32),
+) -> Result<LtPlan> {
+    let e = |call| lt_err(call, shape);
+    let i8t = lt_sys::cudaDataType::CUDA_R_8I;
+    let i32t = lt_sys::cudaDataType::CUDA_R_32I;
+    let desc = lt::create_matmul_desc(lt_sys::cublasComputeType_t::CUBLAS_COMPUTE_32I, i32t)
+        .map_err(e("cublasLtMatmulDescCreate"))?;
+    let mut plan = LtPlan {
+        desc,
+        a: std::ptr::null_mut(),
+        b: std::ptr::null_mut(),
+        c: std::ptr::null_mut(),
+        // SAFETY: cublasLtMatmulAlgo_t is a plain C struct of u64 words; all-zero is a valid
+        // (if meaningless) value that is overwritten by the heuristic below before any use.
+        algo: unsafe { std::mem::zeroed() },
+    };
+    let trans_a = blas_sys::cublasOperation_t::CUBLAS_OP_T as i32;
+    // SAFETY: `plan.desc` is live; the attribute TRANSA takes an int32 cublasOperation_t and
+    // we pass a pointer to one with its exact size.
+    unsafe {
+        lt::set_matmul_desc_attribute(
+            plan.desc,
+            lt_sys::cublasLtMatmulDescAttributes_t::CUBLASLT_MATMUL_DESC_TRANSA,
+            (&trans_a as *const i32).cast::<c_void>(),
+            std::mem::size_of::<i32>(),
+        )
+    }
+    .map_err(e("cublasLtMatmulDescSetAttribute"))?;
+    let (m64, n64, k64) = (m as u64, n as u64, k as u64);
+    plan.a = lt::create_matrix_layout(i8t, k64, n64, i64::from(k))
+        .map_err(e("cublasLtMatrixLayoutCreate"))?;
+    plan.b = lt::create_matrix_layout(i8t, k64, m64, i64::from(k))
+        .map_err(e("cublasLtMatrixLayoutCreate"))?;
+    plan.c = lt::create_matrix_layout(i32t, n64, m64, i64::from(n))
+        .map_err(e("cublasLtMatrixLayoutCreate"))?;
+    let pref = lt::create_matmul_pref().map_err(e("cublasLtMatmulPreferenceCreate"))?;
+    let ws = LT_WORKSPACE_BYTES as u64;
+    // SAFETY: `pref` is live; MAX_WORKSPACE_BYTES takes a u64 and we pass one by pointer.
+    let set = unsafe {
+        lt::set_matmul_pref_attribute(
+            pref,
+            lt_sys::cublasLtMatmulPreferenceAttributes_t::CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+            (&ws as *const u64).cast::<c_void>(),
+            std::mem::size_of::<u64>(),
+        )
+    };
+    // SAFETY: every descriptor passed is live and describes the operands of this plan.
+    let heuristic = set.and_then(|()| unsafe {
+        lt::get_matmul_algo_heuristic(state.handle, plan.desc, plan.a, plan.b, plan.c, plan.c, pref)
+    });
+    // SAFETY: `pref` was created above and is not used after this point.
+    unsafe {
+        let _ = lt::destroy_matmul_pref(pref);
+    }
+    let heuristic = heuristic.map_err(e("cublasLtMatmulAlgoGetHeuristic"))?;
+    plan.algo = heuristic.algo;
+    Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_is_bounded_and_nonzero() {
+        let c = grid_stride_config(0, 132);
+        assert_eq!(c.grid_dim.0, 1);
+        let c = grid_stride_config(10, 132);
+        assert_eq!(c.grid_dim.0, 1);
+        let c = grid_stride_config(1 << 40, 132);
+        assert_eq!(c.grid_dim.0, 132 * 16);
+    }
+
+    #[test]
+    fn ops_count() {
+        assert_eq!(GemmShape::new(2, 3, 4).ops(), 48.0);
+    }
+}

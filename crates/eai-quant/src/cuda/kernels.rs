@@ -1,0 +1,157 @@
+//! Run-time compilation of the embedded CUDA C kernels (NVRTC), cached once per process.
+//!
+//! The `.cu` files under `kernels/` are embedded with `include_str!` and concatenated into one
+//! translation unit. It is compiled to PTX the first time any device needs it, for that device's
+//! virtual architecture (`compute_XY`); the PTX is kept in a process-wide cache keyed by the
+//! architecture, so opening a second device of the same kind does not compile again. Loading the
+//! PTX into a context (where the driver JIT-compiles it to machine code) happens once per
+//! [`CudaDevice`](super::CudaDevice).
+//!
+//! Compiler flags: no fast math. `--fmad=false` keeps every `a*b+c` written in the source as two
+//! correctly rounded operations (kernels that want a fused multiply-add call `fmaf` explicitly),
+//! `--prec-div=true --prec-sqrt=true --ftz=false` keep division, square root and subnormals IEEE,
+//! so the quantization arithmetic rounds exactly like the CPU reference.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
+use cudarc::nvrtc::{CompileOptions, Ptx};
+
+use super::error::{CudaError, Result};
+
+/// Name of the compiled module (for error messages).
+pub(crate) const MODULE_NAME: &str = "eai_quant.cu";
+
+/// The full kernel source: the shared header followed by each kernel file.
+pub(crate) fn source() -> String {
+    [
+        include_str!("../../kernels/common.cuh"),
+        include_str!("../../kernels/cast.cu"),
+        include_str!("../../kernels/gemm.cu"),
+        include_str!("../../kernels/quant.cu"),
+        include_str!("../../kernels/util.cu"),
+    ]
+    .join("\n")
+}
+
+/// Every kernel entry point the module must export (checked when the module is loaded).
+pub(crate) const ENTRY_POINTS: &[&str] = &[
+    "cast_f32_f16",
+    "cast_f32_bf16",
+    "cast_f16_f32",
+    "cast_bf16_f32",
+    "cast_f16_bf16",
+    "cast_bf16_f16",
+    "gemm_dequant_f32",
+    "gemm_dequant_f16",
+    "gemm_dequant_bf16",
+    "w8a16_f16_m1",
+    "w8a16_f16_m2",
+    "w8a16_f16_m4",
+    "w8a16_f16_m8",
+    "w8a16_bf16_m1",
+    "w8a16_bf16_m2",
+    "w8a16_bf16_m4",
+    "w8a16_bf16_m8",
+    "fill_uniform_f32",
+    "fill_random_u32",
+];
+
+/// Compile options used for every build of the module.
+fn options(arch: &str) -> CompileOptions {
+    CompileOptions {
+        ftz: Some(false),
+        prec_sqrt: Some(true),
+        prec_div: Some(true),
+        fmad: Some(false),
+        use_fast_math: Some(false),
+        options: vec![format!("--gpu-architecture={arch}"), "--std=c++17".to_string()],
+        name: Some(MODULE_NAME.to_string()),
+        ..Default::default()
+    }
+}
+
+type PtxCache = Mutex<HashMap<String, std::result::Result<String, String>>>;
+
+fn cache() -> &'static PtxCache {
+    static CACHE: OnceLock<PtxCache> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// PTX of the module for `arch` (e.g. `compute_90`), compiled on first use and cached for the
+/// life of the process (failures are cached too, so a broken toolkit is reported once per call
+/// without recompiling).
+///
+/// The caller must have checked that the NVRTC library is loadable (see
+/// [`probe_library`](super::device)), because cudarc panics when it is not.
+pub(crate) fn ptx_for(arch: &str) -> Result<Ptx> {
+    let compile_error =
+        |log: String| CudaError::Compile { module: MODULE_NAME, arch: arch.to_string(), log };
+    // A poisoned lock only means another thread panicked while compiling; the map itself is
+    // still consistent (entries are inserted whole), so keep using it.
+    let mut map = cache().lock().unwrap_or_else(|p| p.into_inner());
+    let entry = map.entry(arch.to_string()).or_insert_with(|| {
+        cudarc::nvrtc::compile_ptx_with_opts(source(), options(arch))
+            .map(|ptx| ptx.to_src())
+            .map_err(|e| match e {
+                cudarc::nvrtc::CompileError::CompileError { log, .. } => {
+                    log.to_string_lossy().into_owned()
+                }
+                other => format!("{other:?}"),
+            })
+    });
+    match entry {
+        Ok(src) => Ok(Ptx::from_src(src.clone())),
+        Err(log) => Err(compile_error(log.clone())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_holds_every_entry_point() {
+        let src = source();
+        for name in ENTRY_POINTS {
+            assert!(
+                src.contains(&format!("{name}(")) || src.contains(&format!("({name},")),
+                "kernel `{name}` is not defined in the embedded source"
+            );
+        }
+    }
+
+    /// Compiles the module for Hopper when NVRTC is installed (no GPU needed); this catches
+    /// CUDA C errors on machines without a GPU. Skips with a message otherwise.
+    #[test]
+    fn nvrtc_compiles_the_module() {
+        if super::super::device::probe_library(super::super::device::Library::Nvrtc).is_err() {
+            eprintln!("skipped nvrtc_compiles_the_module: NVRTC library not found");
+            return;
+        }
+        for arch in ["compute_80", "compute_90"] {
+            match ptx_for(arch) {
+                Ok(ptx) => {
+                    let src = ptx.to_src();
+                    for name in ENTRY_POINTS {
+                        assert!(src.contains(&format!(".entry {name}(")), "{name} missing in PTX");
+                    }
+                    if let Ok(dir) = std::env::var("EAI_DUMP_PTX") {
+                        let _ = std::fs::write(format!("{dir}/eai_quant_{arch}.ptx"), &src);
+                    }
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn no_fast_math_in_options() {
+        let built = format!("{:?}", options("compute_90").options);
+        assert!(built.contains("compute_90"));
+        let opts = options("compute_90");
+        assert_eq!(opts.fmad, Some(false));
+        assert_eq!(opts.use_fast_math, Some(false));
+        assert_eq!(opts.ftz, Some(false));
+    }
+}

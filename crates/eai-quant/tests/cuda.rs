@@ -1,0 +1,339 @@
+//! GPU tests of the CUDA backend: device opening, casts, INT8 GEMM, its epilogue and the W8A16
+//! GEMV, each against the CPU. They print `skipped <name>` without a GPU, and fail instead when
+//! `EAI_REQUIRE_GPU=1`.
+#![cfg(feature = "cuda")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "cuda_common/mod.rs"]
+mod common;
+
+use common::{Rng, device};
+use eai_quant::cuda::{CudaDevice, CudaError, GemmShape};
+use half::{bf16, f16};
+
+#[test]
+fn open_reports_device_or_typed_error() {
+    match CudaDevice::open(0) {
+        Ok(dev) => {
+            let info = dev.info();
+            assert!(info.compute_capability >= eai_quant::cuda::MIN_COMPUTE_CAPABILITY);
+            assert!(info.multiprocessors > 0 && info.total_memory_bytes > 0);
+            eprintln!("device: {info:?}");
+            // An ordinal past the end is a typed error, not a panic.
+            let count = CudaDevice::count().unwrap();
+            match CudaDevice::open(count) {
+                Err(CudaError::NoSuchDevice { ordinal, count: c }) => {
+                    assert_eq!((ordinal, c), (count, count))
+                }
+                other => panic!("expected NoSuchDevice, got {other:?}"),
+            }
+        }
+        Err(e) => {
+            if std::env::var("EAI_REQUIRE_GPU").as_deref() == Ok("1") {
+                panic!("EAI_REQUIRE_GPU=1 but: {e}");
+            }
+            assert!(
+                matches!(
+                    e,
+                    CudaError::LibraryMissing { .. }
+                        | CudaError::NoDevice
+                        | CudaError::UnsupportedComputeCapability { .. }
+                        | CudaError::Driver { .. }
+                ),
+                "{e:?}"
+            );
+            eprintln!("skipped open_reports_device_or_typed_error (checked the error only): {e}");
+        }
+    }
+}
+
+fn special_values() -> Vec<f32> {
+    vec![
+        0.0,
+        -0.0,
+        1.0,
+        -1.0,
+        65504.0,
+        65519.996,
+        65520.0,
+        -65520.0,
+        1e-8,
+        -1e-8,
+        5.9604645e-8,
+        2.9802322e-8,
+        2.9802326e-8,
+        f32::MIN_POSITIVE,
+        1e-40,
+        f32::MAX,
+        f32::MIN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+        1.0 + f32::EPSILON,
+        3.3895314e38,
+        // exact ties of bf16 (low 16 bits = 0x8000) and of f16
+        f32::from_bits(0x3F80_8000),
+        f32::from_bits(0x3F81_8000),
+        f32::from_bits(0x3F80_1000),
+        f32::from_bits(0x3F80_3000),
+    ]
+}
+
+fn same_bits_or_both_nan_f32(a: f32, b: f32) -> bool {
+    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+}
+
+#[test]
+fn casts_match_half_bit_for_bit() {
+    let Some(dev) = device("casts_match_half_bit_for_bit") else { return };
+    let mut rng = Rng::new(7);
+    // Ragged length (not a multiple of the 8-element vector), specials, and random bit patterns
+    // that cover every exponent.
+    let n = 1_000_003;
+    let mut x: Vec<f32> = (0..n).map(|_| f32::from_bits(rng.next_u64() as u32)).collect();
+    let specials = special_values();
+    x[..specials.len()].copy_from_slice(&specials);
+    for v in x.iter_mut().skip(specials.len()).step_by(3) {
+        *v = rng.normal(100.0);
+    }
+    let dx = dev.upload(&x).unwrap();
+
+    let mut d16 = dev.zeros::<f16>(n).unwrap();
+    dev.cast(&dx, &mut d16).unwrap();
+    let h16 = dev.download(&d16).unwrap();
+    let mut db = dev.zeros::<bf16>(n).unwrap();
+    dev.cast(&dx, &mut db).unwrap();
+    let hb = dev.download(&db).unwrap();
+    for i in 0..n {
+        let want = f16::from_f32(x[i]);
+        assert!(
+            want.to_bits() == h16[i].to_bits() || (want.is_nan() && h16[i].is_nan()),
+            "f32->f16 at {i}: x={:e} ({:#x}) want {:#x} got {:#x}",
+            x[i],
+            x[i].to_bits(),
+            want.to_bits(),
+            h16[i].to_bits()
+        );
+        let want = bf16::from_f32(x[i]);
+        assert!(
+            want.to_bits() == hb[i].to_bits() || (want.is_nan() && hb[i].is_nan()),
+            "f32->bf16 at {i}: x={:#x} want {:#x} got {:#x}",
+            x[i].to_bits(),
+            want.to_bits(),
+            hb[i].to_bits()
+        );
+    }
+
+    // Widening is exact; f16 <-> bf16 rounds once.
+    let mut back = dev.zeros::<f32>(n).unwrap();
+    dev.cast(&d16, &mut back).unwrap();
+    let b16 = dev.download(&back).unwrap();
+    dev.cast(&db, &mut back).unwrap();
+    let bb = dev.download(&back).unwrap();
+    let mut d16b = dev.zeros::<bf16>(n).unwrap();
+    dev.cast(&d16, &mut d16b).unwrap();
+    let h16b = dev.download(&d16b).unwrap();
+    let mut db16 = dev.zeros::<f16>(n).unwrap();
+    dev.cast(&db, &mut db16).unwrap();
+    let hb16 = dev.download(&db16).unwrap();
+    for i in 0..n {
+        assert!(same_bits_or_both_nan_f32(b16[i], h16[i].to_f32()), "f16->f32 at {i}");
+        assert!(same_bits_or_both_nan_f32(bb[i], hb[i].to_f32()), "bf16->f32 at {i}");
+        let w = bf16::from_f32(h16[i].to_f32());
+        assert!(
+            w.to_bits() == h16b[i].to_bits() || (w.is_nan() && h16b[i].is_nan()),
+            "f16->bf16 at {i}"
+        );
+        let w = f16::from_f32(hb[i].to_f32());
+        assert!(
+            w.to_bits() == hb16[i].to_bits() || (w.is_nan() && hb16[i].is_nan()),
+            "bf16->f16 at {i}"
+        );
+    }
+
+    let mut wrong = dev.zeros::<f16>(n - 1).unwrap();
+    assert!(matches!(dev.cast(&dx, &mut wrong), Err(CudaError::Shape { .. })));
+}
+
+fn gemm_i32_reference(x: &[i8], w: &[i8], s: GemmShape) -> Vec<i32> {
+    let mut y = vec![0i32; s.m * s.n];
+    for m in 0..s.m {
+        for n in 0..s.n {
+            let xr = &x[m * s.k..(m + 1) * s.k];
+            let wr = &w[n * s.k..(n + 1) * s.k];
+            y[m * s.n + n] = xr.iter().zip(wr).map(|(&a, &b)| i32::from(a) * i32::from(b)).sum();
+        }
+    }
+    y
+}
+
+#[test]
+fn int8_gemm_is_exact_and_epilogue_matches_cpu() {
+    let Some(dev) = device("int8_gemm_is_exact_and_epilogue_matches_cpu") else { return };
+    let mut rng = Rng::new(11);
+    // Odd M, K and N multiples of 4 but not of 8/16, decode shapes, and an extreme-value case.
+    let shapes = [
+        GemmShape::new(1, 4, 4),
+        GemmShape::new(1, 260, 132),
+        GemmShape::new(3, 68, 36),
+        GemmShape::new(17, 132, 260),
+        GemmShape::new(16, 256, 512),
+        GemmShape::new(67, 300, 1028),
+        GemmShape::new(128, 512, 4096),
+        GemmShape::new(257, 1024, 772),
+    ];
+    for (si, &s) in shapes.iter().enumerate() {
+        let mut x: Vec<i8> = (0..s.m * s.k).map(|_| rng.i8()).collect();
+        let mut w: Vec<i8> = (0..s.n * s.k).map(|_| rng.i8()).collect();
+        if si == 6 {
+            // worst case magnitudes: every product is 128*128 or -128*127
+            x.iter_mut().step_by(2).for_each(|v| *v = -128);
+            w.iter_mut().step_by(2).for_each(|v| *v = -128);
+        }
+        let (dx, dw) = (dev.upload(&x).unwrap(), dev.upload(&w).unwrap());
+        let mut dy = dev.upload(&vec![i32::MIN; s.m * s.n]).unwrap();
+        dev.gemm_i8(&dx, &dw, &mut dy, s).unwrap();
+        let y = dev.download(&dy).unwrap();
+        let want = gemm_i32_reference(&x, &w, s);
+        assert_eq!(y, want, "int32 GEMM differs for {s:?}");
+
+        // Epilogue: exact same f32 operation order as on the CPU -> bit-identical f32, and
+        // f16/bf16 equal to rounding that f32 once.
+        let sx: Vec<f32> = (0..s.m).map(|_| rng.unit() * 0.02 + 1e-4).collect();
+        let sw: Vec<f32> = (0..s.n).map(|_| rng.unit() * 0.01 + 1e-5).collect();
+        let bias: Vec<f32> = (0..s.n).map(|_| rng.normal(1.0)).collect();
+        let (dsx, dsw, db) =
+            (dev.upload(&sx).unwrap(), dev.upload(&sw).unwrap(), dev.upload(&bias).unwrap());
+        for with_bias in [false, true] {
+            let mut want = vec![0f32; s.m * s.n];
+            for m in 0..s.m {
+                for n in 0..s.n {
+                    let mut v = y[m * s.n + n] as f32 * (sx[m] * sw[n]);
+                    if with_bias {
+                        v += bias[n];
+                    }
+                    want[m * s.n + n] = v;
+                }
+            }
+            let b = with_bias.then_some(&db);
+            let mut o32 = dev.upload(&vec![f32::NAN; s.m * s.n]).unwrap();
+            dev.gemm_dequant(&dy, &dsx, &dsw, b, &mut o32, s.m, s.n).unwrap();
+            let got = dev.download(&o32).unwrap();
+            for i in 0..got.len() {
+                assert_eq!(got[i].to_bits(), want[i].to_bits(), "f32 epilogue {s:?} at {i}");
+            }
+            let mut o16 = dev.zeros::<f16>(s.m * s.n).unwrap();
+            dev.gemm_dequant(&dy, &dsx, &dsw, b, &mut o16, s.m, s.n).unwrap();
+            let got = dev.download(&o16).unwrap();
+            for i in 0..got.len() {
+                assert_eq!(got[i], f16::from_f32(want[i]), "f16 epilogue {s:?} at {i}");
+            }
+            let mut ob = dev.zeros::<bf16>(s.m * s.n).unwrap();
+            dev.gemm_dequant(&dy, &dsx, &dsw, b, &mut ob, s.m, s.n).unwrap();
+            let got = dev.download(&ob).unwrap();
+            for i in 0..got.len() {
+                assert_eq!(got[i], bf16::from_f32(want[i]), "bf16 epilogue {s:?} at {i}");
+            }
+        }
+    }
+}
+
+#[test]
+fn int8_gemm_rejects_bad_shapes() {
+    let Some(dev) = device("int8_gemm_rejects_bad_shapes") else { return };
+    let s = GemmShape::new(2, 6, 8);
+    let x = dev.zeros::<i8>(16).unwrap();
+    let w = dev.zeros::<i8>(48).unwrap();
+    let mut y = dev.zeros::<i32>(12).unwrap();
+    assert!(matches!(dev.gemm_i8(&x, &w, &mut y, s), Err(CudaError::Shape { .. })));
+    let s = GemmShape::new(2, 8, 8);
+    let w = dev.zeros::<i8>(64).unwrap();
+    assert!(matches!(dev.gemm_i8(&x, &w, &mut y, s), Err(CudaError::Shape { .. })));
+}
+
+#[test]
+fn w8a16_matches_f64_reference() {
+    let Some(dev) = device("w8a16_matches_f64_reference") else { return };
+    let mut rng = Rng::new(23);
+    let shapes = [
+        GemmShape::new(1, 1, 16),
+        GemmShape::new(1, 4096, 4096),
+        GemmShape::new(1, 333, 1000), // K not a multiple of 16: scalar path
+        GemmShape::new(2, 130, 2064),
+        GemmShape::new(3, 64, 528),
+        GemmShape::new(5, 100, 4096),
+        GemmShape::new(16, 256, 11008),
+        GemmShape::new(19, 77, 99),
+    ];
+    for s in shapes {
+        let w: Vec<i8> = (0..s.n * s.k).map(|_| rng.i8().max(-127)).collect();
+        let sw: Vec<f32> = (0..s.n).map(|_| rng.unit() * 0.01 + 1e-4).collect();
+        let bias: Vec<f32> = (0..s.n).map(|_| rng.normal(0.1)).collect();
+        let xf: Vec<f32> = (0..s.m * s.k).map(|_| rng.normal(1.0)).collect();
+        let (dw, dsw, db) =
+            (dev.upload(&w).unwrap(), dev.upload(&sw).unwrap(), dev.upload(&bias).unwrap());
+        // f16 and bf16 activations
+        let x16: Vec<f16> = xf.iter().map(|&v| f16::from_f32(v)).collect();
+        let xb: Vec<bf16> = xf.iter().map(|&v| bf16::from_f32(v)).collect();
+        let check = |xs: &[f32], got: &[f32], tol_out: f32, what: &str| {
+            for m in 0..s.m {
+                for n in 0..s.n {
+                    let mut acc = 0f64;
+                    let mut mag = 0f64;
+                    for k in 0..s.k {
+                        let t = f64::from(w[n * s.k + k]) * f64::from(xs[m * s.k + k]);
+                        acc += t;
+                        mag += t.abs();
+                    }
+                    let want = acc * f64::from(sw[n]) + f64::from(bias[n]);
+                    let g = f64::from(got[m * s.n + n]);
+                    let tol =
+                        1e-5 * mag * f64::from(sw[n]) + f64::from(tol_out) * want.abs() + 1e-6;
+                    assert!(
+                        (g - want).abs() <= tol,
+                        "{what} {s:?} m={m} n={n}: got {g} want {want}"
+                    );
+                }
+            }
+        };
+        let dx = dev.upload(&x16).unwrap();
+        let mut dy = dev.zeros::<f16>(s.m * s.n).unwrap();
+        dev.w8a16(&dw, &dsw, &dx, Some(&db), &mut dy, s).unwrap();
+        let got: Vec<f32> = dev.download(&dy).unwrap().iter().map(|v| v.to_f32()).collect();
+        let xs: Vec<f32> = x16.iter().map(|v| v.to_f32()).collect();
+        check(&xs, &got, 1e-3, "f16");
+        let dx = dev.upload(&xb).unwrap();
+        let mut dy = dev.zeros::<bf16>(s.m * s.n).unwrap();
+        dev.w8a16(&dw, &dsw, &dx, Some(&db), &mut dy, s).unwrap();
+        let got: Vec<f32> = dev.download(&dy).unwrap().iter().map(|v| v.to_f32()).collect();
+        let xs: Vec<f32> = xb.iter().map(|v| v.to_f32()).collect();
+        check(&xs, &got, 8e-3, "bf16");
+    }
+}
+
+#[test]
+fn fp16_reference_gemm_is_close() {
+    let Some(dev) = device("fp16_reference_gemm_is_close") else { return };
+    let mut rng = Rng::new(5);
+    for s in [GemmShape::new(1, 256, 512), GemmShape::new(33, 64, 128)] {
+        let x: Vec<f16> = (0..s.m * s.k).map(|_| f16::from_f32(rng.normal(1.0))).collect();
+        let w: Vec<f16> = (0..s.n * s.k).map(|_| f16::from_f32(rng.normal(0.05))).collect();
+        let (dx, dw) = (dev.upload(&x).unwrap(), dev.upload(&w).unwrap());
+        let mut dy = dev.zeros::<f16>(s.m * s.n).unwrap();
+        dev.gemm_f16(&dx, &dw, &mut dy, s).unwrap();
+        let y = dev.download(&dy).unwrap();
+        let (mut num, mut den) = (0f64, 0f64);
+        for m in 0..s.m {
+            for n in 0..s.n {
+                let want: f64 = (0..s.k)
+                    .map(|k| {
+                        f64::from(x[m * s.k + k].to_f32()) * f64::from(w[n * s.k + k].to_f32())
+                    })
+                    .sum();
+                num += (f64::from(y[m * s.n + n].to_f32()) - want).powi(2);
+                den += want * want;
+            }
+        }
+        assert!((num / den).sqrt() < 2e-3, "relative error {}", (num / den).sqrt());
+    }
+}
