@@ -308,6 +308,7 @@ impl EvalResults {
                 "model_scheme": self.model.scheme,
                 "model_device": self.model.device,
                 "max_context": self.model.max_context,
+                "add_bos_token": self.model.add_bos_token,
                 "batch_size": self.batch_size,
                 "bootstrap_iters": 0,
             },

@@ -224,6 +224,54 @@ impl Suite {
         Ok(s)
     }
 
+    /// Loads a comma-separated task list where each entry is a task name, optionally with a
+    /// shot count: `"mmlu:5,arc_challenge:25,hellaswag"`. Entries without a count use `opts`.
+    ///
+    /// ```
+    /// # use eai_eval::{Benchmark, Suite};
+    /// let parsed = Suite::parse_spec("mmlu:5, arc_challenge:25,truthfulqa_mc2")?;
+    /// assert_eq!(parsed, vec![
+    ///     (Benchmark::Mmlu, Some(5)),
+    ///     (Benchmark::ArcChallenge, Some(25)),
+    ///     (Benchmark::TruthfulqaMc2, None),
+    /// ]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an unknown task or a shot count that is not a number.
+    pub fn parse_spec(spec: &str) -> Result<Vec<(Benchmark, Option<usize>)>> {
+        spec.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|entry| {
+                let (name, shots) = match entry.split_once(':') {
+                    Some((n, k)) => {
+                        let k = k.trim().parse::<usize>().map_err(|_| {
+                            Error::config(format!("{entry:?}: shot count {k:?} is not a number"))
+                        })?;
+                        (n.trim(), Some(k))
+                    }
+                    None => (entry, None),
+                };
+                Ok((Benchmark::from_name(name)?, shots))
+            })
+            .collect()
+    }
+
+    /// [`Suite::parse_spec`] then [`load`] for each entry.
+    ///
+    /// # Errors
+    /// As [`Suite::parse_spec`] and [`load`].
+    pub fn load_spec(root: &Path, spec: &str, opts: &TaskOptions) -> Result<Self> {
+        let mut s = Self::default();
+        for (b, shots) in Self::parse_spec(spec)? {
+            let o = TaskOptions { num_fewshot: shots.or(opts.num_fewshot), ..opts.clone() };
+            s.extend(load(root, b, &o)?);
+        }
+        Ok(s)
+    }
+
     /// Total number of requests the suite will send (after limits).
     ///
     /// # Errors

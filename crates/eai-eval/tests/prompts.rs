@@ -214,3 +214,19 @@ fn limit_keeps_the_same_prompts_for_the_prefix() {
     let other_seed = full.tasks[0].clone().with_fewshot_seed(42).contexts().unwrap();
     assert_ne!(a[0], other_seed[0]);
 }
+
+#[test]
+fn task_specs_by_name() {
+    let s = Suite::load_spec(
+        &fixture_data(),
+        "arc_easy:3, truthfulqa_mc1:5,gsm8k_cot",
+        &TaskOptions::default(),
+    )
+    .unwrap();
+    let shots: Vec<(&str, usize)> =
+        s.tasks.iter().map(|t| (t.name(), t.config().num_fewshot)).collect();
+    assert_eq!(shots, [("arc_easy", 3), ("truthfulqa_mc1", 0), ("gsm8k_cot", 8)]);
+    assert!(Suite::parse_spec("arc_easy:x").is_err());
+    assert!(Suite::parse_spec("winogrande").is_err());
+    assert_eq!(Benchmark::Hellaswag.headline_metric(), "acc_norm,none");
+}

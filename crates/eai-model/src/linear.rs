@@ -110,13 +110,14 @@ impl Linear {
         let name = name.into();
         let (out_features, in_features) = weight.dim();
         if let Some(b) = &bias
-            && b.len() != out_features {
-                return Err(Error::ShapeMismatch {
-                    tensor: format!("{name}.bias"),
-                    expected: vec![out_features],
-                    found: vec![b.len()],
-                });
-            }
+            && b.len() != out_features
+        {
+            return Err(Error::ShapeMismatch {
+                tensor: format!("{name}.bias"),
+                expected: vec![out_features],
+                found: vec![b.len()],
+            });
+        }
         let store = match scheme {
             Scheme::Fp32 => Store::Dense(weight),
             Scheme::Fp16 | Scheme::Bf16 => {
@@ -239,23 +240,24 @@ fn par_split(
 fn kernel(x: ArrayView2<'_, f32>, w: ArrayView2<'_, f32>, mut out: ArrayViewMut2<'_, f32>) {
     let t = x.nrows();
     if t <= 2
-        && let Some(ws) = w.as_slice() {
-            let k = w.ncols();
-            for (xr, mut orow) in x.rows().into_iter().zip(out.rows_mut()) {
-                let xs_owned;
-                let xs = match xr.as_slice() {
-                    Some(s) => s,
-                    None => {
-                        xs_owned = xr.to_vec();
-                        &xs_owned
-                    }
-                };
-                for (o, wr) in orow.iter_mut().zip(ws.chunks_exact(k)) {
-                    *o = dot(xs, wr);
+        && let Some(ws) = w.as_slice()
+    {
+        let k = w.ncols();
+        for (xr, mut orow) in x.rows().into_iter().zip(out.rows_mut()) {
+            let xs_owned;
+            let xs = match xr.as_slice() {
+                Some(s) => s,
+                None => {
+                    xs_owned = xr.to_vec();
+                    &xs_owned
                 }
+            };
+            for (o, wr) in orow.iter_mut().zip(ws.chunks_exact(k)) {
+                *o = dot(xs, wr);
             }
-            return;
         }
+        return;
+    }
     general_mat_mul(1.0, &x, &w.t(), 0.0, &mut out);
 }
 
