@@ -42,7 +42,7 @@
 //! - [`predict`]: roofline transfer of a measurement from one GPU to another, with a stated band.
 //! - [`recommend`]: the paper's decision flow (hardware → requirements → cost) as a ranking with
 //!   reasons; [`paper`] holds the paper's published numbers to reproduce its three scenarios.
-//! - `Table2`: report tables as JSON, CSV and Markdown in the paper's Table 2 layout.
+//! - [`Table2`]: report tables as JSON, CSV and Markdown in the paper's Table 2 layout.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -71,6 +71,7 @@ pub use crate::{
         Assessment, Candidate, Constraints, CostModel, Evidence, MEMORY_OVERHEAD, Priority, Reason,
         Recommendation, Step, Strategy, Variability, Verdict, recommend,
     },
+    report::{ConfigSummary, Table2, Table2Row, summaries_to_markdown},
     run::{Config, DomainEnergy, EnergyDomain, EnergyScope, Run, RunBuilder},
     stats::{Interval, Ratio, Summary, WelchTest, ratio_of_means, t_cdf, t_quantile, welch},
 };
@@ -84,5 +85,6 @@ mod pareto;
 mod predict;
 mod quantity;
 mod recommend;
+mod report;
 mod run;
 mod stats;

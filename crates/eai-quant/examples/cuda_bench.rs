@@ -341,9 +341,9 @@ fn main() -> BoxResult<()> {
                 let mut acc = dev.zeros::<i32>(s.m * s.n)?;
                 let label = format!("{}×{}×{}", s.m, s.n, s.k);
                 let row = |r: &mut Report,
-                               name: &str,
-                               (j, w, calls, secs): (f64, f64, usize, f64),
-                               base: f64| {
+                           name: &str,
+                           (j, w, calls, secs): (f64, f64, usize, f64),
+                           base: f64| {
                     r.line(format!(
                         "| {name} | {label} | {calls} | {secs:.1} | {w:.0} | {j:.3e} | {:.4} | {:.2}× |",
                         (j - idle_w * secs / calls as f64) * 1e3,

@@ -1,0 +1,316 @@
+//! The [`Quantizer`] trait and its CPU implementation on `ndarray`.
+
+use ndarray::{ArrayD, ArrayViewD, IxDyn};
+
+use crate::error::{QuantError, Result};
+use crate::kernel::{self, GroupParams, RangeStats, ScaleIssue};
+use crate::qtensor::{Codes, GroupLayout, QuantizedTensor};
+use crate::spec::QuantSpec;
+
+/// Quantize and dequantize tensors under one [`QuantSpec`]. Object safe.
+///
+/// Implementations must produce the codes and scales that [`kernel::quantize_value`] and
+/// [`kernel::group_params`] define, bit for bit ([`CpuQuantizer`] is the reference).
+pub trait Quantizer {
+    /// The scheme this quantizer applies.
+    fn spec(&self) -> &QuantSpec;
+
+    /// Quantize `x`; `name` identifies the tensor in errors.
+    ///
+    /// # Errors
+    /// [`QuantError::NonFinite`] (under [`NonFinite::Reject`](crate::NonFinite::Reject)),
+    /// [`QuantError::Empty`], [`QuantError::BadGroup`], [`QuantError::AxisOutOfRange`],
+    /// [`QuantError::BadScale`], [`QuantError::InvalidSpec`].
+    fn quantize_named(&self, name: &str, x: ArrayViewD<'_, f32>) -> Result<QuantizedTensor>;
+
+    /// Reconstruct `(q − zero_point) · scale` for every element.
+    ///
+    /// # Errors
+    /// [`QuantError::ShapeMismatch`] when `q` is internally inconsistent.
+    fn dequantize(&self, q: &QuantizedTensor) -> Result<ArrayD<f32>>;
+
+    /// Quantize an unnamed tensor (errors call it `<unnamed>`).
+    ///
+    /// # Errors
+    /// As [`quantize_named`](Quantizer::quantize_named).
+    fn quantize(&self, x: ArrayViewD<'_, f32>) -> Result<QuantizedTensor> {
+        self.quantize_named("<unnamed>", x)
+    }
+}
+
+impl<Q: Quantizer + ?Sized> Quantizer for &Q {
+    fn spec(&self) -> &QuantSpec {
+        (**self).spec()
+    }
+    fn quantize_named(&self, name: &str, x: ArrayViewD<'_, f32>) -> Result<QuantizedTensor> {
+        (**self).quantize_named(name, x)
+    }
+    fn dequantize(&self, q: &QuantizedTensor) -> Result<ArrayD<f32>> {
+        (**self).dequantize(q)
+    }
+}
+
+impl<Q: Quantizer + ?Sized> Quantizer for Box<Q> {
+    fn spec(&self) -> &QuantSpec {
+        (**self).spec()
+    }
+    fn quantize_named(&self, name: &str, x: ArrayViewD<'_, f32>) -> Result<QuantizedTensor> {
+        (**self).quantize_named(name, x)
+    }
+    fn dequantize(&self, q: &QuantizedTensor) -> Result<ArrayD<f32>> {
+        (**self).dequantize(q)
+    }
+}
+
+/// The CPU reference quantizer (single-threaded, vectorisable loops over contiguous runs).
+///
+/// ```
+/// use eai_quant::{CpuQuantizer, QuantSpec, Quantizer};
+/// let q = CpuQuantizer::new(QuantSpec::int8_weight())?;
+/// let w = ndarray::array![[0.5f32, -1.0], [2.0, 0.25]].into_dyn();
+/// let qt = q.quantize_named("w", w.view())?;
+/// assert_eq!(qt.scales, vec![1.0 / 127.0, 2.0 / 127.0]);
+/// assert_eq!(qt.codes, eai_quant::Codes::I8(vec![64, -127, 127, 16]));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct CpuQuantizer {
+    spec: QuantSpec,
+}
+
+impl CpuQuantizer {
+    /// A quantizer for `spec`.
+    ///
+    /// # Errors
+    /// [`QuantError::InvalidSpec`] when the spec does not validate.
+    pub fn new(spec: QuantSpec) -> Result<Self> {
+        spec.validate()?;
+        Ok(CpuQuantizer { spec })
+    }
+
+    /// Quantize a contiguous row-major buffer of the given shape.
+    ///
+    /// # Errors
+    /// As [`Quantizer::quantize_named`], plus [`QuantError::ShapeMismatch`] when `data.len()`
+    /// differs from the shape's element count.
+    pub fn quantize_slice(
+        &self,
+        name: &str,
+        data: &[f32],
+        shape: &[usize],
+    ) -> Result<QuantizedTensor> {
+        let layout = GroupLayout::new(name, shape, self.spec.granularity)?;
+        if data.len() != layout.numel() {
+            return Err(QuantError::ShapeMismatch {
+                context: format!("quantize `{name}`"),
+                detail: format!("{} values for shape {shape:?}", data.len()),
+            });
+        }
+        let params = self.group_params(name, data, shape, &layout)?;
+        let codes = if self.spec.range.is_signed() {
+            let mut out = vec![0i8; data.len()];
+            self.fill_codes(data, &layout, &params, &mut out, |q| q as i8);
+            Codes::I8(out)
+        } else {
+            let mut out = vec![0u8; data.len()];
+            self.fill_codes(data, &layout, &params, &mut out, |q| q as u8);
+            Codes::U8(out)
+        };
+        Ok(QuantizedTensor {
+            spec: self.spec,
+            shape: shape.to_vec(),
+            codes,
+            scales: params.iter().map(|p| p.scale).collect(),
+            scale_shape: layout.scale_shape(),
+            zero_points: params.iter().map(|p| p.zero_point).collect(),
+        })
+    }
+
+    /// Per-group statistics and parameters (first pass).
+    fn group_params(
+        &self,
+        name: &str,
+        data: &[f32],
+        shape: &[usize],
+        layout: &GroupLayout,
+    ) -> Result<Vec<GroupParams>> {
+        let mut stats =
+            vec![RangeStats { min: f32::INFINITY, max: f32::NEG_INFINITY }; layout.groups()];
+        for (start, len, g) in layout.runs() {
+            let (st, bad) = kernel::run_stats(&data[start..start + len], self.spec.non_finite);
+            if let Some(off) = bad {
+                let flat = start + off;
+                return Err(QuantError::NonFinite {
+                    tensor: name.into(),
+                    index: unravel(flat, shape),
+                    flat,
+                    value: data[flat],
+                });
+            }
+            // A run whose values are all non-finite (Saturate) reports (0, 0), which only widens
+            // the group's range to include 0 — harmless, since every range includes 0.
+            let s = &mut stats[g];
+            s.min = s.min.min(st.min);
+            s.max = s.max.max(st.max);
+        }
+        stats
+            .iter()
+            .enumerate()
+            .map(|(g, &st)| {
+                let st = RangeStats::finish(st.min, st.max);
+                kernel::group_params(st, &self.spec).map_err(|ScaleIssue::NotRepresentable(s)| {
+                    QuantError::BadScale {
+                        tensor: name.into(),
+                        group: g,
+                        scale: s,
+                        dtype: self.spec.scale_dtype.name(),
+                    }
+                })
+            })
+            .collect()
+    }
+
+    fn fill_codes<T: Copy>(
+        &self,
+        data: &[f32],
+        layout: &GroupLayout,
+        params: &[GroupParams],
+        out: &mut [T],
+        store: impl Fn(i32) -> T + Copy,
+    ) {
+        for (start, len, g) in layout.runs() {
+            kernel::quantize_run(
+                &data[start..start + len],
+                params[g],
+                &self.spec,
+                &mut out[start..start + len],
+                store,
+            );
+        }
+    }
+}
+
+impl Quantizer for CpuQuantizer {
+    fn spec(&self) -> &QuantSpec {
+        &self.spec
+    }
+
+    fn quantize_named(&self, name: &str, x: ArrayViewD<'_, f32>) -> Result<QuantizedTensor> {
+        let shape = x.shape().to_vec();
+        match x.as_slice() {
+            Some(s) => self.quantize_slice(name, s, &shape),
+            None => {
+                let owned: Vec<f32> = x.iter().copied().collect();
+                self.quantize_slice(name, &owned, &shape)
+            }
+        }
+    }
+
+    fn dequantize(&self, q: &QuantizedTensor) -> Result<ArrayD<f32>> {
+        let out = dequantize_to_vec(q)?;
+        ArrayD::from_shape_vec(IxDyn(&q.shape), out).map_err(|e| QuantError::ShapeMismatch {
+            context: "dequantize".into(),
+            detail: e.to_string(),
+        })
+    }
+}
+
+/// Dequantize any [`QuantizedTensor`] into a row-major `Vec<f32>` (independent of who made it).
+///
+/// # Errors
+/// [`QuantError::ShapeMismatch`] when `q` is internally inconsistent.
+pub fn dequantize_to_vec(q: &QuantizedTensor) -> Result<Vec<f32>> {
+    q.validate()?;
+    let layout = q.layout()?;
+    let mut out = vec![0f32; q.numel()];
+    for (start, len, g) in layout.runs() {
+        let (s, z) = (q.scales[g], q.zero_points[g]);
+        let dst = &mut out[start..start + len];
+        match &q.codes {
+            Codes::I8(c) => {
+                for (d, &c) in dst.iter_mut().zip(&c[start..start + len]) {
+                    *d = (i32::from(c) - z) as f32 * s;
+                }
+            }
+            Codes::U8(c) => {
+                for (d, &c) in dst.iter_mut().zip(&c[start..start + len]) {
+                    *d = (i32::from(c) - z) as f32 * s;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Row-major multi-index of flat index `flat` in `shape`.
+pub(crate) fn unravel(mut flat: usize, shape: &[usize]) -> Vec<usize> {
+    let mut idx = vec![0; shape.len()];
+    for (i, &d) in shape.iter().enumerate().rev() {
+        if d > 0 {
+            idx[i] = flat % d;
+            flat /= d;
+        }
+    }
+    idx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{Granularity, NonFinite};
+    use ndarray::{Array2, array};
+
+    #[test]
+    fn nan_is_rejected_with_its_index() {
+        let q = CpuQuantizer::new(QuantSpec::int8_weight()).unwrap();
+        let mut w = Array2::<f32>::zeros((3, 4));
+        w[[2, 1]] = f32::NAN;
+        w[[2, 3]] = f32::INFINITY;
+        match q.quantize_named("layer.weight", w.view().into_dyn()) {
+            Err(QuantError::NonFinite { tensor, index, flat, .. }) => {
+                assert_eq!((tensor.as_str(), index, flat), ("layer.weight", vec![2, 1], 9));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn saturate_policy_maps_non_finite() {
+        let spec =
+            QuantSpec { non_finite: NonFinite::Saturate, ..QuantSpec::int8_activation_per_token() };
+        let q = CpuQuantizer::new(spec).unwrap();
+        let x = array![[1.0f32, f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.5]].into_dyn();
+        let qt = q.quantize(x.view()).unwrap();
+        assert_eq!(qt.codes, Codes::I8(vec![127, 0, 127, -127, -64]));
+        assert_eq!(qt.scales, vec![1.0 / 127.0]);
+    }
+
+    #[test]
+    fn all_zero_rows_get_codes_zero_and_finite_scales() {
+        for (name, spec) in QuantSpec::presets() {
+            let spec = QuantSpec { granularity: Granularity::PerToken, ..spec };
+            let q = CpuQuantizer::new(spec).unwrap();
+            let x = Array2::<f32>::zeros((2, 64)).into_dyn();
+            let qt = q.quantize(x.view()).unwrap();
+            assert!(qt.scales.iter().all(|s| s.is_finite()), "{name}");
+            let dq = q.dequantize(&qt).unwrap();
+            assert!(dq.iter().all(|&v| v == 0.0), "{name}");
+        }
+    }
+
+    #[test]
+    fn non_contiguous_views_are_handled() {
+        let q = CpuQuantizer::new(QuantSpec::int8_weight()).unwrap();
+        let w = array![[1.0f32, 2.0], [3.0, 4.0]];
+        let t = w.t();
+        let a = q.quantize(t.into_dyn()).unwrap();
+        let b = q.quantize(t.to_owned().into_dyn().view()).unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn unravel_works() {
+        assert_eq!(unravel(9, &[3, 4]), vec![2, 1]);
+        assert_eq!(unravel(23, &[2, 3, 4]), vec![1, 2, 3]);
+    }
+}
