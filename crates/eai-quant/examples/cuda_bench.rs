@@ -273,14 +273,23 @@ fn main() -> BoxResult<()> {
                     .collect::<BoxResult<_>>()?;
                 time_op(&dev, samples, |i| Ok(dev.gemm_f16(&x, &ws[i % sets], &mut y, s)?))?
             };
-            let t8 = {
+            let (t8, ta) = {
                 let ws: Vec<_> = (0..sets)
                     .map(|i| random_i8(&dev, n * k, 80 + i as u64))
                     .collect::<BoxResult<_>>()?;
                 let sw = random_scales(&dev, n, 90)?;
-                time_op(&dev, samples, |i| {
+                let t8 = time_op(&dev, samples, |i| {
                     Ok(dev.w8a16(&ws[i % sets], &sw, &x, None, &mut y, s)?)
-                })?
+                })?;
+                let spec = eai_quant::QuantSpec::int8_activation_per_token();
+                let mut qx = dev.quant_output("x", &spec, &[m, k])?;
+                let mut acc = dev.zeros::<i32>(m * n)?;
+                let ta = time_op(&dev, samples, |i| {
+                    dev.quantize_into(&x, &mut qx)?;
+                    dev.gemm_i8(qx.codes(), &ws[i % sets], &mut acc, s)?;
+                    Ok(dev.gemm_dequant(&acc, qx.scales(), &sw, None, &mut y, m, n)?)
+                })?;
+                (t8, ta)
             };
             let wb16 = (2 * n * k) as f64;
             let wb8 = (n * k + 4 * n) as f64;
@@ -410,24 +419,30 @@ fn quant_rows(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -> Bo
     dev.cast(&x32, &mut xb)?;
     let line = |r: &mut Report, name: &str, bytes: f64, t: f64, note: &str| {
         let g = gbs(bytes, t);
-        r.line(format!(
-            "| {name} | {n} | {:.1} | {:.0} | {:.3} |{note}",
-            t * 1e6,
-            g,
-            g / roof
-        ));
+        r.line(format!("| {name} | {n} | {:.1} | {:.0} | {:.3} |{note}", t * 1e6, g, g / roof));
     };
     let cases: Vec<(&str, QuantSpec, Vec<usize>)> = vec![
-        ("quantize per-token (dynamic act.) i8", QuantSpec::int8_activation_per_token(), vec![rows, cols]),
+        (
+            "quantize per-token (dynamic act.) i8",
+            QuantSpec::int8_activation_per_token(),
+            vec![rows, cols],
+        ),
         ("quantize per-channel (axis 0) i8", QuantSpec::int8_weight(), vec![rows, cols]),
         ("quantize per-channel asym u8", QuantSpec::uint8_asymmetric(), vec![rows, cols]),
         (
             "quantize per-group 128 i8",
-            QuantSpec { granularity: Granularity::PerGroup { size: 128 }, ..QuantSpec::int8_weight() },
+            QuantSpec {
+                granularity: Granularity::PerGroup { size: 128 },
+                ..QuantSpec::int8_weight()
+            },
             vec![rows, cols],
         ),
         ("quantize GGML Q8_0 (group 32, f16 scale)", QuantSpec::ggml_q8_0(), vec![rows, cols]),
-        ("quantize vLLM per-token (127/amax)", QuantSpec::vllm_int8_activation_per_token(), vec![rows, cols]),
+        (
+            "quantize vLLM per-token (127/amax)",
+            QuantSpec::vllm_int8_activation_per_token(),
+            vec![rows, cols],
+        ),
         (
             "quantize per-tensor i8 (2 passes)",
             QuantSpec { granularity: Granularity::PerTensor, ..QuantSpec::int8_weight() },
@@ -435,7 +450,10 @@ fn quant_rows(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -> Bo
         ),
         (
             "quantize per-channel axis 1 (2 passes)",
-            QuantSpec { granularity: Granularity::PerChannel { axis: 1 }, ..QuantSpec::int8_weight() },
+            QuantSpec {
+                granularity: Granularity::PerChannel { axis: 1 },
+                ..QuantSpec::int8_weight()
+            },
             vec![rows, cols],
         ),
     ];

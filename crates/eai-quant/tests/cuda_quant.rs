@@ -11,11 +11,11 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{device, Rng};
+use common::{Rng, device};
 use eai_quant::cuda::{CudaDevice, CudaError, CudaQuantizer, GemmShape};
 use eai_quant::{
-    dequantize_to_vec, Codes, CpuQuantizer, Granularity, IntRange, Mapping, NonFinite, QuantError,
-    QuantSpec, Quantizer, ScaleDtype,
+    Codes, CpuQuantizer, Granularity, IntRange, Mapping, NonFinite, QuantError, QuantSpec,
+    Quantizer, ScaleDtype, dequantize_to_vec,
 };
 use half::{bf16, f16};
 
@@ -143,24 +143,41 @@ enum Dtype {
 }
 
 /// Quantize on both sides and compare bit for bit. Returns the element count.
-fn compare(dev: &CudaDevice, name: &str, spec: &QuantSpec, shape: &[usize], x: &[f32], dtype: Dtype) -> usize {
+fn compare(
+    dev: &CudaDevice,
+    name: &str,
+    spec: &QuantSpec,
+    shape: &[usize],
+    x: &[f32],
+    dtype: Dtype,
+) -> usize {
     // The exact f32 values the device sees (16-bit inputs widen exactly).
     let (xs, cuda) = match dtype {
         Dtype::F32 => (x.to_vec(), dev.quantize(name, spec, &dev.upload(x).unwrap(), shape)),
         Dtype::F16 => {
             let h: Vec<f16> = x.iter().map(|&v| f16::from_f32(v)).collect();
-            (h.iter().map(|v| v.to_f32()).collect(), dev.quantize(name, spec, &dev.upload(&h).unwrap(), shape))
+            (
+                h.iter().map(|v| v.to_f32()).collect(),
+                dev.quantize(name, spec, &dev.upload(&h).unwrap(), shape),
+            )
         }
         Dtype::Bf16 => {
             let h: Vec<bf16> = x.iter().map(|&v| bf16::from_f32(v)).collect();
-            (h.iter().map(|v| v.to_f32()).collect(), dev.quantize(name, spec, &dev.upload(&h).unwrap(), shape))
+            (
+                h.iter().map(|v| v.to_f32()).collect(),
+                dev.quantize(name, spec, &dev.upload(&h).unwrap(), shape),
+            )
         }
     };
     let cpu = CpuQuantizer::new(*spec).unwrap().quantize_slice(name, &xs, shape);
     let (cpu, cuda) = match (cpu, cuda) {
         (Ok(c), Ok(g)) => (c, g),
         (Err(a), Err(CudaError::Quant(b))) => {
-            assert_eq!(a.to_string(), b.to_string(), "{name} {shape:?} {dtype:?}: different errors");
+            assert_eq!(
+                a.to_string(),
+                b.to_string(),
+                "{name} {shape:?} {dtype:?}: different errors"
+            );
             return xs.len();
         }
         (a, b) => panic!("{name} {shape:?} {dtype:?}: cpu {a:?} vs cuda {b:?}"),
@@ -168,7 +185,11 @@ fn compare(dev: &CudaDevice, name: &str, spec: &QuantSpec, shape: &[usize], x: &
     let gpu = cuda.to_host(dev).unwrap();
     assert_eq!(gpu.scale_shape, cpu.scale_shape, "{name} {shape:?}");
     for (g, (a, b)) in cpu.scales.iter().zip(&gpu.scales).enumerate() {
-        assert_eq!(a.to_bits(), b.to_bits(), "{name} {shape:?} {dtype:?}: scale of group {g}: cpu {a:e} gpu {b:e}");
+        assert_eq!(
+            a.to_bits(),
+            b.to_bits(),
+            "{name} {shape:?} {dtype:?}: scale of group {g}: cpu {a:e} gpu {b:e}"
+        );
     }
     assert_eq!(cpu.zero_points, gpu.zero_points, "{name} {shape:?} {dtype:?}: zero points");
     let (cc, gc) = (cpu.codes.to_i32(), gpu.codes.to_i32());
@@ -178,7 +199,12 @@ fn compare(dev: &CudaDevice, name: &str, spec: &QuantSpec, shape: &[usize], x: &
         let g = layout.group_of(i);
         panic!(
             "{name} {shape:?} {dtype:?}: code {i} differs: x = {:e} ({:#010x}), scale {:e}, zp {}, cpu {} gpu {}",
-            xs[i], xs[i].to_bits(), cpu.scales[g], cpu.zero_points[g], cc[i], gc[i]
+            xs[i],
+            xs[i].to_bits(),
+            cpu.scales[g],
+            cpu.zero_points[g],
+            cc[i],
+            gc[i]
         );
     }
     assert_eq!(
@@ -243,7 +269,9 @@ fn quantize_matches_cpu_bit_for_bit() {
         total += compare(&dev, &name, &spec, shape, &x, Dtype::Bf16);
         cases += 2;
     }
-    eprintln!("quantize_matches_cpu_bit_for_bit: {cases} cases, {total} elements compared bit for bit");
+    eprintln!(
+        "quantize_matches_cpu_bit_for_bit: {cases} cases, {total} elements compared bit for bit"
+    );
     assert!(total >= 100_000_000, "only {total} elements compared");
 }
 
@@ -278,17 +306,24 @@ fn errors_match_cpu() {
         }
     }
     // f16 scale overflow is reported for the same group
-    let spec = QuantSpec { scale_dtype: ScaleDtype::F16, granularity: Granularity::PerToken, ..QuantSpec::int8_weight() };
+    let spec = QuantSpec {
+        scale_dtype: ScaleDtype::F16,
+        granularity: Granularity::PerToken,
+        ..QuantSpec::int8_weight()
+    };
     let mut x = vec![1.0f32; 4 * 16];
     x[2 * 16 + 3] = 1e9;
     let gpu = dev.quantize("big", &spec, &dev.upload(&x).unwrap(), &[4, 16]);
     let cpu = CpuQuantizer::new(spec).unwrap().quantize_slice("big", &x, &[4, 16]);
     match (cpu, gpu) {
-        (Err(c @ QuantError::BadScale { .. }), Err(CudaError::Quant(g))) => assert_eq!(c.to_string(), g.to_string()),
+        (Err(c @ QuantError::BadScale { .. }), Err(CudaError::Quant(g))) => {
+            assert_eq!(c.to_string(), g.to_string())
+        }
         other => panic!("{other:?}"),
     }
     // layout errors are the CPU's
-    let spec = QuantSpec { granularity: Granularity::PerGroup { size: 5 }, ..QuantSpec::int8_weight() };
+    let spec =
+        QuantSpec { granularity: Granularity::PerGroup { size: 5 }, ..QuantSpec::int8_weight() };
     assert!(matches!(
         dev.quantize("g", &spec, &dev.upload(&[0f32; 12]).unwrap(), &[2, 6]),
         Err(CudaError::Quant(QuantError::BadGroup { .. }))
@@ -316,7 +351,11 @@ fn cuda_quantizer_is_a_drop_in_quantizer() {
         assert!(da.iter().zip(db.iter()).all(|(p, q)| p.to_bits() == q.to_bits()), "{name}");
         // non-contiguous input
         let t = x.t();
-        assert_eq!(qs[0].quantize(t.view()).unwrap(), qs[1].quantize(t.view()).unwrap(), "{name} (transposed)");
+        assert_eq!(
+            qs[0].quantize(t.view()).unwrap(),
+            qs[1].quantize(t.view()).unwrap(),
+            "{name} (transposed)"
+        );
     }
 }
 

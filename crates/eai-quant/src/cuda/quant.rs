@@ -21,7 +21,7 @@ use ndarray::{ArrayD, ArrayViewD, IxDyn};
 
 use super::device::{CudaDevice, DeviceBuffer};
 use super::error::{CudaError, Result};
-use super::gemm::{grid_stride_config, FloatElem};
+use super::gemm::{FloatElem, grid_stride_config};
 use crate::{
     Codes, Granularity, GroupLayout, Mapping, NonFinite, QuantError, QuantSpec, QuantizedTensor,
     Quantizer, Rounding, ScaleApply, ScaleDtype, ZeroRange,
@@ -108,11 +108,7 @@ fn plan_path(spec: &QuantSpec, shape: &[usize]) -> Path {
     };
     match spec.granularity {
         Granularity::PerTensor if n <= FUSED_TENSOR_MAX => rows(1, n),
-        Granularity::PerTensor => Path::TwoPass {
-            outer: 1,
-            channels: 1,
-            inner: n,
-        },
+        Granularity::PerTensor => Path::TwoPass { outer: 1, channels: 1, inner: n },
         Granularity::PerToken => rows(n / last, last),
         Granularity::PerGroup { size } => rows(n / size as u64, size as u64),
         Granularity::PerChannel { axis } => {
@@ -122,11 +118,7 @@ fn plan_path(spec: &QuantSpec, shape: &[usize]) -> Path {
             if outer == 1 {
                 rows(channels, inner)
             } else {
-                Path::TwoPass {
-                    outer,
-                    channels,
-                    inner,
-                }
+                Path::TwoPass { outer, channels, inner }
             }
         }
     }
@@ -144,9 +136,7 @@ impl Path {
     fn group_formula(&self) -> (u64, u64) {
         match *self {
             Path::Rows { groups, len, .. } => (len, groups),
-            Path::TwoPass {
-                channels, inner, ..
-            } => (inner, channels),
+            Path::TwoPass { channels, inner, .. } => (inner, channels),
         }
     }
 }
@@ -339,16 +329,15 @@ impl CudaDevice {
     /// # Errors
     /// [`CudaError::Shape`] if `x` does not hold `out.numel()` elements; [`CudaError::Driver`]
     /// on launch failure.
-    pub fn quantize_into<T: FloatElem>(&self, x: &DeviceBuffer<T>, out: &mut DeviceQuantized) -> Result<()> {
+    pub fn quantize_into<T: FloatElem>(
+        &self,
+        x: &DeviceBuffer<T>,
+        out: &mut DeviceQuantized,
+    ) -> Result<()> {
         if x.len() != out.numel() {
             return Err(CudaError::shape(
                 "quantize",
-                format!(
-                    "`{}` has {} elements for shape {:?}",
-                    out.name,
-                    x.len(),
-                    out.shape
-                ),
+                format!("`{}` has {} elements for shape {:?}", out.name, x.len(), out.shape),
             ));
         }
         let kernels = self.kernels()?;
@@ -399,7 +388,8 @@ impl CudaDevice {
                     // elements, scales/zps G; TS is a power of two ≤ 32 dividing the 256-thread
                     // block, so teams never straddle warps; the flag pointers address the two
                     // u64 words of `out.flags`, alive for the call.
-                    unsafe { l.launch(cfg) }.map_err(self.err("cuLaunchKernel(quant_rows_team)"))?;
+                    unsafe { l.launch(cfg) }
+                        .map_err(self.err("cuLaunchKernel(quant_rows_team)"))?;
                 } else {
                     let f = kernels.get(kernel_name("quant_rows_block", suf))?;
                     let blocks = groups.clamp(1, u64::from(sms.max(1)) * 8) as u32;
@@ -421,14 +411,11 @@ impl CudaDevice {
                     // SAFETY: signature (const T*, u8*, float*, int*, u64 G, u64 L, QSpec, u64*,
                     // u64*) matches; lengths as for the team kernel; the block-uniform group loop
                     // keeps every __syncthreads reached by all 256 threads.
-                    unsafe { l.launch(cfg) }.map_err(self.err("cuLaunchKernel(quant_rows_block)"))?;
+                    unsafe { l.launch(cfg) }
+                        .map_err(self.err("cuLaunchKernel(quant_rows_block)"))?;
                 }
             }
-            Path::TwoPass {
-                outer,
-                channels,
-                inner,
-            } => {
+            Path::TwoPass { outer, channels, inner } => {
                 let n = x.len() as u64;
                 if channels == 1 {
                     let f = kernels.get(kernel_name("quant_stats_all", suf))?;
@@ -437,15 +424,16 @@ impl CudaDevice {
                     l.arg(&x.slice).arg(&n).arg(&mut out.ord.slice).arg(&s).arg(&bad_ptr);
                     // SAFETY: signature (const T*, u64 n, u32* ord, QSpec, u64* bad); x holds n
                     // elements, ord 2 words; 256-thread blocks (≤ 32 warps of shared slots).
-                    unsafe { l.launch(cfg) }.map_err(self.err("cuLaunchKernel(quant_stats_all)"))?;
+                    unsafe { l.launch(cfg) }
+                        .map_err(self.err("cuLaunchKernel(quant_stats_all)"))?;
                 } else {
                     let f = kernels.get(kernel_name("quant_stats_channels", suf))?;
                     let ci = channels * inner;
                     let mut cfg = grid_stride_config(ci, sms);
                     // split the outer loop so the grid fills the device
                     let want = u64::from(sms.max(1)) * 8;
-                    cfg.grid_dim.1 =
-                        (want.div_ceil(u64::from(cfg.grid_dim.0))).clamp(1, outer.min(65_535)) as u32;
+                    cfg.grid_dim.1 = (want.div_ceil(u64::from(cfg.grid_dim.0)))
+                        .clamp(1, outer.min(65_535)) as u32;
                     let mut l = self.stream.launch_builder(f);
                     l.arg(&x.slice)
                         .arg(&outer)
@@ -540,7 +528,11 @@ impl CudaDevice {
     ///
     /// # Errors
     /// [`CudaError::Shape`] if `y` does not hold `q.numel()` elements; [`CudaError::Driver`].
-    pub fn dequantize_into<O: FloatElem>(&self, q: &DeviceQuantized, y: &mut DeviceBuffer<O>) -> Result<()> {
+    pub fn dequantize_into<O: FloatElem>(
+        &self,
+        q: &DeviceQuantized,
+        y: &mut DeviceBuffer<O>,
+    ) -> Result<()> {
         if y.len() != q.numel() {
             return Err(CudaError::shape(
                 "dequantize",
@@ -672,10 +664,7 @@ mod tests {
         let g = QuantSpec { granularity: Granularity::PerGroup { size: 32 }, ..w };
         assert_eq!(plan_path(&g, &[2, 64]), Path::Rows { groups: 4, len: 32, team: Some(1) });
         let c1 = QuantSpec { granularity: Granularity::PerChannel { axis: 1 }, ..w };
-        assert_eq!(
-            plan_path(&c1, &[5, 6, 7]),
-            Path::TwoPass { outer: 5, channels: 6, inner: 7 }
-        );
+        assert_eq!(plan_path(&c1, &[5, 6, 7]), Path::TwoPass { outer: 5, channels: 6, inner: 7 });
         assert_eq!(plan_path(&c1, &[1, 6, 7]), Path::Rows { groups: 6, len: 7, team: Some(1) });
         let pt = QuantSpec { granularity: Granularity::PerTensor, ..w };
         assert_eq!(
@@ -687,7 +676,14 @@ mod tests {
 
     #[test]
     fn kernel_names_exist() {
-        for base in ["quant_rows_team", "quant_rows_block", "quant_stats_all", "quant_stats_channels", "quant_apply", "dequant"] {
+        for base in [
+            "quant_rows_team",
+            "quant_rows_block",
+            "quant_stats_all",
+            "quant_stats_channels",
+            "quant_apply",
+            "dequant",
+        ] {
             for suf in ["f32", "f16", "bf16"] {
                 let k = kernel_name(base, suf);
                 assert_eq!(k, format!("{base}_{suf}"));
