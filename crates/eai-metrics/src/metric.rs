@@ -109,7 +109,7 @@ fn tokens(run: &Run, which: Tokens) -> Result<u64> {
     let (n, field) = match which {
         Tokens::Output => (run.output_tokens()?, "output_tokens"),
         Tokens::Input => (run.input_tokens()?, "input_tokens"),
-        Tokens::Total => (run.input_tokens()? + run.output_tokens()?, "tokens"),
+        Tokens::Total => (run.input_tokens()?.saturating_add(run.output_tokens()?), "tokens"),
     };
     if n == 0 {
         return Err(run.zero(field));

@@ -243,6 +243,45 @@ pub struct Prediction {
     pub notes: Vec<String>,
 }
 
+impl Prediction {
+    /// The predicted run on the target: `measured`'s labels, scores, tokens and requests, with
+    /// the hardware label set to the target, the predicted time, and the predicted energy
+    /// (point values) as GPU 0's. Scores carry over unchanged: the same numeric scheme gives the
+    /// same answers on another GPU. Feed it to [`crate::compare`] or
+    /// [`crate::Candidate::from_runs`] (then set the candidate's evidence to
+    /// [`crate::Evidence::Predicted`]).
+    ///
+    /// # Errors
+    /// [`Error::Missing`] when the prediction has no energy (the observation had none).
+    pub fn to_run(&self, measured: &crate::run::Run) -> Result<crate::run::Run> {
+        let energy = self.energy.ok_or_else(|| Error::Missing {
+            run: measured.label(),
+            field: "energy (observation)",
+        })?;
+        let c = measured.config();
+        let mut b =
+            crate::run::Run::builder(c.model.clone(), c.scheme.clone(), self.target.clone())
+                .energy(crate::run::EnergyDomain::Gpu(0), energy.point)
+                .wall(self.time.point);
+        for (task, s) in measured.scores() {
+            b = b.score(task.clone(), *s);
+        }
+        if let Some(r) = measured.repetition() {
+            b = b.repetition(r);
+        }
+        if let Ok(n) = measured.input_tokens() {
+            b = b.input_tokens(n);
+        }
+        if let Ok(n) = measured.output_tokens() {
+            b = b.output_tokens(n);
+        }
+        if let Ok(n) = measured.requests() {
+            b = b.requests(n);
+        }
+        b.build()
+    }
+}
+
 /// Predicts `obs`'s time (and energy) on `target`. See the module docs for the model and band.
 ///
 /// ```
@@ -365,5 +404,40 @@ mod tests {
         let e = p.energy.unwrap();
         assert!(e.low.0 < e.point.0 && e.point.0 < e.high.0);
         assert!(predict(&Observation { wall: Seconds(0.0), ..obs.clone() }, src).is_err());
+    }
+
+    #[test]
+    fn predicted_runs_feed_the_recommender() {
+        use crate::recommend::{Candidate, Constraints, Evidence, Strategy, recommend};
+        use crate::run::{EnergyDomain, Run};
+        let set = ProfileSet::builtin().unwrap();
+        let mk = |scheme: &str, wh: f64, secs: f64| {
+            Run::builder("m", scheme, "A100-PCIe-40GB")
+                .score("mmlu", 0.6)
+                .energy(EnergyDomain::Gpu(0), Joules::from_watt_hours(wh))
+                .wall(Seconds(secs))
+                .output_tokens(12_800)
+                .requests(100)
+                .build()
+                .unwrap()
+        };
+        let (fp16, int8) = (mk("fp16", 10.0, 200.0), mk("int8", 6.0, 120.0));
+        let w = Workload::new(7e9, Precision::Int8).output_tokens(12_800);
+        let obs = Observation {
+            gpu: set.get("A100-PCIe-40GB").unwrap(),
+            workload: w,
+            wall: Seconds(120.0),
+            energy: Some(int8.energy().unwrap()),
+        };
+        let h200 = predict(&obs, set.get("H200-SXM-141GB").unwrap()).unwrap();
+        let run = h200.to_run(&int8).unwrap();
+        assert_eq!(run.config().hardware, "H200-SXM-141GB");
+        // Memory-bound: 120 s × 1555/4800; power 180 W of 250 → 0.72 × 700 W.
+        assert!((run.wall().unwrap().0 - 120.0 * 1555.0 / 4800.0).abs() < 1e-9);
+        assert!((run.mean_power().unwrap().0 - 0.72 * 700.0).abs() < 1e-9);
+        let mut cand = Candidate::from_runs(&[fp16], &[run], Strategy::int8()).unwrap();
+        cand.evidence = Evidence::Predicted { from: "A100-PCIe-40GB".into() };
+        let rec = recommend(&[cand], &Constraints::default(), &set).unwrap();
+        assert_eq!(rec.best().unwrap().candidate.hardware, "H200-SXM-141GB");
     }
 }

@@ -374,8 +374,8 @@ pub struct Ratio {
 ///
 /// # Errors
 /// [`Error::Zero`] when `mean(den)` is zero; [`Error::UnboundedRatio`] when the denominator's
-/// mean is not significantly different from zero (Fieller's set is then not an interval);
-/// [`Error::NoVariance`]-free: two constant groups give a zero-width interval.
+/// mean is not significantly different from zero (Fieller's set is then not an interval).
+/// Two constant groups are not an error: they give a zero-width interval.
 pub fn ratio_of_means(num: &[f64], den: &[f64], level: f64, what: &'static str) -> Result<Ratio> {
     check_level(level)?;
     let (nx, mx, vx) = moments(num, what)?;

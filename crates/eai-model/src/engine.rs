@@ -1,0 +1,559 @@
+//! The scoring and generation engine: lm-eval semantics on top of [`Model`], and
+//! [`eai_core::LanguageModel`].
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use eai_core::{
+    GenerateRequest, Generation, LanguageModel, Loglikelihood, LoglikelihoodRequest, ModelError,
+    ModelInfo,
+};
+
+use crate::config::ModelConfig;
+use crate::error::{Error, Result};
+use crate::gguf::GgufFile;
+use crate::model::{KvCache, LoadOptions, Model, Scratch};
+use crate::source::{GgufSource, SafetensorsSource};
+use crate::tokenizer::{BosPolicy, Tokenizer};
+
+/// Engine settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EngineOptions {
+    /// lm-eval's `max_length`: inputs are left-truncated to it. `None`: the model's
+    /// `max_position_embeddings` (lm-eval's default resolution).
+    pub max_length: Option<usize>,
+    /// Packed tokens per scoring forward pass (requests are sorted longest first and packed
+    /// without padding up to this many tokens).
+    pub batch_tokens: usize,
+    /// Sequences decoded together in `generate_until`.
+    pub gen_batch: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions { max_length: None, batch_tokens: 2048, gen_batch: 8 }
+    }
+}
+
+/// Counters for energy accounting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Counters {
+    /// Forward passes (one per packed scoring batch or decode step).
+    pub forward_passes: u64,
+    /// Tokens run through the decoder (prefill + decode).
+    pub tokens_processed: u64,
+    /// Positions whose log-probabilities were scored.
+    pub tokens_scored: u64,
+    /// Tokens generated.
+    pub tokens_generated: u64,
+}
+
+/// A model with its tokenizer: implements [`LanguageModel`].
+///
+/// ```no_run
+/// use eai_core::{LanguageModel, LoglikelihoodRequest};
+/// use eai_model::{Engine, LoadOptions, Scheme};
+/// let mut lm = Engine::from_gguf("SmolLM2-135M-Instruct.Q4_1.gguf", LoadOptions::new(Scheme::Fp32))?;
+/// let r = lm.loglikelihood(&[LoglikelihoodRequest::new("The capital of France is", " Paris")])?;
+/// println!("{}", r[0].logprob);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Engine {
+    model: Model,
+    tokenizer: Tokenizer,
+    name: String,
+    opts: EngineOptions,
+    scratch: Scratch,
+    pool: Vec<KvCache>,
+    counters: Counters,
+}
+
+/// One scored position: log-partition, argmax, and the logits of the wanted targets.
+type ScoredPos = (f64, u32, Vec<(u32, f32)>);
+
+/// One scored request in token space: `(context ids, continuation ids)`.
+pub type TokenPair = (Vec<u32>, Vec<u32>);
+
+fn py_space(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
+}
+
+impl Engine {
+    /// Wraps a model and its tokenizer.
+    pub fn new(model: Model, tokenizer: Tokenizer, name: impl Into<String>) -> Self {
+        Engine {
+            model,
+            tokenizer,
+            name: name.into(),
+            opts: EngineOptions::default(),
+            scratch: Scratch::default(),
+            pool: Vec::new(),
+            counters: Counters::default(),
+        }
+    }
+
+    /// Loads a GGUF file (weights dequantized to f32, then converted to `opts.scheme`) with the
+    /// tokenizer its metadata describes.
+    ///
+    /// # Errors
+    /// Any loading error (see [`GgufFile::open`], [`ModelConfig::from_gguf`], [`Model::load`],
+    /// [`Tokenizer::from_gguf`]).
+    pub fn from_gguf(path: impl AsRef<Path>, opts: LoadOptions) -> Result<Self> {
+        let f = GgufFile::open(path.as_ref())?;
+        let cfg = ModelConfig::from_gguf(&f)?;
+        let tok = Tokenizer::from_gguf(&f)?;
+        let model = Model::load(&GgufSource::new(&f, &cfg), cfg, opts)?;
+        let name =
+            f.get("general.name").and_then(|v| v.as_str()).map(str::to_string).unwrap_or_else(
+                || {
+                    path.as_ref()
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                },
+            );
+        Ok(Self::new(model, tok, name))
+    }
+
+    /// Loads a Hugging Face folder (`config.json`, `tokenizer.json`, safetensors).
+    ///
+    /// # Errors
+    /// Any loading error.
+    pub fn from_hf_dir(dir: impl AsRef<Path>, opts: LoadOptions) -> Result<Self> {
+        let dir = dir.as_ref();
+        let cfg = ModelConfig::from_hf_file(dir.join("config.json"))?;
+        let tok =
+            Tokenizer::from_file(dir.join("tokenizer.json"), cfg.bos_token_id, &cfg.eos_token_ids)?;
+        let src = SafetensorsSource::open(dir)?;
+        let model = Model::load(&src, cfg, opts)?;
+        let name = dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        Ok(Self::new(model, tok, name))
+    }
+
+    /// Replaces the settings.
+    pub fn with_options(mut self, opts: EngineOptions) -> Self {
+        self.opts = opts;
+        self
+    }
+
+    /// Sets the BOS policy (recorded in [`Engine::settings_label`]).
+    pub fn set_bos_policy(&mut self, p: BosPolicy) {
+        self.tokenizer.set_bos_policy(p);
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// Counters since construction.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// The effective `max_length`.
+    pub fn max_length(&self) -> usize {
+        self.opts.max_length.unwrap_or(self.model.config().max_position).max(1)
+    }
+
+    /// Everything that changes scores, in one line: scheme, BOS, max length, batching.
+    pub fn settings_label(&self) -> String {
+        format!(
+            "scheme={} {} max_length={} batch_tokens={} device=cpu",
+            self.model.scheme().label(),
+            self.tokenizer.bos_label(),
+            self.max_length(),
+            self.opts.batch_tokens
+        )
+    }
+
+    /// lm-eval's `_encode_pair`: trailing whitespace of the context moves to the continuation;
+    /// `cont = enc(ctx + cont)[len(enc(ctx)):]`. An empty context becomes the prefix token (BOS,
+    /// else EOS).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when either side ends up empty; tokenizer errors.
+    pub fn encode_pair(&self, context: &str, continuation: &str) -> Result<TokenPair> {
+        if context.is_empty() {
+            let prefix = self
+                .tokenizer
+                .bos_id()
+                .or_else(|| self.tokenizer.eos_ids().first().copied())
+                .ok_or_else(|| {
+                    Error::invalid("empty context and the model has neither BOS nor EOS")
+                })?;
+            let cont = self.tokenizer.encode_raw(continuation)?;
+            return match cont.first() {
+                None => Err(Error::invalid("empty continuation")),
+                Some(&c0) if c0 == prefix => Ok((vec![c0], cont[1..].to_vec())),
+                Some(_) => Ok((vec![prefix], cont)),
+            };
+        }
+        let trimmed = context.trim_end_matches(py_space);
+        let moved = &context[trimmed.len()..];
+        let cont_text = format!("{moved}{continuation}");
+        let whole = self.tokenizer.encode(&format!("{trimmed}{cont_text}"))?;
+        let ctx = self.tokenizer.encode(trimmed)?;
+        if ctx.is_empty() {
+            return Err(Error::invalid("context encodes to no tokens"));
+        }
+        let cont = whole.get(ctx.len()..).unwrap_or(&[]).to_vec();
+        if cont.is_empty() {
+            return Err(Error::invalid("continuation encodes to no tokens"));
+        }
+        Ok((ctx, cont))
+    }
+
+    /// Scores token pairs: `(Σ log p(cont | ctx), is_greedy)` per pair, lm-eval style (input =
+    /// last `max_length + 1` tokens of `ctx ++ cont` minus the last; identical inputs are run once).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for empty sides or continuations longer than `max_length`.
+    pub fn loglikelihood_tokens(&mut self, reqs: &[TokenPair]) -> Result<Vec<(f64, bool)>> {
+        let max_len = self.max_length();
+        // Unique inputs and how many trailing positions each must score.
+        let mut uniq: Vec<(Vec<u32>, usize)> = Vec::new();
+        let mut key: HashMap<Vec<u32>, usize> = HashMap::new();
+        let mut member = Vec::with_capacity(reqs.len());
+        for (i, (ctx, cont)) in reqs.iter().enumerate() {
+            if ctx.is_empty() || cont.is_empty() {
+                return Err(Error::invalid(format!("request {i}: empty context or continuation")));
+            }
+            if cont.len() > max_len {
+                return Err(Error::invalid(format!(
+                    "request {i}: continuation of {} tokens exceeds max_length {max_len}",
+                    cont.len()
+                )));
+            }
+            let total = ctx.len() + cont.len();
+            let start = total.saturating_sub(max_len + 1);
+            let input: Vec<u32> = ctx
+                .iter()
+                .chain(cont.iter())
+                .skip(start)
+                .take(total - 1 - start)
+                .copied()
+                .collect();
+            let u = *key.entry(input.clone()).or_insert_with(|| {
+                uniq.push((input, 0));
+                uniq.len() - 1
+            });
+            uniq[u].1 = uniq[u].1.max(cont.len());
+            member.push(u);
+        }
+        // Longest first (lm-eval's order), then pack batches without padding.
+        let mut order: Vec<usize> = (0..uniq.len()).collect();
+        order.sort_by(|&a, &b| {
+            uniq[b].0.len().cmp(&uniq[a].0.len()).then_with(|| uniq[a].0.cmp(&uniq[b].0))
+        });
+        // Per unique input: for each scored position (last `need` positions), (logZ, argmax, logits row index).
+        let mut scored: Vec<Vec<ScoredPos>> = vec![Vec::new(); uniq.len()];
+        // Which targets each unique needs at each position.
+        let mut wanted: Vec<Vec<Vec<u32>>> =
+            uniq.iter().map(|(_, need)| vec![Vec::new(); *need]).collect();
+        for (i, (_, cont)) in reqs.iter().enumerate() {
+            let u = member[i];
+            let need = uniq[u].1;
+            for (j, &t) in cont.iter().enumerate() {
+                wanted[u][need - cont.len() + j].push(t);
+            }
+        }
+        let mut b = 0;
+        while b < order.len() {
+            let mut e = b;
+            let mut tokens = 0;
+            while e < order.len()
+                && (e == b || tokens + uniq[order[e]].0.len() <= self.opts.batch_tokens)
+            {
+                tokens += uniq[order[e]].0.len();
+                e += 1;
+            }
+            let batch = &order[b..e];
+            let seqs: Vec<&[u32]> = batch.iter().map(|&u| uniq[u].0.as_slice()).collect();
+            while self.pool.len() < seqs.len() {
+                self.pool.push(KvCache::new(self.model.config()));
+            }
+            for c in &mut self.pool {
+                c.clear();
+            }
+            let mut caches: Vec<&mut KvCache> = self.pool.iter_mut().take(seqs.len()).collect();
+            let hidden = self.model.forward(&seqs, &mut caches, &mut self.scratch)?;
+            // Gather the rows to score.
+            let mut rows = Vec::new();
+            let mut off = 0;
+            for &u in batch {
+                let len = uniq[u].0.len();
+                let need = uniq[u].1.min(len);
+                rows.extend(off + len - need..off + len);
+                off += len;
+            }
+            let sel = hidden.select(ndarray::Axis(0), &rows);
+            let logits = self.model.logits(sel.view())?;
+            let mut r = 0;
+            for &u in batch {
+                let need = uniq[u].1.min(uniq[u].0.len());
+                for want in wanted[u].iter().take(need) {
+                    let row = logits.row(r);
+                    let mut mx = f32::NEG_INFINITY;
+                    let mut am = 0u32;
+                    for (k, &v) in row.iter().enumerate() {
+                        if v > mx {
+                            mx = v;
+                            am = k as u32;
+                        }
+                    }
+                    let z: f64 = row.iter().map(|&v| f64::from(v - mx).exp()).sum::<f64>().ln()
+                        + f64::from(mx);
+                    let picks = want
+                        .iter()
+                        .map(|&t| (t, row.get(t as usize).copied().unwrap_or(f32::NEG_INFINITY)))
+                        .collect();
+                    scored[u].push((z, am, picks));
+                    r += 1;
+                }
+            }
+            self.counters.forward_passes += 1;
+            self.counters.tokens_processed += tokens as u64;
+            self.counters.tokens_scored += rows.len() as u64;
+            b = e;
+        }
+        let mut out = Vec::with_capacity(reqs.len());
+        for (i, (_, cont)) in reqs.iter().enumerate() {
+            let u = member[i];
+            let need = scored[u].len();
+            let mut lp = 0f64;
+            let mut greedy = true;
+            // Continuation tokens beyond the input (when truncated) cannot exceed `need`.
+            let n = cont.len().min(need);
+            for (j, &t) in cont[cont.len() - n..].iter().enumerate() {
+                let (z, am, picks) = &scored[u][need - n + j];
+                let v = picks.iter().find(|(tt, _)| *tt == t).map_or(f32::NEG_INFINITY, |p| p.1);
+                lp += f64::from(v) - z;
+                greedy &= *am == t;
+            }
+            out.push((lp, greedy));
+        }
+        Ok(out)
+    }
+
+    /// Per-token negative log-likelihoods (nats) of `ids[1..]` given their prefixes, in one pass.
+    ///
+    /// # Errors
+    /// As [`Model::forward`].
+    pub fn token_nlls(&mut self, ids: &[u32]) -> Result<Vec<f64>> {
+        if ids.len() < 2 {
+            return Ok(Vec::new());
+        }
+        let logits = self.model.logits_for(&ids[..ids.len() - 1])?;
+        Ok(logits
+            .rows()
+            .into_iter()
+            .zip(&ids[1..])
+            .map(|(row, &t)| {
+                let mx = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let z =
+                    row.iter().map(|&v| f64::from(v - mx).exp()).sum::<f64>().ln() + f64::from(mx);
+                z - f64::from(row[t as usize])
+            })
+            .collect())
+    }
+
+    /// Greedy generation from token ids; stops at EOS, a stop string or `max_new` tokens.
+    /// Returns `(generated ids, text cut before the first stop string)` per prompt.
+    ///
+    /// # Errors
+    /// As [`Model::forward`]; tokenizer errors.
+    pub fn generate_tokens(
+        &mut self,
+        prompts: &[Vec<u32>],
+        until: &[Vec<String>],
+        max_new: &[usize],
+    ) -> Result<Vec<(Vec<u32>, String)>> {
+        let cfg_vocab = self.model.config().vocab;
+        let vocab = self.tokenizer.vocab_size().min(cfg_vocab).max(1);
+        let eos: Vec<u32> = self.tokenizer.eos_ids().to_vec();
+        let mut results = vec![(Vec::new(), String::new()); prompts.len()];
+        let chunk = self.opts.gen_batch.max(1);
+        let idx: Vec<usize> = (0..prompts.len()).collect();
+        for group in idx.chunks(chunk) {
+            let mut caches: Vec<KvCache> =
+                group.iter().map(|_| KvCache::new(self.model.config())).collect();
+            let mut generated: Vec<Vec<u32>> = vec![Vec::new(); group.len()];
+            let mut done: Vec<bool> =
+                group.iter().map(|&i| max_new[i] == 0 || prompts[i].is_empty()).collect();
+            let mut next: Vec<u32> = vec![0; group.len()];
+            // Prefill.
+            let active: Vec<usize> = (0..group.len()).filter(|&a| !done[a]).collect();
+            if !active.is_empty() {
+                let seqs: Vec<&[u32]> =
+                    active.iter().map(|&a| prompts[group[a]].as_slice()).collect();
+                let mut refs: Vec<&mut KvCache> = caches
+                    .iter_mut()
+                    .enumerate()
+                    .filter(|(a, _)| !done[*a])
+                    .map(|(_, c)| c)
+                    .collect();
+                let hidden = self.model.forward(&seqs, &mut refs, &mut self.scratch)?;
+                let mut rows = Vec::new();
+                let mut off = 0;
+                for s in &seqs {
+                    off += s.len();
+                    rows.push(off - 1);
+                }
+                let sel = hidden.select(ndarray::Axis(0), &rows);
+                let logits = self.model.logits(sel.view())?;
+                for (r, &a) in active.iter().enumerate() {
+                    next[a] = argmax(logits.row(r).as_slice().unwrap_or(&[]), vocab);
+                }
+                self.counters.forward_passes += 1;
+                self.counters.tokens_processed += off as u64;
+            }
+            loop {
+                // Accept the pending tokens, check stops.
+                for a in 0..group.len() {
+                    if done[a] {
+                        continue;
+                    }
+                    let i = group[a];
+                    if eos.contains(&next[a]) {
+                        done[a] = true;
+                        continue;
+                    }
+                    generated[a].push(next[a]);
+                    self.counters.tokens_generated += 1;
+                    if generated[a].len() >= max_new[i] {
+                        done[a] = true;
+                    } else if !until[i].is_empty() {
+                        let text = self.tokenizer.decode(&generated[a], true)?;
+                        if until[i].iter().any(|s| !s.is_empty() && text.contains(s.as_str())) {
+                            done[a] = true;
+                        }
+                    }
+                }
+                let active: Vec<usize> = (0..group.len()).filter(|&a| !done[a]).collect();
+                if active.is_empty() {
+                    break;
+                }
+                let toks: Vec<[u32; 1]> = active.iter().map(|&a| [next[a]]).collect();
+                let seqs: Vec<&[u32]> = toks.iter().map(|t| t.as_slice()).collect();
+                let mut refs: Vec<&mut KvCache> = caches
+                    .iter_mut()
+                    .enumerate()
+                    .filter(|(a, _)| !done[*a])
+                    .map(|(_, c)| c)
+                    .collect();
+                let hidden = self.model.forward(&seqs, &mut refs, &mut self.scratch)?;
+                let logits = self.model.logits(hidden.view())?;
+                for (r, &a) in active.iter().enumerate() {
+                    next[a] = argmax(logits.row(r).as_slice().unwrap_or(&[]), vocab);
+                }
+                self.counters.forward_passes += 1;
+                self.counters.tokens_processed += active.len() as u64;
+            }
+            for (a, &i) in group.iter().enumerate() {
+                let mut text = self.tokenizer.decode(&generated[a], true)?;
+                let cut = until[i]
+                    .iter()
+                    .filter(|s| !s.is_empty())
+                    .filter_map(|s| text.find(s.as_str()))
+                    .min();
+                if let Some(c) = cut {
+                    text.truncate(c);
+                }
+                results[i] = (std::mem::take(&mut generated[a]), text);
+            }
+        }
+        Ok(results)
+    }
+}
+
+fn argmax(row: &[f32], limit: usize) -> u32 {
+    let mut best = 0usize;
+    let mut mx = f32::NEG_INFINITY;
+    for (k, &v) in row.iter().take(limit).enumerate() {
+        if v > mx {
+            mx = v;
+            best = k;
+        }
+    }
+    best as u32
+}
+
+fn model_err(e: Error) -> ModelError {
+    ModelError::backend("eai-model CPU engine", e)
+}
+
+impl LanguageModel for Engine {
+    fn info(&self) -> ModelInfo {
+        ModelInfo::new(self.name.clone())
+            .max_context(self.max_length())
+            .scheme(self.model.scheme().label())
+            .device(format!("cpu ({})", self.tokenizer.bos_label()))
+    }
+
+    fn loglikelihood(
+        &mut self,
+        reqs: &[LoglikelihoodRequest],
+    ) -> std::result::Result<Vec<Loglikelihood>, ModelError> {
+        let mut pairs = Vec::with_capacity(reqs.len());
+        for (i, r) in reqs.iter().enumerate() {
+            let p = self.encode_pair(&r.context, &r.continuation).map_err(|e| match e {
+                Error::InvalidInput { reason } => ModelError::InvalidRequest { index: i, reason },
+                e => model_err(e),
+            })?;
+            pairs.push(p);
+        }
+        let scores = self.loglikelihood_tokens(&pairs).map_err(model_err)?;
+        Ok(scores
+            .into_iter()
+            .zip(&pairs)
+            .map(|((lp, g), (_, cont))| {
+                let mut l = Loglikelihood::new(lp, g);
+                l.tokens = Some(cont.len() as u32);
+                l
+            })
+            .collect())
+    }
+
+    fn generate_until(
+        &mut self,
+        reqs: &[GenerateRequest],
+    ) -> std::result::Result<Vec<Generation>, ModelError> {
+        let max_len = self.max_length();
+        let mut prompts = Vec::with_capacity(reqs.len());
+        for (i, r) in reqs.iter().enumerate() {
+            let mut ids = self.tokenizer.encode(&r.context).map_err(model_err)?;
+            if ids.is_empty() {
+                return Err(ModelError::InvalidRequest { index: i, reason: "empty prompt".into() });
+            }
+            let keep = max_len.saturating_sub(r.max_gen_toks).max(1);
+            if ids.len() > keep {
+                ids.drain(..ids.len() - keep);
+            }
+            prompts.push(ids);
+        }
+        let until: Vec<Vec<String>> = reqs.iter().map(|r| r.until.clone()).collect();
+        let max_new: Vec<usize> = reqs.iter().map(|r| r.max_gen_toks).collect();
+        let out = self.generate_tokens(&prompts, &until, &max_new).map_err(model_err)?;
+        Ok(out
+            .into_iter()
+            .map(|(ids, text)| {
+                let mut g = Generation::new(text);
+                g.tokens = Some(ids.len() as u32);
+                g
+            })
+            .collect())
+    }
+
+    fn forward_passes(&self) -> Option<u64> {
+        Some(self.counters.forward_passes)
+    }
+}

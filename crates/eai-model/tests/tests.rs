@@ -1,0 +1,6 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! eai-model integration tests (one binary).
+
+#[macro_use]
+mod common;
+mod real_model;

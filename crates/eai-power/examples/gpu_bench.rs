@@ -1,0 +1,2 @@
+//! GPU benchmark (placeholder until written).
+fn main() {}

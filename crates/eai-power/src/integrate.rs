@@ -1,0 +1,412 @@
+//! Integration methods: pure functions over sample slices (times in ns since an anchor).
+//!
+//! * [`trapezoid`] and [`zoh`]: power streams, with values interpolated exactly at the edges.
+//! * [`counter_energy`]: a cumulative counter, with each edge interpolated between the counter's
+//!   update points, either linearly in time or shaped by a power stream (the "hybrid"); RAPL
+//!   wraps are unwrapped and resets split into segments.
+//! * [`two_read_delta`]: what Zeus does (counter read at begin and at end, subtracted).
+//! * [`paper_1hz`]: the paper's method, 1 Hz samples of averaged power summed as `P·Δt`.
+//! * [`averaged_shifted`]: a 1-s average shifted by its group delay (fallback).
+
+use std::time::Duration;
+
+use eai_core::{Joules, Watts};
+
+use crate::timeline::Sample;
+
+fn secs(ns: u64) -> f64 {
+    ns as f64 * 1e-9
+}
+
+fn dt(a: u64, b: u64) -> f64 {
+    (b as f64 - a as f64) * 1e-9
+}
+
+/// The value of a piecewise-linear signal at `t`: linear between the bracketing samples, held
+/// constant beyond the first and last sample. `None` for an empty slice.
+pub fn interpolate(samples: &[Sample], t: u64) -> Option<f64> {
+    let first = samples.first()?;
+    let last = samples.last()?;
+    if t <= first.t_ns {
+        return Some(first.value);
+    }
+    if t >= last.t_ns {
+        return Some(last.value);
+    }
+    let i = samples.partition_point(|s| s.t_ns <= t); // samples[i-1].t <= t < samples[i].t
+    let (a, b) = (samples[i - 1], samples[i]);
+    let f = dt(a.t_ns, t) / dt(a.t_ns, b.t_ns);
+    Some(a.value + (b.value - a.value) * f)
+}
+
+/// Trapezoidal integral of a power stream (W) over `[t0, t1]`, with the values at the edges
+/// linearly interpolated (held constant outside the samples). `None` when there are no samples
+/// or `t1 <= t0`.
+pub fn trapezoid(samples: &[Sample], t0: u64, t1: u64) -> Option<Joules> {
+    if t1 <= t0 || samples.is_empty() {
+        return None;
+    }
+    let mut prev_t = t0;
+    let mut prev_v = interpolate(samples, t0)?;
+    let mut e = 0.0;
+    let start = samples.partition_point(|s| s.t_ns <= t0);
+    for s in &samples[start..] {
+        if s.t_ns >= t1 {
+            break;
+        }
+        e += 0.5 * (prev_v + s.value) * dt(prev_t, s.t_ns);
+        prev_t = s.t_ns;
+        prev_v = s.value;
+    }
+    let v1 = interpolate(samples, t1)?;
+    e += 0.5 * (prev_v + v1) * dt(prev_t, t1);
+    Some(Joules(e))
+}
+
+/// Zero-order-hold integral: each sample's value holds until the next sample (the value before
+/// `t0` holds into the window; before the first sample the first value is used).
+pub fn zoh(samples: &[Sample], t0: u64, t1: u64) -> Option<Joules> {
+    if t1 <= t0 || samples.is_empty() {
+        return None;
+    }
+    let i0 = samples.partition_point(|s| s.t_ns <= t0);
+    let mut v = if i0 == 0 { samples[0].value } else { samples[i0 - 1].value };
+    let mut t = t0;
+    let mut e = 0.0;
+    for s in &samples[i0..] {
+        if s.t_ns >= t1 {
+            break;
+        }
+        e += v * dt(t, s.t_ns);
+        t = s.t_ns;
+        v = s.value;
+    }
+    e += v * dt(t, t1);
+    Some(Joules(e))
+}
+
+/// The paper's method on the same timeline: the averaged-power stream sampled at 1 Hz from
+/// `t0` (the last value at or before each grid point, as polling `nvidia-smi` once a second
+/// would see), each sample multiplied by its interval (1 s; the final partial second by its
+/// length). Returns joules; divide by 3600 for the paper's Wh.
+pub fn paper_1hz(samples: &[Sample], t0: u64, t1: u64) -> Option<Joules> {
+    if t1 <= t0 || samples.is_empty() {
+        return None;
+    }
+    let mut e = 0.0;
+    let mut g = t0;
+    while g < t1 {
+        let i = samples.partition_point(|s| s.t_ns <= g);
+        let p = if i == 0 { samples[0].value } else { samples[i - 1].value };
+        let next = g.saturating_add(1_000_000_000).min(t1);
+        e += p * dt(g, next);
+        g = next;
+    }
+    Some(Joules(e))
+}
+
+/// An averaged-power stream (boxcar of `window`) integrated over `[t0 + window/2, t1 +
+/// window/2]`, compensating its group delay. Only meaningful for windows padded by at least
+/// `window` of steady signal on both sides.
+pub fn averaged_shifted(samples: &[Sample], t0: u64, t1: u64, window: Duration) -> Option<Joules> {
+    let d = (window.as_nanos() / 2) as u64;
+    trapezoid(samples, t0.saturating_add(d), t1.saturating_add(d))
+}
+
+/// Zeus-style two-read delta: the first counter read at or after `t0` subtracted from the
+/// first read at or after `t1` (what a synchronous read at begin and end returns). `None` when
+/// either read is missing or the counter went backwards.
+pub fn two_read_delta(reads: &[Sample], t0: u64, t1: u64) -> Option<Joules> {
+    let a = reads.get(reads.partition_point(|s| s.t_ns < t0))?;
+    let b = reads.get(reads.partition_point(|s| s.t_ns < t1))?;
+    (b.value >= a.value).then_some(Joules(b.value - a.value))
+}
+
+/// Parameters of a counter for [`counter_energy`].
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct CounterParams {
+    /// How often the counter is republished (NVML on Hopper: 100 ms). `None`: every read is
+    /// current (RAPL at ~1 ms, replayed and constant sources).
+    pub update_period: Option<Duration>,
+    /// Wraparound range (RAPL `max_energy_range_uj`); `None`: a decrease is a reset.
+    pub wrap_at: Option<Joules>,
+}
+
+impl CounterParams {
+    /// Parameters with the given update period and wrap range.
+    pub fn new(update_period: Option<Duration>, wrap_at: Option<Joules>) -> Self {
+        Self { update_period, wrap_at }
+    }
+}
+
+/// The counter estimate of a window.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct CounterEstimate {
+    /// Edges interpolated linearly in time between update points.
+    pub linear: Joules,
+    /// Edges interpolated in proportion to the power stream's integral (`None` without a
+    /// usable power stream).
+    pub shaped: Option<Joules>,
+    /// Counter decreases treated as resets (segments bridged by the power integral).
+    pub resets: u32,
+    /// Counter decreases unwrapped with the wrap range.
+    pub wraps: u32,
+    /// An edge lay outside the counter's update points and was extrapolated.
+    pub extrapolated: bool,
+    /// Update points inside the window.
+    pub points_inside: usize,
+    /// One-sigma uncertainty from locating the update points at the two edges.
+    pub edge_sigma: Joules,
+}
+
+/// Counter update points: `(time, unwrapped energy)`. A change seen at read `i` happened in
+/// `(t[i-1], t[i]]`; with a republication period `U` the point is placed at
+/// `t[i] - min(U, t[i]-t[i-1]) / 2`. Unchanged reads more than `U` after the last point are
+/// kept as flat points (a flat stretch is not a ramp).
+pub fn counter_points(
+    reads: &[Sample],
+    params: CounterParams,
+    power: Option<&[Sample]>,
+) -> CounterPoints {
+    let u_ns = params.update_period.map_or(0, |d| d.as_nanos() as u64);
+    let mut pts: Vec<(u64, f64)> = Vec::with_capacity(reads.len());
+    let mut raw_prev: Option<f64> = None;
+    let mut acc = 0.0;
+    let mut reset_at = Vec::new();
+    let mut wrap_at = Vec::new();
+    let mut prev_t = None;
+    for r in reads {
+        let t_point = match prev_t {
+            Some(pt) => r.t_ns - (u_ns.min(r.t_ns - pt) / 2),
+            None => r.t_ns.saturating_sub(u_ns / 2),
+        };
+        match raw_prev {
+            None => {
+                pts.push((t_point, 0.0));
+            }
+            Some(prev) if r.value == prev => {
+                // Unchanged: current as of t - U at least.
+                let flat_t = r.t_ns.saturating_sub(u_ns / 2);
+                let due = u_ns == 0 || pts.last().is_some_and(|&(lt, _)| flat_t > lt + u_ns);
+                if due && pts.last().is_some_and(|&(lt, _)| flat_t > lt) {
+                    pts.push((flat_t, acc));
+                }
+            }
+            Some(prev) => {
+                let mut d = r.value - prev;
+                if d < 0.0 {
+                    match params.wrap_at {
+                        Some(range) => {
+                            d += range.0;
+                            wrap_at.push(r.t_ns);
+                        }
+                        None => {
+                            reset_at.push(r.t_ns);
+                            let lt = pts.last().map_or(t_point, |p| p.0);
+                            // Energy since the reset is the new value; bridge the rest with
+                            // the power stream when there is one.
+                            d = power
+                                .and_then(|p| trapezoid(p, lt, t_point))
+                                .map_or(r.value.max(0.0), |e| e.0);
+                        }
+                    }
+                }
+                acc += d;
+                if pts.last().is_none_or(|&(lt, _)| t_point > lt) {
+                    pts.push((t_point, acc));
+                } else if let Some(l) = pts.last_mut() {
+                    l.1 = acc;
+                }
+            }
+        }
+        raw_prev = Some(r.value);
+        prev_t = Some(r.t_ns);
+    }
+    CounterPoints { points: pts, resets: reset_at, wraps: wrap_at }
+}
+
+/// Update points of a counter and where it reset or wrapped (see [`counter_points`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct CounterPoints {
+    /// `(time ns, unwrapped energy J)`, strictly increasing in time.
+    pub points: Vec<(u64, f64)>,
+    /// Read times at which the counter decreased (reset).
+    pub resets: Vec<u64>,
+    /// Read times at which the counter wrapped.
+    pub wraps: Vec<u64>,
+}
+
+/// Energy between two update points up to `t`, as a fraction of the segment, shaped by power.
+fn shaped_fraction(power: &[Sample], a: u64, b: u64, t: u64) -> Option<f64> {
+    // Require the power stream to cover the segment (with one sample period of slack).
+    let first = power.first()?.t_ns;
+    let last = power.last()?.t_ns;
+    if first > a.saturating_add(150_000_000) || last.saturating_add(150_000_000) < b {
+        return None;
+    }
+    let whole = trapezoid(power, a, b)?.0;
+    if whole.is_nan() || whole <= 0.0 {
+        return None;
+    }
+    let part = if t <= a { 0.0 } else { trapezoid(power, a, t.min(b))?.0 };
+    Some((part / whole).clamp(0.0, 1.0))
+}
+
+/// Unwrapped energy at time `t` from update points; `(linear, shaped, extrapolated)`.
+fn energy_at(
+    pts: &[(u64, f64)],
+    power: Option<&[Sample]>,
+    t: u64,
+) -> Option<(f64, Option<f64>, bool)> {
+    let n = pts.len();
+    if n == 0 {
+        return None;
+    }
+    if n == 1 {
+        let (pt, pv) = pts[0];
+        let p = power?;
+        let off = if t >= pt { trapezoid(p, pt, t)?.0 } else { -trapezoid(p, t, pt)?.0 };
+        return Some((pv + off, Some(pv + off), t != pt));
+    }
+    let i = pts.partition_point(|p| p.0 <= t);
+    if i == 0 || i == n {
+        // Extrapolate from the nearest segment.
+        let (a, b) = if i == 0 { (pts[0], pts[1]) } else { (pts[n - 2], pts[n - 1]) };
+        let slope = (b.1 - a.1) / dt(a.0, b.0);
+        let anchor = if i == 0 { a } else { b };
+        let lin = anchor.1 + slope * (secs(t) - secs(anchor.0));
+        let shaped = power.and_then(|p| {
+            let off = if t >= anchor.0 {
+                trapezoid(p, anchor.0, t)?.0
+            } else {
+                -trapezoid(p, t, anchor.0)?.0
+            };
+            Some(anchor.1 + off)
+        });
+        return Some((lin, shaped, true));
+    }
+    let (a, b) = (pts[i - 1], pts[i]);
+    let f = dt(a.0, t) / dt(a.0, b.0);
+    let lin = a.1 + (b.1 - a.1) * f;
+    let shaped = power.and_then(|p| shaped_fraction(p, a.0, b.0, t)).map(|g| a.1 + (b.1 - a.1) * g);
+    Some((lin, shaped, false))
+}
+
+/// Energy over `[t0, t1]` from a cumulative counter. `reads` are the raw counter reads (J);
+/// `power`, when given, is an instant-power stream used to shape the interpolation at the
+/// edges and to bridge resets. `None` without reads or when `t1 <= t0`.
+pub fn counter_energy(
+    reads: &[Sample],
+    t0: u64,
+    t1: u64,
+    params: CounterParams,
+    power: Option<&[Sample]>,
+) -> Option<CounterEstimate> {
+    if t1 <= t0 || reads.is_empty() {
+        return None;
+    }
+    let power = power.filter(|p| p.len() >= 2);
+    let cp = counter_points(reads, params, power);
+    let pts = cp.points;
+    let in_win = |t: &&u64| {
+        **t > t0
+            && **t <= t1.saturating_add(params.update_period.map_or(0, |d| d.as_nanos() as u64))
+    };
+    let resets = cp.resets.iter().filter(in_win).count() as u32;
+    let wraps = cp.wraps.iter().filter(in_win).count() as u32;
+    let (l0, s0, x0) = energy_at(&pts, power, t0)?;
+    let (l1, s1, x1) = energy_at(&pts, power, t1)?;
+    let shaped = match (s0, s1) {
+        (Some(a), Some(b)) => Some(Joules(b - a)),
+        _ => None,
+    };
+    // Edge sigma: uniform error of +-w/2 in the update point time, w = min(U, read interval).
+    let u = params.update_period.map_or(0.0, |d| d.as_secs_f64());
+    let read_dt = if reads.len() >= 2 {
+        dt(reads[0].t_ns, reads[reads.len() - 1].t_ns) / (reads.len() - 1) as f64
+    } else {
+        0.0
+    };
+    let w = u.min(read_dt);
+    let p_at = |t: u64| power.and_then(|p| interpolate(p, t)).unwrap_or(0.0);
+    let sig = ((p_at(t0) * w).powi(2) + (p_at(t1) * w).powi(2)).sqrt() / 12f64.sqrt();
+    let points_inside = pts.iter().filter(|p| p.0 >= t0 && p.0 <= t1).count();
+    Some(CounterEstimate {
+        linear: Joules(l1 - l0),
+        shaped,
+        resets,
+        wraps,
+        extrapolated: x0 || x1,
+        points_inside,
+        edge_sigma: Joules(sig),
+    })
+}
+
+/// Peak power seen in `[t0, t1]` in a power stream.
+pub fn peak(samples: &[Sample], t0: u64, t1: u64) -> Option<Watts> {
+    samples
+        .iter()
+        .filter(|s| s.t_ns >= t0 && s.t_ns <= t1)
+        .map(|s| s.value)
+        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
+        .map(Watts)
+}
+
+/// Peak power derived from counter points at least `min_dt` apart (no "millions of watts" from
+/// tiny intervals).
+pub fn counter_peak(pts: &[(u64, f64)], t0: u64, t1: u64, min_dt: Duration) -> Option<Watts> {
+    let min = min_dt.as_nanos() as u64;
+    let inside: Vec<_> = pts.iter().filter(|p| p.0 >= t0 && p.0 <= t1).collect();
+    let mut best: Option<f64> = None;
+    let mut j = 0;
+    for i in 1..inside.len() {
+        while j < i && inside[i].0 - inside[j].0 >= min {
+            j += 1;
+        }
+        if j > 0 {
+            let a = inside[j - 1];
+            let b = inside[i];
+            let p = (b.1 - a.1) / dt(a.0, b.0);
+            best = Some(best.map_or(p, |m| m.max(p)));
+        }
+    }
+    best.map(Watts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(t_ms: u64, v: f64) -> Sample {
+        Sample::new(t_ms * 1_000_000, v)
+    }
+
+    #[test]
+    fn interpolation_and_holds() {
+        let x = [s(0, 0.0), s(10, 10.0)];
+        assert_eq!(interpolate(&x, 5_000_000), Some(5.0));
+        assert_eq!(interpolate(&x, 20_000_000), Some(10.0));
+        assert_eq!(interpolate(&[], 0), None);
+    }
+
+    #[test]
+    fn zoh_step() {
+        let x = [s(0, 100.0), s(500, 200.0)];
+        let e = zoh(&x, 0, 1_000_000_000).unwrap();
+        assert!((e.0 - 150.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn counter_points_flat_is_not_ramp() {
+        // Counter flat for 1 s, then +100 J; with U = 100 ms the energy lands in the last
+        // update period, not spread over the flat second.
+        let mut reads: Vec<Sample> = (0..=20).map(|i| s(i * 50, 0.0)).collect();
+        reads.push(s(1050, 100.0));
+        let p = CounterParams::new(Some(Duration::from_millis(100)), None);
+        let e = counter_energy(&reads, 0, 900_000_000, p, None).unwrap();
+        assert!(e.linear.0.abs() < 1e-9, "{e:?}");
+    }
+}
