@@ -272,7 +272,7 @@ fn score(
     keep: bool,
 ) -> Result<(TaskResult, Vec<SampleRecord>)> {
     let task = p.task;
-    let docs = task.eval_docs();
+    let docs: Vec<&crate::task::Doc> = p.instances.iter().map(|i| &task.docs()[i.doc]).collect();
     let mut per_metric: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
     let mut order: Vec<(String, String)> = Vec::new();
     let mut push = |m: &str, f: &str, v: f64, rec: &mut BTreeMap<String, f64>| {
@@ -395,7 +395,7 @@ fn score(
             version: cfg.version.clone(),
             num_fewshot: cfg.num_fewshot,
             n_original: task.docs().len(),
-            n_effective: docs.len(),
+            n_effective: p.instances.len(),
             metrics,
             requests: RequestStats {
                 requests: p.requests,
