@@ -1,0 +1,11 @@
+//! The crate's one integration-test binary.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod full_data;
+mod golden;
+mod loaders;
+mod prompts;
+mod props;
+mod pyrandom;
+mod scoring;
