@@ -402,6 +402,8 @@ fn score(
                 unique_requests: p.ll_unique.len() + p.gen_unique.len(),
                 unique_contexts,
                 forward_passes,
+                scored_tokens: sum_tokens(lls.iter().map(|l| l.tokens)),
+                generated_tokens: sum_tokens(gens.iter().map(|g| g.tokens)),
             },
             invalid_gold,
             source: task.source().to_owned(),
@@ -409,6 +411,17 @@ fn score(
         },
         records,
     ))
+}
+
+/// The sum when every item has a count (`None` if any lacks one or there are none).
+fn sum_tokens(xs: impl Iterator<Item = Option<u32>>) -> Option<u64> {
+    let mut total = 0u64;
+    let mut any = false;
+    for x in xs {
+        total += u64::from(x?);
+        any = true;
+    }
+    any.then_some(total)
 }
 
 /// Aggregates groups over their leaf tasks (recursively), as lm-eval's `Group.aggregate` does:
