@@ -8,7 +8,7 @@
 struct QSpec {
     float d;          // divisor D of the scale rule
     float eps;        // lower bound under ClampToEps
-    float min_pos;    // smallest positive normal of the scale dtype
+    float min_pos;    // smallest positive (subnormal) value of the scale dtype
     int qmin;
     int qmax;
     int zp_sym;       // symmetric zero point
@@ -50,7 +50,7 @@ __device__ __forceinline__ bool group_params(float mn, float mx, const QSpec& s,
     }
     float sc = round_to_dtype(se, s.dtype);
     if (!is_finite_f(sc)) { *scale = sc; *zp = 0; *inv = 0.0f; return false; }
-    if (sc < s.min_pos) sc = s.min_pos;
+    if (sc == 0.0f) sc = s.min_pos;
     if (s.asym) {
         const float z = __fsub_rn((float)s.qmin, qround(__fdiv_rn(lo, sc), s.away));
         const int zi = __float2int_rz(z);

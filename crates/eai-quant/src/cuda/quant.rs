@@ -55,7 +55,7 @@ impl QSpecArgs {
         QSpecArgs {
             d: spec.divisor(),
             eps: spec.eps,
-            min_pos: spec.scale_dtype.min_positive(),
+            min_pos: spec.scale_dtype.smallest_positive(),
             qmin: spec.range.qmin,
             qmax: spec.range.qmax,
             zp_sym: spec.symmetric_zero_point(),
