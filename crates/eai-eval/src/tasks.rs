@@ -140,6 +140,12 @@ pub enum Setting {
     HarnessDefault,
     /// The conventional setting (see [`Benchmark::conventional_shots`]).
     Conventional,
+    /// The Open LLM Leaderboard v1 harness (lm-eval `b281b09`): the conventional shots, the
+    /// evaluation documents shuffled with `random.Random(42)` and shots drawn from that same
+    /// generator, and TruthfulQA MC2 in its old (v2.0) definition. Prompts for ARC, HellaSwag,
+    /// MMLU and TruthfulQA were identical in that harness. GSM8K (added to the leaderboard
+    /// later, with other stop strings) keeps the current definition.
+    LeaderboardV1,
 }
 
 /// Options for building a benchmark's tasks.
@@ -178,7 +184,7 @@ impl TaskOptions {
         }
         self.num_fewshot.unwrap_or(match self.setting {
             Setting::HarnessDefault => b.harness_default_shots(),
-            Setting::Conventional => b.conventional_shots(),
+            Setting::Conventional | Setting::LeaderboardV1 => b.conventional_shots(),
         })
     }
 }
@@ -289,7 +295,12 @@ impl Suite {
 }
 
 fn finish(task: Task, opts: &TaskOptions) -> Task {
-    task.with_limit(opts.limit).with_fewshot_seed(opts.fewshot_seed)
+    let task = task.with_limit(opts.limit).with_fewshot_seed(opts.fewshot_seed);
+    if opts.setting == Setting::LeaderboardV1 && !task.name().starts_with("gsm8k") {
+        task.with_legacy_shuffle(Some(42))
+    } else {
+        task
+    }
 }
 
 /// Loads one benchmark from a data root laid out like `shared/data` (`mmlu/`, `arc/`,
@@ -359,7 +370,12 @@ pub fn load(root: &Path, b: Benchmark, opts: &TaskOptions) -> Result<Suite> {
             let t = if b == Benchmark::TruthfulqaMc1 {
                 truthfulqa_mc1_task(&items)?
             } else {
-                truthfulqa_mc2_task(&items, opts.mc2_version)?
+                let v = if opts.setting == Setting::LeaderboardV1 {
+                    Mc2Version::V2SplitAtFirstFalse
+                } else {
+                    opts.mc2_version
+                };
+                truthfulqa_mc2_task(&items, v)?
             };
             single(t.with_source(path_str(&p)))
         }

@@ -50,7 +50,7 @@ __device__ __forceinline__ bool group_params(float mn, float mx, const QSpec& s,
     }
     float sc = round_to_dtype(se, s.dtype);
     if (!is_finite_f(sc)) { *scale = sc; *zp = 0; *inv = 0.0f; return false; }
-    if (sc == 0.0f) sc = s.min_pos;
+    if (sc == 0.0f) sc = s.min_pos;  // kernel::group_params: 0 -> smallest subnormal
     if (s.asym) {
         const float z = __fsub_rn((float)s.qmin, qround(__fdiv_rn(lo, sc), s.away));
         const int zi = __float2int_rz(z);
