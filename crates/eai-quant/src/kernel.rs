@@ -43,6 +43,11 @@ impl RangeStats {
         RangeStats::finish(mn, mx)
     }
 
+    /// `(0, 0)` when `min > max` (a reduction that saw no finite value), else unchanged.
+    pub fn normalised(self) -> RangeStats {
+        RangeStats::finish(self.min, self.max)
+    }
+
     /// Normalise the result of a reduction that started from `(+inf, −inf)`.
     pub(crate) fn finish(mn: f32, mx: f32) -> RangeStats {
         if mn > mx { RangeStats { min: 0.0, max: 0.0 } } else { RangeStats { min: mn, max: mx } }

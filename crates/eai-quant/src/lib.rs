@@ -24,6 +24,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod cast;
+pub mod checkpoint;
 mod cpu;
 mod error;
 pub mod kernel;
@@ -40,7 +41,7 @@ pub use crate::kernel::{GroupParams, RangeStats};
 pub use crate::matmul::{
     Int8Linear, codes_i8_2d, int8_matmul, matmul_i8_i32, quantize_per_token, scaled_epilogue,
 };
-pub use crate::metrics::ErrorStats;
+pub use crate::metrics::{ErrorAccumulator, ErrorStats};
 pub use crate::observer::{MinMaxObserver, MovingAverageObserver, Observer, PercentileObserver};
 pub use crate::qtensor::{Codes, GroupLayout, QuantizedTensor};
 pub use crate::spec::{
