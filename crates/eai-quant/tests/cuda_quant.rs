@@ -336,9 +336,10 @@ fn cuda_quantizer_is_a_drop_in_quantizer() {
     let dev = Arc::new(dev);
     let mut rng = Rng::new(99);
     for (name, spec) in specs() {
-        let shape = [48usize, 320];
+        // both this shape and its transpose are divisible by every group size used
+        let shape = [128usize, 384];
         let Some(spec) = fit(spec, &shape) else { continue };
-        let x = ndarray::Array2::from_shape_fn((48, 320), |_| rng.normal(2.0)).into_dyn();
+        let x = ndarray::Array2::from_shape_fn((128, 384), |_| rng.normal(2.0)).into_dyn();
         let qs: Vec<Box<dyn Quantizer>> = vec![
             Box::new(CpuQuantizer::new(spec).unwrap()),
             Box::new(CudaQuantizer::new(dev.clone(), spec).unwrap()),
