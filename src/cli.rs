@@ -13,6 +13,8 @@ use crate::error::{Error, Result};
 use crate::scheme::Scheme;
 use crate::study::{GgufLoader, PowerSetup, Study, StudyTask};
 
+// `eai quantize` needs eai-quant: the `cli` feature enables it.
+
 /// Where the model comes from.
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
@@ -421,19 +423,91 @@ pub fn recommend(a: &RecommendArgs) -> Result<()> {
     Ok(())
 }
 
-/// The error and its sources on one line, for `eai: error: …`.
-pub fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(x) = src {
-        let m = x.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
+/// `eai quantize`: write a quantized (or half-precision) copy of a safetensors checkpoint.
+#[derive(Debug, Clone, Args)]
+pub struct QuantizeArgs {
+    /// A Hugging Face folder (config.json, *.safetensors) or a single `.safetensors` file.
+    #[arg(value_name = "CHECKPOINT")]
+    pub checkpoint: PathBuf,
+    /// The scheme: int8 (weight-only, per channel), dynamic (int8 weights, per-token int8
+    /// activations at run time), fp16, bf16.
+    #[arg(long, default_value = "int8")]
+    pub scheme: String,
+    /// Output folder (compressed-tensors layout for int8 schemes).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Replace an existing output folder.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Print the per-tensor report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `eai quantize`.
+///
+/// # Errors
+/// Unreadable checkpoints, unsupported schemes, write failures (named by `eai-quant`).
+pub fn quantize(a: &QuantizeArgs) -> Result<()> {
+    use eai_quant::checkpoint::{
+        ActivationScheme, Checkpoint, MixedPrecision, QuantPlan, WriteOptions, write_half,
+        write_quantized,
+    };
+    let scheme: Scheme = a.scheme.parse()?;
+    let q = |e: eai_quant::QuantError| Error::Format {
+        what: format!("quantizing {}", a.checkpoint.display()),
+        reason: e.to_string(),
+    };
+    let src = Checkpoint::open(&a.checkpoint).map_err(q)?;
+    let opts = WriteOptions { overwrite: a.overwrite, measure_error: true };
+    let report = match scheme {
+        Scheme::Fp16 | Scheme::Bf16 => {
+            let dtype = if scheme == Scheme::Fp16 {
+                eai_quant::HalfType::F16
+            } else {
+                eai_quant::HalfType::Bf16
+            };
+            write_half(&src, &MixedPrecision::new(dtype), &a.out, opts).map_err(q)?
         }
-        src = x.source();
+        Scheme::Int8WeightOnly | Scheme::Dynamic => {
+            let mut plan = QuantPlan::new(eai_quant::QuantSpec::int8_weight());
+            plan.activations = if scheme == Scheme::Dynamic {
+                ActivationScheme::DynamicPerToken
+            } else {
+                ActivationScheme::None
+            };
+            write_quantized(&src, &plan, &a.out, opts).map_err(q)?
+        }
+        other => {
+            return Err(Error::Config {
+                field: "--scheme",
+                reason: format!(
+                    "{} cannot be written as a checkpoint here (int8, dynamic, fp16, bf16)",
+                    other.label()
+                ),
+            });
+        }
+    };
+    if a.json {
+        println!("{}", to_json(&report)?);
+    } else {
+        println!(
+            "{} -> {} ({}): {:.1} MB -> {:.1} MB in {:.1} s",
+            a.checkpoint.display(),
+            report.out_dir.display(),
+            scheme.display_name(),
+            report.in_bytes as f64 / 1e6,
+            report.out_bytes as f64 / 1e6,
+            report.seconds
+        );
+        if let Some(e) = &report.error {
+            println!(
+                "error over converted tensors: SQNR {:.1} dB, max |err| {:.3e}, cosine {:.6}",
+                e.sqnr_db, e.max_abs, e.cosine
+            );
+        }
     }
-    s.replace('\n', " ")
+    Ok(())
 }
 
 #[cfg(test)]

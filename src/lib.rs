@@ -40,11 +40,11 @@
 //!
 //! // Your engine under each scheme (here a toy; `eai::GgufLoader` loads real checkpoints).
 //! let loader = loader_fn("toy", |s: Scheme| -> Result<Box<dyn LanguageModel>, ModelError> {
-//!     Ok(Box::new(Toy(if s == Scheme::Fp32 { 1.0 } else { 1.1 })))
+//!     Ok(Box::new(Toy(if s == Scheme::Fp32 { 1.0 } else { 1.1 }))) // prefers short answers
 //! });
 //! let results = Study::new(loader)
 //!     .schemes([Scheme::Fp32, Scheme::Fp16])
-//!     .task(StudyTask::new(eai::eval::bundled::arc_easy()?).limit(4))
+//!     .task(StudyTask::new(eai::eval::bundled::arc_easy()?).limit(8))
 //!     .repeats(2)
 //!     .warmup_docs(0)
 //!     .baseline(std::time::Duration::ZERO)

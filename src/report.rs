@@ -230,12 +230,11 @@ impl StudyResults {
                         ));
                         t.rows.push(point_row(s.display_name(), &base_runs, &runs)?);
                     }
-                    Err(e) => {
-                        return Err(Error::metrics(
-                            format!("comparing {} with {}", s.label(), baseline.label()),
-                            e,
-                        ));
-                    }
+                    Err(e) => notes.push(format!(
+                        "{} is not in Table 2: it cannot be compared with {} ({e})",
+                        s.display_name(),
+                        baseline.display_name()
+                    )),
                 }
             }
             table2 = Some(t);

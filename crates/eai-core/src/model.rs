@@ -102,12 +102,22 @@ pub struct ModelInfo {
     pub scheme: Option<String>,
     /// Where it runs (e.g. `cpu`, `cuda:0 NVIDIA H100`), when known.
     pub device: Option<String>,
+    /// Whether the engine prepends the tokenizer's BOS token when encoding requests, when known.
+    /// lm-eval's default changed across versions (none before v0.4.9.2, the tokenizer's default
+    /// since) and it moves Llama-family scores, so evaluations record it.
+    pub add_bos_token: Option<bool>,
 }
 
 impl ModelInfo {
     /// Info with only a name.
     pub fn new(name: impl Into<String>) -> Self {
-        Self { name: name.into(), max_context: None, scheme: None, device: None }
+        Self {
+            name: name.into(),
+            max_context: None,
+            scheme: None,
+            device: None,
+            add_bos_token: None,
+        }
     }
 
     /// Sets the maximum context length.
@@ -125,6 +135,12 @@ impl ModelInfo {
     /// Sets the device label.
     pub fn device(mut self, d: impl Into<String>) -> Self {
         self.device = Some(d.into());
+        self
+    }
+
+    /// Records whether the engine prepends BOS to every request.
+    pub fn add_bos_token(mut self, on: bool) -> Self {
+        self.add_bos_token = Some(on);
         self
     }
 }

@@ -16,6 +16,8 @@ The scripted model is a pure function both sides compute identically:
 usage (from crates/eai-eval):
   python -m venv /tmp/v && /tmp/v/bin/pip install <lm-evaluation-harness checkout>
   /tmp/v/bin/python scripts/lmeval_golden.py > tests/fixtures/lmeval_golden.json
+  /tmp/v/bin/python scripts/lmeval_golden.py --full /work/shared/data \
+      > tests/fixtures/lmeval_golden_full.json   # hashes truncated to 16 hex digits
 """
 import hashlib
 import json
@@ -30,7 +32,10 @@ import lm_eval.api.task as lm_task
 from lm_eval.api.model import LM
 
 logging.disable(logging.WARNING)
-FIX = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "data")
+FULL = len(sys.argv) > 2 and sys.argv[1] == "--full"
+# --full <shared/data>: the real files and pools (hashes only), for tests that run when
+# ../shared/data is present; default: the committed fixture subsets.
+FIX = sys.argv[2] if FULL else os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "data")
 
 
 def jl(path):
@@ -181,8 +186,10 @@ def run(name, tasks, num_fewshot, limit=None):
         first_docs = sorted({d for d, _ in keys})[:2]
         if task.startswith("mmlu_") and task not in TEXT_MMLU:
             first_docs = []
+        elif FULL:
+            first_docs = first_docs[:1]
         requests[task] = {
-            "hashes": [sha(reqs[k][0] + "\x1f" + reqs[k][1]) for k in keys],
+            "hashes": [sha(reqs[k][0] + "\x1f" + reqs[k][1])[: 16 if FULL else 64] for k in keys],
             "keys": [list(k) for k in keys],
             "text": [[k[0], k[1], reqs[k][0], reqs[k][1]] for k in keys if k[0] in first_docs],
         }
@@ -195,7 +202,16 @@ def run(name, tasks, num_fewshot, limit=None):
             "n-shot": res.get("n-shot", {}), "group_subtasks": res.get("group_subtasks", {})}
 
 
-runs = [
+full_runs = [
+    run("arc_challenge_25shot_limit25", ["arc_challenge"], 25, limit=25),
+    run("arc_easy_25shot_limit25", ["arc_easy"], 25, limit=25),
+    run("gsm8k_5shot_limit25", ["gsm8k"], None, limit=25),
+    run("gsm8k_cot_limit10", ["gsm8k_cot"], None, limit=10),
+    run("mmlu_5shot_limit3", ["mmlu"], 5, limit=3),
+    run("truthfulqa_full", ["truthfulqa_mc1", "truthfulqa_mc2"], None),
+] if FULL else None
+
+runs = full_runs or [
     run("arc_0shot", ["arc_easy", "arc_challenge"], None),
     run("arc_25shot", ["arc_easy", "arc_challenge"], 25),
     run("arc_challenge_25shot_limit10", ["arc_challenge"], 25, limit=10),
@@ -211,4 +227,4 @@ runs = [
 json.dump({"lm_eval": lm_eval.__version__ if hasattr(lm_eval, "__version__") else "0.4.13.dev0",
            "harness_commit": "4e7e0d47f33bc71070c1d38394bafbb52b117163",
            "python": sys.version.split()[0], "runs": runs, "generations": GENS},
-          sys.stdout, indent=1, ensure_ascii=False, sort_keys=True)
+          sys.stdout, separators=(",", ":"), ensure_ascii=False, sort_keys=True)

@@ -272,7 +272,7 @@ fn score(
     keep: bool,
 ) -> Result<(TaskResult, Vec<SampleRecord>)> {
     let task = p.task;
-    let docs = task.eval_docs();
+    let docs: Vec<&crate::task::Doc> = p.instances.iter().map(|i| &task.docs()[i.doc]).collect();
     let mut per_metric: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
     let mut order: Vec<(String, String)> = Vec::new();
     let mut push = |m: &str, f: &str, v: f64, rec: &mut BTreeMap<String, f64>| {
@@ -395,13 +395,15 @@ fn score(
             version: cfg.version.clone(),
             num_fewshot: cfg.num_fewshot,
             n_original: task.docs().len(),
-            n_effective: docs.len(),
+            n_effective: p.instances.len(),
             metrics,
             requests: RequestStats {
                 requests: p.requests,
                 unique_requests: p.ll_unique.len() + p.gen_unique.len(),
                 unique_contexts,
                 forward_passes,
+                scored_tokens: sum_tokens(lls.iter().map(|l| l.tokens)),
+                generated_tokens: sum_tokens(gens.iter().map(|g| g.tokens)),
             },
             invalid_gold,
             source: task.source().to_owned(),
@@ -409,6 +411,17 @@ fn score(
         },
         records,
     ))
+}
+
+/// The sum when every item has a count (`None` if any lacks one or there are none).
+fn sum_tokens(xs: impl Iterator<Item = Option<u32>>) -> Option<u64> {
+    let mut total = 0u64;
+    let mut any = false;
+    for x in xs {
+        total += u64::from(x?);
+        any = true;
+    }
+    any.then_some(total)
 }
 
 /// Aggregates groups over their leaf tasks (recursively), as lm-eval's `Group.aggregate` does:

@@ -43,6 +43,12 @@ pub struct RequestStats {
     pub unique_contexts: usize,
     /// Forward passes the engine reports having run for this task, when it counts them.
     pub forward_passes: Option<u64>,
+    /// Continuation tokens scored over the distinct log-likelihood requests, when the engine
+    /// reported a count for every one ([`eai_core::Loglikelihood::tokens`]).
+    pub scored_tokens: Option<u64>,
+    /// Tokens generated over the distinct generation requests, when the engine reported a count
+    /// for every one ([`eai_core::Generation::tokens`]).
+    pub generated_tokens: Option<u64>,
 }
 
 /// One task's results.
@@ -287,6 +293,8 @@ impl EvalResults {
                     "unique_requests": t.requests.unique_requests,
                     "unique_contexts": t.requests.unique_contexts,
                     "forward_passes": t.requests.forward_passes,
+                    "scored_tokens": t.requests.scored_tokens,
+                    "generated_tokens": t.requests.generated_tokens,
                     "invalid_gold": t.invalid_gold,
                     "source": t.source,
                 }),
@@ -308,6 +316,7 @@ impl EvalResults {
                 "model_scheme": self.model.scheme,
                 "model_device": self.model.device,
                 "max_context": self.model.max_context,
+                "add_bos_token": self.model.add_bos_token,
                 "batch_size": self.batch_size,
                 "bootstrap_iters": 0,
             },

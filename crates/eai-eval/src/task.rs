@@ -189,6 +189,11 @@ pub struct TaskConfig {
     pub max_gen_toks: usize,
     /// Evaluate only a prefix of the documents.
     pub limit: Option<Limit>,
+    /// Reproduce the Open LLM Leaderboard v1 harness (lm-eval `b281b09`) instead: shuffle the
+    /// evaluation documents with `random.Random(seed)` (it used 42), apply the limit after the
+    /// shuffle (a fraction keeps `floor(len·f)`), and draw random shots from that same
+    /// generator, `k` per document with no `k + 1` exclusion when the pool is a train split.
+    pub legacy_shuffle_seed: Option<i64>,
 }
 
 impl TaskConfig {
@@ -208,6 +213,7 @@ impl TaskConfig {
             until: Vec::new(),
             max_gen_toks: GenerateRequest::DEFAULT_MAX_GEN_TOKS,
             limit: None,
+            legacy_shuffle_seed: None,
         }
     }
 }
@@ -236,6 +242,9 @@ pub enum DocRequests {
 pub struct Instance {
     /// Position in the (limited) evaluation order.
     pub doc_index: usize,
+    /// Index of the document in [`Task::docs`] (differs from `doc_index` only when the
+    /// documents are shuffled, as the Leaderboard-v1 harness did).
+    pub doc: usize,
     /// The rendered context (description, shots, question).
     pub context: String,
     /// The requests to send.
@@ -336,6 +345,12 @@ impl Task {
         self
     }
 
+    /// Switches the Leaderboard-v1 document shuffle on (`Some(42)` reproduces it) or off.
+    pub fn with_legacy_shuffle(mut self, seed: Option<i64>) -> Self {
+        self.config.legacy_shuffle_seed = seed;
+        self
+    }
+
     /// Changes the few-shot seed (random sampler only).
     pub fn with_fewshot_seed(mut self, seed: i64) -> Self {
         if let Sampler::Random { seed: s } = &mut self.config.sampler {
@@ -349,10 +364,38 @@ impl Task {
         &self.docs
     }
 
-    /// The documents that will be evaluated (after the limit).
-    pub fn eval_docs(&self) -> &[Doc] {
-        let n = self.config.limit.map_or(self.docs.len(), |l| l.apply(self.docs.len()));
-        &self.docs[..n]
+    /// The documents that will be evaluated, in evaluation order (after shuffling, if the
+    /// Leaderboard-v1 mode is on, and the limit).
+    pub fn eval_docs(&self) -> Vec<&Doc> {
+        self.eval_order().0.into_iter().map(|i| &self.docs[i]).collect()
+    }
+
+    /// Evaluation order as indices into [`Task::docs`], and the generator for the shots.
+    fn eval_order(&self) -> (Vec<usize>, Option<PyRandom>) {
+        let n = self.docs.len();
+        let mut order: Vec<usize> = (0..n).collect();
+        let rng = match (self.config.legacy_shuffle_seed, self.config.sampler) {
+            (Some(seed), _) => {
+                let mut r = PyRandom::new(seed);
+                r.shuffle(&mut order);
+                let keep = match self.config.limit {
+                    Some(Limit::Fraction(f)) if f < 1.0 => (n as f64 * f) as usize,
+                    Some(l) => l.apply(n),
+                    None => n,
+                };
+                order.truncate(keep);
+                Some(r)
+            }
+            (None, sampler) => {
+                order.truncate(self.config.limit.map_or(n, |l| l.apply(n)));
+                match sampler {
+                    Sampler::Random { seed } => Some(PyRandom::new(seed)),
+                    Sampler::FirstN => None,
+                }
+            }
+        };
+        let rng = if matches!(self.config.sampler, Sampler::FirstN) { None } else { rng };
+        (order, rng)
     }
 
     /// The few-shot pool.
@@ -372,11 +415,8 @@ impl Task {
     /// # Errors
     /// [`Error::Config`] when the pool cannot supply the shots.
     pub fn contexts(&self) -> Result<Vec<String>> {
-        let mut rng = match self.config.sampler {
-            Sampler::Random { seed } => Some(PyRandom::new(seed)),
-            Sampler::FirstN => None,
-        };
-        self.eval_docs().iter().map(|doc| self.render(doc, rng.as_mut())).collect()
+        let (order, mut rng) = self.eval_order();
+        order.into_iter().map(|i| self.render(&self.docs[i], rng.as_mut())).collect()
     }
 
     fn shots<'a>(&'a self, doc: &Doc, rng: Option<&mut PyRandom>) -> Result<Vec<&'a Doc>> {
@@ -384,7 +424,7 @@ impl Task {
         if k == 0 {
             return Ok(Vec::new());
         }
-        let exclude = self.config.exclude_eval_doc;
+        let exclude = self.config.exclude_eval_doc && self.config.legacy_shuffle_seed.is_none();
         match rng {
             Some(rng) => {
                 let draw = if exclude { k + 1 } else { k };
@@ -435,11 +475,13 @@ impl Task {
     /// As [`Task::contexts`].
     pub fn instances(&self) -> Result<Vec<Instance>> {
         let contexts = self.contexts()?;
+        let (order, _) = self.eval_order();
         Ok(contexts
             .into_iter()
-            .zip(self.eval_docs())
+            .zip(order)
             .enumerate()
-            .map(|(doc_index, (context, doc))| {
+            .map(|(doc_index, (context, doc_i))| {
+                let doc = &self.docs[doc_i];
                 let requests = match self.scoring {
                     Scoring::Generate { .. } => DocRequests::Generate(
                         GenerateRequest::new(context.clone(), self.config.until.clone())
@@ -457,7 +499,7 @@ impl Task {
                             .collect(),
                     ),
                 };
-                Instance { doc_index, context, requests }
+                Instance { doc_index, doc: doc_i, context, requests }
             })
             .collect())
     }

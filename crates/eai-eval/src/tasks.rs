@@ -140,6 +140,12 @@ pub enum Setting {
     HarnessDefault,
     /// The conventional setting (see [`Benchmark::conventional_shots`]).
     Conventional,
+    /// The Open LLM Leaderboard v1 harness (lm-eval `b281b09`): the conventional shots, the
+    /// evaluation documents shuffled with `random.Random(42)` and shots drawn from that same
+    /// generator, and TruthfulQA MC2 in its old (v2.0) definition. Prompts for ARC, HellaSwag,
+    /// MMLU and TruthfulQA were identical in that harness. GSM8K (added to the leaderboard
+    /// later, with other stop strings) keeps the current definition.
+    LeaderboardV1,
 }
 
 /// Options for building a benchmark's tasks.
@@ -178,7 +184,7 @@ impl TaskOptions {
         }
         self.num_fewshot.unwrap_or(match self.setting {
             Setting::HarnessDefault => b.harness_default_shots(),
-            Setting::Conventional => b.conventional_shots(),
+            Setting::Conventional | Setting::LeaderboardV1 => b.conventional_shots(),
         })
     }
 }
@@ -224,6 +230,54 @@ impl Suite {
         Ok(s)
     }
 
+    /// Loads a comma-separated task list where each entry is a task name, optionally with a
+    /// shot count: `"mmlu:5,arc_challenge:25,hellaswag"`. Entries without a count use `opts`.
+    ///
+    /// ```
+    /// # use eai_eval::{Benchmark, Suite};
+    /// let parsed = Suite::parse_spec("mmlu:5, arc_challenge:25,truthfulqa_mc2")?;
+    /// assert_eq!(parsed, vec![
+    ///     (Benchmark::Mmlu, Some(5)),
+    ///     (Benchmark::ArcChallenge, Some(25)),
+    ///     (Benchmark::TruthfulqaMc2, None),
+    /// ]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an unknown task or a shot count that is not a number.
+    pub fn parse_spec(spec: &str) -> Result<Vec<(Benchmark, Option<usize>)>> {
+        spec.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|entry| {
+                let (name, shots) = match entry.split_once(':') {
+                    Some((n, k)) => {
+                        let k = k.trim().parse::<usize>().map_err(|_| {
+                            Error::config(format!("{entry:?}: shot count {k:?} is not a number"))
+                        })?;
+                        (n.trim(), Some(k))
+                    }
+                    None => (entry, None),
+                };
+                Ok((Benchmark::from_name(name)?, shots))
+            })
+            .collect()
+    }
+
+    /// [`Suite::parse_spec`] then [`load`] for each entry.
+    ///
+    /// # Errors
+    /// As [`Suite::parse_spec`] and [`load`].
+    pub fn load_spec(root: &Path, spec: &str, opts: &TaskOptions) -> Result<Self> {
+        let mut s = Self::default();
+        for (b, shots) in Self::parse_spec(spec)? {
+            let o = TaskOptions { num_fewshot: shots.or(opts.num_fewshot), ..opts.clone() };
+            s.extend(load(root, b, &o)?);
+        }
+        Ok(s)
+    }
+
     /// Total number of requests the suite will send (after limits).
     ///
     /// # Errors
@@ -241,7 +295,12 @@ impl Suite {
 }
 
 fn finish(task: Task, opts: &TaskOptions) -> Task {
-    task.with_limit(opts.limit).with_fewshot_seed(opts.fewshot_seed)
+    let task = task.with_limit(opts.limit).with_fewshot_seed(opts.fewshot_seed);
+    if opts.setting == Setting::LeaderboardV1 && !task.name().starts_with("gsm8k") {
+        task.with_legacy_shuffle(Some(42))
+    } else {
+        task
+    }
 }
 
 /// Loads one benchmark from a data root laid out like `shared/data` (`mmlu/`, `arc/`,
@@ -311,7 +370,12 @@ pub fn load(root: &Path, b: Benchmark, opts: &TaskOptions) -> Result<Suite> {
             let t = if b == Benchmark::TruthfulqaMc1 {
                 truthfulqa_mc1_task(&items)?
             } else {
-                truthfulqa_mc2_task(&items, opts.mc2_version)?
+                let v = if opts.setting == Setting::LeaderboardV1 {
+                    Mc2Version::V2SplitAtFirstFalse
+                } else {
+                    opts.mc2_version
+                };
+                truthfulqa_mc2_task(&items, v)?
             };
             single(t.with_source(path_str(&p)))
         }

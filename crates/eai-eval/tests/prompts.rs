@@ -214,3 +214,60 @@ fn limit_keeps_the_same_prompts_for_the_prefix() {
     let other_seed = full.tasks[0].clone().with_fewshot_seed(42).contexts().unwrap();
     assert_ne!(a[0], other_seed[0]);
 }
+
+#[test]
+fn task_specs_by_name() {
+    let s = Suite::load_spec(
+        &fixture_data(),
+        "arc_easy:3, truthfulqa_mc1:5,gsm8k_cot",
+        &TaskOptions::default(),
+    )
+    .unwrap();
+    let shots: Vec<(&str, usize)> =
+        s.tasks.iter().map(|t| (t.name(), t.config().num_fewshot)).collect();
+    assert_eq!(shots, [("arc_easy", 3), ("truthfulqa_mc1", 0), ("gsm8k_cot", 8)]);
+    assert!(Suite::parse_spec("arc_easy:x").is_err());
+    assert!(Suite::parse_spec("winogrande").is_err());
+    assert_eq!(Benchmark::Hellaswag.headline_metric(), "acc_norm,none");
+}
+
+/// Open LLM Leaderboard v1 harness (b281b09): `rnd = random.Random(); rnd.seed(42);
+/// rnd.shuffle(task_docs)`, then `rnd.sample(train, k)` per document from the same generator.
+/// Expected values from CPython: shuffle(range(34)) starts [5, 19, 20, 12, 24]; the next two
+/// `sample(range(60), 25)` start [21, 17, 9] and [45, 4, 2].
+#[test]
+fn leaderboard_v1_shuffle_and_shared_generator() {
+    let opts = TaskOptions { setting: eai_eval::Setting::LeaderboardV1, ..TaskOptions::default() };
+    let s =
+        Suite::load(&fixture_data(), &[Benchmark::ArcChallenge, Benchmark::TruthfulqaMc2], &opts)
+            .unwrap();
+    let arc_task = &s.tasks[0];
+    assert_eq!(arc_task.config().num_fewshot, 25);
+    assert_eq!(arc_task.config().legacy_shuffle_seed, Some(42));
+    let insts = arc_task.instances().unwrap();
+    let order: Vec<usize> = insts.iter().map(|i| i.doc).collect();
+    assert_eq!(&order[..5], [5, 19, 20, 12, 24]);
+    let train =
+        arc::load_split(&fixture_data().join("arc"), arc::ArcSubset::Challenge, "Train").unwrap();
+    let shot = |i: usize| {
+        format!(
+            "Question: {}\nAnswer: {}\n\n",
+            train[i].question, train[i].choice_texts[train[i].gold]
+        )
+    };
+    let first = &insts[0].context;
+    assert!(first.starts_with(&format!("{}{}{}", shot(21), shot(17), shot(9))));
+    assert!(
+        first.ends_with(&format!(
+            "{}\nAnswer:",
+            arc_task.docs()[5].text.trim_end_matches("\nAnswer:")
+        ))
+    );
+    assert!(insts[1].context.starts_with(&format!("{}{}{}", shot(45), shot(4), shot(2))));
+    assert_eq!(s.tasks[1].config().version, "2.0", "old MC2 definition");
+    // A fractional limit keeps floor(len * f) documents, after the shuffle.
+    let half = arc_task.clone().with_limit(Some(eai_eval::Limit::Fraction(0.5)));
+    let insts = half.instances().unwrap();
+    assert_eq!(insts.len(), 17);
+    assert_eq!(insts[16].doc, 6);
+}

@@ -178,7 +178,7 @@ impl LanguageModel for Fixed {
                     .unwrap()
                     .parse()
                     .unwrap();
-                Generation::new(self.0[q])
+                Generation { text: self.0[q].to_owned(), tokens: Some(10 + q as u32) }
             })
             .collect())
     }
@@ -219,6 +219,7 @@ fn gsm8k_scoring_both_filters() {
             ("flexible-extract".to_string(), "$2,125.".to_string())
         ]
     );
+    assert_eq!(t.requests.generated_tokens, Some(10 + 11 + 12 + 13));
     let se = t.metric("exact_match,strict-match").unwrap().stderr.unwrap();
     assert!((se - (0.25f64 / 3.0).sqrt()).abs() < 1e-15);
 }
@@ -317,6 +318,7 @@ fn duplicate_requests_are_sent_once() {
     let st = res.task("t").unwrap().requests;
     assert_eq!((st.requests, st.unique_requests, st.unique_contexts), (4, 2, 1));
     assert_eq!(model.requests_seen, 2);
+    assert_eq!((st.scored_tokens, st.generated_tokens), (None, None), "the model gave no counts");
     assert_eq!(res.task("t").unwrap().metric("acc,none").unwrap().value, 0.5);
 }
 

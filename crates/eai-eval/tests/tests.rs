@@ -6,5 +6,6 @@ mod full_data;
 mod golden;
 mod loaders;
 mod prompts;
+mod props;
 mod pyrandom;
 mod scoring;

@@ -166,12 +166,14 @@ impl ModelConfig {
             }
         };
         if let Some(act) = v.get("hidden_act").and_then(Value::as_str)
-            && act != "silu" && act != "swish" {
-                return Err(Error::UnsupportedArchitecture {
-                    arch: arch_name.to_string(),
-                    reason: format!("hidden_act `{act}` (only SiLU-gated MLPs are implemented)"),
-                });
-            }
+            && act != "silu"
+            && act != "swish"
+        {
+            return Err(Error::UnsupportedArchitecture {
+                arch: arch_name.to_string(),
+                reason: format!("hidden_act `{act}` (only SiLU-gated MLPs are implemented)"),
+            });
+        }
         if v.get("mlp_bias").and_then(Value::as_bool) == Some(true) {
             return Err(Error::UnsupportedArchitecture {
                 arch: arch_name.to_string(),
@@ -382,13 +384,10 @@ impl ModelConfig {
             return Err(Error::config(source, "rope_theta", "must be positive"));
         }
         if let Some(ff) = &self.rope_freq_factors
-            && (ff.len() != self.head_dim / 2 || ff.iter().any(|x| !(x.is_finite() && *x > 0.0))) {
-                return Err(Error::config(
-                    source,
-                    "rope_freqs",
-                    "needs head_dim/2 positive factors",
-                ));
-            }
+            && (ff.len() != self.head_dim / 2 || ff.iter().any(|x| !(x.is_finite() && *x > 0.0)))
+        {
+            return Err(Error::config(source, "rope_freqs", "needs head_dim/2 positive factors"));
+        }
         if !(self.rms_eps.is_finite() && self.rms_eps >= 0.0) {
             return Err(Error::config(source, "rms_norm_eps", "must be non-negative"));
         }

@@ -67,8 +67,8 @@ impl Scheme {
 enum Store {
     /// f32 values `[out, in]` (already rounded to f16/bf16 for those schemes).
     Dense(Arc<Array2<f32>>),
-    /// int8 weights `[out, in]` with one f32 scale per output channel.
-    Int8 { q: Array2<i8>, scale: Vec<f32>, act_quant: bool },
+    /// int8 weights `[out, in]` with one f32 scale per output channel (W8A8).
+    Int8(crate::int8::Int8Weight),
 }
 
 /// One linear projection.
@@ -110,22 +110,25 @@ impl Linear {
         let name = name.into();
         let (out_features, in_features) = weight.dim();
         if let Some(b) = &bias
-            && b.len() != out_features {
-                return Err(Error::ShapeMismatch {
-                    tensor: format!("{name}.bias"),
-                    expected: vec![out_features],
-                    found: vec![b.len()],
-                });
-            }
+            && b.len() != out_features
+        {
+            return Err(Error::ShapeMismatch {
+                tensor: format!("{name}.bias"),
+                expected: vec![out_features],
+                found: vec![b.len()],
+            });
+        }
         let store = match scheme {
             Scheme::Fp32 => Store::Dense(weight),
             Scheme::Fp16 | Scheme::Bf16 => {
                 let rounded = weight.mapv(|x| scheme.round(x));
                 Store::Dense(Arc::new(rounded))
             }
-            Scheme::W8A8 | Scheme::W8A16 => {
-                let (q, scale) = crate::int8::quantize_per_channel(weight.view(), &name)?;
-                Store::Int8 { q, scale, act_quant: scheme == Scheme::W8A8 }
+            Scheme::W8A8 => Store::Int8(crate::int8::quantize_weight(weight.view(), &name)?),
+            // Weight-only: int8 codes and scales from eai-quant, multiplied in f32 as q·s.
+            Scheme::W8A16 => {
+                let w = crate::int8::quantize_weight(weight.view(), &name)?;
+                Store::Dense(Arc::new(crate::int8::dequantize_weight(&w)))
             }
         };
         Ok(Linear { name, scheme, out_features, in_features, store, bias })
@@ -187,9 +190,7 @@ impl Linear {
                     matmul_t(x, w.view(), out.view_mut());
                 }
             }
-            Store::Int8 { q, scale, act_quant } => {
-                crate::int8::forward(x, q.view(), scale, *act_quant, out.view_mut(), &self.name)?;
-            }
+            Store::Int8(w) => crate::int8::forward_w8a8(x, w, out.view_mut(), &self.name)?,
         }
         if let Some(b) = &self.bias {
             for mut row in out.rows_mut() {
@@ -239,23 +240,24 @@ fn par_split(
 fn kernel(x: ArrayView2<'_, f32>, w: ArrayView2<'_, f32>, mut out: ArrayViewMut2<'_, f32>) {
     let t = x.nrows();
     if t <= 2
-        && let Some(ws) = w.as_slice() {
-            let k = w.ncols();
-            for (xr, mut orow) in x.rows().into_iter().zip(out.rows_mut()) {
-                let xs_owned;
-                let xs = match xr.as_slice() {
-                    Some(s) => s,
-                    None => {
-                        xs_owned = xr.to_vec();
-                        &xs_owned
-                    }
-                };
-                for (o, wr) in orow.iter_mut().zip(ws.chunks_exact(k)) {
-                    *o = dot(xs, wr);
+        && let Some(ws) = w.as_slice()
+    {
+        let k = w.ncols();
+        for (xr, mut orow) in x.rows().into_iter().zip(out.rows_mut()) {
+            let xs_owned;
+            let xs = match xr.as_slice() {
+                Some(s) => s,
+                None => {
+                    xs_owned = xr.to_vec();
+                    &xs_owned
                 }
+            };
+            for (o, wr) in orow.iter_mut().zip(ws.chunks_exact(k)) {
+                *o = dot(xs, wr);
             }
-            return;
         }
+        return;
+    }
     general_mat_mul(1.0, &x, &w.t(), 0.0, &mut out);
 }
 

@@ -234,10 +234,9 @@ impl Tokenizer {
         };
         let enc = self.inner.encode(text, special).map_err(Error::tokenizer)?;
         let mut ids = enc.get_ids().to_vec();
-        if manual
-            && let Some((b, _)) = &self.bos {
-                ids.insert(0, *b);
-            }
+        if manual && let Some((b, _)) = &self.bos {
+            ids.insert(0, *b);
+        }
         Ok(ids)
     }
 

@@ -77,6 +77,20 @@ pub struct CommandReport {
     pub warnings: Vec<String>,
 }
 
+impl CommandReport {
+    /// Writes the report as JSON.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] naming the file, [`Error::Serde`].
+    pub fn save_json(&self, path: &std::path::Path) -> Result<()> {
+        let f = std::fs::File::create(path)
+            .map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
+        serde_json::to_writer_pretty(std::io::BufWriter::new(f), self)
+            .map_err(|e| Error::Serde { what: "command report".into(), source: e.into() })
+    }
+}
+
 impl std::fmt::Display for CommandReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(f, "\n eai measure: {}", self.command.join(" "))?;

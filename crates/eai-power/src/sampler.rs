@@ -385,7 +385,10 @@ impl TaskState {
 }
 
 fn run_thread(sh: &Shared, src: usize, source: &dyn PowerSource, mut tasks: Vec<TaskState>) {
-    let r = catch_unwind(AssertUnwindSafe(|| thread_loop(sh, src, source, &mut tasks)));
+    // When the last read started: the time of a panic (the panic hook may take long to print a
+    // backtrace before the panic is caught here).
+    let attempt = AtomicU64::new(0);
+    let r = catch_unwind(AssertUnwindSafe(|| thread_loop(sh, src, source, &mut tasks, &attempt)));
     if let Err(p) = r {
         let message = p
             .downcast_ref::<&str>()
@@ -398,11 +401,17 @@ fn run_thread(sh: &Shared, src: usize, source: &dyn PowerSource, mut tasks: Vec<
                 sh.channels[channel].alive.store(false, Ordering::Release);
             }
         }
-        sh.event(sh.now_ns(), src, None, EventKind::SamplerPanic { message });
+        sh.event(attempt.load(Ordering::Relaxed), src, None, EventKind::SamplerPanic { message });
     }
 }
 
-fn thread_loop(sh: &Shared, src: usize, source: &dyn PowerSource, tasks: &mut [TaskState]) {
+fn thread_loop(
+    sh: &Shared,
+    src: usize,
+    source: &dyn PowerSource,
+    tasks: &mut [TaskState],
+    attempt: &AtomicU64,
+) {
     loop {
         if sh.stop.load(Ordering::Acquire) {
             return;
@@ -421,6 +430,7 @@ fn thread_loop(sh: &Shared, src: usize, source: &dyn PowerSource, tasks: &mut [T
             std::thread::park_timeout(t.next - now);
             continue;
         }
+        attempt.store(sh.now_ns(), Ordering::Relaxed);
         run_task(sh, src, source, t);
         // Deadline scheduling: next += period (no drift); if we fell behind by more than a
         // period, skip ahead rather than bursting.

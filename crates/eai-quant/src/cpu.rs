@@ -180,6 +180,12 @@ impl CpuQuantizer {
     ) -> Result<Vec<GroupParams>> {
         let mut stats =
             vec![RangeStats { min: f32::INFINITY, max: f32::NEG_INFINITY }; layout.groups()];
+        if let Some(c) = layout.channels_last()
+            && c >= 8
+            && Self::row_stats(data, c, &mut stats)
+        {
+            return self.finish_params(name, stats, calibrated);
+        }
         for (start, len, g) in layout.runs() {
             let (st, bad) = kernel::run_stats(&data[start..start + len], self.spec.non_finite);
             if let Some(off) = bad {
@@ -197,6 +203,37 @@ impl CpuQuantizer {
             s.min = s.min.min(st.min);
             s.max = s.max.max(st.max);
         }
+        self.finish_params(name, stats, calibrated)
+    }
+
+    /// Column-wise min/max over rows of `c` elements (per-channel on the last axis). Returns
+    /// `false` (and leaves the work to the general path) when a non-finite value is present.
+    fn row_stats(data: &[f32], c: usize, stats: &mut [RangeStats]) -> bool {
+        let mut mn = vec![f32::INFINITY; c];
+        let mut mx = vec![f32::NEG_INFINITY; c];
+        let mut bad = false;
+        for row in data.chunks_exact(c) {
+            for ((x, lo), hi) in row.iter().zip(mn.iter_mut()).zip(mx.iter_mut()) {
+                *lo = if *x < *lo { *x } else { *lo };
+                *hi = if *x > *hi { *x } else { *hi };
+                bad |= !x.is_finite();
+            }
+        }
+        if bad {
+            return false;
+        }
+        for ((s, lo), hi) in stats.iter_mut().zip(mn).zip(mx) {
+            *s = RangeStats { min: lo, max: hi };
+        }
+        true
+    }
+
+    fn finish_params(
+        &self,
+        name: &str,
+        stats: Vec<RangeStats>,
+        calibrated: Option<&[RangeStats]>,
+    ) -> Result<Vec<GroupParams>> {
         let stats = match calibrated {
             Some(c) => c.to_vec(),
             None => stats,
@@ -226,6 +263,14 @@ impl CpuQuantizer {
         out: &mut [T],
         store: impl Fn(i32) -> T + Copy,
     ) {
+        if let Some(c) = layout.channels_last()
+            && c >= 8
+        {
+            for (row, dst) in data.chunks_exact(c).zip(out.chunks_exact_mut(c)) {
+                kernel::quantize_row_varying(row, params, &self.spec, dst, store);
+            }
+            return;
+        }
         for (start, len, g) in layout.runs() {
             kernel::quantize_run(
                 &data[start..start + len],
@@ -354,6 +399,47 @@ mod tests {
         let a = q.quantize(t.into_dyn()).unwrap();
         let b = q.quantize(t.to_owned().into_dyn().view()).unwrap();
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn channels_last_path_matches_the_scalar_reference() {
+        use crate::spec::{ScaleApply, ZeroRange};
+        let mut x = Array2::from_shape_fn((5, 12), |(i, j)| ((i * 12 + j) as f32 * 0.7).sin());
+        x.column_mut(3).fill(0.0); // a zero-range channel
+        x[[2, 7]] = f32::INFINITY;
+        let axis1 = Granularity::PerChannel { axis: 1 };
+        let base = QuantSpec {
+            non_finite: NonFinite::Saturate,
+            granularity: axis1,
+            ..QuantSpec::int8_weight()
+        };
+        let divide_zero = QuantSpec {
+            scale_apply: ScaleApply::Divide,
+            zero_range: ZeroRange::ZeroScale,
+            eps: 0.0,
+            ..base
+        };
+        for spec in [
+            base,
+            divide_zero,
+            QuantSpec {
+                granularity: axis1,
+                non_finite: NonFinite::Saturate,
+                ..QuantSpec::ggml_q8_0()
+            },
+        ] {
+            let qt = CpuQuantizer::new(spec).unwrap().quantize(x.view().into_dyn()).unwrap();
+            let codes = qt.codes.to_i32();
+            for ((i, j), &v) in x.indexed_iter() {
+                let col: Vec<f32> = x.column(j).to_vec();
+                let p = kernel::group_params(RangeStats::of(&col), &spec).unwrap();
+                assert_eq!(
+                    codes[i * 12 + j],
+                    kernel::quantize_value(v, p, &spec),
+                    "{spec:?} {i} {j}"
+                );
+            }
+        }
     }
 
     #[test]

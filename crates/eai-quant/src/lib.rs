@@ -24,6 +24,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod cast;
+pub mod checkpoint;
 mod cpu;
 mod error;
 pub mod kernel;
@@ -32,6 +33,9 @@ mod metrics;
 mod observer;
 mod qtensor;
 mod spec;
+#[cfg(any(test, feature = "test-util"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+pub mod testing;
 
 pub use crate::cast::{CastReport, HalfType, RangePolicy, cast_f32, cast_f32_into, widen_to_f32};
 pub use crate::cpu::{CpuQuantizer, Quantizer, dequantize_to_vec};
@@ -40,7 +44,7 @@ pub use crate::kernel::{GroupParams, RangeStats};
 pub use crate::matmul::{
     Int8Linear, codes_i8_2d, int8_matmul, matmul_i8_i32, quantize_per_token, scaled_epilogue,
 };
-pub use crate::metrics::ErrorStats;
+pub use crate::metrics::{ErrorAccumulator, ErrorStats};
 pub use crate::observer::{MinMaxObserver, MovingAverageObserver, Observer, PercentileObserver};
 pub use crate::qtensor::{Codes, GroupLayout, QuantizedTensor};
 pub use crate::spec::{

@@ -51,24 +51,75 @@ impl ErrorStats {
                 });
             }
         }
-        let (mut se, mut sx, mut sy, mut sxy, mut mx) = (0f64, 0f64, 0f64, 0f64, 0f64);
-        for (&a, &b) in reference.iter().zip(approx) {
-            let (a, b) = (f64::from(a), f64::from(b));
-            let d = a - b;
-            se += d * d;
-            sx += a * a;
-            sy += b * b;
-            sxy += a * b;
-            mx = mx.max(d.abs());
-        }
-        let n = reference.len();
+        let mut acc = ErrorAccumulator::default();
+        acc.push(reference, approx);
+        let a = acc;
+        Ok(ErrorStats::from_sums(a.n, a.se, a.sx, a.sy, a.sxy, a.max_abs))
+    }
+
+    fn from_sums(n: usize, se: f64, sx: f64, sy: f64, sxy: f64, max_abs: f64) -> ErrorStats {
         let sqnr_db = if se == 0.0 { f64::INFINITY } else { 10.0 * (sx / se).log10() };
         let cosine = match (sx == 0.0, sy == 0.0) {
             (true, true) => 1.0,
             (true, false) | (false, true) => 0.0,
             _ => (sxy / (sx * sy).sqrt()).clamp(-1.0, 1.0),
         };
-        Ok(ErrorStats { n, mse: se / n as f64, sqnr_db, max_abs: mx, cosine })
+        ErrorStats { n, mse: se / n as f64, sqnr_db, max_abs, cosine }
+    }
+}
+
+/// Streaming accumulator for [`ErrorStats`]: feed matching chunks, read the totals.
+///
+/// ```
+/// use eai_quant::{ErrorAccumulator, ErrorStats};
+/// let mut acc = ErrorAccumulator::default();
+/// acc.push(&[1.0, 2.0], &[1.0, 2.5]);
+/// acc.push(&[3.0], &[3.0]);
+/// assert_eq!(acc.finish(), ErrorStats::between(&[1.0, 2.0, 3.0], &[1.0, 2.5, 3.0]).ok());
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ErrorAccumulator {
+    n: usize,
+    se: f64,
+    sx: f64,
+    sy: f64,
+    sxy: f64,
+    max_abs: f64,
+}
+
+impl ErrorAccumulator {
+    /// Add one chunk (the shorter length of the two is used). Non-finite pairs are skipped.
+    pub fn push(&mut self, reference: &[f32], approx: &[f32]) {
+        for (&a, &b) in reference.iter().zip(approx) {
+            if !(a.is_finite() && b.is_finite()) {
+                continue;
+            }
+            let (a, b) = (f64::from(a), f64::from(b));
+            let d = a - b;
+            self.n += 1;
+            self.se += d * d;
+            self.sx += a * a;
+            self.sy += b * b;
+            self.sxy += a * b;
+            self.max_abs = self.max_abs.max(d.abs());
+        }
+    }
+
+    /// Merge another accumulator into this one.
+    pub fn merge(&mut self, other: &ErrorAccumulator) {
+        self.n += other.n;
+        self.se += other.se;
+        self.sx += other.sx;
+        self.sy += other.sy;
+        self.sxy += other.sxy;
+        self.max_abs = self.max_abs.max(other.max_abs);
+    }
+
+    /// The statistics so far, or `None` when nothing was pushed.
+    pub fn finish(&self) -> Option<ErrorStats> {
+        (self.n > 0).then(|| {
+            ErrorStats::from_sums(self.n, self.se, self.sx, self.sy, self.sxy, self.max_abs)
+        })
     }
 }
 

@@ -3,6 +3,8 @@
 
 #[path = "quant/bad_input.rs"]
 mod bad_input;
+#[path = "quant/checkpoint.rs"]
+mod checkpoint;
 #[path = "quant/golden.rs"]
 mod golden;
 #[path = "quant/properties.rs"]

@@ -85,7 +85,7 @@ pub struct DeviceInfo {
 }
 
 /// Element types that can live in a [`DeviceBuffer`]. Sealed: implemented for `i8`, `u8`,
-/// `i32`, `f32`, [`half::f16`] and [`half::bf16`].
+/// `i32`, `u32`, `u64`, `f32`, [`half::f16`] and [`half::bf16`].
 pub trait DeviceScalar:
     cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits + Copy + Default + sealed::Sealed
 {
@@ -99,7 +99,7 @@ macro_rules! device_scalar {
         impl DeviceScalar for $t {}
     )*};
 }
-device_scalar!(i8, u8, i32, f32, half::f16, half::bf16);
+device_scalar!(i8, u8, i32, u32, u64, f32, half::f16, half::bf16);
 
 /// An array of `T` in the memory of one [`CudaDevice`].
 #[derive(Debug)]
@@ -321,6 +321,26 @@ impl CudaDevice {
     /// [`CudaError::Driver`] on copy failure, including errors of earlier asynchronous work.
     pub fn download<T: DeviceScalar>(&self, buf: &DeviceBuffer<T>) -> Result<Vec<T>> {
         self.stream.clone_dtoh(&buf.slice).map_err(self.err("cuMemcpyDtoH"))
+    }
+
+    /// Copies `len` elements starting at `start` back to the host.
+    ///
+    /// # Errors
+    /// [`CudaError::Shape`] if the range is out of bounds; [`CudaError::Driver`] on failure.
+    pub fn download_range<T: DeviceScalar>(
+        &self,
+        buf: &DeviceBuffer<T>,
+        start: usize,
+        len: usize,
+    ) -> Result<Vec<T>> {
+        let end = start.checked_add(len).filter(|&e| e <= buf.len()).ok_or_else(|| {
+            CudaError::shape(
+                "download",
+                format!("range {start}..{start}+{len} outside a buffer of {}", buf.len()),
+            )
+        })?;
+        let view = buf.slice.slice(start..end);
+        self.stream.clone_dtoh(&view).map_err(self.err("cuMemcpyDtoH"))
     }
 
     /// Device-to-device copy of all of `src` into the start of `dst`.

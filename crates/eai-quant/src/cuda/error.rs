@@ -89,6 +89,10 @@ pub enum CudaError {
         /// What does not fit.
         detail: String,
     },
+    /// A quantization error with the same meaning as on the CPU path (invalid spec, bad layout,
+    /// non-finite input under `Reject`, unrepresentable scale).
+    #[error(transparent)]
+    Quant(#[from] crate::QuantError),
     /// The request is valid but this backend does not implement it.
     #[error("{op} is not supported on the CUDA backend: {detail}")]
     Unsupported {

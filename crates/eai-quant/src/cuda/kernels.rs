@@ -53,6 +53,26 @@ pub(crate) const ENTRY_POINTS: &[&str] = &[
     "w8a16_bf16_m2",
     "w8a16_bf16_m4",
     "w8a16_bf16_m8",
+    "quant_rows_team_f32",
+    "quant_rows_block_f32",
+    "quant_stats_all_f32",
+    "quant_stats_channels_f32",
+    "quant_apply_f32",
+    "dequant_f32",
+    "quant_rows_team_f16",
+    "quant_rows_block_f16",
+    "quant_stats_all_f16",
+    "quant_stats_channels_f16",
+    "quant_apply_f16",
+    "dequant_f16",
+    "quant_rows_team_bf16",
+    "quant_rows_block_bf16",
+    "quant_stats_all_bf16",
+    "quant_stats_channels_bf16",
+    "quant_apply_bf16",
+    "dequant_bf16",
+    "quant_params",
+    "quant_init",
     "fill_uniform_f32",
     "fill_random_u32",
 ];
@@ -114,8 +134,15 @@ mod tests {
     fn source_holds_every_entry_point() {
         let src = source();
         for name in ENTRY_POINTS {
+            // names made by token pasting (`quant_apply_##SUF`) appear with their base name
+            let base = ["_f32", "_f16", "_bf16"]
+                .iter()
+                .find_map(|suf| name.strip_suffix(suf))
+                .unwrap_or(name);
             assert!(
-                src.contains(&format!("{name}(")) || src.contains(&format!("({name},")),
+                src.contains(&format!("{name}("))
+                    || src.contains(&format!("({name},"))
+                    || src.contains(&format!("{base}_##SUF(")),
                 "kernel `{name}` is not defined in the embedded source"
             );
         }

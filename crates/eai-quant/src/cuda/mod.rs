@@ -25,6 +25,7 @@ mod error;
 mod fill;
 mod gemm;
 mod kernels;
+mod quant;
 
 pub use cudarc;
 pub use device::{
@@ -32,3 +33,4 @@ pub use device::{
 };
 pub use error::{CudaError, Result};
 pub use gemm::{FloatElem, GemmShape, HalfElem, MAX_K_INT8};
+pub use quant::{CudaQuantizer, DeviceQuantized};

@@ -1,0 +1,694 @@
+//! Quantization and dequantization on the device, for every [`QuantSpec`], from f32, f16 and
+//! bf16 inputs, with the scale reduction on the device; and [`CudaQuantizer`], the CUDA
+//! implementation of the [`Quantizer`] seam.
+//!
+//! Two execution paths, chosen per tensor by [`CudaDevice::quantize_into`]:
+//! - **fused, one pass** for groups that are contiguous runs (per-token, per-channel on axis 0
+//!   or whenever the leading axes have size 1, per-group, small per-tensor): a team of lanes (or
+//!   a whole block for rows of ≥ 2048 elements) loads its group once into registers, reduces
+//!   min/max, forms scale and zero point exactly like [`kernel::group_params`], and writes the
+//!   codes. Per-token dynamic activation quantization is this single kernel.
+//! - **two passes** otherwise (large per-tensor, per-channel on an inner axis): min/max per group
+//!   with order-preserving integer atomics, parameters per group, then an element-wise pass.
+//!
+//! Errors keep their CPU meaning: non-finite input under [`NonFinite::Reject`] reports the first
+//! offending element in row-major order, an unrepresentable scale reports the first bad group.
+
+use std::sync::Arc;
+
+use cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg};
+use ndarray::{ArrayD, ArrayViewD, IxDyn};
+
+use super::device::{CudaDevice, DeviceBuffer};
+use super::error::{CudaError, Result};
+use super::gemm::{FloatElem, grid_stride_config};
+use crate::{
+    Codes, Granularity, GroupLayout, Mapping, NonFinite, QuantError, QuantSpec, QuantizedTensor,
+    Quantizer, Rounding, ScaleApply, ScaleDtype, ZeroRange,
+};
+
+/// Spec fields in the layout of `struct QSpec` in `kernels/quant.cu`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+struct QSpecArgs {
+    d: f32,
+    eps: f32,
+    min_pos: f32,
+    qmin: i32,
+    qmax: i32,
+    zp_sym: i32,
+    asym: i32,
+    apply: i32,
+    away: i32,
+    dtype: i32,
+    zero_scale: i32,
+    saturate: i32,
+}
+
+// SAFETY: `QSpecArgs` is `#[repr(C)]`, `Copy`, holds only 4-byte scalars (no padding, no
+// pointers), and matches `struct QSpec` in kernels/quant.cu field for field, so passing it by
+// value as a kernel parameter copies exactly the bytes the kernel reads.
+unsafe impl DeviceRepr for QSpecArgs {}
+
+impl QSpecArgs {
+    fn new(spec: &QuantSpec) -> Self {
+        QSpecArgs {
+            d: spec.divisor(),
+            eps: spec.eps,
+            min_pos: spec.scale_dtype.smallest_positive(),
+            qmin: spec.range.qmin,
+            qmax: spec.range.qmax,
+            zp_sym: spec.symmetric_zero_point(),
+            asym: i32::from(spec.mapping == Mapping::Asymmetric),
+            apply: match spec.scale_apply {
+                ScaleApply::MulReciprocal => 0,
+                ScaleApply::MulReciprocalUnrounded => 1,
+                ScaleApply::MulRatio => 2,
+                ScaleApply::Divide => 3,
+            },
+            away: i32::from(spec.rounding == Rounding::HalfAwayFromZero),
+            dtype: match spec.scale_dtype {
+                ScaleDtype::F32 => 0,
+                ScaleDtype::F16 => 1,
+                ScaleDtype::Bf16 => 2,
+            },
+            zero_scale: i32::from(spec.zero_range == ZeroRange::ZeroScale),
+            saturate: i32::from(spec.non_finite == NonFinite::Saturate),
+        }
+    }
+}
+
+/// How a tensor's groups map onto the kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    /// `groups` contiguous runs of `len` elements; `team` lanes per group, or a whole block
+    /// when `team` is `None`.
+    Rows { groups: u64, len: u64, team: Option<u32> },
+    /// `outer × channels × inner` with a group per channel (`channels == 1`: per tensor).
+    TwoPass { outer: u64, channels: u64, inner: u64 },
+}
+
+/// Rows at least this long get a whole 256-thread block per group.
+const BLOCK_ROW_MIN: u64 = 2048;
+/// Per-tensor inputs up to this size run as one fused block.
+const FUSED_TENSOR_MAX: u64 = 16_384;
+
+fn plan_path(spec: &QuantSpec, shape: &[usize]) -> Path {
+    let n: u64 = shape.iter().map(|&d| d as u64).product();
+    let last = shape.last().map_or(1, |&d| d as u64);
+    let rows = |groups: u64, len: u64| {
+        let team = if len >= BLOCK_ROW_MIN {
+            None
+        } else {
+            // Each lane keeps up to 4 chunks of 8 elements in registers.
+            let chunks = len.div_ceil(8);
+            Some((chunks.div_ceil(4).next_power_of_two()).clamp(1, 32) as u32)
+        };
+        Path::Rows { groups, len, team }
+    };
+    match spec.granularity {
+        Granularity::PerTensor if n <= FUSED_TENSOR_MAX => rows(1, n),
+        Granularity::PerTensor => Path::TwoPass { outer: 1, channels: 1, inner: n },
+        Granularity::PerToken => rows(n / last, last),
+        Granularity::PerGroup { size } => rows(n / size as u64, size as u64),
+        Granularity::PerChannel { axis } => {
+            let outer: u64 = shape[..axis].iter().map(|&d| d as u64).product();
+            let channels = shape[axis] as u64;
+            let inner: u64 = shape[axis + 1..].iter().map(|&d| d as u64).product();
+            if outer == 1 {
+                rows(channels, inner)
+            } else {
+                Path::TwoPass { outer, channels, inner }
+            }
+        }
+    }
+}
+
+impl Path {
+    fn groups(&self) -> u64 {
+        match *self {
+            Path::Rows { groups, .. } => groups,
+            Path::TwoPass { channels, .. } => channels,
+        }
+    }
+
+    /// `(inner, channels)` of the formula `group = (i / inner) % channels`.
+    fn group_formula(&self) -> (u64, u64) {
+        match *self {
+            Path::Rows { groups, len, .. } => (len, groups),
+            Path::TwoPass { channels, inner, .. } => (inner, channels),
+        }
+    }
+}
+
+/// A quantized tensor in device memory: codes (bytes; `i8` for signed ranges, the same bits for
+/// `u8` ones), one scale and zero point per group, and the shape and spec that made them.
+#[derive(Debug)]
+pub struct DeviceQuantized {
+    name: String,
+    spec: QuantSpec,
+    shape: Vec<usize>,
+    scale_shape: Vec<usize>,
+    path: Path,
+    codes: DeviceBuffer<i8>,
+    scales: DeviceBuffer<f32>,
+    zero_points: DeviceBuffer<i32>,
+    invs: DeviceBuffer<f32>,
+    ord: DeviceBuffer<u32>,
+    flags: DeviceBuffer<u64>,
+}
+
+impl DeviceQuantized {
+    /// The spec the codes follow.
+    pub fn spec(&self) -> &QuantSpec {
+        &self.spec
+    }
+
+    /// Shape of the original tensor.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.codes.len()
+    }
+
+    /// The codes, row-major; signed specs' codes are directly usable by
+    /// [`CudaDevice::gemm_i8`].
+    pub fn codes(&self) -> &DeviceBuffer<i8> {
+        &self.codes
+    }
+
+    /// One scale per group (see [`Granularity`] for the order).
+    pub fn scales(&self) -> &DeviceBuffer<f32> {
+        &self.scales
+    }
+
+    /// One zero point per group.
+    pub fn zero_points(&self) -> &DeviceBuffer<i32> {
+        &self.zero_points
+    }
+
+    /// Checks the error flags of the last quantization into this tensor (waits for it):
+    /// non-finite input under [`NonFinite::Reject`] and unrepresentable scales, reported as
+    /// the CPU path reports them.
+    ///
+    /// # Errors
+    /// [`CudaError::Quant`] with [`QuantError::NonFinite`] or [`QuantError::BadScale`];
+    /// [`CudaError::Driver`] if the device work failed.
+    pub fn check<T: FloatElem + Into<f32>>(
+        &self,
+        dev: &CudaDevice,
+        input: &DeviceBuffer<T>,
+    ) -> Result<()> {
+        let flags = dev.download(&self.flags)?;
+        let (bad, bad_scale) = (flags[0], flags[1]);
+        if bad != u64::MAX {
+            let flat = bad as usize;
+            let value: f32 = dev.download_range(input, flat, 1)?[0].into();
+            return Err(QuantError::NonFinite {
+                tensor: self.name.clone(),
+                index: crate::cpu::unravel(flat, &self.shape),
+                flat,
+                value,
+            }
+            .into());
+        }
+        if bad_scale != u64::MAX {
+            let group = bad_scale as usize;
+            let scale = dev.download_range(&self.scales, group, 1)?[0];
+            return Err(QuantError::BadScale {
+                tensor: self.name.clone(),
+                group,
+                scale,
+                dtype: self.spec.scale_dtype.name(),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Copies codes, scales and zero points to the host as a [`QuantizedTensor`] (does not
+    /// check the error flags: call [`check`](Self::check) first).
+    ///
+    /// # Errors
+    /// [`CudaError::Driver`] on copy failure.
+    pub fn to_host(&self, dev: &CudaDevice) -> Result<QuantizedTensor> {
+        let raw = dev.download(&self.codes)?;
+        let codes = if self.spec.range.is_signed() {
+            Codes::I8(raw)
+        } else {
+            Codes::U8(raw.into_iter().map(|c| c as u8).collect())
+        };
+        Ok(QuantizedTensor {
+            spec: self.spec,
+            shape: self.shape.clone(),
+            codes,
+            scales: dev.download(&self.scales)?,
+            scale_shape: self.scale_shape.clone(),
+            zero_points: dev.download(&self.zero_points)?,
+        })
+    }
+}
+
+fn suffix<T: FloatElem>() -> &'static str {
+    T::SUFFIX
+}
+
+fn kernel_name(base: &'static str, suf: &'static str) -> &'static str {
+    macro_rules! pick {
+        ($($b:literal),*) => {
+            match (base, suf) {
+                $(
+                    ($b, "f32") => concat!($b, "_f32"),
+                    ($b, "f16") => concat!($b, "_f16"),
+                    ($b, _) => concat!($b, "_bf16"),
+                )*
+                _ => "missing_kernel",
+            }
+        };
+    }
+    pick!(
+        "quant_rows_team",
+        "quant_rows_block",
+        "quant_stats_all",
+        "quant_stats_channels",
+        "quant_apply",
+        "dequant"
+    )
+}
+
+impl CudaDevice {
+    /// Allocates the device output for quantizing a tensor of `shape` under `spec` (`name`
+    /// identifies it in errors).
+    ///
+    /// # Errors
+    /// [`CudaError::Quant`] with the CPU path's errors for invalid specs and layouts
+    /// ([`QuantError::InvalidSpec`], [`QuantError::Empty`], [`QuantError::BadGroup`],
+    /// [`QuantError::AxisOutOfRange`]); [`CudaError::Driver`] on allocation failure.
+    pub fn quant_output(
+        &self,
+        name: &str,
+        spec: &QuantSpec,
+        shape: &[usize],
+    ) -> Result<DeviceQuantized> {
+        spec.validate()?;
+        let layout = GroupLayout::new(name, shape, spec.granularity)?;
+        let path = plan_path(spec, shape);
+        let groups = path.groups() as usize;
+        if groups != layout.groups() {
+            return Err(CudaError::Unsupported {
+                op: "quantize",
+                detail: format!(
+                    "internal layout mismatch for `{name}`: {groups} vs {} groups",
+                    layout.groups()
+                ),
+            });
+        }
+        let n = layout.numel();
+        Ok(DeviceQuantized {
+            name: name.to_string(),
+            spec: *spec,
+            shape: shape.to_vec(),
+            scale_shape: layout.scale_shape(),
+            path,
+            codes: self.zeros(n)?,
+            scales: self.zeros(groups)?,
+            zero_points: self.zeros(groups)?,
+            invs: self.zeros(groups)?,
+            ord: self.zeros(2 * groups)?,
+            flags: self.zeros(2)?,
+        })
+    }
+
+    /// Enqueues the quantization of `x` (row-major, `out.shape()`) into `out`, without waiting;
+    /// call [`DeviceQuantized::check`] to collect errors. This is the hot-path entry point
+    /// (e.g. per-token activation quantization before [`CudaDevice::gemm_i8`]).
+    ///
+    /// # Errors
+    /// [`CudaError::Shape`] if `x` does not hold `out.numel()` elements; [`CudaError::Driver`]
+    /// on launch failure.
+    pub fn quantize_into<T: FloatElem>(
+        &self,
+        x: &DeviceBuffer<T>,
+        out: &mut DeviceQuantized,
+    ) -> Result<()> {
+        if x.len() != out.numel() {
+            return Err(CudaError::shape(
+                "quantize",
+                format!("`{}` has {} elements for shape {:?}", out.name, x.len(), out.shape),
+            ));
+        }
+        let kernels = self.kernels()?;
+        let sms = self.info().multiprocessors;
+        let s = QSpecArgs::new(&out.spec);
+        let groups = out.path.groups();
+        let suf = suffix::<T>();
+        // reset flags (and two-pass statistics)
+        {
+            let f = kernels.get("quant_init")?;
+            let cfg = match out.path {
+                Path::TwoPass { .. } => grid_stride_config(groups, sms),
+                Path::Rows { .. } => grid_stride_config(1, sms),
+            };
+            let g_init: u64 = match out.path {
+                Path::TwoPass { .. } => groups,
+                Path::Rows { .. } => 0,
+            };
+            let mut l = self.stream.launch_builder(f);
+            l.arg(&mut out.ord.slice).arg(&g_init).arg(&mut out.flags.slice);
+            // SAFETY: signature (u32* ord, u64 G, u64* flags); ord holds 2·groups ≥ 2·G words,
+            // flags holds 2 words; the loop is bounded by G.
+            unsafe { l.launch(cfg) }.map_err(self.err("cuLaunchKernel(quant_init)"))?;
+        }
+        let (bad_ptr, bad_scale_ptr) = {
+            let (p, _g) = cudarc::driver::DevicePtr::device_ptr(&out.flags.slice, &self.stream);
+            (p, p + 8)
+        };
+        match out.path {
+            Path::Rows { groups, len, team } => {
+                if let Some(ts) = team {
+                    let f = kernels.get(kernel_name("quant_rows_team", suf))?;
+                    let threads = groups * u64::from(ts);
+                    let cfg = grid_stride_config(threads, sms);
+                    let mut l = self.stream.launch_builder(f);
+                    l.arg(&x.slice)
+                        .arg(&mut out.codes.slice)
+                        .arg(&mut out.scales.slice)
+                        .arg(&mut out.zero_points.slice)
+                        .arg(&groups)
+                        .arg(&len)
+                        .arg(&ts)
+                        .arg(&s)
+                        .arg(&bad_ptr)
+                        .arg(&bad_scale_ptr);
+                    // SAFETY: signature (const T*, u8* q, float* scales, int* zps, u64 G, u64 L,
+                    // u32 TS, QSpec, u64* bad, u64* bad_scale) matches; x and codes hold G·L
+                    // elements, scales/zps G; TS is a power of two ≤ 32 dividing the 256-thread
+                    // block, so teams never straddle warps; the flag pointers address the two
+                    // u64 words of `out.flags`, alive for the call.
+                    unsafe { l.launch(cfg) }
+                        .map_err(self.err("cuLaunchKernel(quant_rows_team)"))?;
+                } else {
+                    let f = kernels.get(kernel_name("quant_rows_block", suf))?;
+                    let blocks = groups.clamp(1, u64::from(sms.max(1)) * 8) as u32;
+                    let cfg = LaunchConfig {
+                        grid_dim: (blocks, 1, 1),
+                        block_dim: (256, 1, 1),
+                        shared_mem_bytes: 0,
+                    };
+                    let mut l = self.stream.launch_builder(f);
+                    l.arg(&x.slice)
+                        .arg(&mut out.codes.slice)
+                        .arg(&mut out.scales.slice)
+                        .arg(&mut out.zero_points.slice)
+                        .arg(&groups)
+                        .arg(&len)
+                        .arg(&s)
+                        .arg(&bad_ptr)
+                        .arg(&bad_scale_ptr);
+                    // SAFETY: signature (const T*, u8*, float*, int*, u64 G, u64 L, QSpec, u64*,
+                    // u64*) matches; lengths as for the team kernel; the block-uniform group loop
+                    // keeps every __syncthreads reached by all 256 threads.
+                    unsafe { l.launch(cfg) }
+                        .map_err(self.err("cuLaunchKernel(quant_rows_block)"))?;
+                }
+            }
+            Path::TwoPass { outer, channels, inner } => {
+                let n = x.len() as u64;
+                if channels == 1 {
+                    let f = kernels.get(kernel_name("quant_stats_all", suf))?;
+                    let cfg = grid_stride_config(n.div_ceil(8), sms);
+                    let mut l = self.stream.launch_builder(f);
+                    l.arg(&x.slice).arg(&n).arg(&mut out.ord.slice).arg(&s).arg(&bad_ptr);
+                    // SAFETY: signature (const T*, u64 n, u32* ord, QSpec, u64* bad); x holds n
+                    // elements, ord 2 words; 256-thread blocks (≤ 32 warps of shared slots).
+                    unsafe { l.launch(cfg) }
+                        .map_err(self.err("cuLaunchKernel(quant_stats_all)"))?;
+                } else {
+                    let f = kernels.get(kernel_name("quant_stats_channels", suf))?;
+                    let ci = channels * inner;
+                    let mut cfg = grid_stride_config(ci, sms);
+                    // split the outer loop so the grid fills the device
+                    let want = u64::from(sms.max(1)) * 8;
+                    cfg.grid_dim.1 = (want.div_ceil(u64::from(cfg.grid_dim.0)))
+                        .clamp(1, outer.min(65_535)) as u32;
+                    let mut l = self.stream.launch_builder(f);
+                    l.arg(&x.slice)
+                        .arg(&outer)
+                        .arg(&channels)
+                        .arg(&inner)
+                        .arg(&mut out.ord.slice)
+                        .arg(&s)
+                        .arg(&bad_ptr);
+                    // SAFETY: signature (const T*, u64 outer, u64 channels, u64 inner, u32* ord,
+                    // QSpec, u64* bad); x holds outer·channels·inner elements; ord holds
+                    // 2·channels words; indices are bounded by those products.
+                    unsafe { l.launch(cfg) }
+                        .map_err(self.err("cuLaunchKernel(quant_stats_channels)"))?;
+                }
+                {
+                    let f = kernels.get("quant_params")?;
+                    let cfg = grid_stride_config(channels, sms);
+                    let mut l = self.stream.launch_builder(f);
+                    l.arg(&out.ord.slice)
+                        .arg(&channels)
+                        .arg(&s)
+                        .arg(&mut out.scales.slice)
+                        .arg(&mut out.zero_points.slice)
+                        .arg(&mut out.invs.slice)
+                        .arg(&bad_scale_ptr);
+                    // SAFETY: signature (const u32* ord, u64 G, QSpec, float*, int*, float*,
+                    // u64*); every buffer holds G (ord: 2·G) entries.
+                    unsafe { l.launch(cfg) }.map_err(self.err("cuLaunchKernel(quant_params)"))?;
+                }
+                {
+                    let f = kernels.get(kernel_name("quant_apply", suf))?;
+                    let cfg = grid_stride_config(n.div_ceil(8), sms);
+                    let mut l = self.stream.launch_builder(f);
+                    l.arg(&x.slice)
+                        .arg(&n)
+                        .arg(&inner)
+                        .arg(&channels)
+                        .arg(&out.scales.slice)
+                        .arg(&out.zero_points.slice)
+                        .arg(&out.invs.slice)
+                        .arg(&s)
+                        .arg(&mut out.codes.slice);
+                    // SAFETY: signature (const T*, u64 n, u64 inner, u64 channels, const float*,
+                    // const int*, const float*, QSpec, u8*); x and codes hold n elements, the
+                    // parameter arrays `channels`; group indices (i / inner) % channels < channels;
+                    // the vector path is taken only when inner % 8 == 0, so 8-element steps never
+                    // straddle a group and stay aligned.
+                    unsafe { l.launch(cfg) }.map_err(self.err("cuLaunchKernel(quant_apply)"))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Quantizes `x` (row-major, `shape`) under `spec` on the device and checks for errors.
+    ///
+    /// # Errors
+    /// As [`quant_output`](Self::quant_output), [`quantize_into`](Self::quantize_into) and
+    /// [`DeviceQuantized::check`].
+    pub fn quantize<T: FloatElem + Into<f32>>(
+        &self,
+        name: &str,
+        spec: &QuantSpec,
+        x: &DeviceBuffer<T>,
+        shape: &[usize],
+    ) -> Result<DeviceQuantized> {
+        let mut out = self.quant_output(name, spec, shape)?;
+        self.quantize_into(x, &mut out)?;
+        out.check(self, x)?;
+        Ok(out)
+    }
+
+    /// Copies a host [`QuantizedTensor`] to the device (for dequantization or GEMM).
+    ///
+    /// # Errors
+    /// [`CudaError::Quant`] if `q` is inconsistent; [`CudaError::Driver`] on copy failure.
+    pub fn upload_quantized(&self, q: &QuantizedTensor) -> Result<DeviceQuantized> {
+        q.validate()?;
+        let mut out = self.quant_output("<quantized>", &q.spec, &q.shape)?;
+        let codes: Vec<i8> = match &q.codes {
+            Codes::I8(c) => c.clone(),
+            Codes::U8(c) => c.iter().map(|&b| b as i8).collect(),
+        };
+        out.codes = self.upload(&codes)?;
+        out.scales = self.upload(&q.scales)?;
+        out.zero_points = self.upload(&q.zero_points)?;
+        Ok(out)
+    }
+
+    /// Dequantizes on the device: `y[i] = ((q[i] − zp[g]) as f32) · scale[g]`, rounded once to
+    /// `O` (bit-identical to the CPU for `O = f32`).
+    ///
+    /// # Errors
+    /// [`CudaError::Shape`] if `y` does not hold `q.numel()` elements; [`CudaError::Driver`].
+    pub fn dequantize_into<O: FloatElem>(
+        &self,
+        q: &DeviceQuantized,
+        y: &mut DeviceBuffer<O>,
+    ) -> Result<()> {
+        if y.len() != q.numel() {
+            return Err(CudaError::shape(
+                "dequantize",
+                format!("output holds {} elements, `{}` has {}", y.len(), q.name, q.numel()),
+            ));
+        }
+        let kernels = self.kernels()?;
+        let f = kernels.get(kernel_name("dequant", O::SUFFIX))?;
+        let n = q.numel() as u64;
+        let (inner, channels) = q.path.group_formula();
+        let signed = i32::from(q.spec.range.is_signed());
+        let cfg = grid_stride_config(n.div_ceil(8), self.info().multiprocessors);
+        let mut l = self.stream.launch_builder(f);
+        l.arg(&q.codes.slice)
+            .arg(&signed)
+            .arg(&n)
+            .arg(&inner)
+            .arg(&channels)
+            .arg(&q.scales.slice)
+            .arg(&q.zero_points.slice)
+            .arg(&mut y.slice);
+        // SAFETY: signature (const u8*, int, u64 n, u64 inner, u64 channels, const float*,
+        // const int*, O*); codes and y hold n elements, scales/zps `channels` (the group count);
+        // vector steps only when inner % 8 == 0 (aligned, within one group).
+        unsafe { l.launch(cfg) }.map_err(self.err("cuLaunchKernel(dequant)"))?;
+        Ok(())
+    }
+}
+
+/// The CUDA implementation of [`Quantizer`]: the same codes and scales as
+/// [`CpuQuantizer`](crate::CpuQuantizer), bit for bit, computed on the GPU.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use eai_quant::cuda::{CudaDevice, CudaQuantizer};
+/// use eai_quant::{QuantSpec, Quantizer};
+/// let dev = Arc::new(CudaDevice::open(0)?);
+/// let q = CudaQuantizer::new(dev, QuantSpec::int8_weight())?;
+/// let w = ndarray::Array2::from_shape_fn((64, 256), |(i, j)| ((i * 256 + j) as f32).cos());
+/// let qt = q.quantize_named("w", w.view().into_dyn())?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct CudaQuantizer {
+    dev: Arc<CudaDevice>,
+    spec: QuantSpec,
+}
+
+impl CudaQuantizer {
+    /// A quantizer for `spec` on `dev`.
+    ///
+    /// # Errors
+    /// [`QuantError::InvalidSpec`] when the spec does not validate.
+    pub fn new(dev: Arc<CudaDevice>, spec: QuantSpec) -> crate::Result<Self> {
+        spec.validate()?;
+        Ok(Self { dev, spec })
+    }
+
+    /// The device this quantizer runs on.
+    pub fn device(&self) -> &Arc<CudaDevice> {
+        &self.dev
+    }
+}
+
+/// Maps a backend error into the crate's error: quantization errors pass through unchanged;
+/// device failures (driver, NVRTC, out of memory) are reported as an I/O error on the device
+/// `cuda:<ordinal>` with the CUDA error as its source.
+fn to_quant_error(dev: &CudaDevice, e: CudaError) -> QuantError {
+    match e {
+        CudaError::Quant(q) => q,
+        other => QuantError::Io {
+            path: format!("cuda:{}", dev.info().ordinal).into(),
+            source: std::io::Error::other(other),
+        },
+    }
+}
+
+impl Quantizer for CudaQuantizer {
+    fn spec(&self) -> &QuantSpec {
+        &self.spec
+    }
+
+    fn quantize_named(&self, name: &str, x: ArrayViewD<'_, f32>) -> crate::Result<QuantizedTensor> {
+        let shape = x.shape().to_vec();
+        let run = || -> Result<QuantizedTensor> {
+            // validate before touching the device, so errors match the CPU path exactly
+            self.spec.validate()?;
+            GroupLayout::new(name, &shape, self.spec.granularity)?;
+            let dx = match x.as_slice() {
+                Some(s) => self.dev.upload(s)?,
+                None => self.dev.upload(&x.iter().copied().collect::<Vec<f32>>())?,
+            };
+            let q = self.dev.quantize(name, &self.spec, &dx, &shape)?;
+            q.to_host(&self.dev)
+        };
+        run().map_err(|e| to_quant_error(&self.dev, e))
+    }
+
+    fn dequantize(&self, q: &QuantizedTensor) -> crate::Result<ArrayD<f32>> {
+        let run = || -> Result<ArrayD<f32>> {
+            let dq = self.dev.upload_quantized(q)?;
+            let mut y = self.dev.zeros::<f32>(q.numel())?;
+            self.dev.dequantize_into(&dq, &mut y)?;
+            let v = self.dev.download(&y)?;
+            ArrayD::from_shape_vec(IxDyn(&q.shape), v).map_err(|e| {
+                CudaError::Quant(QuantError::ShapeMismatch {
+                    context: "dequantize".into(),
+                    detail: e.to_string(),
+                })
+            })
+        };
+        run().map_err(|e| to_quant_error(&self.dev, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_follow_granularity() {
+        let w = QuantSpec::int8_weight();
+        assert_eq!(
+            plan_path(&w, &[4096, 4096]),
+            Path::Rows { groups: 4096, len: 4096, team: None }
+        );
+        let t = QuantSpec::int8_activation_per_token();
+        assert_eq!(plan_path(&t, &[3, 100]), Path::Rows { groups: 3, len: 100, team: Some(4) });
+        let g = QuantSpec { granularity: Granularity::PerGroup { size: 32 }, ..w };
+        assert_eq!(plan_path(&g, &[2, 64]), Path::Rows { groups: 4, len: 32, team: Some(1) });
+        let c1 = QuantSpec { granularity: Granularity::PerChannel { axis: 1 }, ..w };
+        assert_eq!(plan_path(&c1, &[5, 6, 7]), Path::TwoPass { outer: 5, channels: 6, inner: 7 });
+        assert_eq!(plan_path(&c1, &[1, 6, 7]), Path::Rows { groups: 6, len: 7, team: Some(1) });
+        let pt = QuantSpec { granularity: Granularity::PerTensor, ..w };
+        assert_eq!(
+            plan_path(&pt, &[1000, 1000]),
+            Path::TwoPass { outer: 1, channels: 1, inner: 1_000_000 }
+        );
+        assert_eq!(plan_path(&pt, &[10, 10]), Path::Rows { groups: 1, len: 100, team: Some(4) });
+    }
+
+    #[test]
+    fn kernel_names_exist() {
+        for base in [
+            "quant_rows_team",
+            "quant_rows_block",
+            "quant_stats_all",
+            "quant_stats_channels",
+            "quant_apply",
+            "dequant",
+        ] {
+            for suf in ["f32", "f16", "bf16"] {
+                let k = kernel_name(base, suf);
+                assert_eq!(k, format!("{base}_{suf}"));
+                assert!(super::super::kernels::ENTRY_POINTS.contains(&k));
+            }
+        }
+    }
+}
