@@ -57,7 +57,7 @@ fn study_on_smollm2() {
     // times its duration.
     for t in &results.tasks {
         let e = t.energy.unwrap().0;
-        assert!((e - 240.0 * t.wall.0).abs() <= 0.03 * e + 1.0, "{e} J over {} s", t.wall.0);
+        assert!((e - 240.0 * t.wall.0).abs() <= 0.05 * e + 2.0, "{e} J over {} s", t.wall.0);
         assert!(t.tokens.is_some_and(|n| n > 0), "the engine counts scored tokens");
         let twin = results
             .tasks
