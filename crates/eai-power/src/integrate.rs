@@ -146,8 +146,9 @@ impl CounterParams {
 pub struct CounterEstimate {
     /// Edges interpolated linearly in time between update points.
     pub linear: Joules,
-    /// Edges interpolated in proportion to the power stream's integral (`None` without a
-    /// usable power stream).
+    /// The hybrid: each edge interpolated in proportion to the power stream's integral where
+    /// that stream tracks the counter in the neighbouring update intervals, linearly where it
+    /// does not (loads faster than the sensor alias). `None` without a power stream.
     pub shaped: Option<Joules>,
     /// Counter decreases treated as resets (segments bridged by the power integral).
     pub resets: u32,
@@ -255,6 +256,30 @@ fn shaped_fraction(power: &[Sample], a: u64, b: u64, t: u64) -> Option<f64> {
     Some((part / whole).clamp(0.0, 1.0))
 }
 
+/// Whether the power stream tracks the counter around segment `i` (ending at point `i`): the
+/// ratio of counter increment to power integral over the two segments on each side agrees
+/// within 10 %. On loads that vary faster than the sensor's publication period (bursts under
+/// 100 ms on Hopper, whose instant field observes 25 ms of every 100 ms) the instant stream
+/// aliases, the ratios scatter, and the edge is interpolated linearly instead.
+fn shape_trusted(pts: &[(u64, f64)], power: &[Sample], i: usize) -> bool {
+    let lo = i.saturating_sub(2).max(1);
+    let hi = (i + 2).min(pts.len() - 1);
+    let mut rmin = f64::INFINITY;
+    let mut rmax = 0.0f64;
+    for k in lo..=hi {
+        let (a, b) = (pts[k - 1], pts[k]);
+        let Some(e) = trapezoid(power, a.0, b.0) else { return false };
+        let dc = b.1 - a.1;
+        if e.0 <= 0.0 || dc <= 0.0 {
+            return false;
+        }
+        let r = dc / e.0;
+        rmin = rmin.min(r);
+        rmax = rmax.max(r);
+    }
+    rmin.is_finite() && rmax / rmin <= 1.10
+}
+
 /// Unwrapped energy at time `t` from update points; `(linear, shaped, extrapolated)`.
 fn energy_at(
     pts: &[(u64, f64)],
@@ -291,7 +316,14 @@ fn energy_at(
     let (a, b) = (pts[i - 1], pts[i]);
     let f = dt(a.0, t) / dt(a.0, b.0);
     let lin = a.1 + (b.1 - a.1) * f;
-    let shaped = power.and_then(|p| shaped_fraction(p, a.0, b.0, t)).map(|g| a.1 + (b.1 - a.1) * g);
+    // The hybrid: shaped where the power stream tracks the counter, linear where it aliases.
+    let shaped = power.map(|p| {
+        if shape_trusted(pts, p, i) {
+            shaped_fraction(p, a.0, b.0, t).map_or(lin, |g| a.1 + (b.1 - a.1) * g)
+        } else {
+            lin
+        }
+    });
     Some((lin, shaped, false))
 }
 
