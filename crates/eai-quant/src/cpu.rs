@@ -138,14 +138,15 @@ impl CpuQuantizer {
                         value: data[flat],
                     });
                 }
-                let p = kernel::group_params(st, spec).map_err(
-                    |ScaleIssue::NotRepresentable(s)| QuantError::BadScale {
-                        tensor: name.into(),
-                        group: g,
-                        scale: s,
-                        dtype: spec.scale_dtype.name(),
-                    },
-                )?;
+                let p =
+                    kernel::group_params(st, spec).map_err(|ScaleIssue::NotRepresentable(s)| {
+                        QuantError::BadScale {
+                            tensor: name.into(),
+                            group: g,
+                            scale: s,
+                            dtype: spec.scale_dtype.name(),
+                        }
+                    })?;
                 out_run(src, p, g);
                 params.push(p);
             }
