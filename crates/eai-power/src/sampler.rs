@@ -26,7 +26,7 @@ pub struct SamplerConfig {
     /// on Hopper, so 20 Hz costs 7–13 % of a core. Below `counter_burst_hz` the sampler reads
     /// sparsely between calibration bursts, each sparse read placed mid-interval of the
     /// counter's fitted update grid ([`crate::integrate::fit_grid`]); at 2 Hz that keeps
-    /// steady-load 5 s windows within ±0.05 % but bursty ones only within ±0.6 % (offline
+    /// steady-load 5 s windows within ±0.05 % but bursty ones only within ±0.52 % (max 2.2 %) (offline
     /// replay, `docs/results/power-gpu.md`), so it is opt-in.
     pub counter_hz: f64,
     /// Counter rate during calibration bursts (default 20 Hz), which bracket the ~100 ms
