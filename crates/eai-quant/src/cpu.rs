@@ -106,8 +106,73 @@ impl CpuQuantizer {
                 detail: format!("{} values for shape {shape:?}", data.len()),
             });
         }
+        // Each group one contiguous run that fits in cache: one pass (stats, parameters and
+        // codes while the run is hot). Otherwise two passes over the tensor.
+        let run = layout.run_len();
+        if layout.groups() * run == layout.numel() && layout.groups() > 1 && run <= 64 * 1024 {
+            return self.quantize_fused(name, data, shape, &layout);
+        }
         let params = self.group_params(name, data, shape, &layout, None)?;
         Ok(self.encode(data, shape, &layout, &params))
+    }
+
+    fn quantize_fused(
+        &self,
+        name: &str,
+        data: &[f32],
+        shape: &[usize],
+        layout: &GroupLayout,
+    ) -> Result<QuantizedTensor> {
+        let spec = &self.spec;
+        let run = layout.run_len();
+        let mut params = Vec::with_capacity(layout.groups());
+        let mut fused = |out_run: &mut dyn FnMut(&[f32], GroupParams, usize)| -> Result<()> {
+            for (g, src) in data.chunks_exact(run).enumerate() {
+                let (st, bad) = kernel::run_stats(src, spec.non_finite);
+                if let Some(off) = bad {
+                    let flat = g * run + off;
+                    return Err(QuantError::NonFinite {
+                        tensor: name.into(),
+                        index: unravel(flat, shape),
+                        flat,
+                        value: data[flat],
+                    });
+                }
+                let p =
+                    kernel::group_params(st, spec).map_err(|ScaleIssue::NotRepresentable(s)| {
+                        QuantError::BadScale {
+                            tensor: name.into(),
+                            group: g,
+                            scale: s,
+                            dtype: spec.scale_dtype.name(),
+                        }
+                    })?;
+                out_run(src, p, g);
+                params.push(p);
+            }
+            Ok(())
+        };
+        let codes = if spec.range.is_signed() {
+            let mut out = vec![0i8; data.len()];
+            fused(&mut |src, p, g| {
+                kernel::quantize_run(src, p, spec, &mut out[g * run..(g + 1) * run], |q| q as i8)
+            })?;
+            Codes::I8(out)
+        } else {
+            let mut out = vec![0u8; data.len()];
+            fused(&mut |src, p, g| {
+                kernel::quantize_run(src, p, spec, &mut out[g * run..(g + 1) * run], |q| q as u8)
+            })?;
+            Codes::U8(out)
+        };
+        Ok(QuantizedTensor {
+            spec: *spec,
+            shape: shape.to_vec(),
+            codes,
+            scales: params.iter().map(|p| p.scale).collect(),
+            scale_shape: layout.scale_shape(),
+            zero_points: params.iter().map(|p| p.zero_point).collect(),
+        })
     }
 
     /// Static quantization with calibrated ranges: one [`RangeStats`] per group (from an
