@@ -96,7 +96,7 @@ impl TaskArgs {
             let (name, docs, shots) = parse_task(spec)?;
             let eval_err =
                 |e| Error::Eval { task: name.clone(), scheme: "-".into(), source: Box::new(e) };
-            let tasks = match &self.data {
+            match &self.data {
                 None => {
                     let t = match name.as_str() {
                         "arc_easy" => eai_eval::bundled::arc_easy(),
@@ -121,7 +121,11 @@ impl TaskArgs {
                             ),
                         });
                     }
-                    vec![t]
+                    let mut st = StudyTask::new(t);
+                    if let Some(n) = docs {
+                        st = st.limit(n);
+                    }
+                    out.push(st);
                 }
                 Some(root) => {
                     let b = Benchmark::from_name(&name).map_err(eval_err)?;
@@ -130,15 +134,13 @@ impl TaskArgs {
                         limit: docs.map(Limit::Count),
                         ..TaskOptions::default()
                     };
-                    eai_eval::tasks::load(root, b, &opts).map_err(eval_err)?.tasks
+                    let suite = eai_eval::tasks::load(root, b, &opts).map_err(eval_err)?;
+                    if suite.groups.iter().any(|g| g.name == b.name()) {
+                        out.push(StudyTask::group(b.name(), suite)?);
+                    } else {
+                        out.extend(suite.tasks.into_iter().map(StudyTask::new));
+                    }
                 }
-            };
-            for t in tasks {
-                let mut st = StudyTask::new(t);
-                if let Some(n) = docs {
-                    st = st.limit(n);
-                }
-                out.push(st);
             }
         }
         Ok(out)
@@ -285,10 +287,10 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
     let mut loader = GgufLoader::new(gguf);
     let mut model = crate::study::ModelLoader::load(&mut loader, scheme)
         .map_err(|e| Error::Model { scheme: scheme.label().into(), source: e })?;
-    let suite = Suite {
-        tasks: a.tasks.build()?.iter().map(|t| t.task().clone()).collect(),
-        groups: vec![],
-    };
+    let mut suite = Suite::default();
+    for t in a.tasks.build()? {
+        suite.extend(t.suite().clone());
+    }
     let r = Evaluator::new().run(&mut model, &suite).map_err(|e| Error::Eval {
         task: "suite".into(),
         scheme: scheme.label().into(),
@@ -526,6 +528,6 @@ mod tests {
         let t = TaskArgs { tasks: vec!["mmlu".into()], data: None };
         assert!(t.build().unwrap_err().to_string().contains("--data"));
         let t = TaskArgs { tasks: vec!["arc_easy:3".into()], data: None };
-        assert_eq!(t.build().unwrap()[0].task().eval_docs().len(), 3);
+        assert_eq!(t.build().unwrap()[0].docs(), 3);
     }
 }

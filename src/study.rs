@@ -164,10 +164,12 @@ impl ModelLoader for GgufLoader {
     }
 }
 
-/// One task of a study: an `eai-eval` task plus the metric that scores it.
+/// One task of a study, run in one energy window: an `eai-eval` task, or a group of tasks
+/// scored by their aggregate (MMLU's 57 subjects as `mmlu`), plus the metric that scores it.
 #[derive(Clone, Debug)]
 pub struct StudyTask {
-    task: Task,
+    name: String,
+    suite: Suite,
     metric: Option<String>,
 }
 
@@ -175,7 +177,27 @@ impl StudyTask {
     /// The task with its headline metric (`acc_norm` for ARC-Challenge and HellaSwag,
     /// `exact_match,strict-match` for GSM8K, `acc` otherwise).
     pub fn new(task: Task) -> Self {
-        Self { task, metric: None }
+        let name = task.name().to_string();
+        Self { name, suite: Suite { tasks: vec![task], groups: vec![] }, metric: None }
+    }
+
+    /// A group of tasks run in one window and scored by the aggregate of the group `name` of
+    /// `suite` (e.g. the `mmlu` suite from `eai_eval::tasks::load`, scored as `mmlu`).
+    ///
+    /// # Errors
+    /// [`Error::Config`] when `suite` has no group called `name`.
+    pub fn group(name: impl Into<String>, suite: Suite) -> Result<Self> {
+        let name = name.into();
+        if !suite.groups.iter().any(|g| g.name == name) {
+            return Err(Error::Config {
+                field: "tasks",
+                reason: format!(
+                    "the suite has no group `{name}` (it has {})",
+                    suite.groups.iter().map(|g| g.name.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            });
+        }
+        Ok(Self { name, suite, metric: None })
     }
 
     /// Scores with this metric (lm-eval key, e.g. `acc,none`) instead of the headline one.
@@ -184,42 +206,70 @@ impl StudyTask {
         self
     }
 
-    /// Evaluates only the first `n` documents.
+    /// Evaluates only the first `n` documents (of each task of a group).
     pub fn limit(mut self, n: usize) -> Self {
-        self.task = self.task.with_limit(Some(Limit::Count(n)));
+        self.suite.tasks =
+            self.suite.tasks.into_iter().map(|t| t.with_limit(Some(Limit::Count(n)))).collect();
         self
     }
 
     /// Uses `k` few-shot examples.
     ///
     /// # Errors
-    /// When the task has no few-shot pool large enough.
+    /// When a task has no few-shot pool large enough.
     pub fn shots(mut self, k: usize) -> Result<Self> {
-        let name = self.task.name().to_string();
-        self.task = self.task.with_num_fewshot(k).map_err(|e| Error::Eval {
-            task: name,
-            scheme: "-".into(),
-            source: Box::new(e),
-        })?;
+        let mut out = Vec::with_capacity(self.suite.tasks.len());
+        for t in self.suite.tasks {
+            let name = t.name().to_string();
+            out.push(t.with_num_fewshot(k).map_err(|e| Error::Eval {
+                task: name,
+                scheme: "-".into(),
+                source: Box::new(e),
+            })?);
+        }
+        self.suite.tasks = out;
         Ok(self)
     }
 
-    /// The task's name.
+    /// The task's (or group's) name.
     pub fn name(&self) -> &str {
-        self.task.name()
+        &self.name
     }
 
-    /// The underlying task.
-    pub fn task(&self) -> &Task {
-        &self.task
+    /// The tasks and groups it runs.
+    pub fn suite(&self) -> &Suite {
+        &self.suite
+    }
+
+    /// Documents evaluated (summed over a group's tasks).
+    pub fn docs(&self) -> usize {
+        self.suite.tasks.iter().map(|t| t.eval_docs().len()).sum()
     }
 
     fn metric_key(&self) -> String {
         if let Some(m) = &self.metric {
             return m.clone();
         }
-        eai_eval::Benchmark::from_name(self.task.name())
+        eai_eval::Benchmark::from_name(&self.name)
             .map_or_else(|_| "acc,none".to_string(), |b| b.headline_metric().to_string())
+    }
+
+    fn setting(&self) -> TaskSetting {
+        let first = self.suite.tasks.first();
+        let more = self.suite.tasks.len().saturating_sub(1);
+        TaskSetting {
+            name: self.name.clone(),
+            metric: self.metric_key(),
+            shots: first.map_or(0, |t| t.config().num_fewshot),
+            docs: self.docs(),
+            source: first.map_or_else(String::new, |t| {
+                if more > 0 {
+                    format!("{} (+{more} tasks)", t.source())
+                } else {
+                    t.source().to_string()
+                }
+            }),
+        }
     }
 }
 
@@ -704,7 +754,7 @@ impl<L: ModelLoader> Study<L> {
                     reason: format!("{} is listed twice", t.name()),
                 });
             }
-            if t.task.eval_docs().is_empty() {
+            if t.docs() == 0 {
                 return Err(Error::Config {
                     field: "tasks",
                     reason: format!("{} has no documents to evaluate", t.name()),
@@ -800,17 +850,7 @@ impl<L: ModelLoader> Study<L> {
             model: self.loader.name(),
             hardware,
             schemes: self.schemes.clone(),
-            tasks: self
-                .tasks
-                .iter()
-                .map(|t| TaskSetting {
-                    name: t.name().to_string(),
-                    metric: t.metric_key(),
-                    shots: t.task.config().num_fewshot,
-                    docs: t.task.eval_docs().len(),
-                    source: t.task.source().to_string(),
-                })
-                .collect(),
+            tasks: self.tasks.iter().map(StudyTask::setting).collect(),
             repeats: self.repeats,
             warmup_docs: self.warmup_docs,
             cooldown: Seconds(self.cooldown.as_secs_f64()),
@@ -913,8 +953,7 @@ impl<L: ModelLoader> Study<L> {
             if self.warmup_docs > 0 {
                 let w = meter.map(|m| m.begin(&format!("warmup:{}", scheme.label())));
                 for st in &self.tasks {
-                    let task = st.task.clone().with_limit(Some(Limit::Count(self.warmup_docs)));
-                    let suite = Suite { tasks: vec![task], groups: vec![] };
+                    let suite = st.clone().limit(self.warmup_docs).suite;
                     Evaluator::new()
                         .progress(false)
                         .keep_samples(false)
@@ -991,7 +1030,7 @@ impl<L: ModelLoader> Study<L> {
             scheme: scheme.label().into(),
             source: Box::new(e),
         };
-        let suite = Suite { tasks: vec![st.task.clone()], groups: vec![] };
+        let suite = &st.suite;
         let evaluator = Evaluator::new()
             .progress(self.progress)
             .keep_samples(self.keep_samples)
@@ -1005,7 +1044,7 @@ impl<L: ModelLoader> Study<L> {
                     .label(format!("{}/rep{rep}/{name}", scheme.label()));
                 let t = Instant::now();
                 let w = m.begin(&window_name);
-                let out = evaluator.run(&mut lm, &suite);
+                let out = evaluator.run(&mut lm, suite);
                 m.end(w).map_err(|e| Error::power("closing a task window", e))?;
                 let wall = Seconds(t.elapsed().as_secs_f64());
                 let out = out.map_err(eval_err)?;
@@ -1019,34 +1058,40 @@ impl<L: ModelLoader> Study<L> {
             }
             None => {
                 let t = Instant::now();
-                let out = evaluator.run(&mut **model, &suite).map_err(eval_err)?;
+                let out = evaluator.run(&mut **model, suite).map_err(eval_err)?;
                 (out, Seconds(t.elapsed().as_secs_f64()), None, Vec::new())
             }
         };
-        let tr = results.tasks.first().ok_or_else(|| Error::Config {
-            field: "tasks",
-            reason: format!("the evaluator returned no result for {name}"),
-        })?;
-        let mv = tr.metric(&metric).ok_or_else(|| Error::Config {
+        let (metrics, docs) = match results.group(&name) {
+            Some(g) => (&g.metrics, g.n),
+            None => {
+                let t = results.task(&name).ok_or_else(|| Error::Config {
+                    field: "tasks",
+                    reason: format!("the evaluator returned no result for {name}"),
+                })?;
+                (&t.metrics, t.n_effective)
+            }
+        };
+        let mv = metrics.iter().find(|m| m.key() == metric).ok_or_else(|| Error::Config {
             field: "metric",
             reason: format!(
                 "{name} has no metric `{metric}` (it has {})",
-                tr.metrics.iter().map(|m| m.key()).collect::<Vec<_>>().join(", ")
+                metrics.iter().map(|m| m.key()).collect::<Vec<_>>().join(", ")
             ),
         })?;
-        let (score, stderr, docs) = (mv.value, mv.stderr, tr.n_effective);
-        if self.keep_samples
-            && let Some(recs) = results.samples.get(&name)
-        {
-            rec.results.samples.push(SampleSet {
-                scheme,
-                repetition: rep,
-                task: name.clone(),
-                records: recs.iter().map(eai_eval::SampleRecord::to_json).collect(),
-            });
+        let (score, stderr) = (mv.value, mv.stderr);
+        if self.keep_samples {
+            for (task, recs) in &results.samples {
+                rec.results.samples.push(SampleSet {
+                    scheme,
+                    repetition: rep,
+                    task: task.clone(),
+                    records: recs.iter().map(eai_eval::SampleRecord::to_json).collect(),
+                });
+            }
         }
-        let requests =
-            calls.iter().map(|c| c.requests).sum::<u64>().max(tr.requests.unique_requests as u64);
+        let unique: u64 = results.tasks.iter().map(|t| t.requests.unique_requests as u64).sum();
+        let requests = calls.iter().map(|c| c.requests).sum::<u64>().max(unique);
         let tokens = if calls.is_empty() {
             None
         } else {

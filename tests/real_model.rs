@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use eai::eval::{Evaluator, Suite, bundled};
+use eai::eval::{Evaluator, bundled};
 use eai::metrics::{Run, Table2};
 use eai::model::{Engine, LoadOptions};
 use eai::{EnergyKind, GgufLoader, PowerSetup, Scheme, Study, StudyTask, files};
@@ -47,7 +47,7 @@ fn study_on_smollm2() {
 
     // The study's FP32 scores are the evaluator's on the engine directly.
     let mut direct = Engine::from_gguf(&gguf, LoadOptions::new(eai::model::Scheme::Fp32)).unwrap();
-    let suite = Suite { tasks: vec![arc.task().clone()], groups: vec![] };
+    let suite = arc.suite().clone();
     let ev = Evaluator::new().progress(false).run(&mut direct, &suite).unwrap();
     let acc = ev.tasks[0].metric("acc,none").unwrap().value;
     for t in results.tasks.iter().filter(|t| t.task == "arc_easy" && t.scheme == Scheme::Fp32) {
