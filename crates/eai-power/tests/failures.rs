@@ -448,7 +448,7 @@ fn exhausted_replay_stops_cleanly() {
         tl.push(0, Signal::InstantPower, Sample::new(i * 10_000_000, 42.0));
     }
     let meter = start(vec![Box::new(eai_power::ReplaySource::new(&tl, 0).unwrap())]);
-    std::thread::sleep(Duration::from_millis(500));
+    std::thread::sleep(Duration::from_millis(1500));
     let s = meter.stop().unwrap();
     assert!(s.timeline.events.iter().any(|e| matches!(e.kind, EventKind::Exhausted)));
     assert!(matches!(eai_power::ReplaySource::new(&tl, 5), Err(Error::Config { .. })));

@@ -387,3 +387,14 @@ fn w8a8_linear_matches_cpu_int8_matmul() {
         }
     }
 }
+
+#[test]
+fn cuda_quantizer_passes_the_conformance_suite() {
+    let Some(dev) = device("cuda_quantizer_passes_the_conformance_suite") else { return };
+    let dev = Arc::new(dev);
+    for (name, spec) in specs() {
+        let Some(spec) = fit(spec, &[4, 64]) else { continue };
+        let q = CudaQuantizer::new(dev.clone(), spec).unwrap();
+        eai_quant::testing::check_quantizer(&q).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
