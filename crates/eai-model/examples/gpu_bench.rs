@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use eai_eval::{Evaluator, Limit, Suite, TaskOptions};
-use eai_model::cuda::{GpuEngine, GpuModel, GpuScheme, open_device};
+use eai_model::cuda::{GpuEngine, GpuModel, GpuOptions, GpuScheme, open_device};
 use eai_model::{Engine, EngineOptions, LoadOptions, ModelConfig, Scheme, TokenPair};
 use serde_json::{Value, json};
 
@@ -280,7 +280,7 @@ fn main() {
                 sch,
             )
             .unwrap();
-            rows.push(speed(&mut m, &meter, sch, "SmolLM2-135M"));
+            rows.push(speed(&mut m, &meter, sch.label(), "SmolLM2-135M"));
             report["speed"] = json!(rows);
             write(&out, "gpu_bench.json", &report);
         }
@@ -297,22 +297,29 @@ fn main() {
         )
         .unwrap();
         let mut rows = Vec::new();
+        let half_heads: Vec<bool> = arg(&args, "--half-head")
+            .map_or(vec![false], |s| s.split(',').map(|x| x == "1" || x == "true").collect());
         for sch in [GpuScheme::Fp16, GpuScheme::W8A16, GpuScheme::W8A8, GpuScheme::Dynamic] {
-            if !schemes.contains(&sch) {
-                continue;
-            }
-            let t = Instant::now();
-            let mut m = match GpuModel::synthetic(dev.clone(), qwen.clone(), sch, 7) {
-                Ok(m) => m,
-                Err(e) => {
-                    rows.push(json!({"scheme": sch.label(), "error": e.to_string()}));
+            for &hh in &half_heads {
+                if !schemes.contains(&sch) || (hh && sch == GpuScheme::Fp16) {
                     continue;
                 }
-            };
-            eprintln!("7b {sch}: built in {:.1}s", t.elapsed().as_secs_f64());
-            rows.push(speed(&mut m, &meter, sch, "synthetic Qwen2.5-7B shapes"));
-            report["synthetic_7b"] = json!(rows);
-            write(&out, "gpu_bench.json", &report);
+                let label =
+                    if hh { format!("{}+f16-head", sch.label()) } else { sch.label().to_string() };
+                let t = Instant::now();
+                let opts = GpuOptions::new(sch).half_head(hh);
+                let mut m = match GpuModel::synthetic_with(dev.clone(), qwen.clone(), opts, 7) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        rows.push(json!({"scheme": label, "error": e.to_string()}));
+                        continue;
+                    }
+                };
+                eprintln!("7b {label}: built in {:.1}s", t.elapsed().as_secs_f64());
+                rows.push(speed(&mut m, &meter, &label, "synthetic Qwen2.5-7B shapes"));
+                report["synthetic_7b"] = json!(rows);
+                write(&out, "gpu_bench.json", &report);
+            }
         }
     }
     write(&out, "gpu_bench.json", &report);
@@ -320,7 +327,7 @@ fn main() {
 }
 
 /// Prefill (8 × 512 tokens, scoring the last position) and greedy decode (batch 1 and 16).
-fn speed(m: &mut GpuModel, meter: &Meter, sch: GpuScheme, model: &str) -> Value {
+fn speed(m: &mut GpuModel, meter: &Meter, sch: &str, model: &str) -> Value {
     let vocab = m.config().vocab as u32;
     let seq = |s: u32, n: usize| -> Vec<u32> {
         (0..n as u32)
@@ -356,7 +363,7 @@ fn speed(m: &mut GpuModel, meter: &Meter, sch: GpuScheme, model: &str) -> Value 
     }
     let mem = m.memory().unwrap();
     let row = json!({
-        "model": model, "scheme": sch.label(),
+        "model": model, "scheme": sch,
         "prefill": {"tokens": ptok, "seconds": ps, "tokens_per_s": ptok / ps, "joules": pj, "j_per_token": pj.map(|j| j / ptok)},
         "decode": dec,
         "memory": {"weights": mem.weights, "kv_cache": mem.kv_cache, "scratch": mem.scratch, "device_free": mem.device_free, "device_total": mem.device_total},

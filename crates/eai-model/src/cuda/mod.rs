@@ -28,4 +28,4 @@ mod model;
 
 pub use engine::GpuEngine;
 pub use error::{GpuError, Result};
-pub use model::{GpuMemory, GpuModel, GpuScheme, RowScore, open_device};
+pub use model::{GpuMemory, GpuModel, GpuOptions, GpuScheme, RowScore, open_device};

@@ -124,6 +124,38 @@ impl std::fmt::Display for GpuScheme {
     }
 }
 
+/// How to build a [`GpuModel`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GpuOptions {
+    /// Scheme of the decoder projections.
+    pub scheme: GpuScheme,
+    /// For the int8 schemes, keep the embedding table and the LM head in f16 instead of f32 (what
+    /// serving stacks do with a half-precision checkpoint; halves the head's bytes per decoded
+    /// token). Off by default: the CPU reference keeps them f32, and parity is checked against it.
+    pub half_head: bool,
+}
+
+impl GpuOptions {
+    /// Options for `scheme` with the reference's head rule.
+    pub fn new(scheme: GpuScheme) -> Self {
+        GpuOptions { scheme, half_head: false }
+    }
+
+    /// Sets [`GpuOptions::half_head`].
+    pub fn half_head(mut self, on: bool) -> Self {
+        self.half_head = on;
+        self
+    }
+
+    fn table_type(&self) -> InType {
+        match self.scheme.table_type() {
+            InType::F32 if self.half_head && self.scheme != GpuScheme::Fp32 => InType::F16,
+            t => t,
+        }
+    }
+}
+
 /// Device memory used by a [`GpuModel`], in bytes, and the device's state when measured.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -505,6 +537,19 @@ impl GpuModel {
         cfg: ModelConfig,
         scheme: GpuScheme,
     ) -> Result<Self> {
+        Self::load_with(dev, src, cfg, GpuOptions::new(scheme))
+    }
+
+    /// As [`GpuModel::load`] with explicit [`GpuOptions`].
+    ///
+    /// # Errors
+    /// As [`GpuModel::load`].
+    pub fn load_with(
+        dev: Arc<CudaDevice>,
+        src: &dyn WeightSource,
+        cfg: ModelConfig,
+        opts: GpuOptions,
+    ) -> Result<Self> {
         let name = src.source_name();
         cfg.validate(&name)?;
         let get = |t: &str, shape: &[usize]| -> Result<Vec<f32>> {
@@ -522,7 +567,7 @@ impl GpuModel {
             }
             Ok(ten.data)
         };
-        Self::build(dev, cfg, scheme, &name, |what| match what {
+        Self::build(dev, cfg, opts, &name, |what| match what {
             Tensor::Embed { vocab, h } => get("model.embed_tokens.weight", &[vocab, h]),
             Tensor::Head { vocab, h } => {
                 if let Some(t) = src.tensor("lm_head.weight")? {
@@ -560,6 +605,19 @@ impl GpuModel {
         scheme: GpuScheme,
         seed: u64,
     ) -> Result<Self> {
+        Self::synthetic_with(dev, cfg, GpuOptions::new(scheme), seed)
+    }
+
+    /// As [`GpuModel::synthetic`] with explicit [`GpuOptions`].
+    ///
+    /// # Errors
+    /// As [`GpuModel::load`].
+    pub fn synthetic_with(
+        dev: Arc<CudaDevice>,
+        cfg: ModelConfig,
+        opts: GpuOptions,
+        seed: u64,
+    ) -> Result<Self> {
         let mut tensor = 0u64;
         let mut fill = move |len: usize, amp: f32| -> Vec<f32> {
             use rayon::prelude::*;
@@ -578,7 +636,7 @@ impl GpuModel {
             });
             v
         };
-        Self::build(dev, cfg, scheme, "<synthetic>", |what| {
+        Self::build(dev, cfg, opts, "<synthetic>", |what| {
             Ok(match what {
                 Tensor::Embed { vocab, h } | Tensor::Head { vocab, h } => fill(vocab * h, 1.0),
                 Tensor::Norm(_, h) => vec![1.0; h],
@@ -591,10 +649,11 @@ impl GpuModel {
     fn build(
         dev: Arc<CudaDevice>,
         cfg: ModelConfig,
-        scheme: GpuScheme,
+        opts: GpuOptions,
         model_name: &str,
         mut fetch: impl FnMut(Tensor) -> Result<Vec<f32>>,
     ) -> Result<Self> {
+        let scheme = opts.scheme;
         let (h, d, nh, nkv, f) = (cfg.hidden, cfg.head_dim, cfg.n_heads, cfg.n_kv_heads, cfg.ffn);
         if d % 32 != 0 || d > 256 || nkv == 0 || nh % nkv != 0 {
             return Err(GpuError::Unsupported {
@@ -627,7 +686,7 @@ impl GpuModel {
         let kernels = Kernels::load(stream.context(), &dev.arch(), ordinal)?;
         let blas = Blas::new(&stream, ordinal)?;
         let mut ld = Loader { dev: &dev, stream: &stream, bytes: 0 };
-        let table_ty = scheme.table_type();
+        let table_ty = opts.table_type();
         let tsize = |t: InType| if t == InType::F32 { 4 } else { 2 };
         ld.check_fits("model.embed_tokens.weight", (cfg.vocab * h * tsize(table_ty)) as u64)?;
         let embed_f32 = fetch(Tensor::Embed { vocab: cfg.vocab, h })?;
