@@ -1,7 +1,8 @@
 //! The `eai` command line.
 //!
 //! `eai measure -- <command> [args]` runs any command and prints its energy per device
-//! (`perf stat` for joules). Further subcommands are added beside `Measure`.
+//! (`perf stat` for joules). `eai study`, `eai eval` and `eai recommend` (feature `cli`, on by
+//! default) run the co-evaluation pipeline; see `docs/pipeline.md`.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -24,6 +25,19 @@ struct Cli {
 enum Command {
     /// Run a command and report the energy it used, per GPU and CPU package.
     Measure(MeasureArgs),
+    /// The whole pipeline: every scheme × task × repetition in energy windows, then Table 2,
+    /// intervals, Pareto front, advice, plots, written to a folder.
+    #[cfg(feature = "cli")]
+    Study(eai::cli::StudyArgs),
+    /// Score a model under one scheme on tasks (lm-eval's tables and files; no energy).
+    #[cfg(feature = "cli")]
+    Eval(eai::cli::EvalArgs),
+    /// Write a quantized (or FP16/BF16) copy of a safetensors checkpoint.
+    #[cfg(feature = "cli")]
+    Quantize(eai::cli::QuantizeArgs),
+    /// Rank schemes (and hardware) for deployment from measured runs.
+    #[cfg(feature = "cli")]
+    Recommend(eai::cli::RecommendArgs),
 }
 
 #[derive(Debug, Args)]
@@ -110,14 +124,32 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.command {
         Command::Measure(a) => measure(a),
+        #[cfg(feature = "cli")]
+        Command::Study(a) => eai::cli::study(&a).map(|()| ExitCode::SUCCESS).map_err(Into::into),
+        #[cfg(feature = "cli")]
+        Command::Eval(a) => eai::cli::eval(&a).map(|()| ExitCode::SUCCESS).map_err(Into::into),
+        #[cfg(feature = "cli")]
+        Command::Quantize(a) => {
+            eai::cli::quantize(&a).map(|()| ExitCode::SUCCESS).map_err(Into::into)
+        }
+        #[cfg(feature = "cli")]
+        Command::Recommend(a) => {
+            eai::cli::recommend(&a).map(|()| ExitCode::SUCCESS).map_err(Into::into)
+        }
     };
     r.unwrap_or_else(|e| {
-        eprintln!("eai: {e}");
+        // One line: the error and its causes.
+        let mut line = e.to_string();
         let mut src = e.source();
         while let Some(s) = src {
-            eprintln!("  caused by: {s}");
+            let m = s.to_string();
+            if !line.contains(&m) {
+                line.push_str(": ");
+                line.push_str(&m);
+            }
             src = s.source();
         }
+        eprintln!("eai: error: {}", line.replace('\n', " "));
         ExitCode::from(2)
     })
 }

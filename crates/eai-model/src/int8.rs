@@ -1,90 +1,127 @@
-//! INT8 adapter between [`crate::Linear`] and the int8 formulas (symmetric, −127..127,
-//! round-half-to-even, per-output-channel weight scales, per-token dynamic activation scales).
+//! INT8 adapter between [`crate::Linear`] and `eai-quant`.
+//!
+//! Quantization (weights per output channel, activations per token) is `eai-quant`'s
+//! (`QuantSpec::int8_weight()` / `int8_activation_per_token()`: symmetric −127..127, `s = amax/127`,
+//! round half to even). The i8×i8→i32 product is computed here with a parallel kernel — integer
+//! sums are exact, so the accumulators equal `eai_quant::matmul_i8_i32`'s — and the epilogue is
+//! eai-quant's formula `(acc as f32) * (s_token * s_channel)` in that order, so outputs are
+//! bit-identical to `eai_quant::Int8Linear::forward` (tested).
 
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
+use eai_quant::{
+    CpuQuantizer, QuantSpec, QuantizedTensor, Quantizer, codes_i8_2d, quantize_per_token,
+};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 
-/// Quantizes `w: [out, in]` per output channel: `s = max(amax/127, ε)`, `q = clamp(rne(x/s))`.
-pub(crate) fn quantize_per_channel(
-    w: ArrayView2<'_, f32>,
-    layer: &str,
-) -> Result<(Array2<i8>, Vec<f32>)> {
-    if w.iter().any(|x| !x.is_finite()) {
-        return Err(Error::Quant {
-            layer: layer.into(),
-            reason: "weight contains NaN or infinity".into(),
-        });
-    }
-    let (n, k) = w.dim();
-    let mut q = Array2::<i8>::zeros((n, k));
-    let mut scale = vec![0f32; n];
-    for ((row, mut qrow), s) in w.rows().into_iter().zip(q.rows_mut()).zip(scale.iter_mut()) {
-        *s = row_scale(row.iter().copied());
-        let inv = 1.0 / *s;
-        for (x, qv) in row.iter().zip(qrow.iter_mut()) {
-            *qv = (x * inv).round_ties_even().clamp(-127.0, 127.0) as i8;
-        }
-    }
-    Ok((q, scale))
+fn qerr(layer: &str, e: impl std::fmt::Display) -> Error {
+    Error::Quant { layer: layer.to_string(), reason: e.to_string() }
 }
 
-fn row_scale(it: impl Iterator<Item = f32>) -> f32 {
-    let amax = it.fold(0f32, |a, x| a.max(x.abs()));
-    (amax / 127.0).max(f32::EPSILON)
+/// An int8 weight `[out, in]` with one f32 scale per output channel.
+#[derive(Debug, Clone)]
+pub(crate) struct Int8Weight {
+    pub(crate) q: Array2<i8>,
+    pub(crate) scale: Vec<f32>,
 }
 
-/// `out = x·Wᵀ` for int8 `q` with per-channel `scale`; activations quantized per token when
-/// `act_quant` (W8A8), else used in f32 against the dequantized weight values (W8A16).
-pub(crate) fn forward(
+/// Quantizes `w: [out, in]` with eai-quant's default int8 weight spec.
+pub(crate) fn quantize_weight(w: ArrayView2<'_, f32>, layer: &str) -> Result<Int8Weight> {
+    let qt: QuantizedTensor = CpuQuantizer::new(QuantSpec::int8_weight())
+        .and_then(|q| q.quantize_named(layer, w.into_dyn()))
+        .map_err(|e| qerr(layer, e))?;
+    if qt.zero_points.iter().any(|&z| z != 0) || qt.scales.len() != w.nrows() {
+        return Err(qerr(layer, "expected symmetric per-channel scales"));
+    }
+    let q = codes_i8_2d(&qt).map_err(|e| qerr(layer, e))?;
+    Ok(Int8Weight { q, scale: qt.scales })
+}
+
+/// The dequantized weight `q · s` (W8A16 multiplies activations by this in f32).
+pub(crate) fn dequantize_weight(w: &Int8Weight) -> Array2<f32> {
+    let mut out = w.q.mapv(f32::from);
+    for (mut row, s) in out.rows_mut().into_iter().zip(&w.scale) {
+        row.mapv_inplace(|v| v * s);
+    }
+    out
+}
+
+/// W8A8: `out = (Σ qx·qw) as f32 * (s_token * s_channel)`, activations quantized per token.
+pub(crate) fn forward_w8a8(
     x: ArrayView2<'_, f32>,
-    q: ArrayView2<'_, i8>,
-    scale: &[f32],
-    act_quant: bool,
+    w: &Int8Weight,
     mut out: ArrayViewMut2<'_, f32>,
-    _layer: &str,
+    layer: &str,
 ) -> Result<()> {
-    let k = q.ncols();
-    let qs = q.as_standard_layout();
-    let qs = qs.as_slice().unwrap_or(&[]);
-    if act_quant {
-        for (xr, mut orow) in x.rows().into_iter().zip(out.axis_iter_mut(Axis(0))) {
-            let s_tok = row_scale(xr.iter().copied());
-            let inv = 1.0 / s_tok;
-            let xq: Vec<i8> =
-                xr.iter().map(|v| (v * inv).round_ties_even().clamp(-127.0, 127.0) as i8).collect();
-            let o = orow.as_slice_mut();
-            let mut tmp;
-            let o: &mut [f32] = match o {
-                Some(o) => o,
-                None => {
-                    tmp = vec![0f32; scale.len()];
-                    &mut tmp
-                }
-            };
-            o.par_iter_mut().zip(qs.par_chunks_exact(k)).zip(scale.par_iter()).for_each(
-                |((y, wr), sw)| {
-                    let acc: i32 =
-                        wr.iter().zip(&xq).map(|(&a, &b)| i32::from(a) * i32::from(b)).sum();
-                    *y = acc as f32 * s_tok * sw;
-                },
-            );
-        }
-    } else {
-        for (xr, mut orow) in x.rows().into_iter().zip(out.axis_iter_mut(Axis(0))) {
-            let xv = xr.to_vec();
-            let vals: Vec<f32> = qs
-                .par_chunks_exact(k)
-                .zip(scale.par_iter())
-                .map(|(wr, sw)| {
-                    wr.iter().zip(&xv).map(|(&a, b)| f32::from(a) * b).sum::<f32>() * sw
-                })
-                .collect();
-            for (y, v) in orow.iter_mut().zip(vals) {
-                *y = v;
+    let qx = quantize_per_token(x, &QuantSpec::int8_activation_per_token())
+        .map_err(|e| qerr(layer, e))?;
+    let xq = codes_i8_2d(&qx).map_err(|e| qerr(layer, e))?;
+    let sx = &qx.scales;
+    let (m, k) = xq.dim();
+    let n = w.q.nrows();
+    let (Some(xs), Some(ws)) = (xq.as_slice(), w.q.as_slice()) else {
+        return Err(qerr(layer, "non-contiguous int8 operands"));
+    };
+    // Column-major blocks of output channels, all tokens per block (weights read once).
+    let mut acc = vec![0i32; m * n];
+    let block = 16usize;
+    acc.par_chunks_mut(block * m).enumerate().for_each(|(bi, chunk)| {
+        let n0 = bi * block;
+        let nb = chunk.len() / m;
+        for j in 0..nb {
+            let wr = &ws[(n0 + j) * k..(n0 + j + 1) * k];
+            for i in 0..m {
+                chunk[j * m + i] = dot_i8(&xs[i * k..(i + 1) * k], wr);
             }
+        }
+    });
+    for (i, mut row) in out.rows_mut().into_iter().enumerate() {
+        for (j, o) in row.iter_mut().enumerate() {
+            *o = acc[j * m + i] as f32 * (sx[i] * w.scale[j]);
         }
     }
     Ok(())
+}
+
+fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    let mut acc = [0i32; 16];
+    let ca = a.chunks_exact(16);
+    let cb = b.chunks_exact(16);
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..16 {
+            acc[l] += i32::from(x[l]) * i32::from(y[l]);
+        }
+    }
+    let tail: i32 = ra.iter().zip(rb).map(|(&x, &y)| i32::from(x) * i32::from(y)).sum();
+    acc.iter().sum::<i32>() + tail
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn w8a8_is_bit_identical_to_eai_quant() {
+        let w = Array2::from_shape_fn((37, 70), |(i, j)| {
+            ((i * 70 + j) as f32 * 0.37).sin() * (1.0 + i as f32 * 0.1)
+        });
+        let x = Array2::from_shape_fn((5, 70), |(i, j)| ((i * 13 + j) as f32 * 0.11).cos() * 3.0);
+        let ours_w = quantize_weight(w.view(), "w").unwrap();
+        let mut ours = Array2::zeros((5, 37));
+        forward_w8a8(x.view(), &ours_w, ours.view_mut(), "w").unwrap();
+        let theirs = eai_quant::Int8Linear::new(
+            "w",
+            w.view(),
+            None,
+            QuantSpec::int8_weight(),
+            QuantSpec::int8_activation_per_token(),
+        )
+        .unwrap()
+        .forward(x.view())
+        .unwrap();
+        assert_eq!(ours, theirs);
+    }
 }

@@ -67,8 +67,8 @@ impl Scheme {
 enum Store {
     /// f32 values `[out, in]` (already rounded to f16/bf16 for those schemes).
     Dense(Arc<Array2<f32>>),
-    /// int8 weights `[out, in]` with one f32 scale per output channel.
-    Int8 { q: Array2<i8>, scale: Vec<f32>, act_quant: bool },
+    /// int8 weights `[out, in]` with one f32 scale per output channel (W8A8).
+    Int8(crate::int8::Int8Weight),
 }
 
 /// One linear projection.
@@ -124,9 +124,11 @@ impl Linear {
                 let rounded = weight.mapv(|x| scheme.round(x));
                 Store::Dense(Arc::new(rounded))
             }
-            Scheme::W8A8 | Scheme::W8A16 => {
-                let (q, scale) = crate::int8::quantize_per_channel(weight.view(), &name)?;
-                Store::Int8 { q, scale, act_quant: scheme == Scheme::W8A8 }
+            Scheme::W8A8 => Store::Int8(crate::int8::quantize_weight(weight.view(), &name)?),
+            // Weight-only: int8 codes and scales from eai-quant, multiplied in f32 as q·s.
+            Scheme::W8A16 => {
+                let w = crate::int8::quantize_weight(weight.view(), &name)?;
+                Store::Dense(Arc::new(crate::int8::dequantize_weight(&w)))
             }
         };
         Ok(Linear { name, scheme, out_features, in_features, store, bias })
@@ -188,9 +190,7 @@ impl Linear {
                     matmul_t(x, w.view(), out.view_mut());
                 }
             }
-            Store::Int8 { q, scale, act_quant } => {
-                crate::int8::forward(x, q.view(), scale, *act_quant, out.view_mut(), &self.name)?;
-            }
+            Store::Int8(w) => crate::int8::forward_w8a8(x, w, out.view_mut(), &self.name)?,
         }
         if let Some(b) = &self.bias {
             for mut row in out.rows_mut() {

@@ -4,3 +4,4 @@
 #[macro_use]
 mod common;
 mod real_model;
+mod synthetic;

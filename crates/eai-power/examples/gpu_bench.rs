@@ -55,6 +55,20 @@ fn thread_cpu_ns(prefix: &str) -> u64 {
     total
 }
 
+/// The GPU without its energy counter (to measure the sampler cost of the power streams alone).
+struct NoCounter(Arc<NvmlSource>);
+
+impl PowerSource for NoCounter {
+    fn info(&self) -> eai_power::SourceInfo {
+        let mut i = self.0.info();
+        i.signals.retain(|s| s.signal != Signal::EnergyCounter);
+        i
+    }
+    fn read(&self, signal: Signal) -> Result<Reading, eai_power::SourceError> {
+        self.0.read(signal)
+    }
+}
+
 struct Load {
     child: std::process::Child,
     rx: mpsc::Receiver<(String, Instant)>,
@@ -273,6 +287,35 @@ fn main() {
             mx = mx.max(s.elapsed());
         }
         md.push(format!("| {sig:?} | {:?} | {mx:?} |", t.elapsed() / 200));
+    }
+
+    // Sampler CPU for other configurations (5 s idle each).
+    md.push("\n#### Sampler CPU by configuration (idle GPU, 5 s each)\n\n| configuration | CPU % of one core |\n|---|---|".into());
+    let configs: Vec<(&str, Box<dyn PowerSource>, MeterConfig)> = vec![
+        (
+            "100 Hz instant + 10 Hz average + 5 Hz counter",
+            Box::new(Arc::clone(&gpu)),
+            MeterConfig::new().counter_hz(5.0),
+        ),
+        (
+            "100 Hz instant + 10 Hz average + 2 Hz counter",
+            Box::new(Arc::clone(&gpu)),
+            MeterConfig::new().counter_hz(2.0),
+        ),
+        (
+            "100 Hz instant + 10 Hz average, no counter",
+            Box::new(NoCounter(Arc::clone(&gpu))),
+            MeterConfig::new(),
+        ),
+    ];
+    for (name, src, cfg) in configs {
+        let m = Meter::start(vec![src], cfg).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let (c, w) = (thread_cpu_ns("eai-power"), Instant::now());
+        std::thread::sleep(Duration::from_secs(5));
+        let f = (thread_cpu_ns("eai-power") - c) as f64 / w.elapsed().as_nanos() as f64;
+        m.stop().unwrap();
+        md.push(format!("| {name} | {:.3} % |", f * 100.0));
     }
 
     let meter = Meter::start(vec![Box::new(Arc::clone(&gpu))], MeterConfig::new()).unwrap();

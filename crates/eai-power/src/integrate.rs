@@ -146,8 +146,9 @@ impl CounterParams {
 pub struct CounterEstimate {
     /// Edges interpolated linearly in time between update points.
     pub linear: Joules,
-    /// Edges interpolated in proportion to the power stream's integral (`None` without a
-    /// usable power stream).
+    /// The hybrid: each edge interpolated in proportion to the power stream's integral where
+    /// that stream tracks the counter in the neighbouring update intervals, linearly where it
+    /// does not (loads faster than the sensor alias). `None` without a power stream.
     pub shaped: Option<Joules>,
     /// Counter decreases treated as resets (segments bridged by the power integral).
     pub resets: u32,
@@ -227,6 +228,130 @@ pub fn counter_points(
     CounterPoints { points: pts, resets: reset_at, wraps: wrap_at }
 }
 
+/// The counter's republication grid: updates happen at `phase_ns + k * period_ns` (times in the
+/// trace's ns). Hopper's NVML energy counter republishes on a strict ~99.95 ms grid of fixed
+/// phase (measured on an H200), so once the grid is known every read, however sparse, is the
+/// exact cumulative energy at the last grid instant before it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct UpdateGrid {
+    /// Republication period in ns (fractional: the GPU's clock is not the host's).
+    pub period_ns: f64,
+    /// Time of one update instant, ns.
+    pub phase_ns: f64,
+    /// Change brackets the fit used.
+    pub brackets: usize,
+    /// Brackets consistent with the fitted grid.
+    pub consistent: usize,
+}
+
+impl UpdateGrid {
+    /// The last update instant at or before `t` (ns; saturating at 0).
+    pub fn floor(&self, t: u64) -> u64 {
+        let k = ((t as f64 - self.phase_ns) / self.period_ns).floor();
+        (self.phase_ns + k * self.period_ns).max(0.0) as u64
+    }
+}
+
+/// Fits the counter's update grid from reads closer together than the period: each change
+/// between two such reads brackets one update. Searches the period within ±0.2 % of `nominal`
+/// (coarse then fine) and, for each period, the phase covered by the most brackets (the middle
+/// of that region). `None` with fewer than 8 brackets or when fewer than 90 % of the brackets
+/// agree with the best grid (a counter that is not on a grid).
+pub fn fit_grid(reads: &[Sample], nominal: Duration) -> Option<UpdateGrid> {
+    let u = nominal.as_nanos() as f64;
+    if u <= 0.0 || reads.len() < 2 {
+        return None;
+    }
+    let t_ref = reads[0].t_ns as f64;
+    let br: Vec<(f64, f64)> = reads
+        .windows(2)
+        .filter(|w| w[1].value != w[0].value && ((w[1].t_ns - w[0].t_ns) as f64) < 0.9 * u)
+        .map(|w| (w[0].t_ns as f64 - t_ref, w[1].t_ns as f64 - t_ref))
+        .collect();
+    // At most 64 brackets, spread evenly (bounds the cost on long dense traces).
+    let stride = br.len().div_ceil(64).max(1);
+    let br: Vec<(f64, f64)> = br.into_iter().step_by(stride).collect();
+    if br.len() < 8 {
+        return None;
+    }
+    // Best phase for one period: (count, phase in [0, period)).
+    let best_phase = |p: f64| -> (usize, f64, f64) {
+        let mut ev: Vec<(f64, i32)> = Vec::with_capacity(br.len() * 4);
+        for &(a, b) in &br {
+            let lo = a.rem_euclid(p);
+            let hi = lo + (b - a);
+            // Circular interval: add it and its copy one period later.
+            for off in [0.0, p] {
+                ev.push((lo + off, 1));
+                ev.push((hi + off, -1));
+            }
+        }
+        ev.sort_by(|x, y| x.0.total_cmp(&y.0).then(y.1.cmp(&x.1)));
+        let (mut c, mut best, mut at, mut width) = (0i32, 0i32, 0.0, 0.0);
+        for (i, &(t, d)) in ev.iter().enumerate() {
+            c += d;
+            if c > best {
+                best = c;
+                let end = ev.get(i + 1).map_or(t, |e| e.0);
+                at = 0.5 * (t + end);
+                width = end - t;
+            }
+        }
+        (best.max(0) as usize, width, at.rem_euclid(p))
+    };
+    // Most consistent brackets; among those the widest common region (a wrong period makes
+    // the brackets drift apart and their intersection shrink).
+    let mut best = (0usize, 0.0f64, 0.0f64, u);
+    let search = |centre: f64, step: f64, best: &mut (usize, f64, f64, f64)| {
+        for k in -30..=30 {
+            let p = centre * (1.0 + step * k as f64);
+            let (n, w, ph) = best_phase(p);
+            if n > best.0 || (n == best.0 && w > best.1) {
+                *best = (n, w, ph, p);
+            }
+        }
+    };
+    search(u, 6.7e-5, &mut best);
+    let coarse = best.3;
+    search(coarse, 2.3e-6, &mut best);
+    let (n, _, ph, p) = best;
+    if (n as f64) < 0.9 * br.len() as f64 {
+        return None;
+    }
+    Some(UpdateGrid { period_ns: p, phase_ns: t_ref + ph, brackets: br.len(), consistent: n })
+}
+
+/// Counter update points snapped to a fitted grid: every read is the exact energy at the last
+/// grid instant before it. Falls back to `None` (use [`counter_points`]) when a change is seen
+/// between two reads with no grid instant between them, i.e. the grid does not describe the
+/// reads, or the counter decreased (resets and wraps take the general path).
+pub fn snapped_points(reads: &[Sample], grid: &UpdateGrid) -> Option<Vec<(u64, f64)>> {
+    let mut pts: Vec<(u64, f64)> = Vec::with_capacity(reads.len());
+    let mut prev: Option<Sample> = None;
+    let base = reads.first()?.value;
+    for r in reads {
+        let g = grid.floor(r.t_ns);
+        if let Some(p) = prev {
+            if r.value < p.value {
+                return None;
+            }
+            let gp = grid.floor(p.t_ns);
+            if r.value != p.value && g == gp {
+                return None;
+            }
+        }
+        let v = r.value - base;
+        match pts.last_mut() {
+            Some(l) if l.0 == g => l.1 = l.1.max(v),
+            Some(l) if l.0 > g => return None,
+            _ => pts.push((g, v)),
+        }
+        prev = Some(*r);
+    }
+    Some(pts)
+}
+
 /// Update points of a counter and where it reset or wrapped (see [`counter_points`]).
 #[derive(Clone, Debug, Default, PartialEq)]
 #[non_exhaustive]
@@ -253,6 +378,30 @@ fn shaped_fraction(power: &[Sample], a: u64, b: u64, t: u64) -> Option<f64> {
     }
     let part = if t <= a { 0.0 } else { trapezoid(power, a, t.min(b))?.0 };
     Some((part / whole).clamp(0.0, 1.0))
+}
+
+/// Whether the power stream tracks the counter around segment `i` (ending at point `i`): the
+/// ratio of counter increment to power integral over the two segments on each side agrees
+/// within 10 %. On loads that vary faster than the sensor's publication period (bursts under
+/// 100 ms on Hopper, whose instant field observes 25 ms of every 100 ms) the instant stream
+/// aliases, the ratios scatter, and the edge is interpolated linearly instead.
+fn shape_trusted(pts: &[(u64, f64)], power: &[Sample], i: usize) -> bool {
+    let lo = i.saturating_sub(2).max(1);
+    let hi = (i + 2).min(pts.len() - 1);
+    let mut rmin = f64::INFINITY;
+    let mut rmax = 0.0f64;
+    for k in lo..=hi {
+        let (a, b) = (pts[k - 1], pts[k]);
+        let Some(e) = trapezoid(power, a.0, b.0) else { return false };
+        let dc = b.1 - a.1;
+        if e.0 <= 0.0 || dc <= 0.0 {
+            return false;
+        }
+        let r = dc / e.0;
+        rmin = rmin.min(r);
+        rmax = rmax.max(r);
+    }
+    rmin.is_finite() && rmax / rmin <= 1.10
 }
 
 /// Unwrapped energy at time `t` from update points; `(linear, shaped, extrapolated)`.
@@ -291,7 +440,14 @@ fn energy_at(
     let (a, b) = (pts[i - 1], pts[i]);
     let f = dt(a.0, t) / dt(a.0, b.0);
     let lin = a.1 + (b.1 - a.1) * f;
-    let shaped = power.and_then(|p| shaped_fraction(p, a.0, b.0, t)).map(|g| a.1 + (b.1 - a.1) * g);
+    // The hybrid: shaped where the power stream tracks the counter, linear where it aliases.
+    let shaped = power.map(|p| {
+        if shape_trusted(pts, p, i) {
+            shaped_fraction(p, a.0, b.0, t).map_or(lin, |g| a.1 + (b.1 - a.1) * g)
+        } else {
+            lin
+        }
+    });
     Some((lin, shaped, false))
 }
 
@@ -309,7 +465,24 @@ pub fn counter_energy(
         return None;
     }
     let power = power.filter(|p| p.len() >= 2);
-    let cp = counter_points(reads, params, power);
+    let mut cp = counter_points(reads, params, power);
+    if let Some(u) = params.update_period
+        && cp.resets.is_empty()
+        && cp.wraps.is_empty()
+    {
+        // Fit the grid on the reads around the window (the phase drifts slowly against the
+        // host clock; a local fit keeps the cost bounded on long traces).
+        let m = 40_000_000_000u64;
+        let lo = reads.partition_point(|r| r.t_ns < t0.saturating_sub(m));
+        let hi = reads.partition_point(|r| r.t_ns <= t1.saturating_add(m));
+        let local = &reads[lo..hi];
+        if let Some(g) = fit_grid(local, u)
+            && let Some(p) = snapped_points(local, &g)
+            && p.len() >= 2
+        {
+            cp.points = p;
+        }
+    }
     let pts = cp.points;
     let in_win = |t: &&u64| {
         **t > t0
@@ -408,5 +581,31 @@ mod tests {
         let p = CounterParams::new(Some(Duration::from_millis(100)), None);
         let e = counter_energy(&reads, 0, 900_000_000, p, None).unwrap();
         assert!(e.linear.0.abs() < 1e-9, "{e:?}");
+    }
+
+    #[test]
+    fn grid_fit_and_snap_recover_updates() {
+        // Counter at 500 W republished every 99.95 ms from 37 ms; reads every 43 ms for 2 s,
+        // then every 500 ms: the fitted grid places every sparse read exactly.
+        let (u, ph) = (99.95e6, 37e6);
+        let e = |t: u64| {
+            let k = ((t as f64 - ph) / u).floor();
+            (ph + k * u).max(0.0) * 1e-9 * 500.0
+        };
+        let mut reads: Vec<Sample> =
+            (1..47).map(|i| i * 43_000_000u64).map(|t| Sample::new(t, e(t))).collect();
+        reads.extend((5..20).map(|i| i * 500_000_000u64 + 11).map(|t| Sample::new(t, e(t))));
+        reads.extend(
+            (0..46).map(|i| 10_000_000_000 + i * 43_000_000u64).map(|t| Sample::new(t, e(t))),
+        );
+        let g = fit_grid(&reads, Duration::from_millis(100)).unwrap();
+        assert!((g.period_ns - u).abs() < 0.1e6, "{g:?}");
+        let pts = snapped_points(&reads, &g).unwrap();
+        for r in &reads[46..61] {
+            let p = pts.iter().find(|p| p.0 == g.floor(r.t_ns)).unwrap();
+            let truth = (r.t_ns as f64 - ph).rem_euclid(u);
+            assert!((g.floor(r.t_ns) as f64 - (r.t_ns as f64 - truth)).abs() < 20e6);
+            assert!((p.1 - (r.value - reads[0].value)).abs() < 1e-9);
+        }
     }
 }

@@ -459,7 +459,14 @@ impl Timeline {
             let hi = (p.partition_point(|s| s.t_ns <= e1) + 1).min(p.len());
             p[lo..hi].windows(2).map(|w| w[1].t_ns - w[0].t_ns).max().unwrap_or(0)
         });
-        if gap_event || max_spacing > 500_000_000 {
+        // A stream that stopped well before the window's end (stalled or dead thread), unless
+        // the device was lost (flagged separately).
+        let stopped = lost_at.is_none()
+            && [instant, average, counter]
+                .iter()
+                .flatten()
+                .any(|s| s.last().is_some_and(|l| l.t_ns + 500_000_000 < e1));
+        if gap_event || stopped || max_spacing > 500_000_000 {
             flags.push(Flag::Gap);
         }
 

@@ -52,6 +52,20 @@ impl ReplaySource {
             Signal::AveragePower => !average.is_empty(),
             Signal::EnergyCounter => !counter.is_empty(),
         });
+        // A replayed value is republished at the recording's cadence: at least that is its
+        // update period (so a replayed counter's update points are placed correctly).
+        for spec in &mut info.signals {
+            let s = match spec.signal {
+                Signal::InstantPower => &instant,
+                Signal::AveragePower => &average,
+                Signal::EnergyCounter => &counter,
+            };
+            if let Some(cadence) = median_spacing(s)
+                && spec.update_period.is_none_or(|u| u < cadence)
+            {
+                spec.update_period = Some(cadence);
+            }
+        }
         Ok(Self { info, instant, average, counter, offset_ns, start: OnceLock::new() })
     }
 
@@ -94,4 +108,13 @@ impl PowerSource for ReplaySource {
             _ => Reading::Power(Watts(v)),
         })
     }
+}
+
+fn median_spacing(s: &[Sample]) -> Option<std::time::Duration> {
+    let mut d: Vec<u64> = s.windows(2).map(|w| w[1].t_ns - w[0].t_ns).collect();
+    if d.is_empty() {
+        return None;
+    }
+    d.sort_unstable();
+    Some(std::time::Duration::from_nanos(d[d.len() / 2]))
 }

@@ -407,6 +407,12 @@ impl Ring {
         self.samples.range(start..end).copied().collect()
     }
 
+    /// The last `n` samples, oldest first.
+    pub(crate) fn tail(&self, n: usize) -> Vec<Sample> {
+        let skip = self.samples.len().saturating_sub(n);
+        self.samples.iter().skip(skip).copied().collect()
+    }
+
     pub(crate) fn last_t(&self) -> Option<u64> {
         self.samples.back().map(|s| s.t_ns)
     }

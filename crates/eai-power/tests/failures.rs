@@ -161,7 +161,7 @@ fn gpu_lost_mid_window_gives_partial_energy() {
         "other device unaffected: {m}"
     );
     let s = meter.stop().unwrap();
-    assert!(s.timeline.channel(0, Signal::InstantPower).unwrap().samples.len() > 30, "trace kept");
+    assert!(s.timeline.channel(0, Signal::InstantPower).unwrap().samples.len() > 10, "trace kept");
 }
 
 // Row: NVML call hangs (GSP timeout) -> reads on sampler threads only; gap marked; end() never
@@ -388,14 +388,19 @@ fn sampler_panic_is_caught_and_others_continue() {
     let good = Fake::new("good", BOTH, steady(70.0));
     let meter = start(vec![Box::new(bad), Box::new(good)]);
     let (_, m) = meter.measure("w", || std::thread::sleep(Duration::from_millis(800))).unwrap();
-    assert!(m.devices[0].has(&Flag::SamplerFailed), "{m}");
-    assert!((m.devices[1].energy.unwrap().0 - 70.0 * m.duration.0).abs() < 0.02 * 70.0, "{m}");
+    // Right away the stopped stream shows as a gap (the panic hook may still be printing).
+    assert!(m.devices[0].has(&Flag::SamplerFailed) || m.devices[0].has(&Flag::Gap), "{m}");
+    assert!(
+        (m.devices[1].energy.unwrap().0 - 70.0 * m.duration.0).abs() < 0.03 * 70.0 * m.duration.0,
+        "{m}"
+    );
     let s = meter.stop().unwrap();
+    assert!(s.windows[0].devices[0].has(&Flag::SamplerFailed), "{}", s.windows[0]);
     assert!(s.timeline.events.iter().any(
         |e| matches!(&e.kind, EventKind::SamplerPanic { message } if message.contains("driver bug"))
     ));
     let n = s.timeline.channel(1, Signal::InstantPower).unwrap().samples.len();
-    assert!(n > 60, "good source kept sampling: {n}");
+    assert!(n > 40, "good source kept sampling: {n}");
 }
 
 // Row: buffer overflow on very long runs -> ring overwrite + flag.
@@ -443,7 +448,7 @@ fn exhausted_replay_stops_cleanly() {
         tl.push(0, Signal::InstantPower, Sample::new(i * 10_000_000, 42.0));
     }
     let meter = start(vec![Box::new(eai_power::ReplaySource::new(&tl, 0).unwrap())]);
-    std::thread::sleep(Duration::from_millis(500));
+    std::thread::sleep(Duration::from_millis(1500));
     let s = meter.stop().unwrap();
     assert!(s.timeline.events.iter().any(|e| matches!(e.kind, EventKind::Exhausted)));
     assert!(matches!(eai_power::ReplaySource::new(&tl, 5), Err(Error::Config { .. })));

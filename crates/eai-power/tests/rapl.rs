@@ -87,13 +87,17 @@ fn live_wrap_is_unwrapped_by_the_meter() {
         d.zones.into_iter().map(|z| Box::new(z) as Box<dyn PowerSource>).collect();
     let meter = Meter::start(src, MeterConfig::new().counter_hz(50.0)).unwrap();
     let path = t.path().join("intel-rapl:0/energy_uj");
+    std::thread::sleep(Duration::from_millis(150)); // first reads in
     let id = meter.begin("wrap");
     // +0.5 J every 50 ms for 1 s = 10 J total, wrapping once at 10 J.
     let mut e = 9_000_000u64;
     for _ in 0..20 {
         std::thread::sleep(Duration::from_millis(50));
         e = (e + 500_000) % range;
-        std::fs::write(&path, e.to_string()).unwrap();
+        // Atomic replace, so the sampler never reads a half-written file.
+        let tmp = t.path().join("energy_uj.tmp");
+        std::fs::write(&tmp, e.to_string()).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
     }
     std::thread::sleep(Duration::from_millis(60));
     meter.end(id).unwrap();

@@ -209,30 +209,41 @@ fn main() -> BoxResult<()> {
     let mut big_ratio = Vec::new();
     for s in &shapes {
         let sets = rotation(s.n * s.k * 2, info.l2_cache_bytes);
-        let t16 = {
-            let x = random_f16(&dev, s.m * s.k, 10, 1.0)?;
-            let ws: Vec<_> = (0..sets)
-                .map(|i| random_f16(&dev, s.n * s.k, 20 + i as u64, 0.05))
-                .collect::<BoxResult<_>>()?;
-            let mut y = dev.zeros::<f16>(s.m * s.n)?;
-            time_op(&dev, samples, |i| Ok(dev.gemm_f16(&x, &ws[i % sets], &mut y, *s)?))?
-        };
-        let (t8, t8e) = {
-            let x = random_i8(&dev, s.m * s.k, 30)?;
-            let ws: Vec<_> = (0..sets)
-                .map(|i| random_i8(&dev, s.n * s.k, 40 + i as u64))
-                .collect::<BoxResult<_>>()?;
-            let sx = random_scales(&dev, s.m, 50)?;
-            let sw = random_scales(&dev, s.n, 51)?;
-            let mut acc = dev.zeros::<i32>(s.m * s.n)?;
-            let mut y = dev.zeros::<f16>(s.m * s.n)?;
-            let t8 =
-                time_op(&dev, samples, |i| Ok(dev.gemm_i8(&x, &ws[i % sets], &mut acc, *s)?))?;
-            let t8e = time_op(&dev, samples, |i| {
-                dev.gemm_i8(&x, &ws[i % sets], &mut acc, *s)?;
-                Ok(dev.gemm_dequant(&acc, &sx, &sw, None, &mut y, s.m, s.n)?)
-            })?;
-            (t8, t8e)
+        let res = (|| -> BoxResult<(f64, f64, f64)> {
+            let t16 = {
+                let x = random_f16(&dev, s.m * s.k, 10, 1.0)?;
+                let ws: Vec<_> = (0..sets)
+                    .map(|i| random_f16(&dev, s.n * s.k, 20 + i as u64, 0.05))
+                    .collect::<BoxResult<_>>()?;
+                let mut y = dev.zeros::<f16>(s.m * s.n)?;
+                time_op(&dev, samples, |i| Ok(dev.gemm_f16(&x, &ws[i % sets], &mut y, *s)?))?
+            };
+            let (t8, t8e) = {
+                let x = random_i8(&dev, s.m * s.k, 30)?;
+                let ws: Vec<_> = (0..sets)
+                    .map(|i| random_i8(&dev, s.n * s.k, 40 + i as u64))
+                    .collect::<BoxResult<_>>()?;
+                let sx = random_scales(&dev, s.m, 50)?;
+                let sw = random_scales(&dev, s.n, 51)?;
+                let mut acc = dev.zeros::<i32>(s.m * s.n)?;
+                let mut y = dev.zeros::<f16>(s.m * s.n)?;
+                let t8 = time_op(&dev, samples, |i| {
+                    Ok(dev.gemm_i8(&x, &ws[i % sets], &mut acc, *s)?)
+                })?;
+                let t8e = time_op(&dev, samples, |i| {
+                    dev.gemm_i8(&x, &ws[i % sets], &mut acc, *s)?;
+                    Ok(dev.gemm_dequant(&acc, &sx, &sw, None, &mut y, s.m, s.n)?)
+                })?;
+                (t8, t8e)
+            };
+            Ok((t16, t8, t8e))
+        })();
+        let (t16, t8, t8e) = match res {
+            Ok(v) => v,
+            Err(e) => {
+                r.line(format!("| {} | {} | {} | error: {e} |", s.m, s.n, s.k));
+                continue;
+            }
         };
         let ops = s.ops();
         if s.m == s.n && s.n == s.k {
@@ -265,31 +276,41 @@ fn main() -> BoxResult<()> {
         for (n, k) in [(4096usize, 4096usize), (11008, 4096), (4096, 11008)] {
             let s = GemmShape::new(m, n, k);
             let sets = rotation(n * k * 2, info.l2_cache_bytes);
-            let x = random_f16(&dev, m * k, 60, 1.0)?;
-            let mut y = dev.zeros::<f16>(m * n)?;
-            let t16 = {
-                let ws: Vec<_> = (0..sets)
-                    .map(|i| random_f16(&dev, n * k, 70 + i as u64, 0.05))
-                    .collect::<BoxResult<_>>()?;
-                time_op(&dev, samples, |i| Ok(dev.gemm_f16(&x, &ws[i % sets], &mut y, s)?))?
-            };
-            let (t8, ta) = {
-                let ws: Vec<_> = (0..sets)
-                    .map(|i| random_i8(&dev, n * k, 80 + i as u64))
-                    .collect::<BoxResult<_>>()?;
-                let sw = random_scales(&dev, n, 90)?;
-                let t8 = time_op(&dev, samples, |i| {
-                    Ok(dev.w8a16(&ws[i % sets], &sw, &x, None, &mut y, s)?)
-                })?;
-                let spec = eai_quant::QuantSpec::int8_activation_per_token();
-                let mut qx = dev.quant_output("x", &spec, &[m, k])?;
-                let mut acc = dev.zeros::<i32>(m * n)?;
-                let ta = time_op(&dev, samples, |i| {
-                    dev.quantize_into(&x, &mut qx)?;
-                    dev.gemm_i8(qx.codes(), &ws[i % sets], &mut acc, s)?;
-                    Ok(dev.gemm_dequant(&acc, qx.scales(), &sw, None, &mut y, m, n)?)
-                })?;
-                (t8, ta)
+            let res = (|| -> BoxResult<(f64, f64, f64)> {
+                let x = random_f16(&dev, m * k, 60, 1.0)?;
+                let mut y = dev.zeros::<f16>(m * n)?;
+                let t16 = {
+                    let ws: Vec<_> = (0..sets)
+                        .map(|i| random_f16(&dev, n * k, 70 + i as u64, 0.05))
+                        .collect::<BoxResult<_>>()?;
+                    time_op(&dev, samples, |i| Ok(dev.gemm_f16(&x, &ws[i % sets], &mut y, s)?))?
+                };
+                let (t8, ta) = {
+                    let ws: Vec<_> = (0..sets)
+                        .map(|i| random_i8(&dev, n * k, 80 + i as u64))
+                        .collect::<BoxResult<_>>()?;
+                    let sw = random_scales(&dev, n, 90)?;
+                    let t8 = time_op(&dev, samples, |i| {
+                        Ok(dev.w8a16(&ws[i % sets], &sw, &x, None, &mut y, s)?)
+                    })?;
+                    let spec = eai_quant::QuantSpec::int8_activation_per_token();
+                    let mut qx = dev.quant_output("x", &spec, &[m, k])?;
+                    let mut acc = dev.zeros::<i32>(m * n)?;
+                    let ta = time_op(&dev, samples, |i| {
+                        dev.quantize_into(&x, &mut qx)?;
+                        dev.gemm_i8(qx.codes(), &ws[i % sets], &mut acc, s)?;
+                        Ok(dev.gemm_dequant(&acc, qx.scales(), &sw, None, &mut y, m, n)?)
+                    })?;
+                    (t8, ta)
+                };
+                Ok((t16, t8, ta))
+            })();
+            let (t16, t8, ta) = match res {
+                Ok(v) => v,
+                Err(e) => {
+                    r.line(format!("| {m} | {n} | {k} | error: {e} |"));
+                    continue;
+                }
             };
             let wb16 = (2 * n * k) as f64;
             let wb8 = (n * k + 4 * n) as f64;
@@ -361,25 +382,35 @@ fn main() -> BoxResult<()> {
                 };
                 let e16 = energy_op(&dev, &nd, energy_secs, |i| {
                     Ok(dev.gemm_f16(&x16, &w16[i % sets], &mut y16, s)?)
-                })?;
+                })
+                .unwrap_or((0.0, 0.0, 1, 0.0));
                 row(&mut r, "FP16 cuBLAS", e16, e16.0);
                 let e8 = energy_op(&dev, &nd, energy_secs, |i| {
                     dev.gemm_i8(&x8, &w8[i % sets], &mut acc, s)?;
                     Ok(dev.gemm_dequant(&acc, &sx, &sw, None, &mut y16, s.m, s.n)?)
-                })?;
-                row(&mut r, "INT8 cuBLASLt + dequant", e8, e16.0);
+                });
+                match e8 {
+                    Ok(e8) => row(&mut r, "INT8 cuBLASLt + dequant", e8, e16.0),
+                    Err(e) => r.line(format!("| INT8 cuBLASLt + dequant | {label} | error: {e} |")),
+                }
                 let spec = eai_quant::QuantSpec::int8_activation_per_token();
                 let mut qx = dev.quant_output("x", &spec, &[s.m, s.k])?;
                 let ea = energy_op(&dev, &nd, energy_secs, |i| {
                     dev.quantize_into(&x16, &mut qx)?;
                     dev.gemm_i8(qx.codes(), &w8[i % sets], &mut acc, s)?;
                     Ok(dev.gemm_dequant(&acc, qx.scales(), &sw, None, &mut y16, s.m, s.n)?)
-                })?;
-                row(&mut r, "W8A8: act. quant + INT8 + dequant", ea, e16.0);
+                });
+                match ea {
+                    Ok(ea) => row(&mut r, "W8A8: act. quant + INT8 + dequant", ea, e16.0),
+                    Err(e) => r.line(format!("| W8A8 | {label} | error: {e} |")),
+                }
                 let ew = energy_op(&dev, &nd, energy_secs, |i| {
                     Ok(dev.w8a16(&w8[i % sets], &sw, &x16, None, &mut y16, s)?)
-                })?;
-                row(&mut r, "W8A16 GEMV/GEMM", ew, e16.0);
+                });
+                match ew {
+                    Ok(ew) => row(&mut r, "W8A16 GEMV/GEMM", ew, e16.0),
+                    Err(e) => r.line(format!("| W8A16 | {label} | error: {e} |")),
+                }
             }
         }
     }
@@ -458,44 +489,56 @@ fn quant_rows(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -> Bo
         ),
     ];
     for (name, spec, shape) in &cases {
-        let mut out = dev.quant_output("bench", spec, shape)?;
-        let groups = out.scales().len() as f64;
-        let two_pass = name.contains("2 passes");
-        for (tname, esz) in [("f32", 4.0), ("bf16", 2.0), ("f16", 2.0)] {
-            if *name != cases[0].0 && tname == "f16" {
-                continue;
-            }
-            let t = match tname {
-                "f32" => time_op(dev, samples, |_| Ok(dev.quantize_into(&x32, &mut out)?))?,
-                "bf16" => time_op(dev, samples, |_| Ok(dev.quantize_into(&xb, &mut out)?))?,
-                _ => time_op(dev, samples, |_| Ok(dev.quantize_into(&x16, &mut out)?))?,
-            };
-            out.check(dev, &x32)?;
-            let useful = (esz + 1.0) * n as f64 + 8.0 * groups;
-            let label = format!("{name} from {tname}");
-            if two_pass {
-                let moved = (2.0 * esz + 1.0) * n as f64 + 8.0 * groups;
-                line(r, &format!("{label}: bytes actually moved (input read twice)"), moved, t, "");
-                line(r, &format!("{label}: useful bytes (input once)"), useful, t, "");
-            } else {
-                line(r, &label, useful, t, "");
-            }
-        }
-        if *name == cases[1].0 {
-            // dequantize the per-channel codes
+        let res = (|| -> BoxResult<()> {
+            let mut out = dev.quant_output("bench", spec, shape)?;
             let groups = out.scales().len() as f64;
-            let t = time_op(dev, samples, |_| Ok(dev.dequantize_into(&out, &mut x32)?))?;
-            line(r, "dequantize per-channel i8 → f32", 5.0 * n as f64 + 8.0 * groups, t, "");
-            let t = time_op(dev, samples, |_| Ok(dev.dequantize_into(&out, &mut xb)?))?;
-            line(r, "dequantize per-channel i8 → bf16", 3.0 * n as f64 + 8.0 * groups, t, "");
-            let t = time_op(dev, samples, |_| Ok(dev.dequantize_into(&out, &mut x16)?))?;
-            line(r, "dequantize per-channel i8 → f16", 3.0 * n as f64 + 8.0 * groups, t, "");
-            dev.fill_uniform(&mut x32, 3, -4.0, 4.0)?;
-        }
-        if *name == cases[3].0 {
-            let groups = out.scales().len() as f64;
-            let t = time_op(dev, samples, |_| Ok(dev.dequantize_into(&out, &mut xb)?))?;
-            line(r, "dequantize per-group 128 i8 → bf16", 3.0 * n as f64 + 8.0 * groups, t, "");
+            let two_pass = name.contains("2 passes");
+            for (tname, esz) in [("f32", 4.0), ("bf16", 2.0), ("f16", 2.0)] {
+                if *name != cases[0].0 && tname == "f16" {
+                    continue;
+                }
+                let t = match tname {
+                    "f32" => time_op(dev, samples, |_| Ok(dev.quantize_into(&x32, &mut out)?))?,
+                    "bf16" => time_op(dev, samples, |_| Ok(dev.quantize_into(&xb, &mut out)?))?,
+                    _ => time_op(dev, samples, |_| Ok(dev.quantize_into(&x16, &mut out)?))?,
+                };
+                out.check(dev, &x32)?;
+                let useful = (esz + 1.0) * n as f64 + 8.0 * groups;
+                let label = format!("{name} from {tname}");
+                if two_pass {
+                    let moved = (2.0 * esz + 1.0) * n as f64 + 8.0 * groups;
+                    line(
+                        r,
+                        &format!("{label}: bytes actually moved (input read twice)"),
+                        moved,
+                        t,
+                        "",
+                    );
+                    line(r, &format!("{label}: useful bytes (input once)"), useful, t, "");
+                } else {
+                    line(r, &label, useful, t, "");
+                }
+            }
+            if *name == cases[1].0 {
+                // dequantize the per-channel codes
+                let groups = out.scales().len() as f64;
+                let t = time_op(dev, samples, |_| Ok(dev.dequantize_into(&out, &mut x32)?))?;
+                line(r, "dequantize per-channel i8 → f32", 5.0 * n as f64 + 8.0 * groups, t, "");
+                let t = time_op(dev, samples, |_| Ok(dev.dequantize_into(&out, &mut xb)?))?;
+                line(r, "dequantize per-channel i8 → bf16", 3.0 * n as f64 + 8.0 * groups, t, "");
+                let t = time_op(dev, samples, |_| Ok(dev.dequantize_into(&out, &mut x16)?))?;
+                line(r, "dequantize per-channel i8 → f16", 3.0 * n as f64 + 8.0 * groups, t, "");
+                dev.fill_uniform(&mut x32, 3, -4.0, 4.0)?;
+            }
+            if *name == cases[3].0 {
+                let groups = out.scales().len() as f64;
+                let t = time_op(dev, samples, |_| Ok(dev.dequantize_into(&out, &mut xb)?))?;
+                line(r, "dequantize per-group 128 i8 → bf16", 3.0 * n as f64 + 8.0 * groups, t, "");
+            }
+            Ok(())
+        })();
+        if let Err(e) = res {
+            r.line(format!("| {name} | error: {e} |"));
         }
     }
     Ok(())

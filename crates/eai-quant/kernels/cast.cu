@@ -4,13 +4,23 @@
 template <class I, class O>
 __device__ __forceinline__ void cast_body(const typename I::raw* __restrict__ x,
                                           typename O::raw* __restrict__ y, u64 n) {
-    const u64 nvec = n / 8;
-    for (u64 v = global_thread(); v < nvec; v += global_threads()) {
-        float t[8];
-        Vec8<I>::load(x + v * 8, t);
-        Vec8<O>::store(y + v * 8, t);
+    // Quads: consecutive lanes read and write consecutive 4-element vectors (fully coalesced
+    // requests on both sides); two independent quads per step.
+    const u64 nq = n / 4, stride = global_threads();
+    u64 q = global_thread();
+    for (; q + stride < nq; q += 2 * stride) {
+        float a[4], b[4];
+        Vec4<I>::load(x + q * 4, a);
+        Vec4<I>::load(x + (q + stride) * 4, b);
+        Vec4<O>::store(y + q * 4, a);
+        Vec4<O>::store(y + (q + stride) * 4, b);
     }
-    for (u64 i = nvec * 8 + global_thread(); i < n; i += global_threads()) {
+    if (q < nq) {
+        float a[4];
+        Vec4<I>::load(x + q * 4, a);
+        Vec4<O>::store(y + q * 4, a);
+    }
+    for (u64 i = nq * 4 + global_thread(); i < n; i += global_threads()) {
         y[i] = O::from_f32(I::to_f32(x[i]));
     }
 }

@@ -91,6 +91,44 @@ template <class H> struct Vec8Half {
 template <> struct Vec8<F16> : Vec8Half<F16> {};
 template <> struct Vec8<BF16> : Vec8Half<BF16> {};
 
+// 4 consecutive elements as f32 ("quad"): one 16-byte (f32) or 8-byte (16-bit) access. Lanes
+// of a warp that touch consecutive quads make fully coalesced requests.
+template <class T> struct Vec4;
+template <> struct Vec4<F32> {
+    static __device__ __forceinline__ void load(const float* p, float v[4]) {
+        float4 a = __ldcs(reinterpret_cast<const float4*>(p));
+        v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w;
+    }
+    static __device__ __forceinline__ void load_cached(const float* p, float v[4]) {
+        float4 a = __ldg(reinterpret_cast<const float4*>(p));
+        v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w;
+    }
+    static __device__ __forceinline__ void store(float* p, const float v[4]) {
+        __stcs(reinterpret_cast<float4*>(p), make_float4(v[0], v[1], v[2], v[3]));
+    }
+};
+template <class H> struct Vec4Half {
+    static __device__ __forceinline__ void unpack(uint2 a, float v[4]) {
+        v[0] = H::to_f32((u16)(a.x & 0xffffu));
+        v[1] = H::to_f32((u16)(a.x >> 16));
+        v[2] = H::to_f32((u16)(a.y & 0xffffu));
+        v[3] = H::to_f32((u16)(a.y >> 16));
+    }
+    static __device__ __forceinline__ void load(const u16* p, float v[4]) {
+        unpack(__ldcs(reinterpret_cast<const uint2*>(p)), v);
+    }
+    static __device__ __forceinline__ void load_cached(const u16* p, float v[4]) {
+        unpack(__ldg(reinterpret_cast<const uint2*>(p)), v);
+    }
+    static __device__ __forceinline__ void store(u16* p, const float v[4]) {
+        const u32 a = (u32)H::from_f32(v[0]) | ((u32)H::from_f32(v[1]) << 16);
+        const u32 b = (u32)H::from_f32(v[2]) | ((u32)H::from_f32(v[3]) << 16);
+        __stcs(reinterpret_cast<uint2*>(p), make_uint2(a, b));
+    }
+};
+template <> struct Vec4<F16> : Vec4Half<F16> {};
+template <> struct Vec4<BF16> : Vec4Half<BF16> {};
+
 __device__ __forceinline__ u64 global_thread() {
     return (u64)blockIdx.x * blockDim.x + threadIdx.x;
 }

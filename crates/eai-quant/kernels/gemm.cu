@@ -45,14 +45,19 @@ EAI_DEQUANT(gemm_dequant_f16, F16)
 EAI_DEQUANT(gemm_dequant_bf16, BF16)
 
 // Weight-only INT8: y[m, n] = sw[n] * sum_k f32(w[n, k]) * x[m, k] (+ bias[n]), f32 accumulation.
-// One warp per output feature n, MT tokens per warp (weights are read once per MT tokens).
-// With K % 16 == 0 every lane streams 16-byte weight vectors, four in flight.
+// One warp per ROWS output features, MT tokens per warp (weights are read once per MT tokens,
+// activations are widened once per ROWS rows). With K % 16 == 0 every lane streams 16-byte
+// weight vectors, UNROLL·ROWS of them in flight. (Measured on H200: this plain I2F version
+// with one row per warp was faster than byte-permute conversion and multi-row warps.)
 __device__ __forceinline__ void i8x4_to_f32(u32 w, float* f) {
     f[0] = (float)(int)(signed char)(w & 0xffu);
     f[1] = (float)(int)(signed char)((w >> 8) & 0xffu);
     f[2] = (float)(int)(signed char)((w >> 16) & 0xffu);
     f[3] = (float)(int)(signed char)(w >> 24);
 }
+
+#define W8A16_ROWS 1
+#define W8A16_WARPS 8
 
 template <class T, int MT>
 __device__ __forceinline__ void w8a16_body(const i8* __restrict__ w,
@@ -61,32 +66,35 @@ __device__ __forceinline__ void w8a16_body(const i8* __restrict__ w,
                                            const float* __restrict__ bias,
                                            typename T::raw* __restrict__ y, u32 M, u32 N,
                                            u32 K) {
+    const int R = W8A16_ROWS;
     const u32 lane = threadIdx.x & 31u;
-    const u32 n = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    if (n >= N) return;
+    const u32 n0 = (blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5)) * R;
+    if (n0 >= N) return;
     const u32 m0 = blockIdx.y * MT;
-    float acc[MT];
+    float acc[R][MT];
 #pragma unroll
-    for (int i = 0; i < MT; ++i) acc[i] = 0.0f;
-    const i8* wrow = w + (u64)n * K;
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int i = 0; i < MT; ++i) acc[r][i] = 0.0f;
     if ((K & 15u) == 0) {
         const u32 UNROLL = 4;
         for (u32 k0 = lane * 16; k0 < K; k0 += 32 * 16 * UNROLL) {
-            uint4 wv[UNROLL];
+            uint4 wv[UNROLL][R];
 #pragma unroll
             for (u32 u = 0; u < UNROLL; ++u) {
                 const u32 kk = k0 + u * 512;
-                if (kk < K) wv[u] = __ldcs(reinterpret_cast<const uint4*>(wrow + kk));
+#pragma unroll
+                for (int r = 0; r < R; ++r) {
+                    if (kk < K && n0 + r < N)
+                        wv[u][r] = __ldcs(reinterpret_cast<const uint4*>(w + (u64)(n0 + r) * K + kk));
+                    else
+                        wv[u][r] = make_uint4(0, 0, 0, 0);
+                }
             }
 #pragma unroll
             for (u32 u = 0; u < UNROLL; ++u) {
                 const u32 kk = k0 + u * 512;
                 if (kk < K) {
-                    float wf[16];
-                    i8x4_to_f32(wv[u].x, wf);
-                    i8x4_to_f32(wv[u].y, wf + 4);
-                    i8x4_to_f32(wv[u].z, wf + 8);
-                    i8x4_to_f32(wv[u].w, wf + 12);
 #pragma unroll
                     for (int i = 0; i < MT; ++i) {
                         if (m0 + i < M) {
@@ -94,10 +102,18 @@ __device__ __forceinline__ void w8a16_body(const i8* __restrict__ w,
                             float xv[16];
                             Vec8<T>::load_cached(xr, xv);
                             Vec8<T>::load_cached(xr + 8, xv + 8);
-                            float a = acc[i];
 #pragma unroll
-                            for (int j = 0; j < 16; ++j) a = fmaf(wf[j], xv[j], a);
-                            acc[i] = a;
+                            for (int r = 0; r < R; ++r) {
+                                float wf[16];
+                                i8x4_to_f32(wv[u][r].x, wf);
+                                i8x4_to_f32(wv[u][r].y, wf + 4);
+                                i8x4_to_f32(wv[u][r].z, wf + 8);
+                                i8x4_to_f32(wv[u][r].w, wf + 12);
+                                float a = acc[r][i];
+#pragma unroll
+                                for (int j = 0; j < 16; ++j) a = fmaf(wf[j], xv[j], a);
+                                acc[r][i] = a;
+                            }
                         }
                     }
                 }
@@ -105,26 +121,39 @@ __device__ __forceinline__ void w8a16_body(const i8* __restrict__ w,
         }
     } else {
         for (u32 k = lane; k < K; k += 32) {
-            const float wf = (float)(int)wrow[k];
 #pragma unroll
             for (int i = 0; i < MT; ++i) {
-                if (m0 + i < M) acc[i] = fmaf(wf, T::to_f32(x[(u64)(m0 + i) * K + k]), acc[i]);
+                if (m0 + i < M) {
+                    const float xv = T::to_f32(x[(u64)(m0 + i) * K + k]);
+#pragma unroll
+                    for (int r = 0; r < R; ++r) {
+                        if (n0 + r < N) acc[r][i] = fmaf((float)(int)w[(u64)(n0 + r) * K + k], xv, acc[r][i]);
+                    }
+                }
             }
         }
     }
 #pragma unroll
-    for (int i = 0; i < MT; ++i) {
-        float a = acc[i];
-#pragma unroll
-        for (int off = 16; off > 0; off >>= 1) a += __shfl_xor_sync(0xffffffffu, a, off);
-        acc[i] = a;
-    }
-    if (lane == 0) {
-        const float s = sw[n];
-        const float b = bias != 0 ? bias[n] : 0.0f;
+    for (int r = 0; r < R; ++r) {
 #pragma unroll
         for (int i = 0; i < MT; ++i) {
-            if (m0 + i < M) y[(u64)(m0 + i) * N + n] = T::from_f32(__fadd_rn(__fmul_rn(acc[i], s), b));
+            float a = acc[r][i];
+#pragma unroll
+            for (int off = 16; off > 0; off >>= 1) a += __shfl_xor_sync(0xffffffffu, a, off);
+            acc[r][i] = a;
+        }
+    }
+    if (lane == 0) {
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+            const u32 n = n0 + r;
+            if (n >= N) break;
+            const float s = sw[n];
+            const float b = bias != 0 ? bias[n] : 0.0f;
+#pragma unroll
+            for (int i = 0; i < MT; ++i) {
+                if (m0 + i < M) y[(u64)(m0 + i) * N + n] = T::from_f32(__fadd_rn(__fmul_rn(acc[r][i], s), b));
+            }
         }
     }
 }

@@ -84,95 +84,183 @@ __device__ __forceinline__ void minmax_update(float v, float& mn, float& mx, u64
     }
 }
 
+__device__ __forceinline__ bool finite4(const float v[4]) {
+    return is_finite_f(v[0]) & is_finite_f(v[1]) & is_finite_f(v[2]) & is_finite_f(v[3]);
+}
+
+// Statistics of 4 values: all finite (the common case) → min/max trees; otherwise the exact
+// per-element rule (non-finite values skipped, first one recorded under Reject).
+__device__ __forceinline__ void stats4(const float v[4], float& mn, float& mx, u64 flat,
+                                       const QSpec& s, u64* bad) {
+    if (finite4(v)) {
+        mn = fminf(mn, fminf(fminf(v[0], v[1]), fminf(v[2], v[3])));
+        mx = fmaxf(mx, fmaxf(fmaxf(v[0], v[1]), fmaxf(v[2], v[3])));
+    } else {
+#pragma unroll
+        for (int j = 0; j < 4; ++j) minmax_update(v[j], mn, mx, flat + j, s, bad);
+    }
+}
+
 __device__ __forceinline__ u32 pack4(int a, int b, int c, int d) {
     return (u32)(a & 0xff) | ((u32)(b & 0xff) << 8) | ((u32)(c & 0xff) << 16) |
            ((u32)(d & 0xff) << 24);
 }
 
-// ------------------------------------------------------------------------------------------
-// Fused single pass for contiguous groups (per-token, per-channel on axis 0, per-group,
-// per-tensor of one small group): statistics, scale, and codes of a group in one kernel; the
-// group's first 4·8·TS elements stay in registers between the reduction and the quantization.
-// A "team" of TS lanes (TS a power of two ≤ 32, within one warp) owns one group at a time.
-// VEC: group length L % 8 == 0 (16-byte/8-element accesses), else scalar accesses.
+// Fast path of quantize_value for finite x when the multiplier is finite and x enters code
+// space by multiplication (ties-away is derived from the ties-to-even result): v = x·inv is one f32 multiply,
+// rounded to an integer by the magic-number addition (exact RNE for |v| ≤ 2²²; the clamp to
+// ±2²² never changes a code since every code is within 255 of the zero point), then clamped
+// in integers. Bit-identical to quant1 on these inputs, at full-rate ALU throughput.
+struct QFast {
+    float inv;
+    int lo, hi, zp;  // clamp bounds relative to the zero point
+    bool on;
+    bool away;       // ties away from zero instead of to even
+};
+__device__ __forceinline__ QFast make_fast(float scale, float inv, int zp, const QSpec& s) {
+    QFast f;
+    f.inv = inv;
+    f.zp = zp;
+    f.lo = s.qmin - zp;
+    f.hi = s.qmax - zp;
+    f.on = s.apply != 3 && scale != 0.0f && is_finite_f(inv);
+    f.away = s.away != 0;
+    return f;
+}
+__device__ __forceinline__ int qfast(float x, const QFast& f) {
+    float v = __fmul_rn(x, f.inv);
+    v = fminf(fmaxf(v, -4194304.0f), 4194304.0f);
+    const float t = __fadd_rn(v, 12582912.0f);
+    int r = __float_as_int(t) - 0x4B400000;
+    if (f.away) {
+        // RNE and ties-away differ only on exact halves rounded toward zero: d = v - rne(v) is
+        // exact, and ±0.5 marks a tie.
+        const float d = __fsub_rn(v, __fsub_rn(t, 12582912.0f));
+        r += (int)((d == 0.5f) & (v > 0.0f)) - (int)((d == -0.5f) & (v < 0.0f));
+    }
+    return min(max(r, f.lo), f.hi) + f.zp;
+}
 
-#define CACHE_CHUNKS 4
+__device__ __forceinline__ u32 quant4(const float v[4], const QFast& f, float scale, float inv,
+                                      int zp, const QSpec& s) {
+    if (f.on && finite4(v)) {
+        return pack4(qfast(v[0], f), qfast(v[1], f), qfast(v[2], f), qfast(v[3], f));
+    }
+    return pack4(quant1(v[0], scale, inv, zp, s), quant1(v[1], scale, inv, zp, s),
+                 quant1(v[2], scale, inv, zp, s), quant1(v[3], scale, inv, zp, s));
+}
+
+// 16-byte input vectors: 4 f32 or 8 f16/bf16 elements; W codes stored as one 4- or 8-byte word.
+template <class T> struct Wide;
+template <> struct Wide<F32> {
+    enum { N = 4 };
+    static __device__ __forceinline__ void load(const float* p, float* v) { Vec4<F32>::load(p, v); }
+    static __device__ __forceinline__ void load_cached(const float* p, float* v) { Vec4<F32>::load_cached(p, v); }
+};
+template <class H> struct WideHalf {
+    enum { N = 8 };
+    static __device__ __forceinline__ void load(const u16* p, float* v) { Vec8<H>::load(p, v); }
+    static __device__ __forceinline__ void load_cached(const u16* p, float* v) { Vec8<H>::load_cached(p, v); }
+};
+template <> struct Wide<F16> : WideHalf<F16> {};
+template <> struct Wide<BF16> : WideHalf<BF16> {};
+
+template <int N>
+__device__ __forceinline__ void statsN(const float* v, float& mn, float& mx, u64 flat,
+                                       const QSpec& s, u64* bad) {
+#pragma unroll
+    for (int j = 0; j < N; j += 4) stats4(v + j, mn, mx, flat + j, s, bad);
+}
+template <int N>
+__device__ __forceinline__ void store_codesN(u8* p, const float* v, const QFast& f, float scale,
+                                             float inv, int zp, const QSpec& s) {
+    if (N == 4) {
+        __stcs(reinterpret_cast<u32*>(p), quant4(v, f, scale, inv, zp, s));
+    } else {
+        const u32 a = quant4(v, f, scale, inv, zp, s);
+        const u32 b = quant4(v + 4, f, scale, inv, zp, s);
+        __stcs(reinterpret_cast<uint2*>(p), make_uint2(a, b));
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Fused single pass for contiguous groups (per-token, per-channel on axis 0, per-group, small
+// per-tensor): statistics, scale and codes of a group in one kernel; a lane's first vectors
+// stay in registers between the reduction and the quantization. A "team" of TS lanes (TS a
+// power of two ≤ 32, within one warp) owns one group at a time and reads consecutive 16-byte
+// vectors (coalesced). VEC: group length L % W == 0 (W = 4 for f32, 8 for 16-bit), else
+// scalar accesses.
+
+#define TEAM_REGS 32   // cached floats per lane in the team kernel
+#define BLOCK_REGS 32  // cached floats per thread in the block kernel
+
+__device__ __forceinline__ u32 team_mask(u32 TS) {
+    if (TS >= 32) return 0xffffffffu;
+    const u32 lane = threadIdx.x & 31u;
+    return ((1u << TS) - 1u) << (lane & ~(TS - 1u));
+}
 
 template <class T, bool VEC>
 __device__ __forceinline__ void rows_team(const typename T::raw* __restrict__ x,
                                           u8* __restrict__ q, float* __restrict__ scales,
                                           int* __restrict__ zps, u64 G, u64 L, u32 TS,
                                           const QSpec& s, u64* bad, u64* bad_scale) {
+    const int W = Wide<T>::N;
+    const int CQ = TEAM_REGS / W;
     const u32 tlane = threadIdx.x & (TS - 1);
+    const u32 mask = team_mask(TS);
     const u64 teams_per_block = blockDim.x / TS;
     const u64 team = (u64)blockIdx.x * teams_per_block + threadIdx.x / TS;
     const u64 nteams = (u64)gridDim.x * teams_per_block;
-    const u64 iters = (G + nteams - 1) / nteams;
-    for (u64 it = 0; it < iters; ++it) {
-        const u64 g = team + it * nteams;
-        const bool active = g < G;
+    const u64 nv = L / W;
+    float c[CQ][W];
+    for (u64 g = team; g < G; g += nteams) {  // team-uniform loop
         const u64 base = g * L;
         const typename T::raw* xg = x + base;
         float mn = __int_as_float(0x7f800000), mx = __int_as_float(0xff800000);
-        float cache[CACHE_CHUNKS][8];
         if (VEC) {
-            const u64 nv = L / 8;
 #pragma unroll
-            for (int c = 0; c < CACHE_CHUNKS; ++c) {
-                const u64 ch = tlane + (u64)c * TS;
-                if (active && ch < nv) {
-                    Vec8<T>::load(xg + ch * 8, cache[c]);
-#pragma unroll
-                    for (int j = 0; j < 8; ++j) minmax_update(cache[c][j], mn, mx, base + ch * 8 + j, s, bad);
-                }
+            for (int k = 0; k < CQ; ++k) {
+                const u64 vi = tlane + (u64)k * TS;
+                if (vi < nv) Wide<T>::load(xg + vi * W, c[k]);
             }
-            for (u64 ch = tlane + (u64)CACHE_CHUNKS * TS; active && ch < nv; ch += TS) {
-                float t[8];
-                Vec8<T>::load_cached(xg + ch * 8, t);
 #pragma unroll
-                for (int j = 0; j < 8; ++j) minmax_update(t[j], mn, mx, base + ch * 8 + j, s, bad);
+            for (int k = 0; k < CQ; ++k) {
+                const u64 vi = tlane + (u64)k * TS;
+                if (vi < nv) statsN<W>(c[k], mn, mx, base + vi * W, s, bad);
+            }
+            for (u64 vi = tlane + (u64)CQ * TS; vi < nv; vi += TS) {
+                float t[W];
+                Wide<T>::load_cached(xg + vi * W, t);
+                statsN<W>(t, mn, mx, base + vi * W, s, bad);
             }
         } else {
-            for (u64 i = tlane; active && i < L; i += TS) {
-                minmax_update(T::to_f32(xg[i]), mn, mx, base + i, s, bad);
-            }
+            for (u64 i = tlane; i < L; i += TS) minmax_update(T::to_f32(xg[i]), mn, mx, base + i, s, bad);
         }
         for (u32 off = TS >> 1; off > 0; off >>= 1) {
-            mn = fminf(mn, __shfl_xor_sync(0xffffffffu, mn, off));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+            mn = fminf(mn, __shfl_xor_sync(mask, mn, off));
+            mx = fmaxf(mx, __shfl_xor_sync(mask, mx, off));
         }
         float scale, inv;
         int zp;
         const bool ok = group_params(mn, mx, s, &scale, &zp, &inv);
-        if (!active) continue;
         if (tlane == 0) {
             scales[g] = scale;
             zps[g] = zp;
             if (!ok) atomicMin(bad_scale, g);
         }
+        const QFast f = make_fast(scale, inv, zp, s);
         u8* qg = q + base;
         if (VEC) {
-            const u64 nv = L / 8;
 #pragma unroll
-            for (int c = 0; c < CACHE_CHUNKS; ++c) {
-                const u64 ch = tlane + (u64)c * TS;
-                if (ch < nv) {
-                    const float* t = cache[c];
-                    const u32 lo = pack4(quant1(t[0], scale, inv, zp, s), quant1(t[1], scale, inv, zp, s),
-                                         quant1(t[2], scale, inv, zp, s), quant1(t[3], scale, inv, zp, s));
-                    const u32 hi = pack4(quant1(t[4], scale, inv, zp, s), quant1(t[5], scale, inv, zp, s),
-                                         quant1(t[6], scale, inv, zp, s), quant1(t[7], scale, inv, zp, s));
-                    __stcs(reinterpret_cast<uint2*>(qg + ch * 8), make_uint2(lo, hi));
-                }
+            for (int k = 0; k < CQ; ++k) {
+                const u64 vi = tlane + (u64)k * TS;
+                if (vi < nv) store_codesN<W>(qg + vi * W, c[k], f, scale, inv, zp, s);
             }
-            for (u64 ch = tlane + (u64)CACHE_CHUNKS * TS; ch < nv; ch += TS) {
-                float t[8];
-                Vec8<T>::load_cached(xg + ch * 8, t);
-                const u32 lo = pack4(quant1(t[0], scale, inv, zp, s), quant1(t[1], scale, inv, zp, s),
-                                     quant1(t[2], scale, inv, zp, s), quant1(t[3], scale, inv, zp, s));
-                const u32 hi = pack4(quant1(t[4], scale, inv, zp, s), quant1(t[5], scale, inv, zp, s),
-                                     quant1(t[6], scale, inv, zp, s), quant1(t[7], scale, inv, zp, s));
-                __stcs(reinterpret_cast<uint2*>(qg + ch * 8), make_uint2(lo, hi));
+            for (u64 vi = tlane + (u64)CQ * TS; vi < nv; vi += TS) {
+                float t[W];
+                Wide<T>::load_cached(xg + vi * W, t);
+                store_codesN<W>(qg + vi * W, t, f, scale, inv, zp, s);
             }
         } else {
             for (u64 i = tlane; i < L; i += TS) {
@@ -182,36 +270,46 @@ __device__ __forceinline__ void rows_team(const typename T::raw* __restrict__ x,
     }
 }
 
-// One 256-thread block per group (long rows, L ≥ 2048): block-wide reduction through shared
-// memory; up to 4·8·256 = 8192 elements stay in registers.
+// One 128-thread block per group (rows of ≥ 1024 elements): block-wide reduction through
+// shared memory; the first BLOCK_REGS·128 elements of the row (4096) stay in registers.
+template <class T>
+__device__ __forceinline__ void load_row_head(const typename T::raw* __restrict__ xg, u64 nv,
+                                              u32 tid, u32 nt, float (*c)[Wide<T>::N]) {
+    const int W = Wide<T>::N;
+    const int CQ = BLOCK_REGS / W;
+#pragma unroll
+    for (int k = 0; k < CQ; ++k) {
+        const u64 vi = tid + (u64)k * nt;
+        if (vi < nv) Wide<T>::load(xg + vi * W, c[k]);
+    }
+}
+
 template <class T, bool VEC>
 __device__ __forceinline__ void rows_block(const typename T::raw* __restrict__ x,
                                            u8* __restrict__ q, float* __restrict__ scales,
                                            int* __restrict__ zps, u64 G, u64 L, const QSpec& s,
                                            u64* bad, u64* bad_scale) {
+    const int W = Wide<T>::N;
+    const int CQ = BLOCK_REGS / W;
     __shared__ float red_mn[32], red_mx[32];
     const u32 tid = threadIdx.x, nt = blockDim.x;
+    const u64 nv = L / W;
+    float c[CQ][W];
     for (u64 g = blockIdx.x; g < G; g += gridDim.x) {
         const u64 base = g * L;
         const typename T::raw* xg = x + base;
+        if (VEC) load_row_head<T>(xg, nv, tid, nt, c);
         float mn = __int_as_float(0x7f800000), mx = __int_as_float(0xff800000);
-        float cache[CACHE_CHUNKS][8];
-        const u64 nv = L / 8;
         if (VEC) {
 #pragma unroll
-            for (int c = 0; c < CACHE_CHUNKS; ++c) {
-                const u64 ch = tid + (u64)c * nt;
-                if (ch < nv) {
-                    Vec8<T>::load(xg + ch * 8, cache[c]);
-#pragma unroll
-                    for (int j = 0; j < 8; ++j) minmax_update(cache[c][j], mn, mx, base + ch * 8 + j, s, bad);
-                }
+            for (int k = 0; k < CQ; ++k) {
+                const u64 vi = tid + (u64)k * nt;
+                if (vi < nv) statsN<W>(c[k], mn, mx, base + vi * W, s, bad);
             }
-            for (u64 ch = tid + (u64)CACHE_CHUNKS * nt; ch < nv; ch += nt) {
-                float t[8];
-                Vec8<T>::load_cached(xg + ch * 8, t);
-#pragma unroll
-                for (int j = 0; j < 8; ++j) minmax_update(t[j], mn, mx, base + ch * 8 + j, s, bad);
+            for (u64 vi = tid + (u64)CQ * nt; vi < nv; vi += nt) {
+                float t[W];
+                Wide<T>::load_cached(xg + vi * W, t);
+                statsN<W>(t, mn, mx, base + vi * W, s, bad);
             }
         } else {
             for (u64 i = tid; i < L; i += nt) minmax_update(T::to_f32(xg[i]), mn, mx, base + i, s, bad);
@@ -234,28 +332,18 @@ __device__ __forceinline__ void rows_block(const typename T::raw* __restrict__ x
             zps[g] = zp;
             if (!ok) atomicMin(bad_scale, g);
         }
+        const QFast f = make_fast(scale, inv, zp, s);
         u8* qg = q + base;
         if (VEC) {
 #pragma unroll
-            for (int c = 0; c < CACHE_CHUNKS; ++c) {
-                const u64 ch = tid + (u64)c * nt;
-                if (ch < nv) {
-                    const float* t = cache[c];
-                    const u32 lo = pack4(quant1(t[0], scale, inv, zp, s), quant1(t[1], scale, inv, zp, s),
-                                         quant1(t[2], scale, inv, zp, s), quant1(t[3], scale, inv, zp, s));
-                    const u32 hi = pack4(quant1(t[4], scale, inv, zp, s), quant1(t[5], scale, inv, zp, s),
-                                         quant1(t[6], scale, inv, zp, s), quant1(t[7], scale, inv, zp, s));
-                    __stcs(reinterpret_cast<uint2*>(qg + ch * 8), make_uint2(lo, hi));
-                }
+            for (int k = 0; k < CQ; ++k) {
+                const u64 vi = tid + (u64)k * nt;
+                if (vi < nv) store_codesN<W>(qg + vi * W, c[k], f, scale, inv, zp, s);
             }
-            for (u64 ch = tid + (u64)CACHE_CHUNKS * nt; ch < nv; ch += nt) {
-                float t[8];
-                Vec8<T>::load_cached(xg + ch * 8, t);
-                const u32 lo = pack4(quant1(t[0], scale, inv, zp, s), quant1(t[1], scale, inv, zp, s),
-                                     quant1(t[2], scale, inv, zp, s), quant1(t[3], scale, inv, zp, s));
-                const u32 hi = pack4(quant1(t[4], scale, inv, zp, s), quant1(t[5], scale, inv, zp, s),
-                                     quant1(t[6], scale, inv, zp, s), quant1(t[7], scale, inv, zp, s));
-                __stcs(reinterpret_cast<uint2*>(qg + ch * 8), make_uint2(lo, hi));
+            for (u64 vi = tid + (u64)CQ * nt; vi < nv; vi += nt) {
+                float t[W];
+                Wide<T>::load_cached(xg + vi * W, t);
+                store_codesN<W>(qg + vi * W, t, f, scale, inv, zp, s);
             }
         } else {
             for (u64 i = tid; i < L; i += nt) qg[i] = (u8)(quant1(T::to_f32(xg[i]), scale, inv, zp, s) & 0xff);
@@ -276,25 +364,50 @@ __device__ __forceinline__ float ord2f(u32 u) {
     return __uint_as_float((u & 0x80000000u) ? (u & 0x7fffffffu) : ~u);
 }
 
-// Group of element i in an (outer, channels, inner) layout.
-__device__ __forceinline__ u64 group_of(u64 i, u64 inner, u64 channels) {
-    return (i / inner) % channels;
+// Group of element i: (i / inner) % channels, with division by invariant integers
+// (multiply-high) when the element count fits in 32 bits.
+struct GroupIndex {
+    u64 inner, channels;
+    u32 m1, s1, m2, s2;  // magic multipliers / shifts for inner and channels (0: use `/`)
+    int fast;            // 1: n < 2^32 and the magics are valid
+    int modulo;          // 0: (i / inner) < channels always (no modulo needed)
+};
+__device__ __forceinline__ u32 fdiv(u32 n, u32 m, u32 sh) {
+    return (u32)(((u64)__umulhi(m, n) + n) >> sh);
+}
+__device__ __forceinline__ u64 group_of(u64 i, const GroupIndex& gi) {
+    if (gi.channels == 1) return 0;
+    if (gi.fast) {
+        const u32 t = fdiv((u32)i, gi.m1, gi.s1);
+        if (!gi.modulo) return t;
+        return t - fdiv(t, gi.m2, gi.s2) * (u32)gi.channels;
+    }
+    const u64 t = i / gi.inner;
+    return gi.modulo ? t % gi.channels : t;
 }
 
-// Stats of a whole tensor (one group): grid-stride, block reduction, one atomic pair per block.
+// Stats of a whole tensor (one group): grid-stride over quads, block reduction, one atomic
+// pair per block.
 template <class T>
 __device__ __forceinline__ void stats_all(const typename T::raw* __restrict__ x, u64 n,
                                           u32* __restrict__ ord, const QSpec& s, u64* bad) {
     __shared__ float red_mn[32], red_mx[32];
     float mn = __int_as_float(0x7f800000), mx = __int_as_float(0xff800000);
-    const u64 nv = n / 8;
-    for (u64 v = global_thread(); v < nv; v += global_threads()) {
-        float t[8];
-        Vec8<T>::load(x + v * 8, t);
-#pragma unroll
-        for (int j = 0; j < 8; ++j) minmax_update(t[j], mn, mx, v * 8 + j, s, bad);
+    const u64 nq = n / 4, stride = global_threads();
+    u64 qi = global_thread();
+    for (; qi + stride < nq; qi += 2 * stride) {
+        float a[4], b[4];
+        Vec4<T>::load(x + qi * 4, a);
+        Vec4<T>::load(x + (qi + stride) * 4, b);
+        stats4(a, mn, mx, qi * 4, s, bad);
+        stats4(b, mn, mx, (qi + stride) * 4, s, bad);
     }
-    for (u64 i = nv * 8 + global_thread(); i < n; i += global_threads()) {
+    if (qi < nq) {
+        float a[4];
+        Vec4<T>::load(x + qi * 4, a);
+        stats4(a, mn, mx, qi * 4, s, bad);
+    }
+    for (u64 i = nq * 4 + global_thread(); i < n; i += global_threads()) {
         minmax_update(T::to_f32(x[i]), mn, mx, i, s, bad);
     }
     for (u32 off = 16; off > 0; off >>= 1) {
@@ -305,8 +418,6 @@ __device__ __forceinline__ void stats_all(const typename T::raw* __restrict__ x,
     __syncthreads();
     if (threadIdx.x == 0) {
         for (u32 w = 1; w < blockDim.x / 32; ++w) { mn = fminf(mn, red_mn[w]); mx = fmaxf(mx, red_mx[w]); }
-        mn = fminf(mn, red_mn[0]);
-        mx = fmaxf(mx, red_mx[0]);
         if (mn <= mx) {
             atomicMin(ord, f2ord(mn));
             atomicMax(ord + 1, f2ord(mx));
@@ -357,63 +468,99 @@ extern "C" __global__ void quant_params(const u32* __restrict__ ord, u64 G, QSpe
     }
 }
 
-// Element-wise codes from per-group parameters; 8 elements per step when inner % 8 == 0.
+// Element-wise codes from per-group parameters; quads when inner % 4 == 0.
 template <class T>
 __device__ __forceinline__ void quant_apply(const typename T::raw* __restrict__ x, u64 n,
-                                            u64 inner, u64 channels,
-                                            const float* __restrict__ scales,
+                                            GroupIndex gi, const float* __restrict__ scales,
                                             const int* __restrict__ zps,
                                             const float* __restrict__ invs, const QSpec& s,
                                             u8* __restrict__ q) {
-    if ((inner & 7) == 0) {
-        const u64 nv = n / 8;
-        for (u64 v = global_thread(); v < nv; v += global_threads()) {
-            const u64 g = group_of(v * 8, inner, channels);
+    if ((gi.inner & 3) == 0) {
+        const u64 nq = n / 4, stride = global_threads();
+        for (u64 qi = global_thread(); qi < nq; qi += stride) {
+            const u64 g = group_of(qi * 4, gi);
             const float sc = __ldg(scales + g), inv = __ldg(invs + g);
             const int zp = __ldg(zps + g);
-            float t[8];
-            Vec8<T>::load(x + v * 8, t);
-            const u32 lo = pack4(quant1(t[0], sc, inv, zp, s), quant1(t[1], sc, inv, zp, s),
-                                 quant1(t[2], sc, inv, zp, s), quant1(t[3], sc, inv, zp, s));
-            const u32 hi = pack4(quant1(t[4], sc, inv, zp, s), quant1(t[5], sc, inv, zp, s),
-                                 quant1(t[6], sc, inv, zp, s), quant1(t[7], sc, inv, zp, s));
-            __stcs(reinterpret_cast<uint2*>(q + v * 8), make_uint2(lo, hi));
+            const QFast f = make_fast(sc, inv, zp, s);
+            float t[4];
+            Vec4<T>::load(x + qi * 4, t);
+            __stcs(reinterpret_cast<u32*>(q + qi * 4), quant4(t, f, sc, inv, zp, s));
         }
     } else {
         for (u64 i = global_thread(); i < n; i += global_threads()) {
-            const u64 g = group_of(i, inner, channels);
+            const u64 g = group_of(i, gi);
             q[i] = (u8)(quant1(T::to_f32(x[i]), __ldg(scales + g), __ldg(invs + g), __ldg(zps + g), s) & 0xff);
         }
     }
 }
 
-// Dequantize: y = ((q - zp) as f32) * scale, rounded once to the output type.
+// Dequantize: y = ((q - zp) as f32) * scale, rounded once to the output type. The code is
+// widened with the magic-number trick (exact; no int→float conversion unit). Vectors of W codes
+// (W = 4 for f32 output: 16-byte stores; W = 8 for 16-bit output: 8-byte code loads and
+// 16-byte stores), two independent vectors per step.
+template <class O> struct DeqOut;
+template <> struct DeqOut<F32> {
+    enum { W = 4 };
+    static __device__ __forceinline__ void store(float* p, const float* v) { Vec4<F32>::store(p, v); }
+};
+template <class H> struct DeqOutHalf {
+    enum { W = 8 };
+    static __device__ __forceinline__ void store(u16* p, const float* v) { Vec8<H>::store(p, v); }
+};
+template <> struct DeqOut<F16> : DeqOutHalf<F16> {};
+template <> struct DeqOut<BF16> : DeqOutHalf<BF16> {};
+
+template <int W>
+__device__ __forceinline__ void load_codes(const u8* p, u32* w) {
+    if (W == 4) {
+        w[0] = __ldcs(reinterpret_cast<const u32*>(p));
+    } else {
+        const uint2 a = __ldcs(reinterpret_cast<const uint2*>(p));
+        w[0] = a.x;
+        w[1] = a.y;
+    }
+}
+
+template <class O>
+__device__ __forceinline__ void dequant_vec(const u8* __restrict__ q, int is_signed, u64 e,
+                                            const GroupIndex& gi, const float* __restrict__ scales,
+                                            const int* __restrict__ zps,
+                                            typename O::raw* __restrict__ y) {
+    const int W = DeqOut<O>::W;
+    const u64 g = group_of(e, gi);
+    const float sc = __ldg(scales + g);
+    const int zp = __ldg(zps + g);
+    u32 w[W / 4];
+    load_codes<W>(q + e, w);
+    float t[W];
+#pragma unroll
+    for (int j = 0; j < W; ++j) {
+        const u32 b = (w[j >> 2] >> (8 * (j & 3))) & 0xffu;
+        const int code = is_signed ? (int)(signed char)b : (int)b;
+        // (code - zp) is in [-383, 383]: exact as (2^23 + 512 + v) - (2^23 + 512)
+        const float c = __fsub_rn(__int_as_float(0x4B000000 + 512 + (code - zp)), 8389120.0f);
+        t[j] = __fmul_rn(c, sc);
+    }
+    DeqOut<O>::store(y + e, t);
+}
+
 template <class O>
 __device__ __forceinline__ void dequant_body(const u8* __restrict__ q, int is_signed, u64 n,
-                                             u64 inner, u64 channels,
-                                             const float* __restrict__ scales,
+                                             GroupIndex gi, const float* __restrict__ scales,
                                              const int* __restrict__ zps,
                                              typename O::raw* __restrict__ y) {
-    if ((inner & 7) == 0) {
-        const u64 nv = n / 8;
-        for (u64 v = global_thread(); v < nv; v += global_threads()) {
-            const u64 g = group_of(v * 8, inner, channels);
-            const float sc = __ldg(scales + g);
-            const int zp = __ldg(zps + g);
-            const uint2 c = __ldcs(reinterpret_cast<const uint2*>(q + v * 8));
-            float t[8];
-#pragma unroll
-            for (int j = 0; j < 8; ++j) {
-                const u32 w = j < 4 ? c.x : c.y;
-                const u32 b = (w >> (8 * (j & 3))) & 0xffu;
-                const int code = is_signed ? (int)(signed char)b : (int)b;
-                t[j] = __fmul_rn(__int2float_rn(code - zp), sc);
-            }
-            Vec8<O>::store(y + v * 8, t);
+    const int W = DeqOut<O>::W;
+    if (gi.inner % W == 0) {
+        const u64 nv = n / W, stride = global_threads();
+        u64 vi = global_thread();
+        for (; vi + stride < nv; vi += 2 * stride) {
+            dequant_vec<O>(q, is_signed, vi * W, gi, scales, zps, y);
+            dequant_vec<O>(q, is_signed, (vi + stride) * W, gi, scales, zps, y);
         }
+        if (vi < nv) dequant_vec<O>(q, is_signed, vi * W, gi, scales, zps, y);
     } else {
         for (u64 i = global_thread(); i < n; i += global_threads()) {
-            const u64 g = group_of(i, inner, channels);
+            const u64 g = group_of(i, gi);
             const int code = is_signed ? (int)(signed char)q[i] : (int)q[i];
             y[i] = O::from_f32(__fmul_rn(__int2float_rn(code - __ldg(zps + g)), __ldg(scales + g)));
         }
@@ -424,13 +571,13 @@ __device__ __forceinline__ void dequant_body(const u8* __restrict__ q, int is_si
     extern "C" __global__ void quant_rows_team_##SUF(const T::raw* __restrict__ x, u8* q,         \
                                                      float* scales, int* zps, u64 G, u64 L,      \
                                                      u32 TS, QSpec s, u64* bad, u64* bad_scale) { \
-        if ((L & 7) == 0) rows_team<T, true>(x, q, scales, zps, G, L, TS, s, bad, bad_scale);    \
+        if (L % Wide<T>::N == 0) rows_team<T, true>(x, q, scales, zps, G, L, TS, s, bad, bad_scale); \
         else rows_team<T, false>(x, q, scales, zps, G, L, TS, s, bad, bad_scale);                \
     }                                                                                            \
-    extern "C" __global__ void __launch_bounds__(256)                                            \
+    extern "C" __global__ void __launch_bounds__(128)                                            \
         quant_rows_block_##SUF(const T::raw* __restrict__ x, u8* q, float* scales, int* zps,     \
                                u64 G, u64 L, QSpec s, u64* bad, u64* bad_scale) {                \
-        if ((L & 7) == 0) rows_block<T, true>(x, q, scales, zps, G, L, s, bad, bad_scale);       \
+        if (L % Wide<T>::N == 0) rows_block<T, true>(x, q, scales, zps, G, L, s, bad, bad_scale); \
         else rows_block<T, false>(x, q, scales, zps, G, L, s, bad, bad_scale);                   \
     }                                                                                            \
     extern "C" __global__ void quant_stats_all_##SUF(const T::raw* __restrict__ x, u64 n,        \
@@ -442,16 +589,16 @@ __device__ __forceinline__ void dequant_body(const u8* __restrict__ q, int is_si
                                                           u32* ord, QSpec s, u64* bad) {         \
         stats_channels<T>(x, outer, channels, inner, ord, s, bad);                               \
     }                                                                                            \
-    extern "C" __global__ void quant_apply_##SUF(const T::raw* __restrict__ x, u64 n, u64 inner, \
-                                                 u64 channels, const float* scales,              \
+    extern "C" __global__ void quant_apply_##SUF(const T::raw* __restrict__ x, u64 n,            \
+                                                 GroupIndex gi, const float* scales,             \
                                                  const int* zps, const float* invs, QSpec s,     \
                                                  u8* q) {                                        \
-        quant_apply<T>(x, n, inner, channels, scales, zps, invs, s, q);                          \
+        quant_apply<T>(x, n, gi, scales, zps, invs, s, q);                                       \
     }                                                                                            \
     extern "C" __global__ void dequant_##SUF(const u8* __restrict__ q, int is_signed, u64 n,     \
-                                             u64 inner, u64 channels, const float* scales,       \
-                                             const int* zps, T::raw* y) {                        \
-        dequant_body<T>(q, is_signed, n, inner, channels, scales, zps, y);                       \
+                                             GroupIndex gi, const float* scales, const int* zps, \
+                                             T::raw* y) {                                        \
+        dequant_body<T>(q, is_signed, n, gi, scales, zps, y);                                    \
     }
 EAI_QUANT_KERNELS(f32, F32)
 EAI_QUANT_KERNELS(f16, F16)

@@ -106,8 +106,73 @@ impl CpuQuantizer {
                 detail: format!("{} values for shape {shape:?}", data.len()),
             });
         }
+        // Each group one contiguous run that fits in cache: one pass (stats, parameters and
+        // codes while the run is hot). Otherwise two passes over the tensor.
+        let run = layout.run_len();
+        if layout.groups() * run == layout.numel() && layout.groups() > 1 && run <= 64 * 1024 {
+            return self.quantize_fused(name, data, shape, &layout);
+        }
         let params = self.group_params(name, data, shape, &layout, None)?;
         Ok(self.encode(data, shape, &layout, &params))
+    }
+
+    fn quantize_fused(
+        &self,
+        name: &str,
+        data: &[f32],
+        shape: &[usize],
+        layout: &GroupLayout,
+    ) -> Result<QuantizedTensor> {
+        let spec = &self.spec;
+        let run = layout.run_len();
+        let mut params = Vec::with_capacity(layout.groups());
+        let mut fused = |out_run: &mut dyn FnMut(&[f32], GroupParams, usize)| -> Result<()> {
+            for (g, src) in data.chunks_exact(run).enumerate() {
+                let (st, bad) = kernel::run_stats(src, spec.non_finite);
+                if let Some(off) = bad {
+                    let flat = g * run + off;
+                    return Err(QuantError::NonFinite {
+                        tensor: name.into(),
+                        index: unravel(flat, shape),
+                        flat,
+                        value: data[flat],
+                    });
+                }
+                let p =
+                    kernel::group_params(st, spec).map_err(|ScaleIssue::NotRepresentable(s)| {
+                        QuantError::BadScale {
+                            tensor: name.into(),
+                            group: g,
+                            scale: s,
+                            dtype: spec.scale_dtype.name(),
+                        }
+                    })?;
+                out_run(src, p, g);
+                params.push(p);
+            }
+            Ok(())
+        };
+        let codes = if spec.range.is_signed() {
+            let mut out = vec![0i8; data.len()];
+            fused(&mut |src, p, g| {
+                kernel::quantize_run(src, p, spec, &mut out[g * run..(g + 1) * run], |q| q as i8)
+            })?;
+            Codes::I8(out)
+        } else {
+            let mut out = vec![0u8; data.len()];
+            fused(&mut |src, p, g| {
+                kernel::quantize_run(src, p, spec, &mut out[g * run..(g + 1) * run], |q| q as u8)
+            })?;
+            Codes::U8(out)
+        };
+        Ok(QuantizedTensor {
+            spec: *spec,
+            shape: shape.to_vec(),
+            codes,
+            scales: params.iter().map(|p| p.scale).collect(),
+            scale_shape: layout.scale_shape(),
+            zero_points: params.iter().map(|p| p.zero_point).collect(),
+        })
     }
 
     /// Static quantization with calibrated ranges: one [`RangeStats`] per group (from an
@@ -180,6 +245,12 @@ impl CpuQuantizer {
     ) -> Result<Vec<GroupParams>> {
         let mut stats =
             vec![RangeStats { min: f32::INFINITY, max: f32::NEG_INFINITY }; layout.groups()];
+        if let Some(c) = layout.channels_last()
+            && c >= 8
+            && Self::row_stats(data, c, &mut stats)
+        {
+            return self.finish_params(name, stats, calibrated);
+        }
         for (start, len, g) in layout.runs() {
             let (st, bad) = kernel::run_stats(&data[start..start + len], self.spec.non_finite);
             if let Some(off) = bad {
@@ -197,6 +268,37 @@ impl CpuQuantizer {
             s.min = s.min.min(st.min);
             s.max = s.max.max(st.max);
         }
+        self.finish_params(name, stats, calibrated)
+    }
+
+    /// Column-wise min/max over rows of `c` elements (per-channel on the last axis). Returns
+    /// `false` (and leaves the work to the general path) when a non-finite value is present.
+    fn row_stats(data: &[f32], c: usize, stats: &mut [RangeStats]) -> bool {
+        let mut mn = vec![f32::INFINITY; c];
+        let mut mx = vec![f32::NEG_INFINITY; c];
+        let mut bad = false;
+        for row in data.chunks_exact(c) {
+            for ((x, lo), hi) in row.iter().zip(mn.iter_mut()).zip(mx.iter_mut()) {
+                *lo = if *x < *lo { *x } else { *lo };
+                *hi = if *x > *hi { *x } else { *hi };
+                bad |= !x.is_finite();
+            }
+        }
+        if bad {
+            return false;
+        }
+        for ((s, lo), hi) in stats.iter_mut().zip(mn).zip(mx) {
+            *s = RangeStats { min: lo, max: hi };
+        }
+        true
+    }
+
+    fn finish_params(
+        &self,
+        name: &str,
+        stats: Vec<RangeStats>,
+        calibrated: Option<&[RangeStats]>,
+    ) -> Result<Vec<GroupParams>> {
         let stats = match calibrated {
             Some(c) => c.to_vec(),
             None => stats,
@@ -226,6 +328,14 @@ impl CpuQuantizer {
         out: &mut [T],
         store: impl Fn(i32) -> T + Copy,
     ) {
+        if let Some(c) = layout.channels_last()
+            && c >= 8
+        {
+            for (row, dst) in data.chunks_exact(c).zip(out.chunks_exact_mut(c)) {
+                kernel::quantize_row_varying(row, params, &self.spec, dst, store);
+            }
+            return;
+        }
         for (start, len, g) in layout.runs() {
             kernel::quantize_run(
                 &data[start..start + len],
@@ -354,6 +464,47 @@ mod tests {
         let a = q.quantize(t.into_dyn()).unwrap();
         let b = q.quantize(t.to_owned().into_dyn().view()).unwrap();
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn channels_last_path_matches_the_scalar_reference() {
+        use crate::spec::{ScaleApply, ZeroRange};
+        let mut x = Array2::from_shape_fn((5, 12), |(i, j)| ((i * 12 + j) as f32 * 0.7).sin());
+        x.column_mut(3).fill(0.0); // a zero-range channel
+        x[[2, 7]] = f32::INFINITY;
+        let axis1 = Granularity::PerChannel { axis: 1 };
+        let base = QuantSpec {
+            non_finite: NonFinite::Saturate,
+            granularity: axis1,
+            ..QuantSpec::int8_weight()
+        };
+        let divide_zero = QuantSpec {
+            scale_apply: ScaleApply::Divide,
+            zero_range: ZeroRange::ZeroScale,
+            eps: 0.0,
+            ..base
+        };
+        for spec in [
+            base,
+            divide_zero,
+            QuantSpec {
+                granularity: axis1,
+                non_finite: NonFinite::Saturate,
+                ..QuantSpec::ggml_q8_0()
+            },
+        ] {
+            let qt = CpuQuantizer::new(spec).unwrap().quantize(x.view().into_dyn()).unwrap();
+            let codes = qt.codes.to_i32();
+            for ((i, j), &v) in x.indexed_iter() {
+                let col: Vec<f32> = x.column(j).to_vec();
+                let p = kernel::group_params(RangeStats::of(&col), &spec).unwrap();
+                assert_eq!(
+                    codes[i * 12 + j],
+                    kernel::quantize_value(v, p, &spec),
+                    "{spec:?} {i} {j}"
+                );
+            }
+        }
     }
 
     #[test]

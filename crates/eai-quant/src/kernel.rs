@@ -213,6 +213,43 @@ pub(crate) fn quantize_run<T: Copy>(
     }
 }
 
+/// [`quantize_value`] over a row whose element `i` belongs to group `i` (per-channel on the last
+/// axis): `params[i]` applies to `src[i]`. Same results as `quantize_value`, element for element.
+#[inline]
+pub(crate) fn quantize_row_varying<T: Copy>(
+    src: &[f32],
+    params: &[GroupParams],
+    spec: &QuantSpec,
+    dst: &mut [T],
+    store: impl Fn(i32) -> T,
+) {
+    if spec.scale_apply == ScaleApply::Divide && params.iter().any(|p| p.scale == 0.0) {
+        for ((d, &x), p) in dst.iter_mut().zip(src).zip(params) {
+            *d = store(quantize_value(x, *p, spec));
+        }
+        return;
+    }
+    const LIM: f32 = 1024.0;
+    const MAGIC: f32 = 12_582_912.0;
+    let (qmin, qmax) = (spec.range.qmin, spec.range.qmax);
+    let divide = spec.scale_apply == ScaleApply::Divide;
+    for ((d, &x), p) in dst.iter_mut().zip(src).zip(params) {
+        // scale == 0 has inv == 0: x · 0 = 0 (NaN for ±inf, which `as i32` maps to 0), so the
+        // code is the zero point, as in `quantize_value`.
+        let v = if divide { x / p.scale } else { x * p.inv };
+        let v = v.clamp(-LIM, LIM);
+        let r = match spec.rounding {
+            Rounding::HalfToEven => ((v + MAGIC) - MAGIC) as i32,
+            Rounding::HalfAwayFromZero => {
+                let t = v as i32;
+                let f = v - t as f32;
+                t + i32::from(f >= 0.5) - i32::from(f <= -0.5)
+            }
+        };
+        *d = store((r + p.zero_point).clamp(qmin, qmax));
+    }
+}
+
 /// Min, max and first non-finite position of a run, in one pass.
 #[inline]
 pub(crate) fn run_stats(src: &[f32], policy: NonFinite) -> (RangeStats, Option<usize>) {

@@ -33,6 +33,9 @@ mod metrics;
 mod observer;
 mod qtensor;
 mod spec;
+#[cfg(any(test, feature = "test-util"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+pub mod testing;
 
 pub use crate::cast::{CastReport, HalfType, RangePolicy, cast_f32, cast_f32_into, widen_to_f32};
 pub use crate::cpu::{CpuQuantizer, Quantizer, dequantize_to_vec};

@@ -255,6 +255,15 @@ impl GroupLayout {
         }
     }
 
+    /// `Some(channels)` when the groups are the channels of the last axis (per-channel on the
+    /// last axis): then every row of `channels` elements visits groups `0..channels` in order.
+    pub fn channels_last(&self) -> Option<usize> {
+        match &self.kind {
+            LayoutKind::Channel { channels, inner: 1 } => Some(*channels),
+            _ => None,
+        }
+    }
+
     /// The runs `(start, len, group)` in increasing `start` order.
     pub fn runs(&self) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
         let len = self.run_len();

@@ -336,9 +336,10 @@ fn cuda_quantizer_is_a_drop_in_quantizer() {
     let dev = Arc::new(dev);
     let mut rng = Rng::new(99);
     for (name, spec) in specs() {
-        let shape = [48usize, 320];
+        // both this shape and its transpose are divisible by every group size used
+        let shape = [128usize, 384];
         let Some(spec) = fit(spec, &shape) else { continue };
-        let x = ndarray::Array2::from_shape_fn((48, 320), |_| rng.normal(2.0)).into_dyn();
+        let x = ndarray::Array2::from_shape_fn((128, 384), |_| rng.normal(2.0)).into_dyn();
         let qs: Vec<Box<dyn Quantizer>> = vec![
             Box::new(CpuQuantizer::new(spec).unwrap()),
             Box::new(CudaQuantizer::new(dev.clone(), spec).unwrap()),
@@ -384,5 +385,16 @@ fn w8a8_linear_matches_cpu_int8_matmul() {
         for (i, (a, b)) in want.iter().zip(&got).enumerate() {
             assert_eq!(a.to_bits(), b.to_bits(), "({m},{n},{k}) at {i}: cpu {a} gpu {b}");
         }
+    }
+}
+
+#[test]
+fn cuda_quantizer_passes_the_conformance_suite() {
+    let Some(dev) = device("cuda_quantizer_passes_the_conformance_suite") else { return };
+    let dev = Arc::new(dev);
+    for (name, spec) in specs() {
+        let Some(spec) = fit(spec, &[4, 64]) else { continue };
+        let q = CudaQuantizer::new(dev.clone(), spec).unwrap();
+        eai_quant::testing::check_quantizer(&q).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }

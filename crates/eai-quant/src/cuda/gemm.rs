@@ -412,9 +412,11 @@ impl CudaDevice {
         };
         let kernels = self.kernels()?;
         let func = kernels.get(name)?;
+        // W8A16_WARPS warps per block, W8A16_ROWS output rows per warp (kernels/gemm.cu)
         const WARPS: u32 = 8;
+        const ROWS: u32 = 1;
         let cfg = LaunchConfig {
-            grid_dim: (n32.div_ceil(WARPS), m32.div_ceil(mt), 1),
+            grid_dim: (n32.div_ceil(WARPS * ROWS), m32.div_ceil(mt), 1),
             block_dim: (WARPS * 32, 1, 1),
             shared_mem_bytes: 0,
         };
@@ -428,8 +430,8 @@ impl CudaDevice {
         launch.arg(&mut y.slice).arg(&m32).arg(&n32).arg(&k32);
         // SAFETY: the kernel's signature is (const i8*, const float*, const T*, const float*,
         // T*, u32 M, u32 N, u32 K), matching the pushed arguments (null bias as a 64-bit zero);
-        // all lengths were checked against the shape; the grid covers N rows in warps of one
-        // row each and M in tiles of `mt`, and the kernel bounds-checks n < N, m < M, k < K.
+        // all lengths were checked against the shape; the grid covers N rows in warps of ROWS
+        // rows each and M in tiles of `mt`, and the kernel bounds-checks n < N, m < M, k < K.
         // Vector loads are used only when K % 16 == 0, so every row start is 16-byte aligned.
         unsafe { launch.launch(cfg) }.map_err(self.err("cuLaunchKernel(w8a16)"))?;
         Ok(())

@@ -5,7 +5,7 @@
 //! Two execution paths, chosen per tensor by [`CudaDevice::quantize_into`]:
 //! - **fused, one pass** for groups that are contiguous runs (per-token, per-channel on axis 0
 //!   or whenever the leading axes have size 1, per-group, small per-tensor): a team of lanes (or
-//!   a whole block for rows of ≥ 2048 elements) loads its group once into registers, reduces
+//!   a 128-thread block for rows of ≥ 1024 elements) loads its group once into registers, reduces
 //!   min/max, forms scale and zero point exactly like [`kernel::group_params`], and writes the
 //!   codes. Per-token dynamic activation quantization is this single kernel.
 //! - **two passes** otherwise (large per-tensor, per-channel on an inner axis): min/max per group
@@ -78,34 +78,83 @@ impl QSpecArgs {
     }
 }
 
+/// `group = (i / inner) % channels` with precomputed division magics, in the layout of
+/// `struct GroupIndex` in `kernels/quant.cu`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+struct GroupIndexArgs {
+    inner: u64,
+    channels: u64,
+    m1: u32,
+    s1: u32,
+    m2: u32,
+    s2: u32,
+    fast: i32,
+    modulo: i32,
+}
+
+// SAFETY: `#[repr(C)]`, `Copy`, two u64 followed by six 4-byte scalars (40 bytes, no padding,
+// no pointers), matching `struct GroupIndex` in kernels/quant.cu field for field.
+unsafe impl DeviceRepr for GroupIndexArgs {}
+
+/// Multiplier and shift for `n / d` as `(umulhi(m, n) + n) >> s` (exact for all u32 `n`).
+fn div_magic(d: u64) -> Option<(u32, u32)> {
+    let d = u32::try_from(d).ok().filter(|&d| d > 0)?;
+    let l = 32 - (d - 1).leading_zeros(); // ceil(log2 d); 0 for d = 1
+    let m = ((1u128 << 32) * ((1u128 << l) - u128::from(d))) / u128::from(d) + 1;
+    Some((u32::try_from(m).ok()?, l))
+}
+
+impl GroupIndexArgs {
+    fn new(n: u64, inner: u64, channels: u64, modulo: bool) -> Self {
+        let magics =
+            if n <= u64::from(u32::MAX) { div_magic(inner).zip(div_magic(channels)) } else { None };
+        let ((m1, s1), (m2, s2)) = magics.unwrap_or(((0, 0), (0, 0)));
+        GroupIndexArgs {
+            inner,
+            channels,
+            m1,
+            s1,
+            m2,
+            s2,
+            fast: i32::from(magics.is_some()),
+            modulo: i32::from(modulo),
+        }
+    }
+}
+
+/// Lanes per group for the team kernel (`None`: one block per group). Each lane reads 16-byte
+/// vectors (`16 / elem_bytes` elements) and keeps up to 32 floats in registers; teams are
+/// powers of two (so they never straddle a warp) of at least 2 lanes (so a request uses whole
+/// 32-byte sectors).
+fn team_size(len: u64, elem_bytes: u64) -> Option<u32> {
+    if len >= BLOCK_ROW_MIN {
+        return None;
+    }
+    let w = 16 / elem_bytes.max(1);
+    let per_lane = 32 / w;
+    let vectors = len.div_ceil(w);
+    Some(vectors.div_ceil(per_lane).next_power_of_two().clamp(2, 32) as u32)
+}
+
 /// How a tensor's groups map onto the kernels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Path {
-    /// `groups` contiguous runs of `len` elements; `team` lanes per group, or a whole block
-    /// when `team` is `None`.
-    Rows { groups: u64, len: u64, team: Option<u32> },
+    /// `groups` contiguous runs of `len` elements (fused single-pass kernels).
+    Rows { groups: u64, len: u64 },
     /// `outer × channels × inner` with a group per channel (`channels == 1`: per tensor).
     TwoPass { outer: u64, channels: u64, inner: u64 },
 }
 
 /// Rows at least this long get a whole 256-thread block per group.
-const BLOCK_ROW_MIN: u64 = 2048;
+const BLOCK_ROW_MIN: u64 = 1024;
 /// Per-tensor inputs up to this size run as one fused block.
 const FUSED_TENSOR_MAX: u64 = 16_384;
 
 fn plan_path(spec: &QuantSpec, shape: &[usize]) -> Path {
     let n: u64 = shape.iter().map(|&d| d as u64).product();
     let last = shape.last().map_or(1, |&d| d as u64);
-    let rows = |groups: u64, len: u64| {
-        let team = if len >= BLOCK_ROW_MIN {
-            None
-        } else {
-            // Each lane keeps up to 4 chunks of 8 elements in registers.
-            let chunks = len.div_ceil(8);
-            Some((chunks.div_ceil(4).next_power_of_two()).clamp(1, 32) as u32)
-        };
-        Path::Rows { groups, len, team }
-    };
+    let rows = |groups: u64, len: u64| Path::Rows { groups, len };
     match spec.granularity {
         Granularity::PerTensor if n <= FUSED_TENSOR_MAX => rows(1, n),
         Granularity::PerTensor => Path::TwoPass { outer: 1, channels: 1, inner: n },
@@ -132,11 +181,13 @@ impl Path {
         }
     }
 
-    /// `(inner, channels)` of the formula `group = (i / inner) % channels`.
-    fn group_formula(&self) -> (u64, u64) {
+    /// The formula `group = (i / inner) % channels` of this layout for `n` elements.
+    fn group_index(&self, n: u64) -> GroupIndexArgs {
         match *self {
-            Path::Rows { groups, len, .. } => (len, groups),
-            Path::TwoPass { channels, inner, .. } => (inner, channels),
+            Path::Rows { groups, len } => GroupIndexArgs::new(n, len, groups, false),
+            Path::TwoPass { outer, channels, inner } => {
+                GroupIndexArgs::new(n, inner, channels, outer > 1)
+            }
         }
     }
 }
@@ -367,8 +418,8 @@ impl CudaDevice {
             (p, p + 8)
         };
         match out.path {
-            Path::Rows { groups, len, team } => {
-                if let Some(ts) = team {
+            Path::Rows { groups, len } => {
+                if let Some(ts) = team_size(len, std::mem::size_of::<T>() as u64) {
                     let f = kernels.get(kernel_name("quant_rows_team", suf))?;
                     let threads = groups * u64::from(ts);
                     let cfg = grid_stride_config(threads, sms);
@@ -392,10 +443,10 @@ impl CudaDevice {
                         .map_err(self.err("cuLaunchKernel(quant_rows_team)"))?;
                 } else {
                     let f = kernels.get(kernel_name("quant_rows_block", suf))?;
-                    let blocks = groups.clamp(1, u64::from(sms.max(1)) * 8) as u32;
+                    let blocks = groups.clamp(1, u64::from(sms.max(1)) * 16) as u32;
                     let cfg = LaunchConfig {
                         grid_dim: (blocks, 1, 1),
-                        block_dim: (256, 1, 1),
+                        block_dim: (128, 1, 1),
                         shared_mem_bytes: 0,
                     };
                     let mut l = self.stream.launch_builder(f);
@@ -410,7 +461,7 @@ impl CudaDevice {
                         .arg(&bad_scale_ptr);
                     // SAFETY: signature (const T*, u8*, float*, int*, u64 G, u64 L, QSpec, u64*,
                     // u64*) matches; lengths as for the team kernel; the block-uniform group loop
-                    // keeps every __syncthreads reached by all 256 threads.
+                    // keeps every __syncthreads reached by all 128 threads (4 warps ≤ 32 slots).
                     unsafe { l.launch(cfg) }
                         .map_err(self.err("cuLaunchKernel(quant_rows_block)"))?;
                 }
@@ -466,21 +517,21 @@ impl CudaDevice {
                 {
                     let f = kernels.get(kernel_name("quant_apply", suf))?;
                     let cfg = grid_stride_config(n.div_ceil(8), sms);
+                    let gi = out.path.group_index(n);
                     let mut l = self.stream.launch_builder(f);
                     l.arg(&x.slice)
                         .arg(&n)
-                        .arg(&inner)
-                        .arg(&channels)
+                        .arg(&gi)
                         .arg(&out.scales.slice)
                         .arg(&out.zero_points.slice)
                         .arg(&out.invs.slice)
                         .arg(&s)
                         .arg(&mut out.codes.slice);
-                    // SAFETY: signature (const T*, u64 n, u64 inner, u64 channels, const float*,
-                    // const int*, const float*, QSpec, u8*); x and codes hold n elements, the
-                    // parameter arrays `channels`; group indices (i / inner) % channels < channels;
-                    // the vector path is taken only when inner % 8 == 0, so 8-element steps never
-                    // straddle a group and stay aligned.
+                    // SAFETY: signature (const T*, u64 n, GroupIndex, const float*, const int*,
+                    // const float*, QSpec, u8*); x and codes hold n elements, the parameter arrays
+                    // `channels`; group indices (i / inner) % channels < channels (the division
+                    // magics are exact for n < 2^32, else plain division is used); quads are used
+                    // only when inner % 4 == 0, so they never straddle a group and stay aligned.
                     unsafe { l.launch(cfg) }.map_err(self.err("cuLaunchKernel(quant_apply)"))?;
                 }
             }
@@ -542,21 +593,21 @@ impl CudaDevice {
         let kernels = self.kernels()?;
         let f = kernels.get(kernel_name("dequant", O::SUFFIX))?;
         let n = q.numel() as u64;
-        let (inner, channels) = q.path.group_formula();
+        let gi = q.path.group_index(n);
         let signed = i32::from(q.spec.range.is_signed());
         let cfg = grid_stride_config(n.div_ceil(8), self.info().multiprocessors);
         let mut l = self.stream.launch_builder(f);
         l.arg(&q.codes.slice)
             .arg(&signed)
             .arg(&n)
-            .arg(&inner)
-            .arg(&channels)
+            .arg(&gi)
             .arg(&q.scales.slice)
             .arg(&q.zero_points.slice)
             .arg(&mut y.slice);
-        // SAFETY: signature (const u8*, int, u64 n, u64 inner, u64 channels, const float*,
-        // const int*, O*); codes and y hold n elements, scales/zps `channels` (the group count);
-        // vector steps only when inner % 8 == 0 (aligned, within one group).
+        // SAFETY: signature (const u8*, int, u64 n, GroupIndex, const float*, const int*, O*);
+        // codes and y hold n elements, scales/zps one per group and every group index is below
+        // the group count; vectors of W = 4 (f32) or 8 (16-bit) codes only when inner % W == 0
+        // (aligned, within one group).
         unsafe { l.launch(cfg) }.map_err(self.err("cuLaunchKernel(dequant)"))?;
         Ok(())
     }
@@ -655,23 +706,64 @@ mod tests {
     #[test]
     fn paths_follow_granularity() {
         let w = QuantSpec::int8_weight();
-        assert_eq!(
-            plan_path(&w, &[4096, 4096]),
-            Path::Rows { groups: 4096, len: 4096, team: None }
-        );
+        assert_eq!(plan_path(&w, &[4096, 4096]), Path::Rows { groups: 4096, len: 4096 });
         let t = QuantSpec::int8_activation_per_token();
-        assert_eq!(plan_path(&t, &[3, 100]), Path::Rows { groups: 3, len: 100, team: Some(4) });
+        assert_eq!(plan_path(&t, &[3, 100]), Path::Rows { groups: 3, len: 100 });
         let g = QuantSpec { granularity: Granularity::PerGroup { size: 32 }, ..w };
-        assert_eq!(plan_path(&g, &[2, 64]), Path::Rows { groups: 4, len: 32, team: Some(1) });
+        assert_eq!(plan_path(&g, &[2, 64]), Path::Rows { groups: 4, len: 32 });
         let c1 = QuantSpec { granularity: Granularity::PerChannel { axis: 1 }, ..w };
         assert_eq!(plan_path(&c1, &[5, 6, 7]), Path::TwoPass { outer: 5, channels: 6, inner: 7 });
-        assert_eq!(plan_path(&c1, &[1, 6, 7]), Path::Rows { groups: 6, len: 7, team: Some(1) });
+        assert_eq!(plan_path(&c1, &[1, 6, 7]), Path::Rows { groups: 6, len: 7 });
         let pt = QuantSpec { granularity: Granularity::PerTensor, ..w };
         assert_eq!(
             plan_path(&pt, &[1000, 1000]),
             Path::TwoPass { outer: 1, channels: 1, inner: 1_000_000 }
         );
-        assert_eq!(plan_path(&pt, &[10, 10]), Path::Rows { groups: 1, len: 100, team: Some(4) });
+        assert_eq!(plan_path(&pt, &[10, 10]), Path::Rows { groups: 1, len: 100 });
+    }
+
+    #[test]
+    fn team_sizes() {
+        assert_eq!(team_size(4096, 4), None);
+        assert_eq!(team_size(1024, 2), None);
+        assert_eq!(team_size(128, 4), Some(4)); // 32 vectors, 8 per lane
+        assert_eq!(team_size(128, 2), Some(4)); // 16 vectors, 4 per lane
+        assert_eq!(team_size(32, 4), Some(2));
+        assert_eq!(team_size(7, 4), Some(2));
+        assert_eq!(team_size(1000, 4), Some(32));
+    }
+
+    #[test]
+    fn division_magics_are_exact() {
+        let ns: Vec<u32> = (0..5000u32)
+            .chain([u32::MAX, u32::MAX - 1, 1 << 31, (1 << 31) - 1, 4_294_967_000])
+            .collect();
+        for d in [
+            1u64,
+            2,
+            3,
+            5,
+            7,
+            32,
+            100,
+            127,
+            128,
+            4096,
+            11008,
+            65_535,
+            1 << 20,
+            3_000_001,
+            u64::from(u32::MAX),
+        ] {
+            let (m, s) = div_magic(d).unwrap();
+            for &n in &ns {
+                let hi = ((u64::from(m) * u64::from(n)) >> 32) as u32;
+                let q = ((u64::from(hi) + u64::from(n)) >> s) as u32;
+                assert_eq!(u64::from(q), u64::from(n) / d, "{n} / {d}");
+            }
+        }
+        assert!(div_magic(0).is_none());
+        assert!(div_magic(1 << 32).is_none());
     }
 
     #[test]

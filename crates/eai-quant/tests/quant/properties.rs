@@ -227,3 +227,11 @@ fn three_d_channel_axes_round_trip() {
         assert!(e.sqnr_db > 35.0, "axis {axis}: {e:?}");
     }
 }
+
+#[test]
+fn every_preset_passes_the_conformance_suite_on_the_cpu() {
+    for (name, spec) in QuantSpec::presets() {
+        let q = CpuQuantizer::new(spec).unwrap();
+        eai_quant::testing::check_quantizer(&q).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}

@@ -1,0 +1,118 @@
+//! Offline check of the counter read rate: loads a recorded GPU trace (JSON), keeps every
+//! `k`-th counter read, and compares random windows against the full-rate counter estimate.
+//!
+//! Run: `decimate trace.json 10` (20 Hz recorded -> 2 Hz, every 10th read), or
+//! `decimate trace.json grid 2` (the sampler's default schedule replayed: 1-s bursts of all
+//! reads every 20 s, between them 2 reads/s each taken in the middle of an update interval of
+//! the grid fitted on the bursts). Windows are classed steady / bursty / idle by instant power.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use eai_power::{Signal, Timeline};
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let path = args.next().expect("trace.json");
+    let mode = args.next().unwrap_or_else(|| "10".into());
+    let full = Timeline::load(std::path::Path::new(&path)).unwrap();
+    let mut dec = full.clone();
+    for c in &mut dec.channels {
+        if c.signal == Some(Signal::EnergyCounter) {
+            if mode == "grid" {
+                let hz: f64 = args.next().map_or(2.0, |s| s.parse().unwrap());
+                c.samples = grid_schedule(&c.samples, hz);
+            } else {
+                let k: usize = mode.parse().unwrap();
+                c.samples = c.samples.iter().step_by(k).copied().collect();
+            }
+            eprintln!("counter reads kept: {}", c.samples.len());
+        }
+    }
+    let inst = full.channels.iter().find(|c| c.signal == Some(Signal::InstantPower)).unwrap();
+    let class = |t0: u64, t1: u64| {
+        let v: Vec<f64> =
+            inst.samples.iter().filter(|s| s.t_ns >= t0 && s.t_ns <= t1).map(|s| s.value).collect();
+        let mn = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let mx = v.iter().copied().fold(0.0, f64::max);
+        if mn > 400.0 {
+            "steady"
+        } else if mx > 400.0 {
+            "bursty"
+        } else {
+            "idle"
+        }
+    };
+    let end = full.end_ns();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rnd = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed >> 11) as f64 / (1u64 << 53) as f64
+    };
+    println!(
+        "| window | trials | decimated hybrid vs full-rate hybrid (mean ± sd, max) | decimated linear vs full-rate |"
+    );
+    println!("|---|---|---|---|");
+    for (len_s, want) in
+        [0.5f64, 1.0, 5.0, 10.0].iter().flat_map(|l| ["steady", "bursty", "any"].map(|w| (*l, w)))
+    {
+        let len = (len_s * 1e9) as u64;
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let mut tries = 0;
+        while a.len() < 60 && tries < 3_000 {
+            tries += 1;
+            let t0 = 2_000_000_000 + (rnd() * (end - len - 4_000_000_000) as f64) as u64;
+            let c = class(t0, t0 + len);
+            if want != "any" && c != want {
+                continue;
+            }
+            let f = full.measure("f", t0, t0 + len).unwrap();
+            let d = dec.measure("d", t0, t0 + len).unwrap();
+            let (Some(r), Some(x), Some(l)) =
+                (f.devices[0].energy, d.devices[0].energy, d.devices[0].counter_linear)
+            else {
+                continue;
+            };
+            a.push((x.0 - r.0) / r.0 * 100.0);
+            b.push((l.0 - r.0) / r.0 * 100.0);
+        }
+        let st = |v: &[f64]| {
+            let n = v.len() as f64;
+            let m = v.iter().sum::<f64>() / n;
+            let sd = (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+            let mx = v.iter().fold(0.0f64, |z, x| z.max(x.abs()));
+            format!("{m:+.3} ± {sd:.3} % (max {mx:.3} %)")
+        };
+        println!("| {len_s} s {want} | {} | {} | {} |", a.len(), st(&a), st(&b));
+    }
+}
+
+/// The sampler's default counter schedule replayed on a 20 Hz recording.
+fn grid_schedule(reads: &[eai_power::Sample], hz: f64) -> Vec<eai_power::Sample> {
+    let t_first = reads[0].t_ns;
+    let in_burst = |t: u64| (t - t_first) % 20_000_000_000 < 1_000_000_000;
+    let burst: Vec<_> = reads.iter().copied().filter(|s| in_burst(s.t_ns)).collect();
+    let grid = eai_power::integrate::fit_grid(&burst, std::time::Duration::from_millis(100))
+        .expect("grid from bursts");
+    eprintln!("grid fitted on bursts: {grid:?}");
+    let step = (1e9 / hz) as u64;
+    let mut out = Vec::new();
+    let mut next = t_first;
+    for s in reads {
+        if in_burst(s.t_ns) {
+            out.push(*s);
+            next = s.t_ns + step;
+            continue;
+        }
+        if s.t_ns < next {
+            continue;
+        }
+        // Only reads in the middle half of an update interval (what the sampler schedules).
+        let ph = (s.t_ns as f64 - grid.phase_ns).rem_euclid(grid.period_ns) / grid.period_ns;
+        if (0.25..0.75).contains(&ph) {
+            out.push(*s);
+            next = s.t_ns + step - 50_000_000;
+        }
+    }
+    out
+}

