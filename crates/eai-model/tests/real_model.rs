@@ -54,3 +54,35 @@ fn capitals_nll_and_greedy_chat() {
     assert!(r[0].logprob > r[1].logprob);
     assert!(r[0].is_greedy);
 }
+
+#[test]
+fn converted_safetensors_folder_gives_the_same_logits() {
+    let p = need_model!();
+    let dir = tempfile::tempdir().unwrap();
+    let hf = dir.path().join("smollm2-hf");
+    eai_model::gguf_to_hf(&p, &hf, eai_model::ConvertDtype::F16).unwrap();
+    // FP16 scheme rounds weights to f16 on both paths, so logits must be bit-identical.
+    let a = Engine::from_gguf(&p, LoadOptions::new(Scheme::Fp16)).unwrap();
+    let b = Engine::from_hf_dir(&hf, LoadOptions::new(Scheme::Fp16)).unwrap();
+    let ids = a.tokenizer().encode(CAPITALS).unwrap();
+    assert_eq!(b.tokenizer().encode(CAPITALS).unwrap(), ids);
+    let la = a.model().logits_for(&ids).unwrap();
+    let lb = b.model().logits_for(&ids).unwrap();
+    let max = la.iter().zip(lb.iter()).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    assert_eq!(max, 0.0, "GGUF vs converted safetensors: max |Δlogit| {max}");
+    assert_eq!(b.model().config(), a.model().config());
+    // The tokenizer.json written by the converter reproduces the GGUF tokenizer (and llama.cpp).
+    let fx = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tokens.jsonl"),
+    )
+    .unwrap();
+    for line in fx.lines().take(500) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let t = v["text"].as_str().unwrap();
+        assert_eq!(
+            b.tokenizer().encode_raw(t).unwrap(),
+            a.tokenizer().encode_raw(t).unwrap(),
+            "{t:?}"
+        );
+    }
+}

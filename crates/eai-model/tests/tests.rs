@@ -3,5 +3,6 @@
 
 #[macro_use]
 mod common;
+mod parity;
 mod real_model;
 mod synthetic;
