@@ -56,3 +56,8 @@ pub use crate::{
 #[cfg(feature = "fetch")]
 #[cfg_attr(docsrs, doc(cfg(feature = "fetch")))]
 pub use crate::fetch::fetch_smollm2;
+
+#[cfg(feature = "cuda")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cuda")))]
+#[allow(unsafe_code)]
+pub mod cuda;

@@ -1,0 +1,374 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! GPU runtime benchmark: parity with the CPU reference, accuracy on ARC-Easy / HellaSwag
+//! subsets, log-likelihood requests/s and J/request, prefill and decode tokens/s and J/token per
+//! scheme (energy from NVML's total-energy counter), a synthetic 7B-shaped model, and the token
+//! requests for the Hugging Face transformers comparison (`scripts/hf_compare.py`).
+//!
+//! ```text
+//! gpu_bench --gguf SmolLM2.gguf --data ../shared/data --out out/ [--limit 200]
+//!           [--throughput-limit 2000] [--schemes fp32,fp16,...] [--skip-7b] [--cpu-only]
+//! ```
+//! `--cpu-only` runs the accuracy subsets on the CPU reference engine instead (no GPU needed).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use eai_eval::{Evaluator, Limit, Suite, TaskOptions};
+use eai_model::cuda::{GpuEngine, GpuModel, GpuOptions, GpuScheme, open_device};
+use eai_model::{Engine, EngineOptions, LoadOptions, ModelConfig, Scheme, TokenPair};
+use serde_json::{Value, json};
+
+struct Meter {
+    dev: Option<nvml_wrapper::Device<'static>>,
+}
+
+impl Meter {
+    fn new() -> Self {
+        let nvml = nvml_wrapper::Nvml::init().ok().map(|n| &*Box::leak(Box::new(n)));
+        Meter { dev: nvml.and_then(|n| n.device_by_index(0).ok()) }
+    }
+    fn mj(&self) -> Option<u64> {
+        self.dev.as_ref().and_then(|d| d.total_energy_consumption().ok())
+    }
+    /// Runs `f` and returns (seconds, joules).
+    fn measure<R>(&self, f: impl FnOnce() -> R) -> (R, f64, Option<f64>) {
+        let e0 = self.mj();
+        let t = Instant::now();
+        let r = f();
+        let s = t.elapsed().as_secs_f64();
+        let e1 = self.mj();
+        let j = match (e0, e1) {
+            (Some(a), Some(b)) => Some((b - a) as f64 / 1e3),
+            _ => None,
+        };
+        (r, s, j)
+    }
+}
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+}
+
+fn write(out: &Path, name: &str, v: &Value) {
+    std::fs::write(out.join(name), serde_json::to_string_pretty(v).unwrap()).unwrap();
+}
+
+fn suite(data: &Path, limit: usize) -> Suite {
+    let opts = TaskOptions { limit: Some(Limit::Count(limit)), ..TaskOptions::default() };
+    Suite::load_spec(data, "arc_easy,hellaswag", &opts).unwrap()
+}
+
+fn metrics(res: &eai_eval::EvalResults) -> Value {
+    json!(res.tasks.iter().map(|t| json!({
+        "task": t.name,
+        "n": t.n_effective,
+        "metrics": t.metrics.iter().map(|m| json!({"metric": m.key(), "value": m.value, "stderr": m.stderr})).collect::<Vec<_>>(),
+    })).collect::<Vec<_>>())
+}
+
+fn texts() -> Vec<&'static str> {
+    vec![
+        "The history of the city begins in the third century, when a small settlement grew up around a river crossing. Over the next centuries it became a market town, then a regional capital, and finally, after the arrival of the railway, an industrial centre whose factories drew workers from the whole country.",
+        "Question: A student mixes baking soda and vinegar in a cup and observes bubbles. Which statement best explains what the student observed?\nAnswer: A chemical reaction produced a gas.\n\nQuestion: Which of these is a renewable source of energy?\nAnswer:",
+        "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a\n\nprint([fibonacci(i) for i in range(10)])",
+    ]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let gguf = PathBuf::from(arg(&args, "--gguf").expect("--gguf PATH"));
+    let data = PathBuf::from(arg(&args, "--data").unwrap_or_else(|| "../shared/data".into()));
+    let out = PathBuf::from(arg(&args, "--out").unwrap_or_else(|| "gpu_bench_out".into()));
+    std::fs::create_dir_all(&out).unwrap();
+    let limit: usize = arg(&args, "--limit").map_or(200, |s| s.parse().unwrap());
+    let tlimit: usize = arg(&args, "--throughput-limit").map_or(2000, |s| s.parse().unwrap());
+    let schemes: Vec<GpuScheme> = arg(&args, "--schemes")
+        .map(|s| s.split(',').map(|x| GpuScheme::from_label(x).expect("scheme")).collect())
+        .unwrap_or_else(|| GpuScheme::ALL.to_vec());
+    let only = |name: &str| arg(&args, "--only").is_none_or(|o| o.split(',').any(|x| x == name));
+
+    if args.iter().any(|a| a == "--cpu-only") {
+        let s = suite(&data, limit);
+        let mut rows = Vec::new();
+        for sch in schemes {
+            let Some(cs) = sch.cpu_reference() else { continue };
+            let mut e = Engine::from_gguf(&gguf, LoadOptions::new(cs)).unwrap();
+            let t = Instant::now();
+            let res = Evaluator::new().progress(false).batch_size(1 << 20).run(&mut e, &s).unwrap();
+            rows.push(json!({"scheme": sch.label(), "seconds": t.elapsed().as_secs_f64(), "tasks": metrics(&res)}));
+            eprintln!("cpu {sch}: {:?}", rows.last());
+            write(&out, "cpu_accuracy.json", &json!(rows));
+        }
+        return;
+    }
+
+    let dev = open_device(0).expect("GPU");
+    let meter = Meter::new();
+    let info = dev.info().clone();
+    let mut report = json!({
+        "device": info.name, "compute_capability": format!("{}.{}", info.compute_capability.0, info.compute_capability.1),
+        "memory_bytes": info.total_memory_bytes, "sms": info.multiprocessors, "nvml_energy": meter.mj().is_some(),
+    });
+    eprintln!("device: {report}");
+
+    if let Some(dir) = arg(&args, "--hf-dir") {
+        // A Hugging Face folder (f32 safetensors + config.json) for the transformers comparison.
+        let (_, s, _) = meter
+            .measure(|| eai_model::gguf_to_hf(&gguf, &dir, eai_model::ConvertDtype::F32).unwrap());
+        eprintln!("converted to {dir} in {s:.1}s");
+    }
+
+    // ---- parity with the CPU reference ---------------------------------------------------
+    let mut cpu_tok = None;
+    if only("parity") {
+        let mut rows = Vec::new();
+        let fp32 = Engine::from_gguf(&gguf, LoadOptions::new(Scheme::Fp32)).unwrap();
+        let seqs: Vec<Vec<u32>> =
+            texts().iter().map(|t| fp32.tokenizer().encode(t).unwrap()).collect();
+        let ref32: Vec<_> = seqs.iter().map(|s| fp32.model().logits_for(s).unwrap()).collect();
+        for &sch in &schemes {
+            let cs = sch.cpu_reference();
+            let refs = match cs {
+                Some(Scheme::Fp32) | None => ref32.clone(),
+                Some(c) => {
+                    let e = Engine::from_gguf(&gguf, LoadOptions::new(c)).unwrap();
+                    seqs.iter().map(|s| e.model().logits_for(s).unwrap()).collect()
+                }
+            };
+            let mut g = GpuEngine::from_gguf(dev.clone(), &gguf, sch).unwrap();
+            let (mut max_abs, mut sum_abs, mut n, mut agree, mut pos) =
+                (0f32, 0f64, 0usize, 0usize, 0usize);
+            let (mut max32, mut agree32) = (0f32, 0usize);
+            let (mut nll_g, mut nll_c) = (0f64, 0f64);
+            for (si, s) in seqs.iter().enumerate() {
+                let got = g.model_mut().logits_for(s).unwrap();
+                for (p, row) in got.iter().enumerate() {
+                    let want = refs[si].row(p);
+                    let w32 = ref32[si].row(p);
+                    let am = |it: &mut dyn Iterator<Item = f32>| {
+                        it.enumerate()
+                            .fold(
+                                (0, f32::NEG_INFINITY),
+                                |b, (i, v)| if v > b.1 { (i, v) } else { b },
+                            )
+                            .0
+                    };
+                    let ag = am(&mut row.iter().copied());
+                    let aw = am(&mut want.iter().copied());
+                    let a32 = am(&mut w32.iter().copied());
+                    agree += usize::from(ag == aw);
+                    agree32 += usize::from(ag == a32);
+                    pos += 1;
+                    for ((&x, &y), &z) in row.iter().zip(want.iter()).zip(w32.iter()) {
+                        let dd = (x - y).abs();
+                        max_abs = max_abs.max(dd);
+                        max32 = max32.max((x - z).abs());
+                        sum_abs += f64::from(dd);
+                        n += 1;
+                    }
+                    if p + 1 < s.len() {
+                        let t = s[p + 1] as usize;
+                        let lz = |r: &mut dyn Iterator<Item = f32>, v: f32| {
+                            let xs: Vec<f32> = r.collect();
+                            let mx = xs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                            xs.iter().map(|&q| f64::from(q - mx).exp()).sum::<f64>().ln()
+                                + f64::from(mx)
+                                - f64::from(v)
+                        };
+                        nll_g += lz(&mut row.iter().copied(), row[t]);
+                        nll_c += lz(&mut want.iter().copied(), want[t]);
+                    }
+                }
+            }
+            let row = json!({
+                "scheme": sch.label(), "reference": cs.map_or("fp32 (no CPU dynamic)", |c| c.label()),
+                "positions": pos, "max_abs_logit_diff": max_abs, "mean_abs_logit_diff": sum_abs / n as f64,
+                "top1_agreement": agree as f64 / pos as f64,
+                "max_abs_logit_diff_vs_cpu_fp32": max32, "top1_agreement_vs_cpu_fp32": agree32 as f64 / pos as f64,
+                "mean_nll_gpu": nll_g / (pos - seqs.len()) as f64, "mean_nll_cpu": nll_c / (pos - seqs.len()) as f64,
+            });
+            eprintln!("parity {row}");
+            rows.push(row);
+        }
+        report["parity"] = json!(rows);
+        cpu_tok = Some(fp32);
+        write(&out, "gpu_bench.json", &report);
+    }
+
+    // ---- accuracy subsets and log-likelihood throughput ------------------------------------
+    if only("eval") {
+        let s_acc = suite(&data, limit);
+        let s_tp = suite(&data, tlimit);
+        let cpu = cpu_tok
+            .take()
+            .unwrap_or_else(|| Engine::from_gguf(&gguf, LoadOptions::new(Scheme::Fp32)).unwrap());
+        // Token pairs of the throughput set (for ours at token level and for transformers).
+        let mut pairs: Vec<TokenPair> = Vec::new();
+        let mut per_task = Vec::new();
+        for t in &s_tp.tasks {
+            let start = pairs.len();
+            for inst in t.instances().unwrap() {
+                if let eai_eval::DocRequests::Loglikelihood(rs) = inst.requests {
+                    for r in rs {
+                        pairs.push(cpu.encode_pair(&r.context, &r.continuation).unwrap());
+                    }
+                }
+            }
+            per_task.push((t.name().to_string(), start, pairs.len()));
+        }
+        write(
+            &out,
+            "requests.json",
+            &json!({"pairs": pairs, "tasks": per_task.iter().map(|(n, a, b)| json!([n, a, b])).collect::<Vec<_>>()}),
+        );
+        let mut rows = Vec::new();
+        for &sch in &schemes {
+            let mut g = GpuEngine::from_gguf(dev.clone(), &gguf, sch).unwrap().with_options({
+                let mut o = EngineOptions::default();
+                o.batch_tokens = 8192;
+                o
+            });
+            let (res, acc_s, acc_j) = meter.measure(|| {
+                Evaluator::new().progress(false).batch_size(1 << 20).run(&mut g, &s_acc).unwrap()
+            });
+            // Warm-up, then token-level throughput per task on the same pairs as transformers.
+            let _ = g.loglikelihood_tokens(&pairs[..pairs.len().min(256)]).unwrap();
+            let mut tp = Vec::new();
+            let mut all_lp = Vec::new();
+            for (name, a, b) in &per_task {
+                let passes0 = g.counters().forward_passes;
+                let tok0 = g.counters().tokens_processed;
+                let (lp, secs, j) =
+                    meter.measure(|| g.loglikelihood_tokens(&pairs[*a..*b]).unwrap());
+                let nreq = b - a;
+                tp.push(json!({
+                    "task": name, "requests": nreq, "seconds": secs, "requests_per_s": nreq as f64 / secs,
+                    "joules": j, "j_per_request": j.map(|j| j / nreq as f64),
+                    "forward_passes": g.counters().forward_passes - passes0,
+                    "tokens_processed": g.counters().tokens_processed - tok0,
+                }));
+                all_lp.extend(lp.into_iter().map(|x| x.0));
+            }
+            std::fs::write(
+                out.join(format!("logprobs_{}.json", sch.label())),
+                serde_json::to_string(&all_lp).unwrap(),
+            )
+            .unwrap();
+            let mem = g.model().memory().unwrap();
+            let row = json!({
+                "scheme": sch.label(), "accuracy": metrics(&res), "accuracy_run_seconds": acc_s, "accuracy_run_joules": acc_j,
+                "throughput": tp, "settings": g.settings_label(),
+                "memory": {"weights": mem.weights, "kv_cache": mem.kv_cache, "scratch": mem.scratch, "device_free": mem.device_free, "device_total": mem.device_total},
+            });
+            eprintln!("eval {row}");
+            rows.push(row);
+            report["eval"] = json!(rows);
+            write(&out, "gpu_bench.json", &report);
+        }
+    }
+
+    // ---- prefill and decode speed on SmolLM2 -----------------------------------------------
+    if only("speed") {
+        let f = eai_model::GgufFile::open(&gguf).unwrap();
+        let cfg = ModelConfig::from_gguf(&f).unwrap();
+        let mut rows = Vec::new();
+        for &sch in &schemes {
+            let mut m = GpuModel::load(
+                dev.clone(),
+                &eai_model::GgufSource::new(&f, &cfg),
+                cfg.clone(),
+                sch,
+            )
+            .unwrap();
+            rows.push(speed(&mut m, &meter, sch.label(), "SmolLM2-135M"));
+            report["speed"] = json!(rows);
+            write(&out, "gpu_bench.json", &report);
+        }
+    }
+
+    // ---- synthetic 7B shapes ----------------------------------------------------------------
+    if only("7b") && !args.iter().any(|a| a == "--skip-7b") {
+        let qwen = ModelConfig::from_hf_json(
+            r#"{ "architectures": ["Qwen2ForCausalLM"], "hidden_size": 3584, "intermediate_size": 18944,
+                 "num_attention_heads": 28, "num_key_value_heads": 4, "num_hidden_layers": 28,
+                 "vocab_size": 152064, "rope_theta": 1000000.0, "rms_norm_eps": 1e-6,
+                 "max_position_embeddings": 32768, "tie_word_embeddings": false }"#,
+            "Qwen2.5-7B config.json",
+        )
+        .unwrap();
+        let mut rows = Vec::new();
+        let half_heads: Vec<bool> = arg(&args, "--half-head")
+            .map_or(vec![false], |s| s.split(',').map(|x| x == "1" || x == "true").collect());
+        for sch in [GpuScheme::Fp16, GpuScheme::W8A16, GpuScheme::W8A8, GpuScheme::Dynamic] {
+            for &hh in &half_heads {
+                if !schemes.contains(&sch) || (hh && sch == GpuScheme::Fp16) {
+                    continue;
+                }
+                let label =
+                    if hh { format!("{}+f16-head", sch.label()) } else { sch.label().to_string() };
+                let t = Instant::now();
+                let opts = GpuOptions::new(sch).half_head(hh);
+                let mut m = match GpuModel::synthetic_with(dev.clone(), qwen.clone(), opts, 7) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        rows.push(json!({"scheme": label, "error": e.to_string()}));
+                        continue;
+                    }
+                };
+                eprintln!("7b {label}: built in {:.1}s", t.elapsed().as_secs_f64());
+                rows.push(speed(&mut m, &meter, &label, "synthetic Qwen2.5-7B shapes"));
+                report["synthetic_7b"] = json!(rows);
+                write(&out, "gpu_bench.json", &report);
+            }
+        }
+    }
+    write(&out, "gpu_bench.json", &report);
+    eprintln!("done");
+}
+
+/// Prefill (8 × 512 tokens, scoring the last position) and greedy decode (batch 1 and 16).
+fn speed(m: &mut GpuModel, meter: &Meter, sch: &str, model: &str) -> Value {
+    let vocab = m.config().vocab as u32;
+    let seq = |s: u32, n: usize| -> Vec<u32> {
+        (0..n as u32)
+            .map(|i| (i * 2654435761u32.wrapping_add(s)) % vocab.min(30000) + 100)
+            .collect()
+    };
+    let seqs: Vec<Vec<u32>> = (0..8).map(|s| seq(s, 512)).collect();
+    let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+    let pos: Vec<Vec<usize>> = seqs.iter().map(|s| vec![s.len() - 1]).collect();
+    let tg: Vec<Vec<Vec<u32>>> = seqs.iter().map(|_| vec![vec![1]]).collect();
+    m.score_batch(&refs, &pos, &tg).unwrap();
+    m.synchronize().unwrap();
+    let reps = 5;
+    let (_, ps, pj) = meter.measure(|| {
+        for _ in 0..reps {
+            m.score_batch(&refs, &pos, &tg).unwrap();
+        }
+        m.synchronize().unwrap();
+    });
+    let ptok = (reps * 8 * 512) as f64;
+    let mut dec = Vec::new();
+    for (batch, new) in [(1usize, 128usize), (16, 64)] {
+        let prompts: Vec<Vec<u32>> = (0..batch).map(|s| seq(100 + s as u32, 32)).collect();
+        let pr: Vec<&[u32]> = prompts.iter().map(Vec::as_slice).collect();
+        let mn = vec![new; batch];
+        m.generate_greedy(&pr, &vec![8; batch], &[], vocab as usize, |_, _| false).unwrap();
+        let ((g, passes, _), s, j) = meter
+            .measure(|| m.generate_greedy(&pr, &mn, &[], vocab as usize, |_, _| false).unwrap());
+        let toks: usize = g.iter().map(Vec::len).sum();
+        // Subtract nothing: the time includes the 32-token prefill, reported alongside.
+        dec.push(json!({"batch": batch, "new_tokens": toks, "passes": passes, "seconds": s,
+                        "tokens_per_s": toks as f64 / s, "joules": j, "j_per_token": j.map(|j| j / toks as f64)}));
+    }
+    let mem = m.memory().unwrap();
+    let row = json!({
+        "model": model, "scheme": sch,
+        "prefill": {"tokens": ptok, "seconds": ps, "tokens_per_s": ptok / ps, "joules": pj, "j_per_token": pj.map(|j| j / ptok)},
+        "decode": dec,
+        "memory": {"weights": mem.weights, "kv_cache": mem.kv_cache, "scratch": mem.scratch, "device_free": mem.device_free, "device_total": mem.device_total},
+    });
+    eprintln!("speed {row}");
+    m.release_buffers();
+    row
+}

@@ -1,0 +1,514 @@
+// eai-model CUDA kernels: the decoder's element-wise, normalisation, rope, attention and
+// scoring kernels. The linear layers are cuBLAS (FP32/FP16/BF16) and eai-quant (INT8).
+//
+// Compiled at run time by NVRTC without fast math. No headers: half conversions use PTX `cvt`
+// (round to nearest even), as eai-quant's kernels do. The residual stream, norms, rope,
+// softmax and all accumulation are f32; `T` is the activation type fed to a GEMM.
+
+typedef unsigned short u16;
+typedef unsigned int u32;
+typedef unsigned long long u64;
+typedef signed char i8;
+
+#ifndef INFINITY
+#define INFINITY __int_as_float(0x7f800000)
+#endif
+
+__device__ __forceinline__ float f16_to_f32(u16 h) {
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    return f;
+}
+__device__ __forceinline__ u16 f32_to_f16(float f) {
+    u16 h;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+    return h;
+}
+__device__ __forceinline__ float bf16_to_f32(u16 h) { return __uint_as_float(((u32)h) << 16); }
+__device__ __forceinline__ u16 f32_to_bf16(float f) {
+    u16 h;
+    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(f));
+    return h;
+}
+
+struct F32 {
+    typedef float raw;
+    static __device__ __forceinline__ float to_f32(float v) { return v; }
+    static __device__ __forceinline__ float from_f32(float v) { return v; }
+};
+struct F16 {
+    typedef u16 raw;
+    static __device__ __forceinline__ float to_f32(u16 v) { return f16_to_f32(v); }
+    static __device__ __forceinline__ u16 from_f32(float v) { return f32_to_f16(v); }
+};
+struct BF16 {
+    typedef u16 raw;
+    static __device__ __forceinline__ float to_f32(u16 v) { return bf16_to_f32(v); }
+    static __device__ __forceinline__ u16 from_f32(float v) { return f32_to_bf16(v); }
+};
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+// Block-wide sum / max for blockDim.x a multiple of 32 and at most 1024. `red` holds 32 floats.
+__device__ float block_sum(float v, float* red) {
+    const u32 lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
+    v = warp_sum(v);
+    __syncthreads();
+    if (lane == 0) red[warp] = v;
+    __syncthreads();
+    const u32 nw = blockDim.x >> 5;
+    float t = (threadIdx.x < nw) ? red[threadIdx.x] : 0.0f;
+    if (warp == 0) t = warp_sum(t);
+    if (threadIdx.x == 0) red[0] = t;
+    __syncthreads();
+    return red[0];
+}
+__device__ float block_max(float v, float* red) {
+    const u32 lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
+    v = warp_max(v);
+    __syncthreads();
+    if (lane == 0) red[warp] = v;
+    __syncthreads();
+    const u32 nw = blockDim.x >> 5;
+    float t = (threadIdx.x < nw) ? red[threadIdx.x] : -INFINITY;
+    if (warp == 0) t = warp_max(t);
+    if (threadIdx.x == 0) red[0] = t;
+    __syncthreads();
+    return red[0];
+}
+
+// eai-quant's int8 spec (`QuantSpec::int8_activation_per_token`): symmetric −127..127,
+// scale = max(amax / 127, FLT_EPSILON), inv = 1 / scale, q = clamp(rint(x · inv)).
+__device__ __forceinline__ float q8_scale(float amax) {
+    return fmaxf(amax / 127.0f, 1.1920929e-07f);
+}
+__device__ __forceinline__ i8 q8_code(float x, float inv) {
+    float v = rintf(x * inv);
+    v = fminf(fmaxf(v, -127.0f), 127.0f);
+    return (i8)(int)v;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Embedding: x[r, :] = f32(table[ids[r], :]).
+template <class T>
+__device__ void embed_body(const typename T::raw* __restrict__ table, const u32* __restrict__ ids,
+                           float* __restrict__ x, u32 rows, u32 h) {
+    const u64 n = (u64)rows * h;
+    for (u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (u64)gridDim.x * blockDim.x) {
+        const u64 r = i / h, c = i % h;
+        x[i] = T::to_f32(table[(u64)ids[r] * h + c]);
+    }
+}
+#define EAI_EMBED(NAME, T)                                                                     \
+    extern "C" __global__ void NAME(const T::raw* table, const u32* ids, float* x, u32 rows,  \
+                                    u32 h) {                                                   \
+        embed_body<T>(table, ids, x, rows, h);                                                 \
+    }
+EAI_EMBED(embed_f32, F32)
+EAI_EMBED(embed_f16, F16)
+EAI_EMBED(embed_bf16, BF16)
+
+// ---------------------------------------------------------------------------------------------
+// RMSNorm: y[r] = T(w · (x · 1/sqrt(mean(x²) + eps))), one block per output row; the input row
+// is idx[r] when idx is non-null (gather of the scored positions).
+__device__ float rms_inv(const float* __restrict__ xr, u32 h, float eps, float* red) {
+    float ss = 0.0f;
+    for (u32 c = threadIdx.x; c < h; c += blockDim.x) ss += xr[c] * xr[c];
+    ss = block_sum(ss, red);
+    return 1.0f / sqrtf(ss / (float)h + eps);
+}
+
+template <class T>
+__device__ void rmsnorm_body(const float* __restrict__ x, const u32* __restrict__ idx,
+                             const float* __restrict__ w, typename T::raw* __restrict__ y, u32 h,
+                             float eps) {
+    __shared__ float red[32];
+    const u32 r = blockIdx.x;
+    const u32 src = idx ? idx[r] : r;
+    const float* xr = x + (u64)src * h;
+    const float inv = rms_inv(xr, h, eps, red);
+    for (u32 c = threadIdx.x; c < h; c += blockDim.x) y[(u64)r * h + c] = T::from_f32(w[c] * (xr[c] * inv));
+}
+#define EAI_RMSNORM(NAME, T)                                                                   \
+    extern "C" __global__ void NAME(const float* x, const u32* idx, const float* w, T::raw* y, \
+                                    u32 h, float eps) {                                        \
+        rmsnorm_body<T>(x, idx, w, y, h, eps);                                                 \
+    }
+EAI_RMSNORM(rmsnorm_f32, F32)
+EAI_RMSNORM(rmsnorm_f16, F16)
+EAI_RMSNORM(rmsnorm_bf16, BF16)
+
+// RMSNorm fused with per-token int8 quantization (W8A8): codes q[r, :], scale sx[r].
+extern "C" __global__ void rmsnorm_q8(const float* __restrict__ x, const float* __restrict__ w,
+                                      i8* __restrict__ q, float* __restrict__ sx, u32 h,
+                                      float eps) {
+    __shared__ float red[32];
+    const u32 r = blockIdx.x;
+    const float* xr = x + (u64)r * h;
+    const float inv = rms_inv(xr, h, eps, red);
+    float amax = 0.0f;
+    for (u32 c = threadIdx.x; c < h; c += blockDim.x) amax = fmaxf(amax, fabsf(w[c] * (xr[c] * inv)));
+    amax = block_max(amax, red);
+    const float s = q8_scale(amax);
+    const float qi = 1.0f / s;
+    for (u32 c = threadIdx.x; c < h; c += blockDim.x) q[(u64)r * h + c] = q8_code(w[c] * (xr[c] * inv), qi);
+    if (threadIdx.x == 0) sx[r] = s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-token int8 quantization of an f32 matrix [rows, k] (one block per row).
+extern "C" __global__ void quant_rows(const float* __restrict__ x, i8* __restrict__ q,
+                                      float* __restrict__ sx, u32 k) {
+    __shared__ float red[32];
+    const u32 r = blockIdx.x;
+    const float* xr = x + (u64)r * k;
+    float amax = 0.0f;
+    for (u32 c = threadIdx.x; c < k; c += blockDim.x) amax = fmaxf(amax, fabsf(xr[c]));
+    amax = block_max(amax, red);
+    const float s = q8_scale(amax);
+    const float qi = 1.0f / s;
+    for (u32 c = threadIdx.x; c < k; c += blockDim.x) q[(u64)r * k + c] = q8_code(xr[c], qi);
+    if (threadIdx.x == 0) sx[r] = s;
+}
+
+// Dynamic (per-tensor) activation quantization, pass 1: slot = max(slot, bits(|x|)) over the
+// whole tensor (non-negative floats order like their bit patterns). The slot is zeroed first.
+extern "C" __global__ void absmax_all(const float* __restrict__ x, u64 n, u32* __restrict__ slot) {
+    __shared__ float red[32];
+    float m = 0.0f;
+    for (u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x)
+        m = fmaxf(m, fabsf(x[i]));
+    m = block_max(m, red);
+    if (threadIdx.x == 0) atomicMax(slot, __float_as_uint(m));
+}
+
+// Pass 2: one scale for the tensor, codes for every element, sx[r] = that scale for each row.
+extern "C" __global__ void quant_global(const float* __restrict__ x, u64 n, u32 k, u32 rows,
+                                        const u32* __restrict__ slot, i8* __restrict__ q,
+                                        float* __restrict__ sx) {
+    const float s = q8_scale(__uint_as_float(*slot));
+    const float qi = 1.0f / s;
+    for (u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x) {
+        q[i] = q8_code(x[i], qi);
+        if (i % k == 0 && i / k < rows) sx[i / k] = s;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// INT8 GEMM epilogue: y = f32(acc) · (sx[m] · sw[n]) (eai-quant's order), written (add == 0)
+// or added to y (add != 0; the residual stream). y has row stride ldy.
+extern "C" __global__ void dequant_out(const int* __restrict__ acc, const float* __restrict__ sx,
+                                       const float* __restrict__ sw, float* __restrict__ y,
+                                       u32 m, u32 n, u32 ldy, int add) {
+    const u64 total = (u64)m * n;
+    for (u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x; i < total;
+         i += (u64)gridDim.x * blockDim.x) {
+        const u32 r = (u32)(i / n), c = (u32)(i % n);
+        const float v = (float)acc[i] * (sx[r] * sw[c]);
+        float* o = y + (u64)r * ldy + c;
+        *o = add ? *o + v : v;
+    }
+}
+
+// Half output of a W8A16 GEMV widened to f32, written or added (residual).
+template <class T>
+__device__ void widen_body(const typename T::raw* __restrict__ src, float* __restrict__ y, u64 n,
+                           int add) {
+    for (u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x) {
+        const float v = T::to_f32(src[i]);
+        y[i] = add ? y[i] + v : v;
+    }
+}
+extern "C" __global__ void widen_f16(const u16* src, float* y, u64 n, int add) {
+    widen_body<F16>(src, y, n, add);
+}
+
+// W8A16 prefill: dequantize int8 weights to f16 (w = q · s[row]) for a cuBLAS f16 GEMM.
+extern "C" __global__ void dequant_weight_f16(const i8* __restrict__ q, const float* __restrict__ s,
+                                              u16* __restrict__ w, u32 n, u32 k) {
+    const u64 total = (u64)n * k;
+    for (u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x; i < total;
+         i += (u64)gridDim.x * blockDim.x)
+        w[i] = f32_to_f16((float)q[i] * s[i / k]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rope (NeoX / rotate-half pairs i, i + d/2) on the q and k heads of the packed qkv rows, bias
+// added first; rotated q stays in place, rotated k and v go to the sequence's cache slot.
+// qkv row: [q heads | k heads | v heads], each head d wide. Cache layout per layer:
+// [token slot][kv head][d]; sequence s occupies slots seq_off[s] .. . Rows with seq < 0 are
+// padding and are skipped.
+extern "C" __global__ void rope_qkv(float* __restrict__ qkv, const float* __restrict__ bias,
+                                    const int* __restrict__ seq, const int* __restrict__ pos,
+                                    const u32* __restrict__ seq_off,
+                                    const float* __restrict__ cos_t, const float* __restrict__ sin_t,
+                                    const float* __restrict__ inv_freq, u32 table_len,
+                                    float* __restrict__ kc, float* __restrict__ vc, u32 nh,
+                                    u32 nkv, u32 d) {
+    const u32 r = blockIdx.x;
+    const int s = seq[r];
+    if (s < 0) return;
+    const u32 p = (u32)pos[r];
+    const u32 half = d >> 1;
+    const u32 width = (nh + 2 * nkv) * d;
+    float* row = qkv + (u64)r * width;
+    const u64 slot = (u64)seq_off[s] + p;
+    const u32 rot = (nh + nkv) * half;
+    for (u32 t = threadIdx.x; t < rot + nkv * d; t += blockDim.x) {
+        if (t < rot) {
+            const u32 head = t / half, i = t % half;
+            const u32 c0 = head * d + i, c1 = c0 + half;
+            float x0 = row[c0], x1 = row[c1];
+            if (bias) {
+                x0 += bias[c0];
+                x1 += bias[c1];
+            }
+            float c, sn;
+            if (p < table_len) {
+                c = cos_t[(u64)p * half + i];
+                sn = sin_t[(u64)p * half + i];
+            } else {
+                const float a = (float)p * inv_freq[i];
+                c = cosf(a);
+                sn = sinf(a);
+            }
+            const float y0 = x0 * c - x1 * sn;
+            const float y1 = x0 * sn + x1 * c;
+            if (head < nh) {
+                row[c0] = y0;
+                row[c1] = y1;
+            } else {
+                const u32 kh = head - nh;
+                float* dst = kc + (slot * nkv + kh) * d;
+                dst[i] = y0;
+                dst[i + half] = y1;
+            }
+        } else {
+            const u32 j = t - rot;
+            const u32 c = (nh + nkv) * d + j;
+            float v = row[c];
+            if (bias) v += bias[c];
+            vc[slot * nkv * d + j] = v;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Causal attention, one block of 4 warps per (head, query row). Each warp runs an online
+// softmax over its share of the visible keys (lanes split the head dimension, d/32 values per
+// lane, d ≤ 256), then the warps are merged. Keys of sequence s at cache slots
+// seq_off[s] + j, j ≤ pos (and pos − j < window when window > 0).
+#define ATT_WARPS 4
+#define ATT_MAXV 8
+template <class T>
+__device__ void attention_body(const float* __restrict__ qkv, const int* __restrict__ seq,
+                               const int* __restrict__ pos, const u32* __restrict__ seq_off,
+                               const float* __restrict__ kc, const float* __restrict__ vc,
+                               typename T::raw* __restrict__ out, u32 nh, u32 nkv, u32 d,
+                               float scale, u32 window) {
+    __shared__ float sm_m[ATT_WARPS], sm_l[ATT_WARPS];
+    __shared__ float sm_acc[ATT_WARPS][256];
+    const u32 head = blockIdx.x, r = blockIdx.y;
+    const u32 lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
+    const u32 per = d >> 5;  // values per lane
+    typename T::raw* o = out + (u64)r * nh * d + (u64)head * d;
+    const int s = seq[r];
+    if (s < 0) {
+        for (u32 c = threadIdx.x; c < d; c += blockDim.x) o[c] = T::from_f32(0.0f);
+        return;
+    }
+    const u32 p = (u32)pos[r];
+    const u32 kvh = head / (nh / nkv);
+    const float* qrow = qkv + (u64)r * (nh + 2 * nkv) * d + (u64)head * d;
+    float q[ATT_MAXV], acc[ATT_MAXV];
+#pragma unroll
+    for (u32 i = 0; i < ATT_MAXV; ++i) {
+        q[i] = (i < per) ? qrow[i * 32 + lane] : 0.0f;
+        acc[i] = 0.0f;
+    }
+    const u32 first = (window > 0 && p + 1 > window) ? p + 1 - window : 0;
+    const u64 base = (u64)seq_off[s];
+    float m = -INFINITY, l = 0.0f;
+    for (u32 j = first + warp; j <= p; j += ATT_WARPS) {
+        const float* kr = kc + ((base + j) * nkv + kvh) * d;
+        float dot = 0.0f;
+#pragma unroll
+        for (u32 i = 0; i < ATT_MAXV; ++i)
+            if (i < per) dot += q[i] * kr[i * 32 + lane];
+        dot = warp_sum(dot) * scale;
+        const float mn = fmaxf(m, dot);
+        const float corr = expf(m - mn);
+        const float e = expf(dot - mn);
+        l = l * corr + e;
+        const float* vr = vc + ((base + j) * nkv + kvh) * d;
+#pragma unroll
+        for (u32 i = 0; i < ATT_MAXV; ++i)
+            if (i < per) acc[i] = acc[i] * corr + e * vr[i * 32 + lane];
+        m = mn;
+    }
+    if (lane == 0) {
+        sm_m[warp] = m;
+        sm_l[warp] = l;
+    }
+#pragma unroll
+    for (u32 i = 0; i < ATT_MAXV; ++i)
+        if (i < per) sm_acc[warp][i * 32 + lane] = acc[i];
+    __syncthreads();
+    float gm = -INFINITY;
+#pragma unroll
+    for (u32 w = 0; w < ATT_WARPS; ++w) gm = fmaxf(gm, sm_m[w]);
+    float gl = 0.0f;
+    float f[ATT_WARPS];
+#pragma unroll
+    for (u32 w = 0; w < ATT_WARPS; ++w) {
+        f[w] = (sm_m[w] == -INFINITY) ? 0.0f : expf(sm_m[w] - gm);
+        gl += sm_l[w] * f[w];
+    }
+    for (u32 c = threadIdx.x; c < d; c += blockDim.x) {
+        float a = 0.0f;
+#pragma unroll
+        for (u32 w = 0; w < ATT_WARPS; ++w) a += sm_acc[w][c] * f[w];
+        o[c] = T::from_f32(a / gl);
+    }
+}
+#define EAI_ATTN(NAME, T)                                                                      \
+    extern "C" __global__ void NAME(const float* qkv, const int* seq, const int* pos,         \
+                                    const u32* seq_off, const float* kc, const float* vc,      \
+                                    T::raw* out, u32 nh, u32 nkv, u32 d, float scale,          \
+                                    u32 window) {                                              \
+        attention_body<T>(qkv, seq, pos, seq_off, kc, vc, out, nh, nkv, d, scale, window);     \
+    }
+EAI_ATTN(attention_f32, F32)
+EAI_ATTN(attention_f16, F16)
+EAI_ATTN(attention_bf16, BF16)
+
+// ---------------------------------------------------------------------------------------------
+// SwiGLU: out[r, c] = T(silu(gate) · up), gate = gu[r, c], up = gu[r, f + c].
+__device__ __forceinline__ float silu_mul(float g, float u) { return g / (1.0f + expf(-g)) * u; }
+
+template <class T>
+__device__ void swiglu_body(const float* __restrict__ gu, typename T::raw* __restrict__ out, u32 rows,
+                            u32 f) {
+    const u64 n = (u64)rows * f;
+    for (u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x) {
+        const u64 r = i / f, c = i % f;
+        const float* g = gu + r * 2 * f;
+        out[i] = T::from_f32(silu_mul(g[c], g[f + c]));
+    }
+}
+#define EAI_SWIGLU(NAME, T)                                                                    \
+    extern "C" __global__ void NAME(const float* gu, T::raw* out, u32 rows, u32 f) {           \
+        swiglu_body<T>(gu, out, rows, f);                                                      \
+    }
+EAI_SWIGLU(swiglu_f32, F32)
+EAI_SWIGLU(swiglu_f16, F16)
+EAI_SWIGLU(swiglu_bf16, BF16)
+
+// SwiGLU fused with per-token int8 quantization (one block per row).
+extern "C" __global__ void swiglu_q8(const float* __restrict__ gu, i8* __restrict__ q,
+                                     float* __restrict__ sx, u32 f) {
+    __shared__ float red[32];
+    const u32 r = blockIdx.x;
+    const float* g = gu + (u64)r * 2 * f;
+    float amax = 0.0f;
+    for (u32 c = threadIdx.x; c < f; c += blockDim.x) amax = fmaxf(amax, fabsf(silu_mul(g[c], g[f + c])));
+    amax = block_max(amax, red);
+    const float s = q8_scale(amax);
+    const float qi = 1.0f / s;
+    for (u32 c = threadIdx.x; c < f; c += blockDim.x) q[(u64)r * f + c] = q8_code(silu_mul(g[c], g[f + c]), qi);
+    if (threadIdx.x == 0) sx[r] = s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scoring: per logits row, log Σ exp (f64 accumulation, as the CPU engine) and the first argmax.
+extern "C" __global__ void row_stats(const float* __restrict__ logits, u32 vocab, u32 limit,
+                                     double* __restrict__ lse, u32* __restrict__ amax_idx) {
+    __shared__ float red[32];
+    __shared__ u32 redi[32];
+    __shared__ double redd[32];
+    const u32 r = blockIdx.x;
+    const float* row = logits + (u64)r * vocab;
+    float m = -INFINITY;
+    u32 mi = 0xffffffffu;
+    for (u32 c = threadIdx.x; c < vocab; c += blockDim.x) {
+        const float v = row[c];
+        if (c < limit && (v > m || (v == m && c < mi))) {
+            m = v;
+            mi = c;
+        }
+    }
+    // warp argmax (ties: lower index)
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        const float om = __shfl_xor_sync(0xffffffffu, m, o);
+        const u32 oi = __shfl_xor_sync(0xffffffffu, mi, o);
+        if (om > m || (om == m && oi < mi)) {
+            m = om;
+            mi = oi;
+        }
+    }
+    const u32 lane = threadIdx.x & 31u, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    if (lane == 0) {
+        red[warp] = m;
+        redi[warp] = mi;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float bm = red[0];
+        u32 bi = redi[0];
+        for (u32 w = 1; w < nw; ++w)
+            if (red[w] > bm || (red[w] == bm && redi[w] < bi)) {
+                bm = red[w];
+                bi = redi[w];
+            }
+        red[0] = bm;
+        redi[0] = bi;
+    }
+    __syncthreads();
+    // log-sum-exp over the whole row (the CPU engine's normaliser spans every logit).
+    float gmax = -INFINITY;
+    for (u32 c = threadIdx.x; c < vocab; c += blockDim.x) gmax = fmaxf(gmax, row[c]);
+    __syncthreads();
+    float tmp = warp_max(gmax);
+    __shared__ float red2[32];
+    if (lane == 0) red2[warp] = tmp;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float b = red2[0];
+        for (u32 w = 1; w < nw; ++w) b = fmaxf(b, red2[w]);
+        red2[0] = b;
+    }
+    __syncthreads();
+    gmax = red2[0];
+    double sum = 0.0;
+    for (u32 c = threadIdx.x; c < vocab; c += blockDim.x) sum += exp((double)(row[c] - gmax));
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    if (lane == 0) redd[warp] = sum;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        double t = 0.0;
+        for (u32 w = 0; w < nw; ++w) t += redd[w];
+        lse[r] = log(t) + (double)gmax;
+        amax_idx[r] = redi[0];
+    }
+}
+
+// picks[i] = logits[rows[i], targets[i]].
+extern "C" __global__ void gather_logits(const float* __restrict__ logits, u32 vocab,
+                                         const u32* __restrict__ rows,
+                                         const u32* __restrict__ targets, u32 n,
+                                         float* __restrict__ picks) {
+    const u32 i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) picks[i] = (targets[i] < vocab) ? logits[(u64)rows[i] * vocab + targets[i]] : -INFINITY;
+}

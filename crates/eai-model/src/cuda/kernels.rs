@@ -1,0 +1,150 @@
+//! Run-time compilation (NVRTC) of `kernels/model.cu`, cached once per process and
+//! architecture, and loaded once per model into the device's context.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use cudarc::driver::{CudaContext, CudaFunction, CudaModule};
+use cudarc::nvrtc::{CompileOptions, Ptx};
+
+use super::error::{GpuError, Result};
+
+/// The kernel source.
+pub(crate) const SOURCE: &str = include_str!("../../kernels/model.cu");
+
+/// Every entry point the module must export.
+pub(crate) const ENTRY_POINTS: &[&str] = &[
+    "embed_f32",
+    "embed_f16",
+    "embed_bf16",
+    "rmsnorm_f32",
+    "rmsnorm_f16",
+    "rmsnorm_bf16",
+    "rmsnorm_q8",
+    "quant_rows",
+    "absmax_all",
+    "quant_global",
+    "dequant_out",
+    "widen_f16",
+    "dequant_weight_f16",
+    "rope_qkv",
+    "attention_f32",
+    "attention_f16",
+    "attention_bf16",
+    "swiglu_f32",
+    "swiglu_f16",
+    "swiglu_bf16",
+    "swiglu_q8",
+    "row_stats",
+    "gather_logits",
+];
+
+/// NVRTC options: no fast math, IEEE division/sqrt, no flush-to-zero.
+pub(crate) fn options(arch: &str) -> CompileOptions {
+    CompileOptions {
+        ftz: Some(false),
+        prec_sqrt: Some(true),
+        prec_div: Some(true),
+        use_fast_math: Some(false),
+        options: vec![format!("--gpu-architecture={arch}"), "--std=c++17".to_string()],
+        name: Some("eai_model.cu".to_string()),
+        ..Default::default()
+    }
+}
+
+type Cache = Mutex<HashMap<String, std::result::Result<String, String>>>;
+
+fn cache() -> &'static Cache {
+    static C: OnceLock<Cache> = OnceLock::new();
+    C.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// PTX for `arch` (e.g. `compute_90`), compiled on first use. The caller has checked that NVRTC
+/// loads (cudarc panics otherwise).
+pub(crate) fn ptx_for(arch: &str) -> Result<Ptx> {
+    let mut map = cache().lock().unwrap_or_else(|p| p.into_inner());
+    let entry = map.entry(arch.to_string()).or_insert_with(|| {
+        cudarc::nvrtc::compile_ptx_with_opts(SOURCE, options(arch)).map(|p| p.to_src()).map_err(
+            |e| match e {
+                cudarc::nvrtc::CompileError::CompileError { log, .. } => {
+                    log.to_string_lossy().into_owned()
+                }
+                other => format!("{other:?}"),
+            },
+        )
+    });
+    match entry {
+        Ok(src) => Ok(Ptx::from_src(src.clone())),
+        Err(log) => Err(GpuError::Compile { arch: arch.to_string(), log: log.clone() }),
+    }
+}
+
+/// The loaded kernel functions.
+#[derive(Debug)]
+pub(crate) struct Kernels {
+    _module: Arc<CudaModule>,
+    funcs: HashMap<&'static str, CudaFunction>,
+}
+
+impl Kernels {
+    pub(crate) fn load(ctx: &Arc<CudaContext>, arch: &str, ordinal: usize) -> Result<Self> {
+        let ptx = ptx_for(arch)?;
+        let module = ctx
+            .load_module(ptx)
+            .map_err(|e| GpuError::driver("cuModuleLoadData", ordinal, "eai-model kernels", e))?;
+        let mut funcs = HashMap::new();
+        for &name in ENTRY_POINTS {
+            let f = module
+                .load_function(name)
+                .map_err(|e| GpuError::driver("cuModuleGetFunction", ordinal, name, e))?;
+            funcs.insert(name, f);
+        }
+        Ok(Kernels { _module: module, funcs })
+    }
+
+    pub(crate) fn get(&self, name: &'static str) -> Result<&CudaFunction> {
+        self.funcs.get(name).ok_or_else(|| GpuError::Unsupported {
+            model: "<kernels>".into(),
+            reason: format!("kernel `{name}` missing from the compiled module"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_entry_point_is_defined() {
+        for name in ENTRY_POINTS {
+            let direct = SOURCE.contains(&format!("void {name}("));
+            let by_macro = SOURCE.contains(&format!("({name},"));
+            assert!(direct || by_macro, "kernel `{name}` is not defined in model.cu");
+        }
+    }
+
+    #[test]
+    fn options_have_no_fast_math() {
+        let o = options("compute_90");
+        assert_eq!(o.use_fast_math, Some(false));
+        assert_eq!(o.ftz, Some(false));
+        assert!(o.options.iter().any(|s| s.contains("compute_90")));
+    }
+
+    /// Compiles the kernels when NVRTC is installed (no GPU needed), else skips.
+    #[test]
+    fn nvrtc_compiles_the_kernels() {
+        // SAFETY: only probes for the shared library with dlopen; runs none of its code.
+        if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
+            eprintln!("skipped nvrtc_compiles_the_kernels: NVRTC library not found");
+            return;
+        }
+        for arch in ["compute_80", "compute_90"] {
+            let ptx = ptx_for(arch).unwrap_or_else(|e| panic!("{e}"));
+            let src = ptx.to_src();
+            for name in ENTRY_POINTS {
+                assert!(src.contains(&format!(".entry {name}(")), "{name} missing in PTX");
+            }
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! The GPU runtime (feature `cuda`): the decoder's forward pass on an NVIDIA GPU, with every
+//! scheme's linear layers on the device — FP32/FP16/BF16 through cuBLAS, INT8 through
+//! eai-quant's CUDA backend (cuBLASLt INT8 GEMM with per-token activation quantization fused
+//! into RMSNorm and SwiGLU, W8A16 GEMV for decode) — checked against the CPU reference.
+//!
+//! Design:
+//! - **Nothing needs CUDA to build, nothing panics without it.** The device is opened through
+//!   [`eai_quant::cuda::CudaDevice::open`], which probes the driver, NVRTC and cuBLASLt
+//!   libraries first; [`open_device`] adds cuBLAS. A missing library or GPU is a typed error.
+//! - **One stream.** The model enqueues its kernels and cuBLAS calls on the stream eai-quant
+//!   uses for its GEMMs, so all work runs in submission order without events.
+//! - **Weights resident per scheme**, the residual stream f32: Q/K/V and gate/up are fused into
+//!   one GEMM each; residual adds are fused into the output GEMMs (cuBLAS `beta = 1`, or the
+//!   INT8 dequantizing epilogue); rope writes K/V straight into the cache; only the scored
+//!   positions go through the final norm and the LM head.
+//! - **Attention** is one kernel for prefill and decode over a token-slot KV cache (packed
+//!   sequences for scoring, fixed slots per sequence for generation), online softmax in f32.
+//! - **Out of memory** is checked before every allocation and reported as
+//!   [`GpuError::OutOfMemory`] naming the buffer.
+//! - This module is the only place in eai-model with `unsafe` code; each block has a
+//!   `// SAFETY:` comment.
+
+mod blas;
+mod engine;
+mod error;
+mod kernels;
+mod model;
+
+pub use engine::GpuEngine;
+pub use error::{GpuError, Result};
+pub use model::{GpuMemory, GpuModel, GpuOptions, GpuScheme, RowScore, open_device};
