@@ -209,6 +209,9 @@ pub struct StudyArgs {
     /// hardware checks of the advice.
     #[arg(long)]
     pub hardware: Option<String>,
+    /// Run the model on this CUDA device (build with `--features cuda`).
+    #[arg(long, value_name = "ORDINAL")]
+    pub cuda: Option<usize>,
     /// Output folder.
     #[arg(long, default_value = "eai-study")]
     pub out: PathBuf,
@@ -228,7 +231,23 @@ fn secs(x: f64, field: &'static str) -> Result<Duration> {
 /// Any study error (one line via `Display`).
 pub fn study(a: &StudyArgs) -> Result<()> {
     let gguf = a.model.resolve()?;
-    let mut s = Study::new(GgufLoader::new(gguf))
+    #[cfg_attr(not(feature = "cuda"), allow(unused_mut))]
+    let mut loader = GgufLoader::new(gguf);
+    match a.cuda {
+        #[cfg(feature = "cuda")]
+        Some(ordinal) => loader = loader.cuda(ordinal),
+        #[cfg(not(feature = "cuda"))]
+        Some(_) => {
+            return Err(Error::Config {
+                field: "--cuda",
+                reason:
+                    "this eai was built without the `cuda` feature (cargo build --features cuda)"
+                        .into(),
+            });
+        }
+        None => {}
+    }
+    let mut s = Study::new(loader)
         .schemes(schemes(&a.schemes)?)
         .tasks(a.tasks.build()?)
         .repeats(a.repeats)

@@ -119,6 +119,8 @@ pub struct GgufLoader {
     path: PathBuf,
     name: String,
     options: eai_model::EngineOptions,
+    #[cfg(feature = "cuda")]
+    cuda: Option<usize>,
 }
 
 #[cfg(feature = "model")]
@@ -130,7 +132,22 @@ impl GgufLoader {
         let name = path
             .file_stem()
             .map_or_else(|| "model".to_string(), |s| s.to_string_lossy().into_owned());
-        Self { path, name, options: eai_model::EngineOptions::default() }
+        Self {
+            path,
+            name,
+            options: eai_model::EngineOptions::default(),
+            #[cfg(feature = "cuda")]
+            cuda: None,
+        }
+    }
+
+    /// Runs the model on CUDA device `ordinal` (`eai_model::cuda::GpuEngine`) instead of the
+    /// CPU. A missing driver or GPU is an error when the model is loaded, never a silent CPU
+    /// fallback.
+    #[cfg(feature = "cuda")]
+    pub fn cuda(mut self, ordinal: usize) -> Self {
+        self.cuda = Some(ordinal);
+        self
     }
 
     /// Sets the engine options (max length, batching).
@@ -156,6 +173,26 @@ impl ModelLoader for GgufLoader {
                 ),
             });
         };
+        #[cfg(feature = "cuda")]
+        if let Some(ordinal) = self.cuda {
+            use eai_model::cuda::{GpuEngine, GpuScheme, open_device};
+            let gs = match s {
+                eai_model::Scheme::Fp32 => GpuScheme::Fp32,
+                eai_model::Scheme::Fp16 => GpuScheme::Fp16,
+                eai_model::Scheme::Bf16 => GpuScheme::Bf16,
+                eai_model::Scheme::W8A8 => GpuScheme::W8A8,
+                _ => GpuScheme::W8A16,
+            };
+            let dev = open_device(ordinal)
+                .map_err(|e| ModelError::backend(format!("opening CUDA device {ordinal}"), e))?;
+            let e = GpuEngine::from_gguf(dev, &self.path, gs)
+                .map_err(|e| {
+                    ModelError::backend(format!("loading {} on the GPU", self.path.display()), e)
+                })?
+                .with_options(self.options.clone());
+            self.name = e.info().name;
+            return Ok(Box::new(e));
+        }
         let e = eai_model::Engine::from_gguf(&self.path, eai_model::LoadOptions::new(s))
             .map_err(|e| ModelError::backend(format!("loading {}", self.path.display()), e))?
             .with_options(self.options.clone());
