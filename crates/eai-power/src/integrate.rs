@@ -183,6 +183,8 @@ pub fn counter_points(
     let mut raw_prev: Option<f64> = None;
     let mut acc = 0.0;
     let mut reset_at = Vec::new();
+    let mut reset_after = Vec::new();
+    let mut wrap_after = Vec::new();
     let mut wrap_at = Vec::new();
     let mut prev_t = None;
     for r in reads {
@@ -209,9 +211,11 @@ pub fn counter_points(
                         Some(range) => {
                             d += range.0;
                             wrap_at.push(r.t_ns);
+                            wrap_after.push(prev_t.unwrap_or(0));
                         }
                         None => {
                             reset_at.push(r.t_ns);
+                            reset_after.push(prev_t.unwrap_or(0));
                             let lt = pts.last().map_or(t_point, |p| p.0);
                             // Energy since the reset is the new value; bridge the rest with
                             // the power stream when there is one.
@@ -232,7 +236,7 @@ pub fn counter_points(
         raw_prev = Some(r.value);
         prev_t = Some(r.t_ns);
     }
-    CounterPoints { points: pts, resets: reset_at, wraps: wrap_at }
+    CounterPoints { points: pts, resets: reset_at, wraps: wrap_at, reset_after, wrap_after }
 }
 
 /// The counter's republication grid: updates happen at `phase_ns + k * period_ns` (times in the
@@ -284,51 +288,25 @@ pub fn fit_grid(reads: &[Sample], nominal: Duration) -> Option<UpdateGrid> {
         .filter(|w| ((w[1].t_ns - w[0].t_ns) as f64) < 0.9 * u)
         .map(|w| (w[0].t_ns as f64 - t_ref, w[1].t_ns as f64 - t_ref, w[1].value != w[0].value));
     let (br, quiet): (Vec<_>, Vec<_>) = pairs.partition(|p| p.2);
-    // At most 256 of each, spread evenly (bounds the cost on long dense traces).
-    let thin = |v: Vec<(f64, f64, bool)>| -> Vec<(f64, f64)> {
-        let stride = v.len().div_ceil(256).max(1);
-        v.into_iter().step_by(stride).map(|(a, b, _)| (a, b)).collect()
+    let strip = |v: Vec<(f64, f64, bool)>| -> Vec<(f64, f64)> {
+        v.into_iter().map(|(a, b, _)| (a, b)).collect()
     };
-    let (br, quiet) = (thin(br), thin(quiet));
+    let (br_all, quiet_all) = (strip(br), strip(quiet));
+    // At most 256 of each for the search, spread evenly (bounds the cost on long traces).
+    let thin = |v: &[(f64, f64)]| -> Vec<(f64, f64)> {
+        let stride = v.len().div_ceil(256).max(1);
+        v.iter().step_by(stride).copied().collect()
+    };
+    let (br, quiet) = (thin(&br_all), thin(&quiet_all));
     if br.len() < 8 {
         return None;
     }
-    // Best phase for one period: (score, width of the best region, its middle).
-    let best_phase = |p: f64| -> (i64, f64, f64) {
-        let mut ev: Vec<(f64, i64)> = Vec::with_capacity((br.len() + quiet.len()) * 4);
-        for (set, w) in [(&br, 1i64), (&quiet, -1i64)] {
-            for &(a, b) in set {
-                let lo = a.rem_euclid(p);
-                let hi = lo + (b - a);
-                // Circular interval: add it and its copy one period later.
-                for off in [0.0, p] {
-                    ev.push((lo + off, w));
-                    ev.push((hi + off, -w));
-                }
-            }
-        }
-        // At equal times apply removals of negative arcs and additions of positive arcs
-        // first (closed bracket ends), so a touching pair does not count twice.
-        ev.sort_by(|x, y| x.0.total_cmp(&y.0).then(y.1.cmp(&x.1)));
-        let (mut c, mut best, mut at, mut width) = (0i64, i64::MIN, 0.0, 0.0);
-        for (i, &(t, d)) in ev.iter().enumerate() {
-            c += d;
-            let end = ev.get(i + 1).map_or(t, |e| e.0);
-            if c > best || (c == best && end - t > width) {
-                best = c;
-                at = 0.5 * (t + end);
-                width = end - t;
-            }
-        }
-        (best, width, at.rem_euclid(p))
-    };
     // The middle of the best-scoring periods of a scan.
     let scan = |centre: f64, step: f64| -> f64 {
-        let res: Vec<(f64, i64, f64)> = (-30..=30)
+        let res: Vec<(f64, i64)> = (-30..=30)
             .map(|k| {
                 let p = centre * (1.0 + step * k as f64);
-                let (n, w, _) = best_phase(p);
-                (p, n, w)
+                (p, best_phase(&br, &quiet, p).0)
             })
             .collect();
         let top = res.iter().map(|r| r.1).max().unwrap_or(0);
@@ -336,16 +314,111 @@ pub fn fit_grid(reads: &[Sample], nominal: Duration) -> Option<UpdateGrid> {
         tied[tied.len() / 2]
     };
     let coarse = scan(u, 6.7e-5);
-    let p = scan(coarse, 2.3e-6);
-    let (_, _, ph) = best_phase(p);
-    let grid = UpdateGrid { period_ns: p, phase_ns: t_ref + ph, brackets: br.len(), consistent: 0 };
+    let p0 = scan(coarse, 2.3e-6);
+    let (_, _, ph0) = best_phase(&br, &quiet, p0);
+    let (mut p, mut ph) = (p0, ph0);
+    // Refinement: each cluster of close reads (a calibration burst) pins one update instant
+    // to the middle of its feasible region; a least-squares line through those instants
+    // gives the period from the longest baseline available.
+    if let Some((p1, ph1)) = refine(&br_all, &quiet_all, p0, ph0) {
+        let score = |p: f64, ph: f64| {
+            let k = |t: f64| ((t - ph) / p).floor();
+            br.iter().filter(|&&(a, b)| k(b) > k(a)).count() as i64
+                - quiet.iter().filter(|&&(a, b)| k(b) > k(a)).count() as i64
+        };
+        if score(p1, ph1) >= score(p0, ph0) {
+            (p, ph) = (p1, ph1);
+        }
+    }
     let k = |t: f64| ((t - ph) / p).floor();
     let consistent = br.iter().filter(|&&(a, b)| k(b) > k(a)).count();
     let violated = quiet.iter().filter(|&&(a, b)| k(b) > k(a)).count();
     if (consistent as f64) < 0.9 * br.len() as f64 || (violated as f64) > 0.1 * quiet.len() as f64 {
         return None;
     }
-    Some(UpdateGrid { consistent, ..grid })
+    Some(UpdateGrid {
+        period_ns: p,
+        phase_ns: t_ref + ph.rem_euclid(p),
+        brackets: br.len(),
+        consistent,
+    })
+}
+
+/// Best phase for one period: (score = brackets containing it − change-free pairs containing
+/// it, width of the best region, its middle in `[0, p)`).
+fn best_phase(br: &[(f64, f64)], quiet: &[(f64, f64)], p: f64) -> (i64, f64, f64) {
+    let mut ev: Vec<(f64, i64)> = Vec::with_capacity((br.len() + quiet.len()) * 4);
+    for (set, w) in [(br, 1i64), (quiet, -1i64)] {
+        for &(a, b) in set {
+            let lo = a.rem_euclid(p);
+            let hi = lo + (b - a);
+            // Circular interval: add it and its copy one period later.
+            for off in [0.0, p] {
+                ev.push((lo + off, w));
+                ev.push((hi + off, -w));
+            }
+        }
+    }
+    ev.sort_by(|x, y| x.0.total_cmp(&y.0).then(y.1.cmp(&x.1)));
+    let (mut c, mut best, mut at, mut width) = (0i64, i64::MIN, 0.0, 0.0);
+    for (i, &(t, d)) in ev.iter().enumerate() {
+        c += d;
+        let end = ev.get(i + 1).map_or(t, |e| e.0);
+        if c > best || (c == best && end - t > width) {
+            best = c;
+            at = 0.5 * (t + end);
+            width = end - t;
+        }
+    }
+    (best, width, at.rem_euclid(p))
+}
+
+/// Least-squares period and phase through the update instants pinned by each cluster of
+/// close reads (clusters split at gaps over 1 s, each with at least 4 brackets). `None` with
+/// fewer than two clusters or a baseline under 5 s.
+fn refine(br: &[(f64, f64)], quiet: &[(f64, f64)], p0: f64, ph0: f64) -> Option<(f64, f64)> {
+    let mut all: Vec<(f64, f64, bool)> = br.iter().map(|&(a, b)| (a, b, true)).collect();
+    all.extend(quiet.iter().map(|&(a, b)| (a, b, false)));
+    all.sort_by(|x, y| x.0.total_cmp(&y.0));
+    let mut pts: Vec<(f64, f64, f64)> = Vec::new(); // (n, instant, weight)
+    let mut start = 0;
+    for i in 1..=all.len() {
+        if i < all.len() && all[i].0 - all[i - 1].1 < 1e9 {
+            continue;
+        }
+        let cl = &all[start..i];
+        start = i;
+        let b: Vec<(f64, f64)> = cl.iter().filter(|x| x.2).map(|x| (x.0, x.1)).collect();
+        let q: Vec<(f64, f64)> = cl.iter().filter(|x| !x.2).map(|x| (x.0, x.1)).collect();
+        if b.len() < 4 {
+            continue;
+        }
+        let (_, width, mid) = best_phase(&b, &q, p0);
+        // The instant of that phase nearest the cluster's middle, and its index on the grid.
+        let centre = 0.5 * (cl[0].0 + cl[cl.len() - 1].1);
+        let inst = mid + ((centre - mid) / p0).round() * p0;
+        let n = ((inst - ph0) / p0).round();
+        let w = 1.0 / width.max(1e6).powi(2);
+        pts.push((n, inst, w));
+    }
+    if pts.len() < 2 {
+        return None;
+    }
+    let (n_min, n_max) =
+        pts.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x.0), b.max(x.0)));
+    if (n_max - n_min) * p0 < 5e9 {
+        return None;
+    }
+    let sw: f64 = pts.iter().map(|x| x.2).sum();
+    let mn = pts.iter().map(|x| x.2 * x.0).sum::<f64>() / sw;
+    let mt = pts.iter().map(|x| x.2 * x.1).sum::<f64>() / sw;
+    let snn: f64 = pts.iter().map(|x| x.2 * (x.0 - mn).powi(2)).sum();
+    let snt: f64 = pts.iter().map(|x| x.2 * (x.0 - mn) * (x.1 - mt)).sum();
+    let p = snt / snn;
+    if !p.is_finite() || (p / p0 - 1.0).abs() > 2e-3 {
+        return None;
+    }
+    Some((p, mt - p * mn))
 }
 
 /// Counter update points snapped to a fitted grid: every read is the exact energy at the last
@@ -398,6 +471,10 @@ pub struct CounterPoints {
     pub resets: Vec<u64>,
     /// Read times at which the counter wrapped.
     pub wraps: Vec<u64>,
+    /// For each reset, the time of the read before it (the reset happened in between).
+    pub reset_after: Vec<u64>,
+    /// For each wrap, the time of the read before it.
+    pub wrap_after: Vec<u64>,
 }
 
 /// Energy between two update points up to `t`, as a fraction of the segment, shaped by power.
@@ -521,12 +598,12 @@ pub fn counter_energy(
         }
     }
     let pts = cp.points;
-    let in_win = |t: &&u64| {
-        **t > t0
-            && **t <= t1.saturating_add(params.update_period.map_or(0, |d| d.as_nanos() as u64))
-    };
-    let resets = cp.resets.iter().filter(in_win).count() as u32;
-    let wraps = cp.wraps.iter().filter(in_win).count() as u32;
+    // A decrease seen at read r happened in (previous read, r]: it belongs to the window when
+    // that interval meets the window (with sparse reads, the read that sees a reset inside the
+    // window can come after its end).
+    let in_win = |(at, after): (&u64, &u64)| *at > t0 && *after < t1;
+    let resets = cp.resets.iter().zip(&cp.reset_after).filter(|x| in_win(*x)).count() as u32;
+    let wraps = cp.wraps.iter().zip(&cp.wrap_after).filter(|x| in_win(*x)).count() as u32;
     let (l0, s0, x0) = energy_at(&pts, power, t0)?;
     let (l1, s1, x1) = energy_at(&pts, power, t1)?;
     let shaped = match (s0, s1) {

@@ -38,8 +38,10 @@ pub struct SamplerConfig {
     /// Length of each recalibration burst (default 0.64 s, ~12 reads); the first burst, at
     /// start, lasts at least 2 s.
     pub counter_burst: Duration,
-    /// Interval between recalibration bursts (default 60 s): the grid's period is refitted
-    /// over all bursts in the history, so its error shrinks as the baseline grows.
+    /// Interval between recalibration bursts (default 60 s; the first ones come at 8, 24 and
+    /// 56 s, a ladder that extends the baseline while the period is still coarse): the grid's
+    /// period is refitted over all bursts in the history, so its error shrinks as the
+    /// baseline grows.
     pub counter_burst_every: Duration,
     /// Edge reads (default on): `begin`/`end` ask the counter thread to read the counter in
     /// the update interval containing the edge and in the next one (placed clear of the
@@ -331,8 +333,6 @@ struct TaskState {
     backoff: u32,
     done: bool,
     logged_rejections: u64,
-    /// Counter calibration bursts: (dense period, burst length, burst interval, start).
-    burst: Option<(Duration, Duration, Duration, Instant)>,
 }
 
 /// Counter reads the sampler refits its grid on (several minutes at the defaults).
@@ -406,15 +406,7 @@ impl Sampler {
                     Signal::AveragePower => cfg.average_hz,
                     Signal::EnergyCounter => cfg.counter_hz,
                 };
-                let mut t = TaskState::new(Task::Read { channel: ci, spec }, hz, now);
-                if c.signal == Signal::EnergyCounter && cfg.counter_burst_hz > cfg.counter_hz {
-                    t.burst = Some((
-                        Duration::from_secs_f64(1.0 / cfg.counter_burst_hz),
-                        cfg.counter_burst,
-                        cfg.counter_burst_every,
-                        now,
-                    ));
-                }
+                let t = TaskState::new(Task::Read { channel: ci, spec }, hz, now);
                 if c.signal == Signal::EnergyCounter { slow.push(t) } else { fast.push(t) }
             }
             fast.push(TaskState::new(Task::Status, cfg.status_hz, now));
@@ -428,6 +420,12 @@ impl Sampler {
                 let sh = Arc::clone(&shared);
                 let s = Arc::clone(&src);
                 let name = format!("eai-power-{kind}-{i}");
+                let counter_channel = match tasks.first().map(|t| &t.task) {
+                    Some(Task::Read { channel, spec }) if spec.signal == Signal::EnergyCounter => {
+                        Some(*channel)
+                    }
+                    _ => None,
+                };
                 let h = std::thread::Builder::new()
                     .name(name)
                     .spawn(move || run_thread(&sh, i, &*s, tasks))
@@ -435,6 +433,9 @@ impl Sampler {
                         source_id: shared.sources[i].id.clone(),
                         source: e,
                     })?;
+                if let Some(ci) = counter_channel {
+                    let _ = shared.channels[ci].thread.set(h.thread().clone());
+                }
                 sampler.threads.push(h);
             }
         }
@@ -470,7 +471,6 @@ impl TaskState {
             backoff: 0,
             done: false,
             logged_rejections: 0,
-            burst: None,
         }
     }
 }
@@ -557,6 +557,7 @@ struct CounterPlan {
     in_burst: bool,
     burst_until: u64,
     next_burst: u64,
+    bursts: u32,
     next_dense: u64,
     next_sparse: u64,
     hold_until: u64,
@@ -592,7 +593,10 @@ impl CounterPlan {
             in_burst: dense.is_some(),
             // The first burst: at least 2 s, enough brackets for a first fit.
             burst_until: burst_len.max(2_000_000_000),
-            next_burst: dur_ns(cfg.counter_burst_every),
+            // A ladder: the 2-s start-up burst pins the period to ~0.3 %, good for ~8 s;
+            // bursts at 8, 24 and 56 s extend the baseline before the regular interval.
+            next_burst: dur_ns(cfg.counter_burst_every).min(8_000_000_000),
+            bursts: 0,
             next_dense: 0,
             next_sparse: 0,
             hold_until: 0,
@@ -680,7 +684,9 @@ impl CounterPlan {
             self.in_burst = true;
             self.burst_until = now + self.burst_len;
             self.next_dense = now;
-            self.next_burst = now + self.burst_every;
+            self.bursts += 1;
+            let ladder = 8_000_000_000u64.saturating_mul(1 << self.bursts.min(20));
+            self.next_burst = now + self.burst_every.min(ladder);
         }
         let mut best = u64::MAX;
         if self.in_burst {
@@ -739,11 +745,13 @@ impl CounterPlan {
         let Some(u) = self.update else { return Some(t) };
         let Some(g) = self.grid else { return Some(t.saturating_sub(dur_ns(u))) };
         let k = Self::index(&g, t);
-        while self.targets.first().is_some_and(|&x| x <= k) {
+        let into = t as f64 - Self::start_of(&g, k);
+        // A read near an update instant is skipped by the estimator: it serves no target.
+        let safe = into >= 0.1 * g.period_ns && into <= 0.9 * g.period_ns;
+        while self.targets.first().is_some_and(|&x| x < k || (safe && x == k)) {
             self.targets.pop_first();
         }
-        let into = t as f64 - Self::start_of(&g, k);
-        if into >= 0.1 * g.period_ns && into <= 0.9 * g.period_ns {
+        if safe {
             self.have = Some(k);
             return Some(Self::start_of(&g, k).max(0.0) as u64);
         }
