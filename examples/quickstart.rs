@@ -13,8 +13,8 @@
 //! ```
 //!
 //! Environment: `EAI_ESTIMATE_TDP=<watts>` (CPU TDP for the estimate used when no sensor
-//! exists), `EAI_QUICKSTART_DOCS=<arc>,<hellaswag>` (documents per task, default `10,5`),
-//! `EAI_QUICKSTART_REPEATS` (default 2), `EAI_CACHE` (model cache, default `.cache`).
+//! exists), `EAI_QUICKSTART_DOCS=<arc>,<hellaswag>` (documents per task, default `20,10`),
+//! `EAI_QUICKSTART_REPEATS` (default 3, as the paper), `EAI_CACHE` (model cache, default `.cache`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
@@ -41,9 +41,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                 v.split_once(',').ok_or("EAI_QUICKSTART_DOCS must be <arc>,<hellaswag>")?;
             (a.trim().parse()?, h.trim().parse()?)
         }
-        Err(_) => (10, 5),
+        Err(_) => (20, 10),
     };
-    let repeats: u32 = env_num("EAI_QUICKSTART_REPEATS")?.unwrap_or(2);
+    let repeats: u32 = env_num("EAI_QUICKSTART_REPEATS")?.unwrap_or(3);
 
     let cache = eai::model::cache_dir(".cache");
     eprintln!("quickstart: fetching SmolLM2-135M-Instruct into {} (once)", cache.display());

@@ -269,6 +269,13 @@ pub fn study(a: &StudyArgs) -> Result<()> {
         println!("{}", to_json(&report)?);
     } else {
         println!("\n{}\n\n{}", report.energy_kind.banner(), report.table());
+        if let Some(best) = report.advice.as_ref().and_then(|x| x.recommendation.best()) {
+            println!(
+                "advice: {} ({})\n",
+                best.candidate.strategy.name,
+                best.reasons.last().map_or("", |r| r.text.as_str())
+            );
+        }
         println!("report: {}", a.out.join(crate::report::files::REPORT_MD).display());
     }
     Ok(())
