@@ -603,20 +603,29 @@ fn recommend_unprofiled(
     Ok(Recommendation { ranked, rejected })
 }
 
+/// `x` to `digits` decimals, without the sign of a negative value that rounds to zero.
+fn num(x: f64, digits: usize) -> String {
+    let s = format!("{x:.digits$}");
+    match s.strip_prefix('-') {
+        Some(rest) if rest.chars().all(|c| c == '0' || c == '.') => rest.to_string(),
+        _ => s,
+    }
+}
+
 fn fmt_summary(s: Option<&Summary>, digits: usize) -> String {
     match s {
         None => "–".into(),
         Some(s) => match s.ci {
             Some(ci) => {
-                format!("{:.*} [{:.*}, {:.*}]", digits, s.mean, digits, ci.lo, digits, ci.hi)
+                format!("{} [{}, {}]", num(s.mean, digits), num(ci.lo, digits), num(ci.hi, digits))
             }
-            None => format!("{:.*}", digits, s.mean),
+            None => num(s.mean, digits),
         },
     }
 }
 
 fn fmt_opt(x: Option<f64>, digits: usize) -> String {
-    x.filter(|v| v.is_finite()).map_or_else(|| "–".into(), |v| format!("{v:.digits$}"))
+    x.filter(|v| v.is_finite()).map_or_else(|| "–".into(), |v| num(v, digits))
 }
 
 fn fmt_estimate(e: Option<&Estimate>, unit: &str, digits: usize) -> String {
@@ -624,10 +633,12 @@ fn fmt_estimate(e: Option<&Estimate>, unit: &str, digits: usize) -> String {
         None => "(baseline)".into(),
         Some(e) => match e.ci {
             Some(ci) => format!(
-                "{:.*} {unit} [{:.*}, {:.*}]",
-                digits, e.value, digits, ci.lo, digits, ci.hi
+                "{} {unit} [{}, {}]",
+                num(e.value, digits),
+                num(ci.lo, digits),
+                num(ci.hi, digits)
             ),
-            None => format!("{:.*} {unit}", digits, e.value),
+            None => format!("{} {unit}", num(e.value, digits)),
         },
     }
 }
@@ -1137,5 +1148,16 @@ impl StudyResults {
             );
         }
         Ok(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn numbers_that_round_to_zero_have_no_sign() {
+        assert_eq!(super::num(-0.0, 2), "0.00");
+        assert_eq!(super::num(-0.001, 2), "0.00");
+        assert_eq!(super::num(-0.01, 2), "-0.01");
+        assert_eq!(super::num(2.5, 1), "2.5");
     }
 }
