@@ -346,10 +346,7 @@ impl StudyResults {
     ) -> Option<Advice> {
         let runs: Vec<Run> = schemes.iter().flat_map(|&s| of_scheme(&self.runs, s)).collect();
         match advise(&runs, baseline.label(), constraints) {
-            Ok(a) => {
-                notes.extend(a.notes.iter().cloned());
-                Some(a)
-            }
+            Ok(a) => Some(a),
             Err(e) => {
                 notes.push(format!("no advice: {e}"));
                 None
@@ -392,6 +389,7 @@ pub fn advise(runs: &[Run], baseline: &str, constraints: &Constraints) -> Result
     let base_runs = of(base_cfg);
     let mut notes = Vec::new();
     let mut candidates = Vec::new();
+    let mut eor_gain = Vec::new();
     let mut first_error = None;
     for c in &configs {
         let strategy = Scheme::from_label(&c.scheme).map_or_else(
@@ -406,7 +404,18 @@ pub fn advise(runs: &[Run], baseline: &str, constraints: &Constraints) -> Result
             other => other.map_err(|e| Error::metrics(format!("candidate {c}"), e)),
         };
         match made {
-            Ok(x) => candidates.push(x),
+            Ok(x) => {
+                if c.scheme != baseline
+                    && let Ok(cmp) = compare(&base_runs, &cand_runs)
+                {
+                    eor_gain.push((
+                        x.strategy.name.clone(),
+                        x.hardware.clone(),
+                        cmp.eor_improvement,
+                    ));
+                }
+                candidates.push(x);
+            }
             Err(e) => {
                 notes.push(format!("no advice candidate for {c}: {e}"));
                 first_error.get_or_insert(e);
@@ -425,6 +434,25 @@ pub fn advise(runs: &[Run], baseline: &str, constraints: &Constraints) -> Result
         recommend_unprofiled(&candidates, constraints)
     }
     .map_err(|e| Error::metrics("recommendation", e))?;
+    if let Some(best) = recommendation.best() {
+        let b = &best.candidate;
+        let est = eor_gain.iter().find(|(n, h, _)| *n == b.strategy.name && *h == b.hardware);
+        if let Some((_, _, Estimate { value, ci: Some(ci) })) = est
+            && ci.lo <= 0.0
+            && ci.hi >= 0.0
+        {
+            notes.push(format!(
+                "the first choice's EOR improvement over the baseline, {value:+.1} % [{:.1}, \
+                     {:.1}] ({:.0} % interval), includes zero: these runs do not show that {} \
+                     is more efficient than the baseline (more repetitions or documents would \
+                     narrow it)",
+                ci.lo,
+                ci.hi,
+                100.0 * ci.level,
+                b.strategy.name
+            ));
+        }
+    }
     Ok(Advice {
         constraints: constraints.clone(),
         baseline: base_cfg.to_string(),
@@ -457,11 +485,21 @@ impl Advice {
             s.push_str(
                 " The hardware is not a profiled GPU, so the hardware step of the decision flow \
                  (tensor-core support, memory, power envelope) is skipped; candidates are checked \
-                 against the requirements and ranked on the measured figures.",
+                 against the requirements and ranked on the runs' figures.",
             );
         }
         s.push_str("\n\n");
-        s.push_str(&self.recommendation.to_markdown());
+        // The recommender's sections sit under the report's "Advice" section.
+        for line in self.recommendation.to_markdown().lines() {
+            match line.strip_prefix("## ") {
+                Some(h) => {
+                    let _ = writeln!(s, "### {h}");
+                }
+                None => {
+                    let _ = writeln!(s, "{line}");
+                }
+            }
+        }
         for n in &self.notes {
             let _ = writeln!(s, "\n- note: {n}");
         }
@@ -763,6 +801,14 @@ impl StudyReport {
         let energy = self.energy_kind != EnergyKind::None;
         s.push_str("## Per task\n\n");
         if energy {
+            s.push_str(
+                "Mean [95 % interval] over the repetitions. J/token here divides by the tokens \
+                 the engine scored (log-likelihood continuations) or generated; the \
+                 per-configuration J/token above counts generated tokens only (none on \
+                 multiple-choice tasks). Prefill J and Generation J are the energy inside the \
+                 model's log-likelihood and generation calls (`Metered`); the rest of a task's \
+                 energy is prompt building and scoring.\n\n",
+            );
             s.push_str(
                 "| Scheme | Task | Score | Energy (J) | EOR (score/Wh) | TWEOR (score/(Wh·s)) | J/request | J/token | Prefill J | Generation J | Time (s) |\n\
                  |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
