@@ -483,9 +483,10 @@ impl Advice {
         );
         if !self.hardware_checked {
             s.push_str(
-                " The hardware is not a profiled GPU, so the hardware step of the decision flow \
-                 (tensor-core support, memory, power envelope) is skipped; candidates are checked \
-                 against the requirements and ranked on the runs' figures.",
+                " The hardware is not a profiled GPU, so the hardware step of \
+                 `eai_metrics::recommend`'s decision flow (tensor-core support, memory, power \
+                 envelope) is skipped; candidates are checked against the requirements and \
+                 ranked as that flow ranks them, on the runs' figures.",
             );
         }
         s.push_str("\n\n");
@@ -869,8 +870,9 @@ impl StudyReport {
         if let Some(a) = &self.advice {
             let _ = writeln!(
                 s,
-                "## Advice\n\n`eai_metrics::recommend`'s decision flow over the runs above \
-                 (`eai recommend <this folder>` prints the same).{}\n\n{}",
+                "## Advice\n\nThe deployment decision computed from the runs above by \
+                 `eai::advise` (eai-metrics' recommender; `eai recommend <this folder>` prints \
+                 the same).{}\n\n{}",
                 if self.energy_kind == EnergyKind::Estimated {
                     " The energy figures it ranks on are ESTIMATED, not measured."
                 } else if self.energy_kind == EnergyKind::Replayed {
