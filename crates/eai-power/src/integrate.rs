@@ -274,7 +274,7 @@ impl UpdateGrid {
 /// or when fewer than 90 % of the brackets agree with the grid or more than 10 % of the
 /// change-free pairs contradict it (a counter that is not on a grid).
 ///
-/// Reads spaced by a non-divisor of the period (the sampler's bursts use 53 ms against
+/// Reads spaced by a non-divisor of the period (the sampler's bursts use 61.8 ms against
 /// ~100 ms) sweep the phase and pin the update instants to a few ms; bursts far apart pin the
 /// period (its error shrinks as 1/baseline).
 pub fn fit_grid(reads: &[Sample], nominal: Duration) -> Option<UpdateGrid> {
