@@ -146,6 +146,20 @@ pub enum QuantError {
         /// One tensor mapped to it.
         tensor: String,
     },
+    /// A compute backend (e.g. the CUDA path) failed for a reason that is not a quantization
+    /// error: driver or library call, kernel compilation, out of device memory.
+    #[error("{device}: {op} failed: {message}")]
+    Backend {
+        /// The device, e.g. `cuda:0 (NVIDIA H200)`.
+        device: String,
+        /// The operation that was running, e.g. `quantize` or `dequantize`.
+        op: &'static str,
+        /// The backend error's own description (its chain is in `source`).
+        message: String,
+        /// The backend's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// An I/O error on a named file.
     #[error("I/O error on {path}")]
     Io {
