@@ -230,6 +230,8 @@ fn secs(x: f64, field: &'static str) -> Result<Duration> {
 /// # Errors
 /// Any study error (one line via `Display`).
 pub fn study(a: &StudyArgs) -> Result<()> {
+    let schemes = schemes(&a.schemes)?;
+    let tasks = a.tasks.build()?;
     let gguf = a.model.resolve()?;
     #[cfg_attr(not(feature = "cuda"), allow(unused_mut))]
     let mut loader = GgufLoader::new(gguf);
@@ -248,8 +250,8 @@ pub fn study(a: &StudyArgs) -> Result<()> {
         None => {}
     }
     let mut s = Study::new(loader)
-        .schemes(schemes(&a.schemes)?)
-        .tasks(a.tasks.build()?)
+        .schemes(schemes)
+        .tasks(tasks)
         .repeats(a.repeats)
         .warmup_docs(a.warmup)
         .baseline(secs(a.baseline, "--baseline")?)
@@ -302,12 +304,13 @@ pub struct EvalArgs {
 /// Model, task or I/O errors.
 pub fn eval(a: &EvalArgs) -> Result<()> {
     let scheme: Scheme = a.scheme.parse()?;
+    let tasks = a.tasks.build()?;
     let gguf = a.model.resolve()?;
     let mut loader = GgufLoader::new(gguf);
     let mut model = crate::study::ModelLoader::load(&mut loader, scheme)
         .map_err(|e| Error::Model { scheme: scheme.label().into(), source: e })?;
     let mut suite = Suite::default();
-    for t in a.tasks.build()? {
+    for t in tasks {
         suite.extend(t.suite().clone());
     }
     let r = Evaluator::new().run(&mut model, &suite).map_err(|e| Error::Eval {
@@ -390,6 +393,16 @@ pub fn recommend(a: &RecommendArgs) -> Result<()> {
         reason: "give a study folder or a runs.json (or --profiles)".into(),
     })?;
     let runs = load_runs(input)?;
+    if let Some(r) = runs.iter().find(|r| r.energy().is_err()) {
+        return Err(Error::Config {
+            field: "input",
+            reason: format!(
+                "run {} has no energy (was the study run without a power sensor? re-run it with \
+                 a sensor, --replay or --estimate-tdp)",
+                r.label()
+            ),
+        });
+    }
     let groups = eai_metrics::group_by_config(&runs);
     let base_label = a.baseline.clone().unwrap_or_else(|| {
         if groups.keys().any(|c| c.scheme == "fp32") {
