@@ -514,12 +514,12 @@ impl Default for Tuning {
     fn default() -> Self {
         Tuning {
             quant_stages: 2,
-            quant_tile_bytes: 16384,
-            quant_threads: 128,
+            quant_tile_bytes: 8192,
+            quant_threads: 64,
             quant_vectors_per_lane: 4,
             w8a16_rows: 2,
             w8a16_unroll: 2,
-            w8a16_warps: 4,
+            w8a16_warps: 8,
         }
     }
 }

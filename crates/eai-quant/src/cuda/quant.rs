@@ -933,13 +933,17 @@ mod tests {
 
     #[test]
     fn tile_plans_for_the_bench_shapes() {
+        let lim = 227 << 10;
+        // the defaults: 64-thread blocks, 8 KiB tiles, teams of ≤ 64 lanes
+        let d = tile_plan(65_536, 4096, 2, &crate::cuda::Tuning::default(), lim).unwrap();
+        assert_eq!((d.threads, d.stages, d.args.r, d.args.ts), (64, 2, 1, 64));
         let t = crate::cuda::Tuning {
             quant_threads: 256,
             quant_vectors_per_lane: 4,
             quant_stages: 2,
+            quant_tile_bytes: 16_384,
             ..Default::default()
         };
-        let lim = 227 << 10;
         // per-token f32 rows of 4096: one row per 16 KiB tile, a whole block per row
         let p = tile_plan(65_536, 4096, 4, &t, lim).unwrap();
         assert_eq!((p.args.lv, p.args.gs, p.args.r, p.args.ts), (1024, 1024, 1, 256));
