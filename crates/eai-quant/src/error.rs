@@ -181,3 +181,24 @@ impl QuantError {
         QuantError::InvalidSpec { reason: reason.into() }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::QuantError;
+
+    #[test]
+    fn backend_errors_name_device_and_operation_and_keep_their_source() {
+        let e = QuantError::Backend {
+            device: "cuda:0 (NVIDIA H200)".into(),
+            op: "quantize",
+            message: "CUDA driver call `cuMemAlloc` failed on device 0".into(),
+            source: Box::new(std::io::Error::other("out of memory")),
+        };
+        assert_eq!(
+            e.to_string(),
+            "cuda:0 (NVIDIA H200): quantize failed: CUDA driver call `cuMemAlloc` failed on device 0"
+        );
+        let src = std::error::Error::source(&e).map(|s| s.to_string());
+        assert_eq!(src.as_deref(), Some("out of memory"));
+    }
+}
