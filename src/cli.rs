@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 use eai_core::{Seconds, Watts};
 use eai_eval::{Benchmark, Evaluator, Limit, Suite, TaskOptions};
-use eai_metrics::{Candidate, Constraints, Priority, ProfileSet, Run};
+use eai_metrics::{Constraints, Priority, ProfileSet, Run, Variability};
 
 use crate::error::{Error, Result};
 use crate::scheme::Scheme;
@@ -230,6 +230,8 @@ fn secs(x: f64, field: &'static str) -> Result<Duration> {
 /// # Errors
 /// Any study error (one line via `Display`).
 pub fn study(a: &StudyArgs) -> Result<()> {
+    let schemes = schemes(&a.schemes)?;
+    let tasks = a.tasks.build()?;
     let gguf = a.model.resolve()?;
     #[cfg_attr(not(feature = "cuda"), allow(unused_mut))]
     let mut loader = GgufLoader::new(gguf);
@@ -248,8 +250,8 @@ pub fn study(a: &StudyArgs) -> Result<()> {
         None => {}
     }
     let mut s = Study::new(loader)
-        .schemes(schemes(&a.schemes)?)
-        .tasks(a.tasks.build()?)
+        .schemes(schemes)
+        .tasks(tasks)
         .repeats(a.repeats)
         .warmup_docs(a.warmup)
         .baseline(secs(a.baseline, "--baseline")?)
@@ -302,12 +304,13 @@ pub struct EvalArgs {
 /// Model, task or I/O errors.
 pub fn eval(a: &EvalArgs) -> Result<()> {
     let scheme: Scheme = a.scheme.parse()?;
+    let tasks = a.tasks.build()?;
     let gguf = a.model.resolve()?;
     let mut loader = GgufLoader::new(gguf);
     let mut model = crate::study::ModelLoader::load(&mut loader, scheme)
         .map_err(|e| Error::Model { scheme: scheme.label().into(), source: e })?;
     let mut suite = Suite::default();
-    for t in a.tasks.build()? {
+    for t in tasks {
         suite.extend(t.suite().clone());
     }
     let r = Evaluator::new().run(&mut model, &suite).map_err(|e| Error::Eval {
@@ -348,6 +351,14 @@ pub struct RecommendArgs {
     /// What to optimise: energy, accuracy, flexibility, cost.
     #[arg(long, default_value = "energy")]
     pub priority: String,
+    /// Inputs vary widely (input-adaptive strategies rank first).
+    #[arg(long)]
+    pub high_variability: bool,
+    /// Treat the runs as measured on this hardware-profile id (see `--profiles`), e.g. when
+    /// the study labelled its GPU `cuda:0`: the full decision flow then runs, tensor-core
+    /// checks included.
+    #[arg(long, value_name = "PROFILE")]
+    pub hardware: Option<String>,
     /// List the built-in hardware profiles and exit.
     #[arg(long)]
     pub profiles: bool,
@@ -356,14 +367,24 @@ pub struct RecommendArgs {
     pub json: bool,
 }
 
-fn load_runs(input: &Path) -> Result<Vec<Run>> {
+/// Reads runs from a study folder or a `runs.json`, optionally relabelling their hardware.
+fn load_runs(input: &Path, hardware: Option<&str>) -> Result<Vec<Run>> {
     let f = if input.is_dir() {
         input.join(crate::report::files::RUNS_JSON)
     } else {
         input.to_path_buf()
     };
     let text = std::fs::read_to_string(&f).map_err(|e| Error::io(&f, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::format(f.display().to_string(), e))
+    let bad = |e: serde_json::Error| Error::format(f.display().to_string(), e);
+    let mut v: serde_json::Value = serde_json::from_str(&text).map_err(bad)?;
+    if let (Some(h), Some(runs)) = (hardware, v.as_array_mut()) {
+        for r in runs {
+            if let Some(c) = r.get_mut("config").and_then(|c| c.as_object_mut()) {
+                c.insert("hardware".into(), serde_json::Value::String(h.to_string()));
+            }
+        }
+    }
+    serde_json::from_value(v).map_err(bad)
 }
 
 /// Runs `eai recommend`.
@@ -389,33 +410,24 @@ pub fn recommend(a: &RecommendArgs) -> Result<()> {
         field: "input",
         reason: "give a study folder or a runs.json (or --profiles)".into(),
     })?;
-    let runs = load_runs(input)?;
-    let groups = eai_metrics::group_by_config(&runs);
+    let runs = load_runs(input, a.hardware.as_deref())?;
+    if let Some(r) = runs.iter().find(|r| r.energy().is_err()) {
+        return Err(Error::Config {
+            field: "input",
+            reason: format!(
+                "run {} has no energy (was the study run without a power sensor? re-run it with \
+                 a sensor, --replay or --estimate-tdp)",
+                r.label()
+            ),
+        });
+    }
     let base_label = a.baseline.clone().unwrap_or_else(|| {
-        if groups.keys().any(|c| c.scheme == "fp32") {
+        if runs.iter().any(|r| r.config().scheme == "fp32") {
             "fp32".into()
         } else {
-            groups.keys().next().map(|c| c.scheme.clone()).unwrap_or_default()
+            runs.first().map(|r| r.config().scheme.clone()).unwrap_or_default()
         }
     });
-    let base =
-        groups.iter().find(|(c, _)| c.scheme == base_label).map(|(_, r)| r.clone()).ok_or_else(
-            || Error::Config {
-                field: "--baseline",
-                reason: format!("no runs of scheme `{base_label}` in {}", input.display()),
-            },
-        )?;
-    let mut candidates = Vec::new();
-    for (c, rs) in &groups {
-        let strategy = Scheme::from_label(&c.scheme).map_or_else(
-            || eai_metrics::Strategy { name: c.scheme.clone(), ..eai_metrics::Strategy::fp32() },
-            Scheme::strategy,
-        );
-        candidates.push(
-            Candidate::from_runs(&base, rs, strategy)
-                .map_err(|e| Error::metrics(format!("candidate {c}"), e))?,
-        );
-    }
     let priority = match a.priority.to_ascii_lowercase().as_str() {
         "energy" => Priority::Energy,
         "accuracy" => Priority::Accuracy,
@@ -431,15 +443,21 @@ pub fn recommend(a: &RecommendArgs) -> Result<()> {
     let constraints = Constraints {
         min_retained_accuracy: Some(a.min_retained),
         max_latency: a.max_latency.map(Seconds),
+        variability: if a.high_variability { Variability::High } else { Variability::Low },
         priority,
         ..Constraints::default()
     };
-    let rec = eai_metrics::recommend(&candidates, &constraints, &profiles)
-        .map_err(|e| Error::metrics("recommendation", e))?;
+    let advice = crate::report::advise(&runs, &base_label, &constraints).map_err(|e| match e {
+        Error::Config { field: "baseline", reason } => Error::Config {
+            field: "--baseline",
+            reason: format!("{reason} in {}", input.display()),
+        },
+        e => e,
+    })?;
     if a.json {
-        println!("{}", to_json(&rec)?);
+        println!("{}", to_json(&advice)?);
     } else {
-        print!("{}", rec.to_markdown());
+        print!("{}", advice.to_markdown());
     }
     Ok(())
 }

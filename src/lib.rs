@@ -78,7 +78,7 @@ pub use crate::{
     error::{Error, Result},
     estimate::{TDP_ESTIMATE_ID, TdpEstimate},
     metered::{CallEnergy, CallKind, Metered},
-    report::{Advice, ScoreRow, StudyReport, TaskCell, files},
+    report::{Advice, ScoreRow, StudyReport, TaskCell, advise, files},
     scheme::Scheme,
     study::{
         Accounting, DeviceShare, EnergyInfo, EnergyKind, FnLoader, ModelInfoRecord, ModelLoader,

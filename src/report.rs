@@ -65,10 +65,16 @@ pub struct TaskCell {
 pub struct Advice {
     /// The constraints used.
     pub constraints: Constraints,
+    /// The baseline configuration the candidates are measured against.
+    #[serde(default)]
+    pub baseline: String,
     /// `true` when the hardware matched a profile and the full decision flow ran.
     pub hardware_checked: bool,
     /// The recommendation (ranked and rejected, with reasons).
     pub recommendation: Recommendation,
+    /// Configurations left out of the advice, and why.
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 /// Everything computed from a study's runs.
@@ -270,7 +276,7 @@ impl StudyResults {
             let mut fr: Vec<&ParetoPoint> = fr.iter().collect();
             fr.sort_by(|a, b| a.energy.0.total_cmp(&b.energy.0));
             front = fr.iter().filter_map(|p| Scheme::from_label(&p.config.scheme)).collect();
-            advice = self.advice(&schemes, baseline, &base_runs, constraints, &mut notes);
+            advice = self.advice(&schemes, baseline, constraints, &mut notes);
         }
 
         // Per-task cells.
@@ -335,53 +341,131 @@ impl StudyResults {
         &self,
         schemes: &[Scheme],
         baseline: Scheme,
-        base_runs: &[Run],
         constraints: &Constraints,
         notes: &mut Vec<String>,
     ) -> Option<Advice> {
-        let mut candidates = Vec::new();
-        for &s in schemes {
-            let runs = if s == baseline { base_runs.to_vec() } else { of_scheme(&self.runs, s) };
-            match Candidate::from_runs(base_runs, &runs, s.strategy()) {
-                Ok(c) => candidates.push(c),
-                Err(eai_metrics::Error::UnboundedRatio { .. }) => {
-                    match point_candidate(base_runs, &runs, s) {
-                        Ok(c) => candidates.push(c),
-                        Err(e) => {
-                            notes.push(format!("no advice candidate for {}: {e}", s.display_name()))
-                        }
-                    }
-                }
-                Err(e) => notes.push(format!("no advice candidate for {}: {e}", s.display_name())),
-            }
-        }
-        if candidates.is_empty() {
-            return None;
-        }
-        let profiles = match ProfileSet::builtin() {
-            Ok(p) => p,
-            Err(e) => {
-                notes.push(format!("hardware profiles unavailable: {e}"));
-                return None;
-            }
-        };
-        let hardware_checked = profiles.get(&self.settings.hardware).is_ok();
-        let recommendation = if hardware_checked {
-            eai_metrics::recommend(&candidates, constraints, &profiles)
-        } else {
-            // No profile for this hardware (e.g. a CPU): run the requirements and ranking
-            // steps on a profile-less copy of the flow.
-            recommend_unprofiled(&candidates, constraints)
-        };
-        match recommendation {
-            Ok(recommendation) => {
-                Some(Advice { constraints: constraints.clone(), hardware_checked, recommendation })
+        let runs: Vec<Run> = schemes.iter().flat_map(|&s| of_scheme(&self.runs, s)).collect();
+        match advise(&runs, baseline.label(), constraints) {
+            Ok(a) => {
+                notes.extend(a.notes.iter().cloned());
+                Some(a)
             }
             Err(e) => {
                 notes.push(format!("no advice: {e}"));
                 None
             }
         }
+    }
+}
+
+/// The deployment advice from measured runs: one recommender candidate per configuration
+/// (model, scheme, hardware) against the runs of the `baseline` scheme — retained accuracy
+/// (ratio of mean scores) and EOR improvement (the ratio of mean per-run EOR, as Table 2) —
+/// then `eai_metrics::recommend`'s decision flow under `constraints`.
+///
+/// When every run's hardware label is a hardware-profile id (`eai recommend --profiles`) the
+/// full flow runs, tensor-core checks included. Otherwise (a CPU, an unprofiled GPU) the
+/// hardware step is skipped, said so in every candidate's reasons, and the candidates are
+/// checked against the requirements and ranked exactly as the full flow would rank them.
+///
+/// This is what a study's report shows as its advice and what `eai recommend` prints.
+///
+/// # Errors
+/// [`Error::Config`] when no run has the baseline scheme; [`Error::Metrics`] when no
+/// candidate can be built (runs without energy, a zero baseline score) or the constraints are
+/// invalid.
+pub fn advise(runs: &[Run], baseline: &str, constraints: &Constraints) -> Result<Advice> {
+    // Configurations in the order they first appear (a study's scheme order).
+    let mut configs: Vec<&eai_metrics::Config> = Vec::new();
+    for r in runs {
+        if !configs.contains(&r.config()) {
+            configs.push(r.config());
+        }
+    }
+    let of = |c: &eai_metrics::Config| -> Vec<Run> {
+        runs.iter().filter(|r| r.config() == c).cloned().collect()
+    };
+    let base_cfg = configs.iter().find(|c| c.scheme == baseline).ok_or_else(|| Error::Config {
+        field: "baseline",
+        reason: format!("no run of the baseline scheme `{baseline}`"),
+    })?;
+    let base_runs = of(base_cfg);
+    let mut notes = Vec::new();
+    let mut candidates = Vec::new();
+    let mut first_error = None;
+    for c in &configs {
+        let strategy = Scheme::from_label(&c.scheme).map_or_else(
+            || eai_metrics::Strategy { name: c.scheme.clone(), ..eai_metrics::Strategy::fp32() },
+            Scheme::strategy,
+        );
+        let cand_runs = of(c);
+        let made = match Candidate::from_runs(&base_runs, &cand_runs, strategy.clone()) {
+            Err(eai_metrics::Error::UnboundedRatio { .. }) => {
+                point_candidate(&base_runs, &cand_runs, strategy)
+            }
+            other => other.map_err(|e| Error::metrics(format!("candidate {c}"), e)),
+        };
+        match made {
+            Ok(x) => candidates.push(x),
+            Err(e) => {
+                notes.push(format!("no advice candidate for {c}: {e}"));
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if candidates.is_empty() {
+        return Err(first_error
+            .unwrap_or(Error::Config { field: "runs", reason: "no run to advise on".into() }));
+    }
+    let profiles = ProfileSet::builtin().map_err(|e| Error::metrics("hardware profiles", e))?;
+    let hardware_checked = candidates.iter().all(|c| profiles.get(&c.hardware).is_ok());
+    let recommendation = if hardware_checked {
+        eai_metrics::recommend(&candidates, constraints, &profiles)
+    } else {
+        recommend_unprofiled(&candidates, constraints)
+    }
+    .map_err(|e| Error::metrics("recommendation", e))?;
+    Ok(Advice {
+        constraints: constraints.clone(),
+        baseline: base_cfg.to_string(),
+        hardware_checked,
+        recommendation,
+        notes,
+    })
+}
+
+impl Advice {
+    /// The advice as Markdown: the constraints, whether the hardware step ran, then the
+    /// recommender's ranked and rejected candidates with their reasons.
+    pub fn to_markdown(&self) -> String {
+        let c = &self.constraints;
+        let mut limits = vec![c.min_retained_accuracy.map_or_else(
+            || "no accuracy threshold".to_string(),
+            |m| format!("keep at least {:.1} % of the baseline score", 100.0 * m),
+        )];
+        if let Some(l) = c.max_latency {
+            limits.push(format!("at most {:.3} s per request", l.0));
+        }
+        let mut s = format!(
+            "Baseline {}. Constraints: {}; priority {:?}; input variability {:?}.",
+            self.baseline,
+            limits.join(", "),
+            c.priority,
+            c.variability
+        );
+        if !self.hardware_checked {
+            s.push_str(
+                " The hardware is not a profiled GPU, so the hardware step of the decision flow \
+                 (tensor-core support, memory, power envelope) is skipped; candidates are checked \
+                 against the requirements and ranked on the measured figures.",
+            );
+        }
+        s.push_str("\n\n");
+        s.push_str(&self.recommendation.to_markdown());
+        for n in &self.notes {
+            let _ = writeln!(s, "\n- note: {n}");
+        }
+        s
     }
 }
 
@@ -422,15 +506,19 @@ fn point_row(strategy: &str, base: &[Run], cand: &[Run]) -> Result<eai_metrics::
 }
 
 /// A recommender candidate from point estimates (see [`point_row`]).
-fn point_candidate(base: &[Run], cand: &[Run], s: Scheme) -> Result<Candidate> {
-    let row = point_row(s.display_name(), base, cand)?;
+fn point_candidate(
+    base: &[Run],
+    cand: &[Run],
+    strategy: eai_metrics::Strategy,
+) -> Result<Candidate> {
+    let row = point_row(&strategy.name, base, cand)?;
     let per_req =
         |r: &Run| -> eai_metrics::Result<f64> { Ok(r.energy()?.0 / r.requests()?.max(1) as f64) };
     let lat =
         |r: &Run| -> eai_metrics::Result<f64> { Ok(r.wall()?.0 / r.requests()?.max(1) as f64) };
     Ok(Candidate {
         hardware: cand.first().map(|r| r.config().hardware.clone()).unwrap_or_default(),
-        strategy: s.strategy(),
+        strategy,
         retained_accuracy: means(cand, Run::score)? / means(base, Run::score)?,
         efficiency_gain: eai_metrics::Percent(row.eor_improvement.value),
         energy_per_request: means(cand, per_req).ok().map(eai_core::Joules),
@@ -724,22 +812,16 @@ impl StudyReport {
         if let Some(a) = &self.advice {
             let _ = writeln!(
                 s,
-                "## Advice\n\nConstraints: {}; priority {:?}.{}\n\n{}",
-                a.constraints.min_retained_accuracy.map_or_else(
-                    || "no accuracy threshold".to_string(),
-                    |m| format!("keep at least {:.1} % of the baseline score", 100.0 * m)
-                ),
-                a.constraints.priority,
-                if a.hardware_checked {
-                    String::new()
+                "## Advice\n\n`eai_metrics::recommend`'s decision flow over the runs above \
+                 (`eai recommend <this folder>` prints the same).{}\n\n{}",
+                if self.energy_kind == EnergyKind::Estimated {
+                    " The energy figures it ranks on are ESTIMATED, not measured."
+                } else if self.energy_kind == EnergyKind::Replayed {
+                    " The energy figures it ranks on come from a REPLAYED trace."
                 } else {
-                    format!(
-                        " `{}` matches no hardware profile, so the hardware step of the decision \
-                         flow (tensor-core support, memory, power envelope) is skipped.",
-                        st.hardware
-                    )
+                    ""
                 },
-                a.recommendation.to_markdown()
+                a.to_markdown()
             );
         }
         s.push_str("## Plots\n\n");

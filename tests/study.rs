@@ -9,7 +9,7 @@ use eai::metrics::Run;
 use eai::power::ConstantSource;
 use eai::{EnergyKind, Error, PowerSetup, Scheme, Study, StudyTask, files, loader_fn};
 
-use crate::common::{LengthModel, check_row, constant_gpu_trace};
+use crate::common::{LengthModel, check_advice, check_row, constant_gpu_trace};
 
 fn loader() -> impl eai::ModelLoader {
     loader_fn("length-model", |s: Scheme| -> Result<Box<dyn LanguageModel>, ModelError> {
@@ -199,4 +199,75 @@ fn a_failing_scheme_keeps_what_was_recorded() {
     assert_eq!(kept.runs.len(), 1);
     assert!(kept.timeline.is_some());
     assert!(!kept.windows.is_empty());
+}
+
+#[test]
+fn advice_is_the_recommenders_answer_from_the_runs() {
+    // FP16 computes twice as fast as FP32 with the same answers; the dynamic scheme is faster
+    // still but answers differently (prefers long continuations).
+    let loader =
+        loader_fn("length-model", |s: Scheme| -> Result<Box<dyn LanguageModel>, ModelError> {
+            let (scale, ms) = match s {
+                Scheme::Fp32 => (1.0, 20),
+                Scheme::Fp16 => (1.0, 10),
+                _ => (-1.0, 5),
+            };
+            Ok(Box::new(LengthModel { scale, per_request: Duration::from_millis(ms) }))
+        });
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("trace.csv");
+    constant_gpu_trace(&trace, 200.0, 120.0);
+    let schemes = [Scheme::Fp32, Scheme::Fp16, Scheme::Dynamic];
+    let r = Study::new(loader)
+        .schemes(schemes)
+        .task(StudyTask::new(bundled::arc_easy().unwrap()).limit(8))
+        .task(StudyTask::new(bundled::hellaswag().unwrap()).limit(4))
+        .repeats(2)
+        .warmup_docs(0)
+        .baseline(Duration::ZERO)
+        .power(PowerSetup::Replay(trace))
+        .progress(false)
+        .run()
+        .unwrap();
+    let out = dir.path().join("study");
+    let rep = r.write(&out).unwrap();
+    let advice = rep.advice.as_ref().expect("energy was replayed, so there is advice");
+    assert!(!advice.hardware_checked, "`cpu` has no hardware profile");
+    let best = check_advice(advice, &r.runs, Scheme::Fp32, &schemes, 0.98);
+    assert_eq!(best, Scheme::Fp16.strategy().name, "same scores, half the time");
+    let md = std::fs::read_to_string(out.join(files::REPORT_MD)).unwrap();
+    assert!(md.contains("## Advice") && md.contains("REPLAYED"), "{md}");
+    let first = &advice.recommendation.ranked[0].candidate;
+    assert!(md.contains(&format!("1. **{} + {}**", first.hardware, first.strategy.name)), "{md}");
+
+    // `eai recommend` on the folder gives the same answer, from runs.json alone.
+    let recommend = |extra: &[&str]| -> eai::Advice {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_eai"))
+            .args(["recommend", "--json"])
+            .args(extra)
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let labels = |a: &eai::Advice| {
+        let l = |v: &[eai::metrics::Assessment]| {
+            v.iter().map(|x| x.candidate.strategy.name.clone()).collect::<Vec<_>>()
+        };
+        (l(&a.recommendation.ranked), l(&a.recommendation.rejected))
+    };
+    let from_cli = recommend(&[]);
+    assert_eq!(labels(&from_cli), labels(advice));
+    check_advice(&from_cli, &r.runs, Scheme::Fp32, &schemes, 0.98);
+    // A stricter threshold rejects more, by the same figures.
+    let strict = recommend(&["--min-retained", "1.5"]);
+    assert!(strict.recommendation.ranked.is_empty());
+    check_advice(&strict, &r.runs, Scheme::Fp32, &schemes, 1.5);
+    // On a profiled GPU the whole flow runs, tensor-core checks included.
+    let gpu = recommend(&["--hardware", "H200-SXM-141GB"]);
+    assert!(gpu.hardware_checked);
+    check_advice(&gpu, &r.runs, Scheme::Fp32, &schemes, 0.98);
+    let fp16 = gpu.recommendation.best().unwrap();
+    assert!(fp16.reasons.iter().any(|x| x.text.contains("tensor cores")), "{:?}", fp16.reasons);
 }

@@ -28,11 +28,14 @@ pub struct EngineOptions {
     pub batch_tokens: usize,
     /// Sequences decoded together in `generate_until`.
     pub gen_batch: usize,
+    /// Run a context shared by several requests once and continue each from a copy of its KV
+    /// cache (lm-eval runs every request's full input; per-token results are the same).
+    pub share_prefixes: bool,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { max_length: None, batch_tokens: 2048, gen_batch: 8 }
+        EngineOptions { max_length: None, batch_tokens: 2048, gen_batch: 8, share_prefixes: true }
     }
 }
 
@@ -133,6 +136,11 @@ impl Engine {
         Ok(Self::new(model, tok, name))
     }
 
+    /// The settings.
+    pub fn options(&self) -> &EngineOptions {
+        &self.opts
+    }
+
     /// Replaces the settings.
     pub fn with_options(mut self, opts: EngineOptions) -> Self {
         self.opts = opts;
@@ -167,11 +175,12 @@ impl Engine {
     /// Everything that changes scores, in one line: scheme, BOS, max length, batching.
     pub fn settings_label(&self) -> String {
         format!(
-            "scheme={} {} max_length={} batch_tokens={} device=cpu",
+            "scheme={} {} max_length={} batch_tokens={} shared_contexts={} device=cpu",
             self.model.scheme().label(),
             self.tokenizer.bos_label(),
             self.max_length(),
-            self.opts.batch_tokens
+            self.opts.batch_tokens,
+            if self.opts.share_prefixes { "yes" } else { "no" }
         )
     }
 
@@ -249,14 +258,7 @@ impl Engine {
             uniq[u].1 = uniq[u].1.max(cont.len());
             member.push(u);
         }
-        // Longest first (lm-eval's order), then pack batches without padding.
-        let mut order: Vec<usize> = (0..uniq.len()).collect();
-        order.sort_by(|&a, &b| {
-            uniq[b].0.len().cmp(&uniq[a].0.len()).then_with(|| uniq[a].0.cmp(&uniq[b].0))
-        });
-        // Per unique input: for each scored position (last `need` positions), (logZ, argmax, logits row index).
-        let mut scored: Vec<Vec<ScoredPos>> = vec![Vec::new(); uniq.len()];
-        // Which targets each unique needs at each position.
+        // Which targets each unique needs at each of its last `need` positions.
         let mut wanted: Vec<Vec<Vec<u32>>> =
             uniq.iter().map(|(_, need)| vec![Vec::new(); *need]).collect();
         for (i, (_, cont)) in reqs.iter().enumerate() {
@@ -266,64 +268,125 @@ impl Engine {
                 wanted[u][need - cont.len() + j].push(t);
             }
         }
-        let mut b = 0;
-        while b < order.len() {
-            let mut e = b;
-            let mut tokens = 0;
-            while e < order.len()
-                && (e == b || tokens + uniq[order[e]].0.len() <= self.opts.batch_tokens)
-            {
-                tokens += uniq[order[e]].0.len();
-                e += 1;
-            }
-            let batch = &order[b..e];
-            let seqs: Vec<&[u32]> = batch.iter().map(|&u| uniq[u].0.as_slice()).collect();
-            while self.pool.len() < seqs.len() {
-                self.pool.push(KvCache::new(self.model.config()));
-            }
-            for c in &mut self.pool {
-                c.clear();
-            }
-            let mut caches: Vec<&mut KvCache> = self.pool.iter_mut().take(seqs.len()).collect();
-            let hidden = self.model.forward(&seqs, &mut caches, &mut self.scratch)?;
-            // Gather the rows to score.
-            let mut rows = Vec::new();
-            let mut off = 0;
-            for &u in batch {
-                let len = uniq[u].0.len();
-                let need = uniq[u].1.min(len);
-                rows.extend(off + len - need..off + len);
-                off += len;
-            }
-            let sel = hidden.select(ndarray::Axis(0), &rows);
-            let logits = self.model.logits(sel.view())?;
-            let mut r = 0;
-            for &u in batch {
-                let need = uniq[u].1.min(uniq[u].0.len());
-                for want in wanted[u].iter().take(need) {
-                    let row = logits.row(r);
-                    let mut mx = f32::NEG_INFINITY;
-                    let mut am = 0u32;
-                    for (k, &v) in row.iter().enumerate() {
-                        if v > mx {
-                            mx = v;
-                            am = k as u32;
-                        }
+        // Shared contexts: inputs whose unscored head (everything before the first scored
+        // position) is identical run that head once; each then continues from a copy of its
+        // KV cache. Per-token results do not depend on this (attention reads the same keys).
+        let mut jobs: Vec<(usize, Vec<usize>)> = Vec::new(); // (head length, members)
+        {
+            let mut by_head: HashMap<&[u32], usize> = HashMap::new();
+            for (u, (input, need)) in uniq.iter().enumerate() {
+                let p = input.len() - (*need).min(input.len());
+                if self.opts.share_prefixes && p >= 2 {
+                    if let Some(&j) = by_head.get(&input[..p]) {
+                        jobs[j].1.push(u);
+                        continue;
                     }
-                    let z: f64 = row.iter().map(|&v| f64::from(v - mx).exp()).sum::<f64>().ln()
-                        + f64::from(mx);
-                    let picks = want
-                        .iter()
-                        .map(|&t| (t, row.get(t as usize).copied().unwrap_or(f32::NEG_INFINITY)))
-                        .collect();
-                    scored[u].push((z, am, picks));
-                    r += 1;
+                    by_head.insert(&input[..p], jobs.len());
                 }
+                jobs.push((p, vec![u]));
             }
-            self.counters.forward_passes += 1;
-            self.counters.tokens_processed += tokens as u64;
-            self.counters.tokens_scored += rows.len() as u64;
-            b = e;
+        }
+        for job in &mut jobs {
+            if job.1.len() == 1 {
+                job.0 = 0; // nothing to share: run the whole input
+            }
+        }
+        // Longest first (lm-eval's order).
+        let job_len = |j: &(usize, Vec<usize>)| uniq[j.1[0]].0.len();
+        jobs.sort_by(|a, b| {
+            job_len(b).cmp(&job_len(a)).then_with(|| uniq[a.1[0]].0.cmp(&uniq[b.1[0]].0))
+        });
+        let mut scored: Vec<Vec<ScoredPos>> = vec![Vec::new(); uniq.len()];
+        let mut heads: Vec<KvCache> = Vec::new();
+        let mut jb = 0;
+        while jb < jobs.len() {
+            // A group of jobs whose shared heads fit one pass.
+            let mut je = jb;
+            let mut head_tokens = 0;
+            while je < jobs.len()
+                && (je == jb || head_tokens + jobs[je].0 <= self.opts.batch_tokens)
+            {
+                head_tokens += jobs[je].0;
+                je += 1;
+            }
+            let group = &jobs[jb..je];
+            // Phase 1: the shared heads, each into its own cache.
+            let shared: Vec<usize> = (0..group.len()).filter(|&g| group[g].0 > 0).collect();
+            while heads.len() < shared.len() {
+                heads.push(KvCache::new(self.model.config()));
+            }
+            let mut head_slot = vec![usize::MAX; group.len()];
+            if !shared.is_empty() {
+                let seqs: Vec<&[u32]> =
+                    shared.iter().map(|&g| &uniq[group[g].1[0]].0[..group[g].0]).collect();
+                let mut caches: Vec<&mut KvCache> = heads.iter_mut().take(seqs.len()).collect();
+                for c in &mut caches {
+                    c.clear();
+                }
+                self.model.forward(&seqs, &mut caches, &mut self.scratch)?;
+                for (slot, &g) in shared.iter().enumerate() {
+                    head_slot[g] = slot;
+                }
+                self.counters.forward_passes += 1;
+                self.counters.tokens_processed += head_tokens as u64;
+            }
+            // Phase 2: every member's tail (its whole input when nothing is shared), packed.
+            let items: Vec<(usize, usize)> = group
+                .iter()
+                .enumerate()
+                .flat_map(|(g, (_, us))| us.iter().map(move |&u| (g, u)))
+                .collect();
+            let mut b = 0;
+            while b < items.len() {
+                let mut e = b;
+                let mut tokens = 0;
+                while e < items.len() {
+                    let (g, u) = items[e];
+                    let t = uniq[u].0.len() - group[g].0;
+                    if e > b && tokens + t > self.opts.batch_tokens {
+                        break;
+                    }
+                    tokens += t;
+                    e += 1;
+                }
+                let batch = &items[b..e];
+                while self.pool.len() < batch.len() {
+                    self.pool.push(KvCache::new(self.model.config()));
+                }
+                for (c, &(g, u)) in self.pool.iter_mut().zip(batch) {
+                    match head_slot[g] {
+                        usize::MAX => c.clear(),
+                        slot => c.copy_from(&heads[slot], uniq[u].0.len() - group[g].0),
+                    }
+                }
+                let seqs: Vec<&[u32]> =
+                    batch.iter().map(|&(g, u)| &uniq[u].0[group[g].0..]).collect();
+                let mut caches: Vec<&mut KvCache> = self.pool.iter_mut().take(seqs.len()).collect();
+                let hidden = self.model.forward(&seqs, &mut caches, &mut self.scratch)?;
+                // Gather the rows to score: the last `need` positions of each input.
+                let mut rows = Vec::new();
+                let mut off = 0;
+                for (&(_, u), seq) in batch.iter().zip(&seqs) {
+                    let need = uniq[u].1.min(seq.len());
+                    rows.extend(off + seq.len() - need..off + seq.len());
+                    off += seq.len();
+                }
+                let sel = hidden.select(ndarray::Axis(0), &rows);
+                let logits = self.model.logits(sel.view())?;
+                let mut r = 0;
+                for (&(_, u), seq) in batch.iter().zip(&seqs) {
+                    let need = uniq[u].1.min(seq.len());
+                    for want in wanted[u].iter().take(need) {
+                        scored[u].push(score_row(logits.row(r), want));
+                        r += 1;
+                    }
+                }
+                self.counters.forward_passes += 1;
+                self.counters.tokens_processed += tokens as u64;
+                self.counters.tokens_scored += rows.len() as u64;
+                b = e;
+            }
+            jb = je;
         }
         let mut out = Vec::with_capacity(reqs.len());
         for (i, (_, cont)) in reqs.iter().enumerate() {
@@ -473,6 +536,24 @@ impl Engine {
         }
         Ok(results)
     }
+}
+
+/// Log-partition, argmax and the wanted targets' logits of one logits row.
+fn score_row(row: ndarray::ArrayView1<'_, f32>, want: &[u32]) -> ScoredPos {
+    let mut mx = f32::NEG_INFINITY;
+    let mut am = 0u32;
+    for (k, &v) in row.iter().enumerate() {
+        if v > mx {
+            mx = v;
+            am = k as u32;
+        }
+    }
+    let z: f64 = row.iter().map(|&v| f64::from(v - mx).exp()).sum::<f64>().ln() + f64::from(mx);
+    let picks = want
+        .iter()
+        .map(|&t| (t, row.get(t as usize).copied().unwrap_or(f32::NEG_INFINITY)))
+        .collect();
+    (z, am, picks)
 }
 
 fn argmax(row: &[f32], limit: usize) -> u32 {

@@ -84,7 +84,20 @@ pub(crate) fn forward_w8a8(
     Ok(())
 }
 
+/// `Σ a·b` over two equal-length int8 slices, exact in i32 (|a·b| ≤ 127² per term).
 fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 support was checked at run time just above.
+            #[allow(unsafe_code)]
+            return unsafe { dot_i8_avx2(a, b) };
+        }
+    }
+    dot_i8_portable(a, b)
+}
+
+fn dot_i8_portable(a: &[i8], b: &[i8]) -> i32 {
     let mut acc = [0i32; 16];
     let ca = a.chunks_exact(16);
     let cb = b.chunks_exact(16);
@@ -96,6 +109,39 @@ fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
     }
     let tail: i32 = ra.iter().zip(rb).map(|(&x, &y)| i32::from(x) * i32::from(y)).sum();
     acc.iter().sum::<i32>() + tail
+}
+
+/// AVX2: sign-extend 16 codes to i16, multiply pairwise and add adjacent products to i32
+/// (`vpmaddwd`), accumulate in eight i32 lanes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn dot_i8_avx2(a: &[i8], b: &[i8]) -> i32 {
+    use std::arch::x86_64::{
+        __m128i, _mm_add_epi32, _mm_cvtsi128_si32, _mm_loadu_si128, _mm_shuffle_epi32,
+        _mm256_add_epi32, _mm256_castsi256_si128, _mm256_cvtepi8_epi16, _mm256_extracti128_si256,
+        _mm256_madd_epi16, _mm256_setzero_si256,
+    };
+    let n = a.len().min(b.len());
+    let (ca, cb) = (a[..n].chunks_exact(16), b[..n].chunks_exact(16));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    let mut acc0 = _mm256_setzero_si256();
+    for (x, y) in ca.zip(cb) {
+        // SAFETY: each chunk holds exactly 16 bytes, the width of an unaligned 128-bit load.
+        #[allow(unsafe_code)]
+        let (vx, vy) = unsafe {
+            (
+                _mm_loadu_si128(x.as_ptr().cast::<__m128i>()),
+                _mm_loadu_si128(y.as_ptr().cast::<__m128i>()),
+            )
+        };
+        let p = _mm256_madd_epi16(_mm256_cvtepi8_epi16(vx), _mm256_cvtepi8_epi16(vy));
+        acc0 = _mm256_add_epi32(acc0, p);
+    }
+    let s = _mm_add_epi32(_mm256_castsi256_si128(acc0), _mm256_extracti128_si256::<1>(acc0));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+    let tail: i32 = ra.iter().zip(rb).map(|(&x, &y)| i32::from(x) * i32::from(y)).sum();
+    _mm_cvtsi128_si32(s) + tail
 }
 
 #[cfg(test)]
@@ -123,5 +169,20 @@ mod tests {
         .forward(x.view())
         .unwrap();
         assert_eq!(ours, theirs);
+    }
+
+    #[test]
+    fn dot_kernels_agree_exactly_on_ragged_lengths_and_extremes() {
+        for n in [0usize, 1, 15, 16, 17, 31, 64, 576, 1537] {
+            let a: Vec<i8> = (0..n).map(|i| ((i * 37 + 11) % 255) as i8).collect();
+            let b: Vec<i8> = (0..n).map(|i| ((i * 91 + 3) % 255) as i8).collect();
+            let want: i32 = a.iter().zip(&b).map(|(&x, &y)| i32::from(x) * i32::from(y)).sum();
+            assert_eq!(dot_i8_portable(&a, &b), want, "portable n={n}");
+            assert_eq!(dot_i8(&a, &b), want, "dispatched n={n}");
+        }
+        let lo = vec![-127i8; 4096];
+        assert_eq!(dot_i8(&lo, &lo), 127 * 127 * 4096);
+        let hi = vec![127i8; 4096];
+        assert_eq!(dot_i8(&lo, &hi), -127 * 127 * 4096);
     }
 }

@@ -1,4 +1,4 @@
-//! Read-only memory maps: the crate's only `unsafe`.
+//! Read-only memory maps: the crate's only `unsafe` besides the AVX2 int8 dot product.
 
 use std::fs::File;
 use std::ops::Deref;

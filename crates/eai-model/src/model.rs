@@ -138,6 +138,23 @@ impl KvCache {
         self.cap = new_cap;
     }
 
+    /// Makes this cache a copy of `other`'s positions (reusing this cache's memory), with room
+    /// for `extra` more.
+    pub(crate) fn copy_from(&mut self, other: &KvCache, extra: usize) {
+        self.len = 0;
+        self.reserve(other.len + extra);
+        let (d, n) = (self.d, other.len * other.d);
+        for (dst, src) in
+            self.k.iter_mut().chain(self.v.iter_mut()).zip(other.k.iter().chain(&other.v))
+        {
+            for h in 0..self.n_kv.min(other.n_kv) {
+                let (a, b) = (h * self.cap * d, h * other.cap * other.d);
+                dst[a..a + n].copy_from_slice(&src[b..b + n]);
+            }
+        }
+        self.len = other.len;
+    }
+
     fn head(&self, layer: usize, h: usize, n: usize) -> (&[f32], &[f32]) {
         let base = h * self.cap * self.d;
         (&self.k[layer][base..base + n * self.d], &self.v[layer][base..base + n * self.d])

@@ -86,3 +86,43 @@ fn converted_safetensors_folder_gives_the_same_logits() {
         );
     }
 }
+
+#[test]
+fn shared_contexts_score_like_full_inputs() {
+    let p = need_model!();
+    let q = "Question: Which gas do plants take in from the air to make food?\nAnswer:";
+    let h = "A man is sitting on a roof. he";
+    let reqs: Vec<LoglikelihoodRequest> = [
+        (q, " carbon dioxide"),
+        (q, " oxygen"),
+        (q, " nitrogen gas from the soil"),
+        (q, " water vapor"),
+        (h, " is using wrap to wrap a pair of skis."),
+        (h, " starts pulling up roofing on a roof."),
+        ("Lonely context", " with one ending"),
+    ]
+    .iter()
+    .map(|(c, x)| LoglikelihoodRequest::new(*c, *x))
+    .collect();
+    let mut diffs = Vec::new();
+    for scheme in [Scheme::Fp32, Scheme::W8A8] {
+        let mut shared = Engine::from_gguf(&p, LoadOptions::new(scheme)).unwrap();
+        let mut opts = shared.options().clone();
+        opts.share_prefixes = false;
+        let mut full = Engine::from_gguf(&p, LoadOptions::new(scheme)).unwrap().with_options(opts);
+        let a = shared.loglikelihood(&reqs).unwrap();
+        let b = full.loglikelihood(&reqs).unwrap();
+        let d: Vec<f64> = a.iter().zip(&b).map(|(x, y)| (x.logprob - y.logprob).abs()).collect();
+        eprintln!("{scheme:?}: |Δ logprob| shared vs full inputs: {d:?}");
+        diffs.push(d);
+        // Two contexts ran once instead of 4 and 2 times.
+        assert!(shared.counters().tokens_processed < full.counters().tokens_processed);
+        assert!(shared.settings_label().contains("shared_contexts=yes"));
+    }
+    // FP32: only the float summation order of the short tails differs.
+    assert!(diffs[0].iter().all(|&d| d < 1e-4), "fp32 {:?}", diffs[0]);
+    // W8A8: per-token int8 rounding turns such 1e-7 differences into an occasional flipped
+    // code (seen: one request of seven moved by 0.47 nats); most requests stay identical.
+    assert!(diffs[1].iter().filter(|&&d| d < 1e-4).count() >= 5, "w8a8 {:?}", diffs[1]);
+    assert!(diffs[1].iter().all(|&d| d < 1.5), "w8a8 {:?}", diffs[1]);
+}

@@ -4,7 +4,12 @@
 //! Run: `decimate trace.json 10` (20 Hz recorded -> 2 Hz, every 10th read), or
 //! `decimate trace.json grid 2` (the sampler's default schedule replayed: 1-s bursts of all
 //! reads every 20 s, between them 2 reads/s each taken in the middle of an update interval of
-//! the grid fitted on the bursts). Windows are classed steady / bursty / idle by instant power.
+//! the grid fitted on the bursts), or `decimate trace.json edge` (the current default
+//! schedule: a 2-s burst at start and 0.64-s bursts a minute, 1 read/s mid-interval, plus the
+//! two edge reads per window edge that `begin`/`end` request: the first read clear of the
+//! update instants in the update interval containing the edge and one in the next interval;
+//! the `post-hoc` column is the same schedule without edge reads, i.e. a window defined after
+//! the fact). Windows are classed steady / bursty / idle by instant power.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use eai_power::{Signal, Timeline};
@@ -14,6 +19,14 @@ fn main() {
     let path = args.next().expect("trace.json");
     let mode = args.next().unwrap_or_else(|| "10".into());
     let full = Timeline::load(std::path::Path::new(&path)).unwrap();
+    if mode == "edge" {
+        edge_mode(&full);
+        return;
+    }
+    if mode == "self" {
+        self_mode(&full);
+        return;
+    }
     let mut dec = full.clone();
     for c in &mut dec.channels {
         if c.signal == Some(Signal::EnergyCounter) {
@@ -115,4 +128,186 @@ fn grid_schedule(reads: &[eai_power::Sample], hz: f64) -> Vec<eai_power::Sample>
         }
     }
     out
+}
+
+fn rnd_gen() -> impl FnMut() -> f64 {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn stat(v: &[f64]) -> String {
+    let n = v.len() as f64;
+    let m = v.iter().sum::<f64>() / n;
+    let sd = (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    let mx = v.iter().fold(0.0f64, |z, x| z.max(x.abs()));
+    format!("{m:+.3} ± {sd:.3} % (max {mx:.3} %)")
+}
+
+/// The default schedule (bursts, 1 Hz mid-interval) and the edge reads of one window.
+fn edge_mode(full: &Timeline) {
+    use eai_power::Sample;
+    use eai_power::integrate::{UpdateGrid, fit_grid};
+    let ci = full.channels.iter().position(|c| c.signal == Some(Signal::EnergyCounter)).unwrap();
+    let reads = full.channels[ci].samples.clone();
+    let u = std::time::Duration::from_millis(100);
+    let g: UpdateGrid = fit_grid(&reads, u).unwrap();
+    eprintln!("grid fitted on the whole 20 Hz trace: {g:?}");
+    let into = |t: u64| (t as f64 - g.phase_ns).rem_euclid(g.period_ns) / g.period_ns;
+    let idx = |t: u64| ((t as f64 - g.phase_ns) / g.period_ns).floor() as i64;
+    let t_first = reads[0].t_ns;
+    let in_burst = |t: u64| {
+        let s = t - t_first;
+        s < 2_000_000_000 || (s % 60_000_000_000) < 640_000_000
+    };
+    let mut base: Vec<Sample> = Vec::new();
+    let mut next = t_first;
+    for s in &reads {
+        if in_burst(s.t_ns) {
+            base.push(*s);
+            next = s.t_ns + 1_000_000_000;
+        } else if s.t_ns >= next && (0.4..0.6).contains(&into(s.t_ns)) {
+            base.push(*s);
+            next = s.t_ns + 1_000_000_000 - 60_000_000;
+        }
+    }
+    eprintln!("base schedule keeps {} of {} reads", base.len(), reads.len());
+    let edge_reads = |t: u64| -> Vec<Sample> {
+        let k = idx(t);
+        let mut out = Vec::new();
+        // interval k: the first read at or after t, clear of the update instants
+        if let Some(r) = reads
+            .iter()
+            .find(|r| r.t_ns >= t && idx(r.t_ns) == k && (0.15..0.8).contains(&into(r.t_ns)))
+        {
+            out.push(*r);
+        }
+        if let Some(r) =
+            reads.iter().find(|r| idx(r.t_ns) == k + 1 && (0.15..0.8).contains(&into(r.t_ns)))
+        {
+            out.push(*r);
+        }
+        out
+    };
+    let inst = full.channels.iter().find(|c| c.signal == Some(Signal::InstantPower)).unwrap();
+    let class = |t0: u64, t1: u64| {
+        let v: Vec<f64> =
+            inst.samples.iter().filter(|s| s.t_ns >= t0 && s.t_ns <= t1).map(|s| s.value).collect();
+        let mn = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let mx = v.iter().copied().fold(0.0, f64::max);
+        if mn > 400.0 {
+            "steady"
+        } else if mx > 400.0 {
+            "bursty"
+        } else {
+            "idle"
+        }
+    };
+    let end = full.end_ns();
+    let mut rnd = rnd_gen();
+    println!(
+        "| window | trials | edge reads vs full-rate primary | post-hoc (no edge reads) vs full-rate primary | edge reads vs full-rate counter-linear | CoarseEdge flags (edge / post-hoc) |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (len_s, want) in [0.1f64, 0.5, 1.0, 5.0, 10.0]
+        .iter()
+        .flat_map(|l| ["steady", "bursty", "any"].map(|w| (*l, w)))
+    {
+        let len = (len_s * 1e9) as u64;
+        let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut fe, mut fp) = (0, 0);
+        let mut tries = 0;
+        while a.len() < 60 && tries < 5_000 {
+            tries += 1;
+            let t0 = 3_000_000_000 + (rnd() * (end - len - 6_000_000_000) as f64) as u64;
+            let t1 = t0 + len;
+            if want != "any" && class(t0, t1) != want {
+                continue;
+            }
+            let mut with = base.clone();
+            with.extend(edge_reads(t0));
+            with.extend(edge_reads(t1));
+            with.sort_by_key(|s| s.t_ns);
+            with.dedup_by_key(|s| s.t_ns);
+            let mut te = full.clone();
+            te.channels[ci].samples = with;
+            let mut tp = full.clone();
+            tp.channels[ci].samples = base.clone();
+            let f = full.measure("f", t0, t1).unwrap();
+            let e = te.measure("e", t0, t1).unwrap();
+            let p = tp.measure("p", t0, t1).unwrap();
+            let (Some(r), Some(rl), Some(x), Some(y)) = (
+                f.devices[0].energy,
+                f.devices[0].counter_linear,
+                e.devices[0].energy,
+                p.devices[0].energy,
+            ) else {
+                continue;
+            };
+            let coarse = |m: &eai_power::Measurement| {
+                m.devices[0].flags.iter().any(|f| matches!(f, eai_power::Flag::CoarseEdge { .. }))
+            };
+            fe += usize::from(coarse(&e));
+            fp += usize::from(coarse(&p));
+            a.push((x.0 - r.0) / r.0 * 100.0);
+            b.push((y.0 - r.0) / r.0 * 100.0);
+            c.push((x.0 - rl.0) / rl.0 * 100.0);
+        }
+        if a.len() < 2 {
+            continue;
+        }
+        println!(
+            "| {len_s} s {want} | {} | {} | {} | {} | {fe} / {fp} |",
+            a.len(),
+            stat(&a),
+            stat(&b),
+            stat(&c)
+        );
+    }
+}
+
+/// How much the full-rate estimate itself moves when its grid is fitted on a different span
+/// of reads (±8 s around the window instead of the whole trace): the grid ambiguity of a
+/// trace whose reads do not sweep the update phase.
+fn self_mode(full: &Timeline) {
+    let ci = full.channels.iter().position(|c| c.signal == Some(Signal::EnergyCounter)).unwrap();
+    let inst = full.channels.iter().find(|c| c.signal == Some(Signal::InstantPower)).unwrap();
+    let end = full.end_ns();
+    let mut rnd = rnd_gen();
+    for len_s in [1.0f64, 5.0] {
+        let len = (len_s * 1e9) as u64;
+        let mut errs = Vec::new();
+        let mut tries = 0;
+        while errs.len() < 60 && tries < 5000 {
+            tries += 1;
+            let t0 = 9_000_000_000 + (rnd() * (end - len - 18_000_000_000) as f64) as u64;
+            let t1 = t0 + len;
+            let v: Vec<f64> = inst
+                .samples
+                .iter()
+                .filter(|s| s.t_ns >= t0 && s.t_ns <= t1)
+                .map(|s| s.value)
+                .collect();
+            let mn = v.iter().copied().fold(f64::INFINITY, f64::min);
+            let mx = v.iter().copied().fold(0.0, f64::max);
+            if !(mn < 400.0 && mx > 400.0) {
+                continue;
+            }
+            let mut part = full.clone();
+            part.channels[ci]
+                .samples
+                .retain(|s| s.t_ns + 8_000_000_000 > t0 && s.t_ns < t1 + 8_000_000_000);
+            let a = full.measure("a", t0, t1).unwrap().devices[0].counter_linear.unwrap().0;
+            let b = part.measure("b", t0, t1).unwrap().devices[0].counter_linear.unwrap().0;
+            errs.push((b - a) / a * 100.0);
+        }
+        println!(
+            "bursty {len_s} s: full-rate counter-linear, grid fitted on ±8 s vs whole trace: {}",
+            stat(&errs)
+        );
+    }
 }

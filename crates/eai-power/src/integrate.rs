@@ -160,6 +160,13 @@ pub struct CounterEstimate {
     pub points_inside: usize,
     /// One-sigma uncertainty from locating the update points at the two edges.
     pub edge_sigma: Joules,
+    /// How far the worse edge lies from the nearer of the two counter update points around it
+    /// (`max` over both edges of `min(t − a, b − t)`). An edge read (the sampler reads the
+    /// counter in the update intervals containing and following each `begin`/`end`) keeps
+    /// this under half an update period; a window defined after the fact between sparse
+    /// background reads can have it up to half the read interval, and the energy near that
+    /// edge is then interpolated over a long stretch.
+    pub edge_distance: Duration,
 }
 
 /// Counter update points: `(time, unwrapped energy)`. A change seen at read `i` happened in
@@ -176,6 +183,8 @@ pub fn counter_points(
     let mut raw_prev: Option<f64> = None;
     let mut acc = 0.0;
     let mut reset_at = Vec::new();
+    let mut reset_after = Vec::new();
+    let mut wrap_after = Vec::new();
     let mut wrap_at = Vec::new();
     let mut prev_t = None;
     for r in reads {
@@ -202,9 +211,11 @@ pub fn counter_points(
                         Some(range) => {
                             d += range.0;
                             wrap_at.push(r.t_ns);
+                            wrap_after.push(prev_t.unwrap_or(0));
                         }
                         None => {
                             reset_at.push(r.t_ns);
+                            reset_after.push(prev_t.unwrap_or(0));
                             let lt = pts.last().map_or(t_point, |p| p.0);
                             // Energy since the reset is the new value; bridge the rest with
                             // the power stream when there is one.
@@ -225,7 +236,7 @@ pub fn counter_points(
         raw_prev = Some(r.value);
         prev_t = Some(r.t_ns);
     }
-    CounterPoints { points: pts, resets: reset_at, wraps: wrap_at }
+    CounterPoints { points: pts, resets: reset_at, wraps: wrap_at, reset_after, wrap_after }
 }
 
 /// The counter's republication grid: updates happen at `phase_ns + k * period_ns` (times in the
@@ -254,102 +265,200 @@ impl UpdateGrid {
 }
 
 /// Fits the counter's update grid from reads closer together than the period: each change
-/// between two such reads brackets one update. Searches the period within ±0.2 % of `nominal`
-/// (coarse then fine) and, for each period, the phase covered by the most brackets (the middle
-/// of that region). `None` with fewer than 8 brackets or when fewer than 90 % of the brackets
-/// agree with the best grid (a counter that is not on a grid).
+/// between two such reads brackets one update (evidence for an update instant in between),
+/// each pair without a change excludes one. For each candidate period (±0.2 % of `nominal`,
+/// coarse then fine) the phase with the best score (brackets containing it minus change-free
+/// pairs containing it) is found by a sweep; the period is the middle of the best-scoring
+/// range (reads that do not sweep the update phase leave a range of periods equally
+/// consistent), the phase the middle of the best region. `None` with fewer than 8 brackets,
+/// or when fewer than 90 % of the brackets agree with the grid or more than 10 % of the
+/// change-free pairs contradict it (a counter that is not on a grid).
+///
+/// Reads spaced by a non-divisor of the period (the sampler's bursts use 61.8 ms against
+/// ~100 ms) sweep the phase and pin the update instants to a few ms; bursts far apart pin the
+/// period (its error shrinks as 1/baseline).
 pub fn fit_grid(reads: &[Sample], nominal: Duration) -> Option<UpdateGrid> {
     let u = nominal.as_nanos() as f64;
     if u <= 0.0 || reads.len() < 2 {
         return None;
     }
     let t_ref = reads[0].t_ns as f64;
-    let br: Vec<(f64, f64)> = reads
+    let pairs = reads
         .windows(2)
-        .filter(|w| w[1].value != w[0].value && ((w[1].t_ns - w[0].t_ns) as f64) < 0.9 * u)
-        .map(|w| (w[0].t_ns as f64 - t_ref, w[1].t_ns as f64 - t_ref))
-        .collect();
-    // At most 64 brackets, spread evenly (bounds the cost on long dense traces).
-    let stride = br.len().div_ceil(64).max(1);
-    let br: Vec<(f64, f64)> = br.into_iter().step_by(stride).collect();
+        .filter(|w| ((w[1].t_ns - w[0].t_ns) as f64) < 0.9 * u)
+        .map(|w| (w[0].t_ns as f64 - t_ref, w[1].t_ns as f64 - t_ref, w[1].value != w[0].value));
+    let (br, quiet): (Vec<_>, Vec<_>) = pairs.partition(|p| p.2);
+    let strip = |v: Vec<(f64, f64, bool)>| -> Vec<(f64, f64)> {
+        v.into_iter().map(|(a, b, _)| (a, b)).collect()
+    };
+    let (br_all, quiet_all) = (strip(br), strip(quiet));
+    // At most 256 of each for the search, spread evenly (bounds the cost on long traces).
+    let thin = |v: &[(f64, f64)]| -> Vec<(f64, f64)> {
+        let stride = v.len().div_ceil(256).max(1);
+        v.iter().step_by(stride).copied().collect()
+    };
+    let (br, quiet) = (thin(&br_all), thin(&quiet_all));
     if br.len() < 8 {
         return None;
     }
-    // Best phase for one period: (count, phase in [0, period)).
-    let best_phase = |p: f64| -> (usize, f64, f64) {
-        let mut ev: Vec<(f64, i32)> = Vec::with_capacity(br.len() * 4);
-        for &(a, b) in &br {
+    // The middle of the best-scoring periods of a scan.
+    let scan = |centre: f64, step: f64| -> f64 {
+        let res: Vec<(f64, i64)> = (-30..=30)
+            .map(|k| {
+                let p = centre * (1.0 + step * k as f64);
+                (p, best_phase(&br, &quiet, p).0)
+            })
+            .collect();
+        let top = res.iter().map(|r| r.1).max().unwrap_or(0);
+        let tied: Vec<f64> = res.iter().filter(|r| r.1 == top).map(|r| r.0).collect();
+        tied[tied.len() / 2]
+    };
+    let coarse = scan(u, 6.7e-5);
+    let p0 = scan(coarse, 2.3e-6);
+    let (_, _, ph0) = best_phase(&br, &quiet, p0);
+    let (mut p, mut ph) = (p0, ph0);
+    // Refinement: each cluster of close reads (a calibration burst) pins one update instant
+    // to the middle of its feasible region; a least-squares line through those instants
+    // gives the period from the longest baseline available.
+    if let Some((p1, ph1)) = refine(&br_all, &quiet_all, p0, ph0) {
+        let score = |p: f64, ph: f64| {
+            let k = |t: f64| ((t - ph) / p).floor();
+            br.iter().filter(|&&(a, b)| k(b) > k(a)).count() as i64
+                - quiet.iter().filter(|&&(a, b)| k(b) > k(a)).count() as i64
+        };
+        if score(p1, ph1) >= score(p0, ph0) {
+            (p, ph) = (p1, ph1);
+        }
+    }
+    let k = |t: f64| ((t - ph) / p).floor();
+    let consistent = br.iter().filter(|&&(a, b)| k(b) > k(a)).count();
+    let violated = quiet.iter().filter(|&&(a, b)| k(b) > k(a)).count();
+    if (consistent as f64) < 0.9 * br.len() as f64 || (violated as f64) > 0.1 * quiet.len() as f64 {
+        return None;
+    }
+    Some(UpdateGrid {
+        period_ns: p,
+        phase_ns: t_ref + ph.rem_euclid(p),
+        brackets: br.len(),
+        consistent,
+    })
+}
+
+/// Best phase for one period: (score = brackets containing it − change-free pairs containing
+/// it, width of the best region, its middle in `[0, p)`).
+fn best_phase(br: &[(f64, f64)], quiet: &[(f64, f64)], p: f64) -> (i64, f64, f64) {
+    let mut ev: Vec<(f64, i64)> = Vec::with_capacity((br.len() + quiet.len()) * 4);
+    for (set, w) in [(br, 1i64), (quiet, -1i64)] {
+        for &(a, b) in set {
             let lo = a.rem_euclid(p);
             let hi = lo + (b - a);
             // Circular interval: add it and its copy one period later.
             for off in [0.0, p] {
-                ev.push((lo + off, 1));
-                ev.push((hi + off, -1));
+                ev.push((lo + off, w));
+                ev.push((hi + off, -w));
             }
         }
-        ev.sort_by(|x, y| x.0.total_cmp(&y.0).then(y.1.cmp(&x.1)));
-        let (mut c, mut best, mut at, mut width) = (0i32, 0i32, 0.0, 0.0);
-        for (i, &(t, d)) in ev.iter().enumerate() {
-            c += d;
-            if c > best {
-                best = c;
-                let end = ev.get(i + 1).map_or(t, |e| e.0);
-                at = 0.5 * (t + end);
-                width = end - t;
-            }
+    }
+    ev.sort_by(|x, y| x.0.total_cmp(&y.0).then(y.1.cmp(&x.1)));
+    let (mut c, mut best, mut at, mut width) = (0i64, i64::MIN, 0.0, 0.0);
+    for (i, &(t, d)) in ev.iter().enumerate() {
+        c += d;
+        let end = ev.get(i + 1).map_or(t, |e| e.0);
+        if c > best || (c == best && end - t > width) {
+            best = c;
+            at = 0.5 * (t + end);
+            width = end - t;
         }
-        (best.max(0) as usize, width, at.rem_euclid(p))
-    };
-    // Most consistent brackets; among those the widest common region (a wrong period makes
-    // the brackets drift apart and their intersection shrink).
-    let mut best = (0usize, 0.0f64, 0.0f64, u);
-    let search = |centre: f64, step: f64, best: &mut (usize, f64, f64, f64)| {
-        for k in -30..=30 {
-            let p = centre * (1.0 + step * k as f64);
-            let (n, w, ph) = best_phase(p);
-            if n > best.0 || (n == best.0 && w > best.1) {
-                *best = (n, w, ph, p);
-            }
+    }
+    (best, width, at.rem_euclid(p))
+}
+
+/// Least-squares period and phase through the update instants pinned by each cluster of
+/// close reads (clusters split at gaps over 1 s, each with at least 4 brackets). `None` with
+/// fewer than two clusters or a baseline under 5 s.
+fn refine(br: &[(f64, f64)], quiet: &[(f64, f64)], p0: f64, ph0: f64) -> Option<(f64, f64)> {
+    let mut all: Vec<(f64, f64, bool)> = br.iter().map(|&(a, b)| (a, b, true)).collect();
+    all.extend(quiet.iter().map(|&(a, b)| (a, b, false)));
+    all.sort_by(|x, y| x.0.total_cmp(&y.0));
+    let mut pts: Vec<(f64, f64, f64)> = Vec::new(); // (n, instant, weight)
+    let mut start = 0;
+    for i in 1..=all.len() {
+        if i < all.len() && all[i].0 - all[i - 1].1 < 1e9 {
+            continue;
         }
-    };
-    search(u, 6.7e-5, &mut best);
-    let coarse = best.3;
-    search(coarse, 2.3e-6, &mut best);
-    let (n, _, ph, p) = best;
-    if (n as f64) < 0.9 * br.len() as f64 {
+        let cl = &all[start..i];
+        start = i;
+        let b: Vec<(f64, f64)> = cl.iter().filter(|x| x.2).map(|x| (x.0, x.1)).collect();
+        let q: Vec<(f64, f64)> = cl.iter().filter(|x| !x.2).map(|x| (x.0, x.1)).collect();
+        if b.len() < 4 {
+            continue;
+        }
+        let (_, width, mid) = best_phase(&b, &q, p0);
+        // The instant of that phase nearest the cluster's middle, and its index on the grid.
+        let centre = 0.5 * (cl[0].0 + cl[cl.len() - 1].1);
+        let inst = mid + ((centre - mid) / p0).round() * p0;
+        let n = ((inst - ph0) / p0).round();
+        let w = 1.0 / width.max(1e6).powi(2);
+        pts.push((n, inst, w));
+    }
+    if pts.len() < 2 {
         return None;
     }
-    Some(UpdateGrid { period_ns: p, phase_ns: t_ref + ph, brackets: br.len(), consistent: n })
+    let (n_min, n_max) =
+        pts.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x.0), b.max(x.0)));
+    if (n_max - n_min) * p0 < 5e9 {
+        return None;
+    }
+    let sw: f64 = pts.iter().map(|x| x.2).sum();
+    let mn = pts.iter().map(|x| x.2 * x.0).sum::<f64>() / sw;
+    let mt = pts.iter().map(|x| x.2 * x.1).sum::<f64>() / sw;
+    let snn: f64 = pts.iter().map(|x| x.2 * (x.0 - mn).powi(2)).sum();
+    let snt: f64 = pts.iter().map(|x| x.2 * (x.0 - mn) * (x.1 - mt)).sum();
+    let p = snt / snn;
+    if !p.is_finite() || (p / p0 - 1.0).abs() > 2e-3 {
+        return None;
+    }
+    Some((p, mt - p * mn))
 }
 
 /// Counter update points snapped to a fitted grid: every read is the exact energy at the last
-/// grid instant before it. Falls back to `None` (use [`counter_points`]) when a change is seen
-/// between two reads with no grid instant between them, i.e. the grid does not describe the
-/// reads, or the counter decreased (resets and wraps take the general path).
+/// grid instant before it. Reads within 10 % of a period of a grid instant are skipped (which
+/// side of the update they saw is ambiguous at the fit's precision); a read that contradicts
+/// the grid (a change with no grid instant since the previous read) is dropped. `None` (use
+/// [`counter_points`]) when the counter decreased (resets and wraps take the general path) or
+/// more than 10 % of the reads contradict the grid (the grid does not describe the reads).
 pub fn snapped_points(reads: &[Sample], grid: &UpdateGrid) -> Option<Vec<(u64, f64)>> {
+    let guard = 0.1 * grid.period_ns;
     let mut pts: Vec<(u64, f64)> = Vec::with_capacity(reads.len());
-    let mut prev: Option<Sample> = None;
+    let mut prev: Option<(u64, f64)> = None;
     let base = reads.first()?.value;
+    let (mut used, mut dropped) = (0usize, 0usize);
     for r in reads {
+        if let Some((_, pv)) = prev
+            && r.value < pv
+        {
+            return None;
+        }
         let g = grid.floor(r.t_ns);
-        if let Some(p) = prev {
-            if r.value < p.value {
-                return None;
-            }
-            let gp = grid.floor(p.t_ns);
-            if r.value != p.value && g == gp {
-                return None;
-            }
+        let into = r.t_ns as f64 - g as f64;
+        if into < guard || grid.period_ns - into < guard {
+            continue;
+        }
+        if let Some((pg, pv)) = prev
+            && (g < pg || (g == pg && r.value != pv))
+        {
+            dropped += 1;
+            continue;
         }
         let v = r.value - base;
         match pts.last_mut() {
             Some(l) if l.0 == g => l.1 = l.1.max(v),
-            Some(l) if l.0 > g => return None,
             _ => pts.push((g, v)),
         }
-        prev = Some(*r);
+        prev = Some((g, r.value));
+        used += 1;
     }
-    Some(pts)
+    (dropped * 10 <= used).then_some(pts)
 }
 
 /// Update points of a counter and where it reset or wrapped (see [`counter_points`]).
@@ -362,6 +471,10 @@ pub struct CounterPoints {
     pub resets: Vec<u64>,
     /// Read times at which the counter wrapped.
     pub wraps: Vec<u64>,
+    /// For each reset, the time of the read before it (the reset happened in between).
+    pub reset_after: Vec<u64>,
+    /// For each wrap, the time of the read before it.
+    pub wrap_after: Vec<u64>,
 }
 
 /// Energy between two update points up to `t`, as a fraction of the segment, shaped by power.
@@ -471,8 +584,9 @@ pub fn counter_energy(
         && cp.wraps.is_empty()
     {
         // Fit the grid on the reads around the window (the phase drifts slowly against the
-        // host clock; a local fit keeps the cost bounded on long traces).
-        let m = 40_000_000_000u64;
+        // host clock; a local fit keeps the cost bounded on long traces). The range spans
+        // several of the sampler's calibration bursts (one a minute at the defaults).
+        let m = 150_000_000_000u64;
         let lo = reads.partition_point(|r| r.t_ns < t0.saturating_sub(m));
         let hi = reads.partition_point(|r| r.t_ns <= t1.saturating_add(m));
         let local = &reads[lo..hi];
@@ -484,28 +598,35 @@ pub fn counter_energy(
         }
     }
     let pts = cp.points;
-    let in_win = |t: &&u64| {
-        **t > t0
-            && **t <= t1.saturating_add(params.update_period.map_or(0, |d| d.as_nanos() as u64))
-    };
-    let resets = cp.resets.iter().filter(in_win).count() as u32;
-    let wraps = cp.wraps.iter().filter(in_win).count() as u32;
+    // A decrease seen at read r happened in (previous read, r]: it belongs to the window when
+    // that interval meets the window (with sparse reads, the read that sees a reset inside the
+    // window can come after its end).
+    let in_win = |(at, after): (&u64, &u64)| *at > t0 && *after < t1;
+    let resets = cp.resets.iter().zip(&cp.reset_after).filter(|x| in_win(*x)).count() as u32;
+    let wraps = cp.wraps.iter().zip(&cp.wrap_after).filter(|x| in_win(*x)).count() as u32;
     let (l0, s0, x0) = energy_at(&pts, power, t0)?;
     let (l1, s1, x1) = energy_at(&pts, power, t1)?;
     let shaped = match (s0, s1) {
         (Some(a), Some(b)) => Some(Joules(b - a)),
         _ => None,
     };
-    // Edge sigma: uniform error of +-w/2 in the update point time, w = min(U, read interval).
+    // Edge sigma: the update point at each edge is uncertain by +-w/2, w = min(U, the
+    // bracketing segment); the distance to the nearer point bounds how far energy is
+    // interpolated at that edge.
     let u = params.update_period.map_or(0.0, |d| d.as_secs_f64());
-    let read_dt = if reads.len() >= 2 {
-        dt(reads[0].t_ns, reads[reads.len() - 1].t_ns) / (reads.len() - 1) as f64
-    } else {
-        0.0
+    let bracket = |t: u64| -> (f64, f64) {
+        let i = pts.partition_point(|p| p.0 <= t);
+        if i == 0 || i == pts.len() {
+            let d = if i == 0 { pts[0].0 - t.min(pts[0].0) } else { t - pts[i - 1].0.min(t) };
+            return (secs(d), u);
+        }
+        let (a, b) = (pts[i - 1].0, pts[i].0);
+        (secs((t - a).min(b - t)), u.min(dt(a, b)))
     };
-    let w = u.min(read_dt);
+    let (d0, w0) = bracket(t0);
+    let (d1, w1) = bracket(t1);
     let p_at = |t: u64| power.and_then(|p| interpolate(p, t)).unwrap_or(0.0);
-    let sig = ((p_at(t0) * w).powi(2) + (p_at(t1) * w).powi(2)).sqrt() / 12f64.sqrt();
+    let sig = ((p_at(t0) * w0).powi(2) + (p_at(t1) * w1).powi(2)).sqrt() / 12f64.sqrt();
     let points_inside = pts.iter().filter(|p| p.0 >= t0 && p.0 <= t1).count();
     Some(CounterEstimate {
         linear: Joules(l1 - l0),
@@ -515,6 +636,7 @@ pub fn counter_energy(
         extrapolated: x0 || x1,
         points_inside,
         edge_sigma: Joules(sig),
+        edge_distance: Duration::from_secs_f64(d0.max(d1).max(0.0)),
     })
 }
 

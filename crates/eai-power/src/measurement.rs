@@ -48,6 +48,16 @@ pub enum Flag {
     Throttled,
     /// A window edge lay outside the recorded samples and was extrapolated.
     Extrapolated,
+    /// An edge lies further than [`AnalysisConfig::coarse_edge`] from the nearest counter
+    /// update point: the counter was not read around it (a window defined after the fact,
+    /// between the sparse background reads, or the edge-read budget was spent), so the energy
+    /// near that edge is interpolated over a long stretch (shaped by instant power where that
+    /// stream tracks the counter). Accurate on steady loads; on loads faster than the sensor
+    /// expect up to a few % on 1–5 s windows.
+    CoarseEdge {
+        /// The distance, ms.
+        ms: u32,
+    },
     /// Counter and instant-power integral disagree by more than the threshold.
     Discrepancy,
     /// Readings were rejected as absurd inside the window.
@@ -281,11 +291,18 @@ pub struct AnalysisConfig {
     /// Relative counter/instant disagreement above which [`Flag::Discrepancy`] is set, for
     /// windows of at least 1 s (default 0.05).
     pub discrepancy: f64,
+    /// An edge further than this from the nearest counter update point is flagged
+    /// [`Flag::CoarseEdge`] (default 125 ms; an edge read keeps it under 50 ms on NVML).
+    pub coarse_edge: Duration,
 }
 
 impl Default for AnalysisConfig {
     fn default() -> Self {
-        Self { too_short: Duration::from_millis(500), discrepancy: 0.05 }
+        Self {
+            too_short: Duration::from_millis(500),
+            discrepancy: 0.05,
+            coarse_edge: Duration::from_millis(125),
+        }
     }
 }
 
@@ -415,6 +432,11 @@ impl Timeline {
         let two_read = counter.and_then(|c| integrate::two_read_delta(c, t0, e1));
 
         if let Some(c) = &ce {
+            if c.edge_distance > cfg.coarse_edge {
+                flags.push(Flag::CoarseEdge {
+                    ms: c.edge_distance.as_millis().min(u128::from(u32::MAX)) as u32,
+                });
+            }
             if c.resets > 0 {
                 flags.push(Flag::CounterReset);
             }

@@ -7,18 +7,29 @@ use std::time::Instant;
 use eai_core::{Joules, Watts};
 
 use crate::error::{Error, Result};
+use crate::integrate::{CounterParams, counter_points, fit_grid, snapped_points};
 use crate::source::{PowerSource, Provenance, Reading, Signal, SourceError, SourceInfo};
 use crate::timeline::{Sample, Timeline};
 
-/// Plays back one source of a [`Timeline`] (loaded from CSV or JSON): a read at time `t` after
-/// the first read returns the last recorded sample at or before `t` (the recorded value, not
-/// an interpolation). After the trace ends, reads return [`SourceError::Exhausted`].
+/// Plays back one source of a [`Timeline`] (loaded from CSV or JSON): a power read at time `t`
+/// after the first read returns the last recorded sample at or before `t` (the recorded value,
+/// not an interpolation). The energy counter is replayed as a counter: its update points are
+/// reconstructed from the recorded reads (snapped to the fitted update grid where there is
+/// one, unwrapped, resets bridged), interpolated linearly between them and republished at the
+/// original update period, so a trace recorded with sparse counter reads still replays as a
+/// counter of the original cadence. After the trace ends, reads return
+/// [`SourceError::Exhausted`].
 #[derive(Debug)]
 pub struct ReplaySource {
     info: SourceInfo,
     instant: Vec<Sample>,
     average: Vec<Sample>,
     counter: Vec<Sample>,
+    /// Reconstructed counter update points `(t, J)`, plus the first raw value.
+    points: Vec<(u64, f64)>,
+    base: f64,
+    /// Republication grid of the replayed counter: (period ns, phase ns).
+    republish: Option<(f64, f64)>,
     offset_ns: u64,
     start: OnceLock<Instant>,
 }
@@ -52,13 +63,32 @@ impl ReplaySource {
             Signal::AveragePower => !average.is_empty(),
             Signal::EnergyCounter => !counter.is_empty(),
         });
-        // A replayed value is republished at the recording's cadence: at least that is its
-        // update period (so a replayed counter's update points are placed correctly).
+        // The counter: update points from the reads, republished at the original period.
+        let cspec = info.spec(Signal::EnergyCounter).cloned();
+        let u = cspec.as_ref().and_then(|c| c.update_period);
+        let params = CounterParams::new(u, cspec.as_ref().and_then(|c| c.wrap_at));
+        let cp = counter_points(&counter, params, None);
+        let mut points = cp.points;
+        let mut republish =
+            u.map(|u| (u.as_nanos() as f64, points.first().map_or(0.0, |p| p.0 as f64)));
+        if let Some(u) = u
+            && cp.resets.is_empty()
+            && cp.wraps.is_empty()
+            && let Some(g) = fit_grid(&counter, u)
+        {
+            if let Some(p) = snapped_points(&counter, &g).filter(|p| p.len() >= 2) {
+                points = p;
+            }
+            republish = Some((g.period_ns, g.phase_ns));
+        }
+        let base = counter.first().map_or(0.0, |s| s.value);
+        // A replayed power value is republished at the recording's cadence: at least that is
+        // its update period.
         for spec in &mut info.signals {
             let s = match spec.signal {
                 Signal::InstantPower => &instant,
                 Signal::AveragePower => &average,
-                Signal::EnergyCounter => &counter,
+                Signal::EnergyCounter => continue,
             };
             if let Some(cadence) = median_spacing(s)
                 && spec.update_period.is_none_or(|u| u < cadence)
@@ -66,7 +96,17 @@ impl ReplaySource {
                 spec.update_period = Some(cadence);
             }
         }
-        Ok(Self { info, instant, average, counter, offset_ns, start: OnceLock::new() })
+        Ok(Self {
+            info,
+            instant,
+            average,
+            counter,
+            points,
+            base,
+            republish,
+            offset_ns,
+            start: OnceLock::new(),
+        })
     }
 
     /// Every source of a timeline, as replay sources.
@@ -101,6 +141,16 @@ impl PowerSource for ReplaySource {
         if t > last.t_ns {
             return Err(SourceError::Exhausted);
         }
+        if signal == Signal::EnergyCounter && !self.points.is_empty() {
+            let tq = match self.republish {
+                Some((period, phase)) => {
+                    (phase + ((t as f64 - phase) / period).floor() * period).max(0.0) as u64
+                }
+                None => t,
+            };
+            let v = interpolate_points(&self.points, tq);
+            return Ok(Reading::Energy(Joules(self.base + v)));
+        }
         let i = s.partition_point(|x| x.t_ns <= t);
         let v = if i == 0 { s[0].value } else { s[i - 1].value };
         Ok(match signal {
@@ -108,6 +158,19 @@ impl PowerSource for ReplaySource {
             _ => Reading::Power(Watts(v)),
         })
     }
+}
+
+/// Linear interpolation between `(t, value)` points, held beyond the ends.
+fn interpolate_points(p: &[(u64, f64)], t: u64) -> f64 {
+    let i = p.partition_point(|x| x.0 <= t);
+    if i == 0 {
+        return p.first().map_or(0.0, |x| x.1);
+    }
+    if i == p.len() {
+        return p[i - 1].1;
+    }
+    let (a, b) = (p[i - 1], p[i]);
+    a.1 + (b.1 - a.1) * (t - a.0) as f64 / (b.0 - a.0) as f64
 }
 
 fn median_spacing(s: &[Sample]) -> Option<std::time::Duration> {
