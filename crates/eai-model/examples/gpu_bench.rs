@@ -8,7 +8,11 @@
 //! gpu_bench --gguf SmolLM2.gguf --data ../shared/data --out out/ [--limit 200]
 //!           [--throughput-limit 2000] [--schemes fp32,fp16,...] [--skip-7b] [--cpu-only]
 //!           [--only parity,eval,throughput,speed,7b] [--shapes qwen,mistral]
-//!           [--half-head false,true] [--gemv true,false]
+//!           [--half-head false,true] [--gemv true,false] [--graph true,false]
+//!
+//! `--shapes` takes `qwen`, `mistral` and `smol` (SmolLM2-135M's shapes with synthetic weights);
+//! `--graph` runs the speed measurement of each synthetic model with CUDA-graph decode on and/or
+//! off (the same loaded model, toggled with `GpuModel::set_cuda_graph`).
 //! ```
 //! `--cpu-only` runs the accuracy subsets on the CPU reference engine instead (no GPU needed).
 
@@ -320,12 +324,21 @@ fn main() {
             "Mistral-7B-Instruct-v0.2 config.json",
         )
         .unwrap();
+        let smol = ModelConfig::from_hf_json(
+            r#"{ "architectures": ["LlamaForCausalLM"], "hidden_size": 576, "intermediate_size": 1536,
+                 "num_attention_heads": 9, "num_key_value_heads": 3, "num_hidden_layers": 30,
+                 "vocab_size": 49152, "rope_theta": 100000.0, "rms_norm_eps": 1e-5,
+                 "max_position_embeddings": 8192, "tie_word_embeddings": true }"#,
+            "SmolLM2-135M config.json",
+        )
+        .unwrap();
         let shapes: Vec<(&str, ModelConfig)> = arg(&args, "--shapes")
             .unwrap_or_else(|| "qwen".into())
             .split(',')
             .map(|x| match x {
                 "qwen" => ("synthetic Qwen2.5-7B shapes", qwen.clone()),
                 "mistral" => ("synthetic Mistral-7B shapes", mistral.clone()),
+                "smol" => ("synthetic SmolLM2-135M shapes", smol.clone()),
                 other => panic!("unknown shape {other}"),
             })
             .collect();
@@ -338,6 +351,7 @@ fn main() {
         };
         let half_heads = bools("--half-head", "false");
         let gemvs = bools("--gemv", "true");
+        let graphs = bools("--graph", "true");
         let mut rows = Vec::new();
         for (model_name, cfg) in &shapes {
             for sch in [GpuScheme::Fp16, GpuScheme::W8A16, GpuScheme::W8A8, GpuScheme::Dynamic] {
@@ -362,7 +376,10 @@ fn main() {
                             });
                         }
                         let t = Instant::now();
-                        let opts = GpuOptions::new(sch).half_head(hh).decode_gemv(gv);
+                        let opts = GpuOptions::new(sch)
+                            .half_head(hh)
+                            .decode_gemv(gv)
+                            .cuda_graph(graphs.contains(&true));
                         let mut m = match GpuModel::synthetic_with(
                             dev.clone(),
                             cfg.clone(),
@@ -379,9 +396,13 @@ fn main() {
                             "7b {model_name} {label}: built in {:.1}s",
                             t.elapsed().as_secs_f64()
                         );
-                        rows.push(speed(&mut m, &meter, &label, model_name));
-                        report["synthetic_7b"] = json!(rows);
-                        write(&out, "gpu_bench.json", &report);
+                        for &gr in &graphs {
+                            let on = m.set_cuda_graph(gr);
+                            let l = format!("{label}{}", if on { "+graph" } else { "" });
+                            rows.push(speed(&mut m, &meter, &l, model_name));
+                            report["synthetic_7b"] = json!(rows);
+                            write(&out, "gpu_bench.json", &report);
+                        }
                     }
                 }
             }
