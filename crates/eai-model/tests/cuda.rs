@@ -146,6 +146,48 @@ fn tiny_model_matches_cpu_for_every_scheme() {
     }
 }
 
+/// Decode-sized passes (1–4 rows, and 9 rows for W8A16's M-tiling) through the model's GEMV
+/// kernels give the logits of the cuBLAS / eai-quant path, and of the CPU reference.
+#[test]
+fn decode_gemv_matches_the_gemm_path_and_the_cpu() {
+    let Some(dev) = gpu("decode_gemv_matches_the_gemm_path_and_the_cpu") else { return };
+    let (cfg, src) = tiny();
+    let bounds = [
+        (GpuScheme::Fp32, 1e-4f32, 2e-3f32),
+        (GpuScheme::Fp16, 0.02, 0.05),
+        (GpuScheme::Bf16, 0.15, 0.3),
+        (GpuScheme::W8A16, 0.03, 0.05),
+    ];
+    for (scheme, vs_gemm, vs_cpu) in bounds {
+        let opts = eai_model::cuda::GpuOptions::new(scheme);
+        let mut on =
+            GpuModel::load_with(dev.clone(), &src, cfg.clone(), opts.decode_gemv(true)).unwrap();
+        let mut off =
+            GpuModel::load_with(dev.clone(), &src, cfg.clone(), opts.decode_gemv(false)).unwrap();
+        let cpu_scheme = scheme.cpu_reference().unwrap();
+        let cpu = Model::load(&src, cfg.clone(), LoadOptions::new(cpu_scheme)).unwrap();
+        for len in [1usize, 2, 3, 4, 9] {
+            let ids: Vec<u32> = (0..len as u32).map(|i| (i * 53 + 5) % 300).collect();
+            let a = on.logits_for(&ids).unwrap();
+            let b = off.logits_for(&ids).unwrap();
+            let b2 = ndarray::Array2::from_shape_vec(
+                (b.len(), b[0].len()),
+                b.iter().flatten().copied().collect(),
+            )
+            .unwrap();
+            let d = compare(&a, &b2);
+            let c = compare(&a, &cpu.logits_for(&ids).unwrap());
+            eprintln!(
+                "{scheme} rows {len}: gemv vs gemm max |Δ| {:.3e}, vs cpu {:.3e}",
+                d.max_abs, c.max_abs
+            );
+            assert!(d.max_abs <= vs_gemm, "{scheme} rows {len}: vs gemm {}", d.max_abs);
+            assert!(c.max_abs <= vs_cpu, "{scheme} rows {len}: vs cpu {}", c.max_abs);
+            assert!(c.top1_agree >= 0.75, "{scheme} rows {len}: top-1 {}", c.top1_agree);
+        }
+    }
+}
+
 #[test]
 fn half_head_keeps_int8_schemes_close_to_fp32() {
     let Some(dev) = gpu("half_head_keeps_int8_schemes_close_to_fp32") else { return };

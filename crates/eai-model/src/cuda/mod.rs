@@ -28,4 +28,6 @@ mod model;
 
 pub use engine::GpuEngine;
 pub use error::{GpuError, Result};
-pub use model::{GpuMemory, GpuModel, GpuOptions, GpuScheme, RowScore, open_device};
+pub use model::{
+    GEMV_DENSE_MAX_M, GpuMemory, GpuModel, GpuOptions, GpuScheme, RowScore, open_device,
+};

@@ -134,12 +134,48 @@ pub struct GpuOptions {
     /// serving stacks do with a half-precision checkpoint; halves the head's bytes per decoded
     /// token). Off by default: the CPU reference keeps them f32, and parity is checked against it.
     pub half_head: bool,
+    /// Decode GEMV: forward passes of at most a few rows (decode steps) run their linear layers
+    /// and the LM head through the model's own bandwidth-bound GEMV kernels (16-byte weight
+    /// loads, f32 accumulation, f32 output with the residual add fused) instead of cuBLAS /
+    /// eai-quant: FP32/FP16/BF16 up to [`GEMV_DENSE_MAX_M`] rows, W8A16 up to 16 rows. On by
+    /// default; the environment variable `EAI_DECODE_GEMV=0` turns the default off.
+    pub decode_gemv: bool,
 }
 
+/// Weight format of a decode GEMV.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GemvWeight {
+    I8,
+    F16,
+    Bf16,
+    F32,
+}
+
+impl From<InType> for GemvWeight {
+    fn from(t: InType) -> Self {
+        match t {
+            InType::F32 => GemvWeight::F32,
+            InType::F16 => GemvWeight::F16,
+            InType::Bf16 => GemvWeight::Bf16,
+        }
+    }
+}
+
+/// Largest row count for which the dense schemes use the decode GEMV (beyond: cuBLAS).
+pub const GEMV_DENSE_MAX_M: usize = 4;
+
 impl GpuOptions {
-    /// Options for `scheme` with the reference's head rule.
+    /// Options for `scheme` with the reference's head rule and the decode GEMV on (unless
+    /// `EAI_DECODE_GEMV=0`).
     pub fn new(scheme: GpuScheme) -> Self {
-        GpuOptions { scheme, half_head: false }
+        let decode_gemv = std::env::var("EAI_DECODE_GEMV").map_or(true, |v| v.trim() != "0");
+        GpuOptions { scheme, half_head: false, decode_gemv }
+    }
+
+    /// Sets [`GpuOptions::decode_gemv`].
+    pub fn decode_gemv(mut self, on: bool) -> Self {
+        self.decode_gemv = on;
+        self
     }
 
     /// Sets [`GpuOptions::half_head`].
@@ -396,6 +432,7 @@ pub struct GpuModel {
     head_scratch: Option<HeadScratch>,
     weight_bytes: u64,
     wtmp_len: usize,
+    gemv: bool,
 }
 
 /// Opens CUDA device `ordinal` through eai-quant (library probes first: a missing driver or
@@ -777,6 +814,7 @@ impl GpuModel {
             head_scratch: None,
             weight_bytes,
             wtmp_len,
+            gemv: opts.decode_gemv,
         })
     }
 
@@ -1197,6 +1235,26 @@ impl GpuModel {
         }
         let (yp, _g) = y.device_ptr(s);
         match (&lin.w, &mut *act) {
+            (Weight::Dense(w), Act::Float(a))
+                if self.gemv_fits(w.ty(), m, k) && a.ty() == w.ty() =>
+            {
+                let (wp, xp) = (w.ptr(s), a.ptr(s));
+                // SAFETY: w holds n·k elements of its type, a ≥ m·k of the same type (scratch
+                // sized m·max K), y ≥ m·n f32 (checked above); k is a multiple of the 16-byte
+                // vector width (gemv_fits) and every buffer is a whole allocation (aligned).
+                unsafe { self.gemv(w.ty().into(), wp, 0, xp, yp, (m, n, k), add) }
+            }
+            (Weight::I8(q), Act::W8A16 { xin, .. })
+                if self.gemv && m <= W8A16_GEMV_MAX_M && k.is_multiple_of(16) =>
+            {
+                let xb = find(xin, k, "f16 input")?;
+                let (wp, _gw) = q.codes().as_cudarc().device_ptr(s);
+                let (sp, _gs) = q.scales().as_cudarc().device_ptr(s);
+                let (xp, _gx) = xb.as_cudarc().device_ptr(s);
+                // SAFETY: the codes hold n·k int8 and the scales n f32 (quantized so), xb
+                // exactly m·k f16, y ≥ m·n f32 (checked above); k % 16 == 0 (checked).
+                unsafe { self.gemv(GemvWeight::I8, wp, sp, xp, yp, (m, n, k), add) }
+            }
             (Weight::Dense(w), Act::Float(a)) => {
                 // SAFETY: w holds n·k elements of its type (loaded so), a holds ≥ m·k of the
                 // same type (scratch sized m·max K), y holds ≥ m·n f32 (checked above).
@@ -1259,6 +1317,65 @@ impl GpuModel {
                 lin.name
             ))),
         }
+    }
+
+    /// Whether the decode GEMV takes a dense product of `m` rows and inner size `k` in `ty`.
+    fn gemv_fits(&self, ty: InType, m: usize, k: usize) -> bool {
+        let epv = if ty == InType::F32 { 4 } else { 8 };
+        self.gemv && m <= GEMV_DENSE_MAX_M && k.is_multiple_of(epv)
+    }
+
+    /// `y[m, n] (+)= scale[n] · W[n, :] · x[m, :]` with the decode GEMV kernels (`scale` 0: 1).
+    ///
+    /// # Safety
+    /// `w` holds n·k elements of `ty` (int8 codes for [`GemvWeight::I8`], then `scale` holds n f32),
+    /// `x` holds m·k elements of the matching activation type (f16 for int8 weights, else
+    /// `ty`), `y` holds m·n f32; all three 16-byte aligned and `k` a multiple of the 16-byte
+    /// vector width of `ty`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemv(
+        &self,
+        ty: GemvWeight,
+        w: u64,
+        scale: u64,
+        x: u64,
+        y: u64,
+        (m, n, k): (usize, usize, usize),
+        add: bool,
+    ) -> Result<()> {
+        let mt: u32 = match m {
+            1 => 1,
+            2 => 2,
+            3 | 4 => 4,
+            _ => 8,
+        };
+        let name: &'static str = match (ty, mt) {
+            (GemvWeight::I8, 1) => "gemv_i8_f16_m1",
+            (GemvWeight::I8, 2) => "gemv_i8_f16_m2",
+            (GemvWeight::I8, 4) => "gemv_i8_f16_m4",
+            (GemvWeight::I8, _) => "gemv_i8_f16_m8",
+            (GemvWeight::F16, 1) => "gemv_f16_f16_m1",
+            (GemvWeight::F16, 2) => "gemv_f16_f16_m2",
+            (GemvWeight::F16, 4) => "gemv_f16_f16_m4",
+            (GemvWeight::F16, _) => "gemv_f16_f16_m8",
+            (GemvWeight::Bf16, 1) => "gemv_bf16_bf16_m1",
+            (GemvWeight::Bf16, 2) => "gemv_bf16_bf16_m2",
+            (GemvWeight::Bf16, 4) => "gemv_bf16_bf16_m4",
+            (GemvWeight::Bf16, _) => "gemv_bf16_bf16_m8",
+            (GemvWeight::F32, 1) => "gemv_f32_f32_m1",
+            (GemvWeight::F32, 2) => "gemv_f32_f32_m2",
+            (GemvWeight::F32, 4) => "gemv_f32_f32_m4",
+            (GemvWeight::F32, _) => "gemv_f32_f32_m8",
+        };
+        let (m32, n32, k32, addi) = (m as u32, n as u32, k as u32, i32::from(add));
+        // GV_WARPS (8) warps × GV_ROWS (2) output rows per block; M in tiles of `mt`.
+        let cfg = LaunchConfig {
+            grid_dim: (n32.div_ceil(16), m32.div_ceil(mt), 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // The kernel bounds-checks n < N and m < M; the caller guarantees the sizes above.
+        launch!(self, name, cfg, [&w, &scale, &x, &y, &m32, &n32, &k32, &n32, &addi])
     }
 
     fn head_rows_cap(&self) -> usize {
@@ -1361,20 +1478,37 @@ impl GpuModel {
                 )?;
             }
             let (lp, _g) = hs.logits.device_ptr(s);
-            // SAFETY: the head weight holds vocab·h elements of its type, act ≥ r·h of the same
-            // type (written above), logits ≥ chunk·vocab f32.
-            unsafe {
-                self.blas.gemm(
-                    "lm_head",
-                    head_w.ty(),
-                    head_w.ptr(s),
-                    hs.act.ptr(s),
-                    lp,
-                    (r, v, h),
-                    v,
-                    false,
-                )?
-            };
+            if self.gemv_fits(head_w.ty(), r, h) && hs.act.ty() == head_w.ty() {
+                // SAFETY: the head weight holds vocab·h elements of its type, act ≥ r·h of the
+                // same type (written above), logits ≥ chunk·vocab f32; h is a multiple of the
+                // vector width (gemv_fits); whole allocations, so aligned.
+                unsafe {
+                    self.gemv(
+                        head_w.ty().into(),
+                        head_w.ptr(s),
+                        0,
+                        hs.act.ptr(s),
+                        lp,
+                        (r, v, h),
+                        false,
+                    )?
+                };
+            } else {
+                // SAFETY: the head weight holds vocab·h elements of its type, act ≥ r·h of the same
+                // type (written above), logits ≥ chunk·vocab f32.
+                unsafe {
+                    self.blas.gemm(
+                        "lm_head",
+                        head_w.ty(),
+                        head_w.ptr(s),
+                        hs.act.ptr(s),
+                        lp,
+                        (r, v, h),
+                        v,
+                        false,
+                    )?
+                };
+            }
             {
                 let (lg, lse, am) = (&hs.logits, &hs.lse, &hs.amax);
                 // One block per row over vocab logits; lse/amax hold chunk entries.
