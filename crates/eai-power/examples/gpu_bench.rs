@@ -522,7 +522,7 @@ fn main() {
         cpu_load * 100.0
     ));
     md.push(format!(
-        "- counter reads by the meter: {} in {:.1} s ({:.2}/s, incl. the start-up burst and the begin/end loop)",
+        "- counter reads by the meter: {} in {:.1} s ({:.2}/s, incl. the start-up burst)",
         counter.len(),
         dur_s,
         counter.len() as f64 / dur_s

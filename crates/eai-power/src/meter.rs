@@ -251,7 +251,19 @@ impl Meter {
         Ok((out, self.measurement(id)?))
     }
 
-    /// A window between two instants, defined after the fact.
+    /// Marks an instant for a window defined later with [`Meter::window_between`]: like a
+    /// `begin`/`end` edge it asks the counter thread to read the counter around it (within
+    /// the edge-read budget), so such a window is as accurate as one opened with `begin`.
+    /// Costs a timestamp and a wake-up.
+    pub fn mark(&self) -> Instant {
+        let t = Instant::now();
+        self.shared.edge(self.shared.ns_of(t));
+        t
+    }
+
+    /// A window between two instants, defined after the fact. Edges that were not
+    /// [`Meter::mark`]ed get no edge reads (only the sparse background reads around them:
+    /// flagged [`crate::Flag::CoarseEdge`] where that matters).
     ///
     /// # Errors
     ///
