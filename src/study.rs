@@ -118,7 +118,7 @@ where
 pub struct GgufLoader {
     path: PathBuf,
     name: String,
-    options: eai_model::EngineOptions,
+    options: Option<eai_model::EngineOptions>,
     #[cfg(feature = "cuda")]
     cuda: Option<usize>,
 }
@@ -135,7 +135,7 @@ impl GgufLoader {
         Self {
             path,
             name,
-            options: eai_model::EngineOptions::default(),
+            options: None,
             #[cfg(feature = "cuda")]
             cuda: None,
         }
@@ -150,9 +150,10 @@ impl GgufLoader {
         self
     }
 
-    /// Sets the engine options (max length, batching).
+    /// Sets the engine options (max length, batching). Without it the engine's defaults apply
+    /// (larger batches on the GPU: `GpuEngine::default_options`).
     pub fn engine_options(mut self, o: eai_model::EngineOptions) -> Self {
-        self.options = o;
+        self.options = Some(o);
         self
     }
 }
@@ -185,17 +186,20 @@ impl ModelLoader for GgufLoader {
             };
             let dev = open_device(ordinal)
                 .map_err(|e| ModelError::backend(format!("opening CUDA device {ordinal}"), e))?;
-            let e = GpuEngine::from_gguf(dev, &self.path, gs)
-                .map_err(|e| {
-                    ModelError::backend(format!("loading {} on the GPU", self.path.display()), e)
-                })?
-                .with_options(self.options.clone());
+            let mut e = GpuEngine::from_gguf(dev, &self.path, gs).map_err(|e| {
+                ModelError::backend(format!("loading {} on the GPU", self.path.display()), e)
+            })?;
+            if let Some(o) = &self.options {
+                e = e.with_options(o.clone());
+            }
             self.name = e.info().name;
             return Ok(Box::new(e));
         }
-        let e = eai_model::Engine::from_gguf(&self.path, eai_model::LoadOptions::new(s))
-            .map_err(|e| ModelError::backend(format!("loading {}", self.path.display()), e))?
-            .with_options(self.options.clone());
+        let mut e = eai_model::Engine::from_gguf(&self.path, eai_model::LoadOptions::new(s))
+            .map_err(|e| ModelError::backend(format!("loading {}", self.path.display()), e))?;
+        if let Some(o) = &self.options {
+            e = e.with_options(o.clone());
+        }
         self.name = e.info().name;
         Ok(Box::new(e))
     }

@@ -7,6 +7,12 @@
 //! ```text
 //! gpu_bench --gguf SmolLM2.gguf --data ../shared/data --out out/ [--limit 200]
 //!           [--throughput-limit 2000] [--schemes fp32,fp16,...] [--skip-7b] [--cpu-only]
+//!           [--only parity,eval,throughput,speed,7b] [--shapes qwen,mistral]
+//!           [--half-head false,true] [--gemv true,false] [--graph true,false]
+//!
+//! `--shapes` takes `qwen`, `mistral` and `smol` (SmolLM2-135M's shapes with synthetic weights);
+//! `--graph` runs the speed measurement of each synthetic model with CUDA-graph decode on and/or
+//! off (the same loaded model, toggled with `GpuModel::set_cuda_graph`).
 //! ```
 //! `--cpu-only` runs the accuracy subsets on the CPU reference engine instead (no GPU needed).
 
@@ -272,21 +278,34 @@ fn main() {
         let f = eai_model::GgufFile::open(&gguf).unwrap();
         let cfg = ModelConfig::from_gguf(&f).unwrap();
         let mut rows = Vec::new();
+        let gemvs: Vec<bool> = arg(&args, "--gemv")
+            .unwrap_or_else(|| "true".into())
+            .split(',')
+            .map(|x| x == "1" || x == "true")
+            .collect();
         for &sch in &schemes {
-            let mut m = GpuModel::load(
-                dev.clone(),
-                &eai_model::GgufSource::new(&f, &cfg),
-                cfg.clone(),
-                sch,
-            )
-            .unwrap();
-            rows.push(speed(&mut m, &meter, sch.label(), "SmolLM2-135M"));
-            report["speed"] = json!(rows);
-            write(&out, "gpu_bench.json", &report);
+            for &gv in &gemvs {
+                if !gv && matches!(sch, GpuScheme::W8A8 | GpuScheme::Dynamic) {
+                    continue;
+                }
+                let mut m = GpuModel::load_with(
+                    dev.clone(),
+                    &eai_model::GgufSource::new(&f, &cfg),
+                    cfg.clone(),
+                    GpuOptions::new(sch).decode_gemv(gv),
+                )
+                .unwrap();
+                let label =
+                    if gv { sch.label().to_string() } else { format!("{}+no-gemv", sch.label()) };
+                rows.push(speed(&mut m, &meter, &label, "SmolLM2-135M"));
+                report["speed"] = json!(rows);
+                write(&out, "gpu_bench.json", &report);
+            }
         }
     }
 
     // ---- synthetic 7B shapes ----------------------------------------------------------------
+    // `--shapes qwen,mistral`, `--half-head false,true`, `--gemv true,false` (decode GEMV on/off).
     if only("7b") && !args.iter().any(|a| a == "--skip-7b") {
         let qwen = ModelConfig::from_hf_json(
             r#"{ "architectures": ["Qwen2ForCausalLM"], "hidden_size": 3584, "intermediate_size": 18944,
@@ -296,29 +315,96 @@ fn main() {
             "Qwen2.5-7B config.json",
         )
         .unwrap();
+        // Mistral-7B-Instruct-v0.2: no sliding window, rope theta 1e6.
+        let mistral = ModelConfig::from_hf_json(
+            r#"{ "architectures": ["MistralForCausalLM"], "hidden_size": 4096, "intermediate_size": 14336,
+                 "num_attention_heads": 32, "num_key_value_heads": 8, "num_hidden_layers": 32,
+                 "vocab_size": 32000, "rope_theta": 1000000.0, "rms_norm_eps": 1e-5,
+                 "max_position_embeddings": 32768, "sliding_window": null, "tie_word_embeddings": false }"#,
+            "Mistral-7B-Instruct-v0.2 config.json",
+        )
+        .unwrap();
+        let smol = ModelConfig::from_hf_json(
+            r#"{ "architectures": ["LlamaForCausalLM"], "hidden_size": 576, "intermediate_size": 1536,
+                 "num_attention_heads": 9, "num_key_value_heads": 3, "num_hidden_layers": 30,
+                 "vocab_size": 49152, "rope_theta": 100000.0, "rms_norm_eps": 1e-5,
+                 "max_position_embeddings": 8192, "tie_word_embeddings": true }"#,
+            "SmolLM2-135M config.json",
+        )
+        .unwrap();
+        let shapes: Vec<(&str, ModelConfig)> = arg(&args, "--shapes")
+            .unwrap_or_else(|| "qwen".into())
+            .split(',')
+            .map(|x| match x {
+                "qwen" => ("synthetic Qwen2.5-7B shapes", qwen.clone()),
+                "mistral" => ("synthetic Mistral-7B shapes", mistral.clone()),
+                "smol" => ("synthetic SmolLM2-135M shapes", smol.clone()),
+                other => panic!("unknown shape {other}"),
+            })
+            .collect();
+        let bools = |name: &str, def: &str| -> Vec<bool> {
+            arg(&args, name)
+                .unwrap_or_else(|| def.into())
+                .split(',')
+                .map(|x| x == "1" || x == "true")
+                .collect()
+        };
+        let half_heads = bools("--half-head", "false");
+        let gemvs = bools("--gemv", "true");
+        let graphs = bools("--graph", "true");
         let mut rows = Vec::new();
-        let half_heads: Vec<bool> = arg(&args, "--half-head")
-            .map_or(vec![false], |s| s.split(',').map(|x| x == "1" || x == "true").collect());
-        for sch in [GpuScheme::Fp16, GpuScheme::W8A16, GpuScheme::W8A8, GpuScheme::Dynamic] {
-            for &hh in &half_heads {
-                if !schemes.contains(&sch) || (hh && sch == GpuScheme::Fp16) {
-                    continue;
-                }
-                let label =
-                    if hh { format!("{}+f16-head", sch.label()) } else { sch.label().to_string() };
-                let t = Instant::now();
-                let opts = GpuOptions::new(sch).half_head(hh);
-                let mut m = match GpuModel::synthetic_with(dev.clone(), qwen.clone(), opts, 7) {
-                    Ok(m) => m,
-                    Err(e) => {
-                        rows.push(json!({"scheme": label, "error": e.to_string()}));
-                        continue;
+        for (model_name, cfg) in &shapes {
+            for sch in [GpuScheme::Fp16, GpuScheme::W8A16, GpuScheme::W8A8, GpuScheme::Dynamic] {
+                for &hh in &half_heads {
+                    for &gv in &gemvs {
+                        if !schemes.contains(&sch) || (hh && sch == GpuScheme::Fp16) {
+                            continue;
+                        }
+                        // The GEMV switch only matters for the schemes that use it.
+                        if !gv && matches!(sch, GpuScheme::W8A8 | GpuScheme::Dynamic) {
+                            continue;
+                        }
+                        let mut label = sch.label().to_string();
+                        if hh {
+                            label.push_str("+f16-head");
+                        }
+                        if !gv {
+                            label.push_str(if sch == GpuScheme::Fp16 {
+                                "+cublas"
+                            } else {
+                                "+eai-quant-gemv"
+                            });
+                        }
+                        let t = Instant::now();
+                        let opts = GpuOptions::new(sch)
+                            .half_head(hh)
+                            .decode_gemv(gv)
+                            .cuda_graph(graphs.contains(&true));
+                        let mut m = match GpuModel::synthetic_with(
+                            dev.clone(),
+                            cfg.clone(),
+                            opts,
+                            7,
+                        ) {
+                            Ok(m) => m,
+                            Err(e) => {
+                                rows.push(json!({"model": model_name, "scheme": label, "error": e.to_string()}));
+                                continue;
+                            }
+                        };
+                        eprintln!(
+                            "7b {model_name} {label}: built in {:.1}s",
+                            t.elapsed().as_secs_f64()
+                        );
+                        for &gr in &graphs {
+                            let on = m.set_cuda_graph(gr);
+                            let l = format!("{label}{}", if on { "+graph" } else { "" });
+                            rows.push(speed(&mut m, &meter, &l, model_name));
+                            report["synthetic_7b"] = json!(rows);
+                            write(&out, "gpu_bench.json", &report);
+                        }
                     }
-                };
-                eprintln!("7b {label}: built in {:.1}s", t.elapsed().as_secs_f64());
-                rows.push(speed(&mut m, &meter, &label, "synthetic Qwen2.5-7B shapes"));
-                report["synthetic_7b"] = json!(rows);
-                write(&out, "gpu_bench.json", &report);
+                }
             }
         }
     }

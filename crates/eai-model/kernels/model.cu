@@ -243,6 +243,173 @@ extern "C" __global__ void dequant_weight_f16(const i8* __restrict__ q, const fl
 }
 
 // ---------------------------------------------------------------------------------------------
+// Decode GEMV (M ≤ 16 rows): y[m, n] (= or +=) scale[n] · Σ_k W[n, k] · x[m, k], W row-major in
+// its resident format (int8 codes with per-row f32 scales, or f16 / bf16 / f32), x in the
+// scheme's activation type, f32 accumulation, f32 output of row stride ldy. One warp per
+// GV_ROWS output rows, GV_WARPS warps per block, 16-byte weight vectors streamed past L1
+// (ld.global.cs) GV_UNROLL at a time so enough bytes are in flight to saturate HBM; x is read
+// through L1 (every warp of the block reads the same x). Requires K % (16 / sizeof(w)) == 0
+// (16-byte aligned rows), which the host checks. int8 → f32 without I2F: the code's byte, sign
+// flipped, is placed in the mantissa of 2^23 (`0x4B0000bb` = 2^23 + 128 + q) and the constant
+// subtracted: exact, and on the FP32 pipe instead of the slower conversion unit.
+#define GV_WARPS 8
+#define GV_ROWS 2
+#define GV_UNROLL 4
+
+__device__ __forceinline__ void i8x4_f32(u32 w, float* f) {
+    const u32 u = w ^ 0x80808080u;
+    f[0] = __uint_as_float(__byte_perm(u, 0x4B000000u, 0x7540)) - 8388736.0f;
+    f[1] = __uint_as_float(__byte_perm(u, 0x4B000000u, 0x7541)) - 8388736.0f;
+    f[2] = __uint_as_float(__byte_perm(u, 0x4B000000u, 0x7542)) - 8388736.0f;
+    f[3] = __uint_as_float(__byte_perm(u, 0x4B000000u, 0x7543)) - 8388736.0f;
+}
+__device__ __forceinline__ void h2_f32(u32 w, float* f) {
+    f[0] = f16_to_f32((u16)(w & 0xffffu));
+    f[1] = f16_to_f32((u16)(w >> 16));
+}
+__device__ __forceinline__ void bh2_f32(u32 w, float* f) {
+    f[0] = __uint_as_float(w << 16);
+    f[1] = __uint_as_float(w & 0xffff0000u);
+}
+
+// Element formats: EPV elements per 16-byte vector, unpacked to f32.
+struct VI8 {
+    enum { EPV = 16 };
+    typedef i8 raw;
+    static __device__ __forceinline__ void unpack(uint4 v, float* f) {
+        i8x4_f32(v.x, f); i8x4_f32(v.y, f + 4); i8x4_f32(v.z, f + 8); i8x4_f32(v.w, f + 12);
+    }
+};
+struct VF16 {
+    enum { EPV = 8 };
+    typedef u16 raw;
+    static __device__ __forceinline__ void unpack(uint4 v, float* f) {
+        h2_f32(v.x, f); h2_f32(v.y, f + 2); h2_f32(v.z, f + 4); h2_f32(v.w, f + 6);
+    }
+};
+struct VBF16 {
+    enum { EPV = 8 };
+    typedef u16 raw;
+    static __device__ __forceinline__ void unpack(uint4 v, float* f) {
+        bh2_f32(v.x, f); bh2_f32(v.y, f + 2); bh2_f32(v.z, f + 4); bh2_f32(v.w, f + 6);
+    }
+};
+struct VF32 {
+    enum { EPV = 4 };
+    typedef float raw;
+    static __device__ __forceinline__ void unpack(uint4 v, float* f) {
+        f[0] = __uint_as_float(v.x); f[1] = __uint_as_float(v.y);
+        f[2] = __uint_as_float(v.z); f[3] = __uint_as_float(v.w);
+    }
+};
+
+// Loads n (a multiple of X::EPV) x values at p (16-byte aligned) as f32.
+template <class X, int N>
+__device__ __forceinline__ void load_x(const typename X::raw* p, float* f) {
+    const uint4* v = reinterpret_cast<const uint4*>(p);
+#pragma unroll
+    for (int i = 0; i < N / X::EPV; ++i) X::unpack(v[i], f + i * X::EPV);
+}
+
+template <class W, class X, int MT>
+__device__ __forceinline__ void gemv_body(const typename W::raw* __restrict__ w,
+                                          const float* __restrict__ scale,
+                                          const typename X::raw* __restrict__ x,
+                                          float* __restrict__ y, u32 M, u32 N, u32 K, u32 ldy,
+                                          int add) {
+    const int E = W::EPV;
+    const u32 lane = threadIdx.x & 31u;
+    const u32 n0 = (blockIdx.x * GV_WARPS + (threadIdx.x >> 5)) * GV_ROWS;
+    if (n0 >= N) return;
+    const u32 m0 = blockIdx.y * MT;
+    float acc[GV_ROWS][MT];
+#pragma unroll
+    for (int r = 0; r < GV_ROWS; ++r)
+#pragma unroll
+        for (int i = 0; i < MT; ++i) acc[r][i] = 0.0f;
+    const u32 step = 32u * E;
+    for (u32 k0 = lane * E; k0 < K; k0 += step * GV_UNROLL) {
+        uint4 wv[GV_UNROLL][GV_ROWS];
+#pragma unroll
+        for (int u = 0; u < GV_UNROLL; ++u) {
+            const u32 kk = k0 + u * step;
+#pragma unroll
+            for (int r = 0; r < GV_ROWS; ++r) {
+                if (kk < K && n0 + r < N)
+                    wv[u][r] = __ldcs(reinterpret_cast<const uint4*>(w + (u64)(n0 + r) * K + kk));
+                else
+                    wv[u][r] = make_uint4(0u, 0u, 0u, 0u);
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < GV_UNROLL; ++u) {
+            const u32 kk = k0 + u * step;
+            if (kk >= K) break;
+            float wf[GV_ROWS][E];
+#pragma unroll
+            for (int r = 0; r < GV_ROWS; ++r) W::unpack(wv[u][r], wf[r]);
+#pragma unroll
+            for (int i = 0; i < MT; ++i) {
+                if (m0 + i < M) {
+                    float xv[E];
+                    load_x<X, E>(x + (u64)(m0 + i) * K + kk, xv);
+#pragma unroll
+                    for (int r = 0; r < GV_ROWS; ++r) {
+                        float a = acc[r][i];
+#pragma unroll
+                        for (int j = 0; j < E; ++j) a = fmaf(wf[r][j], xv[j], a);
+                        acc[r][i] = a;
+                    }
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < GV_ROWS; ++r) {
+#pragma unroll
+        for (int i = 0; i < MT; ++i) acc[r][i] = warp_sum(acc[r][i]);
+    }
+    if (lane == 0) {
+#pragma unroll
+        for (int r = 0; r < GV_ROWS; ++r) {
+            const u32 n = n0 + r;
+            if (n >= N) break;
+            const float s = scale ? scale[n] : 1.0f;
+#pragma unroll
+            for (int i = 0; i < MT; ++i) {
+                if (m0 + i < M) {
+                    float* yp = y + (u64)(m0 + i) * ldy + n;
+                    const float v = acc[r][i] * s;
+                    *yp = add ? *yp + v : v;
+                }
+            }
+        }
+    }
+}
+#define EAI_GEMV(NAME, W, X, MT)                                                               \
+    extern "C" __global__ void __launch_bounds__(GV_WARPS * 32)                                \
+        NAME(const W::raw* w, const float* scale, const X::raw* x, float* y, u32 M, u32 N,     \
+             u32 K, u32 ldy, int add) {                                                        \
+        gemv_body<W, X, MT>(w, scale, x, y, M, N, K, ldy, add);                                \
+    }
+EAI_GEMV(gemv_i8_f16_m1, VI8, VF16, 1)
+EAI_GEMV(gemv_i8_f16_m2, VI8, VF16, 2)
+EAI_GEMV(gemv_i8_f16_m4, VI8, VF16, 4)
+EAI_GEMV(gemv_i8_f16_m8, VI8, VF16, 8)
+EAI_GEMV(gemv_f16_f16_m1, VF16, VF16, 1)
+EAI_GEMV(gemv_f16_f16_m2, VF16, VF16, 2)
+EAI_GEMV(gemv_f16_f16_m4, VF16, VF16, 4)
+EAI_GEMV(gemv_f16_f16_m8, VF16, VF16, 8)
+EAI_GEMV(gemv_bf16_bf16_m1, VBF16, VBF16, 1)
+EAI_GEMV(gemv_bf16_bf16_m2, VBF16, VBF16, 2)
+EAI_GEMV(gemv_bf16_bf16_m4, VBF16, VBF16, 4)
+EAI_GEMV(gemv_bf16_bf16_m8, VBF16, VBF16, 8)
+EAI_GEMV(gemv_f32_f32_m1, VF32, VF32, 1)
+EAI_GEMV(gemv_f32_f32_m2, VF32, VF32, 2)
+EAI_GEMV(gemv_f32_f32_m4, VF32, VF32, 4)
+EAI_GEMV(gemv_f32_f32_m8, VF32, VF32, 8)
+
+// ---------------------------------------------------------------------------------------------
 // Rope (NeoX / rotate-half pairs i, i + d/2) on the q and k heads of the packed qkv rows, bias
 // added first; rotated q stays in place, rotated k and v go to the sequence's cache slot.
 // qkv row: [q heads | k heads | v heads], each head d wide. Cache layout per layer:

@@ -5,11 +5,15 @@
 //! `decimate trace.json grid 2` (the sampler's default schedule replayed: 1-s bursts of all
 //! reads every 20 s, between them 2 reads/s each taken in the middle of an update interval of
 //! the grid fitted on the bursts), or `decimate trace.json edge` (the current default
-//! schedule: a 2-s burst at start and 0.64-s bursts a minute, 1 read/s mid-interval, plus the
+//! schedule: a 2-s burst at start and 0.74-s bursts at 8, 24, 56, 120 s, one read per 2 s
+//! mid-interval, plus the
 //! two edge reads per window edge that `begin`/`end` request: the first read clear of the
 //! update instants in the update interval containing the edge and one in the next interval;
 //! the `post-hoc` column is the same schedule without edge reads, i.e. a window defined after
 //! the fact). Windows are classed steady / bursty / idle by instant power.
+//! `decimate trace.json bench reference.json power-gpu.json` recomputes the live windows of a
+//! `gpu_bench` run from its saved trace with the current estimator (flags included) against
+//! its saved reference reads.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use eai_power::{Signal, Timeline};
@@ -25,6 +29,16 @@ fn main() {
     }
     if mode == "self" {
         self_mode(&full);
+        return;
+    }
+    if mode == "bench" {
+        let refs =
+            Timeline::load(std::path::Path::new(&args.next().expect("reference.json"))).unwrap();
+        let windows: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(args.next().expect("power-gpu.json")).unwrap(),
+        )
+        .unwrap();
+        bench_mode(&full, &refs, &windows);
         return;
     }
     let mut dec = full.clone();
@@ -162,17 +176,20 @@ fn edge_mode(full: &Timeline) {
     let t_first = reads[0].t_ns;
     let in_burst = |t: u64| {
         let s = t - t_first;
-        s < 2_000_000_000 || (s % 60_000_000_000) < 640_000_000
+        s < 2_000_000_000
+            || [8u64, 24, 56, 120, 240]
+                .iter()
+                .any(|b| s >= b * 1_000_000_000 && s < b * 1_000_000_000 + 740_000_000)
     };
     let mut base: Vec<Sample> = Vec::new();
     let mut next = t_first;
     for s in &reads {
         if in_burst(s.t_ns) {
             base.push(*s);
-            next = s.t_ns + 1_000_000_000;
-        } else if s.t_ns >= next && (0.4..0.6).contains(&into(s.t_ns)) {
+            next = s.t_ns + 2_000_000_000;
+        } else if s.t_ns >= next && (0.15..0.8).contains(&into(s.t_ns)) {
             base.push(*s);
-            next = s.t_ns + 1_000_000_000 - 60_000_000;
+            next = s.t_ns + 2_000_000_000 - 60_000_000;
         }
     }
     eprintln!("base schedule keeps {} of {} reads", base.len(), reads.len());
@@ -309,5 +326,39 @@ fn self_mode(full: &Timeline) {
             "bursty {len_s} s: full-rate counter-linear, grid fitted on ±8 s vs whole trace: {}",
             stat(&errs)
         );
+    }
+}
+
+/// Errors of ours and of Zeus two-read (%), and the count of `CoarseEdge` windows.
+type Errors = (Vec<f64>, Vec<f64>, usize);
+
+/// Recomputes a `gpu_bench` run's live windows from its saved trace and reference reads.
+fn bench_mode(full: &Timeline, refs: &Timeline, bench: &serde_json::Value) {
+    use eai_power::integrate::{CounterParams, counter_energy};
+    let rr =
+        &refs.channels.iter().find(|c| c.signal == Some(Signal::EnergyCounter)).unwrap().samples;
+    let params = CounterParams::new(Some(std::time::Duration::from_millis(100)), None);
+    let mut by: std::collections::BTreeMap<(String, String), Errors> = Default::default();
+    for w in bench["windows"].as_array().unwrap() {
+        let (t0, t1) = (w["t0_ns"].as_u64().unwrap(), w["t1_ns"].as_u64().unwrap());
+        let r = counter_energy(rr, t0, t1, params, None).unwrap().linear.0;
+        let m = full.measure("w", t0, t1).unwrap();
+        let d = &m.devices[0];
+        let coarse = d.flags.iter().any(|f| matches!(f, eai_power::Flag::CoarseEdge { .. }));
+        let name = w["window"].as_str().unwrap().split(" #").next().unwrap().to_string();
+        let e = by.entry((w["load"].as_str().unwrap().to_string(), name)).or_default();
+        let z = w["zeus_j"].as_f64().unwrap();
+        if coarse {
+            e.2 += 1;
+        } else {
+            e.0.push((d.energy.unwrap().0 - r) / r * 100.0);
+            e.1.push((z - r) / r * 100.0);
+        }
+    }
+    println!("| load | window | with edge reads | ours | Zeus two-read | CoarseEdge |");
+    println!("|---|---|---|---|---|---|");
+    for ((load, name), (a, z, k)) in &by {
+        let f = |v: &[f64]| if v.len() < 2 { format!("{v:.3?}") } else { stat(v) };
+        println!("| {load} | {name} | {} | {} | {} | {k} |", a.len(), f(a), f(z));
     }
 }

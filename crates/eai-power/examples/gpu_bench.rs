@@ -299,7 +299,8 @@ fn main() {
     let anchor = Instant::now() - Duration::from_nanos(meter.now_ns());
     let mut refr = start_ref(Arc::clone(&gpu), anchor);
 
-    // Idle CPU at the defaults: after the 2-s start-up burst, 12 s (baseline), no windows.
+    // Start-up phase CPU: after the 2-s start-up burst, 12 s (baseline, includes the 8-s
+    // calibration burst), no windows.
     std::thread::sleep(Duration::from_millis(2500));
     let (c0, w0) = (thread_cpu_ns("eai-power"), Instant::now());
     let baseline = meter.measure_baseline(Duration::from_secs(12)).unwrap();
@@ -327,6 +328,27 @@ fn main() {
     let load_s = w1.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_millis(500));
     refr.on.store(false, Ordering::Relaxed);
+
+    // Steady-state idle CPU: no windows, no reference reader, between the calibration bursts
+    // (the ladder's 120-s burst is over, the next one is at 240 s): 20 s.
+    let burst_done = 121_500_000_000u64;
+    let now = meter.now_ns();
+    if now < burst_done {
+        std::thread::sleep(Duration::from_nanos(burst_done - now));
+    }
+    let counter_reads = |m: &Meter| {
+        m.stats()
+            .iter()
+            .filter(|s| s.signal == Some(Signal::EnergyCounter))
+            .map(|s| s.reads)
+            .sum::<u64>()
+    };
+    let (c2, w2, r2) = (thread_cpu_ns("eai-power"), Instant::now(), counter_reads(&meter));
+    let t2 = meter.now_ns();
+    std::thread::sleep(Duration::from_secs(20));
+    let cpu_steady = (thread_cpu_ns("eai-power") - c2) as f64 / w2.elapsed().as_nanos() as f64;
+    let reads_steady = counter_reads(&meter) - r2;
+    let steady_span = (t2 as f64 * 1e-9, meter.now_ns() as f64 * 1e-9);
 
     std::thread::sleep(Duration::from_millis(300));
     let session = meter.stop().unwrap();
@@ -486,14 +508,21 @@ fn main() {
         tl.channels.iter().map(|c| c.samples.len() as f64 / dur_s * 3600.0 * 16.0).sum();
     md.push("\n#### Overheads\n".into());
     md.push(format!(
-        "- sampler CPU (all eai-power threads) at the defaults: idle GPU, no windows {:.3} % of one core; during the two loads with {} live windows and the reference reader running ({:.0} s) {:.3} %",
+        "- sampler CPU (all eai-power threads) at the defaults, steady state (idle GPU, no windows, {:.1}–{:.1} s after start, between calibration bursts): **{:.3} %** of one core, {} counter reads in 20 s",
+        steady_span.0,
+        steady_span.1,
+        cpu_steady * 100.0,
+        reads_steady
+    ));
+    md.push(format!(
+        "- start-up phase (2.5–14.5 s after start: includes the 8-s calibration burst; idle GPU, no windows): {:.3} %; during the two loads with {} live windows and the reference reader running ({:.0} s): {:.3} %",
         cpu_idle * 100.0,
         live.len() + 2,
         load_s,
         cpu_load * 100.0
     ));
     md.push(format!(
-        "- counter reads by the meter: {} in {:.1} s ({:.2}/s, incl. the start-up burst and the begin/end loop)",
+        "- counter reads by the meter: {} in {:.1} s ({:.2}/s, incl. the start-up burst)",
         counter.len(),
         dur_s,
         counter.len() as f64 / dur_s
@@ -524,7 +553,7 @@ fn main() {
     std::fs::write(
         out_dir.join("power-gpu.json"),
         serde_json::to_string_pretty(&serde_json::json!({"windows": rows, "posthoc": posthoc,
-            "cpu_idle_frac": cpu_idle, "cpu_load_frac": cpu_load, "begin_end_ns": be.as_nanos() as u64,
+            "cpu_idle_frac": cpu_idle, "cpu_load_frac": cpu_load, "cpu_steady_frac": cpu_steady, "reads_steady_20s": reads_steady, "begin_end_ns": be.as_nanos() as u64,
             "trace_bytes_per_hour": per_hour, "stats": session.stats})).unwrap(),
     )
     .unwrap();

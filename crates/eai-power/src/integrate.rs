@@ -160,12 +160,11 @@ pub struct CounterEstimate {
     pub points_inside: usize,
     /// One-sigma uncertainty from locating the update points at the two edges.
     pub edge_sigma: Joules,
-    /// How far the worse edge lies from the nearer of the two counter update points around it
-    /// (`max` over both edges of `min(t − a, b − t)`). An edge read (the sampler reads the
-    /// counter in the update intervals containing and following each `begin`/`end`) keeps
-    /// this under half an update period; a window defined after the fact between sparse
-    /// background reads can have it up to half the read interval, and the energy near that
-    /// edge is then interpolated over a long stretch.
+    /// How far the worse edge lies from counter information: 0 when it lies between two
+    /// update points at most 1.5 update periods apart (what the sampler's edge reads
+    /// provide), otherwise the distance to the nearer update point (`min(t − a, b − t)`), the
+    /// stretch whose energy is interpolated over the long segment `[a, b]` — up to half the
+    /// background read interval for a window defined after the fact.
     pub edge_distance: Duration,
 }
 
@@ -274,7 +273,7 @@ impl UpdateGrid {
 /// or when fewer than 90 % of the brackets agree with the grid or more than 10 % of the
 /// change-free pairs contradict it (a counter that is not on a grid).
 ///
-/// Reads spaced by a non-divisor of the period (the sampler's bursts use 53 ms against
+/// Reads spaced by a non-divisor of the period (the sampler's bursts use 61.8 ms against
 /// ~100 ms) sweep the phase and pin the update instants to a few ms; bursts far apart pin the
 /// period (its error shrinks as 1/baseline).
 pub fn fit_grid(reads: &[Sample], nominal: Duration) -> Option<UpdateGrid> {
@@ -614,6 +613,9 @@ pub fn counter_energy(
     // bracketing segment); the distance to the nearer point bounds how far energy is
     // interpolated at that edge.
     let u = params.update_period.map_or(0.0, |d| d.as_secs_f64());
+    // Per edge: (unbracketed distance, localisation width). With a republication period U an
+    // edge between two update points at most 1.5 U apart is fully bracketed (distance 0);
+    // otherwise the distance is that to the nearer point, the stretch interpolated blind.
     let bracket = |t: u64| -> (f64, f64) {
         let i = pts.partition_point(|p| p.0 <= t);
         if i == 0 || i == pts.len() {
@@ -621,7 +623,9 @@ pub fn counter_energy(
             return (secs(d), u);
         }
         let (a, b) = (pts[i - 1].0, pts[i].0);
-        (secs((t - a).min(b - t)), u.min(dt(a, b)))
+        let span = dt(a, b);
+        let d = if u > 0.0 && span <= 1.5 * u { 0.0 } else { secs((t - a).min(b - t)) };
+        (d, u.min(span))
     };
     let (d0, w0) = bracket(t0);
     let (d1, w1) = bracket(t1);

@@ -48,14 +48,15 @@ pub enum Flag {
     Throttled,
     /// A window edge lay outside the recorded samples and was extrapolated.
     Extrapolated,
-    /// An edge lies further than [`AnalysisConfig::coarse_edge`] from the nearest counter
-    /// update point: the counter was not read around it (a window defined after the fact,
-    /// between the sparse background reads, or the edge-read budget was spent), so the energy
-    /// near that edge is interpolated over a long stretch (shaped by instant power where that
-    /// stream tracks the counter). Accurate on steady loads; on loads faster than the sensor
-    /// expect up to a few % on 1–5 s windows.
+    /// The counter was not read around an edge (a window defined after the fact, between the
+    /// sparse background reads, or the edge-read budget was spent): the edge is not between
+    /// two consecutive update points and lies more than a fifth of an update period from the
+    /// nearer one (RAPL: more than [`AnalysisConfig::coarse_edge`] from a read), so the energy
+    /// near it is interpolated over a long stretch (shaped by instant power where that stream
+    /// tracks the counter). Accurate on steady loads; on loads faster than the sensor expect
+    /// several % on 0.5–1 s windows and up to ~1 % on 5 s windows.
     CoarseEdge {
-        /// The distance, ms.
+        /// The distance to the nearer update point, ms.
         ms: u32,
     },
     /// Counter and instant-power integral disagree by more than the threshold.
@@ -291,8 +292,10 @@ pub struct AnalysisConfig {
     /// Relative counter/instant disagreement above which [`Flag::Discrepancy`] is set, for
     /// windows of at least 1 s (default 0.05).
     pub discrepancy: f64,
-    /// An edge further than this from the nearest counter update point is flagged
-    /// [`Flag::CoarseEdge`] (default 125 ms; an edge read keeps it under 50 ms on NVML).
+    /// For counters without a republication period (RAPL): an edge further than this from the
+    /// nearest counter read is flagged [`Flag::CoarseEdge`] (default 125 ms). Counters with
+    /// one (NVML) flag an edge that is not between two consecutive update points and lies
+    /// more than a fifth of the period from the nearer one.
     pub coarse_edge: Duration,
 }
 
@@ -432,7 +435,11 @@ impl Timeline {
         let two_read = counter.and_then(|c| integrate::two_read_delta(c, t0, e1));
 
         if let Some(c) = &ce {
-            if c.edge_distance > cfg.coarse_edge {
+            // With a republication period, an unbracketed edge more than a fifth of a period
+            // from the nearest update point (≥ 20 ms × the power swing on NVML); without one
+            // (RAPL), the configured distance.
+            let limit = params.update_period.map_or(cfg.coarse_edge, |u| u / 5);
+            if c.edge_distance > limit {
                 flags.push(Flag::CoarseEdge {
                     ms: c.edge_distance.as_millis().min(u128::from(u32::MAX)) as u32,
                 });

@@ -32,20 +32,20 @@ pub struct MeterConfig {
     /// Thresholds for flags.
     pub analysis: AnalysisConfig,
     /// How long [`Meter::measurement`] waits for the samples that bracket a window's end
-    /// (default 2 s: the edge reads land within ~0.2 s; an edge without one waits for the
-    /// next 1 Hz background read; on timeout the edge is extrapolated and flagged).
+    /// (default 3 s: the edge reads land within ~0.1–0.2 s; an edge without one waits for the
+    /// next 0.5 Hz background read; on timeout the edge is extrapolated and flagged).
     pub settle_timeout: Duration,
 }
 
 impl MeterConfig {
-    /// Defaults: 100 Hz instant power, 10 Hz average, energy counter at 1 Hz in the
-    /// background plus edge reads at every `begin`/`end` and a short calibration burst a
-    /// minute, 1 Hz status, 2 h history.
+    /// Defaults: 100 Hz instant power, 10 Hz average, energy counter at 0.5 Hz in the
+    /// background plus edge reads at every `begin`/`end` and a short calibration burst every
+    /// two minutes, 1 Hz status, 2 h history.
     pub fn new() -> Self {
         Self {
             sampler: SamplerConfig::default(),
             analysis: AnalysisConfig::default(),
-            settle_timeout: Duration::from_secs(2),
+            settle_timeout: Duration::from_secs(3),
         }
     }
 
@@ -251,7 +251,19 @@ impl Meter {
         Ok((out, self.measurement(id)?))
     }
 
-    /// A window between two instants, defined after the fact.
+    /// Marks an instant for a window defined later with [`Meter::window_between`]: like a
+    /// `begin`/`end` edge it asks the counter thread to read the counter around it (within
+    /// the edge-read budget), so such a window is as accurate as one opened with `begin`.
+    /// Costs a timestamp and a wake-up.
+    pub fn mark(&self) -> Instant {
+        let t = Instant::now();
+        self.shared.edge(self.shared.ns_of(t));
+        t
+    }
+
+    /// A window between two instants, defined after the fact. Edges that were not
+    /// [`Meter::mark`]ed get no edge reads (only the sparse background reads around them:
+    /// flagged [`crate::Flag::CoarseEdge`] where that matters).
     ///
     /// # Errors
     ///

@@ -24,22 +24,25 @@ pub struct SamplerConfig {
     pub instant_hz: f64,
     /// Averaged power rate (default 10 Hz; the signal is a 1-s boxcar).
     pub average_hz: f64,
-    /// Background energy-counter rate (default 1 Hz). An NVML counter read costs 3.6–6.6 ms of
-    /// busy CPU on Hopper (a GSP RPC), so reading it at 20 Hz costs 7–13 % of a core; the
-    /// default keeps the whole sampler under 1 %. Accuracy of windows opened with
+    /// Background energy-counter rate (default 0.5 Hz). An NVML counter read costs 3.6–6.6 ms
+    /// of busy CPU on Hopper (a GSP RPC; 6.1 ms on average inside the sampler on the H200), so
+    /// reading it at 20 Hz costs 7–13 % of a core; the default keeps the whole sampler under
+    /// 1 %. Accuracy of windows opened with
     /// `begin`/`end` does not depend on this rate: each edge requests its own counter reads
     /// (see `edge_reads`). It matters for windows defined after the fact and for traces.
     pub counter_hz: f64,
-    /// Counter rate during calibration bursts (default 1/53 ms ≈ 18.9 Hz, deliberately not a
-    /// divisor of the ~100 ms update period, so the reads sweep across the update phase and
-    /// the changes they bracket pin the grid to a few ms). Bursts apply to counters with a
+    /// Counter rate during calibration bursts (default 1/61.8 ms ≈ 16.2 Hz: the golden ratio of
+    /// the ~100 ms update period, so successive reads land at evenly spread phases of the
+    /// update interval and a dozen reads pin the update instant to a few ms; a spacing near
+    /// half the period would leave the phase unswept — the session-1 trace's 50 ms reads fit
+    /// any period from 99.945 to 100.06 ms). Bursts apply to counters with a
     /// republication period (NVML); equal or lower than `counter_hz` disables them.
     pub counter_burst_hz: f64,
-    /// Length of each recalibration burst (default 0.64 s, ~12 reads); the first burst, at
+    /// Length of each recalibration burst (default 0.74 s, 12 reads); the first burst, at
     /// start, lasts at least 2 s.
     pub counter_burst: Duration,
-    /// Interval between recalibration bursts (default 60 s; the first ones come at 8, 24 and
-    /// 56 s, a ladder that extends the baseline while the period is still coarse): the grid's
+    /// Interval between recalibration bursts (default 120 s; the first ones come at 8, 24, 56
+    /// and 120 s, a ladder that extends the baseline while the period is still coarse): the grid's
     /// period is refitted over all bursts in the history, so its error shrinks as the
     /// baseline grows.
     pub counter_burst_every: Duration,
@@ -49,14 +52,14 @@ pub struct SamplerConfig {
     /// accuracy of a 20 Hz counter stream at a fraction of the reads. The caller never waits
     /// for a read; the window's result waits until the reads have landed.
     pub edge_reads: bool,
-    /// Sustained edge-read budget in reads per second (default 1.5). Each edge takes up to
+    /// Sustained edge-read budget in reads per second (default 1.0). Each edge takes up to
     /// two reads (windows sharing an edge share them), and every read also serves as the
-    /// background read, so the counter thread never averages more than ~1.7 reads/s (about
-    /// 0.5 % of a core on Hopper at ~3 ms per sparse read) however many windows are opened.
+    /// background read, so the counter thread never averages more than ~1.1 reads/s (about
+    /// 0.7 % of a core on the H200 at 6.1 ms per read) however many windows are opened.
     /// Edges beyond the budget fall back to the background reads and their windows are
     /// flagged [`crate::Flag::CoarseEdge`]; raise it for many short windows.
     pub edge_read_hz: f64,
-    /// Edge-read burst allowance (default 32 reads: eight separate windows at once).
+    /// Edge-read burst allowance (default 16 reads: four separate windows at once).
     pub edge_read_burst: u32,
     /// Device status rate (default 1 Hz).
     pub status_hz: f64,
@@ -72,13 +75,13 @@ impl Default for SamplerConfig {
         Self {
             instant_hz: 100.0,
             average_hz: 10.0,
-            counter_hz: 1.0,
-            counter_burst_hz: 1.0 / 0.053,
-            counter_burst: Duration::from_millis(640),
-            counter_burst_every: Duration::from_secs(60),
+            counter_hz: 0.5,
+            counter_burst_hz: 1.0 / 0.0618,
+            counter_burst: Duration::from_millis(740),
+            counter_burst_every: Duration::from_secs(120),
             edge_reads: true,
-            edge_read_hz: 1.5,
-            edge_read_burst: 32,
+            edge_read_hz: 1.0,
+            edge_read_burst: 16,
             status_hz: 1.0,
             history: Duration::from_secs(2 * 3600),
             max_logged_rejections: 32,
@@ -1069,7 +1072,9 @@ mod tests {
                 continue;
             }
             now = due.max(now);
-            let d = 3.6e6 + 3.0e6 * rng.f();
+            // 3.6–6.6 ms, one read in twenty 10–30 ms (as measured on the H200).
+            let d =
+                3.6e6 + 3.0e6 * rng.f() + if rng.f() < 0.05 { 1e7 + 2e7 * rng.f() } else { 0.0 };
             let mid = now + (d / 2.0) as u64;
             let value = gpu.counter(now as f64 + d * rng.f());
             reads.push(Sample::new(mid, value));

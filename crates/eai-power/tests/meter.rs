@@ -217,8 +217,16 @@ fn edge_reads_follow_begin_and_end() {
     // Past the 2-s calibration burst.
     std::thread::sleep(Duration::from_millis(2600));
     let mut edges = Vec::new();
-    for _ in 0..3 {
-        let (_, m) = meter.measure("w", || std::thread::sleep(Duration::from_millis(300))).unwrap();
+    for k in 0..3 {
+        let m = if k < 2 {
+            meter.measure("w", || std::thread::sleep(Duration::from_millis(300))).unwrap().1
+        } else {
+            // Marks request the same reads for a window defined after the fact.
+            let a = meter.mark();
+            std::thread::sleep(Duration::from_millis(300));
+            let b = meter.mark();
+            meter.window_between("marked", a, b).unwrap()
+        };
         let d = &m.devices[0];
         // Constant power: any interpolation is exact, so this checks the plumbing.
         assert!(close(d.energy.unwrap().0, 300.0 * m.duration.0, 0.03), "{m}");

@@ -129,6 +129,8 @@ fn main() -> BoxResult<()> {
     let args: Vec<String> = std::env::args().collect();
     let out_path = args.iter().position(|a| a == "--out").and_then(|i| args.get(i + 1).cloned());
     let quick = args.iter().any(|a| a == "--quick");
+    let no_energy = args.iter().any(|a| a == "--no-energy");
+    let sweep = args.iter().any(|a| a == "--sweep");
     let samples = if quick { 5 } else { 30 };
     let energy_secs = Duration::from_secs_f64(if quick { 1.0 } else { 5.0 });
 
@@ -157,7 +159,9 @@ fn main() -> BoxResult<()> {
     let roof = gbs(2.0 * copy_bytes as f64, t);
     drop((src, dst));
     r.line(String::new());
-    r.line("## Memory-bound kernels (GB/s counts bytes read + written once; ratio = GB/s ÷ D2D copy GB/s)");
+    r.line("## Memory-bound kernels (ratio = GB/s ÷ D2D copy GB/s)");
+    r.line(String::new());
+    r.line("Bytes counted (\"useful bytes\"): casts: input + output; quantize: input read once (4 B/elem f32, 2 B bf16/f16) + codes written (1 B/elem) + scale and zero point (8 B/group); dequantize: codes (1 B/elem) + output (4 or 2 B/elem) + 8 B/group. Two-pass kernels (per-tensor, per-channel on an inner axis) must read the input twice when it is larger than L2: their rows show both the bytes actually moved and the useful bytes; the most a two-pass kernel can reach in useful bytes is (e + 1)/(2e + 1) of copy (0.556 for f32, 0.600 for 16-bit inputs).");
     r.line(String::new());
     r.line("| kernel | elements | time (µs) | GB/s | ratio to copy |");
     r.line("|---|---|---|---|---|");
@@ -189,6 +193,12 @@ fn main() -> BoxResult<()> {
         row(&mut r, "cast bf16→f32", n, 6.0 * n as f64, t);
         let t = time_op(&dev, samples, |_| Ok(dev.cast(&x16, &mut xb)?))?;
         row(&mut r, "cast f16→bf16", n, 4.0 * n as f64, t);
+    }
+    if sweep {
+        sweep_quant(&dev, &mut r, samples.div_ceil(2), roof)?;
+        r.line(String::new());
+        r.line("| kernel | elements | time (µs) | GB/s | ratio to copy |");
+        r.line("|---|---|---|---|---|");
     }
     quant_rows(&dev, &mut r, samples, roof)?;
 
@@ -265,6 +275,75 @@ fn main() -> BoxResult<()> {
         ));
     }
 
+    // ---------------------------------------------------------------- 4a. W8A16 variants
+    if sweep {
+        r.line(String::new());
+        r.line("## W8A16 decode variants (M = 1, f16): speed-up over cuBLAS FP16 GEMV");
+        r.line(String::new());
+        r.line("| rows/warp | loads in flight/row | warps/block | 4096×4096 | 11008×4096 | 4096×11008 | worst |");
+        r.line("|---|---|---|---|---|---|---|");
+        let shapes = [(4096usize, 4096usize), (11008, 4096), (4096, 11008)];
+        let mut base16 = Vec::new();
+        let mut sets_w = Vec::new();
+        let x = random_f16(&dev, 11008, 60, 1.0)?;
+        for (i, &(n, k)) in shapes.iter().enumerate() {
+            let s = GemmShape::new(1, n, k);
+            let sets = rotation(n * k * 2, info.l2_cache_bytes);
+            let xk = random_f16(&dev, k, 61 + i as u64, 1.0)?;
+            let mut y = dev.zeros::<f16>(n)?;
+            let ws: Vec<_> = (0..sets)
+                .map(|j| random_f16(&dev, n * k, 70 + j as u64, 0.05))
+                .collect::<BoxResult<_>>()?;
+            base16.push(time_op(&dev, samples, |j| {
+                Ok(dev.gemm_f16(&xk, &ws[j % sets], &mut y, s)?)
+            })?);
+            drop(ws);
+            let w8: Vec<_> = (0..sets)
+                .map(|j| random_i8(&dev, n * k, 80 + j as u64))
+                .collect::<BoxResult<_>>()?;
+            sets_w.push((w8, random_scales(&dev, n, 90)?, xk));
+        }
+        drop(x);
+        let default = dev.tuning();
+        let mut best = (0.0f64, default);
+        for (rows, unroll) in [(1, 2), (1, 4), (2, 1), (2, 2), (2, 4), (4, 1), (4, 2)] {
+            for warps in [4u32, 8] {
+                let mut t = default;
+                t.w8a16_rows = rows;
+                t.w8a16_unroll = unroll;
+                t.w8a16_warps = warps;
+                dev.set_tuning(t);
+                let mut cells = Vec::new();
+                for (i, &(n, k)) in shapes.iter().enumerate() {
+                    let s = GemmShape::new(1, n, k);
+                    let (w8, sw, xk) = &sets_w[i];
+                    let sets = w8.len();
+                    let mut y = dev.zeros::<f16>(n)?;
+                    let t8 = time_op(&dev, samples, |j| {
+                        Ok(dev.w8a16(&w8[j % sets], sw, xk, None, &mut y, s)?)
+                    })?;
+                    cells.push(base16[i] / t8);
+                }
+                let worst = cells.iter().cloned().fold(f64::INFINITY, f64::min);
+                if worst > best.0 {
+                    best = (worst, t);
+                }
+                r.line(format!(
+                    "| {rows} | {unroll} | {warps} | {:.2} | {:.2} | {:.2} | {worst:.2} |",
+                    cells[0], cells[1], cells[2]
+                ));
+            }
+        }
+        let b = best.1;
+        r.line(String::new());
+        r.line(format!(
+            "Best (largest worst-case speed-up): {} rows/warp, {} loads/row, {} warps/block (library default {}, {}, {}); the table below uses the best.",
+            b.w8a16_rows, b.w8a16_unroll, b.w8a16_warps,
+            default.w8a16_rows, default.w8a16_unroll, default.w8a16_warps
+        ));
+        dev.set_tuning(b);
+    }
+
     // ---------------------------------------------------------------- 4. W8A16 GEMV
     r.line(String::new());
     r.line("## Decode: W8A16 GEMV/GEMM (int8 weights, f16 activations) vs cuBLAS FP16 GEMV/GEMM");
@@ -339,6 +418,7 @@ fn main() -> BoxResult<()> {
     ));
     r.line(String::new());
     match nvml_wrapper::Nvml::init() {
+        _ if no_energy => r.line("skipped (--no-energy)"),
         Err(e) => r.line(format!("NVML unavailable: {e}")),
         Ok(nvml) => {
             let nd = nvml.device_by_index(0)?;
@@ -541,5 +621,90 @@ fn quant_rows(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -> Bo
             r.line(format!("| {name} | error: {e} |"));
         }
     }
+    Ok(())
+}
+
+/// Launch-parameter sweep of the pipelined row quantizer (stages × tile bytes × threads) on the
+/// cases that use it; every setting computes the same bits.
+fn sweep_quant(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -> BoxResult<()> {
+    use eai_quant::{Granularity, QuantSpec};
+    let n = 1usize << 28;
+    let (rows, cols) = (n / 4096, 4096usize);
+    let mut x32 = dev.zeros::<f32>(n)?;
+    dev.fill_uniform(&mut x32, 3, -4.0, 4.0)?;
+    let mut xb = dev.zeros::<half::bf16>(n)?;
+    dev.cast(&x32, &mut xb)?;
+    r.line(String::new());
+    r.line("## Row quantizer launch sweep (ratio of useful bytes to copy bandwidth)");
+    r.line(String::new());
+    let cases: Vec<(&str, QuantSpec)> = vec![
+        ("per-token", QuantSpec::int8_activation_per_token()),
+        (
+            "group-128",
+            QuantSpec {
+                granularity: Granularity::PerGroup { size: 128 },
+                ..QuantSpec::int8_weight()
+            },
+        ),
+        ("Q8_0", QuantSpec::ggml_q8_0()),
+    ];
+    let mut header = "| stages | tile bytes | threads | vectors/lane |".to_string();
+    for (c, _) in &cases {
+        header.push_str(&format!(" {c} f32 | {c} bf16 |"));
+    }
+    header.push_str(" geo. mean |");
+    r.line(header);
+    r.line(format!("|---|---|---|---|{}", "---|".repeat(2 * cases.len() + 1)));
+    let default = dev.tuning();
+    let mut best = (0.0f64, default);
+    for (stages, tile, threads, vpl) in [
+        (2, 16384, 128, 4),
+        (2, 16384, 128, 8),
+        (2, 8192, 128, 4),
+        (2, 8192, 128, 8),
+        (2, 16384, 64, 4),
+        (2, 16384, 64, 8),
+        (2, 8192, 64, 8),
+        (3, 8192, 64, 8),
+        (2, 16384, 256, 8),
+        (2, 32768, 128, 8),
+        (2, 16384, 128, 16),
+        (3, 16384, 128, 8),
+        (2, 8192, 64, 4),
+        (3, 16384, 64, 8),
+    ] {
+        let mut t = default;
+        t.quant_stages = stages;
+        t.quant_tile_bytes = tile;
+        t.quant_threads = threads;
+        t.quant_vectors_per_lane = vpl;
+        dev.set_tuning(t);
+        let mut line = format!("| {stages} | {tile} | {threads} | {vpl} |");
+        let mut log_sum = 0.0;
+        for (_, spec) in &cases {
+            let mut out = dev.quant_output("sweep", spec, &[rows, cols])?;
+            let groups = out.scales().len() as f64;
+            let t32 = time_op(dev, samples, |_| Ok(dev.quantize_into(&x32, &mut out)?))?;
+            let tb = time_op(dev, samples, |_| Ok(dev.quantize_into(&xb, &mut out)?))?;
+            let g32 = gbs(5.0 * n as f64 + 8.0 * groups, t32) / roof;
+            let gb = gbs(3.0 * n as f64 + 8.0 * groups, tb) / roof;
+            log_sum += g32.ln() + gb.ln();
+            line.push_str(&format!(" {g32:.3} | {gb:.3} |"));
+        }
+        let geo = (log_sum / (2 * cases.len()) as f64).exp();
+        line.push_str(&format!(" {geo:.3} |"));
+        r.line(line);
+        if geo > best.0 {
+            best = (geo, dev.tuning());
+        }
+    }
+    let b = best.1;
+    r.line(String::new());
+    r.line(format!(
+        "Best by geometric mean: stages {}, tile {} B, {} threads, {} vectors/lane (library default: stages {}, tile {} B, {} threads, {} vectors/lane); the tables below use the best.",
+        b.quant_stages, b.quant_tile_bytes, b.quant_threads, b.quant_vectors_per_lane,
+        default.quant_stages, default.quant_tile_bytes, default.quant_threads, default.quant_vectors_per_lane
+    ));
+    dev.set_tuning(b);
     Ok(())
 }

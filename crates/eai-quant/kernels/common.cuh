@@ -33,15 +33,26 @@ struct F32 {
     static __device__ __forceinline__ float to_f32(float v) { return v; }
     static __device__ __forceinline__ float from_f32(float v) { return v; }
 };
+// pack2(lo, hi): both rounded to nearest even, `lo` in bits 0..15 (one cvt for the pair).
 struct F16 {
     typedef u16 raw;
     static __device__ __forceinline__ float to_f32(u16 v) { return f16_to_f32(v); }
     static __device__ __forceinline__ u16 from_f32(float v) { return f32_to_f16(v); }
+    static __device__ __forceinline__ u32 pack2(float lo, float hi) {
+        u32 r;
+        asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+        return r;
+    }
 };
 struct BF16 {
     typedef u16 raw;
     static __device__ __forceinline__ float to_f32(u16 v) { return bf16_to_f32(v); }
     static __device__ __forceinline__ u16 from_f32(float v) { return f32_to_bf16(v); }
+    static __device__ __forceinline__ u32 pack2(float lo, float hi) {
+        u32 r;
+        asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+        return r;
+    }
 };
 
 // 8 consecutive elements as f32, through 16-byte loads. `p` must be 16-byte aligned.
@@ -82,9 +93,7 @@ template <class H> struct Vec8Half {
     static __device__ __forceinline__ void store(u16* p, const float v[8]) {
         u32 w[4];
 #pragma unroll
-        for (int i = 0; i < 4; ++i) {
-            w[i] = (u32)H::from_f32(v[2 * i]) | ((u32)H::from_f32(v[2 * i + 1]) << 16);
-        }
+        for (int i = 0; i < 4; ++i) w[i] = H::pack2(v[2 * i], v[2 * i + 1]);
         __stcs(reinterpret_cast<uint4*>(p), make_uint4(w[0], w[1], w[2], w[3]));
     }
 };

@@ -146,6 +146,20 @@ pub enum QuantError {
         /// One tensor mapped to it.
         tensor: String,
     },
+    /// A compute backend (e.g. the CUDA path) failed for a reason that is not a quantization
+    /// error: driver or library call, kernel compilation, out of device memory.
+    #[error("{device}: {op} failed: {message}")]
+    Backend {
+        /// The device, e.g. `cuda:0 (NVIDIA H200)`.
+        device: String,
+        /// The operation that was running, e.g. `quantize` or `dequantize`.
+        op: &'static str,
+        /// The backend error's own description (its chain is in `source`).
+        message: String,
+        /// The backend's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// An I/O error on a named file.
     #[error("I/O error on {path}")]
     Io {
@@ -165,5 +179,26 @@ impl QuantError {
 
     pub(crate) fn spec(reason: impl Into<String>) -> Self {
         QuantError::InvalidSpec { reason: reason.into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::QuantError;
+
+    #[test]
+    fn backend_errors_name_device_and_operation_and_keep_their_source() {
+        let e = QuantError::Backend {
+            device: "cuda:0 (NVIDIA H200)".into(),
+            op: "quantize",
+            message: "CUDA driver call `cuMemAlloc` failed on device 0".into(),
+            source: Box::new(std::io::Error::other("out of memory")),
+        };
+        assert_eq!(
+            e.to_string(),
+            "cuda:0 (NVIDIA H200): quantize failed: CUDA driver call `cuMemAlloc` failed on device 0"
+        );
+        let src = std::error::Error::source(&e).map(|s| s.to_string());
+        assert_eq!(src.as_deref(), Some("out of memory"));
     }
 }

@@ -398,3 +398,64 @@ fn cuda_quantizer_passes_the_conformance_suite() {
         eai_quant::testing::check_quantizer(&q).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }
+
+#[test]
+fn every_tuning_and_a_private_stream_give_the_same_bits() {
+    let Some(dev) = device("every_tuning_and_a_private_stream_give_the_same_bits") else {
+        return;
+    };
+    let mut rng = Rng::new(77);
+    let shapes: &[&[usize]] = &[&[37, 129], &[2, 3, 64], &[64, 3000], &[9, 96], &[33, 7, 40]];
+    let default = dev.tuning();
+    let mut total = 0usize;
+    for (i, (stages, tile, threads)) in
+        [(2u32, 4096u32, 128u32), (3, 8192, 256), (4, 32768, 64), (2, 16384, 256), (4, 4096, 64)]
+            .into_iter()
+            .enumerate()
+    {
+        let mut t = default;
+        t.quant_stages = stages;
+        t.quant_tile_bytes = tile;
+        t.quant_threads = threads;
+        t.quant_vectors_per_lane = [2, 4, 8, 16, 8][i];
+        t.w8a16_rows = [1, 2, 4, 2, 4][i];
+        t.w8a16_unroll = [2, 1, 1, 8, 2][i];
+        t.w8a16_warps = [4, 8, 4, 8, 8][i];
+        // odd settings run on a new non-blocking stream of the same context
+        let on_stream;
+        let d: &CudaDevice = if i % 2 == 1 {
+            on_stream = dev.on_new_stream().unwrap();
+            &on_stream
+        } else {
+            &dev
+        };
+        d.set_tuning(t);
+        assert_eq!(d.tuning(), t);
+        for (name, spec) in specs() {
+            for shape in shapes {
+                let Some(spec) = fit(spec, shape) else { continue };
+                let x = input(&mut rng, shape, spec.non_finite == NonFinite::Saturate);
+                total += compare(d, &name, &spec, shape, &x, Dtype::F32);
+                total += compare(d, &name, &spec, shape, &x, Dtype::Bf16);
+            }
+        }
+        // W8A16 variants agree bit for bit with the default kernel (same accumulation order)
+        let (n, k) = (40usize, 4096usize);
+        let w: Vec<i8> = (0..n * k).map(|_| rng.i8()).collect();
+        let sw: Vec<f32> = (0..n).map(|_| 0.01 + rng.unit() * 0.01).collect();
+        let xh: Vec<f16> = (0..k).map(|_| f16::from_f32(rng.sym(1.0))).collect();
+        let (dw, dsw, dx) = (d.upload(&w).unwrap(), d.upload(&sw).unwrap(), d.upload(&xh).unwrap());
+        let mut y1 = d.zeros::<f16>(n).unwrap();
+        d.w8a16(&dw, &dsw, &dx, None, &mut y1, GemmShape::new(1, n, k)).unwrap();
+        d.set_tuning(default);
+        let mut y0 = d.zeros::<f16>(n).unwrap();
+        d.w8a16(&dw, &dsw, &dx, None, &mut y0, GemmShape::new(1, n, k)).unwrap();
+        let (a, b) = (d.download(&y0).unwrap(), d.download(&y1).unwrap());
+        assert!(
+            a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits()),
+            "w8a16 variant {t:?} differs from the default"
+        );
+    }
+    assert!(dev.with_stream(dev.stream().clone()).is_ok());
+    eprintln!("every_tuning_and_a_private_stream_give_the_same_bits: {total} elements");
+}

@@ -37,6 +37,22 @@ pub(crate) const ENTRY_POINTS: &[&str] = &[
     "swiglu_q8",
     "row_stats",
     "gather_logits",
+    "gemv_i8_f16_m1",
+    "gemv_i8_f16_m2",
+    "gemv_i8_f16_m4",
+    "gemv_i8_f16_m8",
+    "gemv_f16_f16_m1",
+    "gemv_f16_f16_m2",
+    "gemv_f16_f16_m4",
+    "gemv_f16_f16_m8",
+    "gemv_bf16_bf16_m1",
+    "gemv_bf16_bf16_m2",
+    "gemv_bf16_bf16_m4",
+    "gemv_bf16_bf16_m8",
+    "gemv_f32_f32_m1",
+    "gemv_f32_f32_m2",
+    "gemv_f32_f32_m4",
+    "gemv_f32_f32_m8",
 ];
 
 /// NVRTC options: no fast math, IEEE division/sqrt, no flush-to-zero.

@@ -9,6 +9,9 @@
 //!   libraries first; [`open_device`] adds cuBLAS. A missing library or GPU is a typed error.
 //! - **One stream.** The model enqueues its kernels and cuBLAS calls on the stream eai-quant
 //!   uses for its GEMMs, so all work runs in submission order without events.
+//!   With [`GpuOptions::cuda_graph`] (default) that stream is the model's own non-blocking one,
+//!   and a batch-1..4 greedy decode step is captured into a CUDA graph once and replayed per
+//!   token (ids and positions read from device buffers).
 //! - **Weights resident per scheme**, the residual stream f32: Q/K/V and gate/up are fused into
 //!   one GEMM each; residual adds are fused into the output GEMMs (cuBLAS `beta = 1`, or the
 //!   INT8 dequantizing epilogue); rope writes K/V straight into the cache; only the scored
@@ -28,4 +31,6 @@ mod model;
 
 pub use engine::GpuEngine;
 pub use error::{GpuError, Result};
-pub use model::{GpuMemory, GpuModel, GpuOptions, GpuScheme, RowScore, open_device};
+pub use model::{
+    GEMV_DENSE_MAX_M, GpuMemory, GpuModel, GpuOptions, GpuScheme, RowScore, open_device,
+};

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use cudarc::driver::{
-    CudaSlice, CudaStream, DevicePtr, DeviceRepr, LaunchConfig, PushKernelArg, ValidAsZeroBits,
+    CudaGraph, CudaSlice, CudaStream, DevicePtr, DeviceRepr, LaunchConfig, PushKernelArg,
+    ValidAsZeroBits, sys as ds,
 };
 use eai_quant::QuantSpec;
 use eai_quant::cuda::{CudaDevice, DeviceBuffer, DeviceQuantized, DeviceScalar, GemmShape};
@@ -134,12 +135,63 @@ pub struct GpuOptions {
     /// serving stacks do with a half-precision checkpoint; halves the head's bytes per decoded
     /// token). Off by default: the CPU reference keeps them f32, and parity is checked against it.
     pub half_head: bool,
+    /// Decode GEMV: forward passes of at most a few rows (decode steps) run their linear layers
+    /// and the LM head through the model's own bandwidth-bound GEMV kernels (16-byte weight
+    /// loads, f32 accumulation, f32 output with the residual add fused) instead of cuBLAS /
+    /// eai-quant: FP32/FP16/BF16 up to [`GEMV_DENSE_MAX_M`] rows, W8A16 up to 16 rows. On by
+    /// default; the environment variable `EAI_DECODE_GEMV=0` turns the default off.
+    pub decode_gemv: bool,
+    /// CUDA graphs for decode: the model runs on its own (capturable, non-blocking) stream, and
+    /// a greedy-generation decode step that uses only the model's own kernels (the decode GEMV
+    /// on, FP32/FP16/BF16/W8A16, at most [`GEMV_DENSE_MAX_M`] rows) is captured once — embedding,
+    /// every layer, final norm, LM head and the on-device argmax — and replayed per token, with
+    /// token ids and positions passed through device buffers. On by default; the environment
+    /// variable `EAI_CUDA_GRAPH=0` turns the default off. [`GpuModel::set_cuda_graph`] toggles
+    /// it on a loaded model.
+    pub cuda_graph: bool,
 }
 
+/// Weight format of a decode GEMV.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GemvWeight {
+    I8,
+    F16,
+    Bf16,
+    F32,
+}
+
+impl From<InType> for GemvWeight {
+    fn from(t: InType) -> Self {
+        match t {
+            InType::F32 => GemvWeight::F32,
+            InType::F16 => GemvWeight::F16,
+            InType::Bf16 => GemvWeight::Bf16,
+        }
+    }
+}
+
+/// Largest row count for which the dense schemes use the decode GEMV (beyond: cuBLAS).
+pub const GEMV_DENSE_MAX_M: usize = 4;
+
 impl GpuOptions {
-    /// Options for `scheme` with the reference's head rule.
+    /// Options for `scheme` with the reference's head rule and the decode GEMV on (unless
+    /// `EAI_DECODE_GEMV=0`).
     pub fn new(scheme: GpuScheme) -> Self {
-        GpuOptions { scheme, half_head: false }
+        let decode_gemv = std::env::var("EAI_DECODE_GEMV").map_or(true, |v| v.trim() != "0");
+        let cuda_graph = std::env::var("EAI_CUDA_GRAPH").map_or(true, |v| v.trim() != "0");
+        GpuOptions { scheme, half_head: false, decode_gemv, cuda_graph }
+    }
+
+    /// Sets [`GpuOptions::cuda_graph`].
+    pub fn cuda_graph(mut self, on: bool) -> Self {
+        self.cuda_graph = on;
+        self
+    }
+
+    /// Sets [`GpuOptions::decode_gemv`].
+    pub fn decode_gemv(mut self, on: bool) -> Self {
+        self.decode_gemv = on;
+        self
     }
 
     /// Sets [`GpuOptions::half_head`].
@@ -288,6 +340,31 @@ struct HeadScratch {
     bytes: u64,
 }
 
+/// What a captured decode step depends on besides its own buffers: replaying it is valid while
+/// the row count, the argmax limit and the KV cache (address and size) are unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct GraphKey {
+    m: usize,
+    argmax_limit: usize,
+    kv_ptr: u64,
+    kv_tokens: usize,
+}
+
+/// A captured decode step and the buffers its kernels read and write (their addresses are
+/// baked into the graph, so the graph owns them).
+struct DecodeGraph {
+    key: GraphKey,
+    sc: Scratch,
+    hs: HeadScratch,
+    graph: CudaGraph,
+}
+
+impl std::fmt::Debug for DecodeGraph {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecodeGraph").field("key", &self.key).finish_non_exhaustive()
+    }
+}
+
 /// Scored position: log Σ exp over the vocabulary, the argmax, and the wanted targets' logits.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
@@ -396,6 +473,11 @@ pub struct GpuModel {
     head_scratch: Option<HeadScratch>,
     weight_bytes: u64,
     wtmp_len: usize,
+    gemv: bool,
+    /// Built on its own stream, so decode steps can be captured.
+    capturable: bool,
+    graph_on: bool,
+    graph: Option<DecodeGraph>,
 }
 
 /// Opens CUDA device `ordinal` through eai-quant (library probes first: a missing driver or
@@ -675,6 +757,9 @@ impl GpuModel {
         }
         let ordinal = dev.info().ordinal;
         dev.load_kernels()?;
+        // A CUDA graph cannot capture the legacy default stream eai-quant opens devices on:
+        // with graphs on, the model (and its eai-quant calls) get a stream of their own.
+        let dev = if opts.cuda_graph { Arc::new(dev.on_new_stream()?) } else { dev };
         let stream = quant_stream(&dev)?;
         // SAFETY: only probes for the shared library with dlopen; runs none of its code.
         if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
@@ -777,6 +862,10 @@ impl GpuModel {
             head_scratch: None,
             weight_bytes,
             wtmp_len,
+            gemv: opts.decode_gemv,
+            capturable: opts.cuda_graph,
+            graph_on: opts.cuda_graph,
+            graph: None,
         })
     }
 
@@ -830,8 +919,25 @@ impl GpuModel {
         })
     }
 
+    /// Turns CUDA-graph decode on or off (see [`GpuOptions::cuda_graph`]) and returns whether it
+    /// is now on: it can only be turned on for a model built with `cuda_graph` set (which runs on
+    /// a capturable stream of its own).
+    pub fn set_cuda_graph(&mut self, on: bool) -> bool {
+        self.graph_on = on && self.capturable;
+        if !self.graph_on {
+            self.graph = None;
+        }
+        self.graph_on
+    }
+
+    /// Whether decode steps are captured into and replayed from a CUDA graph.
+    pub fn cuda_graph(&self) -> bool {
+        self.graph_on
+    }
+
     /// Frees the KV cache and activation buffers (weights stay).
     pub fn release_buffers(&mut self) {
+        self.graph = None;
         self.kv = None;
         self.kv_tokens = 0;
         self.scratch.clear();
@@ -973,6 +1079,7 @@ impl GpuModel {
         let c = &self.cfg;
         let tokens = tokens.max(self.kv_tokens).next_multiple_of(256);
         let len = c.n_layers * 2 * tokens * c.n_kv_heads * c.head_dim;
+        self.graph = None;
         self.kv = None;
         let what = format!("KV cache for {tokens} tokens ({} layers, f32)", c.n_layers);
         self.kv = Some(self.alloc::<f32>(&what, len)?);
@@ -1004,8 +1111,13 @@ impl GpuModel {
         kv: &CudaSlice<f32>,
         kv_tokens: usize,
     ) -> Result<()> {
+        self.upload_plan(sc, plan, kv_tokens)?;
+        self.enqueue_forward(sc, kv, kv_tokens, plan.real)
+    }
+
+    /// Checks `plan` against the scratch shape, the vocabulary and the cache, and uploads it.
+    fn upload_plan(&self, sc: &mut Scratch, plan: &RowPlan, kv_tokens: usize) -> Result<()> {
         let c = &self.cfg;
-        let (h, d, nh, nkv, f) = (c.hidden, c.head_dim, c.n_heads, c.n_kv_heads, c.ffn);
         let m = sc.m;
         if plan.ids.len() != m
             || plan.seq.len() != m
@@ -1031,7 +1143,21 @@ impl GpuModel {
         self.upload_into(&plan.ids, &mut sc.ids, "token ids")?;
         self.upload_into(&plan.seq, &mut sc.seq, "sequence ids")?;
         self.upload_into(&plan.pos, &mut sc.pos, "positions")?;
-        self.upload_into(&plan.seq_off, &mut sc.seq_off, "sequence offsets")?;
+        self.upload_into(&plan.seq_off, &mut sc.seq_off, "sequence offsets")
+    }
+
+    /// Enqueues the decoder over the uploaded rows of `sc` (no host synchronization, no
+    /// allocation, no host-to-device copy: capturable). `real` rows belong to sequences.
+    fn enqueue_forward(
+        &self,
+        sc: &mut Scratch,
+        kv: &CudaSlice<f32>,
+        kv_tokens: usize,
+        real: usize,
+    ) -> Result<()> {
+        let c = &self.cfg;
+        let (h, d, nh, nkv, f) = (c.hidden, c.head_dim, c.n_heads, c.n_kv_heads, c.ffn);
+        let m = sc.m;
         let sms = self.dev.info().multiprocessors;
         let (m32, h32) = (m as u32, h as u32);
         // Embedding: x[m, h] ← table[ids].
@@ -1053,7 +1179,7 @@ impl GpuModel {
         for (li, layer) in self.layers.iter().enumerate() {
             let kc = kv.slice(2 * li * per_layer..(2 * li + 1) * per_layer);
             let vc = kv.slice((2 * li + 1) * per_layer..(2 * li + 2) * per_layer);
-            self.produce(sc, Source::Norm(&layer.attn_norm), h, plan.real)?;
+            self.produce(sc, Source::Norm(&layer.attn_norm), h, real)?;
             self.linear(sc, &layer.qkv, Out::Qkv)?;
             {
                 let bias: u64 = layer.qkv_bias.as_ref().map_or(0, |b| b.device_ptr(&self.stream).0);
@@ -1081,11 +1207,11 @@ impl GpuModel {
                     ]
                 )?;
             }
-            self.produce(sc, Source::Attn { kc: &kc, vc: &vc, scale, window }, nh * d, plan.real)?;
+            self.produce(sc, Source::Attn { kc: &kc, vc: &vc, scale, window }, nh * d, real)?;
             self.linear(sc, &layer.o, Out::Residual)?;
-            self.produce(sc, Source::Norm(&layer.ffn_norm), h, plan.real)?;
+            self.produce(sc, Source::Norm(&layer.ffn_norm), h, real)?;
             self.linear(sc, &layer.gate_up, Out::Gu)?;
-            self.produce(sc, Source::Swiglu, f, plan.real)?;
+            self.produce(sc, Source::Swiglu, f, real)?;
             self.linear(sc, &layer.down, Out::Residual)?;
         }
         Ok(())
@@ -1197,6 +1323,26 @@ impl GpuModel {
         }
         let (yp, _g) = y.device_ptr(s);
         match (&lin.w, &mut *act) {
+            (Weight::Dense(w), Act::Float(a))
+                if self.gemv_fits(w.ty(), m, k) && a.ty() == w.ty() =>
+            {
+                let (wp, xp) = (w.ptr(s), a.ptr(s));
+                // SAFETY: w holds n·k elements of its type, a ≥ m·k of the same type (scratch
+                // sized m·max K), y ≥ m·n f32 (checked above); k is a multiple of the 16-byte
+                // vector width (gemv_fits) and every buffer is a whole allocation (aligned).
+                unsafe { self.gemv(w.ty().into(), wp, 0, xp, yp, (m, n, k), add) }
+            }
+            (Weight::I8(q), Act::W8A16 { xin, .. })
+                if self.gemv && m <= W8A16_GEMV_MAX_M && k.is_multiple_of(16) =>
+            {
+                let xb = find(xin, k, "f16 input")?;
+                let (wp, _gw) = q.codes().as_cudarc().device_ptr(s);
+                let (sp, _gs) = q.scales().as_cudarc().device_ptr(s);
+                let (xp, _gx) = xb.as_cudarc().device_ptr(s);
+                // SAFETY: the codes hold n·k int8 and the scales n f32 (quantized so), xb
+                // exactly m·k f16, y ≥ m·n f32 (checked above); k % 16 == 0 (checked).
+                unsafe { self.gemv(GemvWeight::I8, wp, sp, xp, yp, (m, n, k), add) }
+            }
             (Weight::Dense(w), Act::Float(a)) => {
                 // SAFETY: w holds n·k elements of its type (loaded so), a holds ≥ m·k of the
                 // same type (scratch sized m·max K), y holds ≥ m·n f32 (checked above).
@@ -1261,6 +1407,65 @@ impl GpuModel {
         }
     }
 
+    /// Whether the decode GEMV takes a dense product of `m` rows and inner size `k` in `ty`.
+    fn gemv_fits(&self, ty: InType, m: usize, k: usize) -> bool {
+        let epv = if ty == InType::F32 { 4 } else { 8 };
+        self.gemv && m <= GEMV_DENSE_MAX_M && k.is_multiple_of(epv)
+    }
+
+    /// `y[m, n] (+)= scale[n] · W[n, :] · x[m, :]` with the decode GEMV kernels (`scale` 0: 1).
+    ///
+    /// # Safety
+    /// `w` holds n·k elements of `ty` (int8 codes for [`GemvWeight::I8`], then `scale` holds n f32),
+    /// `x` holds m·k elements of the matching activation type (f16 for int8 weights, else
+    /// `ty`), `y` holds m·n f32; all three 16-byte aligned and `k` a multiple of the 16-byte
+    /// vector width of `ty`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemv(
+        &self,
+        ty: GemvWeight,
+        w: u64,
+        scale: u64,
+        x: u64,
+        y: u64,
+        (m, n, k): (usize, usize, usize),
+        add: bool,
+    ) -> Result<()> {
+        let mt: u32 = match m {
+            1 => 1,
+            2 => 2,
+            3 | 4 => 4,
+            _ => 8,
+        };
+        let name: &'static str = match (ty, mt) {
+            (GemvWeight::I8, 1) => "gemv_i8_f16_m1",
+            (GemvWeight::I8, 2) => "gemv_i8_f16_m2",
+            (GemvWeight::I8, 4) => "gemv_i8_f16_m4",
+            (GemvWeight::I8, _) => "gemv_i8_f16_m8",
+            (GemvWeight::F16, 1) => "gemv_f16_f16_m1",
+            (GemvWeight::F16, 2) => "gemv_f16_f16_m2",
+            (GemvWeight::F16, 4) => "gemv_f16_f16_m4",
+            (GemvWeight::F16, _) => "gemv_f16_f16_m8",
+            (GemvWeight::Bf16, 1) => "gemv_bf16_bf16_m1",
+            (GemvWeight::Bf16, 2) => "gemv_bf16_bf16_m2",
+            (GemvWeight::Bf16, 4) => "gemv_bf16_bf16_m4",
+            (GemvWeight::Bf16, _) => "gemv_bf16_bf16_m8",
+            (GemvWeight::F32, 1) => "gemv_f32_f32_m1",
+            (GemvWeight::F32, 2) => "gemv_f32_f32_m2",
+            (GemvWeight::F32, 4) => "gemv_f32_f32_m4",
+            (GemvWeight::F32, _) => "gemv_f32_f32_m8",
+        };
+        let (m32, n32, k32, addi) = (m as u32, n as u32, k as u32, i32::from(add));
+        // GV_WARPS (8) warps × GV_ROWS (2) output rows per block; M in tiles of `mt`.
+        let cfg = LaunchConfig {
+            grid_dim: (n32.div_ceil(16), m32.div_ceil(mt), 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // The kernel bounds-checks n < N and m < M; the caller guarantees the sizes above.
+        launch!(self, name, cfg, [&w, &scale, &x, &y, &m32, &n32, &k32, &n32, &addi])
+    }
+
     fn head_rows_cap(&self) -> usize {
         (HEAD_CHUNK_ELEMS / self.cfg.vocab.max(1)).clamp(16, 1024)
     }
@@ -1273,12 +1478,17 @@ impl GpuModel {
             return Ok(());
         }
         self.head_scratch = None;
+        self.head_scratch = Some(self.new_head_scratch(rows, picks.max(rows * 4))?);
+        Ok(())
+    }
+
+    /// LM-head buffers for `rows` rows and `picks_cap` picked logits.
+    fn new_head_scratch(&self, rows: usize, picks_cap: usize) -> Result<HeadScratch> {
         let (h, v) = (self.cfg.hidden, self.cfg.vocab);
-        let picks_cap = picks.max(rows * 4);
         let head_ty = self.head.as_ref().unwrap_or(&self.embed).ty();
         let act = self.dense_buf("LM-head input", head_ty, rows * h)?;
         let bytes = act.bytes() + (rows * (4 * v + 8 + 8) + 12 * picks_cap) as u64;
-        self.head_scratch = Some(HeadScratch {
+        Ok(HeadScratch {
             rows,
             idx: self.alloc("LM-head row indices", rows)?,
             act,
@@ -1289,8 +1499,7 @@ impl GpuModel {
             pick_tgts: self.alloc("scored targets", picks_cap)?,
             picks: self.alloc("scored logits", picks_cap)?,
             bytes,
-        });
-        Ok(())
+        })
     }
 
     /// LM head on rows `idx` of the residual buffer `x`: final norm, logits, row statistics and
@@ -1318,51 +1527,51 @@ impl GpuModel {
         res
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn head_inner(
+    /// Enqueues final norm, logits and row statistics for the first `r` rows of `hs.idx`
+    /// (already uploaded) — capturable: no copies, allocations or synchronization.
+    fn head_enqueue(
         &self,
-        hs: &mut HeadScratch,
+        hs: &HeadScratch,
         x: &CudaSlice<f32>,
-        idx: &[u32],
-        targets: &[Vec<u32>],
-        argmax_limit: usize,
-        keep_logits: bool,
-        chunk: usize,
+        r: usize,
         (h, v): (usize, usize),
-    ) -> Result<(Vec<RowScore>, Vec<Vec<f32>>)> {
+        lim32: u32,
+    ) -> Result<()> {
         let s = &self.stream;
         let head_w = self.head.as_ref().unwrap_or(&self.embed);
         let eps = self.cfg.rms_eps;
-        let (h32, v32, lim32) = (h as u32, v as u32, argmax_limit.min(v) as u32);
-        let mut scores = Vec::with_capacity(idx.len());
-        let mut all_logits = Vec::new();
-        let rows_in_x = x.len() / h.max(1);
-        if idx.iter().any(|&r| r as usize >= rows_in_x) {
-            return Err(GpuError::invalid("LM-head row index outside the batch"));
+        let (h32, v32) = (h as u32, v as u32);
+        let norm_name = match hs.act.suffix() {
+            "f32" => "rmsnorm_f32",
+            "f16" => "rmsnorm_f16",
+            _ => "rmsnorm_bf16",
+        };
+        {
+            let (idxb, act) = (&hs.idx, &hs.act);
+            // One block per selected row; idx < rows of x (checked by the callers); act holds
+            // rows·h, r ≤ rows.
+            let actp = act.ptr(s);
+            launch!(self, norm_name, rows_cfg(r, 256), [x, idxb, &self.norm, &actp, &h32, &eps])?;
         }
-        for (ci, rows) in idx.chunks(chunk).enumerate() {
-            let tg = &targets[ci * chunk..ci * chunk + rows.len()];
-            let r = rows.len();
-            self.upload_into(rows, &mut hs.idx, "LM-head row indices")?;
-            let norm_name = match hs.act.suffix() {
-                "f32" => "rmsnorm_f32",
-                "f16" => "rmsnorm_f16",
-                _ => "rmsnorm_bf16",
-            };
-            {
-                let (idxb, act) = (&hs.idx, &hs.act);
-                // One block per selected row; idx < rows of x (checked); act holds chunk·h.
-                let actp = act.ptr(s);
-                launch!(
-                    self,
-                    norm_name,
-                    rows_cfg(r, 256),
-                    [x, idxb, &self.norm, &actp, &h32, &eps]
-                )?;
-            }
-            let (lp, _g) = hs.logits.device_ptr(s);
+        let (lp, _g) = hs.logits.device_ptr(s);
+        if self.gemv_fits(head_w.ty(), r, h) && hs.act.ty() == head_w.ty() {
             // SAFETY: the head weight holds vocab·h elements of its type, act ≥ r·h of the same
-            // type (written above), logits ≥ chunk·vocab f32.
+            // type (written above), logits ≥ rows·vocab f32; h is a multiple of the vector
+            // width (gemv_fits); whole allocations, so aligned.
+            unsafe {
+                self.gemv(
+                    head_w.ty().into(),
+                    head_w.ptr(s),
+                    0,
+                    hs.act.ptr(s),
+                    lp,
+                    (r, v, h),
+                    false,
+                )?
+            };
+        } else {
+            // SAFETY: the head weight holds vocab·h elements of its type, act ≥ r·h of the same
+            // type (written above), logits ≥ rows·vocab f32.
             unsafe {
                 self.blas.gemm(
                     "lm_head",
@@ -1375,11 +1584,36 @@ impl GpuModel {
                     false,
                 )?
             };
-            {
-                let (lg, lse, am) = (&hs.logits, &hs.lse, &hs.amax);
-                // One block per row over vocab logits; lse/amax hold chunk entries.
-                launch!(self, "row_stats", rows_cfg(r, 256), [lg, &v32, &lim32, lse, am])?;
-            }
+        }
+        let (lg, lse, am) = (&hs.logits, &hs.lse, &hs.amax);
+        // One block per row over vocab logits; lse/amax hold rows entries.
+        launch!(self, "row_stats", rows_cfg(r, 256), [lg, &v32, &lim32, lse, am])
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn head_inner(
+        &self,
+        hs: &mut HeadScratch,
+        x: &CudaSlice<f32>,
+        idx: &[u32],
+        targets: &[Vec<u32>],
+        argmax_limit: usize,
+        keep_logits: bool,
+        chunk: usize,
+        (h, v): (usize, usize),
+    ) -> Result<(Vec<RowScore>, Vec<Vec<f32>>)> {
+        let (v32, lim32) = (v as u32, argmax_limit.min(v) as u32);
+        let mut scores = Vec::with_capacity(idx.len());
+        let mut all_logits = Vec::new();
+        let rows_in_x = x.len() / h.max(1);
+        if idx.iter().any(|&r| r as usize >= rows_in_x) {
+            return Err(GpuError::invalid("LM-head row index outside the batch"));
+        }
+        for (ci, rows) in idx.chunks(chunk).enumerate() {
+            let tg = &targets[ci * chunk..ci * chunk + rows.len()];
+            let r = rows.len();
+            self.upload_into(rows, &mut hs.idx, "LM-head row indices")?;
+            self.head_enqueue(hs, x, r, (h, v), lim32)?;
             let mut prow = Vec::new();
             let mut ptgt = Vec::new();
             for (i, t) in tg.iter().enumerate() {
@@ -1654,8 +1888,12 @@ impl GpuModel {
                     len[a] += 1;
                 }
             }
-            let rows: Vec<u32> = (0..g as u32).collect();
-            next = self.step(&plan, &rows, argmax_limit)?;
+            next = if self.graph_on && self.graph_eligible(g) {
+                self.step_graph(&plan, argmax_limit)?
+            } else {
+                let rows: Vec<u32> = (0..g as u32).collect();
+                self.step(&plan, &rows, argmax_limit)?
+            };
             passes += 1;
             processed += active as u64;
         }
@@ -1677,6 +1915,85 @@ impl GpuModel {
         });
         self.put_scratch(sc);
         Ok(res?.0.into_iter().map(|r| r.argmax).collect())
+    }
+
+    /// Whether a decode step of `m` rows runs on the model's own kernels only (decode GEMV for
+    /// every linear layer and the LM head, no cuBLAS / eai-quant call), so it can be captured.
+    fn graph_eligible(&self, m: usize) -> bool {
+        let c = &self.cfg;
+        let ks = [c.hidden, c.n_heads * c.head_dim, c.ffn];
+        let layers_ok = match self.scheme {
+            GpuScheme::Fp32 | GpuScheme::Fp16 | GpuScheme::Bf16 => {
+                ks.iter().all(|&k| self.gemv_fits(self.scheme.float_type(), m, k))
+            }
+            GpuScheme::W8A16 => {
+                self.gemv && m <= W8A16_GEMV_MAX_M && ks.iter().all(|k| k.is_multiple_of(16))
+            }
+            GpuScheme::W8A8 | GpuScheme::Dynamic => false,
+        };
+        let head_ty = self.head.as_ref().unwrap_or(&self.embed).ty();
+        layers_ok && self.gemv_fits(head_ty, m, c.hidden)
+    }
+
+    /// One decode step of `plan` (`m` rows, the argmax taken at every row) replayed from a
+    /// CUDA graph, captured first when none fits (new row count, argmax limit or KV cache).
+    fn step_graph(&mut self, plan: &RowPlan, argmax_limit: usize) -> Result<Vec<u32>> {
+        let m = plan.ids.len();
+        let Some(kv) = self.kv.as_ref() else {
+            return Err(GpuError::invalid("KV cache missing"));
+        };
+        let key = GraphKey {
+            m,
+            argmax_limit,
+            kv_ptr: kv.device_ptr(&self.stream).0,
+            kv_tokens: self.kv_tokens,
+        };
+        if self.graph.as_ref().is_none_or(|g| g.key != key) {
+            self.graph = None;
+            self.graph = Some(self.capture_step(key)?);
+        }
+        let Some(mut g) = self.graph.take() else {
+            return Err(GpuError::invalid("decode graph missing"));
+        };
+        let res = self.upload_plan(&mut g.sc, plan, key.kv_tokens).and_then(|()| {
+            g.graph
+                .launch()
+                .map_err(|e| GpuError::driver("cuGraphLaunch", self.ordinal(), "decode step", e))?;
+            self.download(&g.hs.amax, m, "argmax")
+        });
+        self.graph = Some(g);
+        res
+    }
+
+    /// Captures one decode step of `key.m` rows into a CUDA graph with buffers of its own.
+    fn capture_step(&self, key: GraphKey) -> Result<DecodeGraph> {
+        let Some(kv) = self.kv.as_ref() else {
+            return Err(GpuError::invalid("KV cache missing"));
+        };
+        let ord = self.ordinal();
+        let mut sc = self.new_scratch(key.m)?;
+        let mut hs = self.new_head_scratch(key.m, 1)?;
+        let rows: Vec<u32> = (0..key.m as u32).collect();
+        self.upload_into(&rows, &mut hs.idx, "LM-head row indices")?;
+        self.stream
+            .synchronize()
+            .map_err(|e| GpuError::driver("cuStreamSynchronize", ord, "decode graph", e))?;
+        let (h, v) = (self.cfg.hidden, self.cfg.vocab);
+        let lim32 = key.argmax_limit.min(v) as u32;
+        self.stream
+            .begin_capture(ds::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
+            .map_err(|e| GpuError::driver("cuStreamBeginCapture", ord, "decode graph", e))?;
+        let work = self
+            .enqueue_forward(&mut sc, kv, key.kv_tokens, key.m)
+            .and_then(|()| self.head_enqueue(&hs, &sc.x, key.m, (h, v), lim32));
+        // Always end the capture, also after a failed launch, so the stream stays usable.
+        let graph = self.stream.end_capture(ds::CUgraphInstantiate_flags(0));
+        work?;
+        match graph {
+            Ok(Some(graph)) => Ok(DecodeGraph { key, sc, hs, graph }),
+            Ok(None) => Err(GpuError::invalid("decode graph capture recorded nothing")),
+            Err(e) => Err(GpuError::driver("cuStreamEndCapture", ord, "decode graph", e)),
+        }
     }
 
     /// Waits for all enqueued work.

@@ -82,6 +82,8 @@ pub struct DeviceInfo {
     pub multiprocessors: u32,
     /// L2 cache size in bytes.
     pub l2_cache_bytes: u64,
+    /// Largest shared memory one block may use after opting in (bytes).
+    pub shared_memory_per_block_optin_bytes: u64,
 }
 
 /// Element types that can live in a [`DeviceBuffer`]. Sealed: implemented for `i8`, `u8`,
@@ -170,6 +172,7 @@ pub struct CudaDevice {
     pub(crate) ctx: Arc<CudaContext>,
     pub(crate) stream: Arc<CudaStream>,
     kernels: Mutex<Option<Arc<Kernels>>>,
+    pub(crate) tuning: Mutex<Tuning>,
     pub(crate) lt: Mutex<Option<super::gemm::LtState>>,
     pub(crate) blas: Mutex<Option<super::gemm::BlasState>>,
 }
@@ -226,6 +229,9 @@ impl CudaDevice {
         };
         let multiprocessors =
             u32::try_from(attr(Attr::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?).unwrap_or(0);
+        let shared_memory_per_block_optin_bytes =
+            u64::try_from(attr(Attr::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)?)
+                .unwrap_or(48 << 10);
         let l2_cache_bytes =
             u64::try_from(attr(Attr::CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE)?).unwrap_or(0);
         let total_memory_bytes =
@@ -244,13 +250,80 @@ impl CudaDevice {
                 total_memory_bytes,
                 multiprocessors,
                 l2_cache_bytes,
+                shared_memory_per_block_optin_bytes,
             },
             ctx,
             stream,
             kernels: Mutex::new(None),
+            tuning: Mutex::new(Tuning::default()),
             lt: Mutex::new(None),
             blas: Mutex::new(None),
         })
+    }
+
+    /// The CUDA stream every call through this value is enqueued on (the context's default
+    /// stream for a device from [`open`](Self::open)). Buffers this value allocates are bound to
+    /// it; work on it runs in submission order.
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+
+    /// The same device, enqueuing on `stream` instead: it shares the compiled kernels and the
+    /// tuning of `self` but has its own cuBLAS/cuBLASLt handles (bound to `stream`). Use it to
+    /// run the quantization kernels and GEMMs on a caller's stream, e.g. one that is being
+    /// captured into a CUDA graph (allocate every buffer before capture begins).
+    ///
+    /// # Errors
+    /// [`CudaError::Unsupported`] when `stream` belongs to another CUDA context.
+    pub fn with_stream(&self, stream: Arc<CudaStream>) -> Result<CudaDevice> {
+        if stream.context().cu_ctx() != self.ctx.cu_ctx() {
+            return Err(CudaError::Unsupported {
+                op: "with_stream",
+                detail: format!(
+                    "the stream belongs to another CUDA context than device {}",
+                    self.info.ordinal
+                ),
+            });
+        }
+        let kernels = self.kernels.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let tuning = *self.tuning.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(CudaDevice {
+            info: self.info.clone(),
+            ctx: self.ctx.clone(),
+            stream,
+            kernels: Mutex::new(kernels),
+            tuning: Mutex::new(tuning),
+            lt: Mutex::new(None),
+            blas: Mutex::new(None),
+        })
+    }
+
+    /// The same device on a new non-blocking stream of its context (see
+    /// [`with_stream`](Self::with_stream)); such a stream can be captured into a CUDA graph,
+    /// the legacy default stream cannot.
+    ///
+    /// # Errors
+    /// [`CudaError::Driver`] if the stream cannot be created.
+    pub fn on_new_stream(&self) -> Result<CudaDevice> {
+        let stream = self.ctx.new_stream().map_err(self.err("cuStreamCreate"))?;
+        self.with_stream(stream)
+    }
+
+    /// Dynamic shared memory the pipelined row kernels may use per block (the opt-in maximum
+    /// less room for their static shared memory).
+    pub(crate) fn tile_smem_limit(&self) -> u64 {
+        self.info.shared_memory_per_block_optin_bytes.saturating_sub(1024).max(32 << 10)
+    }
+
+    /// Kernel launch parameters in use (see [`Tuning`]).
+    pub fn tuning(&self) -> Tuning {
+        *self.tuning.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Replaces the kernel launch parameters (benchmarks sweep them; results never depend on
+    /// them, only speed does). Out-of-range values are clamped to the supported ones.
+    pub fn set_tuning(&self, t: Tuning) {
+        *self.tuning.lock().unwrap_or_else(|p| p.into_inner()) = t.clamped();
     }
 
     /// What the driver reports about this device.
@@ -290,6 +363,15 @@ impl CudaDevice {
         let mut functions = std::collections::HashMap::new();
         for &name in kernels::ENTRY_POINTS {
             let f = module.load_function(name).map_err(self.err("cuModuleGetFunction"))?;
+            if name.starts_with("quant_rows_tiles") {
+                // the pipelined row kernels may use more than the default 48 KiB of dynamic
+                // shared memory (long rows); the launch asks only for what it needs
+                f.set_attribute(
+                    cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                    i32::try_from(self.tile_smem_limit()).unwrap_or(48 << 10),
+                )
+                .map_err(self.err("cuFuncSetAttribute"))?;
+            }
             functions.insert(name, f);
         }
         let k = Arc::new(Kernels { _module: module, functions });
@@ -400,5 +482,64 @@ impl GpuTimer<'_> {
         self.stop.record(&self.dev.stream).map_err(self.dev.err("cuEventRecord"))?;
         let ms = self.start.elapsed_ms(&self.stop).map_err(self.dev.err("cuEventElapsedTime"))?;
         Ok(Duration::from_secs_f64(f64::from(ms.max(0.0)) / 1e3))
+    }
+}
+
+/// Launch parameters of the memory-bound kernels. Every setting computes the same bits; only
+/// speed differs. The defaults are the best measured on an H200 (docs/results/quant-gpu.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Tuning {
+    /// Stages of the shared-memory pipeline of the fused row quantizer (2..=4): tiles whose
+    /// loads are in flight while one is reduced and quantized.
+    pub quant_stages: u32,
+    /// Bytes of input per pipeline stage (4096..=32768, a multiple of 4096); rows longer than
+    /// this get a stage of their own size (up to the device's shared-memory limit).
+    pub quant_tile_bytes: u32,
+    /// Threads per block of the fused row quantizer (64, 128 or 256).
+    pub quant_threads: u32,
+    /// Target 16-byte vectors per lane and group in the fused row quantizer (2, 4, 8 or 16):
+    /// a group of LV vectors gets a team of `next_pow2(LV / this)` lanes (at most a block).
+    pub quant_vectors_per_lane: u32,
+    /// W8A16 decode kernel variant: output rows per warp (1, 2 or 4).
+    pub w8a16_rows: u32,
+    /// W8A16 decode kernel variant: 16-byte weight loads in flight per lane and row (1, 2, 4 or
+    /// 8; with 1 row only 2, 4 or 8, with 4 rows only 1, 2 or 4).
+    pub w8a16_unroll: u32,
+    /// Warps per block of the W8A16 kernels (4 or 8).
+    pub w8a16_warps: u32,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            quant_stages: 2,
+            quant_tile_bytes: 8192,
+            quant_threads: 64,
+            quant_vectors_per_lane: 4,
+            w8a16_rows: 2,
+            w8a16_unroll: 2,
+            w8a16_warps: 8,
+        }
+    }
+}
+
+impl Tuning {
+    fn clamped(self) -> Self {
+        let pick = |v: u32, allowed: &[u32], d: u32| if allowed.contains(&v) { v } else { d };
+        let d = Tuning::default();
+        Tuning {
+            quant_stages: self.quant_stages.clamp(2, 4),
+            quant_tile_bytes: (self.quant_tile_bytes.clamp(4096, 32768) / 4096) * 4096,
+            quant_threads: pick(self.quant_threads, &[64, 128, 256], d.quant_threads),
+            quant_vectors_per_lane: pick(
+                self.quant_vectors_per_lane,
+                &[2, 4, 8, 16],
+                d.quant_vectors_per_lane,
+            ),
+            w8a16_rows: pick(self.w8a16_rows, &[1, 2, 4], d.w8a16_rows),
+            w8a16_unroll: pick(self.w8a16_unroll, &[1, 2, 4, 8], d.w8a16_unroll),
+            w8a16_warps: pick(self.w8a16_warps, &[4, 8], d.w8a16_warps),
+        }
     }
 }

@@ -339,16 +339,23 @@ impl CudaDevice {
         }
         let (m32, n32, _) = shape.as_i32(OP)?;
         let (m32, n32) = (m32 as u32, n32 as u32);
-        let name = match O::SUFFIX {
-            "f32" => "gemm_dequant_f32",
-            "f16" => "gemm_dequant_f16",
+        // 8 outputs per step when N % 8 == 0 (16-byte stores of 16-bit outputs), else 4
+        let wide = n.is_multiple_of(8);
+        let name = match (O::SUFFIX, wide) {
+            ("f32", true) => "gemm_dequant8_f32",
+            ("f16", true) => "gemm_dequant8_f16",
+            (_, true) => "gemm_dequant8_bf16",
+            ("f32", false) => "gemm_dequant_f32",
+            ("f16", false) => "gemm_dequant_f16",
             _ => "gemm_dequant_bf16",
         };
         let kernels = self.kernels()?;
         let func = kernels.get(name)?;
-        let quads = (m * n / 4) as u64;
-        let cfg = grid_stride_config(quads, self.info().multiprocessors);
+        let items = (m * n / if wide { 8 } else { 4 }) as u64;
+        let cfg = grid_stride_config(items, self.info().multiprocessors);
         let null: u64 = 0;
+        // row = e / N as (umulhi(nm, e) + e) >> ns for e < 2^32 (the kernel checks M·N)
+        let (nm, ns) = super::quant::div_magic(n as u64).unwrap_or((0, 0));
         let mut launch = self.stream.launch_builder(func);
         launch.arg(&acc.slice).arg(&sx.slice).arg(&sw.slice);
         match bias {
@@ -356,8 +363,12 @@ impl CudaDevice {
             None => launch.arg(&null),
         };
         launch.arg(&mut y.slice).arg(&m32).arg(&n32);
+        if wide {
+            launch.arg(&nm).arg(&ns);
+        }
         // SAFETY: the kernel's signature is (const int*, const float*, const float*, const
-        // float*, O*, u32, u32), matching the arguments pushed above (a null bias is passed as a
+        // float*, O*, u32, u32) (+ u32 nm, u32 ns for the 8-wide kernel, whose division magic
+        // of N is exact for all u32 dividends), matching the arguments pushed above (a null bias is passed as a
         // 64-bit zero, which the kernel checks); lengths were checked against M and N, N % 4
         // == 0 so the 16-byte vector accesses stay in bounds and aligned (allocations are
         // 256-byte aligned), and the grid-stride loop covers exactly M·N/4 quads.
@@ -400,24 +411,46 @@ impl CudaDevice {
             3 | 4 => 4,
             _ => 8,
         };
-        let name: &'static str = match (T::SUFFIX, mt) {
-            ("f16", 1) => "w8a16_f16_m1",
-            ("f16", 2) => "w8a16_f16_m2",
-            ("f16", 4) => "w8a16_f16_m4",
-            ("f16", _) => "w8a16_f16_m8",
-            (_, 1) => "w8a16_bf16_m1",
-            (_, 2) => "w8a16_bf16_m2",
-            (_, 4) => "w8a16_bf16_m4",
+        let tuning = self.tuning();
+        let (rows, unroll) =
+            if mt == 1 { (tuning.w8a16_rows, tuning.w8a16_unroll) } else { (1, 4) };
+        let name: &'static str = match (T::SUFFIX, mt, rows, unroll) {
+            ("f16", 1, 1, 2) => "w8a16_f16_m1_r1u2",
+            ("f16", 1, 2, 1) => "w8a16_f16_m1_r2u1",
+            ("f16", 1, 4, 1) => "w8a16_f16_m1_r4u1",
+            ("f16", 1, 1, 8) => "w8a16_f16_m1_r1u8",
+            ("f16", 1, 2, 2) => "w8a16_f16_m1_r2u2",
+            ("f16", 1, 2, 4) => "w8a16_f16_m1_r2u4",
+            ("f16", 1, 2, 8) => "w8a16_f16_m1_r2u8",
+            ("f16", 1, 4, 2) => "w8a16_f16_m1_r4u2",
+            ("f16", 1, 4, 4) => "w8a16_f16_m1_r4u4",
+            ("bf16", 1, 1, 2) => "w8a16_bf16_m1_r1u2",
+            ("bf16", 1, 2, 1) => "w8a16_bf16_m1_r2u1",
+            ("bf16", 1, 4, 1) => "w8a16_bf16_m1_r4u1",
+            ("bf16", 1, 1, 8) => "w8a16_bf16_m1_r1u8",
+            ("bf16", 1, 2, 2) => "w8a16_bf16_m1_r2u2",
+            ("bf16", 1, 2, 4) => "w8a16_bf16_m1_r2u4",
+            ("bf16", 1, 2, 8) => "w8a16_bf16_m1_r2u8",
+            ("bf16", 1, 4, 2) => "w8a16_bf16_m1_r4u2",
+            ("bf16", 1, 4, 4) => "w8a16_bf16_m1_r4u4",
+            ("f16", 1, ..) => "w8a16_f16_m1",
+            ("f16", 2, ..) => "w8a16_f16_m2",
+            ("f16", 4, ..) => "w8a16_f16_m4",
+            ("f16", ..) => "w8a16_f16_m8",
+            (_, 1, ..) => "w8a16_bf16_m1",
+            (_, 2, ..) => "w8a16_bf16_m2",
+            (_, 4, ..) => "w8a16_bf16_m4",
             _ => "w8a16_bf16_m8",
         };
+        // (1, 4) for M = 1 is the plain `_m1` kernel
+        let rows = if name.contains("_r") { rows } else { 1 };
         let kernels = self.kernels()?;
         let func = kernels.get(name)?;
-        // W8A16_WARPS warps per block, W8A16_ROWS output rows per warp (kernels/gemm.cu)
-        const WARPS: u32 = 8;
-        const ROWS: u32 = 1;
+        // `warps` warps per block, `rows` output rows per warp (kernels/gemm.cu)
+        let warps = tuning.w8a16_warps;
         let cfg = LaunchConfig {
-            grid_dim: (n32.div_ceil(WARPS * ROWS), m32.div_ceil(mt), 1),
-            block_dim: (WARPS * 32, 1, 1),
+            grid_dim: (n32.div_ceil(warps * rows), m32.div_ceil(mt), 1),
+            block_dim: (warps * 32, 1, 1),
             shared_mem_bytes: 0,
         };
         let null: u64 = 0;
@@ -430,8 +463,8 @@ impl CudaDevice {
         launch.arg(&mut y.slice).arg(&m32).arg(&n32).arg(&k32);
         // SAFETY: the kernel's signature is (const i8*, const float*, const T*, const float*,
         // T*, u32 M, u32 N, u32 K), matching the pushed arguments (null bias as a 64-bit zero);
-        // all lengths were checked against the shape; the grid covers N rows in warps of ROWS
-        // rows each and M in tiles of `mt`, and the kernel bounds-checks n < N, m < M, k < K.
+        // all lengths were checked against the shape; the grid covers N rows in warps of `rows`
+        // rows each (the kernel's R) and M in tiles of `mt`, and the kernel bounds-checks n < N, m < M, k < K.
         // Vector loads are used only when K % 16 == 0, so every row start is 16-byte aligned.
         unsafe { launch.launch(cfg) }.map_err(self.err("cuLaunchKernel(w8a16)"))?;
         Ok(())

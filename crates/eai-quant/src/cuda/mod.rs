@@ -29,7 +29,7 @@ mod quant;
 
 pub use cudarc;
 pub use device::{
-    CudaDevice, DeviceBuffer, DeviceInfo, DeviceScalar, GpuTimer, MIN_COMPUTE_CAPABILITY,
+    CudaDevice, DeviceBuffer, DeviceInfo, DeviceScalar, GpuTimer, MIN_COMPUTE_CAPABILITY, Tuning,
 };
 pub use error::{CudaError, Result};
 pub use gemm::{FloatElem, GemmShape, HalfElem, MAX_K_INT8};

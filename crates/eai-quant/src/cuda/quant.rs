@@ -98,7 +98,7 @@ struct GroupIndexArgs {
 unsafe impl DeviceRepr for GroupIndexArgs {}
 
 /// Multiplier and shift for `n / d` as `(umulhi(m, n) + n) >> s` (exact for all u32 `n`).
-fn div_magic(d: u64) -> Option<(u32, u32)> {
+pub(crate) fn div_magic(d: u64) -> Option<(u32, u32)> {
     let d = u32::try_from(d).ok().filter(|&d| d > 0)?;
     let l = 32 - (d - 1).leading_zeros(); // ceil(log2 d); 0 for d = 1
     let m = ((1u128 << 32) * ((1u128 << l) - u128::from(d))) / u128::from(d) + 1;
@@ -135,6 +135,106 @@ fn team_size(len: u64, elem_bytes: u64) -> Option<u32> {
     let per_lane = 32 / w;
     let vectors = len.div_ceil(w);
     Some(vectors.div_ceil(per_lane).next_power_of_two().clamp(2, 32) as u32)
+}
+
+/// Layout of the pipelined row kernel (`struct TileArgs` in `kernels/quant.cu`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TileArgs {
+    groups: u64,
+    len: u64,
+    lv: u32,
+    gs: u32,
+    r: u32,
+    ts: u32,
+    lv_m: u32,
+    lv_s: u32,
+    stage_vecs: u32,
+    unused: u32,
+}
+
+// SAFETY: `#[repr(C)]`, `Copy`, two u64 followed by eight u32 (48 bytes, no padding, no
+// pointers), matching `struct TileArgs` in kernels/quant.cu field for field.
+unsafe impl DeviceRepr for TileArgs {}
+
+/// How the pipelined row kernel runs one tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TilePlan {
+    args: TileArgs,
+    stages: u32,
+    threads: u32,
+    smem_bytes: u32,
+}
+
+/// Padding (in 16-byte slots) after each group of `lv` vectors so that teams of `ts` < 8
+/// lanes read shared memory without bank conflicts: the 8 lanes of a quarter warp touch
+/// `j·gs + t` (teams j, lanes t) and need distinct slots modulo 8, i.e. `gs ≡ ts·odd (mod 8)`.
+fn group_pad(lv: u32, ts: u32) -> u32 {
+    if ts >= 8 {
+        return 0;
+    }
+    (0..16)
+        .find(|&p| {
+            let g = lv + p;
+            g.is_multiple_of(ts) && ((g % 8) / ts) % 2 == 1
+        })
+        .unwrap_or(0)
+}
+
+/// Plan of the pipelined kernel for `groups` contiguous groups of `len` elements of
+/// `elem_bytes` bytes, or `None` when it does not apply (a group's bytes not a multiple of 16,
+/// or a row too long for two stages of shared memory): then the register kernels run.
+fn tile_plan(
+    groups: u64,
+    len: u64,
+    elem_bytes: u64,
+    tuning: &super::device::Tuning,
+    smem_limit: u64,
+) -> Option<TilePlan> {
+    let row_bytes = len.checked_mul(elem_bytes)?;
+    if groups == 0 || len == 0 || !row_bytes.is_multiple_of(16) {
+        return None;
+    }
+    let lv = u32::try_from(row_bytes / 16).ok()?;
+    let threads = tuning.quant_threads;
+    let ts = lv.div_ceil(tuning.quant_vectors_per_lane.max(1)).next_power_of_two().min(threads);
+    let gs = lv + group_pad(lv, ts);
+    let r = (u64::from(tuning.quant_tile_bytes) / row_bytes).clamp(1, groups.min(1 << 16)) as u32;
+    let stage_vecs = u64::from(r) * u64::from(gs);
+    let stage_bytes = stage_vecs * 16;
+    let mut stages = tuning.quant_stages;
+    while stages > 2 && u64::from(stages) * stage_bytes > smem_limit {
+        stages -= 1;
+    }
+    if u64::from(stages) * stage_bytes > smem_limit {
+        return None;
+    }
+    let (lv_m, lv_s) = div_magic(u64::from(lv))?;
+    Some(TilePlan {
+        args: TileArgs {
+            groups,
+            len,
+            lv,
+            gs,
+            r,
+            ts,
+            lv_m,
+            lv_s,
+            stage_vecs: u32::try_from(stage_vecs).ok()?,
+            unused: 0,
+        },
+        stages,
+        threads,
+        smem_bytes: u32::try_from(u64::from(stages) * stage_bytes).ok()?,
+    })
+}
+
+/// Whether the two-pass kernels can use 16-byte vectors of `16 / elem_bytes` elements: each
+/// vector lies in one group (`inner` a multiple of the vector) or covers consecutive groups
+/// (`inner == 1`, `channels` a multiple of the vector).
+fn cols_vectorizable(channels: u64, inner: u64, elem_bytes: u64) -> bool {
+    let w = 16 / elem_bytes.max(1);
+    (inner == 1 && channels.is_multiple_of(w)) || inner.is_multiple_of(w)
 }
 
 /// How a tensor's groups map onto the kernels.
@@ -321,6 +421,11 @@ fn kernel_name(base: &'static str, suf: &'static str) -> &'static str {
         };
     }
     pick!(
+        "quant_rows_tiles2",
+        "quant_rows_tiles3",
+        "quant_rows_tiles4",
+        "quant_stats_cols",
+        "quant_apply_vec",
         "quant_rows_team",
         "quant_rows_block",
         "quant_stats_all",
@@ -419,7 +524,50 @@ impl CudaDevice {
         };
         match out.path {
             Path::Rows { groups, len } => {
-                if let Some(ts) = team_size(len, std::mem::size_of::<T>() as u64) {
+                let eb = std::mem::size_of::<T>() as u64;
+                let plan = tile_plan(groups, len, eb, &self.tuning(), self.tile_smem_limit());
+                if let Some(plan) = plan {
+                    let base = match plan.stages {
+                        2 => "quant_rows_tiles2",
+                        3 => "quant_rows_tiles3",
+                        _ => "quant_rows_tiles4",
+                    };
+                    let f = kernels.get(kernel_name(base, suf))?;
+                    let per_sm = f
+                        .occupancy_max_active_blocks_per_multiprocessor(
+                            plan.threads,
+                            plan.smem_bytes as usize,
+                            None,
+                        )
+                        .map_err(self.err("cuOccupancyMaxActiveBlocksPerMultiprocessor"))?
+                        .max(1);
+                    let tiles = groups.div_ceil(u64::from(plan.args.r));
+                    let blocks = tiles.clamp(1, u64::from(sms.max(1)) * u64::from(per_sm)) as u32;
+                    let cfg = LaunchConfig {
+                        grid_dim: (blocks, 1, 1),
+                        block_dim: (plan.threads, 1, 1),
+                        shared_mem_bytes: plan.smem_bytes,
+                    };
+                    let mut l = self.stream.launch_builder(f);
+                    l.arg(&x.slice)
+                        .arg(&mut out.codes.slice)
+                        .arg(&mut out.scales.slice)
+                        .arg(&mut out.zero_points.slice)
+                        .arg(&plan.args)
+                        .arg(&s)
+                        .arg(&bad_ptr)
+                        .arg(&bad_scale_ptr);
+                    // SAFETY: signature (const T*, u8* q, float* scales, int* zps, TileArgs,
+                    // QSpec, u64* bad, u64* bad_scale) matches; x and codes hold G·L elements
+                    // with G·L·sizeof(T) a multiple of 16 per group (16-byte cp.async chunks
+                    // stay inside the allocation, whose base is 256-byte aligned), scales/zps G;
+                    // the dynamic shared memory (stages · R · GS · 16 bytes) is what the kernel
+                    // indexes and is within the limit set on the function at load; TS is a
+                    // power of two dividing the block, so teams never straddle warps below 32
+                    // lanes and every __syncthreads is reached by the whole block.
+                    unsafe { l.launch(cfg) }
+                        .map_err(self.err("cuLaunchKernel(quant_rows_tiles)"))?;
+                } else if let Some(ts) = team_size(len, eb) {
                     let f = kernels.get(kernel_name("quant_rows_team", suf))?;
                     let threads = groups * u64::from(ts);
                     let cfg = grid_stride_config(threads, sms);
@@ -477,6 +625,35 @@ impl CudaDevice {
                     // elements, ord 2 words; 256-thread blocks (≤ 32 warps of shared slots).
                     unsafe { l.launch(cfg) }
                         .map_err(self.err("cuLaunchKernel(quant_stats_all)"))?;
+                } else if cols_vectorizable(channels, inner, std::mem::size_of::<T>() as u64) {
+                    let w = 16 / std::mem::size_of::<T>() as u64;
+                    let f = kernels.get(kernel_name("quant_stats_cols", suf))?;
+                    let nvec = channels * inner / w;
+                    let bx = nvec.div_ceil(256).max(1);
+                    // slices of the outer index so that the grid fills the device ~8 times,
+                    // each slice at least 16 rows long
+                    let want = u64::from(sms.max(1)) * 8;
+                    let by = want.div_ceil(bx).clamp(1, outer.div_ceil(16).clamp(1, 65_535));
+                    let cfg = LaunchConfig {
+                        grid_dim: (u32::try_from(bx).unwrap_or(u32::MAX), by as u32, 1),
+                        block_dim: (256, 1, 1),
+                        shared_mem_bytes: 0,
+                    };
+                    let mut l = self.stream.launch_builder(f);
+                    l.arg(&x.slice)
+                        .arg(&outer)
+                        .arg(&channels)
+                        .arg(&inner)
+                        .arg(&mut out.ord.slice)
+                        .arg(&s)
+                        .arg(&bad_ptr);
+                    // SAFETY: signature (const T*, u64 outer, u64 channels, u64 inner, u32* ord,
+                    // QSpec, u64* bad); x holds outer·channels·inner elements, a multiple of the
+                    // 16-byte vector per outer row (checked by cols_vectorizable), so every
+                    // vector is aligned and in bounds; ord holds 2·channels words and every
+                    // channel index is below `channels`.
+                    unsafe { l.launch(cfg) }
+                        .map_err(self.err("cuLaunchKernel(quant_stats_cols)"))?;
                 } else {
                     let f = kernels.get(kernel_name("quant_stats_channels", suf))?;
                     let ci = channels * inner;
@@ -514,9 +691,14 @@ impl CudaDevice {
                     // u64*); every buffer holds G (ord: 2·G) entries.
                     unsafe { l.launch(cfg) }.map_err(self.err("cuLaunchKernel(quant_params)"))?;
                 }
+                let vec = cols_vectorizable(channels, inner, std::mem::size_of::<T>() as u64);
                 {
-                    let f = kernels.get(kernel_name("quant_apply", suf))?;
-                    let cfg = grid_stride_config(n.div_ceil(8), sms);
+                    let f = if vec {
+                        kernels.get(kernel_name("quant_apply_vec", suf))?
+                    } else {
+                        kernels.get(kernel_name("quant_apply", suf))?
+                    };
+                    let cfg = grid_stride_config(n.div_ceil(16), sms);
                     let gi = out.path.group_index(n);
                     let mut l = self.stream.launch_builder(f);
                     l.arg(&x.slice)
@@ -531,7 +713,10 @@ impl CudaDevice {
                     // const float*, QSpec, u8*); x and codes hold n elements, the parameter arrays
                     // `channels`; group indices (i / inner) % channels < channels (the division
                     // magics are exact for n < 2^32, else plain division is used); quads are used
-                    // only when inner % 4 == 0, so they never straddle a group and stay aligned.
+                    // only when inner % 4 == 0, so they never straddle a group and stay aligned;
+                    // the vector kernel (same signature) runs only when a 16-byte vector lies in
+                    // one group or covers consecutive groups (cols_vectorizable), and reads the
+                    // parameters of at most W consecutive groups below `channels`.
                     unsafe { l.launch(cfg) }.map_err(self.err("cuLaunchKernel(quant_apply)"))?;
                 }
             }
@@ -649,14 +834,16 @@ impl CudaQuantizer {
 }
 
 /// Maps a backend error into the crate's error: quantization errors pass through unchanged;
-/// device failures (driver, NVRTC, out of memory) are reported as an I/O error on the device
-/// `cuda:<ordinal>` with the CUDA error as its source.
-fn to_quant_error(dev: &CudaDevice, e: CudaError) -> QuantError {
+/// device failures (driver, NVRTC, out of memory) become [`QuantError::Backend`] naming the
+/// device `cuda:<ordinal> (<name>)`, the operation, and the CUDA error as source.
+fn to_quant_error(dev: &CudaDevice, op: &'static str, e: CudaError) -> QuantError {
     match e {
         CudaError::Quant(q) => q,
-        other => QuantError::Io {
-            path: format!("cuda:{}", dev.info().ordinal).into(),
-            source: std::io::Error::other(other),
+        other => QuantError::Backend {
+            device: format!("cuda:{} ({})", dev.info().ordinal, dev.info().name),
+            op,
+            message: other.to_string(),
+            source: Box::new(other),
         },
     }
 }
@@ -679,7 +866,7 @@ impl Quantizer for CudaQuantizer {
             let q = self.dev.quantize(name, &self.spec, &dx, &shape)?;
             q.to_host(&self.dev)
         };
-        run().map_err(|e| to_quant_error(&self.dev, e))
+        run().map_err(|e| to_quant_error(&self.dev, "quantize", e))
     }
 
     fn dequantize(&self, q: &QuantizedTensor) -> crate::Result<ArrayD<f32>> {
@@ -695,7 +882,7 @@ impl Quantizer for CudaQuantizer {
                 })
             })
         };
-        run().map_err(|e| to_quant_error(&self.dev, e))
+        run().map_err(|e| to_quant_error(&self.dev, "dequantize", e))
     }
 }
 
@@ -720,6 +907,61 @@ mod tests {
             Path::TwoPass { outer: 1, channels: 1, inner: 1_000_000 }
         );
         assert_eq!(plan_path(&pt, &[10, 10]), Path::Rows { groups: 1, len: 100 });
+    }
+
+    #[test]
+    fn group_padding_makes_team_reads_conflict_free() {
+        for lv in 1..200u32 {
+            for ts in [1u32, 2, 4, 8, 16, 32] {
+                let gs = lv + group_pad(lv, ts);
+                assert!(gs >= lv && gs < lv + 16);
+                if ts >= 8 {
+                    continue;
+                }
+                // the 8 lanes of a quarter warp: teams j, lanes t, reading slot j·gs + t + k·ts
+                for k in 0..4u32 {
+                    let mut banks: Vec<u32> = (0..8 / ts)
+                        .flat_map(|j| (0..ts).map(move |t| (j * gs + t + k * ts) % 8))
+                        .collect();
+                    banks.sort_unstable();
+                    banks.dedup();
+                    assert_eq!(banks.len(), 8, "lv {lv} ts {ts} gs {gs}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn tile_plans_for_the_bench_shapes() {
+        let lim = 227 << 10;
+        // the defaults: 64-thread blocks, 8 KiB tiles, teams of ≤ 64 lanes
+        let d = tile_plan(65_536, 4096, 2, &crate::cuda::Tuning::default(), lim).unwrap();
+        assert_eq!((d.threads, d.stages, d.args.r, d.args.ts), (64, 2, 1, 64));
+        let t = crate::cuda::Tuning {
+            quant_threads: 256,
+            quant_vectors_per_lane: 4,
+            quant_stages: 2,
+            quant_tile_bytes: 16_384,
+            ..Default::default()
+        };
+        // per-token f32 rows of 4096: one row per 16 KiB tile, a whole block per row
+        let p = tile_plan(65_536, 4096, 4, &t, lim).unwrap();
+        assert_eq!((p.args.lv, p.args.gs, p.args.r, p.args.ts), (1024, 1024, 1, 256));
+        assert_eq!(p.smem_bytes, 2 * 16_384);
+        // bf16 rows of 4096: two rows per tile, teams of 128
+        let p = tile_plan(65_536, 4096, 2, &t, lim).unwrap();
+        assert_eq!((p.args.lv, p.args.r, p.args.ts), (512, 2, 128));
+        // Q8_0 from bf16: 4 vectors per group, one lane per group, odd slot stride
+        let p = tile_plan(1 << 23, 32, 2, &t, lim).unwrap();
+        assert_eq!((p.args.lv, p.args.gs, p.args.ts, p.args.r), (4, 5, 1, 256));
+        // ragged rows use the register kernels; long rows get their own stage size
+        assert!(tile_plan(10, 4097, 4, &t, lim).is_none());
+        let p = tile_plan(4096, 11_008, 4, &t, lim).unwrap();
+        assert_eq!((p.args.r, p.stages), (1, 2));
+        assert_eq!(p.smem_bytes, 2 * 44_032);
+        assert!(tile_plan(4, 1 << 20, 4, &t, lim).is_none());
+        // a tile never holds more groups than there are
+        assert_eq!(tile_plan(3, 32, 4, &t, lim).unwrap().args.r, 3);
     }
 
     #[test]
@@ -769,6 +1011,11 @@ mod tests {
     #[test]
     fn kernel_names_exist() {
         for base in [
+            "quant_rows_tiles2",
+            "quant_rows_tiles3",
+            "quant_rows_tiles4",
+            "quant_stats_cols",
+            "quant_apply_vec",
             "quant_rows_team",
             "quant_rows_block",
             "quant_stats_all",
