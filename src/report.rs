@@ -390,6 +390,7 @@ pub fn advise(runs: &[Run], baseline: &str, constraints: &Constraints) -> Result
     let mut notes = Vec::new();
     let mut candidates = Vec::new();
     let mut eor_gain = Vec::new();
+    let mut made_from: Vec<(String, String, Vec<Run>)> = Vec::new();
     let mut first_error = None;
     for c in &configs {
         let strategy = Scheme::from_label(&c.scheme).map_or_else(
@@ -414,6 +415,7 @@ pub fn advise(runs: &[Run], baseline: &str, constraints: &Constraints) -> Result
                         cmp.eor_improvement,
                     ));
                 }
+                made_from.push((x.strategy.name.clone(), x.hardware.clone(), cand_runs));
                 candidates.push(x);
             }
             Err(e) => {
@@ -450,6 +452,34 @@ pub fn advise(runs: &[Run], baseline: &str, constraints: &Constraints) -> Result
                 ci.hi,
                 100.0 * ci.level,
                 b.strategy.name
+            ));
+        }
+    }
+    // Whether the runs separate the first two choices (the ranking is on point estimates).
+    if let [first, second, ..] = recommendation.ranked.as_slice() {
+        let runs_of = |c: &Candidate| {
+            made_from
+                .iter()
+                .find(|(n, h, _)| *n == c.strategy.name && *h == c.hardware)
+                .map(|(_, _, r)| r)
+        };
+        if let (Some(a), Some(b)) = (runs_of(&first.candidate), runs_of(&second.candidate))
+            && let Ok(cmp) = compare(b, a)
+            && let Some(ci) = cmp.eor_improvement.ci
+            && ci.lo <= 0.0
+            && ci.hi >= 0.0
+        {
+            notes.push(format!(
+                "{} ranks before {} on the point estimates, but its EOR relative to {} is \
+                 {:+.1} % [{:.1}, {:.1}] ({:.0} % interval), which includes zero: these runs \
+                 do not separate the two",
+                first.candidate.strategy.name,
+                second.candidate.strategy.name,
+                second.candidate.strategy.name,
+                cmp.eor_improvement.value,
+                ci.lo,
+                ci.hi,
+                100.0 * ci.level
             ));
         }
     }

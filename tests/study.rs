@@ -271,3 +271,25 @@ fn advice_is_the_recommenders_answer_from_the_runs() {
     let fp16 = gpu.recommendation.best().unwrap();
     assert!(fp16.reasons.iter().any(|x| x.text.contains("tensor cores")), "{:?}", fp16.reasons);
 }
+
+#[test]
+fn advice_from_the_measured_gpu_study() {
+    // The H200 study committed in docs/results/gpu-study: measured runs, a profiled GPU.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let runs: Vec<Run> = serde_json::from_str(
+        &std::fs::read_to_string(root.join("docs/results/gpu-study/runs.json")).unwrap(),
+    )
+    .unwrap();
+    let c = eai::metrics::Constraints {
+        min_retained_accuracy: Some(0.98),
+        ..eai::metrics::Constraints::default()
+    };
+    let advice = eai::advise(&runs, "fp32", &c).unwrap();
+    assert!(advice.hardware_checked, "H200-SXM-141GB is a built-in profile");
+    let schemes = [Scheme::Fp32, Scheme::Fp16, Scheme::Int8WeightOnly, Scheme::Dynamic];
+    check_advice(&advice, &runs, Scheme::Fp32, &schemes, 0.98);
+    // The committed answer (docs/results/recommendation-gpu.md) is this one.
+    let doc = std::fs::read_to_string(root.join("docs/results/recommendation-gpu.md")).unwrap();
+    let md = advice.to_markdown();
+    assert!(doc.contains(md.trim()), "docs/results/recommendation-gpu.md is stale:\n{md}");
+}
