@@ -1,4 +1,4 @@
-//! Read-only memory maps: the crate's only `unsafe` besides the AVX2 int8 dot product.
+//! Read-only memory maps: the crate's only `unsafe` besides the run-time-dispatched SIMD dot products.
 
 use std::fs::File;
 use std::ops::Deref;
