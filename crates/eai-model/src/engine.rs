@@ -80,6 +80,42 @@ type ScoredPos = (f64, u32, Vec<(u32, f32)>);
 /// One scored request in token space: `(context ids, continuation ids)`.
 pub type TokenPair = (Vec<u32>, Vec<u32>);
 
+/// lm-eval's `_encode_pair` for any engine holding a [`Tokenizer`] (see [`Engine::encode_pair`]).
+///
+/// # Errors
+/// [`Error::InvalidInput`] when either side ends up empty; tokenizer errors.
+pub(crate) fn encode_pair(
+    tokenizer: &Tokenizer,
+    context: &str,
+    continuation: &str,
+) -> Result<TokenPair> {
+    if context.is_empty() {
+        let prefix = tokenizer
+            .bos_id()
+            .or_else(|| tokenizer.eos_ids().first().copied())
+            .ok_or_else(|| Error::invalid("empty context and the model has neither BOS nor EOS"))?;
+        let cont = tokenizer.encode_raw(continuation)?;
+        return match cont.first() {
+            None => Err(Error::invalid("empty continuation")),
+            Some(&c0) if c0 == prefix => Ok((vec![c0], cont[1..].to_vec())),
+            Some(_) => Ok((vec![prefix], cont)),
+        };
+    }
+    let trimmed = context.trim_end_matches(py_space);
+    let moved = &context[trimmed.len()..];
+    let cont_text = format!("{moved}{continuation}");
+    let whole = tokenizer.encode(&format!("{trimmed}{cont_text}"))?;
+    let ctx = tokenizer.encode(trimmed)?;
+    if ctx.is_empty() {
+        return Err(Error::invalid("context encodes to no tokens"));
+    }
+    let cont = whole.get(ctx.len()..).unwrap_or(&[]).to_vec();
+    if cont.is_empty() {
+        return Err(Error::invalid("continuation encodes to no tokens"));
+    }
+    Ok((ctx, cont))
+}
+
 fn py_space(c: char) -> bool {
     c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
 }
@@ -191,34 +227,7 @@ impl Engine {
     /// # Errors
     /// [`Error::InvalidInput`] when either side ends up empty; tokenizer errors.
     pub fn encode_pair(&self, context: &str, continuation: &str) -> Result<TokenPair> {
-        if context.is_empty() {
-            let prefix = self
-                .tokenizer
-                .bos_id()
-                .or_else(|| self.tokenizer.eos_ids().first().copied())
-                .ok_or_else(|| {
-                    Error::invalid("empty context and the model has neither BOS nor EOS")
-                })?;
-            let cont = self.tokenizer.encode_raw(continuation)?;
-            return match cont.first() {
-                None => Err(Error::invalid("empty continuation")),
-                Some(&c0) if c0 == prefix => Ok((vec![c0], cont[1..].to_vec())),
-                Some(_) => Ok((vec![prefix], cont)),
-            };
-        }
-        let trimmed = context.trim_end_matches(py_space);
-        let moved = &context[trimmed.len()..];
-        let cont_text = format!("{moved}{continuation}");
-        let whole = self.tokenizer.encode(&format!("{trimmed}{cont_text}"))?;
-        let ctx = self.tokenizer.encode(trimmed)?;
-        if ctx.is_empty() {
-            return Err(Error::invalid("context encodes to no tokens"));
-        }
-        let cont = whole.get(ctx.len()..).unwrap_or(&[]).to_vec();
-        if cont.is_empty() {
-            return Err(Error::invalid("continuation encodes to no tokens"));
-        }
-        Ok((ctx, cont))
+        encode_pair(&self.tokenizer, context, continuation)
     }
 
     /// Scores token pairs: `(Σ log p(cont | ctx), is_greedy)` per pair, lm-eval style (input =

@@ -24,10 +24,6 @@ use crate::gguf::GgufFile;
 use crate::source::{GgufSource, SafetensorsSource};
 use crate::tokenizer::{BosPolicy, Tokenizer};
 
-fn py_space(c: char) -> bool {
-    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
-}
-
 /// A GPU model with its tokenizer: implements [`LanguageModel`].
 ///
 /// ```no_run
@@ -165,36 +161,9 @@ impl GpuEngine {
     /// lm-eval's `_encode_pair` (as [`Engine::encode_pair`](crate::Engine::encode_pair)).
     ///
     /// # Errors
-    /// Empty sides; tokenizer errors.
+    /// Empty sides; tokenizer errors (as [`GpuError::Model`]).
     pub fn encode_pair(&self, context: &str, continuation: &str) -> Result<TokenPair> {
-        if context.is_empty() {
-            let prefix = self
-                .tokenizer
-                .bos_id()
-                .or_else(|| self.tokenizer.eos_ids().first().copied())
-                .ok_or_else(|| {
-                    GpuError::invalid("empty context and the model has neither BOS nor EOS")
-                })?;
-            let cont = self.tokenizer.encode_raw(continuation)?;
-            return match cont.first() {
-                None => Err(GpuError::invalid("empty continuation")),
-                Some(&c0) if c0 == prefix => Ok((vec![c0], cont[1..].to_vec())),
-                Some(_) => Ok((vec![prefix], cont)),
-            };
-        }
-        let trimmed = context.trim_end_matches(py_space);
-        let moved = &context[trimmed.len()..];
-        let cont_text = format!("{moved}{continuation}");
-        let whole = self.tokenizer.encode(&format!("{trimmed}{cont_text}"))?;
-        let ctx = self.tokenizer.encode(trimmed)?;
-        if ctx.is_empty() {
-            return Err(GpuError::invalid("context encodes to no tokens"));
-        }
-        let cont = whole.get(ctx.len()..).unwrap_or(&[]).to_vec();
-        if cont.is_empty() {
-            return Err(GpuError::invalid("continuation encodes to no tokens"));
-        }
-        Ok((ctx, cont))
+        Ok(crate::engine::encode_pair(&self.tokenizer, context, continuation)?)
     }
 
     /// Scores token pairs: `(Σ log p(cont | ctx), is_greedy)` per pair, with the CPU engine's
