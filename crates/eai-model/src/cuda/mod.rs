@@ -32,5 +32,5 @@ mod model;
 pub use engine::GpuEngine;
 pub use error::{GpuError, Result};
 pub use model::{
-    GEMV_DENSE_MAX_M, GpuMemory, GpuModel, GpuOptions, GpuScheme, RowScore, open_device,
+    GEMV_DENSE_MAX_M, GpuMemory, GpuModel, GpuOptions, GpuScheme, PackedSeq, RowScore, open_device,
 };
