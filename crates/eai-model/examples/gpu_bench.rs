@@ -10,6 +10,7 @@
 //!           [--only parity,eval,throughput,speed,7b] [--shapes qwen,mistral]
 //!           [--half-head false,true] [--gemv true,false] [--graph true,false]
 //!           [--share true,false] [--min-seconds 5] [--throughput-schemes fp32,fp16] [--full-arc]
+//!           [--accuracy-share true]
 //!
 //! `--shapes` takes `qwen`, `mistral` and `smol` (SmolLM2-135M's shapes with synthetic weights);
 //! `--graph` runs the speed measurement of each synthetic model with CUDA-graph decode on and/or
@@ -243,6 +244,8 @@ fn main() {
             &json!({"pairs": pairs, "tasks": per_task.iter().map(|(n, a, b)| json!([n, a, b])).collect::<Vec<_>>()}),
         );
         let shares = bools(&args, "--share", "true,false");
+        // Shared contexts for the accuracy runs (default on, the engine's default).
+        let acc_share = bools(&args, "--accuracy-share", "true")[0];
         let min_s: f64 = arg(&args, "--min-seconds").map_or(0.0, |s| s.parse().unwrap());
         let tp_schemes: Vec<GpuScheme> = arg(&args, "--throughput-schemes")
             .map(|s| s.split(',').map(|x| GpuScheme::from_label(x).expect("scheme")).collect())
@@ -256,6 +259,7 @@ fn main() {
             let mut g = GpuEngine::from_gguf(dev.clone(), &gguf, sch).unwrap().with_options({
                 let mut o = EngineOptions::default();
                 o.batch_tokens = 8192;
+                o.share_prefixes = acc_share;
                 o
             });
             let (res, acc_s, acc_j) = meter.measure(|| {
