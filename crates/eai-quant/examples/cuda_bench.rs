@@ -921,8 +921,16 @@ fn two_pass_sizes(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -
     r.line(String::new());
     r.line("## Per-tensor and inner-axis per-channel by size (L2 regime vs HBM regime)");
     r.line(String::new());
-    r.line("| kernel | input | elements | input MiB | time (µs) | useful GB/s | ratio to 1 GiB copy | same-size copy GB/s | ratio to same-size copy |");
-    r.line("|---|---|---|---|---|---|---|---|---|");
+    let cap = dev.one_pass_tensor_capacity_bytes();
+    r.line(format!(
+        "One-pass per-tensor capacity on this device: {} bytes ({:.1} MiB) of input; larger inputs take two passes.",
+        cap,
+        cap as f64 / (1u64 << 20) as f64
+    ));
+    r.line(String::new());
+    r.line("| kernel | input | elements | input MiB | path | time (µs) | useful GB/s | ratio to 1 GiB copy | same-size copy GB/s | ratio to same-size copy |");
+    r.line("|---|---|---|---|---|---|---|---|---|---|");
+    let default = dev.tuning();
     let pt = QuantSpec { granularity: Granularity::PerTensor, ..QuantSpec::int8_weight() };
     let pc1 =
         QuantSpec { granularity: Granularity::PerChannel { axis: 1 }, ..QuantSpec::int8_weight() };
@@ -941,7 +949,17 @@ fn two_pass_sizes(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -
             let tc = time_op(dev, samples, |_| Ok(dev.copy(&src, &mut dst)?))?;
             let copy_gbs = gbs(2.0 * half_bytes as f64, tc);
             drop((src, dst));
-            for (kname, spec) in [("per-tensor", &pt), ("per-channel axis 1", &pc1)] {
+            for (kname, spec, one) in
+                [("per-tensor", &pt, true), ("per-tensor", &pt, false), ("per-channel axis 1", &pc1, false)]
+            {
+                let mut t = default;
+                t.quant_one_pass_tensor = one;
+                dev.set_tuning(t);
+                let fits = ((esz * n) as u64) <= cap;
+                let path = if one && fits { "one pass" } else if one { "two passes (too big for one)" } else { "two passes" };
+                if kname == "per-tensor" && !one && !fits {
+                    continue; // same as the row above
+                }
                 let mut out = dev.quant_output("sizes", spec, &[rows, cols])?;
                 let groups = out.scales().len() as f64;
                 let t = if esz == 4 {
@@ -952,7 +970,7 @@ fn two_pass_sizes(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -
                 out.check(dev, &x32)?;
                 let g = gbs((esz as f64 + 1.0) * n as f64 + 8.0 * groups, t);
                 r.line(format!(
-                    "| {kname} | {tname} | {n} | {:.0} | {:.1} | {g:.0} | {:.3} | {copy_gbs:.0} | {:.3} |",
+                    "| {kname} | {tname} | {n} | {:.0} | {path} | {:.1} | {g:.0} | {:.3} | {copy_gbs:.0} | {:.3} |",
                     (esz * n) as f64 / (1u64 << 20) as f64,
                     t * 1e6,
                     g / roof,
@@ -961,5 +979,6 @@ fn two_pass_sizes(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -
             }
         }
     }
+    dev.set_tuning(default);
     Ok(())
 }

@@ -281,6 +281,19 @@ fn quantize_matches_cpu_bit_for_bit() {
         total += compare(&dev, &name, &spec, shape, &x, Dtype::Bf16);
         cases += 2;
     }
+    // Per-tensor inputs that fit in shared memory take the one-pass cooperative kernel: a
+    // shape spread over every multiprocessor, from each input type.
+    for (name, spec) in specs() {
+        if spec.granularity != Granularity::PerTensor {
+            continue;
+        }
+        let shape: &[usize] = &[2048, 3072];
+        let x = input(&mut rng, shape, spec.non_finite == NonFinite::Saturate);
+        for dt in [Dtype::F32, Dtype::F16, Dtype::Bf16] {
+            total += compare(&dev, &name, &spec, shape, &x, dt);
+            cases += 1;
+        }
+    }
     eprintln!(
         "quantize_matches_cpu_bit_for_bit: {cases} cases, {total} elements compared bit for bit"
     );
@@ -450,6 +463,8 @@ fn every_tuning_and_a_private_stream_give_the_same_bits() {
         t.dequant_unroll = [0, 8, 4, 8, 4][i];
         t.dequant_streaming = [true, true, false, false, true][i];
         t.dequant_blocks_per_sm = [16, 4, 8, 16, 4][i];
+        // per-tensor: one cooperative pass or two passes
+        t.quant_one_pass_tensor = i % 2 == 1;
         // odd settings run on a new non-blocking stream of the same context
         let on_stream;
         let d: &CudaDevice = if i % 2 == 1 {

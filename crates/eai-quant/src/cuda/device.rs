@@ -363,7 +363,7 @@ impl CudaDevice {
         let mut functions = std::collections::HashMap::new();
         for &name in kernels::ENTRY_POINTS {
             let f = module.load_function(name).map_err(self.err("cuModuleGetFunction"))?;
-            if name.starts_with("quant_rows_tiles") {
+            if name.starts_with("quant_rows_tiles") || name.starts_with("quant_tensor_coop") {
                 // the pipelined row kernels may use more than the default 48 KiB of dynamic
                 // shared memory (long rows); the launch asks only for what it needs
                 f.set_attribute(
@@ -525,6 +525,10 @@ pub struct Tuning {
     /// Dequantize: resident blocks of 256 threads per multiprocessor the grid is sized for
     /// (4, 8 or 16).
     pub dequant_blocks_per_sm: u32,
+    /// Per-tensor quantization of an input that fits in the multiprocessors' shared memory
+    /// (see [`CudaDevice::one_pass_tensor_capacity_bytes`]) in one cooperative kernel (one pass
+    /// over memory) instead of two passes.
+    pub quant_one_pass_tensor: bool,
 }
 
 impl Default for Tuning {
@@ -543,6 +547,7 @@ impl Default for Tuning {
             dequant_unroll: 4,
             dequant_streaming: true,
             dequant_blocks_per_sm: 16,
+            quant_one_pass_tensor: true,
         }
     }
 }
@@ -581,6 +586,7 @@ impl Tuning {
                 &[4, 8, 16],
                 d.dequant_blocks_per_sm,
             ),
+            quant_one_pass_tensor: self.quant_one_pass_tensor,
         }
     }
 }

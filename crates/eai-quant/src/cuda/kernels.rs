@@ -136,6 +136,9 @@ pub(crate) const ENTRY_POINTS: &[&str] = &[
     "dequant_8s_bf16",
     "dequant_4w_bf16",
     "dequant_8w_bf16",
+    "quant_tensor_coop_f32",
+    "quant_tensor_coop_f16",
+    "quant_tensor_coop_bf16",
     "fill_uniform_f32",
     "fill_random_u32",
 ];

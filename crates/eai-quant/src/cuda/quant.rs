@@ -471,6 +471,7 @@ fn kernel_name(base: &'static str, suf: &'static str) -> &'static str {
         "dequant_8s",
         "dequant_4w",
         "dequant_8w",
+        "quant_tensor_coop",
         "quant_rows_tiles2",
         "quant_rows_tiles3",
         "quant_rows_tiles4",
@@ -485,7 +486,35 @@ fn kernel_name(base: &'static str, suf: &'static str) -> &'static str {
     )
 }
 
+/// Threads per block of the one-pass per-tensor kernel.
+const ONE_PASS_THREADS: u32 = 1024;
+
 impl CudaDevice {
+    /// Largest input (in bytes) that per-tensor quantization handles in one pass over memory:
+    /// every multiprocessor holds a slice of the input in shared memory across a grid-wide
+    /// barrier. Larger inputs take two passes (statistics, then codes).
+    pub fn one_pass_tensor_capacity_bytes(&self) -> u64 {
+        u64::from(self.info().multiprocessors) * (self.tile_smem_limit() & !15)
+    }
+
+    /// Grid (one block per multiprocessor) and 16-byte vectors per block of the one-pass
+    /// per-tensor kernel for `n` elements of `elem_bytes`, or `None` when it does not apply
+    /// (bytes not a multiple of 16, or more than fits in shared memory).
+    fn one_pass_chunk(&self, n: u64, elem_bytes: u64) -> Option<(u32, u64)> {
+        let bytes = n.checked_mul(elem_bytes)?;
+        if bytes == 0 || !bytes.is_multiple_of(16) || bytes > self.one_pass_tensor_capacity_bytes() {
+            return None;
+        }
+        let sms = u64::from(self.info().multiprocessors.max(1));
+        let nv = bytes / 16;
+        let chunk = nv.div_ceil(sms);
+        let blocks = nv.div_ceil(chunk);
+        if chunk * 16 > self.tile_smem_limit() {
+            return None;
+        }
+        Some((u32::try_from(blocks).ok()?, chunk))
+    }
+
     /// Allocates the device output for quantizing a tensor of `shape` under `spec` (`name`
     /// identifies it in errors).
     ///
@@ -524,7 +553,7 @@ impl CudaDevice {
             zero_points: self.zeros(groups)?,
             invs: self.zeros(groups)?,
             ord: self.zeros(2 * groups)?,
-            flags: self.zeros(2)?,
+            flags: self.zeros(3)?,
         })
     }
 
@@ -713,6 +742,48 @@ impl CudaDevice {
             }
             Path::TwoPass { outer, channels, inner } => {
                 let n = x.len() as u64;
+                let eb = std::mem::size_of::<T>() as u64;
+                let one_pass = if channels == 1 && self.tuning().quant_one_pass_tensor {
+                    self.one_pass_chunk(n, eb)
+                } else {
+                    None
+                };
+                if let Some((blocks, chunk)) = one_pass {
+                    let f = kernels.get(kernel_name("quant_tensor_coop", suf))?;
+                    let smem = u32::try_from(chunk * 16).unwrap_or(u32::MAX);
+                    let cfg = LaunchConfig {
+                        grid_dim: (blocks, 1, 1),
+                        block_dim: (ONE_PASS_THREADS, 1, 1),
+                        shared_mem_bytes: smem,
+                    };
+                    let nv = n * eb / 16;
+                    let barrier_ptr = bad_ptr + 16;
+                    let mut l = self.stream.launch_builder(f);
+                    l.arg(&x.slice)
+                        .arg(&nv)
+                        .arg(&chunk)
+                        .arg(&mut out.codes.slice)
+                        .arg(&mut out.scales.slice)
+                        .arg(&mut out.zero_points.slice)
+                        .arg(&mut out.ord.slice)
+                        .arg(&s)
+                        .arg(&bad_ptr)
+                        .arg(&bad_scale_ptr)
+                        .arg(&barrier_ptr);
+                    // SAFETY: signature (const T*, u64 nv, u64 chunk, u8* q, float* scales,
+                    // int* zps, u32* ord, QSpec, u64* bad, u64* bad_scale, u32* barrier)
+                    // matches; x holds nv 16-byte vectors (n·sizeof(T) = 16·nv, checked by
+                    // one_pass_chunk) and codes n bytes; block b reads vectors
+                    // [b·chunk, min(nv, (b+1)·chunk)) into chunk·16 bytes of dynamic shared
+                    // memory (≤ the limit set on the function at load); ord holds 2 words and
+                    // was reset by quant_init, as was the barrier word (third u64 of `flags`).
+                    // The launch is cooperative, so all `blocks` blocks (sized from the
+                    // occupancy of this configuration) are resident and the grid barrier
+                    // cannot deadlock; the driver refuses the launch otherwise.
+                    unsafe { l.launch_cooperative(cfg) }
+                        .map_err(self.err("cuLaunchCooperativeKernel(quant_tensor_coop)"))?;
+                    return Ok(());
+                }
                 if channels == 1 {
                     let f = kernels.get(kernel_name("quant_stats_all", suf))?;
                     let cfg = grid_stride_config(n.div_ceil(8), sms);
@@ -1160,6 +1231,7 @@ mod tests {
             "dequant_8s",
             "dequant_4w",
             "dequant_8w",
+            "quant_tensor_coop",
             "quant_rows_tiles2",
             "quant_rows_tiles3",
             "quant_rows_tiles4",
