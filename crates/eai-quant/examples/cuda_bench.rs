@@ -891,11 +891,23 @@ fn sweep_dequant(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) ->
         t.dequant_blocks_per_sm = b;
         dev.set_tuning(t);
         let groups = pc.scales().len() as f64;
-        let r32 = gbs(5.0 * n as f64 + 8.0 * groups, time_op(dev, samples, |_| Ok(dev.dequantize_into(&pc, &mut x32)?))?) / roof;
-        let rb = gbs(3.0 * n as f64 + 8.0 * groups, time_op(dev, samples, |_| Ok(dev.dequantize_into(&pc, &mut xb)?))?) / roof;
-        let rh = gbs(3.0 * n as f64 + 8.0 * groups, time_op(dev, samples, |_| Ok(dev.dequantize_into(&pc, &mut xh)?))?) / roof;
+        let r32 = gbs(
+            5.0 * n as f64 + 8.0 * groups,
+            time_op(dev, samples, |_| Ok(dev.dequantize_into(&pc, &mut x32)?))?,
+        ) / roof;
+        let rb = gbs(
+            3.0 * n as f64 + 8.0 * groups,
+            time_op(dev, samples, |_| Ok(dev.dequantize_into(&pc, &mut xb)?))?,
+        ) / roof;
+        let rh = gbs(
+            3.0 * n as f64 + 8.0 * groups,
+            time_op(dev, samples, |_| Ok(dev.dequantize_into(&pc, &mut xh)?))?,
+        ) / roof;
         let gg = pg.scales().len() as f64;
-        let rg = gbs(3.0 * n as f64 + 8.0 * gg, time_op(dev, samples, |_| Ok(dev.dequantize_into(&pg, &mut xb)?))?) / roof;
+        let rg = gbs(
+            3.0 * n as f64 + 8.0 * gg,
+            time_op(dev, samples, |_| Ok(dev.dequantize_into(&pg, &mut xb)?))?,
+        ) / roof;
         let geo = (r32 * rb * rh * rg).powf(0.25);
         r.line(format!("| {u} | {st} | {b} | {r32:.3} | {rb:.3} | {rh:.3} | {rg:.3} | {geo:.3} |"));
         if geo > best.0 {
@@ -949,14 +961,22 @@ fn two_pass_sizes(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -
             let tc = time_op(dev, samples, |_| Ok(dev.copy(&src, &mut dst)?))?;
             let copy_gbs = gbs(2.0 * half_bytes as f64, tc);
             drop((src, dst));
-            for (kname, spec, one) in
-                [("per-tensor", &pt, true), ("per-tensor", &pt, false), ("per-channel axis 1", &pc1, false)]
-            {
+            for (kname, spec, one) in [
+                ("per-tensor", &pt, true),
+                ("per-tensor", &pt, false),
+                ("per-channel axis 1", &pc1, false),
+            ] {
                 let mut t = default;
                 t.quant_one_pass_tensor = one;
                 dev.set_tuning(t);
                 let fits = ((esz * n) as u64) <= cap;
-                let path = if one && fits { "one pass" } else if one { "two passes (too big for one)" } else { "two passes" };
+                let path = if one && fits {
+                    "one pass"
+                } else if one {
+                    "two passes (too big for one)"
+                } else {
+                    "two passes"
+                };
                 if kname == "per-tensor" && !one && !fits {
                     continue; // same as the row above
                 }

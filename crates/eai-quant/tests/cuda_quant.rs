@@ -228,8 +228,16 @@ fn compare(
         dev.dequantize_into(&cuda, &mut yb).unwrap();
         let (gh, gb) = (dev.download(&yh).unwrap(), dev.download(&yb).unwrap());
         for i in 0..cy.len() {
-            assert_eq!(f16::from_f32(cy[i]).to_bits(), gh[i].to_bits(), "{name} {shape:?}: f16 dequantized {i}");
-            assert_eq!(bf16::from_f32(cy[i]).to_bits(), gb[i].to_bits(), "{name} {shape:?}: bf16 dequantized {i}");
+            assert_eq!(
+                f16::from_f32(cy[i]).to_bits(),
+                gh[i].to_bits(),
+                "{name} {shape:?}: f16 dequantized {i}"
+            );
+            assert_eq!(
+                bf16::from_f32(cy[i]).to_bits(),
+                gb[i].to_bits(),
+                "{name} {shape:?}: bf16 dequantized {i}"
+            );
         }
     }
     xs.len()

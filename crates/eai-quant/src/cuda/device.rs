@@ -545,8 +545,8 @@ impl Default for Tuning {
             quant_reg_vectors_half: 4,
             quant_reg_threads: 256,
             dequant_unroll: 4,
-            dequant_streaming: true,
-            dequant_blocks_per_sm: 16,
+            dequant_streaming: false,
+            dequant_blocks_per_sm: 4,
             quant_one_pass_tensor: true,
         }
     }

@@ -502,7 +502,8 @@ impl CudaDevice {
     /// (bytes not a multiple of 16, or more than fits in shared memory).
     fn one_pass_chunk(&self, n: u64, elem_bytes: u64) -> Option<(u32, u64)> {
         let bytes = n.checked_mul(elem_bytes)?;
-        if bytes == 0 || !bytes.is_multiple_of(16) || bytes > self.one_pass_tensor_capacity_bytes() {
+        if bytes == 0 || !bytes.is_multiple_of(16) || bytes > self.one_pass_tensor_capacity_bytes()
+        {
             return None;
         }
         let sms = u64::from(self.info().multiprocessors.max(1));
@@ -605,8 +606,11 @@ impl CudaDevice {
             Path::Rows { groups, len } => {
                 let eb = std::mem::size_of::<T>() as u64;
                 let tuning = self.tuning();
-                let v_pref =
-                    if eb == 4 { tuning.quant_reg_vectors_f32 } else { tuning.quant_reg_vectors_half };
+                let v_pref = if eb == 4 {
+                    tuning.quant_reg_vectors_f32
+                } else {
+                    tuning.quant_reg_vectors_half
+                };
                 let reg = reg_plan(groups, len, eb, v_pref);
                 let plan = tile_plan(groups, len, eb, &tuning, self.tile_smem_limit());
                 if let Some((args, v)) = reg {
@@ -650,8 +654,7 @@ impl CudaDevice {
                     // the block a multiple of 32 threads, so teams never straddle warps and every
                     // warp-wide vote and shuffle is reached by all 32 lanes (the group loop is
                     // warp-uniform).
-                    unsafe { l.launch(cfg) }
-                        .map_err(self.err("cuLaunchKernel(quant_rows_reg)"))?;
+                    unsafe { l.launch(cfg) }.map_err(self.err("cuLaunchKernel(quant_rows_reg)"))?;
                 } else if let Some(plan) = plan {
                     let base = match plan.stages {
                         2 => "quant_rows_tiles2",
@@ -959,8 +962,8 @@ impl CudaDevice {
         let mut cfg = grid_stride_config(n.div_ceil(8), self.info().multiprocessors);
         if t.dequant_unroll != 0 {
             let w = if std::mem::size_of::<O>() == 4 { 4 } else { 8 };
-            let max = u64::from(self.info().multiprocessors.max(1))
-                * u64::from(t.dequant_blocks_per_sm);
+            let max =
+                u64::from(self.info().multiprocessors.max(1)) * u64::from(t.dequant_blocks_per_sm);
             cfg.grid_dim.0 = n.div_ceil(w * 256).clamp(1, max) as u32;
         }
         let mut l = self.stream.launch_builder(f);
