@@ -9,7 +9,9 @@
 //!           [--throughput-limit 2000] [--schemes fp32,fp16,...] [--skip-7b] [--cpu-only]
 //!           [--only parity,eval,throughput,speed,7b] [--shapes qwen,mistral]
 //!           [--half-head false,true] [--gemv true,false] [--graph true,false]
-//!           [--fused true,false] [--tile r1u8,r2u4,r1u4] [--quick]
+//!           [--share true,false] [--min-seconds 5] [--throughput-schemes fp32,fp16] [--full-arc]
+//!           [--accuracy-share true] [--fused true,false] [--tile auto,r1u8,r2u4,r4u2,...]
+//!           [--quick]
 //!
 //! `--shapes` takes `qwen`, `mistral` and `smol` (SmolLM2-135M's shapes with synthetic weights);
 //! `--graph` runs the speed measurement of each synthetic model with CUDA-graph decode on and/or
@@ -21,6 +23,12 @@
 //! `ncu --profile-from-start off`.
 //! ```
 //! `--cpu-only` runs the accuracy subsets on the CPU reference engine instead (no GPU needed).
+//!
+//! `eval`: accuracy on the `--limit` subsets (and on the whole ARC-Easy test set with
+//! `--full-arc`) per scheme, with shared contexts on (the engine's default); then log-likelihood
+//! throughput on the `--throughput-limit` documents for `--throughput-schemes` (default: every
+//! scheme), once per `--share` setting, each task's call repeated until `--min-seconds` have
+//! passed (so that NVML's energy counter granularity does not matter).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -70,6 +78,14 @@ fn suite(data: &Path, limit: usize) -> Suite {
     Suite::load_spec(data, "arc_easy,hellaswag", &opts).unwrap()
 }
 
+fn bools(args: &[String], name: &str, def: &str) -> Vec<bool> {
+    arg(args, name)
+        .unwrap_or_else(|| def.into())
+        .split(',')
+        .map(|x| x == "1" || x == "true")
+        .collect()
+}
+
 fn metrics(res: &eai_eval::EvalResults) -> Value {
     json!(res.tasks.iter().map(|t| json!({
         "task": t.name,
@@ -98,14 +114,7 @@ fn main() {
         .map(|s| s.split(',').map(|x| GpuScheme::from_label(x).expect("scheme")).collect())
         .unwrap_or_else(|| GpuScheme::ALL.to_vec());
     let only = |name: &str| arg(&args, "--only").is_none_or(|o| o.split(',').any(|x| x == name));
-    let bools = |name: &str, def: &str| -> Vec<bool> {
-        arg(&args, name)
-            .unwrap_or_else(|| def.into())
-            .split(',')
-            .map(|x| x == "1" || x == "true")
-            .collect()
-    };
-    let fuseds = bools("--fused", "true");
+    let fuseds = bools(&args, "--fused", "true");
     let tiles: Vec<GemvTile> = arg(&args, "--tile")
         .map(|s| s.split(',').map(|x| GemvTile::from_label(x).expect("tile")).collect())
         .unwrap_or_else(|| vec![GemvTile::default()]);
@@ -245,43 +254,102 @@ fn main() {
             "requests.json",
             &json!({"pairs": pairs, "tasks": per_task.iter().map(|(n, a, b)| json!([n, a, b])).collect::<Vec<_>>()}),
         );
+        let shares = bools(&args, "--share", "true,false");
+        // Shared contexts for the accuracy runs (default on, the engine's default).
+        let acc_share = bools(&args, "--accuracy-share", "true")[0];
+        let min_s: f64 = arg(&args, "--min-seconds").map_or(0.0, |s| s.parse().unwrap());
+        let tp_schemes: Vec<GpuScheme> = arg(&args, "--throughput-schemes")
+            .map(|s| s.split(',').map(|x| GpuScheme::from_label(x).expect("scheme")).collect())
+            .unwrap_or_else(|| schemes.clone());
+        let s_full = args
+            .iter()
+            .any(|a| a == "--full-arc")
+            .then(|| Suite::load_spec(&data, "arc_easy", &TaskOptions::default()).unwrap());
         let mut rows = Vec::new();
         for &sch in &schemes {
             let mut g = GpuEngine::from_gguf(dev.clone(), &gguf, sch).unwrap().with_options({
                 let mut o = EngineOptions::default();
                 o.batch_tokens = 8192;
+                o.share_prefixes = acc_share;
                 o
             });
             let (res, acc_s, acc_j) = meter.measure(|| {
                 Evaluator::new().progress(false).batch_size(1 << 20).run(&mut g, &s_acc).unwrap()
             });
-            // Warm-up, then token-level throughput per task on the same pairs as transformers.
-            let _ = g.loglikelihood_tokens(&pairs[..pairs.len().min(256)]).unwrap();
+            let full = s_full.as_ref().map(|sf| {
+                let (r, secs, j) = meter.measure(|| {
+                    Evaluator::new().progress(false).batch_size(1 << 20).run(&mut g, sf).unwrap()
+                });
+                json!({"tasks": metrics(&r), "seconds": secs, "joules": j})
+            });
+            // Warm-up, then token-level throughput per task on the same pairs as transformers,
+            // with shared contexts on and off; each measured region repeated to ≥ min_s.
             let mut tp = Vec::new();
-            let mut all_lp = Vec::new();
-            for (name, a, b) in &per_task {
-                let passes0 = g.counters().forward_passes;
-                let tok0 = g.counters().tokens_processed;
-                let (lp, secs, j) =
-                    meter.measure(|| g.loglikelihood_tokens(&pairs[*a..*b]).unwrap());
-                let nreq = b - a;
-                tp.push(json!({
-                    "task": name, "requests": nreq, "seconds": secs, "requests_per_s": nreq as f64 / secs,
-                    "joules": j, "j_per_request": j.map(|j| j / nreq as f64),
-                    "forward_passes": g.counters().forward_passes - passes0,
-                    "tokens_processed": g.counters().tokens_processed - tok0,
-                }));
-                all_lp.extend(lp.into_iter().map(|x| x.0));
+            let mut lps: Vec<(bool, Vec<f64>)> = Vec::new();
+            if !tp_schemes.contains(&sch) {
+                // Not timed: one call per setting, for the shared-vs-unshared comparison only.
+                for &share in &shares {
+                    g.set_share_prefixes(share);
+                    let lp = g.loglikelihood_tokens(&pairs).unwrap();
+                    lps.push((share, lp.into_iter().map(|x| x.0).collect()));
+                }
+                g.set_share_prefixes(true);
+            } else {
+                for &share in &shares {
+                    g.set_share_prefixes(share);
+                    let _ = g.loglikelihood_tokens(&pairs[..pairs.len().min(256)]).unwrap();
+                    let mut all_lp = Vec::new();
+                    for (name, a, b) in &per_task {
+                        let passes0 = g.counters().forward_passes;
+                        let tok0 = g.counters().tokens_processed;
+                        let mut reps = 0usize;
+                        let mut lp = Vec::new();
+                        let (_, secs, j) = meter.measure(|| {
+                            let t = Instant::now();
+                            while reps == 0 || t.elapsed().as_secs_f64() < min_s {
+                                lp = g.loglikelihood_tokens(&pairs[*a..*b]).unwrap();
+                                reps += 1;
+                            }
+                        });
+                        let nreq = (b - a) * reps;
+                        tp.push(json!({
+                            "task": name, "shared_contexts": share, "repeats": reps,
+                            "requests": nreq, "seconds": secs, "requests_per_s": nreq as f64 / secs,
+                            "joules": j, "j_per_request": j.map(|j| j / nreq as f64),
+                            "forward_passes": (g.counters().forward_passes - passes0) / reps as u64,
+                            "tokens_processed": (g.counters().tokens_processed - tok0) / reps as u64,
+                        }));
+                        eprintln!("throughput {sch} {}", tp.last().unwrap());
+                        all_lp.extend(lp.into_iter().map(|x| x.0));
+                    }
+                    lps.push((share, all_lp));
+                }
+                g.set_share_prefixes(true);
+                if let Some((_, lp)) = lps.iter().find(|(s, _)| *s).or(lps.first()) {
+                    std::fs::write(
+                        out.join(format!("logprobs_{}.json", sch.label())),
+                        serde_json::to_string(lp).unwrap(),
+                    )
+                    .unwrap();
+                }
             }
-            std::fs::write(
-                out.join(format!("logprobs_{}.json", sch.label())),
-                serde_json::to_string(&all_lp).unwrap(),
-            )
-            .unwrap();
+            // Shared vs unshared log-likelihoods on the throughput requests.
+            let share_diff = match (lps.iter().find(|x| x.0), lps.iter().find(|x| !x.0)) {
+                (Some((_, a)), Some((_, b))) => {
+                    let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| (x - y).abs()).collect();
+                    json!({
+                        "max_abs": d.iter().copied().fold(0f64, f64::max),
+                        "mean_abs": d.iter().sum::<f64>() / d.len().max(1) as f64,
+                        "requests": d.len(),
+                    })
+                }
+                _ => Value::Null,
+            };
             let mem = g.model().memory().unwrap();
             let row = json!({
                 "scheme": sch.label(), "accuracy": metrics(&res), "accuracy_run_seconds": acc_s, "accuracy_run_joules": acc_j,
-                "throughput": tp, "settings": g.settings_label(),
+                "arc_easy_full": full, "throughput": tp, "shared_vs_unshared_logprob": share_diff,
+                "settings": g.settings_label(),
                 "memory": {"weights": mem.weights, "kv_cache": mem.kv_cache, "scratch": mem.scratch, "device_free": mem.device_free, "device_total": mem.device_total},
             });
             eprintln!("eval {row}");
@@ -374,9 +442,9 @@ fn main() {
             eprintln!("done");
             return;
         }
-        let half_heads = bools("--half-head", "false");
-        let gemvs = bools("--gemv", "true");
-        let graphs = bools("--graph", "true");
+        let half_heads = bools(&args, "--half-head", "false");
+        let gemvs = bools(&args, "--gemv", "true");
+        let graphs = bools(&args, "--graph", "true");
         let mut rows = Vec::new();
         for (model_name, cfg) in &shapes {
             for sch in [GpuScheme::Fp16, GpuScheme::W8A16, GpuScheme::W8A8, GpuScheme::Dynamic] {

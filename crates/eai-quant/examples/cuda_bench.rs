@@ -194,13 +194,30 @@ fn main() -> BoxResult<()> {
         let t = time_op(&dev, samples, |_| Ok(dev.cast(&x16, &mut xb)?))?;
         row(&mut r, "cast f16→bf16", n, 4.0 * n as f64, t);
     }
+    if args.iter().any(|a| a == "--write-roof") || sweep {
+        write_roof(&dev, &mut r, samples, roof)?;
+    }
     if sweep {
-        sweep_quant(&dev, &mut r, samples.div_ceil(2), roof)?;
+        if args.iter().any(|a| a == "--sweep-tiles") {
+            sweep_quant(&dev, &mut r, samples.div_ceil(2), roof)?;
+        }
+        sweep_reg(&dev, &mut r, samples.div_ceil(2), roof)?;
+        sweep_dequant(&dev, &mut r, samples.div_ceil(2), roof)?;
         r.line(String::new());
         r.line("| kernel | elements | time (µs) | GB/s | ratio to copy |");
         r.line("|---|---|---|---|---|");
     }
     quant_rows(&dev, &mut r, samples, roof)?;
+    if !args.iter().any(|a| a == "--no-sizes") {
+        two_pass_sizes(&dev, &mut r, samples, roof)?;
+    }
+    if args.iter().any(|a| a == "--quant-only") {
+        if let Some(p) = out_path {
+            std::fs::write(&p, &r.md)?;
+            println!("wrote {p}");
+        }
+        return Ok(());
+    }
 
     // ---------------------------------------------------------------- 3. GEMM
     r.line(String::new());
@@ -574,9 +591,6 @@ fn quant_rows(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -> Bo
             let groups = out.scales().len() as f64;
             let two_pass = name.contains("2 passes");
             for (tname, esz) in [("f32", 4.0), ("bf16", 2.0), ("f16", 2.0)] {
-                if *name != cases[0].0 && tname == "f16" {
-                    continue;
-                }
                 let t = match tname {
                     "f32" => time_op(dev, samples, |_| Ok(dev.quantize_into(&x32, &mut out)?))?,
                     "bf16" => time_op(dev, samples, |_| Ok(dev.quantize_into(&xb, &mut out)?))?,
@@ -609,11 +623,21 @@ fn quant_rows(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -> Bo
                 let t = time_op(dev, samples, |_| Ok(dev.dequantize_into(&out, &mut x16)?))?;
                 line(r, "dequantize per-channel i8 → f16", 3.0 * n as f64 + 8.0 * groups, t, "");
                 dev.fill_uniform(&mut x32, 3, -4.0, 4.0)?;
+                dev.cast(&x32, &mut x16)?;
+                dev.cast(&x32, &mut xb)?;
             }
-            if *name == cases[3].0 {
+            if *name == cases[3].0 || *name == cases[4].0 {
                 let groups = out.scales().len() as f64;
+                let what = if *name == cases[3].0 { "per-group 128 i8" } else { "Q8_0" };
+                let t = time_op(dev, samples, |_| Ok(dev.dequantize_into(&out, &mut x32)?))?;
+                line(r, &format!("dequantize {what} → f32"), 5.0 * n as f64 + 8.0 * groups, t, "");
                 let t = time_op(dev, samples, |_| Ok(dev.dequantize_into(&out, &mut xb)?))?;
-                line(r, "dequantize per-group 128 i8 → bf16", 3.0 * n as f64 + 8.0 * groups, t, "");
+                line(r, &format!("dequantize {what} → bf16"), 3.0 * n as f64 + 8.0 * groups, t, "");
+                let t = time_op(dev, samples, |_| Ok(dev.dequantize_into(&out, &mut x16)?))?;
+                line(r, &format!("dequantize {what} → f16"), 3.0 * n as f64 + 8.0 * groups, t, "");
+                dev.fill_uniform(&mut x32, 3, -4.0, 4.0)?;
+                dev.cast(&x32, &mut x16)?;
+                dev.cast(&x32, &mut xb)?;
             }
             Ok(())
         })();
@@ -706,5 +730,275 @@ fn sweep_quant(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -> B
         default.quant_stages, default.quant_tile_bytes, default.quant_threads, default.quant_vectors_per_lane
     ));
     dev.set_tuning(b);
+    Ok(())
+}
+
+/// Write-only and read-heavy reference points: `cuMemsetD8` of 1 GiB (bytes written) next to
+/// the copy, to tell how much of a write-heavy kernel's gap is the memory's and not the
+/// kernel's.
+fn write_roof(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -> BoxResult<()> {
+    use eai_quant::cuda::cudarc::driver::DevicePtr;
+    let bytes = 1usize << 30;
+    let buf = dev.zeros::<u8>(bytes)?;
+    let stream = dev.stream().clone();
+    let t = time_op(dev, samples, |i| {
+        let (ptr, _sync) = buf.as_cudarc().device_ptr(&stream);
+        // SAFETY: `ptr` addresses the `bytes` bytes of `buf`, alive for the call; the memset is
+        // enqueued on the stream that owns the buffer.
+        unsafe {
+            eai_quant::cuda::cudarc::driver::result::memset_d8_async(
+                ptr,
+                (i & 0x7f) as u8 | 1,
+                bytes,
+                stream.cu_stream(),
+            )
+        }?;
+        Ok(())
+    })?;
+    let g = gbs(bytes as f64, t);
+    r.line(String::new());
+    r.line(format!(
+        "Write-only reference: cuMemsetD8 of 1 GiB: {:.1} µs, {g:.0} GB/s written = {:.3} of copy",
+        t * 1e6,
+        g / roof
+    ));
+    Ok(())
+}
+
+/// Sweep of the register-resident row quantizer (vectors per lane × block size; 0 = the
+/// pipelined kernel) on the row cases, then the best per input width is kept for the tables.
+fn sweep_reg(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -> BoxResult<()> {
+    use eai_quant::{Granularity, QuantSpec};
+    let n = 1usize << 28;
+    let (rows, cols) = (n / 4096, 4096usize);
+    let mut x32 = dev.zeros::<f32>(n)?;
+    dev.fill_uniform(&mut x32, 3, -4.0, 4.0)?;
+    let mut xb = dev.zeros::<half::bf16>(n)?;
+    dev.cast(&x32, &mut xb)?;
+    let mut xh = dev.zeros::<f16>(n)?;
+    dev.cast(&x32, &mut xh)?;
+    let g128 =
+        QuantSpec { granularity: Granularity::PerGroup { size: 128 }, ..QuantSpec::int8_weight() };
+    // (label, spec, input: 0 f32, 1 bf16, 2 f16)
+    let cases: Vec<(&str, QuantSpec, u8)> = vec![
+        ("per-token bf16", QuantSpec::int8_activation_per_token(), 1),
+        ("per-token f16", QuantSpec::int8_activation_per_token(), 2),
+        ("asym u8 bf16", QuantSpec::uint8_asymmetric(), 1),
+        ("vLLM bf16", QuantSpec::vllm_int8_activation_per_token(), 1),
+        ("group-128 bf16", g128, 1),
+        ("Q8_0 bf16", QuantSpec::ggml_q8_0(), 1),
+        ("group-128 f32", g128, 0),
+        ("Q8_0 f32", QuantSpec::ggml_q8_0(), 0),
+    ];
+    r.line(String::new());
+    r.line("## Register row quantizer sweep (ratio of useful bytes to copy bandwidth; vectors/lane 0 = pipelined kernel)");
+    r.line(String::new());
+    let mut header = "| vectors/lane | threads |".to_string();
+    for (c, _, _) in &cases {
+        header.push_str(&format!(" {c} |"));
+    }
+    header.push_str(" geo. mean 16-bit | geo. mean f32 |");
+    r.line(header);
+    r.line(format!("|---|---|{}", "---|".repeat(cases.len() + 2)));
+    let default = dev.tuning();
+    let mut best_half = (0.0f64, 0u32, 0u32);
+    let mut best_f32 = (0.0f64, 0u32, 0u32);
+    for threads in [256u32, 128] {
+        for v in [0u32, 1, 2, 4, 8, 16] {
+            let mut t = default;
+            t.quant_reg_vectors_f32 = v;
+            t.quant_reg_vectors_half = v;
+            t.quant_reg_threads = threads;
+            dev.set_tuning(t);
+            let mut line = format!("| {v} | {threads} |");
+            let (mut lh, mut nh, mut lf, mut nf) = (0.0, 0, 0.0, 0);
+            for (_, spec, input) in &cases {
+                let mut out = dev.quant_output("sweep", spec, &[rows, cols])?;
+                let groups = out.scales().len() as f64;
+                let (tt, esz) = match input {
+                    0 => (time_op(dev, samples, |_| Ok(dev.quantize_into(&x32, &mut out)?))?, 4.0),
+                    1 => (time_op(dev, samples, |_| Ok(dev.quantize_into(&xb, &mut out)?))?, 2.0),
+                    _ => (time_op(dev, samples, |_| Ok(dev.quantize_into(&xh, &mut out)?))?, 2.0),
+                };
+                out.check(dev, &x32)?;
+                let ratio = gbs((esz + 1.0) * n as f64 + 8.0 * groups, tt) / roof;
+                if *input == 0 {
+                    lf += ratio.ln();
+                    nf += 1;
+                } else {
+                    lh += ratio.ln();
+                    nh += 1;
+                }
+                line.push_str(&format!(" {ratio:.3} |"));
+            }
+            let (gh, gf) = ((lh / nh as f64).exp(), (lf / nf as f64).exp());
+            line.push_str(&format!(" {gh:.3} | {gf:.3} |"));
+            r.line(line);
+            if gh > best_half.0 {
+                best_half = (gh, v, threads);
+            }
+            if gf > best_f32.0 {
+                best_f32 = (gf, v, threads);
+            }
+        }
+    }
+    let mut t = default;
+    t.quant_reg_vectors_half = best_half.1;
+    t.quant_reg_vectors_f32 = best_f32.1;
+    t.quant_reg_threads = best_half.2;
+    dev.set_tuning(t);
+    r.line(String::new());
+    r.line(format!(
+        "Best: 16-bit inputs {} vectors/lane with {} threads (geo. mean {:.3}); f32 inputs {} vectors/lane with {} threads (geo. mean {:.3}); the tables below use 16-bit {} / f32 {} at {} threads.",
+        best_half.1, best_half.2, best_half.0, best_f32.1, best_f32.2, best_f32.0,
+        best_half.1, best_f32.1, best_half.2
+    ));
+    Ok(())
+}
+
+/// Sweep of the dequantize variants (loads in flight × cache hints × grid size).
+fn sweep_dequant(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -> BoxResult<()> {
+    use eai_quant::{Granularity, QuantSpec};
+    let n = 1usize << 28;
+    let (rows, cols) = (n / 4096, 4096usize);
+    let mut x32 = dev.zeros::<f32>(n)?;
+    dev.fill_uniform(&mut x32, 3, -4.0, 4.0)?;
+    let mut xb = dev.zeros::<half::bf16>(n)?;
+    let mut xh = dev.zeros::<f16>(n)?;
+    let pc = dev.quantize("pc", &QuantSpec::int8_weight(), &x32, &[rows, cols])?;
+    let g128 =
+        QuantSpec { granularity: Granularity::PerGroup { size: 128 }, ..QuantSpec::int8_weight() };
+    let pg = dev.quantize("pg", &g128, &x32, &[rows, cols])?;
+    r.line(String::new());
+    r.line("## Dequantize sweep (ratio of useful bytes to copy bandwidth; unroll 0 = session-2 kernel)");
+    r.line(String::new());
+    r.line("| unroll | streaming hints | blocks/SM | per-channel → f32 | → bf16 | → f16 | group-128 → bf16 | geo. mean |");
+    r.line("|---|---|---|---|---|---|---|---|");
+    let default = dev.tuning();
+    let mut best = (0.0f64, default);
+    let mut configs = vec![(0u32, true, 16u32)];
+    for u in [4u32, 8] {
+        for st in [true, false] {
+            for b in [4u32, 8, 16] {
+                configs.push((u, st, b));
+            }
+        }
+    }
+    for (u, st, b) in configs {
+        let mut t = default;
+        t.dequant_unroll = u;
+        t.dequant_streaming = st;
+        t.dequant_blocks_per_sm = b;
+        dev.set_tuning(t);
+        let groups = pc.scales().len() as f64;
+        let r32 = gbs(
+            5.0 * n as f64 + 8.0 * groups,
+            time_op(dev, samples, |_| Ok(dev.dequantize_into(&pc, &mut x32)?))?,
+        ) / roof;
+        let rb = gbs(
+            3.0 * n as f64 + 8.0 * groups,
+            time_op(dev, samples, |_| Ok(dev.dequantize_into(&pc, &mut xb)?))?,
+        ) / roof;
+        let rh = gbs(
+            3.0 * n as f64 + 8.0 * groups,
+            time_op(dev, samples, |_| Ok(dev.dequantize_into(&pc, &mut xh)?))?,
+        ) / roof;
+        let gg = pg.scales().len() as f64;
+        let rg = gbs(
+            3.0 * n as f64 + 8.0 * gg,
+            time_op(dev, samples, |_| Ok(dev.dequantize_into(&pg, &mut xb)?))?,
+        ) / roof;
+        let geo = (r32 * rb * rh * rg).powf(0.25);
+        r.line(format!("| {u} | {st} | {b} | {r32:.3} | {rb:.3} | {rh:.3} | {rg:.3} | {geo:.3} |"));
+        if geo > best.0 {
+            best = (geo, dev.tuning());
+        }
+    }
+    dev.set_tuning(best.1);
+    r.line(String::new());
+    r.line(format!(
+        "Best: unroll {}, streaming {}, {} blocks/SM (geo. mean {:.3}); the tables below use it.",
+        best.1.dequant_unroll, best.1.dequant_streaming, best.1.dequant_blocks_per_sm, best.0
+    ));
+    Ok(())
+}
+
+/// Per-tensor and inner-axis per-channel quantization at sizes below and above the L2 cache:
+/// below it the statistics pass leaves the input in L2 and the code pass reads it from there,
+/// so HBM sees the input at most once (repetitions reuse the same buffers, so small inputs stay
+/// L2-resident between calls, as an activation just written by the previous kernel would be). Each size is compared with the 1 GiB copy and with a copy of
+/// the same number of bytes (input + codes) at that size.
+fn two_pass_sizes(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -> BoxResult<()> {
+    use eai_quant::{Granularity, QuantSpec};
+    r.line(String::new());
+    r.line("## Per-tensor and inner-axis per-channel by size (L2 regime vs HBM regime)");
+    r.line(String::new());
+    let cap = dev.one_pass_tensor_capacity_bytes();
+    r.line(format!(
+        "One-pass per-tensor capacity on this device: {} bytes ({:.1} MiB) of input; larger inputs take two passes.",
+        cap,
+        cap as f64 / (1u64 << 20) as f64
+    ));
+    r.line(String::new());
+    r.line("| kernel | input | elements | input MiB | path | time (µs) | useful GB/s | ratio to 1 GiB copy | same-size copy GB/s | ratio to same-size copy |");
+    r.line("|---|---|---|---|---|---|---|---|---|---|");
+    let default = dev.tuning();
+    let pt = QuantSpec { granularity: Granularity::PerTensor, ..QuantSpec::int8_weight() };
+    let pc1 =
+        QuantSpec { granularity: Granularity::PerChannel { axis: 1 }, ..QuantSpec::int8_weight() };
+    for n in [1usize << 20, 1 << 22, 1 << 23, 1 << 24, 1 << 25, 1 << 28] {
+        let (rows, cols) = (n / 4096, 4096usize);
+        let mut x32 = dev.zeros::<f32>(n)?;
+        dev.fill_uniform(&mut x32, 5, -4.0, 4.0)?;
+        let mut xb = dev.zeros::<half::bf16>(n)?;
+        dev.cast(&x32, &mut xb)?;
+        for (esz, tname) in [(4usize, "f32"), (2, "bf16")] {
+            // same-size copy: input + codes bytes moved (read + write); like the kernels it
+            // repeats on the same buffers, so at sizes below L2 both run from L2
+            let half_bytes = (esz + 1) * n / 2;
+            let src = random_i8(dev, half_bytes, 9)?;
+            let mut dst = dev.zeros::<i8>(half_bytes)?;
+            let tc = time_op(dev, samples, |_| Ok(dev.copy(&src, &mut dst)?))?;
+            let copy_gbs = gbs(2.0 * half_bytes as f64, tc);
+            drop((src, dst));
+            for (kname, spec, one) in [
+                ("per-tensor", &pt, true),
+                ("per-tensor", &pt, false),
+                ("per-channel axis 1", &pc1, false),
+            ] {
+                let mut t = default;
+                t.quant_one_pass_tensor = one;
+                dev.set_tuning(t);
+                let fits = ((esz * n) as u64) <= cap;
+                let path = if one && fits {
+                    "one pass"
+                } else if one {
+                    "two passes (too big for one)"
+                } else {
+                    "two passes"
+                };
+                if kname == "per-tensor" && !one && !fits {
+                    continue; // same as the row above
+                }
+                let mut out = dev.quant_output("sizes", spec, &[rows, cols])?;
+                let groups = out.scales().len() as f64;
+                let t = if esz == 4 {
+                    time_op(dev, samples, |_| Ok(dev.quantize_into(&x32, &mut out)?))?
+                } else {
+                    time_op(dev, samples, |_| Ok(dev.quantize_into(&xb, &mut out)?))?
+                };
+                out.check(dev, &x32)?;
+                let g = gbs((esz as f64 + 1.0) * n as f64 + 8.0 * groups, t);
+                r.line(format!(
+                    "| {kname} | {tname} | {n} | {:.0} | {path} | {:.1} | {g:.0} | {:.3} | {copy_gbs:.0} | {:.3} |",
+                    (esz * n) as f64 / (1u64 << 20) as f64,
+                    t * 1e6,
+                    g / roof,
+                    g / copy_gbs
+                ));
+            }
+        }
+    }
+    dev.set_tuning(default);
     Ok(())
 }

@@ -1052,5 +1052,439 @@ extern "C" __global__ void quant_init(u32* __restrict__ ord, u64 G, u64* __restr
     if (global_thread() == 0) {
         flags[0] = ~0ull;
         flags[1] = ~0ull;
+        flags[2] = 0ull;  // grid-barrier counter of the one-pass per-tensor kernel
     }
 }
+
+// ------------------------------------------------------------------------------------------
+// Register-resident row quantizer (session 3): the fast path for contiguous groups of at most
+// 32·V 16-byte vectors. A team of TS lanes (a power of two within one warp) owns one group;
+// each lane issues all V of its 16-byte loads at once (lane tl holds vectors tl + k·TS, so a
+// team reads whole 32-byte sectors and a warp of TS = 32 reads 512 contiguous bytes per load),
+// keeps them in registers, reduces min/max with NaN-propagating min/max (packed bf16x2/f16x2
+// for 16-bit inputs: one instruction per two elements), votes across the warp whether any
+// value was ±inf/NaN (then the warp redoes the exact per-element rule for its groups), forms
+// the parameters, and writes the codes from the same registers. No shared memory and no block
+// barrier: warps stream independently, so many groups per SM are in flight.
+
+struct RegArgs {
+    u64 G;       // groups
+    u64 L;       // elements per group
+    u32 LV;      // 16-byte vectors per group (≤ 32·V)
+    u32 TS;      // lanes per team (power of two ≤ 32, TS·V ≥ LV)
+    u32 log_ts;  // log2(TS)
+    u32 unused;
+};
+
+__device__ __forceinline__ float fmin_nan(float a, float b) {
+    float r;
+    asm("min.NaN.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+    return r;
+}
+__device__ __forceinline__ float fmax_nan(float a, float b) {
+    float r;
+    asm("max.NaN.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+    return r;
+}
+
+// Lane statistics over V vectors: min and max (NaN if any element is NaN, ±inf kept), so the
+// lane is "dirty" iff one of them is not finite.
+template <class T> struct RegStats;
+template <> struct RegStats<F32> {
+    template <int V>
+    static __device__ __forceinline__ void run(const uint4* r, float& mn, float& mx) {
+#pragma unroll
+        for (int k = 0; k < V; ++k) {
+            const float a = __uint_as_float(r[k].x), b = __uint_as_float(r[k].y);
+            const float c = __uint_as_float(r[k].z), d = __uint_as_float(r[k].w);
+            const float lo = fmin_nan(fmin_nan(a, b), fmin_nan(c, d));
+            const float hi = fmax_nan(fmax_nan(a, b), fmax_nan(c, d));
+            mn = k == 0 ? lo : fmin_nan(mn, lo);
+            mx = k == 0 ? hi : fmax_nan(mx, hi);
+        }
+    }
+};
+template <class H> struct HalfMinMax;
+template <> struct HalfMinMax<F16> {
+    static __device__ __forceinline__ u32 mn(u32 a, u32 b) {
+        u32 r;
+        asm("min.NaN.f16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
+        return r;
+    }
+    static __device__ __forceinline__ u32 mx(u32 a, u32 b) {
+        u32 r;
+        asm("max.NaN.f16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
+        return r;
+    }
+};
+template <> struct HalfMinMax<BF16> {
+    static __device__ __forceinline__ u32 mn(u32 a, u32 b) {
+        u32 r;
+        asm("min.NaN.bf16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
+        return r;
+    }
+    static __device__ __forceinline__ u32 mx(u32 a, u32 b) {
+        u32 r;
+        asm("max.NaN.bf16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
+        return r;
+    }
+};
+template <class H> struct RegStatsHalf {
+    template <int V>
+    static __device__ __forceinline__ void run(const uint4* r, float& mn, float& mx) {
+        typedef HalfMinMax<H> M;
+        u32 lo = 0, hi = 0;
+#pragma unroll
+        for (int k = 0; k < V; ++k) {
+            const u32 l = M::mn(M::mn(r[k].x, r[k].y), M::mn(r[k].z, r[k].w));
+            const u32 h = M::mx(M::mx(r[k].x, r[k].y), M::mx(r[k].z, r[k].w));
+            lo = k == 0 ? l : M::mn(lo, l);
+            hi = k == 0 ? h : M::mx(hi, h);
+        }
+        // widening is exact and monotone; a NaN half stays NaN through fmin_nan/fmax_nan
+        mn = fmin_nan(H::to_f32((u16)(lo & 0xffffu)), H::to_f32((u16)(lo >> 16)));
+        mx = fmax_nan(H::to_f32((u16)(hi & 0xffffu)), H::to_f32((u16)(hi >> 16)));
+    }
+};
+template <> struct RegStats<F16> : RegStatsHalf<F16> {};
+template <> struct RegStats<BF16> : RegStatsHalf<BF16> {};
+
+template <class T, int V, bool AWAY>
+__device__ __forceinline__ void reg_store_lean(const uint4* r, u8* qg, u32 tl, const RegArgs& a,
+                                               const QLean& fl) {
+    const int W = Wide<T>::N;
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+        const u32 vi = tl + (u32)k * a.TS;
+        if (vi < a.LV) {
+            float f[W];
+            Unpack<T>::run(r[k], f);
+            store_codes_lean<W, AWAY>(qg + (u64)vi * W, f, fl);
+        }
+    }
+}
+
+template <class T, int V>
+__device__ __forceinline__ void rows_reg(const typename T::raw* __restrict__ x,
+                                         u8* __restrict__ q, float* __restrict__ scales,
+                                         int* __restrict__ zps, const RegArgs& a,
+                                         const QSpec& s, u64* bad, u64* bad_scale) {
+    const int W = Wide<T>::N;
+    const u32 lane = threadIdx.x & 31u;
+    const u32 team = lane >> a.log_ts, tl = lane & (a.TS - 1u);
+    const u32 tpw = 32u >> a.log_ts;
+    const u64 warp = ((u64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    const u64 nwarps = ((u64)gridDim.x * blockDim.x) >> 5;
+    const uint4* xv = reinterpret_cast<const uint4*>(x);
+    const u32 fallback = tl < a.LV ? tl : 0u;  // a valid vector of the group (duplicates are
+                                               // neutral for min/max)
+    for (u64 gb = warp * tpw; gb < a.G; gb += nwarps * tpw) {  // warp-uniform
+        const u64 g = gb + team;
+        const bool act = g < a.G;
+        const uint4* src = xv + g * a.LV;
+        uint4 r[V];
+#pragma unroll
+        for (int k = 0; k < V; ++k) {
+            const u32 vi = tl + (u32)k * a.TS;
+            r[k] = act ? __ldg(src + (vi < a.LV ? vi : fallback)) : make_uint4(0u, 0u, 0u, 0u);
+        }
+        float mn, mx;
+        RegStats<T>::template run<V>(r, mn, mx);
+        const bool dirty = !(is_finite_f(mn) & is_finite_f(mx));
+        const bool any_dirty = __any_sync(0xffffffffu, dirty);
+        if (any_dirty) {
+            // exact statistics: non-finite values skipped, the first recorded under Reject
+            mn = __int_as_float(0x7f800000);
+            mx = __int_as_float(0xff800000);
+            if (act) {
+#pragma unroll
+                for (int k = 0; k < V; ++k) {
+                    const u32 vi = tl + (u32)k * a.TS;
+                    if (vi < a.LV) {
+                        float f[W];
+                        Unpack<T>::run(r[k], f);
+#pragma unroll
+                        for (int j = 0; j < W; ++j) minmax_update(f[j], mn, mx, g * a.L + (u64)vi * W + j, s, bad);
+                    }
+                }
+            }
+        }
+        for (u32 off = a.TS >> 1; off > 0; off >>= 1) {
+            mn = fminf(mn, __shfl_xor_sync(0xffffffffu, mn, off));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+        }
+        if (act) {
+            float scale, inv;
+            int zp;
+            const bool ok = group_params(mn, mx, s, &scale, &zp, &inv);
+            if (tl == 0) {
+                scales[g] = scale;
+                zps[g] = zp;
+                if (!ok) atomicMin(bad_scale, g);
+            }
+            const QFast fq = make_fast(scale, inv, zp, s);
+            u8* qg = q + g * a.L;
+            if (!any_dirty && fq.on) {
+                QLean fl;
+                fl.inv = inv;
+                fl.lo = (float)fq.lo;
+                fl.hi = (float)fq.hi;
+                fl.zp = (u32)zp;
+                fl.away = fq.away;
+                if (fl.away) reg_store_lean<T, V, true>(r, qg, tl, a, fl);
+                else reg_store_lean<T, V, false>(r, qg, tl, a, fl);
+            } else {
+#pragma unroll
+                for (int k = 0; k < V; ++k) {
+                    const u32 vi = tl + (u32)k * a.TS;
+                    if (vi < a.LV) {
+                        float f[W];
+                        Unpack<T>::run(r[k], f);
+                        store_codesN<W>(qg + (u64)vi * W, f, fq, scale, inv, zp, s);
+                    }
+                }
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Dequantize, session 3: U vectors per thread and step with every load (codes, then each
+// vector's scale and zero point) issued before the first store, so U loads are in flight per
+// thread (the compiler cannot hoist loads above stores that may alias them). CS: streaming
+// cache hints (ld.cs / st.cs) instead of the default ones.
+template <bool CS>
+__device__ __forceinline__ void st16(void* p, uint4 v) {
+    if (CS) __stcs(reinterpret_cast<uint4*>(p), v);
+    else *reinterpret_cast<uint4*>(p) = v;
+}
+template <class O> struct DeqPack;
+template <> struct DeqPack<F32> {
+    // 4 floats → one 16-byte store
+    template <bool CS>
+    static __device__ __forceinline__ void store(float* p, const float* t) {
+        st16<CS>(p, make_uint4(__float_as_uint(t[0]), __float_as_uint(t[1]), __float_as_uint(t[2]),
+                               __float_as_uint(t[3])));
+    }
+};
+template <class H> struct DeqPackHalf {
+    // 8 values → one 16-byte store (each rounded once, to nearest even)
+    template <bool CS>
+    static __device__ __forceinline__ void store(u16* p, const float* t) {
+        st16<CS>(p, make_uint4(H::pack2(t[0], t[1]), H::pack2(t[2], t[3]), H::pack2(t[4], t[5]),
+                               H::pack2(t[6], t[7])));
+    }
+};
+template <> struct DeqPack<F16> : DeqPackHalf<F16> {};
+template <> struct DeqPack<BF16> : DeqPackHalf<BF16> {};
+
+template <int W, bool CS>
+__device__ __forceinline__ void load_codes2(const u8* p, u32* w) {
+    if (W == 4) {
+        w[0] = CS ? __ldcs(reinterpret_cast<const u32*>(p)) : __ldg(reinterpret_cast<const u32*>(p));
+    } else {
+        const uint2 a = CS ? __ldcs(reinterpret_cast<const uint2*>(p)) : __ldg(reinterpret_cast<const uint2*>(p));
+        w[0] = a.x;
+        w[1] = a.y;
+    }
+}
+
+template <class O, int U, bool CS>
+__device__ __forceinline__ void dequant_batched(const u8* __restrict__ q, int is_signed, u64 n,
+                                                GroupIndex gi, const float* __restrict__ scales,
+                                                const int* __restrict__ zps,
+                                                typename O::raw* __restrict__ y) {
+    const int W = DeqOut<O>::W;
+    if (gi.inner % W != 0) {
+        for (u64 i = global_thread(); i < n; i += global_threads()) {
+            const u64 g = group_of(i, gi);
+            const int code = is_signed ? (int)(signed char)q[i] : (int)q[i];
+            y[i] = O::from_f32(__fmul_rn(__int2float_rn(code - __ldg(zps + g)), __ldg(scales + g)));
+        }
+        return;
+    }
+    const u32 flip = is_signed ? 0x80808080u : 0u;
+    const int bias = 0x4B000000 + (is_signed ? 128 : 0);
+    const u64 nv = n / W, stride = global_threads();
+    u64 vi = global_thread();
+    for (; vi + (U - 1) * stride < nv; vi += U * stride) {
+        u32 w[U][W / 4];
+        float sc[U];
+        int zp[U];
+#pragma unroll
+        for (int u = 0; u < U; ++u) load_codes2<W, CS>(q + (vi + u * stride) * W, w[u]);
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            const u64 g = group_of((vi + u * stride) * W, gi);
+            sc[u] = __ldg(scales + g);
+            zp[u] = __ldg(zps + g);
+        }
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            const float off = __int_as_float(bias + zp[u]);
+            float t[W];
+#pragma unroll
+            for (int i = 0; i < W / 4; ++i) {
+                const u32 b = w[u][i] ^ flip;
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+                    const float c = __fsub_rn(__uint_as_float(__byte_perm(b, 0x4B000000u, 0x7540 + j)), off);
+                    t[4 * i + j] = __fmul_rn(c, sc[u]);
+                }
+            }
+            DeqPack<O>::template store<CS>(y + (vi + u * stride) * W, t);
+        }
+    }
+    for (; vi < nv; vi += stride) dequant_vec<O>(q, is_signed, vi * W, gi, scales, zps, y);
+}
+
+#define EAI_QUANT_KERNELS3(SUF, T)                                                               \
+    EAI_REG_KERNEL(SUF, T, 1)                                                                    \
+    EAI_REG_KERNEL(SUF, T, 2)                                                                    \
+    EAI_REG_KERNEL(SUF, T, 4)                                                                    \
+    EAI_REG_KERNEL(SUF, T, 8)                                                                    \
+    EAI_REG_KERNEL(SUF, T, 16)                                                                   \
+    EAI_DEQ_KERNEL(SUF, T, 4, true, 4s)                                                          \
+    EAI_DEQ_KERNEL(SUF, T, 8, true, 8s)                                                          \
+    EAI_DEQ_KERNEL(SUF, T, 4, false, 4w)                                                         \
+    EAI_DEQ_KERNEL(SUF, T, 8, false, 8w)
+#define EAI_REG_KERNEL(SUF, T, V)                                                                \
+    extern "C" __global__ void __launch_bounds__(256)                                            \
+        quant_rows_reg##V##_##SUF(const T::raw* __restrict__ x, u8* q, float* scales, int* zps,  \
+                                  RegArgs a, QSpec s, u64* bad, u64* bad_scale) {                \
+        rows_reg<T, V>(x, q, scales, zps, a, s, bad, bad_scale);                                 \
+    }
+#define EAI_DEQ_KERNEL(SUF, T, U, CS, TAG)                                                       \
+    extern "C" __global__ void dequant_##TAG##_##SUF(const u8* __restrict__ q, int is_signed,    \
+                                                     u64 n, GroupIndex gi, const float* scales,  \
+                                                     const int* zps, T::raw* y) {                \
+        dequant_batched<T, U, CS>(q, is_signed, n, gi, scales, zps, y);                          \
+    }
+EAI_QUANT_KERNELS3(f32, F32)
+EAI_QUANT_KERNELS3(f16, F16)
+EAI_QUANT_KERNELS3(bf16, BF16)
+
+// ------------------------------------------------------------------------------------------
+// One pass over memory for a per-tensor group whose input fits in the blocks' shared memory
+// (cooperative launch, so every block is resident): block b copies its slice of 16-byte vectors
+// into shared memory with cp.async, reduces min/max, publishes them with one atomic pair, waits
+// at a grid-wide barrier, forms the parameters from the global min/max, and writes the codes
+// from its shared-memory copy. The input is read from memory once and no second kernel runs.
+__device__ __forceinline__ u32 ld_acquire_u32(const u32* p) {
+    u32 v;
+    asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+    return v;
+}
+__device__ __forceinline__ void grid_barrier(u32* count) {
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        __threadfence();
+        atomicAdd(count, 1u);
+        while (ld_acquire_u32(count) < gridDim.x) asm volatile("nanosleep.u32 32;");
+        __threadfence();
+    }
+    __syncthreads();
+}
+
+template <class T>
+__device__ __forceinline__ void tensor_coop(const typename T::raw* __restrict__ x, u64 nv,
+                                            u64 chunk, u8* __restrict__ q,
+                                            float* __restrict__ scales, int* __restrict__ zps,
+                                            u32* ord, const QSpec& s, u64* bad, u64* bad_scale,
+                                            u32* barrier) {
+    extern __shared__ uint4 stage_mem[];
+    __shared__ float red_mn[32], red_mx[32];
+    __shared__ u32 glob[2];
+    const int W = Wide<T>::N;
+    const u32 tid = threadIdx.x, NT = blockDim.x;
+    const u64 v0 = (u64)blockIdx.x * chunk;
+    const u64 v1 = min(nv, v0 + chunk);
+    const u32 cnt = v0 < v1 ? (u32)(v1 - v0) : 0u;
+    const uint4* xv = reinterpret_cast<const uint4*>(x) + v0;
+    const u32 base = smem_u32(stage_mem);
+    for (u32 c = tid; c < cnt; c += NT) cp_async16(base + c * 16u, xv + c);
+    cp_async_commit();
+    cp_async_wait<0>();
+    __syncthreads();
+    float mn = __int_as_float(0x7f800000), mx = __int_as_float(0xff800000);
+    for (u32 c = tid; c < cnt; c += NT) {
+        float lo, hi;
+        RegStats<T>::template run<1>(stage_mem + c, lo, hi);
+        mn = fmin_nan(mn, lo);
+        mx = fmax_nan(mx, hi);
+    }
+    const bool dirty = tid < cnt && !(is_finite_f(mn) & is_finite_f(mx));
+    const bool bdirty = __syncthreads_or(dirty) != 0;
+    if (bdirty) {
+        mn = __int_as_float(0x7f800000);
+        mx = __int_as_float(0xff800000);
+        for (u32 c = tid; c < cnt; c += NT) {
+            float f[W];
+            Unpack<T>::run(stage_mem[c], f);
+#pragma unroll
+            for (int j = 0; j < W; ++j) minmax_update(f[j], mn, mx, (v0 + c) * W + j, s, bad);
+        }
+    }
+    for (u32 off = 16; off > 0; off >>= 1) {
+        mn = fminf(mn, __shfl_xor_sync(0xffffffffu, mn, off));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+    }
+    if ((tid & 31) == 0) { red_mn[tid >> 5] = mn; red_mx[tid >> 5] = mx; }
+    __syncthreads();
+    if (tid == 0) {
+        for (u32 w = 1; w < NT / 32; ++w) { mn = fminf(mn, red_mn[w]); mx = fmaxf(mx, red_mx[w]); }
+        if (mn <= mx) {
+            atomicMin(ord, f2ord(mn));
+            atomicMax(ord + 1, f2ord(mx));
+        }
+    }
+    grid_barrier(barrier);
+    if (tid == 0) {
+        glob[0] = ld_acquire_u32(ord);
+        glob[1] = ld_acquire_u32(ord + 1);
+    }
+    __syncthreads();
+    float gmn = __int_as_float(0x7f800000), gmx = __int_as_float(0xff800000);
+    if (glob[0] != 0xffffffffu) { gmn = ord2f(glob[0]); gmx = ord2f(glob[1]); }
+    float scale, inv;
+    int zp;
+    const bool ok = group_params(gmn, gmx, s, &scale, &zp, &inv);
+    if (blockIdx.x == 0 && tid == 0) {
+        scales[0] = scale;
+        zps[0] = zp;
+        if (!ok) atomicMin(bad_scale, 0ull);
+    }
+    const QFast fq = make_fast(scale, inv, zp, s);
+    u8* qb = q + v0 * W;
+    if (!bdirty && fq.on) {
+        QLean fl;
+        fl.inv = inv;
+        fl.lo = (float)fq.lo;
+        fl.hi = (float)fq.hi;
+        fl.zp = (u32)zp;
+        fl.away = fq.away;
+        for (u32 c = tid; c < cnt; c += NT) {
+            float f[W];
+            Unpack<T>::run(stage_mem[c], f);
+            if (fl.away) store_codes_lean<W, true>(qb + (u64)c * W, f, fl);
+            else store_codes_lean<W, false>(qb + (u64)c * W, f, fl);
+        }
+    } else {
+        for (u32 c = tid; c < cnt; c += NT) {
+            float f[W];
+            Unpack<T>::run(stage_mem[c], f);
+            store_codesN<W>(qb + (u64)c * W, f, fq, scale, inv, zp, s);
+        }
+    }
+}
+
+#define EAI_COOP_KERNEL(SUF, T)                                                                  \
+    extern "C" __global__ void __launch_bounds__(1024)                                           \
+        quant_tensor_coop_##SUF(const T::raw* __restrict__ x, u64 nv, u64 chunk, u8* q,          \
+                                float* scales, int* zps, u32* ord, QSpec s, u64* bad,            \
+                                u64* bad_scale, u32* barrier) {                                  \
+        tensor_coop<T>(x, nv, chunk, q, scales, zps, ord, s, bad, bad_scale, barrier);           \
+    }
+EAI_COOP_KERNEL(f32, F32)
+EAI_COOP_KERNEL(f16, F16)
+EAI_COOP_KERNEL(bf16, BF16)

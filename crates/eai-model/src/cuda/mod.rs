@@ -33,5 +33,5 @@ pub use engine::GpuEngine;
 pub use error::{GpuError, Result};
 pub use model::{
     AUTO_TILE_MIN_ROWS, GEMV_DENSE_MAX_M, GemvTile, GpuMemory, GpuModel, GpuOptions, GpuScheme,
-    RowScore, open_device,
+    PackedSeq, RowScore, open_device,
 };

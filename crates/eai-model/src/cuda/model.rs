@@ -149,12 +149,14 @@ pub struct GpuOptions {
     /// variable `EAI_CUDA_GRAPH=0` turns the default off. [`GpuModel::set_cuda_graph`] toggles
     /// it on a loaded model.
     pub cuda_graph: bool,
-    /// Fused decode (session 3): passes of at most [`GEMV_DENSE_MAX_M`] rows that take the
-    /// decode GEMV run 5 kernels per layer instead of 9 — RMSNorm fused into the qkv and
+    /// Fused decode (session 3): generation passes (greedy prefill and decode steps; scoring
+    /// passes keep their shared-prefix attention) of at most [`GEMV_DENSE_MAX_M`] rows that
+    /// take the decode GEMV run 5 kernels per layer instead of 9 — RMSNorm fused into the qkv and
     /// gate/up GEMVs' activation load, q/k/v bias + rope + KV-cache write into the qkv GEMV's
     /// epilogue, SwiGLU into the gate/up GEMV's epilogue, a decode attention kernel — and the
     /// LM head runs the final norm in its activation load (greedy graph steps: an argmax-only
-    /// kernel after it). On by default; `EAI_FUSED_DECODE=0` turns the default off;
+    /// kernel after it; the norm-fused head also serves scoring chunks of at most
+    /// [`GEMV_DENSE_MAX_M`] rows). On by default; `EAI_FUSED_DECODE=0` turns the default off;
     /// [`GpuModel::set_fused_decode`] toggles it on a loaded model.
     pub fused_decode: bool,
     /// Row layout of the fused path's plain GEMVs (o and down projections).
@@ -326,6 +328,11 @@ struct Scratch {
     seq: CudaSlice<i32>,
     pos: CudaSlice<i32>,
     seq_off: CudaSlice<u32>,
+    /// Shared-prefix descriptors of a scoring pass, two per sequence (see [`RowPlan::pre`]).
+    pre: CudaSlice<u32>,
+    /// The uploaded plan is a scoring pass: attention runs `attention_prefill_*`, which reads
+    /// `pre`; otherwise (generation) the decode attention kernel.
+    prefill: bool,
     x: CudaSlice<f32>,
     qkv: CudaSlice<f32>,
     gu: CudaSlice<f32>,
@@ -418,8 +425,36 @@ pub(crate) struct RowPlan {
     pub(crate) seq: Vec<i32>,
     pub(crate) pos: Vec<i32>,
     pub(crate) seq_off: Vec<u32>,
+    /// Scoring passes: two entries per sequence, `(prefix slot offset, prefix length)`; key
+    /// `j` of sequence `s` is at slot `pre[2s] + j` for `j < pre[2s + 1]`, else
+    /// `seq_off[s] + j`. Empty for generation passes (decode attention kernel, no prefixes).
+    pub(crate) pre: Vec<u32>,
     /// Rows that belong to sequences (the rest are padding).
     pub(crate) real: usize,
+}
+
+/// A sequence of a packed scoring pass ([`GpuModel::score_packed`]): its own tokens and,
+/// optionally, the shared prefix it continues.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PackedSeq<'a> {
+    /// The sequence's own tokens (after the prefix, if any).
+    pub tokens: &'a [u32],
+    /// `Some((i, n))`: the tokens continue the first `n` tokens of sequence `i` of the same
+    /// pass (`i` earlier in the pass, itself without a prefix, at least `n` tokens long); their
+    /// positions start at `n` and they attend to `i`'s first `n` keys, computed once.
+    pub prefix: Option<(usize, usize)>,
+}
+
+impl<'a> PackedSeq<'a> {
+    /// A sequence from position 0.
+    pub fn new(tokens: &'a [u32]) -> Self {
+        PackedSeq { tokens, prefix: None }
+    }
+
+    /// A sequence continuing the first `len` tokens of sequence `of` of the same pass.
+    pub fn continuing(tokens: &'a [u32], of: usize, len: usize) -> Self {
+        PackedSeq { tokens, prefix: Some((of, len)) }
+    }
 }
 
 const ROPE_TABLE_MAX: usize = 16_384;
@@ -1098,6 +1133,8 @@ impl GpuModel {
             seq: self.alloc(&what("sequence ids"), m)?,
             pos: self.alloc(&what("positions"), m)?,
             seq_off: self.alloc(&what("sequence offsets"), m)?,
+            pre: self.alloc(&what("shared-prefix descriptors"), 2 * m)?,
+            prefill: false,
             x: self.alloc(&what("residual stream"), m * h)?,
             qkv: self.alloc(&what("qkv"), m * wq)?,
             gu: self.alloc(&what("gate/up"), m * 2 * f)?,
@@ -1179,6 +1216,7 @@ impl GpuModel {
             || plan.seq.len() != m
             || plan.pos.len() != m
             || plan.seq_off.len() > m
+            || (!plan.pre.is_empty() && plan.pre.len() != 2 * plan.seq_off.len())
         {
             return Err(GpuError::invalid(format!("row plan does not fit {m} rows")));
         }
@@ -1187,6 +1225,14 @@ impl GpuModel {
                 let off = plan.seq_off.get(s as usize).copied().unwrap_or(u32::MAX) as usize;
                 if off.saturating_add(p.max(0) as usize) >= kv_tokens {
                     return Err(GpuError::invalid(format!("row {r}: KV slot outside the cache")));
+                }
+                if let Some(d) = plan.pre.get(2 * s as usize..2 * s as usize + 2) {
+                    let (po, pl) = (d[0] as usize, d[1] as usize);
+                    if pl > 0 && (po.saturating_add(pl) > kv_tokens || pl > p.max(0) as usize) {
+                        return Err(GpuError::invalid(format!(
+                            "row {r}: shared prefix outside the cache or after the position"
+                        )));
+                    }
                 }
             }
             if plan.ids[r] as usize >= c.vocab {
@@ -1199,6 +1245,8 @@ impl GpuModel {
         self.upload_into(&plan.ids, &mut sc.ids, "token ids")?;
         self.upload_into(&plan.seq, &mut sc.seq, "sequence ids")?;
         self.upload_into(&plan.pos, &mut sc.pos, "positions")?;
+        sc.prefill = !plan.pre.is_empty();
+        self.upload_into(&plan.pre, &mut sc.pre, "shared-prefix descriptors")?;
         self.upload_into(&plan.seq_off, &mut sc.seq_off, "sequence offsets")
     }
 
@@ -1227,7 +1275,9 @@ impl GpuModel {
             // ids < vocab (checked), table holds vocab·h, x holds m·h.
             launch!(self, ename, grid((m * h) as u64, sms), [&table, &sc.ids, &sc.x, &m32, &h32])?;
         }
-        if self.fused_fits(m) {
+        // Generation passes (no shared-prefix descriptors) of few rows: the fused decode
+        // layers. Scoring passes keep the scoring attention kernel, which reads the prefixes.
+        if !sc.prefill && self.fused_fits(m) {
             return self.fused_layers(sc, kv, kv_tokens);
         }
         let per_layer = kv_tokens * nkv * d;
@@ -1285,12 +1335,23 @@ impl GpuModel {
         let (nh32, nkv32, d32) = (c.n_heads as u32, c.n_kv_heads as u32, c.head_dim as u32);
         let eps = c.rms_eps;
         let null: u64 = 0;
-        let Scratch { x, gu, qkv, seq, pos, seq_off, act, .. } = sc;
+        let Scratch { x, gu, qkv, seq, pos, seq_off, pre, prefill, act, .. } = sc;
         // Kernel launches below: rmsnorm/quant kernels run one block per row over k columns of
         // buffers holding m·k; attention one block per (head, row) reading the cache slots the
         // rope kernel wrote; swiglu reads m·2f and writes m·f.
         let attn_cfg =
             LaunchConfig { grid_dim: (nh32, m32, 1), block_dim: (128, 1, 1), shared_mem_bytes: 0 };
+        // Scoring attention: one block per (row, kv head, group of ≤ 8 query heads), one warp
+        // per query head, a chunk of `ch` keys staged in shared memory (see model.cu).
+        let prefill = *prefill;
+        let group = c.n_heads / c.n_kv_heads.max(1);
+        let ch = (4096 / c.head_dim.max(1)).min(32);
+        let pf_cfg = LaunchConfig {
+            grid_dim: (m32, nkv32, group.div_ceil(8) as u32),
+            block_dim: (32 * group.min(8) as u32, 1, 1),
+            shared_mem_bytes: (4 * (ch * (c.head_dim + 4) + ch * c.head_dim + 8 * c.head_dim))
+                as u32,
+        };
         macro_rules! float_stage {
             ($suffix:literal, $out:expr) => {{
                 let out = $out;
@@ -1300,6 +1361,15 @@ impl GpuModel {
                         concat!("rmsnorm_", $suffix),
                         rows_cfg(m, 256),
                         [&*x, &null, w, out, &h32, &eps,]
+                    ),
+                    Source::Attn { kc, vc, scale, window } if prefill => launch!(
+                        self,
+                        concat!("attention_prefill_", $suffix),
+                        pf_cfg,
+                        [
+                            &*qkv, &*seq, &*pos, &*seq_off, &*pre, kc, vc, out, &nh32, &nkv32,
+                            &d32, &scale, &window,
+                        ]
                     ),
                     Source::Attn { kc, vc, scale, window } => launch!(
                         self,
@@ -1772,12 +1842,31 @@ impl GpuModel {
         score: &[Vec<usize>],
         targets: &[Vec<Vec<u32>>],
     ) -> Result<Vec<Vec<RowScore>>> {
+        let packed: Vec<PackedSeq<'_>> = seqs.iter().map(|s| PackedSeq::new(s)).collect();
+        self.score_packed(&packed, score, targets)
+    }
+
+    /// [`GpuModel::score_batch`] with shared prefixes: a sequence with
+    /// [`PackedSeq::prefix`] `Some((i, n))` continues the first `n` tokens of sequence `i` of
+    /// the same pass (run once, attended to by every continuation). `score[s]` indexes the
+    /// sequence's own tokens. Results equal running each continuation's whole input (prefix
+    /// and own tokens) as a sequence of its own, up to float rounding.
+    ///
+    /// # Errors
+    /// A prefix that is not an earlier, unprefixed sequence at least `n` tokens long; as
+    /// [`GpuModel::score_batch`].
+    pub fn score_packed(
+        &mut self,
+        seqs: &[PackedSeq<'_>],
+        score: &[Vec<usize>],
+        targets: &[Vec<Vec<u32>>],
+    ) -> Result<Vec<Vec<RowScore>>> {
         if score.len() != seqs.len() || targets.len() != seqs.len() {
             return Err(GpuError::invalid(
                 "score_batch: one position list and target list per sequence",
             ));
         }
-        let total: usize = seqs.iter().map(|s| s.len()).sum();
+        let total: usize = seqs.iter().map(|s| s.tokens.len()).sum();
         if total == 0 {
             return Ok(vec![Vec::new(); seqs.len()]);
         }
@@ -1785,13 +1874,31 @@ impl GpuModel {
         let mut plan = RowPlan { real: total, ..Default::default() };
         let mut off = 0usize;
         for (si, s) in seqs.iter().enumerate() {
-            plan.seq_off.push(off as u32);
-            for (p, &t) in s.iter().enumerate() {
+            let (poff, plen) = match s.prefix {
+                None => (0, 0),
+                Some((i, n)) => {
+                    let ok = i < si
+                        && seqs[i].prefix.is_none()
+                        && n <= seqs[i].tokens.len()
+                        && n <= u32::MAX as usize;
+                    if !ok {
+                        return Err(GpuError::invalid(format!(
+                            "sequence {si}: prefix ({i}, {n}) is not the head of an earlier \
+                             sequence without a prefix"
+                        )));
+                    }
+                    (plan.seq_off[i], n)
+                }
+            };
+            // Own tokens at slots off.., positions plen..: seq_off + position = slot.
+            plan.seq_off.push((off - plen) as u32);
+            plan.pre.extend([poff, plen as u32]);
+            for (p, &t) in s.tokens.iter().enumerate() {
                 plan.ids.push(t);
                 plan.seq.push(si as i32);
-                plan.pos.push(p as i32);
+                plan.pos.push((plen + p) as i32);
             }
-            off += s.len();
+            off += s.tokens.len();
         }
         plan.ids.resize(m, 0);
         plan.seq.resize(m, -1);
@@ -1819,17 +1926,17 @@ impl GpuModel {
                 )));
             }
             for (j, &p) in score[si].iter().enumerate() {
-                if p >= s.len() {
+                if p >= s.tokens.len() {
                     self.put_scratch(sc);
                     return Err(GpuError::invalid(format!(
                         "sequence {si}: position {p} beyond its {} tokens",
-                        s.len()
+                        s.tokens.len()
                     )));
                 }
                 idx.push((base + p) as u32);
                 tg.push(targets[si][j].clone());
             }
-            base += s.len();
+            base += s.tokens.len();
         }
         let vocab = self.cfg.vocab;
         let res = self.head(&sc.x, &idx, &tg, vocab, false);
@@ -1859,6 +1966,7 @@ impl GpuModel {
             seq: vec![0; n],
             pos: (0..n as i32).collect(),
             seq_off: vec![0],
+            pre: vec![0, 0],
             real: n,
         };
         plan.ids.resize(m, 0);

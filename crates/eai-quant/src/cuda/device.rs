@@ -363,7 +363,7 @@ impl CudaDevice {
         let mut functions = std::collections::HashMap::new();
         for &name in kernels::ENTRY_POINTS {
             let f = module.load_function(name).map_err(self.err("cuModuleGetFunction"))?;
-            if name.starts_with("quant_rows_tiles") {
+            if name.starts_with("quant_rows_tiles") || name.starts_with("quant_tensor_coop") {
                 // the pipelined row kernels may use more than the default 48 KiB of dynamic
                 // shared memory (long rows); the launch asks only for what it needs
                 f.set_attribute(
@@ -508,6 +508,27 @@ pub struct Tuning {
     pub w8a16_unroll: u32,
     /// Warps per block of the W8A16 kernels (4 or 8).
     pub w8a16_warps: u32,
+    /// Register-resident row quantizer for f32 inputs: preferred 16-byte vectors per lane and
+    /// group (1, 2, 4, 8 or 16; a group of LV ≤ 512 vectors gets a team of
+    /// `next_pow2(LV / this)` ≤ 32 lanes), or 0 to use the pipelined kernel instead. Groups of
+    /// more than 512 vectors (8 KiB) always take the pipelined kernel.
+    pub quant_reg_vectors_f32: u32,
+    /// The same for f16/bf16 inputs.
+    pub quant_reg_vectors_half: u32,
+    /// Threads per block of the register-resident row quantizer (128 or 256).
+    pub quant_reg_threads: u32,
+    /// Dequantize: 16-byte output vectors per thread and step whose loads are all in flight
+    /// before the first store (4 or 8), or 0 for the session-2 kernel.
+    pub dequant_unroll: u32,
+    /// Dequantize: streaming cache hints (`ld.cs`/`st.cs`) instead of the default ones.
+    pub dequant_streaming: bool,
+    /// Dequantize: resident blocks of 256 threads per multiprocessor the grid is sized for
+    /// (4, 8 or 16).
+    pub dequant_blocks_per_sm: u32,
+    /// Per-tensor quantization of an input that fits in the multiprocessors' shared memory
+    /// (see [`CudaDevice::one_pass_tensor_capacity_bytes`]) in one cooperative kernel (one pass
+    /// over memory) instead of two passes.
+    pub quant_one_pass_tensor: bool,
 }
 
 impl Default for Tuning {
@@ -520,6 +541,13 @@ impl Default for Tuning {
             w8a16_rows: 2,
             w8a16_unroll: 2,
             w8a16_warps: 8,
+            quant_reg_vectors_f32: 4,
+            quant_reg_vectors_half: 4,
+            quant_reg_threads: 256,
+            dequant_unroll: 4,
+            dequant_streaming: false,
+            dequant_blocks_per_sm: 4,
+            quant_one_pass_tensor: true,
         }
     }
 }
@@ -540,6 +568,25 @@ impl Tuning {
             w8a16_rows: pick(self.w8a16_rows, &[1, 2, 4], d.w8a16_rows),
             w8a16_unroll: pick(self.w8a16_unroll, &[1, 2, 4, 8], d.w8a16_unroll),
             w8a16_warps: pick(self.w8a16_warps, &[4, 8], d.w8a16_warps),
+            quant_reg_vectors_f32: pick(
+                self.quant_reg_vectors_f32,
+                &[0, 1, 2, 4, 8, 16],
+                d.quant_reg_vectors_f32,
+            ),
+            quant_reg_vectors_half: pick(
+                self.quant_reg_vectors_half,
+                &[0, 1, 2, 4, 8, 16],
+                d.quant_reg_vectors_half,
+            ),
+            quant_reg_threads: pick(self.quant_reg_threads, &[128, 256], d.quant_reg_threads),
+            dequant_unroll: pick(self.dequant_unroll, &[0, 4, 8], d.dequant_unroll),
+            dequant_streaming: self.dequant_streaming,
+            dequant_blocks_per_sm: pick(
+                self.dequant_blocks_per_sm,
+                &[4, 8, 16],
+                d.dequant_blocks_per_sm,
+            ),
+            quant_one_pass_tensor: self.quant_one_pass_tensor,
         }
     }
 }

@@ -109,6 +109,36 @@ pub(crate) const ENTRY_POINTS: &[&str] = &[
     "gemm_dequant8_bf16",
     "quant_params",
     "quant_init",
+    "quant_rows_reg1_f32",
+    "quant_rows_reg2_f32",
+    "quant_rows_reg4_f32",
+    "quant_rows_reg8_f32",
+    "quant_rows_reg16_f32",
+    "dequant_4s_f32",
+    "dequant_8s_f32",
+    "dequant_4w_f32",
+    "dequant_8w_f32",
+    "quant_rows_reg1_f16",
+    "quant_rows_reg2_f16",
+    "quant_rows_reg4_f16",
+    "quant_rows_reg8_f16",
+    "quant_rows_reg16_f16",
+    "dequant_4s_f16",
+    "dequant_8s_f16",
+    "dequant_4w_f16",
+    "dequant_8w_f16",
+    "quant_rows_reg1_bf16",
+    "quant_rows_reg2_bf16",
+    "quant_rows_reg4_bf16",
+    "quant_rows_reg8_bf16",
+    "quant_rows_reg16_bf16",
+    "dequant_4s_bf16",
+    "dequant_8s_bf16",
+    "dequant_4w_bf16",
+    "dequant_8w_bf16",
+    "quant_tensor_coop_f32",
+    "quant_tensor_coop_f16",
+    "quant_tensor_coop_bf16",
     "fill_uniform_f32",
     "fill_random_u32",
 ];
@@ -175,8 +205,15 @@ mod tests {
                 .iter()
                 .find_map(|suf| name.strip_suffix(suf))
                 .unwrap_or(name);
+            // session-3 families pasted from a variant tag as well
+            let family = (name.starts_with("quant_rows_reg")
+                && src.contains("quant_rows_reg##V##_##SUF("))
+                || (name.starts_with("dequant_")
+                    && name.len() > "dequant_bf16".len()
+                    && src.contains("dequant_##TAG##_##SUF("));
             assert!(
-                src.contains(&format!("{name}("))
+                family
+                    || src.contains(&format!("{name}("))
                     || src.contains(&format!("({name},"))
                     || src.contains(&format!("{base}_##SUF(")),
                 "kernel `{name}` is not defined in the embedded source"
