@@ -149,6 +149,18 @@ pub struct GpuOptions {
     /// variable `EAI_CUDA_GRAPH=0` turns the default off. [`GpuModel::set_cuda_graph`] toggles
     /// it on a loaded model.
     pub cuda_graph: bool,
+    /// Fused decode (session 3): generation passes (greedy prefill and decode steps; scoring
+    /// passes keep their shared-prefix attention) of at most [`GEMV_DENSE_MAX_M`] rows that
+    /// take the decode GEMV run 5 kernels per layer instead of 9 — RMSNorm fused into the qkv and
+    /// gate/up GEMVs' activation load, q/k/v bias + rope + KV-cache write into the qkv GEMV's
+    /// epilogue, SwiGLU into the gate/up GEMV's epilogue, a decode attention kernel — and the
+    /// LM head runs the final norm in its activation load (greedy graph steps: an argmax-only
+    /// kernel after it; the norm-fused head also serves scoring chunks of at most
+    /// [`GEMV_DENSE_MAX_M`] rows). On by default; `EAI_FUSED_DECODE=0` turns the default off;
+    /// [`GpuModel::set_fused_decode`] toggles it on a loaded model.
+    pub fused_decode: bool,
+    /// Row layout of the fused path's plain GEMVs (o and down projections).
+    pub gemv_tile: GemvTile,
 }
 
 /// Weight format of a decode GEMV.
@@ -179,7 +191,27 @@ impl GpuOptions {
     pub fn new(scheme: GpuScheme) -> Self {
         let decode_gemv = std::env::var("EAI_DECODE_GEMV").map_or(true, |v| v.trim() != "0");
         let cuda_graph = std::env::var("EAI_CUDA_GRAPH").map_or(true, |v| v.trim() != "0");
-        GpuOptions { scheme, half_head: false, decode_gemv, cuda_graph }
+        let fused_decode = std::env::var("EAI_FUSED_DECODE").map_or(true, |v| v.trim() != "0");
+        GpuOptions {
+            scheme,
+            half_head: false,
+            decode_gemv,
+            cuda_graph,
+            fused_decode,
+            gemv_tile: GemvTile::default(),
+        }
+    }
+
+    /// Sets [`GpuOptions::fused_decode`].
+    pub fn fused_decode(mut self, on: bool) -> Self {
+        self.fused_decode = on;
+        self
+    }
+
+    /// Sets [`GpuOptions::gemv_tile`].
+    pub fn gemv_tile(mut self, tile: GemvTile) -> Self {
+        self.gemv_tile = tile;
+        self
     }
 
     /// Sets [`GpuOptions::cuda_graph`].
@@ -339,6 +371,10 @@ struct HeadScratch {
     logits: CudaSlice<f32>,
     lse: CudaSlice<f64>,
     amax: CudaSlice<u32>,
+    /// `argmax_rows`'s per-row 64-bit running maximum and finished-block count (zeroed at
+    /// allocation; the kernel leaves them zeroed).
+    amax_slot: CudaSlice<u64>,
+    amax_count: CudaSlice<u32>,
     pick_rows: CudaSlice<u32>,
     pick_tgts: CudaSlice<u32>,
     picks: CudaSlice<f32>,
@@ -445,6 +481,9 @@ macro_rules! launch {
     }};
 }
 
+mod decode;
+pub use decode::{AUTO_TILE_MIN_ROWS, GemvTile};
+
 fn grid(items: u64, sms: u32) -> LaunchConfig {
     let blocks = items.div_ceil(256).clamp(1, u64::from(sms.max(1)) * 16);
     LaunchConfig { grid_dim: (blocks as u32, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 }
@@ -511,6 +550,9 @@ pub struct GpuModel {
     capturable: bool,
     graph_on: bool,
     graph: Option<DecodeGraph>,
+    /// Fused decode kernels for passes of at most `GEMV_DENSE_MAX_M` rows.
+    fused: bool,
+    tile: GemvTile,
 }
 
 /// Opens CUDA device `ordinal` through eai-quant (library probes first: a missing driver or
@@ -899,6 +941,8 @@ impl GpuModel {
             capturable: opts.cuda_graph,
             graph_on: opts.cuda_graph,
             graph: None,
+            fused: opts.fused_decode,
+            tile: opts.gemv_tile,
         })
     }
 
@@ -961,6 +1005,20 @@ impl GpuModel {
             self.graph = None;
         }
         self.graph_on
+    }
+
+    /// Turns the fused decode kernels on or off (see [`GpuOptions::fused_decode`]); they run
+    /// only where the decode GEMV runs (`decode_gemv`), so this returns whether they are on.
+    pub fn set_fused_decode(&mut self, on: bool) -> bool {
+        self.fused = on;
+        self.graph = None;
+        self.fused && self.gemv
+    }
+
+    /// Sets the row layout of the fused path's plain GEMVs (see [`GpuOptions::gemv_tile`]).
+    pub fn set_gemv_tile(&mut self, tile: GemvTile) {
+        self.tile = tile;
+        self.graph = None;
     }
 
     /// Whether decode steps are captured into and replayed from a CUDA graph.
@@ -1216,6 +1274,11 @@ impl GpuModel {
             let table = self.embed.ptr(&self.stream);
             // ids < vocab (checked), table holds vocab·h, x holds m·h.
             launch!(self, ename, grid((m * h) as u64, sms), [&table, &sc.ids, &sc.x, &m32, &h32])?;
+        }
+        // Generation passes (no shared-prefix descriptors) of few rows: the fused decode
+        // layers. Scoring passes keep the scoring attention kernel, which reads the prefixes.
+        if !sc.prefill && self.fused_fits(m) {
+            return self.fused_layers(sc, kv, kv_tokens);
         }
         let per_layer = kv_tokens * nkv * d;
         let table_len = self.rope_len as u32;
@@ -1561,6 +1624,8 @@ impl GpuModel {
             logits: self.alloc(&format!("logits for {rows} rows × {v}"), rows * v)?,
             lse: self.alloc("log-partition per row", rows)?,
             amax: self.alloc("argmax per row", rows)?,
+            amax_slot: self.alloc("argmax slot per row", rows)?,
+            amax_count: self.alloc("argmax block count per row", rows)?,
             pick_rows: self.alloc("scored rows", picks_cap)?,
             pick_tgts: self.alloc("scored targets", picks_cap)?,
             picks: self.alloc("scored logits", picks_cap)?,
@@ -1602,11 +1667,31 @@ impl GpuModel {
         r: usize,
         (h, v): (usize, usize),
         lim32: u32,
+        argmax_only: bool,
     ) -> Result<()> {
         let s = &self.stream;
         let head_w = self.head.as_ref().unwrap_or(&self.embed);
         let eps = self.cfg.rms_eps;
         let (h32, v32) = (h as u32, v as u32);
+        if self.fused_head_fits(r, head_w.ty(), hs.act.ty()) {
+            self.fused_head(hs, x, r, (h, v))?;
+            let (lg, lse, am) = (&hs.logits, &hs.lse, &hs.amax);
+            return if argmax_only {
+                let (slot, count) = (&hs.amax_slot, &hs.amax_count);
+                let blocks =
+                    v.div_ceil(2048).clamp(1, self.dev.info().multiprocessors.max(1) as usize);
+                let cfg = LaunchConfig {
+                    grid_dim: (blocks as u32, r as u32, 1),
+                    block_dim: (256, 1, 1),
+                    shared_mem_bytes: 0,
+                };
+                // grid.y = r rows of vocab logits; amax, slot and count hold rows ≥ r entries.
+                launch!(self, "argmax_rows", cfg, [lg, &v32, &lim32, slot, count, am])
+            } else {
+                // One block per row over vocab logits; lse/amax hold rows entries.
+                launch!(self, "row_stats", rows_cfg(r, 256), [lg, &v32, &lim32, lse, am])
+            };
+        }
         let norm_name = match hs.act.suffix() {
             "f32" => "rmsnorm_f32",
             "f16" => "rmsnorm_f16",
@@ -1679,7 +1764,7 @@ impl GpuModel {
             let tg = &targets[ci * chunk..ci * chunk + rows.len()];
             let r = rows.len();
             self.upload_into(rows, &mut hs.idx, "LM-head row indices")?;
-            self.head_enqueue(hs, x, r, (h, v), lim32)?;
+            self.head_enqueue(hs, x, r, (h, v), lim32, false)?;
             let mut prow = Vec::new();
             let mut ptgt = Vec::new();
             for (i, t) in tg.iter().enumerate() {
@@ -2089,7 +2174,7 @@ impl GpuModel {
             .map_err(|e| GpuError::driver("cuStreamBeginCapture", ord, "decode graph", e))?;
         let work = self
             .enqueue_forward(&mut sc, kv, key.kv_tokens, key.m)
-            .and_then(|()| self.head_enqueue(&hs, &sc.x, key.m, (h, v), lim32));
+            .and_then(|()| self.head_enqueue(&hs, &sc.x, key.m, (h, v), lim32, true));
         // Always end the capture, also after a failed launch, so the stream stays usable.
         let graph = self.stream.end_capture(ds::CUgraphInstantiate_flags(0));
         work?;
