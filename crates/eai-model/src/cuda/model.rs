@@ -159,7 +159,9 @@ pub struct GpuOptions {
     /// [`GEMV_DENSE_MAX_M`] rows). On by default; `EAI_FUSED_DECODE=0` turns the default off;
     /// [`GpuModel::set_fused_decode`] toggles it on a loaded model.
     pub fused_decode: bool,
-    /// Row layout of the fused path's plain GEMVs (o and down projections).
+    /// Row layout of the fused path's plain GEMVs (o and down projections); the tensor-core
+    /// layouts also run the norm-fused int8 GEMVs (qkv, gate/up, int8 head) on tensor cores.
+    /// [`GemvTile::Auto`] (default) decides per model and weight format.
     pub gemv_tile: GemvTile,
     /// For the int8 schemes (W8A16, W8A8, dynamic), an **int8 LM head**: the head matrix (the
     /// embedding table when tied) quantized per output row with eai-quant's int8 weight spec
@@ -500,7 +502,7 @@ macro_rules! launch {
 }
 
 mod decode;
-pub use decode::{AUTO_INT8_TENSOR_CORE, AUTO_TILE_MIN_ROWS, GemvTile};
+pub use decode::{AUTO_TENSOR_CORE_MAX_HIDDEN, GemvTile};
 
 fn grid(items: u64, sms: u32) -> LaunchConfig {
     let blocks = items.div_ceil(256).clamp(1, u64::from(sms.max(1)) * 16);

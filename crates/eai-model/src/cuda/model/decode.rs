@@ -21,10 +21,12 @@ use crate::cuda::error::{GpuError, Result};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum GemvTile {
-    /// [`GemvTile::R4U2`] for GEMVs of at least [`AUTO_TILE_MIN_ROWS`] output rows, else
-    /// [`GemvTile::R1U8`] (measured on an H200: R4U2 fastest on the 7B shapes, where widening
-    /// the activations once per 4 rows pays; one row per warp fastest at SmolLM2's 576 rows,
-    /// where a GEMV is a single round trip and more warps mean less latency).
+    /// [`GemvTile::K4U2`], except for int8 weights of a model narrower than
+    /// [`AUTO_TENSOR_CORE_MAX_HIDDEN`] on sm_80+, which take [`GemvTile::T8U4`] (measured on an
+    /// H200 in session 3: K4U2 fastest for FP16 and W8A16 on the Qwen2.5-7B and Mistral-7B
+    /// shapes, +3 to +6 % over session 3's R4U2 default, and for FP16 at SmolLM2's shapes, +5 %
+    /// over R1U8; the tensor-core int8 GEMVs fastest for W8A16 at SmolLM2's shapes, +6 % over
+    /// R1U8, but 13 % slower than K4U2 at 7B).
     #[default]
     Auto,
     /// One row per warp, 8 vectors in flight per lane (4 warps per block).
@@ -92,15 +94,6 @@ impl GemvTile {
         GemvTile::ALL.into_iter().find(|t| t.label() == s)
     }
 
-    /// The layout used for a GEMV of `n` output rows.
-    fn resolve(self, n: usize) -> GemvTile {
-        match self {
-            GemvTile::Auto if n >= AUTO_TILE_MIN_ROWS => GemvTile::R4U2,
-            GemvTile::Auto => GemvTile::R1U8,
-            t => t,
-        }
-    }
-
     fn rows(self) -> usize {
         match self {
             GemvTile::Auto => 1,
@@ -111,14 +104,18 @@ impl GemvTile {
         }
     }
 
-    /// The layout used for a GEMV of `n` rows of int8 (or not) weights: [`GemvTile::resolve`],
-    /// then [`GemvTile::for_format`]; `Auto` takes [`GemvTile::T8U4`] for int8 weights on
-    /// sm_80+ when [`AUTO_INT8_TENSOR_CORE`] is set.
-    fn resolve_for(self, n: usize, int8: bool, sm80: bool) -> GemvTile {
-        if self == GemvTile::Auto && AUTO_INT8_TENSOR_CORE && int8 && sm80 {
-            return GemvTile::T8U4;
+    /// The layout used for the GEMVs of a model of residual width `hidden` with int8 (or
+    /// other) weights (see [`GemvTile::Auto`]), then [`GemvTile::for_format`]. Model-wide, so
+    /// that one setting decides every GEMV of a step (the tensor-core layouts also switch the
+    /// norm-fused int8 GEMVs).
+    fn resolve_for(self, hidden: usize, int8: bool, sm80: bool) -> GemvTile {
+        match self {
+            GemvTile::Auto if int8 && sm80 && hidden < AUTO_TENSOR_CORE_MAX_HIDDEN => {
+                GemvTile::T8U4
+            }
+            GemvTile::Auto => GemvTile::K4U2,
+            t => t.for_format(int8, sm80),
         }
-        self.resolve(n).for_format(int8, sm80)
     }
 
     /// The layout a kernel exists for: the tensor-core layouts serve int8 weights on sm_80+.
@@ -144,11 +141,8 @@ impl GemvTile {
     }
 }
 
-/// Whether [`GemvTile::Auto`] runs int8 weights on tensor cores ([`GemvTile::T8U4`]).
-pub const AUTO_INT8_TENSOR_CORE: bool = false;
-
-/// Output rows from which [`GemvTile::Auto`] takes four rows per warp.
-pub const AUTO_TILE_MIN_ROWS: usize = 2048;
+/// Residual width below which [`GemvTile::Auto`] runs int8 weights on tensor cores.
+pub const AUTO_TENSOR_CORE_MAX_HIDDEN: usize = 2048;
 
 /// The kernels' `DecArgs` (decode.cu), field for field; device pointers as u64 (0 = null).
 #[repr(C)]
@@ -306,7 +300,8 @@ impl GpuModel {
         let sm80 = self.dev.info().compute_capability.0 >= 8;
         // Tensor-core norm-fused int8 GEMVs: units of 8 rows (4 rope pairs of one head, 4
         // gate/up pairs).
-        let tc = self.tile.resolve_for(n, ty == WeightTy::I8, sm80).tensor_core()
+        let hidden = self.cfg.hidden;
+        let tc = self.tile.resolve_for(hidden, ty == WeightTy::I8, sm80).tensor_core()
             && ty == WeightTy::I8
             && (a.f as usize).is_multiple_of(4)
             && (a.d as usize / 2).is_multiple_of(4);
@@ -318,7 +313,7 @@ impl GpuModel {
             Variant::NormSwiglu => ("ns".to_string(), a.f as usize, 8, mt * k * xb),
             Variant::NormPlain => ("np".to_string(), n.div_ceil(2), 8, mt * k * xb),
             Variant::Plain(t) => {
-                let t = t.resolve_for(n, ty == WeightTy::I8, sm80);
+                let t = t.resolve_for(hidden, ty == WeightTy::I8, sm80);
                 block_k = t.block_k();
                 let warps = if block_k { 8 } else { 4 };
                 (format!("xp_{}", t.label()), n.div_ceil(t.rows()), warps, 0)
@@ -564,9 +559,12 @@ mod tests {
         }
         assert_eq!(GemvTile::from_label("r9u9"), None);
         assert_eq!(m_tile(3), 4);
-        assert_eq!(GemvTile::Auto.resolve(576), GemvTile::R1U8);
-        assert_eq!(GemvTile::Auto.resolve(3584), GemvTile::R4U2);
-        assert_eq!(GemvTile::R2U4.resolve(3584), GemvTile::R2U4);
+        assert_eq!(GemvTile::Auto.resolve_for(576, true, true), GemvTile::T8U4);
+        assert_eq!(GemvTile::Auto.resolve_for(576, true, false), GemvTile::K4U2);
+        assert_eq!(GemvTile::Auto.resolve_for(576, false, true), GemvTile::K4U2);
+        assert_eq!(GemvTile::Auto.resolve_for(3584, true, true), GemvTile::K4U2);
+        assert_eq!(GemvTile::R2U4.resolve_for(3584, true, true), GemvTile::R2U4);
+        assert_eq!(GemvTile::T8U8.resolve_for(3584, false, true), GemvTile::K4U2);
         assert!(GemvTile::K4U2.block_k() && !GemvTile::R4U2.block_k());
         assert_eq!(GemvTile::K2U4.rows(), 2);
     }
@@ -579,10 +577,9 @@ mod tests {
             for var in GemvTile::ALL
                 .iter()
                 .flat_map(|t| {
-                    let (small, big) = (t.resolve(1), t.resolve(1 << 20));
-                    [small, big].map(|t| [t.for_format(int8, true), t.for_format(int8, false)])
+                    [(1, true), (1, false), (1 << 20, true), (1 << 20, false)]
+                        .map(|(h, sm80)| t.resolve_for(h, int8, sm80))
                 })
-                .flatten()
                 .map(|t| format!("xp_{}", t.label()))
                 .chain(["nr", "ns", "np"].map(String::from))
             {
