@@ -765,8 +765,9 @@ fn write_roof(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -> Bo
     Ok(())
 }
 
-/// Sweep of the register-resident row quantizer (vectors per lane × block size; 0 = the
-/// pipelined kernel) on the row cases, then the best per input width is kept for the tables.
+/// Sweep of the register-resident row quantizer: for each (pipeline stages, block size), the
+/// best vectors/lane of the group-128 cases (per input width) and of the small groups (Q8_0);
+/// the combination with the best geometric mean over the cases is kept for the tables.
 fn sweep_reg(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -> BoxResult<()> {
     use eai_quant::{Granularity, QuantSpec};
     let n = 1usize << 28;
@@ -779,79 +780,84 @@ fn sweep_reg(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -> Box
     dev.cast(&x32, &mut xh)?;
     let g128 =
         QuantSpec { granularity: Granularity::PerGroup { size: 128 }, ..QuantSpec::int8_weight() };
-    // (label, spec, input: 0 f32, 1 bf16, 2 f16)
-    let cases: Vec<(&str, QuantSpec, u8)> = vec![
-        ("per-token bf16", QuantSpec::int8_activation_per_token(), 1),
-        ("per-token f16", QuantSpec::int8_activation_per_token(), 2),
-        ("asym u8 bf16", QuantSpec::uint8_asymmetric(), 1),
-        ("vLLM bf16", QuantSpec::vllm_int8_activation_per_token(), 1),
-        ("group-128 bf16", g128, 1),
-        ("Q8_0 bf16", QuantSpec::ggml_q8_0(), 1),
-        ("group-128 f32", g128, 0),
-        ("Q8_0 f32", QuantSpec::ggml_q8_0(), 0),
-    ];
+    let ratio = |spec: &QuantSpec, input: u8| -> BoxResult<f64> {
+        let mut out = dev.quant_output("sweep", spec, &[rows, cols])?;
+        let groups = out.scales().len() as f64;
+        let (tt, esz) = match input {
+            0 => (time_op(dev, samples, |_| Ok(dev.quantize_into(&x32, &mut out)?))?, 4.0),
+            1 => (time_op(dev, samples, |_| Ok(dev.quantize_into(&xb, &mut out)?))?, 2.0),
+            _ => (time_op(dev, samples, |_| Ok(dev.quantize_into(&xh, &mut out)?))?, 2.0),
+        };
+        out.check(dev, &x32)?;
+        Ok(gbs((esz + 1.0) * n as f64 + 8.0 * groups, tt) / roof)
+    };
     r.line(String::new());
-    r.line("## Register row quantizer sweep (ratio of useful bytes to copy bandwidth; vectors/lane 0 = pipelined kernel)");
+    r.line("## Register row quantizer sweep (ratio of useful bytes to copy bandwidth)");
     r.line(String::new());
-    let mut header = "| vectors/lane | threads |".to_string();
-    for (c, _, _) in &cases {
-        header.push_str(&format!(" {c} |"));
-    }
-    header.push_str(" geo. mean 16-bit | geo. mean f32 |");
-    r.line(header);
-    r.line(format!("|---|---|{}", "---|".repeat(cases.len() + 2)));
+    r.line("Stages 0: loads straight into registers; 2/3: warp-private cp.async ring of that many stages. Each row shows the best vectors/lane (v) of the group-128 cases and of Q8_0 (small groups: one value for both input widths) with its ratio.");
+    r.line(String::new());
+    r.line("| stages | threads | per-token bf16 | per-token f16 | asym u8 bf16 | group-128 bf16 (v) | group-128 f32 (v) | Q8_0 bf16 (v) | Q8_0 f32 (v) | geo. mean |");
+    r.line("|---|---|---|---|---|---|---|---|---|---|");
     let default = dev.tuning();
-    let mut best_half = (0.0f64, 0u32, 0u32);
-    let mut best_f32 = (0.0f64, 0u32, 0u32);
-    for threads in [256u32, 128] {
-        for v in [0u32, 1, 2, 4, 8, 16] {
+    let mut best = (0.0f64, default);
+    for stages in [2u32, 3, 0] {
+        for threads in [64u32, 128, 256] {
             let mut t = default;
-            t.quant_reg_vectors_f32 = v;
-            t.quant_reg_vectors_half = v;
+            t.quant_reg_pipe_stages = stages;
             t.quant_reg_threads = threads;
             dev.set_tuning(t);
-            let mut line = format!("| {v} | {threads} |");
-            let (mut lh, mut nh, mut lf, mut nf) = (0.0, 0, 0.0, 0);
-            for (_, spec, input) in &cases {
-                let mut out = dev.quant_output("sweep", spec, &[rows, cols])?;
-                let groups = out.scales().len() as f64;
-                let (tt, esz) = match input {
-                    0 => (time_op(dev, samples, |_| Ok(dev.quantize_into(&x32, &mut out)?))?, 4.0),
-                    1 => (time_op(dev, samples, |_| Ok(dev.quantize_into(&xb, &mut out)?))?, 2.0),
-                    _ => (time_op(dev, samples, |_| Ok(dev.quantize_into(&xh, &mut out)?))?, 2.0),
-                };
-                out.check(dev, &x32)?;
-                let ratio = gbs((esz + 1.0) * n as f64 + 8.0 * groups, tt) / roof;
-                if *input == 0 {
-                    lf += ratio.ln();
-                    nf += 1;
-                } else {
-                    lh += ratio.ln();
-                    nh += 1;
+            let pt_b = ratio(&QuantSpec::int8_activation_per_token(), 1)?;
+            let pt_h = ratio(&QuantSpec::int8_activation_per_token(), 2)?;
+            let asym = ratio(&QuantSpec::uint8_asymmetric(), 1)?;
+            let (mut gb, mut gf) = ((0.0f64, 0u32), (0.0f64, 0u32));
+            for v in [2u32, 4, 8] {
+                let mut tv = t;
+                tv.quant_reg_vectors_half = v;
+                tv.quant_reg_vectors_f32 = v;
+                dev.set_tuning(tv);
+                let b = ratio(&g128, 1)?;
+                let f = ratio(&g128, 0)?;
+                if b > gb.0 {
+                    gb = (b, v);
                 }
-                line.push_str(&format!(" {ratio:.3} |"));
+                if f > gf.0 {
+                    gf = (f, v);
+                }
             }
-            let (gh, gf) = ((lh / nh as f64).exp(), (lf / nf as f64).exp());
-            line.push_str(&format!(" {gh:.3} | {gf:.3} |"));
-            r.line(line);
-            if gh > best_half.0 {
-                best_half = (gh, v, threads);
+            let mut qs = (0.0f64, 0u32, 0.0f64, 0.0f64);
+            for v in [1u32, 2, 4, 8] {
+                let mut tv = t;
+                tv.quant_reg_vectors_small = v;
+                dev.set_tuning(tv);
+                let b = ratio(&QuantSpec::ggml_q8_0(), 1)?;
+                let f = ratio(&QuantSpec::ggml_q8_0(), 0)?;
+                let geo = (b * f).sqrt();
+                if geo > qs.0 {
+                    qs = (geo, v, b, f);
+                }
             }
-            if gf > best_f32.0 {
-                best_f32 = (gf, v, threads);
+            let geo = (pt_b * pt_h * asym * gb.0 * gf.0 * qs.2 * qs.3).powf(1.0 / 7.0);
+            r.line(format!(
+                "| {stages} | {threads} | {pt_b:.3} | {pt_h:.3} | {asym:.3} | {:.3} ({}) | {:.3} ({}) | {:.3} ({}) | {:.3} ({}) | {geo:.3} |",
+                gb.0, gb.1, gf.0, gf.1, qs.2, qs.1, qs.3, qs.1
+            ));
+            if geo > best.0 {
+                let mut tb = t;
+                tb.quant_reg_vectors_half = gb.1;
+                tb.quant_reg_vectors_f32 = gf.1;
+                tb.quant_reg_vectors_small = qs.1;
+                best = (geo, tb);
             }
         }
     }
-    let mut t = default;
-    t.quant_reg_vectors_half = best_half.1;
-    t.quant_reg_vectors_f32 = best_f32.1;
-    t.quant_reg_threads = best_half.2;
-    dev.set_tuning(t);
+    let b = best.1;
+    dev.set_tuning(b);
     r.line(String::new());
     r.line(format!(
-        "Best: 16-bit inputs {} vectors/lane with {} threads (geo. mean {:.3}); f32 inputs {} vectors/lane with {} threads (geo. mean {:.3}); the tables below use 16-bit {} / f32 {} at {} threads.",
-        best_half.1, best_half.2, best_half.0, best_f32.1, best_f32.2, best_f32.0,
-        best_half.1, best_f32.1, best_half.2
+        "Best: stages {}, {} threads, vectors/lane 16-bit {} / f32 {} / small groups {} (geo. mean {:.3}); library default: stages {}, {} threads, {} / {} / {}; the tables below use the best.",
+        b.quant_reg_pipe_stages, b.quant_reg_threads, b.quant_reg_vectors_half, b.quant_reg_vectors_f32,
+        b.quant_reg_vectors_small, best.0, default.quant_reg_pipe_stages, default.quant_reg_threads,
+        default.quant_reg_vectors_half, default.quant_reg_vectors_f32, default.quant_reg_vectors_small
     ));
     Ok(())
 }
@@ -872,18 +878,19 @@ fn sweep_dequant(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) ->
     r.line(String::new());
     r.line("## Dequantize sweep (ratio of useful bytes to copy bandwidth; unroll 0 = session-2 kernel)");
     r.line(String::new());
-    r.line("| unroll | streaming hints | blocks/SM | per-channel → f32 | → bf16 | → f16 | group-128 → bf16 | geo. mean |");
-    r.line("|---|---|---|---|---|---|---|---|");
+    r.line("| unroll | streaming hints | blocks/SM | per-channel → f32 | → bf16 | → f16 | group-128 → bf16 | group-128 → f32 | Q8_0 → f32 | geo. mean |");
+    r.line("|---|---|---|---|---|---|---|---|---|---|");
+    let q8 = dev.quantize("q8", &QuantSpec::ggml_q8_0(), &x32, &[rows, cols])?;
     let default = dev.tuning();
     let mut best = (0.0f64, default);
-    let mut configs = vec![(0u32, true, 16u32)];
-    for u in [4u32, 8] {
-        for st in [true, false] {
-            for b in [4u32, 8, 16] {
-                configs.push((u, st, b));
-            }
-        }
-    }
+    let configs = [
+        (4u32, false, 4u32),
+        (8, false, 4),
+        (4, true, 4),
+        (8, true, 4),
+        (4, false, 8),
+        (8, false, 16),
+    ];
     for (u, st, b) in configs {
         let mut t = default;
         t.dequant_unroll = u;
@@ -908,8 +915,19 @@ fn sweep_dequant(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) ->
             3.0 * n as f64 + 8.0 * gg,
             time_op(dev, samples, |_| Ok(dev.dequantize_into(&pg, &mut xb)?))?,
         ) / roof;
-        let geo = (r32 * rb * rh * rg).powf(0.25);
-        r.line(format!("| {u} | {st} | {b} | {r32:.3} | {rb:.3} | {rh:.3} | {rg:.3} | {geo:.3} |"));
+        let rg32 = gbs(
+            5.0 * n as f64 + 8.0 * gg,
+            time_op(dev, samples, |_| Ok(dev.dequantize_into(&pg, &mut x32)?))?,
+        ) / roof;
+        let gq = q8.scales().len() as f64;
+        let rq32 = gbs(
+            5.0 * n as f64 + 8.0 * gq,
+            time_op(dev, samples, |_| Ok(dev.dequantize_into(&q8, &mut x32)?))?,
+        ) / roof;
+        let geo = (r32 * rb * rh * rg * rg32 * rq32).powf(1.0 / 6.0);
+        r.line(format!(
+            "| {u} | {st} | {b} | {r32:.3} | {rb:.3} | {rh:.3} | {rg:.3} | {rg32:.3} | {rq32:.3} | {geo:.3} |"
+        ));
         if geo > best.0 {
             best = (geo, dev.tuning());
         }

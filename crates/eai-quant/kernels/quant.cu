@@ -503,13 +503,16 @@ template <bool AWAY>
 __device__ __forceinline__ u32 qlean(float x, const QLean& f) {
     float v = __fmul_rn(x, f.inv);
     v = fminf(fmaxf(v, f.lo), f.hi);
-    const float t = __fadd_rn(v, 12582912.0f);
-    u32 r = __float_as_uint(t) + f.zp;
     if (AWAY) {
-        const float d = __fsub_rn(v, __fsub_rn(t, 12582912.0f));
-        r += (u32)((int)((d == 0.5f) & (v > 0.0f)) - (int)((d == -0.5f) & (v < 0.0f)));
+        // ties away from zero: floor(|v| + (½ − 2⁻²⁵)) equals round-half-away(|v|) for every
+        // f32 |v| ≤ 400 (checked exhaustively on the CPU); the floor is the addition of 1.5·2²³
+        // rounded toward zero, and the sign is restored on the integer
+        const float t = __fadd_rz(__fadd_rn(fabsf(v), 0.49999997f), 12582912.0f);
+        const int m = __float_as_int(t) - 0x4B400000;
+        return (u32)((v < 0.0f ? -m : m) + (int)f.zp);
     }
-    return r;
+    const float t = __fadd_rn(v, 12582912.0f);
+    return __float_as_uint(t) + f.zp;
 }
 __device__ __forceinline__ u32 pack4_lean(u32 a, u32 b, u32 c, u32 d) {
     return __byte_perm(__byte_perm(a, b, 0x0040), __byte_perm(c, d, 0x0040), 0x5410);
@@ -1068,11 +1071,14 @@ extern "C" __global__ void quant_init(u32* __restrict__ ord, u64 G, u64* __restr
 // barrier: warps stream independently, so many groups per SM are in flight.
 
 struct RegArgs {
-    u64 G;       // groups
-    u64 L;       // elements per group
-    u32 LV;      // 16-byte vectors per group (≤ 32·V)
-    u32 TS;      // lanes per team (power of two ≤ 32, TS·V ≥ LV)
-    u32 log_ts;  // log2(TS)
+    u64 G;            // groups
+    u64 L;            // elements per group
+    u32 LV;           // 16-byte vectors per group (≤ 32·V)
+    u32 TS;           // lanes per team (power of two ≤ 32, TS·V ≥ LV)
+    u32 log_ts;       // log2(TS)
+    u32 GS;           // pipelined variant: shared-memory slots per group (≥ LV, padded)
+    u32 lv_m, lv_s;   // pipelined variant: division magic for / LV
+    u32 stage_slots;  // pipelined variant: slots per warp and stage ((32 / TS) · GS)
     u32 unused;
 };
 
@@ -1164,12 +1170,78 @@ __device__ __forceinline__ void reg_store_lean(const uint4* r, u8* qg, u32 tl, c
     }
 }
 
+// Statistics, parameters and codes of the group of each team from the V vectors every lane
+// holds in registers (warp-uniform call: votes and shuffles involve all 32 lanes).
+template <class T, int V>
+__device__ __forceinline__ void reg_group(const uint4* r, u64 g, bool act, u32 tl,
+                                          const RegArgs& a, u8* __restrict__ q,
+                                          float* __restrict__ scales, int* __restrict__ zps,
+                                          const QSpec& s, u64* bad, u64* bad_scale) {
+    const int W = Wide<T>::N;
+    float mn, mx;
+    RegStats<T>::template run<V>(r, mn, mx);
+    const bool dirty = !(is_finite_f(mn) & is_finite_f(mx));
+    const bool any_dirty = __any_sync(0xffffffffu, dirty);
+    if (any_dirty) {
+        // exact statistics: non-finite values skipped, the first recorded under Reject
+        mn = __int_as_float(0x7f800000);
+        mx = __int_as_float(0xff800000);
+        if (act) {
+#pragma unroll
+            for (int k = 0; k < V; ++k) {
+                const u32 vi = tl + (u32)k * a.TS;
+                if (vi < a.LV) {
+                    float f[W];
+                    Unpack<T>::run(r[k], f);
+#pragma unroll
+                    for (int j = 0; j < W; ++j) minmax_update(f[j], mn, mx, g * a.L + (u64)vi * W + j, s, bad);
+                }
+            }
+        }
+    }
+    for (u32 off = a.TS >> 1; off > 0; off >>= 1) {
+        mn = fminf(mn, __shfl_xor_sync(0xffffffffu, mn, off));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+    }
+    if (act) {
+        float scale, inv;
+        int zp;
+        const bool ok = group_params(mn, mx, s, &scale, &zp, &inv);
+        if (tl == 0) {
+            scales[g] = scale;
+            zps[g] = zp;
+            if (!ok) atomicMin(bad_scale, g);
+        }
+        const QFast fq = make_fast(scale, inv, zp, s);
+        u8* qg = q + g * a.L;
+        if (!any_dirty && fq.on) {
+            QLean fl;
+            fl.inv = inv;
+            fl.lo = (float)fq.lo;
+            fl.hi = (float)fq.hi;
+            fl.zp = (u32)zp;
+            fl.away = fq.away;
+            if (fl.away) reg_store_lean<T, V, true>(r, qg, tl, a, fl);
+            else reg_store_lean<T, V, false>(r, qg, tl, a, fl);
+        } else {
+#pragma unroll
+            for (int k = 0; k < V; ++k) {
+                const u32 vi = tl + (u32)k * a.TS;
+                if (vi < a.LV) {
+                    float f[W];
+                    Unpack<T>::run(r[k], f);
+                    store_codesN<W>(qg + (u64)vi * W, f, fq, scale, inv, zp, s);
+                }
+            }
+        }
+    }
+}
+
 template <class T, int V>
 __device__ __forceinline__ void rows_reg(const typename T::raw* __restrict__ x,
                                          u8* __restrict__ q, float* __restrict__ scales,
                                          int* __restrict__ zps, const RegArgs& a,
                                          const QSpec& s, u64* bad, u64* bad_scale) {
-    const int W = Wide<T>::N;
     const u32 lane = threadIdx.x & 31u;
     const u32 team = lane >> a.log_ts, tl = lane & (a.TS - 1u);
     const u32 tpw = 32u >> a.log_ts;
@@ -1188,64 +1260,72 @@ __device__ __forceinline__ void rows_reg(const typename T::raw* __restrict__ x,
             const u32 vi = tl + (u32)k * a.TS;
             r[k] = act ? __ldg(src + (vi < a.LV ? vi : fallback)) : make_uint4(0u, 0u, 0u, 0u);
         }
-        float mn, mx;
-        RegStats<T>::template run<V>(r, mn, mx);
-        const bool dirty = !(is_finite_f(mn) & is_finite_f(mx));
-        const bool any_dirty = __any_sync(0xffffffffu, dirty);
-        if (any_dirty) {
-            // exact statistics: non-finite values skipped, the first recorded under Reject
-            mn = __int_as_float(0x7f800000);
-            mx = __int_as_float(0xff800000);
-            if (act) {
-#pragma unroll
-                for (int k = 0; k < V; ++k) {
-                    const u32 vi = tl + (u32)k * a.TS;
-                    if (vi < a.LV) {
-                        float f[W];
-                        Unpack<T>::run(r[k], f);
-#pragma unroll
-                        for (int j = 0; j < W; ++j) minmax_update(f[j], mn, mx, g * a.L + (u64)vi * W + j, s, bad);
-                    }
-                }
-            }
-        }
-        for (u32 off = a.TS >> 1; off > 0; off >>= 1) {
-            mn = fminf(mn, __shfl_xor_sync(0xffffffffu, mn, off));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
-        }
-        if (act) {
-            float scale, inv;
-            int zp;
-            const bool ok = group_params(mn, mx, s, &scale, &zp, &inv);
-            if (tl == 0) {
-                scales[g] = scale;
-                zps[g] = zp;
-                if (!ok) atomicMin(bad_scale, g);
-            }
-            const QFast fq = make_fast(scale, inv, zp, s);
-            u8* qg = q + g * a.L;
-            if (!any_dirty && fq.on) {
-                QLean fl;
-                fl.inv = inv;
-                fl.lo = (float)fq.lo;
-                fl.hi = (float)fq.hi;
-                fl.zp = (u32)zp;
-                fl.away = fq.away;
-                if (fl.away) reg_store_lean<T, V, true>(r, qg, tl, a, fl);
-                else reg_store_lean<T, V, false>(r, qg, tl, a, fl);
-            } else {
-#pragma unroll
-                for (int k = 0; k < V; ++k) {
-                    const u32 vi = tl + (u32)k * a.TS;
-                    if (vi < a.LV) {
-                        float f[W];
-                        Unpack<T>::run(r[k], f);
-                        store_codesN<W>(qg + (u64)vi * W, f, fq, scale, inv, zp, s);
-                    }
-                }
-            }
-        }
+        reg_group<T, V>(r, g, act, tl, a, q, scales, zps, s, bad, bad_scale);
     }
+}
+
+// The same with a warp-private cp.async pipeline: each warp streams batches of its 32 / TS
+// consecutive groups (one contiguous stretch of memory, copied with fully coalesced 16-byte
+// cp.async, S - 1 batches ahead) into its own ring of S shared-memory stages, so loads stay in
+// flight while the warp computes; lanes then read their vectors from shared memory (groups
+// padded to GS slots so small teams read without bank conflicts). Only __syncwarp, no block
+// barrier.
+template <class T, int V, int S>
+__device__ __forceinline__ void rows_pipe(const typename T::raw* __restrict__ x,
+                                          u8* __restrict__ q, float* __restrict__ scales,
+                                          int* __restrict__ zps, const RegArgs& a,
+                                          const QSpec& s, u64* bad, u64* bad_scale) {
+    extern __shared__ uint4 stage_mem[];
+    const u32 lane = threadIdx.x & 31u, wib = threadIdx.x >> 5;
+    const u32 team = lane >> a.log_ts, tl = lane & (a.TS - 1u);
+    const u32 tpw = 32u >> a.log_ts;
+    const u64 warp = ((u64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    const u64 nwarps = ((u64)gridDim.x * blockDim.x) >> 5;
+    const u64 step = nwarps * tpw;
+    uint4* wsm = stage_mem + (u64)wib * S * a.stage_slots;
+    const uint4* xv = reinterpret_cast<const uint4*>(x);
+    const bool padded = a.GS != a.LV;
+    auto issue = [&](u64 gb, u32 st) {
+        if (gb < a.G) {
+            const u64 left = a.G - gb;
+            const u32 nvec = (left < (u64)tpw ? (u32)left : tpw) * a.LV;  // ≤ 32·V
+            const uint4* src = xv + gb * a.LV;
+            const u32 base = smem_u32(wsm + st * a.stage_slots);
+#pragma unroll
+            for (int m = 0; m < V; ++m) {
+                const u32 j = lane + 32u * (u32)m;
+                if (j < nvec) {
+                    u32 slot = j;
+                    if (padded) slot = j + fdiv(j, a.lv_m, a.lv_s) * (a.GS - a.LV);
+                    cp_async16(base + slot * 16u, src + j);
+                }
+            }
+        }
+        cp_async_commit();
+    };
+    u64 gb = warp * tpw;
+#pragma unroll
+    for (int st = 0; st < S - 1; ++st) issue(gb + (u64)st * step, (u32)st);
+    u32 cur = 0;
+    const u32 fallback = tl < a.LV ? tl : 0u;
+    for (; gb < a.G; gb += step) {  // warp-uniform
+        __syncwarp();  // every lane is done reading the stage refilled now
+        issue(gb + (u64)(S - 1) * step, cur == 0 ? (u32)(S - 1) : cur - 1);
+        cp_async_wait<S - 1>();
+        __syncwarp();  // every lane's copies into stage `cur` are visible
+        const u64 g = gb + team;
+        const bool act = g < a.G;
+        const uint4* sg = wsm + cur * a.stage_slots + team * a.GS;
+        uint4 r[V];
+#pragma unroll
+        for (int k = 0; k < V; ++k) {
+            const u32 vi = tl + (u32)k * a.TS;
+            r[k] = act ? sg[vi < a.LV ? vi : fallback] : make_uint4(0u, 0u, 0u, 0u);
+        }
+        reg_group<T, V>(r, g, act, tl, a, q, scales, zps, s, bad, bad_scale);
+        cur = cur + 1 == (u32)S ? 0u : cur + 1;
+    }
+    cp_async_wait<0>();
 }
 
 // ------------------------------------------------------------------------------------------
@@ -1344,6 +1424,16 @@ __device__ __forceinline__ void dequant_batched(const u8* __restrict__ q, int is
     EAI_REG_KERNEL(SUF, T, 4)                                                                    \
     EAI_REG_KERNEL(SUF, T, 8)                                                                    \
     EAI_REG_KERNEL(SUF, T, 16)                                                                   \
+    EAI_PIPE_KERNEL(SUF, T, 1, 2)                                                                \
+    EAI_PIPE_KERNEL(SUF, T, 2, 2)                                                                \
+    EAI_PIPE_KERNEL(SUF, T, 4, 2)                                                                \
+    EAI_PIPE_KERNEL(SUF, T, 8, 2)                                                                \
+    EAI_PIPE_KERNEL(SUF, T, 16, 2)                                                               \
+    EAI_PIPE_KERNEL(SUF, T, 1, 3)                                                                \
+    EAI_PIPE_KERNEL(SUF, T, 2, 3)                                                                \
+    EAI_PIPE_KERNEL(SUF, T, 4, 3)                                                                \
+    EAI_PIPE_KERNEL(SUF, T, 8, 3)                                                                \
+    EAI_PIPE_KERNEL(SUF, T, 16, 3)                                                               \
     EAI_DEQ_KERNEL(SUF, T, 4, true, 4s)                                                          \
     EAI_DEQ_KERNEL(SUF, T, 8, true, 8s)                                                          \
     EAI_DEQ_KERNEL(SUF, T, 4, false, 4w)                                                         \
@@ -1353,6 +1443,13 @@ __device__ __forceinline__ void dequant_batched(const u8* __restrict__ q, int is
         quant_rows_reg##V##_##SUF(const T::raw* __restrict__ x, u8* q, float* scales, int* zps,  \
                                   RegArgs a, QSpec s, u64* bad, u64* bad_scale) {                \
         rows_reg<T, V>(x, q, scales, zps, a, s, bad, bad_scale);                                 \
+    }
+#define EAI_PIPE_KERNEL(SUF, T, V, S)                                                            \
+    extern "C" __global__ void __launch_bounds__(256)                                            \
+        quant_rows_pipe##V##s##S##_##SUF(const T::raw* __restrict__ x, u8* q, float* scales,     \
+                                         int* zps, RegArgs a, QSpec s, u64* bad,                 \
+                                         u64* bad_scale) {                                       \
+        rows_pipe<T, V, S>(x, q, scales, zps, a, s, bad, bad_scale);                             \
     }
 #define EAI_DEQ_KERNEL(SUF, T, U, CS, TAG)                                                       \
     extern "C" __global__ void dequant_##TAG##_##SUF(const u8* __restrict__ q, int is_signed,    \

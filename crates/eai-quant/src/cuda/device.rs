@@ -363,7 +363,10 @@ impl CudaDevice {
         let mut functions = std::collections::HashMap::new();
         for &name in kernels::ENTRY_POINTS {
             let f = module.load_function(name).map_err(self.err("cuModuleGetFunction"))?;
-            if name.starts_with("quant_rows_tiles") || name.starts_with("quant_tensor_coop") {
+            if name.starts_with("quant_rows_tiles")
+                || name.starts_with("quant_rows_pipe")
+                || name.starts_with("quant_tensor_coop")
+            {
                 // the pipelined row kernels may use more than the default 48 KiB of dynamic
                 // shared memory (long rows); the launch asks only for what it needs
                 f.set_attribute(
@@ -515,7 +518,14 @@ pub struct Tuning {
     pub quant_reg_vectors_f32: u32,
     /// The same for f16/bf16 inputs.
     pub quant_reg_vectors_half: u32,
-    /// Threads per block of the register-resident row quantizer (128 or 256).
+    /// The same for groups of at most 8 vectors (e.g. GGML Q8_0's 32 elements), either input
+    /// width (1, 2, 4 or 8; a value of 0 in the two fields above still switches the kernel off).
+    pub quant_reg_vectors_small: u32,
+    /// Register-resident row quantizer: 0 loads straight into registers; 2 or 3 streams each
+    /// warp's groups through a private ring of that many shared-memory stages with `cp.async`
+    /// (loads stay in flight while the warp computes).
+    pub quant_reg_pipe_stages: u32,
+    /// Threads per block of the register-resident row quantizer (64, 128 or 256).
     pub quant_reg_threads: u32,
     /// Dequantize: 16-byte output vectors per thread and step whose loads are all in flight
     /// before the first store (4 or 8), or 0 for the session-2 kernel.
@@ -543,6 +553,8 @@ impl Default for Tuning {
             w8a16_warps: 8,
             quant_reg_vectors_f32: 4,
             quant_reg_vectors_half: 4,
+            quant_reg_vectors_small: 2,
+            quant_reg_pipe_stages: 2,
             quant_reg_threads: 256,
             dequant_unroll: 4,
             dequant_streaming: false,
@@ -578,7 +590,17 @@ impl Tuning {
                 &[0, 1, 2, 4, 8, 16],
                 d.quant_reg_vectors_half,
             ),
-            quant_reg_threads: pick(self.quant_reg_threads, &[128, 256], d.quant_reg_threads),
+            quant_reg_vectors_small: pick(
+                self.quant_reg_vectors_small,
+                &[1, 2, 4, 8],
+                d.quant_reg_vectors_small,
+            ),
+            quant_reg_pipe_stages: pick(
+                self.quant_reg_pipe_stages,
+                &[0, 2, 3],
+                d.quant_reg_pipe_stages,
+            ),
+            quant_reg_threads: pick(self.quant_reg_threads, &[64, 128, 256], d.quant_reg_threads),
             dequant_unroll: pick(self.dequant_unroll, &[0, 4, 8], d.dequant_unroll),
             dequant_streaming: self.dequant_streaming,
             dequant_blocks_per_sm: pick(
