@@ -1372,8 +1372,8 @@ __device__ __forceinline__ void load_codes2(const u8* p, u32* w) {
 template <class O, int U, bool CS>
 __device__ __forceinline__ void dequant_batched(const u8* __restrict__ q, int is_signed, u64 n,
                                                 GroupIndex gi, const float* __restrict__ scales,
-                                                const int* __restrict__ zps,
-                                                typename O::raw* __restrict__ y) {
+                                                const int* __restrict__ zps, int zp_uniform,
+                                                int zp_value, typename O::raw* __restrict__ y) {
     const int W = DeqOut<O>::W;
     if (gi.inner % W != 0) {
         for (u64 i = global_thread(); i < n; i += global_threads()) {
@@ -1397,7 +1397,7 @@ __device__ __forceinline__ void dequant_batched(const u8* __restrict__ q, int is
         for (int u = 0; u < U; ++u) {
             const u64 g = group_of((vi + u * stride) * W, gi);
             sc[u] = __ldg(scales + g);
-            zp[u] = __ldg(zps + g);
+            zp[u] = zp_uniform ? zp_value : __ldg(zps + g);  // symmetric specs: one zero point
         }
 #pragma unroll
         for (int u = 0; u < U; ++u) {
@@ -1454,8 +1454,9 @@ __device__ __forceinline__ void dequant_batched(const u8* __restrict__ q, int is
 #define EAI_DEQ_KERNEL(SUF, T, U, CS, TAG)                                                       \
     extern "C" __global__ void dequant_##TAG##_##SUF(const u8* __restrict__ q, int is_signed,    \
                                                      u64 n, GroupIndex gi, const float* scales,  \
-                                                     const int* zps, T::raw* y) {                \
-        dequant_batched<T, U, CS>(q, is_signed, n, gi, scales, zps, y);                          \
+                                                     const int* zps, int zp_uniform,             \
+                                                     int zp_value, T::raw* y) {                  \
+        dequant_batched<T, U, CS>(q, is_signed, n, gi, scales, zps, zp_uniform, zp_value, y);    \
     }
 EAI_QUANT_KERNELS3(f32, F32)
 EAI_QUANT_KERNELS3(f16, F16)

@@ -368,6 +368,9 @@ pub struct DeviceQuantized {
     invs: DeviceBuffer<f32>,
     ord: DeviceBuffer<u32>,
     flags: DeviceBuffer<u64>,
+    /// The zero point every group has, when they all have the same (symmetric specs): the
+    /// dequantize kernels then skip loading them.
+    uniform_zp: Option<i32>,
 }
 
 impl DeviceQuantized {
@@ -585,6 +588,9 @@ impl CudaDevice {
             invs: self.zeros(groups)?,
             ord: self.zeros(2 * groups)?,
             flags: self.zeros(3)?,
+            // group_params gives every group of a symmetric spec the symmetric zero point
+            // (after a failed quantization, reported by `check`, the contents are unspecified)
+            uniform_zp: (spec.mapping == Mapping::Symmetric).then(|| spec.symmetric_zero_point()),
         })
     }
 
@@ -992,6 +998,10 @@ impl CudaDevice {
         out.codes = self.upload(&codes)?;
         out.scales = self.upload(&q.scales)?;
         out.zero_points = self.upload(&q.zero_points)?;
+        out.uniform_zp = match q.zero_points.split_first() {
+            Some((&z, rest)) if rest.iter().all(|&r| r == z) => Some(z),
+            _ => None,
+        };
         Ok(out)
     }
 
@@ -1031,16 +1041,24 @@ impl CudaDevice {
                 u64::from(self.info().multiprocessors.max(1)) * u64::from(t.dequant_blocks_per_sm);
             cfg.grid_dim.0 = n.div_ceil(w * 256).clamp(1, max) as u32;
         }
+        let zp_uniform = i32::from(q.uniform_zp.is_some());
+        let zp_value = q.uniform_zp.unwrap_or(0);
         let mut l = self.stream.launch_builder(f);
         l.arg(&q.codes.slice)
             .arg(&signed)
             .arg(&n)
             .arg(&gi)
             .arg(&q.scales.slice)
-            .arg(&q.zero_points.slice)
-            .arg(&mut y.slice);
-        // SAFETY: signature (const u8*, int, u64 n, GroupIndex, const float*, const int*, O*),
-        // the same for every dequant variant; codes and y hold n elements, scales/zps one per group and every group index is below
+            .arg(&q.zero_points.slice);
+        if t.dequant_unroll != 0 {
+            // the batched variants take the uniform zero point
+            l.arg(&zp_uniform).arg(&zp_value);
+        }
+        l.arg(&mut y.slice);
+        // SAFETY: signature (const u8*, int, u64 n, GroupIndex, const float*, const int*, O*)
+        // for `dequant_*`, with (…, const int*, int zp_uniform, int zp_value, O*) for the batched
+        // variants, as pushed above; when zp_uniform is 1 every group's zero point is zp_value;
+        // codes and y hold n elements, scales/zps one per group and every group index is below
         // the group count; vectors of W = 4 (f32) or 8 (16-bit) codes only when inner % W == 0
         // (aligned, within one group).
         unsafe { l.launch(cfg) }.map_err(self.err("cuLaunchKernel(dequant)"))?;
