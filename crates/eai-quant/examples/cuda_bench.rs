@@ -211,6 +211,12 @@ fn main() -> BoxResult<()> {
     if !args.iter().any(|a| a == "--no-sizes") {
         two_pass_sizes(&dev, &mut r, samples, roof)?;
     }
+    // the tuning the tables above ran with, in the format EAI_QUANT_TUNING reads
+    r.line(String::new());
+    r.line(format!("Tuning used: `{}`", dev.tuning().to_overrides()));
+    if let Some(p) = args.iter().position(|a| a == "--tuning-out").and_then(|i| args.get(i + 1)) {
+        std::fs::write(p, format!("{}\n", dev.tuning().to_overrides()))?;
+    }
     if args.iter().any(|a| a == "--quant-only") {
         if let Some(p) = out_path {
             std::fs::write(&p, &r.md)?;
