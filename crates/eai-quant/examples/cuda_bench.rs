@@ -771,7 +771,7 @@ fn write_roof(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -> Bo
     Ok(())
 }
 
-/// Sweep of the register-resident row quantizer: for each (pipeline stages, block size), the
+/// Sweep of the register-resident row quantizer: for each block size, the
 /// best vectors/lane of the group-128 cases (per input width) and of the small groups (Q8_0);
 /// the combination with the best geometric mean over the cases is kept for the tables.
 fn sweep_reg(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -> BoxResult<()> {
@@ -800,69 +800,66 @@ fn sweep_reg(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -> Box
     r.line(String::new());
     r.line("## Register row quantizer sweep (ratio of useful bytes to copy bandwidth)");
     r.line(String::new());
-    r.line("Stages 0: loads straight into registers; 2/3: warp-private cp.async ring of that many stages. Each row shows the best vectors/lane (v) of the group-128 cases and of Q8_0 (small groups: one value for both input widths) with its ratio.");
+    r.line("Each row shows the best vectors/lane (v) of the group-128 cases and of Q8_0 (small groups: one value for both input widths) with its ratio.");
     r.line(String::new());
-    r.line("| stages | threads | per-token bf16 | per-token f16 | asym u8 bf16 | group-128 bf16 (v) | group-128 f32 (v) | Q8_0 bf16 (v) | Q8_0 f32 (v) | geo. mean |");
-    r.line("|---|---|---|---|---|---|---|---|---|---|");
+    r.line("| threads | per-token bf16 | per-token f16 | asym u8 bf16 | group-128 bf16 (v) | group-128 f32 (v) | Q8_0 bf16 (v) | Q8_0 f32 (v) | geo. mean |");
+    r.line("|---|---|---|---|---|---|---|---|---|");
     let default = dev.tuning();
     let mut best = (0.0f64, default);
-    for stages in [2u32, 3, 0] {
-        for threads in [64u32, 128, 256] {
-            let mut t = default;
-            t.quant_reg_pipe_stages = stages;
-            t.quant_reg_threads = threads;
-            dev.set_tuning(t);
-            let pt_b = ratio(&QuantSpec::int8_activation_per_token(), 1)?;
-            let pt_h = ratio(&QuantSpec::int8_activation_per_token(), 2)?;
-            let asym = ratio(&QuantSpec::uint8_asymmetric(), 1)?;
-            let (mut gb, mut gf) = ((0.0f64, 0u32), (0.0f64, 0u32));
-            for v in [2u32, 4, 8] {
-                let mut tv = t;
-                tv.quant_reg_vectors_half = v;
-                tv.quant_reg_vectors_f32 = v;
-                dev.set_tuning(tv);
-                let b = ratio(&g128, 1)?;
-                let f = ratio(&g128, 0)?;
-                if b > gb.0 {
-                    gb = (b, v);
-                }
-                if f > gf.0 {
-                    gf = (f, v);
-                }
+    for threads in [64u32, 128, 256] {
+        let mut t = default;
+        t.quant_reg_threads = threads;
+        dev.set_tuning(t);
+        let pt_b = ratio(&QuantSpec::int8_activation_per_token(), 1)?;
+        let pt_h = ratio(&QuantSpec::int8_activation_per_token(), 2)?;
+        let asym = ratio(&QuantSpec::uint8_asymmetric(), 1)?;
+        let (mut gb, mut gf) = ((0.0f64, 0u32), (0.0f64, 0u32));
+        for v in [2u32, 4, 8] {
+            let mut tv = t;
+            tv.quant_reg_vectors_half = v;
+            tv.quant_reg_vectors_f32 = v;
+            dev.set_tuning(tv);
+            let b = ratio(&g128, 1)?;
+            let f = ratio(&g128, 0)?;
+            if b > gb.0 {
+                gb = (b, v);
             }
-            let mut qs = (0.0f64, 0u32, 0.0f64, 0.0f64);
-            for v in [1u32, 2, 4, 8] {
-                let mut tv = t;
-                tv.quant_reg_vectors_small = v;
-                dev.set_tuning(tv);
-                let b = ratio(&QuantSpec::ggml_q8_0(), 1)?;
-                let f = ratio(&QuantSpec::ggml_q8_0(), 0)?;
-                let geo = (b * f).sqrt();
-                if geo > qs.0 {
-                    qs = (geo, v, b, f);
-                }
+            if f > gf.0 {
+                gf = (f, v);
             }
-            let geo = (pt_b * pt_h * asym * gb.0 * gf.0 * qs.2 * qs.3).powf(1.0 / 7.0);
-            r.line(format!(
-                "| {stages} | {threads} | {pt_b:.3} | {pt_h:.3} | {asym:.3} | {:.3} ({}) | {:.3} ({}) | {:.3} ({}) | {:.3} ({}) | {geo:.3} |",
-                gb.0, gb.1, gf.0, gf.1, qs.2, qs.1, qs.3, qs.1
-            ));
-            if geo > best.0 {
-                let mut tb = t;
-                tb.quant_reg_vectors_half = gb.1;
-                tb.quant_reg_vectors_f32 = gf.1;
-                tb.quant_reg_vectors_small = qs.1;
-                best = (geo, tb);
+        }
+        let mut qs = (0.0f64, 0u32, 0.0f64, 0.0f64);
+        for v in [1u32, 2, 4, 8] {
+            let mut tv = t;
+            tv.quant_reg_vectors_small = v;
+            dev.set_tuning(tv);
+            let b = ratio(&QuantSpec::ggml_q8_0(), 1)?;
+            let f = ratio(&QuantSpec::ggml_q8_0(), 0)?;
+            let geo = (b * f).sqrt();
+            if geo > qs.0 {
+                qs = (geo, v, b, f);
             }
+        }
+        let geo = (pt_b * pt_h * asym * gb.0 * gf.0 * qs.2 * qs.3).powf(1.0 / 7.0);
+        r.line(format!(
+            "| {threads} | {pt_b:.3} | {pt_h:.3} | {asym:.3} | {:.3} ({}) | {:.3} ({}) | {:.3} ({}) | {:.3} ({}) | {geo:.3} |",
+            gb.0, gb.1, gf.0, gf.1, qs.2, qs.1, qs.3, qs.1
+        ));
+        if geo > best.0 {
+            let mut tb = t;
+            tb.quant_reg_vectors_half = gb.1;
+            tb.quant_reg_vectors_f32 = gf.1;
+            tb.quant_reg_vectors_small = qs.1;
+            best = (geo, tb);
         }
     }
     let b = best.1;
     dev.set_tuning(b);
     r.line(String::new());
     r.line(format!(
-        "Best: stages {}, {} threads, vectors/lane 16-bit {} / f32 {} / small groups {} (geo. mean {:.3}); library default: stages {}, {} threads, {} / {} / {}; the tables below use the best.",
-        b.quant_reg_pipe_stages, b.quant_reg_threads, b.quant_reg_vectors_half, b.quant_reg_vectors_f32,
-        b.quant_reg_vectors_small, best.0, default.quant_reg_pipe_stages, default.quant_reg_threads,
+        "Best: {} threads, vectors/lane 16-bit {} / f32 {} / small groups {} (geo. mean {:.3}); library default: {} threads, {} / {} / {}; the tables below use the best.",
+        b.quant_reg_threads, b.quant_reg_vectors_half, b.quant_reg_vectors_f32,
+        b.quant_reg_vectors_small, best.0, default.quant_reg_threads,
         default.quant_reg_vectors_half, default.quant_reg_vectors_f32, default.quant_reg_vectors_small
     ));
     Ok(())

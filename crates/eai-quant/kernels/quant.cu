@@ -1071,14 +1071,11 @@ extern "C" __global__ void quant_init(u32* __restrict__ ord, u64 G, u64* __restr
 // barrier: warps stream independently, so many groups per SM are in flight.
 
 struct RegArgs {
-    u64 G;            // groups
-    u64 L;            // elements per group
-    u32 LV;           // 16-byte vectors per group (≤ 32·V)
-    u32 TS;           // lanes per team (power of two ≤ 32, TS·V ≥ LV)
-    u32 log_ts;       // log2(TS)
-    u32 GS;           // pipelined variant: shared-memory slots per group (≥ LV, padded)
-    u32 lv_m, lv_s;   // pipelined variant: division magic for / LV
-    u32 stage_slots;  // pipelined variant: slots per warp and stage ((32 / TS) · GS)
+    u64 G;       // groups
+    u64 L;       // elements per group
+    u32 LV;      // 16-byte vectors per group (≤ 32·V)
+    u32 TS;      // lanes per team (power of two ≤ 32, TS·V ≥ LV)
+    u32 log_ts;  // log2(TS)
     u32 unused;
 };
 
@@ -1264,70 +1261,6 @@ __device__ __forceinline__ void rows_reg(const typename T::raw* __restrict__ x,
     }
 }
 
-// The same with a warp-private cp.async pipeline: each warp streams batches of its 32 / TS
-// consecutive groups (one contiguous stretch of memory, copied with fully coalesced 16-byte
-// cp.async, S - 1 batches ahead) into its own ring of S shared-memory stages, so loads stay in
-// flight while the warp computes; lanes then read their vectors from shared memory (groups
-// padded to GS slots so small teams read without bank conflicts). Only __syncwarp, no block
-// barrier.
-template <class T, int V, int S>
-__device__ __forceinline__ void rows_pipe(const typename T::raw* __restrict__ x,
-                                          u8* __restrict__ q, float* __restrict__ scales,
-                                          int* __restrict__ zps, const RegArgs& a,
-                                          const QSpec& s, u64* bad, u64* bad_scale) {
-    extern __shared__ uint4 stage_mem[];
-    const u32 lane = threadIdx.x & 31u, wib = threadIdx.x >> 5;
-    const u32 team = lane >> a.log_ts, tl = lane & (a.TS - 1u);
-    const u32 tpw = 32u >> a.log_ts;
-    const u64 warp = ((u64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-    const u64 nwarps = ((u64)gridDim.x * blockDim.x) >> 5;
-    const u64 step = nwarps * tpw;
-    uint4* wsm = stage_mem + (u64)wib * S * a.stage_slots;
-    const uint4* xv = reinterpret_cast<const uint4*>(x);
-    const bool padded = a.GS != a.LV;
-    auto issue = [&](u64 gb, u32 st) {
-        if (gb < a.G) {
-            const u64 left = a.G - gb;
-            const u32 nvec = (left < (u64)tpw ? (u32)left : tpw) * a.LV;  // ≤ 32·V
-            const uint4* src = xv + gb * a.LV;
-            const u32 base = smem_u32(wsm + st * a.stage_slots);
-#pragma unroll
-            for (int m = 0; m < V; ++m) {
-                const u32 j = lane + 32u * (u32)m;
-                if (j < nvec) {
-                    u32 slot = j;
-                    if (padded) slot = j + fdiv(j, a.lv_m, a.lv_s) * (a.GS - a.LV);
-                    cp_async16(base + slot * 16u, src + j);
-                }
-            }
-        }
-        cp_async_commit();
-    };
-    u64 gb = warp * tpw;
-#pragma unroll
-    for (int st = 0; st < S - 1; ++st) issue(gb + (u64)st * step, (u32)st);
-    u32 cur = 0;
-    const u32 fallback = tl < a.LV ? tl : 0u;
-    for (; gb < a.G; gb += step) {  // warp-uniform
-        __syncwarp();  // every lane is done reading the stage refilled now
-        issue(gb + (u64)(S - 1) * step, cur == 0 ? (u32)(S - 1) : cur - 1);
-        cp_async_wait<S - 1>();
-        __syncwarp();  // every lane's copies into stage `cur` are visible
-        const u64 g = gb + team;
-        const bool act = g < a.G;
-        const uint4* sg = wsm + cur * a.stage_slots + team * a.GS;
-        uint4 r[V];
-#pragma unroll
-        for (int k = 0; k < V; ++k) {
-            const u32 vi = tl + (u32)k * a.TS;
-            r[k] = act ? sg[vi < a.LV ? vi : fallback] : make_uint4(0u, 0u, 0u, 0u);
-        }
-        reg_group<T, V>(r, g, act, tl, a, q, scales, zps, s, bad, bad_scale);
-        cur = cur + 1 == (u32)S ? 0u : cur + 1;
-    }
-    cp_async_wait<0>();
-}
-
 // ------------------------------------------------------------------------------------------
 // Dequantize, session 3: U vectors per thread and step with every load (codes, then each
 // vector's scale and zero point) issued before the first store, so U loads are in flight per
@@ -1424,16 +1357,6 @@ __device__ __forceinline__ void dequant_batched(const u8* __restrict__ q, int is
     EAI_REG_KERNEL(SUF, T, 4)                                                                    \
     EAI_REG_KERNEL(SUF, T, 8)                                                                    \
     EAI_REG_KERNEL(SUF, T, 16)                                                                   \
-    EAI_PIPE_KERNEL(SUF, T, 1, 2)                                                                \
-    EAI_PIPE_KERNEL(SUF, T, 2, 2)                                                                \
-    EAI_PIPE_KERNEL(SUF, T, 4, 2)                                                                \
-    EAI_PIPE_KERNEL(SUF, T, 8, 2)                                                                \
-    EAI_PIPE_KERNEL(SUF, T, 16, 2)                                                               \
-    EAI_PIPE_KERNEL(SUF, T, 1, 3)                                                                \
-    EAI_PIPE_KERNEL(SUF, T, 2, 3)                                                                \
-    EAI_PIPE_KERNEL(SUF, T, 4, 3)                                                                \
-    EAI_PIPE_KERNEL(SUF, T, 8, 3)                                                                \
-    EAI_PIPE_KERNEL(SUF, T, 16, 3)                                                               \
     EAI_DEQ_KERNEL(SUF, T, 4, true, 4s)                                                          \
     EAI_DEQ_KERNEL(SUF, T, 8, true, 8s)                                                          \
     EAI_DEQ_KERNEL(SUF, T, 4, false, 4w)                                                         \
@@ -1443,13 +1366,6 @@ __device__ __forceinline__ void dequant_batched(const u8* __restrict__ q, int is
         quant_rows_reg##V##_##SUF(const T::raw* __restrict__ x, u8* q, float* scales, int* zps,  \
                                   RegArgs a, QSpec s, u64* bad, u64* bad_scale) {                \
         rows_reg<T, V>(x, q, scales, zps, a, s, bad, bad_scale);                                 \
-    }
-#define EAI_PIPE_KERNEL(SUF, T, V, S)                                                            \
-    extern "C" __global__ void __launch_bounds__(256)                                            \
-        quant_rows_pipe##V##s##S##_##SUF(const T::raw* __restrict__ x, u8* q, float* scales,     \
-                                         int* zps, RegArgs a, QSpec s, u64* bad,                 \
-                                         u64* bad_scale) {                                       \
-        rows_pipe<T, V, S>(x, q, scales, zps, a, s, bad, bad_scale);                             \
     }
 #define EAI_DEQ_KERNEL(SUF, T, U, CS, TAG)                                                       \
     extern "C" __global__ void dequant_##TAG##_##SUF(const u8* __restrict__ q, int is_signed,    \

@@ -468,7 +468,6 @@ fn every_tuning_and_a_private_stream_give_the_same_bits() {
         t.quant_reg_vectors_half = [16, 0, 1, 2, 8][i];
         t.quant_reg_threads = [128, 256, 64, 256, 64][i];
         t.quant_reg_vectors_small = [1, 2, 4, 8, 2][i];
-        t.quant_reg_pipe_stages = [2, 0, 3, 2, 3][i];
         // dequantize: session-2 kernel and every batched variant
         t.dequant_unroll = [0, 8, 4, 8, 4][i];
         t.dequant_streaming = [true, true, false, false, true][i];

@@ -363,10 +363,7 @@ impl CudaDevice {
         let mut functions = std::collections::HashMap::new();
         for &name in kernels::ENTRY_POINTS {
             let f = module.load_function(name).map_err(self.err("cuModuleGetFunction"))?;
-            if name.starts_with("quant_rows_tiles")
-                || name.starts_with("quant_rows_pipe")
-                || name.starts_with("quant_tensor_coop")
-            {
+            if name.starts_with("quant_rows_tiles") || name.starts_with("quant_tensor_coop") {
                 // the pipelined row kernels may use more than the default 48 KiB of dynamic
                 // shared memory (long rows); the launch asks only for what it needs
                 f.set_attribute(
@@ -521,10 +518,6 @@ pub struct Tuning {
     /// The same for groups of at most 8 vectors (e.g. GGML Q8_0's 32 elements), either input
     /// width (1, 2, 4 or 8; a value of 0 in the two fields above still switches the kernel off).
     pub quant_reg_vectors_small: u32,
-    /// Register-resident row quantizer: 0 loads straight into registers; 2 or 3 streams each
-    /// warp's groups through a private ring of that many shared-memory stages with `cp.async`
-    /// (loads stay in flight while the warp computes).
-    pub quant_reg_pipe_stages: u32,
     /// Threads per block of the register-resident row quantizer (64, 128 or 256).
     pub quant_reg_threads: u32,
     /// Dequantize: 16-byte output vectors per thread and step whose loads are all in flight
@@ -554,10 +547,9 @@ impl Default for Tuning {
             quant_reg_vectors_f32: 4,
             quant_reg_vectors_half: 4,
             quant_reg_vectors_small: 2,
-            quant_reg_pipe_stages: 2,
             quant_reg_threads: 256,
             dequant_unroll: 4,
-            dequant_streaming: false,
+            dequant_streaming: true,
             dequant_blocks_per_sm: 4,
             quant_one_pass_tensor: true,
         }
@@ -570,7 +562,7 @@ impl Tuning {
 
     /// The defaults with overrides from `EAI_QUANT_TUNING`, a comma-separated list of
     /// `field=value` (field names as in this struct, e.g.
-    /// `quant_reg_pipe_stages=2,quant_reg_threads=64`). Unknown fields and unparsable values
+    /// `quant_reg_threads=128,dequant_unroll=8`). Unknown fields and unparsable values
     /// are ignored with a warning; values are clamped as by [`CudaDevice::set_tuning`].
     /// [`CudaDevice::open`] starts from this.
     pub fn from_env() -> Self {
@@ -601,7 +593,6 @@ impl Tuning {
                 "quant_reg_vectors_f32" => Some(&mut t.quant_reg_vectors_f32),
                 "quant_reg_vectors_half" => Some(&mut t.quant_reg_vectors_half),
                 "quant_reg_vectors_small" => Some(&mut t.quant_reg_vectors_small),
-                "quant_reg_pipe_stages" => Some(&mut t.quant_reg_pipe_stages),
                 "quant_reg_threads" => Some(&mut t.quant_reg_threads),
                 "dequant_unroll" => Some(&mut t.dequant_unroll),
                 "dequant_blocks_per_sm" => Some(&mut t.dequant_blocks_per_sm),
@@ -628,9 +619,9 @@ impl Tuning {
         format!(
             "quant_stages={},quant_tile_bytes={},quant_threads={},quant_vectors_per_lane={},\
              w8a16_rows={},w8a16_unroll={},w8a16_warps={},quant_reg_vectors_f32={},\
-             quant_reg_vectors_half={},quant_reg_vectors_small={},quant_reg_pipe_stages={},\
-             quant_reg_threads={},dequant_unroll={},dequant_streaming={},\
-             dequant_blocks_per_sm={},quant_one_pass_tensor={}",
+             quant_reg_vectors_half={},quant_reg_vectors_small={},quant_reg_threads={},\
+             dequant_unroll={},dequant_streaming={},dequant_blocks_per_sm={},\
+             quant_one_pass_tensor={}",
             self.quant_stages,
             self.quant_tile_bytes,
             self.quant_threads,
@@ -641,7 +632,6 @@ impl Tuning {
             self.quant_reg_vectors_f32,
             self.quant_reg_vectors_half,
             self.quant_reg_vectors_small,
-            self.quant_reg_pipe_stages,
             self.quant_reg_threads,
             self.dequant_unroll,
             self.dequant_streaming,
@@ -680,11 +670,6 @@ impl Tuning {
                 &[1, 2, 4, 8],
                 d.quant_reg_vectors_small,
             ),
-            quant_reg_pipe_stages: pick(
-                self.quant_reg_pipe_stages,
-                &[0, 2, 3],
-                d.quant_reg_pipe_stages,
-            ),
             quant_reg_threads: pick(self.quant_reg_threads, &[64, 128, 256], d.quant_reg_threads),
             dequant_unroll: pick(self.dequant_unroll, &[0, 4, 8], d.dequant_unroll),
             dequant_streaming: self.dequant_streaming,
@@ -707,7 +692,7 @@ mod tests {
         let d = Tuning::default();
         assert_eq!(d.with_overrides(&d.to_overrides()), d);
         let mut t = d;
-        t.quant_reg_pipe_stages = 3;
+        t.quant_reg_vectors_small = 8;
         t.quant_reg_threads = 64;
         t.dequant_streaming = !d.dequant_streaming;
         t.quant_one_pass_tensor = false;

@@ -136,36 +136,6 @@ pub(crate) const ENTRY_POINTS: &[&str] = &[
     "dequant_8s_bf16",
     "dequant_4w_bf16",
     "dequant_8w_bf16",
-    "quant_rows_pipe1s2_f32",
-    "quant_rows_pipe2s2_f32",
-    "quant_rows_pipe4s2_f32",
-    "quant_rows_pipe8s2_f32",
-    "quant_rows_pipe16s2_f32",
-    "quant_rows_pipe1s3_f32",
-    "quant_rows_pipe2s3_f32",
-    "quant_rows_pipe4s3_f32",
-    "quant_rows_pipe8s3_f32",
-    "quant_rows_pipe16s3_f32",
-    "quant_rows_pipe1s2_f16",
-    "quant_rows_pipe2s2_f16",
-    "quant_rows_pipe4s2_f16",
-    "quant_rows_pipe8s2_f16",
-    "quant_rows_pipe16s2_f16",
-    "quant_rows_pipe1s3_f16",
-    "quant_rows_pipe2s3_f16",
-    "quant_rows_pipe4s3_f16",
-    "quant_rows_pipe8s3_f16",
-    "quant_rows_pipe16s3_f16",
-    "quant_rows_pipe1s2_bf16",
-    "quant_rows_pipe2s2_bf16",
-    "quant_rows_pipe4s2_bf16",
-    "quant_rows_pipe8s2_bf16",
-    "quant_rows_pipe16s2_bf16",
-    "quant_rows_pipe1s3_bf16",
-    "quant_rows_pipe2s3_bf16",
-    "quant_rows_pipe4s3_bf16",
-    "quant_rows_pipe8s3_bf16",
-    "quant_rows_pipe16s3_bf16",
     "quant_tensor_coop_f32",
     "quant_tensor_coop_f16",
     "quant_tensor_coop_bf16",
@@ -238,8 +208,6 @@ mod tests {
             // session-3 families pasted from a variant tag as well
             let family = (name.starts_with("quant_rows_reg")
                 && src.contains("quant_rows_reg##V##_##SUF("))
-                || (name.starts_with("quant_rows_pipe")
-                    && src.contains("quant_rows_pipe##V##s##S##_##SUF("))
                 || (name.starts_with("dequant_")
                     && name.len() > "dequant_bf16".len()
                     && src.contains("dequant_##TAG##_##SUF("));

@@ -246,14 +246,10 @@ struct RegArgs {
     lv: u32,
     ts: u32,
     log_ts: u32,
-    gs: u32,
-    lv_m: u32,
-    lv_s: u32,
-    stage_slots: u32,
     unused: u32,
 }
 
-// SAFETY: `#[repr(C)]`, `Copy`, two u64 followed by eight u32 (48 bytes, no padding, no
+// SAFETY: `#[repr(C)]`, `Copy`, two u64 followed by four u32 (32 bytes, no padding, no
 // pointers), matching `struct RegArgs` in kernels/quant.cu field for field.
 unsafe impl DeviceRepr for RegArgs {}
 
@@ -276,21 +272,8 @@ fn reg_plan(groups: u64, len: u64, elem_bytes: u64, v_pref: u32) -> Option<(RegA
     // would need alone
     let v = v_pref.max(lv.div_ceil(32).next_power_of_two()).min(lv.next_power_of_two());
     let ts = lv.div_ceil(v).next_power_of_two().min(32);
-    let gs = lv + group_pad(lv, ts);
-    let (lv_m, lv_s) = div_magic(u64::from(lv))?;
     Some((
-        RegArgs {
-            groups,
-            len,
-            lv,
-            ts,
-            log_ts: ts.trailing_zeros(),
-            gs,
-            lv_m,
-            lv_s,
-            stage_slots: (32 / ts) * gs,
-            unused: 0,
-        },
+        RegArgs { groups, len, lv, ts, log_ts: ts.trailing_zeros(), unused: 0 },
         v.min(REG_MAX_VECTORS),
     ))
 }
@@ -495,16 +478,6 @@ fn kernel_name(base: &'static str, suf: &'static str) -> &'static str {
         "dequant_4w",
         "dequant_8w",
         "quant_tensor_coop",
-        "quant_rows_pipe1s2",
-        "quant_rows_pipe2s2",
-        "quant_rows_pipe4s2",
-        "quant_rows_pipe8s2",
-        "quant_rows_pipe16s2",
-        "quant_rows_pipe1s3",
-        "quant_rows_pipe2s3",
-        "quant_rows_pipe4s3",
-        "quant_rows_pipe8s3",
-        "quant_rows_pipe16s3",
         "quant_rows_tiles2",
         "quant_rows_tiles3",
         "quant_rows_tiles4",
@@ -656,42 +629,17 @@ impl CudaDevice {
                 let reg = reg_plan(groups, len, eb, v_pref);
                 let plan = tile_plan(groups, len, eb, &tuning, self.tile_smem_limit());
                 let threads = tuning.quant_reg_threads;
-                // the pipelined variant when its stages fit in shared memory
-                let pipe_smem = |args: &RegArgs| {
-                    u64::from(threads / 32)
-                        * u64::from(tuning.quant_reg_pipe_stages)
-                        * u64::from(args.stage_slots)
-                        * 16
-                };
-                let pipelined = reg.is_some_and(|(args, _)| {
-                    tuning.quant_reg_pipe_stages >= 2 && pipe_smem(&args) <= self.tile_smem_limit()
-                });
                 if let Some((args, v)) = reg {
-                    let base = match (pipelined, tuning.quant_reg_pipe_stages, v) {
-                        (false, _, 1) => "quant_rows_reg1",
-                        (false, _, 2) => "quant_rows_reg2",
-                        (false, _, 4) => "quant_rows_reg4",
-                        (false, _, 8) => "quant_rows_reg8",
-                        (false, _, _) => "quant_rows_reg16",
-                        (true, 2, 1) => "quant_rows_pipe1s2",
-                        (true, 2, 2) => "quant_rows_pipe2s2",
-                        (true, 2, 4) => "quant_rows_pipe4s2",
-                        (true, 2, 8) => "quant_rows_pipe8s2",
-                        (true, 2, _) => "quant_rows_pipe16s2",
-                        (true, _, 1) => "quant_rows_pipe1s3",
-                        (true, _, 2) => "quant_rows_pipe2s3",
-                        (true, _, 4) => "quant_rows_pipe4s3",
-                        (true, _, 8) => "quant_rows_pipe8s3",
-                        (true, _, _) => "quant_rows_pipe16s3",
+                    let base = match v {
+                        1 => "quant_rows_reg1",
+                        2 => "quant_rows_reg2",
+                        4 => "quant_rows_reg4",
+                        8 => "quant_rows_reg8",
+                        _ => "quant_rows_reg16",
                     };
-                    let smem = if pipelined { pipe_smem(&args) as u32 } else { 0 };
                     let f = kernels.get(kernel_name(base, suf))?;
                     let per_sm = f
-                        .occupancy_max_active_blocks_per_multiprocessor(
-                            threads,
-                            smem as usize,
-                            None,
-                        )
+                        .occupancy_max_active_blocks_per_multiprocessor(threads, 0, None)
                         .map_err(self.err("cuOccupancyMaxActiveBlocksPerMultiprocessor"))?
                         .max(1);
                     let warps = groups.div_ceil(u64::from(32 / args.ts));
@@ -702,7 +650,7 @@ impl CudaDevice {
                     let cfg = LaunchConfig {
                         grid_dim: (blocks, 1, 1),
                         block_dim: (threads, 1, 1),
-                        shared_mem_bytes: smem,
+                        shared_mem_bytes: 0,
                     };
                     let mut l = self.stream.launch_builder(f);
                     l.arg(&x.slice)
@@ -720,11 +668,7 @@ impl CudaDevice {
                     // scales/zps hold G; TS is a power of two ≤ 32 with TS·V ≥ LV (reg_plan) and
                     // the block a multiple of 32 threads, so teams never straddle warps and every
                     // warp-wide vote and shuffle is reached by all 32 lanes (the group loop is
-                    // warp-uniform). The pipelined variant (same signature) gives each warp
-                    // S · stage_slots 16-byte slots of the dynamic shared memory sized above
-                    // (within the limit set on the function at load); a warp's batch of
-                    // 32 / TS groups (≤ 32·V vectors) lands at slot (j / LV)·GS + j % LV,
-                    // below stage_slots = (32 / TS)·GS.
+                    // warp-uniform).
                     unsafe { l.launch(cfg) }.map_err(self.err("cuLaunchKernel(quant_rows_reg)"))?;
                 } else if let Some(plan) = plan {
                     let base = match plan.stages {
@@ -1318,16 +1262,6 @@ mod tests {
             "dequant_4w",
             "dequant_8w",
             "quant_tensor_coop",
-            "quant_rows_pipe1s2",
-            "quant_rows_pipe2s2",
-            "quant_rows_pipe4s2",
-            "quant_rows_pipe8s2",
-            "quant_rows_pipe16s2",
-            "quant_rows_pipe1s3",
-            "quant_rows_pipe2s3",
-            "quant_rows_pipe4s3",
-            "quant_rows_pipe8s3",
-            "quant_rows_pipe16s3",
             "quant_rows_tiles2",
             "quant_rows_tiles3",
             "quant_rows_tiles4",
