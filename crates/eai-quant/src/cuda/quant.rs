@@ -2,14 +2,21 @@
 //! bf16 inputs, with the scale reduction on the device; and [`CudaQuantizer`], the CUDA
 //! implementation of the [`Quantizer`] seam.
 //!
-//! Two execution paths, chosen per tensor by [`CudaDevice::quantize_into`]:
-//! - **fused, one pass** for groups that are contiguous runs (per-token, per-channel on axis 0
-//!   or whenever the leading axes have size 1, per-group, small per-tensor): a team of lanes (or
-//!   a 128-thread block for rows of ≥ 1024 elements) loads its group once into registers, reduces
-//!   min/max, forms scale and zero point exactly like [`kernel::group_params`], and writes the
-//!   codes. Per-token dynamic activation quantization is this single kernel.
-//! - **two passes** otherwise (large per-tensor, per-channel on an inner axis): min/max per group
-//!   with order-preserving integer atomics, parameters per group, then an element-wise pass.
+//! Execution paths, chosen per tensor by [`CudaDevice::quantize_into`]:
+//! - **one pass** for groups that are contiguous runs (per-token, per-channel on axis 0 or
+//!   whenever the leading axes have size 1, per-group, small per-tensor): groups of up to 8 KiB
+//!   are held in registers by a team of lanes (packed NaN-propagating min/max, a warp vote for
+//!   non-finite values, parameters exactly like [`kernel::group_params`], codes from the same
+//!   registers); longer groups stream through a shared-memory `cp.async` pipeline; ragged rows
+//!   use plain register kernels. Per-token dynamic activation quantization is one kernel.
+//! - **one cooperative pass** for per-tensor inputs that fit in the multiprocessors' shared
+//!   memory ([`CudaDevice::one_pass_tensor_capacity_bytes`]): slices stay on chip across a
+//!   grid-wide barrier while the global min/max is formed.
+//! - **two passes** otherwise (larger per-tensor, per-channel on an inner axis): min/max per
+//!   group with order-preserving integer atomics, parameters per group, then an element-wise
+//!   pass.
+//!
+//! Launch parameters ([`Tuning`](super::Tuning)) change speed only, never bits.
 //!
 //! Errors keep their CPU meaning: non-finite input under [`NonFinite::Reject`] reports the first
 //! offending element in row-major order, an unrepresentable scale reports the first bad group.
