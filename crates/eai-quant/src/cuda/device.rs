@@ -532,6 +532,15 @@ pub struct Tuning {
     /// (see [`CudaDevice::one_pass_tensor_capacity_bytes`]) in one cooperative kernel (one pass
     /// over memory) instead of two passes.
     pub quant_one_pass_tensor: bool,
+    /// Groups of 257..=512 16-byte vectors (e.g. 4096-element f16/bf16 rows, 2048-element f32
+    /// rows): warps per group of the split register kernel (4: each lane holds 4 vectors, the
+    /// four warps meet in shared memory, the next group's loads are issued before the current
+    /// one is reduced), or 0 for one warp per group (16 vectors per lane).
+    pub quant_split_warps: u32,
+    /// Groups of 4 16-byte vectors from f16/bf16 (e.g. GGML Q8_0's 32 elements): the paired
+    /// kernel (two lanes per two groups, each lane forming one group's parameters) instead of
+    /// the in-warp register kernel with `quant_reg_vectors_small`.
+    pub quant_reg_pair: bool,
 }
 
 impl Default for Tuning {
@@ -552,6 +561,8 @@ impl Default for Tuning {
             dequant_streaming: true,
             dequant_blocks_per_sm: 4,
             quant_one_pass_tensor: true,
+            quant_split_warps: 4,
+            quant_reg_pair: true,
         }
     }
 }
@@ -596,13 +607,15 @@ impl Tuning {
                 "quant_reg_threads" => Some(&mut t.quant_reg_threads),
                 "dequant_unroll" => Some(&mut t.dequant_unroll),
                 "dequant_blocks_per_sm" => Some(&mut t.dequant_blocks_per_sm),
+                "quant_split_warps" => Some(&mut t.quant_split_warps),
                 _ => None,
             };
             match (key, field, num) {
                 (_, Some(f), Ok(v)) => *f = v,
-                ("dequant_streaming" | "quant_one_pass_tensor", None, _) => {
+                ("dequant_streaming" | "quant_one_pass_tensor" | "quant_reg_pair", None, _) => {
                     match value.parse::<bool>() {
                         Ok(b) if key == "dequant_streaming" => t.dequant_streaming = b,
+                        Ok(b) if key == "quant_reg_pair" => t.quant_reg_pair = b,
                         Ok(b) => t.quant_one_pass_tensor = b,
                         Err(_) => tracing::warn!(item, "{}: not true/false", Self::ENV),
                     }
@@ -621,7 +634,7 @@ impl Tuning {
              w8a16_rows={},w8a16_unroll={},w8a16_warps={},quant_reg_vectors_f32={},\
              quant_reg_vectors_half={},quant_reg_vectors_small={},quant_reg_threads={},\
              dequant_unroll={},dequant_streaming={},dequant_blocks_per_sm={},\
-             quant_one_pass_tensor={}",
+             quant_one_pass_tensor={},quant_split_warps={},quant_reg_pair={}",
             self.quant_stages,
             self.quant_tile_bytes,
             self.quant_threads,
@@ -636,7 +649,9 @@ impl Tuning {
             self.dequant_unroll,
             self.dequant_streaming,
             self.dequant_blocks_per_sm,
-            self.quant_one_pass_tensor
+            self.quant_one_pass_tensor,
+            self.quant_split_warps,
+            self.quant_reg_pair
         )
     }
 
@@ -679,6 +694,8 @@ impl Tuning {
                 d.dequant_blocks_per_sm,
             ),
             quant_one_pass_tensor: self.quant_one_pass_tensor,
+            quant_split_warps: pick(self.quant_split_warps, &[0, 4], d.quant_split_warps),
+            quant_reg_pair: self.quant_reg_pair,
         }
     }
 }
@@ -696,6 +713,8 @@ mod tests {
         t.quant_reg_threads = 64;
         t.dequant_streaming = !d.dequant_streaming;
         t.quant_one_pass_tensor = false;
+        t.quant_split_warps = 0;
+        t.quant_reg_pair = !d.quant_reg_pair;
         assert_eq!(Tuning::default().with_overrides(&t.to_overrides()), t);
         let o = d.with_overrides(
             " quant_reg_threads = 128 , nonsense=3, quant_stages=x, dequant_streaming=maybe,",
