@@ -203,13 +203,16 @@ fn main() -> BoxResult<()> {
         }
         sweep_reg(&dev, &mut r, samples.div_ceil(2), roof)?;
         sweep_dequant(&dev, &mut r, samples.div_ceil(2), roof)?;
-        r.line(String::new());
-        r.line("| kernel | elements | time (µs) | GB/s | ratio to copy |");
-        r.line("|---|---|---|---|---|");
     }
     quant_rows(&dev, &mut r, samples, roof)?;
     if !args.iter().any(|a| a == "--no-sizes") {
         two_pass_sizes(&dev, &mut r, samples, roof)?;
+    }
+    // the tuning the tables above ran with, in the format EAI_QUANT_TUNING reads
+    r.line(String::new());
+    r.line(format!("Tuning used: `{}`", dev.tuning().to_overrides()));
+    if let Some(p) = args.iter().position(|a| a == "--tuning-out").and_then(|i| args.get(i + 1)) {
+        std::fs::write(p, format!("{}\n", dev.tuning().to_overrides()))?;
     }
     if args.iter().any(|a| a == "--quant-only") {
         if let Some(p) = out_path {
@@ -534,8 +537,24 @@ fn main() -> BoxResult<()> {
 }
 
 /// Quantize / dequantize kernels: GB/s and ratio to the copy roof.
+/// What one row of the memory-bound table runs.
+#[derive(Clone, Copy)]
+enum Op {
+    /// The 1 GiB device-to-device copy (the roof), re-timed in every round.
+    Copy,
+    /// Quantize case `.0` from input `.1` (0 f32, 1 bf16, 2 f16).
+    Quant(usize, u8),
+    /// Dequantize case `.0`'s codes to output `.1` (0 f32, 1 bf16, 2 f16).
+    Deq(usize, u8),
+}
+
+/// The quantize/dequantize table, measured robustly: every row is timed in each of `ROUNDS`
+/// rounds (all rows once per round, so slow drifts of the machine hit every kernel alike), each
+/// round a median of `samples` event-timed batches; the table gives the median of the round
+/// medians and their min–max, and the ratio uses the copy re-timed in the same rounds.
 fn quant_rows(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -> BoxResult<()> {
     use eai_quant::{Granularity, QuantSpec};
+    const ROUNDS: usize = 5;
     let n = 1usize << 28;
     let cols = 4096usize;
     let rows = n / cols;
@@ -545,36 +564,28 @@ fn quant_rows(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -> Bo
     dev.cast(&x32, &mut x16)?;
     let mut xb = dev.zeros::<half::bf16>(n)?;
     dev.cast(&x32, &mut xb)?;
-    let line = |r: &mut Report, name: &str, bytes: f64, t: f64, note: &str| {
-        let g = gbs(bytes, t);
-        r.line(format!("| {name} | {n} | {:.1} | {:.0} | {:.3} |{note}", t * 1e6, g, g / roof));
-    };
-    let cases: Vec<(&str, QuantSpec, Vec<usize>)> = vec![
-        (
-            "quantize per-token (dynamic act.) i8",
-            QuantSpec::int8_activation_per_token(),
-            vec![rows, cols],
-        ),
-        ("quantize per-channel (axis 0) i8", QuantSpec::int8_weight(), vec![rows, cols]),
-        ("quantize per-channel asym u8", QuantSpec::uint8_asymmetric(), vec![rows, cols]),
+    let mut y32 = dev.zeros::<f32>(n)?;
+    let mut y16 = dev.zeros::<f16>(n)?;
+    let mut yb = dev.zeros::<half::bf16>(n)?;
+    let copy_bytes = 1usize << 30;
+    let src = random_i8(dev, copy_bytes, 1)?;
+    let mut dst = dev.zeros::<i8>(copy_bytes)?;
+    let cases: Vec<(&str, QuantSpec)> = vec![
+        ("quantize per-token (dynamic act.) i8", QuantSpec::int8_activation_per_token()),
+        ("quantize per-channel (axis 0) i8", QuantSpec::int8_weight()),
+        ("quantize per-channel asym u8", QuantSpec::uint8_asymmetric()),
         (
             "quantize per-group 128 i8",
             QuantSpec {
                 granularity: Granularity::PerGroup { size: 128 },
                 ..QuantSpec::int8_weight()
             },
-            vec![rows, cols],
         ),
-        ("quantize GGML Q8_0 (group 32, f16 scale)", QuantSpec::ggml_q8_0(), vec![rows, cols]),
-        (
-            "quantize vLLM per-token (127/amax)",
-            QuantSpec::vllm_int8_activation_per_token(),
-            vec![rows, cols],
-        ),
+        ("quantize GGML Q8_0 (group 32, f16 scale)", QuantSpec::ggml_q8_0()),
+        ("quantize vLLM per-token (127/amax)", QuantSpec::vllm_int8_activation_per_token()),
         (
             "quantize per-tensor i8 (2 passes)",
             QuantSpec { granularity: Granularity::PerTensor, ..QuantSpec::int8_weight() },
-            vec![rows, cols],
         ),
         (
             "quantize per-channel axis 1 (2 passes)",
@@ -582,68 +593,110 @@ fn quant_rows(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -> Bo
                 granularity: Granularity::PerChannel { axis: 1 },
                 ..QuantSpec::int8_weight()
             },
-            vec![rows, cols],
         ),
     ];
-    for (name, spec, shape) in &cases {
-        let res = (|| -> BoxResult<()> {
-            let mut out = dev.quant_output("bench", spec, shape)?;
-            let groups = out.scales().len() as f64;
-            let two_pass = name.contains("2 passes");
-            for (tname, esz) in [("f32", 4.0), ("bf16", 2.0), ("f16", 2.0)] {
-                let t = match tname {
-                    "f32" => time_op(dev, samples, |_| Ok(dev.quantize_into(&x32, &mut out)?))?,
-                    "bf16" => time_op(dev, samples, |_| Ok(dev.quantize_into(&xb, &mut out)?))?,
-                    _ => time_op(dev, samples, |_| Ok(dev.quantize_into(&x16, &mut out)?))?,
-                };
-                out.check(dev, &x32)?;
+    let mut outs = Vec::new();
+    for (_, spec) in &cases {
+        let mut out = dev.quant_output("bench", spec, &[rows, cols])?;
+        dev.quantize_into(&x32, &mut out)?;
+        out.check(dev, &x32)?;
+        outs.push(out);
+    }
+    let mut ops = vec![Op::Copy];
+    for c in 0..cases.len() {
+        ops.extend([Op::Quant(c, 0), Op::Quant(c, 1), Op::Quant(c, 2)]);
+        if c == 1 || c == 3 || c == 4 {
+            ops.extend([Op::Deq(c, 0), Op::Deq(c, 1), Op::Deq(c, 2)]);
+        }
+    }
+    let mut times = vec![Vec::with_capacity(ROUNDS); ops.len()];
+    for _ in 0..ROUNDS {
+        for (i, op) in ops.iter().enumerate() {
+            let t = match *op {
+                Op::Copy => time_op(dev, samples, |_| Ok(dev.copy(&src, &mut dst)?))?,
+                Op::Quant(c, input) => {
+                    let out = &mut outs[c];
+                    let t = match input {
+                        0 => time_op(dev, samples, |_| Ok(dev.quantize_into(&x32, out)?))?,
+                        1 => time_op(dev, samples, |_| Ok(dev.quantize_into(&xb, out)?))?,
+                        _ => time_op(dev, samples, |_| Ok(dev.quantize_into(&x16, out)?))?,
+                    };
+                    out.check(dev, &x32)?;
+                    t
+                }
+                Op::Deq(c, o) => {
+                    let out = &outs[c];
+                    match o {
+                        0 => time_op(dev, samples, |_| Ok(dev.dequantize_into(out, &mut y32)?))?,
+                        1 => time_op(dev, samples, |_| Ok(dev.dequantize_into(out, &mut yb)?))?,
+                        _ => time_op(dev, samples, |_| Ok(dev.dequantize_into(out, &mut y16)?))?,
+                    }
+                }
+            };
+            times[i].push(t);
+        }
+    }
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    let copy_t = median(&times[0]);
+    let copy_gbs = gbs(2.0 * copy_bytes as f64, copy_t);
+    r.line(String::new());
+    r.line(format!(
+        "### Quantize / dequantize, {ROUNDS} interleaved rounds (median of {samples} batches each)"
+    ));
+    r.line(String::new());
+    r.line(format!(
+        "Ratio = useful GB/s ÷ the copy timed in the same rounds ({copy_gbs:.0} GB/s median, rounds {:.0}–{:.0}; {:.0} at the start). Spread: the ratio of the slowest and the fastest round.",
+        gbs(2.0 * copy_bytes as f64, times[0].iter().copied().fold(0.0, f64::max)),
+        gbs(2.0 * copy_bytes as f64, times[0].iter().copied().fold(f64::INFINITY, f64::min)),
+        roof
+    ));
+    r.line(String::new());
+    r.line("| kernel | elements | time (µs, median) | GB/s | ratio to copy | spread of rounds |");
+    r.line("|---|---|---|---|---|---|");
+    let names = ["f32", "bf16", "f16"];
+    for (i, op) in ops.iter().enumerate().skip(1) {
+        let (label, bytes) = match *op {
+            Op::Quant(c, input) => {
+                let esz = if input == 0 { 4.0 } else { 2.0 };
+                let groups = outs[c].scales().len() as f64;
                 let useful = (esz + 1.0) * n as f64 + 8.0 * groups;
-                let label = format!("{name} from {tname}");
-                if two_pass {
-                    let moved = (2.0 * esz + 1.0) * n as f64 + 8.0 * groups;
-                    line(
-                        r,
-                        &format!("{label}: bytes actually moved (input read twice)"),
-                        moved,
-                        t,
-                        "",
-                    );
-                    line(r, &format!("{label}: useful bytes (input once)"), useful, t, "");
+                let label = format!("{} from {}", cases[c].0, names[input as usize]);
+                if cases[c].0.contains("2 passes") {
+                    (format!("{label}: useful bytes (input once)"), useful)
                 } else {
-                    line(r, &label, useful, t, "");
+                    (label, useful)
                 }
             }
-            if *name == cases[1].0 {
-                // dequantize the per-channel codes
-                let groups = out.scales().len() as f64;
-                let t = time_op(dev, samples, |_| Ok(dev.dequantize_into(&out, &mut x32)?))?;
-                line(r, "dequantize per-channel i8 → f32", 5.0 * n as f64 + 8.0 * groups, t, "");
-                let t = time_op(dev, samples, |_| Ok(dev.dequantize_into(&out, &mut xb)?))?;
-                line(r, "dequantize per-channel i8 → bf16", 3.0 * n as f64 + 8.0 * groups, t, "");
-                let t = time_op(dev, samples, |_| Ok(dev.dequantize_into(&out, &mut x16)?))?;
-                line(r, "dequantize per-channel i8 → f16", 3.0 * n as f64 + 8.0 * groups, t, "");
-                dev.fill_uniform(&mut x32, 3, -4.0, 4.0)?;
-                dev.cast(&x32, &mut x16)?;
-                dev.cast(&x32, &mut xb)?;
+            Op::Deq(c, o) => {
+                let what = match c {
+                    1 => "per-channel i8",
+                    3 => "per-group 128 i8",
+                    _ => "Q8_0",
+                };
+                let groups = outs[c].scales().len() as f64;
+                let esz = if o == 0 { 4.0 } else { 2.0 };
+                (
+                    format!("dequantize {what} → {}", names[o as usize]),
+                    (esz + 1.0) * n as f64 + 8.0 * groups,
+                )
             }
-            if *name == cases[3].0 || *name == cases[4].0 {
-                let groups = out.scales().len() as f64;
-                let what = if *name == cases[3].0 { "per-group 128 i8" } else { "Q8_0" };
-                let t = time_op(dev, samples, |_| Ok(dev.dequantize_into(&out, &mut x32)?))?;
-                line(r, &format!("dequantize {what} → f32"), 5.0 * n as f64 + 8.0 * groups, t, "");
-                let t = time_op(dev, samples, |_| Ok(dev.dequantize_into(&out, &mut xb)?))?;
-                line(r, &format!("dequantize {what} → bf16"), 3.0 * n as f64 + 8.0 * groups, t, "");
-                let t = time_op(dev, samples, |_| Ok(dev.dequantize_into(&out, &mut x16)?))?;
-                line(r, &format!("dequantize {what} → f16"), 3.0 * n as f64 + 8.0 * groups, t, "");
-                dev.fill_uniform(&mut x32, 3, -4.0, 4.0)?;
-                dev.cast(&x32, &mut x16)?;
-                dev.cast(&x32, &mut xb)?;
-            }
-            Ok(())
-        })();
-        if let Err(e) = res {
-            r.line(format!("| {name} | error: {e} |"));
-        }
+            Op::Copy => continue,
+        };
+        let t = median(&times[i]);
+        let g = gbs(bytes, t);
+        let lo = times[i].iter().copied().fold(0.0, f64::max);
+        let hi = times[i].iter().copied().fold(f64::INFINITY, f64::min);
+        r.line(format!(
+            "| {label} | {n} | {:.1} | {g:.0} | {:.3} | {:.3}–{:.3} |",
+            t * 1e6,
+            g / copy_gbs,
+            gbs(bytes, lo) / copy_gbs,
+            gbs(bytes, hi) / copy_gbs
+        ));
     }
     Ok(())
 }
@@ -765,8 +818,9 @@ fn write_roof(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -> Bo
     Ok(())
 }
 
-/// Sweep of the register-resident row quantizer (vectors per lane × block size; 0 = the
-/// pipelined kernel) on the row cases, then the best per input width is kept for the tables.
+/// Sweep of the register-resident row quantizer: for each block size, the
+/// best vectors/lane of the group-128 cases (per input width) and of the small groups (Q8_0);
+/// the combination with the best geometric mean over the cases is kept for the tables.
 fn sweep_reg(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -> BoxResult<()> {
     use eai_quant::{Granularity, QuantSpec};
     let n = 1usize << 28;
@@ -779,79 +833,132 @@ fn sweep_reg(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -> Box
     dev.cast(&x32, &mut xh)?;
     let g128 =
         QuantSpec { granularity: Granularity::PerGroup { size: 128 }, ..QuantSpec::int8_weight() };
-    // (label, spec, input: 0 f32, 1 bf16, 2 f16)
-    let cases: Vec<(&str, QuantSpec, u8)> = vec![
-        ("per-token bf16", QuantSpec::int8_activation_per_token(), 1),
-        ("per-token f16", QuantSpec::int8_activation_per_token(), 2),
-        ("asym u8 bf16", QuantSpec::uint8_asymmetric(), 1),
-        ("vLLM bf16", QuantSpec::vllm_int8_activation_per_token(), 1),
-        ("group-128 bf16", g128, 1),
-        ("Q8_0 bf16", QuantSpec::ggml_q8_0(), 1),
-        ("group-128 f32", g128, 0),
-        ("Q8_0 f32", QuantSpec::ggml_q8_0(), 0),
-    ];
+    let ratio = |spec: &QuantSpec, input: u8| -> BoxResult<f64> {
+        let mut out = dev.quant_output("sweep", spec, &[rows, cols])?;
+        let groups = out.scales().len() as f64;
+        let (tt, esz) = match input {
+            0 => (time_op(dev, samples, |_| Ok(dev.quantize_into(&x32, &mut out)?))?, 4.0),
+            1 => (time_op(dev, samples, |_| Ok(dev.quantize_into(&xb, &mut out)?))?, 2.0),
+            _ => (time_op(dev, samples, |_| Ok(dev.quantize_into(&xh, &mut out)?))?, 2.0),
+        };
+        out.check(dev, &x32)?;
+        Ok(gbs((esz + 1.0) * n as f64 + 8.0 * groups, tt) / roof)
+    };
     r.line(String::new());
-    r.line("## Register row quantizer sweep (ratio of useful bytes to copy bandwidth; vectors/lane 0 = pipelined kernel)");
+    r.line("## Register row quantizer sweep (ratio of useful bytes to copy bandwidth)");
     r.line(String::new());
-    let mut header = "| vectors/lane | threads |".to_string();
-    for (c, _, _) in &cases {
-        header.push_str(&format!(" {c} |"));
-    }
-    header.push_str(" geo. mean 16-bit | geo. mean f32 |");
-    r.line(header);
-    r.line(format!("|---|---|{}", "---|".repeat(cases.len() + 2)));
+    r.line("Each row shows the best vectors/lane (v) of the group-128 cases and of Q8_0 (small groups: one value for both input widths) with its ratio.");
+    r.line(String::new());
+    r.line("| threads | per-token bf16 | per-token f16 | asym u8 bf16 | group-128 bf16 (v) | group-128 f32 (v) | Q8_0 bf16 (v) | Q8_0 f32 (v) | geo. mean |");
+    r.line("|---|---|---|---|---|---|---|---|---|");
     let default = dev.tuning();
-    let mut best_half = (0.0f64, 0u32, 0u32);
-    let mut best_f32 = (0.0f64, 0u32, 0u32);
-    for threads in [256u32, 128] {
-        for v in [0u32, 1, 2, 4, 8, 16] {
-            let mut t = default;
-            t.quant_reg_vectors_f32 = v;
-            t.quant_reg_vectors_half = v;
-            t.quant_reg_threads = threads;
-            dev.set_tuning(t);
-            let mut line = format!("| {v} | {threads} |");
-            let (mut lh, mut nh, mut lf, mut nf) = (0.0, 0, 0.0, 0);
-            for (_, spec, input) in &cases {
-                let mut out = dev.quant_output("sweep", spec, &[rows, cols])?;
-                let groups = out.scales().len() as f64;
-                let (tt, esz) = match input {
-                    0 => (time_op(dev, samples, |_| Ok(dev.quantize_into(&x32, &mut out)?))?, 4.0),
-                    1 => (time_op(dev, samples, |_| Ok(dev.quantize_into(&xb, &mut out)?))?, 2.0),
-                    _ => (time_op(dev, samples, |_| Ok(dev.quantize_into(&xh, &mut out)?))?, 2.0),
-                };
-                out.check(dev, &x32)?;
-                let ratio = gbs((esz + 1.0) * n as f64 + 8.0 * groups, tt) / roof;
-                if *input == 0 {
-                    lf += ratio.ln();
-                    nf += 1;
-                } else {
-                    lh += ratio.ln();
-                    nh += 1;
-                }
-                line.push_str(&format!(" {ratio:.3} |"));
+    let mut best = (0.0f64, default);
+    for threads in [256u32] {
+        let mut t = default;
+        t.quant_reg_threads = threads;
+        dev.set_tuning(t);
+        let pt_b = ratio(&QuantSpec::int8_activation_per_token(), 1)?;
+        let pt_h = ratio(&QuantSpec::int8_activation_per_token(), 2)?;
+        let asym = ratio(&QuantSpec::uint8_asymmetric(), 1)?;
+        let (mut gb, mut gf) = ((0.0f64, 0u32), (0.0f64, 0u32));
+        for v in [2u32, 4, 8] {
+            let mut tv = t;
+            tv.quant_reg_vectors_half = v;
+            tv.quant_reg_vectors_f32 = v;
+            dev.set_tuning(tv);
+            let b = ratio(&g128, 1)?;
+            let f = ratio(&g128, 0)?;
+            if b > gb.0 {
+                gb = (b, v);
             }
-            let (gh, gf) = ((lh / nh as f64).exp(), (lf / nf as f64).exp());
-            line.push_str(&format!(" {gh:.3} | {gf:.3} |"));
-            r.line(line);
-            if gh > best_half.0 {
-                best_half = (gh, v, threads);
-            }
-            if gf > best_f32.0 {
-                best_f32 = (gf, v, threads);
+            if f > gf.0 {
+                gf = (f, v);
             }
         }
+        let mut qs = (0.0f64, 0u32, 0.0f64, 0.0f64);
+        for v in [1u32, 2, 4, 8] {
+            let mut tv = t;
+            tv.quant_reg_vectors_small = v;
+            dev.set_tuning(tv);
+            let b = ratio(&QuantSpec::ggml_q8_0(), 1)?;
+            let f = ratio(&QuantSpec::ggml_q8_0(), 0)?;
+            let geo = (b * f).sqrt();
+            if geo > qs.0 {
+                qs = (geo, v, b, f);
+            }
+        }
+        let geo = (pt_b * pt_h * asym * gb.0 * gf.0 * qs.2 * qs.3).powf(1.0 / 7.0);
+        r.line(format!(
+            "| {threads} | {pt_b:.3} | {pt_h:.3} | {asym:.3} | {:.3} ({}) | {:.3} ({}) | {:.3} ({}) | {:.3} ({}) | {geo:.3} |",
+            gb.0, gb.1, gf.0, gf.1, qs.2, qs.1, qs.3, qs.1
+        ));
+        if geo > best.0 {
+            let mut tb = t;
+            tb.quant_reg_vectors_half = gb.1;
+            tb.quant_reg_vectors_f32 = gf.1;
+            tb.quant_reg_vectors_small = qs.1;
+            best = (geo, tb);
+        }
     }
-    let mut t = default;
-    t.quant_reg_vectors_half = best_half.1;
-    t.quant_reg_vectors_f32 = best_f32.1;
-    t.quant_reg_threads = best_half.2;
-    dev.set_tuning(t);
+    let mut b = best.1;
+    dev.set_tuning(b);
     r.line(String::new());
     r.line(format!(
-        "Best: 16-bit inputs {} vectors/lane with {} threads (geo. mean {:.3}); f32 inputs {} vectors/lane with {} threads (geo. mean {:.3}); the tables below use 16-bit {} / f32 {} at {} threads.",
-        best_half.1, best_half.2, best_half.0, best_f32.1, best_f32.2, best_f32.0,
-        best_half.1, best_f32.1, best_half.2
+        "Best: {} threads, vectors/lane 16-bit {} / f32 {} / small groups {} (geo. mean {:.3}); library default: {} threads, {} / {} / {}.",
+        b.quant_reg_threads, b.quant_reg_vectors_half, b.quant_reg_vectors_f32,
+        b.quant_reg_vectors_small, best.0, default.quant_reg_threads,
+        default.quant_reg_vectors_half, default.quant_reg_vectors_f32, default.quant_reg_vectors_small
+    ));
+    // split kernels: 4096-element 16-bit rows over NW warps (0 = one warp, 16 vectors/lane)
+    r.line(String::new());
+    r.line("### Split register kernel (warps per 4096-element 16-bit row; 0 = one warp)");
+    r.line(String::new());
+    r.line("| warps/row | per-token bf16 | per-token f16 | asym u8 bf16 | vLLM bf16 | per-token bf16 again | geo. mean |");
+    r.line("|---|---|---|---|---|---|---|");
+    let mut best_split = (0.0f64, 0u32);
+    for w in [0u32, 4] {
+        let mut t = b;
+        t.quant_split_warps = w;
+        dev.set_tuning(t);
+        let a = ratio(&QuantSpec::int8_activation_per_token(), 1)?;
+        let h = ratio(&QuantSpec::int8_activation_per_token(), 2)?;
+        let u = ratio(&QuantSpec::uint8_asymmetric(), 1)?;
+        let v = ratio(&QuantSpec::vllm_int8_activation_per_token(), 1)?;
+        let a2 = ratio(&QuantSpec::int8_activation_per_token(), 1)?;
+        let geo = (a * h * u * v * a2).powf(0.2);
+        r.line(format!("| {w} | {a:.3} | {h:.3} | {u:.3} | {v:.3} | {a2:.3} | {geo:.3} |"));
+        if geo > best_split.0 {
+            best_split = (geo, w);
+        }
+    }
+    b.quant_split_warps = best_split.1;
+    // the paired kernel for 16-bit groups of 32 elements against the in-warp kernel, each
+    // setting measured twice (interleaved); f32 Q8_0 (in-warp kernel either way) as a control
+    r.line(String::new());
+    r.line("### Paired kernel for 16-bit groups of 32 elements (Q8_0) vs the in-warp kernel");
+    r.line(String::new());
+    r.line("| paired | Q8_0 bf16 | Q8_0 f16 | Q8_0 f32 (control) | geo. mean of bf16, f16 |");
+    r.line("|---|---|---|---|---|");
+    let mut geos = [0.0f64; 2];
+    for _ in 0..2 {
+        for (ci, pair) in [false, true].into_iter().enumerate() {
+            let mut t = b;
+            t.quant_reg_pair = pair;
+            dev.set_tuning(t);
+            let qb = ratio(&QuantSpec::ggml_q8_0(), 1)?;
+            let qh = ratio(&QuantSpec::ggml_q8_0(), 2)?;
+            let qf = ratio(&QuantSpec::ggml_q8_0(), 0)?;
+            let geo = (qb * qh).sqrt();
+            geos[ci] += geo / 2.0;
+            r.line(format!("| {pair} | {qb:.3} | {qh:.3} | {qf:.3} | {geo:.3} |"));
+        }
+    }
+    b.quant_reg_pair = geos[1] > geos[0];
+    dev.set_tuning(b);
+    r.line(String::new());
+    r.line(format!(
+        "Picked: split warps {} (geo. mean {:.3}), paired {} (mean geo. mean of two passes: off {:.3}, on {:.3}); the tables below use the picked settings.",
+        b.quant_split_warps, best_split.0, b.quant_reg_pair, geos[0], geos[1]
     ));
     Ok(())
 }
@@ -872,18 +979,19 @@ fn sweep_dequant(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) ->
     r.line(String::new());
     r.line("## Dequantize sweep (ratio of useful bytes to copy bandwidth; unroll 0 = session-2 kernel)");
     r.line(String::new());
-    r.line("| unroll | streaming hints | blocks/SM | per-channel → f32 | → bf16 | → f16 | group-128 → bf16 | geo. mean |");
-    r.line("|---|---|---|---|---|---|---|---|");
+    r.line("| unroll | streaming hints | blocks/SM | per-channel → f32 | → bf16 | → f16 | group-128 → bf16 | group-128 → f32 | Q8_0 → f32 | geo. mean |");
+    r.line("|---|---|---|---|---|---|---|---|---|---|");
+    let q8 = dev.quantize("q8", &QuantSpec::ggml_q8_0(), &x32, &[rows, cols])?;
     let default = dev.tuning();
     let mut best = (0.0f64, default);
-    let mut configs = vec![(0u32, true, 16u32)];
-    for u in [4u32, 8] {
-        for st in [true, false] {
-            for b in [4u32, 8, 16] {
-                configs.push((u, st, b));
-            }
-        }
-    }
+    let configs = [
+        (4u32, false, 4u32),
+        (8, false, 4),
+        (4, true, 4),
+        (8, true, 4),
+        (4, false, 8),
+        (8, false, 16),
+    ];
     for (u, st, b) in configs {
         let mut t = default;
         t.dequant_unroll = u;
@@ -908,8 +1016,19 @@ fn sweep_dequant(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) ->
             3.0 * n as f64 + 8.0 * gg,
             time_op(dev, samples, |_| Ok(dev.dequantize_into(&pg, &mut xb)?))?,
         ) / roof;
-        let geo = (r32 * rb * rh * rg).powf(0.25);
-        r.line(format!("| {u} | {st} | {b} | {r32:.3} | {rb:.3} | {rh:.3} | {rg:.3} | {geo:.3} |"));
+        let rg32 = gbs(
+            5.0 * n as f64 + 8.0 * gg,
+            time_op(dev, samples, |_| Ok(dev.dequantize_into(&pg, &mut x32)?))?,
+        ) / roof;
+        let gq = q8.scales().len() as f64;
+        let rq32 = gbs(
+            5.0 * n as f64 + 8.0 * gq,
+            time_op(dev, samples, |_| Ok(dev.dequantize_into(&q8, &mut x32)?))?,
+        ) / roof;
+        let geo = (r32 * rb * rh * rg * rg32 * rq32).powf(1.0 / 6.0);
+        r.line(format!(
+            "| {u} | {st} | {b} | {r32:.3} | {rb:.3} | {rh:.3} | {rg:.3} | {rg32:.3} | {rq32:.3} | {geo:.3} |"
+        ));
         if geo > best.0 {
             best = (geo, dev.tuning());
         }

@@ -503,13 +503,16 @@ template <bool AWAY>
 __device__ __forceinline__ u32 qlean(float x, const QLean& f) {
     float v = __fmul_rn(x, f.inv);
     v = fminf(fmaxf(v, f.lo), f.hi);
-    const float t = __fadd_rn(v, 12582912.0f);
-    u32 r = __float_as_uint(t) + f.zp;
     if (AWAY) {
-        const float d = __fsub_rn(v, __fsub_rn(t, 12582912.0f));
-        r += (u32)((int)((d == 0.5f) & (v > 0.0f)) - (int)((d == -0.5f) & (v < 0.0f)));
+        // ties away from zero: floor(|v| + (½ − 2⁻²⁵)) equals round-half-away(|v|) for every
+        // f32 |v| ≤ 400 (checked exhaustively on the CPU); the floor is the addition of 1.5·2²³
+        // rounded toward zero, and the sign is restored on the integer
+        const float t = __fadd_rz(__fadd_rn(fabsf(v), 0.49999997f), 12582912.0f);
+        const int m = __float_as_int(t) - 0x4B400000;
+        return (u32)((v < 0.0f ? -m : m) + (int)f.zp);
     }
-    return r;
+    const float t = __fadd_rn(v, 12582912.0f);
+    return __float_as_uint(t) + f.zp;
 }
 __device__ __forceinline__ u32 pack4_lean(u32 a, u32 b, u32 c, u32 d) {
     return __byte_perm(__byte_perm(a, b, 0x0040), __byte_perm(c, d, 0x0040), 0x5410);
@@ -1164,12 +1167,91 @@ __device__ __forceinline__ void reg_store_lean(const uint4* r, u8* qg, u32 tl, c
     }
 }
 
+// Statistics, parameters and codes of the group of each team from the V vectors every lane
+// holds in registers (warp-uniform call: votes and shuffles involve all 32 lanes).
+template <class T, int V>
+__device__ __forceinline__ void reg_group(const uint4* r, u64 g, bool act, u32 tl,
+                                          const RegArgs& a, u8* __restrict__ q,
+                                          float* __restrict__ scales, int* __restrict__ zps,
+                                          const QSpec& s, u64* bad, u64* bad_scale) {
+    const int W = Wide<T>::N;
+    float mn, mx;
+    RegStats<T>::template run<V>(r, mn, mx);
+    const bool dirty = !(is_finite_f(mn) & is_finite_f(mx));
+    const bool any_dirty = __any_sync(0xffffffffu, dirty);
+    if (any_dirty) {
+        // exact statistics: non-finite values skipped, the first recorded under Reject
+        mn = __int_as_float(0x7f800000);
+        mx = __int_as_float(0xff800000);
+        if (act) {
+#pragma unroll
+            for (int k = 0; k < V; ++k) {
+                const u32 vi = tl + (u32)k * a.TS;
+                if (vi < a.LV) {
+                    float f[W];
+                    Unpack<T>::run(r[k], f);
+#pragma unroll
+                    for (int j = 0; j < W; ++j) minmax_update(f[j], mn, mx, g * a.L + (u64)vi * W + j, s, bad);
+                }
+            }
+        }
+    }
+    for (u32 off = a.TS >> 1; off > 0; off >>= 1) {
+        mn = fminf(mn, __shfl_xor_sync(0xffffffffu, mn, off));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+    }
+    if (act) {
+        float scale, inv;
+        int zp;
+        const bool ok = group_params(mn, mx, s, &scale, &zp, &inv);
+        if (tl == 0) {
+            scales[g] = scale;
+            zps[g] = zp;
+            if (!ok) atomicMin(bad_scale, g);
+        }
+        const QFast fq = make_fast(scale, inv, zp, s);
+        u8* qg = q + g * a.L;
+        if (!any_dirty && fq.on) {
+            QLean fl;
+            fl.inv = inv;
+            fl.lo = (float)fq.lo;
+            fl.hi = (float)fq.hi;
+            fl.zp = (u32)zp;
+            fl.away = fq.away;
+            if (fl.away) reg_store_lean<T, V, true>(r, qg, tl, a, fl);
+            else reg_store_lean<T, V, false>(r, qg, tl, a, fl);
+        } else {
+#pragma unroll
+            for (int k = 0; k < V; ++k) {
+                const u32 vi = tl + (u32)k * a.TS;
+                if (vi < a.LV) {
+                    float f[W];
+                    Unpack<T>::run(r[k], f);
+                    store_codesN<W>(qg + (u64)vi * W, f, fq, scale, inv, zp, s);
+                }
+            }
+        }
+    }
+}
+
+// The V vectors lane tl of a team holds of group g (a duplicate of a valid vector where
+// tl + k·TS ≥ LV: duplicates are neutral for min/max; zeros when the team has no group).
+template <int V>
+__device__ __forceinline__ void reg_load(const uint4* __restrict__ xv, u64 g, bool act, u32 tl,
+                                         u32 fallback, const RegArgs& a, uint4* r) {
+    const uint4* src = xv + g * a.LV;
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+        const u32 vi = tl + (u32)k * a.TS;
+        r[k] = act ? __ldg(src + (vi < a.LV ? vi : fallback)) : make_uint4(0u, 0u, 0u, 0u);
+    }
+}
+
 template <class T, int V>
 __device__ __forceinline__ void rows_reg(const typename T::raw* __restrict__ x,
                                          u8* __restrict__ q, float* __restrict__ scales,
                                          int* __restrict__ zps, const RegArgs& a,
                                          const QSpec& s, u64* bad, u64* bad_scale) {
-    const int W = Wide<T>::N;
     const u32 lane = threadIdx.x & 31u;
     const u32 team = lane >> a.log_ts, tl = lane & (a.TS - 1u);
     const u32 tpw = 32u >> a.log_ts;
@@ -1188,63 +1270,213 @@ __device__ __forceinline__ void rows_reg(const typename T::raw* __restrict__ x,
             const u32 vi = tl + (u32)k * a.TS;
             r[k] = act ? __ldg(src + (vi < a.LV ? vi : fallback)) : make_uint4(0u, 0u, 0u, 0u);
         }
+        reg_group<T, V>(r, g, act, tl, a, q, scales, zps, s, bad, bad_scale);
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Paired small-group quantizer (session 3, round 2) for groups of LV 16-byte vectors, LV even
+// (GGML Q8_0's 32 elements from 16-bit inputs: LV = 4; from f32 it would be LV = 8). A team of 2 lanes
+// owns 2 consecutive groups (lane tl holds vectors tl + 2k of the pair's 2·LV, so group j's R =
+// LV/2 vectors are r[j·R .. j·R + R)), a warp 32 groups. Each lane reduces both groups over its
+// half, one shuffle pair swaps halves so lane tl ends with group tl's min/max, each lane forms
+// the parameters of ONE group (the in-warp kernel forms each group's parameters in every lane
+// of its team), writes its scale and zero point (32 consecutive groups per warp), and three
+// shuffles give it the other group's parameters. Instantiated for LV = 4 (the H200 sweep of
+// round 2: faster than 2-lane teams of the in-warp kernel from bf16, level from f16, slower
+// from f32 with LV = 8, which therefore keeps the in-warp kernel).
+template <class T, int LV>
+__device__ __forceinline__ void rows_pair(const typename T::raw* __restrict__ x,
+                                          u8* __restrict__ q, float* __restrict__ scales,
+                                          int* __restrict__ zps, const RegArgs& a,
+                                          const QSpec& s, u64* bad, u64* bad_scale) {
+    const int W = Wide<T>::N;
+    const int R = LV / 2;
+    const u32 lane = threadIdx.x & 31u;
+    const u32 tl = lane & 1u;
+    const u64 warp = ((u64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    const u64 nwarps = ((u64)gridDim.x * blockDim.x) >> 5;
+    const uint4* xv = reinterpret_cast<const uint4*>(x);
+    const u64 step = nwarps * 32u;
+    for (u64 gb = warp * 32u; gb < a.G; gb += step) {  // warp-uniform
+        const u64 g0 = gb + (lane & ~1u);  // the pair: groups g0 and g0 + 1
+        uint4 r[LV];
+#pragma unroll
+        for (int k = 0; k < LV; ++k)
+            r[k] = g0 + k / R < a.G ? __ldg(xv + g0 * LV + tl + 2 * k) : make_uint4(0u, 0u, 0u, 0u);
+        float mn[2], mx[2];
+        RegStats<T>::template run<R>(r, mn[0], mx[0]);
+        RegStats<T>::template run<R>(r + R, mn[1], mx[1]);
+        const bool dirty = !(is_finite_f(mn[0]) & is_finite_f(mx[0]) & is_finite_f(mn[1]) & is_finite_f(mx[1]));
+        const bool any_dirty = __any_sync(0xffffffffu, dirty);
+        if (any_dirty) {
+            // exact statistics: non-finite values skipped, the first recorded under Reject
+#pragma unroll
+            for (int j = 0; j < 2; ++j) {
+                mn[j] = __int_as_float(0x7f800000);
+                mx[j] = __int_as_float(0xff800000);
+                if (g0 + j < a.G) {
+#pragma unroll
+                    for (int k = 0; k < R; ++k) {
+                        const u32 vi = tl + 2u * (u32)k;
+                        float f[W];
+                        Unpack<T>::run(r[j * R + k], f);
+#pragma unroll
+                        for (int e = 0; e < W; ++e)
+                            minmax_update(f[e], mn[j], mx[j], (g0 + j) * a.L + (u64)vi * W + e, s, bad);
+                    }
+                }
+            }
+        }
+        // swap halves: lane tl keeps group tl's partial and receives its partner's
+        const float smn = tl ? mn[0] : mn[1], smx = tl ? mx[0] : mx[1];
+        const float gmn = fminf(tl ? mn[1] : mn[0], __shfl_xor_sync(0xffffffffu, smn, 1));
+        const float gmx = fmaxf(tl ? mx[1] : mx[0], __shfl_xor_sync(0xffffffffu, smx, 1));
+        float scale, inv;
+        int zp;
+        const bool ok = group_params(gmn, gmx, s, &scale, &zp, &inv);
+        const u64 g = g0 + tl;
+        if (g < a.G) {
+            scales[g] = scale;
+            zps[g] = zp;
+            if (!ok) atomicMin(bad_scale, g);
+        }
+        const float o_scale = __shfl_xor_sync(0xffffffffu, scale, 1);
+        const float o_inv = __shfl_xor_sync(0xffffffffu, inv, 1);
+        const int o_zp = __shfl_xor_sync(0xffffffffu, zp, 1);
+#pragma unroll
+        for (int j = 0; j < 2; ++j) {
+            if (g0 + j < a.G) {
+                const bool own = (u32)j == tl;
+                const float sc = own ? scale : o_scale, iv = own ? inv : o_inv;
+                const int z = own ? zp : o_zp;
+                const QFast fq = make_fast(sc, iv, z, s);
+                u8* qg = q + (g0 + j) * a.L;
+                if (!any_dirty && fq.on) {
+                    QLean fl;
+                    fl.inv = iv;
+                    fl.lo = (float)fq.lo;
+                    fl.hi = (float)fq.hi;
+                    fl.zp = (u32)z;
+                    fl.away = fq.away;
+                    // a.TS = 2: vector k of the group's R is tl + 2k
+                    if (fl.away) reg_store_lean<T, R, true>(r + j * R, qg, tl, a, fl);
+                    else reg_store_lean<T, R, false>(r + j * R, qg, tl, a, fl);
+                } else {
+#pragma unroll
+                    for (int k = 0; k < R; ++k) {
+                        const u32 vi = tl + 2u * (u32)k;
+                        float f[W];
+                        Unpack<T>::run(r[j * R + k], f);
+                        store_codesN<W>(qg + (u64)vi * W, f, fq, sc, iv, z, s);
+                    }
+                }
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Split register row quantizer (session 3, round 2): a team of NW whole warps owns one group
+// (TS = 32·NW lanes, lane tl = 32·(warp in team) + lane holds vectors tl + k·TS, k < V), so a
+// 4096-element 16-bit row needs V = 4 vectors per lane with NW = 4 instead of 16 with one warp:
+// a quarter of the registers, four times the resident warps. Each warp reduces its share like
+// the in-warp kernel (packed NaN-propagating min/max, warp vote, exact rule for dirty warps),
+// the NW partial min/max meet in shared memory behind a named barrier of the team's NW warps
+// (double-buffered slots: one barrier per group), and the loads of the team's next group are
+// issued before the current one is reduced (software pipeline in registers). Requires
+// blockDim.x = 256 (8 warps: 8 / NW teams per block, barrier ids 1..8 / NW). Instantiated for
+// NW = 4 only: the round-2 H200 sweep had NW = 2 level with one warp and NW = 8 far slower.
+template <class T, int V, int NW>
+__device__ __forceinline__ void rows_split(const typename T::raw* __restrict__ x,
+                                           u8* __restrict__ q, float* __restrict__ scales,
+                                           int* __restrict__ zps, const RegArgs& a,
+                                           const QSpec& s, u64* bad, u64* bad_scale) {
+    __shared__ float red[2][8][2];
+    const int W = Wide<T>::N;
+    const u32 lane = threadIdx.x & 31u;
+    const u32 wib = threadIdx.x >> 5;  // warp in block
+    const u32 tib = wib / NW;          // team in block
+    const u32 w0 = tib * NW;           // first warp of the team
+    const u32 tl = (wib - w0) * 32u + lane;
+    const u32 tpb = (blockDim.x >> 5) / NW;
+    const u64 step = (u64)gridDim.x * tpb;
+    const uint4* xv = reinterpret_cast<const uint4*>(x);
+    const u32 fallback = tl < a.LV ? tl : 0u;
+    u64 g = (u64)blockIdx.x * tpb + tib;
+    uint4 r[V];
+    reg_load<V>(xv, g, g < a.G, tl, fallback, a, r);
+    u32 buf = 0;
+    for (; g < a.G; g += step, buf ^= 1u) {  // team-uniform
+        uint4 nx[V];
+        reg_load<V>(xv, g + step, g + step < a.G, tl, fallback, a, nx);
         float mn, mx;
         RegStats<T>::template run<V>(r, mn, mx);
         const bool dirty = !(is_finite_f(mn) & is_finite_f(mx));
         const bool any_dirty = __any_sync(0xffffffffu, dirty);
         if (any_dirty) {
-            // exact statistics: non-finite values skipped, the first recorded under Reject
             mn = __int_as_float(0x7f800000);
             mx = __int_as_float(0xff800000);
-            if (act) {
 #pragma unroll
-                for (int k = 0; k < V; ++k) {
-                    const u32 vi = tl + (u32)k * a.TS;
-                    if (vi < a.LV) {
-                        float f[W];
-                        Unpack<T>::run(r[k], f);
+            for (int k = 0; k < V; ++k) {
+                const u32 vi = tl + (u32)k * a.TS;
+                if (vi < a.LV) {
+                    float f[W];
+                    Unpack<T>::run(r[k], f);
 #pragma unroll
-                        for (int j = 0; j < W; ++j) minmax_update(f[j], mn, mx, g * a.L + (u64)vi * W + j, s, bad);
-                    }
+                    for (int j = 0; j < W; ++j) minmax_update(f[j], mn, mx, g * a.L + (u64)vi * W + j, s, bad);
                 }
             }
         }
-        for (u32 off = a.TS >> 1; off > 0; off >>= 1) {
+#pragma unroll
+        for (u32 off = 16; off > 0; off >>= 1) {
             mn = fminf(mn, __shfl_xor_sync(0xffffffffu, mn, off));
             mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
         }
-        if (act) {
-            float scale, inv;
-            int zp;
-            const bool ok = group_params(mn, mx, s, &scale, &zp, &inv);
-            if (tl == 0) {
-                scales[g] = scale;
-                zps[g] = zp;
-                if (!ok) atomicMin(bad_scale, g);
-            }
-            const QFast fq = make_fast(scale, inv, zp, s);
-            u8* qg = q + g * a.L;
-            if (!any_dirty && fq.on) {
-                QLean fl;
-                fl.inv = inv;
-                fl.lo = (float)fq.lo;
-                fl.hi = (float)fq.hi;
-                fl.zp = (u32)zp;
-                fl.away = fq.away;
-                if (fl.away) reg_store_lean<T, V, true>(r, qg, tl, a, fl);
-                else reg_store_lean<T, V, false>(r, qg, tl, a, fl);
-            } else {
+        if (lane == 0) {
+            red[buf][wib][0] = mn;
+            red[buf][wib][1] = mx;
+        }
+        asm volatile("bar.sync %0, %1;" : : "r"(tib + 1u), "r"(NW * 32) : "memory");
+        mn = red[buf][w0][0];
+        mx = red[buf][w0][1];
 #pragma unroll
-                for (int k = 0; k < V; ++k) {
-                    const u32 vi = tl + (u32)k * a.TS;
-                    if (vi < a.LV) {
-                        float f[W];
-                        Unpack<T>::run(r[k], f);
-                        store_codesN<W>(qg + (u64)vi * W, f, fq, scale, inv, zp, s);
-                    }
+        for (int w = 1; w < NW; ++w) {
+            mn = fminf(mn, red[buf][w0 + w][0]);
+            mx = fmaxf(mx, red[buf][w0 + w][1]);
+        }
+        float scale, inv;
+        int zp;
+        const bool ok = group_params(mn, mx, s, &scale, &zp, &inv);
+        if (tl == 0) {
+            scales[g] = scale;
+            zps[g] = zp;
+            if (!ok) atomicMin(bad_scale, g);
+        }
+        const QFast fq = make_fast(scale, inv, zp, s);
+        u8* qg = q + g * a.L;
+        if (!any_dirty && fq.on) {  // this warp's values are all finite
+            QLean fl;
+            fl.inv = inv;
+            fl.lo = (float)fq.lo;
+            fl.hi = (float)fq.hi;
+            fl.zp = (u32)zp;
+            fl.away = fq.away;
+            if (fl.away) reg_store_lean<T, V, true>(r, qg, tl, a, fl);
+            else reg_store_lean<T, V, false>(r, qg, tl, a, fl);
+        } else {
+#pragma unroll
+            for (int k = 0; k < V; ++k) {
+                const u32 vi = tl + (u32)k * a.TS;
+                if (vi < a.LV) {
+                    float f[W];
+                    Unpack<T>::run(r[k], f);
+                    store_codesN<W>(qg + (u64)vi * W, f, fq, scale, inv, zp, s);
                 }
             }
         }
+#pragma unroll
+        for (int k = 0; k < V; ++k) r[k] = nx[k];
     }
 }
 
@@ -1292,8 +1524,8 @@ __device__ __forceinline__ void load_codes2(const u8* p, u32* w) {
 template <class O, int U, bool CS>
 __device__ __forceinline__ void dequant_batched(const u8* __restrict__ q, int is_signed, u64 n,
                                                 GroupIndex gi, const float* __restrict__ scales,
-                                                const int* __restrict__ zps,
-                                                typename O::raw* __restrict__ y) {
+                                                const int* __restrict__ zps, int zp_uniform,
+                                                int zp_value, typename O::raw* __restrict__ y) {
     const int W = DeqOut<O>::W;
     if (gi.inner % W != 0) {
         for (u64 i = global_thread(); i < n; i += global_threads()) {
@@ -1317,7 +1549,7 @@ __device__ __forceinline__ void dequant_batched(const u8* __restrict__ q, int is
         for (int u = 0; u < U; ++u) {
             const u64 g = group_of((vi + u * stride) * W, gi);
             sc[u] = __ldg(scales + g);
-            zp[u] = __ldg(zps + g);
+            zp[u] = zp_uniform ? zp_value : __ldg(zps + g);  // symmetric specs: one zero point
         }
 #pragma unroll
         for (int u = 0; u < U; ++u) {
@@ -1344,6 +1576,8 @@ __device__ __forceinline__ void dequant_batched(const u8* __restrict__ q, int is
     EAI_REG_KERNEL(SUF, T, 4)                                                                    \
     EAI_REG_KERNEL(SUF, T, 8)                                                                    \
     EAI_REG_KERNEL(SUF, T, 16)                                                                   \
+    EAI_SPLIT_KERNEL(SUF, T, 4, 4)                                                               \
+    EAI_PAIR_KERNEL(SUF, T, 4)                                                                   \
     EAI_DEQ_KERNEL(SUF, T, 4, true, 4s)                                                          \
     EAI_DEQ_KERNEL(SUF, T, 8, true, 8s)                                                          \
     EAI_DEQ_KERNEL(SUF, T, 4, false, 4w)                                                         \
@@ -1354,11 +1588,25 @@ __device__ __forceinline__ void dequant_batched(const u8* __restrict__ q, int is
                                   RegArgs a, QSpec s, u64* bad, u64* bad_scale) {                \
         rows_reg<T, V>(x, q, scales, zps, a, s, bad, bad_scale);                                 \
     }
+#define EAI_PAIR_KERNEL(SUF, T, LV)                                                              \
+    extern "C" __global__ void __launch_bounds__(256)                                            \
+        quant_rows_pair##LV##_##SUF(const T::raw* __restrict__ x, u8* q, float* scales,          \
+                                    int* zps, RegArgs a, QSpec s, u64* bad, u64* bad_scale) {    \
+        rows_pair<T, LV>(x, q, scales, zps, a, s, bad, bad_scale);                               \
+    }
+#define EAI_SPLIT_KERNEL(SUF, T, NW, V)                                                          \
+    extern "C" __global__ void __launch_bounds__(256)                                            \
+        quant_rows_split##NW##x##V##_##SUF(const T::raw* __restrict__ x, u8* q, float* scales,   \
+                                           int* zps, RegArgs a, QSpec s, u64* bad,               \
+                                           u64* bad_scale) {                                     \
+        rows_split<T, V, NW>(x, q, scales, zps, a, s, bad, bad_scale);                           \
+    }
 #define EAI_DEQ_KERNEL(SUF, T, U, CS, TAG)                                                       \
     extern "C" __global__ void dequant_##TAG##_##SUF(const u8* __restrict__ q, int is_signed,    \
                                                      u64 n, GroupIndex gi, const float* scales,  \
-                                                     const int* zps, T::raw* y) {                \
-        dequant_batched<T, U, CS>(q, is_signed, n, gi, scales, zps, y);                          \
+                                                     const int* zps, int zp_uniform,             \
+                                                     int zp_value, T::raw* y) {                  \
+        dequant_batched<T, U, CS>(q, is_signed, n, gi, scales, zps, zp_uniform, zp_value, y);    \
     }
 EAI_QUANT_KERNELS3(f32, F32)
 EAI_QUANT_KERNELS3(f16, F16)

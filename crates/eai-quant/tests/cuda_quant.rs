@@ -260,6 +260,8 @@ fn quantize_matches_cpu_bit_for_bit() {
         &[9, 96],
         &[1_000_003],
         &[33, 7, 40],
+        &[7, 2600],
+        &[5, 1800],
     ];
     let large: &[&[usize]] = &[&[4096, 4096], &[2048, 11008], &[8192, 1024]];
     let mut total = 0usize;
@@ -447,6 +449,9 @@ fn every_tuning_and_a_private_stream_give_the_same_bits() {
         &[40, 256],
         &[67, 2048],
         &[3, 4096],
+        // split register kernels: ragged 325 vectors (bf16) / 450 vectors (f32) per group
+        &[7, 2600],
+        &[5, 1800],
     ];
     let default = dev.tuning();
     let mut total = 0usize;
@@ -466,13 +471,18 @@ fn every_tuning_and_a_private_stream_give_the_same_bits() {
         // register row kernel: every variant (0 = pipelined kernel) for both input widths
         t.quant_reg_vectors_f32 = [0, 1, 2, 8, 16][i];
         t.quant_reg_vectors_half = [16, 0, 1, 2, 8][i];
-        t.quant_reg_threads = [128, 256, 128, 256, 128][i];
+        t.quant_reg_threads = [128, 256, 64, 256, 64][i];
+        t.quant_reg_vectors_small = [1, 2, 4, 8, 2][i];
         // dequantize: session-2 kernel and every batched variant
         t.dequant_unroll = [0, 8, 4, 8, 4][i];
         t.dequant_streaming = [true, true, false, false, true][i];
         t.dequant_blocks_per_sm = [16, 4, 8, 16, 4][i];
         // per-tensor: one cooperative pass or two passes
         t.quant_one_pass_tensor = i % 2 == 1;
+        // split register kernel (0: one warp per group) and the paired kernel for 16-bit
+        // groups of 32 elements (off: the in-warp kernel with quant_reg_vectors_small)
+        t.quant_split_warps = [4, 4, 0, 0, 4][i];
+        t.quant_reg_pair = [true, false, true, false, true][i];
         // odd settings run on a new non-blocking stream of the same context
         let on_stream;
         let d: &CudaDevice = if i % 2 == 1 {

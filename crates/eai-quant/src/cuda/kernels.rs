@@ -114,6 +114,8 @@ pub(crate) const ENTRY_POINTS: &[&str] = &[
     "quant_rows_reg4_f32",
     "quant_rows_reg8_f32",
     "quant_rows_reg16_f32",
+    "quant_rows_split4x4_f32",
+    "quant_rows_pair4_f32",
     "dequant_4s_f32",
     "dequant_8s_f32",
     "dequant_4w_f32",
@@ -123,6 +125,8 @@ pub(crate) const ENTRY_POINTS: &[&str] = &[
     "quant_rows_reg4_f16",
     "quant_rows_reg8_f16",
     "quant_rows_reg16_f16",
+    "quant_rows_split4x4_f16",
+    "quant_rows_pair4_f16",
     "dequant_4s_f16",
     "dequant_8s_f16",
     "dequant_4w_f16",
@@ -132,6 +136,8 @@ pub(crate) const ENTRY_POINTS: &[&str] = &[
     "quant_rows_reg4_bf16",
     "quant_rows_reg8_bf16",
     "quant_rows_reg16_bf16",
+    "quant_rows_split4x4_bf16",
+    "quant_rows_pair4_bf16",
     "dequant_4s_bf16",
     "dequant_8s_bf16",
     "dequant_4w_bf16",
@@ -206,8 +212,12 @@ mod tests {
                 .find_map(|suf| name.strip_suffix(suf))
                 .unwrap_or(name);
             // session-3 families pasted from a variant tag as well
-            let family = (name.starts_with("quant_rows_reg")
-                && src.contains("quant_rows_reg##V##_##SUF("))
+            let family = (name.starts_with("quant_rows_pair")
+                && src.contains("quant_rows_pair##LV##_##SUF("))
+                || (name.starts_with("quant_rows_reg")
+                    && src.contains("quant_rows_reg##V##_##SUF("))
+                || (name.starts_with("quant_rows_split")
+                    && src.contains("quant_rows_split##NW##x##V##_##SUF("))
                 || (name.starts_with("dequant_")
                     && name.len() > "dequant_bf16".len()
                     && src.contains("dequant_##TAG##_##SUF("));

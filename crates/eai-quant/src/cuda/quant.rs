@@ -2,14 +2,23 @@
 //! bf16 inputs, with the scale reduction on the device; and [`CudaQuantizer`], the CUDA
 //! implementation of the [`Quantizer`] seam.
 //!
-//! Two execution paths, chosen per tensor by [`CudaDevice::quantize_into`]:
-//! - **fused, one pass** for groups that are contiguous runs (per-token, per-channel on axis 0
-//!   or whenever the leading axes have size 1, per-group, small per-tensor): a team of lanes (or
-//!   a 128-thread block for rows of ≥ 1024 elements) loads its group once into registers, reduces
-//!   min/max, forms scale and zero point exactly like [`kernel::group_params`], and writes the
-//!   codes. Per-token dynamic activation quantization is this single kernel.
-//! - **two passes** otherwise (large per-tensor, per-channel on an inner axis): min/max per group
-//!   with order-preserving integer atomics, parameters per group, then an element-wise pass.
+//! Execution paths, chosen per tensor by [`CudaDevice::quantize_into`]:
+//! - **one pass** for groups that are contiguous runs (per-token, per-channel on axis 0 or
+//!   whenever the leading axes have size 1, per-group, small per-tensor): groups of up to 8 KiB
+//!   are held in registers by a team of lanes (packed NaN-propagating min/max, a warp vote for
+//!   non-finite values, parameters exactly like [`kernel::group_params`], codes from the same
+//!   registers) — groups of 4–8 KiB by a team of four warps that meet in shared memory, 16-bit
+//!   groups of 32 elements (Q8_0) by lane pairs that each form one group's parameters; longer
+//!   groups stream through a shared-memory `cp.async` pipeline; ragged rows use plain register
+//!   kernels. Per-token dynamic activation quantization is one kernel.
+//! - **one cooperative pass** for per-tensor inputs that fit in the multiprocessors' shared
+//!   memory ([`CudaDevice::one_pass_tensor_capacity_bytes`]): slices stay on chip across a
+//!   grid-wide barrier while the global min/max is formed.
+//! - **two passes** otherwise (larger per-tensor, per-channel on an inner axis): min/max per
+//!   group with order-preserving integer atomics, parameters per group, then an element-wise
+//!   pass.
+//!
+//! Launch parameters ([`Tuning`](super::Tuning)) change speed only, never bits.
 //!
 //! Errors keep their CPU meaning: non-finite input under [`NonFinite::Reject`] reports the first
 //! offending element in row-major order, an unrepresentable scale reports the first bad group.
@@ -278,6 +287,33 @@ fn reg_plan(groups: u64, len: u64, elem_bytes: u64, v_pref: u32) -> Option<(RegA
     ))
 }
 
+/// Threads per block of the split register kernels (8 warps; `rows_split` in quant.cu).
+const SPLIT_THREADS: u32 = 256;
+
+/// Plan of the split register kernel (a team of `warps` = 4 whole warps per group, 4 vectors
+/// per lane, 512 per team) for a group the in-warp kernel would hold in 16 vectors per lane
+/// (256 < LV ≤ 512), or `None` (split kernel off with `warps == 0`, or a smaller group).
+fn split_plan(reg: RegArgs, warps: u32) -> Option<(RegArgs, u32)> {
+    if warps != 4 || reg.lv <= 256 || reg.lv > 32 * REG_MAX_VECTORS {
+        return None;
+    }
+    let ts = 32 * warps;
+    Some((RegArgs { ts, log_ts: ts.trailing_zeros(), ..reg }, 512 / ts))
+}
+
+/// "Vectors per lane" tag of the paired small-group kernels in a plan (each lane holds LV).
+const PAIR: u32 = 0;
+
+/// Plan of the paired small-group kernel (2 lanes per 2 groups of 4 vectors, e.g. Q8_0 from
+/// f16/bf16, each lane holding 4 vectors; `rows_pair` in quant.cu), or `None` (off, f32 input,
+/// or another group size).
+fn pair_plan(reg: RegArgs, elem_bytes: u64, on: bool) -> Option<(RegArgs, u32)> {
+    (on && elem_bytes == 2 && reg.lv == 4).then_some((RegArgs { ts: 2, log_ts: 1, ..reg }, PAIR))
+}
+
+/// Groups of at most this many 16-byte vectors use `Tuning::quant_reg_vectors_small`.
+const REG_SMALL_GROUP: u64 = 8;
+
 /// How a tensor's groups map onto the kernels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Path {
@@ -348,6 +384,9 @@ pub struct DeviceQuantized {
     invs: DeviceBuffer<f32>,
     ord: DeviceBuffer<u32>,
     flags: DeviceBuffer<u64>,
+    /// The zero point every group has, when they all have the same (symmetric specs): the
+    /// dequantize kernels then skip loading them.
+    uniform_zp: Option<i32>,
 }
 
 impl DeviceQuantized {
@@ -467,6 +506,8 @@ fn kernel_name(base: &'static str, suf: &'static str) -> &'static str {
         "quant_rows_reg4",
         "quant_rows_reg8",
         "quant_rows_reg16",
+        "quant_rows_split4x4",
+        "quant_rows_pair4",
         "dequant_4s",
         "dequant_8s",
         "dequant_4w",
@@ -555,6 +596,9 @@ impl CudaDevice {
             invs: self.zeros(groups)?,
             ord: self.zeros(2 * groups)?,
             flags: self.zeros(3)?,
+            // group_params gives every group of a symmetric spec the symmetric zero point
+            // (after a failed quantization, reported by `check`, the contents are unspecified)
+            uniform_zp: (spec.mapping == Mapping::Symmetric).then(|| spec.symmetric_zero_point()),
         })
     }
 
@@ -606,28 +650,48 @@ impl CudaDevice {
             Path::Rows { groups, len } => {
                 let eb = std::mem::size_of::<T>() as u64;
                 let tuning = self.tuning();
-                let v_pref = if eb == 4 {
+                let v_pref = if (eb == 4 && tuning.quant_reg_vectors_f32 == 0)
+                    || (eb != 4 && tuning.quant_reg_vectors_half == 0)
+                {
+                    0
+                } else if (len * eb).div_ceil(16) <= REG_SMALL_GROUP {
+                    tuning.quant_reg_vectors_small
+                } else if eb == 4 {
                     tuning.quant_reg_vectors_f32
                 } else {
                     tuning.quant_reg_vectors_half
                 };
                 let reg = reg_plan(groups, len, eb, v_pref);
                 let plan = tile_plan(groups, len, eb, &tuning, self.tile_smem_limit());
+                let split = reg.and_then(|(args, _)| split_plan(args, tuning.quant_split_warps));
+                let pair = reg.and_then(|(args, _)| pair_plan(args, eb, tuning.quant_reg_pair));
+                let reg = split.or(pair).or(reg);
+                let threads =
+                    if split.is_some() { SPLIT_THREADS } else { tuning.quant_reg_threads };
                 if let Some((args, v)) = reg {
-                    let base = match v {
-                        1 => "quant_rows_reg1",
-                        2 => "quant_rows_reg2",
-                        4 => "quant_rows_reg4",
-                        8 => "quant_rows_reg8",
+                    let base = match (v, args.ts) {
+                        (PAIR, _) => "quant_rows_pair4",
+                        (4, 128) => "quant_rows_split4x4",
+                        (1, _) => "quant_rows_reg1",
+                        (2, _) => "quant_rows_reg2",
+                        (4, _) => "quant_rows_reg4",
+                        (8, _) => "quant_rows_reg8",
                         _ => "quant_rows_reg16",
                     };
                     let f = kernels.get(kernel_name(base, suf))?;
-                    let threads = tuning.quant_reg_threads;
                     let per_sm = f
                         .occupancy_max_active_blocks_per_multiprocessor(threads, 0, None)
                         .map_err(self.err("cuOccupancyMaxActiveBlocksPerMultiprocessor"))?
                         .max(1);
-                    let warps = groups.div_ceil(u64::from(32 / args.ts));
+                    // in-warp teams: 32 / TS groups per warp (pairs: 32); split teams: TS / 32
+                    // warps per group
+                    let warps = if v == PAIR {
+                        groups.div_ceil(32)
+                    } else if args.ts > 32 {
+                        groups * u64::from(args.ts / 32)
+                    } else {
+                        groups.div_ceil(u64::from(32 / args.ts))
+                    };
                     let blocks = warps
                         .div_ceil(u64::from(threads / 32))
                         .clamp(1, u64::from(sms.max(1)) * u64::from(per_sm))
@@ -653,7 +717,9 @@ impl CudaDevice {
                     // scales/zps hold G; TS is a power of two ≤ 32 with TS·V ≥ LV (reg_plan) and
                     // the block a multiple of 32 threads, so teams never straddle warps and every
                     // warp-wide vote and shuffle is reached by all 32 lanes (the group loop is
-                    // warp-uniform).
+                    // warp-uniform); split kernels (TS = 32·NW, split_plan) run with 256-thread
+                    // blocks, whole teams per block, and their group loop is team-uniform, so
+                    // every named barrier is reached by the team's NW warps.
                     unsafe { l.launch(cfg) }.map_err(self.err("cuLaunchKernel(quant_rows_reg)"))?;
                 } else if let Some(plan) = plan {
                     let base = match plan.stages {
@@ -927,6 +993,10 @@ impl CudaDevice {
         out.codes = self.upload(&codes)?;
         out.scales = self.upload(&q.scales)?;
         out.zero_points = self.upload(&q.zero_points)?;
+        out.uniform_zp = match q.zero_points.split_first() {
+            Some((&z, rest)) if rest.iter().all(|&r| r == z) => Some(z),
+            _ => None,
+        };
         Ok(out)
     }
 
@@ -966,16 +1036,24 @@ impl CudaDevice {
                 u64::from(self.info().multiprocessors.max(1)) * u64::from(t.dequant_blocks_per_sm);
             cfg.grid_dim.0 = n.div_ceil(w * 256).clamp(1, max) as u32;
         }
+        let zp_uniform = i32::from(q.uniform_zp.is_some());
+        let zp_value = q.uniform_zp.unwrap_or(0);
         let mut l = self.stream.launch_builder(f);
         l.arg(&q.codes.slice)
             .arg(&signed)
             .arg(&n)
             .arg(&gi)
             .arg(&q.scales.slice)
-            .arg(&q.zero_points.slice)
-            .arg(&mut y.slice);
-        // SAFETY: signature (const u8*, int, u64 n, GroupIndex, const float*, const int*, O*),
-        // the same for every dequant variant; codes and y hold n elements, scales/zps one per group and every group index is below
+            .arg(&q.zero_points.slice);
+        if t.dequant_unroll != 0 {
+            // the batched variants take the uniform zero point
+            l.arg(&zp_uniform).arg(&zp_value);
+        }
+        l.arg(&mut y.slice);
+        // SAFETY: signature (const u8*, int, u64 n, GroupIndex, const float*, const int*, O*)
+        // for `dequant_*`, with (…, const int*, int zp_uniform, int zp_value, O*) for the batched
+        // variants, as pushed above; when zp_uniform is 1 every group's zero point is zp_value;
+        // codes and y hold n elements, scales/zps one per group and every group index is below
         // the group count; vectors of W = 4 (f32) or 8 (16-bit) codes only when inner % W == 0
         // (aligned, within one group).
         unsafe { l.launch(cfg) }.map_err(self.err("cuLaunchKernel(dequant)"))?;
@@ -1179,6 +1257,32 @@ mod tests {
     }
 
     #[test]
+    fn split_plans_cover_long_groups_with_whole_warps() {
+        // a 4096-element bf16 row: 512 vectors over 4 warps of 4 vectors per lane
+        let (reg, _) = reg_plan(65_536, 4096, 2, 4).unwrap();
+        let (a, v) = split_plan(reg, 4).unwrap();
+        assert_eq!((a.ts, a.log_ts, v, a.lv, a.groups), (128, 7, 4, 512, 65_536));
+        // off, unsupported team sizes, and groups the in-warp kernel holds in ≤ 8 vectors/lane
+        assert!(split_plan(reg, 0).is_none() && split_plan(reg, 2).is_none());
+        assert!(split_plan(reg_plan(9, 2048, 2, 4).unwrap().0, 4).is_none());
+        // ragged: 325 vectors (2600 bf16) still fit one team of 512 slots
+        let (a, v) = split_plan(reg_plan(7, 2600, 2, 4).unwrap().0, 4).unwrap();
+        assert!(a.ts * v >= a.lv && a.lv == 325);
+    }
+
+    #[test]
+    fn pair_plans_take_32_element_groups() {
+        // Q8_0 from bf16/f16 (4 vectors); not from f32 (8 vectors), not group-128, not when off
+        let (reg, _) = reg_plan(1 << 23, 32, 2, 2).unwrap();
+        let (a, v) = pair_plan(reg, 2, true).unwrap();
+        assert_eq!((a.lv, a.ts, a.log_ts, v), (4, 2, 1, PAIR));
+        assert!(pair_plan(reg, 2, false).is_none());
+        assert!(pair_plan(reg_plan(1 << 23, 32, 4, 2).unwrap().0, 4, true).is_none());
+        assert!(pair_plan(reg_plan(9, 128, 2, 4).unwrap().0, 2, true).is_none());
+        assert!(pair_plan(reg_plan(9, 8, 2, 4).unwrap().0, 2, true).is_none());
+    }
+
+    #[test]
     fn team_sizes() {
         assert_eq!(team_size(4096, 4), None);
         assert_eq!(team_size(1024, 2), None);
@@ -1230,6 +1334,8 @@ mod tests {
             "quant_rows_reg4",
             "quant_rows_reg8",
             "quant_rows_reg16",
+            "quant_rows_split4x4",
+            "quant_rows_pair4",
             "dequant_4s",
             "dequant_8s",
             "dequant_4w",
