@@ -11,7 +11,9 @@
 //! Timing: device events around batches of launches after warm-up, median over many batches;
 //! inputs are random (device-side counter-based RNG), and weight sets rotate so small problems
 //! do not run from L2. Run: `cargo run --release --features cuda --example cuda_bench -- [--out
-//! FILE.md] [--quick]`.
+//! FILE.md] [--quick]`. Other flags: `--quant-only`, `--sweep`, `--no-energy`, `--no-sizes`,
+//! `--vary-placement` (see `quant_rows`), and `--profile` (one launch of each kernel under
+//! study and exit, for `ncu -k regex:...`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::fmt::Write as _;
@@ -139,6 +141,9 @@ fn main() -> BoxResult<()> {
     dev.load_kernels()?;
     let compile_s = t_compile.elapsed().as_secs_f64();
     let info = dev.info().clone();
+    if args.iter().any(|a| a == "--profile") {
+        return profile(&dev);
+    }
     let mut r = Report { md: String::new() };
     r.line(format!(
         "device: {} (sm_{}{}, {} SMs, {:.1} GiB, L2 {} MiB); NVRTC compile + load {:.2} s",
@@ -204,7 +209,7 @@ fn main() -> BoxResult<()> {
         sweep_reg(&dev, &mut r, samples.div_ceil(2), roof)?;
         sweep_dequant(&dev, &mut r, samples.div_ceil(2), roof)?;
     }
-    quant_rows(&dev, &mut r, samples, roof)?;
+    quant_rows(&dev, &mut r, samples, roof, args.iter().any(|a| a == "--vary-placement"))?;
     if !args.iter().any(|a| a == "--no-sizes") {
         two_pass_sizes(&dev, &mut r, samples, roof)?;
     }
@@ -546,13 +551,31 @@ enum Op {
     Quant(usize, u8),
     /// Dequantize case `.0`'s codes to output `.1` (0 f32, 1 bf16, 2 f16).
     Deq(usize, u8),
+    /// `Quant` into an output allocated once for the whole table (round 2's context).
+    QuantKeep(usize, u8),
+    /// The copy into a destination allocated once for the whole table.
+    CopyKeep,
+    /// Traffic probe reading `.0` and writing `.1` bytes per item.
+    Probe(usize, usize),
 }
 
 /// The quantize/dequantize table, measured robustly: every row is timed in each of `ROUNDS`
 /// rounds (all rows once per round, so slow drifts of the machine hit every kernel alike), each
 /// round a median of `samples` event-timed batches; the table gives the median of the round
 /// medians and their min–max, and the ratio uses the copy re-timed in the same rounds.
-fn quant_rows(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -> BoxResult<()> {
+///
+/// `vary`: before each measurement a spacer of 48 MiB × (1 + (7·round + row) mod 16) is taken
+/// from the memory pool and held until the measurement ends, so that each round places the
+/// row's destination elsewhere and the median and spread cover placements (round 3 found
+/// several kernels' ratios depend on where their buffers lie; the copy's does not). Added
+/// after round 3's run; not yet run on a GPU.
+fn quant_rows(
+    dev: &CudaDevice,
+    r: &mut Report,
+    samples: usize,
+    roof: f64,
+    vary: bool,
+) -> BoxResult<()> {
     use eai_quant::{Granularity, QuantSpec};
     const ROUNDS: usize = 5;
     let n = 1usize << 28;
@@ -564,12 +587,10 @@ fn quant_rows(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -> Bo
     dev.cast(&x32, &mut x16)?;
     let mut xb = dev.zeros::<half::bf16>(n)?;
     dev.cast(&x32, &mut xb)?;
-    let mut y32 = dev.zeros::<f32>(n)?;
-    let mut y16 = dev.zeros::<f16>(n)?;
-    let mut yb = dev.zeros::<half::bf16>(n)?;
     let copy_bytes = 1usize << 30;
     let src = random_i8(dev, copy_bytes, 1)?;
-    let mut dst = dev.zeros::<i8>(copy_bytes)?;
+    let mut dst_keep = dev.zeros::<i8>(copy_bytes)?;
+    let probe_src = dev.zeros::<u8>(copy_bytes)?;
     let cases: Vec<(&str, QuantSpec)> = vec![
         ("quantize per-token (dynamic act.) i8", QuantSpec::int8_activation_per_token()),
         ("quantize per-channel (axis 0) i8", QuantSpec::int8_weight()),
@@ -595,6 +616,11 @@ fn quant_rows(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -> Bo
             },
         ),
     ];
+    // Sources (inputs, the codes dequantized, the copy's source) live for the whole table;
+    // every destination (codes written by a quantize row, the output of a dequantize row, the
+    // copy's destination) is allocated right before its measurement and freed after it, for
+    // the kernels and the copy alike. `QuantKeep`/`CopyKeep` rows repeat round 2's context
+    // (destination allocated once, with the table's other buffers live) for comparison.
     let mut outs = Vec::new();
     for (_, spec) in &cases {
         let mut out = dev.quant_output("bench", spec, &[rows, cols])?;
@@ -602,20 +628,46 @@ fn quant_rows(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -> Bo
         out.check(dev, &x32)?;
         outs.push(out);
     }
-    let mut ops = vec![Op::Copy];
+    let mut keep = dev.quant_output("keep", &cases[3].1, &[rows, cols])?;
+    let mut ops = vec![Op::Copy, Op::CopyKeep];
     for c in 0..cases.len() {
         ops.extend([Op::Quant(c, 0), Op::Quant(c, 1), Op::Quant(c, 2)]);
+        if c == 3 {
+            ops.extend([Op::QuantKeep(c, 1), Op::QuantKeep(c, 2), Op::QuantKeep(c, 0)]);
+        }
         if c == 1 || c == 3 || c == 4 {
             ops.extend([Op::Deq(c, 0), Op::Deq(c, 1), Op::Deq(c, 2)]);
         }
     }
+    ops.extend([
+        Op::Probe(16, 16),
+        Op::Probe(16, 4),
+        Op::Probe(16, 8),
+        Op::Probe(8, 16),
+        Op::Probe(4, 16),
+    ]);
     let mut times = vec![Vec::with_capacity(ROUNDS); ops.len()];
-    for _ in 0..ROUNDS {
+    for round in 0..ROUNDS {
         for (i, op) in ops.iter().enumerate() {
+            let _spacer = if vary {
+                Some(dev.zeros::<u8>((1 + (7 * round + i) % 16) * (48usize << 20))?)
+            } else {
+                None
+            };
             let t = match *op {
-                Op::Copy => time_op(dev, samples, |_| Ok(dev.copy(&src, &mut dst)?))?,
-                Op::Quant(c, input) => {
-                    let out = &mut outs[c];
+                Op::Copy => {
+                    let mut dst = dev.zeros::<i8>(copy_bytes)?;
+                    time_op(dev, samples, |_| Ok(dev.copy(&src, &mut dst)?))?
+                }
+                Op::CopyKeep => time_op(dev, samples, |_| Ok(dev.copy(&src, &mut dst_keep)?))?,
+                Op::Quant(c, input) | Op::QuantKeep(c, input) => {
+                    let mut fresh;
+                    let out = if matches!(op, Op::QuantKeep(..)) {
+                        &mut keep
+                    } else {
+                        fresh = dev.quant_output("bench", &cases[c].1, &[rows, cols])?;
+                        &mut fresh
+                    };
                     let t = match input {
                         0 => time_op(dev, samples, |_| Ok(dev.quantize_into(&x32, out)?))?,
                         1 => time_op(dev, samples, |_| Ok(dev.quantize_into(&xb, out)?))?,
@@ -627,10 +679,30 @@ fn quant_rows(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -> Bo
                 Op::Deq(c, o) => {
                     let out = &outs[c];
                     match o {
-                        0 => time_op(dev, samples, |_| Ok(dev.dequantize_into(out, &mut y32)?))?,
-                        1 => time_op(dev, samples, |_| Ok(dev.dequantize_into(out, &mut yb)?))?,
-                        _ => time_op(dev, samples, |_| Ok(dev.dequantize_into(out, &mut y16)?))?,
+                        0 => {
+                            let mut y = dev.zeros::<f32>(n)?;
+                            time_op(dev, samples, |_| Ok(dev.dequantize_into(out, &mut y)?))?
+                        }
+                        1 => {
+                            let mut y = dev.zeros::<half::bf16>(n)?;
+                            time_op(dev, samples, |_| Ok(dev.dequantize_into(out, &mut y)?))?
+                        }
+                        _ => {
+                            let mut y = dev.zeros::<f16>(n)?;
+                            time_op(dev, samples, |_| Ok(dev.dequantize_into(out, &mut y)?))?
+                        }
                     }
+                }
+                Op::Probe(rd, wr) => {
+                    // bytes as for the kernels: 2^28 elements' worth of the smaller side
+                    let items = n * 4 / rd.max(wr);
+                    let mut dst = dev.zeros::<u8>(items * wr)?;
+                    assert!(items * rd <= probe_src.len());
+                    let src_view = &probe_src;
+                    time_op(dev, samples, |_| {
+                        let _ = dev.traffic_probe(src_view, &mut dst, rd, wr)?;
+                        Ok(())
+                    })?
                 }
             };
             times[i].push(t);
@@ -645,7 +717,8 @@ fn quant_rows(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -> Bo
     let copy_gbs = gbs(2.0 * copy_bytes as f64, copy_t);
     r.line(String::new());
     r.line(format!(
-        "### Quantize / dequantize, {ROUNDS} interleaved rounds (median of {samples} batches each)"
+        "### Quantize / dequantize, {ROUNDS} interleaved rounds (median of {samples} batches each; destinations fresh for every row and the copy{})",
+        if vary { "; placement varied by a pool spacer per round" } else { "" }
     ));
     r.line(String::new());
     r.line(format!(
@@ -655,16 +728,29 @@ fn quant_rows(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -> Bo
         roof
     ));
     r.line(String::new());
-    r.line("| kernel | elements | time (µs, median) | GB/s | ratio to copy | spread of rounds |");
+    r.line("| kernel | elements (probes: items; copy: bytes) | time (µs, median) | GB/s | ratio to copy | spread of rounds |");
     r.line("|---|---|---|---|---|---|");
     let names = ["f32", "bf16", "f16"];
     for (i, op) in ops.iter().enumerate().skip(1) {
         let (label, bytes) = match *op {
-            Op::Quant(c, input) => {
+            Op::CopyKeep => (
+                "device-to-device copy 1 GiB, destination allocated once".to_string(),
+                2.0 * copy_bytes as f64,
+            ),
+            Op::Probe(rd, wr) => {
+                let items = (n * 4 / rd.max(wr)) as f64;
+                (
+                    format!("traffic probe: read {rd} B, write {wr} B per item, no arithmetic"),
+                    items * (rd + wr) as f64,
+                )
+            }
+            Op::Quant(c, input) | Op::QuantKeep(c, input) => {
                 let esz = if input == 0 { 4.0 } else { 2.0 };
                 let groups = outs[c].scales().len() as f64;
                 let useful = (esz + 1.0) * n as f64 + 8.0 * groups;
-                let label = format!("{} from {}", cases[c].0, names[input as usize]);
+                let tag =
+                    if matches!(op, Op::QuantKeep(..)) { " [output allocated once]" } else { "" };
+                let label = format!("{}{tag} from {}", cases[c].0, names[input as usize]);
                 if cases[c].0.contains("2 passes") {
                     (format!("{label}: useful bytes (input once)"), useful)
                 } else {
@@ -691,7 +777,12 @@ fn quant_rows(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -> Bo
         let lo = times[i].iter().copied().fold(0.0, f64::max);
         let hi = times[i].iter().copied().fold(f64::INFINITY, f64::min);
         r.line(format!(
-            "| {label} | {n} | {:.1} | {g:.0} | {:.3} | {:.3}–{:.3} |",
+            "| {label} | {} | {:.1} | {g:.0} | {:.3} | {:.3}–{:.3} |",
+            match *op {
+                Op::Probe(rd, wr) => n * 4 / rd.max(wr),
+                Op::CopyKeep => copy_bytes,
+                _ => n,
+            },
             t * 1e6,
             g / copy_gbs,
             gbs(bytes, lo) / copy_gbs,
@@ -1119,5 +1210,56 @@ fn two_pass_sizes(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -
         }
     }
     dev.set_tuning(default);
+    Ok(())
+}
+
+/// `--profile`: one launch of each kernel under study, for `ncu -k regex:... --set full`
+/// (no warm-up, no timing: the profiler replays each launch). Same sizes as the table (2^28
+/// elements, 4096-element rows). Order: per-token i8 from f32 (a kernel at the bar, for
+/// reference) and from bf16; Q8_0 from f32 and bf16; group-128 from bf16 (fresh output, then an
+/// output allocated after an 8 GiB ballast, as in round 2's table); dequantize per-channel to
+/// f32 and to bf16; the traffic probes 16→8 and 4→16 bytes. Round 3's run of it under
+/// `ncu --set full` failed on the first kernel (docs/results/quant-gpu.md).
+fn profile(dev: &CudaDevice) -> BoxResult<()> {
+    use eai_quant::{Granularity, QuantSpec};
+    let n = 1usize << 28;
+    let (rows, cols) = (n / 4096, 4096usize);
+    let mut x32 = dev.zeros::<f32>(n)?;
+    dev.fill_uniform(&mut x32, 3, -4.0, 4.0)?;
+    let mut xb = dev.zeros::<half::bf16>(n)?;
+    dev.cast(&x32, &mut xb)?;
+    let g128 =
+        QuantSpec { granularity: Granularity::PerGroup { size: 128 }, ..QuantSpec::int8_weight() };
+    let pt = QuantSpec::int8_activation_per_token();
+    let q8 = QuantSpec::ggml_q8_0();
+    let run = |spec: &QuantSpec, input: u8| -> BoxResult<()> {
+        let mut out = dev.quant_output("prof", spec, &[rows, cols])?;
+        if input == 0 {
+            dev.quantize_into(&x32, &mut out)?;
+        } else {
+            dev.quantize_into(&xb, &mut out)?;
+        }
+        dev.synchronize()?;
+        Ok(())
+    };
+    run(&pt, 0)?;
+    run(&pt, 1)?;
+    run(&q8, 0)?;
+    run(&q8, 1)?;
+    run(&g128, 1)?;
+    {
+        let ballast = dev.zeros::<u8>(8usize << 30)?;
+        run(&g128, 1)?;
+        drop(ballast);
+    }
+    let pc = dev.quantize("pc", &QuantSpec::int8_weight(), &x32, &[rows, cols])?;
+    dev.dequantize_into(&pc, &mut x32)?;
+    dev.dequantize_into(&pc, &mut xb)?;
+    let src = dev.zeros::<u8>(1usize << 30)?;
+    let mut dst = dev.zeros::<u8>(1usize << 30)?;
+    dev.traffic_probe(&src, &mut dst, 16, 8)?;
+    dev.traffic_probe(&src, &mut dst, 4, 16)?;
+    dev.synchronize()?;
+    println!("profile: done");
     Ok(())
 }

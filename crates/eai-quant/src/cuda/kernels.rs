@@ -147,6 +147,11 @@ pub(crate) const ENTRY_POINTS: &[&str] = &[
     "quant_tensor_coop_bf16",
     "fill_uniform_f32",
     "fill_random_u32",
+    "probe_16_4",
+    "probe_16_8",
+    "probe_16_16",
+    "probe_8_16",
+    "probe_4_16",
 ];
 
 /// Compile options used for every build of the module.
@@ -220,7 +225,8 @@ mod tests {
                     && src.contains("quant_rows_split##NW##x##V##_##SUF("))
                 || (name.starts_with("dequant_")
                     && name.len() > "dequant_bf16".len()
-                    && src.contains("dequant_##TAG##_##SUF("));
+                    && src.contains("dequant_##TAG##_##SUF("))
+                || (name.starts_with("probe_") && src.contains("probe_##RB##_##WB("));
             assert!(
                 family
                     || src.contains(&format!("{name}("))
