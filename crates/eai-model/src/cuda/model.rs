@@ -2015,11 +2015,26 @@ impl GpuModel {
     }
 
     /// Logits `[position][vocab]` at every position of one sequence from scratch (for checks
-    /// against the CPU reference).
+    /// against the CPU reference), computed as a scoring pass.
     ///
     /// # Errors
     /// As [`GpuModel::score_batch`].
     pub fn logits_for(&mut self, tokens: &[u32]) -> Result<Vec<Vec<f32>>> {
+        self.logits_pass(tokens, false)
+    }
+
+    /// As [`GpuModel::logits_for`], computed as a generation pass (the pass a greedy prompt
+    /// prefill runs): sequences of at most [`GEMV_DENSE_MAX_M`] tokens take the fused decode
+    /// layers when [`GpuOptions::fused_decode`] is on — for checking the fused kernels' logits
+    /// (scoring passes never take them).
+    ///
+    /// # Errors
+    /// As [`GpuModel::score_batch`].
+    pub fn generation_logits_for(&mut self, tokens: &[u32]) -> Result<Vec<Vec<f32>>> {
+        self.logits_pass(tokens, true)
+    }
+
+    fn logits_pass(&mut self, tokens: &[u32], generation: bool) -> Result<Vec<Vec<f32>>> {
         let n = tokens.len();
         if n == 0 {
             return Ok(Vec::new());
@@ -2030,7 +2045,7 @@ impl GpuModel {
             seq: vec![0; n],
             pos: (0..n as i32).collect(),
             seq_off: vec![0],
-            pre: vec![0, 0],
+            pre: if generation { Vec::new() } else { vec![0, 0] },
             real: n,
         };
         plan.ids.resize(m, 0);
