@@ -11,14 +11,16 @@
 //!           [--half-head false,true] [--gemv true,false] [--graph true,false]
 //!           [--share true,false] [--min-seconds 5] [--throughput-schemes fp32,fp16] [--full-arc]
 //!           [--accuracy-share true] [--fused true,false] [--tile auto,r1u8,r2u4,r4u2,...]
-//!           [--quick]
+//!           [--quick] [--int8-head false,true] [--decode-new 128]
 //!
 //! `--shapes` takes `qwen`, `mistral` and `smol` (SmolLM2-135M's shapes with synthetic weights);
 //! `--graph` runs the speed measurement of each synthetic model with CUDA-graph decode on and/or
 //! off (the same loaded model, toggled with `GpuModel::set_cuda_graph`); `--fused` and `--tile`
 //! likewise toggle the fused decode kernels and the row layout of their plain GEMVs
 //! (`GpuModel::set_fused_decode`, `set_gemv_tile`; tiles only with fused on); `--quick` measures
-//! batch-1 decode only. `--only profile` runs a few greedy steps of each synthetic model (and
+//! batch-1 decode only; `--int8-head` builds the int8 schemes' synthetic models with and/or
+//! without the int8 LM head (`GpuOptions::int8_head`); `--decode-new` sets the tokens generated
+//! per batch-1 decode measurement (default 128). `--only profile` runs a few greedy steps of each synthetic model (and
 //! `--fused` setting) between `cuProfilerStart` / `cuProfilerStop`, for
 //! `ncu --profile-from-start off`.
 //! ```
@@ -443,76 +445,95 @@ fn main() {
             return;
         }
         let half_heads = bools(&args, "--half-head", "false");
+        let int8_heads = bools(&args, "--int8-head", "false");
         let gemvs = bools(&args, "--gemv", "true");
         let graphs = bools(&args, "--graph", "true");
         let mut rows = Vec::new();
         for (model_name, cfg) in &shapes {
             for sch in [GpuScheme::Fp16, GpuScheme::W8A16, GpuScheme::W8A8, GpuScheme::Dynamic] {
                 for &hh in &half_heads {
-                    for &gv in &gemvs {
-                        // FP16's head is f16 anyway: one row for it (under `true` when
-                        // `--half-head true` alone is asked for).
-                        let fp16_dup = sch == GpuScheme::Fp16 && hh && half_heads.contains(&false);
-                        if !schemes.contains(&sch) || fp16_dup {
-                            continue;
-                        }
-                        // The GEMV switch only matters for the schemes that use it.
-                        if !gv && matches!(sch, GpuScheme::W8A8 | GpuScheme::Dynamic) {
-                            continue;
-                        }
-                        let mut label = sch.label().to_string();
-                        if hh && sch != GpuScheme::Fp16 {
-                            label.push_str("+f16-head");
-                        }
-                        if !gv {
-                            label.push_str(if sch == GpuScheme::Fp16 {
-                                "+cublas"
-                            } else {
-                                "+eai-quant-gemv"
-                            });
-                        }
-                        let t = Instant::now();
-                        let opts = GpuOptions::new(sch)
-                            .half_head(hh)
-                            .decode_gemv(gv)
-                            .cuda_graph(graphs.contains(&true));
-                        let mut m = match GpuModel::synthetic_with(
-                            dev.clone(),
-                            cfg.clone(),
-                            opts,
-                            7,
-                        ) {
-                            Ok(m) => m,
-                            Err(e) => {
-                                rows.push(json!({"model": model_name, "scheme": label, "error": e.to_string()}));
+                    for &ih in &int8_heads {
+                        for &gv in &gemvs {
+                            // The int8 head exists for the int8 schemes only: one row for the others.
+                            let float = matches!(sch, GpuScheme::Fp16);
+                            if float && ih && int8_heads.contains(&false) {
                                 continue;
                             }
-                        };
-                        eprintln!(
-                            "7b {model_name} {label}: built in {:.1}s",
-                            t.elapsed().as_secs_f64()
-                        );
-                        for &gr in &graphs {
-                            let on = m.set_cuda_graph(gr);
-                            let l = format!("{label}{}", if on { "+graph" } else { "" });
-                            // Prefill and batch 16 do not depend on the decode variant:
-                            // measured with the first one only.
-                            for (vi, (fl, tile)) in
-                                variants(&fuseds, &tiles).into_iter().enumerate()
-                            {
-                                // W8A8 / dynamic never take the decode GEMV: one row.
-                                let int8_act = matches!(sch, GpuScheme::W8A8 | GpuScheme::Dynamic);
-                                if int8_act && vi > 0 {
+                            // FP16's head is f16 anyway: one row for it (under `true` when
+                            // `--half-head true` alone is asked for).
+                            let fp16_dup =
+                                sch == GpuScheme::Fp16 && hh && half_heads.contains(&false);
+                            if !schemes.contains(&sch) || fp16_dup {
+                                continue;
+                            }
+                            // The GEMV switch only matters for the schemes that use it.
+                            if !gv && matches!(sch, GpuScheme::W8A8 | GpuScheme::Dynamic) {
+                                continue;
+                            }
+                            let mut label = sch.label().to_string();
+                            if ih && !float {
+                                label.push_str("+int8-head");
+                            } else if hh && sch != GpuScheme::Fp16 {
+                                label.push_str("+f16-head");
+                            }
+                            if !gv {
+                                label.push_str(if sch == GpuScheme::Fp16 {
+                                    "+cublas"
+                                } else {
+                                    "+eai-quant-gemv"
+                                });
+                            }
+                            let t = Instant::now();
+                            let opts = GpuOptions::new(sch)
+                                .half_head(hh)
+                                .int8_head(ih)
+                                .decode_gemv(gv)
+                                .cuda_graph(graphs.contains(&true));
+                            let mut m = match GpuModel::synthetic_with(
+                                dev.clone(),
+                                cfg.clone(),
+                                opts,
+                                7,
+                            ) {
+                                Ok(m) => m,
+                                Err(e) => {
+                                    rows.push(json!({"model": model_name, "scheme": label, "error": e.to_string()}));
                                     continue;
                                 }
-                                let l2 = if int8_act {
-                                    l.clone()
-                                } else {
-                                    variant_label(&mut m, &l, fl, tile)
-                                };
-                                rows.push(speed(&mut m, &meter, &l2, model_name, quick || vi > 0));
-                                report["synthetic_7b"] = json!(rows);
-                                write(&out, "gpu_bench.json", &report);
+                            };
+                            eprintln!(
+                                "7b {model_name} {label}: built in {:.1}s",
+                                t.elapsed().as_secs_f64()
+                            );
+                            for &gr in &graphs {
+                                let on = m.set_cuda_graph(gr);
+                                let l = format!("{label}{}", if on { "+graph" } else { "" });
+                                // Prefill and batch 16 do not depend on the decode variant:
+                                // measured with the first one only.
+                                for (vi, (fl, tile)) in
+                                    variants(&fuseds, &tiles).into_iter().enumerate()
+                                {
+                                    // W8A8 / dynamic never take the decode GEMV: one row.
+                                    let int8_act =
+                                        matches!(sch, GpuScheme::W8A8 | GpuScheme::Dynamic);
+                                    if int8_act && vi > 0 {
+                                        continue;
+                                    }
+                                    let l2 = if int8_act {
+                                        l.clone()
+                                    } else {
+                                        variant_label(&mut m, &l, fl, tile)
+                                    };
+                                    rows.push(speed(
+                                        &mut m,
+                                        &meter,
+                                        &l2,
+                                        model_name,
+                                        quick || vi > 0,
+                                    ));
+                                    report["synthetic_7b"] = json!(rows);
+                                    write(&out, "gpu_bench.json", &report);
+                                }
                             }
                         }
                     }
@@ -627,7 +648,10 @@ fn speed(m: &mut GpuModel, meter: &Meter, sch: &str, model: &str, quick: bool) -
     });
     let ptok = (reps * 8 * 512) as f64;
     let mut dec = Vec::new();
-    let shapes: &[(usize, usize)] = if quick { &[(1, 128)] } else { &[(1, 128), (16, 64)] };
+    let all: Vec<String> = std::env::args().collect();
+    let n1: usize = arg(&all, "--decode-new").map_or(128, |v| v.parse().expect("--decode-new N"));
+    let full = [(1, n1), (16, 64)];
+    let shapes: &[(usize, usize)] = if quick { &full[..1] } else { &full };
     for &(batch, new) in shapes {
         let prompts: Vec<Vec<u32>> = (0..batch).map(|s| seq(100 + s as u32, 32)).collect();
         let pr: Vec<&[u32]> = prompts.iter().map(Vec::as_slice).collect();

@@ -289,6 +289,370 @@ EAI_DGEMV_SET(VF16, VF16, f16)
 EAI_DGEMV_SET(VBF16, VBF16, bf16)
 EAI_DGEMV_SET(VF32, VF32, f32)
 
+// Block-split-K plain GEMV (session 3, W8A16 at 7B): one block of 256 threads per R output rows,
+// the block's threads striding K together (thread t reads the 16-byte vectors at t·E,
+// t·E + 256·E, …), U vectors per row in flight per thread; per-warp sums are added across the
+// 8 warps in shared memory in warp order. Tall, narrow GEMVs (the down projection: 3,584 rows of
+// 18,944) get N/R blocks of 8 warps instead of N/(4·R) blocks of 4 warps, i.e. several times the
+// bytes in flight per SM. Deterministic, but another summation order than the warp-per-row
+// layouts (each lane's vectors, then the warp, then the 8 warps).
+template <class W, class X, int MT, int R, int U>
+__device__ __forceinline__ void dgemv_bk_body(const DecArgs& a) {
+    typedef typename X::raw xraw;
+    __shared__ float part[8][R * MT];
+    const int E = W::EPV;
+    const u32 M = a.M, N = a.N, K = a.K;
+    const u32 m0 = blockIdx.y * MT;
+    const u32 lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
+    const u32 n0 = blockIdx.x * R;
+    const typename W::raw* w = reinterpret_cast<const typename W::raw*>(a.w);
+    const xraw* xs = reinterpret_cast<const xraw*>(a.x) + (u64)m0 * K;
+    const u32 step = 256u * E;
+    float acc[R][MT];
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int i = 0; i < MT; ++i) acc[r][i] = 0.0f;
+    for (u32 k0 = threadIdx.x * E; k0 < K; k0 += step * U) {
+        uint4 wv[U][R];
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            const u32 kk = k0 + u * step;
+#pragma unroll
+            for (int r = 0; r < R; ++r) {
+                if (kk < K && n0 + r < N)
+                    wv[u][r] = __ldcs(reinterpret_cast<const uint4*>(w + (u64)(n0 + r) * K + kk));
+                else
+                    wv[u][r] = make_uint4(0u, 0u, 0u, 0u);
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            const u32 kk = k0 + u * step;
+            if (kk >= K) break;
+#pragma unroll
+            for (int i = 0; i < MT; ++i) {
+                if (m0 + i < M) {
+                    float xv[E];
+                    load_x<X, E>(xs + (u64)i * K + kk, xv);
+#pragma unroll
+                    for (int r = 0; r < R; ++r) {
+                        float wf[E];
+                        W::unpack(wv[u][r], wf);
+                        float s = acc[r][i];
+#pragma unroll
+                        for (int j = 0; j < E; ++j) s = fmaf(wf[j], xv[j], s);
+                        acc[r][i] = s;
+                    }
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int i = 0; i < MT; ++i) {
+            const float v = warp_sum(acc[r][i]);
+            if (lane == 0) part[warp][r * MT + i] = v;
+        }
+    __syncthreads();
+    if (threadIdx.x < R * MT) {
+        const u32 r = threadIdx.x / MT, i = threadIdx.x % MT;
+        const u32 n = n0 + r;
+        if (n < N && m0 + i < M) {
+            float s = 0.0f;
+#pragma unroll
+            for (int wi = 0; wi < 8; ++wi) s += part[wi][threadIdx.x];
+            const float v = s * (a.scale ? a.scale[n] : 1.0f);
+            float* yp = a.y + (u64)(m0 + i) * a.ldy + n;
+            *yp = a.add ? *yp + v : v;
+        }
+    }
+}
+#define EAI_DGEMV_BK(NAME, W, X, MT, R, U)                                                     \
+    extern "C" __global__ void __launch_bounds__(256) NAME(const DecArgs a) {                  \
+        dgemv_bk_body<W, X, MT, R, U>(a);                                                      \
+    }
+#define EAI_DGEMV_BK_SET(W, X, WN)                                                             \
+    EAI_DGEMV_BK(dg_##WN##_xp_k4u2_m1, W, X, 1, 4, 2)                                          \
+    EAI_DGEMV_BK(dg_##WN##_xp_k4u2_m2, W, X, 2, 4, 2)                                          \
+    EAI_DGEMV_BK(dg_##WN##_xp_k4u2_m4, W, X, 4, 4, 2)                                          \
+    EAI_DGEMV_BK(dg_##WN##_xp_k2u4_m1, W, X, 1, 2, 4)                                          \
+    EAI_DGEMV_BK(dg_##WN##_xp_k2u4_m2, W, X, 2, 2, 4)                                          \
+    EAI_DGEMV_BK(dg_##WN##_xp_k2u4_m4, W, X, 4, 2, 4)                                          \
+    EAI_DGEMV_BK(dg_##WN##_xp_k1u4_m1, W, X, 1, 1, 4)                                          \
+    EAI_DGEMV_BK(dg_##WN##_xp_k1u4_m2, W, X, 2, 1, 4)                                          \
+    EAI_DGEMV_BK(dg_##WN##_xp_k1u4_m4, W, X, 4, 1, 4)
+EAI_DGEMV_BK_SET(VI8, VF16, i8)
+EAI_DGEMV_BK_SET(VF16, VF16, f16)
+EAI_DGEMV_BK_SET(VBF16, VBF16, bf16)
+EAI_DGEMV_BK_SET(VF32, VF32, f32)
+
+// Tensor-core int8 GEMV (W8A16 decode, sm_80+): one block of 8 warps per 8 output rows, the
+// warps striding K together in 64-byte steps per row (U steps in flight per thread). Each
+// `mma.sync.m16n8k16` (f16 inputs, f32 accumulation) takes the weights as its B operand (n =
+// 8 output rows, k = 16) and the activations as A (m = batch rows; rows ≥ M and 8…15 zero), so
+// the products are exact and the sums f32 as in the CUDA-core kernels, and int8 → f16 costs a
+// byte permute into 0x64xx (1024 + unsigned byte) and one f16x2 subtract of 1152 per two
+// weights — about a third of the CUDA-core kernels' instructions per weight byte. Thread
+// (g = lane / 4, t = lane % 4) loads 16 weight bytes of row g at k = base + 16·t and the 16
+// matching activations of batch row g; its 4 mma calls (j = 0…3) use bytes 4j…4j+3, which the
+// fragment layout assigns to logical k {2t, 2t+1, 2t+8, 2t+9} of both operands alike — a
+// permutation of k, so the dot products are unchanged. Warp partials are added across the 8
+// warps in shared memory in warp order.
+__device__ __forceinline__ u32 i8pair_f16x2(u32 u, u32 sel) {
+    // u: four int8 codes with the sign bit flipped (unsigned byte = code + 128).
+    u32 h = __byte_perm(u, 0x64646464u, sel), r;
+    asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(r) : "r"(h), "r"(0x64806480u));
+    return r;
+}
+template <int MT, int U>
+__device__ __forceinline__ void dgemv_tc_body(const DecArgs& a) {
+#if __CUDA_ARCH__ >= 800
+    __shared__ float part[8][8][8];
+    const u32 M = a.M, N = a.N, K = a.K;
+    const u32 m0 = blockIdx.y * MT;
+    const u32 lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
+    const u32 g = lane >> 2, t = lane & 3u;
+    const u32 n0 = blockIdx.x * 8u;
+    const bool row_ok = n0 + g < N;
+    const bool x_ok = g < (u32)MT && m0 + g < M;
+    const i8* w = reinterpret_cast<const i8*>(a.w) + (u64)(row_ok ? n0 + g : 0) * K;
+    const u16* x = reinterpret_cast<const u16*>(a.x) + (u64)(x_ok ? m0 + g : 0) * K;
+    float c0 = 0.0f, c1 = 0.0f, c2 = 0.0f, c3 = 0.0f;
+    const u32 zero = 0u;
+    // The loop bound is warp-uniform (mma.sync needs the whole warp); chunks past K load zeros.
+    for (u32 kb = (warp * U) * 64u; kb < K; kb += 8u * U * 64u) {
+        uint4 wv[U], xa[U], xb[U];
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            // Unconditional loads from clamped addresses (straight-line code keeps all U steps
+            // in flight), zeroed after when out of range.
+            const u32 kk = kb + u * 64u + t * 16u;
+            const u32 kc = kk < K ? kk : 0u;
+            wv[u] = __ldcs(reinterpret_cast<const uint4*>(w + kc));
+            xa[u] = *reinterpret_cast<const uint4*>(x + kc);
+            xb[u] = *reinterpret_cast<const uint4*>(x + kc + 8);
+        }
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            const bool in = kb + u * 64u + t * 16u < K;
+            if (!(in && row_ok)) wv[u] = make_uint4(0x80808080u, 0x80808080u, 0x80808080u, 0x80808080u);
+            if (!(in && x_ok)) {
+                xa[u] = make_uint4(0u, 0u, 0u, 0u);
+                xb[u] = make_uint4(0u, 0u, 0u, 0u);
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            const u32 ww[4] = {wv[u].x ^ 0x80808080u, wv[u].y ^ 0x80808080u,
+                               wv[u].z ^ 0x80808080u, wv[u].w ^ 0x80808080u};
+            const u32 xw[8] = {xa[u].x, xa[u].y, xa[u].z, xa[u].w,
+                               xb[u].x, xb[u].y, xb[u].z, xb[u].w};
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+                const u32 b0 = i8pair_f16x2(ww[j], 0x4140u);
+                const u32 b1 = i8pair_f16x2(ww[j], 0x4342u);
+                asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, "
+                    "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                    : "+f"(c0), "+f"(c1), "+f"(c2), "+f"(c3)
+                    : "r"(xw[2 * j]), "r"(zero), "r"(xw[2 * j + 1]), "r"(zero), "r"(b0), "r"(b1));
+            }
+        }
+    }
+    // c0, c1: batch row g, output rows 2t, 2t + 1 (c2, c3: batch rows ≥ 8, zero).
+    part[warp][g][2 * t] = c0;
+    part[warp][g][2 * t + 1] = c1;
+    __syncthreads();
+    if (threadIdx.x < 8u * MT) {
+        const u32 i = threadIdx.x >> 3, r = threadIdx.x & 7u;
+        const u32 n = n0 + r;
+        if (n < N && m0 + i < M) {
+            float s = 0.0f;
+#pragma unroll
+            for (int wi = 0; wi < 8; ++wi) s += part[wi][i][r];
+            const float v = s * (a.scale ? a.scale[n] : 1.0f);
+            float* yp = a.y + (u64)(m0 + i) * a.ldy + n;
+            *yp = a.add ? *yp + v : v;
+        }
+    }
+#else
+    __trap();
+#endif
+}
+#define EAI_DGEMV_TC(NAME, MT, U)                                                              \
+    extern "C" __global__ void __launch_bounds__(256, 1) NAME(const DecArgs a) {                  \
+        dgemv_tc_body<MT, U>(a);                                                               \
+    }
+EAI_DGEMV_TC(dg_i8_xp_t8u4_m1, 1, 4)
+EAI_DGEMV_TC(dg_i8_xp_t8u4_m2, 2, 4)
+EAI_DGEMV_TC(dg_i8_xp_t8u4_m4, 4, 4)
+EAI_DGEMV_TC(dg_i8_xp_t8u8_m1, 1, 8)
+EAI_DGEMV_TC(dg_i8_xp_t8u8_m2, 2, 8)
+EAI_DGEMV_TC(dg_i8_xp_t8u8_m4, 4, 8)
+
+// Tensor-core int8 GEMV with the fused RMSNorm prologue (the normalized rows in shared memory as
+// f16, exactly as dgemv_body writes them) and the rope / SwiGLU / plain epilogues: each warp
+// takes units of 8 weight rows — plain: 8 consecutive rows; SwiGLU: gate rows c…c+3 and up rows
+// f+c…f+c+3; rope: first-half rows i…i+3 of one head and their partners i+d/2… — over the whole
+// K in 64-byte steps (4 in flight), with the fragment layout of dgemv_tc_body (activations from
+// shared memory). The 8 × MT results are gathered into lanes 0…3 (rows 2t, 2t+1), the partner
+// rows (local r + 4) shuffled to lanes 0 and 1, which run dgemv_epilogue per pair.
+template <int MT, int EPI>
+__device__ __forceinline__ void tcn_rows(const DecArgs& a, u32 unit, u32 lr, u32* row) {
+    if (EPI == EPI_PLAIN) {
+        *row = unit * 8u + lr;
+    } else if (EPI == EPI_SWIGLU) {
+        *row = lr < 4u ? unit * 4u + lr : a.f + unit * 4u + (lr - 4u);
+    } else {
+        const u32 half = a.d >> 1, per_head = half >> 2;
+        const u32 base = (unit / per_head) * a.d + (unit % per_head) * 4u;
+        *row = lr < 4u ? base + lr : base + half + (lr - 4u);
+    }
+}
+template <int MT, int EPI>
+__device__ __forceinline__ void dgemv_tcn_body(const DecArgs& a) {
+#if __CUDA_ARCH__ >= 800
+    extern __shared__ __align__(16) unsigned char dsm[];
+    __shared__ float red[32];
+    const int U = 4;
+    const u32 M = a.M, N = a.N, K = a.K;
+    const u32 m0 = blockIdx.y * MT;
+    const u32 lane = threadIdx.x & 31u;
+    const u32 g = lane >> 2, t = lane & 3u;
+    const u32 warps = blockDim.x >> 5;
+    const u32 total = (EPI == EPI_PLAIN) ? (N + 7u) / 8u
+                      : (EPI == EPI_ROPE) ? (N / 2u) / 4u : a.f / 4u;
+    const u32 stride = gridDim.x * warps;
+    u16* sx = reinterpret_cast<u16*>(dsm);
+    {
+        const float* xf = reinterpret_cast<const float*>(a.x);
+#pragma unroll
+        for (int i = 0; i < MT; ++i) {
+            if (m0 + i < M) {
+                const u32 src = a.xidx ? a.xidx[m0 + i] : m0 + i;
+                const float* xrow = xf + (u64)src * K;
+                const float inv = rms_inv(xrow, K, a.eps, red);
+                for (u32 c = threadIdx.x; c < K; c += blockDim.x)
+                    sx[(u64)i * K + c] = F16::from_f32(a.nw[c] * (xrow[c] * inv));
+            }
+        }
+        __syncthreads();
+    }
+    const bool x_ok = g < (u32)MT && m0 + g < M;
+    const u16* xs = sx + (u64)(x_ok ? g : 0u) * K;
+    const i8* w = reinterpret_cast<const i8*>(a.w);
+    for (u32 unit = blockIdx.x * warps + (threadIdx.x >> 5); unit < total; unit += stride) {
+        u32 myrow;
+        tcn_rows<MT, EPI>(a, unit, g, &myrow);
+        const bool row_ok = myrow < N;
+        const i8* wr = w + (u64)(row_ok ? myrow : 0u) * K;
+        float c0 = 0.0f, c1 = 0.0f, c2 = 0.0f, c3 = 0.0f;
+        const u32 zero = 0u;
+        for (u32 kb = 0; kb < K; kb += U * 64u) {
+            uint4 wv[U], xa[U], xb[U];
+#pragma unroll
+            for (int u = 0; u < U; ++u) {
+                const u32 kk = kb + u * 64u + t * 16u;
+                const u32 kc = kk < K ? kk : 0u;
+                wv[u] = __ldcs(reinterpret_cast<const uint4*>(wr + kc));
+                xa[u] = *reinterpret_cast<const uint4*>(xs + kc);
+                xb[u] = *reinterpret_cast<const uint4*>(xs + kc + 8);
+            }
+#pragma unroll
+            for (int u = 0; u < U; ++u) {
+                const bool in = kb + u * 64u + t * 16u < K;
+                if (!(in && row_ok))
+                    wv[u] = make_uint4(0x80808080u, 0x80808080u, 0x80808080u, 0x80808080u);
+                if (!(in && x_ok)) {
+                    xa[u] = make_uint4(0u, 0u, 0u, 0u);
+                    xb[u] = make_uint4(0u, 0u, 0u, 0u);
+                }
+            }
+#pragma unroll
+            for (int u = 0; u < U; ++u) {
+                const u32 ww[4] = {wv[u].x ^ 0x80808080u, wv[u].y ^ 0x80808080u,
+                                   wv[u].z ^ 0x80808080u, wv[u].w ^ 0x80808080u};
+                const u32 xw[8] = {xa[u].x, xa[u].y, xa[u].z, xa[u].w,
+                                   xb[u].x, xb[u].y, xb[u].z, xb[u].w};
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+                    const u32 b0 = i8pair_f16x2(ww[j], 0x4140u);
+                    const u32 b1 = i8pair_f16x2(ww[j], 0x4342u);
+                    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, "
+                        "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                        : "+f"(c0), "+f"(c1), "+f"(c2), "+f"(c3)
+                        : "r"(xw[2 * j]), "r"(zero), "r"(xw[2 * j + 1]), "r"(zero), "r"(b0),
+                          "r"(b1));
+                }
+            }
+        }
+        // Lane 4i + t holds batch row i, local rows 2t, 2t + 1: gather into lanes 0…3.
+        float acc0[MT], acc1[MT];
+#pragma unroll
+        for (int i = 0; i < MT; ++i) {
+            acc0[i] = __shfl_sync(0xffffffffu, c0, 4 * i + (int)t);
+            acc1[i] = __shfl_sync(0xffffffffu, c1, 4 * i + (int)t);
+        }
+        if (EPI == EPI_PLAIN) {
+            if (lane < 4u) {
+#pragma unroll
+                for (int e = 0; e < 2; ++e) {
+                    u32 rows[1];
+                    tcn_rows<MT, EPI>(a, unit, 2u * t + e, rows);
+                    float acc[1][MT];
+#pragma unroll
+                    for (int i = 0; i < MT; ++i) acc[0][i] = e ? acc1[i] : acc0[i];
+                    dgemv_epilogue<VF16, MT, 1, EPI_PLAIN>(a, rows, unit, acc, m0);
+                }
+            }
+        } else {
+            // Partner rows (local r + 4) live in lane t + 2.
+            float p0[MT], p1[MT];
+#pragma unroll
+            for (int i = 0; i < MT; ++i) {
+                p0[i] = __shfl_down_sync(0xffffffffu, acc0[i], 2);
+                p1[i] = __shfl_down_sync(0xffffffffu, acc1[i], 2);
+            }
+            if (lane < 2u) {
+#pragma unroll
+                for (int e = 0; e < 2; ++e) {
+                    const u32 lr = 2u * t + e;
+                    u32 rows[2];
+                    tcn_rows<MT, EPI>(a, unit, lr, &rows[0]);
+                    tcn_rows<MT, EPI>(a, unit, lr + 4u, &rows[1]);
+                    float acc[2][MT];
+#pragma unroll
+                    for (int i = 0; i < MT; ++i) {
+                        acc[0][i] = e ? acc1[i] : acc0[i];
+                        acc[1][i] = e ? p1[i] : p0[i];
+                    }
+                    // SwiGLU writes column `unit` of its epilogue: the gate row's column.
+                    const u32 col = (EPI == EPI_SWIGLU) ? rows[0] : unit;
+                    if (rows[0] < N && rows[1] < N)
+                        dgemv_epilogue<VF16, MT, 2, EPI>(a, rows, col, acc, m0);
+                }
+            }
+        }
+    }
+#else
+    __trap();
+#endif
+}
+#define EAI_DGEMV_TCN(NAME, MT, EPI)                                                           \
+    extern "C" __global__ void __launch_bounds__(256, 1) NAME(const DecArgs a) {               \
+        dgemv_tcn_body<MT, EPI>(a);                                                            \
+    }
+EAI_DGEMV_TCN(dg_i8_tnr_m1, 1, EPI_ROPE)
+EAI_DGEMV_TCN(dg_i8_tnr_m2, 2, EPI_ROPE)
+EAI_DGEMV_TCN(dg_i8_tnr_m4, 4, EPI_ROPE)
+EAI_DGEMV_TCN(dg_i8_tns_m1, 1, EPI_SWIGLU)
+EAI_DGEMV_TCN(dg_i8_tns_m2, 2, EPI_SWIGLU)
+EAI_DGEMV_TCN(dg_i8_tns_m4, 4, EPI_SWIGLU)
+EAI_DGEMV_TCN(dg_i8_tnp_m1, 1, EPI_PLAIN)
+EAI_DGEMV_TCN(dg_i8_tnp_m2, 2, EPI_PLAIN)
+EAI_DGEMV_TCN(dg_i8_tnp_m4, 4, EPI_PLAIN)
+
 // ---------------------------------------------------------------------------------------------
 // Decode attention: as attention_body (one block per (head, row), online softmax, warps merged
 // at the end) with 8 warps and 4 keys in flight per warp: the key loads of one step are

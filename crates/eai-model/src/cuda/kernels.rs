@@ -43,6 +43,34 @@ pub(crate) const DGEMV_VARIANTS: &[&str] = &[
     "xp_r4u4_m1",
     "xp_r4u4_m2",
     "xp_r4u4_m4",
+    "xp_k4u2_m1",
+    "xp_k4u2_m2",
+    "xp_k4u2_m4",
+    "xp_k2u4_m1",
+    "xp_k2u4_m2",
+    "xp_k2u4_m4",
+    "xp_k1u4_m1",
+    "xp_k1u4_m2",
+    "xp_k1u4_m4",
+];
+
+/// Tensor-core int8 decode GEMVs (int8 weights only).
+const DGEMV_TC: &[&str] = &[
+    "dg_i8_xp_t8u4_m1",
+    "dg_i8_xp_t8u4_m2",
+    "dg_i8_xp_t8u4_m4",
+    "dg_i8_xp_t8u8_m1",
+    "dg_i8_xp_t8u8_m2",
+    "dg_i8_xp_t8u8_m4",
+    "dg_i8_tnr_m1",
+    "dg_i8_tnr_m2",
+    "dg_i8_tnr_m4",
+    "dg_i8_tns_m1",
+    "dg_i8_tns_m2",
+    "dg_i8_tns_m4",
+    "dg_i8_tnp_m1",
+    "dg_i8_tnp_m2",
+    "dg_i8_tnp_m4",
 ];
 
 /// Every fused decode GEMV entry point.
@@ -50,6 +78,7 @@ pub(crate) fn dgemv_names() -> Vec<String> {
     DGEMV_WEIGHTS
         .iter()
         .flat_map(|w| DGEMV_VARIANTS.iter().map(move |v| format!("dg_{w}_{v}")))
+        .chain(DGEMV_TC.iter().map(|n| n.to_string()))
         .collect()
 }
 

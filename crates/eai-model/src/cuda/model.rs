@@ -159,8 +159,20 @@ pub struct GpuOptions {
     /// [`GEMV_DENSE_MAX_M`] rows). On by default; `EAI_FUSED_DECODE=0` turns the default off;
     /// [`GpuModel::set_fused_decode`] toggles it on a loaded model.
     pub fused_decode: bool,
-    /// Row layout of the fused path's plain GEMVs (o and down projections).
+    /// Row layout of the fused path's plain GEMVs (o and down projections); the tensor-core
+    /// layouts also run the norm-fused int8 GEMVs (qkv, gate/up, int8 head) on tensor cores.
+    /// [`GemvTile::Auto`] (default) decides per model and weight format.
     pub gemv_tile: GemvTile,
+    /// For the int8 schemes (W8A16, W8A8, dynamic), an **int8 LM head**: the head matrix (the
+    /// embedding table when tied) quantized per output row with eai-quant's int8 weight spec
+    /// (symmetric, one f32 scale per vocabulary row, as llama.cpp's Q8_0 quantizes
+    /// `output.weight`), fed f16 activations (the final norm rounded to f16) — a quarter of the
+    /// f32 head's bytes per decoded token, half of the f16 one's. The embedding lookup keeps its
+    /// table ([`GpuOptions::half_head`] decides f32 or f16). Passes of more rows than the decode
+    /// GEMV takes run the head as M-tiled GEMVs too (slower than cuBLAS for long scoring passes:
+    /// the option is meant for generation). Off by default (the CPU reference's head is f32);
+    /// ignored for the float schemes. `EAI_INT8_HEAD=1` turns the default on.
+    pub int8_head: bool,
 }
 
 /// Weight format of a decode GEMV.
@@ -192,6 +204,7 @@ impl GpuOptions {
         let decode_gemv = std::env::var("EAI_DECODE_GEMV").map_or(true, |v| v.trim() != "0");
         let cuda_graph = std::env::var("EAI_CUDA_GRAPH").map_or(true, |v| v.trim() != "0");
         let fused_decode = std::env::var("EAI_FUSED_DECODE").map_or(true, |v| v.trim() != "0");
+        let int8_head = std::env::var("EAI_INT8_HEAD").is_ok_and(|v| v.trim() == "1");
         GpuOptions {
             scheme,
             half_head: false,
@@ -199,7 +212,14 @@ impl GpuOptions {
             cuda_graph,
             fused_decode,
             gemv_tile: GemvTile::default(),
+            int8_head,
         }
+    }
+
+    /// Sets [`GpuOptions::int8_head`].
+    pub fn int8_head(mut self, on: bool) -> Self {
+        self.int8_head = on;
+        self
     }
 
     /// Sets [`GpuOptions::fused_decode`].
@@ -482,7 +502,7 @@ macro_rules! launch {
 }
 
 mod decode;
-pub use decode::{AUTO_TILE_MIN_ROWS, GemvTile};
+pub use decode::{AUTO_TENSOR_CORE_MAX_HIDDEN, GemvTile};
 
 fn grid(items: u64, sms: u32) -> LaunchConfig {
     let blocks = items.div_ceil(256).clamp(1, u64::from(sms.max(1)) * 16);
@@ -533,6 +553,9 @@ pub struct GpuModel {
     scheme: GpuScheme,
     embed: Dense,
     head: Option<Dense>,
+    /// The int8 LM head ([`GpuOptions::int8_head`]); when present it replaces `head`/`embed`
+    /// for logits.
+    head_i8: Option<Box<DeviceQuantized>>,
     layers: Vec<GpuLayer>,
     norm: CudaSlice<f32>,
     rope_cos: CudaSlice<f32>,
@@ -851,8 +874,24 @@ impl GpuModel {
         ld.check_fits("model.embed_tokens.weight", (cfg.vocab * h * tsize(table_ty)) as u64)?;
         let embed_f32 = fetch(Tensor::Embed { vocab: cfg.vocab, h })?;
         let embed = ld.dense("model.embed_tokens.weight", &embed_f32, table_ty)?;
+        let int8_head = opts.int8_head
+            && matches!(opts.scheme, GpuScheme::W8A16 | GpuScheme::W8A8 | GpuScheme::Dynamic);
+        if int8_head && !h.is_multiple_of(16) {
+            return Err(GpuError::Unsupported {
+                model: model_name.to_string(),
+                reason: format!("int8 LM head needs a hidden size divisible by 16, not {h}"),
+            });
+        }
+        let mut head_i8 = None;
+        if int8_head && cfg.tie_embeddings {
+            head_i8 = Some(Box::new(ld.int8("lm_head (tied, int8)", &embed_f32, cfg.vocab, h)?));
+        }
         drop(embed_f32);
         let head = if cfg.tie_embeddings {
+            None
+        } else if int8_head {
+            let w = fetch(Tensor::Head { vocab: cfg.vocab, h })?;
+            head_i8 = Some(Box::new(ld.int8("lm_head.weight (int8)", &w, cfg.vocab, h)?));
             None
         } else {
             ld.check_fits("lm_head.weight", (cfg.vocab * h * tsize(table_ty)) as u64)?;
@@ -925,6 +964,7 @@ impl GpuModel {
             scheme,
             embed,
             head,
+            head_i8,
             layers,
             norm,
             rope_cos,
@@ -1595,6 +1635,15 @@ impl GpuModel {
         launch!(self, name, cfg, [&w, &scale, &x, &y, &m32, &n32, &k32, &n32, &addi])
     }
 
+    /// Activation type the LM head takes (f16 for the int8 head, else the head's own type).
+    fn head_act_ty(&self) -> InType {
+        if self.head_i8.is_some() {
+            InType::F16
+        } else {
+            self.head.as_ref().unwrap_or(&self.embed).ty()
+        }
+    }
+
     fn head_rows_cap(&self) -> usize {
         (HEAD_CHUNK_ELEMS / self.cfg.vocab.max(1)).clamp(16, 1024)
     }
@@ -1614,7 +1663,7 @@ impl GpuModel {
     /// LM-head buffers for `rows` rows and `picks_cap` picked logits.
     fn new_head_scratch(&self, rows: usize, picks_cap: usize) -> Result<HeadScratch> {
         let (h, v) = (self.cfg.hidden, self.cfg.vocab);
-        let head_ty = self.head.as_ref().unwrap_or(&self.embed).ty();
+        let head_ty = self.head_act_ty();
         let act = self.dense_buf("LM-head input", head_ty, rows * h)?;
         let bytes = act.bytes() + (rows * (4 * v + 8 + 8) + 12 * picks_cap) as u64;
         Ok(HeadScratch {
@@ -1673,7 +1722,12 @@ impl GpuModel {
         let head_w = self.head.as_ref().unwrap_or(&self.embed);
         let eps = self.cfg.rms_eps;
         let (h32, v32) = (h as u32, v as u32);
-        if self.fused_head_fits(r, head_w.ty(), hs.act.ty()) {
+        let head_wty = if self.head_i8.is_some() {
+            decode::WeightTy::I8
+        } else {
+            decode::WeightTy::Dense(head_w.ty())
+        };
+        if self.fused_head_fits(r, head_wty, hs.act.ty()) {
             self.fused_head(hs, x, r, (h, v))?;
             let (lg, lse, am) = (&hs.logits, &hs.lse, &hs.amax);
             return if argmax_only {
@@ -1705,7 +1759,17 @@ impl GpuModel {
             launch!(self, norm_name, rows_cfg(r, 256), [x, idxb, &self.norm, &actp, &h32, &eps])?;
         }
         let (lp, _g) = hs.logits.device_ptr(s);
-        if self.gemv_fits(head_w.ty(), r, h) && hs.act.ty() == head_w.ty() {
+        if let Some(q) = &self.head_i8 {
+            let (wp, _gw) = q.codes().as_cudarc().device_ptr(s);
+            let (sp, _gs) = q.scales().as_cudarc().device_ptr(s);
+            if hs.act.ty() != InType::F16 {
+                return Err(GpuError::invalid("int8 LM head: activation buffer not f16"));
+            }
+            // SAFETY: the codes hold vocab·h int8 and the scales vocab f32 (quantized so), act
+            // ≥ r·h f16 (written above), logits ≥ rows·vocab f32; h % 16 == 0 (checked at load);
+            // whole allocations, so aligned. Any r: the kernel tiles M over grid.y.
+            unsafe { self.gemv(GemvWeight::I8, wp, sp, hs.act.ptr(s), lp, (r, v, h), false)? };
+        } else if self.gemv_fits(head_w.ty(), r, h) && hs.act.ty() == head_w.ty() {
             // SAFETY: the head weight holds vocab·h elements of its type, act ≥ r·h of the same
             // type (written above), logits ≥ rows·vocab f32; h is a multiple of the vector
             // width (gemv_fits); whole allocations, so aligned.
@@ -2121,7 +2185,8 @@ impl GpuModel {
             GpuScheme::W8A8 | GpuScheme::Dynamic => false,
         };
         let head_ty = self.head.as_ref().unwrap_or(&self.embed).ty();
-        layers_ok && self.gemv_fits(head_ty, m, c.hidden)
+        // The int8 head: its GEMV takes any row count (h % 16 checked at load).
+        layers_ok && (self.head_i8.is_some() || self.gemv_fits(head_ty, m, c.hidden))
     }
 
     /// One decode step of `plan` (`m` rows, the argmax taken at every row) replayed from a

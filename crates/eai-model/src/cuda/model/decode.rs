@@ -14,15 +14,19 @@ use crate::cuda::blas::InType;
 use crate::cuda::error::{GpuError, Result};
 
 /// Row layout of the fused decode path's plain GEMVs (the o and down projections): output rows
-/// per warp and 16-byte weight vectors in flight per row and lane. Every layout gives the same
-/// bits (each lane accumulates its vectors in increasing k).
+/// per warp and 16-byte weight vectors in flight per row and lane. Every warp-per-row layout
+/// (`R…`) gives the same bits (each lane accumulates its vectors in increasing k); the
+/// block-split-K layouts (`K…`, one block of 8 warps per rows, its 256 threads striding K
+/// together, per-warp sums added across warps) sum in another, equally deterministic order.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum GemvTile {
-    /// [`GemvTile::R4U2`] for GEMVs of at least [`AUTO_TILE_MIN_ROWS`] output rows, else
-    /// [`GemvTile::R1U8`] (measured on an H200: R4U2 fastest on the 7B shapes, where widening
-    /// the activations once per 4 rows pays; one row per warp fastest at SmolLM2's 576 rows,
-    /// where a GEMV is a single round trip and more warps mean less latency).
+    /// [`GemvTile::K4U2`], except for int8 weights of a model narrower than
+    /// [`AUTO_TENSOR_CORE_MAX_HIDDEN`] on sm_80+, which take [`GemvTile::T8U4`] (measured on an
+    /// H200 in session 3: K4U2 fastest for FP16 and W8A16 on the Qwen2.5-7B and Mistral-7B
+    /// shapes, +3 to +6 % over session 3's R4U2 default, and for FP16 at SmolLM2's shapes, +5 %
+    /// over R1U8; the tensor-core int8 GEMVs fastest for W8A16 at SmolLM2's shapes, +6 % over
+    /// R1U8, but 13 % slower than K4U2 at 7B).
     #[default]
     Auto,
     /// One row per warp, 8 vectors in flight per lane (4 warps per block).
@@ -35,20 +39,40 @@ pub enum GemvTile {
     R4U2,
     /// Four rows per warp, 4 vectors in flight per row.
     R4U4,
+    /// Block-split K: four rows per block of 8 warps, 2 vectors in flight per row and thread
+    /// (N/4 blocks of 256 threads: for the tall down projection several times the bytes in
+    /// flight of the warp-per-row layouts).
+    K4U2,
+    /// Block-split K: two rows per block of 8 warps, 4 vectors in flight per row and thread.
+    K2U4,
+    /// Block-split K: one row per block of 8 warps, 4 vectors in flight per thread.
+    K1U4,
+    /// Tensor cores (int8 weights, sm_80+; other formats and older GPUs take
+    /// [`GemvTile::K4U2`]): 8 rows per block of 8 warps, each warp's `mma.sync` taking 8 rows ×
+    /// 16 k of weights, converted int8 → f16 by byte permute + one f16x2 subtract per two;
+    /// 4 steps of 64 bytes per row in flight per warp.
+    T8U4,
+    /// As [`GemvTile::T8U4`] with 8 steps in flight.
+    T8U8,
 }
 
 impl GemvTile {
     /// Every layout.
-    pub const ALL: [GemvTile; 6] = [
+    pub const ALL: [GemvTile; 11] = [
         GemvTile::Auto,
         GemvTile::R1U8,
         GemvTile::R2U4,
         GemvTile::R1U4,
         GemvTile::R4U2,
         GemvTile::R4U4,
+        GemvTile::K4U2,
+        GemvTile::K2U4,
+        GemvTile::K1U4,
+        GemvTile::T8U4,
+        GemvTile::T8U8,
     ];
 
-    /// `auto`, `r1u8`, `r2u4`, `r1u4`, `r4u2`, `r4u4`.
+    /// `auto`, `r1u8`, `r2u4`, `r1u4`, `r4u2`, `r4u4`, `k4u2`, `k2u4`, `k1u4`, `t8u4`, `t8u8`.
     pub fn label(self) -> &'static str {
         match self {
             GemvTile::Auto => "auto",
@@ -57,6 +81,11 @@ impl GemvTile {
             GemvTile::R1U4 => "r1u4",
             GemvTile::R4U2 => "r4u2",
             GemvTile::R4U4 => "r4u4",
+            GemvTile::K4U2 => "k4u2",
+            GemvTile::K2U4 => "k2u4",
+            GemvTile::K1U4 => "k1u4",
+            GemvTile::T8U4 => "t8u4",
+            GemvTile::T8U8 => "t8u8",
         }
     }
 
@@ -65,27 +94,55 @@ impl GemvTile {
         GemvTile::ALL.into_iter().find(|t| t.label() == s)
     }
 
-    /// The layout used for a GEMV of `n` output rows.
-    fn resolve(self, n: usize) -> GemvTile {
+    fn rows(self) -> usize {
         match self {
-            GemvTile::Auto if n >= AUTO_TILE_MIN_ROWS => GemvTile::R4U2,
-            GemvTile::Auto => GemvTile::R1U8,
+            GemvTile::Auto => 1,
+            GemvTile::R2U4 | GemvTile::K2U4 => 2,
+            GemvTile::R4U2 | GemvTile::R4U4 | GemvTile::K4U2 => 4,
+            GemvTile::R1U8 | GemvTile::R1U4 | GemvTile::K1U4 => 1,
+            GemvTile::T8U4 | GemvTile::T8U8 => 8,
+        }
+    }
+
+    /// The layout used for the GEMVs of a model of residual width `hidden` with int8 (or
+    /// other) weights (see [`GemvTile::Auto`]), then [`GemvTile::for_format`]. Model-wide, so
+    /// that one setting decides every GEMV of a step (the tensor-core layouts also switch the
+    /// norm-fused int8 GEMVs).
+    fn resolve_for(self, hidden: usize, int8: bool, sm80: bool) -> GemvTile {
+        match self {
+            GemvTile::Auto if int8 && sm80 && hidden < AUTO_TENSOR_CORE_MAX_HIDDEN => {
+                GemvTile::T8U4
+            }
+            GemvTile::Auto => GemvTile::K4U2,
+            t => t.for_format(int8, sm80),
+        }
+    }
+
+    /// The layout a kernel exists for: the tensor-core layouts serve int8 weights on sm_80+.
+    fn for_format(self, int8: bool, sm80: bool) -> GemvTile {
+        match self {
+            GemvTile::T8U4 | GemvTile::T8U8 if !(int8 && sm80) => GemvTile::K4U2,
             t => t,
         }
     }
 
-    fn rows(self) -> usize {
-        match self {
-            GemvTile::Auto => 1,
-            GemvTile::R2U4 => 2,
-            GemvTile::R4U2 | GemvTile::R4U4 => 4,
-            GemvTile::R1U8 | GemvTile::R1U4 => 1,
-        }
+    /// Whether the layout runs the int8 GEMVs on tensor cores — the plain ones and, for the
+    /// model's tile, the norm-fused qkv, gate/up and int8 LM-head GEMVs too.
+    pub fn tensor_core(self) -> bool {
+        matches!(self, GemvTile::T8U4 | GemvTile::T8U8)
+    }
+
+    /// Whether the layout splits K over a whole block (one unit per block of 8 warps).
+    pub fn block_k(self) -> bool {
+        matches!(
+            self,
+            GemvTile::K4U2 | GemvTile::K2U4 | GemvTile::K1U4 | GemvTile::T8U4 | GemvTile::T8U8
+        )
     }
 }
 
-/// Output rows from which [`GemvTile::Auto`] takes four rows per warp.
-pub const AUTO_TILE_MIN_ROWS: usize = 2048;
+/// Residual width below which [`GemvTile::Auto`] runs int8 weights on tensor cores.
+pub const AUTO_TENSOR_CORE_MAX_HIDDEN: usize = 2048;
 
 /// The kernels' `DecArgs` (decode.cu), field for field; device pointers as u64 (0 = null).
 #[repr(C)]
@@ -160,7 +217,7 @@ fn format_of(ty: WeightTy) -> (&'static str, usize, usize) {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum WeightTy {
+pub(super) enum WeightTy {
     I8,
     Dense(InType),
 }
@@ -188,12 +245,17 @@ impl GpuModel {
             && m_tile(m) * c.hidden * xb <= DGEMV_SMEM_MAX
     }
 
-    /// Whether the LM head of `r` rows runs with the final norm fused into its GEMV.
-    pub(super) fn fused_head_fits(&self, r: usize, head_ty: InType, act_ty: InType) -> bool {
-        if !(self.fused && self.gemv && (1..=GEMV_DENSE_MAX_M).contains(&r) && head_ty == act_ty) {
+    /// Whether the LM head of `r` rows (weights `head_ty`: int8 takes f16 activations) runs
+    /// with the final norm fused into its GEMV.
+    pub(super) fn fused_head_fits(&self, r: usize, head_ty: WeightTy, act_ty: InType) -> bool {
+        let act_ok = match head_ty {
+            WeightTy::I8 => act_ty == InType::F16,
+            WeightTy::Dense(t) => t == act_ty,
+        };
+        if !(self.fused && self.gemv && (1..=GEMV_DENSE_MAX_M).contains(&r) && act_ok) {
             return false;
         }
-        let (_, epv, xb) = format_of(WeightTy::Dense(head_ty));
+        let (_, epv, xb) = format_of(head_ty);
         let h = self.cfg.hidden;
         h.is_multiple_of(epv) && m_tile(r) * h * xb <= DGEMV_SMEM_MAX
     }
@@ -234,17 +296,32 @@ impl GpuModel {
         let (wn, _, xb) = format_of(ty);
         let (m, n, k) = (a.m as usize, a.n as usize, a.k as usize);
         let mt = m_tile(m);
+        let mut block_k = false;
+        let sm80 = self.dev.info().compute_capability.0 >= 8;
+        // Tensor-core norm-fused int8 GEMVs: units of 8 rows (4 rope pairs of one head, 4
+        // gate/up pairs).
+        let hidden = self.cfg.hidden;
+        let tc = self.tile.resolve_for(hidden, ty == WeightTy::I8, sm80).tensor_core()
+            && ty == WeightTy::I8
+            && (a.f as usize).is_multiple_of(4)
+            && (a.d as usize / 2).is_multiple_of(4);
         let (var, units, warps, smem) = match v {
+            Variant::NormRope if tc => ("tnr".to_string(), n / 8, 8, mt * k * xb),
+            Variant::NormSwiglu if tc => ("tns".to_string(), a.f as usize / 4, 8, mt * k * xb),
+            Variant::NormPlain if tc => ("tnp".to_string(), n.div_ceil(8), 8, mt * k * xb),
             Variant::NormRope => ("nr".to_string(), n / 2, 8, mt * k * xb),
             Variant::NormSwiglu => ("ns".to_string(), a.f as usize, 8, mt * k * xb),
             Variant::NormPlain => ("np".to_string(), n.div_ceil(2), 8, mt * k * xb),
             Variant::Plain(t) => {
-                let t = t.resolve(n);
-                (format!("xp_{}", t.label()), n.div_ceil(t.rows()), 4, 0)
+                let t = t.resolve_for(hidden, ty == WeightTy::I8, sm80);
+                block_k = t.block_k();
+                let warps = if block_k { 8 } else { 4 };
+                (format!("xp_{}", t.label()), n.div_ceil(t.rows()), warps, 0)
             }
         };
         let name = format!("dg_{wn}_{var}_m{mt}");
-        let mut blocks = units.div_ceil(warps).max(1);
+        // Warp-per-unit kernels: `warps` units per block; block-split-K: one unit per block.
+        let mut blocks = if block_k { units.max(1) } else { units.div_ceil(warps).max(1) };
         if smem > 0 {
             // Norm-fused kernels: at most as many blocks as fit on the device at once, each
             // normalizing its rows once and then looping over units.
@@ -436,8 +513,17 @@ impl GpuModel {
         if hs.logits.len() < r * v || hs.idx.len() < r {
             return Err(GpuError::invalid("LM head: buffers too small"));
         }
+        let (w, scale, ty) = match &self.head_i8 {
+            Some(q) => (
+                q.codes().as_cudarc().device_ptr(s).0,
+                q.scales().as_cudarc().device_ptr(s).0,
+                WeightTy::I8,
+            ),
+            None => (head_w.ptr(s), 0, WeightTy::Dense(head_w.ty())),
+        };
         let a = DecArgs {
-            w: head_w.ptr(s),
+            w,
+            scale,
             x: xp,
             nw: np,
             xidx: idxp,
@@ -449,10 +535,10 @@ impl GpuModel {
             eps: self.cfg.rms_eps,
             ..DecArgs::default()
         };
-        // SAFETY: head weights (vocab × h of their type), residual rows idx[i] < rows of x
+        // SAFETY: head weights (vocab × h of their type; int8: vocab scales too), residual rows idx[i] < rows of x
         // (checked by the callers), norm (h), logits (≥ r × vocab, checked);
         // fused_head_fits checked the vector width and shared memory.
-        unsafe { self.dgemv(Variant::NormPlain, WeightTy::Dense(head_w.ty()), &a) }
+        unsafe { self.dgemv(Variant::NormPlain, ty, &a) }
     }
 }
 
@@ -473,18 +559,28 @@ mod tests {
         }
         assert_eq!(GemvTile::from_label("r9u9"), None);
         assert_eq!(m_tile(3), 4);
-        assert_eq!(GemvTile::Auto.resolve(576), GemvTile::R1U8);
-        assert_eq!(GemvTile::Auto.resolve(3584), GemvTile::R4U2);
-        assert_eq!(GemvTile::R2U4.resolve(3584), GemvTile::R2U4);
+        assert_eq!(GemvTile::Auto.resolve_for(576, true, true), GemvTile::T8U4);
+        assert_eq!(GemvTile::Auto.resolve_for(576, true, false), GemvTile::K4U2);
+        assert_eq!(GemvTile::Auto.resolve_for(576, false, true), GemvTile::K4U2);
+        assert_eq!(GemvTile::Auto.resolve_for(3584, true, true), GemvTile::K4U2);
+        assert_eq!(GemvTile::R2U4.resolve_for(3584, true, true), GemvTile::R2U4);
+        assert_eq!(GemvTile::T8U8.resolve_for(3584, false, true), GemvTile::K4U2);
+        assert!(GemvTile::K4U2.block_k() && !GemvTile::R4U2.block_k());
+        assert_eq!(GemvTile::K2U4.rows(), 2);
     }
 
     #[test]
     fn every_fused_kernel_name_exists() {
         let names = crate::cuda::kernels::dgemv_names();
         for (wn, ..) in [WeightTy::I8, WeightTy::Dense(InType::F16)].map(format_of) {
+            let int8 = wn == "i8";
             for var in GemvTile::ALL
                 .iter()
-                .map(|t| format!("xp_{}", t.resolve(1).label()))
+                .flat_map(|t| {
+                    [(1, true), (1, false), (1 << 20, true), (1 << 20, false)]
+                        .map(|(h, sm80)| t.resolve_for(h, int8, sm80))
+                })
+                .map(|t| format!("xp_{}", t.label()))
                 .chain(["nr", "ns", "np"].map(String::from))
             {
                 for mt in [1, 2, 4] {
