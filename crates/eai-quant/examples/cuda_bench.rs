@@ -12,8 +12,8 @@
 //! inputs are random (device-side counter-based RNG), and weight sets rotate so small problems
 //! do not run from L2. Run: `cargo run --release --features cuda --example cuda_bench -- [--out
 //! FILE.md] [--quick]`. Other flags: `--quant-only`, `--sweep`, `--no-energy`, `--no-sizes`,
-//! `--vary-placement` (see `quant_rows`), and `--profile` (one launch of each kernel under
-//! study and exit, for `ncu -k regex:...`).
+//! `--vary-placement` (see `quant_rows`), and `--profile [--profile-log2 N]` (one launch of
+//! each kernel under study and exit, for `ncu -k regex:...`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::fmt::Write as _;
@@ -142,7 +142,14 @@ fn main() -> BoxResult<()> {
     let compile_s = t_compile.elapsed().as_secs_f64();
     let info = dev.info().clone();
     if args.iter().any(|a| a == "--profile") {
-        return profile(&dev);
+        let log2 = args
+            .iter()
+            .position(|a| a == "--profile-log2")
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(28)
+            .clamp(16, 30);
+        return profile(&dev, log2);
     }
     let mut r = Report { md: String::new() };
     r.line(format!(
@@ -1213,16 +1220,16 @@ fn two_pass_sizes(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -
     Ok(())
 }
 
-/// `--profile`: one launch of each kernel under study, for `ncu -k regex:... --set full`
-/// (no warm-up, no timing: the profiler replays each launch). Same sizes as the table (2^28
-/// elements, 4096-element rows). Order: per-token i8 from f32 (a kernel at the bar, for
+/// `--profile [--profile-log2 N]`: one launch of each kernel under study, for `ncu -k
+/// regex:...` (no warm-up, no timing: the profiler replays each launch); 2^N elements (default
+/// 28, the table's size; 16..=30), 4096-element rows. Order: per-token i8 from f32 (a kernel at the bar, for
 /// reference) and from bf16; Q8_0 from f32 and bf16; group-128 from bf16 (fresh output, then an
 /// output allocated after an 8 GiB ballast, as in round 2's table); dequantize per-channel to
 /// f32 and to bf16; the traffic probes 16→8 and 4→16 bytes. Round 3's run of it under
 /// `ncu --set full` failed on the first kernel (docs/results/quant-gpu.md).
-fn profile(dev: &CudaDevice) -> BoxResult<()> {
+fn profile(dev: &CudaDevice, log2: u32) -> BoxResult<()> {
     use eai_quant::{Granularity, QuantSpec};
-    let n = 1usize << 28;
+    let n = 1usize << log2;
     let (rows, cols) = (n / 4096, 4096usize);
     let mut x32 = dev.zeros::<f32>(n)?;
     dev.fill_uniform(&mut x32, 3, -4.0, 4.0)?;
@@ -1255,8 +1262,8 @@ fn profile(dev: &CudaDevice) -> BoxResult<()> {
     let pc = dev.quantize("pc", &QuantSpec::int8_weight(), &x32, &[rows, cols])?;
     dev.dequantize_into(&pc, &mut x32)?;
     dev.dequantize_into(&pc, &mut xb)?;
-    let src = dev.zeros::<u8>(1usize << 30)?;
-    let mut dst = dev.zeros::<u8>(1usize << 30)?;
+    let src = dev.zeros::<u8>(4 * n)?;
+    let mut dst = dev.zeros::<u8>(4 * n)?;
     dev.traffic_probe(&src, &mut dst, 16, 8)?;
     dev.traffic_probe(&src, &mut dst, 4, 16)?;
     dev.synchronize()?;
