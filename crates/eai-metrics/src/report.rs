@@ -57,11 +57,19 @@ pub struct Table2 {
 }
 
 fn fmt_est(e: &Estimate, unit: &str, digits: usize) -> String {
+    let v = fixed(e.value, digits);
     match e.ci {
-        Some(ci) => {
-            format!("{:.*} {unit} [{:.*}, {:.*}]", digits, e.value, digits, ci.lo, digits, ci.hi)
-        }
-        None => format!("{:.*} {unit}", digits, e.value),
+        Some(ci) => format!("{v} {unit} [{}, {}]", fixed(ci.lo, digits), fixed(ci.hi, digits)),
+        None => format!("{v} {unit}"),
+    }
+}
+
+/// `x` with `digits` decimals, without the sign of a value that rounds to zero ("-0.00" → "0.00").
+fn fixed(x: f64, digits: usize) -> String {
+    let s = format!("{x:.digits$}");
+    match s.strip_prefix('-') {
+        Some(rest) if rest.bytes().all(|b| b == b'0' || b == b'.') => rest.to_owned(),
+        _ => s,
     }
 }
 
@@ -249,9 +257,14 @@ fn fmt_sum(s: Option<&Summary>, digits: usize) -> String {
         None => "–".into(),
         Some(s) => match s.ci {
             Some(ci) => {
-                format!("{:.*} [{:.*}, {:.*}]", digits, s.mean, digits, ci.lo, digits, ci.hi)
+                format!(
+                    "{} [{}, {}]",
+                    fixed(s.mean, digits),
+                    fixed(ci.lo, digits),
+                    fixed(ci.hi, digits)
+                )
             }
-            None => format!("{:.*}", digits, s.mean),
+            None => fixed(s.mean, digits),
         },
     }
 }
@@ -298,6 +311,17 @@ mod tests {
             .output_tokens(1000)
             .build()
             .unwrap()
+    }
+
+    #[test]
+    fn values_that_round_to_zero_print_without_a_sign() {
+        assert_eq!(fixed(-0.001, 2), "0.00");
+        assert_eq!(fixed(-0.0, 1), "0.0");
+        assert_eq!(fixed(-0.006, 2), "-0.01");
+        assert_eq!(fixed(-12.345, 1), "-12.3");
+        assert_eq!(fixed(0.004, 2), "0.00");
+        let e = Estimate { value: -0.0004, ci: None };
+        assert_eq!(fmt_est(&e, "pp", 2), "0.00 pp");
     }
 
     #[test]

@@ -9,18 +9,34 @@
 //!           [--throughput-limit 2000] [--schemes fp32,fp16,...] [--skip-7b] [--cpu-only]
 //!           [--only parity,eval,throughput,speed,7b] [--shapes qwen,mistral]
 //!           [--half-head false,true] [--gemv true,false] [--graph true,false]
+//!           [--share true,false] [--min-seconds 5] [--throughput-schemes fp32,fp16] [--full-arc]
+//!           [--accuracy-share true] [--fused true,false] [--tile auto,r1u8,r2u4,r4u2,...]
+//!           [--quick] [--int8-head false,true] [--decode-new 128]
 //!
 //! `--shapes` takes `qwen`, `mistral` and `smol` (SmolLM2-135M's shapes with synthetic weights);
 //! `--graph` runs the speed measurement of each synthetic model with CUDA-graph decode on and/or
-//! off (the same loaded model, toggled with `GpuModel::set_cuda_graph`).
+//! off (the same loaded model, toggled with `GpuModel::set_cuda_graph`); `--fused` and `--tile`
+//! likewise toggle the fused decode kernels and the row layout of their plain GEMVs
+//! (`GpuModel::set_fused_decode`, `set_gemv_tile`; tiles only with fused on); `--quick` measures
+//! batch-1 decode only; `--int8-head` builds the int8 schemes' synthetic models with and/or
+//! without the int8 LM head (`GpuOptions::int8_head`); `--decode-new` sets the tokens generated
+//! per batch-1 decode measurement (default 128). `--only profile` runs a few greedy steps of each synthetic model (and
+//! `--fused` setting) between `cuProfilerStart` / `cuProfilerStop`, for
+//! `ncu --profile-from-start off`.
 //! ```
 //! `--cpu-only` runs the accuracy subsets on the CPU reference engine instead (no GPU needed).
+//!
+//! `eval`: accuracy on the `--limit` subsets (and on the whole ARC-Easy test set with
+//! `--full-arc`) per scheme, with shared contexts on (the engine's default); then log-likelihood
+//! throughput on the `--throughput-limit` documents for `--throughput-schemes` (default: every
+//! scheme), once per `--share` setting, each task's call repeated until `--min-seconds` have
+//! passed (so that NVML's energy counter granularity does not matter).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use eai_eval::{Evaluator, Limit, Suite, TaskOptions};
-use eai_model::cuda::{GpuEngine, GpuModel, GpuOptions, GpuScheme, open_device};
+use eai_model::cuda::{GemvTile, GpuEngine, GpuModel, GpuOptions, GpuScheme, open_device};
 use eai_model::{Engine, EngineOptions, LoadOptions, ModelConfig, Scheme, TokenPair};
 use serde_json::{Value, json};
 
@@ -64,6 +80,14 @@ fn suite(data: &Path, limit: usize) -> Suite {
     Suite::load_spec(data, "arc_easy,hellaswag", &opts).unwrap()
 }
 
+fn bools(args: &[String], name: &str, def: &str) -> Vec<bool> {
+    arg(args, name)
+        .unwrap_or_else(|| def.into())
+        .split(',')
+        .map(|x| x == "1" || x == "true")
+        .collect()
+}
+
 fn metrics(res: &eai_eval::EvalResults) -> Value {
     json!(res.tasks.iter().map(|t| json!({
         "task": t.name,
@@ -92,6 +116,11 @@ fn main() {
         .map(|s| s.split(',').map(|x| GpuScheme::from_label(x).expect("scheme")).collect())
         .unwrap_or_else(|| GpuScheme::ALL.to_vec());
     let only = |name: &str| arg(&args, "--only").is_none_or(|o| o.split(',').any(|x| x == name));
+    let fuseds = bools(&args, "--fused", "true");
+    let tiles: Vec<GemvTile> = arg(&args, "--tile")
+        .map(|s| s.split(',').map(|x| GemvTile::from_label(x).expect("tile")).collect())
+        .unwrap_or_else(|| vec![GemvTile::default()]);
+    let quick = args.iter().any(|a| a == "--quick");
 
     if args.iter().any(|a| a == "--cpu-only") {
         let s = suite(&data, limit);
@@ -227,43 +256,102 @@ fn main() {
             "requests.json",
             &json!({"pairs": pairs, "tasks": per_task.iter().map(|(n, a, b)| json!([n, a, b])).collect::<Vec<_>>()}),
         );
+        let shares = bools(&args, "--share", "true,false");
+        // Shared contexts for the accuracy runs (default on, the engine's default).
+        let acc_share = bools(&args, "--accuracy-share", "true")[0];
+        let min_s: f64 = arg(&args, "--min-seconds").map_or(0.0, |s| s.parse().unwrap());
+        let tp_schemes: Vec<GpuScheme> = arg(&args, "--throughput-schemes")
+            .map(|s| s.split(',').map(|x| GpuScheme::from_label(x).expect("scheme")).collect())
+            .unwrap_or_else(|| schemes.clone());
+        let s_full = args
+            .iter()
+            .any(|a| a == "--full-arc")
+            .then(|| Suite::load_spec(&data, "arc_easy", &TaskOptions::default()).unwrap());
         let mut rows = Vec::new();
         for &sch in &schemes {
             let mut g = GpuEngine::from_gguf(dev.clone(), &gguf, sch).unwrap().with_options({
                 let mut o = EngineOptions::default();
                 o.batch_tokens = 8192;
+                o.share_prefixes = acc_share;
                 o
             });
             let (res, acc_s, acc_j) = meter.measure(|| {
                 Evaluator::new().progress(false).batch_size(1 << 20).run(&mut g, &s_acc).unwrap()
             });
-            // Warm-up, then token-level throughput per task on the same pairs as transformers.
-            let _ = g.loglikelihood_tokens(&pairs[..pairs.len().min(256)]).unwrap();
+            let full = s_full.as_ref().map(|sf| {
+                let (r, secs, j) = meter.measure(|| {
+                    Evaluator::new().progress(false).batch_size(1 << 20).run(&mut g, sf).unwrap()
+                });
+                json!({"tasks": metrics(&r), "seconds": secs, "joules": j})
+            });
+            // Warm-up, then token-level throughput per task on the same pairs as transformers,
+            // with shared contexts on and off; each measured region repeated to ≥ min_s.
             let mut tp = Vec::new();
-            let mut all_lp = Vec::new();
-            for (name, a, b) in &per_task {
-                let passes0 = g.counters().forward_passes;
-                let tok0 = g.counters().tokens_processed;
-                let (lp, secs, j) =
-                    meter.measure(|| g.loglikelihood_tokens(&pairs[*a..*b]).unwrap());
-                let nreq = b - a;
-                tp.push(json!({
-                    "task": name, "requests": nreq, "seconds": secs, "requests_per_s": nreq as f64 / secs,
-                    "joules": j, "j_per_request": j.map(|j| j / nreq as f64),
-                    "forward_passes": g.counters().forward_passes - passes0,
-                    "tokens_processed": g.counters().tokens_processed - tok0,
-                }));
-                all_lp.extend(lp.into_iter().map(|x| x.0));
+            let mut lps: Vec<(bool, Vec<f64>)> = Vec::new();
+            if !tp_schemes.contains(&sch) {
+                // Not timed: one call per setting, for the shared-vs-unshared comparison only.
+                for &share in &shares {
+                    g.set_share_prefixes(share);
+                    let lp = g.loglikelihood_tokens(&pairs).unwrap();
+                    lps.push((share, lp.into_iter().map(|x| x.0).collect()));
+                }
+                g.set_share_prefixes(true);
+            } else {
+                for &share in &shares {
+                    g.set_share_prefixes(share);
+                    let _ = g.loglikelihood_tokens(&pairs[..pairs.len().min(256)]).unwrap();
+                    let mut all_lp = Vec::new();
+                    for (name, a, b) in &per_task {
+                        let passes0 = g.counters().forward_passes;
+                        let tok0 = g.counters().tokens_processed;
+                        let mut reps = 0usize;
+                        let mut lp = Vec::new();
+                        let (_, secs, j) = meter.measure(|| {
+                            let t = Instant::now();
+                            while reps == 0 || t.elapsed().as_secs_f64() < min_s {
+                                lp = g.loglikelihood_tokens(&pairs[*a..*b]).unwrap();
+                                reps += 1;
+                            }
+                        });
+                        let nreq = (b - a) * reps;
+                        tp.push(json!({
+                            "task": name, "shared_contexts": share, "repeats": reps,
+                            "requests": nreq, "seconds": secs, "requests_per_s": nreq as f64 / secs,
+                            "joules": j, "j_per_request": j.map(|j| j / nreq as f64),
+                            "forward_passes": (g.counters().forward_passes - passes0) / reps as u64,
+                            "tokens_processed": (g.counters().tokens_processed - tok0) / reps as u64,
+                        }));
+                        eprintln!("throughput {sch} {}", tp.last().unwrap());
+                        all_lp.extend(lp.into_iter().map(|x| x.0));
+                    }
+                    lps.push((share, all_lp));
+                }
+                g.set_share_prefixes(true);
+                if let Some((_, lp)) = lps.iter().find(|(s, _)| *s).or(lps.first()) {
+                    std::fs::write(
+                        out.join(format!("logprobs_{}.json", sch.label())),
+                        serde_json::to_string(lp).unwrap(),
+                    )
+                    .unwrap();
+                }
             }
-            std::fs::write(
-                out.join(format!("logprobs_{}.json", sch.label())),
-                serde_json::to_string(&all_lp).unwrap(),
-            )
-            .unwrap();
+            // Shared vs unshared log-likelihoods on the throughput requests.
+            let share_diff = match (lps.iter().find(|x| x.0), lps.iter().find(|x| !x.0)) {
+                (Some((_, a)), Some((_, b))) => {
+                    let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| (x - y).abs()).collect();
+                    json!({
+                        "max_abs": d.iter().copied().fold(0f64, f64::max),
+                        "mean_abs": d.iter().sum::<f64>() / d.len().max(1) as f64,
+                        "requests": d.len(),
+                    })
+                }
+                _ => Value::Null,
+            };
             let mem = g.model().memory().unwrap();
             let row = json!({
                 "scheme": sch.label(), "accuracy": metrics(&res), "accuracy_run_seconds": acc_s, "accuracy_run_joules": acc_j,
-                "throughput": tp, "settings": g.settings_label(),
+                "arc_easy_full": full, "throughput": tp, "shared_vs_unshared_logprob": share_diff,
+                "settings": g.settings_label(),
                 "memory": {"weights": mem.weights, "kv_cache": mem.kv_cache, "scratch": mem.scratch, "device_free": mem.device_free, "device_total": mem.device_total},
             });
             eprintln!("eval {row}");
@@ -297,16 +385,19 @@ fn main() {
                 .unwrap();
                 let label =
                     if gv { sch.label().to_string() } else { format!("{}+no-gemv", sch.label()) };
-                rows.push(speed(&mut m, &meter, &label, "SmolLM2-135M"));
-                report["speed"] = json!(rows);
-                write(&out, "gpu_bench.json", &report);
+                for (fl, tile) in variants(&fuseds, &tiles) {
+                    let l = variant_label(&mut m, &label, fl, tile);
+                    rows.push(speed(&mut m, &meter, &l, "SmolLM2-135M", quick));
+                    report["speed"] = json!(rows);
+                    write(&out, "gpu_bench.json", &report);
+                }
             }
         }
     }
 
     // ---- synthetic 7B shapes ----------------------------------------------------------------
     // `--shapes qwen,mistral`, `--half-head false,true`, `--gemv true,false` (decode GEMV on/off).
-    if only("7b") && !args.iter().any(|a| a == "--skip-7b") {
+    if (only("7b") || only("profile")) && !args.iter().any(|a| a == "--skip-7b") {
         let qwen = ModelConfig::from_hf_json(
             r#"{ "architectures": ["Qwen2ForCausalLM"], "hidden_size": 3584, "intermediate_size": 18944,
                  "num_attention_heads": 28, "num_key_value_heads": 4, "num_hidden_layers": 28,
@@ -339,69 +430,111 @@ fn main() {
                 "qwen" => ("synthetic Qwen2.5-7B shapes", qwen.clone()),
                 "mistral" => ("synthetic Mistral-7B shapes", mistral.clone()),
                 "smol" => ("synthetic SmolLM2-135M shapes", smol.clone()),
+                // The first 4 layers only (per-kernel profiles: every layer runs the same kernels).
+                "qwen4" => ("synthetic Qwen2.5-7B shapes, 4 layers", layers(&qwen, 4)),
+                "mistral4" => ("synthetic Mistral-7B shapes, 4 layers", layers(&mistral, 4)),
                 other => panic!("unknown shape {other}"),
             })
             .collect();
-        let bools = |name: &str, def: &str| -> Vec<bool> {
-            arg(&args, name)
-                .unwrap_or_else(|| def.into())
-                .split(',')
-                .map(|x| x == "1" || x == "true")
-                .collect()
-        };
-        let half_heads = bools("--half-head", "false");
-        let gemvs = bools("--gemv", "true");
-        let graphs = bools("--graph", "true");
+        if arg(&args, "--only").is_some_and(|o| o.split(',').any(|x| x == "profile")) {
+            profile(&dev, &shapes, &schemes, &fuseds, &tiles);
+        }
+        if !only("7b") || arg(&args, "--only").is_some_and(|o| !o.split(',').any(|x| x == "7b")) {
+            write(&out, "gpu_bench.json", &report);
+            eprintln!("done");
+            return;
+        }
+        let half_heads = bools(&args, "--half-head", "false");
+        let int8_heads = bools(&args, "--int8-head", "false");
+        let gemvs = bools(&args, "--gemv", "true");
+        let graphs = bools(&args, "--graph", "true");
         let mut rows = Vec::new();
         for (model_name, cfg) in &shapes {
             for sch in [GpuScheme::Fp16, GpuScheme::W8A16, GpuScheme::W8A8, GpuScheme::Dynamic] {
                 for &hh in &half_heads {
-                    for &gv in &gemvs {
-                        if !schemes.contains(&sch) || (hh && sch == GpuScheme::Fp16) {
-                            continue;
-                        }
-                        // The GEMV switch only matters for the schemes that use it.
-                        if !gv && matches!(sch, GpuScheme::W8A8 | GpuScheme::Dynamic) {
-                            continue;
-                        }
-                        let mut label = sch.label().to_string();
-                        if hh {
-                            label.push_str("+f16-head");
-                        }
-                        if !gv {
-                            label.push_str(if sch == GpuScheme::Fp16 {
-                                "+cublas"
-                            } else {
-                                "+eai-quant-gemv"
-                            });
-                        }
-                        let t = Instant::now();
-                        let opts = GpuOptions::new(sch)
-                            .half_head(hh)
-                            .decode_gemv(gv)
-                            .cuda_graph(graphs.contains(&true));
-                        let mut m = match GpuModel::synthetic_with(
-                            dev.clone(),
-                            cfg.clone(),
-                            opts,
-                            7,
-                        ) {
-                            Ok(m) => m,
-                            Err(e) => {
-                                rows.push(json!({"model": model_name, "scheme": label, "error": e.to_string()}));
+                    for &ih in &int8_heads {
+                        for &gv in &gemvs {
+                            // The int8 head exists for the int8 schemes only: one row for the others.
+                            let float = matches!(sch, GpuScheme::Fp16);
+                            if float && ih && int8_heads.contains(&false) {
                                 continue;
                             }
-                        };
-                        eprintln!(
-                            "7b {model_name} {label}: built in {:.1}s",
-                            t.elapsed().as_secs_f64()
-                        );
-                        for &gr in &graphs {
-                            let on = m.set_cuda_graph(gr);
-                            let l = format!("{label}{}", if on { "+graph" } else { "" });
-                            rows.push(speed(&mut m, &meter, &l, model_name));
-                            report["synthetic_7b"] = json!(rows);
-                            write(&out, "gpu_bench.json", &report);
+                            // FP16's head is f16 anyway: one row for it (under `true` when
+                            // `--half-head true` alone is asked for).
+                            let fp16_dup =
+                                sch == GpuScheme::Fp16 && hh && half_heads.contains(&false);
+                            if !schemes.contains(&sch) || fp16_dup {
+                                continue;
+                            }
+                            // The GEMV switch only matters for the schemes that use it.
+                            if !gv && matches!(sch, GpuScheme::W8A8 | GpuScheme::Dynamic) {
+                                continue;
+                            }
+                            let mut label = sch.label().to_string();
+                            if ih && !float {
+                                label.push_str("+int8-head");
+                            } else if hh && sch != GpuScheme::Fp16 {
+                                label.push_str("+f16-head");
+                            }
+                            if !gv {
+                                label.push_str(if sch == GpuScheme::Fp16 {
+                                    "+cublas"
+                                } else {
+                                    "+eai-quant-gemv"
+                                });
+                            }
+                            let t = Instant::now();
+                            let opts = GpuOptions::new(sch)
+                                .half_head(hh)
+                                .int8_head(ih)
+                                .decode_gemv(gv)
+                                .cuda_graph(graphs.contains(&true));
+                            let mut m = match GpuModel::synthetic_with(
+                                dev.clone(),
+                                cfg.clone(),
+                                opts,
+                                7,
+                            ) {
+                                Ok(m) => m,
+                                Err(e) => {
+                                    rows.push(json!({"model": model_name, "scheme": label, "error": e.to_string()}));
+                                    continue;
+                                }
+                            };
+                            eprintln!(
+                                "7b {model_name} {label}: built in {:.1}s",
+                                t.elapsed().as_secs_f64()
+                            );
+                            for &gr in &graphs {
+                                let on = m.set_cuda_graph(gr);
+                                let l = format!("{label}{}", if on { "+graph" } else { "" });
+                                // Prefill and batch 16 do not depend on the decode variant:
+                                // measured with the first one only.
+                                for (vi, (fl, tile)) in
+                                    variants(&fuseds, &tiles).into_iter().enumerate()
+                                {
+                                    // W8A8 / dynamic never take the decode GEMV: one row.
+                                    let int8_act =
+                                        matches!(sch, GpuScheme::W8A8 | GpuScheme::Dynamic);
+                                    if int8_act && vi > 0 {
+                                        continue;
+                                    }
+                                    let l2 = if int8_act {
+                                        l.clone()
+                                    } else {
+                                        variant_label(&mut m, &l, fl, tile)
+                                    };
+                                    rows.push(speed(
+                                        &mut m,
+                                        &meter,
+                                        &l2,
+                                        model_name,
+                                        quick || vi > 0,
+                                    ));
+                                    report["synthetic_7b"] = json!(rows);
+                                    write(&out, "gpu_bench.json", &report);
+                                }
+                            }
                         }
                     }
                 }
@@ -412,8 +545,86 @@ fn main() {
     eprintln!("done");
 }
 
-/// Prefill (8 × 512 tokens, scoring the last position) and greedy decode (batch 1 and 16).
-fn speed(m: &mut GpuModel, meter: &Meter, sch: &str, model: &str) -> Value {
+/// `cfg` with only its first `n` layers.
+fn layers(cfg: &ModelConfig, n: usize) -> ModelConfig {
+    let mut c = cfg.clone();
+    c.n_layers = n;
+    c
+}
+
+/// (fused, tile) settings to measure: every tile with fused on, once with fused off.
+fn variants(fuseds: &[bool], tiles: &[GemvTile]) -> Vec<(bool, GemvTile)> {
+    let mut v = Vec::new();
+    for &f in fuseds {
+        if f {
+            v.extend(tiles.iter().map(|&t| (true, t)));
+        } else {
+            v.push((false, GemvTile::default()));
+        }
+    }
+    v
+}
+
+/// Applies a (fused, tile) setting to `m` and labels it.
+fn variant_label(m: &mut GpuModel, base: &str, fused: bool, tile: GemvTile) -> String {
+    let on = m.set_fused_decode(fused);
+    m.set_gemv_tile(tile);
+    if on { format!("{base}+fused-{}", tile.label()) } else { base.to_string() }
+}
+
+/// A few greedy decode steps of each synthetic model between `cuProfilerStart` and
+/// `cuProfilerStop` (decode step 3 of 8; the prefill and the graph capture stay
+/// outside).
+fn profile(
+    dev: &std::sync::Arc<eai_quant::cuda::CudaDevice>,
+    shapes: &[(&str, ModelConfig)],
+    schemes: &[GpuScheme],
+    fuseds: &[bool],
+    tiles: &[GemvTile],
+) {
+    for (name, cfg) in shapes {
+        for &sch in schemes {
+            if !matches!(sch, GpuScheme::Fp16 | GpuScheme::W8A16) {
+                continue;
+            }
+            let mut m = GpuModel::synthetic_with(dev.clone(), cfg.clone(), GpuOptions::new(sch), 7)
+                .unwrap();
+            let vocab = cfg.vocab;
+            let prompt: Vec<u32> = (0..32u32).map(|i| (i * 7919) % 30000 + 100).collect();
+            for (fl, tile) in variants(fuseds, tiles) {
+                let l = variant_label(&mut m, sch.label(), fl, tile);
+                m.generate_greedy(&[&prompt], &[8], &[], vocab, |_, _| false).unwrap();
+                m.synchronize().unwrap();
+                let t = Instant::now();
+                m.generate_greedy(&[&prompt], &[8], &[], vocab, |_, g| {
+                    if g.len() == 2 || g.len() == 3 {
+                        // SAFETY: profiler API calls without arguments; the model's context
+                        // is current on this thread (the step before used it).
+                        let r = unsafe {
+                            if g.len() == 2 {
+                                cudarc::driver::sys::cuProfilerStart()
+                            } else {
+                                cudarc::driver::sys::cuProfilerStop()
+                            }
+                        };
+                        eprintln!("profile {name} {l}: profiler {} -> {r:?}", g.len());
+                    }
+                    false
+                })
+                .unwrap();
+                m.synchronize().unwrap();
+                eprintln!(
+                    "profile {name} {l}: 8 tokens in {:.2} ms",
+                    t.elapsed().as_secs_f64() * 1e3
+                );
+            }
+        }
+    }
+}
+
+/// Prefill (8 × 512 tokens, scoring the last position) and greedy decode (batch 1 and 16);
+/// `quick`: batch-1 decode only.
+fn speed(m: &mut GpuModel, meter: &Meter, sch: &str, model: &str, quick: bool) -> Value {
     let vocab = m.config().vocab as u32;
     let seq = |s: u32, n: usize| -> Vec<u32> {
         (0..n as u32)
@@ -424,9 +635,11 @@ fn speed(m: &mut GpuModel, meter: &Meter, sch: &str, model: &str) -> Value {
     let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
     let pos: Vec<Vec<usize>> = seqs.iter().map(|s| vec![s.len() - 1]).collect();
     let tg: Vec<Vec<Vec<u32>>> = seqs.iter().map(|_| vec![vec![1]]).collect();
-    m.score_batch(&refs, &pos, &tg).unwrap();
+    let reps = if quick { 0 } else { 5 };
+    if !quick {
+        m.score_batch(&refs, &pos, &tg).unwrap();
+    }
     m.synchronize().unwrap();
-    let reps = 5;
     let (_, ps, pj) = meter.measure(|| {
         for _ in 0..reps {
             m.score_batch(&refs, &pos, &tg).unwrap();
@@ -435,7 +648,11 @@ fn speed(m: &mut GpuModel, meter: &Meter, sch: &str, model: &str) -> Value {
     });
     let ptok = (reps * 8 * 512) as f64;
     let mut dec = Vec::new();
-    for (batch, new) in [(1usize, 128usize), (16, 64)] {
+    let all: Vec<String> = std::env::args().collect();
+    let n1: usize = arg(&all, "--decode-new").map_or(128, |v| v.parse().expect("--decode-new N"));
+    let full = [(1, n1), (16, 64)];
+    let shapes: &[(usize, usize)] = if quick { &full[..1] } else { &full };
+    for &(batch, new) in shapes {
         let prompts: Vec<Vec<u32>> = (0..batch).map(|s| seq(100 + s as u32, 32)).collect();
         let pr: Vec<&[u32]> = prompts.iter().map(Vec::as_slice).collect();
         let mn = vec![new; batch];
@@ -443,14 +660,26 @@ fn speed(m: &mut GpuModel, meter: &Meter, sch: &str, model: &str) -> Value {
         let ((g, passes, _), s, j) = meter
             .measure(|| m.generate_greedy(&pr, &mn, &[], vocab as usize, |_, _| false).unwrap());
         let toks: usize = g.iter().map(Vec::len).sum();
-        // Subtract nothing: the time includes the 32-token prefill, reported alongside.
+        // `tokens_per_s` includes the 32-token prefill; `decode_only_tokens_per_s` subtracts
+        // the median time of the same call generating one token (prefill + first argmax), as
+        // llama-bench's tg (no prompt) measures decode steps alone.
+        let mut t1: Vec<f64> = (0..3)
+            .map(|_| {
+                let t = Instant::now();
+                m.generate_greedy(&pr, &vec![1; batch], &[], vocab as usize, |_, _| false).unwrap();
+                t.elapsed().as_secs_f64()
+            })
+            .collect();
+        t1.sort_by(f64::total_cmp);
+        let steps = (passes - 1) as f64 * batch as f64;
         dec.push(json!({"batch": batch, "new_tokens": toks, "passes": passes, "seconds": s,
-                        "tokens_per_s": toks as f64 / s, "joules": j, "j_per_token": j.map(|j| j / toks as f64)}));
+                        "tokens_per_s": toks as f64 / s, "joules": j, "j_per_token": j.map(|j| j / toks as f64),
+                        "prefill_first_token_seconds": t1[1], "decode_only_tokens_per_s": steps / (s - t1[1])}));
     }
     let mem = m.memory().unwrap();
     let row = json!({
         "model": model, "scheme": sch,
-        "prefill": {"tokens": ptok, "seconds": ps, "tokens_per_s": ptok / ps, "joules": pj, "j_per_token": pj.map(|j| j / ptok)},
+        "prefill": {"tokens": ptok, "seconds": ps, "tokens_per_s": if quick { 0.0 } else { ptok / ps }, "joules": pj, "j_per_token": pj.map(|j| if quick { 0.0 } else { j / ptok })},
         "decode": dec,
         "memory": {"weights": mem.weights, "kv_cache": mem.kv_cache, "scratch": mem.scratch, "device_free": mem.device_free, "device_total": mem.device_total},
     });

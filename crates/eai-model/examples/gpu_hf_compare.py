@@ -1,9 +1,11 @@
 """Hugging Face transformers (PyTorch) on the same log-likelihood requests as gpu_bench, batched
 the way lm-evaluation-harness's HF backend batches them (inputs = (ctx + cont)[-(L+1):][:-1],
 sorted longest first, right-padded batches of --batch-size, log_softmax over the batch, per-request
-gather / greedy check). Energy from NVML's total-energy counter around each timed run.
+gather / greedy check). Energy from NVML's total-energy counter around each timed run; with
+--min-seconds S each task's run is repeated until S seconds have passed (figures per request are
+over all repeats), so that the counter's granularity does not matter.
 
-    python3 gpu_hf_compare.py HF_DIR requests.json out.json [--batch-size 64]
+    python3 gpu_hf_compare.py HF_DIR requests.json out.json [--batch-size 64] [--min-seconds 5]
 """
 import json
 import sys
@@ -18,6 +20,7 @@ from transformers import AutoModelForCausalLM
 def main():
     hf_dir, req_path, out_path = sys.argv[1:4]
     bs = int(sys.argv[sys.argv.index("--batch-size") + 1]) if "--batch-size" in sys.argv else 64
+    min_s = float(sys.argv[sys.argv.index("--min-seconds") + 1]) if "--min-seconds" in sys.argv else 0.0
     req = json.load(open(req_path))
     pairs, tasks = req["pairs"], req["tasks"]
     pynvml.nvmlInit()
@@ -63,12 +66,16 @@ def main():
             reqs = pairs[a:b]
             torch.cuda.synchronize()
             e0, t0 = energy(), time.time()
-            res = run(reqs)
-            torch.cuda.synchronize()
+            reps = 0
+            while reps == 0 or time.time() - t0 < min_s:
+                res = run(reqs)
+                torch.cuda.synchronize()
+                reps += 1
             s, j = time.time() - t0, energy() - e0
             all_lp.extend(x[0] for x in res)
-            row = {"stack": "transformers", "dtype": dtype_name, "task": name, "requests": len(reqs), "seconds": s,
-                   "requests_per_s": len(reqs) / s, "joules": j, "j_per_request": j / len(reqs), "batch_size": bs,
+            n = len(reqs) * reps
+            row = {"stack": "transformers", "dtype": dtype_name, "task": name, "repeats": reps, "requests": n, "seconds": s,
+                   "requests_per_s": n / s, "joules": j, "j_per_request": j / n, "batch_size": bs,
                    "torch": torch.__version__, "transformers": __import__("transformers").__version__}
             print(json.dumps(row), flush=True)
             rows.append(row)

@@ -11,7 +11,9 @@
 //! Timing: device events around batches of launches after warm-up, median over many batches;
 //! inputs are random (device-side counter-based RNG), and weight sets rotate so small problems
 //! do not run from L2. Run: `cargo run --release --features cuda --example cuda_bench -- [--out
-//! FILE.md] [--quick]`.
+//! FILE.md] [--quick]`. Other flags: `--quant-only`, `--sweep`, `--no-energy`, `--no-sizes`,
+//! `--vary-placement` (see `quant_rows`), and `--profile [--profile-log2 N]` (one launch of
+//! each kernel under study and exit, for `ncu -k regex:...`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::fmt::Write as _;
@@ -139,6 +141,16 @@ fn main() -> BoxResult<()> {
     dev.load_kernels()?;
     let compile_s = t_compile.elapsed().as_secs_f64();
     let info = dev.info().clone();
+    if args.iter().any(|a| a == "--profile") {
+        let log2 = args
+            .iter()
+            .position(|a| a == "--profile-log2")
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(28)
+            .clamp(16, 30);
+        return profile(&dev, log2);
+    }
     let mut r = Report { md: String::new() };
     r.line(format!(
         "device: {} (sm_{}{}, {} SMs, {:.1} GiB, L2 {} MiB); NVRTC compile + load {:.2} s",
@@ -194,13 +206,33 @@ fn main() -> BoxResult<()> {
         let t = time_op(&dev, samples, |_| Ok(dev.cast(&x16, &mut xb)?))?;
         row(&mut r, "cast f16→bf16", n, 4.0 * n as f64, t);
     }
-    if sweep {
-        sweep_quant(&dev, &mut r, samples.div_ceil(2), roof)?;
-        r.line(String::new());
-        r.line("| kernel | elements | time (µs) | GB/s | ratio to copy |");
-        r.line("|---|---|---|---|---|");
+    if args.iter().any(|a| a == "--write-roof") || sweep {
+        write_roof(&dev, &mut r, samples, roof)?;
     }
-    quant_rows(&dev, &mut r, samples, roof)?;
+    if sweep {
+        if args.iter().any(|a| a == "--sweep-tiles") {
+            sweep_quant(&dev, &mut r, samples.div_ceil(2), roof)?;
+        }
+        sweep_reg(&dev, &mut r, samples.div_ceil(2), roof)?;
+        sweep_dequant(&dev, &mut r, samples.div_ceil(2), roof)?;
+    }
+    quant_rows(&dev, &mut r, samples, roof, args.iter().any(|a| a == "--vary-placement"))?;
+    if !args.iter().any(|a| a == "--no-sizes") {
+        two_pass_sizes(&dev, &mut r, samples, roof)?;
+    }
+    // the tuning the tables above ran with, in the format EAI_QUANT_TUNING reads
+    r.line(String::new());
+    r.line(format!("Tuning used: `{}`", dev.tuning().to_overrides()));
+    if let Some(p) = args.iter().position(|a| a == "--tuning-out").and_then(|i| args.get(i + 1)) {
+        std::fs::write(p, format!("{}\n", dev.tuning().to_overrides()))?;
+    }
+    if args.iter().any(|a| a == "--quant-only") {
+        if let Some(p) = out_path {
+            std::fs::write(&p, &r.md)?;
+            println!("wrote {p}");
+        }
+        return Ok(());
+    }
 
     // ---------------------------------------------------------------- 3. GEMM
     r.line(String::new());
@@ -517,8 +549,42 @@ fn main() -> BoxResult<()> {
 }
 
 /// Quantize / dequantize kernels: GB/s and ratio to the copy roof.
-fn quant_rows(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -> BoxResult<()> {
+/// What one row of the memory-bound table runs.
+#[derive(Clone, Copy)]
+enum Op {
+    /// The 1 GiB device-to-device copy (the roof), re-timed in every round.
+    Copy,
+    /// Quantize case `.0` from input `.1` (0 f32, 1 bf16, 2 f16).
+    Quant(usize, u8),
+    /// Dequantize case `.0`'s codes to output `.1` (0 f32, 1 bf16, 2 f16).
+    Deq(usize, u8),
+    /// `Quant` into an output allocated once for the whole table (round 2's context).
+    QuantKeep(usize, u8),
+    /// The copy into a destination allocated once for the whole table.
+    CopyKeep,
+    /// Traffic probe reading `.0` and writing `.1` bytes per item.
+    Probe(usize, usize),
+}
+
+/// The quantize/dequantize table, measured robustly: every row is timed in each of `ROUNDS`
+/// rounds (all rows once per round, so slow drifts of the machine hit every kernel alike), each
+/// round a median of `samples` event-timed batches; the table gives the median of the round
+/// medians and their min–max, and the ratio uses the copy re-timed in the same rounds.
+///
+/// `vary`: before each measurement a spacer of 48 MiB × (1 + (7·round + row) mod 16) is taken
+/// from the memory pool and held until the measurement ends, so that each round places the
+/// row's destination elsewhere and the median and spread cover placements (round 3 found
+/// several kernels' ratios depend on where their buffers lie; the copy's does not). Added
+/// after round 3's run; not yet run on a GPU.
+fn quant_rows(
+    dev: &CudaDevice,
+    r: &mut Report,
+    samples: usize,
+    roof: f64,
+    vary: bool,
+) -> BoxResult<()> {
     use eai_quant::{Granularity, QuantSpec};
+    const ROUNDS: usize = 5;
     let n = 1usize << 28;
     let cols = 4096usize;
     let rows = n / cols;
@@ -528,36 +594,26 @@ fn quant_rows(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -> Bo
     dev.cast(&x32, &mut x16)?;
     let mut xb = dev.zeros::<half::bf16>(n)?;
     dev.cast(&x32, &mut xb)?;
-    let line = |r: &mut Report, name: &str, bytes: f64, t: f64, note: &str| {
-        let g = gbs(bytes, t);
-        r.line(format!("| {name} | {n} | {:.1} | {:.0} | {:.3} |{note}", t * 1e6, g, g / roof));
-    };
-    let cases: Vec<(&str, QuantSpec, Vec<usize>)> = vec![
-        (
-            "quantize per-token (dynamic act.) i8",
-            QuantSpec::int8_activation_per_token(),
-            vec![rows, cols],
-        ),
-        ("quantize per-channel (axis 0) i8", QuantSpec::int8_weight(), vec![rows, cols]),
-        ("quantize per-channel asym u8", QuantSpec::uint8_asymmetric(), vec![rows, cols]),
+    let copy_bytes = 1usize << 30;
+    let src = random_i8(dev, copy_bytes, 1)?;
+    let mut dst_keep = dev.zeros::<i8>(copy_bytes)?;
+    let probe_src = dev.zeros::<u8>(copy_bytes)?;
+    let cases: Vec<(&str, QuantSpec)> = vec![
+        ("quantize per-token (dynamic act.) i8", QuantSpec::int8_activation_per_token()),
+        ("quantize per-channel (axis 0) i8", QuantSpec::int8_weight()),
+        ("quantize per-channel asym u8", QuantSpec::uint8_asymmetric()),
         (
             "quantize per-group 128 i8",
             QuantSpec {
                 granularity: Granularity::PerGroup { size: 128 },
                 ..QuantSpec::int8_weight()
             },
-            vec![rows, cols],
         ),
-        ("quantize GGML Q8_0 (group 32, f16 scale)", QuantSpec::ggml_q8_0(), vec![rows, cols]),
-        (
-            "quantize vLLM per-token (127/amax)",
-            QuantSpec::vllm_int8_activation_per_token(),
-            vec![rows, cols],
-        ),
+        ("quantize GGML Q8_0 (group 32, f16 scale)", QuantSpec::ggml_q8_0()),
+        ("quantize vLLM per-token (127/amax)", QuantSpec::vllm_int8_activation_per_token()),
         (
             "quantize per-tensor i8 (2 passes)",
             QuantSpec { granularity: Granularity::PerTensor, ..QuantSpec::int8_weight() },
-            vec![rows, cols],
         ),
         (
             "quantize per-channel axis 1 (2 passes)",
@@ -565,61 +621,180 @@ fn quant_rows(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -> Bo
                 granularity: Granularity::PerChannel { axis: 1 },
                 ..QuantSpec::int8_weight()
             },
-            vec![rows, cols],
         ),
     ];
-    for (name, spec, shape) in &cases {
-        let res = (|| -> BoxResult<()> {
-            let mut out = dev.quant_output("bench", spec, shape)?;
-            let groups = out.scales().len() as f64;
-            let two_pass = name.contains("2 passes");
-            for (tname, esz) in [("f32", 4.0), ("bf16", 2.0), ("f16", 2.0)] {
-                if *name != cases[0].0 && tname == "f16" {
-                    continue;
-                }
-                let t = match tname {
-                    "f32" => time_op(dev, samples, |_| Ok(dev.quantize_into(&x32, &mut out)?))?,
-                    "bf16" => time_op(dev, samples, |_| Ok(dev.quantize_into(&xb, &mut out)?))?,
-                    _ => time_op(dev, samples, |_| Ok(dev.quantize_into(&x16, &mut out)?))?,
-                };
-                out.check(dev, &x32)?;
-                let useful = (esz + 1.0) * n as f64 + 8.0 * groups;
-                let label = format!("{name} from {tname}");
-                if two_pass {
-                    let moved = (2.0 * esz + 1.0) * n as f64 + 8.0 * groups;
-                    line(
-                        r,
-                        &format!("{label}: bytes actually moved (input read twice)"),
-                        moved,
-                        t,
-                        "",
-                    );
-                    line(r, &format!("{label}: useful bytes (input once)"), useful, t, "");
-                } else {
-                    line(r, &label, useful, t, "");
-                }
-            }
-            if *name == cases[1].0 {
-                // dequantize the per-channel codes
-                let groups = out.scales().len() as f64;
-                let t = time_op(dev, samples, |_| Ok(dev.dequantize_into(&out, &mut x32)?))?;
-                line(r, "dequantize per-channel i8 → f32", 5.0 * n as f64 + 8.0 * groups, t, "");
-                let t = time_op(dev, samples, |_| Ok(dev.dequantize_into(&out, &mut xb)?))?;
-                line(r, "dequantize per-channel i8 → bf16", 3.0 * n as f64 + 8.0 * groups, t, "");
-                let t = time_op(dev, samples, |_| Ok(dev.dequantize_into(&out, &mut x16)?))?;
-                line(r, "dequantize per-channel i8 → f16", 3.0 * n as f64 + 8.0 * groups, t, "");
-                dev.fill_uniform(&mut x32, 3, -4.0, 4.0)?;
-            }
-            if *name == cases[3].0 {
-                let groups = out.scales().len() as f64;
-                let t = time_op(dev, samples, |_| Ok(dev.dequantize_into(&out, &mut xb)?))?;
-                line(r, "dequantize per-group 128 i8 → bf16", 3.0 * n as f64 + 8.0 * groups, t, "");
-            }
-            Ok(())
-        })();
-        if let Err(e) = res {
-            r.line(format!("| {name} | error: {e} |"));
+    // Sources (inputs, the codes dequantized, the copy's source) live for the whole table;
+    // every destination (codes written by a quantize row, the output of a dequantize row, the
+    // copy's destination) is allocated right before its measurement and freed after it, for
+    // the kernels and the copy alike. `QuantKeep`/`CopyKeep` rows repeat round 2's context
+    // (destination allocated once, with the table's other buffers live) for comparison.
+    let mut outs = Vec::new();
+    for (_, spec) in &cases {
+        let mut out = dev.quant_output("bench", spec, &[rows, cols])?;
+        dev.quantize_into(&x32, &mut out)?;
+        out.check(dev, &x32)?;
+        outs.push(out);
+    }
+    let mut keep = dev.quant_output("keep", &cases[3].1, &[rows, cols])?;
+    let mut ops = vec![Op::Copy, Op::CopyKeep];
+    for c in 0..cases.len() {
+        ops.extend([Op::Quant(c, 0), Op::Quant(c, 1), Op::Quant(c, 2)]);
+        if c == 3 {
+            ops.extend([Op::QuantKeep(c, 1), Op::QuantKeep(c, 2), Op::QuantKeep(c, 0)]);
         }
+        if c == 1 || c == 3 || c == 4 {
+            ops.extend([Op::Deq(c, 0), Op::Deq(c, 1), Op::Deq(c, 2)]);
+        }
+    }
+    ops.extend([
+        Op::Probe(16, 16),
+        Op::Probe(16, 4),
+        Op::Probe(16, 8),
+        Op::Probe(8, 16),
+        Op::Probe(4, 16),
+    ]);
+    let mut times = vec![Vec::with_capacity(ROUNDS); ops.len()];
+    for round in 0..ROUNDS {
+        for (i, op) in ops.iter().enumerate() {
+            let _spacer = if vary {
+                Some(dev.zeros::<u8>((1 + (7 * round + i) % 16) * (48usize << 20))?)
+            } else {
+                None
+            };
+            let t = match *op {
+                Op::Copy => {
+                    let mut dst = dev.zeros::<i8>(copy_bytes)?;
+                    time_op(dev, samples, |_| Ok(dev.copy(&src, &mut dst)?))?
+                }
+                Op::CopyKeep => time_op(dev, samples, |_| Ok(dev.copy(&src, &mut dst_keep)?))?,
+                Op::Quant(c, input) | Op::QuantKeep(c, input) => {
+                    let mut fresh;
+                    let out = if matches!(op, Op::QuantKeep(..)) {
+                        &mut keep
+                    } else {
+                        fresh = dev.quant_output("bench", &cases[c].1, &[rows, cols])?;
+                        &mut fresh
+                    };
+                    let t = match input {
+                        0 => time_op(dev, samples, |_| Ok(dev.quantize_into(&x32, out)?))?,
+                        1 => time_op(dev, samples, |_| Ok(dev.quantize_into(&xb, out)?))?,
+                        _ => time_op(dev, samples, |_| Ok(dev.quantize_into(&x16, out)?))?,
+                    };
+                    out.check(dev, &x32)?;
+                    t
+                }
+                Op::Deq(c, o) => {
+                    let out = &outs[c];
+                    match o {
+                        0 => {
+                            let mut y = dev.zeros::<f32>(n)?;
+                            time_op(dev, samples, |_| Ok(dev.dequantize_into(out, &mut y)?))?
+                        }
+                        1 => {
+                            let mut y = dev.zeros::<half::bf16>(n)?;
+                            time_op(dev, samples, |_| Ok(dev.dequantize_into(out, &mut y)?))?
+                        }
+                        _ => {
+                            let mut y = dev.zeros::<f16>(n)?;
+                            time_op(dev, samples, |_| Ok(dev.dequantize_into(out, &mut y)?))?
+                        }
+                    }
+                }
+                Op::Probe(rd, wr) => {
+                    // bytes as for the kernels: 2^28 elements' worth of the smaller side
+                    let items = n * 4 / rd.max(wr);
+                    let mut dst = dev.zeros::<u8>(items * wr)?;
+                    assert!(items * rd <= probe_src.len());
+                    let src_view = &probe_src;
+                    time_op(dev, samples, |_| {
+                        let _ = dev.traffic_probe(src_view, &mut dst, rd, wr)?;
+                        Ok(())
+                    })?
+                }
+            };
+            times[i].push(t);
+        }
+    }
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    let copy_t = median(&times[0]);
+    let copy_gbs = gbs(2.0 * copy_bytes as f64, copy_t);
+    r.line(String::new());
+    r.line(format!(
+        "### Quantize / dequantize, {ROUNDS} interleaved rounds (median of {samples} batches each; destinations fresh for every row and the copy{})",
+        if vary { "; placement varied by a pool spacer per round" } else { "" }
+    ));
+    r.line(String::new());
+    r.line(format!(
+        "Ratio = useful GB/s ÷ the copy timed in the same rounds ({copy_gbs:.0} GB/s median, rounds {:.0}–{:.0}; {:.0} at the start). Spread: the ratio of the slowest and the fastest round.",
+        gbs(2.0 * copy_bytes as f64, times[0].iter().copied().fold(0.0, f64::max)),
+        gbs(2.0 * copy_bytes as f64, times[0].iter().copied().fold(f64::INFINITY, f64::min)),
+        roof
+    ));
+    r.line(String::new());
+    r.line("| kernel | elements (probes: items; copy: bytes) | time (µs, median) | GB/s | ratio to copy | spread of rounds |");
+    r.line("|---|---|---|---|---|---|");
+    let names = ["f32", "bf16", "f16"];
+    for (i, op) in ops.iter().enumerate().skip(1) {
+        let (label, bytes) = match *op {
+            Op::CopyKeep => (
+                "device-to-device copy 1 GiB, destination allocated once".to_string(),
+                2.0 * copy_bytes as f64,
+            ),
+            Op::Probe(rd, wr) => {
+                let items = (n * 4 / rd.max(wr)) as f64;
+                (
+                    format!("traffic probe: read {rd} B, write {wr} B per item, no arithmetic"),
+                    items * (rd + wr) as f64,
+                )
+            }
+            Op::Quant(c, input) | Op::QuantKeep(c, input) => {
+                let esz = if input == 0 { 4.0 } else { 2.0 };
+                let groups = outs[c].scales().len() as f64;
+                let useful = (esz + 1.0) * n as f64 + 8.0 * groups;
+                let tag =
+                    if matches!(op, Op::QuantKeep(..)) { " [output allocated once]" } else { "" };
+                let label = format!("{}{tag} from {}", cases[c].0, names[input as usize]);
+                if cases[c].0.contains("2 passes") {
+                    (format!("{label}: useful bytes (input once)"), useful)
+                } else {
+                    (label, useful)
+                }
+            }
+            Op::Deq(c, o) => {
+                let what = match c {
+                    1 => "per-channel i8",
+                    3 => "per-group 128 i8",
+                    _ => "Q8_0",
+                };
+                let groups = outs[c].scales().len() as f64;
+                let esz = if o == 0 { 4.0 } else { 2.0 };
+                (
+                    format!("dequantize {what} → {}", names[o as usize]),
+                    (esz + 1.0) * n as f64 + 8.0 * groups,
+                )
+            }
+            Op::Copy => continue,
+        };
+        let t = median(&times[i]);
+        let g = gbs(bytes, t);
+        let lo = times[i].iter().copied().fold(0.0, f64::max);
+        let hi = times[i].iter().copied().fold(f64::INFINITY, f64::min);
+        r.line(format!(
+            "| {label} | {} | {:.1} | {g:.0} | {:.3} | {:.3}–{:.3} |",
+            match *op {
+                Op::Probe(rd, wr) => n * 4 / rd.max(wr),
+                Op::CopyKeep => copy_bytes,
+                _ => n,
+            },
+            t * 1e6,
+            g / copy_gbs,
+            gbs(bytes, lo) / copy_gbs,
+            gbs(bytes, hi) / copy_gbs
+        ));
     }
     Ok(())
 }
@@ -706,5 +881,392 @@ fn sweep_quant(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -> B
         default.quant_stages, default.quant_tile_bytes, default.quant_threads, default.quant_vectors_per_lane
     ));
     dev.set_tuning(b);
+    Ok(())
+}
+
+/// Write-only and read-heavy reference points: `cuMemsetD8` of 1 GiB (bytes written) next to
+/// the copy, to tell how much of a write-heavy kernel's gap is the memory's and not the
+/// kernel's.
+fn write_roof(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -> BoxResult<()> {
+    use eai_quant::cuda::cudarc::driver::DevicePtr;
+    let bytes = 1usize << 30;
+    let buf = dev.zeros::<u8>(bytes)?;
+    let stream = dev.stream().clone();
+    let t = time_op(dev, samples, |i| {
+        let (ptr, _sync) = buf.as_cudarc().device_ptr(&stream);
+        // SAFETY: `ptr` addresses the `bytes` bytes of `buf`, alive for the call; the memset is
+        // enqueued on the stream that owns the buffer.
+        unsafe {
+            eai_quant::cuda::cudarc::driver::result::memset_d8_async(
+                ptr,
+                (i & 0x7f) as u8 | 1,
+                bytes,
+                stream.cu_stream(),
+            )
+        }?;
+        Ok(())
+    })?;
+    let g = gbs(bytes as f64, t);
+    r.line(String::new());
+    r.line(format!(
+        "Write-only reference: cuMemsetD8 of 1 GiB: {:.1} µs, {g:.0} GB/s written = {:.3} of copy",
+        t * 1e6,
+        g / roof
+    ));
+    Ok(())
+}
+
+/// Sweep of the register-resident row quantizer: for each block size, the
+/// best vectors/lane of the group-128 cases (per input width) and of the small groups (Q8_0);
+/// the combination with the best geometric mean over the cases is kept for the tables.
+fn sweep_reg(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -> BoxResult<()> {
+    use eai_quant::{Granularity, QuantSpec};
+    let n = 1usize << 28;
+    let (rows, cols) = (n / 4096, 4096usize);
+    let mut x32 = dev.zeros::<f32>(n)?;
+    dev.fill_uniform(&mut x32, 3, -4.0, 4.0)?;
+    let mut xb = dev.zeros::<half::bf16>(n)?;
+    dev.cast(&x32, &mut xb)?;
+    let mut xh = dev.zeros::<f16>(n)?;
+    dev.cast(&x32, &mut xh)?;
+    let g128 =
+        QuantSpec { granularity: Granularity::PerGroup { size: 128 }, ..QuantSpec::int8_weight() };
+    let ratio = |spec: &QuantSpec, input: u8| -> BoxResult<f64> {
+        let mut out = dev.quant_output("sweep", spec, &[rows, cols])?;
+        let groups = out.scales().len() as f64;
+        let (tt, esz) = match input {
+            0 => (time_op(dev, samples, |_| Ok(dev.quantize_into(&x32, &mut out)?))?, 4.0),
+            1 => (time_op(dev, samples, |_| Ok(dev.quantize_into(&xb, &mut out)?))?, 2.0),
+            _ => (time_op(dev, samples, |_| Ok(dev.quantize_into(&xh, &mut out)?))?, 2.0),
+        };
+        out.check(dev, &x32)?;
+        Ok(gbs((esz + 1.0) * n as f64 + 8.0 * groups, tt) / roof)
+    };
+    r.line(String::new());
+    r.line("## Register row quantizer sweep (ratio of useful bytes to copy bandwidth)");
+    r.line(String::new());
+    r.line("Each row shows the best vectors/lane (v) of the group-128 cases and of Q8_0 (small groups: one value for both input widths) with its ratio.");
+    r.line(String::new());
+    r.line("| threads | per-token bf16 | per-token f16 | asym u8 bf16 | group-128 bf16 (v) | group-128 f32 (v) | Q8_0 bf16 (v) | Q8_0 f32 (v) | geo. mean |");
+    r.line("|---|---|---|---|---|---|---|---|---|");
+    let default = dev.tuning();
+    let mut best = (0.0f64, default);
+    for threads in [256u32] {
+        let mut t = default;
+        t.quant_reg_threads = threads;
+        dev.set_tuning(t);
+        let pt_b = ratio(&QuantSpec::int8_activation_per_token(), 1)?;
+        let pt_h = ratio(&QuantSpec::int8_activation_per_token(), 2)?;
+        let asym = ratio(&QuantSpec::uint8_asymmetric(), 1)?;
+        let (mut gb, mut gf) = ((0.0f64, 0u32), (0.0f64, 0u32));
+        for v in [2u32, 4, 8] {
+            let mut tv = t;
+            tv.quant_reg_vectors_half = v;
+            tv.quant_reg_vectors_f32 = v;
+            dev.set_tuning(tv);
+            let b = ratio(&g128, 1)?;
+            let f = ratio(&g128, 0)?;
+            if b > gb.0 {
+                gb = (b, v);
+            }
+            if f > gf.0 {
+                gf = (f, v);
+            }
+        }
+        let mut qs = (0.0f64, 0u32, 0.0f64, 0.0f64);
+        for v in [1u32, 2, 4, 8] {
+            let mut tv = t;
+            tv.quant_reg_vectors_small = v;
+            dev.set_tuning(tv);
+            let b = ratio(&QuantSpec::ggml_q8_0(), 1)?;
+            let f = ratio(&QuantSpec::ggml_q8_0(), 0)?;
+            let geo = (b * f).sqrt();
+            if geo > qs.0 {
+                qs = (geo, v, b, f);
+            }
+        }
+        let geo = (pt_b * pt_h * asym * gb.0 * gf.0 * qs.2 * qs.3).powf(1.0 / 7.0);
+        r.line(format!(
+            "| {threads} | {pt_b:.3} | {pt_h:.3} | {asym:.3} | {:.3} ({}) | {:.3} ({}) | {:.3} ({}) | {:.3} ({}) | {geo:.3} |",
+            gb.0, gb.1, gf.0, gf.1, qs.2, qs.1, qs.3, qs.1
+        ));
+        if geo > best.0 {
+            let mut tb = t;
+            tb.quant_reg_vectors_half = gb.1;
+            tb.quant_reg_vectors_f32 = gf.1;
+            tb.quant_reg_vectors_small = qs.1;
+            best = (geo, tb);
+        }
+    }
+    let mut b = best.1;
+    dev.set_tuning(b);
+    r.line(String::new());
+    r.line(format!(
+        "Best: {} threads, vectors/lane 16-bit {} / f32 {} / small groups {} (geo. mean {:.3}); library default: {} threads, {} / {} / {}.",
+        b.quant_reg_threads, b.quant_reg_vectors_half, b.quant_reg_vectors_f32,
+        b.quant_reg_vectors_small, best.0, default.quant_reg_threads,
+        default.quant_reg_vectors_half, default.quant_reg_vectors_f32, default.quant_reg_vectors_small
+    ));
+    // split kernels: 4096-element 16-bit rows over NW warps (0 = one warp, 16 vectors/lane)
+    r.line(String::new());
+    r.line("### Split register kernel (warps per 4096-element 16-bit row; 0 = one warp)");
+    r.line(String::new());
+    r.line("| warps/row | per-token bf16 | per-token f16 | asym u8 bf16 | vLLM bf16 | per-token bf16 again | geo. mean |");
+    r.line("|---|---|---|---|---|---|---|");
+    let mut best_split = (0.0f64, 0u32);
+    for w in [0u32, 4] {
+        let mut t = b;
+        t.quant_split_warps = w;
+        dev.set_tuning(t);
+        let a = ratio(&QuantSpec::int8_activation_per_token(), 1)?;
+        let h = ratio(&QuantSpec::int8_activation_per_token(), 2)?;
+        let u = ratio(&QuantSpec::uint8_asymmetric(), 1)?;
+        let v = ratio(&QuantSpec::vllm_int8_activation_per_token(), 1)?;
+        let a2 = ratio(&QuantSpec::int8_activation_per_token(), 1)?;
+        let geo = (a * h * u * v * a2).powf(0.2);
+        r.line(format!("| {w} | {a:.3} | {h:.3} | {u:.3} | {v:.3} | {a2:.3} | {geo:.3} |"));
+        if geo > best_split.0 {
+            best_split = (geo, w);
+        }
+    }
+    b.quant_split_warps = best_split.1;
+    // the paired kernel for 16-bit groups of 32 elements against the in-warp kernel, each
+    // setting measured twice (interleaved); f32 Q8_0 (in-warp kernel either way) as a control
+    r.line(String::new());
+    r.line("### Paired kernel for 16-bit groups of 32 elements (Q8_0) vs the in-warp kernel");
+    r.line(String::new());
+    r.line("| paired | Q8_0 bf16 | Q8_0 f16 | Q8_0 f32 (control) | geo. mean of bf16, f16 |");
+    r.line("|---|---|---|---|---|");
+    let mut geos = [0.0f64; 2];
+    for _ in 0..2 {
+        for (ci, pair) in [false, true].into_iter().enumerate() {
+            let mut t = b;
+            t.quant_reg_pair = pair;
+            dev.set_tuning(t);
+            let qb = ratio(&QuantSpec::ggml_q8_0(), 1)?;
+            let qh = ratio(&QuantSpec::ggml_q8_0(), 2)?;
+            let qf = ratio(&QuantSpec::ggml_q8_0(), 0)?;
+            let geo = (qb * qh).sqrt();
+            geos[ci] += geo / 2.0;
+            r.line(format!("| {pair} | {qb:.3} | {qh:.3} | {qf:.3} | {geo:.3} |"));
+        }
+    }
+    b.quant_reg_pair = geos[1] > geos[0];
+    dev.set_tuning(b);
+    r.line(String::new());
+    r.line(format!(
+        "Picked: split warps {} (geo. mean {:.3}), paired {} (mean geo. mean of two passes: off {:.3}, on {:.3}); the tables below use the picked settings.",
+        b.quant_split_warps, best_split.0, b.quant_reg_pair, geos[0], geos[1]
+    ));
+    Ok(())
+}
+
+/// Sweep of the dequantize variants (loads in flight × cache hints × grid size).
+fn sweep_dequant(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -> BoxResult<()> {
+    use eai_quant::{Granularity, QuantSpec};
+    let n = 1usize << 28;
+    let (rows, cols) = (n / 4096, 4096usize);
+    let mut x32 = dev.zeros::<f32>(n)?;
+    dev.fill_uniform(&mut x32, 3, -4.0, 4.0)?;
+    let mut xb = dev.zeros::<half::bf16>(n)?;
+    let mut xh = dev.zeros::<f16>(n)?;
+    let pc = dev.quantize("pc", &QuantSpec::int8_weight(), &x32, &[rows, cols])?;
+    let g128 =
+        QuantSpec { granularity: Granularity::PerGroup { size: 128 }, ..QuantSpec::int8_weight() };
+    let pg = dev.quantize("pg", &g128, &x32, &[rows, cols])?;
+    r.line(String::new());
+    r.line("## Dequantize sweep (ratio of useful bytes to copy bandwidth; unroll 0 = session-2 kernel)");
+    r.line(String::new());
+    r.line("| unroll | streaming hints | blocks/SM | per-channel → f32 | → bf16 | → f16 | group-128 → bf16 | group-128 → f32 | Q8_0 → f32 | geo. mean |");
+    r.line("|---|---|---|---|---|---|---|---|---|---|");
+    let q8 = dev.quantize("q8", &QuantSpec::ggml_q8_0(), &x32, &[rows, cols])?;
+    let default = dev.tuning();
+    let mut best = (0.0f64, default);
+    let configs = [
+        (4u32, false, 4u32),
+        (8, false, 4),
+        (4, true, 4),
+        (8, true, 4),
+        (4, false, 8),
+        (8, false, 16),
+    ];
+    for (u, st, b) in configs {
+        let mut t = default;
+        t.dequant_unroll = u;
+        t.dequant_streaming = st;
+        t.dequant_blocks_per_sm = b;
+        dev.set_tuning(t);
+        let groups = pc.scales().len() as f64;
+        let r32 = gbs(
+            5.0 * n as f64 + 8.0 * groups,
+            time_op(dev, samples, |_| Ok(dev.dequantize_into(&pc, &mut x32)?))?,
+        ) / roof;
+        let rb = gbs(
+            3.0 * n as f64 + 8.0 * groups,
+            time_op(dev, samples, |_| Ok(dev.dequantize_into(&pc, &mut xb)?))?,
+        ) / roof;
+        let rh = gbs(
+            3.0 * n as f64 + 8.0 * groups,
+            time_op(dev, samples, |_| Ok(dev.dequantize_into(&pc, &mut xh)?))?,
+        ) / roof;
+        let gg = pg.scales().len() as f64;
+        let rg = gbs(
+            3.0 * n as f64 + 8.0 * gg,
+            time_op(dev, samples, |_| Ok(dev.dequantize_into(&pg, &mut xb)?))?,
+        ) / roof;
+        let rg32 = gbs(
+            5.0 * n as f64 + 8.0 * gg,
+            time_op(dev, samples, |_| Ok(dev.dequantize_into(&pg, &mut x32)?))?,
+        ) / roof;
+        let gq = q8.scales().len() as f64;
+        let rq32 = gbs(
+            5.0 * n as f64 + 8.0 * gq,
+            time_op(dev, samples, |_| Ok(dev.dequantize_into(&q8, &mut x32)?))?,
+        ) / roof;
+        let geo = (r32 * rb * rh * rg * rg32 * rq32).powf(1.0 / 6.0);
+        r.line(format!(
+            "| {u} | {st} | {b} | {r32:.3} | {rb:.3} | {rh:.3} | {rg:.3} | {rg32:.3} | {rq32:.3} | {geo:.3} |"
+        ));
+        if geo > best.0 {
+            best = (geo, dev.tuning());
+        }
+    }
+    dev.set_tuning(best.1);
+    r.line(String::new());
+    r.line(format!(
+        "Best: unroll {}, streaming {}, {} blocks/SM (geo. mean {:.3}); the tables below use it.",
+        best.1.dequant_unroll, best.1.dequant_streaming, best.1.dequant_blocks_per_sm, best.0
+    ));
+    Ok(())
+}
+
+/// Per-tensor and inner-axis per-channel quantization at sizes below and above the L2 cache:
+/// below it the statistics pass leaves the input in L2 and the code pass reads it from there,
+/// so HBM sees the input at most once (repetitions reuse the same buffers, so small inputs stay
+/// L2-resident between calls, as an activation just written by the previous kernel would be). Each size is compared with the 1 GiB copy and with a copy of
+/// the same number of bytes (input + codes) at that size.
+fn two_pass_sizes(dev: &CudaDevice, r: &mut Report, samples: usize, roof: f64) -> BoxResult<()> {
+    use eai_quant::{Granularity, QuantSpec};
+    r.line(String::new());
+    r.line("## Per-tensor and inner-axis per-channel by size (L2 regime vs HBM regime)");
+    r.line(String::new());
+    let cap = dev.one_pass_tensor_capacity_bytes();
+    r.line(format!(
+        "One-pass per-tensor capacity on this device: {} bytes ({:.1} MiB) of input; larger inputs take two passes.",
+        cap,
+        cap as f64 / (1u64 << 20) as f64
+    ));
+    r.line(String::new());
+    r.line("| kernel | input | elements | input MiB | path | time (µs) | useful GB/s | ratio to 1 GiB copy | same-size copy GB/s | ratio to same-size copy |");
+    r.line("|---|---|---|---|---|---|---|---|---|---|");
+    let default = dev.tuning();
+    let pt = QuantSpec { granularity: Granularity::PerTensor, ..QuantSpec::int8_weight() };
+    let pc1 =
+        QuantSpec { granularity: Granularity::PerChannel { axis: 1 }, ..QuantSpec::int8_weight() };
+    for n in [1usize << 20, 1 << 22, 1 << 23, 1 << 24, 1 << 25, 1 << 28] {
+        let (rows, cols) = (n / 4096, 4096usize);
+        let mut x32 = dev.zeros::<f32>(n)?;
+        dev.fill_uniform(&mut x32, 5, -4.0, 4.0)?;
+        let mut xb = dev.zeros::<half::bf16>(n)?;
+        dev.cast(&x32, &mut xb)?;
+        for (esz, tname) in [(4usize, "f32"), (2, "bf16")] {
+            // same-size copy: input + codes bytes moved (read + write); like the kernels it
+            // repeats on the same buffers, so at sizes below L2 both run from L2
+            let half_bytes = (esz + 1) * n / 2;
+            let src = random_i8(dev, half_bytes, 9)?;
+            let mut dst = dev.zeros::<i8>(half_bytes)?;
+            let tc = time_op(dev, samples, |_| Ok(dev.copy(&src, &mut dst)?))?;
+            let copy_gbs = gbs(2.0 * half_bytes as f64, tc);
+            drop((src, dst));
+            for (kname, spec, one) in [
+                ("per-tensor", &pt, true),
+                ("per-tensor", &pt, false),
+                ("per-channel axis 1", &pc1, false),
+            ] {
+                let mut t = default;
+                t.quant_one_pass_tensor = one;
+                dev.set_tuning(t);
+                let fits = ((esz * n) as u64) <= cap;
+                let path = if one && fits {
+                    "one pass"
+                } else if one {
+                    "two passes (too big for one)"
+                } else {
+                    "two passes"
+                };
+                if kname == "per-tensor" && !one && !fits {
+                    continue; // same as the row above
+                }
+                let mut out = dev.quant_output("sizes", spec, &[rows, cols])?;
+                let groups = out.scales().len() as f64;
+                let t = if esz == 4 {
+                    time_op(dev, samples, |_| Ok(dev.quantize_into(&x32, &mut out)?))?
+                } else {
+                    time_op(dev, samples, |_| Ok(dev.quantize_into(&xb, &mut out)?))?
+                };
+                out.check(dev, &x32)?;
+                let g = gbs((esz as f64 + 1.0) * n as f64 + 8.0 * groups, t);
+                r.line(format!(
+                    "| {kname} | {tname} | {n} | {:.0} | {path} | {:.1} | {g:.0} | {:.3} | {copy_gbs:.0} | {:.3} |",
+                    (esz * n) as f64 / (1u64 << 20) as f64,
+                    t * 1e6,
+                    g / roof,
+                    g / copy_gbs
+                ));
+            }
+        }
+    }
+    dev.set_tuning(default);
+    Ok(())
+}
+
+/// `--profile [--profile-log2 N]`: one launch of each kernel under study, for `ncu -k
+/// regex:...` (no warm-up, no timing: the profiler replays each launch); 2^N elements (default
+/// 28, the table's size; 16..=30), 4096-element rows. Order: per-token i8 from f32 (a kernel at the bar, for
+/// reference) and from bf16; Q8_0 from f32 and bf16; group-128 from bf16 (fresh output, then an
+/// output allocated after an 8 GiB ballast, as in round 2's table); dequantize per-channel to
+/// f32 and to bf16; the traffic probes 16→8 and 4→16 bytes. Round 3's run of it under
+/// `ncu --set full` failed on the first kernel (docs/results/quant-gpu.md).
+fn profile(dev: &CudaDevice, log2: u32) -> BoxResult<()> {
+    use eai_quant::{Granularity, QuantSpec};
+    let n = 1usize << log2;
+    let (rows, cols) = (n / 4096, 4096usize);
+    let mut x32 = dev.zeros::<f32>(n)?;
+    dev.fill_uniform(&mut x32, 3, -4.0, 4.0)?;
+    let mut xb = dev.zeros::<half::bf16>(n)?;
+    dev.cast(&x32, &mut xb)?;
+    let g128 =
+        QuantSpec { granularity: Granularity::PerGroup { size: 128 }, ..QuantSpec::int8_weight() };
+    let pt = QuantSpec::int8_activation_per_token();
+    let q8 = QuantSpec::ggml_q8_0();
+    let run = |spec: &QuantSpec, input: u8| -> BoxResult<()> {
+        let mut out = dev.quant_output("prof", spec, &[rows, cols])?;
+        if input == 0 {
+            dev.quantize_into(&x32, &mut out)?;
+        } else {
+            dev.quantize_into(&xb, &mut out)?;
+        }
+        dev.synchronize()?;
+        Ok(())
+    };
+    run(&pt, 0)?;
+    run(&pt, 1)?;
+    run(&q8, 0)?;
+    run(&q8, 1)?;
+    run(&g128, 1)?;
+    {
+        let ballast = dev.zeros::<u8>(8usize << 30)?;
+        run(&g128, 1)?;
+        drop(ballast);
+    }
+    let pc = dev.quantize("pc", &QuantSpec::int8_weight(), &x32, &[rows, cols])?;
+    dev.dequantize_into(&pc, &mut x32)?;
+    dev.dequantize_into(&pc, &mut xb)?;
+    let src = dev.zeros::<u8>(4 * n)?;
+    let mut dst = dev.zeros::<u8>(4 * n)?;
+    dev.traffic_probe(&src, &mut dst, 16, 8)?;
+    dev.traffic_probe(&src, &mut dst, 4, 16)?;
+    dev.synchronize()?;
+    println!("profile: done");
     Ok(())
 }

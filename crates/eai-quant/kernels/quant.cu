@@ -503,13 +503,16 @@ template <bool AWAY>
 __device__ __forceinline__ u32 qlean(float x, const QLean& f) {
     float v = __fmul_rn(x, f.inv);
     v = fminf(fmaxf(v, f.lo), f.hi);
-    const float t = __fadd_rn(v, 12582912.0f);
-    u32 r = __float_as_uint(t) + f.zp;
     if (AWAY) {
-        const float d = __fsub_rn(v, __fsub_rn(t, 12582912.0f));
-        r += (u32)((int)((d == 0.5f) & (v > 0.0f)) - (int)((d == -0.5f) & (v < 0.0f)));
+        // ties away from zero: floor(|v| + (½ − 2⁻²⁵)) equals round-half-away(|v|) for every
+        // f32 |v| ≤ 400 (checked exhaustively on the CPU); the floor is the addition of 1.5·2²³
+        // rounded toward zero, and the sign is restored on the integer
+        const float t = __fadd_rz(__fadd_rn(fabsf(v), 0.49999997f), 12582912.0f);
+        const int m = __float_as_int(t) - 0x4B400000;
+        return (u32)((v < 0.0f ? -m : m) + (int)f.zp);
     }
-    return r;
+    const float t = __fadd_rn(v, 12582912.0f);
+    return __float_as_uint(t) + f.zp;
 }
 __device__ __forceinline__ u32 pack4_lean(u32 a, u32 b, u32 c, u32 d) {
     return __byte_perm(__byte_perm(a, b, 0x0040), __byte_perm(c, d, 0x0040), 0x5410);
@@ -1052,5 +1055,684 @@ extern "C" __global__ void quant_init(u32* __restrict__ ord, u64 G, u64* __restr
     if (global_thread() == 0) {
         flags[0] = ~0ull;
         flags[1] = ~0ull;
+        flags[2] = 0ull;  // grid-barrier counter of the one-pass per-tensor kernel
     }
 }
+
+// ------------------------------------------------------------------------------------------
+// Register-resident row quantizer (session 3): the fast path for contiguous groups of at most
+// 32·V 16-byte vectors. A team of TS lanes (a power of two within one warp) owns one group;
+// each lane issues all V of its 16-byte loads at once (lane tl holds vectors tl + k·TS, so a
+// team reads whole 32-byte sectors and a warp of TS = 32 reads 512 contiguous bytes per load),
+// keeps them in registers, reduces min/max with NaN-propagating min/max (packed bf16x2/f16x2
+// for 16-bit inputs: one instruction per two elements), votes across the warp whether any
+// value was ±inf/NaN (then the warp redoes the exact per-element rule for its groups), forms
+// the parameters, and writes the codes from the same registers. No shared memory and no block
+// barrier: warps stream independently, so many groups per SM are in flight.
+
+struct RegArgs {
+    u64 G;       // groups
+    u64 L;       // elements per group
+    u32 LV;      // 16-byte vectors per group (≤ 32·V)
+    u32 TS;      // lanes per team (power of two ≤ 32, TS·V ≥ LV)
+    u32 log_ts;  // log2(TS)
+    u32 unused;
+};
+
+__device__ __forceinline__ float fmin_nan(float a, float b) {
+    float r;
+    asm("min.NaN.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+    return r;
+}
+__device__ __forceinline__ float fmax_nan(float a, float b) {
+    float r;
+    asm("max.NaN.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+    return r;
+}
+
+// Lane statistics over V vectors: min and max (NaN if any element is NaN, ±inf kept), so the
+// lane is "dirty" iff one of them is not finite.
+template <class T> struct RegStats;
+template <> struct RegStats<F32> {
+    template <int V>
+    static __device__ __forceinline__ void run(const uint4* r, float& mn, float& mx) {
+#pragma unroll
+        for (int k = 0; k < V; ++k) {
+            const float a = __uint_as_float(r[k].x), b = __uint_as_float(r[k].y);
+            const float c = __uint_as_float(r[k].z), d = __uint_as_float(r[k].w);
+            const float lo = fmin_nan(fmin_nan(a, b), fmin_nan(c, d));
+            const float hi = fmax_nan(fmax_nan(a, b), fmax_nan(c, d));
+            mn = k == 0 ? lo : fmin_nan(mn, lo);
+            mx = k == 0 ? hi : fmax_nan(mx, hi);
+        }
+    }
+};
+template <class H> struct HalfMinMax;
+template <> struct HalfMinMax<F16> {
+    static __device__ __forceinline__ u32 mn(u32 a, u32 b) {
+        u32 r;
+        asm("min.NaN.f16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
+        return r;
+    }
+    static __device__ __forceinline__ u32 mx(u32 a, u32 b) {
+        u32 r;
+        asm("max.NaN.f16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
+        return r;
+    }
+};
+template <> struct HalfMinMax<BF16> {
+    static __device__ __forceinline__ u32 mn(u32 a, u32 b) {
+        u32 r;
+        asm("min.NaN.bf16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
+        return r;
+    }
+    static __device__ __forceinline__ u32 mx(u32 a, u32 b) {
+        u32 r;
+        asm("max.NaN.bf16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
+        return r;
+    }
+};
+template <class H> struct RegStatsHalf {
+    template <int V>
+    static __device__ __forceinline__ void run(const uint4* r, float& mn, float& mx) {
+        typedef HalfMinMax<H> M;
+        u32 lo = 0, hi = 0;
+#pragma unroll
+        for (int k = 0; k < V; ++k) {
+            const u32 l = M::mn(M::mn(r[k].x, r[k].y), M::mn(r[k].z, r[k].w));
+            const u32 h = M::mx(M::mx(r[k].x, r[k].y), M::mx(r[k].z, r[k].w));
+            lo = k == 0 ? l : M::mn(lo, l);
+            hi = k == 0 ? h : M::mx(hi, h);
+        }
+        // widening is exact and monotone; a NaN half stays NaN through fmin_nan/fmax_nan
+        mn = fmin_nan(H::to_f32((u16)(lo & 0xffffu)), H::to_f32((u16)(lo >> 16)));
+        mx = fmax_nan(H::to_f32((u16)(hi & 0xffffu)), H::to_f32((u16)(hi >> 16)));
+    }
+};
+template <> struct RegStats<F16> : RegStatsHalf<F16> {};
+template <> struct RegStats<BF16> : RegStatsHalf<BF16> {};
+
+template <class T, int V, bool AWAY>
+__device__ __forceinline__ void reg_store_lean(const uint4* r, u8* qg, u32 tl, const RegArgs& a,
+                                               const QLean& fl) {
+    const int W = Wide<T>::N;
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+        const u32 vi = tl + (u32)k * a.TS;
+        if (vi < a.LV) {
+            float f[W];
+            Unpack<T>::run(r[k], f);
+            store_codes_lean<W, AWAY>(qg + (u64)vi * W, f, fl);
+        }
+    }
+}
+
+// Statistics, parameters and codes of the group of each team from the V vectors every lane
+// holds in registers (warp-uniform call: votes and shuffles involve all 32 lanes).
+template <class T, int V>
+__device__ __forceinline__ void reg_group(const uint4* r, u64 g, bool act, u32 tl,
+                                          const RegArgs& a, u8* __restrict__ q,
+                                          float* __restrict__ scales, int* __restrict__ zps,
+                                          const QSpec& s, u64* bad, u64* bad_scale) {
+    const int W = Wide<T>::N;
+    float mn, mx;
+    RegStats<T>::template run<V>(r, mn, mx);
+    const bool dirty = !(is_finite_f(mn) & is_finite_f(mx));
+    const bool any_dirty = __any_sync(0xffffffffu, dirty);
+    if (any_dirty) {
+        // exact statistics: non-finite values skipped, the first recorded under Reject
+        mn = __int_as_float(0x7f800000);
+        mx = __int_as_float(0xff800000);
+        if (act) {
+#pragma unroll
+            for (int k = 0; k < V; ++k) {
+                const u32 vi = tl + (u32)k * a.TS;
+                if (vi < a.LV) {
+                    float f[W];
+                    Unpack<T>::run(r[k], f);
+#pragma unroll
+                    for (int j = 0; j < W; ++j) minmax_update(f[j], mn, mx, g * a.L + (u64)vi * W + j, s, bad);
+                }
+            }
+        }
+    }
+    for (u32 off = a.TS >> 1; off > 0; off >>= 1) {
+        mn = fminf(mn, __shfl_xor_sync(0xffffffffu, mn, off));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+    }
+    if (act) {
+        float scale, inv;
+        int zp;
+        const bool ok = group_params(mn, mx, s, &scale, &zp, &inv);
+        if (tl == 0) {
+            scales[g] = scale;
+            zps[g] = zp;
+            if (!ok) atomicMin(bad_scale, g);
+        }
+        const QFast fq = make_fast(scale, inv, zp, s);
+        u8* qg = q + g * a.L;
+        if (!any_dirty && fq.on) {
+            QLean fl;
+            fl.inv = inv;
+            fl.lo = (float)fq.lo;
+            fl.hi = (float)fq.hi;
+            fl.zp = (u32)zp;
+            fl.away = fq.away;
+            if (fl.away) reg_store_lean<T, V, true>(r, qg, tl, a, fl);
+            else reg_store_lean<T, V, false>(r, qg, tl, a, fl);
+        } else {
+#pragma unroll
+            for (int k = 0; k < V; ++k) {
+                const u32 vi = tl + (u32)k * a.TS;
+                if (vi < a.LV) {
+                    float f[W];
+                    Unpack<T>::run(r[k], f);
+                    store_codesN<W>(qg + (u64)vi * W, f, fq, scale, inv, zp, s);
+                }
+            }
+        }
+    }
+}
+
+// The V vectors lane tl of a team holds of group g (a duplicate of a valid vector where
+// tl + k·TS ≥ LV: duplicates are neutral for min/max; zeros when the team has no group).
+template <int V>
+__device__ __forceinline__ void reg_load(const uint4* __restrict__ xv, u64 g, bool act, u32 tl,
+                                         u32 fallback, const RegArgs& a, uint4* r) {
+    const uint4* src = xv + g * a.LV;
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+        const u32 vi = tl + (u32)k * a.TS;
+        r[k] = act ? __ldg(src + (vi < a.LV ? vi : fallback)) : make_uint4(0u, 0u, 0u, 0u);
+    }
+}
+
+template <class T, int V>
+__device__ __forceinline__ void rows_reg(const typename T::raw* __restrict__ x,
+                                         u8* __restrict__ q, float* __restrict__ scales,
+                                         int* __restrict__ zps, const RegArgs& a,
+                                         const QSpec& s, u64* bad, u64* bad_scale) {
+    const u32 lane = threadIdx.x & 31u;
+    const u32 team = lane >> a.log_ts, tl = lane & (a.TS - 1u);
+    const u32 tpw = 32u >> a.log_ts;
+    const u64 warp = ((u64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    const u64 nwarps = ((u64)gridDim.x * blockDim.x) >> 5;
+    const uint4* xv = reinterpret_cast<const uint4*>(x);
+    const u32 fallback = tl < a.LV ? tl : 0u;  // a valid vector of the group (duplicates are
+                                               // neutral for min/max)
+    for (u64 gb = warp * tpw; gb < a.G; gb += nwarps * tpw) {  // warp-uniform
+        const u64 g = gb + team;
+        const bool act = g < a.G;
+        const uint4* src = xv + g * a.LV;
+        uint4 r[V];
+#pragma unroll
+        for (int k = 0; k < V; ++k) {
+            const u32 vi = tl + (u32)k * a.TS;
+            r[k] = act ? __ldg(src + (vi < a.LV ? vi : fallback)) : make_uint4(0u, 0u, 0u, 0u);
+        }
+        reg_group<T, V>(r, g, act, tl, a, q, scales, zps, s, bad, bad_scale);
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Paired small-group quantizer (session 3, round 2) for groups of LV 16-byte vectors, LV even
+// (GGML Q8_0's 32 elements from 16-bit inputs: LV = 4; from f32 it would be LV = 8). A team of 2 lanes
+// owns 2 consecutive groups (lane tl holds vectors tl + 2k of the pair's 2·LV, so group j's R =
+// LV/2 vectors are r[j·R .. j·R + R)), a warp 32 groups. Each lane reduces both groups over its
+// half, one shuffle pair swaps halves so lane tl ends with group tl's min/max, each lane forms
+// the parameters of ONE group (the in-warp kernel forms each group's parameters in every lane
+// of its team), writes its scale and zero point (32 consecutive groups per warp), and three
+// shuffles give it the other group's parameters. Instantiated for LV = 4 (the H200 sweep of
+// round 2: faster than 2-lane teams of the in-warp kernel from bf16, level from f16, slower
+// from f32 with LV = 8, which therefore keeps the in-warp kernel).
+template <class T, int LV>
+__device__ __forceinline__ void rows_pair(const typename T::raw* __restrict__ x,
+                                          u8* __restrict__ q, float* __restrict__ scales,
+                                          int* __restrict__ zps, const RegArgs& a,
+                                          const QSpec& s, u64* bad, u64* bad_scale) {
+    const int W = Wide<T>::N;
+    const int R = LV / 2;
+    const u32 lane = threadIdx.x & 31u;
+    const u32 tl = lane & 1u;
+    const u64 warp = ((u64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    const u64 nwarps = ((u64)gridDim.x * blockDim.x) >> 5;
+    const uint4* xv = reinterpret_cast<const uint4*>(x);
+    const u64 step = nwarps * 32u;
+    for (u64 gb = warp * 32u; gb < a.G; gb += step) {  // warp-uniform
+        const u64 g0 = gb + (lane & ~1u);  // the pair: groups g0 and g0 + 1
+        uint4 r[LV];
+#pragma unroll
+        for (int k = 0; k < LV; ++k)
+            r[k] = g0 + k / R < a.G ? __ldg(xv + g0 * LV + tl + 2 * k) : make_uint4(0u, 0u, 0u, 0u);
+        float mn[2], mx[2];
+        RegStats<T>::template run<R>(r, mn[0], mx[0]);
+        RegStats<T>::template run<R>(r + R, mn[1], mx[1]);
+        const bool dirty = !(is_finite_f(mn[0]) & is_finite_f(mx[0]) & is_finite_f(mn[1]) & is_finite_f(mx[1]));
+        const bool any_dirty = __any_sync(0xffffffffu, dirty);
+        if (any_dirty) {
+            // exact statistics: non-finite values skipped, the first recorded under Reject
+#pragma unroll
+            for (int j = 0; j < 2; ++j) {
+                mn[j] = __int_as_float(0x7f800000);
+                mx[j] = __int_as_float(0xff800000);
+                if (g0 + j < a.G) {
+#pragma unroll
+                    for (int k = 0; k < R; ++k) {
+                        const u32 vi = tl + 2u * (u32)k;
+                        float f[W];
+                        Unpack<T>::run(r[j * R + k], f);
+#pragma unroll
+                        for (int e = 0; e < W; ++e)
+                            minmax_update(f[e], mn[j], mx[j], (g0 + j) * a.L + (u64)vi * W + e, s, bad);
+                    }
+                }
+            }
+        }
+        // swap halves: lane tl keeps group tl's partial and receives its partner's
+        const float smn = tl ? mn[0] : mn[1], smx = tl ? mx[0] : mx[1];
+        const float gmn = fminf(tl ? mn[1] : mn[0], __shfl_xor_sync(0xffffffffu, smn, 1));
+        const float gmx = fmaxf(tl ? mx[1] : mx[0], __shfl_xor_sync(0xffffffffu, smx, 1));
+        float scale, inv;
+        int zp;
+        const bool ok = group_params(gmn, gmx, s, &scale, &zp, &inv);
+        const u64 g = g0 + tl;
+        if (g < a.G) {
+            scales[g] = scale;
+            zps[g] = zp;
+            if (!ok) atomicMin(bad_scale, g);
+        }
+        const float o_scale = __shfl_xor_sync(0xffffffffu, scale, 1);
+        const float o_inv = __shfl_xor_sync(0xffffffffu, inv, 1);
+        const int o_zp = __shfl_xor_sync(0xffffffffu, zp, 1);
+#pragma unroll
+        for (int j = 0; j < 2; ++j) {
+            if (g0 + j < a.G) {
+                const bool own = (u32)j == tl;
+                const float sc = own ? scale : o_scale, iv = own ? inv : o_inv;
+                const int z = own ? zp : o_zp;
+                const QFast fq = make_fast(sc, iv, z, s);
+                u8* qg = q + (g0 + j) * a.L;
+                if (!any_dirty && fq.on) {
+                    QLean fl;
+                    fl.inv = iv;
+                    fl.lo = (float)fq.lo;
+                    fl.hi = (float)fq.hi;
+                    fl.zp = (u32)z;
+                    fl.away = fq.away;
+                    // a.TS = 2: vector k of the group's R is tl + 2k
+                    if (fl.away) reg_store_lean<T, R, true>(r + j * R, qg, tl, a, fl);
+                    else reg_store_lean<T, R, false>(r + j * R, qg, tl, a, fl);
+                } else {
+#pragma unroll
+                    for (int k = 0; k < R; ++k) {
+                        const u32 vi = tl + 2u * (u32)k;
+                        float f[W];
+                        Unpack<T>::run(r[j * R + k], f);
+                        store_codesN<W>(qg + (u64)vi * W, f, fq, sc, iv, z, s);
+                    }
+                }
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Split register row quantizer (session 3, round 2): a team of NW whole warps owns one group
+// (TS = 32·NW lanes, lane tl = 32·(warp in team) + lane holds vectors tl + k·TS, k < V), so a
+// 4096-element 16-bit row needs V = 4 vectors per lane with NW = 4 instead of 16 with one warp:
+// a quarter of the registers, four times the resident warps. Each warp reduces its share like
+// the in-warp kernel (packed NaN-propagating min/max, warp vote, exact rule for dirty warps),
+// the NW partial min/max meet in shared memory behind a named barrier of the team's NW warps
+// (double-buffered slots: one barrier per group), and the loads of the team's next group are
+// issued before the current one is reduced (software pipeline in registers). Requires
+// blockDim.x = 256 (8 warps: 8 / NW teams per block, barrier ids 1..8 / NW). Instantiated for
+// NW = 4 only: the round-2 H200 sweep had NW = 2 level with one warp and NW = 8 far slower.
+template <class T, int V, int NW>
+__device__ __forceinline__ void rows_split(const typename T::raw* __restrict__ x,
+                                           u8* __restrict__ q, float* __restrict__ scales,
+                                           int* __restrict__ zps, const RegArgs& a,
+                                           const QSpec& s, u64* bad, u64* bad_scale) {
+    __shared__ float red[2][8][2];
+    const int W = Wide<T>::N;
+    const u32 lane = threadIdx.x & 31u;
+    const u32 wib = threadIdx.x >> 5;  // warp in block
+    const u32 tib = wib / NW;          // team in block
+    const u32 w0 = tib * NW;           // first warp of the team
+    const u32 tl = (wib - w0) * 32u + lane;
+    const u32 tpb = (blockDim.x >> 5) / NW;
+    const u64 step = (u64)gridDim.x * tpb;
+    const uint4* xv = reinterpret_cast<const uint4*>(x);
+    const u32 fallback = tl < a.LV ? tl : 0u;
+    u64 g = (u64)blockIdx.x * tpb + tib;
+    uint4 r[V];
+    reg_load<V>(xv, g, g < a.G, tl, fallback, a, r);
+    u32 buf = 0;
+    for (; g < a.G; g += step, buf ^= 1u) {  // team-uniform
+        uint4 nx[V];
+        reg_load<V>(xv, g + step, g + step < a.G, tl, fallback, a, nx);
+        float mn, mx;
+        RegStats<T>::template run<V>(r, mn, mx);
+        const bool dirty = !(is_finite_f(mn) & is_finite_f(mx));
+        const bool any_dirty = __any_sync(0xffffffffu, dirty);
+        if (any_dirty) {
+            mn = __int_as_float(0x7f800000);
+            mx = __int_as_float(0xff800000);
+#pragma unroll
+            for (int k = 0; k < V; ++k) {
+                const u32 vi = tl + (u32)k * a.TS;
+                if (vi < a.LV) {
+                    float f[W];
+                    Unpack<T>::run(r[k], f);
+#pragma unroll
+                    for (int j = 0; j < W; ++j) minmax_update(f[j], mn, mx, g * a.L + (u64)vi * W + j, s, bad);
+                }
+            }
+        }
+#pragma unroll
+        for (u32 off = 16; off > 0; off >>= 1) {
+            mn = fminf(mn, __shfl_xor_sync(0xffffffffu, mn, off));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+        }
+        if (lane == 0) {
+            red[buf][wib][0] = mn;
+            red[buf][wib][1] = mx;
+        }
+        asm volatile("bar.sync %0, %1;" : : "r"(tib + 1u), "r"(NW * 32) : "memory");
+        mn = red[buf][w0][0];
+        mx = red[buf][w0][1];
+#pragma unroll
+        for (int w = 1; w < NW; ++w) {
+            mn = fminf(mn, red[buf][w0 + w][0]);
+            mx = fmaxf(mx, red[buf][w0 + w][1]);
+        }
+        float scale, inv;
+        int zp;
+        const bool ok = group_params(mn, mx, s, &scale, &zp, &inv);
+        if (tl == 0) {
+            scales[g] = scale;
+            zps[g] = zp;
+            if (!ok) atomicMin(bad_scale, g);
+        }
+        const QFast fq = make_fast(scale, inv, zp, s);
+        u8* qg = q + g * a.L;
+        if (!any_dirty && fq.on) {  // this warp's values are all finite
+            QLean fl;
+            fl.inv = inv;
+            fl.lo = (float)fq.lo;
+            fl.hi = (float)fq.hi;
+            fl.zp = (u32)zp;
+            fl.away = fq.away;
+            if (fl.away) reg_store_lean<T, V, true>(r, qg, tl, a, fl);
+            else reg_store_lean<T, V, false>(r, qg, tl, a, fl);
+        } else {
+#pragma unroll
+            for (int k = 0; k < V; ++k) {
+                const u32 vi = tl + (u32)k * a.TS;
+                if (vi < a.LV) {
+                    float f[W];
+                    Unpack<T>::run(r[k], f);
+                    store_codesN<W>(qg + (u64)vi * W, f, fq, scale, inv, zp, s);
+                }
+            }
+        }
+#pragma unroll
+        for (int k = 0; k < V; ++k) r[k] = nx[k];
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Dequantize, session 3: U vectors per thread and step with every load (codes, then each
+// vector's scale and zero point) issued before the first store, so U loads are in flight per
+// thread (the compiler cannot hoist loads above stores that may alias them). CS: streaming
+// cache hints (ld.cs / st.cs) instead of the default ones.
+template <bool CS>
+__device__ __forceinline__ void st16(void* p, uint4 v) {
+    if (CS) __stcs(reinterpret_cast<uint4*>(p), v);
+    else *reinterpret_cast<uint4*>(p) = v;
+}
+template <class O> struct DeqPack;
+template <> struct DeqPack<F32> {
+    // 4 floats → one 16-byte store
+    template <bool CS>
+    static __device__ __forceinline__ void store(float* p, const float* t) {
+        st16<CS>(p, make_uint4(__float_as_uint(t[0]), __float_as_uint(t[1]), __float_as_uint(t[2]),
+                               __float_as_uint(t[3])));
+    }
+};
+template <class H> struct DeqPackHalf {
+    // 8 values → one 16-byte store (each rounded once, to nearest even)
+    template <bool CS>
+    static __device__ __forceinline__ void store(u16* p, const float* t) {
+        st16<CS>(p, make_uint4(H::pack2(t[0], t[1]), H::pack2(t[2], t[3]), H::pack2(t[4], t[5]),
+                               H::pack2(t[6], t[7])));
+    }
+};
+template <> struct DeqPack<F16> : DeqPackHalf<F16> {};
+template <> struct DeqPack<BF16> : DeqPackHalf<BF16> {};
+
+template <int W, bool CS>
+__device__ __forceinline__ void load_codes2(const u8* p, u32* w) {
+    if (W == 4) {
+        w[0] = CS ? __ldcs(reinterpret_cast<const u32*>(p)) : __ldg(reinterpret_cast<const u32*>(p));
+    } else {
+        const uint2 a = CS ? __ldcs(reinterpret_cast<const uint2*>(p)) : __ldg(reinterpret_cast<const uint2*>(p));
+        w[0] = a.x;
+        w[1] = a.y;
+    }
+}
+
+template <class O, int U, bool CS>
+__device__ __forceinline__ void dequant_batched(const u8* __restrict__ q, int is_signed, u64 n,
+                                                GroupIndex gi, const float* __restrict__ scales,
+                                                const int* __restrict__ zps, int zp_uniform,
+                                                int zp_value, typename O::raw* __restrict__ y) {
+    const int W = DeqOut<O>::W;
+    if (gi.inner % W != 0) {
+        for (u64 i = global_thread(); i < n; i += global_threads()) {
+            const u64 g = group_of(i, gi);
+            const int code = is_signed ? (int)(signed char)q[i] : (int)q[i];
+            y[i] = O::from_f32(__fmul_rn(__int2float_rn(code - __ldg(zps + g)), __ldg(scales + g)));
+        }
+        return;
+    }
+    const u32 flip = is_signed ? 0x80808080u : 0u;
+    const int bias = 0x4B000000 + (is_signed ? 128 : 0);
+    const u64 nv = n / W, stride = global_threads();
+    u64 vi = global_thread();
+    for (; vi + (U - 1) * stride < nv; vi += U * stride) {
+        u32 w[U][W / 4];
+        float sc[U];
+        int zp[U];
+#pragma unroll
+        for (int u = 0; u < U; ++u) load_codes2<W, CS>(q + (vi + u * stride) * W, w[u]);
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            const u64 g = group_of((vi + u * stride) * W, gi);
+            sc[u] = __ldg(scales + g);
+            zp[u] = zp_uniform ? zp_value : __ldg(zps + g);  // symmetric specs: one zero point
+        }
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            const float off = __int_as_float(bias + zp[u]);
+            float t[W];
+#pragma unroll
+            for (int i = 0; i < W / 4; ++i) {
+                const u32 b = w[u][i] ^ flip;
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+                    const float c = __fsub_rn(__uint_as_float(__byte_perm(b, 0x4B000000u, 0x7540 + j)), off);
+                    t[4 * i + j] = __fmul_rn(c, sc[u]);
+                }
+            }
+            DeqPack<O>::template store<CS>(y + (vi + u * stride) * W, t);
+        }
+    }
+    for (; vi < nv; vi += stride) dequant_vec<O>(q, is_signed, vi * W, gi, scales, zps, y);
+}
+
+#define EAI_QUANT_KERNELS3(SUF, T)                                                               \
+    EAI_REG_KERNEL(SUF, T, 1)                                                                    \
+    EAI_REG_KERNEL(SUF, T, 2)                                                                    \
+    EAI_REG_KERNEL(SUF, T, 4)                                                                    \
+    EAI_REG_KERNEL(SUF, T, 8)                                                                    \
+    EAI_REG_KERNEL(SUF, T, 16)                                                                   \
+    EAI_SPLIT_KERNEL(SUF, T, 4, 4)                                                               \
+    EAI_PAIR_KERNEL(SUF, T, 4)                                                                   \
+    EAI_DEQ_KERNEL(SUF, T, 4, true, 4s)                                                          \
+    EAI_DEQ_KERNEL(SUF, T, 8, true, 8s)                                                          \
+    EAI_DEQ_KERNEL(SUF, T, 4, false, 4w)                                                         \
+    EAI_DEQ_KERNEL(SUF, T, 8, false, 8w)
+#define EAI_REG_KERNEL(SUF, T, V)                                                                \
+    extern "C" __global__ void __launch_bounds__(256)                                            \
+        quant_rows_reg##V##_##SUF(const T::raw* __restrict__ x, u8* q, float* scales, int* zps,  \
+                                  RegArgs a, QSpec s, u64* bad, u64* bad_scale) {                \
+        rows_reg<T, V>(x, q, scales, zps, a, s, bad, bad_scale);                                 \
+    }
+#define EAI_PAIR_KERNEL(SUF, T, LV)                                                              \
+    extern "C" __global__ void __launch_bounds__(256)                                            \
+        quant_rows_pair##LV##_##SUF(const T::raw* __restrict__ x, u8* q, float* scales,          \
+                                    int* zps, RegArgs a, QSpec s, u64* bad, u64* bad_scale) {    \
+        rows_pair<T, LV>(x, q, scales, zps, a, s, bad, bad_scale);                               \
+    }
+#define EAI_SPLIT_KERNEL(SUF, T, NW, V)                                                          \
+    extern "C" __global__ void __launch_bounds__(256)                                            \
+        quant_rows_split##NW##x##V##_##SUF(const T::raw* __restrict__ x, u8* q, float* scales,   \
+                                           int* zps, RegArgs a, QSpec s, u64* bad,               \
+                                           u64* bad_scale) {                                     \
+        rows_split<T, V, NW>(x, q, scales, zps, a, s, bad, bad_scale);                           \
+    }
+#define EAI_DEQ_KERNEL(SUF, T, U, CS, TAG)                                                       \
+    extern "C" __global__ void dequant_##TAG##_##SUF(const u8* __restrict__ q, int is_signed,    \
+                                                     u64 n, GroupIndex gi, const float* scales,  \
+                                                     const int* zps, int zp_uniform,             \
+                                                     int zp_value, T::raw* y) {                  \
+        dequant_batched<T, U, CS>(q, is_signed, n, gi, scales, zps, zp_uniform, zp_value, y);    \
+    }
+EAI_QUANT_KERNELS3(f32, F32)
+EAI_QUANT_KERNELS3(f16, F16)
+EAI_QUANT_KERNELS3(bf16, BF16)
+
+// ------------------------------------------------------------------------------------------
+// One pass over memory for a per-tensor group whose input fits in the blocks' shared memory
+// (cooperative launch, so every block is resident): block b copies its slice of 16-byte vectors
+// into shared memory with cp.async, reduces min/max, publishes them with one atomic pair, waits
+// at a grid-wide barrier, forms the parameters from the global min/max, and writes the codes
+// from its shared-memory copy. The input is read from memory once and no second kernel runs.
+__device__ __forceinline__ u32 ld_acquire_u32(const u32* p) {
+    u32 v;
+    asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+    return v;
+}
+__device__ __forceinline__ void grid_barrier(u32* count) {
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        __threadfence();
+        atomicAdd(count, 1u);
+        while (ld_acquire_u32(count) < gridDim.x) asm volatile("nanosleep.u32 32;");
+        __threadfence();
+    }
+    __syncthreads();
+}
+
+template <class T>
+__device__ __forceinline__ void tensor_coop(const typename T::raw* __restrict__ x, u64 nv,
+                                            u64 chunk, u8* __restrict__ q,
+                                            float* __restrict__ scales, int* __restrict__ zps,
+                                            u32* ord, const QSpec& s, u64* bad, u64* bad_scale,
+                                            u32* barrier) {
+    extern __shared__ uint4 stage_mem[];
+    __shared__ float red_mn[32], red_mx[32];
+    __shared__ u32 glob[2];
+    const int W = Wide<T>::N;
+    const u32 tid = threadIdx.x, NT = blockDim.x;
+    const u64 v0 = (u64)blockIdx.x * chunk;
+    const u64 v1 = min(nv, v0 + chunk);
+    const u32 cnt = v0 < v1 ? (u32)(v1 - v0) : 0u;
+    const uint4* xv = reinterpret_cast<const uint4*>(x) + v0;
+    const u32 base = smem_u32(stage_mem);
+    for (u32 c = tid; c < cnt; c += NT) cp_async16(base + c * 16u, xv + c);
+    cp_async_commit();
+    cp_async_wait<0>();
+    __syncthreads();
+    float mn = __int_as_float(0x7f800000), mx = __int_as_float(0xff800000);
+    for (u32 c = tid; c < cnt; c += NT) {
+        float lo, hi;
+        RegStats<T>::template run<1>(stage_mem + c, lo, hi);
+        mn = fmin_nan(mn, lo);
+        mx = fmax_nan(mx, hi);
+    }
+    const bool dirty = tid < cnt && !(is_finite_f(mn) & is_finite_f(mx));
+    const bool bdirty = __syncthreads_or(dirty) != 0;
+    if (bdirty) {
+        mn = __int_as_float(0x7f800000);
+        mx = __int_as_float(0xff800000);
+        for (u32 c = tid; c < cnt; c += NT) {
+            float f[W];
+            Unpack<T>::run(stage_mem[c], f);
+#pragma unroll
+            for (int j = 0; j < W; ++j) minmax_update(f[j], mn, mx, (v0 + c) * W + j, s, bad);
+        }
+    }
+    for (u32 off = 16; off > 0; off >>= 1) {
+        mn = fminf(mn, __shfl_xor_sync(0xffffffffu, mn, off));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+    }
+    if ((tid & 31) == 0) { red_mn[tid >> 5] = mn; red_mx[tid >> 5] = mx; }
+    __syncthreads();
+    if (tid == 0) {
+        for (u32 w = 1; w < NT / 32; ++w) { mn = fminf(mn, red_mn[w]); mx = fmaxf(mx, red_mx[w]); }
+        if (mn <= mx) {
+            atomicMin(ord, f2ord(mn));
+            atomicMax(ord + 1, f2ord(mx));
+        }
+    }
+    grid_barrier(barrier);
+    if (tid == 0) {
+        glob[0] = ld_acquire_u32(ord);
+        glob[1] = ld_acquire_u32(ord + 1);
+    }
+    __syncthreads();
+    float gmn = __int_as_float(0x7f800000), gmx = __int_as_float(0xff800000);
+    if (glob[0] != 0xffffffffu) { gmn = ord2f(glob[0]); gmx = ord2f(glob[1]); }
+    float scale, inv;
+    int zp;
+    const bool ok = group_params(gmn, gmx, s, &scale, &zp, &inv);
+    if (blockIdx.x == 0 && tid == 0) {
+        scales[0] = scale;
+        zps[0] = zp;
+        if (!ok) atomicMin(bad_scale, 0ull);
+    }
+    const QFast fq = make_fast(scale, inv, zp, s);
+    u8* qb = q + v0 * W;
+    if (!bdirty && fq.on) {
+        QLean fl;
+        fl.inv = inv;
+        fl.lo = (float)fq.lo;
+        fl.hi = (float)fq.hi;
+        fl.zp = (u32)zp;
+        fl.away = fq.away;
+        for (u32 c = tid; c < cnt; c += NT) {
+            float f[W];
+            Unpack<T>::run(stage_mem[c], f);
+            if (fl.away) store_codes_lean<W, true>(qb + (u64)c * W, f, fl);
+            else store_codes_lean<W, false>(qb + (u64)c * W, f, fl);
+        }
+    } else {
+        for (u32 c = tid; c < cnt; c += NT) {
+            float f[W];
+            Unpack<T>::run(stage_mem[c], f);
+            store_codesN<W>(qb + (u64)c * W, f, fq, scale, inv, zp, s);
+        }
+    }
+}
+
+#define EAI_COOP_KERNEL(SUF, T)                                                                  \
+    extern "C" __global__ void __launch_bounds__(1024)                                           \
+        quant_tensor_coop_##SUF(const T::raw* __restrict__ x, u64 nv, u64 chunk, u8* q,          \
+                                float* scales, int* zps, u32* ord, QSpec s, u64* bad,            \
+                                u64* bad_scale, u32* barrier) {                                  \
+        tensor_coop<T>(x, nv, chunk, q, scales, zps, ord, s, bad, bad_scale, barrier);           \
+    }
+EAI_COOP_KERNEL(f32, F32)
+EAI_COOP_KERNEL(f16, F16)
+EAI_COOP_KERNEL(bf16, BF16)

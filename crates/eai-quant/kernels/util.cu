@@ -24,3 +24,67 @@ extern "C" __global__ void fill_random_u32(u32* __restrict__ y, u64 n, u64 seed)
         y[i] = (u32)(splitmix64(seed ^ (i * 0xD1B54A32D192ED03ull)) >> 16);
     }
 }
+
+// Traffic probes (session 3, round 3): the access pattern of a memory-bound kernel with none of
+// its arithmetic. Item i reads RB bytes at in + i·RB and writes WB bytes at out + i·WB (lanes on
+// consecutive items, 4 items per thread and step with all loads before the first store, like
+// the batched dequantize kernel); the written words are a cheap function of the read ones so
+// nothing is elided. The bench compares each probe with the copy: the ceiling of a given
+// read:write mix on this device.
+template <int B> struct ProbeIO;
+template <> struct ProbeIO<4> {
+    static __device__ __forceinline__ void ld(const u8* p, u32* w) { w[0] = __ldcs(reinterpret_cast<const u32*>(p)); }
+    static __device__ __forceinline__ void st(u8* p, const u32* w) { __stcs(reinterpret_cast<u32*>(p), w[0]); }
+};
+template <> struct ProbeIO<8> {
+    static __device__ __forceinline__ void ld(const u8* p, u32* w) {
+        const uint2 a = __ldcs(reinterpret_cast<const uint2*>(p));
+        w[0] = a.x; w[1] = a.y;
+    }
+    static __device__ __forceinline__ void st(u8* p, const u32* w) { __stcs(reinterpret_cast<uint2*>(p), make_uint2(w[0], w[1])); }
+};
+template <> struct ProbeIO<16> {
+    static __device__ __forceinline__ void ld(const u8* p, u32* w) {
+        const uint4 a = __ldcs(reinterpret_cast<const uint4*>(p));
+        w[0] = a.x; w[1] = a.y; w[2] = a.z; w[3] = a.w;
+    }
+    static __device__ __forceinline__ void st(u8* p, const u32* w) { __stcs(reinterpret_cast<uint4*>(p), make_uint4(w[0], w[1], w[2], w[3])); }
+};
+template <int RB, int WB>
+__device__ __forceinline__ void probe_body(const u8* __restrict__ in, u8* __restrict__ out, u64 items) {
+    const u64 stride = global_threads();
+    u64 i = global_thread();
+    for (; i + 3 * stride < items; i += 4 * stride) {
+        u32 w[4][RB / 4];
+#pragma unroll
+        for (int u = 0; u < 4; ++u) ProbeIO<RB>::ld(in + (i + u * stride) * RB, w[u]);
+#pragma unroll
+        for (int u = 0; u < 4; ++u) {
+            u32 o[WB / 4];
+#pragma unroll
+            for (int k = 0; k < WB / 4; ++k) o[k] = 0u;
+#pragma unroll
+            for (int k = 0; k < (RB > WB ? RB : WB) / 4; ++k) o[k % (WB / 4)] ^= w[u][k % (RB / 4)] + (u32)k;
+            ProbeIO<WB>::st(out + (i + u * stride) * WB, o);
+        }
+    }
+    for (; i < items; i += stride) {
+        u32 w[RB / 4], o[WB / 4];
+        ProbeIO<RB>::ld(in + i * RB, w);
+#pragma unroll
+        for (int k = 0; k < WB / 4; ++k) o[k] = 0u;
+#pragma unroll
+        for (int k = 0; k < (RB > WB ? RB : WB) / 4; ++k) o[k % (WB / 4)] ^= w[k % (RB / 4)] + (u32)k;
+        ProbeIO<WB>::st(out + i * WB, o);
+    }
+}
+#define EAI_PROBE(RB, WB)                                                                        \
+    extern "C" __global__ void __launch_bounds__(256)                                            \
+        probe_##RB##_##WB(const u8* __restrict__ in, u8* __restrict__ out, u64 items) {          \
+        probe_body<RB, WB>(in, out, items);                                                      \
+    }
+EAI_PROBE(16, 4)
+EAI_PROBE(16, 8)
+EAI_PROBE(16, 16)
+EAI_PROBE(8, 16)
+EAI_PROBE(4, 16)

@@ -220,6 +220,26 @@ fn compare(
     for i in 0..cy.len() {
         assert_eq!(cy[i].to_bits(), gy[i].to_bits(), "{name} {shape:?}: dequantized {i}");
     }
+    // ... and to f16/bf16: the CPU value rounded once (RNE), on the smaller shapes
+    if xs.len() <= 1 << 20 {
+        let mut yh = dev.zeros::<f16>(xs.len()).unwrap();
+        dev.dequantize_into(&cuda, &mut yh).unwrap();
+        let mut yb = dev.zeros::<bf16>(xs.len()).unwrap();
+        dev.dequantize_into(&cuda, &mut yb).unwrap();
+        let (gh, gb) = (dev.download(&yh).unwrap(), dev.download(&yb).unwrap());
+        for i in 0..cy.len() {
+            assert_eq!(
+                f16::from_f32(cy[i]).to_bits(),
+                gh[i].to_bits(),
+                "{name} {shape:?}: f16 dequantized {i}"
+            );
+            assert_eq!(
+                bf16::from_f32(cy[i]).to_bits(),
+                gb[i].to_bits(),
+                "{name} {shape:?}: bf16 dequantized {i}"
+            );
+        }
+    }
     xs.len()
 }
 
@@ -240,6 +260,8 @@ fn quantize_matches_cpu_bit_for_bit() {
         &[9, 96],
         &[1_000_003],
         &[33, 7, 40],
+        &[7, 2600],
+        &[5, 1800],
     ];
     let large: &[&[usize]] = &[&[4096, 4096], &[2048, 11008], &[8192, 1024]];
     let mut total = 0usize;
@@ -268,6 +290,19 @@ fn quantize_matches_cpu_bit_for_bit() {
         total += compare(&dev, &name, &spec, shape, &x, Dtype::F16);
         total += compare(&dev, &name, &spec, shape, &x, Dtype::Bf16);
         cases += 2;
+    }
+    // Per-tensor inputs that fit in shared memory take the one-pass cooperative kernel: a
+    // shape spread over every multiprocessor, from each input type.
+    for (name, spec) in specs() {
+        if spec.granularity != Granularity::PerTensor {
+            continue;
+        }
+        let shape: &[usize] = &[2048, 3072];
+        let x = input(&mut rng, shape, spec.non_finite == NonFinite::Saturate);
+        for dt in [Dtype::F32, Dtype::F16, Dtype::Bf16] {
+            total += compare(&dev, &name, &spec, shape, &x, dt);
+            cases += 1;
+        }
     }
     eprintln!(
         "quantize_matches_cpu_bit_for_bit: {cases} cases, {total} elements compared bit for bit"
@@ -405,7 +440,19 @@ fn every_tuning_and_a_private_stream_give_the_same_bits() {
         return;
     };
     let mut rng = Rng::new(77);
-    let shapes: &[&[usize]] = &[&[37, 129], &[2, 3, 64], &[64, 3000], &[9, 96], &[33, 7, 40]];
+    let shapes: &[&[usize]] = &[
+        &[37, 129],
+        &[2, 3, 64],
+        &[64, 3000],
+        &[9, 96],
+        &[33, 7, 40],
+        &[40, 256],
+        &[67, 2048],
+        &[3, 4096],
+        // split register kernels: ragged 325 vectors (bf16) / 450 vectors (f32) per group
+        &[7, 2600],
+        &[5, 1800],
+    ];
     let default = dev.tuning();
     let mut total = 0usize;
     for (i, (stages, tile, threads)) in
@@ -421,6 +468,21 @@ fn every_tuning_and_a_private_stream_give_the_same_bits() {
         t.w8a16_rows = [1, 2, 4, 2, 4][i];
         t.w8a16_unroll = [2, 1, 1, 8, 2][i];
         t.w8a16_warps = [4, 8, 4, 8, 8][i];
+        // register row kernel: every variant (0 = pipelined kernel) for both input widths
+        t.quant_reg_vectors_f32 = [0, 1, 2, 8, 16][i];
+        t.quant_reg_vectors_half = [16, 0, 1, 2, 8][i];
+        t.quant_reg_threads = [128, 256, 64, 256, 64][i];
+        t.quant_reg_vectors_small = [1, 2, 4, 8, 2][i];
+        // dequantize: session-2 kernel and every batched variant
+        t.dequant_unroll = [0, 8, 4, 8, 4][i];
+        t.dequant_streaming = [true, true, false, false, true][i];
+        t.dequant_blocks_per_sm = [16, 4, 8, 16, 4][i];
+        // per-tensor: one cooperative pass or two passes
+        t.quant_one_pass_tensor = i % 2 == 1;
+        // split register kernel (0: one warp per group) and the paired kernel for 16-bit
+        // groups of 32 elements (off: the in-warp kernel with quant_reg_vectors_small)
+        t.quant_split_warps = [4, 4, 0, 0, 4][i];
+        t.quant_reg_pair = [true, false, true, false, true][i];
         // odd settings run on a new non-blocking stream of the same context
         let on_stream;
         let d: &CudaDevice = if i % 2 == 1 {

@@ -3,8 +3,12 @@
 //!
 //! The request semantics are the CPU [`Engine`](crate::Engine)'s: lm-eval's `_encode_pair`
 //! (trailing context whitespace moves to the continuation), input = last `max_length + 1` tokens
-//! of `ctx ++ cont` minus the last, identical inputs run once (shared contexts of single-token
-//! continuations), longest first, packed without padding up to `batch_tokens` per forward pass.
+//! of `ctx ++ cont` minus the last, identical inputs run once, longest first, packed without
+//! padding up to `batch_tokens` per forward pass. Shared contexts
+//! ([`EngineOptions::share_prefixes`], on by default, as on the CPU): inputs with the same
+//! unscored head (a multiple-choice document's context) run that head once, in the same pass
+//! as every choice's scored tail, which attends to the head's KV slots
+//! ([`GpuModel::score_packed`](super::GpuModel::score_packed)).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -17,7 +21,7 @@ use eai_core::{
 use eai_quant::cuda::CudaDevice;
 
 use super::error::{GpuError, Result};
-use super::model::{GpuModel, GpuScheme};
+use super::model::{GpuModel, GpuScheme, PackedSeq};
 use crate::config::ModelConfig;
 use crate::engine::{Counters, EngineOptions, TokenPair};
 use crate::gguf::GgufFile;
@@ -116,6 +120,16 @@ impl GpuEngine {
         self
     }
 
+    /// The settings.
+    pub fn options(&self) -> &EngineOptions {
+        &self.opts
+    }
+
+    /// Turns shared-context scoring ([`EngineOptions::share_prefixes`]) on or off.
+    pub fn set_share_prefixes(&mut self, on: bool) {
+        self.opts.share_prefixes = on;
+    }
+
     /// Sets the BOS policy.
     pub fn set_bos_policy(&mut self, p: BosPolicy) {
         self.tokenizer.set_bos_policy(p);
@@ -149,11 +163,12 @@ impl GpuEngine {
     /// Everything that changes scores, in one line.
     pub fn settings_label(&self) -> String {
         format!(
-            "scheme={} {} max_length={} batch_tokens={} device={}",
+            "scheme={} {} max_length={} batch_tokens={} shared_contexts={} device={}",
             self.model.scheme().label(),
             self.tokenizer.bos_label(),
             self.max_length(),
             self.opts.batch_tokens,
+            if self.opts.share_prefixes { "yes" } else { "no" },
             self.model.device_label()
         )
     }
@@ -167,7 +182,10 @@ impl GpuEngine {
     }
 
     /// Scores token pairs: `(Σ log p(cont | ctx), is_greedy)` per pair, with the CPU engine's
-    /// semantics; each packed batch is one forward pass on the device.
+    /// semantics; each packed batch is one forward pass on the device. With
+    /// [`EngineOptions::share_prefixes`] a shared context runs once per pass (results equal
+    /// the unshared path up to float rounding, except for [`GpuScheme::Dynamic`], whose
+    /// per-tensor activation scale depends on which rows share a pass).
     ///
     /// # Errors
     /// Invalid requests; device errors.
@@ -204,10 +222,6 @@ impl GpuEngine {
             uniq[u].1 = uniq[u].1.max(cont.len());
             member.push(u);
         }
-        let mut order: Vec<usize> = (0..uniq.len()).collect();
-        order.sort_by(|&a, &b| {
-            uniq[b].0.len().cmp(&uniq[a].0.len()).then_with(|| uniq[a].0.cmp(&uniq[b].0))
-        });
         // Targets wanted at each of the last `need` positions of each unique input.
         let mut wanted: Vec<Vec<Vec<u32>>> =
             uniq.iter().map(|(_, need)| vec![Vec::new(); *need]).collect();
@@ -221,34 +235,61 @@ impl GpuEngine {
                 }
             }
         }
+        let items = plan_items(&uniq, self.opts.share_prefixes, self.opts.batch_tokens);
+        let item_tokens = |it: &(usize, Vec<usize>)| -> usize {
+            match it.0 {
+                0 => uniq[it.1[0]].0.len(),
+                head => head + it.1.iter().map(|&u| uniq[u].0.len() - head).sum::<usize>(),
+            }
+        };
         let mut scored: Vec<Vec<super::model::RowScore>> = vec![Vec::new(); uniq.len()];
         let mut b = 0;
-        while b < order.len() {
+        while b < items.len() {
             let mut e = b;
             let mut tokens = 0;
-            while e < order.len()
-                && (e == b || tokens + uniq[order[e]].0.len() <= self.opts.batch_tokens)
+            while e < items.len()
+                && (e == b || tokens + item_tokens(&items[e]) <= self.opts.batch_tokens)
             {
-                tokens += uniq[order[e]].0.len();
+                tokens += item_tokens(&items[e]);
                 e += 1;
             }
-            let batch = &order[b..e];
-            let seqs: Vec<&[u32]> = batch.iter().map(|&u| uniq[u].0.as_slice()).collect();
-            let mut pos = Vec::with_capacity(batch.len());
-            let mut tg = Vec::with_capacity(batch.len());
+            // Sequences of the pass: a shared head (nothing scored) before its members, whose
+            // own tokens are exactly their scored positions; unshared inputs whole.
+            let mut seqs: Vec<PackedSeq<'_>> = Vec::new();
+            let mut pos: Vec<Vec<usize>> = Vec::new();
+            let mut tg: Vec<Vec<Vec<u32>>> = Vec::new();
+            let mut owner: Vec<Option<usize>> = Vec::new();
             let mut n_scored = 0;
-            for &u in batch {
-                let len = uniq[u].0.len();
-                let need = uniq[u].1.min(len);
-                pos.push((len - need..len).collect::<Vec<_>>());
-                // When truncation left fewer input positions than continuation tokens, the
-                // first `need` wanted lists are the ones that fit (as on the CPU).
-                tg.push(wanted[u].iter().take(need).cloned().collect::<Vec<_>>());
-                n_scored += need;
+            for (head, us) in &items[b..e] {
+                let hi = seqs.len();
+                if *head > 0 {
+                    seqs.push(PackedSeq::new(&uniq[us[0]].0[..*head]));
+                    pos.push(Vec::new());
+                    tg.push(Vec::new());
+                    owner.push(None);
+                }
+                for &u in us {
+                    let len = uniq[u].0.len();
+                    let need = uniq[u].1.min(len);
+                    if *head > 0 {
+                        seqs.push(PackedSeq::continuing(&uniq[u].0[*head..], hi, *head));
+                        pos.push((len - need - *head..len - *head).collect());
+                    } else {
+                        seqs.push(PackedSeq::new(&uniq[u].0));
+                        pos.push((len - need..len).collect());
+                    }
+                    // When truncation left fewer input positions than continuation tokens, the
+                    // first `need` wanted lists are the ones that fit (as on the CPU).
+                    tg.push(wanted[u].iter().take(need).cloned().collect());
+                    owner.push(Some(u));
+                    n_scored += need;
+                }
             }
-            let res = self.model.score_batch(&seqs, &pos, &tg)?;
-            for (&u, r) in batch.iter().zip(res) {
-                scored[u] = r;
+            let res = self.model.score_packed(&seqs, &pos, &tg)?;
+            for (o, r) in owner.into_iter().zip(res) {
+                if let Some(u) = o {
+                    scored[u] = r;
+                }
             }
             self.counters.forward_passes += 1;
             self.counters.tokens_processed += tokens as u64;
@@ -338,6 +379,71 @@ impl GpuEngine {
     }
 }
 
+/// Work items of a scoring call, in lm-eval's order (longest input first): `(head, members)`
+/// with `head = 0` for one input run whole, or `head > 0` for a shared context — inputs
+/// whose unscored head (everything before the first scored position, ≥ 2 tokens) is
+/// identical run that head once in the same pass as their scored tails
+/// (`share`: [`EngineOptions::share_prefixes`], on by default). A group whose head and tails exceed
+/// `batch_tokens` is split into items that fit (the head once per item); an input whose head
+/// and tail alone exceed it runs whole, unshared.
+fn plan_items(
+    uniq: &[(Vec<u32>, usize)],
+    share: bool,
+    batch_tokens: usize,
+) -> Vec<(usize, Vec<usize>)> {
+    let cap = batch_tokens.max(1);
+    let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
+    let mut by_head: HashMap<&[u32], usize> = HashMap::new();
+    for (u, (input, need)) in uniq.iter().enumerate() {
+        let p = input.len() - (*need).min(input.len());
+        if share && p >= 2 {
+            if let Some(&g) = by_head.get(&input[..p]) {
+                groups[g].1.push(u);
+                continue;
+            }
+            by_head.insert(&input[..p], groups.len());
+        }
+        groups.push((p, vec![u]));
+    }
+    let mut items: Vec<(usize, Vec<usize>)> = Vec::new();
+    for (p, mut us) in groups {
+        if us.len() < 2 {
+            items.push((0, us));
+            continue;
+        }
+        us.sort_by(|&a, &b| {
+            uniq[b].0.len().cmp(&uniq[a].0.len()).then_with(|| uniq[a].0.cmp(&uniq[b].0))
+        });
+        let mut cur: Vec<usize> = Vec::new();
+        let mut tokens = p;
+        let flush = |cur: &mut Vec<usize>, items: &mut Vec<(usize, Vec<usize>)>| match cur.len() {
+            0 => {}
+            1 => items.push((0, std::mem::take(cur))),
+            _ => items.push((p, std::mem::take(cur))),
+        };
+        for u in us {
+            let tail = uniq[u].0.len() - p;
+            if p + tail > cap {
+                items.push((0, vec![u]));
+                continue;
+            }
+            if !cur.is_empty() && tokens + tail > cap {
+                flush(&mut cur, &mut items);
+                tokens = p;
+            }
+            cur.push(u);
+            tokens += tail;
+        }
+        flush(&mut cur, &mut items);
+    }
+    let first = |it: &(usize, Vec<usize>)| it.1[0];
+    items.sort_by(|a, b| {
+        let (ua, ub) = (first(a), first(b));
+        uniq[ub].0.len().cmp(&uniq[ua].0.len()).then_with(|| uniq[ua].0.cmp(&uniq[ub].0))
+    });
+    items
+}
+
 fn model_err(e: GpuError) -> ModelError {
     ModelError::backend("eai-model CUDA engine", e)
 }
@@ -409,5 +515,57 @@ impl LanguageModel for GpuEngine {
 
     fn forward_passes(&self) -> Option<u64> {
         Some(self.counters.forward_passes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plan_items;
+
+    fn input(head: &[u32], tail: usize) -> (Vec<u32>, usize) {
+        let mut v = head.to_vec();
+        v.extend((0..tail as u32).map(|i| 1000 + i));
+        (v, tail)
+    }
+
+    #[test]
+    fn groups_share_heads_split_to_fit_and_fall_back() {
+        let (h1, h2) = ([1u32, 2, 3, 4, 5, 6], [7u32, 8]);
+        let uniq = vec![
+            input(&h1, 3),
+            input(&h1, 2),
+            input(&h2, 4),
+            input(&h1, 5),
+            input(&h2, 1),
+            input(&[9], 2), // head of 1 token: never shared
+            input(&[9], 3),
+        ];
+        // Sharing off: every input alone, longest first.
+        let off = plan_items(&uniq, false, 100);
+        assert!(off.iter().all(|(h, us)| *h == 0 && us.len() == 1));
+        let lens: Vec<usize> = off.iter().map(|(_, us)| uniq[us[0]].0.len()).collect();
+        assert!(lens.windows(2).all(|w| w[0] >= w[1]), "{lens:?}");
+        // Sharing on, room for everything: one item per head of ≥ 2 tokens.
+        let on = plan_items(&uniq, true, 100);
+        assert_eq!(on.len(), 4, "{on:?}");
+        assert!(on.contains(&(6, vec![3, 0, 1])), "{on:?}");
+        assert!(on.contains(&(2, vec![2, 4])), "{on:?}");
+        // 12 tokens per pass: h1's group (6 + 5 + 3 + 2) splits into 6+5 alone (unshared, one
+        // member) and 6+3+2; every input appears exactly once.
+        let small = plan_items(&uniq, true, 12);
+        let mut seen: Vec<usize> = small.iter().flat_map(|(_, us)| us.clone()).collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..uniq.len()).collect::<Vec<_>>());
+        assert!(small.contains(&(6, vec![0, 1])), "{small:?}");
+        assert!(small.contains(&(0, vec![3])), "{small:?}");
+        for (h, us) in &small {
+            if *h > 0 {
+                let t: usize = h + us.iter().map(|&u| uniq[u].0.len() - h).sum::<usize>();
+                assert!(t <= 12 && us.len() >= 2);
+            }
+        }
+        // A head and tail larger than a pass: that input runs whole, unshared.
+        let tiny = plan_items(&uniq, true, 8);
+        assert!(tiny.contains(&(0, vec![3])) && tiny.contains(&(0, vec![0])), "{tiny:?}");
     }
 }

@@ -9,8 +9,78 @@ use cudarc::nvrtc::{CompileOptions, Ptx};
 
 use super::error::{GpuError, Result};
 
-/// The kernel source.
-pub(crate) const SOURCE: &str = include_str!("../../kernels/model.cu");
+/// The kernel source: `model.cu` followed by the fused decode kernels of `decode.cu`.
+pub(crate) const SOURCE: &str =
+    concat!(include_str!("../../kernels/model.cu"), "\n", include_str!("../../kernels/decode.cu"));
+
+/// Weight-format suffixes of the fused decode GEMV family (`dg_<w>_<variant>`, decode.cu's
+/// `EAI_DGEMV_SET`).
+pub(crate) const DGEMV_WEIGHTS: &[&str] = &["i8", "f16", "bf16", "f32"];
+
+/// Variants of the fused decode GEMV family per weight format (decode.cu's `EAI_DGEMV_SET`).
+pub(crate) const DGEMV_VARIANTS: &[&str] = &[
+    "nr_m1",
+    "nr_m2",
+    "nr_m4",
+    "ns_m1",
+    "ns_m2",
+    "ns_m4",
+    "np_m1",
+    "np_m2",
+    "np_m4",
+    "xp_r2u4_m1",
+    "xp_r2u4_m2",
+    "xp_r2u4_m4",
+    "xp_r1u8_m1",
+    "xp_r1u8_m2",
+    "xp_r1u8_m4",
+    "xp_r1u4_m1",
+    "xp_r1u4_m2",
+    "xp_r1u4_m4",
+    "xp_r4u2_m1",
+    "xp_r4u2_m2",
+    "xp_r4u2_m4",
+    "xp_r4u4_m1",
+    "xp_r4u4_m2",
+    "xp_r4u4_m4",
+    "xp_k4u2_m1",
+    "xp_k4u2_m2",
+    "xp_k4u2_m4",
+    "xp_k2u4_m1",
+    "xp_k2u4_m2",
+    "xp_k2u4_m4",
+    "xp_k1u4_m1",
+    "xp_k1u4_m2",
+    "xp_k1u4_m4",
+];
+
+/// Tensor-core int8 decode GEMVs (int8 weights only).
+const DGEMV_TC: &[&str] = &[
+    "dg_i8_xp_t8u4_m1",
+    "dg_i8_xp_t8u4_m2",
+    "dg_i8_xp_t8u4_m4",
+    "dg_i8_xp_t8u8_m1",
+    "dg_i8_xp_t8u8_m2",
+    "dg_i8_xp_t8u8_m4",
+    "dg_i8_tnr_m1",
+    "dg_i8_tnr_m2",
+    "dg_i8_tnr_m4",
+    "dg_i8_tns_m1",
+    "dg_i8_tns_m2",
+    "dg_i8_tns_m4",
+    "dg_i8_tnp_m1",
+    "dg_i8_tnp_m2",
+    "dg_i8_tnp_m4",
+];
+
+/// Every fused decode GEMV entry point.
+pub(crate) fn dgemv_names() -> Vec<String> {
+    DGEMV_WEIGHTS
+        .iter()
+        .flat_map(|w| DGEMV_VARIANTS.iter().map(move |v| format!("dg_{w}_{v}")))
+        .chain(DGEMV_TC.iter().map(|n| n.to_string()))
+        .collect()
+}
 
 /// Every entry point the module must export.
 pub(crate) const ENTRY_POINTS: &[&str] = &[
@@ -31,6 +101,9 @@ pub(crate) const ENTRY_POINTS: &[&str] = &[
     "attention_f32",
     "attention_f16",
     "attention_bf16",
+    "attention_prefill_f32",
+    "attention_prefill_f16",
+    "attention_prefill_bf16",
     "swiglu_f32",
     "swiglu_f16",
     "swiglu_bf16",
@@ -53,6 +126,10 @@ pub(crate) const ENTRY_POINTS: &[&str] = &[
     "gemv_f32_f32_m2",
     "gemv_f32_f32_m4",
     "gemv_f32_f32_m8",
+    "attention_dec_f32",
+    "attention_dec_f16",
+    "attention_dec_bf16",
+    "argmax_rows",
 ];
 
 /// NVRTC options: no fast math, IEEE division/sqrt, no flush-to-zero.
@@ -99,7 +176,7 @@ pub(crate) fn ptx_for(arch: &str) -> Result<Ptx> {
 #[derive(Debug)]
 pub(crate) struct Kernels {
     _module: Arc<CudaModule>,
-    funcs: HashMap<&'static str, CudaFunction>,
+    funcs: HashMap<String, CudaFunction>,
 }
 
 impl Kernels {
@@ -109,16 +186,17 @@ impl Kernels {
             .load_module(ptx)
             .map_err(|e| GpuError::driver("cuModuleLoadData", ordinal, "eai-model kernels", e))?;
         let mut funcs = HashMap::new();
-        for &name in ENTRY_POINTS {
+        let names = ENTRY_POINTS.iter().map(|s| s.to_string()).chain(dgemv_names());
+        for name in names {
             let f = module
-                .load_function(name)
-                .map_err(|e| GpuError::driver("cuModuleGetFunction", ordinal, name, e))?;
+                .load_function(&name)
+                .map_err(|e| GpuError::driver("cuModuleGetFunction", ordinal, name.clone(), e))?;
             funcs.insert(name, f);
         }
         Ok(Kernels { _module: module, funcs })
     }
 
-    pub(crate) fn get(&self, name: &'static str) -> Result<&CudaFunction> {
+    pub(crate) fn get(&self, name: &str) -> Result<&CudaFunction> {
         self.funcs.get(name).ok_or_else(|| GpuError::Unsupported {
             model: "<kernels>".into(),
             reason: format!("kernel `{name}` missing from the compiled module"),
@@ -136,6 +214,13 @@ mod tests {
             let direct = SOURCE.contains(&format!("void {name}("));
             let by_macro = SOURCE.contains(&format!("({name},"));
             assert!(direct || by_macro, "kernel `{name}` is not defined in model.cu");
+        }
+        // The fused decode GEMVs are pasted together by EAI_DGEMV_SET(W, X, <weight>).
+        for w in DGEMV_WEIGHTS {
+            assert!(SOURCE.contains(&format!(", {w})\n")), "no EAI_DGEMV_SET for {w}");
+        }
+        for v in DGEMV_VARIANTS {
+            assert!(SOURCE.contains(&format!("dg_##WN##_{v},")), "no dgemv variant {v}");
         }
     }
 
@@ -158,7 +243,8 @@ mod tests {
         for arch in ["compute_80", "compute_90"] {
             let ptx = ptx_for(arch).unwrap_or_else(|e| panic!("{e}"));
             let src = ptx.to_src();
-            for name in ENTRY_POINTS {
+            let names = ENTRY_POINTS.iter().map(|s| s.to_string()).chain(dgemv_names());
+            for name in names {
                 assert!(src.contains(&format!(".entry {name}(")), "{name} missing in PTX");
             }
         }

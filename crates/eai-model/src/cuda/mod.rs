@@ -32,5 +32,6 @@ mod model;
 pub use engine::GpuEngine;
 pub use error::{GpuError, Result};
 pub use model::{
-    GEMV_DENSE_MAX_M, GpuMemory, GpuModel, GpuOptions, GpuScheme, RowScore, open_device,
+    AUTO_TENSOR_CORE_MAX_HIDDEN, GEMV_DENSE_MAX_M, GemvTile, GpuMemory, GpuModel, GpuOptions,
+    GpuScheme, PackedSeq, RowScore, open_device,
 };

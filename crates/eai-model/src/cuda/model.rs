@@ -149,6 +149,30 @@ pub struct GpuOptions {
     /// variable `EAI_CUDA_GRAPH=0` turns the default off. [`GpuModel::set_cuda_graph`] toggles
     /// it on a loaded model.
     pub cuda_graph: bool,
+    /// Fused decode (session 3): generation passes (greedy prefill and decode steps; scoring
+    /// passes keep their shared-prefix attention) of at most [`GEMV_DENSE_MAX_M`] rows that
+    /// take the decode GEMV run 5 kernels per layer instead of 9 — RMSNorm fused into the qkv and
+    /// gate/up GEMVs' activation load, q/k/v bias + rope + KV-cache write into the qkv GEMV's
+    /// epilogue, SwiGLU into the gate/up GEMV's epilogue, a decode attention kernel — and the
+    /// LM head runs the final norm in its activation load (greedy graph steps: an argmax-only
+    /// kernel after it; the norm-fused head also serves scoring chunks of at most
+    /// [`GEMV_DENSE_MAX_M`] rows). On by default; `EAI_FUSED_DECODE=0` turns the default off;
+    /// [`GpuModel::set_fused_decode`] toggles it on a loaded model.
+    pub fused_decode: bool,
+    /// Row layout of the fused path's plain GEMVs (o and down projections); the tensor-core
+    /// layouts also run the norm-fused int8 GEMVs (qkv, gate/up, int8 head) on tensor cores.
+    /// [`GemvTile::Auto`] (default) decides per model and weight format.
+    pub gemv_tile: GemvTile,
+    /// For the int8 schemes (W8A16, W8A8, dynamic), an **int8 LM head**: the head matrix (the
+    /// embedding table when tied) quantized per output row with eai-quant's int8 weight spec
+    /// (symmetric, one f32 scale per vocabulary row, as llama.cpp's Q8_0 quantizes
+    /// `output.weight`), fed f16 activations (the final norm rounded to f16) — a quarter of the
+    /// f32 head's bytes per decoded token, half of the f16 one's. The embedding lookup keeps its
+    /// table ([`GpuOptions::half_head`] decides f32 or f16). Passes of more rows than the decode
+    /// GEMV takes run the head as M-tiled GEMVs too (slower than cuBLAS for long scoring passes:
+    /// the option is meant for generation). Off by default (the CPU reference's head is f32);
+    /// ignored for the float schemes. `EAI_INT8_HEAD=1` turns the default on.
+    pub int8_head: bool,
 }
 
 /// Weight format of a decode GEMV.
@@ -179,7 +203,35 @@ impl GpuOptions {
     pub fn new(scheme: GpuScheme) -> Self {
         let decode_gemv = std::env::var("EAI_DECODE_GEMV").map_or(true, |v| v.trim() != "0");
         let cuda_graph = std::env::var("EAI_CUDA_GRAPH").map_or(true, |v| v.trim() != "0");
-        GpuOptions { scheme, half_head: false, decode_gemv, cuda_graph }
+        let fused_decode = std::env::var("EAI_FUSED_DECODE").map_or(true, |v| v.trim() != "0");
+        let int8_head = std::env::var("EAI_INT8_HEAD").is_ok_and(|v| v.trim() == "1");
+        GpuOptions {
+            scheme,
+            half_head: false,
+            decode_gemv,
+            cuda_graph,
+            fused_decode,
+            gemv_tile: GemvTile::default(),
+            int8_head,
+        }
+    }
+
+    /// Sets [`GpuOptions::int8_head`].
+    pub fn int8_head(mut self, on: bool) -> Self {
+        self.int8_head = on;
+        self
+    }
+
+    /// Sets [`GpuOptions::fused_decode`].
+    pub fn fused_decode(mut self, on: bool) -> Self {
+        self.fused_decode = on;
+        self
+    }
+
+    /// Sets [`GpuOptions::gemv_tile`].
+    pub fn gemv_tile(mut self, tile: GemvTile) -> Self {
+        self.gemv_tile = tile;
+        self
     }
 
     /// Sets [`GpuOptions::cuda_graph`].
@@ -296,6 +348,11 @@ struct Scratch {
     seq: CudaSlice<i32>,
     pos: CudaSlice<i32>,
     seq_off: CudaSlice<u32>,
+    /// Shared-prefix descriptors of a scoring pass, two per sequence (see [`RowPlan::pre`]).
+    pre: CudaSlice<u32>,
+    /// The uploaded plan is a scoring pass: attention runs `attention_prefill_*`, which reads
+    /// `pre`; otherwise (generation) the decode attention kernel.
+    prefill: bool,
     x: CudaSlice<f32>,
     qkv: CudaSlice<f32>,
     gu: CudaSlice<f32>,
@@ -334,6 +391,10 @@ struct HeadScratch {
     logits: CudaSlice<f32>,
     lse: CudaSlice<f64>,
     amax: CudaSlice<u32>,
+    /// `argmax_rows`'s per-row 64-bit running maximum and finished-block count (zeroed at
+    /// allocation; the kernel leaves them zeroed).
+    amax_slot: CudaSlice<u64>,
+    amax_count: CudaSlice<u32>,
     pick_rows: CudaSlice<u32>,
     pick_tgts: CudaSlice<u32>,
     picks: CudaSlice<f32>,
@@ -384,8 +445,36 @@ pub(crate) struct RowPlan {
     pub(crate) seq: Vec<i32>,
     pub(crate) pos: Vec<i32>,
     pub(crate) seq_off: Vec<u32>,
+    /// Scoring passes: two entries per sequence, `(prefix slot offset, prefix length)`; key
+    /// `j` of sequence `s` is at slot `pre[2s] + j` for `j < pre[2s + 1]`, else
+    /// `seq_off[s] + j`. Empty for generation passes (decode attention kernel, no prefixes).
+    pub(crate) pre: Vec<u32>,
     /// Rows that belong to sequences (the rest are padding).
     pub(crate) real: usize,
+}
+
+/// A sequence of a packed scoring pass ([`GpuModel::score_packed`]): its own tokens and,
+/// optionally, the shared prefix it continues.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PackedSeq<'a> {
+    /// The sequence's own tokens (after the prefix, if any).
+    pub tokens: &'a [u32],
+    /// `Some((i, n))`: the tokens continue the first `n` tokens of sequence `i` of the same
+    /// pass (`i` earlier in the pass, itself without a prefix, at least `n` tokens long); their
+    /// positions start at `n` and they attend to `i`'s first `n` keys, computed once.
+    pub prefix: Option<(usize, usize)>,
+}
+
+impl<'a> PackedSeq<'a> {
+    /// A sequence from position 0.
+    pub fn new(tokens: &'a [u32]) -> Self {
+        PackedSeq { tokens, prefix: None }
+    }
+
+    /// A sequence continuing the first `len` tokens of sequence `of` of the same pass.
+    pub fn continuing(tokens: &'a [u32], of: usize, len: usize) -> Self {
+        PackedSeq { tokens, prefix: Some((of, len)) }
+    }
 }
 
 const ROPE_TABLE_MAX: usize = 16_384;
@@ -411,6 +500,9 @@ macro_rules! launch {
             .map_err(|e| GpuError::driver("cuLaunchKernel", $self.ordinal(), $name, e))
     }};
 }
+
+mod decode;
+pub use decode::{AUTO_TENSOR_CORE_MAX_HIDDEN, GemvTile};
 
 fn grid(items: u64, sms: u32) -> LaunchConfig {
     let blocks = items.div_ceil(256).clamp(1, u64::from(sms.max(1)) * 16);
@@ -461,6 +553,9 @@ pub struct GpuModel {
     scheme: GpuScheme,
     embed: Dense,
     head: Option<Dense>,
+    /// The int8 LM head ([`GpuOptions::int8_head`]); when present it replaces `head`/`embed`
+    /// for logits.
+    head_i8: Option<Box<DeviceQuantized>>,
     layers: Vec<GpuLayer>,
     norm: CudaSlice<f32>,
     rope_cos: CudaSlice<f32>,
@@ -478,6 +573,9 @@ pub struct GpuModel {
     capturable: bool,
     graph_on: bool,
     graph: Option<DecodeGraph>,
+    /// Fused decode kernels for passes of at most `GEMV_DENSE_MAX_M` rows.
+    fused: bool,
+    tile: GemvTile,
 }
 
 /// Opens CUDA device `ordinal` through eai-quant (library probes first: a missing driver or
@@ -776,8 +874,24 @@ impl GpuModel {
         ld.check_fits("model.embed_tokens.weight", (cfg.vocab * h * tsize(table_ty)) as u64)?;
         let embed_f32 = fetch(Tensor::Embed { vocab: cfg.vocab, h })?;
         let embed = ld.dense("model.embed_tokens.weight", &embed_f32, table_ty)?;
+        let int8_head = opts.int8_head
+            && matches!(opts.scheme, GpuScheme::W8A16 | GpuScheme::W8A8 | GpuScheme::Dynamic);
+        if int8_head && !h.is_multiple_of(16) {
+            return Err(GpuError::Unsupported {
+                model: model_name.to_string(),
+                reason: format!("int8 LM head needs a hidden size divisible by 16, not {h}"),
+            });
+        }
+        let mut head_i8 = None;
+        if int8_head && cfg.tie_embeddings {
+            head_i8 = Some(Box::new(ld.int8("lm_head (tied, int8)", &embed_f32, cfg.vocab, h)?));
+        }
         drop(embed_f32);
         let head = if cfg.tie_embeddings {
+            None
+        } else if int8_head {
+            let w = fetch(Tensor::Head { vocab: cfg.vocab, h })?;
+            head_i8 = Some(Box::new(ld.int8("lm_head.weight (int8)", &w, cfg.vocab, h)?));
             None
         } else {
             ld.check_fits("lm_head.weight", (cfg.vocab * h * tsize(table_ty)) as u64)?;
@@ -850,6 +964,7 @@ impl GpuModel {
             scheme,
             embed,
             head,
+            head_i8,
             layers,
             norm,
             rope_cos,
@@ -866,6 +981,8 @@ impl GpuModel {
             capturable: opts.cuda_graph,
             graph_on: opts.cuda_graph,
             graph: None,
+            fused: opts.fused_decode,
+            tile: opts.gemv_tile,
         })
     }
 
@@ -928,6 +1045,20 @@ impl GpuModel {
             self.graph = None;
         }
         self.graph_on
+    }
+
+    /// Turns the fused decode kernels on or off (see [`GpuOptions::fused_decode`]); they run
+    /// only where the decode GEMV runs (`decode_gemv`), so this returns whether they are on.
+    pub fn set_fused_decode(&mut self, on: bool) -> bool {
+        self.fused = on;
+        self.graph = None;
+        self.fused && self.gemv
+    }
+
+    /// Sets the row layout of the fused path's plain GEMVs (see [`GpuOptions::gemv_tile`]).
+    pub fn set_gemv_tile(&mut self, tile: GemvTile) {
+        self.tile = tile;
+        self.graph = None;
     }
 
     /// Whether decode steps are captured into and replayed from a CUDA graph.
@@ -1042,6 +1173,8 @@ impl GpuModel {
             seq: self.alloc(&what("sequence ids"), m)?,
             pos: self.alloc(&what("positions"), m)?,
             seq_off: self.alloc(&what("sequence offsets"), m)?,
+            pre: self.alloc(&what("shared-prefix descriptors"), 2 * m)?,
+            prefill: false,
             x: self.alloc(&what("residual stream"), m * h)?,
             qkv: self.alloc(&what("qkv"), m * wq)?,
             gu: self.alloc(&what("gate/up"), m * 2 * f)?,
@@ -1123,6 +1256,7 @@ impl GpuModel {
             || plan.seq.len() != m
             || plan.pos.len() != m
             || plan.seq_off.len() > m
+            || (!plan.pre.is_empty() && plan.pre.len() != 2 * plan.seq_off.len())
         {
             return Err(GpuError::invalid(format!("row plan does not fit {m} rows")));
         }
@@ -1131,6 +1265,14 @@ impl GpuModel {
                 let off = plan.seq_off.get(s as usize).copied().unwrap_or(u32::MAX) as usize;
                 if off.saturating_add(p.max(0) as usize) >= kv_tokens {
                     return Err(GpuError::invalid(format!("row {r}: KV slot outside the cache")));
+                }
+                if let Some(d) = plan.pre.get(2 * s as usize..2 * s as usize + 2) {
+                    let (po, pl) = (d[0] as usize, d[1] as usize);
+                    if pl > 0 && (po.saturating_add(pl) > kv_tokens || pl > p.max(0) as usize) {
+                        return Err(GpuError::invalid(format!(
+                            "row {r}: shared prefix outside the cache or after the position"
+                        )));
+                    }
                 }
             }
             if plan.ids[r] as usize >= c.vocab {
@@ -1143,6 +1285,8 @@ impl GpuModel {
         self.upload_into(&plan.ids, &mut sc.ids, "token ids")?;
         self.upload_into(&plan.seq, &mut sc.seq, "sequence ids")?;
         self.upload_into(&plan.pos, &mut sc.pos, "positions")?;
+        sc.prefill = !plan.pre.is_empty();
+        self.upload_into(&plan.pre, &mut sc.pre, "shared-prefix descriptors")?;
         self.upload_into(&plan.seq_off, &mut sc.seq_off, "sequence offsets")
     }
 
@@ -1170,6 +1314,11 @@ impl GpuModel {
             let table = self.embed.ptr(&self.stream);
             // ids < vocab (checked), table holds vocab·h, x holds m·h.
             launch!(self, ename, grid((m * h) as u64, sms), [&table, &sc.ids, &sc.x, &m32, &h32])?;
+        }
+        // Generation passes (no shared-prefix descriptors) of few rows: the fused decode
+        // layers. Scoring passes keep the scoring attention kernel, which reads the prefixes.
+        if !sc.prefill && self.fused_fits(m) {
+            return self.fused_layers(sc, kv, kv_tokens);
         }
         let per_layer = kv_tokens * nkv * d;
         let table_len = self.rope_len as u32;
@@ -1226,12 +1375,23 @@ impl GpuModel {
         let (nh32, nkv32, d32) = (c.n_heads as u32, c.n_kv_heads as u32, c.head_dim as u32);
         let eps = c.rms_eps;
         let null: u64 = 0;
-        let Scratch { x, gu, qkv, seq, pos, seq_off, act, .. } = sc;
+        let Scratch { x, gu, qkv, seq, pos, seq_off, pre, prefill, act, .. } = sc;
         // Kernel launches below: rmsnorm/quant kernels run one block per row over k columns of
         // buffers holding m·k; attention one block per (head, row) reading the cache slots the
         // rope kernel wrote; swiglu reads m·2f and writes m·f.
         let attn_cfg =
             LaunchConfig { grid_dim: (nh32, m32, 1), block_dim: (128, 1, 1), shared_mem_bytes: 0 };
+        // Scoring attention: one block per (row, kv head, group of ≤ 8 query heads), one warp
+        // per query head, a chunk of `ch` keys staged in shared memory (see model.cu).
+        let prefill = *prefill;
+        let group = c.n_heads / c.n_kv_heads.max(1);
+        let ch = (4096 / c.head_dim.max(1)).min(32);
+        let pf_cfg = LaunchConfig {
+            grid_dim: (m32, nkv32, group.div_ceil(8) as u32),
+            block_dim: (32 * group.min(8) as u32, 1, 1),
+            shared_mem_bytes: (4 * (ch * (c.head_dim + 4) + ch * c.head_dim + 8 * c.head_dim))
+                as u32,
+        };
         macro_rules! float_stage {
             ($suffix:literal, $out:expr) => {{
                 let out = $out;
@@ -1241,6 +1401,15 @@ impl GpuModel {
                         concat!("rmsnorm_", $suffix),
                         rows_cfg(m, 256),
                         [&*x, &null, w, out, &h32, &eps,]
+                    ),
+                    Source::Attn { kc, vc, scale, window } if prefill => launch!(
+                        self,
+                        concat!("attention_prefill_", $suffix),
+                        pf_cfg,
+                        [
+                            &*qkv, &*seq, &*pos, &*seq_off, &*pre, kc, vc, out, &nh32, &nkv32,
+                            &d32, &scale, &window,
+                        ]
                     ),
                     Source::Attn { kc, vc, scale, window } => launch!(
                         self,
@@ -1466,6 +1635,15 @@ impl GpuModel {
         launch!(self, name, cfg, [&w, &scale, &x, &y, &m32, &n32, &k32, &n32, &addi])
     }
 
+    /// Activation type the LM head takes (f16 for the int8 head, else the head's own type).
+    fn head_act_ty(&self) -> InType {
+        if self.head_i8.is_some() {
+            InType::F16
+        } else {
+            self.head.as_ref().unwrap_or(&self.embed).ty()
+        }
+    }
+
     fn head_rows_cap(&self) -> usize {
         (HEAD_CHUNK_ELEMS / self.cfg.vocab.max(1)).clamp(16, 1024)
     }
@@ -1485,7 +1663,7 @@ impl GpuModel {
     /// LM-head buffers for `rows` rows and `picks_cap` picked logits.
     fn new_head_scratch(&self, rows: usize, picks_cap: usize) -> Result<HeadScratch> {
         let (h, v) = (self.cfg.hidden, self.cfg.vocab);
-        let head_ty = self.head.as_ref().unwrap_or(&self.embed).ty();
+        let head_ty = self.head_act_ty();
         let act = self.dense_buf("LM-head input", head_ty, rows * h)?;
         let bytes = act.bytes() + (rows * (4 * v + 8 + 8) + 12 * picks_cap) as u64;
         Ok(HeadScratch {
@@ -1495,6 +1673,8 @@ impl GpuModel {
             logits: self.alloc(&format!("logits for {rows} rows × {v}"), rows * v)?,
             lse: self.alloc("log-partition per row", rows)?,
             amax: self.alloc("argmax per row", rows)?,
+            amax_slot: self.alloc("argmax slot per row", rows)?,
+            amax_count: self.alloc("argmax block count per row", rows)?,
             pick_rows: self.alloc("scored rows", picks_cap)?,
             pick_tgts: self.alloc("scored targets", picks_cap)?,
             picks: self.alloc("scored logits", picks_cap)?,
@@ -1536,11 +1716,36 @@ impl GpuModel {
         r: usize,
         (h, v): (usize, usize),
         lim32: u32,
+        argmax_only: bool,
     ) -> Result<()> {
         let s = &self.stream;
         let head_w = self.head.as_ref().unwrap_or(&self.embed);
         let eps = self.cfg.rms_eps;
         let (h32, v32) = (h as u32, v as u32);
+        let head_wty = if self.head_i8.is_some() {
+            decode::WeightTy::I8
+        } else {
+            decode::WeightTy::Dense(head_w.ty())
+        };
+        if self.fused_head_fits(r, head_wty, hs.act.ty()) {
+            self.fused_head(hs, x, r, (h, v))?;
+            let (lg, lse, am) = (&hs.logits, &hs.lse, &hs.amax);
+            return if argmax_only {
+                let (slot, count) = (&hs.amax_slot, &hs.amax_count);
+                let blocks =
+                    v.div_ceil(2048).clamp(1, self.dev.info().multiprocessors.max(1) as usize);
+                let cfg = LaunchConfig {
+                    grid_dim: (blocks as u32, r as u32, 1),
+                    block_dim: (256, 1, 1),
+                    shared_mem_bytes: 0,
+                };
+                // grid.y = r rows of vocab logits; amax, slot and count hold rows ≥ r entries.
+                launch!(self, "argmax_rows", cfg, [lg, &v32, &lim32, slot, count, am])
+            } else {
+                // One block per row over vocab logits; lse/amax hold rows entries.
+                launch!(self, "row_stats", rows_cfg(r, 256), [lg, &v32, &lim32, lse, am])
+            };
+        }
         let norm_name = match hs.act.suffix() {
             "f32" => "rmsnorm_f32",
             "f16" => "rmsnorm_f16",
@@ -1554,7 +1759,17 @@ impl GpuModel {
             launch!(self, norm_name, rows_cfg(r, 256), [x, idxb, &self.norm, &actp, &h32, &eps])?;
         }
         let (lp, _g) = hs.logits.device_ptr(s);
-        if self.gemv_fits(head_w.ty(), r, h) && hs.act.ty() == head_w.ty() {
+        if let Some(q) = &self.head_i8 {
+            let (wp, _gw) = q.codes().as_cudarc().device_ptr(s);
+            let (sp, _gs) = q.scales().as_cudarc().device_ptr(s);
+            if hs.act.ty() != InType::F16 {
+                return Err(GpuError::invalid("int8 LM head: activation buffer not f16"));
+            }
+            // SAFETY: the codes hold vocab·h int8 and the scales vocab f32 (quantized so), act
+            // ≥ r·h f16 (written above), logits ≥ rows·vocab f32; h % 16 == 0 (checked at load);
+            // whole allocations, so aligned. Any r: the kernel tiles M over grid.y.
+            unsafe { self.gemv(GemvWeight::I8, wp, sp, hs.act.ptr(s), lp, (r, v, h), false)? };
+        } else if self.gemv_fits(head_w.ty(), r, h) && hs.act.ty() == head_w.ty() {
             // SAFETY: the head weight holds vocab·h elements of its type, act ≥ r·h of the same
             // type (written above), logits ≥ rows·vocab f32; h is a multiple of the vector
             // width (gemv_fits); whole allocations, so aligned.
@@ -1613,7 +1828,7 @@ impl GpuModel {
             let tg = &targets[ci * chunk..ci * chunk + rows.len()];
             let r = rows.len();
             self.upload_into(rows, &mut hs.idx, "LM-head row indices")?;
-            self.head_enqueue(hs, x, r, (h, v), lim32)?;
+            self.head_enqueue(hs, x, r, (h, v), lim32, false)?;
             let mut prow = Vec::new();
             let mut ptgt = Vec::new();
             for (i, t) in tg.iter().enumerate() {
@@ -1691,12 +1906,31 @@ impl GpuModel {
         score: &[Vec<usize>],
         targets: &[Vec<Vec<u32>>],
     ) -> Result<Vec<Vec<RowScore>>> {
+        let packed: Vec<PackedSeq<'_>> = seqs.iter().map(|s| PackedSeq::new(s)).collect();
+        self.score_packed(&packed, score, targets)
+    }
+
+    /// [`GpuModel::score_batch`] with shared prefixes: a sequence with
+    /// [`PackedSeq::prefix`] `Some((i, n))` continues the first `n` tokens of sequence `i` of
+    /// the same pass (run once, attended to by every continuation). `score[s]` indexes the
+    /// sequence's own tokens. Results equal running each continuation's whole input (prefix
+    /// and own tokens) as a sequence of its own, up to float rounding.
+    ///
+    /// # Errors
+    /// A prefix that is not an earlier, unprefixed sequence at least `n` tokens long; as
+    /// [`GpuModel::score_batch`].
+    pub fn score_packed(
+        &mut self,
+        seqs: &[PackedSeq<'_>],
+        score: &[Vec<usize>],
+        targets: &[Vec<Vec<u32>>],
+    ) -> Result<Vec<Vec<RowScore>>> {
         if score.len() != seqs.len() || targets.len() != seqs.len() {
             return Err(GpuError::invalid(
                 "score_batch: one position list and target list per sequence",
             ));
         }
-        let total: usize = seqs.iter().map(|s| s.len()).sum();
+        let total: usize = seqs.iter().map(|s| s.tokens.len()).sum();
         if total == 0 {
             return Ok(vec![Vec::new(); seqs.len()]);
         }
@@ -1704,13 +1938,31 @@ impl GpuModel {
         let mut plan = RowPlan { real: total, ..Default::default() };
         let mut off = 0usize;
         for (si, s) in seqs.iter().enumerate() {
-            plan.seq_off.push(off as u32);
-            for (p, &t) in s.iter().enumerate() {
+            let (poff, plen) = match s.prefix {
+                None => (0, 0),
+                Some((i, n)) => {
+                    let ok = i < si
+                        && seqs[i].prefix.is_none()
+                        && n <= seqs[i].tokens.len()
+                        && n <= u32::MAX as usize;
+                    if !ok {
+                        return Err(GpuError::invalid(format!(
+                            "sequence {si}: prefix ({i}, {n}) is not the head of an earlier \
+                             sequence without a prefix"
+                        )));
+                    }
+                    (plan.seq_off[i], n)
+                }
+            };
+            // Own tokens at slots off.., positions plen..: seq_off + position = slot.
+            plan.seq_off.push((off - plen) as u32);
+            plan.pre.extend([poff, plen as u32]);
+            for (p, &t) in s.tokens.iter().enumerate() {
                 plan.ids.push(t);
                 plan.seq.push(si as i32);
-                plan.pos.push(p as i32);
+                plan.pos.push((plen + p) as i32);
             }
-            off += s.len();
+            off += s.tokens.len();
         }
         plan.ids.resize(m, 0);
         plan.seq.resize(m, -1);
@@ -1738,17 +1990,17 @@ impl GpuModel {
                 )));
             }
             for (j, &p) in score[si].iter().enumerate() {
-                if p >= s.len() {
+                if p >= s.tokens.len() {
                     self.put_scratch(sc);
                     return Err(GpuError::invalid(format!(
                         "sequence {si}: position {p} beyond its {} tokens",
-                        s.len()
+                        s.tokens.len()
                     )));
                 }
                 idx.push((base + p) as u32);
                 tg.push(targets[si][j].clone());
             }
-            base += s.len();
+            base += s.tokens.len();
         }
         let vocab = self.cfg.vocab;
         let res = self.head(&sc.x, &idx, &tg, vocab, false);
@@ -1763,11 +2015,26 @@ impl GpuModel {
     }
 
     /// Logits `[position][vocab]` at every position of one sequence from scratch (for checks
-    /// against the CPU reference).
+    /// against the CPU reference), computed as a scoring pass.
     ///
     /// # Errors
     /// As [`GpuModel::score_batch`].
     pub fn logits_for(&mut self, tokens: &[u32]) -> Result<Vec<Vec<f32>>> {
+        self.logits_pass(tokens, false)
+    }
+
+    /// As [`GpuModel::logits_for`], computed as a generation pass (the pass a greedy prompt
+    /// prefill runs): sequences of at most [`GEMV_DENSE_MAX_M`] tokens take the fused decode
+    /// layers when [`GpuOptions::fused_decode`] is on — for checking the fused kernels' logits
+    /// (scoring passes never take them).
+    ///
+    /// # Errors
+    /// As [`GpuModel::score_batch`].
+    pub fn generation_logits_for(&mut self, tokens: &[u32]) -> Result<Vec<Vec<f32>>> {
+        self.logits_pass(tokens, true)
+    }
+
+    fn logits_pass(&mut self, tokens: &[u32], generation: bool) -> Result<Vec<Vec<f32>>> {
         let n = tokens.len();
         if n == 0 {
             return Ok(Vec::new());
@@ -1778,6 +2045,7 @@ impl GpuModel {
             seq: vec![0; n],
             pos: (0..n as i32).collect(),
             seq_off: vec![0],
+            pre: if generation { Vec::new() } else { vec![0, 0] },
             real: n,
         };
         plan.ids.resize(m, 0);
@@ -1932,7 +2200,8 @@ impl GpuModel {
             GpuScheme::W8A8 | GpuScheme::Dynamic => false,
         };
         let head_ty = self.head.as_ref().unwrap_or(&self.embed).ty();
-        layers_ok && self.gemv_fits(head_ty, m, c.hidden)
+        // The int8 head: its GEMV takes any row count (h % 16 checked at load).
+        layers_ok && (self.head_i8.is_some() || self.gemv_fits(head_ty, m, c.hidden))
     }
 
     /// One decode step of `plan` (`m` rows, the argmax taken at every row) replayed from a
@@ -1985,7 +2254,7 @@ impl GpuModel {
             .map_err(|e| GpuError::driver("cuStreamBeginCapture", ord, "decode graph", e))?;
         let work = self
             .enqueue_forward(&mut sc, kv, key.kv_tokens, key.m)
-            .and_then(|()| self.head_enqueue(&hs, &sc.x, key.m, (h, v), lim32));
+            .and_then(|()| self.head_enqueue(&hs, &sc.x, key.m, (h, v), lim32, true));
         // Always end the capture, also after a failed launch, so the stream stays usable.
         let graph = self.stream.end_capture(ds::CUgraphInstantiate_flags(0));
         work?;

@@ -255,7 +255,7 @@ impl CudaDevice {
             ctx,
             stream,
             kernels: Mutex::new(None),
-            tuning: Mutex::new(Tuning::default()),
+            tuning: Mutex::new(Tuning::from_env()),
             lt: Mutex::new(None),
             blas: Mutex::new(None),
         })
@@ -363,7 +363,7 @@ impl CudaDevice {
         let mut functions = std::collections::HashMap::new();
         for &name in kernels::ENTRY_POINTS {
             let f = module.load_function(name).map_err(self.err("cuModuleGetFunction"))?;
-            if name.starts_with("quant_rows_tiles") {
+            if name.starts_with("quant_rows_tiles") || name.starts_with("quant_tensor_coop") {
                 // the pipelined row kernels may use more than the default 48 KiB of dynamic
                 // shared memory (long rows); the launch asks only for what it needs
                 f.set_attribute(
@@ -508,6 +508,39 @@ pub struct Tuning {
     pub w8a16_unroll: u32,
     /// Warps per block of the W8A16 kernels (4 or 8).
     pub w8a16_warps: u32,
+    /// Register-resident row quantizer for f32 inputs: preferred 16-byte vectors per lane and
+    /// group (1, 2, 4, 8 or 16; a group of LV ≤ 512 vectors gets a team of
+    /// `next_pow2(LV / this)` ≤ 32 lanes), or 0 to use the pipelined kernel instead. Groups of
+    /// more than 512 vectors (8 KiB) always take the pipelined kernel.
+    pub quant_reg_vectors_f32: u32,
+    /// The same for f16/bf16 inputs.
+    pub quant_reg_vectors_half: u32,
+    /// The same for groups of at most 8 vectors (e.g. GGML Q8_0's 32 elements), either input
+    /// width (1, 2, 4 or 8; a value of 0 in the two fields above still switches the kernel off).
+    pub quant_reg_vectors_small: u32,
+    /// Threads per block of the register-resident row quantizer (64, 128 or 256).
+    pub quant_reg_threads: u32,
+    /// Dequantize: 16-byte output vectors per thread and step whose loads are all in flight
+    /// before the first store (4 or 8), or 0 for the session-2 kernel.
+    pub dequant_unroll: u32,
+    /// Dequantize: streaming cache hints (`ld.cs`/`st.cs`) instead of the default ones.
+    pub dequant_streaming: bool,
+    /// Dequantize: resident blocks of 256 threads per multiprocessor the grid is sized for
+    /// (4, 8 or 16).
+    pub dequant_blocks_per_sm: u32,
+    /// Per-tensor quantization of an input that fits in the multiprocessors' shared memory
+    /// (see [`CudaDevice::one_pass_tensor_capacity_bytes`]) in one cooperative kernel (one pass
+    /// over memory) instead of two passes.
+    pub quant_one_pass_tensor: bool,
+    /// Groups of 257..=512 16-byte vectors (e.g. 4096-element f16/bf16 rows, 2048-element f32
+    /// rows): warps per group of the split register kernel (4: each lane holds 4 vectors, the
+    /// four warps meet in shared memory, the next group's loads are issued before the current
+    /// one is reduced), or 0 for one warp per group (16 vectors per lane).
+    pub quant_split_warps: u32,
+    /// Groups of 4 16-byte vectors from f16/bf16 (e.g. GGML Q8_0's 32 elements): the paired
+    /// kernel (two lanes per two groups, each lane forming one group's parameters) instead of
+    /// the in-warp register kernel with `quant_reg_vectors_small`.
+    pub quant_reg_pair: bool,
 }
 
 impl Default for Tuning {
@@ -520,11 +553,108 @@ impl Default for Tuning {
             w8a16_rows: 2,
             w8a16_unroll: 2,
             w8a16_warps: 8,
+            quant_reg_vectors_f32: 4,
+            quant_reg_vectors_half: 4,
+            quant_reg_vectors_small: 2,
+            quant_reg_threads: 256,
+            dequant_unroll: 4,
+            dequant_streaming: true,
+            dequant_blocks_per_sm: 4,
+            quant_one_pass_tensor: true,
+            quant_split_warps: 4,
+            quant_reg_pair: true,
         }
     }
 }
 
 impl Tuning {
+    /// Name of the environment variable [`from_env`](Self::from_env) reads.
+    pub const ENV: &'static str = "EAI_QUANT_TUNING";
+
+    /// The defaults with overrides from `EAI_QUANT_TUNING`, a comma-separated list of
+    /// `field=value` (field names as in this struct, e.g.
+    /// `quant_reg_threads=128,dequant_unroll=8`). Unknown fields and unparsable values
+    /// are ignored with a warning; values are clamped as by [`CudaDevice::set_tuning`].
+    /// [`CudaDevice::open`] starts from this.
+    pub fn from_env() -> Self {
+        match std::env::var(Self::ENV) {
+            Ok(spec) => Self::default().with_overrides(&spec),
+            Err(_) => Self::default(),
+        }
+    }
+
+    /// These settings with `field=value` overrides (see [`from_env`](Self::from_env)).
+    pub fn with_overrides(self, spec: &str) -> Self {
+        let mut t = self;
+        for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let Some((key, value)) = item.split_once('=') else {
+                tracing::warn!(item, "{}: expected field=value", Self::ENV);
+                continue;
+            };
+            let (key, value) = (key.trim(), value.trim());
+            let num = value.parse::<u32>();
+            let field = match key {
+                "quant_stages" => Some(&mut t.quant_stages),
+                "quant_tile_bytes" => Some(&mut t.quant_tile_bytes),
+                "quant_threads" => Some(&mut t.quant_threads),
+                "quant_vectors_per_lane" => Some(&mut t.quant_vectors_per_lane),
+                "w8a16_rows" => Some(&mut t.w8a16_rows),
+                "w8a16_unroll" => Some(&mut t.w8a16_unroll),
+                "w8a16_warps" => Some(&mut t.w8a16_warps),
+                "quant_reg_vectors_f32" => Some(&mut t.quant_reg_vectors_f32),
+                "quant_reg_vectors_half" => Some(&mut t.quant_reg_vectors_half),
+                "quant_reg_vectors_small" => Some(&mut t.quant_reg_vectors_small),
+                "quant_reg_threads" => Some(&mut t.quant_reg_threads),
+                "dequant_unroll" => Some(&mut t.dequant_unroll),
+                "dequant_blocks_per_sm" => Some(&mut t.dequant_blocks_per_sm),
+                "quant_split_warps" => Some(&mut t.quant_split_warps),
+                _ => None,
+            };
+            match (key, field, num) {
+                (_, Some(f), Ok(v)) => *f = v,
+                ("dequant_streaming" | "quant_one_pass_tensor" | "quant_reg_pair", None, _) => {
+                    match value.parse::<bool>() {
+                        Ok(b) if key == "dequant_streaming" => t.dequant_streaming = b,
+                        Ok(b) if key == "quant_reg_pair" => t.quant_reg_pair = b,
+                        Ok(b) => t.quant_one_pass_tensor = b,
+                        Err(_) => tracing::warn!(item, "{}: not true/false", Self::ENV),
+                    }
+                }
+                _ => tracing::warn!(item, "{}: unknown field or bad value", Self::ENV),
+            }
+        }
+        t.clamped()
+    }
+
+    /// The settings as `field=value,…`, the format [`with_overrides`](Self::with_overrides)
+    /// reads.
+    pub fn to_overrides(&self) -> String {
+        format!(
+            "quant_stages={},quant_tile_bytes={},quant_threads={},quant_vectors_per_lane={},\
+             w8a16_rows={},w8a16_unroll={},w8a16_warps={},quant_reg_vectors_f32={},\
+             quant_reg_vectors_half={},quant_reg_vectors_small={},quant_reg_threads={},\
+             dequant_unroll={},dequant_streaming={},dequant_blocks_per_sm={},\
+             quant_one_pass_tensor={},quant_split_warps={},quant_reg_pair={}",
+            self.quant_stages,
+            self.quant_tile_bytes,
+            self.quant_threads,
+            self.quant_vectors_per_lane,
+            self.w8a16_rows,
+            self.w8a16_unroll,
+            self.w8a16_warps,
+            self.quant_reg_vectors_f32,
+            self.quant_reg_vectors_half,
+            self.quant_reg_vectors_small,
+            self.quant_reg_threads,
+            self.dequant_unroll,
+            self.dequant_streaming,
+            self.dequant_blocks_per_sm,
+            self.quant_one_pass_tensor,
+            self.quant_split_warps,
+            self.quant_reg_pair
+        )
+    }
+
     fn clamped(self) -> Self {
         let pick = |v: u32, allowed: &[u32], d: u32| if allowed.contains(&v) { v } else { d };
         let d = Tuning::default();
@@ -540,6 +670,62 @@ impl Tuning {
             w8a16_rows: pick(self.w8a16_rows, &[1, 2, 4], d.w8a16_rows),
             w8a16_unroll: pick(self.w8a16_unroll, &[1, 2, 4, 8], d.w8a16_unroll),
             w8a16_warps: pick(self.w8a16_warps, &[4, 8], d.w8a16_warps),
+            quant_reg_vectors_f32: pick(
+                self.quant_reg_vectors_f32,
+                &[0, 1, 2, 4, 8, 16],
+                d.quant_reg_vectors_f32,
+            ),
+            quant_reg_vectors_half: pick(
+                self.quant_reg_vectors_half,
+                &[0, 1, 2, 4, 8, 16],
+                d.quant_reg_vectors_half,
+            ),
+            quant_reg_vectors_small: pick(
+                self.quant_reg_vectors_small,
+                &[1, 2, 4, 8],
+                d.quant_reg_vectors_small,
+            ),
+            quant_reg_threads: pick(self.quant_reg_threads, &[64, 128, 256], d.quant_reg_threads),
+            dequant_unroll: pick(self.dequant_unroll, &[0, 4, 8], d.dequant_unroll),
+            dequant_streaming: self.dequant_streaming,
+            dequant_blocks_per_sm: pick(
+                self.dequant_blocks_per_sm,
+                &[4, 8, 16],
+                d.dequant_blocks_per_sm,
+            ),
+            quant_one_pass_tensor: self.quant_one_pass_tensor,
+            quant_split_warps: pick(self.quant_split_warps, &[0, 4], d.quant_split_warps),
+            quant_reg_pair: self.quant_reg_pair,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Tuning;
+
+    #[test]
+    fn tuning_overrides_round_trip_and_ignore_junk() {
+        let d = Tuning::default();
+        assert_eq!(d.with_overrides(&d.to_overrides()), d);
+        let mut t = d;
+        t.quant_reg_vectors_small = 8;
+        t.quant_reg_threads = 64;
+        t.dequant_streaming = !d.dequant_streaming;
+        t.quant_one_pass_tensor = false;
+        t.quant_split_warps = 0;
+        t.quant_reg_pair = !d.quant_reg_pair;
+        assert_eq!(Tuning::default().with_overrides(&t.to_overrides()), t);
+        let o = d.with_overrides(
+            " quant_reg_threads = 128 , nonsense=3, quant_stages=x, dequant_streaming=maybe,",
+        );
+        assert_eq!(o.quant_reg_threads, 128);
+        assert_eq!((o.quant_stages, o.dequant_streaming), (d.quant_stages, d.dequant_streaming));
+        // out-of-range values are clamped to supported ones, as by set_tuning
+        assert_eq!(
+            d.with_overrides("quant_reg_threads=100").quant_reg_threads,
+            d.quant_reg_threads
+        );
+        assert_eq!(d.with_overrides("quant_stages=9").quant_stages, 4);
     }
 }

@@ -62,4 +62,56 @@ impl CudaDevice {
         }
         Ok(())
     }
+
+    /// Traffic probe for benchmarks: reads `read` bytes and writes `write` bytes per item
+    /// (`(read, write)` one of (16, 4), (16, 8), (16, 16), (8, 16), (4, 16)), lanes on
+    /// consecutive items, with no arithmetic beyond an xor: the speed of a memory-bound kernel's
+    /// read:write mix and access pattern without its instructions. Items: as many as both
+    /// buffers hold. Returns the bytes moved (read + written).
+    ///
+    /// # Errors
+    /// [`CudaError::Shape`](super::CudaError::Shape) for another `(read, write)` pair;
+    /// [`CudaError::Driver`](super::CudaError::Driver) on launch failure.
+    pub fn traffic_probe(
+        &self,
+        src: &DeviceBuffer<u8>,
+        dst: &mut DeviceBuffer<u8>,
+        read: usize,
+        write: usize,
+    ) -> Result<u64> {
+        let name = match (read, write) {
+            (16, 4) => "probe_16_4",
+            (16, 8) => "probe_16_8",
+            (16, 16) => "probe_16_16",
+            (8, 16) => "probe_8_16",
+            (4, 16) => "probe_4_16",
+            _ => {
+                return Err(super::CudaError::shape(
+                    "traffic_probe",
+                    format!("no probe reads {read} and writes {write} bytes per item"),
+                ));
+            }
+        };
+        let items = (src.len() / read).min(dst.len() / write) as u64;
+        if items == 0 {
+            return Ok(0);
+        }
+        let kernels = self.kernels()?;
+        let func = kernels.get(name)?;
+        let sms = u64::from(self.info().multiprocessors.max(1));
+        let blocks = items.div_ceil(256).clamp(1, sms * 4) as u32;
+        let cfg = cudarc::driver::LaunchConfig {
+            grid_dim: (blocks, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let mut launch = self.stream.launch_builder(func);
+        launch.arg(&src.slice).arg(&mut dst.slice).arg(&items);
+        // SAFETY: signature (const u8*, u8*, u64 items); item i reads bytes [i·read, (i+1)·read)
+        // of src and writes [i·write, (i+1)·write) of dst, both in bounds for i < items; the
+        // accesses are read- and write-aligned because allocations are 256-byte aligned and
+        // the offsets are multiples of the access width.
+        unsafe { launch.launch(cfg) }.map_err(self.err("cuLaunchKernel(traffic_probe)"))?;
+        Ok(items * (read + write) as u64)
+    }
 }

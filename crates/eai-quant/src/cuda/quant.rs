@@ -2,14 +2,23 @@
 //! bf16 inputs, with the scale reduction on the device; and [`CudaQuantizer`], the CUDA
 //! implementation of the [`Quantizer`] seam.
 //!
-//! Two execution paths, chosen per tensor by [`CudaDevice::quantize_into`]:
-//! - **fused, one pass** for groups that are contiguous runs (per-token, per-channel on axis 0
-//!   or whenever the leading axes have size 1, per-group, small per-tensor): a team of lanes (or
-//!   a 128-thread block for rows of ≥ 1024 elements) loads its group once into registers, reduces
-//!   min/max, forms scale and zero point exactly like [`kernel::group_params`], and writes the
-//!   codes. Per-token dynamic activation quantization is this single kernel.
-//! - **two passes** otherwise (large per-tensor, per-channel on an inner axis): min/max per group
-//!   with order-preserving integer atomics, parameters per group, then an element-wise pass.
+//! Execution paths, chosen per tensor by [`CudaDevice::quantize_into`]:
+//! - **one pass** for groups that are contiguous runs (per-token, per-channel on axis 0 or
+//!   whenever the leading axes have size 1, per-group, small per-tensor): groups of up to 8 KiB
+//!   are held in registers by a team of lanes (packed NaN-propagating min/max, a warp vote for
+//!   non-finite values, parameters exactly like [`kernel::group_params`], codes from the same
+//!   registers) — groups of 4–8 KiB by a team of four warps that meet in shared memory, 16-bit
+//!   groups of 32 elements (Q8_0) by lane pairs that each form one group's parameters; longer
+//!   groups stream through a shared-memory `cp.async` pipeline; ragged rows use plain register
+//!   kernels. Per-token dynamic activation quantization is one kernel.
+//! - **one cooperative pass** for per-tensor inputs that fit in the multiprocessors' shared
+//!   memory ([`CudaDevice::one_pass_tensor_capacity_bytes`]): slices stay on chip across a
+//!   grid-wide barrier while the global min/max is formed.
+//! - **two passes** otherwise (larger per-tensor, per-channel on an inner axis): min/max per
+//!   group with order-preserving integer atomics, parameters per group, then an element-wise
+//!   pass.
+//!
+//! Launch parameters ([`Tuning`](super::Tuning)) change speed only, never bits.
 //!
 //! Errors keep their CPU meaning: non-finite input under [`NonFinite::Reject`] reports the first
 //! offending element in row-major order, an unrepresentable scale reports the first bad group.
@@ -237,6 +246,74 @@ fn cols_vectorizable(channels: u64, inner: u64, elem_bytes: u64) -> bool {
     (inner == 1 && channels.is_multiple_of(w)) || inner.is_multiple_of(w)
 }
 
+/// Layout of the register-resident row kernel (`struct RegArgs` in `kernels/quant.cu`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RegArgs {
+    groups: u64,
+    len: u64,
+    lv: u32,
+    ts: u32,
+    log_ts: u32,
+    unused: u32,
+}
+
+// SAFETY: `#[repr(C)]`, `Copy`, two u64 followed by four u32 (32 bytes, no padding, no
+// pointers), matching `struct RegArgs` in kernels/quant.cu field for field.
+unsafe impl DeviceRepr for RegArgs {}
+
+/// Most 16-byte vectors a lane of the register kernel holds (its largest variant).
+const REG_MAX_VECTORS: u32 = 16;
+
+/// Plan of the register-resident row kernel: `(args, vectors per lane)`, or `None` when it
+/// does not apply (a group's bytes not a multiple of 16, more than 32 · 16 vectors per group,
+/// or the kernel switched off with `v_pref == 0`).
+fn reg_plan(groups: u64, len: u64, elem_bytes: u64, v_pref: u32) -> Option<(RegArgs, u32)> {
+    let row_bytes = len.checked_mul(elem_bytes)?;
+    if v_pref == 0 || groups == 0 || len == 0 || !row_bytes.is_multiple_of(16) {
+        return None;
+    }
+    let lv = u32::try_from(row_bytes / 16).ok()?;
+    if lv > 32 * REG_MAX_VECTORS {
+        return None;
+    }
+    // at least enough vectors per lane for a warp to hold the group, at most what one lane
+    // would need alone
+    let v = v_pref.max(lv.div_ceil(32).next_power_of_two()).min(lv.next_power_of_two());
+    let ts = lv.div_ceil(v).next_power_of_two().min(32);
+    Some((
+        RegArgs { groups, len, lv, ts, log_ts: ts.trailing_zeros(), unused: 0 },
+        v.min(REG_MAX_VECTORS),
+    ))
+}
+
+/// Threads per block of the split register kernels (8 warps; `rows_split` in quant.cu).
+const SPLIT_THREADS: u32 = 256;
+
+/// Plan of the split register kernel (a team of `warps` = 4 whole warps per group, 4 vectors
+/// per lane, 512 per team) for a group the in-warp kernel would hold in 16 vectors per lane
+/// (256 < LV ≤ 512), or `None` (split kernel off with `warps == 0`, or a smaller group).
+fn split_plan(reg: RegArgs, warps: u32) -> Option<(RegArgs, u32)> {
+    if warps != 4 || reg.lv <= 256 || reg.lv > 32 * REG_MAX_VECTORS {
+        return None;
+    }
+    let ts = 32 * warps;
+    Some((RegArgs { ts, log_ts: ts.trailing_zeros(), ..reg }, 512 / ts))
+}
+
+/// "Vectors per lane" tag of the paired small-group kernels in a plan (each lane holds LV).
+const PAIR: u32 = 0;
+
+/// Plan of the paired small-group kernel (2 lanes per 2 groups of 4 vectors, e.g. Q8_0 from
+/// f16/bf16, each lane holding 4 vectors; `rows_pair` in quant.cu), or `None` (off, f32 input,
+/// or another group size).
+fn pair_plan(reg: RegArgs, elem_bytes: u64, on: bool) -> Option<(RegArgs, u32)> {
+    (on && elem_bytes == 2 && reg.lv == 4).then_some((RegArgs { ts: 2, log_ts: 1, ..reg }, PAIR))
+}
+
+/// Groups of at most this many 16-byte vectors use `Tuning::quant_reg_vectors_small`.
+const REG_SMALL_GROUP: u64 = 8;
+
 /// How a tensor's groups map onto the kernels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Path {
@@ -307,6 +384,9 @@ pub struct DeviceQuantized {
     invs: DeviceBuffer<f32>,
     ord: DeviceBuffer<u32>,
     flags: DeviceBuffer<u64>,
+    /// The zero point every group has, when they all have the same (symmetric specs): the
+    /// dequantize kernels then skip loading them.
+    uniform_zp: Option<i32>,
 }
 
 impl DeviceQuantized {
@@ -421,6 +501,18 @@ fn kernel_name(base: &'static str, suf: &'static str) -> &'static str {
         };
     }
     pick!(
+        "quant_rows_reg1",
+        "quant_rows_reg2",
+        "quant_rows_reg4",
+        "quant_rows_reg8",
+        "quant_rows_reg16",
+        "quant_rows_split4x4",
+        "quant_rows_pair4",
+        "dequant_4s",
+        "dequant_8s",
+        "dequant_4w",
+        "dequant_8w",
+        "quant_tensor_coop",
         "quant_rows_tiles2",
         "quant_rows_tiles3",
         "quant_rows_tiles4",
@@ -435,7 +527,36 @@ fn kernel_name(base: &'static str, suf: &'static str) -> &'static str {
     )
 }
 
+/// Threads per block of the one-pass per-tensor kernel.
+const ONE_PASS_THREADS: u32 = 1024;
+
 impl CudaDevice {
+    /// Largest input (in bytes) that per-tensor quantization handles in one pass over memory:
+    /// every multiprocessor holds a slice of the input in shared memory across a grid-wide
+    /// barrier. Larger inputs take two passes (statistics, then codes).
+    pub fn one_pass_tensor_capacity_bytes(&self) -> u64 {
+        u64::from(self.info().multiprocessors) * (self.tile_smem_limit() & !15)
+    }
+
+    /// Grid (one block per multiprocessor) and 16-byte vectors per block of the one-pass
+    /// per-tensor kernel for `n` elements of `elem_bytes`, or `None` when it does not apply
+    /// (bytes not a multiple of 16, or more than fits in shared memory).
+    fn one_pass_chunk(&self, n: u64, elem_bytes: u64) -> Option<(u32, u64)> {
+        let bytes = n.checked_mul(elem_bytes)?;
+        if bytes == 0 || !bytes.is_multiple_of(16) || bytes > self.one_pass_tensor_capacity_bytes()
+        {
+            return None;
+        }
+        let sms = u64::from(self.info().multiprocessors.max(1));
+        let nv = bytes / 16;
+        let chunk = nv.div_ceil(sms);
+        let blocks = nv.div_ceil(chunk);
+        if chunk * 16 > self.tile_smem_limit() {
+            return None;
+        }
+        Some((u32::try_from(blocks).ok()?, chunk))
+    }
+
     /// Allocates the device output for quantizing a tensor of `shape` under `spec` (`name`
     /// identifies it in errors).
     ///
@@ -474,7 +595,10 @@ impl CudaDevice {
             zero_points: self.zeros(groups)?,
             invs: self.zeros(groups)?,
             ord: self.zeros(2 * groups)?,
-            flags: self.zeros(2)?,
+            flags: self.zeros(3)?,
+            // group_params gives every group of a symmetric spec the symmetric zero point
+            // (after a failed quantization, reported by `check`, the contents are unspecified)
+            uniform_zp: (spec.mapping == Mapping::Symmetric).then(|| spec.symmetric_zero_point()),
         })
     }
 
@@ -525,8 +649,79 @@ impl CudaDevice {
         match out.path {
             Path::Rows { groups, len } => {
                 let eb = std::mem::size_of::<T>() as u64;
-                let plan = tile_plan(groups, len, eb, &self.tuning(), self.tile_smem_limit());
-                if let Some(plan) = plan {
+                let tuning = self.tuning();
+                let v_pref = if (eb == 4 && tuning.quant_reg_vectors_f32 == 0)
+                    || (eb != 4 && tuning.quant_reg_vectors_half == 0)
+                {
+                    0
+                } else if (len * eb).div_ceil(16) <= REG_SMALL_GROUP {
+                    tuning.quant_reg_vectors_small
+                } else if eb == 4 {
+                    tuning.quant_reg_vectors_f32
+                } else {
+                    tuning.quant_reg_vectors_half
+                };
+                let reg = reg_plan(groups, len, eb, v_pref);
+                let plan = tile_plan(groups, len, eb, &tuning, self.tile_smem_limit());
+                let split = reg.and_then(|(args, _)| split_plan(args, tuning.quant_split_warps));
+                let pair = reg.and_then(|(args, _)| pair_plan(args, eb, tuning.quant_reg_pair));
+                let reg = split.or(pair).or(reg);
+                let threads =
+                    if split.is_some() { SPLIT_THREADS } else { tuning.quant_reg_threads };
+                if let Some((args, v)) = reg {
+                    let base = match (v, args.ts) {
+                        (PAIR, _) => "quant_rows_pair4",
+                        (4, 128) => "quant_rows_split4x4",
+                        (1, _) => "quant_rows_reg1",
+                        (2, _) => "quant_rows_reg2",
+                        (4, _) => "quant_rows_reg4",
+                        (8, _) => "quant_rows_reg8",
+                        _ => "quant_rows_reg16",
+                    };
+                    let f = kernels.get(kernel_name(base, suf))?;
+                    let per_sm = f
+                        .occupancy_max_active_blocks_per_multiprocessor(threads, 0, None)
+                        .map_err(self.err("cuOccupancyMaxActiveBlocksPerMultiprocessor"))?
+                        .max(1);
+                    // in-warp teams: 32 / TS groups per warp (pairs: 32); split teams: TS / 32
+                    // warps per group
+                    let warps = if v == PAIR {
+                        groups.div_ceil(32)
+                    } else if args.ts > 32 {
+                        groups * u64::from(args.ts / 32)
+                    } else {
+                        groups.div_ceil(u64::from(32 / args.ts))
+                    };
+                    let blocks = warps
+                        .div_ceil(u64::from(threads / 32))
+                        .clamp(1, u64::from(sms.max(1)) * u64::from(per_sm))
+                        as u32;
+                    let cfg = LaunchConfig {
+                        grid_dim: (blocks, 1, 1),
+                        block_dim: (threads, 1, 1),
+                        shared_mem_bytes: 0,
+                    };
+                    let mut l = self.stream.launch_builder(f);
+                    l.arg(&x.slice)
+                        .arg(&mut out.codes.slice)
+                        .arg(&mut out.scales.slice)
+                        .arg(&mut out.zero_points.slice)
+                        .arg(&args)
+                        .arg(&s)
+                        .arg(&bad_ptr)
+                        .arg(&bad_scale_ptr);
+                    // SAFETY: signature (const T*, u8* q, float* scales, int* zps, RegArgs,
+                    // QSpec, u64* bad, u64* bad_scale) matches; x and codes hold G·L elements
+                    // with L·sizeof(T) = 16·LV, so every 16-byte load `x + (g·LV + v)·16` with
+                    // g < G, v < LV is aligned (allocation base 256-byte aligned) and in bounds;
+                    // scales/zps hold G; TS is a power of two ≤ 32 with TS·V ≥ LV (reg_plan) and
+                    // the block a multiple of 32 threads, so teams never straddle warps and every
+                    // warp-wide vote and shuffle is reached by all 32 lanes (the group loop is
+                    // warp-uniform); split kernels (TS = 32·NW, split_plan) run with 256-thread
+                    // blocks, whole teams per block, and their group loop is team-uniform, so
+                    // every named barrier is reached by the team's NW warps.
+                    unsafe { l.launch(cfg) }.map_err(self.err("cuLaunchKernel(quant_rows_reg)"))?;
+                } else if let Some(plan) = plan {
                     let base = match plan.stages {
                         2 => "quant_rows_tiles2",
                         3 => "quant_rows_tiles3",
@@ -616,6 +811,48 @@ impl CudaDevice {
             }
             Path::TwoPass { outer, channels, inner } => {
                 let n = x.len() as u64;
+                let eb = std::mem::size_of::<T>() as u64;
+                let one_pass = if channels == 1 && self.tuning().quant_one_pass_tensor {
+                    self.one_pass_chunk(n, eb)
+                } else {
+                    None
+                };
+                if let Some((blocks, chunk)) = one_pass {
+                    let f = kernels.get(kernel_name("quant_tensor_coop", suf))?;
+                    let smem = u32::try_from(chunk * 16).unwrap_or(u32::MAX);
+                    let cfg = LaunchConfig {
+                        grid_dim: (blocks, 1, 1),
+                        block_dim: (ONE_PASS_THREADS, 1, 1),
+                        shared_mem_bytes: smem,
+                    };
+                    let nv = n * eb / 16;
+                    let barrier_ptr = bad_ptr + 16;
+                    let mut l = self.stream.launch_builder(f);
+                    l.arg(&x.slice)
+                        .arg(&nv)
+                        .arg(&chunk)
+                        .arg(&mut out.codes.slice)
+                        .arg(&mut out.scales.slice)
+                        .arg(&mut out.zero_points.slice)
+                        .arg(&mut out.ord.slice)
+                        .arg(&s)
+                        .arg(&bad_ptr)
+                        .arg(&bad_scale_ptr)
+                        .arg(&barrier_ptr);
+                    // SAFETY: signature (const T*, u64 nv, u64 chunk, u8* q, float* scales,
+                    // int* zps, u32* ord, QSpec, u64* bad, u64* bad_scale, u32* barrier)
+                    // matches; x holds nv 16-byte vectors (n·sizeof(T) = 16·nv, checked by
+                    // one_pass_chunk) and codes n bytes; block b reads vectors
+                    // [b·chunk, min(nv, (b+1)·chunk)) into chunk·16 bytes of dynamic shared
+                    // memory (≤ the limit set on the function at load); ord holds 2 words and
+                    // was reset by quant_init, as was the barrier word (third u64 of `flags`).
+                    // The launch is cooperative, so all `blocks` blocks (sized from the
+                    // occupancy of this configuration) are resident and the grid barrier
+                    // cannot deadlock; the driver refuses the launch otherwise.
+                    unsafe { l.launch_cooperative(cfg) }
+                        .map_err(self.err("cuLaunchCooperativeKernel(quant_tensor_coop)"))?;
+                    return Ok(());
+                }
                 if channels == 1 {
                     let f = kernels.get(kernel_name("quant_stats_all", suf))?;
                     let cfg = grid_stride_config(n.div_ceil(8), sms);
@@ -756,6 +993,10 @@ impl CudaDevice {
         out.codes = self.upload(&codes)?;
         out.scales = self.upload(&q.scales)?;
         out.zero_points = self.upload(&q.zero_points)?;
+        out.uniform_zp = match q.zero_points.split_first() {
+            Some((&z, rest)) if rest.iter().all(|&r| r == z) => Some(z),
+            _ => None,
+        };
         Ok(out)
     }
 
@@ -776,20 +1017,42 @@ impl CudaDevice {
             ));
         }
         let kernels = self.kernels()?;
-        let f = kernels.get(kernel_name("dequant", O::SUFFIX))?;
+        let t = self.tuning();
+        let base = match (t.dequant_unroll, t.dequant_streaming) {
+            (0, _) => "dequant",
+            (8, true) => "dequant_8s",
+            (8, false) => "dequant_8w",
+            (_, true) => "dequant_4s",
+            (_, false) => "dequant_4w",
+        };
+        let f = kernels.get(kernel_name(base, O::SUFFIX))?;
         let n = q.numel() as u64;
         let gi = q.path.group_index(n);
         let signed = i32::from(q.spec.range.is_signed());
-        let cfg = grid_stride_config(n.div_ceil(8), self.info().multiprocessors);
+        let mut cfg = grid_stride_config(n.div_ceil(8), self.info().multiprocessors);
+        if t.dequant_unroll != 0 {
+            let w = if std::mem::size_of::<O>() == 4 { 4 } else { 8 };
+            let max =
+                u64::from(self.info().multiprocessors.max(1)) * u64::from(t.dequant_blocks_per_sm);
+            cfg.grid_dim.0 = n.div_ceil(w * 256).clamp(1, max) as u32;
+        }
+        let zp_uniform = i32::from(q.uniform_zp.is_some());
+        let zp_value = q.uniform_zp.unwrap_or(0);
         let mut l = self.stream.launch_builder(f);
         l.arg(&q.codes.slice)
             .arg(&signed)
             .arg(&n)
             .arg(&gi)
             .arg(&q.scales.slice)
-            .arg(&q.zero_points.slice)
-            .arg(&mut y.slice);
-        // SAFETY: signature (const u8*, int, u64 n, GroupIndex, const float*, const int*, O*);
+            .arg(&q.zero_points.slice);
+        if t.dequant_unroll != 0 {
+            // the batched variants take the uniform zero point
+            l.arg(&zp_uniform).arg(&zp_value);
+        }
+        l.arg(&mut y.slice);
+        // SAFETY: signature (const u8*, int, u64 n, GroupIndex, const float*, const int*, O*)
+        // for `dequant_*`, with (…, const int*, int zp_uniform, int zp_value, O*) for the batched
+        // variants, as pushed above; when zp_uniform is 1 every group's zero point is zp_value;
         // codes and y hold n elements, scales/zps one per group and every group index is below
         // the group count; vectors of W = 4 (f32) or 8 (16-bit) codes only when inner % W == 0
         // (aligned, within one group).
@@ -965,6 +1228,61 @@ mod tests {
     }
 
     #[test]
+    fn reg_plans_cover_the_group_with_one_team() {
+        // per-token bf16 rows of 4096: 512 vectors, a whole warp with 16 each
+        let (a, v) = reg_plan(65_536, 4096, 2, 4).unwrap();
+        assert_eq!((a.lv, a.ts, a.log_ts, v), (512, 32, 5, 16));
+        // group-128 bf16: 16 vectors, teams of 4 lanes × 4
+        let (a, v) = reg_plan(1 << 21, 128, 2, 4).unwrap();
+        assert_eq!((a.lv, a.ts, v), (16, 4, 4));
+        // Q8_0 from bf16: 4 vectors, one lane per group; from f32 with 2 per lane: pairs
+        assert_eq!(reg_plan(1 << 23, 32, 2, 4).map(|(a, v)| (a.ts, v)), Some((1, 4)));
+        assert_eq!(reg_plan(1 << 23, 32, 4, 2).map(|(a, v)| (a.ts, v)), Some((4, 2)));
+        // never more vectors per lane than the group has, ragged vector counts round up
+        assert_eq!(reg_plan(10, 40, 2, 16).map(|(a, v)| (a.lv, a.ts, v)), Some((5, 1, 8)));
+        assert_eq!(reg_plan(10, 40, 2, 1).map(|(a, v)| (a.lv, a.ts, v)), Some((5, 8, 1)));
+        for lv in 1..=512u64 {
+            for vp in [1u32, 2, 4, 8, 16] {
+                let (a, v) = reg_plan(3, lv * 4, 4, vp).unwrap();
+                assert!(a.ts.is_power_of_two() && a.ts <= 32 && v <= REG_MAX_VECTORS);
+                assert!(u64::from(a.ts) * u64::from(v) >= lv, "lv {lv} vp {vp}");
+                assert_eq!(1u32 << a.log_ts, a.ts);
+            }
+        }
+        // off, ragged bytes, or too long for one warp
+        assert!(reg_plan(3, 128, 4, 0).is_none());
+        assert!(reg_plan(3, 129, 4, 4).is_none());
+        assert!(reg_plan(3, 4096, 4, 4).is_none());
+        assert!(reg_plan(3, 2048, 4, 4).is_some());
+    }
+
+    #[test]
+    fn split_plans_cover_long_groups_with_whole_warps() {
+        // a 4096-element bf16 row: 512 vectors over 4 warps of 4 vectors per lane
+        let (reg, _) = reg_plan(65_536, 4096, 2, 4).unwrap();
+        let (a, v) = split_plan(reg, 4).unwrap();
+        assert_eq!((a.ts, a.log_ts, v, a.lv, a.groups), (128, 7, 4, 512, 65_536));
+        // off, unsupported team sizes, and groups the in-warp kernel holds in ≤ 8 vectors/lane
+        assert!(split_plan(reg, 0).is_none() && split_plan(reg, 2).is_none());
+        assert!(split_plan(reg_plan(9, 2048, 2, 4).unwrap().0, 4).is_none());
+        // ragged: 325 vectors (2600 bf16) still fit one team of 512 slots
+        let (a, v) = split_plan(reg_plan(7, 2600, 2, 4).unwrap().0, 4).unwrap();
+        assert!(a.ts * v >= a.lv && a.lv == 325);
+    }
+
+    #[test]
+    fn pair_plans_take_32_element_groups() {
+        // Q8_0 from bf16/f16 (4 vectors); not from f32 (8 vectors), not group-128, not when off
+        let (reg, _) = reg_plan(1 << 23, 32, 2, 2).unwrap();
+        let (a, v) = pair_plan(reg, 2, true).unwrap();
+        assert_eq!((a.lv, a.ts, a.log_ts, v), (4, 2, 1, PAIR));
+        assert!(pair_plan(reg, 2, false).is_none());
+        assert!(pair_plan(reg_plan(1 << 23, 32, 4, 2).unwrap().0, 4, true).is_none());
+        assert!(pair_plan(reg_plan(9, 128, 2, 4).unwrap().0, 2, true).is_none());
+        assert!(pair_plan(reg_plan(9, 8, 2, 4).unwrap().0, 2, true).is_none());
+    }
+
+    #[test]
     fn team_sizes() {
         assert_eq!(team_size(4096, 4), None);
         assert_eq!(team_size(1024, 2), None);
@@ -1011,6 +1329,18 @@ mod tests {
     #[test]
     fn kernel_names_exist() {
         for base in [
+            "quant_rows_reg1",
+            "quant_rows_reg2",
+            "quant_rows_reg4",
+            "quant_rows_reg8",
+            "quant_rows_reg16",
+            "quant_rows_split4x4",
+            "quant_rows_pair4",
+            "dequant_4s",
+            "dequant_8s",
+            "dequant_4w",
+            "dequant_8w",
+            "quant_tensor_coop",
             "quant_rows_tiles2",
             "quant_rows_tiles3",
             "quant_rows_tiles4",

@@ -1,0 +1,593 @@
+//! Fused decode path (session 3): passes of at most [`GEMV_DENSE_MAX_M`] rows run five kernels
+//! per layer (`kernels/decode.cu`): qkv GEMV with RMSNorm in its activation load and bias +
+//! rope + KV-cache write in its epilogue, decode attention, o GEMV + residual, gate/up GEMV with
+//! RMSNorm in its load and SwiGLU in its epilogue, down GEMV + residual; the LM head runs the
+//! final norm in its load.
+
+use cudarc::driver::{CudaSlice, DevicePtr, DeviceRepr, LaunchConfig, PushKernelArg};
+
+use super::{
+    Act, Dense, GEMV_DENSE_MAX_M, GpuLinear, GpuModel, GpuScheme, HeadScratch, Scratch, Weight,
+    find,
+};
+use crate::cuda::blas::InType;
+use crate::cuda::error::{GpuError, Result};
+
+/// Row layout of the fused decode path's plain GEMVs (the o and down projections): output rows
+/// per warp and 16-byte weight vectors in flight per row and lane. Every warp-per-row layout
+/// (`R…`) gives the same bits (each lane accumulates its vectors in increasing k); the
+/// block-split-K layouts (`K…`, one block of 8 warps per rows, its 256 threads striding K
+/// together, per-warp sums added across warps) sum in another, equally deterministic order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GemvTile {
+    /// [`GemvTile::K4U2`], except for int8 weights of a model narrower than
+    /// [`AUTO_TENSOR_CORE_MAX_HIDDEN`] on sm_80+, which take [`GemvTile::T8U4`] (measured on an
+    /// H200 in session 3: K4U2 fastest for FP16 and W8A16 on the Qwen2.5-7B and Mistral-7B
+    /// shapes, +3 to +6 % over session 3's R4U2 default, and for FP16 at SmolLM2's shapes, +5 %
+    /// over R1U8; the tensor-core int8 GEMVs fastest for W8A16 at SmolLM2's shapes, +6 % over
+    /// R1U8, but 13 % slower than K4U2 at 7B).
+    #[default]
+    Auto,
+    /// One row per warp, 8 vectors in flight per lane (4 warps per block).
+    R1U8,
+    /// Two rows per warp, 4 vectors in flight per row (session 2's layout; 4 warps per block).
+    R2U4,
+    /// One row per warp, 4 vectors in flight per lane (4 warps per block).
+    R1U4,
+    /// Four rows per warp, 2 vectors in flight per row (activations widened once per 4 rows).
+    R4U2,
+    /// Four rows per warp, 4 vectors in flight per row.
+    R4U4,
+    /// Block-split K: four rows per block of 8 warps, 2 vectors in flight per row and thread
+    /// (N/4 blocks of 256 threads: for the tall down projection several times the bytes in
+    /// flight of the warp-per-row layouts).
+    K4U2,
+    /// Block-split K: two rows per block of 8 warps, 4 vectors in flight per row and thread.
+    K2U4,
+    /// Block-split K: one row per block of 8 warps, 4 vectors in flight per thread.
+    K1U4,
+    /// Tensor cores (int8 weights, sm_80+; other formats and older GPUs take
+    /// [`GemvTile::K4U2`]): 8 rows per block of 8 warps, each warp's `mma.sync` taking 8 rows ×
+    /// 16 k of weights, converted int8 → f16 by byte permute + one f16x2 subtract per two;
+    /// 4 steps of 64 bytes per row in flight per warp.
+    T8U4,
+    /// As [`GemvTile::T8U4`] with 8 steps in flight.
+    T8U8,
+}
+
+impl GemvTile {
+    /// Every layout.
+    pub const ALL: [GemvTile; 11] = [
+        GemvTile::Auto,
+        GemvTile::R1U8,
+        GemvTile::R2U4,
+        GemvTile::R1U4,
+        GemvTile::R4U2,
+        GemvTile::R4U4,
+        GemvTile::K4U2,
+        GemvTile::K2U4,
+        GemvTile::K1U4,
+        GemvTile::T8U4,
+        GemvTile::T8U8,
+    ];
+
+    /// `auto`, `r1u8`, `r2u4`, `r1u4`, `r4u2`, `r4u4`, `k4u2`, `k2u4`, `k1u4`, `t8u4`, `t8u8`.
+    pub fn label(self) -> &'static str {
+        match self {
+            GemvTile::Auto => "auto",
+            GemvTile::R1U8 => "r1u8",
+            GemvTile::R2U4 => "r2u4",
+            GemvTile::R1U4 => "r1u4",
+            GemvTile::R4U2 => "r4u2",
+            GemvTile::R4U4 => "r4u4",
+            GemvTile::K4U2 => "k4u2",
+            GemvTile::K2U4 => "k2u4",
+            GemvTile::K1U4 => "k1u4",
+            GemvTile::T8U4 => "t8u4",
+            GemvTile::T8U8 => "t8u8",
+        }
+    }
+
+    /// Parses [`GemvTile::label`].
+    pub fn from_label(s: &str) -> Option<Self> {
+        GemvTile::ALL.into_iter().find(|t| t.label() == s)
+    }
+
+    fn rows(self) -> usize {
+        match self {
+            GemvTile::Auto => 1,
+            GemvTile::R2U4 | GemvTile::K2U4 => 2,
+            GemvTile::R4U2 | GemvTile::R4U4 | GemvTile::K4U2 => 4,
+            GemvTile::R1U8 | GemvTile::R1U4 | GemvTile::K1U4 => 1,
+            GemvTile::T8U4 | GemvTile::T8U8 => 8,
+        }
+    }
+
+    /// The layout used for the GEMVs of a model of residual width `hidden` with int8 (or
+    /// other) weights (see [`GemvTile::Auto`]), then [`GemvTile::for_format`]. Model-wide, so
+    /// that one setting decides every GEMV of a step (the tensor-core layouts also switch the
+    /// norm-fused int8 GEMVs).
+    fn resolve_for(self, hidden: usize, int8: bool, sm80: bool) -> GemvTile {
+        match self {
+            GemvTile::Auto if int8 && sm80 && hidden < AUTO_TENSOR_CORE_MAX_HIDDEN => {
+                GemvTile::T8U4
+            }
+            GemvTile::Auto => GemvTile::K4U2,
+            t => t.for_format(int8, sm80),
+        }
+    }
+
+    /// The layout a kernel exists for: the tensor-core layouts serve int8 weights on sm_80+.
+    fn for_format(self, int8: bool, sm80: bool) -> GemvTile {
+        match self {
+            GemvTile::T8U4 | GemvTile::T8U8 if !(int8 && sm80) => GemvTile::K4U2,
+            t => t,
+        }
+    }
+
+    /// Whether the layout runs the int8 GEMVs on tensor cores — the plain ones and, for the
+    /// model's tile, the norm-fused qkv, gate/up and int8 LM-head GEMVs too.
+    pub fn tensor_core(self) -> bool {
+        matches!(self, GemvTile::T8U4 | GemvTile::T8U8)
+    }
+
+    /// Whether the layout splits K over a whole block (one unit per block of 8 warps).
+    pub fn block_k(self) -> bool {
+        matches!(
+            self,
+            GemvTile::K4U2 | GemvTile::K2U4 | GemvTile::K1U4 | GemvTile::T8U4 | GemvTile::T8U8
+        )
+    }
+}
+
+/// Residual width below which [`GemvTile::Auto`] runs int8 weights on tensor cores.
+pub const AUTO_TENSOR_CORE_MAX_HIDDEN: usize = 2048;
+
+/// The kernels' `DecArgs` (decode.cu), field for field; device pointers as u64 (0 = null).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct DecArgs {
+    w: u64,
+    scale: u64,
+    x: u64,
+    nw: u64,
+    xidx: u64,
+    y: u64,
+    act: u64,
+    bias: u64,
+    seq: u64,
+    pos: u64,
+    seq_off: u64,
+    cos_t: u64,
+    sin_t: u64,
+    inv_freq: u64,
+    kc: u64,
+    vc: u64,
+    m: u32,
+    n: u32,
+    k: u32,
+    ldy: u32,
+    add: i32,
+    eps: f32,
+    table_len: u32,
+    nh: u32,
+    nkv: u32,
+    d: u32,
+    f: u32,
+}
+
+// SAFETY: plain integers and floats in the C layout of decode.cu's `struct DecArgs` (16
+// pointers, then 11 four-byte fields; the same size and padding in both), passed by value.
+unsafe impl DeviceRepr for DecArgs {}
+
+/// What a fused GEMV does around the product.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Variant {
+    /// RMSNorm in the load, bias + rope + KV write after.
+    NormRope,
+    /// RMSNorm in the load, SwiGLU after.
+    NormSwiglu,
+    /// RMSNorm in the load, plain f32 output.
+    NormPlain,
+    /// Activations from memory, plain f32 output (written or added).
+    Plain(GemvTile),
+}
+
+/// Dynamic shared memory the norm-fused kernels may take (48 KiB without opting in to more,
+/// less the static reduction buffer).
+const DGEMV_SMEM_MAX: usize = 46 << 10;
+
+fn m_tile(m: usize) -> usize {
+    match m {
+        0 | 1 => 1,
+        2 => 2,
+        _ => 4,
+    }
+}
+
+/// Weight suffix, elements per 16-byte vector and activation bytes of a weight format.
+fn format_of(ty: WeightTy) -> (&'static str, usize, usize) {
+    match ty {
+        WeightTy::I8 => ("i8", 16, 2),
+        WeightTy::Dense(InType::F16) => ("f16", 8, 2),
+        WeightTy::Dense(InType::Bf16) => ("bf16", 8, 2),
+        WeightTy::Dense(InType::F32) => ("f32", 4, 4),
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum WeightTy {
+    I8,
+    Dense(InType),
+}
+
+impl GpuModel {
+    fn layer_weight_ty(&self) -> Option<WeightTy> {
+        Some(match self.scheme {
+            GpuScheme::Fp32 | GpuScheme::Fp16 | GpuScheme::Bf16 => {
+                WeightTy::Dense(self.scheme.float_type())
+            }
+            GpuScheme::W8A16 => WeightTy::I8,
+            GpuScheme::W8A8 | GpuScheme::Dynamic => return None,
+        })
+    }
+
+    /// Whether a pass of `m` rows runs the fused decoder layers.
+    pub(super) fn fused_fits(&self, m: usize) -> bool {
+        if !(self.fused && self.gemv && (1..=GEMV_DENSE_MAX_M).contains(&m)) {
+            return false;
+        }
+        let Some(ty) = self.layer_weight_ty() else { return false };
+        let (_, epv, xb) = format_of(ty);
+        let c = &self.cfg;
+        [c.hidden, c.n_heads * c.head_dim, c.ffn].iter().all(|k| k.is_multiple_of(epv))
+            && m_tile(m) * c.hidden * xb <= DGEMV_SMEM_MAX
+    }
+
+    /// Whether the LM head of `r` rows (weights `head_ty`: int8 takes f16 activations) runs
+    /// with the final norm fused into its GEMV.
+    pub(super) fn fused_head_fits(&self, r: usize, head_ty: WeightTy, act_ty: InType) -> bool {
+        let act_ok = match head_ty {
+            WeightTy::I8 => act_ty == InType::F16,
+            WeightTy::Dense(t) => t == act_ty,
+        };
+        if !(self.fused && self.gemv && (1..=GEMV_DENSE_MAX_M).contains(&r) && act_ok) {
+            return false;
+        }
+        let (_, epv, xb) = format_of(head_ty);
+        let h = self.cfg.hidden;
+        h.is_multiple_of(epv) && m_tile(r) * h * xb <= DGEMV_SMEM_MAX
+    }
+
+    /// Device address of the scheme's GEMM-input buffer for inner size `k`.
+    fn act_ptr(&self, sc: &Scratch, k: usize) -> Result<u64> {
+        let s = &self.stream;
+        match &sc.act {
+            Act::Float(a) => Ok(a.ptr(s)),
+            Act::W8A16 { xin, .. } => Ok(find(xin, k, "f16 input")?.as_cudarc().device_ptr(s).0),
+            Act::Int8 { .. } => Err(GpuError::invalid("fused decode: int8 activations")),
+        }
+    }
+
+    /// Weight and per-row scale addresses (scale 0 for dense weights) and the weight format.
+    fn weight_of(&self, lin: &GpuLinear) -> (u64, u64, WeightTy) {
+        let s = &self.stream;
+        match &lin.w {
+            Weight::Dense(w) => (w.ptr(s), 0, WeightTy::Dense(w.ty())),
+            Weight::I8(q) => (
+                q.codes().as_cudarc().device_ptr(s).0,
+                q.scales().as_cudarc().device_ptr(s).0,
+                WeightTy::I8,
+            ),
+        }
+    }
+
+    /// Launches one fused GEMV.
+    ///
+    /// # Safety
+    /// `a` describes buffers of this context sized for the kernel's reads and writes: `w`
+    /// holds n·k elements of `ty` (plus n f32 scales for int8), `x` m·k activations (or, for the
+    /// norm variants, the f32 residual rows named by `xidx`, and `nw` k floats), and the
+    /// variant's outputs (y m·ldy f32; act m·f; the cache slots of `seq_off[seq] + pos`); k a
+    /// multiple of the 16-byte vector width of `ty`; for the norm variants the shared memory
+    /// m_tile(m)·k activations fits [`DGEMV_SMEM_MAX`].
+    unsafe fn dgemv(&self, v: Variant, ty: WeightTy, a: &DecArgs) -> Result<()> {
+        let (wn, _, xb) = format_of(ty);
+        let (m, n, k) = (a.m as usize, a.n as usize, a.k as usize);
+        let mt = m_tile(m);
+        let mut block_k = false;
+        let sm80 = self.dev.info().compute_capability.0 >= 8;
+        // Tensor-core norm-fused int8 GEMVs: units of 8 rows (4 rope pairs of one head, 4
+        // gate/up pairs).
+        let hidden = self.cfg.hidden;
+        let tc = self.tile.resolve_for(hidden, ty == WeightTy::I8, sm80).tensor_core()
+            && ty == WeightTy::I8
+            && (a.f as usize).is_multiple_of(4)
+            && (a.d as usize / 2).is_multiple_of(4);
+        let (var, units, warps, smem) = match v {
+            Variant::NormRope if tc => ("tnr".to_string(), n / 8, 8, mt * k * xb),
+            Variant::NormSwiglu if tc => ("tns".to_string(), a.f as usize / 4, 8, mt * k * xb),
+            Variant::NormPlain if tc => ("tnp".to_string(), n.div_ceil(8), 8, mt * k * xb),
+            Variant::NormRope => ("nr".to_string(), n / 2, 8, mt * k * xb),
+            Variant::NormSwiglu => ("ns".to_string(), a.f as usize, 8, mt * k * xb),
+            Variant::NormPlain => ("np".to_string(), n.div_ceil(2), 8, mt * k * xb),
+            Variant::Plain(t) => {
+                let t = t.resolve_for(hidden, ty == WeightTy::I8, sm80);
+                block_k = t.block_k();
+                let warps = if block_k { 8 } else { 4 };
+                (format!("xp_{}", t.label()), n.div_ceil(t.rows()), warps, 0)
+            }
+        };
+        let name = format!("dg_{wn}_{var}_m{mt}");
+        // Warp-per-unit kernels: `warps` units per block; block-split-K: one unit per block.
+        let mut blocks = if block_k { units.max(1) } else { units.div_ceil(warps).max(1) };
+        if smem > 0 {
+            // Norm-fused kernels: at most as many blocks as fit on the device at once, each
+            // normalizing its rows once and then looping over units.
+            let per_sm = self
+                .kernels
+                .get(&name)?
+                .occupancy_max_active_blocks_per_multiprocessor(32 * warps as u32, smem, None)
+                .map_err(|e| {
+                    GpuError::driver(
+                        "cuOccupancyMaxActiveBlocksPerMultiprocessor",
+                        self.ordinal(),
+                        name.clone(),
+                        e,
+                    )
+                })?
+                .max(1) as usize;
+            blocks = blocks.min(per_sm * self.dev.info().multiprocessors.max(1) as usize);
+        }
+        let cfg = LaunchConfig {
+            grid_dim: (blocks as u32, m.div_ceil(mt) as u32, 1),
+            block_dim: (32 * warps as u32, 1, 1),
+            shared_mem_bytes: smem as u32,
+        };
+        // Every warp handles one unit (R rows, a rope pair or a gate/up pair); the kernel
+        // bounds-checks units, rows and m; the caller guarantees the buffer sizes above.
+        launch!(self, name.as_str(), cfg, [a])
+    }
+
+    /// The decoder layers of a decode pass (rows already embedded into `sc.x`).
+    pub(super) fn fused_layers(
+        &self,
+        sc: &mut Scratch,
+        kv: &CudaSlice<f32>,
+        kv_tokens: usize,
+    ) -> Result<()> {
+        let c = &self.cfg;
+        let (h, d, nh, nkv, f) = (c.hidden, c.head_dim, c.n_heads, c.n_kv_heads, c.ffn);
+        let m = sc.m;
+        let s = &self.stream;
+        let wq = (nh + 2 * nkv) * d;
+        if sc.qkv.len() < m * wq || sc.x.len() < m * h {
+            return Err(GpuError::invalid("fused decode: scratch too small"));
+        }
+        let attn_out = self.act_ptr(sc, nh * d)?;
+        let ffn_in = self.act_ptr(sc, f)?;
+        let (xp, _gx) = sc.x.device_ptr(s);
+        let (qkvp, _gq) = sc.qkv.device_ptr(s);
+        let (seqp, _gs) = sc.seq.device_ptr(s);
+        let (posp, _gp) = sc.pos.device_ptr(s);
+        let (offp, _go) = sc.seq_off.device_ptr(s);
+        let (kvp, _gk) = kv.device_ptr(s);
+        let (cosp, _gc) = self.rope_cos.device_ptr(s);
+        let (sinp, _gn) = self.rope_sin.device_ptr(s);
+        let (invp, _gi) = self.inv_freq.device_ptr(s);
+        let per_layer = (kv_tokens * nkv * d) as u64;
+        let (m32, h32, nh32, nkv32, d32, f32_) =
+            (m as u32, h as u32, nh as u32, nkv as u32, d as u32, f as u32);
+        let base = DecArgs {
+            seq: seqp,
+            pos: posp,
+            seq_off: offp,
+            cos_t: cosp,
+            sin_t: sinp,
+            inv_freq: invp,
+            m: m32,
+            eps: c.rms_eps,
+            table_len: self.rope_len as u32,
+            nh: nh32,
+            nkv: nkv32,
+            d: d32,
+            f: f32_,
+            ..DecArgs::default()
+        };
+        let scale = 1.0f32 / (d as f32).sqrt();
+        let window = c.sliding_window.map_or(0u32, |w| w.min(u32::MAX as usize) as u32);
+        let attn = match &sc.act {
+            Act::Float(Dense::F32(_)) => "attention_dec_f32",
+            Act::Float(Dense::Bf16(_)) => "attention_dec_bf16",
+            _ => "attention_dec_f16",
+        };
+        let attn_cfg =
+            LaunchConfig { grid_dim: (nh32, m32, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
+        for (li, layer) in self.layers.iter().enumerate() {
+            let kc = kvp + 4 * (2 * li as u64) * per_layer;
+            let vc = kc + 4 * per_layer;
+            let (norm1, _g1) = layer.attn_norm.device_ptr(s);
+            let (norm2, _g2) = layer.ffn_norm.device_ptr(s);
+            let bias = layer.qkv_bias.as_ref().map_or(0, |b| b.device_ptr(s).0);
+            let (w, sw, ty) = self.weight_of(&layer.qkv);
+            let a = DecArgs {
+                w,
+                scale: sw,
+                x: xp,
+                nw: norm1,
+                y: qkvp,
+                bias,
+                kc,
+                vc,
+                n: wq as u32,
+                k: h32,
+                ldy: wq as u32,
+                ..base
+            };
+            // SAFETY: qkv weights (wq × h), the residual (m × h f32), the norm (h), qkv
+            // scratch (m × wq f32, checked above), the bias (wq) and this layer's cache slices
+            // (slots < kv_tokens, checked by upload_plan); fused_fits checked k and smem.
+            unsafe { self.dgemv(Variant::NormRope, ty, &a)? };
+            // One block per (head, row): q from the qkv rows, keys/values from this layer's
+            // cache slots (written above), output m × nh·d activations.
+            launch!(
+                self,
+                attn,
+                attn_cfg,
+                [
+                    &sc.qkv,
+                    &sc.seq,
+                    &sc.pos,
+                    &sc.seq_off,
+                    &kc,
+                    &vc,
+                    &attn_out,
+                    &nh32,
+                    &nkv32,
+                    &d32,
+                    &scale,
+                    &window,
+                ]
+            )?;
+            let (w, sw, ty) = self.weight_of(&layer.o);
+            let a = DecArgs {
+                w,
+                scale: sw,
+                x: attn_out,
+                y: xp,
+                n: h32,
+                k: (nh * d) as u32,
+                ldy: h32,
+                add: 1,
+                ..base
+            };
+            // SAFETY: o weights (h × nh·d), attention output (m × nh·d), residual (m × h).
+            unsafe { self.dgemv(Variant::Plain(self.tile), ty, &a)? };
+            let (w, sw, ty) = self.weight_of(&layer.gate_up);
+            let a = DecArgs {
+                w,
+                scale: sw,
+                x: xp,
+                nw: norm2,
+                act: ffn_in,
+                n: (2 * f) as u32,
+                k: h32,
+                ..base
+            };
+            // SAFETY: gate/up weights (2f × h), residual (m × h), norm (h), SwiGLU output
+            // (m × f activations).
+            unsafe { self.dgemv(Variant::NormSwiglu, ty, &a)? };
+            let (w, sw, ty) = self.weight_of(&layer.down);
+            let a = DecArgs {
+                w,
+                scale: sw,
+                x: ffn_in,
+                y: xp,
+                n: h32,
+                k: f32_,
+                ldy: h32,
+                add: 1,
+                ..base
+            };
+            // SAFETY: down weights (h × f), SwiGLU output (m × f), residual (m × h).
+            unsafe { self.dgemv(Variant::Plain(self.tile), ty, &a)? };
+        }
+        Ok(())
+    }
+
+    /// Final norm fused into the LM-head GEMV for the first `r` rows of `hs.idx`.
+    pub(super) fn fused_head(
+        &self,
+        hs: &HeadScratch,
+        x: &CudaSlice<f32>,
+        r: usize,
+        (h, v): (usize, usize),
+    ) -> Result<()> {
+        let s = &self.stream;
+        let head_w = self.head.as_ref().unwrap_or(&self.embed);
+        let (xp, _gx) = x.device_ptr(s);
+        let (idxp, _gi) = hs.idx.device_ptr(s);
+        let (np, _gn) = self.norm.device_ptr(s);
+        let (lp, _gl) = hs.logits.device_ptr(s);
+        if hs.logits.len() < r * v || hs.idx.len() < r {
+            return Err(GpuError::invalid("LM head: buffers too small"));
+        }
+        let (w, scale, ty) = match &self.head_i8 {
+            Some(q) => (
+                q.codes().as_cudarc().device_ptr(s).0,
+                q.scales().as_cudarc().device_ptr(s).0,
+                WeightTy::I8,
+            ),
+            None => (head_w.ptr(s), 0, WeightTy::Dense(head_w.ty())),
+        };
+        let a = DecArgs {
+            w,
+            scale,
+            x: xp,
+            nw: np,
+            xidx: idxp,
+            y: lp,
+            m: r as u32,
+            n: v as u32,
+            k: h as u32,
+            ldy: v as u32,
+            eps: self.cfg.rms_eps,
+            ..DecArgs::default()
+        };
+        // SAFETY: head weights (vocab × h of their type; int8: vocab scales too), residual rows idx[i] < rows of x
+        // (checked by the callers), norm (h), logits (≥ r × vocab, checked);
+        // fused_head_fits checked the vector width and shared memory.
+        unsafe { self.dgemv(Variant::NormPlain, ty, &a) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dec_args_matches_the_kernel_struct_size() {
+        // 16 pointers + 11 four-byte fields, padded to 8: the C struct's size.
+        assert_eq!(std::mem::size_of::<DecArgs>(), 16 * 8 + 11 * 4 + 4);
+    }
+
+    #[test]
+    fn tile_labels_round_trip() {
+        for t in GemvTile::ALL {
+            assert_eq!(GemvTile::from_label(t.label()), Some(t));
+        }
+        assert_eq!(GemvTile::from_label("r9u9"), None);
+        assert_eq!(m_tile(3), 4);
+        assert_eq!(GemvTile::Auto.resolve_for(576, true, true), GemvTile::T8U4);
+        assert_eq!(GemvTile::Auto.resolve_for(576, true, false), GemvTile::K4U2);
+        assert_eq!(GemvTile::Auto.resolve_for(576, false, true), GemvTile::K4U2);
+        assert_eq!(GemvTile::Auto.resolve_for(3584, true, true), GemvTile::K4U2);
+        assert_eq!(GemvTile::R2U4.resolve_for(3584, true, true), GemvTile::R2U4);
+        assert_eq!(GemvTile::T8U8.resolve_for(3584, false, true), GemvTile::K4U2);
+        assert!(GemvTile::K4U2.block_k() && !GemvTile::R4U2.block_k());
+        assert_eq!(GemvTile::K2U4.rows(), 2);
+    }
+
+    #[test]
+    fn every_fused_kernel_name_exists() {
+        let names = crate::cuda::kernels::dgemv_names();
+        for (wn, ..) in [WeightTy::I8, WeightTy::Dense(InType::F16)].map(format_of) {
+            let int8 = wn == "i8";
+            for var in GemvTile::ALL
+                .iter()
+                .flat_map(|t| {
+                    [(1, true), (1, false), (1 << 20, true), (1 << 20, false)]
+                        .map(|(h, sm80)| t.resolve_for(h, int8, sm80))
+                })
+                .map(|t| format!("xp_{}", t.label()))
+                .chain(["nr", "ns", "np"].map(String::from))
+            {
+                for mt in [1, 2, 4] {
+                    let n = format!("dg_{wn}_{var}_m{mt}");
+                    assert!(names.contains(&n), "{n}");
+                }
+            }
+        }
+    }
+}
