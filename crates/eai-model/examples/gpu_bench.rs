@@ -2,7 +2,7 @@
 //! GPU runtime benchmark: parity with the CPU reference, accuracy on ARC-Easy / HellaSwag
 //! subsets, log-likelihood requests/s and J/request, prefill and decode tokens/s and J/token per
 //! scheme (energy from NVML's total-energy counter), a synthetic 7B-shaped model, and the token
-//! requests for the Hugging Face transformers comparison (`scripts/hf_compare.py`).
+//! requests for the Hugging Face transformers comparison (`examples/gpu_hf_compare.py`).
 //!
 //! ```text
 //! gpu_bench --gguf SmolLM2.gguf --data ../shared/data --out out/ [--limit 200]
