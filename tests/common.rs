@@ -67,9 +67,14 @@ pub(crate) fn check_row(
     cand: &[eai::metrics::Run],
 ) -> String {
     use eai::metrics::{Error, Run, compare};
+    // One decimal; a value that rounds to zero prints unsigned, as the report prints it.
+    let one = |x: f64| {
+        let s = format!("{x:.1}");
+        if s == "-0.0" { "0.0".to_owned() } else { s }
+    };
     let fmt = |e: &eai::metrics::Estimate| match e.ci {
-        Some(ci) => format!("{:.1} % [{:.1}, {:.1}]", e.value, ci.lo, ci.hi),
-        None => format!("{:.1} %", e.value),
+        Some(ci) => format!("{} % [{}, {}]", one(e.value), one(ci.lo), one(ci.hi)),
+        None => format!("{} %", one(e.value)),
     };
     match compare(base, cand) {
         Ok(c) => {
