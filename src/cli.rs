@@ -553,6 +553,10 @@ pub fn quantize(a: &QuantizeArgs) -> Result<()> {
             );
         }
     }
+    // Never a silent clean success: what makes the output less than a model folder.
+    for w in &report.warnings {
+        eprintln!("eai: warning: {w}");
+    }
     Ok(())
 }
 

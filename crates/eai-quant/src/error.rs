@@ -146,6 +146,37 @@ pub enum QuantError {
         /// One tensor mapped to it.
         tensor: String,
     },
+    /// A name the writer generates (`{module}.weight_scale`, `{module}.weight_zero_point`,
+    /// `{module}.input_scale`, `{module}.weight`) is already taken by another tensor.
+    #[error(
+        "output tensor `{name}` (written for source tensor `{tensor}`) clashes with `{other}`: \
+         the checkpoint already holds a tensor of that name, or two tensors map to it"
+    )]
+    NameClash {
+        /// The clashing output name.
+        name: String,
+        /// The source tensor whose conversion generates it.
+        tensor: String,
+        /// The other source tensor that produces the same output name.
+        other: String,
+    },
+    /// An output directory that is, contains or lies inside an input of the write: writing
+    /// (or replacing) it would destroy the source.
+    #[error("refusing to write to {destination}: it {relation} the input {input}")]
+    UnsafeDestination {
+        /// The destination asked for.
+        destination: PathBuf,
+        /// The input it overlaps.
+        input: PathBuf,
+        /// `is`, `contains` or `lies inside`.
+        relation: &'static str,
+    },
+    /// A checkpoint without a single tensor: there is nothing to write.
+    #[error("checkpoint {checkpoint} holds no tensors")]
+    EmptyCheckpoint {
+        /// The checkpoint.
+        checkpoint: PathBuf,
+    },
     /// A compute backend (e.g. the CUDA path) failed for a reason that is not a quantization
     /// error: driver or library call, kernel compilation, out of device memory.
     #[error("{device}: {op} failed: {message}")]

@@ -5,6 +5,8 @@
 mod bad_input;
 #[path = "quant/checkpoint.rs"]
 mod checkpoint;
+#[path = "quant/hostile_checkpoint.rs"]
+mod hostile_checkpoint;
 #[path = "quant/golden.rs"]
 mod golden;
 #[path = "quant/properties.rs"]

@@ -85,6 +85,8 @@ impl std::fmt::Debug for Shard {
 #[derive(Debug)]
 pub struct Checkpoint {
     root: PathBuf,
+    /// The path given to [`Checkpoint::open`] (a directory, a `.safetensors` file or an index).
+    opened: PathBuf,
     pub(crate) shards: Vec<Shard>,
     pub(crate) tensors: BTreeMap<String, (TensorInfo, (usize, usize))>,
 }
@@ -100,6 +102,12 @@ impl Checkpoint {
     /// naming a tensor its shard does not hold.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
+        let mut ck = Self::open_any(path)?;
+        ck.opened = path.to_path_buf();
+        Ok(ck)
+    }
+
+    fn open_any(path: &Path) -> Result<Self> {
         if path.is_dir() {
             let index = path.join("model.safetensors.index.json");
             if index.is_file() {
@@ -205,12 +213,17 @@ impl Checkpoint {
                 metadata: meta.metadata().clone(),
             });
         }
-        Ok(Checkpoint { root: root.to_path_buf(), shards, tensors })
+        Ok(Checkpoint { root: root.to_path_buf(), opened: root.to_path_buf(), shards, tensors })
     }
 
     /// The directory the checkpoint lives in (where `config.json` and tokenizer files are).
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The path the checkpoint was opened from (a directory, a `.safetensors` file or an index).
+    pub fn opened_path(&self) -> &Path {
+        &self.opened
     }
 
     /// The shard files, in order.
