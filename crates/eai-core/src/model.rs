@@ -223,6 +223,13 @@ pub trait LanguageModel {
     fn forward_passes(&self) -> Option<u64> {
         None
     }
+
+    /// Number of requests so far whose input was longer than the engine's context and was
+    /// left-truncated to it (as lm-eval does), if the engine counts them (a capability query:
+    /// `None` is never wrong).
+    fn truncated_requests(&self) -> Option<u64> {
+        None
+    }
 }
 
 impl<M: LanguageModel + ?Sized> LanguageModel for &mut M {
@@ -241,6 +248,9 @@ impl<M: LanguageModel + ?Sized> LanguageModel for &mut M {
     fn forward_passes(&self) -> Option<u64> {
         (**self).forward_passes()
     }
+    fn truncated_requests(&self) -> Option<u64> {
+        (**self).truncated_requests()
+    }
 }
 
 impl<M: LanguageModel + ?Sized> LanguageModel for Box<M> {
@@ -258,6 +268,9 @@ impl<M: LanguageModel + ?Sized> LanguageModel for Box<M> {
     }
     fn forward_passes(&self) -> Option<u64> {
         (**self).forward_passes()
+    }
+    fn truncated_requests(&self) -> Option<u64> {
+        (**self).truncated_requests()
     }
 }
 

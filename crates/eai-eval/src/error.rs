@@ -87,6 +87,39 @@ pub enum Error {
         /// What was expected.
         reason: String,
     },
+    /// A data file holds no records at all (an empty or whitespace-only file): a task built
+    /// from it would score nothing and print an empty table.
+    #[error("{path}: the file holds no records")]
+    NoRecords {
+        /// The file (or the name of the text parsed).
+        path: PathBuf,
+    },
+    /// A task would evaluate no document (its data is empty, or its limit keeps none).
+    #[error("task `{task}` has no document to evaluate: {reason}")]
+    NoDocuments {
+        /// The task.
+        task: String,
+        /// Why (the limit, or the source that is empty).
+        reason: String,
+    },
+    /// The model returned a log-likelihood that is NaN or infinite: no score is computed from
+    /// it (a NaN compares false with everything, so argmax would pick the first choice).
+    #[error(
+        "task `{task}`, document {doc}: the model returned a non-finite log-likelihood ({value}) \
+         for continuation {continuation:?} of context {context:?}"
+    )]
+    NonFiniteLoglikelihood {
+        /// The task.
+        task: String,
+        /// The document's id (or its index in the evaluation order).
+        doc: String,
+        /// The request's context, shortened to its last 80 characters.
+        context: String,
+        /// The request's continuation.
+        continuation: String,
+        /// The value returned.
+        value: f64,
+    },
     /// A task or evaluation setting is invalid (more shots than the few-shot pool holds, an
     /// unknown task name, a regex that does not compile, ...).
     #[error("invalid configuration: {reason}")]

@@ -126,6 +126,7 @@ impl Evaluator {
         let name = p.task.name().to_owned();
         let wrap = |source| Error::Model { task: name.clone(), source };
         let passes_before = model.forward_passes();
+        let truncated_before = model.truncated_requests();
         let mut ll_out: Vec<Option<Loglikelihood>> = vec![None; p.ll_unique.len()];
         for batch in context_batches(&p.ll_unique, self.batch_size) {
             let reqs = &p.ll_unique[batch.clone()];
@@ -163,7 +164,12 @@ impl Evaluator {
         };
         let ll_out: Vec<Loglikelihood> = ll_out.into_iter().flatten().collect();
         let gen_out: Vec<Generation> = gen_out.into_iter().flatten().collect();
-        score(p, &ll_out, &gen_out, forward_passes, self.keep_samples)
+        let (mut tr, recs) = score(p, &ll_out, &gen_out, forward_passes, self.keep_samples)?;
+        tr.requests.truncated_requests = match (truncated_before, model.truncated_requests()) {
+            (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+            _ => None,
+        };
+        Ok((tr, recs))
     }
 }
 
@@ -272,6 +278,7 @@ fn score(
     keep: bool,
 ) -> Result<(TaskResult, Vec<SampleRecord>)> {
     let task = p.task;
+    check_finite(p, lls)?;
     let docs: Vec<&crate::task::Doc> = p.instances.iter().map(|i| &task.docs()[i.doc]).collect();
     let mut per_metric: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
     let mut order: Vec<(String, String)> = Vec::new();
@@ -404,6 +411,7 @@ fn score(
                 forward_passes,
                 scored_tokens: sum_tokens(lls.iter().map(|l| l.tokens)),
                 generated_tokens: sum_tokens(gens.iter().map(|g| g.tokens)),
+                truncated_requests: None,
             },
             invalid_gold,
             source: task.source().to_owned(),
@@ -411,6 +419,32 @@ fn score(
         },
         records,
     ))
+}
+
+/// No score from a non-finite number: a NaN or infinite log-likelihood (a NaN compares false
+/// with everything, so argmax would quietly pick the first choice) is an error naming the task,
+/// the document and the request.
+fn check_finite(p: &Plan<'_>, lls: &[Loglikelihood]) -> Result<()> {
+    let Some(bad) = lls.iter().position(|l| !l.logprob.is_finite()) else { return Ok(()) };
+    let req = &p.ll_unique[bad];
+    let doc = p
+        .instances
+        .iter()
+        .filter(|i| matches!(i.requests, DocRequests::Loglikelihood(_)))
+        .zip(&p.ll_index)
+        .find(|(_, idx)| idx.contains(&bad))
+        .map_or_else(|| "?".to_owned(), |(inst, _)| p.task.docs()[inst.doc].id.clone());
+    let tail: String = {
+        let n = req.context.chars().count();
+        req.context.chars().skip(n.saturating_sub(80)).collect()
+    };
+    Err(Error::NonFiniteLoglikelihood {
+        task: p.task.name().to_owned(),
+        doc,
+        context: tail,
+        continuation: req.continuation.clone(),
+        value: lls[bad].logprob,
+    })
 }
 
 /// The sum when every item has a count (`None` if any lacks one or there are none).

@@ -49,6 +49,11 @@ pub struct RequestStats {
     /// Tokens generated over the distinct generation requests, when the engine reported a count
     /// for every one ([`eai_core::Generation::tokens`]).
     pub generated_tokens: Option<u64>,
+    /// Requests whose input exceeded the engine's context and was left-truncated to it (as
+    /// lm-eval does), when the engine counts them
+    /// ([`LanguageModel::truncated_requests`](eai_core::LanguageModel::truncated_requests)).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub truncated_requests: Option<u64>,
 }
 
 /// One task's results.

@@ -419,6 +419,22 @@ impl Task {
         order.into_iter().map(|i| self.render(&self.docs[i], rng.as_mut())).collect()
     }
 
+    /// A task that evaluates nothing is an error, never an empty table that reads as a result.
+    fn check_not_empty(&self, kept: usize) -> Result<()> {
+        if kept > 0 {
+            return Ok(());
+        }
+        let task = self.config.name.clone();
+        let source = if self.source.is_empty() { String::new() } else { format!(" ({})", self.source) };
+        let reason = match self.config.limit {
+            Some(l) if !self.docs.is_empty() => {
+                format!("the limit {l:?} keeps none of its {} documents", self.docs.len())
+            }
+            _ => format!("its data holds no documents{source}"),
+        };
+        Err(Error::NoDocuments { task, reason })
+    }
+
     fn shots<'a>(&'a self, doc: &Doc, rng: Option<&mut PyRandom>) -> Result<Vec<&'a Doc>> {
         let k = self.config.num_fewshot;
         if k == 0 {
@@ -476,6 +492,7 @@ impl Task {
     pub fn instances(&self) -> Result<Vec<Instance>> {
         let contexts = self.contexts()?;
         let (order, _) = self.eval_order();
+        self.check_not_empty(order.len())?;
         Ok(contexts
             .into_iter()
             .zip(order)

@@ -4,6 +4,7 @@
 mod common;
 mod full_data;
 mod golden;
+mod hostile;
 mod loaders;
 mod prompts;
 mod props;

@@ -67,7 +67,7 @@ pub fn parse(text: &str, origin: &Path) -> Result<Vec<ArcItem>> {
             .ok_or_else(|| f.out_of_range("answerKey", answer_key.clone(), choice_labels.len()))?;
         out.push(ArcItem { id, question, choice_texts, choice_labels, answer_key, gold });
     }
-    Ok(out)
+    super::non_empty(out, origin)
 }
 
 /// The two ARC subsets.

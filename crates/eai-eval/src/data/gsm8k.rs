@@ -35,7 +35,7 @@ pub fn load(path: &Path) -> Result<Vec<Gsm8kItem>> {
 /// # Errors
 /// As [`load`].
 pub fn parse(text: &str, origin: &Path) -> Result<Vec<Gsm8kItem>> {
-    jsonl_objects(text, origin)
+    let items = jsonl_objects(text, origin)
         .map(|rec| {
             let (line, map) = rec?;
             let f = Fields { path: origin, line };
@@ -44,5 +44,6 @@ pub fn parse(text: &str, origin: &Path) -> Result<Vec<Gsm8kItem>> {
                 answer: f.string(&map, "answer", "answer")?,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    super::non_empty(items, origin)
 }

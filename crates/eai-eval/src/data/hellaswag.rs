@@ -110,7 +110,7 @@ pub fn parse_jsonl(text: &str, origin: &Path) -> Result<Vec<HellaswagItem>> {
             source_id: map.get("source_id").and_then(Value::as_str).map(str::to_owned),
         });
     }
-    Ok(out)
+    super::non_empty(out, origin)
 }
 
 /// Reads llama.cpp's 6-line text format.
@@ -128,8 +128,8 @@ pub fn load_text(path: &Path) -> Result<Vec<HellaswagTextItem>> {
 /// As [`load_text`].
 pub fn parse_text(text: &str, origin: &Path) -> Result<Vec<HellaswagTextItem>> {
     let body = text.strip_suffix('\n').unwrap_or(text);
-    if body.is_empty() {
-        return Ok(Vec::new());
+    if body.trim().is_empty() {
+        return Err(Error::NoRecords { path: origin.to_path_buf() });
     }
     let lines: Vec<&str> = body.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
     if !lines.len().is_multiple_of(6) {
@@ -167,7 +167,7 @@ pub fn parse_text(text: &str, origin: &Path) -> Result<Vec<HellaswagTextItem>> {
             endings: chunk[2..].iter().map(|s| (*s).to_owned()).collect(),
         });
     }
-    Ok(out)
+    super::non_empty(out, origin)
 }
 
 /// lm-eval's HellaSwag `preprocess`: strip; `" [title]"` → `". "`; delete every `\[.*?\]`;

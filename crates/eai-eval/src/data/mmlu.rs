@@ -195,7 +195,7 @@ pub fn parse(text: &str, origin: &Path, subject: &str) -> Result<Vec<MmluItem>> 
     }
     // An unterminated quoted field makes the csv crate swallow the rest of the file into one
     // field; the field-count check above catches that as a malformed record.
-    Ok(out)
+    super::non_empty(out, origin)
 }
 
 /// Loads `<root>/<split>/<subject>_<split>.csv` for `split` in `dev`, `val`, `test`.

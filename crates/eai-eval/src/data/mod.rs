@@ -17,6 +17,15 @@ use serde_json::Value;
 
 use crate::{Error, Result};
 
+/// A file without a single record is an error naming it (it would otherwise become a task that
+/// scores nothing, or silently leave an MMLU subject out of its aggregate).
+pub(crate) fn non_empty<T>(items: Vec<T>, origin: &Path) -> Result<Vec<T>> {
+    if items.is_empty() {
+        return Err(Error::NoRecords { path: origin.to_path_buf() });
+    }
+    Ok(items)
+}
+
 pub(crate) fn read_to_string(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).map_err(|e| Error::io(path, e))
 }

@@ -127,7 +127,7 @@ pub fn parse(text: &str, origin: &Path) -> Result<Vec<TruthfulQaItem>> {
         }
         out.push(TruthfulQaItem { question: raw.question, mc1, mc2 });
     }
-    Ok(out)
+    super::non_empty(out, origin)
 }
 
 fn missing_field_name(msg: &str) -> Option<String> {
