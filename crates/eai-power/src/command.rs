@@ -139,7 +139,13 @@ pub fn discover(opts: &CommandOptions) -> Result<Discovered> {
     let mut warnings = Vec::new();
     if let Some(p) = &opts.replay {
         let tl = Timeline::load(p)?;
-        for s in ReplaySource::all(&tl)? {
+        let replay = ReplaySource::all(&tl).map_err(|e| match e {
+            Error::Config { field, reason } => {
+                Error::Config { field, reason: format!("{}: {reason}", p.display()) }
+            }
+            e => e,
+        })?;
+        for s in replay {
             sources.push(Box::new(s));
         }
         return Ok((sources, unavailable, warnings));

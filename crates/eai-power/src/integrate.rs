@@ -154,6 +154,9 @@ pub struct CounterEstimate {
     pub resets: u32,
     /// Counter decreases unwrapped with the wrap range.
     pub wraps: u32,
+    /// Resets inside the window whose energy could not be bridged (no power stream, no
+    /// ordinary segment): `linear` and `shaped` lack that energy and must not be used.
+    pub unbridged: u32,
     /// An edge lay outside the counter's update points and was extrapolated.
     pub extrapolated: bool,
     /// Update points inside the window.
@@ -186,6 +189,8 @@ pub fn counter_points(
     let mut wrap_after = Vec::new();
     let mut wrap_at = Vec::new();
     let mut prev_t = None;
+    // Resets without a power stream: (index of their point in `pts`, index of the reset).
+    let mut bridge: Vec<(usize, usize)> = Vec::new();
     for r in reads {
         let t_point = match prev_t {
             Some(pt) => r.t_ns - (u_ns.min(r.t_ns - pt) / 2),
@@ -198,7 +203,8 @@ pub fn counter_points(
             Some(prev) if r.value == prev => {
                 // Unchanged: current as of t - U at least.
                 let flat_t = r.t_ns.saturating_sub(u_ns / 2);
-                let due = u_ns == 0 || pts.last().is_some_and(|&(lt, _)| flat_t > lt + u_ns);
+                let due =
+                    u_ns == 0 || pts.last().is_some_and(|&(lt, _)| flat_t > lt.saturating_add(u_ns));
                 if due && pts.last().is_some_and(|&(lt, _)| flat_t > lt) {
                     pts.push((flat_t, acc));
                 }
@@ -216,15 +222,28 @@ pub fn counter_points(
                             reset_at.push(r.t_ns);
                             reset_after.push(prev_t.unwrap_or(0));
                             let lt = pts.last().map_or(t_point, |p| p.0);
-                            // Energy since the reset is the new value; bridge the rest with
-                            // the power stream when there is one.
-                            d = power
-                                .and_then(|p| trapezoid(p, lt, t_point))
-                                .map_or(r.value.max(0.0), |e| e.0);
+                            // The energy across the reset is unknown: bridge it with the power
+                            // stream when there is one, otherwise (below, once the neighbours
+                            // are known) at the rate of the nearest ordinary segment. The new
+                            // value is not "energy since the reset": a counter may come back
+                            // anywhere (a replayed trace of 97 kW came from trusting it).
+                            d = match power.and_then(|p| trapezoid(p, lt, t_point)) {
+                                Some(e) => e.0,
+                                None => {
+                                    bridge.push((pts.len(), reset_at.len() - 1));
+                                    0.0
+                                }
+                            };
                         }
                     }
                 }
                 acc += d;
+                if let Some(b) = bridge.last_mut()
+                    && b.0 == pts.len()
+                    && pts.last().is_some_and(|&(lt, _)| t_point <= lt)
+                {
+                    b.0 = pts.len() - 1; // merged into the last point below
+                }
                 if pts.last().is_none_or(|&(lt, _)| t_point > lt) {
                     pts.push((t_point, acc));
                 } else if let Some(l) = pts.last_mut() {
@@ -235,7 +254,49 @@ pub fn counter_points(
         raw_prev = Some(r.value);
         prev_t = Some(r.t_ns);
     }
-    CounterPoints { points: pts, resets: reset_at, wraps: wrap_at, reset_after, wrap_after }
+    let unbridged =
+        bridge_resets(&mut pts, &bridge).into_iter().map(|i| (reset_after[i], reset_at[i])).collect();
+    CounterPoints {
+        points: pts,
+        resets: reset_at,
+        wraps: wrap_at,
+        reset_after,
+        wrap_after,
+        unbridged,
+    }
+}
+
+/// Fills the energy of each reset interval (point `k` of `bridge`, whose increment was left at
+/// 0) with the rate of the nearest ordinary segment times the interval: the previous segment,
+/// else the next. With no ordinary segment at all the energy is unknown: it stays 0 and the
+/// reset's index is returned (the value after the reset is not used: a counter may come back
+/// anywhere).
+fn bridge_resets(pts: &mut [(u64, f64)], bridge: &[(usize, usize)]) -> Vec<usize> {
+    let unknown = |k: usize| bridge.iter().any(|b| b.0 == k);
+    let mut unbridged = Vec::new();
+    for &(k, reset) in bridge {
+        if k == 0 || k >= pts.len() {
+            unbridged.push(reset);
+            continue;
+        }
+        let rate = |j: usize| -> Option<f64> {
+            // Segment (j-1, j), ordinary and of positive length.
+            if j == 0 || j >= pts.len() || unknown(j) || pts[j].0 <= pts[j - 1].0 {
+                return None;
+            }
+            Some((pts[j].1 - pts[j - 1].1) / dt(pts[j - 1].0, pts[j].0))
+        };
+        let r = (1..k).rev().find_map(rate).or_else(|| (k + 1..pts.len()).find_map(rate));
+        let Some(r) = r else {
+            unbridged.push(reset);
+            continue;
+        };
+        let d = r.max(0.0) * dt(pts[k - 1].0, pts[k].0);
+        for p in &mut pts[k..] {
+            p.1 += d;
+        }
+    }
+    unbridged
 }
 
 /// The counter's republication grid: updates happen at `phase_ns + k * period_ns` (times in the
@@ -474,6 +535,10 @@ pub struct CounterPoints {
     pub reset_after: Vec<u64>,
     /// For each wrap, the time of the read before it.
     pub wrap_after: Vec<u64>,
+    /// Resets whose interval could not be bridged (no power stream, no ordinary segment to
+    /// take a rate from): `(time of the read before, time of the read after)`. Their energy is
+    /// unknown (counted as 0 in `points`): a window that contains one has no counter estimate.
+    pub unbridged: Vec<(u64, u64)>,
 }
 
 /// Energy between two update points up to `t`, as a fraction of the segment, shaped by power.
@@ -596,6 +661,7 @@ pub fn counter_energy(
             cp.points = p;
         }
     }
+    let unbridged = cp.unbridged.iter().filter(|(after, at)| *at > t0 && *after < t1).count() as u32;
     let pts = cp.points;
     // A decrease seen at read r happened in (previous read, r]: it belongs to the window when
     // that interval meets the window (with sparse reads, the read that sees a reset inside the
@@ -637,6 +703,7 @@ pub fn counter_energy(
         shaped,
         resets,
         wraps,
+        unbridged,
         extrapolated: x0 || x1,
         points_inside,
         edge_sigma: Joules(sig),

@@ -36,6 +36,7 @@ pub use crate::{
         CudaDeviceSpec, CudaMapping, GpuIdentity, map_cuda_devices, parse_cuda_visible_devices,
     },
     error::{Error, Result},
+    faults::{Fault, FaultySource},
     measurement::{
         AnalysisConfig, Baseline, BaselineDevice, DeviceEnergy, Flag, Measurement, Method,
     },
@@ -47,10 +48,10 @@ pub use crate::{
     replay::ReplaySource,
     sampler::{ChannelStats, SamplerConfig},
     source::{
-        DeviceStatus, Domain, PowerSource, Provenance, Reading, Signal, SignalSpec, SourceError,
-        SourceInfo,
+        DeviceStatus, Domain, MAX_PLAUSIBLE_COUNTER, MAX_PLAUSIBLE_POWER, PowerSource, Provenance,
+        Reading, Signal, SignalSpec, SourceError, SourceInfo, implausible,
     },
-    timeline::{Channel, Event, EventKind, Sample, StatusSample, Timeline},
+    timeline::{Channel, Event, EventKind, MAX_TRACE_NS, Sample, StatusSample, Timeline},
 };
 
 /// NVIDIA GPUs through NVML (feature `nvml`).
@@ -64,6 +65,7 @@ mod command;
 mod constant;
 mod devices;
 mod error;
+mod faults;
 mod measurement;
 mod meter;
 mod rapl;

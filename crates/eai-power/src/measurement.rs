@@ -420,6 +420,13 @@ impl Timeline {
         } else {
             None
         };
+        // A reset inside the window that could not be bridged leaves the counter's figure
+        // short by an unknown amount: flagged, and the counter is not used for this window.
+        let unbridged = ce.as_ref().is_some_and(|c| c.unbridged > 0);
+        if unbridged {
+            flags.push(Flag::CounterReset);
+        }
+        let ce = ce.filter(|c| c.unbridged == 0);
         let instant_integral =
             instant.and_then(|p| if e1 > t0 { integrate::trapezoid(p, t0, e1) } else { None });
         let avg_window = info
@@ -460,6 +467,8 @@ impl Timeline {
             (None, None, Some(a)) => (Some(a), Some(Method::AverageShifted), None),
             _ => (None, None, None),
         };
+        // Never a non-finite figure: such an estimate is no estimate (flagged NoData below).
+        let energy = energy.filter(|e| e.0.is_finite());
         if ce.as_ref().is_some_and(|c| c.extrapolated)
             || (method == Some(Method::InstantTrapezoid)
                 && instant.is_some_and(|p| p[0].t_ns > t0 || p[p.len() - 1].t_ns < e1))
@@ -494,7 +503,7 @@ impl Timeline {
             && [instant, average, counter]
                 .iter()
                 .flatten()
-                .any(|s| s.last().is_some_and(|l| l.t_ns + 500_000_000 < e1));
+                .any(|s| s.last().is_some_and(|l| l.t_ns.saturating_add(500_000_000) < e1));
         if gap_event || stopped || max_spacing > 500_000_000 {
             flags.push(Flag::Gap);
         }

@@ -38,8 +38,21 @@ pub struct RaplDiscovery {
     pub skipped: Vec<(String, String)>,
 }
 
+/// Reads a small sysfs attribute. Anything but a regular file (a FIFO would block the reader
+/// forever, a character device could stream without end) is refused before it is opened, and
+/// at most 4 KiB are read (a sysfs attribute is one line).
 fn read_trim(p: &Path) -> std::io::Result<String> {
-    std::fs::read_to_string(p).map(|s| s.trim().to_string())
+    use std::io::Read;
+    let meta = std::fs::metadata(p)?;
+    if !meta.file_type().is_file() {
+        return Err(std::io::Error::new(
+            ErrorKind::InvalidInput,
+            format!("{} is not a regular file (a FIFO, socket or device?)", p.display()),
+        ));
+    }
+    let mut s = String::new();
+    std::fs::File::open(p)?.take(4096).read_to_string(&mut s)?;
+    Ok(s.trim().to_string())
 }
 
 fn parse_u64(p: &Path) -> Result<u64> {

@@ -63,17 +63,44 @@ impl ReplaySource {
             Signal::AveragePower => !average.is_empty(),
             Signal::EnergyCounter => !counter.is_empty(),
         });
+        for spec in &info.signals {
+            if spec.update_period.is_some_and(|u| u.is_zero()) {
+                return Err(Error::Config {
+                    field: "replay trace update_period",
+                    reason: format!(
+                        "source `{}` declares a zero update period for its {} signal",
+                        info.id,
+                        spec.signal.as_str()
+                    ),
+                });
+            }
+        }
+        let rejected: u64 = timeline
+            .channels
+            .iter()
+            .filter(|c| c.source == index)
+            .map(|c| c.rejected)
+            .sum();
+        if rejected > 0 {
+            // Implausible or out-of-order rows were dropped when the trace was loaded: say so
+            // in every result that lists the source.
+            info.meta.push(("rejected_at_load".into(), rejected.to_string()));
+        }
         // The counter: update points from the reads, republished at the original period.
         let cspec = info.spec(Signal::EnergyCounter).cloned();
         let u = cspec.as_ref().and_then(|c| c.update_period);
         let params = CounterParams::new(u, cspec.as_ref().and_then(|c| c.wrap_at));
         let cp = counter_points(&counter, params, None);
-        let mut points = cp.points;
+        // A counter that reset or wrapped is replayed as recorded (held between reads), so the
+        // live analysis sees the decrease, flags it and bridges it; a smooth reconstruction
+        // would hide it (and, without a power stream, charge the whole post-reset value to
+        // one read interval).
+        let raw = !cp.resets.is_empty() || !cp.wraps.is_empty();
+        let mut points = if raw { Vec::new() } else { cp.points };
         let mut republish =
             u.map(|u| (u.as_nanos() as f64, points.first().map_or(0.0, |p| p.0 as f64)));
         if let Some(u) = u
-            && cp.resets.is_empty()
-            && cp.wraps.is_empty()
+            && !raw
             && let Some(g) = fit_grid(&counter, u)
         {
             if let Some(p) = snapped_points(&counter, &g).filter(|p| p.len() >= 2) {
@@ -114,7 +141,15 @@ impl ReplaySource {
     /// # Errors
     ///
     /// As [`ReplaySource::new`].
+    /// [`Error::Config`] as well when the timeline has no source at all (an empty trace
+    /// replays as an error, never as "no power sensor").
     pub fn all(timeline: &Timeline) -> Result<Vec<Self>> {
+        if timeline.sources.is_empty() || timeline.channels.iter().all(|c| c.samples.is_empty()) {
+            return Err(Error::Config {
+                field: "replay trace",
+                reason: "the trace holds no samples".into(),
+            });
+        }
         (0..timeline.sources.len()).map(|i| Self::new(timeline, i)).collect()
     }
 }
@@ -126,7 +161,11 @@ impl PowerSource for ReplaySource {
 
     fn read(&self, signal: Signal) -> Result<Reading, SourceError> {
         let start = *self.start.get_or_init(Instant::now);
-        let t = self.offset_ns + start.elapsed().as_nanos() as u64;
+        let elapsed = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        // Past u64::MAX is past every sample.
+        let Some(t) = self.offset_ns.checked_add(elapsed) else {
+            return Err(SourceError::Exhausted);
+        };
         let s = match signal {
             Signal::InstantPower => &self.instant,
             Signal::AveragePower => &self.average,
@@ -153,6 +192,14 @@ impl PowerSource for ReplaySource {
         }
         let i = s.partition_point(|x| x.t_ns <= t);
         let v = if i == 0 { s[0].value } else { s[i - 1].value };
+        // A counter replayed as recorded (it reset or wrapped): linear between two recorded
+        // reads that do not decrease, so live reads see its rate; held across a decrease.
+        let v = match (signal, s.get(i.wrapping_sub(1)), s.get(i)) {
+            (Signal::EnergyCounter, Some(a), Some(b)) if b.value >= a.value && b.t_ns > a.t_ns => {
+                a.value + (b.value - a.value) * (t - a.t_ns) as f64 / (b.t_ns - a.t_ns) as f64
+            }
+            _ => v,
+        };
         Ok(match signal {
             Signal::EnergyCounter => Reading::Energy(Joules(v)),
             _ => Reading::Power(Watts(v)),

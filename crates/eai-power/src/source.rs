@@ -105,6 +105,32 @@ impl SignalSpec {
     }
 }
 
+/// Power above this is rejected from any source, whatever its own bound: no single device or
+/// node this library meters draws 10 MW, and values like `1e308` W would integrate to `inf` J.
+pub const MAX_PLAUSIBLE_POWER: Watts = Watts(1e7);
+
+/// Counter values above this are rejected: NVML's millijoule counter spans at most
+/// 2^64 mJ ≈ 1.8e16 J; RAPL far less.
+pub const MAX_PLAUSIBLE_COUNTER: Joules = Joules(1e18);
+
+/// Why a value of `signal` is physically implausible whatever the sensor (not finite, negative,
+/// above [`MAX_PLAUSIBLE_POWER`] or [`MAX_PLAUSIBLE_COUNTER`]), or `None` when it is plausible.
+pub fn implausible(signal: Signal, value: f64) -> Option<String> {
+    let (bound, what) = match signal {
+        Signal::EnergyCounter => (MAX_PLAUSIBLE_COUNTER.0, "counter"),
+        _ => (MAX_PLAUSIBLE_POWER.0, "power"),
+    };
+    if !value.is_finite() {
+        Some("not finite".into())
+    } else if value < 0.0 {
+        Some(format!("negative {what}"))
+    } else if value > bound {
+        Some(format!("{what} {value:e} is above the physical plausibility bound {bound:e}"))
+    } else {
+        None
+    }
+}
+
 /// What a source physically measures.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]

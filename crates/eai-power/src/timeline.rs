@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::source::{DeviceStatus, Provenance, Signal, SourceInfo};
 
+/// The latest sample time a loaded trace may hold: 2^62 ns (about 146 years), so that every sum
+/// of a time and a duration the analysis forms stays far from `u64::MAX`.
+pub const MAX_TRACE_NS: u64 = 1 << 62;
+
 /// One reading: monotonic time in nanoseconds since the meter's anchor, and the value in the
 /// signal's unit (W for power, J for counters). 16 bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -92,6 +96,12 @@ pub enum EventKind {
         /// The panic message.
         message: String,
     },
+    /// A read still had not returned when the sampler was stopped: its thread was left
+    /// behind after waiting this long (the data ends where the read began).
+    Hung {
+        /// How long the stop waited, ms.
+        waited_ms: u64,
+    },
     /// A replayed trace ended.
     Exhausted,
     /// The bounded buffer overflowed for the first time (later drops are only counted).
@@ -170,8 +180,9 @@ impl Timeline {
     }
 
     /// Appends a sample to the channel, creating it if needed. Samples whose time is not after
-    /// the channel's last sample, or whose value is not finite, are rejected and counted.
-    /// Returns whether the sample was kept.
+    /// the channel's last sample, or whose value is implausible whatever the sensor
+    /// ([`implausible`](crate::implausible): not finite, negative, `1e308` W), are rejected and
+    /// counted. Returns whether the sample was kept.
     pub fn push(&mut self, source: usize, signal: Signal, sample: Sample) -> bool {
         let idx = match self
             .channels
@@ -186,7 +197,7 @@ impl Timeline {
         };
         let ch = &mut self.channels[idx];
         let monotonic = ch.samples.last().is_none_or(|l| sample.t_ns > l.t_ns);
-        if !monotonic || !sample.value.is_finite() {
+        if !monotonic || crate::source::implausible(signal, sample.value).is_some() {
             ch.rejected += 1;
             return false;
         }
@@ -245,6 +256,16 @@ impl Timeline {
                 return Err(Error::Parse {
                     what: format!("{what} record {}", i + 1),
                     reason: format!("time {} is not a finite non-negative number", row.t_s),
+                });
+            }
+            if row.t_s * 1e9 >= MAX_TRACE_NS as f64 {
+                return Err(Error::Parse {
+                    what: format!("{what} record {}", i + 1),
+                    reason: format!(
+                        "time {} s is beyond what a trace can hold ({} s)",
+                        row.t_s,
+                        MAX_TRACE_NS / 1_000_000_000
+                    ),
                 });
             }
             let src = match tl.sources.iter().position(|s| s.id == row.source) {
@@ -313,6 +334,15 @@ impl Timeline {
                 });
             }
             for s in ch.samples {
+                if s.t_ns >= MAX_TRACE_NS {
+                    return Err(Error::Parse {
+                        what: what.to_string(),
+                        reason: format!(
+                            "sample time {} ns is beyond what a trace can hold ({MAX_TRACE_NS} ns)",
+                            s.t_ns
+                        ),
+                    });
+                }
                 tl.push(ch.source, sig, s);
             }
             if let Some(c) =

@@ -118,3 +118,32 @@ fn counter_rate_too_slow_for_wrap_is_rejected() {
     let e = Meter::start(src, MeterConfig::new().counter_hz(20.0)).unwrap_err();
     assert!(matches!(e, Error::Config { field: "counter_hz", .. }), "{e}");
 }
+
+// Issue 15: a `--rapl-root` whose `energy_uj` is a FIFO hung the reader forever.
+#[cfg(unix)]
+#[test]
+fn a_fifo_energy_file_is_refused_without_hanging() {
+    let t = tempfile::tempdir().unwrap();
+    zone(t.path(), "intel-rapl:0", "package-0", 1_000_000, Some(1 << 32));
+    let d = t.path().join("intel-rapl:1");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("name"), "package-1\n").unwrap();
+    let fifo = d.join("energy_uj");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    if !made.is_ok_and(|s| s.success()) {
+        eprintln!("SKIP a_fifo_energy_file_is_refused_without_hanging: mkfifo unavailable");
+        return;
+    }
+    let root = t.path().to_path_buf();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(discover_rapl(&root).map(|d| (d.zones.len(), d.skipped)));
+    });
+    let got = rx.recv_timeout(Duration::from_secs(10)).expect("discover_rapl hung on a FIFO");
+    let (zones, skipped) = got.unwrap();
+    assert_eq!(zones, 1);
+    assert!(
+        skipped.iter().any(|(z, why)| z == "intel-rapl:1" && why.contains("not a regular file")),
+        "{skipped:?}"
+    );
+}

@@ -3,6 +3,7 @@
 //! fake sources, and one test per row of the failure table (notes/power.md (d)).
 
 mod failures;
+mod hostile;
 mod meter;
 mod methods;
 mod rapl;

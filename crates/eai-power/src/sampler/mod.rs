@@ -1,8 +1,12 @@
 //! The background sampler: OS threads per source (the slow energy-counter read on its own
 //! thread so that it never blocks the instant-power stream), deadline scheduling without
 //! drift, bounded ring buffers, monotonic time, explicit stop and join, panics caught.
+//!
+//! Jobs: this module runs the threads and holds the shared state; `counter` schedules the
+//! energy-counter reads.
 
-use std::collections::BTreeSet;
+mod counter;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -11,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use self::counter::{CounterPlan, counter_loop};
 use crate::error::{Error, Result};
-use crate::integrate::UpdateGrid;
 use crate::source::{PowerSource, Reading, Signal, SignalSpec, SourceError, SourceInfo};
 use crate::timeline::{Channel, Event, EventKind, Ring, Sample, StatusSample, Timeline};
 
@@ -286,7 +290,9 @@ impl Shared {
             tl.channels.push(ch);
         }
         let keep = |t: u64| {
-            range.is_none_or(|(lo, hi)| t + 5_000_000_000 >= lo && t <= hi + 5_000_000_000)
+            range.is_none_or(|(lo, hi)| {
+                t.saturating_add(5_000_000_000) >= lo && t <= hi.saturating_add(5_000_000_000)
+            })
         };
         tl.events = lock(&self.events)
             .iter()
@@ -451,12 +457,37 @@ impl Sampler {
         for h in &self.threads {
             h.thread().unpark();
         }
+        // A read that hangs (an NVML call stuck in the driver, a sysfs file that never
+        // answers) must not hang the caller: wait at most STOP_TIMEOUT, then leave such a
+        // thread behind (it owns only reference-counted state) and record that it hung.
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while self.threads.iter().any(|h| !h.is_finished()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         for h in self.threads.drain(..) {
-            // Panics are caught inside the thread body; a join error cannot carry one.
-            let _ = h.join();
+            if h.is_finished() {
+                // Panics are caught inside the thread body; a join error cannot carry one.
+                let _ = h.join();
+            } else {
+                let name = h.thread().name().unwrap_or("eai-power").to_string();
+                let src = name.rsplit('-').next().and_then(|i| i.parse::<usize>().ok());
+                tracing::warn!(thread = %name, "eai-power sampler thread did not stop: a read hangs");
+                if let Some(src) = src.filter(|&s| s < self.shared.sources.len()) {
+                    let t = self.shared.now_ns();
+                    self.shared.event(
+                        t,
+                        src,
+                        None,
+                        EventKind::Hung { waited_ms: STOP_TIMEOUT.as_millis() as u64 },
+                    );
+                }
+            }
         }
     }
 }
+
+/// How long [`Sampler::stop`] waits for a thread whose read hangs before leaving it behind.
+pub(crate) const STOP_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Drop for Sampler {
     fn drop(&mut self) {
@@ -544,274 +575,6 @@ fn thread_loop(
         let now = Instant::now();
         if t.next + period < now {
             t.next = now + period;
-        }
-    }
-}
-
-/// The energy counter's read schedule: dense calibration bursts (at start and every
-/// `counter_burst_every`) that pin the counter's update grid, sparse background reads placed
-/// mid-interval of that grid, and edge reads requested by `begin`/`end` within a token budget.
-struct CounterPlan {
-    update: Option<Duration>,
-    sparse: u64,
-    dense: Option<u64>,
-    burst_len: u64,
-    burst_every: u64,
-    in_burst: bool,
-    burst_until: u64,
-    next_burst: u64,
-    bursts: u32,
-    next_dense: u64,
-    next_sparse: u64,
-    hold_until: u64,
-    grid: Option<UpdateGrid>,
-    /// Grid intervals (indices) that still need a read.
-    targets: BTreeSet<i64>,
-    /// Without a republication period every read is current: an edge read is due now.
-    asap: bool,
-    /// The grid interval of the last read taken clear of the update instants.
-    have: Option<i64>,
-    last_read: Option<u64>,
-    tokens: f64,
-    refilled: u64,
-    rate: f64,
-    cap: f64,
-}
-
-fn dur_ns(d: Duration) -> u64 {
-    d.as_nanos().min(u128::from(u64::MAX)) as u64
-}
-
-impl CounterPlan {
-    fn new(cfg: &SamplerConfig, update: Option<Duration>) -> Self {
-        let dense = (update.is_some() && cfg.counter_burst_hz > cfg.counter_hz)
-            .then(|| dur_ns(Duration::from_secs_f64(1.0 / cfg.counter_burst_hz)));
-        let burst_len = dur_ns(cfg.counter_burst);
-        Self {
-            update,
-            sparse: dur_ns(Duration::from_secs_f64(1.0 / cfg.counter_hz)),
-            dense,
-            burst_len,
-            burst_every: dur_ns(cfg.counter_burst_every).max(1),
-            in_burst: dense.is_some(),
-            // The first burst: at least 2 s, enough brackets for a first fit.
-            burst_until: burst_len.max(2_000_000_000),
-            // A ladder: the 2-s start-up burst pins the period to ~0.3 %, good for ~8 s;
-            // bursts at 8, 24 and 56 s extend the baseline before the regular interval.
-            next_burst: dur_ns(cfg.counter_burst_every).min(8_000_000_000),
-            bursts: 0,
-            next_dense: 0,
-            next_sparse: 0,
-            hold_until: 0,
-            grid: None,
-            targets: BTreeSet::new(),
-            asap: false,
-            have: None,
-            last_read: None,
-            tokens: f64::from(cfg.edge_read_burst),
-            refilled: 0,
-            rate: cfg.edge_read_hz,
-            cap: f64::from(cfg.edge_read_burst),
-        }
-    }
-
-    fn index(g: &UpdateGrid, t: u64) -> i64 {
-        ((t as f64 - g.phase_ns) / g.period_ns).floor() as i64
-    }
-
-    fn start_of(g: &UpdateGrid, k: i64) -> f64 {
-        g.phase_ns + k as f64 * g.period_ns
-    }
-
-    /// Where a read of interval `k` may go: clear of both update instants by more than the
-    /// estimator's snapping guard (10 % of the period) plus half a slow read.
-    fn zone(g: &UpdateGrid, k: i64) -> (u64, u64) {
-        let a = Self::start_of(g, k);
-        ((a + 0.15 * g.period_ns).max(0.0) as u64, (a + 0.8 * g.period_ns).max(0.0) as u64)
-    }
-
-    fn take_token(&mut self) -> bool {
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Turns edge times into reads to take.
-    fn add_edges(&mut self, edges: &[u64], now: u64) {
-        self.tokens = (self.tokens + (now.saturating_sub(self.refilled)) as f64 * 1e-9 * self.rate)
-            .min(self.cap);
-        self.refilled = now;
-        for &t in edges {
-            match (self.update, self.grid) {
-                (None, _) => {
-                    if !self.asap && self.last_read.is_none_or(|r| r < t) && self.take_token() {
-                        self.asap = true;
-                    }
-                }
-                (Some(u), None) => {
-                    // Not calibrated yet: read densely across the edge.
-                    if self.dense.is_some() {
-                        if !self.in_burst {
-                            self.in_burst = true;
-                            self.next_dense = now;
-                        }
-                        self.burst_until = self.burst_until.max(now + 3 * dur_ns(u));
-                    } else if self.take_token() {
-                        self.asap = true;
-                    }
-                }
-                (Some(_), Some(g)) => {
-                    let k = Self::index(&g, t);
-                    for k in [k, k + 1] {
-                        if Self::zone(&g, k).1 < now
-                            || self.have.is_some_and(|h| h >= k)
-                            || self.targets.contains(&k)
-                        {
-                            continue;
-                        }
-                        if self.take_token() {
-                            self.targets.insert(k);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// When the next read is due (ns since the anchor).
-    fn next_read(&mut self, now: u64) -> u64 {
-        if self.dense.is_some() && !self.in_burst && now >= self.next_burst {
-            self.in_burst = true;
-            self.burst_until = now + self.burst_len;
-            self.next_dense = now;
-            self.bursts += 1;
-            let ladder = 8_000_000_000u64.saturating_mul(1 << self.bursts.min(20));
-            self.next_burst = now + self.burst_every.min(ladder);
-        }
-        let mut best = u64::MAX;
-        if self.in_burst {
-            best = best.min(self.next_dense);
-        }
-        if self.asap {
-            best = best.min(now);
-        }
-        if let Some(g) = self.grid {
-            while let Some(&k) = self.targets.first() {
-                let (lo, hi) = Self::zone(&g, k);
-                if now > hi {
-                    self.targets.remove(&k);
-                    continue;
-                }
-                best = best.min(lo.max(now));
-                break;
-            }
-        }
-        let sparse = match self.grid {
-            Some(g) => {
-                let k = Self::index(&g, self.next_sparse);
-                let mut mid = Self::start_of(&g, k) + 0.5 * g.period_ns;
-                if mid < self.next_sparse as f64 {
-                    mid += g.period_ns;
-                }
-                mid.max(0.0) as u64
-            }
-            None => self.next_sparse,
-        };
-        best.min(sparse).max(self.hold_until)
-    }
-
-    /// Bookkeeping after a read at `t`; returns the new "all updates up to here are read" time.
-    fn after_read(
-        &mut self,
-        t: u64,
-        ok: bool,
-        history: impl FnOnce() -> Vec<Sample>,
-    ) -> Option<u64> {
-        self.last_read = Some(t);
-        self.asap = false;
-        self.next_sparse = t + self.sparse;
-        if let Some(d) = self.dense
-            && self.in_burst
-        {
-            self.next_dense = t + d;
-            if self.next_dense > self.burst_until {
-                self.in_burst = false;
-                self.refit(&history());
-            }
-        }
-        if !ok {
-            return None;
-        }
-        let Some(u) = self.update else { return Some(t) };
-        let Some(g) = self.grid else { return Some(t.saturating_sub(dur_ns(u))) };
-        let k = Self::index(&g, t);
-        let into = t as f64 - Self::start_of(&g, k);
-        // A read near an update instant is skipped by the estimator: it serves no target.
-        let safe = into >= 0.1 * g.period_ns && into <= 0.9 * g.period_ns;
-        while self.targets.first().is_some_and(|&x| x < k || (safe && x == k)) {
-            self.targets.pop_first();
-        }
-        if safe {
-            self.have = Some(k);
-            return Some(Self::start_of(&g, k).max(0.0) as u64);
-        }
-        None
-    }
-
-    /// Refits the grid on the recent reads (several bursts: the longer the baseline, the
-    /// better the period).
-    fn refit(&mut self, reads: &[Sample]) {
-        let Some(u) = self.update else { return };
-        if let Some(g) = crate::integrate::fit_grid(reads, u) {
-            self.grid = Some(g);
-            self.have = None;
-            self.targets.clear();
-        }
-    }
-}
-
-fn counter_loop(
-    sh: &Shared,
-    src: usize,
-    source: &dyn PowerSource,
-    t: &mut TaskState,
-    plan: &mut CounterPlan,
-    attempt: &AtomicU64,
-) {
-    let Task::Read { channel, .. } = t.task else { return };
-    let c = &sh.channels[channel];
-    loop {
-        if sh.stop.load(Ordering::Acquire) {
-            return;
-        }
-        if sh.source_dead[src].load(Ordering::Acquire) || t.done {
-            c.alive.store(false, Ordering::Release);
-            return;
-        }
-        let edges = std::mem::take(&mut *lock(&c.edges));
-        let now = sh.now_ns();
-        if !edges.is_empty() {
-            plan.add_edges(&edges, now);
-        }
-        let due = plan.next_read(now);
-        if due > now {
-            std::thread::park_timeout(Duration::from_nanos(due - now));
-            continue;
-        }
-        attempt.store(now, Ordering::Relaxed);
-        let before = lock(&c.ring).last_t();
-        run_task(sh, src, source, t);
-        let after = lock(&c.ring).last_t();
-        let ok = after.is_some() && after != before;
-        let t_read = after.filter(|_| ok).unwrap_or_else(|| sh.now_ns());
-        if let Some(through) = plan.after_read(t_read, ok, || lock(&c.ring).tail(HISTORY_READS)) {
-            c.through.fetch_max(through, Ordering::AcqRel);
-        }
-        if t.backoff > 0 {
-            plan.hold_until = sh.now_ns() + 100_000_000 * u64::from(t.backoff.min(6));
         }
     }
 }
@@ -947,6 +710,8 @@ pub(crate) fn reject_reason(spec: &SignalSpec, r: Reading) -> Option<String> {
                 Some("negative power".into())
             } else if v == 0.0 && spec.zero_is_invalid {
                 Some("zero power from a powered device (polled too fast?)".into())
+            } else if let Some(why) = crate::source::implausible(spec.signal, v) {
+                Some(why)
             } else if spec.max_power.is_some_and(|m| v > m.0) {
                 Some(format!(
                     "above the plausibility bound of {:.0} W",
@@ -961,6 +726,8 @@ pub(crate) fn reject_reason(spec: &SignalSpec, r: Reading) -> Option<String> {
                 Some("not finite".into())
             } else if j.0 < 0.0 {
                 Some("negative counter".into())
+            } else if let Some(why) = crate::source::implausible(Signal::EnergyCounter, j.0) {
+                Some(why)
             } else {
                 None
             }
@@ -990,264 +757,4 @@ pub(crate) fn is_descendant(pid: u32, ancestor: u32) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    //! The counter schedule driven by a logical clock against a synthetic Hopper-like GPU
-    //! (no sleeps, no threads: deterministic on a loaded machine).
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
-    use super::*;
-    use crate::source::{Domain, Provenance, SourceInfo};
-
-    const U_NS: f64 = 99.95e6;
-    const PHASE_NS: f64 = 37.3e6;
-
-    /// Power profile, an energy counter republished on a 99.95 ms grid (value taken at a
-    /// random instant inside each 3.6–6.6 ms read), an instant field that averages the last
-    /// 25 ms before each update (Hopper's duty cycle).
-    struct Gpu {
-        bursty: bool,
-    }
-
-    impl Gpu {
-        fn energy(&self, t_ns: f64) -> f64 {
-            let t = t_ns * 1e-9 + 10.0;
-            if self.bursty {
-                // 150 ms cycle: 60 ms at 900 W, 90 ms at 120 W (faster than the sensor).
-                let c = 0.150;
-                let n = (t / c).floor();
-                let r = t - n * c;
-                n * (0.060 * 900.0 + 0.090 * 120.0)
-                    + if r < 0.060 { r * 900.0 } else { 0.060 * 900.0 + (r - 0.060) * 120.0 }
-            } else {
-                let w = 2.0 * std::f64::consts::PI / 0.37;
-                690.0 * t + 15.0 / w * (1.0 - (w * t).cos())
-            }
-        }
-        fn last_update(t_ns: f64) -> f64 {
-            PHASE_NS + ((t_ns - PHASE_NS) / U_NS).floor() * U_NS
-        }
-        fn counter(&self, t_ns: f64) -> f64 {
-            (self.energy(Self::last_update(t_ns)) * 1000.0).round() / 1000.0
-        }
-        fn instant(&self, t_ns: f64) -> f64 {
-            let g = Self::last_update(t_ns);
-            (self.energy(g) - self.energy(g - 25e6)) / 0.025
-        }
-    }
-
-    struct Rng(u64);
-    impl Rng {
-        fn f(&mut self) -> f64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            (self.0 >> 11) as f64 / (1u64 << 53) as f64
-        }
-    }
-
-    /// Runs the sampler's counter schedule with `edges` requested at their times.
-    fn simulate(
-        gpu: &Gpu,
-        cfg: &SamplerConfig,
-        edges: &[u64],
-        end: u64,
-    ) -> (Vec<Sample>, CounterPlan) {
-        let mut plan = CounterPlan::new(cfg, Some(Duration::from_millis(100)));
-        let mut reads: Vec<Sample> = Vec::new();
-        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-        let (mut now, mut ei) = (0u64, 0usize);
-        while now < end {
-            let mut batch = Vec::new();
-            while ei < edges.len() && edges[ei] <= now {
-                batch.push(edges[ei]);
-                ei += 1;
-            }
-            if !batch.is_empty() {
-                plan.add_edges(&batch, now);
-            }
-            let due = plan.next_read(now);
-            let next_edge = edges.get(ei).copied().unwrap_or(u64::MAX);
-            if next_edge < due {
-                now = next_edge + 60_000; // wake-up latency
-                continue;
-            }
-            now = due.max(now);
-            // 3.6–6.6 ms, one read in twenty 10–30 ms (as measured on the H200).
-            let d =
-                3.6e6 + 3.0e6 * rng.f() + if rng.f() < 0.05 { 1e7 + 2e7 * rng.f() } else { 0.0 };
-            let mid = now + (d / 2.0) as u64;
-            let value = gpu.counter(now as f64 + d * rng.f());
-            reads.push(Sample::new(mid, value));
-            let hist = || reads[reads.len().saturating_sub(HISTORY_READS)..].to_vec();
-            plan.after_read(mid, true, hist);
-            now += d as u64;
-        }
-        (reads, plan)
-    }
-
-    fn timeline(gpu: &Gpu, counter: Vec<Sample>, end: u64) -> Timeline {
-        let info = SourceInfo::new("gpu", "gpu", Domain::Gpu, Provenance::Synthetic)
-            .with_signal(SignalSpec::new(Signal::InstantPower))
-            .with_signal(
-                SignalSpec::new(Signal::EnergyCounter).update_period(Duration::from_millis(100)),
-            );
-        let mut tl = Timeline::new(vec![info]);
-        for k in 0..end / 10_000_000 {
-            let t = k * 10_000_000 + 1_000;
-            tl.push(0, Signal::InstantPower, Sample::new(t, gpu.instant(t as f64)));
-        }
-        for s in counter {
-            tl.push(0, Signal::EnergyCounter, s);
-        }
-        tl
-    }
-
-    struct Outcome {
-        /// (window length s, meter vs reference %, meter vs truth %, reference vs truth %, coarse)
-        rows: Vec<(f64, f64, f64, f64, bool)>,
-        reads: usize,
-        end: u64,
-        plan: CounterPlan,
-    }
-
-    /// Sequential windows of each length (random gaps), at the default configuration.
-    fn run(bursty: bool, counts: &[(f64, usize)]) -> Outcome {
-        let gpu = Gpu { bursty };
-        let cfg = SamplerConfig::default();
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-        let mut t = 3_000_000_000u64;
-        let mut wins = Vec::new();
-        for &(len, n) in counts {
-            for _ in 0..n {
-                t += (300e6 + 700e6 * rng.f()) as u64;
-                let t1 = t + (len * 1e9) as u64;
-                wins.push((len, t, t1));
-                t = t1;
-            }
-        }
-        let end = t + 3_000_000_000;
-        let edges: Vec<u64> = wins.iter().flat_map(|w| [w.1, w.2]).collect();
-        let (reads, plan) = simulate(&gpu, &cfg, &edges, end);
-        let n_reads = reads.len();
-        let tl = timeline(&gpu, reads, end);
-        // The reference: an independent reader every 53 ms (±1 ms) for the whole run.
-        let mut rr = Rng(7);
-        let mut refr = Vec::new();
-        let mut x = 1_000_000.0;
-        while x < end as f64 {
-            let d = 3.6e6 + 3.0e6 * rr.f();
-            refr.push(Sample::new((x + d / 2.0) as u64, gpu.counter(x + d * rr.f())));
-            x += 53e6 + 2e6 * (rr.f() - 0.5);
-        }
-        let tr = timeline(&gpu, refr, end);
-        let rows = wins
-            .iter()
-            .map(|&(len, t0, t1)| {
-                let truth = gpu.energy(t1 as f64) - gpu.energy(t0 as f64);
-                let m = tl.measure("w", t0, t1).unwrap();
-                let d = &m.devices[0];
-                let ours = d.energy.unwrap().0;
-                let r = tr.measure("r", t0, t1).unwrap().devices[0].counter_linear.unwrap().0;
-                let coarse = d.flags.iter().any(|f| matches!(f, crate::Flag::CoarseEdge { .. }));
-                (
-                    len,
-                    (ours - r) / r * 100.0,
-                    (ours - truth) / truth * 100.0,
-                    (r - truth) / truth * 100.0,
-                    coarse,
-                )
-            })
-            .collect();
-        Outcome { rows, reads: n_reads, end, plan }
-    }
-
-    fn stats(v: &[f64]) -> (f64, f64, f64) {
-        let n = v.len() as f64;
-        let m = v.iter().sum::<f64>() / n;
-        let sd = (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0).max(1.0)).sqrt();
-        (m, sd, v.iter().fold(0.0f64, |a, x| a.max(x.abs())))
-    }
-
-    #[test]
-    fn calibration_pins_the_update_grid() {
-        let o = run(true, &[(5.0, 30)]);
-        let g = o.plan.grid.expect("grid fitted");
-        // Three bursts over ~2 minutes: the period to 1e-4 (the brackets are ~5 ms wide).
-        assert!((g.period_ns - U_NS).abs() / U_NS < 1e-4, "{g:?}");
-        // Where it matters, now: the fitted update instant within 5 ms of the true one.
-        let fitted = g.floor(o.end) as f64;
-        let off = (fitted - PHASE_NS).rem_euclid(U_NS);
-        assert!(off.min(U_NS - off) < 5e6, "{g:?} at {}: off by {off}", o.end);
-    }
-
-    #[test]
-    fn edge_reads_match_a_dense_counter_on_bursty_and_steady_loads() {
-        for bursty in [false, true] {
-            let o = run(bursty, &[(5.0, 12), (1.0, 10)]);
-            // Reads per second, budget included: the CPU proxy (bursts, 1 Hz, edges).
-            let per_s = o.reads as f64 / (o.end as f64 * 1e-9);
-            assert!(per_s < 2.2, "{per_s} reads/s");
-            let five: Vec<f64> =
-                o.rows.iter().filter(|r| r.0 == 5.0 && !r.4).map(|r| r.1).collect();
-            assert!(five.len() >= 10, "edge reads missing on 5 s windows");
-            let (_, _, mx) = stats(&five);
-            assert!(mx < 0.5, "bursty={bursty}: 5 s windows off the dense counter by {mx} %");
-        }
-    }
-
-    #[test]
-    fn windows_without_edge_reads_are_flagged() {
-        let gpu = Gpu { bursty: true };
-        let cfg = SamplerConfig { edge_reads: true, ..SamplerConfig::default() };
-        let (reads, _) = simulate(&gpu, &cfg, &[], 20_000_000_000);
-        let tl = timeline(&gpu, reads, 20_000_000_000);
-        let m = tl.measure("post hoc", 10_500_000_000, 15_500_000_000).unwrap();
-        assert!(
-            m.devices[0].flags.iter().any(|f| matches!(f, crate::Flag::CoarseEdge { .. })),
-            "{:?}",
-            m.devices[0].flags
-        );
-    }
-
-    /// The offline evaluation printed in `docs/results/power-gpu.md`:
-    /// `cargo test -p eai-power --release --lib -- --ignored schedule_report --nocapture`.
-    #[test]
-    #[ignore = "report, prints a table"]
-    fn schedule_report() {
-        for bursty in [false, true] {
-            let o = run(bursty, &[(0.1, 40), (0.5, 40), (1.0, 40), (5.0, 20), (10.0, 10)]);
-            println!(
-                "{} load: {} counter reads in {:.0} s ({:.2}/s); grid {:?}",
-                if bursty { "bursty" } else { "steady" },
-                o.reads,
-                o.end as f64 * 1e-9,
-                o.reads as f64 / (o.end as f64 * 1e-9),
-                o.plan.grid
-            );
-            println!(
-                "| window | with edge reads | ours vs dense counter | ours vs truth | dense counter vs truth | CoarseEdge (budget spent): ours vs dense |"
-            );
-            println!("|---|---|---|---|---|---|");
-            for len in [0.1, 0.5, 1.0, 5.0, 10.0] {
-                let rows: Vec<_> = o.rows.iter().filter(|r| r.0 == len).collect();
-                let ok: Vec<_> = rows.iter().filter(|r| !r.4).collect();
-                let f = |v: Vec<f64>| {
-                    if v.is_empty() {
-                        return "-".to_string();
-                    }
-                    let (m, sd, mx) = stats(&v);
-                    format!("{m:+.3} ± {sd:.3} % (max {mx:.3} %)")
-                };
-                println!(
-                    "| {len} s | {}/{} | {} | {} | {} | {} |",
-                    ok.len(),
-                    rows.len(),
-                    f(ok.iter().map(|r| r.1).collect()),
-                    f(ok.iter().map(|r| r.2).collect()),
-                    f(ok.iter().map(|r| r.3).collect()),
-                    f(rows.iter().filter(|r| r.4).map(|r| r.1).collect()),
-                );
-            }
-        }
-    }
-}
+mod tests;
