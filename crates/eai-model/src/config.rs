@@ -319,18 +319,19 @@ impl ModelConfig {
             }
         };
         let get_id = |key: &str| f.get(key).and_then(|v| v.as_u64()).map(|x| x as u32);
+        let n_layers = u("block_count")?;
+        crate::validate::check_block_count(f, &k("block_count"), n_layers as u64)?;
         let cfg = ModelConfig {
             arch,
-            n_layers: u("block_count")?,
+            n_layers,
             hidden,
             n_heads,
             n_kv_heads,
             head_dim,
             ffn: u("feed_forward_length")?,
             vocab,
-            max_position: u("context_length").unwrap_or(2048),
-            rope_theta: f.get(&k("rope.freq_base")).and_then(|v| v.as_f64()).unwrap_or(10_000.0)
-                as f32,
+            max_position: crate::validate::optional_u64(f, &k("context_length"), 2048)? as usize,
+            rope_theta: crate::validate::optional_f64(f, &k("rope.freq_base"), 10_000.0)? as f32,
             rope_scaling,
             rms_eps: f.get_f64(&k("attention.layer_norm_rms_epsilon"))? as f32,
             tie_embeddings: f.tensor("output.weight").is_none(),
@@ -387,6 +388,22 @@ impl ModelConfig {
             && (ff.len() != self.head_dim / 2 || ff.iter().any(|x| !(x.is_finite() && *x > 0.0)))
         {
             return Err(Error::config(source, "rope_freqs", "needs head_dim/2 positive factors"));
+        }
+        let factors: Vec<(&str, f32)> = match self.rope_scaling {
+            RopeScaling::None => Vec::new(),
+            RopeScaling::Linear { factor } => vec![("rope_scaling.factor", factor)],
+            RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position } => vec![
+                ("rope_scaling.factor", factor),
+                ("rope_scaling.low_freq_factor", low_freq_factor),
+                ("rope_scaling.high_freq_factor", high_freq_factor),
+                ("rope_scaling.original_max_position_embeddings", original_max_position),
+            ],
+        };
+        for (name, v) in factors {
+            // A factor of 0 divides positions by zero: every rope angle NaN, every score NaN.
+            if !(v.is_finite() && v > 0.0) {
+                return Err(Error::config(source, name, format!("{v} is not a positive number")));
+            }
         }
         if !(self.rms_eps.is_finite() && self.rms_eps >= 0.0) {
             return Err(Error::config(source, "rms_norm_eps", "must be non-negative"));

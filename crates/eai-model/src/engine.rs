@@ -51,6 +51,8 @@ pub struct Counters {
     pub tokens_scored: u64,
     /// Tokens generated.
     pub tokens_generated: u64,
+    /// Requests whose input was left-truncated to `max_length`.
+    pub truncated_requests: u64,
 }
 
 /// A model with its tokenizer: implements [`LanguageModel`].
@@ -594,11 +596,14 @@ impl LanguageModel for Engine {
         reqs: &[LoglikelihoodRequest],
     ) -> std::result::Result<Vec<Loglikelihood>, ModelError> {
         let mut pairs = Vec::with_capacity(reqs.len());
+        let keep = self.max_length() + 1;
         for (i, r) in reqs.iter().enumerate() {
-            let p = self.encode_pair(&r.context, &r.continuation).map_err(|e| match e {
+            let (ctx, _) = crate::bound::tail(&self.tokenizer, &r.context, keep).map_err(model_err)?;
+            let p = self.encode_pair(ctx, &r.continuation).map_err(|e| match e {
                 Error::InvalidInput { reason } => ModelError::InvalidRequest { index: i, reason },
                 e => model_err(e),
             })?;
+            self.counters.truncated_requests += u64::from(p.0.len() + p.1.len() > keep);
             pairs.push(p);
         }
         let scores = self.loglikelihood_tokens(&pairs).map_err(model_err)?;
@@ -620,13 +625,15 @@ impl LanguageModel for Engine {
         let max_len = self.max_length();
         let mut prompts = Vec::with_capacity(reqs.len());
         for (i, r) in reqs.iter().enumerate() {
-            let mut ids = self.tokenizer.encode(&r.context).map_err(model_err)?;
+            let (ctx, _) = crate::bound::tail(&self.tokenizer, &r.context, max_len).map_err(model_err)?;
+            let mut ids = self.tokenizer.encode(ctx).map_err(model_err)?;
             if ids.is_empty() {
                 return Err(ModelError::InvalidRequest { index: i, reason: "empty prompt".into() });
             }
             let keep = max_len.saturating_sub(r.max_gen_toks).max(1);
             if ids.len() > keep {
                 ids.drain(..ids.len() - keep);
+                self.counters.truncated_requests += 1;
             }
             prompts.push(ids);
         }
@@ -645,5 +652,9 @@ impl LanguageModel for Engine {
 
     fn forward_passes(&self) -> Option<u64> {
         Some(self.counters.forward_passes)
+    }
+
+    fn truncated_requests(&self) -> Option<u64> {
+        Some(self.counters.truncated_requests)
     }
 }

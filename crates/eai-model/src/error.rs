@@ -62,6 +62,23 @@ pub enum Error {
         /// The type's name (or numeric id when unknown).
         ty: String,
     },
+    /// A weight holds NaN or an infinity (checked at load unless
+    /// [`LoadOptions::check_finite`](crate::LoadOptions::check_finite) turns it off): every
+    /// score computed through it would be NaN.
+    #[error(
+        "{source_name}: tensor `{tensor}` holds a non-finite value ({value}) at flat index \
+         {index} (for a quantized GGUF tensor: a block's scale or minimum)"
+    )]
+    NonFinite {
+        /// The file or folder.
+        source_name: String,
+        /// Tensor name (Hugging Face naming).
+        tensor: String,
+        /// Flat index of the first bad element.
+        index: usize,
+        /// The value.
+        value: f32,
+    },
     /// A required metadata key or config field is missing or has the wrong type.
     #[error("{source_name}: field `{field}`: {reason}")]
     Config {

@@ -168,6 +168,17 @@ struct Cursor<'a> {
     path: &'a Path,
     buf: &'a [u8],
     pos: usize,
+    /// Bytes the parsed metadata may still take in memory (see [`metadata_budget`]).
+    budget: u64,
+}
+
+/// How much memory the parsed metadata of a file of `file_len` bytes may take: 4× the file plus
+/// 64 MiB. Each array element costs a [`GgufValue`] (32 bytes) however small it is on disk (a
+/// `u8` costs 1), so a hostile array of `u8` as long as the file would need 32× its size; it is
+/// refused before anything is allocated. Real files are dominated by tensor data and use a few
+/// percent of this.
+fn metadata_budget(file_len: u64) -> u64 {
+    file_len.saturating_mul(4).saturating_add(64 << 20)
 }
 
 impl<'a> Cursor<'a> {
@@ -177,6 +188,20 @@ impl<'a> Cursor<'a> {
             offset: self.pos as u64,
             reason: reason.into(),
         }
+    }
+
+    /// Reserves `bytes` of the metadata's memory budget, or fails naming `what`.
+    fn charge(&mut self, bytes: u64, what: &str) -> Result<()> {
+        if bytes > self.budget {
+            return Err(self.err(format!(
+                "{what}: the metadata would need more than {} bytes of memory for a file of {} \
+                 bytes (a count or length out of proportion to the file)",
+                metadata_budget(self.buf.len() as u64),
+                self.buf.len()
+            )));
+        }
+        self.budget -= bytes;
+        Ok(())
     }
 
     fn take(&mut self, n: u64, what: &str) -> Result<&'a [u8]> {
@@ -212,6 +237,7 @@ impl<'a> Cursor<'a> {
         if len > MAX_STRING {
             return Err(self.err(format!("{what}: string length {len} is absurd")));
         }
+        self.charge(len, what)?;
         let bytes = self.take(len, what)?;
         String::from_utf8(bytes.to_vec())
             .map_err(|_| self.err(format!("{what}: string is not UTF-8")))
@@ -256,6 +282,8 @@ impl<'a> Cursor<'a> {
                         self.remaining()
                     )));
                 }
+                let slot = std::mem::size_of::<GgufValue>() as u64;
+                self.charge(count.saturating_mul(slot), key)?;
                 let mut v = Vec::with_capacity(count as usize);
                 for _ in 0..count {
                     v.push(self.value(elem, key, depth + 1)?);
@@ -294,7 +322,8 @@ impl GgufFile {
     }
 
     fn parse(path: PathBuf, bytes: Bytes) -> Result<Self> {
-        let mut c = Cursor { path: &path, buf: &bytes, pos: 0 };
+        let budget = metadata_budget(bytes.len() as u64);
+        let mut c = Cursor { path: &path, buf: &bytes, pos: 0, budget };
         let magic: [u8; 4] = c.array("magic")?;
         if &magic != b"GGUF" {
             return Err(Error::BadMagic { path: path.clone(), found: magic });

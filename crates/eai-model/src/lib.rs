@@ -22,6 +22,7 @@
 #![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod bound;
 mod config;
 mod convert;
 mod dequant;
@@ -35,6 +36,7 @@ mod mmap;
 mod model;
 mod source;
 mod tokenizer;
+mod validate;
 
 pub use crate::{
     config::{Architecture, ModelConfig, RopeScaling},

@@ -20,17 +20,27 @@ pub struct LoadOptions {
     /// schemes (the LM head is commonly left unquantized, as compressed-tensors' `ignore:
     /// ["lm_head"]` does).
     pub lm_head_scheme: Option<Scheme>,
+    /// Check every weight for NaN and infinities as it is loaded (default on; one pass over
+    /// the weights, a small fraction of the load time): a non-finite weight is an error naming
+    /// the tensor, never a run of NaN scores.
+    pub check_finite: bool,
 }
 
 impl LoadOptions {
     /// Options for one scheme with the default LM-head rule.
     pub fn new(scheme: Scheme) -> Self {
-        LoadOptions { scheme, lm_head_scheme: None }
+        LoadOptions { scheme, lm_head_scheme: None, check_finite: true }
     }
 
     /// Overrides the LM head's scheme.
     pub fn lm_head_scheme(mut self, s: Scheme) -> Self {
         self.lm_head_scheme = Some(s);
+        self
+    }
+
+    /// Turns the finite-weight check off (it is on by default).
+    pub fn check_finite(mut self, on: bool) -> Self {
+        self.check_finite = on;
         self
     }
 
@@ -210,6 +220,9 @@ impl Model {
                     found: ten.shape,
                 });
             }
+            if opts.check_finite {
+                crate::validate::check_finite(&name, t, &ten.data)?;
+            }
             Ok(ten.data)
         };
         let mat = |t: &str, r: usize, c: usize| -> Result<Array2<f32>> {
@@ -225,7 +238,8 @@ impl Model {
             embed.mapv_inplace(|x| s.round(x));
         }
         let embed = Arc::new(embed);
-        let mut layers = Vec::with_capacity(cfg.n_layers);
+        // Grown as layers load (a declared count is not trusted for an allocation).
+        let mut layers = Vec::new();
         for l in 0..cfg.n_layers {
             let p = format!("model.layers.{l}");
             let lin = |m: &str, out: usize, inp: usize, bias: bool| -> Result<Linear> {
@@ -255,6 +269,9 @@ impl Model {
                         expected: vec![cfg.vocab, h],
                         found: t.shape,
                     });
+                }
+                if opts.check_finite {
+                    crate::validate::check_finite(&name, "lm_head.weight", &t.data)?;
                 }
                 let w = Array2::from_shape_vec((cfg.vocab, h), t.data)
                     .map_err(|e| Error::invalid(e.to_string()))?;

@@ -11,7 +11,7 @@ use eai_model::{
 };
 use safetensors::{Dtype, tensor::TensorView};
 
-type Weights = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+pub(crate) type Weights = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
 
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(
@@ -21,7 +21,7 @@ fn fixture(name: &str) -> String {
 }
 
 /// Deterministic pseudo-random weights (xorshift), scaled like an initialised model.
-fn weights(cfg: &ModelConfig, seed: u64) -> Weights {
+pub(crate) fn weights(cfg: &ModelConfig, seed: u64) -> Weights {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut rnd = move || {
         s ^= s << 13;
@@ -62,7 +62,7 @@ fn weights(cfg: &ModelConfig, seed: u64) -> Weights {
     w
 }
 
-fn write_safetensors(dir: &Path, w: &Weights, shards: usize) {
+pub(crate) fn write_safetensors(dir: &Path, w: &Weights, shards: usize) {
     std::fs::create_dir_all(dir).unwrap();
     let names: Vec<&String> = w.keys().collect();
     let per = names.len().div_ceil(shards);
@@ -159,13 +159,13 @@ impl WeightSource for MapSource {
     }
 }
 
-fn small(json: &str, edit: impl FnOnce(&mut serde_json::Value)) -> ModelConfig {
+pub(crate) fn small(json: &str, edit: impl FnOnce(&mut serde_json::Value)) -> ModelConfig {
     let mut v: serde_json::Value = serde_json::from_str(json).unwrap();
     edit(&mut v);
     ModelConfig::from_hf_json(&v.to_string(), "test").unwrap()
 }
 
-fn tiny_llama() -> ModelConfig {
+pub(crate) fn tiny_llama() -> ModelConfig {
     small(
         r#"{"architectures":["LlamaForCausalLM"],"hidden_size":64,"intermediate_size":96,"num_attention_heads":4,
             "num_key_value_heads":2,"num_hidden_layers":2,"vocab_size":300,"rope_theta":10000.0,"rms_norm_eps":1e-5,

@@ -3,6 +3,7 @@
 
 #[macro_use]
 mod common;
+mod hostile;
 mod parity;
 mod real_model;
 mod synthetic;

@@ -82,7 +82,8 @@ impl GpuEngine {
         let f = GgufFile::open(path.as_ref())?;
         let cfg = ModelConfig::from_gguf(&f)?;
         let tok = Tokenizer::from_gguf(&f)?;
-        let model = GpuModel::load(dev, &GgufSource::new(&f, &cfg), cfg, scheme)?;
+        let src = GgufSource::new(&f, &cfg);
+        let model = GpuModel::load(dev, &crate::validate::FiniteChecked(&src), cfg, scheme)?;
         let name =
             f.get("general.name").and_then(|v| v.as_str()).map(str::to_string).unwrap_or_else(
                 || {
@@ -109,7 +110,7 @@ impl GpuEngine {
         let tok =
             Tokenizer::from_file(dir.join("tokenizer.json"), cfg.bos_token_id, &cfg.eos_token_ids)?;
         let src = SafetensorsSource::open(dir)?;
-        let model = GpuModel::load(dev, &src, cfg, scheme)?;
+        let model = GpuModel::load(dev, &crate::validate::FiniteChecked(&src), cfg, scheme)?;
         let name = dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         Ok(Self::new(model, tok, name))
     }
