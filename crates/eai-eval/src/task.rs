@@ -425,7 +425,8 @@ impl Task {
             return Ok(());
         }
         let task = self.config.name.clone();
-        let source = if self.source.is_empty() { String::new() } else { format!(" ({})", self.source) };
+        let source =
+            if self.source.is_empty() { String::new() } else { format!(" ({})", self.source) };
         let reason = match self.config.limit {
             Some(l) if !self.docs.is_empty() => {
                 format!("the limit {l:?} keeps none of its {} documents", self.docs.len())

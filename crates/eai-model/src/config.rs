@@ -392,7 +392,12 @@ impl ModelConfig {
         let factors: Vec<(&str, f32)> = match self.rope_scaling {
             RopeScaling::None => Vec::new(),
             RopeScaling::Linear { factor } => vec![("rope_scaling.factor", factor)],
-            RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position } => vec![
+            RopeScaling::Llama3 {
+                factor,
+                low_freq_factor,
+                high_freq_factor,
+                original_max_position,
+            } => vec![
                 ("rope_scaling.factor", factor),
                 ("rope_scaling.low_freq_factor", low_freq_factor),
                 ("rope_scaling.high_freq_factor", high_freq_factor),

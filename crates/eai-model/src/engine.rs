@@ -598,7 +598,8 @@ impl LanguageModel for Engine {
         let mut pairs = Vec::with_capacity(reqs.len());
         let keep = self.max_length() + 1;
         for (i, r) in reqs.iter().enumerate() {
-            let (ctx, _) = crate::bound::tail(&self.tokenizer, &r.context, keep).map_err(model_err)?;
+            let (ctx, _) =
+                crate::bound::tail(&self.tokenizer, &r.context, keep).map_err(model_err)?;
             let p = self.encode_pair(ctx, &r.continuation).map_err(|e| match e {
                 Error::InvalidInput { reason } => ModelError::InvalidRequest { index: i, reason },
                 e => model_err(e),
@@ -625,7 +626,8 @@ impl LanguageModel for Engine {
         let max_len = self.max_length();
         let mut prompts = Vec::with_capacity(reqs.len());
         for (i, r) in reqs.iter().enumerate() {
-            let (ctx, _) = crate::bound::tail(&self.tokenizer, &r.context, max_len).map_err(model_err)?;
+            let (ctx, _) =
+                crate::bound::tail(&self.tokenizer, &r.context, max_len).map_err(model_err)?;
             let mut ids = self.tokenizer.encode(ctx).map_err(model_err)?;
             if ids.is_empty() {
                 return Err(ModelError::InvalidRequest { index: i, reason: "empty prompt".into() });

@@ -36,7 +36,8 @@ pub(crate) fn check_block_count(f: &GgufFile, key: &str, n: u64) -> Result<()> {
         .collect();
     if !extra.is_empty() {
         let shown: Vec<&str> = extra.iter().take(4).copied().collect();
-        let more = if extra.len() > 4 { format!(" and {} more", extra.len() - 4) } else { String::new() };
+        let more =
+            if extra.len() > 4 { format!(" and {} more", extra.len() - 4) } else { String::new() };
         return Err(Error::config(
             source,
             key,
@@ -117,9 +118,11 @@ pub(crate) fn check_finite(source_name: &str, tensor: &str, data: &[f32]) -> Res
 /// A [`WeightSource`](crate::WeightSource) whose tensors are checked with [`check_finite`] as
 /// they are handed out: for loaders that do not take [`LoadOptions`](crate::LoadOptions) (the
 /// CUDA path).
+#[cfg(feature = "cuda")]
 #[derive(Debug)]
 pub(crate) struct FiniteChecked<'a, S: ?Sized>(pub(crate) &'a S);
 
+#[cfg(feature = "cuda")]
 impl<S: crate::WeightSource + ?Sized> crate::WeightSource for FiniteChecked<'_, S> {
     fn source_name(&self) -> String {
         self.0.source_name()

@@ -76,10 +76,28 @@ fn non_finite_weights_are_refused_at_load_naming_the_tensor() {
         ("token_embd.weight", GgmlType::F32, 4 * 100, inf32.to_vec(), "model.embed_tokens.weight"),
         // Q4_1 block: d (f16), m (f16), 16 bytes of codes. A NaN scale of block 3, an
         // infinite minimum of block 0.
-        ("blk.1.ffn_up.weight", GgmlType::Q4_1, 20 * 3, nan16.to_vec(), "model.layers.1.mlp.up_proj.weight"),
-        ("blk.0.attn_v.weight", GgmlType::Q4_1, 2, inf16.to_vec(), "model.layers.0.self_attn.v_proj.weight"),
+        (
+            "blk.1.ffn_up.weight",
+            GgmlType::Q4_1,
+            20 * 3,
+            nan16.to_vec(),
+            "model.layers.1.mlp.up_proj.weight",
+        ),
+        (
+            "blk.0.attn_v.weight",
+            GgmlType::Q4_1,
+            2,
+            inf16.to_vec(),
+            "model.layers.0.self_attn.v_proj.weight",
+        ),
         // Q8_0 block: d (f16) then 32 codes.
-        ("blk.0.ffn_down.weight", GgmlType::Q8_0, 34, nan16.to_vec(), "model.layers.0.mlp.down_proj.weight"),
+        (
+            "blk.0.ffn_down.weight",
+            GgmlType::Q8_0,
+            34,
+            nan16.to_vec(),
+            "model.layers.0.mlp.down_proj.weight",
+        ),
     ];
     for (target, ty, at, bad, hf) in cases {
         let edit = |name: &str, b: &mut Vec<u8>| {
@@ -118,8 +136,12 @@ fn a_zero_rope_factor_is_a_config_error() {
     }
     let json = r#"{"architectures":["LlamaForCausalLM"],"hidden_size":64,"intermediate_size":96,
         "num_attention_heads":4,"num_key_value_heads":2,"num_hidden_layers":2,"vocab_size":300,
-        "rope_scaling":{"rope_type":"linear","factor":0.0}}"#;
-    assert!(matches!(ModelConfig::from_hf_json(json, "c"), Err(Error::Config { .. })));
+        "rope_theta":10000.0,"rms_norm_eps":1e-5,"tie_word_embeddings":false,
+        "max_position_embeddings":256,"rope_scaling":{"rope_type":"linear","factor":0.0}}"#;
+    match ModelConfig::from_hf_json(json, "c") {
+        Err(Error::Config { field, .. }) => assert_eq!(field, "rope_scaling.factor"),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

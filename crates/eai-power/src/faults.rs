@@ -138,7 +138,8 @@ impl<S: PowerSource> PowerSource for FaultySource<S> {
         let r = self.inner.read(signal)?;
         match (r, reset_to) {
             (Reading::Energy(j), Some(to)) => {
-                let mut base = self.reset_base.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut base =
+                    self.reset_base.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 let b = *base.get_or_insert(j.0);
                 Ok(Reading::Energy(Joules(to.0 + (j.0 - b))))
             }

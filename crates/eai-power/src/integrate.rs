@@ -203,8 +203,8 @@ pub fn counter_points(
             Some(prev) if r.value == prev => {
                 // Unchanged: current as of t - U at least.
                 let flat_t = r.t_ns.saturating_sub(u_ns / 2);
-                let due =
-                    u_ns == 0 || pts.last().is_some_and(|&(lt, _)| flat_t > lt.saturating_add(u_ns));
+                let due = u_ns == 0
+                    || pts.last().is_some_and(|&(lt, _)| flat_t > lt.saturating_add(u_ns));
                 if due && pts.last().is_some_and(|&(lt, _)| flat_t > lt) {
                     pts.push((flat_t, acc));
                 }
@@ -254,8 +254,10 @@ pub fn counter_points(
         raw_prev = Some(r.value);
         prev_t = Some(r.t_ns);
     }
-    let unbridged =
-        bridge_resets(&mut pts, &bridge).into_iter().map(|i| (reset_after[i], reset_at[i])).collect();
+    let unbridged = bridge_resets(&mut pts, &bridge)
+        .into_iter()
+        .map(|i| (reset_after[i], reset_at[i]))
+        .collect();
     CounterPoints {
         points: pts,
         resets: reset_at,
@@ -661,7 +663,8 @@ pub fn counter_energy(
             cp.points = p;
         }
     }
-    let unbridged = cp.unbridged.iter().filter(|(after, at)| *at > t0 && *after < t1).count() as u32;
+    let unbridged =
+        cp.unbridged.iter().filter(|(after, at)| *at > t0 && *after < t1).count() as u32;
     let pts = cp.points;
     // A decrease seen at read r happened in (previous read, r]: it belongs to the window when
     // that interval meets the window (with sparse reads, the read that sees a reset inside the

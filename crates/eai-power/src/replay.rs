@@ -75,12 +75,8 @@ impl ReplaySource {
                 });
             }
         }
-        let rejected: u64 = timeline
-            .channels
-            .iter()
-            .filter(|c| c.source == index)
-            .map(|c| c.rejected)
-            .sum();
+        let rejected: u64 =
+            timeline.channels.iter().filter(|c| c.source == index).map(|c| c.rejected).sum();
         if rejected > 0 {
             // Implausible or out-of-order rows were dropped when the trace was loaded: say so
             // in every result that lists the source.

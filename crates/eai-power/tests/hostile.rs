@@ -81,9 +81,8 @@ fn a_decreasing_counter_is_a_flagged_reset_bridged_at_a_plausible_rate() {
 
 #[test]
 fn a_zero_update_period_is_an_error_naming_the_source() {
-    let info = SourceInfo::new("gpu0", "gpu0", Domain::Gpu, Provenance::Replayed).with_signal(
-        SignalSpec::new(Signal::EnergyCounter).update_period(Duration::ZERO),
-    );
+    let info = SourceInfo::new("gpu0", "gpu0", Domain::Gpu, Provenance::Replayed)
+        .with_signal(SignalSpec::new(Signal::EnergyCounter).update_period(Duration::ZERO));
     let mut tl = Timeline::new(vec![info]);
     for i in 0..100u64 {
         tl.push(0, Signal::EnergyCounter, Sample::new(i * 10_000_000, i as f64));

@@ -5,10 +5,10 @@
 mod bad_input;
 #[path = "quant/checkpoint.rs"]
 mod checkpoint;
-#[path = "quant/hostile_checkpoint.rs"]
-mod hostile_checkpoint;
 #[path = "quant/golden.rs"]
 mod golden;
+#[path = "quant/hostile_checkpoint.rs"]
+mod hostile_checkpoint;
 #[path = "quant/properties.rs"]
 mod properties;
 #[path = "quant/worked_example.rs"]

@@ -54,12 +54,7 @@ impl Rng {
 }
 
 /// Runs the sampler's counter schedule with `edges` requested at their times.
-fn simulate(
-    gpu: &Gpu,
-    cfg: &SamplerConfig,
-    edges: &[u64],
-    end: u64,
-) -> (Vec<Sample>, CounterPlan) {
+fn simulate(gpu: &Gpu, cfg: &SamplerConfig, edges: &[u64], end: u64) -> (Vec<Sample>, CounterPlan) {
     let mut plan = CounterPlan::new(cfg, Some(Duration::from_millis(100)));
     let mut reads: Vec<Sample> = Vec::new();
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
@@ -81,8 +76,7 @@ fn simulate(
         }
         now = due.max(now);
         // 3.6–6.6 ms, one read in twenty 10–30 ms (as measured on the H200).
-        let d =
-            3.6e6 + 3.0e6 * rng.f() + if rng.f() < 0.05 { 1e7 + 2e7 * rng.f() } else { 0.0 };
+        let d = 3.6e6 + 3.0e6 * rng.f() + if rng.f() < 0.05 { 1e7 + 2e7 * rng.f() } else { 0.0 };
         let mid = now + (d / 2.0) as u64;
         let value = gpu.counter(now as f64 + d * rng.f());
         reads.push(Sample::new(mid, value));
@@ -195,8 +189,7 @@ fn edge_reads_match_a_dense_counter_on_bursty_and_steady_loads() {
         // Reads per second, budget included: the CPU proxy (bursts, 1 Hz, edges).
         let per_s = o.reads as f64 / (o.end as f64 * 1e-9);
         assert!(per_s < 2.2, "{per_s} reads/s");
-        let five: Vec<f64> =
-            o.rows.iter().filter(|r| r.0 == 5.0 && !r.4).map(|r| r.1).collect();
+        let five: Vec<f64> = o.rows.iter().filter(|r| r.0 == 5.0 && !r.4).map(|r| r.1).collect();
         assert!(five.len() >= 10, "edge reads missing on 5 s windows");
         let (_, _, mx) = stats(&five);
         assert!(mx < 0.5, "bursty={bursty}: 5 s windows off the dense counter by {mx} %");

@@ -137,7 +137,12 @@ fn a_single_file_source_may_be_written_beside_itself_but_not_over_itself() {
     save(&f, &[("l.weight", vec![4, 4])]);
     let src = Checkpoint::open(&f).unwrap();
     // The folder holding the file contains it.
-    let e = write_quantized(&src, &int8(), tmp.path(), WriteOptions { overwrite: true, measure_error: false });
+    let e = write_quantized(
+        &src,
+        &int8(),
+        tmp.path(),
+        WriteOptions { overwrite: true, measure_error: false },
+    );
     assert!(matches!(e, Err(QuantError::UnsafeDestination { relation: "contains", .. })), "{e:?}");
     assert!(f.is_file());
     // A folder beside it is not an input.
@@ -159,7 +164,10 @@ fn an_empty_checkpoint_is_an_error_and_writes_nothing() {
     let src = Checkpoint::open(&dir).unwrap();
     let out = tmp.path().join("out");
     let e = write_quantized(&src, &int8(), &out, WriteOptions::default());
-    assert!(matches!(&e, Err(QuantError::EmptyCheckpoint { checkpoint }) if *checkpoint == dir), "{e:?}");
+    assert!(
+        matches!(&e, Err(QuantError::EmptyCheckpoint { checkpoint }) if *checkpoint == dir),
+        "{e:?}"
+    );
     let e = write_half(&src, &MixedPrecision::new(HalfType::Bf16), &out, WriteOptions::default());
     assert!(matches!(e, Err(QuantError::EmptyCheckpoint { .. })), "{e:?}");
     assert!(!out.exists());

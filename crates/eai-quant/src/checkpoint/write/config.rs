@@ -41,7 +41,11 @@ pub(super) fn dtype_from_name(s: &str) -> Option<Dtype> {
     serde_json::from_str::<Dtype>(&q).ok()
 }
 
-pub(super) fn quantization_config(src: &Checkpoint, plan: &QuantPlan, reports: &[TensorReport]) -> Value {
+pub(super) fn quantization_config(
+    src: &Checkpoint,
+    plan: &QuantPlan,
+    reports: &[TensorReport],
+) -> Value {
     let w = &plan.weight;
     let (strategy, group_size) = match w.granularity {
         Granularity::PerTensor => ("tensor", Value::Null),

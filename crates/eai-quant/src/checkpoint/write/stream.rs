@@ -386,13 +386,7 @@ pub(super) fn tensor_views<'a>(
             }
             views.push((
                 names.scale,
-                Lazy {
-                    ctx,
-                    dtype: sdt,
-                    shape: sshape,
-                    len: sbytes.len(),
-                    job: Job::Owned(sbytes),
-                },
+                Lazy { ctx, dtype: sdt, shape: sshape, len: sbytes.len(), job: Job::Owned(sbytes) },
             ));
             if let ActivationScheme::Static(scales) = &qp.activations
                 && let Some(s) = scales.get(&names.module)
@@ -416,13 +410,7 @@ pub(super) fn tensor_views<'a>(
                     dtype: Dtype::I8,
                     shape: info.shape.clone(),
                     len: n,
-                    job: Job::Codes {
-                        name: info.name.clone(),
-                        shard,
-                        range,
-                        from,
-                        q: Box::new(q),
-                    },
+                    job: Job::Codes { name: info.name.clone(), shard, range, from, q: Box::new(q) },
                 },
             ));
         }
@@ -442,14 +430,7 @@ pub(super) fn tensor_views<'a>(
                     dtype,
                     shape: info.shape.clone(),
                     len: 2 * n,
-                    job: Job::Cast {
-                        name: info.name.clone(),
-                        shard,
-                        range,
-                        from,
-                        to,
-                        policy,
-                    },
+                    job: Job::Cast { name: info.name.clone(), shard, range, from, to, policy },
                 },
             ));
         }
