@@ -229,4 +229,8 @@ impl<M: LanguageModel> LanguageModel for Metered<'_, M> {
     fn forward_passes(&self) -> Option<u64> {
         self.inner.forward_passes()
     }
+
+    fn truncated_requests(&self) -> Option<u64> {
+        self.inner.truncated_requests()
+    }
 }

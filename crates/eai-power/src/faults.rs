@@ -117,10 +117,10 @@ impl<S: PowerSource> PowerSource for FaultySource<S> {
         let mut reset_to = None;
         for (i, f) in self.faults.iter().enumerate() {
             match f {
-                Fault::Error { signal: s, from, until, error } => {
-                    if s.is_none_or(|s| s == signal) && t >= *from && t < *until {
-                        return Err(error.clone());
-                    }
+                Fault::Error { signal: s, from, until, error }
+                    if s.is_none_or(|s| s == signal) && t >= *from && t < *until =>
+                {
+                    return Err(error.clone());
                 }
                 Fault::Lost { at } if t >= *at => {
                     return Err(SourceError::DeviceLost("lost on cue (FaultySource)".into()));

@@ -721,17 +721,7 @@ pub(crate) fn reject_reason(spec: &SignalSpec, r: Reading) -> Option<String> {
                 None
             }
         }
-        Reading::Energy(j) => {
-            if !j.0.is_finite() {
-                Some("not finite".into())
-            } else if j.0 < 0.0 {
-                Some("negative counter".into())
-            } else if let Some(why) = crate::source::implausible(Signal::EnergyCounter, j.0) {
-                Some(why)
-            } else {
-                None
-            }
-        }
+        Reading::Energy(j) => crate::source::implausible(Signal::EnergyCounter, j.0),
     }
 }
 

@@ -48,7 +48,8 @@ fn resolve(p: &Path) -> Result<PathBuf> {
                 return Ok(base);
             }
             Err(e) => {
-                let (Some(parent), Some(last)) = (existing.parent(), existing.components().last())
+                let (Some(parent), Some(last)) =
+                    (existing.parent(), existing.components().next_back())
                 else {
                     return Err(QuantError::io(p, e));
                 };
