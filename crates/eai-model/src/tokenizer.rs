@@ -265,6 +265,16 @@ impl Tokenizer {
         Ok(self.inner.encode_fast(text, false).map_err(Error::tokenizer)?.get_ids().to_vec())
     }
 
+    /// lm-eval's `_encode_pair`: trailing whitespace of the context moves to the continuation;
+    /// `cont = enc(ctx + cont)[len(enc(ctx)):]`. An empty context becomes the prefix token (BOS,
+    /// else EOS). [`TokenCache`](crate::TokenCache) gives the same ids, cached.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when either side ends up empty; tokenizer errors.
+    pub fn encode_pair(&self, context: &str, continuation: &str) -> Result<crate::TokenPair> {
+        crate::engine::encode_pair(self, context, continuation)
+    }
+
     /// Decodes ids to text, skipping special tokens when asked.
     ///
     /// # Errors

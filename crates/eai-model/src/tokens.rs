@@ -79,7 +79,7 @@ pub struct TokenCacheStats {
 type Missing = (Option<Arc<[u32]>>, Vec<usize>);
 
 /// One scoring request's text, borrowed.
-pub(crate) type PairText<'a> = (&'a str, &'a str);
+type PairText<'a> = (&'a str, &'a str);
 
 impl TokenCache {
     /// An empty cache.
@@ -111,13 +111,21 @@ impl TokenCache {
         }
     }
 
-    /// lm-eval's `_encode_pair` for each request, from the cache where possible; the rest are
-    /// encoded in parallel and stored. One result per request, in order.
-    pub(crate) fn encode_pairs(
+    /// lm-eval's `_encode_pair` (as [`Engine::encode_pair`](crate::Engine::encode_pair)) for
+    /// each request with `tok`, from the cache where possible; the rest are encoded in parallel
+    /// (one job per context, each context once) and stored. One result per request, in order;
+    /// the ids are exactly `encode_pair`'s.
+    pub fn encode_pairs(
         &self,
         tok: &Tokenizer,
-        reqs: &[PairText<'_>],
+        reqs: &[LoglikelihoodRequest],
     ) -> Vec<Result<TokenPair>> {
+        let texts: Vec<PairText<'_>> =
+            reqs.iter().map(|r| (r.context.as_str(), r.continuation.as_str())).collect();
+        self.encode_texts(tok, &texts)
+    }
+
+    fn encode_texts(&self, tok: &Tokenizer, reqs: &[PairText<'_>]) -> Vec<Result<TokenPair>> {
         let key = tok.cache_key();
         let mut out: Vec<Option<Result<TokenPair>>> = Vec::with_capacity(reqs.len());
         // Misses grouped by context: context → (known ctx ids, request indices).
@@ -279,10 +287,8 @@ pub(crate) fn encode_requests(
     reqs: &[LoglikelihoodRequest],
     engine: &str,
 ) -> std::result::Result<Vec<TokenPair>, ModelError> {
-    let texts: Vec<PairText<'_>> =
-        reqs.iter().map(|r| (r.context.as_str(), r.continuation.as_str())).collect();
     cache
-        .encode_pairs(tok, &texts)
+        .encode_pairs(tok, reqs)
         .into_iter()
         .enumerate()
         .map(|(index, r)| r.map_err(|e| request_error(index, e, engine)))
