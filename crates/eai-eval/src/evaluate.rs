@@ -123,7 +123,7 @@ impl Answers {
     /// # Errors
     /// [`Error::Config`] when the two are not answers to the same plan.
     pub fn compare(&self, later: &Answers, plan: &Prepared) -> Result<Agreement> {
-        let mut a = Agreement { passes: 1, identical: true, ..Agreement::default() };
+        let mut a = Agreement { passes: 0, identical: true, ..Agreement::default() };
         a.add(self, later, plan)?;
         Ok(a)
     }

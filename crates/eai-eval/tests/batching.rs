@@ -224,5 +224,8 @@ fn repeated_passes_score_the_first_and_check_agreement() {
     let a = ev.answer(&mut Scripted::default(), &plan).unwrap();
     let b = ev.answer(&mut Scripted::default(), &other).unwrap();
     assert!(a.compare(&b, &plan).is_err());
+    let a2 = ev.answer(&mut Scripted::default(), &plan).unwrap();
+    let same = a.compare(&a2, &plan).unwrap();
+    assert_eq!((same.passes, same.identical, same.agrees()), (1, true, true));
     assert!(ev.score(Scripted::default().info(), &plan, &b).is_err());
 }
