@@ -102,8 +102,7 @@ pub struct GgufLoader {
     path: PathBuf,
     name: String,
     options: Option<eai_model::EngineOptions>,
-    #[cfg(feature = "cuda")]
-    cuda: Option<usize>,
+    device: crate::device::Device,
 }
 
 #[cfg(feature = "model")]
@@ -115,22 +114,29 @@ impl GgufLoader {
         let name = path
             .file_stem()
             .map_or_else(|| "model".to_string(), |s| s.to_string_lossy().into_owned());
-        Self {
-            path,
-            name,
-            options: None,
-            #[cfg(feature = "cuda")]
-            cuda: None,
-        }
+        Self { path, name, options: None, device: crate::device::Device::Cpu }
     }
 
     /// Runs the model on CUDA device `ordinal` (`eai_model::cuda::GpuEngine`) instead of the
     /// CPU. A missing driver or GPU is an error when the model is loaded, never a silent CPU
     /// fallback.
     #[cfg(feature = "cuda")]
-    pub fn cuda(mut self, ordinal: usize) -> Self {
-        self.cuda = Some(ordinal);
+    pub fn cuda(self, ordinal: usize) -> Self {
+        self.device(crate::device::Device::Cuda(ordinal))
+    }
+
+    /// Runs the model on `device` (default: the CPU; [`Device::auto`](crate::Device::auto)
+    /// picks the GPU when one is usable). A CUDA device in a build without the `cuda` feature,
+    /// or one that cannot be opened, is an error when the model is loaded, never a silent CPU
+    /// fallback.
+    pub fn device(mut self, device: crate::device::Device) -> Self {
+        self.device = device;
         self
+    }
+
+    /// The device the model will run on.
+    pub fn device_of(&self) -> crate::device::Device {
+        self.device
     }
 
     /// Sets the engine options (max length, batching). Without it the engine's defaults apply
@@ -157,8 +163,18 @@ impl ModelLoader for GgufLoader {
                 ),
             });
         };
+        #[cfg(not(feature = "cuda"))]
+        if let crate::device::Device::Cuda(ordinal) = self.device {
+            return Err(ModelError::Unsupported {
+                model: "eai-model".into(),
+                what: format!(
+                    "cuda:{ordinal}: this eai was built without the `cuda` feature \
+                     (cargo build --features cuda)"
+                ),
+            });
+        }
         #[cfg(feature = "cuda")]
-        if let Some(ordinal) = self.cuda {
+        if let crate::device::Device::Cuda(ordinal) = self.device {
             use eai_model::cuda::{GpuEngine, GpuScheme, open_device};
             let gs = match s {
                 eai_model::Scheme::Fp32 => GpuScheme::Fp32,
