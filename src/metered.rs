@@ -257,4 +257,12 @@ impl<M: LanguageModel> LanguageModel for Metered<'_, M> {
     fn forward_passes(&self) -> Option<u64> {
         self.inner.forward_passes()
     }
+
+    fn batch_hint(&self) -> Option<eai_core::BatchHint> {
+        self.inner.batch_hint()
+    }
+
+    fn engine_time(&self) -> Option<eai_core::EngineTime> {
+        self.inner.engine_time()
+    }
 }

@@ -103,6 +103,7 @@ pub struct GgufLoader {
     name: String,
     options: Option<eai_model::EngineOptions>,
     device: crate::device::Device,
+    tokens: std::sync::Arc<eai_model::TokenCache>,
 }
 
 #[cfg(feature = "model")]
@@ -114,7 +115,13 @@ impl GgufLoader {
         let name = path
             .file_stem()
             .map_or_else(|| "model".to_string(), |s| s.to_string_lossy().into_owned());
-        Self { path, name, options: None, device: crate::device::Device::Cpu }
+        Self {
+            path,
+            name,
+            options: None,
+            device: crate::device::Device::Cpu,
+            tokens: std::sync::Arc::new(eai_model::TokenCache::new()),
+        }
     }
 
     /// Runs the model on CUDA device `ordinal` (`eai_model::cuda::GpuEngine`) instead of the
@@ -132,6 +139,12 @@ impl GgufLoader {
     pub fn device(mut self, device: crate::device::Device) -> Self {
         self.device = device;
         self
+    }
+
+    /// The token cache the engines it builds share (one tokenizer, one cache: schemes and
+    /// repetitions encode each request once). Hits and misses: `TokenCache::stats`.
+    pub fn tokens(&self) -> &std::sync::Arc<eai_model::TokenCache> {
+        &self.tokens
     }
 
     /// The device the model will run on.
@@ -191,6 +204,7 @@ impl ModelLoader for GgufLoader {
             if let Some(o) = &self.options {
                 e = e.with_options(o.clone());
             }
+            let e = e.token_cache(self.tokens.clone());
             self.name = e.info().name;
             return Ok(Box::new(e));
         }
@@ -199,6 +213,7 @@ impl ModelLoader for GgufLoader {
         if let Some(o) = &self.options {
             e = e.with_options(o.clone());
         }
+        let e = e.token_cache(self.tokens.clone());
         self.name = e.info().name;
         Ok(Box::new(e))
     }

@@ -106,6 +106,10 @@ pub struct TaskSetting {
     pub docs: usize,
     /// Where the data came from.
     pub source: String,
+    /// Time to build the task's requests (prompts, merging, sorting), once for the whole study,
+    /// outside every energy window.
+    #[serde(default)]
+    pub prepare: Seconds,
 }
 
 /// What happened to one scheme before its repetitions.
@@ -205,10 +209,19 @@ pub struct TaskRecord {
     /// The whole window, all passes.
     #[serde(default)]
     pub window_wall: Seconds,
-    /// Whether every later pass scored exactly as the first (always true for one pass). A
+    /// Whether every later pass made the same predictions and generated the same text as the
+    /// first (always true for one pass): the scores of any pass would be the same. A
     /// disagreement is flagged in the report, not an error: the score is the first pass's.
     #[serde(default = "yes")]
     pub passes_agree: bool,
+    /// Whether every later pass answered bit for bit as the first (log-likelihoods, greedy
+    /// flags, generated text); passes may agree (same predictions) without being identical.
+    #[serde(default = "yes")]
+    pub passes_identical: bool,
+    /// Requests as lm-evaluation-harness counts them (one per choice or generation, before
+    /// identical requests are merged; `requests` counts those sent).
+    #[serde(default)]
+    pub lm_eval_requests: u64,
     /// Where the time of one pass went, when the evaluator timed it.
     #[serde(default)]
     pub time: Option<TimeBreakdown>,

@@ -6,13 +6,13 @@ use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use eai_core::{Joules, LanguageModel, Seconds};
+use eai_eval::Prepared;
 use eai_metrics::{EnergyDomain, Run};
 use eai_power::{Domain, Meter, SourceInfo};
 
 use super::config::{Accounting, Study};
 use super::loader::ModelLoader;
 use super::records::{ModelInfoRecord, SchemeRecord, StudyResults, StudySettings, TaskRecord};
-use super::task::StudyTask;
 use super::window::WindowKey;
 use crate::environment::{Environment, HardwareChoice};
 use crate::error::{Error, Result};
@@ -27,6 +27,14 @@ impl<L: ModelLoader> Study<L> {
     /// so far (windows and trace included).
     pub fn run(mut self) -> Result<StudyResults> {
         self.validate()?;
+        // Every task's requests, built once: reused by every scheme, repetition and pass.
+        let mut plans = Vec::with_capacity(self.tasks.len());
+        for t in &self.tasks {
+            let plan = self.evaluator(false, false).prepare(t.suite()).map_err(|e| {
+                Error::Eval { task: t.name().into(), scheme: "-".into(), source: Box::new(e) }
+            })?;
+            plans.push(plan);
+        }
         let (meter, energy) = self.start_meter()?;
         let mut environment = Environment::capture();
         let hardware = match &self.hardware {
@@ -45,7 +53,16 @@ impl<L: ModelLoader> Study<L> {
             model: self.loader.name(),
             hardware,
             schemes: self.schemes.clone(),
-            tasks: self.tasks.iter().map(StudyTask::setting).collect(),
+            tasks: self
+                .tasks
+                .iter()
+                .zip(&plans)
+                .map(|(t, p)| {
+                    let mut s = t.setting();
+                    s.prepare = p.prepare_time();
+                    s
+                })
+                .collect(),
             repeats: self.repeats,
             warmup_docs: self.warmup_docs,
             cooldown: Seconds(self.cooldown.as_secs_f64()),
@@ -71,7 +88,7 @@ impl<L: ModelLoader> Study<L> {
             },
             t0,
         };
-        let outcome = self.run_all(meter.as_ref(), &mut rec);
+        let outcome = self.run_all(meter.as_ref(), &plans, &mut rec);
         let mut results = rec.results;
         results.duration = Seconds(t0.elapsed().as_secs_f64());
         if let Some(m) = meter {
@@ -125,7 +142,12 @@ impl<L: ModelLoader> Study<L> {
         self.say(&line);
     }
 
-    fn run_all(&mut self, meter: Option<&Meter>, rec: &mut Recorder) -> Result<()> {
+    fn run_all(
+        &mut self,
+        meter: Option<&Meter>,
+        plans: &[Prepared],
+        rec: &mut Recorder,
+    ) -> Result<()> {
         let total = self.schemes.len() * self.repeats as usize * self.tasks.len();
         let mut step = 0usize;
         let schemes = self.schemes.clone();
@@ -199,9 +221,9 @@ impl<L: ModelLoader> Study<L> {
             // 4. Repetitions × tasks, each task in its own window.
             for rep in 1..=self.repeats {
                 let mut run_tasks = Vec::new();
-                for st in &self.tasks {
+                for (st, plan) in self.tasks.iter().zip(plans) {
                     step += 1;
-                    let key = WindowKey { scheme, rep, task: st };
+                    let key = WindowKey { scheme, rep, task: st, plan };
                     let r = self.run_task(meter, rec, &mut *model, key, baseline.as_ref())?;
                     self.say(&format!(
                         "eai study: [{step}/{total}] {} rep {rep}/{} {}: {} {:.4}, {:.2} s{}{}{}{}",

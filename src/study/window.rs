@@ -3,11 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use eai_core::{
-    GenerateRequest, Generation, Joules, LanguageModel, Loglikelihood, LoglikelihoodRequest,
-    ModelError, ModelInfo, Seconds,
-};
-use eai_eval::{EvalResults, Evaluator};
+use eai_core::{Joules, LanguageModel, Seconds};
+use eai_eval::{Evaluator, PassProgress, Prepared, RepeatedRun};
 use eai_power::{Baseline, Measurement, Meter};
 
 use super::config::{Accounting, Study};
@@ -16,7 +13,7 @@ use super::records::{DeviceShare, SampleSet, TaskRecord, TimeBreakdown};
 use super::run::{Recorder, build_task_run, energy_domain};
 use super::task::StudyTask;
 use crate::error::{Error, Result};
-use crate::metered::{CallEnergy, CallKind, Metered};
+use crate::metered::{CallEnergy, CallKind, Metered, PendingCalls};
 use crate::scheme::Scheme;
 
 /// Which (scheme, repetition, task) a window is.
@@ -25,66 +22,52 @@ pub(super) struct WindowKey<'a> {
     pub(super) scheme: Scheme,
     pub(super) rep: u32,
     pub(super) task: &'a StudyTask,
+    /// The task's requests, built once for the whole study.
+    pub(super) plan: &'a Prepared,
 }
 
 /// What the passes of one window produced.
-struct Passes {
-    first: EvalResults,
-    passes: u32,
-    agree: bool,
-    engine: Duration,
-    calls: Vec<CallEnergy>,
+struct Passes<'m> {
+    run: RepeatedRun,
+    calls: Option<PendingCalls<'m>>,
 }
 
 impl<L: ModelLoader> Study<L> {
-    /// The evaluator of the study's passes: the engine's batch size unless overridden.
+    /// The evaluator of the study's passes: the engine's batching unless overridden.
     pub(super) fn evaluator(&self, progress: bool, keep_samples: bool) -> Evaluator {
-        let e = Evaluator::new().progress(progress).keep_samples(keep_samples);
-        match self.batch_size {
-            Some(n) => e.batch_size(n),
-            None => e,
-        }
+        Evaluator::new().progress(progress).keep_samples(keep_samples).batch_limit(self.batch_size)
     }
 
-    /// Runs the passes of one window: the first (metered per call when asked, samples kept),
-    /// then more without progress or samples until `min_window` has passed since `start`.
-    fn passes(
+    /// Runs the passes of one window over the task's prepared plan: the first (samples kept,
+    /// calls metered when asked), then again until `min_window` has passed since `start`.
+    fn passes<'m>(
         &self,
-        meter: Option<&Meter>,
+        meter: Option<&'m Meter>,
         model: &mut dyn LanguageModel,
         key: WindowKey<'_>,
         start: Instant,
         min_window: Duration,
-    ) -> Result<Passes> {
+    ) -> Result<Passes<'m>> {
         let eval_err = |e| Error::Eval {
             task: key.task.name().into(),
             scheme: key.scheme.label().into(),
             source: Box::new(e),
         };
-        let suite = key.task.suite();
-        let mut timed = Timed::new(model);
-        let (first, calls) = match meter {
+        let ev = self.evaluator(self.progress, self.keep_samples);
+        let more = |_: PassProgress| start.elapsed() < min_window;
+        match meter {
             Some(m) if self.per_call_energy => {
                 let label = format!("{}/rep{}/{}", key.scheme.label(), key.rep, key.task.name());
-                let mut lm = Metered::new(&mut timed, m).label(label);
-                let out = self.evaluator(self.progress, self.keep_samples).run(&mut lm, suite);
-                let calls = lm.energy()?;
-                (out.map_err(eval_err)?, calls)
+                let mut lm = Metered::new(&mut *model, m).label(label);
+                let run = ev.run_prepared_passes(&mut lm, key.plan, more);
+                let calls = lm.take_calls();
+                Ok(Passes { run: run.map_err(eval_err)?, calls: Some(calls) })
             }
             _ => {
-                let out = self.evaluator(self.progress, self.keep_samples).run(&mut timed, suite);
-                (out.map_err(eval_err)?, Vec::new())
+                let run = ev.run_prepared_passes(model, key.plan, more).map_err(eval_err)?;
+                Ok(Passes { run, calls: None })
             }
-        };
-        let mut passes = 1u32;
-        let mut agree = true;
-        let quiet = self.evaluator(false, false);
-        while start.elapsed() < min_window {
-            let again = quiet.run(&mut timed, suite).map_err(eval_err)?;
-            agree &= same_scores(&first, &again);
-            passes += 1;
         }
-        Ok(Passes { first, passes, agree, engine: timed.busy, calls })
     }
 
     /// Runs one task window and records it.
@@ -118,8 +101,15 @@ impl<L: ModelLoader> Study<L> {
             }
             _ => None,
         };
-        let Passes { first: results, passes, agree, engine, calls } = out?;
+        let Passes { run, calls } = out?;
+        let RepeatedRun { results, passes, agreement, .. } = run;
+        let passes = u32::try_from(passes).unwrap_or(u32::MAX).max(1);
         let per_pass = 1.0 / f64::from(passes);
+        // Every pass makes the same calls: per-pass call figures divide exactly.
+        let calls = match calls {
+            Some(p) => per_pass_calls(p.energy()?, passes),
+            None => Vec::new(),
+        };
         let wall = Seconds(window_wall.0 * per_pass);
         let (metrics, docs) = match results.group(&name) {
             Some(g) => (&g.metrics, g.n),
@@ -150,21 +140,32 @@ impl<L: ModelLoader> Study<L> {
             }
         }
         let unique: u64 = results.tasks.iter().map(|t| t.requests.unique_requests as u64).sum();
+        let lm_eval_requests: u64 = results.tasks.iter().map(|t| t.requests.requests as u64).sum();
         let requests = calls.iter().map(|c| c.requests).sum::<u64>().max(unique);
-        let stats = |f: fn(&eai_eval::RequestStats) -> Option<u64>| -> Option<u64> {
-            results.tasks.iter().map(|t| f(&t.requests)).sum()
-        };
-        let generated_tokens = stats(|r| r.generated_tokens)
+        // Tokens per task: scored plus generated, known when the engine counted them.
+        let tokens: Option<u64> = results
+            .tasks
+            .iter()
+            .map(|t| match (t.requests.scored_tokens, t.requests.generated_tokens) {
+                (None, None) => None,
+                (s, g) => Some(s.unwrap_or(0) + g.unwrap_or(0)),
+            })
+            .sum();
+        let tokens = tokens.or_else(|| calls.iter().map(|c| c.tokens).sum::<Option<u64>>());
+        let generated_tokens: Option<u64> = results
+            .tasks
+            .iter()
+            .filter_map(|t| t.requests.generated_tokens)
+            .reduce(|a, b| a + b)
             .or_else(|| calls.iter().find(|c| c.kind == CallKind::Generation)?.tokens);
-        let tokens = match (stats(|r| r.scored_tokens), stats(|r| r.generated_tokens)) {
-            (Some(s), Some(g)) => Some(s + g),
-            _ if !calls.is_empty() => calls.iter().map(|c| c.tokens).sum::<Option<u64>>(),
-            _ => None,
+        let timing = |f: fn(&eai_eval::TaskTiming) -> f64| -> Seconds {
+            Seconds(results.tasks.iter().map(|t| f(&t.timing)).sum::<f64>() * per_pass)
         };
+        let tokenize = timing(|t| t.tokenize.map_or(0.0, |x| x.0));
         let time = TimeBreakdown::new(
-            Seconds(0.0),
-            Seconds(engine.as_secs_f64() * per_pass),
-            Seconds(0.0),
+            tokenize,
+            Seconds((timing(|t| t.engine.0).0 - tokenize.0).max(0.0)),
+            timing(|t| t.scoring.0),
             wall,
         );
         let (window, devices, energy) = match &measurement {
@@ -194,7 +195,9 @@ impl<L: ModelLoader> Study<L> {
             generated_tokens,
             passes,
             window_wall,
-            passes_agree: agree,
+            passes_agree: agreement.agrees(),
+            passes_identical: agreement.identical,
+            lm_eval_requests,
             time: Some(time),
         };
         rec.results.task_runs.push(build_task_run(
@@ -206,22 +209,21 @@ impl<L: ModelLoader> Study<L> {
     }
 }
 
-/// Whether two passes scored identically: every metric value of every task and group.
-fn same_scores(a: &EvalResults, b: &EvalResults) -> bool {
-    let values = |r: &EvalResults| -> Vec<(String, f64)> {
-        r.tasks
-            .iter()
-            .flat_map(|t| {
-                t.metrics.iter().map(move |m| (format!("{}/{}", t.name, m.key()), m.value))
-            })
-            .chain(r.groups.iter().flat_map(|g| {
-                g.metrics.iter().map(move |m| (format!("{}/{}", g.name, m.key()), m.value))
-            }))
-            .collect()
-    };
-    let (x, y) = (values(a), values(b));
-    x.len() == y.len()
-        && x.iter().zip(&y).all(|(p, q)| p.0 == q.0 && p.1.to_bits() == q.1.to_bits())
+/// Call figures summed over identical passes, per pass.
+fn per_pass_calls(calls: Vec<CallEnergy>, passes: u32) -> Vec<CallEnergy> {
+    let n = u64::from(passes.max(1));
+    let k = 1.0 / n as f64;
+    calls
+        .into_iter()
+        .map(|mut c| {
+            c.calls /= n;
+            c.requests /= n;
+            c.tokens = c.tokens.map(|t| t / n);
+            c.duration = Seconds(c.duration.0 * k);
+            c.energy = c.energy.map(|e| e * k);
+            c
+        })
+        .collect()
 }
 
 /// Each source's energy in a window, per pass.
@@ -257,46 +259,4 @@ fn charged(devices: &[DeviceShare], a: Accounting) -> Option<Joules> {
         })
         .collect();
     (!charged.is_empty()).then(|| charged.into_iter().sum())
-}
-
-/// A model whose calls are timed (the engine's share of a window): one clock read per call.
-struct Timed<'m> {
-    inner: &'m mut dyn LanguageModel,
-    busy: Duration,
-}
-
-impl<'m> Timed<'m> {
-    fn new(inner: &'m mut dyn LanguageModel) -> Self {
-        Self { inner, busy: Duration::ZERO }
-    }
-}
-
-impl LanguageModel for Timed<'_> {
-    fn info(&self) -> ModelInfo {
-        self.inner.info()
-    }
-
-    fn loglikelihood(
-        &mut self,
-        reqs: &[LoglikelihoodRequest],
-    ) -> std::result::Result<Vec<Loglikelihood>, ModelError> {
-        let t = Instant::now();
-        let out = self.inner.loglikelihood(reqs);
-        self.busy += t.elapsed();
-        out
-    }
-
-    fn generate_until(
-        &mut self,
-        reqs: &[GenerateRequest],
-    ) -> std::result::Result<Vec<Generation>, ModelError> {
-        let t = Instant::now();
-        let out = self.inner.generate_until(reqs);
-        self.busy += t.elapsed();
-        out
-    }
-
-    fn forward_passes(&self) -> Option<u64> {
-        self.inner.forward_passes()
-    }
 }
