@@ -359,6 +359,30 @@ mod tests {
     }
 
     #[test]
+    fn hardware_label_from_the_device_that_ran_the_model() {
+        let h = HardwareChoice::auto(Some("cuda:0 NVIDIA H100 80GB HBM3 (sm_90, 79 GiB)"), &[]);
+        assert_eq!((h.label.as_str(), h.profile), ("H100-SXM-80GB", true));
+        assert!(h.how.contains("`NVIDIA H100 80GB HBM3`"), "{}", h.how);
+        let h = HardwareChoice::auto(Some("cuda:1 NVIDIA H100 NVL (sm_90, 94 GiB)"), &[]);
+        assert_eq!((h.label.as_str(), h.profile), ("NVIDIA H100 NVL", false));
+        assert!(h.how.contains("--hardware"), "{}", h.how);
+        let h = HardwareChoice::auto(Some("cpu (bos)"), &[]);
+        assert_eq!((h.label.as_str(), h.profile), ("cpu", false));
+        // An engine that names no device: the first GPU measured.
+        let gpu = eai_power::SourceInfo::new(
+            "nvml/GPU-1",
+            "NVIDIA H200",
+            eai_power::Domain::Gpu,
+            eai_power::Provenance::Measured,
+        );
+        let h = HardwareChoice::auto(None, &[gpu]);
+        assert_eq!((h.label.as_str(), h.profile), ("H200-SXM-141GB", true));
+        assert_eq!(HardwareChoice::auto(None, &[]).label, "cpu");
+        assert!(HardwareChoice::given("H100-SXM-80GB").profile);
+        assert!(!HardwareChoice::given("my-box").profile);
+    }
+
+    #[test]
     fn device_labels_and_libraries() {
         assert_eq!(
             gpu_name_of_device("cuda:0 NVIDIA H100 80GB HBM3 (sm_90, 79 GiB)"),

@@ -239,10 +239,12 @@ fn yes() -> bool {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct TimeBreakdown {
-    /// Building prompts and tokenizing them (zero when the prepared plan and the engine's token
-    /// cache already hold them).
+    /// Tokenizing inside the model's calls, as the engine reports it
+    /// (`LanguageModel::engine_time`; zero when its token cache already holds the requests, or
+    /// when the engine does not say). Prompts are built once per task before any window
+    /// ([`TaskSetting::prepare`]).
     pub tokenize: Seconds,
-    /// Inside the model's calls (the engine's own work, host and device).
+    /// The rest of the time inside the model's calls (forward passes, transfers, decoding).
     pub engine: Seconds,
     /// Scoring the answers (metrics, filters, per-sample records).
     pub scoring: Seconds,
