@@ -338,7 +338,7 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
 }
 
 /// Which device runs the model: the GPU when one is usable, unless told otherwise.
-#[derive(Debug, Clone, Default, Args)]
+#[derive(Debug, Clone, Default, Args, serde::Serialize, serde::Deserialize)]
 pub struct DeviceArgs {
     /// Run the model on this CUDA device (default: GPU 0 when one is usable, else the CPU).
     #[arg(long, value_name = "ORDINAL", conflicts_with = "cpu")]
@@ -382,7 +382,7 @@ impl DeviceArgs {
 
 /// How a study runs its tasks. The defaults are the fast, well-measured path; these are for
 /// experts and experiments.
-#[derive(Debug, Clone, Default, Args)]
+#[derive(Debug, Clone, Default, Args, serde::Serialize, serde::Deserialize)]
 pub struct RunArgs {
     /// Requests per call to the model, overriding the engine's choice.
     #[arg(long, value_name = "N")]
