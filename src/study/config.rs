@@ -107,7 +107,9 @@ impl<L: ModelLoader> Study<L> {
     /// A study of the model `loader` builds. Defaults: schemes FP32, FP16, INT8 (W8A16) and
     /// dynamic; no tasks; 3 repetitions; 5 warm-up documents per task; no cool-down; a 5 s
     /// idle baseline per scheme (when there is a meter); power from [`PowerSetup::Auto`];
-    /// total energy accounting; per-sample records kept; progress lines on stderr.
+    /// total energy accounting; per-sample records kept; progress lines on stderr; batching as
+    /// the engine asks; no per-call metering; a 5 s minimum task window when an NVML GPU is
+    /// measured (0 otherwise).
     pub fn new(loader: L) -> Self {
         Self {
             loader,
