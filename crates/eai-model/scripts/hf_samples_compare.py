@@ -23,10 +23,13 @@ import re
 import sys
 import time
 
-import pynvml
+try:
+    import pynvml
+except ImportError:  # only needed on the GPU
+    pynvml = None
 import torch
 import torch.nn.functional as F
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
 
 def arg(name, default):
@@ -44,11 +47,18 @@ def main():
     docs = [json.loads(l) for l in open(samples_path)]
     if limit:
         docs = docs[:limit]
-    pynvml.nvmlInit()
-    h = pynvml.nvmlDeviceGetHandleByIndex(0)
-    energy = lambda: pynvml.nvmlDeviceGetTotalEnergyConsumption(h) / 1000.0
-    tok = AutoTokenizer.from_pretrained(hf_dir)
-    model = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=dtype).cuda().eval()
+    dev = arg("--device", "cuda")
+    if dev == "cuda":
+        pynvml.nvmlInit()
+        h = pynvml.nvmlDeviceGetHandleByIndex(0)
+        energy = lambda: pynvml.nvmlDeviceGetTotalEnergyConsumption(h) / 1000.0
+        sync = torch.cuda.synchronize
+    else:  # a smoke test of the script itself: no energy
+        energy = lambda: float("nan")
+        sync = lambda: None
+    # the tokenizer.json that `gguf_to_hf` writes, used as is (no model-specific class rebuilding it)
+    tok = PreTrainedTokenizerFast(tokenizer_file=f"{hf_dir}/tokenizer.json")
+    model = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=dtype).to(dev).eval()
     max_length = 2048
     enc = lambda s: tok(s, add_special_tokens=False)["input_ids"]
 
@@ -80,7 +90,7 @@ def main():
                     batch = torch.zeros((len(inps), L), dtype=torch.long)
                     for r, inp in enumerate(inps):
                         batch[r, : len(inp)] = torch.tensor(inp, dtype=torch.long)
-                    logits = F.log_softmax(model(batch.cuda()).logits.float(), dim=-1)
+                    logits = F.log_softmax(model(batch.to(dev)).logits.float(), dim=-1)
                     for r, i in enumerate(idx):
                         cont = pairs[i][1]
                         lg = logits[r, lens[r] - len(cont): lens[r]]
@@ -90,11 +100,11 @@ def main():
             return out
 
         run()  # warm-up pass (not timed)
-        torch.cuda.synchronize()
+        sync()
         e0, t0, reps = energy(), time.time(), 0
         while reps == 0 or time.time() - t0 < min_s:
             res = run()
-            torch.cuda.synchronize()
+            sync()
             reps += 1
         s, j = time.time() - t0, energy() - e0
         # argmax agreement with eai's per-document predictions (acc, not acc_norm)
@@ -114,7 +124,7 @@ def main():
     else:
         tok.padding_side = "left"
         if tok.pad_token is None:
-            tok.pad_token = tok.eos_token
+            tok.pad_token = tok.convert_ids_to_tokens(model.config.eos_token_id)
         until = ["Question:", "</s>", "<|im_end|>"]
         prompts = [d["arguments"][0][0] for d in docs]
 
@@ -125,7 +135,7 @@ def main():
                 for b0 in range(0, len(order), gbs):
                     idx = order[b0:b0 + gbs]
                     b = tok([prompts[i] for i in idx], return_tensors="pt", padding=True,
-                            add_special_tokens=False).to("cuda")
+                            add_special_tokens=False).to(dev)
                     g = model.generate(**b, max_new_tokens=256, do_sample=False, stop_strings=until,
                                        tokenizer=tok, pad_token_id=tok.pad_token_id)
                     new = g[:, b["input_ids"].shape[1]:]
@@ -141,11 +151,11 @@ def main():
             return texts, ntoks
 
         run_texts, _ = None, None
-        torch.cuda.synchronize()
+        sync()
         e0, t0, reps, total_toks = energy(), time.time(), 0, 0
         while reps == 0 or time.time() - t0 < min_s:
             run_texts, nt = run()
-            torch.cuda.synchronize()
+            sync()
             reps += 1
             total_toks += nt
         s, j = time.time() - t0, energy() - e0
@@ -163,7 +173,7 @@ def main():
                "tokens_per_s": total_toks / s, "joules": j, "j_per_token": j / max(total_toks, 1),
                "batch_size": gbs, "same_strict_answer": same_ans, "same_text": same_text}
     row.update({"torch": torch.__version__, "transformers": __import__("transformers").__version__,
-                "gpu": torch.cuda.get_device_name(0), "samples": samples_path})
+                "gpu": torch.cuda.get_device_name(0) if dev == "cuda" else "cpu", "samples": samples_path})
     print(json.dumps(row), flush=True)
     json.dump(row, open(out_path, "w"), indent=1)
 
