@@ -392,8 +392,12 @@ impl GpuEngine {
     }
 }
 
+/// CUDA's limit on `gridDim.y`, where the row-indexed kernels (attention) put the row.
+const MAX_GRID_Y_ROWS: usize = 65_535;
+
 impl GpuEngine {
-    /// Splits prompts `idx` (in order) into decoding groups: at most `gen_batch` each, and no
+    /// Splits prompts `idx` (in order) into decoding groups: at most `gen_batch` each, at most
+    /// 65,535 prompt tokens together (kernels index rows in `gridDim.y`), and no
     /// larger than fits three quarters of the memory the device has free (plus this model's
     /// current KV cache, which a larger one replaces): the group's KV cache (f32, every
     /// sequence's prompt and `max_new` slots, as [`GpuModel::generate_greedy`] allocates it)
@@ -429,7 +433,10 @@ impl GpuEngine {
             let g = cur.len() as u64 + 1;
             let kv_slots = (g * ncap as u64).next_multiple_of(256);
             let bytes = kv_slots * kv_per_token + nrows.next_multiple_of(256) as u64 * per_row;
-            if !cur.is_empty() && (cur.len() >= limit || bytes > budget) {
+            // The packed prefill launches row-indexed kernels with the row in `gridDim.y`
+            // (at most 65,535), so a group's prompt tokens stay below that too.
+            let too_many_rows = nrows > MAX_GRID_Y_ROWS;
+            if !cur.is_empty() && (cur.len() >= limit || bytes > budget || too_many_rows) {
                 groups.push(std::mem::take(&mut cur));
                 cap = prompts[i].len() + max_new[i];
                 rows = prompts[i].len();
