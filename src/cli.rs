@@ -230,6 +230,7 @@ fn secs(x: f64, field: &'static str) -> Result<Duration> {
 /// # Errors
 /// Any study error (one line via `Display`).
 pub fn study(a: &StudyArgs) -> Result<()> {
+    check_out_dir("--out", &a.out, &a.model, &a.tasks, a.power.replay.as_deref())?;
     let schemes = schemes(&a.schemes)?;
     let tasks = a.tasks.build()?;
     let gguf = a.model.resolve()?;
@@ -281,6 +282,29 @@ pub fn study(a: &StudyArgs) -> Result<()> {
     Ok(())
 }
 
+/// Checks an output folder before any work: writable, not a file, and neither the model, the
+/// data nor a replayed trace (nor holding or inside one of them).
+fn check_out_dir(
+    flag: &'static str,
+    out: &Path,
+    model: &ModelArgs,
+    tasks: &TaskArgs,
+    replay: Option<&Path>,
+) -> Result<()> {
+    let model_path = PathBuf::from(&model.model);
+    let mut inputs: Vec<(&str, &Path)> = Vec::new();
+    if !model.model.eq_ignore_ascii_case("smollm2") {
+        inputs.push(("model", &model_path));
+    }
+    if let Some(d) = &tasks.data {
+        inputs.push(("--data folder", d));
+    }
+    if let Some(r) = replay {
+        inputs.push(("--replay trace", r));
+    }
+    crate::outputs::check_dir(flag, out, &inputs)
+}
+
 fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string_pretty(v).map_err(|e| Error::format("JSON output", e))
 }
@@ -310,6 +334,9 @@ pub struct EvalArgs {
 /// # Errors
 /// Model, task or I/O errors.
 pub fn eval(a: &EvalArgs) -> Result<()> {
+    if let Some(out) = &a.out {
+        check_out_dir("--out", out, &a.model, &a.tasks, None)?;
+    }
     let scheme: Scheme = a.scheme.parse()?;
     let tasks = a.tasks.build()?;
     let gguf = a.model.resolve()?;
@@ -366,6 +393,10 @@ pub struct RecommendArgs {
     /// checks included.
     #[arg(long, value_name = "PROFILE")]
     pub hardware: Option<String>,
+    /// The model whose runs to advise on, when the input holds runs of several models (a
+    /// model's runs are only ever compared with runs of the same model).
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
     /// List the built-in hardware profiles and exit.
     #[arg(long)]
     pub profiles: bool,
@@ -394,6 +425,37 @@ fn load_runs(input: &Path, hardware: Option<&str>) -> Result<Vec<Run>> {
     serde_json::from_value(v).map_err(bad)
 }
 
+/// Keeps the runs of one model: the one named, or the only one. Runs of different models are
+/// never each other's baseline.
+fn one_model(runs: Vec<Run>, model: Option<&str>, input: &Path) -> Result<Vec<Run>> {
+    let mut models: Vec<&str> = Vec::new();
+    for r in &runs {
+        if !models.contains(&r.config().model.as_str()) {
+            models.push(&r.config().model);
+        }
+    }
+    let list = models.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ");
+    match model {
+        Some(m) if models.contains(&m) => {
+            Ok(runs.into_iter().filter(|r| r.config().model == m).collect())
+        }
+        Some(m) => Err(Error::Config {
+            field: "--model",
+            reason: format!("no run of model `{m}` in {} (it has {list})", input.display()),
+        }),
+        None if models.len() > 1 => Err(Error::Config {
+            field: "input",
+            reason: format!(
+                "{} holds runs of {} models ({list}): a model is only compared with itself; \
+                 pick one with --model",
+                input.display(),
+                models.len()
+            ),
+        }),
+        None => Ok(runs),
+    }
+}
+
 /// Runs `eai recommend`.
 ///
 /// # Errors
@@ -417,7 +479,7 @@ pub fn recommend(a: &RecommendArgs) -> Result<()> {
         field: "input",
         reason: "give a study folder or a runs.json (or --profiles)".into(),
     })?;
-    let runs = load_runs(input, a.hardware.as_deref())?;
+    let runs = one_model(load_runs(input, a.hardware.as_deref())?, a.model.as_deref(), input)?;
     if let Some(r) = runs.iter().find(|r| r.energy().is_err()) {
         return Err(Error::Config {
             field: "input",
@@ -500,9 +562,9 @@ pub fn quantize(a: &QuantizeArgs) -> Result<()> {
         write_quantized,
     };
     let scheme: Scheme = a.scheme.parse()?;
-    let q = |e: eai_quant::QuantError| Error::Format {
+    let q = |e: eai_quant::QuantError| Error::Quant {
         what: format!("quantizing {}", a.checkpoint.display()),
-        reason: e.to_string(),
+        source: Box::new(e),
     };
     let src = Checkpoint::open(&a.checkpoint).map_err(q)?;
     let opts = WriteOptions { overwrite: a.overwrite, measure_error: true };

@@ -3,5 +3,7 @@
 
 mod cli;
 mod common;
+#[cfg(target_os = "linux")]
+mod measure;
 mod real_model;
 mod study;
