@@ -1,0 +1,189 @@
+//! The study's seam to an inference engine: [`ModelLoader`], closures ([`loader_fn`]) and
+//! `eai-model` GGUF files ([`GgufLoader`]).
+
+#[cfg(feature = "model")]
+use std::path::PathBuf;
+
+use eai_core::{LanguageModel, ModelError};
+
+use crate::scheme::Scheme;
+
+/// Builds the model under each scheme: the study's seam to an inference engine.
+///
+/// Implemented for `eai-model` GGUF files by [`GgufLoader`] (feature `model`), and for any
+/// closure `FnMut(Scheme) -> Result<Box<dyn LanguageModel>, ModelError>` through
+/// [`loader_fn`].
+pub trait ModelLoader {
+    /// The model's name (the `model` label of every run).
+    fn name(&self) -> String;
+
+    /// Builds the model under `scheme`, quantizing as needed. Called once per scheme, inside
+    /// an energy window of its own (the quantization cost is reported, not mixed into runs).
+    ///
+    /// # Errors
+    /// [`ModelError::Unsupported`] for a scheme the engine cannot run; any engine failure.
+    fn load(&mut self, scheme: Scheme) -> Result<Box<dyn LanguageModel>, ModelError>;
+}
+
+impl<L: ModelLoader + ?Sized> ModelLoader for &mut L {
+    fn name(&self) -> String {
+        (**self).name()
+    }
+    fn load(&mut self, scheme: Scheme) -> Result<Box<dyn LanguageModel>, ModelError> {
+        (**self).load(scheme)
+    }
+}
+
+impl<L: ModelLoader + ?Sized> ModelLoader for Box<L> {
+    fn name(&self) -> String {
+        (**self).name()
+    }
+    fn load(&mut self, scheme: Scheme) -> Result<Box<dyn LanguageModel>, ModelError> {
+        (**self).load(scheme)
+    }
+}
+
+/// A [`ModelLoader`] from a name and a closure (see [`loader_fn`]).
+pub struct FnLoader<F> {
+    name: String,
+    f: F,
+}
+
+impl<F> std::fmt::Debug for FnLoader<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FnLoader").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+/// A loader from a closure that builds your engine under a scheme.
+///
+/// ```
+/// use eai::{Scheme, loader_fn};
+/// use eai::core::{LanguageModel, ModelError};
+/// # use eai::core::{GenerateRequest, Generation, Loglikelihood, LoglikelihoodRequest, ModelInfo};
+/// # struct MyEngine(Scheme);
+/// # impl LanguageModel for MyEngine {
+/// #     fn info(&self) -> ModelInfo { ModelInfo::new("mine") }
+/// #     fn loglikelihood(&mut self, r: &[LoglikelihoodRequest]) -> Result<Vec<Loglikelihood>, ModelError> { Ok(vec![]) }
+/// #     fn generate_until(&mut self, r: &[GenerateRequest]) -> Result<Vec<Generation>, ModelError> { Ok(vec![]) }
+/// # }
+/// let loader = loader_fn("my-engine", |scheme: Scheme| -> Result<Box<dyn LanguageModel>, ModelError> {
+///     match scheme {
+///         Scheme::Fp32 | Scheme::Fp16 => Ok(Box::new(MyEngine(scheme))),
+///         other => Err(ModelError::Unsupported { model: "my-engine".into(), what: other.label().into() }),
+///     }
+/// });
+/// # let _ = loader;
+/// ```
+pub fn loader_fn<F>(name: impl Into<String>, f: F) -> FnLoader<F>
+where
+    F: FnMut(Scheme) -> Result<Box<dyn LanguageModel>, ModelError>,
+{
+    FnLoader { name: name.into(), f }
+}
+
+impl<F> ModelLoader for FnLoader<F>
+where
+    F: FnMut(Scheme) -> Result<Box<dyn LanguageModel>, ModelError>,
+{
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+    fn load(&mut self, scheme: Scheme) -> Result<Box<dyn LanguageModel>, ModelError> {
+        (self.f)(scheme)
+    }
+}
+
+/// Loads a GGUF file with `eai-model` under each scheme (weights dequantized to f32, then
+/// converted to the scheme's format in every linear layer).
+#[cfg(feature = "model")]
+#[derive(Clone, Debug)]
+pub struct GgufLoader {
+    path: PathBuf,
+    name: String,
+    options: Option<eai_model::EngineOptions>,
+    #[cfg(feature = "cuda")]
+    cuda: Option<usize>,
+}
+
+#[cfg(feature = "model")]
+impl GgufLoader {
+    /// A loader for the GGUF file at `path`; the model name is the file stem until the file is
+    /// loaded.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        let path = path.into();
+        let name = path
+            .file_stem()
+            .map_or_else(|| "model".to_string(), |s| s.to_string_lossy().into_owned());
+        Self {
+            path,
+            name,
+            options: None,
+            #[cfg(feature = "cuda")]
+            cuda: None,
+        }
+    }
+
+    /// Runs the model on CUDA device `ordinal` (`eai_model::cuda::GpuEngine`) instead of the
+    /// CPU. A missing driver or GPU is an error when the model is loaded, never a silent CPU
+    /// fallback.
+    #[cfg(feature = "cuda")]
+    pub fn cuda(mut self, ordinal: usize) -> Self {
+        self.cuda = Some(ordinal);
+        self
+    }
+
+    /// Sets the engine options (max length, batching). Without it the engine's defaults apply
+    /// (larger batches on the GPU: `GpuEngine::default_options`).
+    pub fn engine_options(mut self, o: eai_model::EngineOptions) -> Self {
+        self.options = Some(o);
+        self
+    }
+}
+
+#[cfg(feature = "model")]
+impl ModelLoader for GgufLoader {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn load(&mut self, scheme: Scheme) -> Result<Box<dyn LanguageModel>, ModelError> {
+        let Some(s) = scheme.model_scheme() else {
+            return Err(ModelError::Unsupported {
+                model: "eai-model".into(),
+                what: format!(
+                    "{scheme}: static INT8 activations need calibrated scales; use `dynamic` \
+                     (per-token scales at run time) or `int8` (weight-only)"
+                ),
+            });
+        };
+        #[cfg(feature = "cuda")]
+        if let Some(ordinal) = self.cuda {
+            use eai_model::cuda::{GpuEngine, GpuScheme, open_device};
+            let gs = match s {
+                eai_model::Scheme::Fp32 => GpuScheme::Fp32,
+                eai_model::Scheme::Fp16 => GpuScheme::Fp16,
+                eai_model::Scheme::Bf16 => GpuScheme::Bf16,
+                eai_model::Scheme::W8A8 => GpuScheme::W8A8,
+                _ => GpuScheme::W8A16,
+            };
+            let dev = open_device(ordinal)
+                .map_err(|e| ModelError::backend(format!("opening CUDA device {ordinal}"), e))?;
+            let mut e = GpuEngine::from_gguf(dev, &self.path, gs).map_err(|e| {
+                ModelError::backend(format!("loading {} on the GPU", self.path.display()), e)
+            })?;
+            if let Some(o) = &self.options {
+                e = e.with_options(o.clone());
+            }
+            self.name = e.info().name;
+            return Ok(Box::new(e));
+        }
+        let mut e = eai_model::Engine::from_gguf(&self.path, eai_model::LoadOptions::new(s))
+            .map_err(|e| ModelError::backend(format!("loading {}", self.path.display()), e))?;
+        if let Some(o) = &self.options {
+            e = e.with_options(o.clone());
+        }
+        self.name = e.info().name;
+        Ok(Box::new(e))
+    }
+}

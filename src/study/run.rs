@@ -1,0 +1,462 @@
+//! The run loop: load each scheme, baseline, warm-up, repetitions × tasks in their windows,
+//! and the runs built from the task records.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::time::Instant;
+
+use eai_core::{Joules, LanguageModel, Seconds};
+use eai_eval::Evaluator;
+use eai_metrics::{EnergyDomain, Run};
+use eai_power::{Baseline, Domain, Meter, SourceInfo};
+
+use super::config::{Accounting, Study};
+use super::loader::ModelLoader;
+use super::records::{
+    DeviceShare, ModelInfoRecord, SampleSet, SchemeRecord, StudyResults, StudySettings, TaskRecord,
+};
+use super::task::StudyTask;
+use crate::error::{Error, Result};
+use crate::metered::{CallKind, Metered};
+use crate::scheme::Scheme;
+
+impl<L: ModelLoader> Study<L> {
+    /// Runs the study.
+    ///
+    /// # Errors
+    /// Invalid settings ([`Error::Config`]) and power-source failures before anything ran;
+    /// after that, any failure is returned as [`Error::Partial`] carrying everything recorded
+    /// so far (windows and trace included).
+    pub fn run(mut self) -> Result<StudyResults> {
+        self.validate()?;
+        let (meter, energy) = self.start_meter()?;
+        let hardware = self.hardware.clone().unwrap_or_else(|| default_hardware(&energy.sources));
+        let settings = StudySettings {
+            model: self.loader.name(),
+            hardware,
+            schemes: self.schemes.clone(),
+            tasks: self.tasks.iter().map(StudyTask::setting).collect(),
+            repeats: self.repeats,
+            warmup_docs: self.warmup_docs,
+            cooldown: Seconds(self.cooldown.as_secs_f64()),
+            baseline: Seconds(if meter.is_some() { self.baseline.as_secs_f64() } else { 0.0 }),
+            batch_size: self.batch_size,
+        };
+        let t0 = Instant::now();
+        let mut rec = Recorder {
+            results: StudyResults {
+                settings,
+                energy,
+                schemes: Vec::new(),
+                tasks: Vec::new(),
+                runs: Vec::new(),
+                task_runs: Vec::new(),
+                windows: Vec::new(),
+                timeline: None,
+                samples: Vec::new(),
+                duration: Seconds(0.0),
+            },
+            t0,
+        };
+        let outcome = self.run_all(meter.as_ref(), &mut rec);
+        let mut results = rec.results;
+        results.duration = Seconds(t0.elapsed().as_secs_f64());
+        if let Some(m) = meter {
+            match m.stop() {
+                Ok(session) => {
+                    results.windows = session.windows;
+                    results.timeline = Some(session.timeline);
+                }
+                Err(e) if outcome.is_ok() => {
+                    return Err(Error::Partial {
+                        results: Box::new(results),
+                        source: Box::new(Error::power("stopping the sampler", e)),
+                    });
+                }
+                Err(_) => {}
+            }
+        }
+        match outcome {
+            Ok(()) => Ok(results),
+            Err(e) => Err(Error::Partial { results: Box::new(results), source: Box::new(e) }),
+        }
+    }
+
+    fn say(&self, line: &str) {
+        tracing::info!("{line}");
+        if self.progress {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "{line}");
+        }
+    }
+
+    fn run_all(&mut self, meter: Option<&Meter>, rec: &mut Recorder) -> Result<()> {
+        let total = self.schemes.len() * self.repeats as usize * self.tasks.len();
+        let mut step = 0usize;
+        let schemes = self.schemes.clone();
+        for (si, &scheme) in schemes.iter().enumerate() {
+            // 1. Build (quantize) the model.
+            self.say(&format!("eai study: {} — building the model", scheme.display_name()));
+            let t = Instant::now();
+            let w = meter.map(|m| m.begin(&format!("load:{}", scheme.label())));
+            let loaded = self.loader.load(scheme);
+            let load_time = Seconds(t.elapsed().as_secs_f64());
+            let load_energy = match (meter, w) {
+                (Some(m), Some(w)) => {
+                    m.end(w).map_err(|e| Error::power("closing the load window", e))?;
+                    m.measurement(w)
+                        .map_err(|e| Error::power("computing the load window", e))?
+                        .energy()
+                }
+                _ => None,
+            };
+            let mut model =
+                loaded.map_err(|e| Error::Model { scheme: scheme.label().into(), source: e })?;
+            let info: ModelInfoRecord = model.info().into();
+            if si == 0 {
+                rec.results.settings.model = info.name.clone();
+            }
+
+            // 2. Idle baseline.
+            let baseline = match meter {
+                Some(m) if !self.baseline.is_zero() => {
+                    self.say(&format!(
+                        "eai study: {} — idle baseline ({:.0} s)",
+                        scheme.display_name(),
+                        self.baseline.as_secs_f64()
+                    ));
+                    Some(
+                        m.measure_baseline(self.baseline)
+                            .map_err(|e| Error::power("measuring the idle baseline", e))?,
+                    )
+                }
+                _ => None,
+            };
+
+            // 3. Warm-up (unmeasured: its window is recorded but charged to no run).
+            let t = Instant::now();
+            if self.warmup_docs > 0 {
+                let w = meter.map(|m| m.begin(&format!("warmup:{}", scheme.label())));
+                for st in &self.tasks {
+                    let suite = st.clone().limit(self.warmup_docs).suite;
+                    Evaluator::new()
+                        .progress(false)
+                        .keep_samples(false)
+                        .batch_size(self.batch_size)
+                        .run(&mut model, &suite)
+                        .map_err(|e| Error::Eval {
+                            task: st.name().into(),
+                            scheme: scheme.label().into(),
+                            source: Box::new(e),
+                        })?;
+                }
+                if let (Some(m), Some(w)) = (meter, w) {
+                    m.end(w).map_err(|e| Error::power("closing the warm-up window", e))?;
+                }
+            }
+            rec.results.schemes.push(SchemeRecord {
+                scheme,
+                model: info,
+                load_time,
+                load_energy,
+                baseline: baseline.clone(),
+                warmup_time: Seconds(t.elapsed().as_secs_f64()),
+            });
+
+            // 4. Repetitions × tasks, each task in its own window.
+            for rep in 1..=self.repeats {
+                let mut run_tasks = Vec::new();
+                for st in &self.tasks {
+                    step += 1;
+                    let r =
+                        self.run_task(meter, rec, &mut model, scheme, rep, st, baseline.as_ref())?;
+                    self.say(&format!(
+                        "eai study: [{step}/{total}] {} rep {rep}/{} {}: {} {:.4}, {:.1} s{}",
+                        scheme.display_name(),
+                        self.repeats,
+                        r.task,
+                        r.metric,
+                        r.score,
+                        r.wall.0,
+                        r.energy.map_or(String::new(), |e| format!(", {:.1} J", e.0)),
+                    ));
+                    run_tasks.push(r);
+                }
+                let run =
+                    build_run(&rec.results.settings, self.accounting, scheme, rep, &run_tasks)?;
+                rec.results.runs.push(run);
+                rec.results.tasks.extend(run_tasks);
+            }
+            drop(model);
+
+            // 5. Cool-down.
+            if !self.cooldown.is_zero() && si + 1 < schemes.len() {
+                self.say(&format!("eai study: cool-down {:.0} s", self.cooldown.as_secs_f64()));
+                std::thread::sleep(self.cooldown);
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run_task(
+        &self,
+        meter: Option<&Meter>,
+        rec: &mut Recorder,
+        model: &mut Box<dyn LanguageModel>,
+        scheme: Scheme,
+        rep: u32,
+        st: &StudyTask,
+        baseline: Option<&Baseline>,
+    ) -> Result<TaskRecord> {
+        let name = st.name().to_string();
+        let eval_err = |e| Error::Eval {
+            task: name.clone(),
+            scheme: scheme.label().into(),
+            source: Box::new(e),
+        };
+        let suite = &st.suite;
+        let evaluator = Evaluator::new()
+            .progress(self.progress)
+            .keep_samples(self.keep_samples)
+            .batch_size(self.batch_size);
+        let metric = st.metric_key();
+        let window_name = format!("{}/rep{rep}/{name}", scheme.label());
+        let start = Seconds(rec.t0.elapsed().as_secs_f64());
+        let (results, wall, measurement, calls) = match meter {
+            Some(m) => {
+                let mut lm = Metered::new(&mut **model, m)
+                    .label(format!("{}/rep{rep}/{name}", scheme.label()));
+                let t = Instant::now();
+                let w = m.begin(&window_name);
+                let out = evaluator.run(&mut lm, suite);
+                m.end(w).map_err(|e| Error::power("closing a task window", e))?;
+                let wall = Seconds(t.elapsed().as_secs_f64());
+                let out = out.map_err(eval_err)?;
+                let mut meas =
+                    m.measurement(w).map_err(|e| Error::power("computing a task window", e))?;
+                if let Some(b) = baseline {
+                    meas.subtract_baseline(b);
+                }
+                let calls = lm.energy()?;
+                (out, wall, Some((w.0, meas)), calls)
+            }
+            None => {
+                let t = Instant::now();
+                let out = evaluator.run(&mut **model, suite).map_err(eval_err)?;
+                (out, Seconds(t.elapsed().as_secs_f64()), None, Vec::new())
+            }
+        };
+        let (metrics, docs) = match results.group(&name) {
+            Some(g) => (&g.metrics, g.n),
+            None => {
+                let t = results.task(&name).ok_or_else(|| Error::Config {
+                    field: "tasks",
+                    reason: format!("the evaluator returned no result for {name}"),
+                })?;
+                (&t.metrics, t.n_effective)
+            }
+        };
+        let mv = metrics.iter().find(|m| m.key() == metric).ok_or_else(|| Error::Config {
+            field: "metric",
+            reason: format!(
+                "{name} has no metric `{metric}` (it has {})",
+                metrics.iter().map(|m| m.key()).collect::<Vec<_>>().join(", ")
+            ),
+        })?;
+        let (score, stderr) = (mv.value, mv.stderr);
+        if self.keep_samples {
+            for (task, recs) in &results.samples {
+                rec.results.samples.push(SampleSet {
+                    scheme,
+                    repetition: rep,
+                    task: task.clone(),
+                    records: recs.iter().map(eai_eval::SampleRecord::to_json).collect(),
+                });
+            }
+        }
+        let unique: u64 = results.tasks.iter().map(|t| t.requests.unique_requests as u64).sum();
+        let requests = calls.iter().map(|c| c.requests).sum::<u64>().max(unique);
+        let tokens = if calls.is_empty() {
+            None
+        } else {
+            calls.iter().map(|c| c.tokens).sum::<Option<u64>>()
+        };
+        let generated_tokens =
+            calls.iter().find(|c| c.kind == CallKind::Generation).and_then(|c| c.tokens);
+        let (window, devices, energy) = match &measurement {
+            Some((id, m)) => {
+                let devices: Vec<DeviceShare> = m
+                    .devices
+                    .iter()
+                    .map(|d| DeviceShare {
+                        source: d.source.clone(),
+                        domain: energy_domain(&rec.results.energy.sources, &d.source, &d.domain),
+                        energy: d.energy,
+                        above_idle: d.dynamic_energy,
+                        flags: d
+                            .flags
+                            .iter()
+                            .map(|f| {
+                                serde_json::to_value(f)
+                                    .ok()
+                                    .and_then(|v| {
+                                        v.get("flag").and_then(|x| x.as_str()).map(str::to_string)
+                                    })
+                                    .unwrap_or_else(|| format!("{f:?}"))
+                            })
+                            .collect(),
+                    })
+                    .collect();
+                let charged: Vec<Joules> = devices
+                    .iter()
+                    .filter_map(|d| match self.accounting {
+                        Accounting::Total => d.energy,
+                        Accounting::AboveIdle => d.above_idle.or(d.energy),
+                    })
+                    .collect();
+                let energy = (!charged.is_empty()).then(|| charged.into_iter().sum());
+                (Some(*id), devices, energy)
+            }
+            None => (None, Vec::new(), None),
+        };
+        let record = TaskRecord {
+            scheme,
+            repetition: rep,
+            task: name,
+            metric,
+            score,
+            stderr,
+            docs,
+            window,
+            start,
+            wall,
+            energy,
+            devices,
+            calls,
+            requests,
+            tokens,
+            generated_tokens,
+        };
+        rec.results.task_runs.push(build_task_run(
+            &rec.results.settings,
+            self.accounting,
+            &record,
+        )?);
+        Ok(record)
+    }
+}
+
+struct Recorder {
+    results: StudyResults,
+    t0: Instant,
+}
+
+fn default_hardware(sources: &[SourceInfo]) -> String {
+    sources
+        .iter()
+        .find(|s| matches!(s.domain, Domain::Gpu | Domain::GpuModule))
+        .map_or_else(|| "cpu".to_string(), |s| s.name.clone())
+}
+
+/// The metrics layer's domain for a power source.
+fn energy_domain(sources: &[SourceInfo], id: &str, d: &Domain) -> EnergyDomain {
+    match d {
+        Domain::Gpu | Domain::GpuModule => {
+            let idx = sources
+                .iter()
+                .find(|s| s.id == id)
+                .and_then(|s| s.meta("nvml_index"))
+                .and_then(|i| i.parse().ok())
+                .unwrap_or_else(|| {
+                    sources
+                        .iter()
+                        .filter(|s| matches!(s.domain, Domain::Gpu | Domain::GpuModule))
+                        .position(|s| s.id == id)
+                        .unwrap_or(0) as u32
+                });
+            EnergyDomain::Gpu(idx)
+        }
+        Domain::CpuPackage { package } => EnergyDomain::CpuPackage(*package),
+        Domain::Dram { .. } => EnergyDomain::Other(id.to_string()),
+        Domain::Psys => EnergyDomain::System,
+        _ => EnergyDomain::Other(id.to_string()),
+    }
+}
+
+fn metrics_err(ctx: String) -> impl FnOnce(eai_metrics::Error) -> Error {
+    move |e| Error::metrics(ctx, e)
+}
+
+/// The run of one (scheme, repetition): every task's score, summed energy per domain, summed
+/// wall time, requests and tokens.
+fn build_run(
+    s: &StudySettings,
+    a: Accounting,
+    scheme: Scheme,
+    rep: u32,
+    tasks: &[TaskRecord],
+) -> Result<Run> {
+    let mut b = Run::builder(&s.model, scheme.label(), &s.hardware).repetition(rep);
+    let mut by_domain: BTreeMap<EnergyDomain, Joules> = BTreeMap::new();
+    let mut complete = true;
+    for t in tasks {
+        b = b.score(&t.task, t.score);
+        if t.energy.is_none() {
+            complete = false;
+        }
+        add_domains(&mut by_domain, t, a);
+    }
+    if complete {
+        for (d, e) in by_domain {
+            b = b.energy(d, e);
+        }
+    }
+    let wall: f64 = tasks.iter().map(|t| t.wall.0).sum();
+    b = b.wall(Seconds(wall)).requests(tasks.iter().map(|t| t.requests).sum());
+    let generated: Option<u64> = tasks.iter().map(|t| t.generated_tokens).sum();
+    if let Some(g) = generated.filter(|&g| g > 0) {
+        b = b.output_tokens(g);
+    }
+    b.build().map_err(metrics_err(format!("building run {}/{}#{rep}", s.model, scheme.label())))
+}
+
+/// Adds a task's per-domain energy, charged as the study charges (total or above idle).
+fn add_domains(by_domain: &mut BTreeMap<EnergyDomain, Joules>, t: &TaskRecord, a: Accounting) {
+    if t.energy.is_none() {
+        return;
+    }
+    for d in &t.devices {
+        let e = match a {
+            Accounting::Total => d.energy,
+            Accounting::AboveIdle => d.above_idle.or(d.energy),
+        };
+        if let Some(e) = e {
+            *by_domain.entry(d.domain.clone()).or_insert(Joules::ZERO) += e;
+        }
+    }
+}
+
+/// The run of one task window.
+fn build_task_run(s: &StudySettings, a: Accounting, t: &TaskRecord) -> Result<Run> {
+    let mut b = Run::builder(&s.model, t.scheme.label(), &s.hardware)
+        .repetition(t.repetition)
+        .score(&t.task, t.score)
+        .wall(t.wall)
+        .requests(t.requests);
+    let mut by_domain = BTreeMap::new();
+    add_domains(&mut by_domain, t, a);
+    for (d, e) in by_domain {
+        b = b.energy(d, e);
+    }
+    if let Some(g) = t.generated_tokens.filter(|&g| g > 0) {
+        b = b.output_tokens(g);
+    }
+    b.build().map_err(metrics_err(format!(
+        "building run {}/{}#{} ({})",
+        s.model,
+        t.scheme.label(),
+        t.repetition,
+        t.task
+    )))
+}
