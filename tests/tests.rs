@@ -6,4 +6,5 @@ mod common;
 #[cfg(target_os = "linux")]
 mod measure;
 mod real_model;
+mod resume;
 mod study;
