@@ -3,6 +3,7 @@
 
 mod cli;
 mod common;
+mod fuzz_seeds;
 #[cfg(target_os = "linux")]
 mod measure;
 mod real_model;

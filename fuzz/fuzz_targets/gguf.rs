@@ -7,20 +7,11 @@ use libfuzzer_sys::fuzz_target;
 static A: eai_fuzz::Counting = eai_fuzz::Counting;
 
 fuzz_target!(|data: &[u8]| {
-    let parsed = eai_fuzz::bounded(data.len(), || {
-        let f = eai_model::GgufFile::from_bytes("fuzz.gguf", data.to_vec()).ok()?;
-        for t in f.tensors() {
-            let _ = f.tensor_bytes(&t.name);
-            let _ = t.shape();
-        }
-        let _ = eai_model::ModelConfig::from_gguf(&f);
-        Some(f)
-    });
+    let parsed = eai_fuzz::gguf(data);
     #[cfg(feature = "planted-bug")]
     if let Some(f) = &parsed {
         planted::file_type_name(f);
     }
-    #[cfg(not(feature = "planted-bug"))]
     drop(parsed);
 });
 
