@@ -85,7 +85,9 @@ pub struct Study<L> {
     pub(super) meter_config: MeterConfig,
     pub(super) accounting: Accounting,
     pub(super) hardware: Option<String>,
-    pub(super) batch_size: usize,
+    pub(super) batch_size: Option<usize>,
+    pub(super) per_call_energy: bool,
+    pub(super) min_window: Option<Duration>,
     pub(super) progress: bool,
     pub(super) keep_samples: bool,
     pub(super) journal: Option<std::path::PathBuf>,
@@ -106,7 +108,9 @@ impl<L: ModelLoader> Study<L> {
     /// A study of the model `loader` builds. Defaults: schemes FP32, FP16, INT8 (W8A16) and
     /// dynamic; no tasks; 3 repetitions; 5 warm-up documents per task; no cool-down; a 5 s
     /// idle baseline per scheme (when there is a meter); power from [`PowerSetup::Auto`];
-    /// total energy accounting; per-sample records kept; progress lines on stderr.
+    /// total energy accounting; per-sample records kept; progress lines on stderr; batching as
+    /// the engine asks; no per-call metering; a 5 s minimum task window when an NVML GPU is
+    /// measured (0 otherwise).
     pub fn new(loader: L) -> Self {
         Self {
             loader,
@@ -121,7 +125,9 @@ impl<L: ModelLoader> Study<L> {
             meter_config: MeterConfig::new(),
             accounting: Accounting::Total,
             hardware: None,
-            batch_size: 64,
+            batch_size: None,
+            per_call_energy: false,
+            min_window: None,
             progress: true,
             keep_samples: true,
             journal: None,
@@ -206,9 +212,30 @@ impl<L: ModelLoader> Study<L> {
         self
     }
 
-    /// Requests per call to the model (default 64).
+    /// Requests per call to the model, overriding the engine's choice. By default the
+    /// evaluator asks the model how much work it wants per call
+    /// (`LanguageModel::batch_hint`): the engine knows its memory and shapes. For experts and
+    /// experiments only.
     pub fn batch_size(mut self, n: usize) -> Self {
-        self.batch_size = n;
+        self.batch_size = Some(n);
+        self
+    }
+
+    /// Meter every call to the model in a window of its own ([`Metered`](crate::Metered)):
+    /// energy of log-likelihood (prefill) and generation calls apart. Off by default: on a GPU
+    /// the windows cost more than the calls they measure. Task windows are always measured.
+    pub fn per_call_energy(mut self, on: bool) -> Self {
+        self.per_call_energy = on;
+        self
+    }
+
+    /// The shortest task window: a task's requests run again, in the same window, until it
+    /// lasts this long; energy and time are divided by the passes, the score comes from the
+    /// first pass (the others are checked against it). Default: 5 s when an NVML GPU is among
+    /// the power sources (the sensor's resolution makes shorter windows noisy), 0 otherwise;
+    /// zero turns it off.
+    pub fn min_window(mut self, d: Duration) -> Self {
+        self.min_window = Some(d);
         self
     }
 
@@ -270,7 +297,7 @@ impl<L: ModelLoader> Study<L> {
         if !self.baseline.is_zero() && self.baseline < Duration::from_secs(1) {
             return cfg("baseline", "must be zero (off) or at least 1 s");
         }
-        if self.batch_size == 0 {
+        if self.batch_size == Some(0) {
             return cfg("batch_size", "must be at least 1");
         }
         Ok(())

@@ -102,8 +102,8 @@ pub struct GgufLoader {
     path: PathBuf,
     name: String,
     options: Option<eai_model::EngineOptions>,
-    #[cfg(feature = "cuda")]
-    cuda: Option<usize>,
+    device: crate::device::Device,
+    tokens: std::sync::Arc<eai_model::TokenCache>,
 }
 
 #[cfg(feature = "model")]
@@ -119,8 +119,8 @@ impl GgufLoader {
             path,
             name,
             options: None,
-            #[cfg(feature = "cuda")]
-            cuda: None,
+            device: crate::device::Device::Cpu,
+            tokens: std::sync::Arc::new(eai_model::TokenCache::new()),
         }
     }
 
@@ -128,9 +128,28 @@ impl GgufLoader {
     /// CPU. A missing driver or GPU is an error when the model is loaded, never a silent CPU
     /// fallback.
     #[cfg(feature = "cuda")]
-    pub fn cuda(mut self, ordinal: usize) -> Self {
-        self.cuda = Some(ordinal);
+    pub fn cuda(self, ordinal: usize) -> Self {
+        self.device(crate::device::Device::Cuda(ordinal))
+    }
+
+    /// Runs the model on `device` (default: the CPU; [`Device::auto`](crate::Device::auto)
+    /// picks the GPU when one is usable). A CUDA device in a build without the `cuda` feature,
+    /// or one that cannot be opened, is an error when the model is loaded, never a silent CPU
+    /// fallback.
+    pub fn device(mut self, device: crate::device::Device) -> Self {
+        self.device = device;
         self
+    }
+
+    /// The token cache the engines it builds share (one tokenizer, one cache: schemes and
+    /// repetitions encode each request once). Hits and misses: `TokenCache::stats`.
+    pub fn tokens(&self) -> &std::sync::Arc<eai_model::TokenCache> {
+        &self.tokens
+    }
+
+    /// The device the model will run on.
+    pub fn device_of(&self) -> crate::device::Device {
+        self.device
     }
 
     /// Sets the engine options (max length, batching). Without it the engine's defaults apply
@@ -157,8 +176,18 @@ impl ModelLoader for GgufLoader {
                 ),
             });
         };
+        #[cfg(not(feature = "cuda"))]
+        if let crate::device::Device::Cuda(ordinal) = self.device {
+            return Err(ModelError::Unsupported {
+                model: "eai-model".into(),
+                what: format!(
+                    "cuda:{ordinal}: this eai was built without the `cuda` feature \
+                     (cargo build --features cuda)"
+                ),
+            });
+        }
         #[cfg(feature = "cuda")]
-        if let Some(ordinal) = self.cuda {
+        if let crate::device::Device::Cuda(ordinal) = self.device {
             use eai_model::cuda::{GpuEngine, GpuScheme, open_device};
             let gs = match s {
                 eai_model::Scheme::Fp32 => GpuScheme::Fp32,
@@ -175,6 +204,7 @@ impl ModelLoader for GgufLoader {
             if let Some(o) = &self.options {
                 e = e.with_options(o.clone());
             }
+            let e = e.token_cache(self.tokens.clone());
             self.name = e.info().name;
             return Ok(Box::new(e));
         }
@@ -183,6 +213,7 @@ impl ModelLoader for GgufLoader {
         if let Some(o) = &self.options {
             e = e.with_options(o.clone());
         }
+        let e = e.token_cache(self.tokens.clone());
         self.name = e.info().name;
         Ok(Box::new(e))
     }

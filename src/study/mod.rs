@@ -12,6 +12,7 @@ mod loader;
 mod records;
 mod run;
 mod task;
+mod window;
 
 pub use config::{Accounting, PowerSetup, Study};
 #[cfg(feature = "model")]
@@ -19,6 +20,6 @@ pub use loader::GgufLoader;
 pub use loader::{FnLoader, ModelLoader, loader_fn};
 pub use records::{
     DeviceShare, EnergyInfo, EnergyKind, ModelInfoRecord, SampleSet, SchemeRecord, StudyResults,
-    StudySettings, TaskRecord, TaskSetting,
+    StudySettings, TaskRecord, TaskSetting, TimeBreakdown,
 };
 pub use task::StudyTask;

@@ -6,6 +6,7 @@ use eai_power::{Baseline, Measurement, SourceInfo, Timeline};
 use serde::{Deserialize, Serialize};
 
 use super::config::Accounting;
+use crate::environment::Environment;
 use crate::metered::CallEnergy;
 use crate::scheme::Scheme;
 
@@ -81,8 +82,14 @@ pub struct StudySettings {
     pub cooldown: Seconds,
     /// Idle baseline measured before each scheme.
     pub baseline: Seconds,
-    /// Requests per call to the model.
-    pub batch_size: usize,
+    /// Requests per call to the model when overridden (`None`: the engine's choice).
+    pub batch_size: Option<usize>,
+    /// Every model call metered in its own window.
+    #[serde(default)]
+    pub per_call_energy: bool,
+    /// Shortest task window (zero: one pass per window).
+    #[serde(default)]
+    pub min_window: Seconds,
 }
 
 /// One task's settings.
@@ -99,6 +106,10 @@ pub struct TaskSetting {
     pub docs: usize,
     /// Where the data came from.
     pub source: String,
+    /// Time to build the task's requests (prompts, merging, sorting), once for the whole study,
+    /// outside every energy window.
+    #[serde(default)]
+    pub prepare: Seconds,
 }
 
 /// What happened to one scheme before its repetitions.
@@ -191,6 +202,74 @@ pub struct TaskRecord {
     pub tokens: Option<u64>,
     /// Tokens generated (generation tasks), when counted.
     pub generated_tokens: Option<u64>,
+    /// Passes of the task's requests inside the window (the minimum window runs them again
+    /// until it is long enough; `wall`, `energy`, `devices` and `time` are per pass).
+    #[serde(default = "one")]
+    pub passes: u32,
+    /// The whole window, all passes.
+    #[serde(default)]
+    pub window_wall: Seconds,
+    /// Whether every later pass made the same predictions and generated the same text as the
+    /// first (always true for one pass): the scores of any pass would be the same. A
+    /// disagreement is flagged in the report, not an error: the score is the first pass's.
+    #[serde(default = "yes")]
+    pub passes_agree: bool,
+    /// Whether every later pass answered bit for bit as the first (log-likelihoods, greedy
+    /// flags, generated text); passes may agree (same predictions) without being identical.
+    #[serde(default = "yes")]
+    pub passes_identical: bool,
+    /// Requests as lm-evaluation-harness counts them (one per choice or generation, before
+    /// identical requests are merged; `requests` counts those sent).
+    #[serde(default)]
+    pub lm_eval_requests: u64,
+    /// Where the time of one pass went, when the evaluator timed it.
+    #[serde(default)]
+    pub time: Option<TimeBreakdown>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Where the time of one pass of a task went. The parts add up to the pass's wall time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct TimeBreakdown {
+    /// Tokenizing inside the model's calls, as the engine reports it
+    /// (`LanguageModel::engine_time`; zero when its token cache already holds the requests, or
+    /// when the engine does not say). Prompts are built once per task before any window
+    /// ([`TaskSetting::prepare`]).
+    pub tokenize: Seconds,
+    /// The rest of the time inside the model's calls (forward passes, transfers, decoding).
+    pub engine: Seconds,
+    /// Scoring the answers (metrics, filters, per-sample records).
+    pub scoring: Seconds,
+    /// The rest of the window: request handling in the evaluator, the study's bookkeeping.
+    pub bookkeeping: Seconds,
+}
+
+impl TimeBreakdown {
+    /// The parts, from the evaluator's timing of one pass and the pass's wall time: what the
+    /// evaluator did not account for is bookkeeping.
+    pub fn new(tokenize: Seconds, engine: Seconds, scoring: Seconds, wall: Seconds) -> Self {
+        let rest = wall.0 - tokenize.0 - engine.0 - scoring.0;
+        Self { tokenize, engine, scoring, bookkeeping: Seconds(rest.max(0.0)) }
+    }
+
+    /// Wall time of the pass (the sum of the parts).
+    pub fn total(&self) -> Seconds {
+        Seconds(self.tokenize.0 + self.engine.0 + self.scoring.0 + self.bookkeeping.0)
+    }
+
+    /// Fraction of the pass spent inside the engine ("engine busy").
+    pub fn engine_busy(&self) -> Option<f64> {
+        let t = self.total().0;
+        (t > 0.0).then(|| self.engine.0 / t)
+    }
 }
 
 impl TaskRecord {
@@ -254,4 +333,8 @@ pub struct StudyResults {
     pub samples: Vec<SampleSet>,
     /// Wall time of the whole study.
     pub duration: Seconds,
+    /// Where it ran: eai version and commit, CPU, GPUs, CUDA libraries, the device that ran
+    /// the model, how the hardware label was chosen.
+    #[serde(default)]
+    pub environment: Environment,
 }

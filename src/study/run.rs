@@ -3,22 +3,20 @@
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use eai_core::{Joules, LanguageModel, Seconds};
-use eai_eval::Evaluator;
+use eai_eval::Prepared;
 use eai_metrics::{EnergyDomain, Run};
-use eai_power::{Baseline, Domain, Meter, SourceInfo, WindowId};
+use eai_power::{Domain, Meter, SourceInfo, WindowId};
 
 use super::config::{Accounting, Study};
 use super::journal::{Entry, Journal, RunEntry};
 use super::loader::ModelLoader;
-use super::records::{
-    DeviceShare, ModelInfoRecord, SampleSet, SchemeRecord, StudyResults, StudySettings, TaskRecord,
-};
-use super::task::StudyTask;
+use super::records::{ModelInfoRecord, SchemeRecord, StudyResults, StudySettings, TaskRecord};
+use super::window::WindowKey;
+use crate::environment::{Environment, HardwareChoice};
 use crate::error::{Error, Result};
-use crate::metered::{CallKind, Metered};
 use crate::scheme::Scheme;
 
 impl<L: ModelLoader> Study<L> {
@@ -30,18 +28,49 @@ impl<L: ModelLoader> Study<L> {
     /// so far (windows and trace included).
     pub fn run(mut self) -> Result<StudyResults> {
         self.validate()?;
+        // Every task's requests, built once: reused by every scheme, repetition and pass.
+        let mut plans = Vec::with_capacity(self.tasks.len());
+        for t in &self.tasks {
+            let plan = self.evaluator(false, false).prepare(t.suite()).map_err(|e| {
+                Error::Eval { task: t.name().into(), scheme: "-".into(), source: Box::new(e) }
+            })?;
+            plans.push(plan);
+        }
         let (meter, energy) = self.start_meter()?;
-        let hardware = self.hardware.clone().unwrap_or_else(|| default_hardware(&energy.sources));
+        let mut environment = Environment::capture();
+        let hardware = match &self.hardware {
+            Some(h) => {
+                environment.hardware = Some(HardwareChoice::given(h));
+                h.clone()
+            }
+            None => default_hardware(&energy.sources),
+        };
+        let min_window = self.min_window.unwrap_or(if has_nvml_sensor(&energy.sources) {
+            DEFAULT_MIN_WINDOW_NVML
+        } else {
+            Duration::ZERO
+        });
         let settings = StudySettings {
             model: self.loader.name(),
             hardware,
             schemes: self.schemes.clone(),
-            tasks: self.tasks.iter().map(StudyTask::setting).collect(),
+            tasks: self
+                .tasks
+                .iter()
+                .zip(&plans)
+                .map(|(t, p)| {
+                    let mut s = t.setting();
+                    s.prepare = p.prepare_time();
+                    s
+                })
+                .collect(),
             repeats: self.repeats,
             warmup_docs: self.warmup_docs,
             cooldown: Seconds(self.cooldown.as_secs_f64()),
             baseline: Seconds(if meter.is_some() { self.baseline.as_secs_f64() } else { 0.0 }),
             batch_size: self.batch_size,
+            per_call_energy: self.per_call_energy && meter.is_some(),
+            min_window: Seconds(if meter.is_some() { min_window.as_secs_f64() } else { 0.0 }),
         };
         let t0 = Instant::now();
         let mut rec = Recorder {
@@ -56,6 +85,7 @@ impl<L: ModelLoader> Study<L> {
                 timeline: None,
                 samples: Vec::new(),
                 duration: Seconds(0.0),
+                environment,
             },
             t0,
             journal: None,
@@ -84,7 +114,7 @@ impl<L: ModelLoader> Study<L> {
             rec.journal = Some(j);
         }
         let n_restored = rec.results.tasks.len();
-        let outcome = self.run_all(meter.as_ref(), &mut rec);
+        let outcome = self.run_all(meter.as_ref(), &plans, &mut rec);
         let mut results = rec.results;
         results.duration = Seconds(t0.elapsed().as_secs_f64());
         if let Some(m) = meter {
@@ -128,10 +158,38 @@ impl<L: ModelLoader> Study<L> {
         }
     }
 
-    fn run_all(&mut self, meter: Option<&Meter>, rec: &mut Recorder) -> Result<()> {
+    /// After the first model is built: the device that runs it, the libraries it loaded, and
+    /// the hardware label of the runs (matched from the GPU's name unless one was given).
+    fn place(&self, rec: &mut Recorder, info: &ModelInfoRecord) {
+        let r = &mut rec.results;
+        r.environment.model_device = info.device.clone();
+        r.environment.refresh_libraries();
+        if self.hardware.is_none() {
+            let choice = HardwareChoice::auto(info.device.as_deref(), &r.energy.sources);
+            r.settings.hardware = choice.label.clone();
+            r.environment.hardware = Some(choice);
+        }
+        let sensors: Vec<String> =
+            r.energy.sources.iter().map(|s| format!("{} ({})", s.id, s.name)).collect();
+        let line = format!(
+            "eai study: model on {}; energy from {}; hardware label `{}`",
+            info.device.as_deref().unwrap_or("a device the engine does not name"),
+            if sensors.is_empty() { "no sensor".to_string() } else { sensors.join(", ") },
+            r.settings.hardware
+        );
+        self.say(&line);
+    }
+
+    fn run_all(
+        &mut self,
+        meter: Option<&Meter>,
+        plans: &[Prepared],
+        rec: &mut Recorder,
+    ) -> Result<()> {
         let total = self.schemes.len() * self.repeats as usize * self.tasks.len();
         let mut step = 0usize;
         let schemes = self.schemes.clone();
+        let mut placed = false;
         for (si, &scheme) in schemes.iter().enumerate() {
             if (1..=self.repeats).all(|rep| rec.done.contains(&(scheme, rep))) {
                 step += self.repeats as usize * self.tasks.len();
@@ -155,8 +213,11 @@ impl<L: ModelLoader> Study<L> {
             let mut model =
                 loaded.map_err(|e| Error::Model { scheme: scheme.label().into(), source: e })?;
             let info: ModelInfoRecord = model.info().into();
-            if si == 0 {
+            if !placed {
+                // The first model built (after a resume, maybe not the first scheme's).
+                placed = true;
                 rec.results.settings.model = info.name.clone();
+                self.place(rec, &info);
             }
 
             // 2. Idle baseline.
@@ -181,16 +242,13 @@ impl<L: ModelLoader> Study<L> {
                 let w = meter.map(|m| m.begin(&format!("warmup:{}", scheme.label())));
                 for st in &self.tasks {
                     let suite = st.clone().limit(self.warmup_docs).suite;
-                    Evaluator::new()
-                        .progress(false)
-                        .keep_samples(false)
-                        .batch_size(self.batch_size)
-                        .run(&mut model, &suite)
-                        .map_err(|e| Error::Eval {
+                    self.evaluator(false, false).run(&mut model, &suite).map_err(|e| {
+                        Error::Eval {
                             task: st.name().into(),
                             scheme: scheme.label().into(),
                             source: Box::new(e),
-                        })?;
+                        }
+                    })?;
                 }
                 if let (Some(m), Some(w)) = (meter, w) {
                     m.end(w).map_err(|e| Error::power("closing the warm-up window", e))?;
@@ -219,12 +277,12 @@ impl<L: ModelLoader> Study<L> {
                 let (task_runs0, samples0) =
                     (rec.results.task_runs.len(), rec.results.samples.len());
                 let mut run_tasks = Vec::new();
-                for st in &self.tasks {
+                for (st, plan) in self.tasks.iter().zip(plans) {
                     step += 1;
-                    let r =
-                        self.run_task(meter, rec, &mut model, scheme, rep, st, baseline.as_ref())?;
+                    let key = WindowKey { scheme, rep, task: st, plan };
+                    let r = self.run_task(meter, rec, &mut *model, key, baseline.as_ref())?;
                     self.say(&format!(
-                        "eai study: [{step}/{total}] {} rep {rep}/{} {}: {} {:.4}, {:.1} s{}",
+                        "eai study: [{step}/{total}] {} rep {rep}/{} {}: {} {:.4}, {:.2} s{}{}{}{}",
                         scheme.display_name(),
                         self.repeats,
                         r.task,
@@ -232,6 +290,18 @@ impl<L: ModelLoader> Study<L> {
                         r.score,
                         r.wall.0,
                         r.energy.map_or(String::new(), |e| format!(", {:.1} J", e.0)),
+                        if r.passes > 1 { " per pass" } else { "" },
+                        r.time
+                            .and_then(|t| t.engine_busy())
+                            .map_or(String::new(), |b| format!(", engine busy {:.0} %", 100.0 * b)),
+                        match (r.passes, r.passes_agree) {
+                            (1, _) => String::new(),
+                            (n, true) => format!(" ({n} passes in {:.1} s)", r.window_wall.0),
+                            (n, false) => format!(
+                                " ({n} passes in {:.1} s; PASSES DISAGREE, first pass scored)",
+                                r.window_wall.0
+                            ),
+                        },
                     ));
                     run_tasks.push(r);
                 }
@@ -269,164 +339,29 @@ impl<L: ModelLoader> Study<L> {
         }
         Ok(())
     }
-
-    #[allow(clippy::too_many_arguments)]
-    fn run_task(
-        &self,
-        meter: Option<&Meter>,
-        rec: &mut Recorder,
-        model: &mut Box<dyn LanguageModel>,
-        scheme: Scheme,
-        rep: u32,
-        st: &StudyTask,
-        baseline: Option<&Baseline>,
-    ) -> Result<TaskRecord> {
-        let name = st.name().to_string();
-        let eval_err = |e| Error::Eval {
-            task: name.clone(),
-            scheme: scheme.label().into(),
-            source: Box::new(e),
-        };
-        let suite = &st.suite;
-        let evaluator = Evaluator::new()
-            .progress(self.progress)
-            .keep_samples(self.keep_samples)
-            .batch_size(self.batch_size);
-        let metric = st.metric_key();
-        let window_name = format!("{}/rep{rep}/{name}", scheme.label());
-        let start = Seconds(rec.t0.elapsed().as_secs_f64());
-        let (results, wall, measurement, calls) = match meter {
-            Some(m) => {
-                let mut lm = Metered::new(&mut **model, m)
-                    .label(format!("{}/rep{rep}/{name}", scheme.label()));
-                let t = Instant::now();
-                let w = m.begin(&window_name);
-                let out = evaluator.run(&mut lm, suite);
-                m.end(w).map_err(|e| Error::power("closing a task window", e))?;
-                let wall = Seconds(t.elapsed().as_secs_f64());
-                let out = out.map_err(eval_err)?;
-                let mut meas =
-                    m.measurement(w).map_err(|e| Error::power("computing a task window", e))?;
-                if let Some(b) = baseline {
-                    meas.subtract_baseline(b);
-                }
-                let calls = lm.energy()?;
-                (out, wall, Some((w.0, meas)), calls)
-            }
-            None => {
-                let t = Instant::now();
-                let out = evaluator.run(&mut **model, suite).map_err(eval_err)?;
-                (out, Seconds(t.elapsed().as_secs_f64()), None, Vec::new())
-            }
-        };
-        let (metrics, docs) = match results.group(&name) {
-            Some(g) => (&g.metrics, g.n),
-            None => {
-                let t = results.task(&name).ok_or_else(|| Error::Config {
-                    field: "tasks",
-                    reason: format!("the evaluator returned no result for {name}"),
-                })?;
-                (&t.metrics, t.n_effective)
-            }
-        };
-        let mv = metrics.iter().find(|m| m.key() == metric).ok_or_else(|| Error::Config {
-            field: "metric",
-            reason: format!(
-                "{name} has no metric `{metric}` (it has {})",
-                metrics.iter().map(|m| m.key()).collect::<Vec<_>>().join(", ")
-            ),
-        })?;
-        let (score, stderr) = (mv.value, mv.stderr);
-        if self.keep_samples {
-            for (task, recs) in &results.samples {
-                rec.results.samples.push(SampleSet {
-                    scheme,
-                    repetition: rep,
-                    task: task.clone(),
-                    records: recs.iter().map(eai_eval::SampleRecord::to_json).collect(),
-                });
-            }
-        }
-        let unique: u64 = results.tasks.iter().map(|t| t.requests.unique_requests as u64).sum();
-        let requests = calls.iter().map(|c| c.requests).sum::<u64>().max(unique);
-        let tokens = if calls.is_empty() {
-            None
-        } else {
-            calls.iter().map(|c| c.tokens).sum::<Option<u64>>()
-        };
-        let generated_tokens =
-            calls.iter().find(|c| c.kind == CallKind::Generation).and_then(|c| c.tokens);
-        let (window, devices, energy) = match &measurement {
-            Some((id, m)) => {
-                let devices: Vec<DeviceShare> = m
-                    .devices
-                    .iter()
-                    .map(|d| DeviceShare {
-                        source: d.source.clone(),
-                        domain: energy_domain(&rec.results.energy.sources, &d.source, &d.domain),
-                        energy: d.energy,
-                        above_idle: d.dynamic_energy,
-                        flags: d
-                            .flags
-                            .iter()
-                            .map(|f| {
-                                serde_json::to_value(f)
-                                    .ok()
-                                    .and_then(|v| {
-                                        v.get("flag").and_then(|x| x.as_str()).map(str::to_string)
-                                    })
-                                    .unwrap_or_else(|| format!("{f:?}"))
-                            })
-                            .collect(),
-                    })
-                    .collect();
-                let charged: Vec<Joules> = devices
-                    .iter()
-                    .filter_map(|d| match self.accounting {
-                        Accounting::Total => d.energy,
-                        Accounting::AboveIdle => d.above_idle.or(d.energy),
-                    })
-                    .collect();
-                let energy = (!charged.is_empty()).then(|| charged.into_iter().sum());
-                (Some(*id), devices, energy)
-            }
-            None => (None, Vec::new(), None),
-        };
-        let record = TaskRecord {
-            scheme,
-            repetition: rep,
-            task: name,
-            metric,
-            score,
-            stderr,
-            docs,
-            window,
-            start,
-            wall,
-            energy,
-            devices,
-            calls,
-            requests,
-            tokens,
-            generated_tokens,
-        };
-        rec.results.task_runs.push(build_task_run(
-            &rec.results.settings,
-            self.accounting,
-            &record,
-        )?);
-        Ok(record)
-    }
 }
 
-struct Recorder {
-    results: StudyResults,
-    t0: Instant,
+pub(super) struct Recorder {
+    pub(super) results: StudyResults,
+    pub(super) t0: Instant,
     journal: Option<Journal>,
     done: std::collections::BTreeSet<(Scheme, u32)>,
 }
 
-fn default_hardware(sources: &[SourceInfo]) -> String {
+/// The minimum task window when an NVML GPU is measured: below it the sensor's 100 ms
+/// updates dominate the error (docs/pipeline.md).
+pub(super) const DEFAULT_MIN_WINDOW_NVML: Duration = Duration::from_secs(5);
+
+/// Whether a measured NVML GPU is among the sources.
+fn has_nvml_sensor(sources: &[SourceInfo]) -> bool {
+    sources.iter().any(|s| {
+        s.provenance == eai_power::Provenance::Measured
+            && matches!(s.domain, Domain::Gpu | Domain::GpuModule)
+            && s.id.starts_with("nvml/")
+    })
+}
+
+pub(super) fn default_hardware(sources: &[SourceInfo]) -> String {
     sources
         .iter()
         .find(|s| matches!(s.domain, Domain::Gpu | Domain::GpuModule))
@@ -434,7 +369,7 @@ fn default_hardware(sources: &[SourceInfo]) -> String {
 }
 
 /// The metrics layer's domain for a power source.
-fn energy_domain(sources: &[SourceInfo], id: &str, d: &Domain) -> EnergyDomain {
+pub(super) fn energy_domain(sources: &[SourceInfo], id: &str, d: &Domain) -> EnergyDomain {
     match d {
         Domain::Gpu | Domain::GpuModule => {
             let idx = sources
@@ -512,7 +447,7 @@ fn add_domains(by_domain: &mut BTreeMap<EnergyDomain, Joules>, t: &TaskRecord, a
 }
 
 /// The run of one task window.
-fn build_task_run(s: &StudySettings, a: Accounting, t: &TaskRecord) -> Result<Run> {
+pub(super) fn build_task_run(s: &StudySettings, a: Accounting, t: &TaskRecord) -> Result<Run> {
     let mut b = Run::builder(&s.model, t.scheme.label(), &s.hardware)
         .repetition(t.repetition)
         .score(&t.task, t.score)

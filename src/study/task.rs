@@ -110,6 +110,7 @@ impl StudyTask {
                     t.source().to_string()
                 }
             }),
+            prepare: eai_core::Seconds(0.0),
         }
     }
 }

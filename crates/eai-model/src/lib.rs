@@ -35,6 +35,7 @@ mod mmap;
 mod model;
 mod source;
 mod tokenizer;
+mod tokens;
 
 pub use crate::{
     config::{Architecture, ModelConfig, RopeScaling},
@@ -51,6 +52,7 @@ pub use crate::{
         unpermute_rows,
     },
     tokenizer::{BosPolicy, Tokenizer},
+    tokens::{TokenCache, TokenCacheStats},
 };
 
 #[cfg(feature = "fetch")]

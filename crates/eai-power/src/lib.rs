@@ -40,6 +40,7 @@ pub use crate::{
         CudaDeviceSpec, CudaMapping, GpuIdentity, map_cuda_devices, parse_cuda_visible_devices,
     },
     error::{Error, Result},
+    gpu_info::GpuEnvironment,
     measurement::{
         AnalysisConfig, Baseline, BaselineDevice, DeviceEnergy, Flag, Measurement, Method,
     },
@@ -64,11 +65,16 @@ pub mod nvml;
 
 pub mod integrate;
 
+#[cfg(feature = "nvml")]
+#[cfg_attr(docsrs, doc(cfg(feature = "nvml")))]
+pub use crate::gpu_info::gpu_environment;
+
 mod command;
 mod constant;
 mod descendants;
 mod devices;
 mod error;
+mod gpu_info;
 mod measurement;
 mod meter;
 mod rapl;
