@@ -64,12 +64,24 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |e| Error::io(path, e)
 }
 
+/// The same tasks, documents, shots, metric and data (timings such as the preparation time
+/// are not compared).
+fn same_tasks(a: &StudySettings, b: &StudySettings) -> bool {
+    let key = |s: &StudySettings| -> Vec<(String, String, usize, usize, String)> {
+        s.tasks
+            .iter()
+            .map(|t| (t.name.clone(), t.metric.clone(), t.shots, t.docs, t.source.clone()))
+            .collect()
+    };
+    key(a) == key(b)
+}
+
 /// Where two studies' settings differ (the model's name is not compared: it is only known
 /// once the model is built).
 fn difference(a: &StudySettings, b: &StudySettings) -> Option<&'static str> {
     if a.schemes != b.schemes {
         Some("schemes")
-    } else if a.tasks != b.tasks {
+    } else if !same_tasks(a, b) {
         Some("tasks")
     } else if a.repeats != b.repeats {
         Some("repeats")
