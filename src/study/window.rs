@@ -83,7 +83,8 @@ impl<L: ModelLoader> Study<L> {
         let scheme = key.scheme;
         let rep = key.rep;
         let metric = key.task.metric_key();
-        let min_window = Duration::from_secs_f64(rec.results.settings.min_window.0.max(0.0));
+        let min_window = Duration::try_from_secs_f64(rec.results.settings.min_window.0)
+            .unwrap_or(Duration::ZERO);
         let start = Seconds(rec.t0.elapsed().as_secs_f64());
         let t = Instant::now();
         let w = meter.map(|m| m.begin(&format!("{}/rep{rep}/{name}", scheme.label())));
