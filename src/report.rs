@@ -738,6 +738,10 @@ pub mod files {
     pub const TABLE2_JSON: &str = "table2.json";
     /// Per-sample records, `samples/<scheme>/rep<k>/samples_<task>.jsonl`.
     pub const SAMPLES_DIR: &str = "samples";
+    /// The study's journal: one line per finished run, for `--resume` (`Study::journal`).
+    pub const JOURNAL_JSONL: &str = "journal.jsonl";
+    /// The `eai study` arguments, for `eai study --resume`.
+    pub const STUDY_ARGS_JSON: &str = "study-args.json";
     /// Power over time with task windows.
     pub const POWER_SVG: &str = "plots/power.svg";
     /// Score against energy with the Pareto front.

@@ -3,5 +3,9 @@
 
 mod cli;
 mod common;
+mod fuzz_seeds;
+#[cfg(target_os = "linux")]
+mod measure;
 mod real_model;
+mod resume;
 mod study;

@@ -90,6 +90,7 @@ pub struct Study<L> {
     pub(super) min_window: Option<Duration>,
     pub(super) progress: bool,
     pub(super) keep_samples: bool,
+    pub(super) journal: Option<std::path::PathBuf>,
 }
 
 impl<L> std::fmt::Debug for Study<L> {
@@ -129,6 +130,7 @@ impl<L: ModelLoader> Study<L> {
             min_window: None,
             progress: true,
             keep_samples: true,
+            journal: None,
         }
     }
 
@@ -246,6 +248,16 @@ impl<L: ModelLoader> Study<L> {
     /// Keep per-sample records (default on).
     pub fn keep_samples(mut self, on: bool) -> Self {
         self.keep_samples = on;
+        self
+    }
+
+    /// Records each finished (scheme, repetition) in this file (JSON Lines, synced to disk as
+    /// each run finishes) and, when the file already holds runs of this same study, skips them:
+    /// a study killed at any point resumes where it stopped. The results are those of an
+    /// uninterrupted study, except that the trace (`timeline`) covers only the last session;
+    /// the restored runs keep their windows. See `docs/reliability.md`.
+    pub fn journal(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.journal = Some(path.into());
         self
     }
 

@@ -7,6 +7,7 @@
 //! the output folder are in [`StudyResults`].
 
 mod config;
+mod journal;
 mod loader;
 mod records;
 mod run;

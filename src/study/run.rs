@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use eai_core::{Joules, LanguageModel, Seconds};
 use eai_eval::Prepared;
 use eai_metrics::{EnergyDomain, Run};
-use eai_power::{Domain, Meter, SourceInfo};
+use eai_power::{Domain, Meter, SourceInfo, WindowId};
 
 use super::config::{Accounting, Study};
+use super::journal::{Entry, Journal, RunEntry};
 use super::loader::ModelLoader;
 use super::records::{ModelInfoRecord, SchemeRecord, StudyResults, StudySettings, TaskRecord};
 use super::window::WindowKey;
@@ -87,7 +88,32 @@ impl<L: ModelLoader> Study<L> {
                 environment,
             },
             t0,
+            journal: None,
+            done: Default::default(),
         };
+        let mut restored_windows = Vec::new();
+        if let Some(path) = self.journal.clone() {
+            let (j, restored) = Journal::open(&path, &rec.results.settings)?;
+            rec.done = restored.done();
+            rec.results.schemes = restored.schemes;
+            for r in restored.runs {
+                rec.results.settings.model = r.run.config().model.clone();
+                rec.results.runs.push(r.run);
+                rec.results.tasks.extend(r.tasks);
+                rec.results.task_runs.extend(r.task_runs);
+                rec.results.samples.extend(r.samples);
+                restored_windows.extend(r.windows);
+            }
+            if !rec.done.is_empty() {
+                self.say(&format!(
+                    "eai study: resuming from {}: {} run(s) already finished",
+                    path.display(),
+                    rec.done.len()
+                ));
+            }
+            rec.journal = Some(j);
+        }
+        let n_restored = rec.results.tasks.len();
         let outcome = self.run_all(meter.as_ref(), &plans, &mut rec);
         let mut results = rec.results;
         results.duration = Seconds(t0.elapsed().as_secs_f64());
@@ -96,6 +122,18 @@ impl<L: ModelLoader> Study<L> {
                 Ok(session) => {
                     results.windows = session.windows;
                     results.timeline = Some(session.timeline);
+                    // The restored runs' windows, renumbered after this session's.
+                    let next = results.windows.iter().map(|w| w.id + 1).max().unwrap_or(0);
+                    let renumber = |id: u64| {
+                        restored_windows.iter().position(|w| w.id == id).map(|i| next + i as u64)
+                    };
+                    for t in &mut results.tasks[..n_restored] {
+                        t.window = t.window.and_then(renumber);
+                    }
+                    for (i, w) in restored_windows.iter_mut().enumerate() {
+                        w.id = next + i as u64;
+                    }
+                    results.windows.splice(0..0, restored_windows);
                 }
                 Err(e) if outcome.is_ok() => {
                     return Err(Error::Partial {
@@ -151,7 +189,12 @@ impl<L: ModelLoader> Study<L> {
         let total = self.schemes.len() * self.repeats as usize * self.tasks.len();
         let mut step = 0usize;
         let schemes = self.schemes.clone();
+        let mut placed = false;
         for (si, &scheme) in schemes.iter().enumerate() {
+            if (1..=self.repeats).all(|rep| rec.done.contains(&(scheme, rep))) {
+                step += self.repeats as usize * self.tasks.len();
+                continue; // finished before a resume
+            }
             // 1. Build (quantize) the model.
             self.say(&format!("eai study: {} — building the model", scheme.display_name()));
             let t = Instant::now();
@@ -170,7 +213,9 @@ impl<L: ModelLoader> Study<L> {
             let mut model =
                 loaded.map_err(|e| Error::Model { scheme: scheme.label().into(), source: e })?;
             let info: ModelInfoRecord = model.info().into();
-            if si == 0 {
+            if !placed {
+                // The first model built (after a resume, maybe not the first scheme's).
+                placed = true;
                 rec.results.settings.model = info.name.clone();
                 self.place(rec, &info);
             }
@@ -209,17 +254,28 @@ impl<L: ModelLoader> Study<L> {
                     m.end(w).map_err(|e| Error::power("closing the warm-up window", e))?;
                 }
             }
-            rec.results.schemes.push(SchemeRecord {
+            let record = SchemeRecord {
                 scheme,
                 model: info,
                 load_time,
                 load_energy,
                 baseline: baseline.clone(),
                 warmup_time: Seconds(t.elapsed().as_secs_f64()),
-            });
+            };
+            if let Some(j) = &mut rec.journal {
+                j.append(&Entry::Scheme { record: Box::new(record.clone()) })?;
+            }
+            rec.results.schemes.retain(|s| s.scheme != scheme);
+            rec.results.schemes.push(record);
 
             // 4. Repetitions × tasks, each task in its own window.
             for rep in 1..=self.repeats {
+                if rec.done.contains(&(scheme, rep)) {
+                    step += self.tasks.len();
+                    continue; // finished before a resume
+                }
+                let (task_runs0, samples0) =
+                    (rec.results.task_runs.len(), rec.results.samples.len());
                 let mut run_tasks = Vec::new();
                 for (st, plan) in self.tasks.iter().zip(plans) {
                     step += 1;
@@ -251,6 +307,25 @@ impl<L: ModelLoader> Study<L> {
                 }
                 let run =
                     build_run(&rec.results.settings, self.accounting, scheme, rep, &run_tasks)?;
+                if let Some(j) = &mut rec.journal {
+                    let mut windows = Vec::new();
+                    for id in run_tasks.iter().filter_map(|t| t.window) {
+                        if let Some(m) = meter {
+                            windows.push(m.measurement(WindowId(id)).map_err(|e| {
+                                Error::power("recomputing a task window for the journal", e)
+                            })?);
+                        }
+                    }
+                    j.append(&Entry::Run(Box::new(RunEntry {
+                        scheme,
+                        repetition: rep,
+                        run: run.clone(),
+                        tasks: run_tasks.clone(),
+                        task_runs: rec.results.task_runs[task_runs0..].to_vec(),
+                        samples: rec.results.samples[samples0..].to_vec(),
+                        windows,
+                    })))?;
+                }
                 rec.results.runs.push(run);
                 rec.results.tasks.extend(run_tasks);
             }
@@ -269,6 +344,8 @@ impl<L: ModelLoader> Study<L> {
 pub(super) struct Recorder {
     pub(super) results: StudyResults,
     pub(super) t0: Instant,
+    journal: Option<Journal>,
+    done: std::collections::BTreeSet<(Scheme, u32)>,
 }
 
 /// The minimum task window when an NVML GPU is measured: below it the sensor's 100 ms

@@ -30,8 +30,12 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use crate::{
-    command::{CommandOptions, CommandReport, Discovered, discover, measure_command},
+    command::{
+        CommandControl, CommandOptions, CommandReport, Discovered, discover, measure_command,
+        measure_command_with,
+    },
     constant::ConstantSource,
+    descendants::{ProcessInfo, descendants},
     devices::{
         CudaDeviceSpec, CudaMapping, GpuIdentity, map_cuda_devices, parse_cuda_visible_devices,
     },
@@ -67,6 +71,7 @@ pub use crate::gpu_info::gpu_environment;
 
 mod command;
 mod constant;
+mod descendants;
 mod devices;
 mod error;
 mod gpu_info;

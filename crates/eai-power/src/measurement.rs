@@ -72,6 +72,12 @@ pub enum Flag {
     NoData,
     /// A sampler thread panicked; the panic was caught and the source's data ends there.
     SamplerFailed,
+    /// The measured work was interrupted by a signal (`eai measure` forwarded it to the
+    /// command): the window ends when the work stopped, not when it would have finished.
+    Interrupted {
+        /// The signal number (2 SIGINT, 15 SIGTERM, 1 SIGHUP).
+        signal: i32,
+    },
     /// A signal was unsupported and the next one in the fallback order was used.
     Fallback {
         /// The signal missing.
