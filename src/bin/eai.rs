@@ -38,6 +38,9 @@ enum Command {
     /// Rank schemes (and hardware) for deployment from measured runs.
     #[cfg(feature = "cli")]
     Recommend(eai::cli::RecommendArgs),
+    /// Sample this node's GPUs and CPUs and serve energy windows over HTTP (cluster energy).
+    #[cfg(feature = "cluster")]
+    Agent(eai::agent_cli::AgentArgs),
 }
 
 #[derive(Debug, Args)]
@@ -78,6 +81,10 @@ struct MeasureArgs {
     /// Energy-counter sampling rate.
     #[arg(long, value_name = "HZ", default_value_t = 20.0)]
     counter_hz: f64,
+    /// Measure on `eai agent`s instead of this machine's sensors.
+    #[cfg(feature = "cluster")]
+    #[command(flatten)]
+    agents: eai::agent_cli::AgentTargets,
     /// The command and its arguments (after `--`).
     #[arg(
         required = true,
@@ -89,6 +96,10 @@ struct MeasureArgs {
 }
 
 fn measure(a: MeasureArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    #[cfg(feature = "cluster")]
+    if !a.agents.agents.is_empty() {
+        return eai::agent_cli::measure_on_agents(&a.agents, &a.command, a.json.as_deref());
+    }
     let mut opts = CommandOptions::default();
     opts.meter = MeterConfig::new().instant_hz(a.hz).counter_hz(a.counter_hz);
     opts.gpus = !a.no_gpu;
@@ -136,6 +147,8 @@ fn main() -> ExitCode {
         Command::Recommend(a) => {
             eai::cli::recommend(&a).map(|()| ExitCode::SUCCESS).map_err(Into::into)
         }
+        #[cfg(feature = "cluster")]
+        Command::Agent(a) => eai::agent_cli::agent(&a).map(|()| ExitCode::SUCCESS),
     };
     r.unwrap_or_else(|e| {
         // One line: the error and its causes.

@@ -46,6 +46,7 @@ pub use crate::{
     },
     replay::ReplaySource,
     sampler::{ChannelStats, SamplerConfig},
+    scraped::{SCRAPE_INTERVAL_META, scrape_bound},
     source::{
         DeviceStatus, Domain, PowerSource, Provenance, Reading, Signal, SignalSpec, SourceError,
         SourceInfo,
@@ -69,5 +70,6 @@ mod meter;
 mod rapl;
 mod replay;
 mod sampler;
+mod scraped;
 mod source;
 mod timeline;
