@@ -583,14 +583,13 @@ fn metrics(inner: &Inner) -> Response {
             ("provenance", provenance_str(s.provenance).to_string()),
         ]
     };
-    let as_refs = |v: &[(&'static str, String)]| -> Vec<(&'static str, String)> { v.to_vec() };
     w.family(
         "eai_energy_joules_total",
         MetricType::Counter,
         "Energy since the agent started, per source (counter delta where the source has one), up to eai_energy_upto_unix_seconds.",
     );
     for (i, s) in inner.sources.iter().enumerate() {
-        let l = as_refs(&labels(s));
+        let l = labels(s);
         let l: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
         w.sample("eai_energy_joules_total", &l, tot.energy.get(i).copied().unwrap_or(0.0));
     }

@@ -309,6 +309,7 @@ pub fn discover_dcgm(cfg: &DcgmConfig) -> Result<Vec<DcgmGpu>> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -41,11 +41,6 @@ impl Url {
         let authority = if has_port { auth.to_string() } else { format!("{auth}:80") };
         Ok(Self { authority, path: path.to_string() })
     }
-
-    /// This URL with `path` (absolute, may carry a query) instead of its own.
-    pub(crate) fn with_path(&self, path: &str) -> String {
-        format!("http://{}{}", self.authority, path)
-    }
 }
 
 /// A response received by the client.
@@ -212,7 +207,6 @@ pub(crate) struct Request {
     pub(crate) path: String,
     pub(crate) query: Vec<(String, String)>,
     pub(crate) headers: Vec<(String, String)>,
-    pub(crate) body: Vec<u8>,
     /// Wall-clock time when the request had been read completely.
     pub(crate) received: SystemTime,
 }
@@ -384,6 +378,7 @@ fn read_request<R: BufRead>(r: &mut R) -> std::io::Result<Option<Request>> {
     if len > 1024 * 1024 {
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "body too large"));
     }
+    // Bodies are not used by any route; read them so the connection stays in sync.
     let mut body = vec![0; len];
     r.read_exact(&mut body)?;
     let received = SystemTime::now();
@@ -401,7 +396,6 @@ fn read_request<R: BufRead>(r: &mut R) -> std::io::Result<Option<Request>> {
         path: path.to_string(),
         query,
         headers,
-        body,
         received,
     }))
 }
@@ -454,6 +448,7 @@ pub(crate) fn percent_encode(s: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

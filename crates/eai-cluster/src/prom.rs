@@ -8,7 +8,7 @@
 //! `name{label="value",...} value [timestamp_ms]` with label values escaping `\\`, `\"` and
 //! `\n`, and values as Go's `ParseFloat` reads them (`NaN`, `+Inf`, `-Inf` included).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
@@ -104,7 +104,7 @@ impl Exposition {
     /// or TYPE for one name, an unknown type, or a TYPE after the name's first sample.
     pub fn parse(text: &str, what: &str) -> Result<Self> {
         let mut out = Exposition::default();
-        let mut seen: HashMap<String, ()> = HashMap::new();
+        let mut seen: HashSet<String> = HashSet::new();
         for (i, raw) in text.split('\n').enumerate() {
             let err = |reason: String| Error::Exposition { what: what.to_string(), line: i + 1, reason };
             let line = raw.trim_end_matches('\r').trim_matches([' ', '\t']);
@@ -136,7 +136,7 @@ impl Exposition {
                         }
                         let t = MetricType::parse(ty)
                             .ok_or_else(|| err(format!("unknown metric type `{ty}`")))?;
-                        if seen.contains_key(name) {
+                        if seen.contains(name) {
                             return Err(err(format!("TYPE for `{name}` after its first sample")));
                         }
                         if out.types.insert(name.to_string(), t).is_some() {
@@ -148,7 +148,7 @@ impl Exposition {
                 continue;
             }
             let s = parse_sample(line).map_err(err)?;
-            seen.insert(s.name.clone(), ());
+            seen.insert(s.name.clone());
             out.samples.push(s);
         }
         Ok(out)
@@ -339,6 +339,7 @@ impl PromWriter {
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -22,11 +22,33 @@ fn start(sources: Vec<Box<dyn PowerSource>>, host: &str, shift_ns: i64) -> Agent
     Agent::start(sources, cfg).unwrap()
 }
 
-/// The agent-clock time (ns) at which a replayed trace's t = 0 was played.
-fn replay_start(coord: &Coordinator, i: usize) -> i64 {
+/// Per source of agent `i`: the agent-clock time (ns) at which its replayed trace's t = 0 was
+/// played (its first read, to within the read's duration).
+fn replay_starts(coord: &Coordinator, i: usize) -> Vec<i64> {
     let tr = coord.trace(i).unwrap();
-    let first = tr.timeline.channels.iter().filter_map(|c| c.samples.first()).map(|s| s.t_ns).min().unwrap();
-    tr.anchor_unix_ns + first as i64
+    (0..tr.timeline.sources.len())
+        .map(|src| {
+            let first = tr
+                .timeline
+                .channels
+                .iter()
+                .filter(|c| c.source == src)
+                .filter_map(|c| c.samples.first())
+                .map(|s| s.t_ns)
+                .min()
+                .unwrap();
+            tr.anchor_unix_ns + first as i64
+        })
+        .collect()
+}
+
+/// Truth of agent `i` over agent-clock `[from, to]`.
+fn agent_truth(profiles: &[Sine], starts: &[i64], from: i64, to: i64) -> f64 {
+    profiles
+        .iter()
+        .zip(starts)
+        .map(|(p, s)| truth(&[*p], (from - s) as f64 * 1e-9, (to - s) as f64 * 1e-9).0)
+        .sum()
 }
 
 #[test]
@@ -57,7 +79,7 @@ fn two_agents_sum_within_0p1_percent_and_offsets_are_recovered() {
         );
         assert!(err <= o.uncertainty_ns, "offset error {err} ns > uncertainty {} ns", o.uncertainty_ns);
     }
-    let starts = [replay_start(&coord, 0), replay_start(&coord, 1)];
+    let starts = [replay_starts(&coord, 0), replay_starts(&coord, 1)];
     let profiles: [Vec<Sine>; 2] = [vec![pa], vec![pb, pc]];
 
     // A window by name on both agents.
@@ -71,9 +93,19 @@ fn two_agents_sum_within_0p1_percent_and_offsets_are_recovered() {
     let mut t = 0.0;
     for (i, o) in w.agents.iter().enumerate() {
         let aw = o.window.as_ref().unwrap();
-        let x = (aw.start_unix_ns - starts[i]) as f64 * 1e-9;
-        let y = (aw.end_unix_ns - starts[i]) as f64 * 1e-9;
-        t += truth(&profiles[i], x, y).0;
+        t += agent_truth(&profiles[i], &starts[i], aw.start_unix_ns, aw.end_unix_ns);
+        for (k, d) in aw.measurement.devices.iter().enumerate() {
+            let tk = agent_truth(&profiles[i][k..=k], &starts[i][k..=k], aw.start_unix_ns, aw.end_unix_ns);
+            eprintln!(
+                "  {}: {:?} truth {tk:.3} J; counter {:?} instant {:?} dur {} s vs {} s",
+                d.source,
+                d.energy,
+                d.counter_shaped,
+                d.instant_integral,
+                aw.measurement.duration.0,
+                (aw.end_unix_ns - aw.start_unix_ns) as f64 * 1e-9
+            );
+        }
     }
     let e = w.energy.unwrap().0;
     let rel = (e - t) / t;
@@ -87,11 +119,8 @@ fn two_agents_sum_within_0p1_percent_and_offsets_are_recovered() {
     assert!(r.complete && r.flags.is_empty(), "{r}");
     let (mut t, mut t_unshifted) = (0.0, 0.0);
     for i in 0..2 {
-        let x = (from + shift[i] - starts[i]) as f64 * 1e-9;
-        let y = (to + shift[i] - starts[i]) as f64 * 1e-9;
-        t += truth(&profiles[i], x, y).0;
-        let (x0, y0) = ((from - starts[i]) as f64 * 1e-9, (to - starts[i]) as f64 * 1e-9);
-        t_unshifted += truth(&profiles[i], x0, y0).0;
+        t += agent_truth(&profiles[i], &starts[i], from + shift[i], to + shift[i]);
+        t_unshifted += agent_truth(&profiles[i], &starts[i], from, to);
     }
     // The test can fail: ignoring the offset would be off by far more than 0.1 %.
     assert!(((t_unshifted - t) / t).abs() > 0.01, "{t} vs {t_unshifted}");

@@ -11,20 +11,20 @@ use eai_power::{Domain, Provenance, Sample, Signal, SignalSpec, SourceInfo, Time
 
 /// `P(t) = base + amp · sin(2π t / period + phase)` watts, `t` in trace seconds.
 #[derive(Clone, Copy, Debug)]
-pub struct Sine {
-    pub base: f64,
-    pub amp: f64,
-    pub period: f64,
-    pub phase: f64,
+pub(crate) struct Sine {
+    pub(crate) base: f64,
+    pub(crate) amp: f64,
+    pub(crate) period: f64,
+    pub(crate) phase: f64,
 }
 
 impl Sine {
-    pub fn power(&self, t: f64) -> f64 {
+    pub(crate) fn power(&self, t: f64) -> f64 {
         self.base + self.amp * (2.0 * std::f64::consts::PI * t / self.period + self.phase).sin()
     }
 
     /// Exact energy over `[a, b]` (trace seconds), J.
-    pub fn energy(&self, a: f64, b: f64) -> f64 {
+    pub(crate) fn energy(&self, a: f64, b: f64) -> f64 {
         let w = 2.0 * std::f64::consts::PI / self.period;
         let prim = |t: f64| self.base * t - self.amp / w * (w * t + self.phase).cos();
         prim(b) - prim(a)
@@ -32,8 +32,8 @@ impl Sine {
 }
 
 /// A trace of `sources` (id, domain, profile) over `secs` s: instant power every 1 ms and the
-/// exact energy counter every 100 ms (republished like NVML's).
-pub fn trace(sources: &[(&str, Domain, Sine)], secs: f64) -> Timeline {
+/// exact energy counter as NVML publishes it (every 100 ms), read every 23 ms.
+pub(crate) fn trace(sources: &[(&str, Domain, Sine)], secs: f64) -> Timeline {
     let infos = sources
         .iter()
         .map(|(id, d, _)| {
@@ -50,30 +50,33 @@ pub fn trace(sources: &[(&str, Domain, Sine)], secs: f64) -> Timeline {
         for k in 0..=n {
             tl.push(i, Signal::InstantPower, Sample::new(k * 1_000_000, p.power(k as f64 * 1e-3)));
         }
-        let m = (secs * 10.0) as u64;
+        // As NVML records it: the counter updates every 100 ms (here at 37 ms + k·100 ms) and
+        // each read, every 23 ms, returns its value at the last update.
+        let m = (secs / 0.023) as u64;
         for k in 0..=m {
-            let t = k as f64 * 0.1;
-            tl.push(i, Signal::EnergyCounter, Sample::new(k * 100_000_000, 5.0e6 + p.energy(0.0, t)));
+            let r = k as f64 * 0.023;
+            let u = 0.037 + ((r - 0.037) / 0.1).floor() * 0.1;
+            tl.push(i, Signal::EnergyCounter, Sample::new(k * 23_000_000, 5.0e6 + p.energy(0.0, u)));
         }
     }
     tl
 }
 
 /// Total of a set of profiles over `[a, b]` trace seconds.
-pub fn truth(profiles: &[Sine], a: f64, b: f64) -> Joules {
+pub(crate) fn truth(profiles: &[Sine], a: f64, b: f64) -> Joules {
     Joules(profiles.iter().map(|p| p.energy(a, b)).sum())
 }
 
 /// A test HTTP/1.1 server answering every request with `body(elapsed)` (chunked, as Go's
 /// net/http sends large bodies), 401 unless `Authorization: Bearer <token>` is presented.
-pub struct ScrapeServer {
-    pub addr: SocketAddr,
-    pub start: Instant,
+pub(crate) struct ScrapeServer {
+    pub(crate) addr: SocketAddr,
+    pub(crate) start: Instant,
     stop: Arc<AtomicBool>,
 }
 
 impl ScrapeServer {
-    pub fn start(
+    pub(crate) fn start(
         token: Option<&'static str>,
         body: impl Fn(Duration) -> String + Send + Sync + 'static,
     ) -> Self {
@@ -95,7 +98,7 @@ impl ScrapeServer {
         Self { addr, start, stop }
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}/metrics", self.addr)
     }
 }
@@ -147,7 +150,7 @@ fn serve(c: TcpStream, token: Option<&str>, start: Instant, body: &dyn Fn(Durati
 }
 
 /// A raw HTTP request on loopback: `(status, body)`.
-pub fn raw(method: &str, addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, String) {
+pub(crate) fn raw(method: &str, addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, String) {
     use std::io::Read;
     let mut s = TcpStream::connect(addr).unwrap();
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));

@@ -99,6 +99,7 @@ pub(crate) fn flag(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
