@@ -65,7 +65,8 @@ pub struct AgentArgs {
 
 fn read_token(file: Option<&Path>, env: &str) -> Result<Option<String>, BoxError> {
     if let Some(p) = file {
-        let t = std::fs::read_to_string(p).map_err(|e| format!("token file {}: {e}", p.display()))?;
+        let t =
+            std::fs::read_to_string(p).map_err(|e| format!("token file {}: {e}", p.display()))?;
         let t = t.trim().to_string();
         if t.is_empty() {
             return Err(format!("token file {} is empty", p.display()).into());
@@ -96,7 +97,8 @@ pub fn agent(a: &AgentArgs) -> Result<(), BoxError> {
     let mut meter = MeterConfig::new().counter_hz(a.counter_hz);
     if let Some(url) = &a.dcgm {
         let mut c = DcgmConfig::new(url.clone()).interval(
-            Duration::try_from_secs_f64(a.dcgm_interval).map_err(|e| format!("--dcgm-interval: {e}"))?,
+            Duration::try_from_secs_f64(a.dcgm_interval)
+                .map_err(|e| format!("--dcgm-interval: {e}"))?,
         );
         if let Some(t) = read_token(a.dcgm_token_file.as_deref(), "EAI_DCGM_TOKEN")? {
             c = c.token(t);
@@ -153,7 +155,9 @@ pub fn measure_on_agents(
     json: Option<&Path>,
 ) -> Result<std::process::ExitCode, BoxError> {
     let token = read_token(t.agent_token_file.as_deref(), "EAI_AGENT_TOKEN")?;
-    let coord = Coordinator::new(t.agents.iter().map(|u| AgentSpec::new(u.clone(), token.clone())).collect());
+    let coord = Coordinator::new(
+        t.agents.iter().map(|u| AgentSpec::new(u.clone(), token.clone())).collect(),
+    );
     for (u, r) in t.agents.iter().zip(coord.sync(8)) {
         if let Err(e) = r {
             eprintln!("eai measure: agent {u}: no clock offset: {e}");
@@ -184,7 +188,8 @@ pub fn measure_on_agents(
     let w = coord.end(&name);
     eprint!("{w}");
     if let Some(p) = json {
-        std::fs::write(p, serde_json::to_vec_pretty(&w)?).map_err(|e| format!("{}: {e}", p.display()))?;
+        std::fs::write(p, serde_json::to_vec_pretty(&w)?)
+            .map_err(|e| format!("{}: {e}", p.display()))?;
         eprintln!(" report written to {}", p.display());
     }
     Ok(match status.code() {

@@ -21,7 +21,10 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use eai_power::{ChannelStats, Domain, Measurement, Meter, MeterConfig, PowerSource, Provenance, SourceInfo, Timeline, WindowId};
+use eai_power::{
+    ChannelStats, Domain, Measurement, Meter, MeterConfig, PowerSource, Provenance, SourceInfo,
+    Timeline, WindowId,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -538,7 +541,10 @@ fn range(inner: &Inner, req: &Request) -> Response {
     if to > now {
         return Response::error(
             400,
-            &format!("the range ends {} ms in the future (agent clock {now})", (to - now) / 1_000_000),
+            &format!(
+                "the range ends {} ms in the future (agent clock {now})",
+                (to - now) / 1_000_000
+            ),
         );
     }
     let (Some(a), Some(b)) = (inner.instant_of(from), inner.instant_of(to)) else {
@@ -593,7 +599,11 @@ fn metrics(inner: &Inner) -> Response {
         let l: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
         w.sample("eai_energy_joules_total", &l, tot.energy.get(i).copied().unwrap_or(0.0));
     }
-    w.family("eai_power_watts", MetricType::Gauge, "Mean power over the last accounted interval, per source.");
+    w.family(
+        "eai_power_watts",
+        MetricType::Gauge,
+        "Mean power over the last accounted interval, per source.",
+    );
     for (i, s) in inner.sources.iter().enumerate() {
         if let Some(Some(p)) = tot.power.get(i) {
             let l = labels(s);
@@ -607,10 +617,18 @@ fn metrics(inner: &Inner) -> Response {
         "Agent-clock time up to which eai_energy_joules_total is accounted.",
     );
     w.sample("eai_energy_upto_unix_seconds", &[("host", host)], tot.upto_unix_ns as f64 * 1e-9);
-    w.family("eai_sampler_reads_total", MetricType::Counter, "Successful sensor reads per source and signal.");
+    w.family(
+        "eai_sampler_reads_total",
+        MetricType::Counter,
+        "Successful sensor reads per source and signal.",
+    );
     for s in &stats {
         let sig = s.signal.map_or("none", |x| x.as_str());
-        w.sample("eai_sampler_reads_total", &[("host", host), ("source", &s.source), ("signal", sig)], s.reads as f64);
+        w.sample(
+            "eai_sampler_reads_total",
+            &[("host", host), ("source", &s.source), ("signal", sig)],
+            s.reads as f64,
+        );
     }
     let open = lock(&inner.windows).values().filter(|x| x.done.is_none()).count();
     w.family("eai_agent_open_windows", MetricType::Gauge, "Windows begun and not ended.");

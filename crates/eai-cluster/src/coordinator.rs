@@ -186,10 +186,14 @@ impl Coordinator {
     /// Runs `f` for every agent in parallel, results in agent order.
     fn each<T: Send>(&self, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
         std::thread::scope(|s| {
-            let hs: Vec<_> = (0..self.agents.len()).map(|i| s.spawn({
-                let f = &f;
-                move || f(i)
-            })).collect();
+            let hs: Vec<_> = (0..self.agents.len())
+                .map(|i| {
+                    s.spawn({
+                        let f = &f;
+                        move || f(i)
+                    })
+                })
+                .collect();
             hs.into_iter().enumerate().map(|(i, h)| h.join().unwrap_or_else(|_| f(i))).collect()
         })
     }
@@ -235,7 +239,8 @@ impl Coordinator {
                     lock(&self.slots[i]).offset = Some(b);
                     Ok(b)
                 }
-                None => Err(last_err.unwrap_or(Error::Config { field: "probes", reason: "none sent".into() })),
+                None => Err(last_err
+                    .unwrap_or(Error::Config { field: "probes", reason: "none sent".into() })),
             }
         })
     }
@@ -247,7 +252,10 @@ impl Coordinator {
     /// HTTP errors, [`Error::Config`] for an index out of range.
     pub fn trace(&self, i: usize) -> Result<AgentTrace> {
         if i >= self.agents.len() {
-            return Err(Error::Config { field: "agent index", reason: format!("{i} of {}", self.agents.len()) });
+            return Err(Error::Config {
+                field: "agent index",
+                reason: format!("{i} of {}", self.agents.len()),
+            });
         }
         json(&self.agents[i].url, &self.call(i, "GET", "/v1/trace")?)
     }
@@ -259,7 +267,10 @@ impl Coordinator {
     /// As [`Coordinator::trace`].
     pub fn health(&self, i: usize) -> Result<AgentHealth> {
         if i >= self.agents.len() {
-            return Err(Error::Config { field: "agent index", reason: format!("{i} of {}", self.agents.len()) });
+            return Err(Error::Config {
+                field: "agent index",
+                reason: format!("{i} of {}", self.agents.len()),
+            });
         }
         json(&self.agents[i].url, &self.call(i, "GET", "/v1/health")?)
     }
@@ -274,7 +285,9 @@ impl Coordinator {
     pub fn begin(&self, name: &str) -> Vec<Result<WindowBegin>> {
         let path = format!("/v1/windows/{}/begin", percent_encode(name));
         self.each(|i| {
-            let r = self.call(i, "POST", &path).and_then(|b| json::<WindowBegin>(&self.agents[i].url, &b));
+            let r = self
+                .call(i, "POST", &path)
+                .and_then(|b| json::<WindowBegin>(&self.agents[i].url, &b));
             let mut s = lock(&self.slots[i]);
             match &r {
                 Ok(b) => {
@@ -294,7 +307,8 @@ impl Coordinator {
     pub fn heartbeat(&self, name: &str) -> Vec<Result<Joules>> {
         let path = format!("/v1/windows/{}", percent_encode(name));
         self.each(|i| {
-            let w: AgentWindow = self.call(i, "GET", &path).and_then(|b| json(&self.agents[i].url, &b))?;
+            let w: AgentWindow =
+                self.call(i, "GET", &path).and_then(|b| json(&self.agents[i].url, &b))?;
             let e = w.measurement.energy().unwrap_or(Joules::ZERO);
             let mut s = lock(&self.slots[i]);
             s.host = Some(w.host.clone());
@@ -345,7 +359,11 @@ impl Coordinator {
         w
     }
 
-    fn assemble(&self, name: &str, results: Vec<std::result::Result<AgentWindow, String>>) -> ClusterWindow {
+    fn assemble(
+        &self,
+        name: &str,
+        results: Vec<std::result::Result<AgentWindow, String>>,
+    ) -> ClusterWindow {
         let mut agents = Vec::new();
         let mut flags = Vec::new();
         let (mut total, mut any) = (Joules::ZERO, false);
@@ -384,7 +402,9 @@ impl Coordinator {
                 }
             }
             let edges_coordinator_ns = match (&window, offset) {
-                (Some(w), Some(o)) => Some((w.start_unix_ns - o.offset_ns, w.end_unix_ns - o.offset_ns)),
+                (Some(w), Some(o)) => {
+                    Some((w.start_unix_ns - o.offset_ns, w.end_unix_ns - o.offset_ns))
+                }
                 _ => None,
             };
             agents.push(AgentOutcome {
@@ -411,15 +431,30 @@ impl Coordinator {
 impl std::fmt::Display for ClusterWindow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let j = |e: Option<Joules>| e.map_or("-".into(), |e| format!("{:.3} J", e.0));
-        writeln!(f, "cluster window `{}`: {}{}", self.name, j(self.energy), if self.complete { "" } else { " (INCOMPLETE)" })?;
+        writeln!(
+            f,
+            "cluster window `{}`: {}{}",
+            self.name,
+            j(self.energy),
+            if self.complete { "" } else { " (INCOMPLETE)" }
+        )?;
         for a in &self.agents {
             let host = a.host.as_deref().unwrap_or("?");
             let off = a.offset.map_or("offset -".into(), |o| {
-                format!("offset {:+.3} ms ± {:.3} ms", o.offset_ns as f64 * 1e-6, o.uncertainty_ns as f64 * 1e-6)
+                format!(
+                    "offset {:+.3} ms ± {:.3} ms",
+                    o.offset_ns as f64 * 1e-6,
+                    o.uncertainty_ns as f64 * 1e-6
+                )
             });
             writeln!(f, "  {} ({host}): {}  {off}", a.url, j(a.energy))?;
             if let Some(l) = &a.lost {
-                writeln!(f, "    LOST: {} (energy is {})", l.error, if a.window.is_some() { "partial, up to the last poll" } else { "missing" })?;
+                writeln!(
+                    f,
+                    "    LOST: {} (energy is {})",
+                    l.error,
+                    if a.window.is_some() { "partial, up to the last poll" } else { "missing" }
+                )?;
             }
             if let Some(w) = &a.window {
                 for d in &w.measurement.devices {

@@ -85,7 +85,8 @@ impl DcgmConfig {
     /// scrape cannot be placed more finely than the exporter updates).
     pub fn meter_config(&self) -> MeterConfig {
         let hz = 1.0 / self.interval.as_secs_f64().max(1e-3);
-        let mut m = MeterConfig::new().instant_hz(hz).average_hz(hz).counter_hz(hz).edge_reads(false);
+        let mut m =
+            MeterConfig::new().instant_hz(hz).average_hz(hz).counter_hz(hz).edge_reads(false);
         m.sampler.counter_burst_hz = hz;
         m.sampler.status_hz = hz.min(1.0);
         m.settle_timeout = self.interval * 3;
@@ -125,7 +126,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Scraper {
     fn scrape(&self) -> Result<Exposition> {
-        let r = http::request("GET", &self.cfg.url, self.cfg.token.as_deref(), None, self.cfg.timeout)?;
+        let r =
+            http::request("GET", &self.cfg.url, self.cfg.token.as_deref(), None, self.cfg.timeout)?;
         let body = http::expect_ok(&self.cfg.url, r)?;
         let text = String::from_utf8(body).map_err(|_| Error::BadResponse {
             url: self.cfg.url.clone(),
@@ -198,7 +200,8 @@ impl DcgmGpu {
     }
 
     fn find<'a>(&self, e: &'a Exposition, metric: &'a str) -> Option<&'a PromSample> {
-        e.metric(metric).find(|s| gpu_key(s, &self.scraper.fallback_host).as_deref() == Some(&self.key))
+        e.metric(metric)
+            .find(|s| gpu_key(s, &self.scraper.fallback_host).as_deref() == Some(&self.key))
     }
 }
 
@@ -220,7 +223,10 @@ impl PowerSource for DcgmGpu {
             other => SourceError::Transient(other.to_string()),
         })?;
         let s = self.find(&e, metric).ok_or_else(|| {
-            SourceError::Transient(format!("{} missing from the scrape of {}", self.key, self.scraper.cfg.url))
+            SourceError::Transient(format!(
+                "{} missing from the scrape of {}",
+                self.key, self.scraper.cfg.url
+            ))
         })?;
         if !s.value.is_finite() || s.value < 0.0 {
             return Err(SourceError::Transient(format!("{metric} = {} for {}", s.value, self.key)));
@@ -253,7 +259,12 @@ pub fn discover_dcgm(cfg: &DcgmConfig) -> Result<Vec<DcgmGpu>> {
     let scraper = Arc::new(Scraper {
         cfg: cfg.clone(),
         fallback_host: fallback_host.clone(),
-        cache: Mutex::new(Cache { at: None, latest: None, counters: HashMap::new(), resets: Vec::new() }),
+        cache: Mutex::new(Cache {
+            at: None,
+            latest: None,
+            counters: HashMap::new(),
+            resets: Vec::new(),
+        }),
     });
     let e = scraper.latest()?;
     let mut keys: Vec<(String, &PromSample)> = Vec::new();
@@ -268,24 +279,30 @@ pub fn discover_dcgm(cfg: &DcgmConfig) -> Result<Vec<DcgmGpu>> {
         }
     }
     if keys.is_empty() {
-        let hint = if e.metric(DCGM_ENERGY).next().is_some() || e.metric(DCGM_POWER).next().is_some()
+        let hint = if e.metric(DCGM_ENERGY).next().is_some()
+            || e.metric(DCGM_POWER).next().is_some()
         {
             format!("no GPU of hosts {:?}", cfg.hosts)
         } else {
             "enable DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION (and DCGM_FI_DEV_POWER_USAGE) in the exporter's collectors CSV (both are in dcgm-exporter's default-counters.csv)".into()
         };
-        return Err(Error::MissingMetric { what: cfg.url.clone(), metric: DCGM_ENERGY.into(), hint });
+        return Err(Error::MissingMetric {
+            what: cfg.url.clone(),
+            metric: DCGM_ENERGY.into(),
+            hint,
+        });
     }
     let interval_ms = cfg.interval.as_millis().to_string();
     let mut gpus = Vec::new();
     for (key, s) in keys {
         let (host, uuid) = key.split_once('/').unwrap_or(("", &key));
         let name = s.label("modelName").map_or_else(|| "GPU".to_string(), str::to_string);
-        let mut info = SourceInfo::new(format!("dcgm/{key}"), name, Domain::Gpu, Provenance::Measured)
-            .with_meta(SCRAPE_INTERVAL_META, interval_ms.clone())
-            .with_meta("endpoint", cfg.url.clone())
-            .with_meta("host", host)
-            .with_meta("uuid", uuid);
+        let mut info =
+            SourceInfo::new(format!("dcgm/{key}"), name, Domain::Gpu, Provenance::Measured)
+                .with_meta(SCRAPE_INTERVAL_META, interval_ms.clone())
+                .with_meta("endpoint", cfg.url.clone())
+                .with_meta("host", host)
+                .with_meta("uuid", uuid);
         for l in ["gpu", "pci_bus_id", "device", "DCGM_FI_DRIVER_VERSION"] {
             if let Some(v) = s.label(l) {
                 info = info.with_meta(l, v);
@@ -299,7 +316,8 @@ pub fn discover_dcgm(cfg: &DcgmConfig) -> Result<Vec<DcgmGpu>> {
             info.unsupported.push((Signal::EnergyCounter, format!("{DCGM_ENERGY} not exported")));
         }
         if has(DCGM_POWER) {
-            info = info.with_signal(SignalSpec::new(Signal::AveragePower).update_period(cfg.interval));
+            info =
+                info.with_signal(SignalSpec::new(Signal::AveragePower).update_period(cfg.interval));
         } else {
             info.unsupported.push((Signal::AveragePower, format!("{DCGM_POWER} not exported")));
         }

@@ -73,7 +73,9 @@ pub enum Error {
     },
     /// A DCGM energy counter decreased (driver reload or GPU reset): flagged on windows as
     /// `CounterReset`, and returned by [`crate::check_counter`].
-    #[error("energy counter of {gpu} decreased from {from_mj} mJ to {to_mj} mJ (driver reload or GPU reset)")]
+    #[error(
+        "energy counter of {gpu} decreased from {from_mj} mJ to {to_mj} mJ (driver reload or GPU reset)"
+    )]
     CounterReset {
         /// The GPU (`host/UUID`).
         gpu: String,

@@ -114,7 +114,9 @@ pub(crate) fn request(
     let header = |name: &str| {
         headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     };
-    let body = if header("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
+    let body = if header("transfer-encoding")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
+    {
         read_chunked(&mut r).map_err(|e| bad(format!("chunked body: {e}")))?
     } else if let Some(n) = header("content-length") {
         let n: usize = n.trim().parse().map_err(|_| bad(format!("Content-Length `{n}`")))?;

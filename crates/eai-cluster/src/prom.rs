@@ -106,7 +106,8 @@ impl Exposition {
         let mut out = Exposition::default();
         let mut seen: HashSet<String> = HashSet::new();
         for (i, raw) in text.split('\n').enumerate() {
-            let err = |reason: String| Error::Exposition { what: what.to_string(), line: i + 1, reason };
+            let err =
+                |reason: String| Error::Exposition { what: what.to_string(), line: i + 1, reason };
             let line = raw.trim_end_matches('\r').trim_matches([' ', '\t']);
             if line.is_empty() {
                 continue;
@@ -254,7 +255,8 @@ fn parse_labels(mut r: &str) -> std::result::Result<Labels<'_>, String> {
             return Err(format!("invalid label name `{lname}`"));
         }
         r = r[eq + 1..].trim_start_matches([' ', '\t']);
-        let body = r.strip_prefix('"').ok_or_else(|| format!("label `{lname}`: value not quoted"))?;
+        let body =
+            r.strip_prefix('"').ok_or_else(|| format!("label `{lname}`: value not quoted"))?;
         // Find the closing quote, skipping escapes.
         let mut end = None;
         let mut esc = false;

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use eai_cluster::{Agent, AgentConfig, AgentSpec, ClusterFlag, Coordinator, Error, Exposition, now_unix_ns};
+use eai_cluster::{
+    Agent, AgentConfig, AgentSpec, ClusterFlag, Coordinator, Error, Exposition, now_unix_ns,
+};
 use eai_core::Watts;
 use eai_power::{ConstantSource, Domain, PowerSource, ReplaySource, Timeline};
 
@@ -11,7 +13,11 @@ use crate::common::{Sine, raw, trace, truth};
 const TOKEN: &str = "test-token-6f1d";
 
 fn replay(tl: &Timeline) -> Vec<Box<dyn PowerSource>> {
-    ReplaySource::all(tl).unwrap().into_iter().map(|s| Box::new(s) as Box<dyn PowerSource>).collect()
+    ReplaySource::all(tl)
+        .unwrap()
+        .into_iter()
+        .map(|s| Box::new(s) as Box<dyn PowerSource>)
+        .collect()
 }
 
 fn start(sources: Vec<Box<dyn PowerSource>>, host: &str, shift_ns: i64) -> Agent {
@@ -58,7 +64,10 @@ fn two_agents_sum_within_0p1_percent_and_offsets_are_recovered() {
     let pc = Sine { base: 80.0, amp: 5.0, period: 5.0, phase: 0.3 };
     let ta = trace(&[("replay/gpu-a0", Domain::Gpu, pa)], 40.0);
     let tb = trace(
-        &[("replay/gpu-b0", Domain::Gpu, pb), ("replay/cpu-b0", Domain::CpuPackage { package: 0 }, pc)],
+        &[
+            ("replay/gpu-b0", Domain::Gpu, pb),
+            ("replay/cpu-b0", Domain::CpuPackage { package: 0 }, pc),
+        ],
         40.0,
     );
     let shift = [0i64, 2_500_000_000];
@@ -77,7 +86,11 @@ fn two_agents_sum_within_0p1_percent_and_offsets_are_recovered() {
             "offset: injected {s} ns, estimated {} ns, error {err} ns, uncertainty {} ns (rtt {} ns)",
             o.offset_ns, o.uncertainty_ns, o.rtt_ns
         );
-        assert!(err <= o.uncertainty_ns, "offset error {err} ns > uncertainty {} ns", o.uncertainty_ns);
+        assert!(
+            err <= o.uncertainty_ns,
+            "offset error {err} ns > uncertainty {} ns",
+            o.uncertainty_ns
+        );
     }
     let starts = [replay_starts(&coord, 0), replay_starts(&coord, 1)];
     let profiles: [Vec<Sine>; 2] = [vec![pa], vec![pb, pc]];
@@ -95,7 +108,12 @@ fn two_agents_sum_within_0p1_percent_and_offsets_are_recovered() {
         let aw = o.window.as_ref().unwrap();
         t += agent_truth(&profiles[i], &starts[i], aw.start_unix_ns, aw.end_unix_ns);
         for (k, d) in aw.measurement.devices.iter().enumerate() {
-            let tk = agent_truth(&profiles[i][k..=k], &starts[i][k..=k], aw.start_unix_ns, aw.end_unix_ns);
+            let tk = agent_truth(
+                &profiles[i][k..=k],
+                &starts[i][k..=k],
+                aw.start_unix_ns,
+                aw.end_unix_ns,
+            );
             eprintln!(
                 "  {}: {:?} truth {tk:.3} J; counter {:?} instant {:?} dur {} s vs {} s",
                 d.source,
@@ -200,7 +218,10 @@ fn windows_by_name_metrics_and_errors() {
     assert_eq!(raw("POST", addr, "/v1/windows/nope/end", Some(TOKEN)).0, 404);
     assert_eq!(raw("GET", addr, "/v1/range?from_unix_ns=5&to_unix_ns=1", Some(TOKEN)).0, 400);
     let far = now_unix_ns() + 60_000_000_000;
-    assert_eq!(raw("GET", addr, &format!("/v1/range?from_unix_ns=1&to_unix_ns={far}"), Some(TOKEN)).0, 400);
+    assert_eq!(
+        raw("GET", addr, &format!("/v1/range?from_unix_ns=1&to_unix_ns={far}"), Some(TOKEN)).0,
+        400
+    );
     std::thread::sleep(Duration::from_millis(2500));
     let (s, body) = raw("GET", addr, "/metrics", Some(TOKEN));
     assert_eq!(s, 200);

@@ -40,7 +40,8 @@ pub(crate) fn trace(sources: &[(&str, Domain, Sine)], secs: f64) -> Timeline {
             SourceInfo::new(*id, format!("replayed {id}"), d.clone(), Provenance::Replayed)
                 .with_signal(SignalSpec::new(Signal::InstantPower))
                 .with_signal(
-                    SignalSpec::new(Signal::EnergyCounter).update_period(Duration::from_millis(100)),
+                    SignalSpec::new(Signal::EnergyCounter)
+                        .update_period(Duration::from_millis(100)),
                 )
         })
         .collect();
@@ -56,7 +57,11 @@ pub(crate) fn trace(sources: &[(&str, Domain, Sine)], secs: f64) -> Timeline {
         for k in 0..=m {
             let r = k as f64 * 0.023;
             let u = 0.037 + ((r - 0.037) / 0.1).floor() * 0.1;
-            tl.push(i, Signal::EnergyCounter, Sample::new(k * 23_000_000, 5.0e6 + p.energy(0.0, u)));
+            tl.push(
+                i,
+                Signal::EnergyCounter,
+                Sample::new(k * 23_000_000, 5.0e6 + p.energy(0.0, u)),
+            );
         }
     }
     tl
@@ -150,12 +155,18 @@ fn serve(c: TcpStream, token: Option<&str>, start: Instant, body: &dyn Fn(Durati
 }
 
 /// A raw HTTP request on loopback: `(status, body)`.
-pub(crate) fn raw(method: &str, addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, String) {
+pub(crate) fn raw(
+    method: &str,
+    addr: SocketAddr,
+    path: &str,
+    token: Option<&str>,
+) -> (u16, String) {
     use std::io::Read;
     let mut s = TcpStream::connect(addr).unwrap();
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     let len = if method == "GET" { "" } else { "Content-Length: 0\r\n" };
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}{len}\r\n").unwrap();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}{len}\r\n")
+        .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     let status = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);

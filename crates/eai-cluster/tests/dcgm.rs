@@ -31,7 +31,10 @@ fn fixture() -> Fixture {
     let csv = std::fs::read_to_string(format!("{dir}dcgm-h100x4.truth.csv")).unwrap();
     for line in csv.lines().skip(1) {
         let f: Vec<&str> = line.split(',').collect();
-        truth.entry(f[0].to_string()).or_default().push((f[1].parse().unwrap(), f[2].parse().unwrap()));
+        truth
+            .entry(f[0].to_string())
+            .or_default()
+            .push((f[1].parse().unwrap(), f[2].parse().unwrap()));
     }
     Fixture { scrapes, truth }
 }
@@ -136,8 +139,14 @@ fn dcgm_scrapes_need_the_token_and_reject_bad_exposition() {
         Err(Error::Exposition { line, .. }) => assert_eq!(line, 2),
         other => panic!("{other:?}"),
     }
-    let none = ScrapeServer::start(None, |_| "# TYPE DCGM_FI_DEV_SM_CLOCK gauge\nDCGM_FI_DEV_SM_CLOCK{gpu=\"0\",UUID=\"GPU-1\"} 1980\n".into());
-    assert!(matches!(discover_dcgm(&DcgmConfig::new(none.url())), Err(Error::MissingMetric { .. })));
+    let none = ScrapeServer::start(None, |_| {
+        "# TYPE DCGM_FI_DEV_SM_CLOCK gauge\nDCGM_FI_DEV_SM_CLOCK{gpu=\"0\",UUID=\"GPU-1\"} 1980\n"
+            .into()
+    });
+    assert!(matches!(
+        discover_dcgm(&DcgmConfig::new(none.url())),
+        Err(Error::MissingMetric { .. })
+    ));
 }
 
 #[test]

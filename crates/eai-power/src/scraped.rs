@@ -92,10 +92,7 @@ pub(crate) fn flag(
         (Some((lo, hi)), Some(e)) => Some((e.0 - lo.0).max(hi.0 - e.0).max(0.0)),
         _ => None,
     };
-    Some(Flag::Scraped {
-        interval_ms: res.as_millis().min(u128::from(u32::MAX)) as u32,
-        bound_j,
-    })
+    Some(Flag::Scraped { interval_ms: res.as_millis().min(u128::from(u32::MAX)) as u32, bound_j })
 }
 
 #[cfg(test)]
@@ -130,8 +127,12 @@ mod tests {
     #[test]
     fn reset_or_open_end_gives_no_bracket() {
         let mut r = reads();
-        assert!(scrape_bound(&r, 5_000_000_000, 29_000_000_000, Duration::from_secs(1)).1.is_none());
+        assert!(
+            scrape_bound(&r, 5_000_000_000, 29_000_000_000, Duration::from_secs(1)).1.is_none()
+        );
         r[30].value = 1.0;
-        assert!(scrape_bound(&r, 5_000_000_000, 10_000_000_000, Duration::from_secs(1)).1.is_none());
+        assert!(
+            scrape_bound(&r, 5_000_000_000, 10_000_000_000, Duration::from_secs(1)).1.is_none()
+        );
     }
 }
