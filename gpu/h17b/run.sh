@@ -33,7 +33,7 @@ clu = json.load(open(f"{o}/cluster.json"))
 el = sum(d["energy"] or 0 for d in loc["devices"])
 ec = clu["energy"]
 a = clu["agents"][0]
-print(f"local (outer) {el:.1} J over {loc['duration']:.3} s; agent (inner) {ec:.1} J over "
-      f"{a['window']['measurement']['duration']:.3} s; ratio {ec/el:.4f}; offset "
+print(f"local (outer) {el:.1f} J over {loc['duration']:.3f} s; agent (inner) {ec:.1f} J over "
+      f"{a['window']['measurement']['duration']:.3f} s; ratio {ec/el:.4f}; offset "
       f"{a['offset']['offset_ns']} ns ± {a['offset']['uncertainty_ns']} ns; complete {clu['complete']}")
 PY
