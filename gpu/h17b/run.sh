@@ -12,7 +12,7 @@ OUT=${OUT:-/tmp/h17b-out}
 mkdir -p "$OUT"
 cargo build --release --bin eai
 cargo build --release -p eai-model --features cuda --example gpu_bench
-EAI=$CARGO_TARGET_DIR/release/eai
+EAI=${CARGO_TARGET_DIR:-target}/release/eai
 [ -x "$EAI" ] || EAI=target/release/eai
 WORK=${WORK:-"$(dirname "$EAI")/examples/gpu_bench"}
 TOK="$OUT/agent.token"
