@@ -9,7 +9,7 @@
 //! | `POST /v1/windows/{name}/end` | closes it and returns it ([`AgentWindow`]) |
 //! | `GET /v1/windows/{name}` | the window: final, or so far if still open (`open: true`) |
 //! | `GET /v1/range?name=&from_unix_ns=&to_unix_ns=` | a window between two agent-clock times |
-//! | `GET /v1/trace` | every recorded sample ([`AgentTrace`]: timeline plus its clock anchor) |
+//! | `GET /v1/trace[?from_unix_ns=&to_unix_ns=]` | recorded samples ([`AgentTrace`]: timeline plus its clock anchor), all or in a range |
 //! | `GET /metrics` | energy and power per source in Prometheus text format 0.0.4 |
 //!
 //! Every route requires `Authorization: Bearer <token>` when a token is set (compared in
@@ -419,7 +419,7 @@ fn handle(inner: &Inner, req: &Request) -> Response {
         ("POST", ["v1", "windows", name, "end"]) => end(inner, name),
         ("GET", ["v1", "windows", name]) => window(inner, name),
         ("GET", ["v1", "range"]) => range(inner, req),
-        ("GET", ["v1", "trace"]) => trace(inner),
+        ("GET", ["v1", "trace"]) => trace(inner, req),
         ("GET", ["metrics"]) => metrics(inner),
         (_, ["v1", ..] | ["metrics"]) => Response::error(405, "method not allowed"),
         _ => Response::error(404, "no such route (see GET /v1/health)"),
@@ -567,11 +567,21 @@ fn range(inner: &Inner, req: &Request) -> Response {
     }
 }
 
-fn trace(inner: &Inner) -> Response {
-    let Some((tl, now_ns)) = inner.with_meter(|m| (m.timeline(), m.now_ns())) else {
+fn trace(inner: &Inner, req: &Request) -> Response {
+    let Some((mut tl, now_ns)) = inner.with_meter(|m| (m.timeline(), m.now_ns())) else {
         return Response::error(500, "agent is stopping");
     };
     let anchor_unix_ns = inner.now_unix() - now_ns as i64;
+    // Optional agent-clock range: keep only samples inside it.
+    let num = |k: &str| req.query(k).and_then(|v| v.parse::<i64>().ok());
+    if num("from_unix_ns").is_some() || num("to_unix_ns").is_some() {
+        let lo = num("from_unix_ns").map_or(0, |f| (f - anchor_unix_ns).max(0) as u64);
+        let hi = num("to_unix_ns").map_or(u64::MAX, |t| (t - anchor_unix_ns).max(0) as u64);
+        for c in &mut tl.channels {
+            c.samples.retain(|s| s.t_ns >= lo && s.t_ns <= hi);
+        }
+        tl.status.retain(|s| s.t_ns >= lo && s.t_ns <= hi);
+    }
     Response::json(200, &AgentTrace { host: inner.host.clone(), anchor_unix_ns, timeline: tl })
 }
 

@@ -260,6 +260,28 @@ impl Coordinator {
         json(&self.agents[i].url, &self.call(i, "GET", "/v1/trace")?)
     }
 
+    /// Agent `i`'s samples between two instants of the coordinator's clock (translated with
+    /// the agent's offset when estimated).
+    ///
+    /// # Errors
+    ///
+    /// As [`Coordinator::trace`].
+    pub fn trace_range(&self, i: usize, from_unix_ns: i64, to_unix_ns: i64) -> Result<AgentTrace> {
+        if i >= self.agents.len() {
+            return Err(Error::Config {
+                field: "agent index",
+                reason: format!("{i} of {}", self.agents.len()),
+            });
+        }
+        let off = lock(&self.slots[i]).offset.map_or(0, |o| o.offset_ns);
+        let path = format!(
+            "/v1/trace?from_unix_ns={}&to_unix_ns={}",
+            from_unix_ns + off,
+            to_unix_ns + off
+        );
+        json(&self.agents[i].url, &self.call(i, "GET", &path)?)
+    }
+
     /// Agent `i`'s health.
     ///
     /// # Errors

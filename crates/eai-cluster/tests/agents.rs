@@ -149,6 +149,18 @@ fn two_agents_sum_within_0p1_percent_and_offsets_are_recovered() {
         rel * 100.0
     );
     assert!(rel.abs() <= 1e-3, "{r}\ntruth {t}");
+    // The trace of the range only.
+    let tr = coord.trace_range(1, from, to).unwrap();
+    let n = tr.timeline.channels.iter().map(|c| c.samples.len()).sum::<usize>();
+    let all =
+        coord.trace(1).unwrap().timeline.channels.iter().map(|c| c.samples.len()).sum::<usize>();
+    assert!(n > 300 && n < all, "{n} of {all}");
+    for c in &tr.timeline.channels {
+        for s in &c.samples {
+            let u = tr.anchor_unix_ns + s.t_ns as i64;
+            assert!(u >= from + shift[1] - 1_000_000 && u <= to + shift[1] + 1_000_000);
+        }
+    }
     a.stop().unwrap();
     b.stop().unwrap();
 }
