@@ -2,6 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod cli;
+#[cfg(feature = "cluster")]
+mod cluster;
 mod common;
 mod fuzz_seeds;
 #[cfg(target_os = "linux")]

@@ -47,6 +47,9 @@ enum Command {
     /// Rank schemes (and hardware) for deployment from measured runs.
     #[cfg(feature = "cli")]
     Recommend(eai::cli::RecommendArgs),
+    /// Sample this node's GPUs and CPUs and serve energy windows over HTTP (cluster energy).
+    #[cfg(feature = "cluster")]
+    Agent(eai::agent_cli::AgentArgs),
 }
 
 #[derive(Debug, Args)]
@@ -91,6 +94,10 @@ struct MeasureArgs {
     /// running (they are still named in the report and a warning).
     #[arg(long)]
     no_wait: bool,
+    /// Measure on `eai agent`s instead of this machine's sensors.
+    #[cfg(feature = "cluster")]
+    #[command(flatten)]
+    agents: eai::agent_cli::AgentTargets,
     /// The command and its arguments (after `--`).
     #[arg(
         required = true,
@@ -127,6 +134,10 @@ fn measure(
     a: MeasureArgs,
     control: &CommandControl,
 ) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    #[cfg(feature = "cluster")]
+    if !a.agents.agents.is_empty() {
+        return eai::agent_cli::measure_on_agents(&a.agents, &a.command, a.json.as_deref());
+    }
     let mut opts = CommandOptions::default();
     opts.meter = MeterConfig::new().instant_hz(a.hz).counter_hz(a.counter_hz);
     opts.gpus = !a.no_gpu;
@@ -246,6 +257,8 @@ fn main() -> ExitCode {
         Command::Recommend(a) => {
             eai::cli::recommend(&a).map(|()| ExitCode::SUCCESS).map_err(Into::into)
         }
+        #[cfg(feature = "cluster")]
+        Command::Agent(a) => eai::agent_cli::agent(&a).map(|()| ExitCode::SUCCESS),
     };
     r.unwrap_or_else(|e| {
         eprintln!("eai: error: {}", error_line(&*e));

@@ -51,6 +51,7 @@ pub use crate::{
     },
     replay::ReplaySource,
     sampler::{ChannelStats, SamplerConfig},
+    scraped::{SCRAPE_INTERVAL_META, scrape_bound},
     source::{
         DeviceStatus, Domain, PowerSource, Provenance, Reading, Signal, SignalSpec, SourceError,
         SourceInfo,
@@ -80,5 +81,6 @@ mod meter;
 mod rapl;
 mod replay;
 mod sampler;
+mod scraped;
 mod source;
 mod timeline;
