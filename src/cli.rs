@@ -15,6 +15,8 @@ use crate::study::{GgufLoader, PowerSetup, Study, StudyTask};
 
 // `eai quantize` needs eai-quant: the `cli` feature enables it.
 
+pub use crate::serve_cli::{LoadArgs, ServeArgs, load, load_prompts};
+
 /// Where the model comes from.
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
@@ -218,6 +220,9 @@ pub struct StudyArgs {
     /// Print the analysis as JSON on stdout instead of the tables.
     #[arg(long)]
     pub json: bool,
+    /// Served deployments instead of a local model (`--endpoint fp16=URL --endpoint int8=URL`).
+    #[command(flatten)]
+    pub serve: crate::serve_cli::ServeArgs,
 }
 
 fn secs(x: f64, field: &'static str) -> Result<Duration> {
@@ -232,6 +237,10 @@ fn secs(x: f64, field: &'static str) -> Result<Duration> {
 pub fn study(a: &StudyArgs) -> Result<()> {
     let schemes = schemes(&a.schemes)?;
     let tasks = a.tasks.build()?;
+    if a.serve.active() {
+        let loader = a.serve.loader(&schemes)?;
+        return run_study(a, loader.schemes(), tasks, loader);
+    }
     let gguf = a.model.resolve()?;
     #[cfg_attr(not(feature = "cuda"), allow(unused_mut))]
     let mut loader = GgufLoader::new(gguf);
@@ -249,6 +258,16 @@ pub fn study(a: &StudyArgs) -> Result<()> {
         }
         None => {}
     }
+    run_study(a, schemes, tasks, loader)
+}
+
+/// The study protocol of `eai study` with any model loader.
+fn run_study<L: crate::study::ModelLoader>(
+    a: &StudyArgs,
+    schemes: Vec<Scheme>,
+    tasks: Vec<StudyTask>,
+    loader: L,
+) -> Result<()> {
     let mut s = Study::new(loader)
         .schemes(schemes)
         .tasks(tasks)
@@ -303,6 +322,9 @@ pub struct EvalArgs {
     /// Print results as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Score a served model instead of a local one (`--endpoint URL --served-model NAME`).
+    #[command(flatten)]
+    pub serve: crate::serve_cli::ServeArgs,
 }
 
 /// Runs `eai eval`.
@@ -312,23 +334,29 @@ pub struct EvalArgs {
 pub fn eval(a: &EvalArgs) -> Result<()> {
     let scheme: Scheme = a.scheme.parse()?;
     let tasks = a.tasks.build()?;
-    let gguf = a.model.resolve()?;
-    let mut loader = GgufLoader::new(gguf);
-    let mut model = crate::study::ModelLoader::load(&mut loader, scheme)
-        .map_err(|e| Error::Model { scheme: scheme.label().into(), source: e })?;
+    let (mut model, label): (Box<dyn eai_core::LanguageModel>, String) = if a.serve.active() {
+        let (m, label) = a.serve.model(scheme.label())?;
+        (Box::new(m), label)
+    } else {
+        let gguf = a.model.resolve()?;
+        let mut loader = GgufLoader::new(gguf);
+        let m = crate::study::ModelLoader::load(&mut loader, scheme)
+            .map_err(|e| Error::Model { scheme: scheme.label().into(), source: e })?;
+        (m, scheme.label().to_string())
+    };
     let mut suite = Suite::default();
     for t in tasks {
         suite.extend(t.suite().clone());
     }
     let r = Evaluator::new().run(&mut model, &suite).map_err(|e| Error::Eval {
         task: "suite".into(),
-        scheme: scheme.label().into(),
+        scheme: label.clone(),
         source: Box::new(e),
     })?;
     if let Some(dir) = &a.out {
         r.write_dir(dir).map_err(|e| Error::Eval {
             task: "results".into(),
-            scheme: scheme.label().into(),
+            scheme: label.clone(),
             source: Box::new(e),
         })?;
     }

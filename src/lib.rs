@@ -71,6 +71,7 @@ pub use eai_power as power;
 #[cfg(feature = "quant")]
 pub use eai_quant as quant;
 
+
 #[cfg(all(feature = "study", feature = "model"))]
 pub use crate::study::GgufLoader;
 #[cfg(feature = "study")]
@@ -104,3 +105,8 @@ mod report;
 mod scheme;
 #[cfg(feature = "study")]
 mod study;
+/// Served models: OpenAI-compatible endpoints as study schemes, energy per response under load.
+#[cfg(feature = "serve")]
+pub mod serve;
+#[cfg(feature = "cli")]
+mod serve_cli;

@@ -38,6 +38,9 @@ enum Command {
     /// Rank schemes (and hardware) for deployment from measured runs.
     #[cfg(feature = "cli")]
     Recommend(eai::cli::RecommendArgs),
+    /// Energy per response of a served model under load (open or closed loop), at steady state.
+    #[cfg(feature = "cli")]
+    Load(eai::cli::LoadArgs),
 }
 
 #[derive(Debug, Args)]
@@ -136,6 +139,8 @@ fn main() -> ExitCode {
         Command::Recommend(a) => {
             eai::cli::recommend(&a).map(|()| ExitCode::SUCCESS).map_err(Into::into)
         }
+        #[cfg(feature = "cli")]
+        Command::Load(a) => eai::cli::load(&a).map(|()| ExitCode::SUCCESS).map_err(Into::into),
     };
     r.unwrap_or_else(|e| {
         // One line: the error and its causes.
