@@ -4,4 +4,6 @@
 mod cli;
 mod common;
 mod real_model;
+mod serve;
+mod serve_llamacpp;
 mod study;

@@ -48,8 +48,8 @@ pub trait PairTokenizer: Send + Sync {
 pub enum Tokenization {
     /// The client tokenizes and sends token ids (lm-eval's default; exact context split).
     Client(Arc<dyn PairTokenizer>),
-    /// The server tokenizes the text; the context/continuation split is read from the echoed
-    /// tokens' `text_offset` (a token straddling the boundary counts as continuation).
+    /// The server tokenizes the text; the continuation is the echoed prompt tokens that spell
+    /// its last characters (a token straddling the boundary counts as continuation).
     Server,
 }
 
@@ -134,7 +134,7 @@ pub struct OpenAiModel {
 #[derive(Clone, Debug)]
 struct Scored {
     prompt: Value,
-    /// Client mode: context tokens and prompt tokens. Server mode: context chars, 0.
+    /// Client mode: context tokens and prompt tokens. Server mode: continuation chars, 0.
     ctxlen: usize,
     prompt_len: usize,
 }
@@ -201,8 +201,12 @@ impl OpenAiModel {
                     ));
                 }
                 let trimmed = r.context.trim_end_matches(py_space);
-                let text = format!("{trimmed}{}{}", &r.context[trimmed.len()..], r.continuation);
-                Ok(Scored { prompt: json!(text), ctxlen: trimmed.chars().count(), prompt_len: 0 })
+                let cont = format!("{}{}", &r.context[trimmed.len()..], r.continuation);
+                if cont.is_empty() {
+                    return Err(invalid("empty continuation".into()));
+                }
+                let text = format!("{trimmed}{cont}");
+                Ok(Scored { prompt: json!(text), ctxlen: cont.chars().count(), prompt_len: 0 })
             }
         }
     }
@@ -228,41 +232,57 @@ impl OpenAiModel {
         let resp = self.client.post_json("/v1/completions", &body)?;
         let choices = sorted_choices(&resp, &url, batch.len())?;
         let server = matches!(self.opts.tokenization, Tokenization::Server);
-        let usage_prompt = (batch.len() == 1)
-            .then(|| resp.pointer("/usage/prompt_tokens").and_then(Value::as_u64))
+        // Entries after the prompt: the generated token (none when the server stopped at EOS
+        // and says so in `usage`, which is per request, so read only for one prompt).
+        let generated = (batch.len() == 1)
+            .then(|| resp.pointer("/usage/completion_tokens").and_then(Value::as_u64))
             .flatten()
-            .map(|x| x as usize);
+            .map_or(1, |g| g.min(1) as usize);
         let mut out = Vec::with_capacity(batch.len());
         for (s, c) in batch.iter().zip(choices) {
             let t = TokenLogprobs::from_choice(c, &url, self.model())?;
             let n = t.token_logprobs.len();
             let (ctxlen, prompt_len) = if server {
-                // One generated token follows the echoed prompt (max_tokens = 1).
-                let plen = usage_prompt.unwrap_or(n.saturating_sub(1));
-                (t.ctxlen_from_offsets(s.ctxlen, plen, &url)?, plen)
-            } else {
-                (s.ctxlen, s.prompt_len)
-            };
-            if n < prompt_len || n > prompt_len + 1 {
-                return Err(if n < prompt_len {
+                let end = n.checked_sub(generated).filter(|&e| e >= 2).ok_or_else(|| {
                     ServeError::NoPromptLogprobs {
                         url: url.clone(),
                         model: self.model().to_string(),
-                        detail: format!(
-                            "{n} log-probabilities for a prompt of {prompt_len} tokens"
-                        ),
+                        detail: format!("{n} log-probabilities: the prompt was not echoed"),
                     }
-                } else {
-                    ServeError::BadResponse {
+                })?;
+                let k = t.suffix_tokens(s.ctxlen, end, &url)?;
+                if k >= end {
+                    return Err(ServeError::BadResponse {
+                        url: url.clone(),
+                        field: "logprobs.tokens".into(),
+                        reason: "the continuation covers the whole echoed prompt".into(),
+                    });
+                }
+                (end - k, end)
+            } else {
+                if n < s.prompt_len + generated {
+                    return Err(ServeError::NoPromptLogprobs {
+                        url: url.clone(),
+                        model: self.model().to_string(),
+                        detail: format!(
+                            "{n} log-probabilities for a prompt of {} tokens (was the prompt echoed?)",
+                            s.prompt_len
+                        ),
+                    });
+                }
+                if n > s.prompt_len + generated {
+                    return Err(ServeError::BadResponse {
                         url: url.clone(),
                         field: "logprobs.token_logprobs".into(),
                         reason: format!(
-                            "{n} entries for a prompt of {prompt_len} tokens and max_tokens 1 \
-                             (did the server add tokens to the prompt?)"
+                            "{n} entries for a prompt of {} tokens and {generated} generated (did \
+                             the server add tokens to the prompt?)",
+                            s.prompt_len
                         ),
-                    }
-                });
-            }
+                    });
+                }
+                (s.ctxlen, s.prompt_len)
+            };
             let (lp, greedy, k) = t.score(ctxlen, prompt_len, &url, self.model())?;
             let mut l = Loglikelihood::new(lp, greedy);
             l.tokens = Some(k);

@@ -5,7 +5,7 @@
 //!   `/v1/completions` exactly as lm-evaluation-harness's `local-completions` computes them
 //!   (`echo: true`, `logprobs: 1`, `max_tokens: 1`, temperature 0, token ids the client
 //!   tokenized, `Σ token_logprobs[ctxlen:-1]`, greedy from `top_logprobs`), or with the
-//!   server's tokenizer (text sent, the split read from `text_offset`); generation through
+//!   server's tokenizer (text sent, the continuation found among the echoed tokens); generation through
 //!   completions or chat completions with stop strings; batching, concurrency, timeouts and
 //!   retries with backoff; a typed error when a server returns no prompt log-probabilities.
 //! - [`run_load`] is a load generator (open loop at a Poisson rate or closed loop with N

@@ -250,13 +250,13 @@ pub struct SteadyState {
     pub responses: usize,
     /// Responses per second in the window.
     pub responses_per_s: f64,
-    /// Requests sent inside the window.
+    /// Requests sent inside the window (failed ones included).
     pub sent: usize,
     /// Mean output tokens per successful response (all phases).
     pub mean_output_tokens: f64,
-    /// Time to first token of requests sent in the window.
+    /// Time to first token of the successful requests sent in the window.
     pub ttft: Option<Percentiles>,
-    /// Time per output token of requests sent in the window.
+    /// Time per output token of the successful requests sent in the window.
     pub tpot: Option<Percentiles>,
     /// Time-weighted mean of requests in flight during the window.
     pub mean_in_flight: f64,
@@ -321,9 +321,10 @@ impl LoadRun {
             .map(|r| r.weight() * r.chunk_times.iter().filter(|&&t| inside(t)).count() as f64)
             .sum();
         let responses = ok.iter().filter(|r| inside(r.done)).count();
-        let sent: Vec<&&RequestRecord> = ok.iter().filter(|r| inside(r.sent)).collect();
-        let ttft: Vec<f64> = sent.iter().filter_map(|r| r.ttft()).collect();
-        let tpot: Vec<f64> = sent.iter().filter_map(|r| r.tpot()).collect();
+        let sent = self.requests.iter().filter(|r| inside(r.sent)).count();
+        let sent_ok: Vec<&&RequestRecord> = ok.iter().filter(|r| inside(r.sent)).collect();
+        let ttft: Vec<f64> = sent_ok.iter().filter_map(|r| r.ttft()).collect();
+        let tpot: Vec<f64> = sent_ok.iter().filter_map(|r| r.tpot()).collect();
         let mean_out = if ok.is_empty() {
             0.0
         } else {
@@ -360,7 +361,7 @@ impl LoadRun {
             tokens_per_s: if w > 0.0 { tokens / w } else { 0.0 },
             responses,
             responses_per_s: if w > 0.0 { responses as f64 / w } else { 0.0 },
-            sent: sent.len(),
+            sent,
             mean_output_tokens: mean_out,
             ttft: Percentiles::of(&ttft),
             tpot: Percentiles::of(&tpot),
@@ -516,6 +517,12 @@ pub fn run_load(
     let mut dropped = 0usize;
     let end_at = cfg.warmup + cfg.measure;
     let mut edges = (start, start);
+    let push = |r: RequestRecord| {
+        if let Ok(mut g) = records.lock() {
+            g.push(r);
+        }
+    };
+    let push = &push;
     std::thread::scope(|s| {
         // Edge marks at the window's begin and end, from their own thread so they are on time.
         let edge = s.spawn(|| {
@@ -526,11 +533,6 @@ pub fn run_load(
             stop.store(true, Ordering::SeqCst);
             (b, e)
         });
-        let push = |r: RequestRecord| {
-            if let Ok(mut g) = records.lock() {
-                g.push(r);
-            }
-        };
         match cfg.arrival {
             Arrival::Closed { clients } => {
                 for _ in 0..clients {
@@ -553,7 +555,6 @@ pub fn run_load(
                         in_flight.fetch_add(1, Ordering::SeqCst);
                         let i = next.fetch_add(1, Ordering::Relaxed) % prompts.len();
                         let fl = Arc::clone(&in_flight);
-                        let push = &push;
                         s.spawn(move || {
                             push(one(client, cfg, start, i, &prompts[i]));
                             fl.fetch_sub(1, Ordering::SeqCst);

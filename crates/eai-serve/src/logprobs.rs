@@ -22,6 +22,8 @@ pub struct TokenLogprobs {
     pub top_max: Vec<Option<f64>>,
     /// Character offset of each token in the echoed text, when given.
     pub text_offset: Vec<usize>,
+    /// Each token's text, when given.
+    pub tokens: Vec<String>,
 }
 
 impl TokenLogprobs {
@@ -91,12 +93,16 @@ impl TokenLogprobs {
                 })? as usize);
             }
         }
-        Ok(Self { token_logprobs, top_max, text_offset })
+        let tokens = match lp.get("tokens") {
+            Some(Value::Array(a)) => a.iter().map(|t| t.as_str().unwrap_or_default().to_string()).collect(),
+            _ => Vec::new(),
+        };
+        Ok(Self { token_logprobs, top_max, text_offset, tokens })
     }
 
-    /// `(Σ token_logprobs[ctxlen..len-1], is_greedy)`: the continuation's score when the prompt
-    /// had `prompt_len` tokens of which the first `ctxlen` are context. The entries after the
-    /// prompt (the generated token) are ignored.
+    /// `(Σ token_logprobs[ctxlen..prompt_len], is_greedy, tokens)`: the continuation's score
+    /// when the entries `0..prompt_len` are the prompt and the first `ctxlen` are context. The
+    /// entries after the prompt (the generated token) are ignored: lm-eval's `[ctxlen:-1]`.
     ///
     /// # Errors
     /// [`ServeError::NoPromptLogprobs`] when fewer than `prompt_len` entries came back (the
@@ -146,37 +152,57 @@ impl TokenLogprobs {
         Ok((sum, greedy, (prompt_len - ctxlen) as u32))
     }
 
-    /// The number of prompt tokens lying wholly before character `boundary` of the echoed text,
-    /// given that the prompt is the first `prompt_len` entries: the context length when the
-    /// server tokenized the text itself.
+    /// How many of the first `prompt_entries` entries, counted from the last, spell the final
+    /// `suffix_chars` characters of the prompt: the continuation's token count when the server
+    /// tokenized the text. Token lengths come from `text_offset` differences (else from
+    /// `tokens`); a token straddling the boundary counts as continuation. Working from the
+    /// end makes it independent of where a server starts its offsets and of a leading BOS
+    /// that a server hides (llama-cpp-python lists the prompt from the token after BOS).
     ///
     /// # Errors
-    /// [`ServeError::BadResponse`] when `text_offset` is missing or shorter than the prompt.
-    pub fn ctxlen_from_offsets(
-        &self,
-        boundary: usize,
-        prompt_len: usize,
-        url: &str,
-    ) -> Result<usize> {
-        if self.text_offset.len() < prompt_len {
-            return Err(ServeError::BadResponse {
-                url: url.to_string(),
-                field: "logprobs.text_offset".into(),
-                reason: format!(
-                    "{} offsets for {prompt_len} prompt tokens (the server-tokenizer mode needs \
-                     them)",
-                    self.text_offset.len()
-                ),
-            });
+    /// [`ServeError::BadResponse`] when neither `tokens` nor `text_offset` covers the prompt,
+    /// or the prompt entries are fewer characters than the suffix.
+    pub fn suffix_tokens(&self, suffix_chars: usize, prompt_entries: usize, url: &str) -> Result<usize> {
+        // A token's length: the next offset minus its own (llama-cpp-python decodes prefixes,
+        // which survives characters split across tokens), else its text's length (vLLM's
+        // offsets are those lengths summed anyway).
+        let mut lens = Vec::with_capacity(prompt_entries);
+        for i in 0..prompt_entries {
+            let len = match (self.text_offset.get(i), self.text_offset.get(i + 1)) {
+                (Some(&a), Some(&b)) if b >= a => b - a,
+                _ => match self.tokens.get(i) {
+                    Some(t) => t.chars().count(),
+                    None => {
+                        return Err(ServeError::BadResponse {
+                            url: url.to_string(),
+                            field: "logprobs.tokens".into(),
+                            reason: format!(
+                                "{} tokens and {} offsets for {prompt_entries} prompt entries (the \
+                                 server-tokenizer mode needs the echoed tokens)",
+                                self.tokens.len(),
+                                self.text_offset.len()
+                            ),
+                        });
+                    }
+                },
+            };
+            lens.push(len);
         }
-        // Token i spans [offset[i], offset[i+1]); it is context if it ends at or before the
-        // boundary. A token straddling the boundary belongs to the continuation.
-        let mut n = 0;
-        for i in 0..prompt_len {
-            let end = self.text_offset.get(i + 1).copied().unwrap_or(usize::MAX);
-            if end <= boundary { n = i + 1 } else { break }
+        let mut covered = 0usize;
+        for (k, len) in lens.iter().rev().enumerate() {
+            covered += len;
+            if covered >= suffix_chars {
+                return Ok(k + 1);
+            }
         }
-        Ok(n)
+        Err(ServeError::BadResponse {
+            url: url.to_string(),
+            field: "logprobs.tokens".into(),
+            reason: format!(
+                "the echoed prompt tokens spell {covered} characters, fewer than the \
+                 continuation's {suffix_chars}"
+            ),
+        })
     }
 }
 
@@ -208,13 +234,26 @@ mod tests {
     }
 
     #[test]
-    fn offsets_split() {
+    fn suffix_split() {
         let t = TokenLogprobs::from_choice(&choice(), "u", "m").unwrap();
-        assert_eq!(t.ctxlen_from_offsets(2, 4, "u").unwrap(), 2);
+        // Prompt = A B C D (one char each): the last two characters are two tokens.
+        assert_eq!(t.suffix_tokens(2, 4, "u").unwrap(), 2);
+        assert!(t.suffix_tokens(5, 4, "u").is_err());
         let mut t2 = t.clone();
-        t2.text_offset = vec![0, 3, 5, 8, 9];
-        // boundary inside token 1 (3..5): it straddles, so only token 0 is context.
-        assert_eq!(t2.ctxlen_from_offsets(4, 4, "u").unwrap(), 1);
+        t2.tokens = vec!["The".into(), " cap".into(), "ital".into(), " B".into(), ".".into()];
+        t2.text_offset.clear();
+        // " B" is 2 chars: one token. "ital B" straddles " cap|ital": 3 chars reach into "ital".
+        assert_eq!(t2.suffix_tokens(2, 4, "u").unwrap(), 1);
+        assert_eq!(t2.suffix_tokens(3, 4, "u").unwrap(), 2);
+        // Offsets take precedence over token strings (a character split over two tokens).
+        t2.tokens = vec!["a".into(), "".into(), "".into(), "é".into(), "!".into()];
+        t2.text_offset = vec![0, 1, 1, 1, 2];
+        assert_eq!(t2.suffix_tokens(1, 4, "u").unwrap(), 1);
+        t2.text_offset.clear();
+        t2.tokens = vec!["x".into(), "y".into(), "zz".into(), "w".into()];
+        assert_eq!(t2.suffix_tokens(3, 4, "u").unwrap(), 2);
+        t2.tokens.truncate(2);
+        assert!(t2.suffix_tokens(3, 4, "u").is_err());
     }
 
     #[test]

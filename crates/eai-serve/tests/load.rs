@@ -116,10 +116,14 @@ fn overloaded_open_loop_is_flagged() {
         stream(Duration::ZERO, Duration::ZERO)
     });
     let p = vec!["a".to_string()];
-    let mut c = cfg(Arrival::Poisson { rate: 20.0, seed: 1 });
+    let c = cfg(Arrival::Poisson { rate: 20.0, seed: 1 });
     let client = Client::new(Endpoint::new(&srv.url, "m").timeout(Duration::from_secs(3)).retries(1, Duration::ZERO), 8).unwrap();
-    let s = run_load(&client, &p, &c, &ClockMarker).unwrap().steady();
-    assert!(s.warnings.iter().any(|w| w.contains("overloaded")), "{:?}", s.warnings);
+    let run = run_load(&client, &p, &c, &ClockMarker).unwrap();
+    let s = run.steady();
+    assert!(s.warnings.iter().any(|w| w.contains("overloaded")), "{:?} {:?}", s.warnings, run.requests[0].error);
+    eprintln!("overloaded: {} requests, {} errors, first error {:?}", run.requests.len(), s.errors, run.requests.iter().find_map(|r| r.error.clone()));
+    // Requests that waited past the client's timeout are recorded as failed, not dropped.
+    assert!(s.errors > 0 && s.warnings.iter().any(|w| w.contains("failed")));
 }
 
 #[test]

@@ -12,21 +12,21 @@ use serde_json::Value;
 
 /// One request the server received.
 #[derive(Clone, Debug)]
-pub struct Seen {
-    pub path: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Value,
+pub(crate) struct Seen {
+    pub(crate) path: String,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Value,
 }
 
 impl Seen {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
 /// What to answer.
 #[derive(Clone, Debug)]
-pub enum Reply {
+pub(crate) enum Reply {
     Json(Value),
     Status(u16, String, Vec<(String, String)>),
     /// Sleep, then answer.
@@ -37,15 +37,15 @@ pub enum Reply {
 
 type Handler = dyn Fn(&Seen, usize) -> Reply + Send + Sync;
 
-pub struct TestServer {
-    pub url: String,
-    pub seen: Arc<Mutex<Vec<Seen>>>,
+pub(crate) struct TestServer {
+    pub(crate) url: String,
+    pub(crate) seen: Arc<Mutex<Vec<Seen>>>,
     stop: Arc<AtomicBool>,
 }
 
 impl TestServer {
     /// Starts a server whose handler gets each request and its 0-based arrival number.
-    pub fn start(handler: impl Fn(&Seen, usize) -> Reply + Send + Sync + 'static) -> Self {
+    pub(crate) fn start(handler: impl Fn(&Seen, usize) -> Reply + Send + Sync + 'static) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -65,7 +65,7 @@ impl TestServer {
         Self { url, seen, stop }
     }
 
-    pub fn requests(&self) -> Vec<Seen> {
+    pub(crate) fn requests(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
 }
