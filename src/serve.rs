@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use eai_core::{LanguageModel, ModelError};
 use eai_power::{Baseline, Meter, PowerSource};
-use eai_serve::{
-    EdgeMarker, Endpoint, GpuProcesses, GpuSelection, LoadConfig, LoadRun, OpenAiModel,
-    ServeOptions, SteadyState, run_load, select_gpus,
+pub use eai_serve::{
+    Arrival, Attempts, Client, ClockMarker, EdgeMarker, Endpoint, GenerationRoute, GpuProcesses,
+    GpuSelection, LoadConfig, LoadRun, OpenAiModel, PairTokenizer, Percentiles, RequestRecord,
+    SelectionBasis, ServeError, ServeOptions, SteadyState, TokenLogprobs, Tokenization,
+    cut_at_stop, proc_is_descendant, run_load, select_gpus,
 };
 use serde::{Deserialize, Serialize};
-
-pub use eai_serve::*;
 
 use crate::error::{Error, Result};
 use crate::scheme::Scheme;
