@@ -71,7 +71,6 @@ pub use eai_power as power;
 #[cfg(feature = "quant")]
 pub use eai_quant as quant;
 
-
 #[cfg(all(feature = "study", feature = "model"))]
 pub use crate::study::GgufLoader;
 #[cfg(feature = "study")]
@@ -103,10 +102,10 @@ pub mod plots;
 mod report;
 #[cfg(feature = "study")]
 mod scheme;
-#[cfg(feature = "study")]
-mod study;
 /// Served models: OpenAI-compatible endpoints as study schemes, energy per response under load.
 #[cfg(feature = "serve")]
 pub mod serve;
 #[cfg(feature = "cli")]
 mod serve_cli;
+#[cfg(feature = "study")]
+mod study;

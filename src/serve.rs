@@ -60,7 +60,9 @@ pub fn load_tokenizer(path: &Path) -> Result<ModelTokenizer> {
     let file = if path.is_dir() { path.join("tokenizer.json") } else { path.to_path_buf() };
     if is_gguf {
         let g = eai_model::GgufFile::open(path).map_err(|e| bad(e.to_string()))?;
-        return eai_model::Tokenizer::from_gguf(&g).map(ModelTokenizer).map_err(|e| bad(e.to_string()));
+        return eai_model::Tokenizer::from_gguf(&g)
+            .map(ModelTokenizer)
+            .map_err(|e| bad(e.to_string()));
     }
     let (mut bos, mut eos) = (None, Vec::new());
     if let Some(cfg) = file.parent().map(|d| d.join("config.json")).filter(|p| p.is_file()) {
@@ -93,7 +95,11 @@ pub struct EndpointLoader {
 
 impl EndpointLoader {
     /// Deployments by scheme; `opts` applies to each (its label is set to the scheme's).
-    pub fn new(name: impl Into<String>, endpoints: Vec<(Scheme, Endpoint)>, opts: ServeOptions) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        endpoints: Vec<(Scheme, Endpoint)>,
+        opts: ServeOptions,
+    ) -> Self {
         Self { name: name.into(), endpoints, opts }
     }
 
@@ -109,12 +115,13 @@ impl ModelLoader for EndpointLoader {
     }
 
     fn load(&mut self, scheme: Scheme) -> std::result::Result<Box<dyn LanguageModel>, ModelError> {
-        let ep = self.endpoints.iter().find(|(s, _)| *s == scheme).map(|(_, e)| e.clone()).ok_or_else(
-            || ModelError::Unsupported {
-                model: self.name.clone(),
-                what: format!("scheme {} (no endpoint is labelled with it)", scheme.label()),
-            },
-        )?;
+        let ep =
+            self.endpoints.iter().find(|(s, _)| *s == scheme).map(|(_, e)| e.clone()).ok_or_else(
+                || ModelError::Unsupported {
+                    model: self.name.clone(),
+                    what: format!("scheme {} (no endpoint is labelled with it)", scheme.label()),
+                },
+            )?;
         let mut o = self.opts.clone();
         o.label = Some(scheme.label().to_string());
         let m = OpenAiModel::new(ep, o).map_err(|e| ModelError::backend("endpoint", e))?;
@@ -218,7 +225,13 @@ impl LoadStudy {
     /// A study of `endpoint` with `prompts` (cycled) at each of `levels`. Defaults: a 10 s
     /// idle baseline before the load, 5 s pause between levels.
     pub fn new(endpoint: Endpoint, prompts: Vec<String>, levels: Vec<LoadConfig>) -> Self {
-        Self { endpoint, prompts, levels, idle: Duration::from_secs(10), pause: Duration::from_secs(5) }
+        Self {
+            endpoint,
+            prompts,
+            levels,
+            idle: Duration::from_secs(10),
+            pause: Duration::from_secs(5),
+        }
     }
 
     /// Idle baseline length (0: none).
@@ -244,7 +257,8 @@ impl LoadStudy {
         server: &ServerGpus,
         progress: bool,
     ) -> Result<LoadReport> {
-        let cfg_err = |e: eai_serve::ServeError| Error::Config { field: "endpoint", reason: e.to_string() };
+        let cfg_err =
+            |e: eai_serve::ServeError| Error::Config { field: "endpoint", reason: e.to_string() };
         let concurrency = self
             .levels
             .iter()
@@ -267,13 +281,20 @@ impl LoadStudy {
         let meter = match sources {
             Some(s) if !s.is_empty() => {
                 let sel = choose_sources(&s, server);
-                report.provenance = s.iter().map(|x| format!("{} ({:?})", x.info().id, x.info().provenance)).collect();
+                report.provenance = s
+                    .iter()
+                    .map(|x| format!("{} ({:?})", x.info().id, x.info().provenance))
+                    .collect();
                 report.selection = Some(sel);
-                Some(Meter::start(s, eai_power::MeterConfig::new()).map_err(|e| Error::power("starting the meter", e))?)
+                Some(
+                    Meter::start(s, eai_power::MeterConfig::new())
+                        .map_err(|e| Error::power("starting the meter", e))?,
+                )
             }
             _ => None,
         };
-        let server_ids: Vec<String> = report.selection.as_ref().map(|s| s.server.clone()).unwrap_or_default();
+        let server_ids: Vec<String> =
+            report.selection.as_ref().map(|s| s.server.clone()).unwrap_or_default();
         if let Some(m) = &meter
             && self.idle >= Duration::from_secs(1)
         {
@@ -281,7 +302,9 @@ impl LoadStudy {
                 eprintln!("idle baseline: {:.0} s", self.idle.as_secs_f64());
             }
             let b = m.measure_baseline(self.idle).map_err(|e| Error::power("idle baseline", e))?;
-            report.idle_w = Some(b.devices.iter().filter(|d| server_ids.contains(&d.source)).map(|d| d.mean.0).sum());
+            report.idle_w = Some(
+                b.devices.iter().filter(|d| server_ids.contains(&d.source)).map(|d| d.mean.0).sum(),
+            );
             report.idle = Some(b);
         }
         for (i, cfg) in self.levels.iter().enumerate() {
@@ -315,7 +338,12 @@ impl LoadStudy {
                     .window_between(&format!("load {lv} {unit}"), b, e)
                     .map_err(|x| Error::power("steady window", x))?;
                 let sum = |keep: &dyn Fn(&str) -> bool| -> Option<f64> {
-                    let v: Vec<f64> = w.devices.iter().filter(|d| keep(&d.source)).filter_map(|d| d.energy.map(|j| j.0)).collect();
+                    let v: Vec<f64> = w
+                        .devices
+                        .iter()
+                        .filter(|d| keep(&d.source))
+                        .filter_map(|d| d.energy.map(|j| j.0))
+                        .collect();
                     (!v.is_empty()).then(|| v.iter().sum())
                 };
                 if let Some(e) = sum(&|s| server_ids.iter().any(|x| x == s)) {
@@ -365,7 +393,9 @@ impl LoadReport {
         for l in &self.levels {
             let s = &l.steady;
             let p = |x: Option<eai_serve::Percentiles>, k: f64, d: usize| {
-                x.map_or("–".into(), |p| format!("{:.d$} / {:.d$} / {:.d$}", p.p50 * k, p.p90 * k, p.p99 * k))
+                x.map_or("–".into(), |p| {
+                    format!("{:.d$} / {:.d$} / {:.d$}", p.p50 * k, p.p90 * k, p.p99 * k)
+                })
             };
             t.push_str(&format!(
                 "| {} {} | {:.1} | {:.1} | {:.2} | {} | {} | {} | {} | {} | {} | {} | {:.1} |\n",
@@ -448,25 +478,36 @@ pub fn plot_load(r: &LoadReport, path: &Path) -> Result<()> {
         .y_label_area_size(60)
         .build_cartesian_2d(0.0..xmax, 0.0..ymax)
         .map_err(|x| e(x.to_string()))?;
-    c.configure_mesh().x_desc(format!("load ({unit})")).y_desc("J / output token").draw().map_err(|x| e(x.to_string()))?;
+    c.configure_mesh()
+        .x_desc(format!("load ({unit})"))
+        .y_desc("J / output token")
+        .draw()
+        .map_err(|x| e(x.to_string()))?;
     let blue = RGBColor(31, 119, 180);
     let orange = RGBColor(255, 127, 14);
     if jt.is_empty() {
-        left.draw(&Text::new("no energy measured", (150, 200), ("sans-serif", 18))).map_err(|x| e(x.to_string()))?;
+        left.draw(&Text::new("no energy measured", (150, 200), ("sans-serif", 18)))
+            .map_err(|x| e(x.to_string()))?;
     } else {
         c.draw_series(LineSeries::new(jt.clone(), blue.stroke_width(2)))
             .map_err(|x| e(x.to_string()))?
             .label("total (server's GPUs)")
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], blue));
-        c.draw_series(jt.iter().map(|&p| Circle::new(p, 4, blue.filled()))).map_err(|x| e(x.to_string()))?;
+        c.draw_series(jt.iter().map(|&p| Circle::new(p, 4, blue.filled())))
+            .map_err(|x| e(x.to_string()))?;
         if !dj.is_empty() {
             c.draw_series(LineSeries::new(dj.clone(), orange.stroke_width(2)))
                 .map_err(|x| e(x.to_string()))?
                 .label("above idle")
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], orange));
-            c.draw_series(dj.iter().map(|&p| Circle::new(p, 4, orange.filled()))).map_err(|x| e(x.to_string()))?;
+            c.draw_series(dj.iter().map(|&p| Circle::new(p, 4, orange.filled())))
+                .map_err(|x| e(x.to_string()))?;
         }
-        c.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).draw().map_err(|x| e(x.to_string()))?;
+        c.configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|x| e(x.to_string()))?;
     }
     let ttft = series(&|s| s.ttft.map(|p| p.p50));
     let tpot = series(&|s| s.tpot.map(|p| p.p50));
@@ -478,7 +519,11 @@ pub fn plot_load(r: &LoadReport, path: &Path) -> Result<()> {
         .y_label_area_size(60)
         .build_cartesian_2d(0.0..xmax, 0.0..lmax)
         .map_err(|x| e(x.to_string()))?;
-    c.configure_mesh().x_desc(format!("load ({unit})")).y_desc("seconds").draw().map_err(|x| e(x.to_string()))?;
+    c.configure_mesh()
+        .x_desc(format!("load ({unit})"))
+        .y_desc("seconds")
+        .draw()
+        .map_err(|x| e(x.to_string()))?;
     for (pts, col, name) in [(ttft, blue, "TTFT p50"), (tpot, orange, "TPOT p50")] {
         if pts.is_empty() {
             continue;
@@ -487,9 +532,14 @@ pub fn plot_load(r: &LoadReport, path: &Path) -> Result<()> {
             .map_err(|x| e(x.to_string()))?
             .label(name)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], col));
-        c.draw_series(pts.iter().map(|&p| Circle::new(p, 4, col.filled()))).map_err(|x| e(x.to_string()))?;
+        c.draw_series(pts.iter().map(|&p| Circle::new(p, 4, col.filled())))
+            .map_err(|x| e(x.to_string()))?;
     }
-    c.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).draw().map_err(|x| e(x.to_string()))?;
+    c.configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|x| e(x.to_string()))?;
     root.present().map_err(|x| e(x.to_string()))
 }
 

@@ -82,7 +82,9 @@ impl ServeArgs {
         let mut out = Vec::new();
         for spec in &self.endpoints {
             let (label, url) = match spec.split_once('=') {
-                Some((l, u)) if !l.contains('/') && !l.contains(':') => (Some(l.trim().to_string()), u),
+                Some((l, u)) if !l.contains('/') && !l.contains(':') => {
+                    (Some(l.trim().to_string()), u)
+                }
                 _ => (None, spec.as_str()),
             };
             let mut ep = Endpoint::new(url, model.clone())
@@ -91,7 +93,8 @@ impl ServeArgs {
             if let Some(k) = &key {
                 ep = ep.api_key(k.clone());
             }
-            ep.validate().map_err(|e| Error::Config { field: "--endpoint", reason: e.to_string() })?;
+            ep.validate()
+                .map_err(|e| Error::Config { field: "--endpoint", reason: e.to_string() })?;
             out.push((label, ep));
         }
         Ok(out)
@@ -156,7 +159,8 @@ impl ServeArgs {
                 })?,
                 None => *fallback.get(i).ok_or_else(|| Error::Config {
                     field: "--endpoint",
-                    reason: "label each endpoint (`fp16=http://…`) or list as many --schemes".into(),
+                    reason: "label each endpoint (`fp16=http://…`) or list as many --schemes"
+                        .into(),
                 })?,
             };
             if pairs.iter().any(|(x, _)| *x == s) {
@@ -315,7 +319,10 @@ pub fn load(a: &LoadArgs) -> Result<()> {
             .map(|n| Arrival::Closed { clients: n.round().max(1.0) as usize })
             .collect(),
         _ => {
-            return Err(Error::Config { field: "--rate/--clients", reason: "give one of them".into() });
+            return Err(Error::Config {
+                field: "--rate/--clients",
+                reason: "give one of them".into(),
+            });
         }
     };
     let cfgs: Vec<LoadConfig> = arrivals

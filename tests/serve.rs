@@ -69,7 +69,9 @@ fn study_compares_served_deployments() {
     assert_eq!(results.tasks.len(), 2);
     // Each scheme's score is the evaluator's against that endpoint directly.
     for (scheme, url) in [(Scheme::Fp16, &fp16.url), (Scheme::Int8WeightOnly, &int8.url)] {
-        let mut m = OpenAiModel::new(Endpoint::new(url, "m"), ServeOptions::new(Tokenization::Server)).unwrap();
+        let mut m =
+            OpenAiModel::new(Endpoint::new(url, "m"), ServeOptions::new(Tokenization::Server))
+                .unwrap();
         let ev = Evaluator::new().progress(false).run(&mut m, task.suite()).unwrap();
         let acc = ev.tasks[0].metric("acc,none").unwrap().value;
         let t = results.tasks.iter().find(|t| t.scheme == scheme).unwrap();
@@ -90,7 +92,10 @@ fn stream_reply() -> Reply {
         let pause = Duration::from_millis(if i == 0 { 40 } else { 15 });
         ev.push((pause, json!({"choices": [{"index": 0, "text": t}]}).to_string()));
     }
-    ev.push((Duration::ZERO, json!({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4}}).to_string()));
+    ev.push((
+        Duration::ZERO,
+        json!({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4}}).to_string(),
+    ));
     ev.push((Duration::ZERO, "[DONE]".to_string()));
     Reply::Sse(ev)
 }

@@ -7,6 +7,9 @@
 //! `EAI_LLAMA_DOCS=N` scores the first N ARC-Easy test documents from `shared/data` (the issue's
 //! bar is 500) instead of the 40 bundled ones; `EAI_LLAMA_REPORT=FILE` writes the summary as JSON.
 //!
+//! Every request starts with SmolLM2's BOS token, in both engines: llama-cpp-python's echoed
+//! log-probabilities are shifted by one position for prompts without a leading BOS (see below).
+//!
 //! What is compared: the same GGUF (Q4_1 weights). eai-model dequantizes them exactly and runs
 //! every product in f32; llama.cpp multiplies the Q4_1 blocks with activations quantized to
 //! 8 bits (Q8_1) and keeps its KV cache in f16. So the weights are identical and the difference
@@ -84,12 +87,14 @@ fn start(python: &Path, gguf: &Path, log: &Path) -> LlamaServer {
 fn arc_task() -> Task {
     match std::env::var("EAI_LLAMA_DOCS").ok().and_then(|n| n.parse::<usize>().ok()) {
         Some(n) => {
-            let root = eai::eval::data::shared_data_dir().expect("EAI_LLAMA_DOCS needs shared/data");
+            let root =
+                eai::eval::data::shared_data_dir().expect("EAI_LLAMA_DOCS needs shared/data");
             let opts = eai::eval::TaskOptions {
                 limit: Some(eai::eval::Limit::Count(n)),
                 ..eai::eval::TaskOptions::default()
             };
-            let mut s = eai::eval::tasks::load(&root, eai::eval::Benchmark::ArcEasy, &opts).unwrap();
+            let mut s =
+                eai::eval::tasks::load(&root, eai::eval::Benchmark::ArcEasy, &opts).unwrap();
             s.tasks.remove(0)
         }
         None => eai::eval::bundled::arc_easy().unwrap(),
@@ -113,15 +118,26 @@ fn llamacpp_server_scores_match_eai_model() {
             return;
         }
     };
+    // llama-cpp-python (0.3.36) pairs each echoed prompt token with the log-probabilities that
+    // follow it, not those before it, unless the prompt starts with BOS (its code drops a
+    // leading BOS and then aligns correctly). SmolLM2's GGUF adds no BOS, so every request of
+    // both engines starts with the BOS token's text (parsed as the special token by both).
+    let tok =
+        eai::model::Tokenizer::from_gguf(&eai::model::GgufFile::open(&gguf).unwrap()).unwrap();
+    let bos = tok.decode(&[tok.bos_id().expect("SmolLM2 has a BOS token")], false).unwrap();
     let task = arc_task();
     let instances = task.instances().unwrap();
     let mut reqs: Vec<LoglikelihoodRequest> = Vec::new();
     let mut docs: Vec<(usize, usize, usize)> = Vec::new(); // (first request, choices, gold)
     for inst in &instances {
-        let DocRequests::Loglikelihood(r) = &inst.requests else { panic!("ARC is multiple choice") };
+        let DocRequests::Loglikelihood(r) = &inst.requests else {
+            panic!("ARC is multiple choice")
+        };
         let Target::Choice(gold) = task.docs()[inst.doc].target else { panic!("no gold") };
         docs.push((reqs.len(), r.len(), gold));
-        reqs.extend(r.iter().cloned());
+        reqs.extend(r.iter().map(|q| {
+            LoglikelihoodRequest::new(format!("{bos}{}", q.context), q.continuation.clone())
+        }));
     }
     let dir = tempfile::tempdir().unwrap();
     let server = start(&python, &gguf, &dir.path().join("llama.log"));
@@ -141,13 +157,20 @@ fn llamacpp_server_scores_match_eai_model() {
     let theirs = api.loglikelihood(&reqs).unwrap();
     let t_api = t1.elapsed().as_secs_f64();
 
-    let diffs: Vec<f64> = ours.iter().zip(&theirs).map(|(a, b)| (a.logprob - b.logprob).abs()).collect();
+    let diffs: Vec<f64> =
+        ours.iter().zip(&theirs).map(|(a, b)| (a.logprob - b.logprob).abs()).collect();
     let max = diffs.iter().copied().fold(0.0, f64::max);
     let mean = diffs.iter().sum::<f64>() / diffs.len() as f64;
     let tokens_equal = ours.iter().zip(&theirs).filter(|(a, b)| a.tokens == b.tokens).count();
     let greedy_equal = ours.iter().zip(&theirs).filter(|(a, b)| a.is_greedy == b.is_greedy).count();
     let argmax = |v: &[eai::core::Loglikelihood]| {
-        v.iter().enumerate().fold((0, f64::NEG_INFINITY), |b, (i, l)| if l.logprob > b.1 { (i, l.logprob) } else { b }).0
+        v.iter()
+            .enumerate()
+            .fold(
+                (0, f64::NEG_INFINITY),
+                |b, (i, l)| if l.logprob > b.1 { (i, l.logprob) } else { b },
+            )
+            .0
     };
     let (mut agree, mut acc_ours, mut acc_api) = (0, 0, 0);
     for &(first, n, gold) in &docs {

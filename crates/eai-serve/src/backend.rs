@@ -292,7 +292,8 @@ impl OpenAiModel {
     }
 
     fn generate_one(&self, i: usize, r: &GenerateRequest) -> Result<Generation, ModelError> {
-        let until: Vec<&str> = r.until.iter().map(String::as_str).filter(|s| !s.is_empty()).collect();
+        let until: Vec<&str> =
+            r.until.iter().map(String::as_str).filter(|s| !s.is_empty()).collect();
         let (route, mut body) = match self.opts.generation {
             GenerationRoute::Completions => {
                 let prompt = match &self.opts.tokenization {
@@ -338,7 +339,8 @@ impl OpenAiModel {
             })
         })?;
         let mut g = Generation::new(cut_at_stop(text, &until));
-        g.tokens = resp.pointer("/usage/completion_tokens").and_then(Value::as_u64).map(|x| x as u32);
+        g.tokens =
+            resp.pointer("/usage/completion_tokens").and_then(Value::as_u64).map(|x| x as u32);
         Ok(g)
     }
 }
@@ -360,14 +362,18 @@ fn sorted_choices<'a>(resp: &'a Value, url: &str, expected: usize) -> Result<Vec
         field: "choices".into(),
         reason,
     };
-    let arr = resp.get("choices").and_then(Value::as_array).ok_or_else(|| {
-        bad(format!("missing (answer: {})", truncate(&resp.to_string(), 300)))
-    })?;
+    let arr = resp
+        .get("choices")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad(format!("missing (answer: {})", truncate(&resp.to_string(), 300))))?;
     if arr.len() != expected {
         return Err(bad(format!("{} choices for {expected} prompts", arr.len())));
     }
-    let mut v: Vec<(u64, &Value)> =
-        arr.iter().enumerate().map(|(i, c)| (c.get("index").and_then(Value::as_u64).unwrap_or(i as u64), c)).collect();
+    let mut v: Vec<(u64, &Value)> = arr
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.get("index").and_then(Value::as_u64).unwrap_or(i as u64), c))
+        .collect();
     v.sort_by_key(|(i, _)| *i);
     Ok(v.into_iter().map(|(_, c)| c).collect())
 }
@@ -458,8 +464,9 @@ impl LanguageModel for OpenAiModel {
         let bs = self.opts.batch_size;
         let batches: Vec<&[Scored]> = prepared.chunks(bs).collect();
         let this = &*self;
-        let answers =
-            parallel(batches.len(), self.opts.concurrency, |b| this.score_batch(batches[b]).map_err(backend))?;
+        let answers = parallel(batches.len(), self.opts.concurrency, |b| {
+            this.score_batch(batches[b]).map_err(backend)
+        })?;
         let out: Vec<Loglikelihood> = answers.into_iter().flatten().collect();
         if out.len() != reqs.len() {
             return Err(ModelError::CountMismatch { expected: reqs.len(), got: out.len() });
@@ -487,9 +494,8 @@ mod tests {
     fn parallel_keeps_order_and_stops() {
         let v = parallel(50, 4, |i| Ok::<_, ModelError>(i * 2)).unwrap();
         assert_eq!(v, (0..50).map(|i| i * 2).collect::<Vec<_>>());
-        let e = parallel(50, 4, |i| {
-            if i == 7 { Err(ModelError::backend("x", "boom")) } else { Ok(i) }
-        });
+        let e =
+            parallel(50, 4, |i| if i == 7 { Err(ModelError::backend("x", "boom")) } else { Ok(i) });
         assert!(e.is_err());
     }
 }

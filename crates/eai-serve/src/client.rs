@@ -98,8 +98,7 @@ impl Endpoint {
         if self.model.trim().is_empty() {
             return Err(ServeError::Config {
                 field: "served model",
-                reason: "empty; pass the name the server serves (`GET /v1/models` lists it)"
-                    .into(),
+                reason: "empty; pass the name the server serves (`GET /v1/models` lists it)".into(),
             });
         }
         Ok(())

@@ -74,7 +74,9 @@ pub fn select_gpus(
             match &g.pids {
                 None => unknown.push(g.source.clone()),
                 Some(p) => {
-                    if p.iter().any(|&pid| server_pids.iter().any(|&r| pid == r || is_descendant(pid, r))) {
+                    if p.iter()
+                        .any(|&pid| server_pids.iter().any(|&r| pid == r || is_descendant(pid, r)))
+                    {
                         server.push(g.source.clone());
                     }
                 }
@@ -95,7 +97,9 @@ pub fn select_gpus(
         let server: Vec<String> = gpus
             .iter()
             .filter(|g| {
-                g.uuid.as_ref().is_some_and(|u| visible_uuids.iter().any(|v| u.starts_with(v.as_str())))
+                g.uuid
+                    .as_ref()
+                    .is_some_and(|u| visible_uuids.iter().any(|v| u.starts_with(v.as_str())))
             })
             .map(|g| g.source.clone())
             .collect();
@@ -152,7 +156,10 @@ mod tests {
         assert_eq!(s.others, vec!["nvml/0", "nvml/2"]);
         assert_eq!(s.basis, SelectionBasis::ServerProcesses);
         let s = select_gpus(&gpus(), &[999], &["GPU-cc".into()], &tree);
-        assert_eq!((s.server.clone(), s.basis.clone()), (vec!["nvml/2".into()], SelectionBasis::VisibleDevices));
+        assert_eq!(
+            (s.server.clone(), s.basis.clone()),
+            (vec!["nvml/2".into()], SelectionBasis::VisibleDevices)
+        );
         assert!(s.notes[0].contains("999"));
         let s = select_gpus(&gpus(), &[], &[], &tree);
         assert_eq!(s.server.len(), 3);

@@ -298,8 +298,7 @@ impl SteadyState {
             let jt = energy_j / self.tokens;
             self.j_per_token = Some(jt);
             self.j_per_response = Some(jt * self.mean_output_tokens);
-            self.dynamic_j_per_token =
-                idle_w.map(|w| (energy_j - w * self.window_s) / self.tokens);
+            self.dynamic_j_per_token = idle_w.map(|w| (energy_j - w * self.window_s) / self.tokens);
         }
         if self.responses > 0 {
             self.j_per_completed_response = Some(energy_j / self.responses as f64);
@@ -407,7 +406,9 @@ impl LoadRun {
 fn body(client: &Client, cfg: &LoadConfig, prompt: &str) -> (&'static str, Value) {
     let model = client.endpoint().model.clone();
     let (route, mut b) = match cfg.route {
-        GenerationRoute::Completions => ("/v1/completions", json!({"model": model, "prompt": prompt})),
+        GenerationRoute::Completions => {
+            ("/v1/completions", json!({"model": model, "prompt": prompt}))
+        }
         GenerationRoute::Chat => (
             "/v1/chat/completions",
             json!({"model": model, "messages": [{"role": "user", "content": prompt}]}),
@@ -424,7 +425,13 @@ fn body(client: &Client, cfg: &LoadConfig, prompt: &str) -> (&'static str, Value
 }
 
 /// Sends one streamed request and records it.
-fn one(client: &Client, cfg: &LoadConfig, start: Instant, idx: usize, prompt: &str) -> RequestRecord {
+fn one(
+    client: &Client,
+    cfg: &LoadConfig,
+    start: Instant,
+    idx: usize,
+    prompt: &str,
+) -> RequestRecord {
     let since = |t: Instant| t.saturating_duration_since(start).as_secs_f64();
     let (route, b) = body(client, cfg, prompt);
     let mut rec = RequestRecord { prompt: idx, sent: since(Instant::now()), ..Default::default() };

@@ -94,7 +94,9 @@ impl TokenLogprobs {
             }
         }
         let tokens = match lp.get("tokens") {
-            Some(Value::Array(a)) => a.iter().map(|t| t.as_str().unwrap_or_default().to_string()).collect(),
+            Some(Value::Array(a)) => {
+                a.iter().map(|t| t.as_str().unwrap_or_default().to_string()).collect()
+            }
             _ => Vec::new(),
         };
         Ok(Self { token_logprobs, top_max, text_offset, tokens })
@@ -162,7 +164,12 @@ impl TokenLogprobs {
     /// # Errors
     /// [`ServeError::BadResponse`] when neither `tokens` nor `text_offset` covers the prompt,
     /// or the prompt entries are fewer characters than the suffix.
-    pub fn suffix_tokens(&self, suffix_chars: usize, prompt_entries: usize, url: &str) -> Result<usize> {
+    pub fn suffix_tokens(
+        &self,
+        suffix_chars: usize,
+        prompt_entries: usize,
+        url: &str,
+    ) -> Result<usize> {
         // A token's length: the next offset minus its own (llama-cpp-python decodes prefixes,
         // which survives characters split across tokens), else its text's length (vLLM's
         // offsets are those lengths summed anyway).

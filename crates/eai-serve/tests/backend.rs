@@ -162,7 +162,8 @@ fn batched_concurrent_requests_keep_order_and_truncate_left() {
     assert_eq!(seen.len(), 3, "5 prompts in batches of 2");
     for s in &seen {
         let prompts = s.body["prompt"].as_array().unwrap();
-        let lists: Vec<&Value> = if prompts[0].is_array() { prompts.iter().collect() } else { vec![&s.body["prompt"]] };
+        let lists: Vec<&Value> =
+            if prompts[0].is_array() { prompts.iter().collect() } else { vec![&s.body["prompt"]] };
         for p in lists {
             assert!(p.as_array().unwrap().len() <= 16, "left-truncated to max_length");
         }
@@ -213,7 +214,13 @@ fn server_tokenizer_splits_by_echoed_tokens() {
         serde_json::from_str(include_str!("fixtures/vllm_completions_echo.json")).unwrap();
     let srv = TestServer::start(move |r, _| {
         let i = usize::from(r.body["prompt"].as_str().unwrap().ends_with("London"));
-        let mut c = fixture["choices"].as_array().unwrap().iter().find(|c| c["index"] == i).unwrap().clone();
+        let mut c = fixture["choices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["index"] == i)
+            .unwrap()
+            .clone();
         c["index"] = json!(0);
         Reply::Json(json!({"choices": [c], "usage": {"prompt_tokens": 6, "completion_tokens": 1}}))
     });
@@ -236,7 +243,11 @@ fn server_tokenizer_splits_by_echoed_tokens() {
 fn retries_on_500_and_429_then_succeeds() {
     let srv = TestServer::start(|r, n| match n {
         0 => Reply::Status(500, "{\"error\":\"engine busy\"}".into(), vec![]),
-        1 => Reply::Status(429, "{\"error\":\"rate\"}".into(), vec![("Retry-After".into(), "0".into())]),
+        1 => Reply::Status(
+            429,
+            "{\"error\":\"rate\"}".into(),
+            vec![("Retry-After".into(), "0".into())],
+        ),
         _ => scoring_reply(r),
     });
     let mut m = model(&srv.url, |o| o.concurrency = 1);
@@ -251,10 +262,7 @@ fn gives_up_after_max_attempts_and_does_not_retry_400() {
     let mut m = model(&srv.url, |o| o.concurrency = 1);
     let e = m.loglikelihood(&reqs()[..1]).unwrap_err();
     let src = source_of(&e);
-    assert!(
-        matches!(src, ServeError::RetriesExhausted { attempts: 3, .. }),
-        "{src:?}"
-    );
+    assert!(matches!(src, ServeError::RetriesExhausted { attempts: 3, .. }), "{src:?}");
     assert_eq!(srv.requests().len(), 3);
 
     let srv = TestServer::start(|_, _| Reply::Status(400, "bad prompt".into(), vec![]));
@@ -267,9 +275,12 @@ fn gives_up_after_max_attempts_and_does_not_retry_400() {
 
 #[test]
 fn timeout_is_typed() {
-    let srv = TestServer::start(|r, _| Reply::After(Duration::from_secs(3), Box::new(scoring_reply(r))));
-    let ep = Endpoint::new(&srv.url, "m").timeout(Duration::from_millis(300)).retries(1, Duration::ZERO);
-    let mut m = OpenAiModel::new(ep, ServeOptions::new(Tokenization::Client(Arc::new(Bytes)))).unwrap();
+    let srv =
+        TestServer::start(|r, _| Reply::After(Duration::from_secs(3), Box::new(scoring_reply(r))));
+    let ep =
+        Endpoint::new(&srv.url, "m").timeout(Duration::from_millis(300)).retries(1, Duration::ZERO);
+    let mut m =
+        OpenAiModel::new(ep, ServeOptions::new(Tokenization::Client(Arc::new(Bytes)))).unwrap();
     let t0 = std::time::Instant::now();
     let e = m.loglikelihood(&reqs()[..1]).unwrap_err();
     assert!(matches!(source_of(&e), ServeError::Timeout { .. }), "{e:?}");
@@ -308,7 +319,8 @@ fn generation_cuts_at_stop_and_counts_tokens() {
                 "usage": {"prompt_tokens": 3, "completion_tokens": 9}}))
         }
     });
-    let g = GenerateRequest::new("Q: 6*7?\nA:", vec!["\n\n".into(), "Question:".into()]).max_gen_toks(32);
+    let g = GenerateRequest::new("Q: 6*7?\nA:", vec!["\n\n".into(), "Question:".into()])
+        .max_gen_toks(32);
     let mut m = model(&srv.url, |_| {});
     let out = m.generate_until(std::slice::from_ref(&g)).unwrap();
     assert_eq!(out[0].text, " 42");
@@ -329,7 +341,8 @@ fn generation_cuts_at_stop_and_counts_tokens() {
 fn api_key_is_sent_as_bearer() {
     let srv = TestServer::start(|r, _| scoring_reply(r));
     let ep = Endpoint::new(&srv.url, "m").api_key("s3cret");
-    let mut m = OpenAiModel::new(ep, ServeOptions::new(Tokenization::Client(Arc::new(Bytes)))).unwrap();
+    let mut m =
+        OpenAiModel::new(ep, ServeOptions::new(Tokenization::Client(Arc::new(Bytes)))).unwrap();
     m.loglikelihood(&reqs()[..1]).unwrap();
     assert_eq!(srv.requests()[0].header("authorization"), Some("Bearer s3cret"));
 }
@@ -337,8 +350,10 @@ fn api_key_is_sent_as_bearer() {
 #[test]
 fn refused_connection_is_a_transport_error() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let ep = Endpoint::new(format!("http://127.0.0.1:{port}"), "m").retries(2, Duration::from_millis(5));
-    let mut m = OpenAiModel::new(ep, ServeOptions::new(Tokenization::Client(Arc::new(Bytes)))).unwrap();
+    let ep =
+        Endpoint::new(format!("http://127.0.0.1:{port}"), "m").retries(2, Duration::from_millis(5));
+    let mut m =
+        OpenAiModel::new(ep, ServeOptions::new(Tokenization::Client(Arc::new(Bytes)))).unwrap();
     let e = m.loglikelihood(&reqs()[..1]).unwrap_err();
     match source_of(&e) {
         ServeError::RetriesExhausted { last, .. } => {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use eai_serve::{Arrival, ClockMarker, Client, Endpoint, LoadConfig, run_load};
+use eai_serve::{Arrival, Client, ClockMarker, Endpoint, LoadConfig, run_load};
 use serde_json::{Value, json};
 
 use crate::server::{Reply, TestServer};
@@ -15,7 +15,13 @@ fn stream(ttft: Duration, tpot: Duration) -> Reply {
     let lines: Vec<&str> = include_str!("fixtures/vllm_stream_completions.txt").lines().collect();
     let mut ev = Vec::new();
     for (i, l) in lines.iter().enumerate() {
-        let pause = if i == 0 { ttft } else if i < 5 { tpot } else { Duration::ZERO };
+        let pause = if i == 0 {
+            ttft
+        } else if i < 5 {
+            tpot
+        } else {
+            Duration::ZERO
+        };
         ev.push((pause, (*l).to_string()));
     }
     Reply::Sse(ev)
@@ -35,9 +41,12 @@ fn cfg(arrival: Arrival) -> LoadConfig {
 
 #[test]
 fn closed_loop_measures_ttft_and_tpot() {
-    let srv = TestServer::start(|_, _| stream(Duration::from_millis(80), Duration::from_millis(30)));
+    let srv =
+        TestServer::start(|_, _| stream(Duration::from_millis(80), Duration::from_millis(30)));
     let prompts = vec!["Hello".to_string(), "World".to_string()];
-    let run = run_load(&client(&srv.url), &prompts, &cfg(Arrival::Closed { clients: 3 }), &ClockMarker).unwrap();
+    let run =
+        run_load(&client(&srv.url), &prompts, &cfg(Arrival::Closed { clients: 3 }), &ClockMarker)
+            .unwrap();
     let s = run.steady();
     assert!(run.requests.iter().all(|r| r.error.is_none()), "{:?}", run.requests[0].error);
     // Every request was streamed and counted from the server's usage (5 tokens each).
@@ -59,7 +68,11 @@ fn closed_loop_measures_ttft_and_tpot() {
     assert!((s.window_s - 2.0).abs() < 0.3, "{}", s.window_s);
     assert!(run.steady_begin >= 0.39);
     // Requests were sent and finished in order of time; drain after the window is recorded.
-    assert!(run.requests.iter().all(|r| r.sent <= r.first_token.unwrap() && r.first_token.unwrap() <= r.done));
+    assert!(
+        run.requests
+            .iter()
+            .all(|r| r.sent <= r.first_token.unwrap() && r.first_token.unwrap() <= r.done)
+    );
     assert!(run.requests.iter().any(|r| r.done > run.steady_end), "drain recorded");
     // The request shape of a streamed completion.
     let b: Value = srv.requests()[0].body.clone();
@@ -74,8 +87,10 @@ fn closed_loop_measures_ttft_and_tpot() {
 
 #[test]
 fn slower_server_measures_slower() {
-    let fast = TestServer::start(|_, _| stream(Duration::from_millis(20), Duration::from_millis(10)));
-    let slow = TestServer::start(|_, _| stream(Duration::from_millis(250), Duration::from_millis(60)));
+    let fast =
+        TestServer::start(|_, _| stream(Duration::from_millis(20), Duration::from_millis(10)));
+    let slow =
+        TestServer::start(|_, _| stream(Duration::from_millis(250), Duration::from_millis(60)));
     let p = vec!["x".to_string()];
     let c = cfg(Arrival::Closed { clients: 2 });
     let f = run_load(&client(&fast.url), &p, &c, &ClockMarker).unwrap().steady();
@@ -117,11 +132,25 @@ fn overloaded_open_loop_is_flagged() {
     });
     let p = vec!["a".to_string()];
     let c = cfg(Arrival::Poisson { rate: 20.0, seed: 1 });
-    let client = Client::new(Endpoint::new(&srv.url, "m").timeout(Duration::from_secs(3)).retries(1, Duration::ZERO), 8).unwrap();
+    let client = Client::new(
+        Endpoint::new(&srv.url, "m").timeout(Duration::from_secs(3)).retries(1, Duration::ZERO),
+        8,
+    )
+    .unwrap();
     let run = run_load(&client, &p, &c, &ClockMarker).unwrap();
     let s = run.steady();
-    assert!(s.warnings.iter().any(|w| w.contains("overloaded")), "{:?} {:?}", s.warnings, run.requests[0].error);
-    eprintln!("overloaded: {} requests, {} errors, first error {:?}", run.requests.len(), s.errors, run.requests.iter().find_map(|r| r.error.clone()));
+    assert!(
+        s.warnings.iter().any(|w| w.contains("overloaded")),
+        "{:?} {:?}",
+        s.warnings,
+        run.requests[0].error
+    );
+    eprintln!(
+        "overloaded: {} requests, {} errors, first error {:?}",
+        run.requests.len(),
+        s.errors,
+        run.requests.iter().find_map(|r| r.error.clone())
+    );
     // Requests that waited past the client's timeout are recorded as failed, not dropped.
     assert!(s.errors > 0 && s.warnings.iter().any(|w| w.contains("failed")));
 }
