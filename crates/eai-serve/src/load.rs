@@ -384,14 +384,14 @@ impl LoadRun {
                     s.mean_in_flight
                 ));
             }
-            Arrival::Poisson { rate, .. } if w > 0.0 && s.sent as f64 > 10.0 => {
-                if s.responses_per_s < 0.8 * rate {
-                    s.warnings.push(format!(
-                        "completions {:.2}/s < 80 % of arrivals {rate:.2}/s: the server is \
-                         overloaded (queue growing), not in a steady state",
-                        s.responses_per_s
-                    ));
-                }
+            Arrival::Poisson { rate, .. }
+                if w > 0.0 && s.sent > 10 && s.responses_per_s < 0.8 * rate =>
+            {
+                s.warnings.push(format!(
+                    "completions {:.2}/s < 80 % of arrivals {rate:.2}/s: the server is \
+                     overloaded (queue growing), not in a steady state",
+                    s.responses_per_s
+                ));
             }
             _ => {}
         }

@@ -137,8 +137,8 @@ impl TokenLogprobs {
         }
         let mut sum = 0.0;
         let mut greedy = true;
-        for i in ctxlen..prompt_len {
-            let lp = self.token_logprobs[i].ok_or_else(|| ServeError::NoPromptLogprobs {
+        for (i, lp) in self.token_logprobs.iter().enumerate().take(prompt_len).skip(ctxlen) {
+            let lp = lp.ok_or_else(|| ServeError::NoPromptLogprobs {
                 url: url.to_string(),
                 model: model.to_string(),
                 detail: format!("token_logprobs[{i}] is null inside the continuation"),

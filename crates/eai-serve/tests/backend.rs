@@ -31,7 +31,7 @@ fn lp(pos: usize, id: u64) -> f64 {
     -((id % 13) as f64 + 1.0) / 8.0 - pos as f64 / 1024.0
 }
 fn greedy(id: u64) -> bool {
-    id % 2 == 0
+    id.is_multiple_of(2)
 }
 
 /// Answers `/v1/completions` echo requests for one or several token-id prompts.
