@@ -15,6 +15,8 @@ use crate::study::{GgufLoader, PowerSetup, Study, StudyTask};
 
 // `eai quantize` needs eai-quant: the `cli` feature enables it.
 
+pub use crate::serve_cli::{LoadArgs, ServeArgs, load, load_prompts};
+
 /// Where the model comes from.
 #[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
 pub struct ModelArgs {
@@ -228,6 +230,9 @@ pub struct StudyArgs {
     #[arg(long, value_name = "DIR")]
     #[serde(skip)]
     pub resume: Option<PathBuf>,
+    /// Served deployments instead of a local model (`--endpoint fp16=URL --endpoint int8=URL`).
+    #[command(flatten)]
+    pub serve: crate::serve_cli::ServeArgs,
 }
 
 fn secs(x: f64, field: &'static str) -> Result<Duration> {
@@ -240,7 +245,7 @@ fn secs(x: f64, field: &'static str) -> Result<Duration> {
 /// # Errors
 /// Any study error (one line via `Display`).
 pub fn study(a: &StudyArgs) -> Result<()> {
-    use crate::report::files::{JOURNAL_JSONL, STUDY_ARGS_JSON};
+    use crate::report::files::STUDY_ARGS_JSON;
     let resuming = a.resume.is_some();
     let saved;
     let a = match &a.resume {
@@ -257,7 +262,6 @@ pub fn study(a: &StudyArgs) -> Result<()> {
         None => a,
     };
     check_out_dir("--out", &a.out, &a.model, &a.tasks, a.power.replay.as_deref())?;
-    let journal = a.out.join(JOURNAL_JSONL);
     if !resuming && saved_args_or_journal(&a.out) {
         return Err(Error::Config {
             field: "--out",
@@ -271,10 +275,27 @@ pub fn study(a: &StudyArgs) -> Result<()> {
     }
     let schemes = schemes(&a.schemes)?;
     let tasks = a.tasks.build()?;
+    if a.serve.active() {
+        let loader = a.serve.loader(&schemes)?;
+        return run_study(a, loader.schemes(), tasks, loader, resuming);
+    }
     let gguf = a.model.resolve()?;
     #[cfg_attr(not(feature = "cuda"), allow(unused_mut))]
     let mut loader = GgufLoader::new(gguf);
     loader = a.device.apply(loader)?;
+    run_study(a, schemes, tasks, loader, resuming)
+}
+
+/// The study protocol of `eai study` with any model loader.
+fn run_study<L: crate::study::ModelLoader>(
+    a: &StudyArgs,
+    schemes: Vec<Scheme>,
+    tasks: Vec<StudyTask>,
+    loader: L,
+    resuming: bool,
+) -> Result<()> {
+    use crate::report::files::{JOURNAL_JSONL, STUDY_ARGS_JSON};
+    let journal = a.out.join(JOURNAL_JSONL);
     let mut s = Study::new(loader)
         .schemes(schemes)
         .tasks(tasks)
@@ -373,6 +394,9 @@ pub struct EvalArgs {
     /// Print results as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Score a served model instead of a local one (`--endpoint URL --served-model NAME`).
+    #[command(flatten)]
+    pub serve: crate::serve_cli::ServeArgs,
 }
 
 /// Runs `eai eval`.
@@ -385,23 +409,29 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
     }
     let scheme: Scheme = a.scheme.parse()?;
     let tasks = a.tasks.build()?;
-    let gguf = a.model.resolve()?;
-    let mut loader = a.device.apply(GgufLoader::new(gguf))?;
-    let mut model = crate::study::ModelLoader::load(&mut loader, scheme)
-        .map_err(|e| Error::Model { scheme: scheme.label().into(), source: e })?;
+    let (mut model, label): (Box<dyn eai_core::LanguageModel>, String) = if a.serve.active() {
+        let (m, label) = a.serve.model(scheme.label())?;
+        (Box::new(m), label)
+    } else {
+        let gguf = a.model.resolve()?;
+        let mut loader = a.device.apply(GgufLoader::new(gguf))?;
+        let m = crate::study::ModelLoader::load(&mut loader, scheme)
+            .map_err(|e| Error::Model { scheme: scheme.label().into(), source: e })?;
+        (m, scheme.label().to_string())
+    };
     let mut suite = Suite::default();
     for t in tasks {
         suite.extend(t.suite().clone());
     }
     let r = evaluator(a.batch_size)?.run(&mut model, &suite).map_err(|e| Error::Eval {
         task: "suite".into(),
-        scheme: scheme.label().into(),
+        scheme: label.clone(),
         source: Box::new(e),
     })?;
     if let Some(dir) = &a.out {
         r.write_dir(dir).map_err(|e| Error::Eval {
             task: "results".into(),
-            scheme: scheme.label().into(),
+            scheme: label.clone(),
             source: Box::new(e),
         })?;
     }

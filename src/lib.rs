@@ -120,5 +120,10 @@ pub mod plots;
 mod report;
 #[cfg(feature = "study")]
 mod scheme;
+/// Served models: OpenAI-compatible endpoints as study schemes, energy per response under load.
+#[cfg(feature = "serve")]
+pub mod serve;
+#[cfg(feature = "cli")]
+mod serve_cli;
 #[cfg(feature = "study")]
 mod study;

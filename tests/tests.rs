@@ -10,4 +10,6 @@ mod fuzz_seeds;
 mod measure;
 mod real_model;
 mod resume;
+mod serve;
+mod serve_llamacpp;
 mod study;

@@ -50,6 +50,9 @@ enum Command {
     /// Sample this node's GPUs and CPUs and serve energy windows over HTTP (cluster energy).
     #[cfg(feature = "cluster")]
     Agent(eai::agent_cli::AgentArgs),
+    /// Energy per response of a served model under load (open or closed loop), at steady state.
+    #[cfg(feature = "cli")]
+    Load(eai::cli::LoadArgs),
 }
 
 #[derive(Debug, Args)]
@@ -259,6 +262,8 @@ fn main() -> ExitCode {
         }
         #[cfg(feature = "cluster")]
         Command::Agent(a) => eai::agent_cli::agent(&a).map(|()| ExitCode::SUCCESS),
+        #[cfg(feature = "cli")]
+        Command::Load(a) => eai::cli::load(&a).map(|()| ExitCode::SUCCESS).map_err(Into::into),
     };
     r.unwrap_or_else(|e| {
         eprintln!("eai: error: {}", error_line(&*e));

@@ -89,11 +89,7 @@ pub type TokenPair = (Vec<u32>, Vec<u32>);
 ///
 /// # Errors
 /// [`Error::InvalidInput`] when either side ends up empty; tokenizer errors.
-pub(crate) fn encode_pair(
-    tokenizer: &Tokenizer,
-    context: &str,
-    continuation: &str,
-) -> Result<TokenPair> {
+pub fn encode_pair(tokenizer: &Tokenizer, context: &str, continuation: &str) -> Result<TokenPair> {
     if context.is_empty() {
         let prefix = tokenizer
             .bos_id()

@@ -41,7 +41,7 @@ pub use crate::{
     config::{Architecture, ModelConfig, RopeScaling},
     convert::{ConvertDtype, gguf_to_hf, hf_config_json, hf_tensor_names},
     dequant::{GgmlType, dequantize_into, quantize},
-    engine::{Counters, Engine, EngineOptions, TokenPair},
+    engine::{Counters, Engine, EngineOptions, TokenPair, encode_pair},
     error::{Error, Result},
     fetch::{SMOLLM2_FILE, SMOLLM2_PYPI, SMOLLM2_SHA256, cache_dir, find_smollm2, sha256_file},
     gguf::{DEFAULT_ALIGNMENT, GgufFile, GgufValue, GgufWriter, TensorInfo},
