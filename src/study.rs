@@ -119,6 +119,9 @@ pub struct GgufLoader {
     path: PathBuf,
     name: String,
     options: Option<eai_model::EngineOptions>,
+    /// Shapes and tokenizer from the file's metadata, synthetic weights (see
+    /// [`GgufLoader::synthetic`]).
+    synthetic: bool,
     #[cfg(feature = "cuda")]
     cuda: Option<usize>,
 }
@@ -136,9 +139,53 @@ impl GgufLoader {
             path,
             name,
             options: None,
+            synthetic: false,
             #[cfg(feature = "cuda")]
             cuda: None,
         }
+    }
+
+    /// A model with the exact shapes and the tokenizer of the GGUF file at `path` — which may be
+    /// metadata only (`eai_model::GgufFile::open_metadata_only`), such as the published first
+    /// part of DeepSeek-R1-Distill-Qwen-7B — and synthetic weights (fixed seed). Its runs are
+    /// named `<model> (synthetic weights)`: their speed, memory and energy describe the shapes and
+    /// the scheme; their scores are those of random weights. Runs on the GPU only
+    /// ([`GgufLoader::cuda`]): the CPU engine keeps f32 weights, 30 GB at 7B.
+    pub fn synthetic(path: impl Into<PathBuf>) -> Self {
+        let mut l = Self::new(path);
+        l.synthetic = true;
+        l.name = format!("{} (synthetic weights)", l.name);
+        l
+    }
+
+    #[cfg(feature = "cuda")]
+    fn load_synthetic(
+        &mut self,
+        s: eai_model::Scheme,
+        ordinal: usize,
+    ) -> Result<Box<dyn LanguageModel>, ModelError> {
+        use eai_model::cuda::{GpuEngine, GpuModel, GpuScheme, open_device};
+        let what = |e: &dyn std::fmt::Display| {
+            ModelError::backend(format!("reading {}", self.path.display()), e.to_string())
+        };
+        let f = eai_model::GgufFile::open_metadata_only(&self.path).map_err(|e| what(&e))?;
+        let cfg = eai_model::ModelConfig::from_gguf(&f).map_err(|e| what(&e))?;
+        let tok = eai_model::Tokenizer::from_gguf(&f).map_err(|e| what(&e))?;
+        let base = f
+            .get("general.name")
+            .and_then(|v| v.as_str())
+            .map_or_else(|| self.name.replace(" (synthetic weights)", ""), str::to_string);
+        self.name = format!("{base} (synthetic weights)");
+        let gs = GpuScheme::from_cpu(s).unwrap_or(GpuScheme::W8A16);
+        let dev = open_device(ordinal)
+            .map_err(|e| ModelError::backend(format!("opening CUDA device {ordinal}"), e))?;
+        let model = GpuModel::synthetic(dev, cfg, gs, 7)
+            .map_err(|e| ModelError::backend(format!("building synthetic {base} on the GPU"), e))?;
+        let mut e = GpuEngine::new(model, tok, self.name.clone());
+        if let Some(o) = &self.options {
+            e = e.with_options(o.clone());
+        }
+        Ok(Box::new(e))
     }
 
     /// Runs the model on CUDA device `ordinal` (`eai_model::cuda::GpuEngine`) instead of the
@@ -174,6 +221,18 @@ impl ModelLoader for GgufLoader {
                 ),
             });
         };
+        #[cfg(feature = "cuda")]
+        if let (true, Some(ordinal)) = (self.synthetic, self.cuda) {
+            return self.load_synthetic(s, ordinal);
+        }
+        if self.synthetic {
+            return Err(ModelError::Unsupported {
+                model: self.name.clone(),
+                what: "synthetic weights run on the GPU only (`--cuda N`, a build with the `cuda` \
+                       feature): the CPU engine keeps f32 weights (30 GB at 7B)"
+                    .into(),
+            });
+        }
         #[cfg(feature = "cuda")]
         if let Some(ordinal) = self.cuda {
             use eai_model::cuda::{GpuEngine, GpuScheme, open_device};

@@ -403,12 +403,17 @@ fn main() {
     if (only("7b") || only("profile")) && !args.iter().any(|a| a == "--skip-7b") {
         // The paper's six models at their exact published shapes (config.json as on the Hugging
         // Face Hub, quoted with sources in docs/paper-models.md), synthetic weights.
-        let paper = |file: &str| -> ModelConfig {
-            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/configs");
-            ModelConfig::from_hf_file(dir.join(file)).unwrap()
+        // (Embedded: the binary runs on machines without the source tree.)
+        macro_rules! cfg_json {
+            ($f:literal) => {
+                ($f, include_str!(concat!("../tests/fixtures/configs/", $f)))
+            };
+        }
+        let paper = |(file, text): (&str, &str)| -> ModelConfig {
+            ModelConfig::from_hf_json(text, file).unwrap()
         };
-        let qwen = paper("Qwen2.5-7B-Instruct.json");
-        let mistral = paper("Mistral-7B-Instruct-v0.2.json");
+        let qwen = paper(cfg_json!("Qwen2.5-7B-Instruct.json"));
+        let mistral = paper(cfg_json!("Mistral-7B-Instruct-v0.2.json"));
         let smol = ModelConfig::from_hf_json(
             r#"{ "architectures": ["LlamaForCausalLM"], "hidden_size": 576, "intermediate_size": 1536,
                  "num_attention_heads": 9, "num_key_value_heads": 3, "num_hidden_layers": 30,
@@ -418,20 +423,24 @@ fn main() {
         )
         .unwrap();
         let six = [
-            ("qwen", "synthetic Qwen2.5-7B-Instruct shapes", "Qwen2.5-7B-Instruct.json"),
+            ("qwen", "synthetic Qwen2.5-7B-Instruct shapes", cfg_json!("Qwen2.5-7B-Instruct.json")),
             (
                 "r1",
                 "synthetic DeepSeek-R1-Distill-Qwen-7B shapes",
-                "DeepSeek-R1-Distill-Qwen-7B.json",
+                cfg_json!("DeepSeek-R1-Distill-Qwen-7B.json"),
             ),
             (
                 "mistral",
                 "synthetic Mistral-7B-Instruct-v0.2 shapes",
-                "Mistral-7B-Instruct-v0.2.json",
+                cfg_json!("Mistral-7B-Instruct-v0.2.json"),
             ),
-            ("neural-chat", "synthetic Neural-Chat-7B-v3-3 shapes", "neural-chat-7b-v3-3.json"),
-            ("yi", "synthetic Yi-6B shapes", "Yi-6B.json"),
-            ("bloom", "synthetic Bloomz-7B1 shapes", "bloomz-7b1.json"),
+            (
+                "neural-chat",
+                "synthetic Neural-Chat-7B-v3-3 shapes",
+                cfg_json!("neural-chat-7b-v3-3.json"),
+            ),
+            ("yi", "synthetic Yi-6B shapes", cfg_json!("Yi-6B.json")),
+            ("bloom", "synthetic Bloomz-7B1 shapes", cfg_json!("bloomz-7b1.json")),
         ];
         let names = arg(&args, "--shapes").unwrap_or_else(|| "qwen".into());
         let names = names.replace("paper", "qwen,r1,mistral,neural-chat,yi,bloom");
@@ -443,7 +452,7 @@ fn main() {
                 "qwen4" => ("synthetic Qwen2.5-7B shapes, 4 layers", layers(&qwen, 4)),
                 "mistral4" => ("synthetic Mistral-7B shapes, 4 layers", layers(&mistral, 4)),
                 other => match six.iter().find(|(k, _, _)| *k == other) {
-                    Some((_, label, file)) => (*label, paper(file)),
+                    Some((_, label, json)) => (*label, paper(*json)),
                     None => panic!("unknown shape {other}"),
                 },
             })
