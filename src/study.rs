@@ -228,9 +228,10 @@ impl ModelLoader for GgufLoader {
         if self.synthetic {
             return Err(ModelError::Unsupported {
                 model: self.name.clone(),
-                what: "synthetic weights run on the GPU only (`--cuda N`, a build with the `cuda` \
-                       feature): the CPU engine keeps f32 weights (30 GB at 7B)"
-                    .into(),
+                what: "synthetic weights on the CPU (they run on the GPU only: `--cuda N` in a \
+                       build with the `cuda` feature; the CPU engine keeps f32 weights, 30 GB at \
+                       7B)"
+                .into(),
             });
         }
         #[cfg(feature = "cuda")]

@@ -442,7 +442,9 @@ fn layer_norm(x: ArrayView2<'_, f32>, n: &Norm, eps: f32, mut y: ArrayViewMut2<'
     }
 }
 
-/// BLOOM's GELU (`bloom_gelu_forward`: the tanh form with its constant 0.79788456).
+/// BLOOM's GELU (`bloom_gelu_forward`: the tanh form with its constant 0.79788456, written as
+/// transformers writes it).
+#[allow(clippy::excessive_precision)]
 pub(crate) fn gelu(x: f32) -> f32 {
     x * 0.5 * (1.0 + (0.797_884_56 * x * (1.0 + 0.044_715 * x * x)).tanh())
 }
@@ -606,6 +608,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::excessive_precision)]
     fn gelu_is_the_tanh_form() {
         assert_eq!(gelu(0.0), 0.0);
         let x = 1.3f32;

@@ -783,6 +783,39 @@ mod tests {
     }
 
     #[test]
+    fn metadata_only_files_list_tensors_without_data() {
+        let bytes = sample().to_bytes();
+        let f = GgufFile::from_bytes("m", bytes.clone()).unwrap();
+        assert_eq!(f.contents(), GgufContents::Complete);
+        let y_start = (f.data_start() + f.tensor("y").unwrap().offset) as usize;
+        // Cut inside tensor `y`: `x` is whole, `y` is not.
+        let cut = bytes[..y_start + 3].to_vec();
+        assert!(matches!(GgufFile::from_bytes("m", cut.clone()), Err(Error::BadTensor { .. })));
+        let m = GgufFile::from_bytes_metadata_only("m", cut).unwrap();
+        assert_eq!(
+            m.contents(),
+            GgufContents::MetadataOnly { tensors_with_data: 1, full_len: bytes.len() as u64 }
+        );
+        assert!(m.has_data("x") && !m.has_data("y") && !m.has_data("z"));
+        assert_eq!(m.dequantize("x").unwrap().len(), 64);
+        assert!(matches!(m.dequantize("y"), Err(Error::TensorDataAbsent { .. })));
+        assert_eq!(m.architecture().unwrap(), "llama");
+        // Cut before the data section: every tensor listed, none present.
+        let head = bytes[..f.data_start() as usize - 1].to_vec();
+        let h = GgufFile::from_bytes_metadata_only("m", head).unwrap();
+        assert_eq!(h.tensors().len(), 2);
+        assert!(matches!(h.contents(), GgufContents::MetadataOnly { tensors_with_data: 0, .. }));
+        // A cut inside the metadata or the tensor infos is still an error.
+        let infos_end = f.data_start() as usize - 40;
+        for cut in [10, 40, infos_end] {
+            assert!(
+                GgufFile::from_bytes_metadata_only("m", bytes[..cut].to_vec()).is_err(),
+                "{cut}"
+            );
+        }
+    }
+
+    #[test]
     fn every_truncation_is_an_error() {
         let bytes = sample().to_bytes();
         for cut in 0..bytes.len() {
