@@ -560,11 +560,15 @@ mod tests {
 
     #[test]
     fn alibi_slopes_match_the_closed_forms() {
-        // Power of two: 2^(-8k/n).
+        // Power of two: 2^(-8k/n). The base is held in f32 as in transformers (2^-0.25 rounded),
+        // so its powers carry k times its rounding error (0.25000003 for k = 8).
         let s32 = alibi_slopes(32);
         for (k, s) in s32.iter().enumerate() {
             let want = 2f64.powf(-8.0 * (k + 1) as f64 / 32.0);
-            assert!((f64::from(*s) - want).abs() <= want * 1e-7, "{k}: {s} vs {want}");
+            assert!(
+                (f64::from(*s) - want).abs() <= want * 3e-7 * (k + 1) as f64,
+                "{k}: {s} vs {want}"
+            );
         }
         // 12 heads: 8 from the 8-head series, then the odd powers of the 16-head series.
         let s12 = alibi_slopes(12);
@@ -573,7 +577,7 @@ mod tests {
             .chain([1, 3, 5, 7].map(|k| 2f64.powf(-(k as f64) / 2.0)))
             .collect();
         for (a, b) in s12.iter().zip(&want) {
-            assert!((f64::from(*a) - b).abs() <= b * 1e-7, "{a} vs {b}");
+            assert!((f64::from(*a) - b).abs() <= b * 1e-6, "{a} vs {b}");
         }
         assert_eq!(alibi_slopes(1), vec![2f32.powi(-8)]);
         assert!(alibi_slopes(0).is_empty());
