@@ -232,9 +232,12 @@ pub struct StudyArgs {
     /// hardware checks of the advice.
     #[arg(long)]
     pub hardware: Option<String>,
-    /// Run the model on this CUDA device (build with `--features cuda`).
-    #[arg(long, value_name = "ORDINAL")]
-    pub cuda: Option<usize>,
+    /// The device that runs the model.
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    /// How tasks run: batch override, per-call energy, minimum window.
+    #[command(flatten)]
+    pub run: RunArgs,
     /// Output folder.
     #[arg(long, default_value = "eai-study")]
     pub out: PathBuf,
@@ -262,20 +265,7 @@ pub fn study(a: &StudyArgs) -> Result<()> {
     } else {
         GgufLoader::new(gguf)
     };
-    match a.cuda {
-        #[cfg(feature = "cuda")]
-        Some(ordinal) => loader = loader.cuda(ordinal),
-        #[cfg(not(feature = "cuda"))]
-        Some(_) => {
-            return Err(Error::Config {
-                field: "--cuda",
-                reason:
-                    "this eai was built without the `cuda` feature (cargo build --features cuda)"
-                        .into(),
-            });
-        }
-        None => {}
-    }
+    loader = a.device.apply(loader)?;
     let mut s = Study::new(loader)
         .schemes(schemes)
         .tasks(tasks)
@@ -290,6 +280,7 @@ pub fn study(a: &StudyArgs) -> Result<()> {
     if let Some(h) = &a.hardware {
         s = s.hardware(h.clone());
     }
+    s = a.run.apply(s)?;
     let results = s.run()?;
     let report = results.write(&a.out)?;
     if a.json {
@@ -324,6 +315,12 @@ pub struct EvalArgs {
     /// The scheme to run.
     #[arg(long, default_value = "fp32")]
     pub scheme: String,
+    /// The device that runs the model.
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    /// Requests per call to the model, overriding the engine's choice (for experiments).
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
     /// Write `results.json` and `samples_<task>.jsonl` here.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -340,14 +337,14 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
     let scheme: Scheme = a.scheme.parse()?;
     let tasks = a.tasks.build()?;
     let gguf = a.model.resolve()?;
-    let mut loader = GgufLoader::new(gguf);
+    let mut loader = a.device.apply(GgufLoader::new(gguf))?;
     let mut model = crate::study::ModelLoader::load(&mut loader, scheme)
         .map_err(|e| Error::Model { scheme: scheme.label().into(), source: e })?;
     let mut suite = Suite::default();
     for t in tasks {
         suite.extend(t.suite().clone());
     }
-    let r = Evaluator::new().run(&mut model, &suite).map_err(|e| Error::Eval {
+    let r = evaluator(a.batch_size)?.run(&mut model, &suite).map_err(|e| Error::Eval {
         task: "suite".into(),
         scheme: scheme.label().into(),
         source: Box::new(e),
@@ -365,6 +362,93 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
         println!("{}", r.table());
     }
     Ok(())
+}
+
+/// Which device runs the model: the GPU when one is usable, unless told otherwise.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DeviceArgs {
+    /// Run the model on this CUDA device (default: GPU 0 when one is usable, else the CPU).
+    #[arg(long, value_name = "ORDINAL", conflicts_with = "cpu")]
+    pub cuda: Option<usize>,
+    /// Run the model on the CPU even when a GPU is usable.
+    #[arg(long)]
+    pub cpu: bool,
+}
+
+impl DeviceArgs {
+    /// The device and why: `--cpu`, `--cuda N`, else [`Device::auto`](crate::Device::auto).
+    pub fn choose(&self) -> crate::device::DeviceChoice {
+        use crate::device::{Device, DeviceChoice};
+        match (self.cpu, self.cuda) {
+            (true, _) => DeviceChoice { device: Device::Cpu, reason: "--cpu".into() },
+            (false, Some(n)) => {
+                DeviceChoice { device: Device::Cuda(n), reason: format!("--cuda {n}") }
+            }
+            (false, None) => Device::auto(),
+        }
+    }
+
+    /// Sets the loader's device and says which on stderr.
+    ///
+    /// # Errors
+    /// `--cuda` in a build without the `cuda` feature.
+    pub fn apply(&self, loader: GgufLoader) -> Result<GgufLoader> {
+        let c = self.choose();
+        if matches!(c.device, crate::device::Device::Cuda(_)) && !cfg!(feature = "cuda") {
+            return Err(Error::Config {
+                field: "--cuda",
+                reason: "this eai was built without the `cuda` feature (cargo build --features \
+                         cuda)"
+                    .into(),
+            });
+        }
+        eprintln!("eai: the model runs on {} ({})", c.device, c.reason);
+        Ok(loader.device(c.device))
+    }
+}
+
+/// How a study runs its tasks. The defaults are the fast, well-measured path; these are for
+/// experts and experiments.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RunArgs {
+    /// Requests per call to the model, overriding the engine's choice.
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
+    /// Meter every model call in its own energy window (prefill and generation energy apart;
+    /// costs time on a GPU).
+    #[arg(long)]
+    pub per_call_energy: bool,
+    /// Shortest task window, seconds: the task's requests run again inside the window until it
+    /// is reached (default 5 when an NVML GPU is measured, else 0; 0 turns it off).
+    #[arg(long, value_name = "SECONDS")]
+    pub min_window: Option<f64>,
+}
+
+impl RunArgs {
+    /// Applies the options to a study.
+    ///
+    /// # Errors
+    /// A minimum window that is not a number of seconds.
+    pub fn apply<L: crate::study::ModelLoader>(&self, mut s: Study<L>) -> Result<Study<L>> {
+        if let Some(n) = self.batch_size {
+            s = s.batch_size(n);
+        }
+        if let Some(w) = self.min_window {
+            s = s.min_window(secs(w, "--min-window")?);
+        }
+        Ok(s.per_call_energy(self.per_call_energy))
+    }
+}
+
+/// The evaluator of `eai eval`: the engine's batch size unless overridden.
+fn evaluator(batch_size: Option<usize>) -> Result<Evaluator> {
+    match batch_size {
+        Some(0) => {
+            Err(Error::Config { field: "--batch-size", reason: "must be at least 1".into() })
+        }
+        Some(n) => Ok(Evaluator::new().batch_size(n)),
+        None => Ok(Evaluator::new()),
+    }
 }
 
 /// `eai recommend`: the deployment decision flow over measured runs.
@@ -600,5 +684,62 @@ mod tests {
         assert!(t.build().unwrap_err().to_string().contains("--data"));
         let t = TaskArgs { tasks: vec!["arc_easy:3".into()], data: None };
         assert_eq!(t.build().unwrap()[0].docs(), 3);
+    }
+
+    #[derive(Debug, clap::Parser)]
+    struct Program {
+        #[command(subcommand)]
+        command: Sub,
+    }
+
+    #[derive(Debug, clap::Subcommand)]
+    enum Sub {
+        Study(StudyArgs),
+        Eval(EvalArgs),
+    }
+
+    fn parse(args: &[&str]) -> std::result::Result<Sub, clap::Error> {
+        use clap::Parser as _;
+        Program::try_parse_from(std::iter::once("eai").chain(args.iter().copied()))
+            .map(|p| p.command)
+    }
+
+    #[test]
+    fn device_and_run_flags_parse() {
+        let Sub::Eval(e) = parse(&["eval", "--cuda", "1", "--batch-size", "512"]).unwrap() else {
+            panic!("not eval")
+        };
+        assert_eq!((e.device.cuda, e.device.cpu, e.batch_size), (Some(1), false, Some(512)));
+        assert_eq!(e.device.choose().device, crate::device::Device::Cuda(1));
+        let Sub::Eval(e) = parse(&["eval", "--cpu"]).unwrap() else { panic!("not eval") };
+        assert_eq!(e.device.choose().device, crate::device::Device::Cpu);
+        assert!(parse(&["eval", "--cpu", "--cuda", "0"]).is_err(), "--cpu and --cuda conflict");
+        assert!(evaluator(Some(0)).is_err());
+        let Sub::Study(s) = parse(&[
+            "study",
+            "--cuda",
+            "0",
+            "--batch-size",
+            "4096",
+            "--per-call-energy",
+            "--min-window",
+            "2.5",
+        ])
+        .unwrap() else {
+            panic!("not study")
+        };
+        assert_eq!(s.device.cuda, Some(0));
+        assert_eq!(s.run.batch_size, Some(4096));
+        assert!(s.run.per_call_energy);
+        assert_eq!(s.run.min_window, Some(2.5));
+        let Sub::Study(s) = parse(&["study"]).unwrap() else { panic!("not study") };
+        assert_eq!(
+            (s.run.batch_size, s.run.per_call_energy, s.run.min_window),
+            (None, false, None)
+        );
+        assert!(parse(&["study", "--min-window", "soon"]).is_err());
+        assert!(s.run.apply(Study::new(crate::loader_fn("x", |_| unreachable!()))).is_ok());
+        let bad = RunArgs { min_window: Some(-1.0), ..RunArgs::default() };
+        assert!(bad.apply(Study::new(crate::loader_fn("x", |_| unreachable!()))).is_err());
     }
 }

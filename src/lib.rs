@@ -72,9 +72,13 @@ pub use eai_power as power;
 pub use eai_quant as quant;
 
 #[cfg(all(feature = "study", feature = "model"))]
-pub use crate::study::GgufLoader;
+pub use crate::{
+    device::{Device, DeviceChoice},
+    study::GgufLoader,
+};
 #[cfg(feature = "study")]
 pub use crate::{
+    environment::{Environment, GpuEnvironment, HardwareChoice, match_hardware_profile},
     error::{Error, Result},
     estimate::{TDP_ESTIMATE_ID, TdpEstimate},
     metered::{CallEnergy, CallKind, Metered},
@@ -83,13 +87,19 @@ pub use crate::{
     study::{
         Accounting, DeviceShare, EnergyInfo, EnergyKind, FnLoader, ModelInfoRecord, ModelLoader,
         PowerSetup, SampleSet, SchemeRecord, Study, StudyResults, StudySettings, StudyTask,
-        TaskRecord, TaskSetting, loader_fn,
+        TaskRecord, TaskSetting, TimeBreakdown, loader_fn,
     },
 };
 
+#[cfg(feature = "study")]
+mod breakdown;
 /// The `eai` program's pipeline subcommands, mountable in your own clap program.
 #[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(all(feature = "study", feature = "model"))]
+mod device;
+#[cfg(feature = "study")]
+mod environment;
 #[cfg(feature = "study")]
 mod error;
 #[cfg(feature = "study")]

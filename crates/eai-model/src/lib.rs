@@ -36,6 +36,7 @@ mod mmap;
 mod model;
 mod source;
 mod tokenizer;
+mod tokens;
 
 pub use crate::{
     bloom::{BLOOM_DEFAULT_CONTEXT, alibi_slopes, bloom_qkv_to_blocks, bloom_qkv_to_interleaved},
@@ -56,6 +57,7 @@ pub use crate::{
         unpermute_rows,
     },
     tokenizer::{BosPolicy, Tokenizer},
+    tokens::{TokenCache, TokenCacheStats},
 };
 
 #[cfg(feature = "fetch")]

@@ -36,6 +36,7 @@ pub use crate::{
         CudaDeviceSpec, CudaMapping, GpuIdentity, map_cuda_devices, parse_cuda_visible_devices,
     },
     error::{Error, Result},
+    gpu_info::GpuEnvironment,
     measurement::{
         AnalysisConfig, Baseline, BaselineDevice, DeviceEnergy, Flag, Measurement, Method,
     },
@@ -60,10 +61,15 @@ pub mod nvml;
 
 pub mod integrate;
 
+#[cfg(feature = "nvml")]
+#[cfg_attr(docsrs, doc(cfg(feature = "nvml")))]
+pub use crate::gpu_info::gpu_environment;
+
 mod command;
 mod constant;
 mod devices;
 mod error;
+mod gpu_info;
 mod measurement;
 mod meter;
 mod rapl;
