@@ -27,8 +27,9 @@ use crate::model::{
 use crate::source::WeightSource;
 
 /// BLOOM's `max_length` when `config.json` names none (`seq_length`): the training context, and
-/// what lm-evaluation-harness resolves for BLOOM checkpoints (their tokenizer's
-/// `model_max_length` is unset, so it falls back to 2048).
+/// lm-evaluation-harness's fallback (`_DEFAULT_MAX_LENGTH`) when neither the model config
+/// (`n_positions`, `max_position_embeddings`, `n_ctx`: BLOOM has none) nor the tokenizer names
+/// a length.
 pub const BLOOM_DEFAULT_CONTEXT: usize = 2048;
 
 /// The ALiBi slope of every head, exactly as BLOOM's `build_alibi_tensor` defines them: for the
