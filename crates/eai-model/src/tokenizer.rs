@@ -104,6 +104,8 @@ impl Tokenizer {
             "gpt-2" | "default" => (vec![GPT2_REGEX], false),
             "llama-bpe" | "llama3" => (vec![LLAMA3_REGEX], true),
             "qwen2" | "deepseek-r1-qwen" => (vec![QWEN2_REGEX], false),
+            // BLOOM's split (llama.cpp's `bloom` / `poro-chat` / `gpt3-finnish`).
+            "bloom" | "poro-chat" | "gpt3-finnish" => (vec![r" ?[^(\s|.,!?…。，、।۔،)]+"], false),
             other => {
                 return Err(Error::tokenizer(format!(
                     "{src}: pre-tokenizer `{other}` is not supported; refusing to guess its regex"

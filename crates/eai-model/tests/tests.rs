@@ -3,6 +3,8 @@
 
 #[macro_use]
 mod common;
+mod bloom;
 mod parity;
+mod r1_header;
 mod real_model;
 mod synthetic;
