@@ -60,7 +60,7 @@ impl GpuEngine {
     /// fit the device's memory: [`GpuEngine::gen_groups`]), since a GPU forward pass of a few
     /// thousand tokens costs little more than one of a few hundred.
     pub fn default_options() -> EngineOptions {
-        EngineOptions { batch_tokens: 8192, gen_batch: 256, ..EngineOptions::default() }
+        EngineOptions { batch_tokens: 8192, gen_batch: 32, ..EngineOptions::default() }
     }
 
     /// Wraps a model and its tokenizer, with [`GpuEngine::default_options`].
