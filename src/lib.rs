@@ -91,11 +91,11 @@ pub use crate::{
     },
 };
 
-#[cfg(feature = "study")]
-mod breakdown;
 /// `eai agent` and `eai measure --agent` (feature `cluster`), mountable in your own program.
 #[cfg(feature = "cluster")]
 pub mod agent_cli;
+#[cfg(feature = "study")]
+mod breakdown;
 #[cfg(feature = "cluster")]
 pub use eai_cluster as cluster;
 /// The `eai` program's pipeline subcommands, mountable in your own clap program.
