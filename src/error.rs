@@ -72,6 +72,17 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// Reading, quantizing or writing a checkpoint failed (`eai quantize`); the cause chain
+    /// of the quantization layer's error is kept.
+    #[cfg(feature = "quant")]
+    #[error("{what}: {source}")]
+    Quant {
+        /// What was being done, with the checkpoint's path.
+        what: String,
+        /// The quantization layer's error.
+        #[source]
+        source: Box<eai_quant::QuantError>,
+    },
     /// Drawing a plot failed.
     #[error("plot {path}: {reason}")]
     Plot {

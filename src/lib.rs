@@ -72,9 +72,13 @@ pub use eai_power as power;
 pub use eai_quant as quant;
 
 #[cfg(all(feature = "study", feature = "model"))]
-pub use crate::study::GgufLoader;
+pub use crate::{
+    device::{Device, DeviceChoice},
+    study::GgufLoader,
+};
 #[cfg(feature = "study")]
 pub use crate::{
+    environment::{Environment, GpuEnvironment, HardwareChoice, match_hardware_profile},
     error::{Error, Result},
     estimate::{TDP_ESTIMATE_ID, TdpEstimate},
     metered::{CallEnergy, CallKind, Metered},
@@ -83,24 +87,43 @@ pub use crate::{
     study::{
         Accounting, DeviceShare, EnergyInfo, EnergyKind, FnLoader, ModelInfoRecord, ModelLoader,
         PowerSetup, SampleSet, SchemeRecord, Study, StudyResults, StudySettings, StudyTask,
-        TaskRecord, TaskSetting, loader_fn,
+        TaskRecord, TaskSetting, TimeBreakdown, loader_fn,
     },
 };
 
+/// `eai agent` and `eai measure --agent` (feature `cluster`), mountable in your own program.
+#[cfg(feature = "cluster")]
+pub mod agent_cli;
+#[cfg(feature = "study")]
+mod breakdown;
+#[cfg(feature = "cluster")]
+pub use eai_cluster as cluster;
 /// The `eai` program's pipeline subcommands, mountable in your own clap program.
 #[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(all(feature = "study", feature = "model"))]
+mod device;
+#[cfg(feature = "study")]
+mod environment;
 #[cfg(feature = "study")]
 mod error;
 #[cfg(feature = "study")]
 mod estimate;
 #[cfg(feature = "study")]
 mod metered;
+/// Output paths: checked first, never an input, written atomically (temp + rename).
+#[cfg(feature = "study")]
+pub mod outputs;
 #[cfg(feature = "study")]
 pub mod plots;
 #[cfg(feature = "study")]
 mod report;
 #[cfg(feature = "study")]
 mod scheme;
+/// Served models: OpenAI-compatible endpoints as study schemes, energy per response under load.
+#[cfg(feature = "serve")]
+pub mod serve;
+#[cfg(feature = "cli")]
+mod serve_cli;
 #[cfg(feature = "study")]
 mod study;

@@ -148,41 +148,69 @@ impl<'m, M: LanguageModel> Metered<'m, M> {
     /// # Errors
     /// [`Error::Power`] when a window cannot be computed.
     pub fn energy(&self) -> Result<Vec<CallEnergy>> {
-        let mut out: Vec<CallEnergy> = Vec::new();
-        for c in &self.calls {
-            let m = self
-                .meter
-                .measurement(c.window)
-                .map_err(|e| Error::power(format!("{} call window", self.label), e))?;
-            let entry = match out.iter_mut().find(|e| e.kind == c.kind) {
-                Some(e) => e,
-                None => {
-                    out.push(CallEnergy {
-                        kind: c.kind,
-                        calls: 0,
-                        requests: 0,
-                        tokens: Some(0),
-                        duration: Seconds(0.0),
-                        energy: None,
-                    });
-                    let n = out.len() - 1;
-                    &mut out[n]
-                }
-            };
-            entry.calls += 1;
-            entry.requests += c.requests;
-            entry.tokens = match (entry.tokens, c.tokens) {
-                (Some(a), Some(b)) => Some(a + b),
-                _ => None,
-            };
-            entry.duration += m.duration;
-            if let Some(e) = m.energy() {
-                entry.energy = Some(entry.energy.unwrap_or(Joules::ZERO) + e);
-            }
-        }
-        out.sort_by_key(|e| e.kind);
-        Ok(out)
+        call_energy(self.meter, &self.label, &self.calls)
     }
+
+    /// The calls so far, to compute their energy later (after an enclosing window closes),
+    /// leaving the wrapper empty.
+    pub(crate) fn take_calls(&mut self) -> PendingCalls<'m> {
+        PendingCalls {
+            meter: self.meter,
+            label: self.label.clone(),
+            calls: std::mem::take(&mut self.calls),
+        }
+    }
+}
+
+/// Calls of a [`Metered`] model whose energy is computed later.
+#[derive(Debug)]
+pub(crate) struct PendingCalls<'m> {
+    meter: &'m Meter,
+    label: String,
+    calls: Vec<Call>,
+}
+
+impl PendingCalls<'_> {
+    /// As [`Metered::energy`].
+    pub(crate) fn energy(&self) -> Result<Vec<CallEnergy>> {
+        call_energy(self.meter, &self.label, &self.calls)
+    }
+}
+
+fn call_energy(meter: &Meter, label: &str, calls: &[Call]) -> Result<Vec<CallEnergy>> {
+    let mut out: Vec<CallEnergy> = Vec::new();
+    for c in calls {
+        let m = meter
+            .measurement(c.window)
+            .map_err(|e| Error::power(format!("{label} call window"), e))?;
+        let entry = match out.iter_mut().find(|e| e.kind == c.kind) {
+            Some(e) => e,
+            None => {
+                out.push(CallEnergy {
+                    kind: c.kind,
+                    calls: 0,
+                    requests: 0,
+                    tokens: Some(0),
+                    duration: Seconds(0.0),
+                    energy: None,
+                });
+                let n = out.len() - 1;
+                &mut out[n]
+            }
+        };
+        entry.calls += 1;
+        entry.requests += c.requests;
+        entry.tokens = match (entry.tokens, c.tokens) {
+            (Some(a), Some(b)) => Some(a + b),
+            _ => None,
+        };
+        entry.duration += m.duration;
+        if let Some(e) = m.energy() {
+            entry.energy = Some(entry.energy.unwrap_or(Joules::ZERO) + e);
+        }
+    }
+    out.sort_by_key(|e| e.kind);
+    Ok(out)
 }
 
 fn sum_tokens(it: impl Iterator<Item = Option<u32>>) -> Option<u64> {
@@ -232,5 +260,13 @@ impl<M: LanguageModel> LanguageModel for Metered<'_, M> {
 
     fn truncated_requests(&self) -> Option<u64> {
         self.inner.truncated_requests()
+    }
+
+    fn batch_hint(&self) -> Option<eai_core::BatchHint> {
+        self.inner.batch_hint()
+    }
+
+    fn engine_time(&self) -> Option<eai_core::EngineTime> {
+        self.inner.engine_time()
     }
 }

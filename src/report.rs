@@ -738,6 +738,10 @@ pub mod files {
     pub const TABLE2_JSON: &str = "table2.json";
     /// Per-sample records, `samples/<scheme>/rep<k>/samples_<task>.jsonl`.
     pub const SAMPLES_DIR: &str = "samples";
+    /// The study's journal: one line per finished run, for `--resume` (`Study::journal`).
+    pub const JOURNAL_JSONL: &str = "journal.jsonl";
+    /// The `eai study` arguments, for `eai study --resume`.
+    pub const STUDY_ARGS_JSON: &str = "study-args.json";
     /// Power over time with task windows.
     pub const POWER_SVG: &str = "plots/power.svg";
     /// Score against energy with the Pareto front.
@@ -810,6 +814,7 @@ impl StudyReport {
             );
         }
         s.push('\n');
+        s.push_str(&r.environment.to_markdown());
         if let Some(t) = &self.table2 {
             let _ = writeln!(
                 s,
@@ -830,28 +835,44 @@ impl StudyReport {
             );
         }
         let energy = self.energy_kind != EnergyKind::None;
+        // Per-call energy columns only when the calls were metered (`per_call_energy`).
+        let calls = r.tasks.iter().any(|t| !t.calls.is_empty());
         s.push_str("## Per task\n\n");
         if energy {
             s.push_str(
-                "Mean [95 % interval] over the repetitions. J/token here divides by the tokens \
-                 the engine scored (log-likelihood continuations) or generated; the \
-                 per-configuration J/token above counts generated tokens only (none on \
-                 multiple-choice tasks). Prefill J and Generation J are the energy inside the \
-                 model's log-likelihood and generation calls (`Metered`); the rest of a task's \
-                 energy is prompt building and scoring.\n\n",
+                "Mean [95 % interval] over the repetitions; energy and time per pass of the \
+                 task's requests. J/token here divides by the tokens the engine scored \
+                 (log-likelihood continuations) or generated; the per-configuration J/token \
+                 above counts generated tokens only (none on multiple-choice tasks).",
             );
-            s.push_str(
+            if calls {
+                s.push_str(
+                    " Prefill J and Generation J are the energy inside the model's \
+                     log-likelihood and generation calls of the first pass (`Metered`); the \
+                     rest of a task's energy is prompt building and scoring.",
+                );
+            }
+            s.push_str("\n\n");
+            s.push_str(if calls {
                 "| Scheme | Task | Score | Energy (J) | EOR (score/Wh) | TWEOR (score/(Wh·s)) | J/request | J/token | Prefill J | Generation J | Time (s) |\n\
-                 |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
-            );
+                 |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+            } else {
+                "| Scheme | Task | Score | Energy (J) | EOR (score/Wh) | TWEOR (score/(Wh·s)) | J/request | J/token | Time (s) |\n\
+                 |---|---|---:|---:|---:|---:|---:|---:|---:|\n"
+            });
         } else {
             s.push_str("| Scheme | Task | Score | Time (s) |\n|---|---|---:|---:|\n");
         }
         for c in &self.cells {
             if energy {
+                let call_cols = if calls {
+                    format!(" {} | {} |", fmt_opt(c.loglikelihood_j, 1), fmt_opt(c.generation_j, 1))
+                } else {
+                    String::new()
+                };
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {:.4} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    "| {} | {} | {:.4} | {} | {} | {} | {} | {} |{call_cols} {} |",
                     c.scheme.display_name(),
                     c.task,
                     c.score,
@@ -860,8 +881,6 @@ impl StudyReport {
                     fmt_summary(c.tweor.as_ref(), 5),
                     fmt_opt(c.j_per_request, 3),
                     fmt_opt(c.j_per_token, 4),
-                    fmt_opt(c.loglikelihood_j, 1),
-                    fmt_opt(c.generation_j, 1),
                     fmt_summary(Some(&c.wall_s), 2),
                 );
             } else {
@@ -876,6 +895,7 @@ impl StudyReport {
             }
         }
         s.push('\n');
+        s.push_str(&crate::breakdown::time_markdown(r));
         for (task, t) in &self.task_tables {
             if !t.rows.is_empty() {
                 let _ = writeln!(s, "### Table 2 on {task} alone\n\n{}", t.to_markdown());
@@ -1005,7 +1025,7 @@ impl StudyReport {
                 sc.warmup_time.0
             );
         }
-        let flagged: Vec<String> = r
+        let mut flagged: Vec<String> = r
             .tasks
             .iter()
             .filter_map(|t| {
@@ -1019,6 +1039,7 @@ impl StudyReport {
                 })
             })
             .collect();
+        flagged.extend(crate::breakdown::pass_flags(&r.tasks));
         if !flagged.is_empty() {
             s.push_str("\nQuality flags on task windows:\n\n");
             for f in flagged {
@@ -1066,6 +1087,14 @@ struct TaskRow<'a> {
     loglikelihood_j: Option<f64>,
     generation_j: Option<f64>,
     window: Option<u64>,
+    passes: u32,
+    window_s: f64,
+    passes_agree: bool,
+    tokenize_s: Option<f64>,
+    engine_s: Option<f64>,
+    scoring_s: Option<f64>,
+    bookkeeping_s: Option<f64>,
+    engine_busy: Option<f64>,
 }
 
 fn write_file(path: &Path, bytes: impl AsRef<[u8]>) -> Result<()> {
@@ -1162,6 +1191,14 @@ impl StudyResults {
             loglikelihood_j: call(t, crate::metered::CallKind::Loglikelihood),
             generation_j: call(t, crate::metered::CallKind::Generation),
             window: t.window,
+            passes: t.passes,
+            window_s: t.window_wall.0,
+            passes_agree: t.passes_agree,
+            tokenize_s: t.time.map(|b| b.tokenize.0),
+            engine_s: t.time.map(|b| b.engine.0),
+            scoring_s: t.time.map(|b| b.scoring.0),
+            bookkeeping_s: t.time.map(|b| b.bookkeeping.0),
+            engine_busy: t.time.and_then(|b| b.engine_busy()),
         });
         let bytes = csv_bytes(rows, &f)?;
         write_file(&f, bytes)?;

@@ -20,7 +20,7 @@ fn errors_are_one_line() {
     let (rc, _, err) = eai(&["study", "--model", "/nonexistent.gguf", "--no-power"]);
     assert_eq!(rc, 2);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains("/nonexistent.gguf is not a file"), "{err}");
+    assert!(err.contains("/nonexistent.gguf is neither a file nor a folder"), "{err}");
     let (rc, _, err) = eai(&["study", "--task", "mmlu", "--no-power"]);
     assert_eq!(rc, 2);
     assert!(err.contains("pass --data DIR"), "{err}");

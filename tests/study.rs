@@ -84,6 +84,7 @@ fn replayed_trace_energies_match_the_trace() {
     constant_gpu_trace(&trace, 150.0, 120.0);
     let r = small(&[Scheme::Fp32, Scheme::Fp16, Scheme::Dynamic])
         .power(PowerSetup::Replay(trace))
+        .per_call_energy(true)
         .run()
         .unwrap();
     assert_eq!(r.energy.kind, EnergyKind::Replayed);
@@ -292,4 +293,143 @@ fn advice_from_the_measured_gpu_study() {
     let doc = std::fs::read_to_string(root.join("docs/results/recommendation-gpu.md")).unwrap();
     let md = advice.to_markdown();
     assert!(doc.contains(md.trim()), "docs/results/recommendation-gpu.md is stale:\n{md}");
+}
+
+/// An engine that records the size of every call it gets.
+struct CallSizes {
+    sizes: std::sync::Arc<std::sync::Mutex<Vec<usize>>>,
+}
+
+impl LanguageModel for CallSizes {
+    fn info(&self) -> eai::core::ModelInfo {
+        eai::core::ModelInfo::new("call-sizes")
+    }
+    fn loglikelihood(
+        &mut self,
+        reqs: &[eai::core::LoglikelihoodRequest],
+    ) -> Result<Vec<eai::core::Loglikelihood>, ModelError> {
+        self.sizes.lock().unwrap().push(reqs.len());
+        Ok(reqs
+            .iter()
+            .map(|r| eai::core::Loglikelihood::new(-(r.continuation.len() as f64), false))
+            .collect())
+    }
+    fn generate_until(
+        &mut self,
+        reqs: &[eai::core::GenerateRequest],
+    ) -> Result<Vec<eai::core::Generation>, ModelError> {
+        Ok(reqs.iter().map(|_| eai::core::Generation::new("")).collect())
+    }
+}
+
+#[test]
+fn batch_size_overrides_the_engines_choice() {
+    let run = |batch: Option<usize>| {
+        let sizes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s2 = sizes.clone();
+        let loader =
+            loader_fn("call-sizes", move |_| -> Result<Box<dyn LanguageModel>, ModelError> {
+                Ok(Box::new(CallSizes { sizes: s2.clone() }))
+            });
+        let mut s = Study::new(loader)
+            .schemes([Scheme::Fp32])
+            .task(StudyTask::new(bundled::arc_easy().unwrap()).limit(10))
+            .repeats(1)
+            .warmup_docs(0)
+            .baseline(Duration::ZERO)
+            .power(PowerSetup::Off)
+            .progress(false);
+        if let Some(n) = batch {
+            s = s.batch_size(n);
+        }
+        let r = s.run().unwrap();
+        let sizes = sizes.lock().unwrap().clone();
+        (r, sizes)
+    };
+    let (r, sizes) = run(Some(3));
+    assert_eq!(r.settings.batch_size, Some(3));
+    assert!(sizes.iter().all(|&n| n <= 3) && sizes.len() >= 13, "{sizes:?}");
+    // Without the override the evaluator's default applies (the engine's choice; this engine
+    // states none, so the evaluator's own default, more than 3 here).
+    let (r, sizes) = run(None);
+    assert_eq!(r.settings.batch_size, None);
+    assert!(sizes.iter().any(|&n| n > 3), "{sizes:?}");
+    assert_eq!(sizes.iter().sum::<usize>(), r.tasks[0].requests as usize);
+}
+
+#[test]
+fn min_window_runs_passes_and_divides_energy_by_them() {
+    let r = Study::new(loader())
+        .schemes([Scheme::Fp32])
+        .task(StudyTask::new(bundled::arc_easy().unwrap()).limit(2))
+        .repeats(2)
+        .warmup_docs(0)
+        .baseline(Duration::ZERO)
+        .power(PowerSetup::Sources(vec![Box::new(ConstantSource::new(Watts(100.0)))]))
+        .min_window(Duration::from_millis(400))
+        .progress(false)
+        .run()
+        .unwrap();
+    assert_eq!(r.settings.min_window.0, 0.4);
+    for t in &r.tasks {
+        // 2 documents × 4 choices × 30 ms ≈ 0.24 s per pass: at least two passes in 0.4 s.
+        assert!(t.passes >= 2, "{} passes", t.passes);
+        assert!(t.passes_agree);
+        assert!(t.window_wall.0 >= 0.4, "{}", t.window_wall.0);
+        assert!((t.wall.0 * f64::from(t.passes) - t.window_wall.0).abs() < 1e-9);
+        // The window's energy, divided by the passes, is the task's.
+        let w = r.windows.iter().find(|w| Some(w.id) == t.window).unwrap();
+        let e = w.energy().unwrap().0;
+        assert!((t.energy.unwrap().0 * f64::from(t.passes) - e).abs() <= 1e-9 * e, "{e}");
+        let dev: f64 = t.devices.iter().filter_map(|d| d.energy).map(|x| x.0).sum();
+        assert!((dev - t.energy.unwrap().0).abs() <= 1e-9 * e);
+        // Score from the first pass: the bundled ARC items scored by length.
+        assert_eq!(t.docs, 2);
+        // Time is per pass and its parts add up to it.
+        let b = t.time.unwrap();
+        assert!((b.total().0 - t.wall.0).abs() < 1e-6, "{b:?} vs {}", t.wall.0);
+        assert!(b.engine.0 > 0.0 && b.engine_busy().unwrap() <= 1.0);
+    }
+    let md = r.analyze().unwrap().markdown(&r);
+    assert!(md.contains("## Where the time went"), "{md}");
+    let dir = tempfile::tempdir().unwrap();
+    r.write(dir.path()).unwrap();
+    let csv = std::fs::read_to_string(dir.path().join(files::TASKS_CSV)).unwrap();
+    let header = csv.lines().next().unwrap();
+    for col in ["passes", "window_s", "passes_agree", "engine_s", "engine_busy"] {
+        assert!(header.split(',').any(|c| c == col), "{header}");
+    }
+    // Without a minimum window (the default without an NVML GPU): one pass per window.
+    let r = small(&[Scheme::Fp32])
+        .power(PowerSetup::Sources(vec![Box::new(ConstantSource::new(Watts(100.0)))]))
+        .run()
+        .unwrap();
+    assert_eq!(r.settings.min_window.0, 0.0);
+    assert!(r.tasks.iter().all(|t| t.passes == 1 && t.wall == t.window_wall));
+}
+
+#[test]
+fn per_call_energy_only_when_asked_and_environment_always() {
+    let r = small(&[Scheme::Fp32])
+        .power(PowerSetup::Sources(vec![Box::new(ConstantSource::new(Watts(10.0)))]))
+        .run()
+        .unwrap();
+    assert!(!r.settings.per_call_energy);
+    assert!(r.tasks.iter().all(|t| t.calls.is_empty()));
+    // Requests and tokens are counted without metering the calls.
+    assert!(r.tasks.iter().all(|t| t.requests > 0 && t.tokens.is_some_and(|n| n > 0)));
+    let md = r.analyze().unwrap().markdown(&r);
+    assert!(!md.contains("Prefill J"), "{md}");
+    assert!(md.contains("## Environment") && md.contains("| eai | "), "{md}");
+    assert!(md.contains("Hardware label"), "{md}");
+    assert_eq!(r.environment.eai_version, env!("CARGO_PKG_VERSION"));
+    assert!(r.environment.hardware.is_some());
+    let r = small(&[Scheme::Fp32])
+        .power(PowerSetup::Sources(vec![Box::new(ConstantSource::new(Watts(10.0)))]))
+        .per_call_energy(true)
+        .run()
+        .unwrap();
+    assert!(r.settings.per_call_energy);
+    assert!(r.tasks.iter().all(|t| !t.calls.is_empty()));
+    assert!(r.analyze().unwrap().markdown(&r).contains("Prefill J"));
 }

@@ -11,7 +11,16 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use eai::core::Watts;
-use eai::power::{CommandOptions, MeterConfig, measure_command};
+use eai::power::{CommandControl, CommandOptions, MeterConfig, measure_command_with};
+
+#[cfg(target_os = "linux")]
+#[path = "eai/signals.rs"]
+mod signals;
+
+/// `eai measure`'s own failures (usage, sensors, outputs): distinct from anything the measured
+/// command is likely to return, as `env`, `nice` and `timeout` do. The command's own status
+/// is passed through and is also in the JSON report.
+const MEASURE_FAILED: u8 = 125;
 
 /// Energy-aware LLM deployment.
 #[derive(Debug, Parser)]
@@ -38,6 +47,12 @@ enum Command {
     /// Rank schemes (and hardware) for deployment from measured runs.
     #[cfg(feature = "cli")]
     Recommend(eai::cli::RecommendArgs),
+    /// Sample this node's GPUs and CPUs and serve energy windows over HTTP (cluster energy).
+    #[cfg(feature = "cluster")]
+    Agent(eai::agent_cli::AgentArgs),
+    /// Energy per response of a served model under load (open or closed loop), at steady state.
+    #[cfg(feature = "cli")]
+    Load(eai::cli::LoadArgs),
 }
 
 #[derive(Debug, Args)]
@@ -67,17 +82,25 @@ struct MeasureArgs {
     #[arg(long, value_name = "DIR", default_value = eai::power::DEFAULT_POWERCAP_ROOT)]
     rapl_root: PathBuf,
     /// Add a constant source of this many watts (labelled as not measured; for trying the tool).
-    #[arg(long, value_name = "WATTS")]
+    #[arg(long, value_name = "WATTS", value_parser = parse_watts)]
     constant: Option<f64>,
     /// Replay a recorded trace instead of reading sensors (labelled as replayed).
     #[arg(long, value_name = "FILE")]
     replay: Option<PathBuf>,
-    /// Instant-power sampling rate.
-    #[arg(long, value_name = "HZ", default_value_t = 100.0)]
+    /// Instant-power sampling rate (0.1 to 10000).
+    #[arg(long, value_name = "HZ", default_value_t = 100.0, value_parser = parse_hz)]
     hz: f64,
-    /// Energy-counter sampling rate.
-    #[arg(long, value_name = "HZ", default_value_t = 20.0)]
+    /// Energy-counter sampling rate (0.1 to 10000).
+    #[arg(long, value_name = "HZ", default_value_t = 20.0, value_parser = parse_hz)]
     counter_hz: f64,
+    /// Close the window when the command exits, without waiting for processes it left
+    /// running (they are still named in the report and a warning).
+    #[arg(long)]
+    no_wait: bool,
+    /// Measure on `eai agent`s instead of this machine's sensors.
+    #[cfg(feature = "cluster")]
+    #[command(flatten)]
+    agents: eai::agent_cli::AgentTargets,
     /// The command and its arguments (after `--`).
     #[arg(
         required = true,
@@ -88,7 +111,36 @@ struct MeasureArgs {
     command: Vec<OsString>,
 }
 
-fn measure(a: MeasureArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+fn parse_number(s: &str) -> Result<f64, String> {
+    s.trim().parse::<f64>().map_err(|_| format!("`{s}` is not a number"))
+}
+
+/// A sampling rate: between one sample per 10 s and 10 kHz.
+fn parse_hz(s: &str) -> Result<f64, String> {
+    let hz = parse_number(s)?;
+    if !(0.1..=10_000.0).contains(&hz) {
+        return Err(format!("{hz} Hz is not a sampling rate between 0.1 and 10000 Hz"));
+    }
+    Ok(hz)
+}
+
+/// A constant power: finite, not negative, at most a megawatt.
+fn parse_watts(s: &str) -> Result<f64, String> {
+    let w = parse_number(s)?;
+    if !(0.0..=1e6).contains(&w) {
+        return Err(format!("{w} W is not a power between 0 and 1000000 W"));
+    }
+    Ok(w)
+}
+
+fn measure(
+    a: MeasureArgs,
+    control: &CommandControl,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    #[cfg(feature = "cluster")]
+    if !a.agents.agents.is_empty() {
+        return eai::agent_cli::measure_on_agents(&a.agents, &a.command, a.json.as_deref());
+    }
     let mut opts = CommandOptions::default();
     opts.meter = MeterConfig::new().instant_hz(a.hz).counter_hz(a.counter_hz);
     opts.gpus = !a.no_gpu;
@@ -96,22 +148,62 @@ fn measure(a: MeasureArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     opts.cuda_visible_only = a.cuda_visible_only;
     opts.rapl_root = a.rapl_root;
     opts.constant = a.constant.map(Watts);
-    opts.replay = a.replay;
+    opts.wait_for_descendants = !a.no_wait;
+    // On a terminal the command keeps eai's process group (and so the terminal).
+    opts.process_group = !std::io::IsTerminal::is_terminal(&std::io::stdin());
     if let Some(s) = a.baseline {
         opts.baseline =
             Some(Duration::try_from_secs_f64(s).map_err(|e| format!("--baseline {s}: {e}"))?);
     }
     opts.subtract_baseline = a.subtract_baseline;
     let (program, args) = a.command.split_first().ok_or("no command given")?;
-    let (report, session) = measure_command(program, args, &opts)?;
+    // Every output is checked (and its temporary file created) before the command runs.
+    #[cfg(feature = "study")]
+    let (trace, json) = {
+        use eai::outputs::OutputFile;
+        let mut inputs: Vec<(&str, &std::path::Path)> = Vec::new();
+        if let Some(r) = &a.replay {
+            inputs.push(("--replay trace", r));
+        }
+        let trace = a.trace.as_deref().map(|p| OutputFile::reserve("--trace", p, &inputs));
+        let trace = trace.transpose()?;
+        if let Some(t) = &a.trace {
+            inputs.push(("--trace output", t));
+        }
+        let json = a.json.as_deref().map(|p| OutputFile::reserve("--json", p, &inputs));
+        (trace, json.transpose()?)
+    };
+    opts.replay = a.replay;
+    let (report, session) = measure_command_with(program, args, &opts, control)?;
     eprint!("{report}");
-    if let Some(p) = &a.trace {
-        session.timeline.save(p)?;
-        eprintln!(" trace written to {}", p.display());
+    #[cfg(feature = "study")]
+    {
+        if let Some(o) = trace {
+            session.timeline.save(o.tmp())?;
+            let p = o.path().to_path_buf();
+            o.commit()?;
+            eprintln!(" trace written to {}", p.display());
+        }
+        if let Some(o) = json {
+            report.save_json(o.tmp())?;
+            let p = o.path().to_path_buf();
+            o.commit()?;
+            eprintln!(" report written to {}", p.display());
+        }
     }
-    if let Some(p) = &a.json {
-        report.save_json(p)?;
-        eprintln!(" report written to {}", p.display());
+    #[cfg(not(feature = "study"))]
+    {
+        if let Some(p) = &a.trace {
+            session.timeline.save(p)?;
+            eprintln!(" trace written to {}", p.display());
+        }
+        if let Some(p) = &a.json {
+            report.save_json(p)?;
+            eprintln!(" report written to {}", p.display());
+        }
+    }
+    if let Some(s) = report.interrupted {
+        return Ok(ExitCode::from(u8::try_from(128 + s).unwrap_or(MEASURE_FAILED)));
     }
     Ok(match (report.exit_code, report.signal) {
         (Some(c), _) => ExitCode::from(u8::try_from(c).unwrap_or(1)),
@@ -120,10 +212,42 @@ fn measure(a: MeasureArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     })
 }
 
+/// The error and its causes, on one line.
+fn error_line(e: &dyn std::error::Error) -> String {
+    let mut line = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        let m = s.to_string();
+        if !line.contains(&m) {
+            line.push_str(": ");
+            line.push_str(&m);
+        }
+        src = s.source();
+    }
+    line.replace('\n', " ")
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let measuring = std::env::args_os().nth(1).is_some_and(|a| a == "measure");
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return match (e.use_stderr(), measuring) {
+                (false, _) => ExitCode::SUCCESS,
+                (true, true) => ExitCode::from(MEASURE_FAILED),
+                (true, false) => ExitCode::from(2),
+            };
+        }
+    };
+    #[cfg(target_os = "linux")]
+    signals::install(measuring, measuring && std::io::IsTerminal::is_terminal(&std::io::stdin()));
+    #[cfg(target_os = "linux")]
+    let control = &signals::CONTROL;
+    #[cfg(not(target_os = "linux"))]
+    let control = &CommandControl::new();
     let r = match cli.command {
-        Command::Measure(a) => measure(a),
+        Command::Measure(a) => measure(a, control),
         #[cfg(feature = "cli")]
         Command::Study(a) => eai::cli::study(&a).map(|()| ExitCode::SUCCESS).map_err(Into::into),
         #[cfg(feature = "cli")]
@@ -136,20 +260,13 @@ fn main() -> ExitCode {
         Command::Recommend(a) => {
             eai::cli::recommend(&a).map(|()| ExitCode::SUCCESS).map_err(Into::into)
         }
+        #[cfg(feature = "cluster")]
+        Command::Agent(a) => eai::agent_cli::agent(&a).map(|()| ExitCode::SUCCESS),
+        #[cfg(feature = "cli")]
+        Command::Load(a) => eai::cli::load(&a).map(|()| ExitCode::SUCCESS).map_err(Into::into),
     };
     r.unwrap_or_else(|e| {
-        // One line: the error and its causes.
-        let mut line = e.to_string();
-        let mut src = e.source();
-        while let Some(s) = src {
-            let m = s.to_string();
-            if !line.contains(&m) {
-                line.push_str(": ");
-                line.push_str(&m);
-            }
-            src = s.source();
-        }
-        eprintln!("eai: error: {}", line.replace('\n', " "));
-        ExitCode::from(2)
+        eprintln!("eai: error: {}", error_line(&*e));
+        ExitCode::from(if measuring { MEASURE_FAILED } else { 2 })
     })
 }

@@ -23,8 +23,8 @@
 
 pub use crate::{
     model::{
-        GenerateRequest, Generation, LanguageModel, Loglikelihood, LoglikelihoodRequest,
-        ModelError, ModelInfo,
+        BatchHint, EngineTime, GenerateRequest, Generation, LanguageModel, Loglikelihood,
+        LoglikelihoodRequest, ModelError, ModelInfo,
     },
     units::{Joules, Seconds, Watts},
 };

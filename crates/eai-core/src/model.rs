@@ -4,6 +4,8 @@
 //! [`LoglikelihoodRequest`] per choice (shared context, one continuation each); a generative item
 //! becomes one [`GenerateRequest`]. Calls are batched so an engine can batch internally.
 
+use crate::units::Seconds;
+
 /// Score `continuation` given `context`: lm-eval's `loglikelihood` request.
 ///
 /// The engine tokenizes `context + continuation` and splits the tokens as lm-eval does
@@ -145,6 +147,105 @@ impl ModelInfo {
     }
 }
 
+/// How an engine wants the requests of a task split into calls: the answer to
+/// [`LanguageModel::batch_hint`].
+///
+/// A caller (e.g. `eai-eval`'s `Evaluator`) sends at most this many requests per call; `None` in
+/// a field means "no limit": send everything of that kind at once and let the engine batch
+/// internally (it packs forward passes to its own token budget, can overlap host work with device
+/// work, and can keep decoding slots full). Keep shared contexts in one call either way.
+///
+/// ```
+/// use eai_core::BatchHint;
+/// let gpu = BatchHint::unlimited();
+/// assert_eq!(gpu.loglikelihood_requests, None);
+/// let cpu = BatchHint::requests(512).generate_requests(Some(8));
+/// assert_eq!((cpu.loglikelihood_requests, cpu.generate_requests), (Some(512), Some(8)));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub struct BatchHint {
+    /// Most log-likelihood requests per call (`None`: no limit, the whole task in one call).
+    pub loglikelihood_requests: Option<usize>,
+    /// Most generation requests per call (`None`: no limit, the whole task in one call).
+    pub generate_requests: Option<usize>,
+}
+
+impl BatchHint {
+    /// No limit on either kind: every request of a task in one call.
+    pub fn unlimited() -> Self {
+        Self { loglikelihood_requests: None, generate_requests: None }
+    }
+
+    /// At most `n` requests (at least 1) of either kind per call.
+    pub fn requests(n: usize) -> Self {
+        let n = Some(n.max(1));
+        Self { loglikelihood_requests: n, generate_requests: n }
+    }
+
+    /// Sets the log-likelihood limit (`None`: no limit; `Some(0)` counts as 1).
+    pub fn loglikelihood_requests(mut self, n: Option<usize>) -> Self {
+        self.loglikelihood_requests = n.map(|n| n.max(1));
+        self
+    }
+
+    /// Sets the generation limit (`None`: no limit; `Some(0)` counts as 1).
+    pub fn generate_requests(mut self, n: Option<usize>) -> Self {
+        self.generate_requests = n.map(|n| n.max(1));
+        self
+    }
+}
+
+/// Where an engine's time went, cumulative since it was built: the answer to
+/// [`LanguageModel::engine_time`].
+///
+/// Both are wall-clock seconds of the thread that called the engine, inside its calls, so
+/// `tokenize + compute` is the time spent inside `loglikelihood`/`generate_until`. Tokenization
+/// that the engine overlaps with device work (on another thread) and that the caller never waits
+/// for counts as `compute`, since it costs no time. Subtract two readings to time one stretch of
+/// work ([`EngineTime::since`]).
+///
+/// ```
+/// use eai_core::{EngineTime, Seconds};
+/// let before = EngineTime::new(Seconds(1.0), Seconds(4.0));
+/// let after = EngineTime::new(Seconds(1.5), Seconds(6.0));
+/// let d = after.since(before);
+/// assert_eq!((d.tokenize, d.compute), (Seconds(0.5), Seconds(2.0)));
+/// assert_eq!(d.total(), Seconds(2.5));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub struct EngineTime {
+    /// Turning text into token ids (and building the engine's inputs from them), not hidden
+    /// behind device work.
+    pub tokenize: Seconds,
+    /// Everything else inside the calls: forward passes, transfers, scoring the logits, decoding.
+    pub compute: Seconds,
+}
+
+impl EngineTime {
+    /// A reading.
+    pub fn new(tokenize: Seconds, compute: Seconds) -> Self {
+        Self { tokenize, compute }
+    }
+
+    /// `tokenize + compute`: time inside the engine's calls.
+    pub fn total(self) -> Seconds {
+        self.tokenize + self.compute
+    }
+
+    /// The time between an earlier reading and this one (negative parts clamp to zero).
+    pub fn since(self, earlier: EngineTime) -> EngineTime {
+        let d = |a: Seconds, b: Seconds| Seconds((a.0 - b.0).max(0.0));
+        EngineTime {
+            tokenize: d(self.tokenize, earlier.tokenize),
+            compute: d(self.compute, earlier.compute),
+        }
+    }
+}
+
 /// Why an engine could not answer.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -230,6 +331,21 @@ pub trait LanguageModel {
     fn truncated_requests(&self) -> Option<u64> {
         None
     }
+
+    /// How the engine wants a task's requests split into calls (a capability query: it is never
+    /// wrong to return `None`, which means "unknown"; callers then use their own default,
+    /// `eai-eval`'s being 64 requests per call). Engines that batch internally should answer, so
+    /// that callers do not cut their work into small calls. See [`BatchHint`].
+    fn batch_hint(&self) -> Option<BatchHint> {
+        None
+    }
+
+    /// Cumulative time spent inside the engine's calls, split into tokenization and compute, if
+    /// the engine measures it (never wrong to return `None`). Callers subtract two readings to
+    /// see where a task's time went. See [`EngineTime`].
+    fn engine_time(&self) -> Option<EngineTime> {
+        None
+    }
 }
 
 impl<M: LanguageModel + ?Sized> LanguageModel for &mut M {
@@ -251,6 +367,12 @@ impl<M: LanguageModel + ?Sized> LanguageModel for &mut M {
     fn truncated_requests(&self) -> Option<u64> {
         (**self).truncated_requests()
     }
+    fn batch_hint(&self) -> Option<BatchHint> {
+        (**self).batch_hint()
+    }
+    fn engine_time(&self) -> Option<EngineTime> {
+        (**self).engine_time()
+    }
 }
 
 impl<M: LanguageModel + ?Sized> LanguageModel for Box<M> {
@@ -271,6 +393,12 @@ impl<M: LanguageModel + ?Sized> LanguageModel for Box<M> {
     }
     fn truncated_requests(&self) -> Option<u64> {
         (**self).truncated_requests()
+    }
+    fn batch_hint(&self) -> Option<BatchHint> {
+        (**self).batch_hint()
+    }
+    fn engine_time(&self) -> Option<EngineTime> {
+        (**self).engine_time()
     }
 }
 
@@ -310,6 +438,8 @@ mod tests {
         let g = (&mut r).generate_until(&[GenerateRequest::new("x", vec![])]).unwrap();
         assert_eq!(g[0].text, "x");
         assert_eq!(r.forward_passes(), None);
+        assert_eq!(r.batch_hint(), None);
+        assert_eq!(boxed.engine_time(), None);
         assert_eq!(GenerateRequest::new("x", vec![]).max_gen_toks, 256);
     }
 }

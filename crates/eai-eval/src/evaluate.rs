@@ -1,25 +1,45 @@
-//! Running tasks against a [`LanguageModel`]: de-duplication, batching, progress, scoring.
+//! Running prepared tasks against a [`LanguageModel`]: batching, timing, repeated passes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
-use eai_core::{GenerateRequest, Generation, LanguageModel, Loglikelihood, LoglikelihoodRequest};
-
-use crate::metrics::{self, cut_at_stop, mc2, predict_choice};
-use crate::results::{
-    EvalResults, GroupResult, MetricValue, RequestStats, SampleRecord, TaskResult,
+use eai_core::{
+    EngineTime, GenerateRequest, Generation, LanguageModel, Loglikelihood, LoglikelihoodRequest,
+    ModelError, ModelInfo, Seconds,
 };
-use crate::task::{DocRequests, Instance, Scoring, Target, Task};
-use crate::tasks::{Group, Suite};
+
+use crate::metrics::predict_choice;
+use crate::prepare::{Prepared, PreparedTask, chunks, context_batches};
+use crate::results::{BatchSource, Batching, EvalResults};
+use crate::score::{aggregate_groups, score};
+use crate::task::DocRequests;
+use crate::tasks::Suite;
 use crate::{Error, Result};
 
 /// Runs tasks against a model and scores them.
 ///
 /// Requests are de-duplicated within a task (identical `(context, continuation)` pairs are sent
 /// once; lm-eval's context grouping computes them once too), sorted longest-context first with
-/// requests that share a context kept adjacent and in the same batch, so that an engine can
+/// requests that share a context kept adjacent and in the same call, so that an engine can
 /// score all single-token continuations of one context from one forward pass, as lm-eval's
 /// one-token cache does. The engine's own count of forward passes
 /// ([`LanguageModel::forward_passes`]) is recorded per task when it offers one.
+///
+/// **Batching.** By default the model decides how many requests go into one call
+/// ([`LanguageModel::batch_hint`]; `eai-model`'s engines take a whole task per call and batch
+/// internally); a model that does not say gets [`Evaluator::DEFAULT_BATCH_SIZE`] per call.
+/// [`Evaluator::batch_size`] overrides both. [`EvalResults::batching`] records what was used.
+///
+/// **Plans.** [`Evaluator::prepare`] builds a suite's requests once ([`Prepared`]);
+/// [`Evaluator::run_prepared`] runs a plan, as often as needed, against any model: a study
+/// prepares each task once and reuses it across repetitions and schemes. [`Evaluator::run`] is
+/// `prepare` followed by `run_prepared`. Every [`TaskResult`](crate::TaskResult) says where its
+/// time went ([`TaskTiming`](crate::TaskTiming)).
+///
+/// **Measuring windows.** [`Evaluator::run_prepared_passes`] repeats a plan's model calls while
+/// the caller asks for more (e.g. until an energy window is long enough), scores the first pass
+/// and reports whether the later ones agreed; [`Evaluator::answer`] and [`Evaluator::score`]
+/// are the two halves for callers that schedule passes themselves.
 ///
 /// ```
 /// # use eai_eval::{Evaluator, Suite, bundled};
@@ -37,11 +57,20 @@ use crate::{Error, Result};
 /// let suite = Suite { tasks: vec![bundled::arc_easy()?], groups: vec![] };
 /// let results = Evaluator::new().progress(false).run(&mut Uniform, &suite)?;
 /// assert_eq!(results.tasks[0].n_effective, bundled::ARC_EASY_ITEMS);
+/// // `Uniform` gives no batch hint: the default of 64 requests per call was used.
+/// assert_eq!(results.batching.loglikelihood_requests, Some(Evaluator::DEFAULT_BATCH_SIZE));
+///
+/// // Prepare once, run many times (here: until three passes are done), score the first.
+/// let ev = Evaluator::new().progress(false);
+/// let plan = ev.prepare(&suite)?;
+/// let rep = ev.run_prepared_passes(&mut Uniform, &plan, |p| p.passes < 3)?;
+/// assert_eq!((rep.passes, rep.agreement.agrees()), (3, true));
+/// assert_eq!(rep.results.tasks[0].metrics, results.tasks[0].metrics);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct Evaluator {
-    batch_size: usize,
+    batch_size: Option<usize>,
     progress: bool,
     keep_samples: bool,
 }
@@ -52,26 +81,190 @@ impl Default for Evaluator {
     }
 }
 
-struct Plan<'t> {
-    task: &'t Task,
-    instances: Vec<Instance>,
-    ll_unique: Vec<LoglikelihoodRequest>,
-    /// Per instance, per choice: index into `ll_unique`.
-    ll_index: Vec<Vec<usize>>,
-    gen_unique: Vec<GenerateRequest>,
-    gen_index: Vec<usize>,
-    requests: usize,
+/// The model's answers to one pass over a [`Prepared`] plan's distinct requests, with the pass's
+/// timing: what [`Evaluator::answer`] returns and [`Evaluator::score`] reads.
+#[derive(Clone, Debug)]
+pub struct Answers {
+    tasks: Vec<TaskAnswers>,
+    batching: Batching,
+    plan: u64,
+}
+
+#[derive(Clone, Debug, Default)]
+struct TaskAnswers {
+    ll: Vec<Loglikelihood>,
+    gens: Vec<Generation>,
+    forward_passes: Option<u64>,
+    truncated_requests: Option<u64>,
+    engine: Seconds,
+    tokenize: Option<Seconds>,
+    wall: Seconds,
+    calls: usize,
+    passes: usize,
+}
+
+impl Answers {
+    /// How the requests were split into calls.
+    pub fn batching(&self) -> Batching {
+        self.batching
+    }
+
+    /// Time inside the model's calls, over all tasks.
+    pub fn engine_time(&self) -> Seconds {
+        self.tasks.iter().map(|t| t.engine).sum()
+    }
+
+    /// Wall-clock time of the pass (model calls and the evaluator's work around them).
+    pub fn wall_time(&self) -> Seconds {
+        self.tasks.iter().map(|t| t.wall).sum()
+    }
+
+    /// Compares a later pass with this one (the first), per request and per document.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the two are not answers to the same plan.
+    pub fn compare(&self, later: &Answers, plan: &Prepared) -> Result<Agreement> {
+        let mut a = Agreement { passes: 0, identical: true, ..Agreement::default() };
+        a.add(self, later, plan)?;
+        Ok(a)
+    }
+
+    /// Adds a later pass's timing (not its answers) to these, for repeated-pass totals.
+    fn absorb(&mut self, later: &Answers) {
+        for (t, l) in self.tasks.iter_mut().zip(&later.tasks) {
+            t.engine += l.engine;
+            t.tokenize = match (t.tokenize, l.tokenize) {
+                (Some(a), Some(b)) => Some(a + b),
+                _ => None,
+            };
+            t.wall += l.wall;
+            t.calls += l.calls;
+            t.passes += l.passes;
+        }
+    }
+}
+
+/// Whether repeated passes over the same plan gave the same answers as the first.
+///
+/// Engines batch deterministically, so passes are normally bit-identical; a GPU engine whose
+/// kernels reduce in a varying order may differ in the last bits, which moves no prediction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+#[non_exhaustive]
+pub struct Agreement {
+    /// Later passes compared with the first.
+    pub passes: usize,
+    /// Every answer of every later pass bit-identical to the first pass's.
+    pub identical: bool,
+    /// Largest `|Δ logprob|` of any log-likelihood request against the first pass.
+    pub max_logprob_diff: f64,
+    /// Log-likelihood requests whose `is_greedy` flag differed in some later pass.
+    pub greedy_flips: usize,
+    /// Multiple-choice documents whose prediction (`acc` or `acc_norm` argmax) differed in some
+    /// later pass.
+    pub changed_predictions: usize,
+    /// Generation requests whose text differed in some later pass.
+    pub changed_generations: usize,
+}
+
+impl Agreement {
+    /// No later pass changed a prediction or a generated text (scores from any pass would be
+    /// the same).
+    pub fn agrees(&self) -> bool {
+        self.changed_predictions == 0 && self.changed_generations == 0
+    }
+
+    fn add(&mut self, first: &Answers, later: &Answers, plan: &Prepared) -> Result<()> {
+        let mismatch = || Error::config("answers compared are not answers to the same plan");
+        if first.plan != plan.id || later.plan != plan.id {
+            return Err(mismatch());
+        }
+        for ((f, l), p) in first.tasks.iter().zip(&later.tasks).zip(&plan.tasks) {
+            if f.ll.len() != l.ll.len() || f.gens.len() != l.gens.len() {
+                return Err(mismatch());
+            }
+            for (x, y) in f.ll.iter().zip(&l.ll) {
+                if x.logprob.to_bits() != y.logprob.to_bits() || x.is_greedy != y.is_greedy {
+                    self.identical = false;
+                }
+                let d = (x.logprob - y.logprob).abs();
+                if d > self.max_logprob_diff || (d.is_nan() && !self.max_logprob_diff.is_nan()) {
+                    self.max_logprob_diff = d;
+                }
+                self.greedy_flips += usize::from(x.is_greedy != y.is_greedy);
+            }
+            for (x, y) in f.gens.iter().zip(&l.gens) {
+                if x.text != y.text {
+                    self.identical = false;
+                    self.changed_generations += 1;
+                }
+            }
+            let mut li = 0;
+            for inst in &p.instances {
+                if let DocRequests::Loglikelihood(_) = inst.requests {
+                    let idx = &p.ll_index[li];
+                    li += 1;
+                    let choices = &p.task.docs()[inst.doc].choices;
+                    let a: Vec<f64> = idx.iter().map(|&i| f.ll[i].logprob).collect();
+                    let b: Vec<f64> = idx.iter().map(|&i| l.ll[i].logprob).collect();
+                    let (pa, pb) = (predict_choice(&a, choices), predict_choice(&b, choices));
+                    let same = match (pa, pb) {
+                        (Some(x), Some(y)) => x.pred == y.pred && x.pred_norm == y.pred_norm,
+                        (None, None) => true,
+                        _ => false,
+                    };
+                    self.changed_predictions += usize::from(!same);
+                }
+            }
+        }
+        self.passes += 1;
+        Ok(())
+    }
+}
+
+/// Progress of a repeated run, given to the caller's "one more pass?" question.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct PassProgress {
+    /// Passes done so far (at least 1).
+    pub passes: usize,
+    /// Wall-clock time since the first pass began.
+    pub elapsed: Duration,
+    /// Time inside the model's calls so far.
+    pub engine: Seconds,
+}
+
+/// What [`Evaluator::run_prepared_passes`] returns.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct RepeatedRun {
+    /// Scores from the first pass; each task's timing covers all passes
+    /// ([`TaskTiming::passes`](crate::TaskTiming::passes)).
+    pub results: EvalResults,
+    /// Passes run.
+    pub passes: usize,
+    /// How the later passes compared with the first.
+    pub agreement: Agreement,
 }
 
 impl Evaluator {
-    /// Batches of 64 requests, a progress bar, per-sample records kept.
+    /// Requests per call when the model gives no [`LanguageModel::batch_hint`] and no
+    /// [`Evaluator::batch_size`] is set.
+    pub const DEFAULT_BATCH_SIZE: usize = 64;
+
+    /// The model's preferred batching, a progress bar, per-sample records kept.
     pub fn new() -> Self {
-        Self { batch_size: 64, progress: true, keep_samples: true }
+        Self { batch_size: None, progress: true, keep_samples: true }
     }
 
-    /// Requests per call to the model (at least 1).
-    pub fn batch_size(mut self, n: usize) -> Self {
-        self.batch_size = n.max(1);
+    /// Overrides the model's batching: at most `n` requests (at least 1) per call, of either
+    /// kind. For experts; the model's own answer is normally faster.
+    pub fn batch_size(self, n: usize) -> Self {
+        self.batch_limit(Some(n))
+    }
+
+    /// [`Evaluator::batch_size`] as an option: `None` (the default) lets the model decide.
+    pub fn batch_limit(mut self, n: Option<usize>) -> Self {
+        self.batch_size = n.map(|n| n.max(1));
         self
     }
 
@@ -87,445 +280,244 @@ impl Evaluator {
         self
     }
 
-    /// Runs every task of the suite, then aggregates its groups.
+    /// How requests will be split into calls to `model`: the override, else the model's
+    /// [`LanguageModel::batch_hint`], else [`Evaluator::DEFAULT_BATCH_SIZE`].
+    pub fn batching(&self, model: &dyn LanguageModel) -> Batching {
+        if let Some(n) = self.batch_size {
+            return Batching {
+                loglikelihood_requests: Some(n),
+                generate_requests: Some(n),
+                source: BatchSource::Override,
+            };
+        }
+        match model.batch_hint() {
+            Some(h) => Batching {
+                loglikelihood_requests: h.loglikelihood_requests.map(|n| n.max(1)),
+                generate_requests: h.generate_requests.map(|n| n.max(1)),
+                source: BatchSource::Engine,
+            },
+            None => Batching {
+                loglikelihood_requests: Some(Self::DEFAULT_BATCH_SIZE),
+                generate_requests: Some(Self::DEFAULT_BATCH_SIZE),
+                source: BatchSource::Default,
+            },
+        }
+    }
+
+    /// Builds every task's requests once (see [`Prepared`]).
+    ///
+    /// # Errors
+    /// Prompt construction failures.
+    pub fn prepare(&self, suite: &Suite) -> Result<Prepared> {
+        Prepared::new(suite)
+    }
+
+    /// Runs every task of the suite, then aggregates its groups: [`Evaluator::prepare`], then
+    /// [`Evaluator::run_prepared`] (each task's timing includes its preparation).
     ///
     /// # Errors
     /// Prompt construction failures, and [`Error::Model`] when the model fails or returns a
     /// different number of answers than requests.
     pub fn run(&self, model: &mut dyn LanguageModel, suite: &Suite) -> Result<EvalResults> {
-        let plans = suite.tasks.iter().map(plan).collect::<Result<Vec<_>>>()?;
-        let total: usize = plans.iter().map(|p| p.ll_unique.len() + p.gen_unique.len()).sum();
-        let bar = Progress::new(self.progress, total as u64);
-        let mut tasks = Vec::with_capacity(plans.len());
+        let plan = self.prepare(suite)?;
+        let mut res = self.run_prepared(model, &plan)?;
+        for (t, p) in res.tasks.iter_mut().zip(&plan.tasks) {
+            t.timing.prepare = p.prepare;
+            t.timing.total += p.prepare;
+        }
+        Ok(res)
+    }
+
+    /// Runs a prepared plan once and scores it ([`Evaluator::answer`] then
+    /// [`Evaluator::score`]).
+    ///
+    /// # Errors
+    /// As [`Evaluator::run`].
+    pub fn run_prepared(
+        &self,
+        model: &mut dyn LanguageModel,
+        plan: &Prepared,
+    ) -> Result<EvalResults> {
+        let answers = self.answer_with(model, plan, self.progress)?;
+        self.score(model.info(), plan, &answers)
+    }
+
+    /// Runs a plan's model calls, then asks `more` whether to run them again (e.g.
+    /// `|p| p.elapsed < min_window`), until it says no; scores the first pass. Each task's timing
+    /// covers every pass, so per-pass figures are totals divided by
+    /// [`RepeatedRun::passes`]; [`RepeatedRun::agreement`] says whether later passes changed
+    /// any answer. The progress bar, if on, is drawn for the first pass only.
+    ///
+    /// # Errors
+    /// As [`Evaluator::run`]; [`Error::Model`] from any pass.
+    pub fn run_prepared_passes(
+        &self,
+        model: &mut dyn LanguageModel,
+        plan: &Prepared,
+        mut more: impl FnMut(PassProgress) -> bool,
+    ) -> Result<RepeatedRun> {
+        let t0 = Instant::now();
+        let mut first = self.answer_with(model, plan, self.progress)?;
+        let mut agreement = Agreement { passes: 0, identical: true, ..Agreement::default() };
+        let mut passes = 1;
+        while more(PassProgress { passes, elapsed: t0.elapsed(), engine: first.engine_time() }) {
+            let later = self.answer_with(model, plan, false)?;
+            agreement.add(&first, &later, plan)?;
+            first.absorb(&later);
+            passes += 1;
+        }
+        let results = self.score(model.info(), plan, &first)?;
+        Ok(RepeatedRun { results, passes, agreement })
+    }
+
+    /// One pass of model calls over a plan's distinct requests, batched as
+    /// [`Evaluator::batching`] says, timed per task. Nothing is scored.
+    ///
+    /// # Errors
+    /// [`Error::Model`] when the model fails or returns a different number of answers than
+    /// requests.
+    pub fn answer(&self, model: &mut dyn LanguageModel, plan: &Prepared) -> Result<Answers> {
+        self.answer_with(model, plan, self.progress)
+    }
+
+    fn answer_with(
+        &self,
+        model: &mut dyn LanguageModel,
+        plan: &Prepared,
+        progress: bool,
+    ) -> Result<Answers> {
+        let batching = self.batching(model);
+        let bar = Progress::new(progress, plan.unique_requests() as u64);
+        let tasks = plan
+            .tasks
+            .iter()
+            .map(|p| answer_task(model, p, batching, &bar))
+            .collect::<Result<Vec<_>>>()?;
+        bar.finish();
+        Ok(Answers { tasks, batching, plan: plan.id })
+    }
+
+    /// Scores a pass's answers: metrics, per-sample records (when kept), group aggregates.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the answers are not answers to this plan, or a task's scoring rule
+    /// does not match its requests.
+    pub fn score(
+        &self,
+        model: ModelInfo,
+        plan: &Prepared,
+        answers: &Answers,
+    ) -> Result<EvalResults> {
+        if answers.plan != plan.id {
+            return Err(Error::config("answers scored are not answers to this plan"));
+        }
+        let mut tasks = Vec::with_capacity(plan.tasks.len());
         let mut samples = BTreeMap::new();
-        for p in &plans {
-            let (tr, recs) = self.run_plan(model, p, &bar)?;
+        for (p, a) in plan.tasks.iter().zip(&answers.tasks) {
+            if a.ll.len() != p.ll_unique.len() || a.gens.len() != p.gen_unique.len() {
+                return Err(Error::config(format!(
+                    "task {}: answers scored are not answers to this plan",
+                    p.task.name()
+                )));
+            }
+            let t = Instant::now();
+            let (mut tr, recs) = score(p, &a.ll, &a.gens, a.forward_passes, self.keep_samples)?;
             if self.keep_samples {
                 samples.insert(tr.name.clone(), recs);
             }
+            let scoring = Seconds(t.elapsed().as_secs_f64());
+            tr.requests.truncated_requests = a.truncated_requests;
+            tr.timing.engine = a.engine;
+            tr.timing.tokenize = a.tokenize;
+            tr.timing.scoring = scoring;
+            tr.timing.bookkeeping = Seconds((a.wall.0 - a.engine.0).max(0.0));
+            tr.timing.total = a.wall + scoring;
+            tr.timing.passes = a.passes;
+            tr.timing.calls = a.calls;
             tasks.push(tr);
         }
-        bar.finish();
-        let groups = aggregate_groups(&suite.groups, &tasks);
+        let groups = aggregate_groups(&plan.groups, &tasks);
         Ok(EvalResults {
-            model: model.info(),
+            model,
             tasks,
             groups,
-            group_tree: suite.groups.clone(),
+            group_tree: plan.groups.clone(),
             samples,
-            batch_size: self.batch_size,
+            batching: answers.batching,
         })
     }
-
-    fn run_plan(
-        &self,
-        model: &mut dyn LanguageModel,
-        p: &Plan<'_>,
-        bar: &Progress,
-    ) -> Result<(TaskResult, Vec<SampleRecord>)> {
-        let name = p.task.name().to_owned();
-        let wrap = |source| Error::Model { task: name.clone(), source };
-        let passes_before = model.forward_passes();
-        let truncated_before = model.truncated_requests();
-        let mut ll_out: Vec<Option<Loglikelihood>> = vec![None; p.ll_unique.len()];
-        for batch in context_batches(&p.ll_unique, self.batch_size) {
-            let reqs = &p.ll_unique[batch.clone()];
-            let got = model.loglikelihood(reqs).map_err(wrap)?;
-            if got.len() != reqs.len() {
-                return Err(wrap(eai_core::ModelError::CountMismatch {
-                    expected: reqs.len(),
-                    got: got.len(),
-                }));
-            }
-            for (slot, r) in ll_out[batch].iter_mut().zip(got) {
-                *slot = Some(r);
-            }
-            bar.inc(reqs.len() as u64);
-        }
-        let mut gen_out: Vec<Option<Generation>> = vec![None; p.gen_unique.len()];
-        for start in (0..p.gen_unique.len()).step_by(self.batch_size) {
-            let end = (start + self.batch_size).min(p.gen_unique.len());
-            let reqs = &p.gen_unique[start..end];
-            let got = model.generate_until(reqs).map_err(wrap)?;
-            if got.len() != reqs.len() {
-                return Err(wrap(eai_core::ModelError::CountMismatch {
-                    expected: reqs.len(),
-                    got: got.len(),
-                }));
-            }
-            for (slot, r) in gen_out[start..end].iter_mut().zip(got) {
-                *slot = Some(r);
-            }
-            bar.inc(reqs.len() as u64);
-        }
-        let forward_passes = match (passes_before, model.forward_passes()) {
-            (Some(a), Some(b)) => Some(b.saturating_sub(a)),
-            _ => None,
-        };
-        let ll_out: Vec<Loglikelihood> = ll_out.into_iter().flatten().collect();
-        let gen_out: Vec<Generation> = gen_out.into_iter().flatten().collect();
-        let (mut tr, recs) = score(p, &ll_out, &gen_out, forward_passes, self.keep_samples)?;
-        tr.requests.truncated_requests = match (truncated_before, model.truncated_requests()) {
-            (Some(a), Some(b)) => Some(b.saturating_sub(a)),
-            _ => None,
-        };
-        Ok((tr, recs))
-    }
 }
 
-fn plan(task: &Task) -> Result<Plan<'_>> {
-    let instances = task.instances()?;
-    let mut ll_map: HashMap<LoglikelihoodRequest, usize> = HashMap::new();
-    let mut ll_unique = Vec::new();
-    let mut ll_index = Vec::with_capacity(instances.len());
-    let mut gen_map: HashMap<GenerateRequest, usize> = HashMap::new();
-    let mut gen_unique = Vec::new();
-    let mut gen_index = Vec::new();
-    let mut requests = 0;
-    for inst in &instances {
-        match &inst.requests {
-            DocRequests::Loglikelihood(reqs) => {
-                requests += reqs.len();
-                let idx: Vec<usize> = reqs
-                    .iter()
-                    .map(|r| {
-                        *ll_map.entry(r.clone()).or_insert_with(|| {
-                            ll_unique.push(r.clone());
-                            ll_unique.len() - 1
-                        })
-                    })
-                    .collect();
-                ll_index.push(idx);
-            }
-            DocRequests::Generate(g) => {
-                requests += 1;
-                let i = *gen_map.entry(g.clone()).or_insert_with(|| {
-                    gen_unique.push(g.clone());
-                    gen_unique.len() - 1
-                });
-                gen_index.push(i);
-            }
-        }
+/// One task's model calls.
+fn answer_task(
+    model: &mut dyn LanguageModel,
+    p: &PreparedTask,
+    batching: Batching,
+    bar: &Progress,
+) -> Result<TaskAnswers> {
+    let t_task = Instant::now();
+    let name = p.task.name();
+    let wrap = |source| Error::Model { task: name.to_owned(), source };
+    let passes_before = model.forward_passes();
+    let time_before = model.engine_time();
+    let truncated_before = model.truncated_requests();
+    let mut engine = Duration::ZERO;
+    let mut calls = 0;
+    let mut ll = Vec::with_capacity(p.ll_unique.len());
+    for batch in context_batches(&p.ll_unique, batching.loglikelihood_requests) {
+        let reqs: &[LoglikelihoodRequest] = &p.ll_unique[batch];
+        let t = Instant::now();
+        let got = model.loglikelihood(reqs);
+        engine += t.elapsed();
+        calls += 1;
+        ll.extend(checked(got, reqs.len()).map_err(wrap)?);
+        bar.inc(reqs.len() as u64);
     }
-    // Longest context first; requests sharing a context stay adjacent.
-    let mut order: Vec<usize> = (0..ll_unique.len()).collect();
-    order.sort_by(|&a, &b| {
-        let (ra, rb) = (&ll_unique[a], &ll_unique[b]);
-        rb.context
-            .len()
-            .cmp(&ra.context.len())
-            .then_with(|| ra.context.cmp(&rb.context))
-            .then_with(|| rb.continuation.len().cmp(&ra.continuation.len()))
-            .then_with(|| ra.continuation.cmp(&rb.continuation))
-    });
-    let mut new_pos = vec![0; order.len()];
-    for (pos, &old) in order.iter().enumerate() {
-        new_pos[old] = pos;
+    let mut gens = Vec::with_capacity(p.gen_unique.len());
+    for batch in chunks(p.gen_unique.len(), batching.generate_requests) {
+        let reqs: &[GenerateRequest] = &p.gen_unique[batch];
+        let t = Instant::now();
+        let got = model.generate_until(reqs);
+        engine += t.elapsed();
+        calls += 1;
+        gens.extend(checked(got, reqs.len()).map_err(wrap)?);
+        bar.inc(reqs.len() as u64);
     }
-    let ll_unique: Vec<LoglikelihoodRequest> =
-        order.iter().map(|&i| ll_unique[i].clone()).collect();
-    for idx in &mut ll_index {
-        for i in idx.iter_mut() {
-            *i = new_pos[*i];
-        }
-    }
-    let mut gorder: Vec<usize> = (0..gen_unique.len()).collect();
-    gorder.sort_by(|&a, &b| gen_unique[b].context.len().cmp(&gen_unique[a].context.len()));
-    let mut gpos = vec![0; gorder.len()];
-    for (pos, &old) in gorder.iter().enumerate() {
-        gpos[old] = pos;
-    }
-    let gen_unique: Vec<GenerateRequest> = gorder.iter().map(|&i| gen_unique[i].clone()).collect();
-    for i in &mut gen_index {
-        *i = gpos[*i];
-    }
-    Ok(Plan { task, instances, ll_unique, ll_index, gen_unique, gen_index, requests })
-}
-
-/// Splits sorted requests into batches of at most `size`, ending batches at context boundaries
-/// whenever a whole context group fits (a group larger than `size` is split).
-fn context_batches(reqs: &[LoglikelihoodRequest], size: usize) -> Vec<std::ops::Range<usize>> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut i = 0;
-    while i < reqs.len() {
-        let mut j = i + 1;
-        while j < reqs.len() && reqs[j].context == reqs[i].context {
-            j += 1;
-        }
-        // group is i..j
-        if j - start > size && i > start {
-            out.push(start..i);
-            start = i;
-        }
-        while j - start > size {
-            out.push(start..start + size);
-            start += size;
-        }
-        i = j;
-    }
-    if start < reqs.len() {
-        out.push(start..reqs.len());
-    }
-    out
-}
-
-fn score(
-    p: &Plan<'_>,
-    lls: &[Loglikelihood],
-    gens: &[Generation],
-    forward_passes: Option<u64>,
-    keep: bool,
-) -> Result<(TaskResult, Vec<SampleRecord>)> {
-    let task = p.task;
-    check_finite(p, lls)?;
-    let docs: Vec<&crate::task::Doc> = p.instances.iter().map(|i| &task.docs()[i.doc]).collect();
-    let mut per_metric: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
-    let mut order: Vec<(String, String)> = Vec::new();
-    let mut push = |m: &str, f: &str, v: f64, rec: &mut BTreeMap<String, f64>| {
-        let key = (m.to_owned(), f.to_owned());
-        if !per_metric.contains_key(&key) {
-            order.push(key.clone());
-        }
-        per_metric.entry(key).or_default().push(v);
-        rec.insert(format!("{m},{f}"), v);
+    let forward_passes = match (passes_before, model.forward_passes()) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+        _ => None,
     };
-    let mut records = Vec::new();
-    let mut invalid_gold = 0usize;
-    let mut ll_i = 0usize;
-    let mut gen_i = 0usize;
-    for (inst, doc) in p.instances.iter().zip(docs) {
-        let mut rec = SampleRecord {
-            doc_id: inst.doc_index,
-            doc: doc.id.clone(),
-            prompt: inst.context.clone(),
-            choices: doc.choices.clone(),
-            target: doc.target.clone(),
-            continuations: Vec::new(),
-            loglikelihoods: Vec::new(),
-            is_greedy: Vec::new(),
-            generation: None,
-            filtered: Vec::new(),
-            prediction: None,
-            prediction_norm: None,
-            metrics: BTreeMap::new(),
-        };
-        match (task.scoring(), &inst.requests) {
-            (Scoring::MultipleChoice { acc_norm }, DocRequests::Loglikelihood(reqs)) => {
-                let idx = &p.ll_index[ll_i];
-                ll_i += 1;
-                let ll: Vec<f64> = idx.iter().map(|&i| lls[i].logprob).collect();
-                rec.is_greedy = idx.iter().map(|&i| lls[i].is_greedy).collect();
-                rec.continuations = reqs.iter().map(|r| r.continuation.clone()).collect();
-                let pred = predict_choice(&ll, &doc.choices);
-                let gold = match doc.target {
-                    Target::Choice(g) if g < doc.choices.len() => Some(g),
-                    _ => None,
-                };
-                if gold.is_none() {
-                    invalid_gold += 1;
-                }
-                let hit = |x: Option<usize>| f64::from(u8::from(x.is_some() && x == gold));
-                rec.prediction = pred.map(|p| p.pred);
-                rec.prediction_norm = pred.map(|p| p.pred_norm);
-                push("acc", "none", hit(rec.prediction), &mut rec.metrics);
-                if *acc_norm {
-                    push("acc_norm", "none", hit(rec.prediction_norm), &mut rec.metrics);
-                }
-                rec.loglikelihoods = ll;
-            }
-            (Scoring::Mc2(version), DocRequests::Loglikelihood(reqs)) => {
-                let idx = &p.ll_index[ll_i];
-                ll_i += 1;
-                let ll: Vec<f64> = idx.iter().map(|&i| lls[i].logprob).collect();
-                rec.is_greedy = idx.iter().map(|&i| lls[i].is_greedy).collect();
-                rec.continuations = reqs.iter().map(|r| r.continuation.clone()).collect();
-                rec.prediction = metrics::argmax(&ll);
-                push("acc", "none", mc2(&ll, &doc.labels, *version), &mut rec.metrics);
-                rec.loglikelihoods = ll;
-            }
-            (Scoring::Generate { filters, exact_match }, DocRequests::Generate(g)) => {
-                let out = &gens[p.gen_index[gen_i]];
-                gen_i += 1;
-                let text = cut_at_stop(&out.text, &g.until);
-                let gold = match &doc.target {
-                    Target::Text(t) => t.as_str(),
-                    Target::Choice(_) => "",
-                };
-                for (fname, f) in filters {
-                    let filtered = f.apply(&text);
-                    push(
-                        "exact_match",
-                        fname,
-                        exact_match.score(&filtered, gold),
-                        &mut rec.metrics,
-                    );
-                    rec.filtered.push((fname.clone(), filtered));
-                }
-                rec.generation = Some(text);
-            }
-            _ => {
-                return Err(Error::config(format!(
-                    "task {}: scoring rule does not match request kind",
-                    task.name()
-                )));
-            }
-        }
-        if keep {
-            records.push(rec);
-        }
-    }
-    let metrics = order
-        .iter()
-        .map(|key| {
-            let xs = &per_metric[key];
-            MetricValue {
-                metric: key.0.clone(),
-                filter: key.1.clone(),
-                value: metrics::mean(xs),
-                stderr: metrics::mean_stderr(xs),
-            }
-        })
-        .collect();
-    let unique_contexts = {
-        let mut c: Vec<&str> = p.ll_unique.iter().map(|r| r.context.as_str()).collect();
-        c.extend(p.gen_unique.iter().map(|r| r.context.as_str()));
-        c.sort_unstable();
-        c.dedup();
-        c.len()
+    let truncated_requests = match (truncated_before, model.truncated_requests()) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+        _ => None,
     };
-    let cfg = task.config();
-    Ok((
-        TaskResult {
-            name: cfg.name.clone(),
-            alias: cfg.alias.clone().unwrap_or_else(|| cfg.name.clone()),
-            version: cfg.version.clone(),
-            num_fewshot: cfg.num_fewshot,
-            n_original: task.docs().len(),
-            n_effective: p.instances.len(),
-            metrics,
-            requests: RequestStats {
-                requests: p.requests,
-                unique_requests: p.ll_unique.len() + p.gen_unique.len(),
-                unique_contexts,
-                forward_passes,
-                scored_tokens: sum_tokens(lls.iter().map(|l| l.tokens)),
-                generated_tokens: sum_tokens(gens.iter().map(|g| g.tokens)),
-                truncated_requests: None,
-            },
-            invalid_gold,
-            source: task.source().to_owned(),
-            config: cfg.clone(),
-        },
-        records,
-    ))
-}
-
-/// No score from a non-finite number: a NaN or infinite log-likelihood (a NaN compares false
-/// with everything, so argmax would quietly pick the first choice) is an error naming the task,
-/// the document and the request.
-fn check_finite(p: &Plan<'_>, lls: &[Loglikelihood]) -> Result<()> {
-    let Some(bad) = lls.iter().position(|l| !l.logprob.is_finite()) else { return Ok(()) };
-    let req = &p.ll_unique[bad];
-    let doc = p
-        .instances
-        .iter()
-        .filter(|i| matches!(i.requests, DocRequests::Loglikelihood(_)))
-        .zip(&p.ll_index)
-        .find(|(_, idx)| idx.contains(&bad))
-        .map_or_else(|| "?".to_owned(), |(inst, _)| p.task.docs()[inst.doc].id.clone());
-    let tail: String = {
-        let n = req.context.chars().count();
-        req.context.chars().skip(n.saturating_sub(80)).collect()
+    let tokenize = match (time_before, model.engine_time()) {
+        (Some(a), Some(b)) => Some(EngineTime::since(b, a).tokenize),
+        _ => None,
     };
-    Err(Error::NonFiniteLoglikelihood {
-        task: p.task.name().to_owned(),
-        doc,
-        context: tail,
-        continuation: req.continuation.clone(),
-        value: lls[bad].logprob,
+    Ok(TaskAnswers {
+        ll,
+        gens,
+        forward_passes,
+        truncated_requests,
+        engine: Seconds(engine.as_secs_f64()),
+        tokenize,
+        wall: Seconds(t_task.elapsed().as_secs_f64()),
+        calls,
+        passes: 1,
     })
 }
 
-/// The sum when every item has a count (`None` if any lacks one or there are none).
-fn sum_tokens(xs: impl Iterator<Item = Option<u32>>) -> Option<u64> {
-    let mut total = 0u64;
-    let mut any = false;
-    for x in xs {
-        total += u64::from(x?);
-        any = true;
+/// The answers, when there is one per request.
+fn checked<T>(
+    got: std::result::Result<Vec<T>, ModelError>,
+    expected: usize,
+) -> std::result::Result<Vec<T>, ModelError> {
+    let got = got?;
+    if got.len() != expected {
+        return Err(ModelError::CountMismatch { expected, got: got.len() });
     }
-    any.then_some(total)
-}
-
-/// Aggregates groups over their leaf tasks (recursively), as lm-eval's `Group.aggregate` does:
-/// a (size-)weighted mean per metric key and the pooled stderr.
-pub fn aggregate_groups(groups: &[Group], tasks: &[TaskResult]) -> Vec<GroupResult> {
-    let by_name: HashMap<&str, &Group> = groups.iter().map(|g| (g.name.as_str(), g)).collect();
-    fn leaves<'a>(
-        g: &'a Group,
-        by: &HashMap<&str, &'a Group>,
-        out: &mut Vec<&'a str>,
-        depth: usize,
-    ) {
-        for c in &g.children {
-            match by.get(c.as_str()) {
-                Some(sub) if depth < 64 => leaves(sub, by, out, depth + 1),
-                _ => out.push(c),
-            }
-        }
-    }
-    groups
-        .iter()
-        .map(|g| {
-            let mut leaf_names = Vec::new();
-            leaves(g, &by_name, &mut leaf_names, 0);
-            let leaf: Vec<&TaskResult> =
-                leaf_names.iter().filter_map(|n| tasks.iter().find(|t| t.name == *n)).collect();
-            let mut keys: Vec<(String, String)> = Vec::new();
-            for t in &leaf {
-                for m in &t.metrics {
-                    let k = (m.metric.clone(), m.filter.clone());
-                    if !keys.contains(&k) {
-                        keys.push(k);
-                    }
-                }
-            }
-            let metrics = keys
-                .into_iter()
-                .map(|(metric, filter)| {
-                    let mut values = Vec::new();
-                    let mut sizes = Vec::new();
-                    let mut stderrs = Vec::new();
-                    for t in &leaf {
-                        if let Some(m) =
-                            t.metrics.iter().find(|m| m.metric == metric && m.filter == filter)
-                        {
-                            values.push(m.value);
-                            sizes.push(t.n_effective);
-                            if let Some(se) = m.stderr {
-                                stderrs.push(se);
-                            }
-                        }
-                    }
-                    let value = metrics::aggregate_subtasks(&values, &sizes, g.weight_by_size);
-                    let stderr = if stderrs.len() == values.len() {
-                        metrics::pooled_stderr(&stderrs, &sizes)
-                    } else {
-                        None
-                    };
-                    MetricValue { metric, filter, value, stderr }
-                })
-                .collect();
-            GroupResult {
-                name: g.name.clone(),
-                alias: g.alias.clone(),
-                n: leaf.iter().map(|t| t.n_effective).sum(),
-                leaf_tasks: leaf.len(),
-                metrics,
-            }
-        })
-        .collect()
+    Ok(got)
 }
 
 struct Progress {
@@ -567,24 +559,5 @@ impl Progress {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn r(c: &str, k: &str) -> LoglikelihoodRequest {
-        LoglikelihoodRequest::new(c, k)
-    }
-
-    #[test]
-    fn batches_respect_context_groups() {
-        let reqs =
-            vec![r("a", "1"), r("a", "2"), r("a", "3"), r("b", "1"), r("b", "2"), r("c", "1")];
-        assert_eq!(context_batches(&reqs, 4), vec![0..3, 3..6]);
-        assert_eq!(context_batches(&reqs, 2), vec![0..2, 2..3, 3..5, 5..6]);
-        assert_eq!(context_batches(&reqs, 100), vec![0..6]);
-        assert!(context_batches(&[], 3).is_empty());
     }
 }

@@ -50,9 +50,14 @@
 
 pub use crate::{
     error::{Error, Result},
-    evaluate::{Evaluator, aggregate_groups},
+    evaluate::{Agreement, Answers, Evaluator, PassProgress, RepeatedRun},
+    prepare::Prepared,
     pyrandom::PyRandom,
-    results::{EvalResults, GroupResult, MetricValue, RequestStats, SampleRecord, TaskResult},
+    results::{
+        BatchSource, Batching, EvalResults, GroupResult, MetricValue, RequestStats, SampleRecord,
+        TaskResult, TaskTiming,
+    },
+    score::aggregate_groups,
     task::{
         Doc, DocRequests, Instance, Limit, Mc2Version, Sampler, Scoring, Target, Task, TaskConfig,
         split_whitespace,
@@ -66,8 +71,10 @@ pub mod data;
 mod error;
 mod evaluate;
 pub mod metrics;
+mod prepare;
 mod pyrandom;
 mod results;
+mod score;
 mod task;
 pub mod tasks;
 pub mod text;

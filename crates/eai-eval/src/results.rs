@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use eai_core::ModelInfo;
+use eai_core::{ModelInfo, Seconds};
 use serde_json::{Value, json};
 
 use crate::task::{Target, TaskConfig};
@@ -32,16 +32,23 @@ impl MetricValue {
 }
 
 /// Requests versus forward passes for one task.
+///
+/// `requests` is the count lm-evaluation-harness builds and reports (one per choice, one per
+/// generation); `unique_requests` the count actually sent to the model, after identical
+/// `(context, continuation)` pairs are merged. They differ when a task repeats a question with
+/// the same choices: full ARC-Easy (test, 0-shot) has 9,501 requests and 9,496 unique ones (two
+/// questions appear twice with the same choices, five pairs in all).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct RequestStats {
-    /// Requests the task produced (one per choice, or one per generation).
+    /// Requests the task produced (one per choice, or one per generation): lm-eval's count.
     pub requests: usize,
-    /// Distinct requests actually sent.
+    /// Distinct requests actually sent (per pass).
     pub unique_requests: usize,
     /// Distinct contexts among them: the forward-pass count of an engine that scores all
     /// single-token continuations of a context together (MMLU: one per question).
     pub unique_contexts: usize,
-    /// Forward passes the engine reports having run for this task, when it counts them.
+    /// Forward passes the engine reports having run for this task (first pass over its
+    /// requests), when it counts them.
     pub forward_passes: Option<u64>,
     /// Continuation tokens scored over the distinct log-likelihood requests, when the engine
     /// reported a count for every one ([`eai_core::Loglikelihood::tokens`]).
@@ -54,6 +61,82 @@ pub struct RequestStats {
     /// ([`LanguageModel::truncated_requests`](eai_core::LanguageModel::truncated_requests)).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub truncated_requests: Option<u64>,
+}
+
+/// Where one task's time went in one run, in wall-clock seconds of the evaluating thread.
+///
+/// `total = prepare + engine + scoring + bookkeeping`. Engine time is measured around each call
+/// to the model; `tokenize` is the part of it the engine reports spending on tokenization
+/// ([`eai_core::LanguageModel::engine_time`]), when it reports it. When a run repeats the task's
+/// model calls (`Evaluator::run_prepared_passes`), `engine`, `tokenize`, `bookkeeping`, `calls`
+/// and `total` cover all `passes`; `prepare` and `scoring` happen once.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+#[non_exhaustive]
+pub struct TaskTiming {
+    /// Rendering prompts and building, merging and sorting requests, when this run did it (zero
+    /// when it ran a plan prepared earlier: see `Prepared::prepare_time`).
+    pub prepare: Seconds,
+    /// Inside the model's calls.
+    pub engine: Seconds,
+    /// Of `engine`: tokenization, as the engine reports it (`None`: it does not say).
+    pub tokenize: Option<Seconds>,
+    /// Turning answers into metrics and per-sample records.
+    pub scoring: Seconds,
+    /// Everything else: splitting work into calls, checking and storing answers, progress.
+    pub bookkeeping: Seconds,
+    /// The task's wall-clock time in this run.
+    pub total: Seconds,
+    /// Passes over the task's requests (1 unless repeated to fill a measuring window).
+    pub passes: usize,
+    /// Calls made to the model, over all passes.
+    pub calls: usize,
+}
+
+impl TaskTiming {
+    /// `engine / total`: the share of the task's time the model was working (0 when nothing
+    /// was timed).
+    pub fn engine_share(&self) -> f64 {
+        if self.total.0 > 0.0 { (self.engine.0 / self.total.0).clamp(0.0, 1.0) } else { 0.0 }
+    }
+
+    /// The engine's time outside tokenization (`engine − tokenize`, or `engine` when tokenize
+    /// time is unknown).
+    pub fn compute(&self) -> Seconds {
+        Seconds((self.engine.0 - self.tokenize.map_or(0.0, |t| t.0)).max(0.0))
+    }
+}
+
+/// Where a run's per-call request limits came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum BatchSource {
+    /// Set by the caller (`Evaluator::batch_size`).
+    Override,
+    /// The model's own answer ([`eai_core::LanguageModel::batch_hint`]).
+    Engine,
+    /// The model did not say; the evaluator's default (`Evaluator::DEFAULT_BATCH_SIZE`).
+    Default,
+}
+
+/// How a run split each task's requests into calls to the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct Batching {
+    /// Most log-likelihood requests per call (`None`: a task's requests in one call).
+    pub loglikelihood_requests: Option<usize>,
+    /// Most generation requests per call (`None`: a task's requests in one call).
+    pub generate_requests: Option<usize>,
+    /// Where these limits came from.
+    pub source: BatchSource,
+}
+
+impl Batching {
+    /// The log-likelihood limit as lm-eval's `config.batch_size` would show it: the number, or
+    /// `"all"` for no limit.
+    pub fn label(&self) -> String {
+        self.loglikelihood_requests.map_or_else(|| "all".to_owned(), |n| n.to_string())
+    }
 }
 
 /// One task's results.
@@ -75,6 +158,8 @@ pub struct TaskResult {
     pub metrics: Vec<MetricValue>,
     /// Request and forward-pass counts.
     pub requests: RequestStats,
+    /// Where the task's time went in this run.
+    pub timing: TaskTiming,
     /// Documents whose gold index was outside the choices (scored 0, as lm-eval does).
     pub invalid_gold: usize,
     /// Where the data came from.
@@ -209,8 +294,8 @@ pub struct EvalResults {
     pub group_tree: Vec<Group>,
     /// Per-sample records by task (empty when not kept).
     pub samples: BTreeMap<String, Vec<SampleRecord>>,
-    /// Requests per model call.
-    pub batch_size: usize,
+    /// How requests were split into calls to the model.
+    pub batching: Batching,
 }
 
 fn stderr_json(se: Option<f64>) -> Value {
@@ -300,6 +385,7 @@ impl EvalResults {
                     "forward_passes": t.requests.forward_passes,
                     "scored_tokens": t.requests.scored_tokens,
                     "generated_tokens": t.requests.generated_tokens,
+                    "timing": t.timing,
                     "invalid_gold": t.invalid_gold,
                     "source": t.source,
                 }),
@@ -322,7 +408,11 @@ impl EvalResults {
                 "model_device": self.model.device,
                 "max_context": self.model.max_context,
                 "add_bos_token": self.model.add_bos_token,
-                "batch_size": self.batch_size,
+                "batch_size": match self.batching.loglikelihood_requests {
+                    Some(n) => json!(n),
+                    None => json!("all"),
+                },
+                "eai_batching": self.batching,
                 "bootstrap_iters": 0,
             },
             "eai": eai,

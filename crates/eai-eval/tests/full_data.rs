@@ -45,10 +45,16 @@ fn full_sets_load_with_expected_counts() {
     let e = load(Benchmark::ArcEasy);
     assert_eq!(e.tasks[0].docs().len(), 2_376);
     assert_eq!(requests(&e), 9_501);
+    // Two questions appear twice with the same choices (3 + 2 identical requests): eai sends
+    // 9,496, lm-eval builds and reports 9,501 (docs/eval.md).
+    let plan = eai_eval::Evaluator::new().prepare(&e).unwrap();
+    assert_eq!((plan.requests(), plan.unique_requests()), (9_501, 9_496));
 
     let h = load(Benchmark::Hellaswag);
     assert_eq!(h.tasks[0].docs().len(), 10_042);
     assert_eq!(requests(&h), 40_168);
+    let plan = eai_eval::Evaluator::new().prepare(&h).unwrap();
+    assert_eq!((plan.requests(), plan.unique_requests()), (40_168, 40_145));
 
     let t1 = load(Benchmark::TruthfulqaMc1);
     let t2 = load(Benchmark::TruthfulqaMc2);

@@ -1,6 +1,7 @@
 //! The crate's one integration-test binary.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod batching;
 mod common;
 mod full_data;
 mod golden;

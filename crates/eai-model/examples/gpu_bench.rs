@@ -13,7 +13,10 @@
 //!           [--accuracy-share true] [--fused true,false] [--tile auto,r1u8,r2u4,r4u2,...]
 //!           [--quick] [--int8-head false,true] [--decode-new 128]
 //!
-//! `--shapes` takes `qwen`, `mistral` and `smol` (SmolLM2-135M's shapes with synthetic weights);
+//! `--shapes` takes the paper's six models at their exact published shapes — `qwen`
+//! (Qwen2.5-7B-Instruct), `r1` (DeepSeek-R1-Distill-Qwen-7B), `mistral` (Mistral-7B-Instruct-v0.2),
+//! `neural-chat` (Neural-Chat-7B-v3-3), `yi` (Yi-6B), `bloom` (Bloomz-7B1), or `paper` for all
+//! six — and `smol` (SmolLM2-135M's shapes), all with synthetic weights;
 //! `--graph` runs the speed measurement of each synthetic model with CUDA-graph decode on and/or
 //! off (the same loaded model, toggled with `GpuModel::set_cuda_graph`); `--fused` and `--tile`
 //! likewise toggle the fused decode kernels and the row layout of their plain GEMVs
@@ -398,23 +401,19 @@ fn main() {
     // ---- synthetic 7B shapes ----------------------------------------------------------------
     // `--shapes qwen,mistral`, `--half-head false,true`, `--gemv true,false` (decode GEMV on/off).
     if (only("7b") || only("profile")) && !args.iter().any(|a| a == "--skip-7b") {
-        let qwen = ModelConfig::from_hf_json(
-            r#"{ "architectures": ["Qwen2ForCausalLM"], "hidden_size": 3584, "intermediate_size": 18944,
-                 "num_attention_heads": 28, "num_key_value_heads": 4, "num_hidden_layers": 28,
-                 "vocab_size": 152064, "rope_theta": 1000000.0, "rms_norm_eps": 1e-6,
-                 "max_position_embeddings": 32768, "tie_word_embeddings": false }"#,
-            "Qwen2.5-7B config.json",
-        )
-        .unwrap();
-        // Mistral-7B-Instruct-v0.2: no sliding window, rope theta 1e6.
-        let mistral = ModelConfig::from_hf_json(
-            r#"{ "architectures": ["MistralForCausalLM"], "hidden_size": 4096, "intermediate_size": 14336,
-                 "num_attention_heads": 32, "num_key_value_heads": 8, "num_hidden_layers": 32,
-                 "vocab_size": 32000, "rope_theta": 1000000.0, "rms_norm_eps": 1e-5,
-                 "max_position_embeddings": 32768, "sliding_window": null, "tie_word_embeddings": false }"#,
-            "Mistral-7B-Instruct-v0.2 config.json",
-        )
-        .unwrap();
+        // The paper's six models at their exact published shapes (config.json as on the Hugging
+        // Face Hub, quoted with sources in docs/paper-models.md), synthetic weights.
+        // (Embedded: the binary runs on machines without the source tree.)
+        macro_rules! cfg_json {
+            ($f:literal) => {
+                ($f, include_str!(concat!("../tests/fixtures/configs/", $f)))
+            };
+        }
+        let paper = |(file, text): (&str, &str)| -> ModelConfig {
+            ModelConfig::from_hf_json(text, file).unwrap()
+        };
+        let qwen = paper(cfg_json!("Qwen2.5-7B-Instruct.json"));
+        let mistral = paper(cfg_json!("Mistral-7B-Instruct-v0.2.json"));
         let smol = ModelConfig::from_hf_json(
             r#"{ "architectures": ["LlamaForCausalLM"], "hidden_size": 576, "intermediate_size": 1536,
                  "num_attention_heads": 9, "num_key_value_heads": 3, "num_hidden_layers": 30,
@@ -423,17 +422,39 @@ fn main() {
             "SmolLM2-135M config.json",
         )
         .unwrap();
-        let shapes: Vec<(&str, ModelConfig)> = arg(&args, "--shapes")
-            .unwrap_or_else(|| "qwen".into())
+        let six = [
+            ("qwen", "synthetic Qwen2.5-7B-Instruct shapes", cfg_json!("Qwen2.5-7B-Instruct.json")),
+            (
+                "r1",
+                "synthetic DeepSeek-R1-Distill-Qwen-7B shapes",
+                cfg_json!("DeepSeek-R1-Distill-Qwen-7B.json"),
+            ),
+            (
+                "mistral",
+                "synthetic Mistral-7B-Instruct-v0.2 shapes",
+                cfg_json!("Mistral-7B-Instruct-v0.2.json"),
+            ),
+            (
+                "neural-chat",
+                "synthetic Neural-Chat-7B-v3-3 shapes",
+                cfg_json!("neural-chat-7b-v3-3.json"),
+            ),
+            ("yi", "synthetic Yi-6B shapes", cfg_json!("Yi-6B.json")),
+            ("bloom", "synthetic Bloomz-7B1 shapes", cfg_json!("bloomz-7b1.json")),
+        ];
+        let names = arg(&args, "--shapes").unwrap_or_else(|| "qwen".into());
+        let names = names.replace("paper", "qwen,r1,mistral,neural-chat,yi,bloom");
+        let shapes: Vec<(&str, ModelConfig)> = names
             .split(',')
             .map(|x| match x {
-                "qwen" => ("synthetic Qwen2.5-7B shapes", qwen.clone()),
-                "mistral" => ("synthetic Mistral-7B shapes", mistral.clone()),
                 "smol" => ("synthetic SmolLM2-135M shapes", smol.clone()),
                 // The first 4 layers only (per-kernel profiles: every layer runs the same kernels).
                 "qwen4" => ("synthetic Qwen2.5-7B shapes, 4 layers", layers(&qwen, 4)),
                 "mistral4" => ("synthetic Mistral-7B shapes, 4 layers", layers(&mistral, 4)),
-                other => panic!("unknown shape {other}"),
+                other => match six.iter().find(|(k, _, _)| *k == other) {
+                    Some((_, label, json)) => (*label, paper(*json)),
+                    None => panic!("unknown shape {other}"),
+                },
             })
             .collect();
         if arg(&args, "--only").is_some_and(|o| o.split(',').any(|x| x == "profile")) {

@@ -7,7 +7,8 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 
-/// The decoder families this runtime implements. All are pre-norm RMSNorm + rope + GQA + SwiGLU.
+/// The decoder families this runtime implements: pre-norm RMSNorm + rope + GQA + SwiGLU (Llama,
+/// Mistral, Qwen2), and BLOOM (LayerNorm with bias, ALiBi, GELU MLP with biases, fused QKV).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Architecture {
@@ -17,6 +18,10 @@ pub enum Architecture {
     Mistral,
     /// Qwen2 / Qwen2.5 / DeepSeek-R1-Distill-Qwen: Llama plus q/k/v biases.
     Qwen2,
+    /// BLOOM / BLOOMZ (`BloomForCausalLM`): LayerNorm with bias (also on the word embeddings),
+    /// ALiBi position biases instead of rope, a fused `query_key_value` projection, a GELU (tanh
+    /// form) MLP of width 4·hidden, biases on every projection, tied embeddings.
+    Bloom,
 }
 
 impl Architecture {
@@ -26,7 +31,13 @@ impl Architecture {
             Self::Llama => "llama",
             Self::Mistral => "mistral",
             Self::Qwen2 => "qwen2",
+            Self::Bloom => "bloom",
         }
+    }
+
+    /// Whether positions enter through rope (every family but BLOOM, which uses ALiBi).
+    pub fn uses_rope(self) -> bool {
+        !matches!(self, Self::Bloom)
     }
 }
 
@@ -80,7 +91,7 @@ pub struct ModelConfig {
     pub rope_theta: f32,
     /// Rope scaling.
     pub rope_scaling: RopeScaling,
-    /// RMSNorm ε.
+    /// ε of the normalisation layers: RMSNorm's, or LayerNorm's for BLOOM (`layer_norm_epsilon`).
     pub rms_eps: f32,
     /// The LM head is the embedding matrix.
     pub tie_embeddings: bool,
@@ -94,6 +105,9 @@ pub struct ModelConfig {
     pub eos_token_ids: Vec<u32>,
     /// Per-frequency rope divisors (GGUF `rope_freqs.weight`, Llama 3.1 style), when given.
     pub rope_freq_factors: Option<Vec<f32>>,
+    /// BLOOM's `apply_residual_connection_post_layernorm`: the residual of each sub-block is the
+    /// normalised input instead of the input (false for every published BLOOM model).
+    pub residual_post_norm: bool,
 }
 
 impl ModelConfig {
@@ -101,8 +115,8 @@ impl ModelConfig {
     ///
     /// # Errors
     /// [`Error::Io`], [`Error::Config`] for missing or ill-typed fields, and
-    /// [`Error::UnsupportedArchitecture`] for anything but Llama/Mistral/Qwen2-style models (BLOOM,
-    /// for instance, uses ALiBi, LayerNorm and GELU and is rejected with a message saying so).
+    /// [`Error::UnsupportedArchitecture`] for anything but Llama/Mistral/Qwen2-style models and
+    /// BLOOM (Falcon or GPT-NeoX, for instance, are rejected with a message saying so).
     pub fn from_hf_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
@@ -127,14 +141,8 @@ impl ModelConfig {
             ("LlamaForCausalLM" | "YiForCausalLM", _) | (_, "llama" | "Yi") => Architecture::Llama,
             ("MistralForCausalLM", _) | (_, "mistral") => Architecture::Mistral,
             ("Qwen2ForCausalLM", _) | (_, "qwen2") => Architecture::Qwen2,
-            ("BloomForCausalLM", _) | (_, "bloom") => {
-                return Err(Error::UnsupportedArchitecture {
-                    arch: arch_name.to_string(),
-                    reason:
-                        "BLOOM uses ALiBi position biases, LayerNorm with bias and GELU MLPs; this \
-                             runtime implements rope + RMSNorm + SwiGLU decoders only"
-                            .into(),
-                });
+            ("BloomForCausalLM" | "BloomModel", _) | (_, "bloom") => {
+                return crate::bloom::config_from_hf(&v, arch_name, source);
             }
             _ => {
                 return Err(Error::UnsupportedArchitecture {
@@ -145,7 +153,7 @@ impl ModelConfig {
                     },
                     reason:
                         "supported: LlamaForCausalLM (Llama 2/3, SmolLM, Yi), MistralForCausalLM, \
-                             Qwen2ForCausalLM"
+                             Qwen2ForCausalLM, BloomForCausalLM"
                             .into(),
                 });
             }
@@ -240,12 +248,13 @@ impl ModelConfig {
             bos_token_id: v.get("bos_token_id").and_then(Value::as_u64).map(|x| x as u32),
             eos_token_ids,
             rope_freq_factors: None,
+            residual_post_norm: false,
         };
         cfg.validate(source)?;
         Ok(cfg)
     }
 
-    /// Reads the hyper-parameters of a GGUF file (`llama` and `qwen2` architectures).
+    /// Reads the hyper-parameters of a GGUF file (`llama`, `qwen2` and `bloom` architectures).
     ///
     /// # Errors
     /// [`Error::UnsupportedArchitecture`] for other architectures; [`Error::Config`] for missing
@@ -255,18 +264,11 @@ impl ModelConfig {
         let arch = match arch_name {
             "llama" => Architecture::Llama,
             "qwen2" => Architecture::Qwen2,
-            "bloom" => {
-                return Err(Error::UnsupportedArchitecture {
-                    arch: arch_name.into(),
-                    reason: "BLOOM uses ALiBi, LayerNorm and GELU; only rope + RMSNorm + SwiGLU decoders \
-                             are implemented"
-                        .into(),
-                });
-            }
+            "bloom" => return crate::bloom::config_from_gguf(f),
             other => {
                 return Err(Error::UnsupportedArchitecture {
                     arch: other.into(),
-                    reason: "supported GGUF architectures: llama, qwen2".into(),
+                    reason: "supported GGUF architectures: llama, qwen2, bloom".into(),
                 });
             }
         };
@@ -344,6 +346,7 @@ impl ModelConfig {
             } else {
                 None
             },
+            residual_post_norm: false,
         };
         cfg.validate(&f.path().display().to_string())?;
         Ok(cfg)
@@ -378,7 +381,7 @@ impl ModelConfig {
                 "does not divide num_attention_heads",
             ));
         }
-        if !self.head_dim.is_multiple_of(2) {
+        if self.arch.uses_rope() && !self.head_dim.is_multiple_of(2) {
             return Err(Error::config(source, "head_dim", "must be even for rope"));
         }
         if !(self.rope_theta.is_finite() && self.rope_theta > 0.0) {
@@ -418,6 +421,9 @@ impl ModelConfig {
 
     /// Total parameter count implied by the shapes.
     pub fn n_params(&self) -> usize {
+        if self.arch == Architecture::Bloom {
+            return crate::bloom::n_params(self);
+        }
         let q = self.n_heads * self.head_dim;
         let kv = self.n_kv_heads * self.head_dim;
         let per_layer = self.hidden * (q + 2 * kv)

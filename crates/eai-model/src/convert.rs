@@ -25,6 +25,9 @@ pub enum ConvertDtype {
 
 /// The Hugging Face tensor names of a model with `cfg`'s shape (LM head only when untied).
 pub fn hf_tensor_names(cfg: &ModelConfig) -> Vec<String> {
+    if cfg.arch == Architecture::Bloom {
+        return crate::bloom::hf_tensor_names(cfg);
+    }
     let mut v = vec!["model.embed_tokens.weight".to_string()];
     for l in 0..cfg.n_layers {
         let p = format!("model.layers.{l}");
@@ -54,6 +57,7 @@ pub fn hf_config_json(cfg: &ModelConfig, dtype: ConvertDtype) -> serde_json::Val
         Architecture::Llama => ("LlamaForCausalLM", "llama"),
         Architecture::Mistral => ("MistralForCausalLM", "mistral"),
         Architecture::Qwen2 => ("Qwen2ForCausalLM", "qwen2"),
+        Architecture::Bloom => return crate::bloom::hf_config_json(cfg),
     };
     let mut v = json!({
         "architectures": [arch],

@@ -3,10 +3,12 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
 
 use eai_core::{
-    GenerateRequest, Generation, LanguageModel, Loglikelihood, LoglikelihoodRequest, ModelError,
-    ModelInfo,
+    BatchHint, EngineTime, GenerateRequest, Generation, LanguageModel, Loglikelihood,
+    LoglikelihoodRequest, ModelError, ModelInfo, Seconds,
 };
 
 use crate::config::ModelConfig;
@@ -15,6 +17,7 @@ use crate::gguf::GgufFile;
 use crate::model::{KvCache, LoadOptions, Model, Scratch};
 use crate::source::{GgufSource, SafetensorsSource};
 use crate::tokenizer::{BosPolicy, Tokenizer};
+use crate::tokens::TokenCache;
 
 /// Engine settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,6 +77,8 @@ pub struct Engine {
     scratch: Scratch,
     pool: Vec<KvCache>,
     counters: Counters,
+    tokens: Arc<TokenCache>,
+    time: EngineTime,
 }
 
 /// One scored position: log-partition, argmax, and the logits of the wanted targets.
@@ -86,11 +91,7 @@ pub type TokenPair = (Vec<u32>, Vec<u32>);
 ///
 /// # Errors
 /// [`Error::InvalidInput`] when either side ends up empty; tokenizer errors.
-pub(crate) fn encode_pair(
-    tokenizer: &Tokenizer,
-    context: &str,
-    continuation: &str,
-) -> Result<TokenPair> {
+pub fn encode_pair(tokenizer: &Tokenizer, context: &str, continuation: &str) -> Result<TokenPair> {
     if context.is_empty() {
         let prefix = tokenizer
             .bos_id()
@@ -118,7 +119,7 @@ pub(crate) fn encode_pair(
     Ok((ctx, cont))
 }
 
-fn py_space(c: char) -> bool {
+pub(crate) fn py_space(c: char) -> bool {
     c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
 }
 
@@ -133,7 +134,27 @@ impl Engine {
             scratch: Scratch::default(),
             pool: Vec::new(),
             counters: Counters::default(),
+            tokens: Arc::default(),
+            time: EngineTime::default(),
         }
+    }
+
+    /// Uses `cache` for the token ids of requests (see [`TokenCache`]): give every engine that
+    /// shares a tokenizer the same cache so that each text is encoded once per process. Without
+    /// it an engine keeps a cache of its own.
+    pub fn token_cache(mut self, cache: Arc<TokenCache>) -> Self {
+        self.tokens = cache;
+        self
+    }
+
+    /// [`Engine::token_cache`] in place.
+    pub fn set_token_cache(&mut self, cache: Arc<TokenCache>) {
+        self.tokens = cache;
+    }
+
+    /// The token cache in use.
+    pub fn tokens(&self) -> &Arc<TokenCache> {
+        &self.tokens
     }
 
     /// Loads a GGUF file (weights dequantized to f32, then converted to `opts.scheme`) with the
@@ -443,110 +464,132 @@ impl Engine {
     /// Greedy generation from token ids; stops at EOS, a stop string or `max_new` tokens.
     /// Returns `(generated ids, text cut before the first stop string)` per prompt.
     ///
+    /// Up to `gen_batch` sequences decode together, and a finished sequence's slot goes to the
+    /// next prompt at once (its prompt is prefilled in the same forward pass as the others'
+    /// next tokens), so the batch stays full until the prompts run out. Each sequence's
+    /// computation reads only its own tokens and KV cache, so the generated ids are those of
+    /// one-at-a-time greedy decoding.
+    ///
     /// # Errors
-    /// As [`Model::forward`]; tokenizer errors.
+    /// [`Error::InvalidInput`] when the three lists differ in length; as [`Model::forward`];
+    /// tokenizer errors.
     pub fn generate_tokens(
         &mut self,
         prompts: &[Vec<u32>],
         until: &[Vec<String>],
         max_new: &[usize],
     ) -> Result<Vec<(Vec<u32>, String)>> {
+        if until.len() != prompts.len() || max_new.len() != prompts.len() {
+            return Err(Error::invalid("one stop list and one max_new per prompt"));
+        }
         let cfg_vocab = self.model.config().vocab;
         let vocab = self.tokenizer.vocab_size().min(cfg_vocab).max(1);
         let eos: Vec<u32> = self.tokenizer.eos_ids().to_vec();
         let mut results = vec![(Vec::new(), String::new()); prompts.len()];
-        let chunk = self.opts.gen_batch.max(1);
-        let idx: Vec<usize> = (0..prompts.len()).collect();
-        for group in idx.chunks(chunk) {
-            let mut caches: Vec<KvCache> =
-                group.iter().map(|_| KvCache::new(self.model.config())).collect();
-            let mut generated: Vec<Vec<u32>> = vec![Vec::new(); group.len()];
-            let mut done: Vec<bool> =
-                group.iter().map(|&i| max_new[i] == 0 || prompts[i].is_empty()).collect();
-            let mut next: Vec<u32> = vec![0; group.len()];
-            // Prefill.
-            let active: Vec<usize> = (0..group.len()).filter(|&a| !done[a]).collect();
-            if !active.is_empty() {
-                let seqs: Vec<&[u32]> =
-                    active.iter().map(|&a| prompts[group[a]].as_slice()).collect();
-                let mut refs: Vec<&mut KvCache> = caches
-                    .iter_mut()
-                    .enumerate()
-                    .filter(|(a, _)| !done[*a])
-                    .map(|(_, c)| c)
-                    .collect();
-                let hidden = self.model.forward(&seqs, &mut refs, &mut self.scratch)?;
-                let mut rows = Vec::new();
-                let mut off = 0;
-                for s in &seqs {
-                    off += s.len();
-                    rows.push(off - 1);
-                }
-                let sel = hidden.select(ndarray::Axis(0), &rows);
-                let logits = self.model.logits(sel.view())?;
-                for (r, &a) in active.iter().enumerate() {
-                    next[a] = argmax(logits.row(r).as_slice().unwrap_or(&[]), vocab);
-                }
-                self.counters.forward_passes += 1;
-                self.counters.tokens_processed += off as u64;
+        let slots = self.opts.gen_batch.max(1);
+        let mut queue = (0..prompts.len()).filter(|&i| max_new[i] > 0 && !prompts[i].is_empty());
+        /// A sequence being decoded: its prompt index, cache, output so far and next input.
+        struct Live {
+            i: usize,
+            cache: KvCache,
+            generated: Vec<u32>,
+            feed: Vec<u32>,
+        }
+        let mut live: Vec<Live> = Vec::with_capacity(slots);
+        let mut spare: Vec<KvCache> = Vec::new();
+        loop {
+            while live.len() < slots {
+                let Some(i) = queue.next() else { break };
+                let mut cache = spare.pop().unwrap_or_else(|| KvCache::new(self.model.config()));
+                cache.clear();
+                live.push(Live { i, cache, generated: Vec::new(), feed: prompts[i].clone() });
             }
-            loop {
-                // Accept the pending tokens, check stops.
-                for a in 0..group.len() {
-                    if done[a] {
-                        continue;
-                    }
-                    let i = group[a];
-                    if eos.contains(&next[a]) {
-                        done[a] = true;
-                        continue;
-                    }
-                    generated[a].push(next[a]);
+            if live.is_empty() {
+                break;
+            }
+            let (seqs, mut caches): (Vec<&[u32]>, Vec<&mut KvCache>) =
+                live.iter_mut().map(|l| (l.feed.as_slice(), &mut l.cache)).unzip();
+            let mut rows = Vec::with_capacity(seqs.len());
+            let mut off = 0;
+            for s in &seqs {
+                off += s.len();
+                rows.push(off - 1);
+            }
+            let hidden = self.model.forward(&seqs, &mut caches, &mut self.scratch)?;
+            let sel = hidden.select(ndarray::Axis(0), &rows);
+            let logits = self.model.logits(sel.view())?;
+            self.counters.forward_passes += 1;
+            self.counters.tokens_processed += off as u64;
+            let mut finished = Vec::new();
+            for (r, l) in live.iter_mut().enumerate() {
+                let next = argmax(logits.row(r).as_slice().unwrap_or(&[]), vocab);
+                let done = if eos.contains(&next) {
+                    true
+                } else {
+                    l.generated.push(next);
                     self.counters.tokens_generated += 1;
-                    if generated[a].len() >= max_new[i] {
-                        done[a] = true;
-                    } else if !until[i].is_empty() {
-                        let text = self.tokenizer.decode(&generated[a], true)?;
-                        if until[i].iter().any(|s| !s.is_empty() && text.contains(s.as_str())) {
-                            done[a] = true;
-                        }
-                    }
+                    l.generated.len() >= max_new[l.i]
+                        || stop_hit(&self.tokenizer, &l.generated, &until[l.i])?
+                };
+                if done {
+                    finished.push(r);
+                } else {
+                    l.feed.clear();
+                    l.feed.push(next);
                 }
-                let active: Vec<usize> = (0..group.len()).filter(|&a| !done[a]).collect();
-                if active.is_empty() {
-                    break;
-                }
-                let toks: Vec<[u32; 1]> = active.iter().map(|&a| [next[a]]).collect();
-                let seqs: Vec<&[u32]> = toks.iter().map(|t| t.as_slice()).collect();
-                let mut refs: Vec<&mut KvCache> = caches
-                    .iter_mut()
-                    .enumerate()
-                    .filter(|(a, _)| !done[*a])
-                    .map(|(_, c)| c)
-                    .collect();
-                let hidden = self.model.forward(&seqs, &mut refs, &mut self.scratch)?;
-                let logits = self.model.logits(hidden.view())?;
-                for (r, &a) in active.iter().enumerate() {
-                    next[a] = argmax(logits.row(r).as_slice().unwrap_or(&[]), vocab);
-                }
-                self.counters.forward_passes += 1;
-                self.counters.tokens_processed += active.len() as u64;
             }
-            for (a, &i) in group.iter().enumerate() {
-                let mut text = self.tokenizer.decode(&generated[a], true)?;
-                let cut = until[i]
-                    .iter()
-                    .filter(|s| !s.is_empty())
-                    .filter_map(|s| text.find(s.as_str()))
-                    .min();
-                if let Some(c) = cut {
-                    text.truncate(c);
-                }
-                results[i] = (std::mem::take(&mut generated[a]), text);
+            for r in finished.into_iter().rev() {
+                let l = live.swap_remove(r);
+                results[l.i] = (l.generated, String::new());
+                spare.push(l.cache);
             }
+        }
+        for (i, (ids, text)) in results.iter_mut().enumerate() {
+            *text = cut_text(self.tokenizer.decode(ids, true)?, &until[i]);
         }
         Ok(results)
     }
+}
+
+/// `text` cut before the earliest of the stop strings.
+pub(crate) fn cut_text(mut text: String, until: &[String]) -> String {
+    let cut = until.iter().filter(|s| !s.is_empty()).filter_map(|s| text.find(s.as_str())).min();
+    if let Some(c) = cut {
+        text.truncate(c);
+    }
+    text
+}
+
+/// Whether the decoded text of `ids` contains a stop string, checked after every new token
+/// until the first hit.
+///
+/// Equal to `decode(ids).contains(s)` for some `s` in `stops` whenever no shorter prefix of
+/// `ids` contained one (the caller stops at the first hit), without decoding everything each
+/// time: a match that the newest token created ends within that token's text (plus the at most
+/// 3 bytes a completed multi-byte character rewrites, each shown as a 3-byte U+FFFD before), so
+/// it lies inside the decoded tail of the last few tokens once that tail is longer than the
+/// newest token's text, the longest stop string and a margin for a character cut at the tail's
+/// start (again at most 3 bytes, 9 once replaced). A hit in the tail is confirmed on the full
+/// text.
+///
+/// # Errors
+/// Tokenizer errors.
+pub(crate) fn stop_hit(tok: &Tokenizer, ids: &[u32], stops: &[String]) -> Result<bool> {
+    let longest = stops.iter().map(String::len).max().unwrap_or(0);
+    if longest == 0 || ids.is_empty() {
+        return Ok(false);
+    }
+    let hit = |text: &str| stops.iter().any(|s| !s.is_empty() && text.contains(s.as_str()));
+    const MARGIN: usize = 32;
+    let window = longest + MARGIN;
+    if ids.len() > 2 * window {
+        let last = tok.decode(&ids[ids.len() - 1..], true)?;
+        let tail = tok.decode(&ids[ids.len() - window..], true)?;
+        if tail.len() >= last.len() + longest + MARGIN && !hit(&tail) {
+            return Ok(false);
+        }
+    }
+    Ok(hit(&tok.decode(ids, true)?))
 }
 
 /// Log-partition, argmax and the wanted targets' logits of one logits row.
@@ -579,8 +622,34 @@ fn argmax(row: &[f32], limit: usize) -> u32 {
     best as u32
 }
 
+const CPU: &str = "eai-model CPU engine";
+
 fn model_err(e: Error) -> ModelError {
-    ModelError::backend("eai-model CPU engine", e)
+    ModelError::backend(CPU, e)
+}
+
+/// Scores with their continuations' token counts.
+pub(crate) fn loglikelihoods(scores: Vec<(f64, bool)>, pairs: &[TokenPair]) -> Vec<Loglikelihood> {
+    scores
+        .into_iter()
+        .zip(pairs)
+        .map(|((lp, g), (_, cont))| {
+            let mut l = Loglikelihood::new(lp, g);
+            l.tokens = Some(cont.len() as u32);
+            l
+        })
+        .collect()
+}
+
+/// Generations with their token counts.
+pub(crate) fn generations(out: Vec<(Vec<u32>, String)>) -> Vec<Generation> {
+    out.into_iter()
+        .map(|(ids, text)| {
+            let mut g = Generation::new(text);
+            g.tokens = Some(ids.len() as u32);
+            g
+        })
+        .collect()
 }
 
 impl LanguageModel for Engine {
@@ -595,61 +664,67 @@ impl LanguageModel for Engine {
         &mut self,
         reqs: &[LoglikelihoodRequest],
     ) -> std::result::Result<Vec<Loglikelihood>, ModelError> {
-        let mut pairs = Vec::with_capacity(reqs.len());
-        let keep = self.max_length() + 1;
-        for (i, r) in reqs.iter().enumerate() {
-            let (ctx, _) =
-                crate::bound::tail(&self.tokenizer, &r.context, keep).map_err(model_err)?;
-            let p = self.encode_pair(ctx, &r.continuation).map_err(|e| match e {
-                Error::InvalidInput { reason } => ModelError::InvalidRequest { index: i, reason },
-                e => model_err(e),
-            })?;
-            self.counters.truncated_requests += u64::from(p.0.len() + p.1.len() > keep);
-            pairs.push(p);
-        }
-        let scores = self.loglikelihood_tokens(&pairs).map_err(model_err)?;
-        Ok(scores
-            .into_iter()
-            .zip(&pairs)
-            .map(|((lp, g), (_, cont))| {
-                let mut l = Loglikelihood::new(lp, g);
-                l.tokens = Some(cont.len() as u32);
-                l
-            })
-            .collect())
+        let t = Instant::now();
+        let max_len = self.max_length();
+        let pairs =
+            crate::tokens::encode_requests(&self.tokens, &self.tokenizer, reqs, max_len, CPU).map(
+                |(p, truncated)| {
+                    self.counters.truncated_requests += truncated;
+                    p
+                },
+            );
+        let tokenized = t.elapsed();
+        self.time.tokenize += Seconds(tokenized.as_secs_f64());
+        let scores = pairs.and_then(|p| {
+            let s = self.loglikelihood_tokens(&p).map_err(model_err)?;
+            Ok(loglikelihoods(s, &p))
+        });
+        self.time.compute += Seconds((t.elapsed() - tokenized).as_secs_f64());
+        scores
     }
 
     fn generate_until(
         &mut self,
         reqs: &[GenerateRequest],
     ) -> std::result::Result<Vec<Generation>, ModelError> {
-        let max_len = self.max_length();
-        let mut prompts = Vec::with_capacity(reqs.len());
-        for (i, r) in reqs.iter().enumerate() {
-            let (ctx, _) =
-                crate::bound::tail(&self.tokenizer, &r.context, max_len).map_err(model_err)?;
-            let mut ids = self.tokenizer.encode(ctx).map_err(model_err)?;
-            if ids.is_empty() {
-                return Err(ModelError::InvalidRequest { index: i, reason: "empty prompt".into() });
-            }
-            let keep = max_len.saturating_sub(r.max_gen_toks).max(1);
-            if ids.len() > keep {
-                ids.drain(..ids.len() - keep);
-                self.counters.truncated_requests += 1;
-            }
-            prompts.push(ids);
-        }
-        let until: Vec<Vec<String>> = reqs.iter().map(|r| r.until.clone()).collect();
-        let max_new: Vec<usize> = reqs.iter().map(|r| r.max_gen_toks).collect();
-        let out = self.generate_tokens(&prompts, &until, &max_new).map_err(model_err)?;
-        Ok(out
-            .into_iter()
-            .map(|(ids, text)| {
-                let mut g = Generation::new(text);
-                g.tokens = Some(ids.len() as u32);
-                g
-            })
-            .collect())
+        let t = Instant::now();
+        let prompts = crate::tokens::encode_prompts(
+            &self.tokens,
+            &self.tokenizer,
+            reqs,
+            self.max_length(),
+            CPU,
+        )
+        .map(|(p, truncated)| {
+            self.counters.truncated_requests += truncated;
+            p
+        });
+        let tokenized = t.elapsed();
+        self.time.tokenize += Seconds(tokenized.as_secs_f64());
+        let out = prompts.and_then(|prompts| {
+            let until: Vec<Vec<String>> = reqs.iter().map(|r| r.until.clone()).collect();
+            let max_new: Vec<usize> = reqs.iter().map(|r| r.max_gen_toks).collect();
+            let out = self.generate_tokens(&prompts, &until, &max_new).map_err(model_err)?;
+            Ok(generations(out))
+        });
+        self.time.compute += Seconds((t.elapsed() - tokenized).as_secs_f64());
+        out
+    }
+
+    /// Calls of `max(64, batch_tokens / 2)` scoring requests (several packed passes each, so
+    /// calls do not cut packing short, and the progress bar moves every few seconds on a CPU)
+    /// and `4 × gen_batch` generation requests (the decoding slots stay full across finished
+    /// sequences). Memory does not depend on the call size: passes are packed to
+    /// `batch_tokens` inside a call.
+    fn batch_hint(&self) -> Option<BatchHint> {
+        Some(
+            BatchHint::requests((self.opts.batch_tokens / 2).max(64))
+                .generate_requests(Some(4 * self.opts.gen_batch.max(1))),
+        )
+    }
+
+    fn engine_time(&self) -> Option<EngineTime> {
+        Some(self.time)
     }
 
     fn forward_passes(&self) -> Option<u64> {
@@ -658,5 +733,76 @@ impl LanguageModel for Engine {
 
     fn truncated_requests(&self) -> Option<u64> {
         Some(self.counters.truncated_requests)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `stop_hit` on every prefix up to the first hit equals "the full decoded text contains a
+    /// stop string", for
+    /// the real byte-level tokenizer on random ids (partial UTF-8 characters included) with
+    /// stop strings cut from the text, when the model file is in the cache.
+    #[test]
+    fn stop_hit_equals_the_full_decode_check() {
+        let cache = crate::cache_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache"));
+        let path = cache.join("models").join(crate::SMOLLM2_FILE);
+        let Ok(f) = GgufFile::open(&path) else {
+            eprintln!("SKIP stop_hit_equals_the_full_decode_check: {} not found", path.display());
+            return;
+        };
+        let tok = Tokenizer::from_gguf(&f).unwrap();
+        let vocab = tok.vocab_size() as u64;
+        let mut s = 0x2545_F491_4F6C_DD1Du64;
+        let mut rnd = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        let text = "Natürlich — 3 × 4 = 12 😀; Ünïcödé «quotes» and\nnewlines. The answer is 12.\n\nQuestion:";
+        let mut seqs: Vec<Vec<u32>> = vec![tok.encode_raw(text).unwrap()];
+        // Byte tokens (ids of single bytes ≥ 0x80 split characters) and random ids.
+        for _ in 0..6 {
+            seqs.push((0..160).map(|_| (rnd() % vocab) as u32).collect());
+        }
+        let mut checked = 0;
+        for ids in &seqs {
+            let full = tok.decode(ids, true).unwrap();
+            let chars: Vec<char> = full.chars().collect();
+            let mut stops: Vec<Vec<String>> = vec![vec!["\n\n".into(), "Question:".into()]];
+            for k in [3usize, 40, 90, 150] {
+                if k + 3 <= chars.len() {
+                    stops.push(vec![chars[k..k + 3].iter().collect()]);
+                    stops.push(vec![
+                        chars[k.saturating_sub(5)..k + 1].iter().collect(),
+                        "zzz".into(),
+                    ]);
+                }
+            }
+            for st in &stops {
+                // As in generation: checked after every token until the first hit.
+                for n in 1..=ids.len() {
+                    let want = {
+                        let t = tok.decode(&ids[..n], true).unwrap();
+                        st.iter().any(|s| !s.is_empty() && t.contains(s.as_str()))
+                    };
+                    assert_eq!(stop_hit(&tok, &ids[..n], st).unwrap(), want, "{st:?} at {n}");
+                    checked += 1;
+                    if want {
+                        break;
+                    }
+                }
+            }
+        }
+        assert!(checked > 1000, "{checked}");
+    }
+
+    #[test]
+    fn cut_text_cuts_at_the_earliest_stop() {
+        let until = vec!["\n\n".to_string(), "Q:".to_string(), String::new()];
+        assert_eq!(cut_text("a Q: b\n\nc".into(), &until), "a ");
+        assert_eq!(cut_text("abc".into(), &until), "abc");
     }
 }

@@ -54,6 +54,22 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A metadata-only GGUF file (see `GgufFile::open_metadata_only`) lists the tensor, but its
+    /// data lies past the end of the file.
+    #[error(
+        "{path}: tensor `{tensor}` is listed but its data (ending at byte {end}) is absent: \
+         the file ends at byte {file_len} (metadata only)"
+    )]
+    TensorDataAbsent {
+        /// The file.
+        path: PathBuf,
+        /// Tensor name.
+        tensor: String,
+        /// Where the tensor's data would end.
+        end: u64,
+        /// The file's length.
+        file_len: u64,
+    },
     /// A tensor type this crate cannot dequantize.
     #[error("tensor `{tensor}` has type {ty}, which is not supported")]
     UnsupportedTensorType {

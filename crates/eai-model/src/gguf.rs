@@ -150,10 +150,29 @@ impl TensorInfo {
     }
 }
 
+/// How much of a GGUF file's tensor data is present.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GgufContents {
+    /// Every listed tensor's data lies inside the file.
+    Complete,
+    /// The file ends early (e.g. the first part of a split upload): metadata and the tensor list
+    /// are whole, but only `tensors_with_data` of the listed tensors have their bytes. Opened with
+    /// [`GgufFile::open_metadata_only`]; reading an absent tensor is
+    /// [`Error::TensorDataAbsent`].
+    MetadataOnly {
+        /// Listed tensors whose data lies wholly inside the file.
+        tensors_with_data: usize,
+        /// Bytes the complete file would have (end of the last tensor's data).
+        full_len: u64,
+    },
+}
+
 /// A parsed GGUF file. The tensor data stays memory-mapped; nothing is copied until asked for.
 #[derive(Debug)]
 pub struct GgufFile {
     path: PathBuf,
+    contents: GgufContents,
     bytes: Bytes,
     version: u32,
     metadata: BTreeMap<String, GgufValue>,
@@ -310,7 +329,32 @@ impl GgufFile {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let bytes = Bytes::map(path)?;
-        Self::parse(path.to_path_buf(), bytes)
+        Self::parse(path.to_path_buf(), bytes, false)
+    }
+
+    /// Opens a GGUF file that may end before its tensor data does (a header-only download, the
+    /// first part of a split file): metadata and tensor infos are parsed and checked as by
+    /// [`GgufFile::open`] (types, dimensions, alignment, overflow), but tensors may lie past the
+    /// end. [`GgufFile::contents`] says which case it is; [`GgufFile::tensor_bytes`] of an absent
+    /// tensor is [`Error::TensorDataAbsent`].
+    ///
+    /// # Errors
+    /// As [`GgufFile::open`], except for tensor data past the end of the file.
+    pub fn open_metadata_only(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let bytes = Bytes::map(path)?;
+        Self::parse(path.to_path_buf(), bytes, true)
+    }
+
+    /// Whether all tensor data is present (see [`GgufContents`]).
+    pub fn contents(&self) -> GgufContents {
+        self.contents
+    }
+
+    /// Whether the named tensor's data lies inside the file (false when there is no such tensor).
+    pub fn has_data(&self, name: &str) -> bool {
+        self.tensor(name)
+            .is_some_and(|t| self.data_start + t.offset + t.n_bytes <= self.bytes.len() as u64)
     }
 
     /// Parses a GGUF file held in memory; `name` is used in error messages.
@@ -318,10 +362,18 @@ impl GgufFile {
     /// # Errors
     /// As [`GgufFile::open`], without the I/O errors.
     pub fn from_bytes(name: impl Into<PathBuf>, bytes: Vec<u8>) -> Result<Self> {
-        Self::parse(name.into(), Bytes::Owned(bytes))
+        Self::parse(name.into(), Bytes::Owned(bytes), false)
     }
 
-    fn parse(path: PathBuf, bytes: Bytes) -> Result<Self> {
+    /// As [`GgufFile::from_bytes`] with [`GgufFile::open_metadata_only`]'s rules.
+    ///
+    /// # Errors
+    /// As [`GgufFile::open_metadata_only`].
+    pub fn from_bytes_metadata_only(name: impl Into<PathBuf>, bytes: Vec<u8>) -> Result<Self> {
+        Self::parse(name.into(), Bytes::Owned(bytes), true)
+    }
+
+    fn parse(path: PathBuf, bytes: Bytes, metadata_only: bool) -> Result<Self> {
         let budget = metadata_budget(bytes.len() as u64);
         let mut c = Cursor { path: &path, buf: &bytes, pos: 0, budget };
         let magic: [u8; 4] = c.array("magic")?;
@@ -383,7 +435,7 @@ impl GgufFile {
         let data_start =
             if n_tensors > 0 { align_up(end_of_infos, alignment) } else { end_of_infos };
         let file_len = bytes.len() as u64;
-        if data_start > file_len {
+        if data_start > file_len && !metadata_only {
             return Err(Error::Malformed {
                 path: path.clone(),
                 offset: end_of_infos,
@@ -392,6 +444,7 @@ impl GgufFile {
         }
         let mut tensors = Vec::with_capacity(infos.len());
         let mut by_name = BTreeMap::new();
+        let (mut full_len, mut present) = (data_start, 0usize);
         for (name, dims, ty_id, offset) in infos {
             let bad = |reason: String| Error::BadTensor {
                 path: path.clone(),
@@ -424,19 +477,28 @@ impl GgufFile {
                 .checked_add(offset)
                 .and_then(|s| s.checked_add(n_bytes))
                 .ok_or_else(|| bad(format!("offset {offset} + size {n_bytes} overflows")))?;
-            if end > file_len {
+            if end > file_len && !metadata_only {
                 return Err(bad(format!(
-                    "data [{}, {end}) lies past the end of the file ({file_len} bytes)",
+                    "data [{}, {end}) lies past the end of the file ({file_len} bytes; \
+                     GgufFile::open_metadata_only reads such a file's metadata)",
                     data_start + offset
                 )));
             }
+            full_len = full_len.max(end);
+            present += usize::from(end <= file_len);
             if by_name.insert(name.clone(), tensors.len()).is_some() {
                 return Err(bad("duplicate tensor name".into()));
             }
             tensors.push(TensorInfo { name, dims, ty, offset, n_bytes });
         }
+        let contents = if full_len > file_len {
+            GgufContents::MetadataOnly { tensors_with_data: present, full_len }
+        } else {
+            GgufContents::Complete
+        };
         Ok(GgufFile {
             path,
+            contents,
             bytes,
             version,
             metadata,
@@ -502,6 +564,14 @@ impl GgufFile {
             tensor: name.to_string(),
             source_name: self.path.display().to_string(),
         })?;
+        if !self.has_data(name) {
+            return Err(Error::TensorDataAbsent {
+                path: self.path.clone(),
+                tensor: name.to_string(),
+                end: self.data_start + info.offset + info.n_bytes,
+                file_len: self.bytes.len() as u64,
+            });
+        }
         let start = (self.data_start + info.offset) as usize;
         Ok(&self.bytes[start..start + info.n_bytes as usize])
     }
@@ -739,6 +809,39 @@ mod tests {
         assert_eq!(f.tensor("y").unwrap().offset, 256);
         assert_eq!(f.data_start() % 32, 0);
         assert_eq!(f.metadata_keys()[0], "general.architecture");
+    }
+
+    #[test]
+    fn metadata_only_files_list_tensors_without_data() {
+        let bytes = sample().to_bytes();
+        let f = GgufFile::from_bytes("m", bytes.clone()).unwrap();
+        assert_eq!(f.contents(), GgufContents::Complete);
+        let y_start = (f.data_start() + f.tensor("y").unwrap().offset) as usize;
+        // Cut inside tensor `y`: `x` is whole, `y` is not.
+        let cut = bytes[..y_start + 3].to_vec();
+        assert!(matches!(GgufFile::from_bytes("m", cut.clone()), Err(Error::BadTensor { .. })));
+        let m = GgufFile::from_bytes_metadata_only("m", cut).unwrap();
+        assert_eq!(
+            m.contents(),
+            GgufContents::MetadataOnly { tensors_with_data: 1, full_len: bytes.len() as u64 }
+        );
+        assert!(m.has_data("x") && !m.has_data("y") && !m.has_data("z"));
+        assert_eq!(m.dequantize("x").unwrap().len(), 64);
+        assert!(matches!(m.dequantize("y"), Err(Error::TensorDataAbsent { .. })));
+        assert_eq!(m.architecture().unwrap(), "llama");
+        // Cut before the data section: every tensor listed, none present.
+        let head = bytes[..f.data_start() as usize - 1].to_vec();
+        let h = GgufFile::from_bytes_metadata_only("m", head).unwrap();
+        assert_eq!(h.tensors().len(), 2);
+        assert!(matches!(h.contents(), GgufContents::MetadataOnly { tensors_with_data: 0, .. }));
+        // A cut inside the metadata or the tensor infos is still an error.
+        let infos_end = f.data_start() as usize - 40;
+        for cut in [10, 40, infos_end] {
+            assert!(
+                GgufFile::from_bytes_metadata_only("m", bytes[..cut].to_vec()).is_err(),
+                "{cut}"
+            );
+        }
     }
 
     #[test]

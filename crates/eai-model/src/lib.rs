@@ -22,6 +22,7 @@
 #![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod bloom;
 mod bound;
 mod config;
 mod convert;
@@ -36,16 +37,21 @@ mod mmap;
 mod model;
 mod source;
 mod tokenizer;
+mod tokens;
 mod validate;
 
 pub use crate::{
+    bloom::{BLOOM_DEFAULT_CONTEXT, alibi_slopes, bloom_qkv_to_blocks, bloom_qkv_to_interleaved},
     config::{Architecture, ModelConfig, RopeScaling},
     convert::{ConvertDtype, gguf_to_hf, hf_config_json, hf_tensor_names},
     dequant::{GgmlType, dequantize_into, quantize},
-    engine::{Counters, Engine, EngineOptions, TokenPair},
+    engine::{Counters, Engine, EngineOptions, TokenPair, encode_pair},
     error::{Error, Result},
-    fetch::{SMOLLM2_FILE, SMOLLM2_PYPI, SMOLLM2_SHA256, cache_dir, find_smollm2, sha256_file},
-    gguf::{DEFAULT_ALIGNMENT, GgufFile, GgufValue, GgufWriter, TensorInfo},
+    fetch::{
+        PypiModelFile, R1_DISTILL_QWEN_7B_HEADER, SMOLLM2, SMOLLM2_FILE, SMOLLM2_PYPI,
+        SMOLLM2_SHA256, cache_dir, find_model, find_smollm2, sha256_file,
+    },
+    gguf::{DEFAULT_ALIGNMENT, GgufContents, GgufFile, GgufValue, GgufWriter, TensorInfo},
     linear::{Linear, Scheme},
     model::{KvCache, LoadOptions, Model, Scratch},
     source::{
@@ -53,11 +59,12 @@ pub use crate::{
         unpermute_rows,
     },
     tokenizer::{BosPolicy, Tokenizer},
+    tokens::{TokenCache, TokenCacheStats},
 };
 
 #[cfg(feature = "fetch")]
 #[cfg_attr(docsrs, doc(cfg(feature = "fetch")))]
-pub use crate::fetch::fetch_smollm2;
+pub use crate::fetch::{fetch_model, fetch_smollm2};
 
 #[cfg(feature = "cuda")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cuda")))]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, linalg::general_mat_mul, s};
 use rayon::prelude::*;
 
-use crate::config::ModelConfig;
+use crate::config::{Architecture, ModelConfig};
 use crate::error::{Error, Result};
 use crate::linear::{Linear, Scheme, dot};
 use crate::source::WeightSource;
@@ -44,7 +44,7 @@ impl LoadOptions {
         self
     }
 
-    fn head(&self) -> Scheme {
+    pub(crate) fn head(&self) -> Scheme {
         self.lm_head_scheme.unwrap_or(match self.scheme {
             Scheme::W8A8 | Scheme::W8A16 => Scheme::Fp32,
             s => s,
@@ -84,6 +84,8 @@ pub struct Model {
     rope_cos: Vec<f32>,
     rope_sin: Vec<f32>,
     rope_len: usize,
+    /// BLOOM's blocks and norms (then `layers` and `norm` are empty).
+    bloom: Option<Box<crate::bloom::BloomParts>>,
 }
 
 /// Keys and values of past positions for one sequence (post-rope), `[layer][kv_head][pos][dim]`.
@@ -165,7 +167,19 @@ impl KvCache {
         self.len = other.len;
     }
 
-    fn head(&self, layer: usize, h: usize, n: usize) -> (&[f32], &[f32]) {
+    /// Stores the key and value of `kv_head` at position `pos` of `layer` (room must be reserved).
+    pub(crate) fn write(&mut self, layer: usize, pos: usize, kv_head: usize, k: &[f32], v: &[f32]) {
+        let dst = kv_head * self.cap * self.d + pos * self.d;
+        self.k[layer][dst..dst + self.d].copy_from_slice(k);
+        self.v[layer][dst..dst + self.d].copy_from_slice(v);
+    }
+
+    /// Marks `n` more positions as cached (after every layer wrote them).
+    pub(crate) fn advance(&mut self, n: usize) {
+        self.len += n;
+    }
+
+    pub(crate) fn head(&self, layer: usize, h: usize, n: usize) -> (&[f32], &[f32]) {
         let base = h * self.cap * self.d;
         (&self.k[layer][base..base + n * self.d], &self.v[layer][base..base + n * self.d])
     }
@@ -174,25 +188,25 @@ impl KvCache {
 /// Reusable buffers for [`Model::forward`]; grows to the largest batch seen, never shrinks.
 #[derive(Debug, Default)]
 pub struct Scratch {
-    x: Vec<f32>,
-    xn: Vec<f32>,
-    q: Vec<f32>,
-    k: Vec<f32>,
-    v: Vec<f32>,
-    att: Vec<f32>,
-    tmp: Vec<f32>,
-    g: Vec<f32>,
-    u: Vec<f32>,
+    pub(crate) x: Vec<f32>,
+    pub(crate) xn: Vec<f32>,
+    pub(crate) q: Vec<f32>,
+    pub(crate) k: Vec<f32>,
+    pub(crate) v: Vec<f32>,
+    pub(crate) att: Vec<f32>,
+    pub(crate) tmp: Vec<f32>,
+    pub(crate) g: Vec<f32>,
+    pub(crate) u: Vec<f32>,
 }
 
-fn buf(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
+pub(crate) fn buf(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
     if v.len() < n {
         v.resize(n, 0.0);
     }
     &mut v[..n]
 }
 
-fn view(v: &mut [f32], rows: usize, cols: usize) -> Result<ArrayViewMut2<'_, f32>> {
+pub(crate) fn view(v: &mut [f32], rows: usize, cols: usize) -> Result<ArrayViewMut2<'_, f32>> {
     ArrayViewMut2::from_shape((rows, cols), v)
         .map_err(|e| Error::invalid(format!("scratch view: {e}")))
 }
@@ -207,6 +221,9 @@ impl Model {
     /// [`Error::Quant`] when int8 quantization fails.
     pub fn load(src: &dyn WeightSource, cfg: ModelConfig, opts: LoadOptions) -> Result<Self> {
         cfg.validate(&src.source_name())?;
+        if cfg.arch == Architecture::Bloom {
+            return crate::bloom::load(src, cfg, opts);
+        }
         let name = src.source_name();
         let get = |t: &str, shape: &[usize]| -> Result<Vec<f32>> {
             let ten = src.tensor(t)?.ok_or_else(|| Error::MissingTensor {
@@ -233,7 +250,6 @@ impl Model {
         let s = opts.scheme;
         let round = |v: Vec<f32>| -> Vec<f32> { v };
         let mut embed = mat("model.embed_tokens.weight", cfg.vocab, h)?;
-        let head_scheme = opts.head();
         if matches!(s, Scheme::Fp16 | Scheme::Bf16) {
             embed.mapv_inplace(|x| s.round(x));
         }
@@ -261,38 +277,7 @@ impl Model {
             });
         }
         let norm = get("model.norm.weight", &[h])?;
-        let lm_head = match src.tensor("lm_head.weight")? {
-            Some(t) if !cfg.tie_embeddings => {
-                if t.shape != [cfg.vocab, h] {
-                    return Err(Error::ShapeMismatch {
-                        tensor: "lm_head.weight".into(),
-                        expected: vec![cfg.vocab, h],
-                        found: t.shape,
-                    });
-                }
-                if opts.check_finite {
-                    crate::validate::check_finite(&name, "lm_head.weight", &t.data)?;
-                }
-                let w = Array2::from_shape_vec((cfg.vocab, h), t.data)
-                    .map_err(|e| Error::invalid(e.to_string()))?;
-                Linear::new("lm_head", w, None, head_scheme)?
-            }
-            None if !cfg.tie_embeddings => {
-                return Err(Error::MissingTensor {
-                    tensor: "lm_head.weight".into(),
-                    source_name: name,
-                });
-            }
-            _ => {
-                if head_scheme == s
-                    || head_scheme == Scheme::Fp32 && !matches!(s, Scheme::Fp16 | Scheme::Bf16)
-                {
-                    Linear::from_shared("lm_head", embed.clone(), None, head_scheme)?
-                } else {
-                    Linear::new("lm_head", (*embed).clone(), None, head_scheme)?
-                }
-            }
-        };
+        let lm_head = build_lm_head(src, &cfg, &embed, opts)?;
         let inv_freq = cfg.rope_inv_freq();
         let rope_len = cfg.max_position.clamp(1, ROPE_TABLE_MAX);
         let half = d / 2;
@@ -316,7 +301,36 @@ impl Model {
             rope_cos,
             rope_sin,
             rope_len,
+            bloom: None,
         })
+    }
+
+    /// A BLOOM model from its parts (no rope tables, no Llama layers).
+    pub(crate) fn from_bloom(
+        cfg: ModelConfig,
+        opts: LoadOptions,
+        embed: Arc<Array2<f32>>,
+        lm_head: Linear,
+        parts: crate::bloom::BloomParts,
+    ) -> Self {
+        Model {
+            cfg,
+            opts,
+            embed,
+            layers: Vec::new(),
+            norm: Vec::new(),
+            lm_head,
+            inv_freq: Vec::new(),
+            rope_cos: Vec::new(),
+            rope_sin: Vec::new(),
+            rope_len: 0,
+            bloom: Some(Box::new(parts)),
+        }
+    }
+
+    /// The embedding table.
+    pub(crate) fn embed(&self) -> &Array2<f32> {
+        &self.embed
     }
 
     /// The hyper-parameters.
@@ -337,6 +351,9 @@ impl Model {
                 v.push((lin.name().to_string(), lin.scheme()));
             }
         }
+        for lin in self.bloom.iter().flat_map(|b| b.linears()) {
+            v.push((lin.name().to_string(), lin.scheme()));
+        }
         v.push((self.lm_head.name().to_string(), self.lm_head.scheme()));
         v
     }
@@ -347,6 +364,7 @@ impl Model {
             .layers
             .iter()
             .flat_map(|l| [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down])
+            .chain(self.bloom.iter().flat_map(|b| b.linears()))
             .map(Linear::weight_bytes)
             .sum();
         let emb = self.embed.len()
@@ -367,6 +385,9 @@ impl Model {
         caches: &mut [&mut KvCache],
         scratch: &'s mut Scratch,
     ) -> Result<ArrayViewMut2<'s, f32>> {
+        if let Some(b) = &self.bloom {
+            return b.forward(self, tokens, caches, scratch);
+        }
         if tokens.len() != caches.len() {
             return Err(Error::invalid(format!(
                 "{} token lists for {} caches",
@@ -440,33 +461,19 @@ impl Model {
                 r += t.len();
             }
             // Attention, parallel over (sequence, head).
-            {
-                let mut jobs = Vec::new();
-                let mut rest = att.view_mut();
-                let mut r = 0;
-                for (si, t) in tokens.iter().enumerate() {
-                    let (block, tail) = rest.split_at(Axis(0), t.len());
-                    rest = tail;
-                    let mut cols = block;
-                    for hh in 0..nh {
-                        let (out, more) = cols.split_at(Axis(1), d);
-                        jobs.push((si, hh, r, out));
-                        cols = more;
-                    }
-                    r += t.len();
-                }
-                let caches_ro: Vec<&KvCache> = caches.iter().map(|c| &**c).collect();
-                let qv = qb.view();
-                let group = nh / nkv;
-                let window = cfg.sliding_window;
-                jobs.into_par_iter().for_each(|(si, hh, r0, out)| {
-                    let t = tokens[si].len();
-                    let base = bases[si];
-                    let (kc, vc) = caches_ro[si].head(li, hh / group, base + t);
-                    let qh = qv.slice(s![r0..r0 + t, hh * d..(hh + 1) * d]);
-                    attend(qh, kc, vc, d, base, scale, window, out);
-                });
-            }
+            let caches_ro: Vec<&KvCache> = caches.iter().map(|c| &**c).collect();
+            let geo = AttnGeometry { n_heads: nh, n_kv_heads: nkv, head_dim: d, scale };
+            attention(
+                qb.view(),
+                att.view_mut(),
+                tokens,
+                &bases,
+                &caches_ro,
+                li,
+                geo,
+                cfg.sliding_window,
+                None,
+            );
             layer.o.forward(att.view(), tmp.view_mut())?;
             x += &tmp;
             rmsnorm(x.view(), &layer.ffn_norm, cfg.rms_eps, xn.view_mut());
@@ -534,6 +541,49 @@ impl Model {
     }
 }
 
+/// The LM head: `lm_head.weight` for untied models, else the (shared) embedding table, in the
+/// head's scheme ([`LoadOptions::lm_head_scheme`]).
+pub(crate) fn build_lm_head(
+    src: &dyn WeightSource,
+    cfg: &ModelConfig,
+    embed: &Arc<Array2<f32>>,
+    opts: LoadOptions,
+) -> Result<Linear> {
+    let (h, s, head_scheme) = (cfg.hidden, opts.scheme, opts.head());
+    Ok(match src.tensor("lm_head.weight")? {
+        Some(t) if !cfg.tie_embeddings => {
+            if t.shape != [cfg.vocab, h] {
+                return Err(Error::ShapeMismatch {
+                    tensor: "lm_head.weight".into(),
+                    expected: vec![cfg.vocab, h],
+                    found: t.shape,
+                });
+            }
+            if opts.check_finite {
+                crate::validate::check_finite(&src.source_name(), "lm_head.weight", &t.data)?;
+            }
+            let w = Array2::from_shape_vec((cfg.vocab, h), t.data)
+                .map_err(|e| Error::invalid(e.to_string()))?;
+            Linear::new("lm_head", w, None, head_scheme)?
+        }
+        None if !cfg.tie_embeddings => {
+            return Err(Error::MissingTensor {
+                tensor: "lm_head.weight".into(),
+                source_name: src.source_name(),
+            });
+        }
+        _ => {
+            if head_scheme == s
+                || head_scheme == Scheme::Fp32 && !matches!(s, Scheme::Fp16 | Scheme::Bf16)
+            {
+                Linear::from_shared("lm_head", embed.clone(), None, head_scheme)?
+            } else {
+                Linear::new("lm_head", (**embed).clone(), None, head_scheme)?
+            }
+        }
+    })
+}
+
 /// `y = w · x / sqrt(mean(x²) + eps)` per row.
 fn rmsnorm(x: ArrayView2<'_, f32>, w: &[f32], eps: f32, mut y: ArrayViewMut2<'_, f32>) {
     for (xr, mut yr) in x.rows().into_iter().zip(y.rows_mut()) {
@@ -545,9 +595,62 @@ fn rmsnorm(x: ArrayView2<'_, f32>, w: &[f32], eps: f32, mut y: ArrayViewMut2<'_,
     }
 }
 
-/// Causal attention of `t` queries (positions `base..base+t`) over `base+t` cached keys.
+/// Head counts and scale of one attention layer.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AttnGeometry {
+    pub(crate) n_heads: usize,
+    pub(crate) n_kv_heads: usize,
+    pub(crate) head_dim: usize,
+    pub(crate) scale: f32,
+}
+
+/// Causal attention of a packed batch, parallel over (sequence, head): the queries `q`
+/// (`[Σ t, n_heads·head_dim]`, any row stride) attend over each sequence's cache of layer `li`
+/// (which already holds the new positions); results go to `att`. `alibi` gives one slope per
+/// head (BLOOM).
 #[allow(clippy::too_many_arguments)]
-fn attend(
+pub(crate) fn attention(
+    q: ArrayView2<'_, f32>,
+    att: ArrayViewMut2<'_, f32>,
+    tokens: &[&[u32]],
+    bases: &[usize],
+    caches: &[&KvCache],
+    li: usize,
+    geo: AttnGeometry,
+    window: Option<usize>,
+    alibi: Option<&[f32]>,
+) {
+    let AttnGeometry { n_heads: nh, n_kv_heads: nkv, head_dim: d, scale } = geo;
+    let mut jobs = Vec::new();
+    let mut rest = att;
+    let mut r = 0;
+    for (si, t) in tokens.iter().enumerate() {
+        let (block, tail) = rest.split_at(Axis(0), t.len());
+        rest = tail;
+        let mut cols = block;
+        for hh in 0..nh {
+            let (out, more) = cols.split_at(Axis(1), d);
+            jobs.push((si, hh, r, out));
+            cols = more;
+        }
+        r += t.len();
+    }
+    let group = nh / nkv.max(1);
+    jobs.into_par_iter().for_each(|(si, hh, r0, out)| {
+        let t = tokens[si].len();
+        let base = bases[si];
+        let (kc, vc) = caches[si].head(li, hh / group, base + t);
+        let qh = q.slice(s![r0..r0 + t, hh * d..(hh + 1) * d]);
+        let slope = alibi.and_then(|a| a.get(hh).copied());
+        attend(qh, kc, vc, d, base, scale, window, slope, out);
+    });
+}
+
+/// Causal attention of `t` queries (positions `base..base+t`) over `base+t` cached keys. With
+/// `alibi = Some(slope)` the score of key `j` for the query at position `p` gains
+/// `slope · (j − p)` (BLOOM; the same softmax as `slope · j`, with smaller magnitudes).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn attend(
     q: ArrayView2<'_, f32>,
     kc: &[f32],
     vc: &[f32],
@@ -555,6 +658,7 @@ fn attend(
     base: usize,
     scale: f32,
     window: Option<usize>,
+    alibi: Option<f32>,
     mut out: ArrayViewMut2<'_, f32>,
 ) {
     let t = q.nrows();
@@ -571,7 +675,11 @@ fn attend(
             let mut mx = f32::NEG_INFINITY;
             for j in 0..n_keys {
                 sc[j] = if visible(i, j) {
-                    dot(&qi, &kc[j * d..(j + 1) * d]) * scale
+                    let s = dot(&qi, &kc[j * d..(j + 1) * d]) * scale;
+                    match alibi {
+                        Some(m) => s + m * (j as f32 - (base + i) as f32),
+                        None => s,
+                    }
                 } else {
                     f32::NEG_INFINITY
                 };
@@ -608,6 +716,8 @@ fn attend(
         for (j, s) in row.iter_mut().enumerate() {
             if !visible(i, j) {
                 *s = f32::NEG_INFINITY;
+            } else if let Some(m) = alibi {
+                *s += m * (j as f32 - (base + i) as f32);
             }
             mx = mx.max(*s);
         }

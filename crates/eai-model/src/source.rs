@@ -34,8 +34,12 @@ pub trait WeightSource {
     fn tensor(&self, hf_name: &str) -> Result<Option<F32Tensor>>;
 }
 
-/// The GGUF name for a Hugging Face tensor name (llama.cpp's standard names).
+/// The GGUF name for a Hugging Face tensor name (llama.cpp's standard names; BLOOM's
+/// `transformer.h.N...` names map to llama.cpp's `bloom` names).
 pub fn hf_to_gguf_name(name: &str) -> Option<String> {
+    if let Some(g) = crate::bloom::hf_to_gguf_name(name) {
+        return Some(g);
+    }
     let fixed = match name {
         "model.embed_tokens.weight" => Some("token_embd.weight"),
         "model.norm.weight" => Some("output_norm.weight"),
@@ -120,6 +124,25 @@ impl WeightSource for GgufSource<'_> {
         let Some(info) = self.file.tensor(&g) else { return Ok(None) };
         let shape = info.shape();
         let mut data = self.file.dequantize(&g)?;
+        // llama.cpp's converter regroups BLOOM's fused QKV rows to [3, heads, d]; undo it.
+        if self.arch == Architecture::Bloom && g.contains(".attn_qkv.") {
+            let row_len = if shape.len() == 2 { shape[1] } else { 1 };
+            let rows = data.len() / row_len.max(1);
+            if self.n_heads == 0 || rows != 3 * self.n_heads * (rows / (3 * self.n_heads)) {
+                return Err(Error::BadTensor {
+                    path: self.file.path().to_path_buf(),
+                    tensor: g,
+                    reason: format!(
+                        "{rows} rows cannot be split into q, k, v of {} heads",
+                        self.n_heads
+                    ),
+                });
+            }
+            return Ok(Some(F32Tensor {
+                shape,
+                data: crate::bloom::bloom_qkv_to_interleaved(&data, self.n_heads, row_len),
+            }));
+        }
         // llama-arch GGUF stores Q/K rows permuted for interleaved rope; qwen2 does not.
         if self.arch != Architecture::Qwen2 {
             let heads = if g.contains(".attn_q.") {

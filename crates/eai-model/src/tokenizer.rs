@@ -46,6 +46,8 @@ pub struct Tokenizer {
     bos: Option<(u32, String)>,
     eos_ids: Vec<u32>,
     default_adds_bos: bool,
+    /// A fingerprint of everything that decides ids (see [`Tokenizer::cache_key`]).
+    identity: u64,
 }
 
 impl Tokenizer {
@@ -68,12 +70,14 @@ impl Tokenizer {
             (Some((id, _)), Ok(enc)) => enc.get_ids().first() == Some(id),
             _ => false,
         };
+        let identity = fingerprint(&inner, bos.as_ref().map(|b| b.0), eos_ids, default_adds_bos);
         Tokenizer {
             inner,
             policy: BosPolicy::TokenizerDefault,
             bos,
             eos_ids: eos_ids.to_vec(),
             default_adds_bos,
+            identity,
         }
     }
 
@@ -100,6 +104,8 @@ impl Tokenizer {
             "gpt-2" | "default" => (vec![GPT2_REGEX], false),
             "llama-bpe" | "llama3" => (vec![LLAMA3_REGEX], true),
             "qwen2" | "deepseek-r1-qwen" => (vec![QWEN2_REGEX], false),
+            // BLOOM's split (llama.cpp's `bloom` / `poro-chat` / `gpt3-finnish`).
+            "bloom" | "poro-chat" | "gpt3-finnish" => (vec![r" ?[^(\s|.,!?…。，、।۔،)]+"], false),
             other => {
                 return Err(Error::tokenizer(format!(
                     "{src}: pre-tokenizer `{other}` is not supported; refusing to guess its regex"
@@ -182,6 +188,19 @@ impl Tokenizer {
         Ok(Self::wrap(inner, bos_id, &eos))
     }
 
+    /// A key under which encodings by this tokenizer may be cached: equal for tokenizers that
+    /// encode every text to the same ids (same serialized vocabulary, merges, normalizer,
+    /// pre-tokenizer, special tokens, BOS/EOS ids and BOS policy), different otherwise up to
+    /// 64-bit hash collisions.
+    pub fn cache_key(&self) -> u64 {
+        let policy = match self.policy {
+            BosPolicy::TokenizerDefault => 1u64,
+            BosPolicy::Always => 2,
+            BosPolicy::Never => 3,
+        };
+        self.identity ^ policy.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+
     /// Sets the BOS policy.
     pub fn set_bos_policy(&mut self, policy: BosPolicy) {
         self.policy = policy;
@@ -232,7 +251,7 @@ impl Tokenizer {
             BosPolicy::Always => (false, true),
             BosPolicy::Never => (false, false),
         };
-        let enc = self.inner.encode(text, special).map_err(Error::tokenizer)?;
+        let enc = self.inner.encode_fast(text, special).map_err(Error::tokenizer)?;
         let mut ids = enc.get_ids().to_vec();
         if manual && let Some((b, _)) = &self.bos {
             ids.insert(0, *b);
@@ -245,7 +264,17 @@ impl Tokenizer {
     /// # Errors
     /// [`Error::Tokenizer`] when the tokenizer fails.
     pub fn encode_raw(&self, text: &str) -> Result<Vec<u32>> {
-        Ok(self.inner.encode(text, false).map_err(Error::tokenizer)?.get_ids().to_vec())
+        Ok(self.inner.encode_fast(text, false).map_err(Error::tokenizer)?.get_ids().to_vec())
+    }
+
+    /// lm-eval's `_encode_pair`: trailing whitespace of the context moves to the continuation;
+    /// `cont = enc(ctx + cont)[len(enc(ctx)):]`. An empty context becomes the prefix token (BOS,
+    /// else EOS). [`TokenCache`](crate::TokenCache) gives the same ids, cached.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when either side ends up empty; tokenizer errors.
+    pub fn encode_pair(&self, context: &str, continuation: &str) -> Result<crate::TokenPair> {
+        crate::engine::encode_pair(self, context, continuation)
     }
 
     /// Decodes ids to text, skipping special tokens when asked.
@@ -273,4 +302,37 @@ impl Tokenizer {
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         self.inner.save(path.as_ref(), false).map_err(Error::tokenizer)
     }
+}
+
+/// FNV-1a over the tokenizer's JSON form (deterministic: vocabularies are written in id order)
+/// and the BOS/EOS facts kept beside it.
+fn fingerprint(
+    inner: &tokenizers::Tokenizer,
+    bos: Option<u32>,
+    eos: &[u32],
+    default_adds_bos: bool,
+) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    match inner.to_string(false) {
+        Ok(json) => eat(json.as_bytes()),
+        // Serialization fails only for custom components, which these tokenizers never have;
+        // such a tokenizer then shares no cache entries with any other.
+        Err(_) => {
+            static UNIQUE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            eat(b"unserializable");
+            eat(&UNIQUE.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_le_bytes());
+        }
+    }
+    eat(&bos.map_or(u64::MAX, u64::from).to_le_bytes());
+    for e in eos {
+        eat(&e.to_le_bytes());
+    }
+    eat(&[u8::from(default_adds_bos)]);
+    h
 }

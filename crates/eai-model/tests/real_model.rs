@@ -126,3 +126,65 @@ fn shared_contexts_score_like_full_inputs() {
     assert!(diffs[1].iter().filter(|&&d| d < 1e-4).count() >= 5, "w8a8 {:?}", diffs[1]);
     assert!(diffs[1].iter().all(|&d| d < 1.5), "w8a8 {:?}", diffs[1]);
 }
+
+/// The token cache gives exactly `encode_pair`'s ids on every distinct request of full ARC-Easy
+/// (and HellaSwag's first 2,000 documents) with the real tokenizer, and prints what
+/// tokenization costs per request: one encode pair at a time as the engines did before
+/// (`encode` with offsets, context re-encoded per continuation), `encode_pair` now, the cache's
+/// first pass (parallel, each context once) and its second pass (look-ups). Printed, not
+/// asserted (a debug build here; the GPU script prints release figures).
+#[test]
+fn token_cache_equals_encode_pair_on_real_requests_and_prints_its_cost() {
+    use std::time::Instant;
+
+    use eai_eval::{Evaluator, Limit, Suite, TaskOptions};
+    let p = need_model!();
+    let Some(root) = eai_eval::data::shared_data_dir() else {
+        eprintln!("SKIP token_cache_equals_encode_pair_on_real_requests: ../shared/data not found");
+        return;
+    };
+    let tok = eai_model::Tokenizer::from_gguf(&GgufFile::open(&p).unwrap()).unwrap();
+    let mut opts = TaskOptions::default();
+    let arc = Suite::load_spec(&root, "arc_easy", &opts).unwrap();
+    opts.limit = Some(Limit::Count(2_000));
+    let hs = Suite::load_spec(&root, "hellaswag", &opts).unwrap();
+    let ev = Evaluator::new();
+    for (name, suite) in [("arc_easy", arc), ("hellaswag:2000", hs)] {
+        let plan = ev.prepare(&suite).unwrap();
+        let reqs: Vec<LoglikelihoodRequest> = plan.loglikelihood_requests().cloned().collect();
+        let n = reqs.len() as f64;
+        let us = |t: Instant| t.elapsed().as_secs_f64() * 1e6 / n;
+        let t = Instant::now();
+        for r in &reqs {
+            let trimmed = r.context.trim_end();
+            let whole = format!("{trimmed}{}{}", &r.context[trimmed.len()..], r.continuation);
+            let a = tok.inner().encode(whole.as_str(), false).unwrap();
+            let b = tok.inner().encode(trimmed, false).unwrap();
+            std::hint::black_box((a, b));
+        }
+        let old = us(t);
+        let t = Instant::now();
+        let want: Vec<_> =
+            reqs.iter().map(|r| tok.encode_pair(&r.context, &r.continuation).unwrap()).collect();
+        let now = us(t);
+        let cache = eai_model::TokenCache::new();
+        let t = Instant::now();
+        let first: Vec<_> =
+            cache.encode_pairs(&tok, &reqs).into_iter().map(Result::unwrap).collect();
+        let cold = us(t);
+        let t = Instant::now();
+        let second: Vec<_> =
+            cache.encode_pairs(&tok, &reqs).into_iter().map(Result::unwrap).collect();
+        let warm = us(t);
+        assert_eq!(first, want, "{name}: cache (cold) vs encode_pair");
+        assert_eq!(second, want, "{name}: cache (warm) vs encode_pair");
+        let s = cache.stats();
+        assert_eq!((s.misses, s.hits), (reqs.len() as u64, reqs.len() as u64));
+        eprintln!(
+            "{name}: {} requests, µs/request: before {old:.1}, encode_pair {now:.1}, \
+             cache first pass {cold:.1} ({} threads), cache hit {warm:.2}",
+            reqs.len(),
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        );
+    }
+}

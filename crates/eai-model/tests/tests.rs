@@ -3,7 +3,9 @@
 
 #[macro_use]
 mod common;
+mod bloom;
 mod hostile;
 mod parity;
+mod r1_header;
 mod real_model;
 mod synthetic;

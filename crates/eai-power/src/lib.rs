@@ -30,13 +30,18 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use crate::{
-    command::{CommandOptions, CommandReport, Discovered, discover, measure_command},
+    command::{
+        CommandControl, CommandOptions, CommandReport, Discovered, discover, measure_command,
+        measure_command_with,
+    },
     constant::ConstantSource,
+    descendants::{ProcessInfo, descendants},
     devices::{
         CudaDeviceSpec, CudaMapping, GpuIdentity, map_cuda_devices, parse_cuda_visible_devices,
     },
     error::{Error, Result},
     faults::{Fault, FaultySource},
+    gpu_info::GpuEnvironment,
     measurement::{
         AnalysisConfig, Baseline, BaselineDevice, DeviceEnergy, Flag, Measurement, Method,
     },
@@ -47,6 +52,7 @@ pub use crate::{
     },
     replay::ReplaySource,
     sampler::{ChannelStats, SamplerConfig},
+    scraped::{SCRAPE_INTERVAL_META, scrape_bound},
     source::{
         DeviceStatus, Domain, MAX_PLAUSIBLE_COUNTER, MAX_PLAUSIBLE_POWER, PowerSource, Provenance,
         Reading, Signal, SignalSpec, SourceError, SourceInfo, implausible,
@@ -61,15 +67,22 @@ pub mod nvml;
 
 pub mod integrate;
 
+#[cfg(feature = "nvml")]
+#[cfg_attr(docsrs, doc(cfg(feature = "nvml")))]
+pub use crate::gpu_info::gpu_environment;
+
 mod command;
 mod constant;
+mod descendants;
 mod devices;
 mod error;
 mod faults;
+mod gpu_info;
 mod measurement;
 mod meter;
 mod rapl;
 mod replay;
 mod sampler;
+mod scraped;
 mod source;
 mod timeline;

@@ -72,6 +72,25 @@ pub enum Flag {
     NoData,
     /// A sampler thread panicked; the panic was caught and the source's data ends there.
     SamplerFailed,
+    /// The measured work was interrupted by a signal (`eai measure` forwarded it to the
+    /// command): the window ends when the work stopped, not when it would have finished.
+    Interrupted {
+        /// The signal number (2 SIGINT, 15 SIGTERM, 1 SIGHUP).
+        signal: i32,
+    },
+    /// The source's values come from a periodic scrape (a Prometheus endpoint, e.g. NVIDIA's
+    /// DCGM exporter): nothing finer than `interval_ms` is resolved, and each value may be up to
+    /// that old when read. `bound_j` is a hard bound on the window energy's error from scrape
+    /// timing (from the monotone counter reads that bracket each edge; see
+    /// [`crate::SCRAPE_INTERVAL_META`]); `None` when no such reads bracket both edges (power
+    /// only, a reset, or the window ends too recently).
+    Scraped {
+        /// The stated resolution: the larger of the scrape interval and the observed interval
+        /// between value changes, ms.
+        interval_ms: u32,
+        /// Hard bound on the energy error from scrape timing, J.
+        bound_j: Option<f64>,
+    },
     /// A signal was unsupported and the next one in the fallback order was used.
     Fallback {
         /// The signal missing.
@@ -544,6 +563,9 @@ impl Timeline {
             flags.push(Flag::Shared);
         }
 
+        if let Some(f) = crate::scraped::flag(info, counter, energy, t0, e1) {
+            flags.push(f);
+        }
         let mean_power = energy.map(|e| Watts(e.0 / dur));
         let peak_power = instant
             .and_then(|p| integrate::peak(p, t0, e1))

@@ -100,7 +100,7 @@ fn unavailable(reason: String, hint: Option<&str>) -> Error {
     Error::Unavailable { backend: "nvml", reason, hint: hint.map(str::to_string) }
 }
 
-fn init(opts: &NvmlOptions) -> Result<Nvml> {
+pub(crate) fn init(opts: &NvmlOptions) -> Result<Nvml> {
     let env = std::env::var_os("EAI_NVML_LIB").map(PathBuf::from);
     let explicit = opts.lib_path.clone().or(env);
     let try_path =

@@ -104,6 +104,11 @@ pub enum EventKind {
     },
     /// A replayed trace ended.
     Exhausted,
+    /// The measured work was interrupted by a signal (the trace ends early).
+    Interrupted {
+        /// The signal number.
+        signal: i32,
+    },
     /// The bounded buffer overflowed for the first time (later drops are only counted).
     Overflow,
 }

@@ -13,20 +13,22 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
 use eai_core::{
-    GenerateRequest, Generation, LanguageModel, Loglikelihood, LoglikelihoodRequest, ModelError,
-    ModelInfo,
+    BatchHint, EngineTime, GenerateRequest, Generation, LanguageModel, Loglikelihood,
+    LoglikelihoodRequest, ModelError, ModelInfo, Seconds,
 };
 use eai_quant::cuda::CudaDevice;
 
 use super::error::{GpuError, Result};
 use super::model::{GpuModel, GpuScheme, PackedSeq};
 use crate::config::ModelConfig;
-use crate::engine::{Counters, EngineOptions, TokenPair};
+use crate::engine::{Counters, EngineOptions, TokenPair, generations, loglikelihoods};
 use crate::gguf::GgufFile;
 use crate::source::{GgufSource, SafetensorsSource};
 use crate::tokenizer::{BosPolicy, Tokenizer};
+use crate::tokens::TokenCache;
 
 /// A GPU model with its tokenizer: implements [`LanguageModel`].
 ///
@@ -48,12 +50,15 @@ pub struct GpuEngine {
     name: String,
     opts: EngineOptions,
     counters: Counters,
+    tokens: Arc<TokenCache>,
+    time: EngineTime,
 }
 
 impl GpuEngine {
     /// The GPU's default settings: [`EngineOptions::default`] with larger batches (8192 packed
-    /// tokens per scoring pass, 32 sequences decoded together), since a GPU forward pass of a
-    /// few thousand tokens costs little more than one of a few hundred.
+    /// tokens per scoring pass, up to 256 sequences decoded together, fewer when they would not
+    /// fit the device's memory: [`GpuEngine::gen_groups`]), since a GPU forward pass of a few
+    /// thousand tokens costs little more than one of a few hundred.
     pub fn default_options() -> EngineOptions {
         EngineOptions { batch_tokens: 8192, gen_batch: 32, ..EngineOptions::default() }
     }
@@ -66,7 +71,27 @@ impl GpuEngine {
             name: name.into(),
             opts: Self::default_options(),
             counters: Counters::default(),
+            tokens: Arc::default(),
+            time: EngineTime::default(),
         }
+    }
+
+    /// Uses `cache` for the token ids of requests (see [`TokenCache`]): give every engine that
+    /// shares a tokenizer (CPU or GPU, any scheme) the same cache so that each text is encoded
+    /// once per process. Without it an engine keeps a cache of its own.
+    pub fn token_cache(mut self, cache: Arc<TokenCache>) -> Self {
+        self.tokens = cache;
+        self
+    }
+
+    /// [`GpuEngine::token_cache`] in place.
+    pub fn set_token_cache(&mut self, cache: Arc<TokenCache>) {
+        self.tokens = cache;
+    }
+
+    /// The token cache in use.
+    pub fn tokens(&self) -> &Arc<TokenCache> {
+        &self.tokens
     }
 
     /// Loads a GGUF file onto `dev` (weights dequantized on the host, converted to `scheme`
@@ -315,8 +340,10 @@ impl GpuEngine {
         Ok(out)
     }
 
-    /// Greedy generation from token ids in groups of `gen_batch`; stops at EOS, a stop string or
-    /// `max_new` tokens. Returns `(generated ids, text cut before the first stop string)`.
+    /// Greedy generation from token ids in groups of up to `gen_batch` sequences, fewer when
+    /// a group's KV cache and prefill would not fit the device's memory
+    /// ([`GpuEngine::gen_groups`]); stops at EOS, a stop string or `max_new` tokens. Returns
+    /// `(generated ids, text cut before the first stop string)`.
     ///
     /// # Errors
     /// Device and tokenizer errors.
@@ -332,24 +359,18 @@ impl GpuEngine {
         let vocab = self.tokenizer.vocab_size().min(self.model.config().vocab).max(1);
         let eos: Vec<u32> = self.tokenizer.eos_ids().to_vec();
         let mut results = vec![(Vec::new(), String::new()); prompts.len()];
-        let chunk = self.opts.gen_batch.max(1);
         let idx: Vec<usize> =
             (0..prompts.len()).filter(|&i| !prompts[i].is_empty() && max_new[i] > 0).collect();
-        for group in idx.chunks(chunk) {
+        for group in self.gen_groups(&idx, prompts, max_new)? {
+            let group = group.as_slice();
             let ps: Vec<&[u32]> = group.iter().map(|&i| prompts[i].as_slice()).collect();
             let mn: Vec<usize> = group.iter().map(|&i| max_new[i]).collect();
             let tok = &self.tokenizer;
             let mut stop_err = None;
             let (generated, passes, processed) =
                 self.model.generate_greedy(&ps, &mn, &eos, vocab, |a, ids| {
-                    let stops = &until[group[a]];
-                    if stops.is_empty() {
-                        return false;
-                    }
-                    match tok.decode(ids, true) {
-                        Ok(text) => {
-                            stops.iter().any(|s| !s.is_empty() && text.contains(s.as_str()))
-                        }
+                    match crate::engine::stop_hit(tok, ids, &until[group[a]]) {
+                        Ok(hit) => hit,
                         Err(e) => {
                             stop_err = Some(e);
                             true
@@ -364,19 +385,71 @@ impl GpuEngine {
             for (a, ids) in generated.into_iter().enumerate() {
                 let i = group[a];
                 self.counters.tokens_generated += ids.len() as u64;
-                let mut text = self.tokenizer.decode(&ids, true)?;
-                let cut = until[i]
-                    .iter()
-                    .filter(|s| !s.is_empty())
-                    .filter_map(|s| text.find(s.as_str()))
-                    .min();
-                if let Some(c) = cut {
-                    text.truncate(c);
-                }
+                let text = crate::engine::cut_text(self.tokenizer.decode(&ids, true)?, &until[i]);
                 results[i] = (ids, text);
             }
         }
         Ok(results)
+    }
+}
+
+/// CUDA's limit on `gridDim.y`, where the row-indexed kernels (attention) put the row.
+const MAX_GRID_Y_ROWS: usize = 65_535;
+
+impl GpuEngine {
+    /// Splits prompts `idx` (in order) into decoding groups: at most `gen_batch` each, at most
+    /// 65,535 prompt tokens together (kernels index rows in `gridDim.y`), and no
+    /// larger than fits three quarters of the memory the device has free (plus this model's
+    /// current KV cache, which a larger one replaces): the group's KV cache (f32, every
+    /// sequence's prompt and `max_new` slots, as [`GpuModel::generate_greedy`] allocates it)
+    /// and its packed prefill's activations. A group holds at least one prompt whatever the
+    /// estimate; an allocation that still fails is a typed out-of-memory error.
+    ///
+    /// Larger groups mean fewer decode steps (each step costs kernel launches and one pass over
+    /// the weights whatever the rows), so the GPU default `gen_batch` is large and memory
+    /// decides.
+    ///
+    /// # Errors
+    /// [`GpuError::Driver`] when free memory cannot be queried.
+    pub fn gen_groups(
+        &self,
+        idx: &[usize],
+        prompts: &[Vec<u32>],
+        max_new: &[usize],
+    ) -> Result<Vec<Vec<usize>>> {
+        let mem = self.model.memory()?;
+        let budget = (mem.device_free + mem.kv_cache) / 4 * 3;
+        let c = self.model.config();
+        let kv_per_token = (c.n_layers * 2 * c.n_kv_heads * c.head_dim * 4) as u64;
+        let wq = (c.n_heads + 2 * c.n_kv_heads) * c.head_dim;
+        let kmax = c.hidden.max(c.n_heads * c.head_dim).max(c.ffn);
+        // f32 activations per packed row (an upper bound of the scratch `GpuModel` allocates).
+        let per_row = (16 + 4 * (c.hidden + wq + 2 * c.ffn) + 4 * kmax) as u64;
+        let limit = self.opts.gen_batch.max(1);
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        let mut cur: Vec<usize> = Vec::new();
+        let (mut cap, mut rows) = (0usize, 0usize);
+        for &i in idx {
+            let (ncap, nrows) = (cap.max(prompts[i].len() + max_new[i]), rows + prompts[i].len());
+            let g = cur.len() as u64 + 1;
+            let kv_slots = (g * ncap as u64).next_multiple_of(256);
+            let bytes = kv_slots * kv_per_token + nrows.next_multiple_of(256) as u64 * per_row;
+            // The packed prefill launches row-indexed kernels with the row in `gridDim.y`
+            // (at most 65,535), so a group's prompt tokens stay below that too.
+            let too_many_rows = nrows > MAX_GRID_Y_ROWS;
+            if !cur.is_empty() && (cur.len() >= limit || bytes > budget || too_many_rows) {
+                groups.push(std::mem::take(&mut cur));
+                cap = prompts[i].len() + max_new[i];
+                rows = prompts[i].len();
+            } else {
+                (cap, rows) = (ncap, nrows);
+            }
+            cur.push(i);
+        }
+        if !cur.is_empty() {
+            groups.push(cur);
+        }
+        Ok(groups)
     }
 }
 
@@ -445,8 +518,10 @@ fn plan_items(
     items
 }
 
+const GPU: &str = "eai-model CUDA engine";
+
 fn model_err(e: GpuError) -> ModelError {
-    ModelError::backend("eai-model CUDA engine", e)
+    ModelError::backend(GPU, e)
 }
 
 impl LanguageModel for GpuEngine {
@@ -462,60 +537,70 @@ impl LanguageModel for GpuEngine {
         &mut self,
         reqs: &[LoglikelihoodRequest],
     ) -> std::result::Result<Vec<Loglikelihood>, ModelError> {
-        let mut pairs = Vec::with_capacity(reqs.len());
-        for (i, r) in reqs.iter().enumerate() {
-            let p = self.encode_pair(&r.context, &r.continuation).map_err(|e| match e {
-                GpuError::InvalidInput { reason } => {
-                    ModelError::InvalidRequest { index: i, reason }
-                }
-                e => model_err(e),
-            })?;
-            pairs.push(p);
-        }
-        let scores = self.loglikelihood_tokens(&pairs).map_err(model_err)?;
-        Ok(scores
-            .into_iter()
-            .zip(&pairs)
-            .map(|((lp, g), (_, cont))| {
-                let mut l = Loglikelihood::new(lp, g);
-                l.tokens = Some(cont.len() as u32);
-                l
-            })
-            .collect())
+        let t = Instant::now();
+        let max_len = self.max_length();
+        let pairs =
+            crate::tokens::encode_requests(&self.tokens, &self.tokenizer, reqs, max_len, GPU).map(
+                |(p, truncated)| {
+                    self.counters.truncated_requests += truncated;
+                    p
+                },
+            );
+        let tokenized = t.elapsed();
+        self.time.tokenize += Seconds(tokenized.as_secs_f64());
+        let scores = pairs.and_then(|p| {
+            let s = self.loglikelihood_tokens(&p).map_err(model_err)?;
+            Ok(loglikelihoods(s, &p))
+        });
+        self.time.compute += Seconds((t.elapsed() - tokenized).as_secs_f64());
+        scores
     }
 
     fn generate_until(
         &mut self,
         reqs: &[GenerateRequest],
     ) -> std::result::Result<Vec<Generation>, ModelError> {
-        let max_len = self.max_length();
-        let mut prompts = Vec::with_capacity(reqs.len());
-        for (i, r) in reqs.iter().enumerate() {
-            let mut ids = self.tokenizer.encode(&r.context).map_err(|e| model_err(e.into()))?;
-            if ids.is_empty() {
-                return Err(ModelError::InvalidRequest { index: i, reason: "empty prompt".into() });
-            }
-            let keep = max_len.saturating_sub(r.max_gen_toks).max(1);
-            if ids.len() > keep {
-                ids.drain(..ids.len() - keep);
-            }
-            prompts.push(ids);
-        }
-        let until: Vec<Vec<String>> = reqs.iter().map(|r| r.until.clone()).collect();
-        let max_new: Vec<usize> = reqs.iter().map(|r| r.max_gen_toks).collect();
-        let out = self.generate_tokens(&prompts, &until, &max_new).map_err(model_err)?;
-        Ok(out
-            .into_iter()
-            .map(|(ids, text)| {
-                let mut g = Generation::new(text);
-                g.tokens = Some(ids.len() as u32);
-                g
-            })
-            .collect())
+        let t = Instant::now();
+        let prompts = crate::tokens::encode_prompts(
+            &self.tokens,
+            &self.tokenizer,
+            reqs,
+            self.max_length(),
+            GPU,
+        )
+        .map(|(p, truncated)| {
+            self.counters.truncated_requests += truncated;
+            p
+        });
+        let tokenized = t.elapsed();
+        self.time.tokenize += Seconds(tokenized.as_secs_f64());
+        let out = prompts.and_then(|prompts| {
+            let until: Vec<Vec<String>> = reqs.iter().map(|r| r.until.clone()).collect();
+            let max_new: Vec<usize> = reqs.iter().map(|r| r.max_gen_toks).collect();
+            let out = self.generate_tokens(&prompts, &until, &max_new).map_err(model_err)?;
+            Ok(generations(out))
+        });
+        self.time.compute += Seconds((t.elapsed() - tokenized).as_secs_f64());
+        out
+    }
+
+    /// A whole task per call, of either kind: the engine packs scoring passes to
+    /// `batch_tokens` and decodes in groups sized to the device's memory, so device memory does
+    /// not depend on the call size, and one call lets it order and pack all of a task's work.
+    fn batch_hint(&self) -> Option<BatchHint> {
+        Some(BatchHint::unlimited())
+    }
+
+    fn engine_time(&self) -> Option<EngineTime> {
+        Some(self.time)
     }
 
     fn forward_passes(&self) -> Option<u64> {
         Some(self.counters.forward_passes)
+    }
+
+    fn truncated_requests(&self) -> Option<u64> {
+        Some(self.counters.truncated_requests)
     }
 }
 

@@ -835,6 +835,16 @@ impl GpuModel {
     ) -> Result<Self> {
         let scheme = opts.scheme;
         let (h, d, nh, nkv, f) = (cfg.hidden, cfg.head_dim, cfg.n_heads, cfg.n_kv_heads, cfg.ffn);
+        if !cfg.arch.uses_rope() {
+            return Err(GpuError::Unsupported {
+                model: model_name.to_string(),
+                reason: format!(
+                    "{} runs on the CPU engine only so far (ALiBi, LayerNorm and GELU kernels \
+                     are not in the GPU decoder yet)",
+                    cfg.arch.name()
+                ),
+            });
+        }
         if d % 32 != 0 || d > 256 || nkv == 0 || nh % nkv != 0 {
             return Err(GpuError::Unsupported {
                 model: model_name.to_string(),
