@@ -3,8 +3,7 @@
 //!
 //! Your `Cargo.toml`: `eai-eval = "0.1"` and `eai-core = "0.1"`. Run here with
 //! `cargo run -p eai-eval --example score_own_model`.
-use eai_core::{GenerateRequest, Generation, LanguageModel, Loglikelihood};
-use eai_core::{LoglikelihoodRequest as Ask, ModelError, ModelInfo};
+use eai_core::{LoglikelihoodRequest as Request, *}; // the trait and its request/answer types
 use eai_eval::{Evaluator, Suite, bundled};
 
 struct ShortIsLikely; // your engine here: this one finds shorter answers likelier
@@ -12,7 +11,7 @@ impl LanguageModel for ShortIsLikely {
     fn info(&self) -> ModelInfo {
         ModelInfo::new("short-is-likely")
     }
-    fn loglikelihood(&mut self, reqs: &[Ask]) -> Result<Vec<Loglikelihood>, ModelError> {
+    fn loglikelihood(&mut self, reqs: &[Request]) -> Result<Vec<Loglikelihood>, ModelError> {
         Ok(reqs.iter().map(|r| Loglikelihood::new(-(r.continuation.len() as f64), false)).collect())
     }
     fn generate_until(&mut self, r: &[GenerateRequest]) -> Result<Vec<Generation>, ModelError> {
