@@ -1,4 +1,4 @@
-//! EOR (score per watt-hour) of two runs, and the candidate's Table 2 row against the baseline.
+//! EOR (score per watt-hour) of two runs, and the candidate's EOR improvement over the baseline.
 //!
 //! Your `Cargo.toml`: `eai-metrics = "0.1"` and `eai-core = "0.1"`. Run here with
 //! `cargo run -p eai-metrics --example eor`.
@@ -13,8 +13,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .wall(Seconds(120.0))
             .build()
     };
-    let (fp32, int8) = (run("fp32", 2.0, 0.71)?, run("int8", 1.4, 0.70)?);
-    println!("EOR fp32 {:.3}/Wh, int8 {:.3}/Wh", fp32.eor()?.0, int8.eor()?.0);
-    println!("{:#?}", compare(&[fp32], &[int8])?);
+    let (fp32, int8) = ([run("fp32", 2.0, 0.71)?], [run("int8", 1.4, 0.70)?]);
+    let (a, b) = (fp32[0].eor()?.0, int8[0].eor()?.0);
+    println!("EOR {a:.3} -> {b:.3}/Wh ({:+.1} %)", compare(&fp32, &int8)?.eor_improvement.value);
     Ok(())
 }
