@@ -24,7 +24,8 @@
 pub use crate::{
     model::{
         BatchHint, EngineTime, GenerateRequest, Generation, LanguageModel, Loglikelihood,
-        LoglikelihoodRequest, ModelError, ModelInfo,
+        LoglikelihoodRequest, ModelError, ModelInfo, RequestKind, RollingLoglikelihood,
+        RollingRequest,
     },
     units::{Joules, Seconds, Watts},
 };
