@@ -57,10 +57,10 @@ pub use crate::{
         BatchSource, Batching, EvalResults, GroupResult, MetricValue, RequestStats, SampleRecord,
         TaskResult, TaskTiming,
     },
-    score::aggregate_groups,
+    score::{DocResponses, TaskScorer, TaskScores, aggregate_groups, score_document, score_task},
     task::{
-        Doc, DocRequests, Instance, Limit, Mc2Version, Sampler, Scoring, Target, Task, TaskConfig,
-        split_whitespace,
+        Doc, DocRequests, FewshotRef, Instance, Limit, Mc2Version, Sampler, Scoring, Target, Task,
+        TaskConfig, split_whitespace,
     },
     tasks::{Benchmark, Group, Setting, Suite, TaskOptions},
     text::PyRegex,
@@ -73,6 +73,7 @@ mod evaluate;
 pub mod metrics;
 mod prepare;
 mod pyrandom;
+pub mod perplexity;
 mod results;
 mod score;
 mod task;

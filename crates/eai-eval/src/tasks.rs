@@ -286,7 +286,7 @@ impl Suite {
         let mut n = 0;
         for t in &self.tasks {
             n += match t.scoring() {
-                Scoring::Generate { .. } => t.eval_docs().len(),
+                Scoring::Generate { .. } | Scoring::Perplexity => t.eval_docs().len(),
                 _ => t.eval_docs().iter().map(|d| d.choices.len()).sum(),
             };
         }
