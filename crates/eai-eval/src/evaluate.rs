@@ -568,9 +568,8 @@ fn score_answers(
     tr.requests.unique_requests = p.unique_requests();
     tr.requests.unique_contexts = p.unique_contexts;
     tr.requests.forward_passes = a.forward_passes;
-    tr.requests.scored_tokens = sum_tokens(
-        a.ll.iter().map(|l| l.tokens).chain(a.rolls.iter().map(|r| r.tokens)),
-    );
+    tr.requests.scored_tokens =
+        sum_tokens(a.ll.iter().map(|l| l.tokens).chain(a.rolls.iter().map(|r| r.tokens)));
     tr.requests.generated_tokens = sum_tokens(a.gens.iter().map(|g| g.tokens));
     Ok((tr, scored.samples))
 }

@@ -35,6 +35,7 @@ mod int8;
 mod linear;
 mod mmap;
 mod model;
+mod rolling;
 mod source;
 mod tokenizer;
 mod tokens;
@@ -54,11 +55,12 @@ pub use crate::{
     gguf::{DEFAULT_ALIGNMENT, GgufContents, GgufFile, GgufValue, GgufWriter, TensorInfo},
     linear::{Linear, Scheme},
     model::{KvCache, LoadOptions, Model, Scratch},
+    rolling::rolling_windows,
     source::{
         F32Tensor, GgufSource, SafetensorsSource, WeightSource, hf_to_gguf_name, permute_rows,
         unpermute_rows,
     },
-    tokenizer::{BosPolicy, Tokenizer},
+    tokenizer::{BosPolicy, SpecialTokens, Tokenizer},
     tokens::{TokenCache, TokenCacheStats},
 };
 
