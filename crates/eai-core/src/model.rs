@@ -94,8 +94,8 @@ impl Generation {
 /// Score a whole text, conditioned only on the engine's prefix token: lm-eval's
 /// `loglikelihood_rolling` request, used by perplexity tasks (wikitext).
 ///
-/// The engine encodes `text` without BOS, cuts the tokens into windows of at most its maximum
-/// length, conditions the first window on its prefix token (BOS, else EOS) and each later one
+/// The engine encodes `text` as it encodes any request (lm-eval's `tok_encode`), cuts the tokens
+/// into windows of at most its maximum length, conditions the first window on its prefix token (BOS, else EOS) and each later one
 /// on as many preceding tokens as fit, so that every token is predicted exactly once
 /// (lm-eval's `get_rolling_token_windows` with `context_len = 1` and `make_disjoint_window`),
 /// and sums the log-probabilities.

@@ -6,7 +6,10 @@
 //! then converted to the requested [`Scheme`] (FP32, FP16, BF16, INT8 W8A8, INT8 weight-only) in
 //! each [`Linear`] layer; activations, norms, softmax and the residual stream stay f32. The
 //! [`Engine`] adds lm-eval's request semantics (context/continuation split, truncation, greedy
-//! check, one forward for identical inputs) and implements [`eai_core::LanguageModel`].
+//! check, one forward for identical inputs) and implements [`eai_core::LanguageModel`], rolling
+//! log-likelihoods included ([`rolling_windows`], lm-eval's windowing). Settings are built with
+//! [`EngineOptions::new`] and its setters; [`SpecialTokens`] says whether special-token text in a
+//! request is parsed (the default, as lm-eval's HF backend) or kept as text.
 //!
 //! ```
 //! use eai_model::{ModelConfig, Scheme};

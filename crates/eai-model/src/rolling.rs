@@ -19,11 +19,13 @@ use crate::tokenizer::Tokenizer;
 ///
 /// ```
 /// use eai_model::rolling_windows;
+/// // max_length 2: the prefix token predicts the first two tokens; then each window's input is
+/// // the two tokens before the last one it predicts.
 /// let w = rolling_windows(&[10, 11, 12, 13, 14], 1, 2);
 /// assert_eq!(w, vec![
 ///     (vec![1], vec![10, 11]),
-///     (vec![10], vec![12, 13]),
-///     (vec![12], vec![14]),
+///     (vec![11], vec![12, 13]),
+///     (vec![12, 13], vec![14]),
 /// ]);
 /// assert!(rolling_windows(&[], 1, 2).is_empty());
 /// ```
