@@ -138,3 +138,43 @@ fn engine_options_are_built_and_set_in_place() {
     assert_eq!(e.max_length(), 16);
     assert_eq!(e.info().max_context, Some(16));
 }
+
+/// The bundled perplexity task on the real model (when it can be had): the engine's rolling
+/// log-likelihood of each paragraph equals the sum of per-token NLLs of one plain forward over
+/// `[prefix] ++ tokens` (each paragraph fits one window), and the bits per byte are those of a
+/// small English model on plain prose.
+#[test]
+fn perplexity_task_on_smollm2() {
+    let Some(gguf) = crate::common::smollm2() else { return };
+    let mut e = Engine::from_gguf(&gguf, LoadOptions::default()).unwrap();
+    let task = eai_eval::bundled::perplexity().unwrap();
+    let texts: Vec<String> =
+        task.docs().iter().map(|d| d.answer_text().unwrap().to_owned()).collect();
+    let reqs: Vec<RollingRequest> = texts.iter().map(RollingRequest::new).collect();
+    let got = e.loglikelihood_rolling(&reqs).unwrap();
+    let prefix = e.tokenizer().bos_id().or(e.tokenizer().eos_ids().first().copied()).unwrap();
+    let mut ll = 0.0;
+    for (r, text) in got.iter().zip(&texts) {
+        let mut seq = vec![prefix];
+        seq.extend(e.tokenizer().encode(text).unwrap());
+        assert!(seq.len() <= e.max_length());
+        let want = -e.token_nlls(&seq).unwrap().iter().sum::<f64>();
+        assert!((r.logprob - want).abs() < 1e-3 * want.abs(), "{} vs {want}", r.logprob);
+        assert_eq!(r.windows, Some(1));
+        ll += r.logprob;
+    }
+    let suite = eai_eval::Suite { tasks: vec![task], groups: vec![] };
+    let res = eai_eval::Evaluator::new().progress(false).run(&mut e, &suite).unwrap();
+    let m = |k: &str| res.tasks[0].metric(k).unwrap().value;
+    let bytes: usize = texts.iter().map(String::len).sum();
+    let bpb = -ll / bytes as f64 / std::f64::consts::LN_2;
+    assert!((m("bits_per_byte,none") - bpb).abs() < 1e-9 * bpb);
+    eprintln!(
+        "SmolLM2 Q4_1→FP32 on bundled perplexity: word_perplexity {:.3}, byte_perplexity {:.4}, \
+         bits_per_byte {:.4}",
+        m("word_perplexity,none"),
+        m("byte_perplexity,none"),
+        m("bits_per_byte,none")
+    );
+    assert!((0.4..1.6).contains(&bpb), "bits per byte {bpb}");
+}
