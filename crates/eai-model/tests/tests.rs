@@ -8,4 +8,5 @@ mod hostile;
 mod parity;
 mod r1_header;
 mod real_model;
+mod seams;
 mod synthetic;

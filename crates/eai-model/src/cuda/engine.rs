@@ -151,6 +151,11 @@ impl GpuEngine {
         &self.opts
     }
 
+    /// Replaces the settings in place (they apply from the next call).
+    pub fn set_options(&mut self, opts: EngineOptions) {
+        self.opts = opts;
+    }
+
     /// Turns shared-context scoring ([`EngineOptions::share_prefixes`]) on or off.
     pub fn set_share_prefixes(&mut self, on: bool) {
         self.opts.share_prefixes = on;
@@ -159,6 +164,12 @@ impl GpuEngine {
     /// Sets the BOS policy.
     pub fn set_bos_policy(&mut self, p: BosPolicy) {
         self.tokenizer.set_bos_policy(p);
+    }
+
+    /// Sets how special-token text inside requests is encoded (see
+    /// [`SpecialTokens`](crate::SpecialTokens)).
+    pub fn set_special_tokens(&mut self, mode: crate::SpecialTokens) {
+        self.tokenizer.set_special_tokens(mode);
     }
 
     /// The model.
@@ -582,6 +593,21 @@ impl LanguageModel for GpuEngine {
         });
         self.time.compute += Seconds((t.elapsed() - tokenized).as_secs_f64());
         out
+    }
+
+    /// lm-eval's `loglikelihood_rolling`, as the CPU engine serves it (`crate::rolling`).
+    fn loglikelihood_rolling(
+        &mut self,
+        reqs: &[eai_core::RollingRequest],
+    ) -> std::result::Result<Vec<eai_core::RollingLoglikelihood>, ModelError> {
+        let plan = crate::rolling::RollingPlan::new(&self.tokenizer, self.max_length(), reqs)
+            .map_err(|e| model_err(e.into()))?;
+        let scores = self.loglikelihood_tokens(plan.pairs()).map_err(model_err)?;
+        plan.finish(&scores).map_err(|e| model_err(e.into()))
+    }
+
+    fn supports(&self, _: eai_core::RequestKind) -> Option<bool> {
+        Some(true)
     }
 
     /// A whole task per call, of either kind: the engine packs scoring passes to
