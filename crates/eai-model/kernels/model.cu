@@ -474,7 +474,8 @@ extern "C" __global__ void rope_qkv(float* __restrict__ qkv, const float* __rest
 // Causal attention, one block of 4 warps per (head, query row). Each warp runs an online
 // softmax over its share of the visible keys (lanes split the head dimension, d/32 values per
 // lane, d ≤ 256), then the warps are merged. Keys of sequence s at cache slots
-// seq_off[s] + j, j ≤ pos (and pos − j < window when window > 0).
+// seq_off[s] + j, j ≤ pos (and pos − j < window when window > 0). With `alibi` non-null (BLOOM)
+// the score of key j gains alibi[head] · (j − pos), as the CPU reference adds it.
 #define ATT_WARPS 4
 #define ATT_MAXV 8
 template <class T>
@@ -482,7 +483,7 @@ __device__ void attention_body(const float* __restrict__ qkv, const int* __restr
                                const int* __restrict__ pos, const u32* __restrict__ seq_off,
                                const float* __restrict__ kc, const float* __restrict__ vc,
                                typename T::raw* __restrict__ out, u32 nh, u32 nkv, u32 d,
-                               float scale, u32 window) {
+                               float scale, u32 window, const float* __restrict__ alibi) {
     __shared__ float sm_m[ATT_WARPS], sm_l[ATT_WARPS];
     __shared__ float sm_acc[ATT_WARPS][256];
     const u32 head = blockIdx.x, r = blockIdx.y;
@@ -513,6 +514,7 @@ __device__ void attention_body(const float* __restrict__ qkv, const int* __restr
         for (u32 i = 0; i < ATT_MAXV; ++i)
             if (i < per) dot += q[i] * kr[i * 32 + lane];
         dot = warp_sum(dot) * scale;
+        if (alibi) dot += alibi[head] * ((float)j - (float)p);
         const float mn = fmaxf(m, dot);
         const float corr = expf(m - mn);
         const float e = expf(dot - mn);
@@ -552,8 +554,9 @@ __device__ void attention_body(const float* __restrict__ qkv, const int* __restr
     extern "C" __global__ void NAME(const float* qkv, const int* seq, const int* pos,         \
                                     const u32* seq_off, const float* kc, const float* vc,      \
                                     T::raw* out, u32 nh, u32 nkv, u32 d, float scale,          \
-                                    u32 window) {                                              \
-        attention_body<T>(qkv, seq, pos, seq_off, kc, vc, out, nh, nkv, d, scale, window);     \
+                                    u32 window, const float* alibi) {                          \
+        attention_body<T>(qkv, seq, pos, seq_off, kc, vc, out, nh, nkv, d, scale, window,      \
+                          alibi);                                                              \
     }
 EAI_ATTN(attention_f32, F32)
 EAI_ATTN(attention_f16, F16)
@@ -698,7 +701,8 @@ __device__ void attention_prefill_body(const float* __restrict__ qkv, const int*
                                        const int* __restrict__ pos, const u32* __restrict__ seq_off,
                                        const u32* __restrict__ pre, const float* __restrict__ kc,
                                        const float* __restrict__ vc, typename T::raw* __restrict__ out,
-                                       u32 nh, u32 nkv, u32 d, float scale, u32 window) {
+                                       u32 nh, u32 nkv, u32 d, float scale, u32 window,
+                                       const float* __restrict__ alibi) {
     extern __shared__ float4 smem4[];
     float* smem = (float*)smem4;
     const u32 r = blockIdx.x, kvh = blockIdx.y, part = blockIdx.z;
@@ -758,6 +762,7 @@ __device__ void attention_prefill_body(const float* __restrict__ qkv, const int*
                     dot += a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w;
                 }
                 sc = dot * scale;
+                if (alibi) sc += alibi[head0 + warp] * ((float)(j0 + lane) - (float)p);
             }
             const float mn = fmaxf(m, warp_max(sc));
             const float corr = expf(m - mn);
@@ -787,9 +792,9 @@ __device__ void attention_prefill_body(const float* __restrict__ qkv, const int*
     extern "C" __global__ void NAME(const float* qkv, const int* seq, const int* pos,         \
                                     const u32* seq_off, const u32* pre, const float* kc,       \
                                     const float* vc, T::raw* out, u32 nh, u32 nkv, u32 d,      \
-                                    float scale, u32 window) {                                 \
+                                    float scale, u32 window, const float* alibi) {             \
         attention_prefill_body<T>(qkv, seq, pos, seq_off, pre, kc, vc, out, nh, nkv, d, scale, \
-                                  window);                                                     \
+                                  window, alibi);                                              \
     }
 EAI_ATTN_PREFILL(attention_prefill_f32, F32)
 EAI_ATTN_PREFILL(attention_prefill_f16, F16)
