@@ -10,6 +10,9 @@ use eai_model::cuda::{GpuModel, GpuScheme, open_device};
 use eai_model::{F32Tensor, LoadOptions, Model, ModelConfig, Scheme, WeightSource};
 use eai_quant::cuda::CudaDevice;
 
+mod bloom_gguf;
+mod bloom_gpu;
+
 fn gpu(test: &str) -> Option<Arc<CudaDevice>> {
     match open_device(0) {
         Ok(d) => Some(d),
