@@ -237,6 +237,7 @@ macro_rules! launch {
     }};
 }
 
+mod bloom;
 mod buffers;
 mod decode;
 mod forward;
@@ -292,7 +293,7 @@ pub(crate) fn bucket_rows(m: usize) -> usize {
     }
 }
 
-/// A Llama-family decoder resident on one CUDA device.
+/// A Llama-family or BLOOM decoder resident on one CUDA device.
 ///
 /// ```no_run
 /// # #[cfg(feature = "cuda")] {
@@ -322,6 +323,8 @@ pub struct GpuModel {
     /// for logits.
     head_i8: Option<Box<DeviceQuantized>>,
     layers: Vec<GpuLayer>,
+    /// BLOOM's LayerNorm and projection biases and ALiBi slopes (`None` for the Llama family).
+    bloom: Option<Box<bloom::BloomGpu>>,
     norm: CudaSlice<f32>,
     rope_cos: CudaSlice<f32>,
     rope_sin: CudaSlice<f32>,

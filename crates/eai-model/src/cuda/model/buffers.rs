@@ -48,7 +48,9 @@ impl GpuModel {
         ks.dedup();
         ks.sort_unstable();
         ks.dedup();
-        let mut ns = vec![wq, h, 2 * f];
+        // The gate/up GEMM's width (BLOOM: the up projection alone).
+        let gu_n = self.layers.first().map_or(2 * f, |l| l.gate_up.n);
+        let mut ns = vec![wq, h, gu_n];
         ns.sort_unstable();
         ns.dedup();
         let act = match self.scheme {

@@ -98,6 +98,9 @@ impl GpuModel {
             // ids < vocab (checked), table holds vocab·h, x holds m·h.
             launch!(self, ename, grid((m * h) as u64, sms), [&table, &sc.ids, &sc.x, &m32, &h32])?;
         }
+        if let Some(b) = &self.bloom {
+            return self.bloom_layers(b, sc, kv, kv_tokens, real);
+        }
         // Generation passes (no shared-prefix descriptors) of few rows: the fused decode
         // layers. Scoring passes keep the scoring attention kernel, which reads the prefixes.
         if !sc.prefill && self.fused_fits(m) {
@@ -139,7 +142,8 @@ impl GpuModel {
                     ]
                 )?;
             }
-            self.produce(sc, Source::Attn { kc: &kc, vc: &vc, scale, window }, nh * d, real)?;
+            let attn = Source::Attn { kc: &kc, vc: &vc, scale, window, alibi: 0 };
+            self.produce(sc, attn, nh * d, real)?;
             self.linear(sc, &layer.o, Out::Residual)?;
             self.produce(sc, Source::Norm(&layer.ffn_norm), h, real)?;
             self.linear(sc, &layer.gate_up, Out::Gu)?;
@@ -150,7 +154,7 @@ impl GpuModel {
     }
 
     /// Builds the GEMM input of width `k` from `src` in the scheme's activation format.
-    fn produce(&self, sc: &mut Scratch, src: Source<'_>, k: usize, real: usize) -> Result<()> {
+    pub(super) fn produce(&self, sc: &mut Scratch, src: Source<'_>, k: usize, real: usize) -> Result<()> {
         let c = &self.cfg;
         let m = sc.m;
         let sms = self.dev.info().multiprocessors;
@@ -185,22 +189,28 @@ impl GpuModel {
                         rows_cfg(m, 256),
                         [&*x, &null, w, out, &h32, &eps,]
                     ),
-                    Source::Attn { kc, vc, scale, window } if prefill => launch!(
+                    Source::LayerNorm(w, b) => launch!(
+                        self,
+                        concat!("layernorm_", $suffix),
+                        rows_cfg(m, 256),
+                        [&*x, &null, w, b, out, &h32, &eps,]
+                    ),
+                    Source::Attn { kc, vc, scale, window, alibi } if prefill => launch!(
                         self,
                         concat!("attention_prefill_", $suffix),
                         pf_cfg,
                         [
                             &*qkv, &*seq, &*pos, &*seq_off, &*pre, kc, vc, out, &nh32, &nkv32,
-                            &d32, &scale, &window,
+                            &d32, &scale, &window, &alibi,
                         ]
                     ),
-                    Source::Attn { kc, vc, scale, window } => launch!(
+                    Source::Attn { kc, vc, scale, window, alibi } => launch!(
                         self,
                         concat!("attention_", $suffix),
                         attn_cfg,
                         [
                             &*qkv, &*seq, &*pos, &*seq_off, kc, vc, out, &nh32, &nkv32, &d32,
-                            &scale, &window,
+                            &scale, &window, &alibi,
                         ]
                     ),
                     Source::Swiglu => launch!(
@@ -208,6 +218,12 @@ impl GpuModel {
                         concat!("swiglu_", $suffix),
                         grid((m * c.ffn) as u64, sms),
                         [&*gu, out, &m32, &f32_,]
+                    ),
+                    Source::Gelu(b) => launch!(
+                        self,
+                        concat!("gelu_", $suffix),
+                        grid((m * c.ffn) as u64, sms),
+                        [&*gu, b, out, &m32, &f32_,]
                     ),
                 }
             }};
@@ -232,6 +248,15 @@ impl GpuModel {
                         ),
                         Source::Swiglu => {
                             launch!(self, "swiglu_q8", rows_cfg(m, 256), [&*gu, q, &*sx, &f32_])
+                        }
+                        Source::LayerNorm(w, b) => launch!(
+                            self,
+                            "layernorm_q8",
+                            rows_cfg(m, 256),
+                            [&*x, w, b, q, &*sx, &h32, &eps]
+                        ),
+                        Source::Gelu(b) => {
+                            launch!(self, "gelu_q8", rows_cfg(m, 256), [&*gu, b, q, &*sx, &f32_])
                         }
                         Source::Attn { .. } => {
                             float_stage!("f32", &*tmp)?;
@@ -258,7 +283,7 @@ impl GpuModel {
     }
 
     /// Runs one linear layer on the prepared input, writing or accumulating its f32 output.
-    fn linear(&self, sc: &mut Scratch, lin: &GpuLinear, out: Out) -> Result<()> {
+    pub(super) fn linear(&self, sc: &mut Scratch, lin: &GpuLinear, out: Out) -> Result<()> {
         let m = sc.m;
         let (n, k) = (lin.n, lin.k);
         let sms = self.dev.info().multiprocessors;
@@ -420,19 +445,25 @@ impl GpuModel {
 }
 
 #[derive(Clone, Copy)]
-enum Source<'a> {
+pub(super) enum Source<'a> {
     Norm(&'a CudaSlice<f32>),
+    /// BLOOM's LayerNorm: weight and bias.
+    LayerNorm(&'a CudaSlice<f32>, &'a CudaSlice<f32>),
     Attn {
         kc: &'a cudarc::driver::CudaView<'a, f32>,
         vc: &'a cudarc::driver::CudaView<'a, f32>,
         scale: f32,
         window: u32,
+        /// Device address of one ALiBi slope per head (BLOOM), 0 for none.
+        alibi: u64,
     },
     Swiglu,
+    /// BLOOM's GELU over the up projection's output (row stride ffn), with its bias.
+    Gelu(&'a CudaSlice<f32>),
 }
 
 #[derive(Clone, Copy)]
-enum Out {
+pub(super) enum Out {
     Qkv,
     Gu,
     Residual,

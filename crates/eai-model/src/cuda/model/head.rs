@@ -100,7 +100,7 @@ impl GpuModel {
         } else {
             decode::WeightTy::Dense(head_w.ty())
         };
-        if self.fused_head_fits(r, head_wty, hs.act.ty()) {
+        if self.bloom.is_none() && self.fused_head_fits(r, head_wty, hs.act.ty()) {
             self.fused_head(hs, x, r, (h, v))?;
             let (lg, lse, am) = (&hs.logits, &hs.lse, &hs.amax);
             return if argmax_only {
@@ -129,7 +129,14 @@ impl GpuModel {
             // One block per selected row; idx < rows of x (checked by the callers); act holds
             // rows·h, r ≤ rows.
             let actp = act.ptr(s);
-            launch!(self, norm_name, rows_cfg(r, 256), [x, idxb, &self.norm, &actp, &h32, &eps])?;
+            if let Some(b) = &self.bloom {
+                // BLOOM's ln_f: LayerNorm with bias, same row gather.
+                let lname = norm_name.replacen("rmsnorm", "layernorm", 1);
+                let bias = b.final_bias();
+                launch!(self, &lname, rows_cfg(r, 256), [x, idxb, &self.norm, bias, &actp, &h32, &eps])?;
+            } else {
+                launch!(self, norm_name, rows_cfg(r, 256), [x, idxb, &self.norm, &actp, &h32, &eps])?;
+            }
         }
         let (lp, _g) = hs.logits.device_ptr(s);
         if let Some(q) = &self.head_i8 {

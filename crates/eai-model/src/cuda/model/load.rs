@@ -40,7 +40,7 @@ fn quant_stream(dev: &CudaDevice) -> Result<Arc<CudaStream>> {
     Ok(anchor.as_cudarc().stream().clone())
 }
 
-struct Loader<'a> {
+pub(super) struct Loader<'a> {
     dev: &'a CudaDevice,
     stream: &'a Arc<CudaStream>,
     bytes: u64,
@@ -51,7 +51,7 @@ impl Loader<'_> {
         check_fits(self.stream, self.dev.info().ordinal, what, bytes)
     }
 
-    fn upload<T: DeviceRepr + ValidAsZeroBits + Copy>(
+    pub(super) fn upload<T: DeviceRepr + ValidAsZeroBits + Copy>(
         &mut self,
         what: &str,
         data: &[T],
@@ -94,7 +94,7 @@ impl Loader<'_> {
         Ok(q)
     }
 
-    fn linear(
+    pub(super) fn linear(
         &mut self,
         name: String,
         data: Vec<f32>,
@@ -173,8 +173,14 @@ impl GpuModel {
     ) -> Result<Self> {
         let name = src.source_name();
         cfg.validate(&name)?;
+        let embed_name = bloom::embed_name(&cfg);
         let get = |t: &str, shape: &[usize]| -> Result<Vec<f32>> {
-            let ten = src.tensor(t)?.ok_or_else(|| crate::Error::MissingTensor {
+            // BLOOM: the original `bigscience` checkpoints name tensors without `transformer.`.
+            let ten = match (src.tensor(t)?, t.strip_prefix("transformer.")) {
+                (None, Some(bare)) => src.tensor(bare)?,
+                (found, _) => found,
+            };
+            let ten = ten.ok_or_else(|| crate::Error::MissingTensor {
                 tensor: t.into(),
                 source_name: name.clone(),
             })?;
@@ -189,7 +195,7 @@ impl GpuModel {
             Ok(ten.data)
         };
         Self::build(dev, cfg, opts, &name, |what| match what {
-            Tensor::Embed { vocab, h } => get("model.embed_tokens.weight", &[vocab, h]),
+            Tensor::Embed { vocab, h } => get(embed_name, &[vocab, h]),
             Tensor::Head { vocab, h } => {
                 if let Some(t) = src.tensor("lm_head.weight")? {
                     if t.shape != [vocab, h] {
@@ -276,15 +282,8 @@ impl GpuModel {
     ) -> Result<Self> {
         let scheme = opts.scheme;
         let (h, d, nh, nkv, f) = (cfg.hidden, cfg.head_dim, cfg.n_heads, cfg.n_kv_heads, cfg.ffn);
-        if !cfg.arch.uses_rope() {
-            return Err(GpuError::Unsupported {
-                model: model_name.to_string(),
-                reason: format!(
-                    "{} runs on the CPU engine only so far (ALiBi, LayerNorm and GELU kernels \
-                     are not in the GPU decoder yet)",
-                    cfg.arch.name()
-                ),
-            });
+        if let Some(reason) = bloom::unsupported(&cfg) {
+            return Err(GpuError::Unsupported { model: model_name.to_string(), reason });
         }
         if d % 32 != 0 || d > 256 || nkv == 0 || nh % nkv != 0 {
             return Err(GpuError::Unsupported {
@@ -351,7 +350,13 @@ impl GpuModel {
         };
         let wq = (nh + 2 * nkv) * d;
         let mut layers = Vec::with_capacity(cfg.n_layers);
-        for l in 0..cfg.n_layers {
+        let mut bloom_parts = None;
+        if bloom::is_bloom(&cfg) {
+            let (l, b) = bloom::load_layers(&mut ld, &cfg, scheme, &mut fetch)?;
+            (layers, bloom_parts) = (l, Some(Box::new(b)));
+        }
+        // (BLOOM's blocks are loaded above.)
+        for l in 0..if bloom_parts.is_some() { 0 } else { cfg.n_layers } {
             let p = format!("model.layers.{l}");
             let mut qkv = fetch(Tensor::Matrix(format!("{p}.self_attn.q_proj.weight"), nh * d, h))?;
             qkv.extend(fetch(Tensor::Matrix(format!("{p}.self_attn.k_proj.weight"), nkv * d, h))?);
@@ -382,7 +387,8 @@ impl GpuModel {
             )?;
             layers.push(GpuLayer { attn_norm, qkv, qkv_bias, o, ffn_norm, gate_up, down });
         }
-        let norm = ld.upload("model.norm", &fetch(Tensor::Norm("model.norm.weight".into(), h))?)?;
+        let norm_name = bloom::final_norm_name(&cfg);
+        let norm = ld.upload(norm_name, &fetch(Tensor::Norm(norm_name.into(), h))?)?;
         // Rope tables exactly as the CPU reference computes them (f32 angle, f32 cos/sin).
         let inv = cfg.rope_inv_freq();
         let rope_len = cfg.max_position.clamp(1, ROPE_TABLE_MAX);
@@ -417,6 +423,7 @@ impl GpuModel {
             head,
             head_i8,
             layers,
+            bloom: bloom_parts,
             norm,
             rope_cos,
             rope_sin,
@@ -439,7 +446,7 @@ impl GpuModel {
 }
 
 /// What a weight fetcher is asked for.
-enum Tensor {
+pub(super) enum Tensor {
     Embed { vocab: usize, h: usize },
     Head { vocab: usize, h: usize },
     Norm(String, usize),
