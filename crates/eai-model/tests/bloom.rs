@@ -168,7 +168,12 @@ fn bloom_gguf_gives_the_safetensors_logits() {
     assert!(d < 1e-5, "gguf vs safetensors: {d}");
     // The same through a Q8_0 file stays close.
     let p8 = tmp.path().join("bloom-q8.gguf");
-    crate::bloom_gguf::write_bloom_gguf(&p8, a.config(), &SafetensorsSource::open(&dir).unwrap(), GgmlType::Q8_0);
+    crate::bloom_gguf::write_bloom_gguf(
+        &p8,
+        a.config(),
+        &SafetensorsSource::open(&dir).unwrap(),
+        GgmlType::Q8_0,
+    );
     let f8 = GgufFile::open(&p8).unwrap();
     let c8 = ModelConfig::from_gguf(&f8).unwrap();
     let m8 = Model::load(&GgufSource::new(&f8, &c8), c8, LoadOptions::default()).unwrap();

@@ -10,7 +10,12 @@ use eai_model::{
 
 /// Writes `src`'s tensors as a `bloom` GGUF the way llama.cpp's converter does (names, fused QKV
 /// regrouped to `[3, heads, d]`, output.weight duplicated from the embeddings).
-pub(crate) fn write_bloom_gguf(path: &Path, cfg: &ModelConfig, src: &dyn WeightSource, ty: GgmlType) {
+pub(crate) fn write_bloom_gguf(
+    path: &Path,
+    cfg: &ModelConfig,
+    src: &dyn WeightSource,
+    ty: GgmlType,
+) {
     let mut g = GgufWriter::new();
     g.metadata("general.architecture", GgufValue::String("bloom".into()));
     g.metadata("bloom.context_length", GgufValue::U32(cfg.max_position as u32));

@@ -137,7 +137,8 @@ fn bloom_gpu_reads_gguf_like_safetensors() {
     let mut a = GpuModel::load(dev.clone(), &src, cfg, GpuScheme::Fp32).unwrap();
     let mut b = GpuModel::load(dev, &GgufSource::new(&f, &gcfg), gcfg, GpuScheme::Fp32).unwrap();
     let (la, lb) = (a.logits_for(&IDS).unwrap(), b.logits_for(&IDS).unwrap());
-    let d = la.iter().flatten().zip(lb.iter().flatten()).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    let d =
+        la.iter().flatten().zip(lb.iter().flatten()).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
     eprintln!("BLOOM GPU gguf vs safetensors: max |Δ| {d:.2e}");
     assert!(d < 1e-5, "gguf vs safetensors: {d}");
 }
@@ -166,8 +167,7 @@ fn bloom_gpu_prefixes_decode_and_graphs() {
     // Greedy decode of two prompts against the CPU's argmax over its full logits.
     let cpu = cpu_model(&src, &cfg, Scheme::Fp32);
     let prompts: [&[u32]; 2] = [&IDS[..5], &IDS[7..9]];
-    let (got, _, _) =
-        m.generate_greedy(&prompts, &[12, 12], &[], cfg.vocab, |_, _| false).unwrap();
+    let (got, _, _) = m.generate_greedy(&prompts, &[12, 12], &[], cfg.vocab, |_, _| false).unwrap();
     for (p, g) in prompts.iter().zip(&got) {
         let mut seq = p.to_vec();
         for &t in g {
@@ -256,7 +256,11 @@ fn expected(dir: &Path) -> Vec<(Vec<u32>, Vec<Vec<f32>>, f32)> {
             let flat: Vec<f32> =
                 raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
             assert_eq!(flat.len(), ids.len() * vocab);
-            (ids, flat.chunks(vocab).map(<[f32]>::to_vec).collect(), s["max_abs_logit"].as_f64().unwrap() as f32)
+            (
+                ids,
+                flat.chunks(vocab).map(<[f32]>::to_vec).collect(),
+                s["max_abs_logit"].as_f64().unwrap() as f32,
+            )
         })
         .collect()
 }

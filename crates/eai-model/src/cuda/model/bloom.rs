@@ -101,7 +101,8 @@ pub(super) fn load_layers(
         let data = fetch(t)?;
         ld.upload(&name, &data)
     };
-    let emb_norm_w = vec(ld, fetch, "transformer.word_embeddings_layernorm.weight".into(), h, true)?;
+    let emb_norm_w =
+        vec(ld, fetch, "transformer.word_embeddings_layernorm.weight".into(), h, true)?;
     let emb_norm_b = vec(ld, fetch, "transformer.word_embeddings_layernorm.bias".into(), h, false)?;
     let mut layers = Vec::new();
     let mut extras = Vec::new();
@@ -109,10 +110,12 @@ pub(super) fn load_layers(
         let p = format!("transformer.h.{l}");
         let qkv_name = format!("{p}.self_attention.query_key_value");
         let w = fetch(Tensor::Matrix(format!("{qkv_name}.weight"), 3 * h, h))?;
-        let qkv = ld.linear(qkv_name.clone(), crate::bloom_qkv_to_blocks(&w, nh, h), 3 * h, h, scheme)?;
+        let qkv =
+            ld.linear(qkv_name.clone(), crate::bloom_qkv_to_blocks(&w, nh, h), 3 * h, h, scheme)?;
         drop(w);
         let b = fetch(Tensor::Bias(format!("{qkv_name}.bias"), 3 * h))?;
-        let qkv_bias = Some(ld.upload(&format!("{qkv_name}.bias"), &crate::bloom_qkv_to_blocks(&b, nh, 1))?);
+        let qkv_bias =
+            Some(ld.upload(&format!("{qkv_name}.bias"), &crate::bloom_qkv_to_blocks(&b, nh, 1))?);
         let o = fetch(Tensor::Matrix(format!("{p}.self_attention.dense.weight"), h, h))?;
         let o = ld.linear(format!("{p}.self_attention.dense"), o, h, h, scheme)?;
         let up = fetch(Tensor::Matrix(format!("{p}.mlp.dense_h_to_4h.weight"), f, h))?;

@@ -154,7 +154,13 @@ impl GpuModel {
     }
 
     /// Builds the GEMM input of width `k` from `src` in the scheme's activation format.
-    pub(super) fn produce(&self, sc: &mut Scratch, src: Source<'_>, k: usize, real: usize) -> Result<()> {
+    pub(super) fn produce(
+        &self,
+        sc: &mut Scratch,
+        src: Source<'_>,
+        k: usize,
+        real: usize,
+    ) -> Result<()> {
         let c = &self.cfg;
         let m = sc.m;
         let sms = self.dev.info().multiprocessors;

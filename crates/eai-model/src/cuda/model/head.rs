@@ -133,9 +133,19 @@ impl GpuModel {
                 // BLOOM's ln_f: LayerNorm with bias, same row gather.
                 let lname = norm_name.replacen("rmsnorm", "layernorm", 1);
                 let bias = b.final_bias();
-                launch!(self, &lname, rows_cfg(r, 256), [x, idxb, &self.norm, bias, &actp, &h32, &eps])?;
+                launch!(
+                    self,
+                    &lname,
+                    rows_cfg(r, 256),
+                    [x, idxb, &self.norm, bias, &actp, &h32, &eps]
+                )?;
             } else {
-                launch!(self, norm_name, rows_cfg(r, 256), [x, idxb, &self.norm, &actp, &h32, &eps])?;
+                launch!(
+                    self,
+                    norm_name,
+                    rows_cfg(r, 256),
+                    [x, idxb, &self.norm, &actp, &h32, &eps]
+                )?;
             }
         }
         let (lp, _g) = hs.logits.device_ptr(s);

@@ -7,6 +7,7 @@ use eai_quant::QuantSpec;
 use eai_quant::cuda::{CudaDevice, DeviceBuffer, DeviceQuantized};
 use half::{bf16, f16};
 
+use super::bloom;
 use super::{Dense, GpuLayer, GpuLinear, GpuModel, GpuOptions, GpuScheme, ROPE_TABLE_MAX, Weight};
 use crate::config::ModelConfig;
 use crate::cuda::blas::{Blas, InType};
