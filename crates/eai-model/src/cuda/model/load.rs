@@ -147,11 +147,13 @@ fn oom(ordinal: usize, what: &str, bytes: u64, free: u64, total: u64) -> GpuErro
 impl GpuModel {
     /// Loads the model from `src` (Hugging Face tensor names, as every [`WeightSource`] hands
     /// them out) onto `dev`, converting every projection to `scheme`. Q/K/V and gate/up are
-    /// concatenated into one matrix each, so a block runs four GEMMs.
+    /// concatenated into one matrix each, so a block runs four GEMMs. BLOOM checkpoints
+    /// (`transformer.h.N…`, fused `query_key_value`) load too: see `bloom.rs` in this module.
     ///
     /// # Errors
     /// Missing or mis-shaped tensors ([`GpuError::Model`]), a shape the kernels do not support
-    /// (head dimension not a multiple of 32 or above 256), [`GpuError::OutOfMemory`] naming the
+    /// (head dimension not a multiple of 32 or above 256; BLOOM with
+    /// `apply_residual_connection_post_layernorm`), [`GpuError::OutOfMemory`] naming the
     /// tensor that did not fit, or any CUDA error.
     pub fn load(
         dev: Arc<CudaDevice>,
