@@ -10,7 +10,7 @@
 #      printed as `BLOOMCMP {json}` lines) on tiny32, later on the 7B-config layer;
 #   3. `eai study --cuda 0` on the tiny32 BLOOM folder (config.json, tokenizer.json, safetensors),
 #      fp32/fp16/int8/dynamic on 10 ARC-Easy documents, end to end;
-#   4. gpu_bench's 7B table for the paper's six models at their exact shapes (synthetic weights,
+#   4. (last, with nothing else running) gpu_bench's 7B table for the paper's six models at their exact shapes (synthetic weights,
 #      labelled), FP16 vs W8A16: batch-1 decode tok/s and J/token (NVML energy), scoring
 #      (2 × 8 sequences × 512 tokens) tok/s and J/token — Bloomz-7B1 beside the five Llama-family.
 #
@@ -22,7 +22,8 @@
 #   strip + xz -T1 -6 into .gpu/bin/{eai,gpu_bench,cuda_tests}.xz (the `cuda` test executable is
 #   target/release/deps/cuda-<hash>); carry .gpu/bin (git-ignored).
 # Needs on the GPU machine: python3 with torch, transformers, tokenizers, safetensors; /root/data.
-# Expected duration: about 4 minutes (the six-shape table is ~3 of them: 12 synthetic 7B builds).
+# Expected duration: about 4.5 minutes (the six-shape table is ~3 of them: 12 synthetic 7B builds;
+# the probe took 21 s for tiny32, 58 s for the 7B-config checkpoint, 28 s for its comparison).
 # Outputs under $OUT: env.log, gen_*.log, tests_bloom.log, bloom_cmp.jsonl, study.log,
 # study_report.md, six.log, six.json, six_table.md, tests_bloom_7b.log.
 set -u
@@ -53,7 +54,23 @@ timeout 40 $B/eai study --model $W/tiny32 --cuda 0 --data /root/data --schemes f
   --task arc_easy:10 --repeats 1 --baseline 0 --cooldown 0 --out $W/study > "$OUT/study.log" 2>&1
 echo "study rc=$? $(t)"; grep -iE "error|acc|\[" "$OUT/study.log" | head -12; cp $W/study/report.md "$OUT/study_report.md" 2>/dev/null
 
-# 4. The paper's six shapes, FP16 vs W8A16 (decode batch 1, 128 new tokens; scoring 2 reps).
+# 4. The 7B-config layer against transformers (waits for the generator, so that nothing else runs
+#    on the machine during the speed and energy measurements of step 5).
+wait $GENPID; echo "7b gen: $(tail -1 "$OUT/gen_7b.log") $(t)"
+EAI_BLOOM_DIRS=$W/b7 timeout 90 $B/cuda_tests --test-threads=1 --nocapture bloom_gpu_matches_transformers \
+  > "$OUT/tests_bloom_7b.log" 2>&1
+echo "7b compare rc=$? $(t)"; grep -E "test result|panicked" "$OUT/tests_bloom_7b.log"
+grep -h '^BLOOMCMP ' "$OUT/tests_bloom_7b.log" | cut -c10- >> "$OUT/bloom_cmp.jsonl"
+python3 - "$OUT/bloom_cmp.jsonl" <<'PY'
+import json, sys
+for l in open(sys.argv[1]):
+    x = json.loads(l)
+    print(f"{x['dir'].split('/')[-1]:7} seq {x['seq']} {x['scheme']:11} vs {x['vs']:18} max|Δ| {x['max_abs']:.3e} "
+          f"(logit scale {x['max_abs_logit']:.2f}, relative {x['relative']:.2e}) top-1 {x['top1_agree']:.2f}")
+PY
+rm -rf $W/b7
+
+# 5. The paper's six shapes, FP16 vs W8A16 (decode batch 1, 128 new tokens; scoring 2 reps).
 timeout 200 $B/gpu_bench --gguf none --only 7b --quick --score-reps 2 --shapes paper \
   --schemes fp16,int8-w8a16 --out $W/six > "$OUT/six.log" 2>&1
 echo "six shapes rc=$? $(t)"; cp $W/six/gpu_bench.json "$OUT/six.json" 2>/dev/null
@@ -71,18 +88,3 @@ for x in r.get("synthetic_7b", []):
     print(f"| {x['model']} | {x['scheme']} | {f(d.get('tokens_per_s'),1)} | {f(d.get('decode_only_tokens_per_s'),1)} | "
           f"{f(d.get('j_per_token'))} | {f(p.get('tokens_per_s'),0)} | {f(p.get('j_per_token'),4)} | {x.get('memory', {}).get('weights', 0) / 1e9:.2f} |")
 PY
-
-# 5. The 7B-config layer against transformers (waits for the generator).
-wait $GENPID; echo "7b gen: $(tail -1 "$OUT/gen_7b.log") $(t)"
-EAI_BLOOM_DIRS=$W/b7 timeout 90 $B/cuda_tests --test-threads=1 --nocapture bloom_gpu_matches_transformers \
-  > "$OUT/tests_bloom_7b.log" 2>&1
-echo "7b compare rc=$? $(t)"; grep -E "test result|panicked" "$OUT/tests_bloom_7b.log"
-grep -h '^BLOOMCMP ' "$OUT/tests_bloom_7b.log" | cut -c10- >> "$OUT/bloom_cmp.jsonl"
-python3 - "$OUT/bloom_cmp.jsonl" <<'PY'
-import json, sys
-for l in open(sys.argv[1]):
-    x = json.loads(l)
-    print(f"{x['dir'].split('/')[-1]:7} seq {x['seq']} {x['scheme']:11} vs {x['vs']:18} max|Δ| {x['max_abs']:.3e} "
-          f"(logit scale {x['max_abs_logit']:.2f}, relative {x['relative']:.2e}) top-1 {x['top1_agree']:.2f}")
-PY
-rm -rf $W/b7
