@@ -471,11 +471,13 @@ extern "C" __global__ void rope_qkv(float* __restrict__ qkv, const float* __rest
 }
 
 // ---------------------------------------------------------------------------------------------
-// Causal attention, one block of 4 warps per (head, query row). Each warp runs an online
-// softmax over its share of the visible keys (lanes split the head dimension, d/32 values per
-// lane, d ≤ 256), then the warps are merged. Keys of sequence s at cache slots
-// seq_off[s] + j, j ≤ pos (and pos − j < window when window > 0).
-#define ATT_WARPS 4
+// Causal attention, one block of ATT_WARPS warps per (query row, head): the row in blockIdx.x
+// (a packed generation prefill has tens of thousands of rows, beyond gridDim.y's 65,535), the
+// head in blockIdx.y. Each warp runs an online softmax over its share of the visible keys
+// (lanes split the head dimension, d/32 values per lane, d ≤ 256), then the warps are merged.
+// Keys of sequence s at cache slots seq_off[s] + j, j ≤ pos (and pos − j < window when
+// window > 0). ATT_WARPS matches `ATT_WARPS` in src/cuda/model.rs (the block size).
+#define ATT_WARPS 8
 #define ATT_MAXV 8
 template <class T>
 __device__ void attention_body(const float* __restrict__ qkv, const int* __restrict__ seq,
@@ -485,7 +487,7 @@ __device__ void attention_body(const float* __restrict__ qkv, const int* __restr
                                float scale, u32 window) {
     __shared__ float sm_m[ATT_WARPS], sm_l[ATT_WARPS];
     __shared__ float sm_acc[ATT_WARPS][256];
-    const u32 head = blockIdx.x, r = blockIdx.y;
+    const u32 r = blockIdx.x, head = blockIdx.y;
     const u32 lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
     const u32 per = d >> 5;  // values per lane
     typename T::raw* o = out + (u64)r * nh * d + (u64)head * d;

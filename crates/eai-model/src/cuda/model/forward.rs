@@ -7,7 +7,7 @@ use half::f16;
 
 use super::{
     Act, Dense, GEMV_DENSE_MAX_M, GemvWeight, GpuLinear, GpuModel, GpuScheme, RowPlan, Scratch,
-    W8A16_GEMV_MAX_M, Weight, find, find_mut, grid, rows_cfg,
+    W8A16_GEMV_MAX_M, Weight, attention_cfg, find, find_mut, grid, prefill_attention_cfg, rows_cfg,
 };
 use crate::cuda::blas::InType;
 use crate::cuda::error::{GpuError, Result};
@@ -160,21 +160,13 @@ impl GpuModel {
         let null: u64 = 0;
         let Scratch { x, gu, qkv, seq, pos, seq_off, pre, prefill, act, .. } = sc;
         // Kernel launches below: rmsnorm/quant kernels run one block per row over k columns of
-        // buffers holding m·k; attention one block per (head, row) reading the cache slots the
+        // buffers holding m·k; attention one block per (row, head) reading the cache slots the
         // rope kernel wrote; swiglu reads m·2f and writes m·f.
-        let attn_cfg =
-            LaunchConfig { grid_dim: (nh32, m32, 1), block_dim: (128, 1, 1), shared_mem_bytes: 0 };
+        let attn_cfg = attention_cfg(m, c.n_heads);
         // Scoring attention: one block per (row, kv head, group of ≤ 8 query heads), one warp
-        // per query head, a chunk of `ch` keys staged in shared memory (see model.cu).
+        // per query head, a chunk of keys staged in shared memory (see model.cu).
         let prefill = *prefill;
-        let group = c.n_heads / c.n_kv_heads.max(1);
-        let ch = (4096 / c.head_dim.max(1)).min(32);
-        let pf_cfg = LaunchConfig {
-            grid_dim: (m32, nkv32, group.div_ceil(8) as u32),
-            block_dim: (32 * group.min(8) as u32, 1, 1),
-            shared_mem_bytes: (4 * (ch * (c.head_dim + 4) + ch * c.head_dim + 8 * c.head_dim))
-                as u32,
-        };
+        let pf_cfg = prefill_attention_cfg(m, c.n_heads, c.n_kv_heads, c.head_dim);
         macro_rules! float_stage {
             ($suffix:literal, $out:expr) => {{
                 let out = $out;
