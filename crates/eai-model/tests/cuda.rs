@@ -146,7 +146,9 @@ fn tiny_model_matches_cpu_for_every_scheme() {
         let cpu_scheme = scheme.cpu_reference().unwrap_or(Scheme::Fp32);
         let cpu = Model::load(&src, cfg.clone(), LoadOptions::new(cpu_scheme)).unwrap();
         let want = cpu.logits_for(&ids).unwrap();
-        let mut g = GpuModel::load(dev.clone(), &src, cfg.clone(), scheme).unwrap();
+        // The CPU reference's f32 embedding table and head (the int8 schemes' GPU default is f16).
+        let opts = eai_model::cuda::GpuOptions::new(scheme).half_head(false);
+        let mut g = GpuModel::load_with(dev.clone(), &src, cfg.clone(), opts).unwrap();
         let got = g.logits_for(&ids).unwrap();
         let d = compare(&got, &want);
         eprintln!("{scheme}: max |Δlogit| {:.3e}, top-1 agreement {:.3}", d.max_abs, d.top1_agree);
@@ -168,7 +170,7 @@ fn decode_gemv_matches_the_gemm_path_and_the_cpu() {
         (GpuScheme::W8A16, 0.03, 0.05),
     ];
     for (scheme, vs_gemm, vs_cpu) in bounds {
-        let opts = eai_model::cuda::GpuOptions::new(scheme);
+        let opts = eai_model::cuda::GpuOptions::new(scheme).half_head(false);
         let mut on =
             GpuModel::load_with(dev.clone(), &src, cfg.clone(), opts.decode_gemv(true)).unwrap();
         let mut off =
@@ -442,8 +444,8 @@ fn fused_decode_matches_the_unfused_path_and_the_cpu() {
         (GpuScheme::W8A16, 0.03, 0.05),
     ];
     for (scheme, vs_unfused, vs_cpu) in bounds {
-        let mut g =
-            GpuModel::load_with(dev.clone(), &src, cfg.clone(), GpuOptions::new(scheme)).unwrap();
+        let opts = GpuOptions::new(scheme).half_head(false);
+        let mut g = GpuModel::load_with(dev.clone(), &src, cfg.clone(), opts).unwrap();
         let cpu = Model::load(&src, cfg.clone(), LoadOptions::new(scheme.cpu_reference().unwrap()))
             .unwrap();
         for len in [1usize, 2, 3, 4] {
@@ -771,7 +773,7 @@ fn int8_head_accuracy_cost_and_paths_agree() {
                     .unwrap();
             let want = cpu.logits_for(&ids).unwrap();
             let want_rows: Vec<Vec<f32>> = want.rows().into_iter().map(|r| r.to_vec()).collect();
-            let opts = GpuOptions::new(scheme);
+            let opts = GpuOptions::new(scheme).half_head(false);
             let mut base =
                 GpuModel::load_with(dev.clone(), src, cfg.clone(), opts.int8_head(false)).unwrap();
             let mut q8 =

@@ -59,9 +59,15 @@ impl GpuEngine {
     /// tokens per scoring pass, up to 256 sequences decoded together with continuous batching,
     /// fewer when their KV cache would not fit the device's memory: [`GpuEngine::gen_slots`]),
     /// since a GPU forward pass of a few thousand tokens costs little more than one of a few
-    /// hundred.
+    /// hundred. The environment variable `EAI_GEN_BATCH=N` sets `gen_batch` (e.g. 1, to check
+    /// batched generation against one-at-a-time greedy decoding through the CLI).
     pub fn default_options() -> EngineOptions {
-        EngineOptions { batch_tokens: 8192, gen_batch: 256, ..EngineOptions::default() }
+        let gen_batch = std::env::var("EAI_GEN_BATCH")
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or(256);
+        EngineOptions { batch_tokens: 8192, gen_batch, ..EngineOptions::default() }
     }
 
     /// Wraps a model and its tokenizer, with [`GpuEngine::default_options`].
