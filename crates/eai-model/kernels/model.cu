@@ -598,6 +598,33 @@ extern "C" __global__ void swiglu_q8(const float* __restrict__ gu, i8* __restric
     if (threadIdx.x == 0) sx[r] = s;
 }
 
+// SwiGLU fused with per-token int8 quantization, reading the gate/up INT8 GEMM's int32
+// accumulators directly (W8A8): g = f32(acc) · (sx[r] · sw[c]), exactly `dequant_out`'s value,
+// so the codes equal dequant_out + swiglu_q8's without the f32 gate/up matrix written and read
+// back. sx[r] holds the row's input scale on entry and its output scale on return (read before
+// the block's first barrier, written after its last read).
+extern "C" __global__ void swiglu_q8_acc(const int* __restrict__ acc, const float* __restrict__ sw,
+                                         i8* __restrict__ q, float* __restrict__ sx, u32 f) {
+    __shared__ float red[32];
+    const u32 r = blockIdx.x;
+    const int* a = acc + (u64)r * 2 * f;
+    const float s_in = sx[r];
+    float amax = 0.0f;
+    for (u32 c = threadIdx.x; c < f; c += blockDim.x) {
+        const float g = (float)a[c] * (s_in * sw[c]), u = (float)a[f + c] * (s_in * sw[f + c]);
+        amax = fmaxf(amax, fabsf(silu_mul(g, u)));
+    }
+    amax = block_max(amax, red);
+    const float s = q8_scale(amax);
+    const float qi = 1.0f / s;
+    for (u32 c = threadIdx.x; c < f; c += blockDim.x) {
+        const float g = (float)a[c] * (s_in * sw[c]), u = (float)a[f + c] * (s_in * sw[f + c]);
+        q[(u64)r * f + c] = q8_code(silu_mul(g, u), qi);
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) sx[r] = s;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Scoring: per logits row, log Σ exp (f64 accumulation, as the CPU engine) and the first argmax.
 extern "C" __global__ void row_stats(const float* __restrict__ logits, u32 vocab, u32 limit,

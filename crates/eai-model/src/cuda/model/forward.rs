@@ -142,8 +142,14 @@ impl GpuModel {
             self.produce(sc, Source::Attn { kc: &kc, vc: &vc, scale, window }, nh * d, real)?;
             self.linear(sc, &layer.o, Out::Residual)?;
             self.produce(sc, Source::Norm(&layer.ffn_norm), h, real)?;
-            self.linear(sc, &layer.gate_up, Out::Gu)?;
-            self.produce(sc, Source::Swiglu, f, real)?;
+            if self.scheme == GpuScheme::W8A8 {
+                // Per-token W8A8: SwiGLU + quantization read the gate/up int32 accumulators.
+                self.linear(sc, &layer.gate_up, Out::Acc)?;
+                self.produce(sc, Source::SwigluAcc(&layer.gate_up), f, real)?;
+            } else {
+                self.linear(sc, &layer.gate_up, Out::Gu)?;
+                self.produce(sc, Source::Swiglu, f, real)?;
+            }
             self.linear(sc, &layer.down, Out::Residual)?;
         }
         Ok(())
@@ -201,6 +207,9 @@ impl GpuModel {
                         grid((m * c.ffn) as u64, sms),
                         [&*gu, out, &m32, &f32_,]
                     ),
+                    Source::SwigluAcc(_) => {
+                        Err(GpuError::invalid("SwiGLU from int32 accumulators outside W8A8"))
+                    }
                 }
             }};
         }
@@ -212,7 +221,7 @@ impl GpuModel {
                 let buf = find(xin, k, "f16 input")?;
                 float_stage!("f16", buf.as_cudarc())
             }
-            Act::Int8 { qin, sx, tmp, slot, .. } => {
+            Act::Int8 { qin, acc, sx, tmp, slot } => {
                 let q = find(qin, k, "int8 input")?.as_cudarc();
                 if self.scheme == GpuScheme::W8A8 {
                     match src {
@@ -224,6 +233,24 @@ impl GpuModel {
                         ),
                         Source::Swiglu => {
                             launch!(self, "swiglu_q8", rows_cfg(m, 256), [&*gu, q, &*sx, &f32_])
+                        }
+                        Source::SwigluAcc(lin) => {
+                            let Weight::I8(wq) = &lin.w else {
+                                return Err(GpuError::invalid(format!(
+                                    "{}: int8 weights expected",
+                                    lin.name
+                                )));
+                            };
+                            let ab = find(acc, 2 * c.ffn, "int32 accumulator")?.as_cudarc();
+                            // One block per row: reads m·2f i32 accumulators (the gate/up GEMM's
+                            // output, just enqueued) and 2f weight scales, writes m·f codes and
+                            // m row scales (sx: the input scales on entry).
+                            launch!(
+                                self,
+                                "swiglu_q8_acc",
+                                rows_cfg(m, 256),
+                                [ab, wq.scales().as_cudarc(), q, &*sx, &f32_]
+                            )
                         }
                         Source::Attn { .. } => {
                             float_stage!("f32", &*tmp)?;
@@ -256,10 +283,13 @@ impl GpuModel {
         let sms = self.dev.info().multiprocessors;
         let s = &self.stream;
         let add = matches!(out, Out::Residual);
+        if matches!(out, Out::Acc) && self.scheme != GpuScheme::W8A8 {
+            return Err(GpuError::invalid(format!("{}: int32 output outside W8A8", lin.name)));
+        }
         let Scratch { x, gu, qkv, act, .. } = sc;
         let y: &mut CudaSlice<f32> = match out {
             Out::Qkv => qkv,
-            Out::Gu => gu,
+            Out::Gu | Out::Acc => gu,
             Out::Residual => x,
         };
         if y.len() < m * n {
@@ -334,6 +364,10 @@ impl GpuModel {
                 let xb = find(qin, k, "int8 input")?;
                 let ab = find_mut(acc, n, "int32 accumulator")?;
                 self.dev.gemm_i8(xb, q.codes(), ab, GemmShape::new(m, n, k))?;
+                if matches!(out, Out::Acc) {
+                    // W8A8 gate/up: `swiglu_q8_acc` dequantizes the accumulators itself.
+                    return Ok(());
+                }
                 let (m32, n32, addi) = (m as u32, n as u32, i32::from(add));
                 let abr = &*ab;
                 // dequant_out reads m·n i32, m scales, n scales; writes y rows of stride n.
@@ -421,10 +455,14 @@ enum Source<'a> {
         window: u32,
     },
     Swiglu,
+    /// W8A8's SwiGLU from the int32 accumulators of this gate/up layer (no f32 gate/up matrix).
+    SwigluAcc(&'a GpuLinear),
 }
 
 #[derive(Clone, Copy)]
 enum Out {
+    /// W8A8 gate/up: leave the int32 accumulators for [`Source::SwigluAcc`] (no dequantization).
+    Acc,
     Qkv,
     Gu,
     Residual,
