@@ -845,3 +845,51 @@ fn int8_head_accuracy_cost_and_paths_agree() {
         }
     }
 }
+
+/// Issue 14: continuous batching (finished sequences' cache slots refilled with waiting prompts,
+/// prefills mixed with decode rows in one pass) gives the ids of one-at-a-time greedy decoding
+/// with fewer passes; and a packed prefill of more than 65,535 rows (the generation attention's
+/// old `gridDim.y` limit: `CUDA_ERROR_INVALID_VALUE` for 256 five-shot GSM8K prompts) runs.
+#[test]
+fn continuous_batching_equals_one_at_a_time_and_long_prefills_launch() {
+    let Some(dev) = gpu("continuous_batching_equals_one_at_a_time_and_long_prefills_launch") else {
+        return;
+    };
+    let (cfg, src) = tiny();
+    for scheme in [GpuScheme::Fp32, GpuScheme::W8A8] {
+        let mut g = GpuModel::load(dev.clone(), &src, cfg.clone(), scheme).unwrap();
+        let prompts: Vec<Vec<u32>> = (0..9u32)
+            .map(|i| (0..(3 + (i * 11) % 29)).map(|j| (i * 37 + j * 13 + 1) % 300).collect())
+            .collect();
+        let refs: Vec<&[u32]> = prompts.iter().map(Vec::as_slice).collect();
+        let max_new: Vec<usize> = (0..9).map(|i| [3, 17, 1, 9, 30][i % 5]).collect();
+        let mut alone = Vec::new();
+        let mut alone_passes = 0;
+        for (p, &n) in refs.iter().zip(&max_new) {
+            let (o, passes, _) = g.generate_greedy(&[*p], &[n], &[], 300, |_, _| false).unwrap();
+            alone.push(o[0].clone());
+            alone_passes += passes;
+        }
+        for (slots, budget) in [(3, 40), (4, 1), (9, usize::MAX)] {
+            let (o, passes, processed) = g
+                .generate_continuous(&refs, &max_new, &[], 300, (slots, budget), |_, _| false)
+                .unwrap();
+            assert_eq!(o, alone, "{scheme}: {slots} slots, row budget {budget}");
+            assert!(passes < alone_passes, "{scheme}: {passes} passes vs {alone_passes}");
+            let want: usize =
+                refs.iter().zip(&max_new).map(|(p, &n)| p.len() + n - 1).sum::<usize>();
+            assert_eq!(processed as usize, want, "{scheme}: tokens run");
+        }
+    }
+    // 140 prompts of 500 tokens: one packed prefill of 70,000 rows.
+    let mut g = GpuModel::load(dev, &src, cfg, GpuScheme::Fp16).unwrap();
+    let prompts: Vec<Vec<u32>> =
+        (0..140u32).map(|i| (0..500u32).map(|j| (i * 7 + j * 3) % 300).collect()).collect();
+    let refs: Vec<&[u32]> = prompts.iter().map(Vec::as_slice).collect();
+    let (o, passes, processed) =
+        g.generate_greedy(&refs, &vec![2; refs.len()], &[], 300, |_, _| false).unwrap();
+    assert!(o.iter().all(|t| t.len() == 2));
+    assert_eq!((passes, processed), (2, 140 * 501));
+    let (one, _, _) = g.generate_greedy(&refs[..1], &[2], &[], 300, |_, _| false).unwrap();
+    assert_eq!(one[0], o[0]);
+}
