@@ -36,9 +36,9 @@ T0=$(date +%s); t() { echo "[t=$(( $(date +%s)-T0 ))s] $*"; }
 hf() { PYTHONUNBUFFERED=1 timeout "$1" python3 $S hf "${@:2}" 2>&1 | grep '^{' >> $L/hf.jsonl; }
 
 # 1. ARC-Easy, 4 schemes × 2 repeats; transformers FP16 and FP32
-timeout 150 $B/eai study --cuda 0 --model $G --data $D --task arc_easy --schemes fp32,fp16,int8,dynamic \
+timeout 120 $B/eai study --cuda 0 --model $G --data $D --task arc_easy --schemes fp32,fp16,int8,dynamic \
   --repeats 2 --baseline 5 --cooldown 0 --out s_arc > $L/arc_study.log 2>&1; t "arc study rc=$?"
-for d in fp16 fp32; do hf 60 s_arc/samples/fp16/rep1/samples_arc_easy.jsonl ll hf_arc_$d.json --dtype $d --min-seconds 5; done
+for d in fp16 fp32; do hf 50 s_arc/samples/fp16/rep1/samples_arc_easy.jsonl ll hf_arc_$d.json --dtype $d --min-seconds 5; done
 t "hf arc"
 
 # 2. eai eval, full ARC-Easy FP16
@@ -54,14 +54,24 @@ hf 100 s_hs/samples/fp16/rep1/samples_hellaswag.jsonl ll hf_hs.json --dtype fp16
 timeout 90 $B/eai study --cuda 0 --model $G --data $D --task gsm8k:200:5 --schemes fp16,fp32 --repeats 1 \
   --baseline 5 --cooldown 0 --out s_gsm > $L/gsm_study.log 2>&1; t "gsm study rc=$?"
 for d in fp16 fp32; do hf 110 s_gsm/samples/$d/rep1/samples_gsm8k.jsonl gen hf_gsm_$d.json --dtype $d --min-seconds 1; t "hf gsm $d"; done
-EAI_GEN_BATCH=1 timeout 100 $B/eai study --cuda 0 --model $G --data $D --task gsm8k:200:5 --schemes fp16 --repeats 1 \
+left() { [ $(( $(date +%s)-T0 )) -lt $1 ]; }  # keep the whole call under ~9 minutes
+left 420 && EAI_GEN_BATCH=1 timeout 90 $B/eai study --cuda 0 --model $G --data $D --task gsm8k:200:5 --schemes fp16 --repeats 1 \
   --baseline 0 --cooldown 0 --out s_gsm1 > $L/gsm1_study.log 2>&1; t "gsm one-at-a-time rc=$?"
 
 # 5. per-kernel GPU time (ncu; skipped if absent)
-if command -v ncu > /dev/null; then
-  timeout 60 ncu --clock-control none --metrics gpu__time_duration.sum --print-summary per-kernel -c 3000 \
+if command -v ncu > /dev/null && left 470; then
+  timeout 50 ncu --clock-control none --metrics gpu__time_duration.sum --print-summary per-kernel -c 3000 \
     $B/eai eval --cuda 0 --model $G --data $D --task hellaswag:300 --scheme fp16 --out e_ncu > $L/ncu_hs_fp16.txt 2>&1
   t "ncu rc=$?"
+fi
+
+# 6. eai-model's GPU tests (continuous batching = one at a time, the 70,000-row prefill, parity
+#    with the f32 head pinned), when the lead carries the release test binary as
+#    .gpu/bin/cuda_test.xz (`cargo test --release -p eai-model --features cuda --test cuda --no-run`).
+if [ -f $R/.gpu/bin/cuda_test.xz ] && left 500; then
+  xz -dc $R/.gpu/bin/cuda_test.xz > $B/cuda_test; chmod +x $B/cuda_test
+  (cd $R/crates/eai-model && timeout 60 $B/cuda_test --test-threads 1 > $L/cuda_test.log 2>&1); t "cuda tests rc=$?"
+  grep -E "^test result|FAILED|panicked" $L/cuda_test.log | head
 fi
 
 for s in s_arc s_hs s_gsm s_gsm1; do cp $s/tasks.csv $L/${s}_tasks.csv 2>/dev/null; cp $s/report.md $L/${s}_report.md 2>/dev/null; done
