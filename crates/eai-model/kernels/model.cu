@@ -471,12 +471,15 @@ extern "C" __global__ void rope_qkv(float* __restrict__ qkv, const float* __rest
 }
 
 // ---------------------------------------------------------------------------------------------
-// Causal attention, one block of 4 warps per (head, query row). Each warp runs an online
-// softmax over its share of the visible keys (lanes split the head dimension, d/32 values per
-// lane, d ≤ 256), then the warps are merged. Keys of sequence s at cache slots
-// seq_off[s] + j, j ≤ pos (and pos − j < window when window > 0). With `alibi` non-null (BLOOM)
-// the score of key j gains alibi[head] · (j − pos), as the CPU reference adds it.
-#define ATT_WARPS 4
+// Causal attention, one block of ATT_WARPS warps per (query row, head): the row in blockIdx.x
+// (a packed generation prefill has tens of thousands of rows, beyond gridDim.y's 65,535), the
+// head in blockIdx.y. Each warp runs an online softmax over its share of the visible keys
+// (lanes split the head dimension, d/32 values per lane, d ≤ 256), then the warps are merged.
+// Keys of sequence s at cache slots seq_off[s] + j, j ≤ pos (and pos − j < window when
+// window > 0). With `alibi` non-null (BLOOM) the score of key j gains alibi[head] · (j − pos),
+// as the CPU reference adds it. ATT_WARPS matches `ATT_WARPS` in src/cuda/model.rs (the block
+// size).
+#define ATT_WARPS 8
 #define ATT_MAXV 8
 template <class T>
 __device__ void attention_body(const float* __restrict__ qkv, const int* __restrict__ seq,
@@ -486,7 +489,7 @@ __device__ void attention_body(const float* __restrict__ qkv, const int* __restr
                                float scale, u32 window, const float* __restrict__ alibi) {
     __shared__ float sm_m[ATT_WARPS], sm_l[ATT_WARPS];
     __shared__ float sm_acc[ATT_WARPS][256];
-    const u32 head = blockIdx.x, r = blockIdx.y;
+    const u32 r = blockIdx.x, head = blockIdx.y;
     const u32 lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
     const u32 per = d >> 5;  // values per lane
     typename T::raw* o = out + (u64)r * nh * d + (u64)head * d;
@@ -596,6 +599,33 @@ extern "C" __global__ void swiglu_q8(const float* __restrict__ gu, i8* __restric
     const float s = q8_scale(amax);
     const float qi = 1.0f / s;
     for (u32 c = threadIdx.x; c < f; c += blockDim.x) q[(u64)r * f + c] = q8_code(silu_mul(g[c], g[f + c]), qi);
+    if (threadIdx.x == 0) sx[r] = s;
+}
+
+// SwiGLU fused with per-token int8 quantization, reading the gate/up INT8 GEMM's int32
+// accumulators directly (W8A8): g = f32(acc) · (sx[r] · sw[c]), exactly `dequant_out`'s value,
+// so the codes equal dequant_out + swiglu_q8's without the f32 gate/up matrix written and read
+// back. sx[r] holds the row's input scale on entry and its output scale on return (read before
+// the block's first barrier, written after its last read).
+extern "C" __global__ void swiglu_q8_acc(const int* __restrict__ acc, const float* __restrict__ sw,
+                                         i8* __restrict__ q, float* __restrict__ sx, u32 f) {
+    __shared__ float red[32];
+    const u32 r = blockIdx.x;
+    const int* a = acc + (u64)r * 2 * f;
+    const float s_in = sx[r];
+    float amax = 0.0f;
+    for (u32 c = threadIdx.x; c < f; c += blockDim.x) {
+        const float g = (float)a[c] * (s_in * sw[c]), u = (float)a[f + c] * (s_in * sw[f + c]);
+        amax = fmaxf(amax, fabsf(silu_mul(g, u)));
+    }
+    amax = block_max(amax, red);
+    const float s = q8_scale(amax);
+    const float qi = 1.0f / s;
+    for (u32 c = threadIdx.x; c < f; c += blockDim.x) {
+        const float g = (float)a[c] * (s_in * sw[c]), u = (float)a[f + c] * (s_in * sw[f + c]);
+        q[(u64)r * f + c] = q8_code(silu_mul(g, u), qi);
+    }
+    __syncthreads();
     if (threadIdx.x == 0) sx[r] = s;
 }
 

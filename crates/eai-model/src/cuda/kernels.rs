@@ -114,6 +114,7 @@ pub(crate) const ENTRY_POINTS: &[&str] = &[
     "swiglu_f16",
     "swiglu_bf16",
     "swiglu_q8",
+    "swiglu_q8_acc",
     "row_stats",
     "gather_logits",
     "gemv_i8_f16_m1",

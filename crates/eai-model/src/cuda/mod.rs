@@ -29,6 +29,7 @@ mod engine;
 mod error;
 mod kernels;
 mod model;
+mod schedule;
 
 pub use engine::GpuEngine;
 pub use error::{GpuError, Result};

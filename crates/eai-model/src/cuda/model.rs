@@ -227,13 +227,18 @@ macro_rules! launch {
         let f = $self.kernels.get($name)?;
         let mut b = $self.stream.launch_builder(f);
         $( b.arg($arg); )*
-        // SAFETY: every call site lists exactly the parameters of the kernel `$name` in
-        // kernels/model.cu, in order and with matching types (device buffers of this context
-        // as cudarc slices/views or u64 device addresses, scalars as u32/i32/u64/f32), and sizes
-        // the buffers for the indices the kernel touches under `$cfg` (stated at each site).
-        unsafe { b.launch($cfg) }
-            .map(|_| ())
-            .map_err(|e| GpuError::driver("cuLaunchKernel", $self.ordinal(), $name, e))
+        let cfg: LaunchConfig = $cfg;
+        match $crate::cuda::model::check_launch(&cfg) {
+            Err(why) => Err(GpuError::invalid(format!("kernel `{}`: {why}", $name))),
+            // SAFETY: every call site lists exactly the parameters of the kernel `$name` in
+            // kernels/model.cu, in order and with matching types (device buffers of this
+            // context as cudarc slices/views or u64 device addresses, scalars as
+            // u32/i32/u64/f32), and sizes the buffers for the indices the kernel touches under
+            // `$cfg` (stated at each site); the configuration is within CUDA's limits (checked).
+            Ok(()) => unsafe { b.launch(cfg) }
+                .map(|_| ())
+                .map_err(|e| GpuError::driver("cuLaunchKernel", $self.ordinal(), $name, e)),
+        }
     }};
 }
 
@@ -275,11 +280,80 @@ fn grid(items: u64, sms: u32) -> LaunchConfig {
     LaunchConfig { grid_dim: (blocks as u32, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 }
 }
 
+/// One block of `threads` per row, the row in `gridDim.x` (up to 2³¹ − 1 rows; `gridDim.y` and
+/// `.z` stop at 65,535, so no kernel of the model puts an unbounded row count there).
 fn rows_cfg(rows: usize, threads: u32) -> LaunchConfig {
     LaunchConfig {
-        grid_dim: (rows.max(1) as u32, 1, 1),
+        grid_dim: (u32::try_from(rows.max(1)).unwrap_or(u32::MAX), 1, 1),
         block_dim: (threads, 1, 1),
         shared_mem_bytes: 0,
+    }
+}
+
+/// CUDA's launch limits (compute capability ≥ 7.0): `gridDim.x` ≤ 2³¹ − 1, `gridDim.y` and
+/// `gridDim.z` ≤ 65,535, at most 1,024 threads per block, and at most 48 KiB of shared memory
+/// per block (more needs the opt-in attribute, which no kernel of the model sets). A launch
+/// outside them fails with `CUDA_ERROR_INVALID_VALUE` and no hint which limit it broke: every
+/// launch is checked first, so the error names the kernel and the limit.
+pub(crate) fn check_launch(cfg: &LaunchConfig) -> std::result::Result<(), String> {
+    const SMEM_DEFAULT_MAX: u32 = 48 << 10;
+    let (gx, gy, gz) = cfg.grid_dim;
+    let (bx, by, bz) = cfg.block_dim;
+    let threads = u64::from(bx) * u64::from(by) * u64::from(bz);
+    if gx == 0 || gy == 0 || gz == 0 || threads == 0 {
+        return Err(format!("empty launch (grid {:?}, block {:?})", cfg.grid_dim, cfg.block_dim));
+    }
+    if gx > i32::MAX as u32 || gy > 65_535 || gz > 65_535 {
+        return Err(format!(
+            "grid {:?} exceeds CUDA's limits (x ≤ 2³¹ − 1, y and z ≤ 65,535)",
+            cfg.grid_dim
+        ));
+    }
+    if threads > 1024 || bz > 64 {
+        return Err(format!("block {:?} exceeds 1,024 threads", cfg.block_dim));
+    }
+    if cfg.shared_mem_bytes > SMEM_DEFAULT_MAX {
+        return Err(format!(
+            "{} bytes of shared memory exceed the 48 KiB available without opt-in",
+            cfg.shared_mem_bytes
+        ));
+    }
+    Ok(())
+}
+
+/// Launch configuration of the generation attention kernel (`attention_*`, kernels/model.cu):
+/// one block of `ATT_WARPS` (8) warps per (query row, head), the row in `gridDim.x`, the head
+/// in `gridDim.y` — a packed generation prefill has as many rows as its prompts have tokens
+/// (tens of thousands for a group of few-shot prompts), beyond `gridDim.y`'s 65,535.
+fn attention_cfg(rows: usize, heads: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (
+            u32::try_from(rows.max(1)).unwrap_or(u32::MAX),
+            u32::try_from(heads).unwrap_or(u32::MAX),
+            1,
+        ),
+        block_dim: (32 * ATT_WARPS, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// Warps per block of the generation attention kernel (`ATT_WARPS` in kernels/model.cu).
+const ATT_WARPS: u32 = 8;
+
+/// Launch configuration of the scoring attention kernel (`attention_prefill_*`): one block per
+/// (row, kv head, group of ≤ 8 query heads), one warp per query head, a chunk of `ch` keys
+/// staged in shared memory (`(ch·(d + 4) + ch·d + 8·d)` floats, see kernels/model.cu).
+fn prefill_attention_cfg(rows: usize, n_heads: usize, n_kv_heads: usize, d: usize) -> LaunchConfig {
+    let group = n_heads / n_kv_heads.max(1);
+    let ch = (4096 / d.max(1)).min(32);
+    LaunchConfig {
+        grid_dim: (
+            u32::try_from(rows.max(1)).unwrap_or(u32::MAX),
+            u32::try_from(n_kv_heads).unwrap_or(u32::MAX),
+            u32::try_from(group.div_ceil(8)).unwrap_or(u32::MAX),
+        ),
+        block_dim: (32 * group.clamp(1, 8) as u32, 1, 1),
+        shared_mem_bytes: u32::try_from(4 * (ch * (d + 4) + ch * d + 8 * d)).unwrap_or(u32::MAX),
     }
 }
 
@@ -487,6 +561,54 @@ mod tests {
         assert_eq!(bucket_rows(16), 16);
         assert_eq!(bucket_rows(17), 32);
         assert_eq!(bucket_rows(2000), 2048);
+    }
+
+    #[test]
+    fn launch_limits_are_checked() {
+        let cfg = |g: (u32, u32, u32), b: u32, smem: u32| LaunchConfig {
+            grid_dim: g,
+            block_dim: (b, 1, 1),
+            shared_mem_bytes: smem,
+        };
+        assert!(check_launch(&cfg((1 << 30, 65_535, 65_535), 1024, 48 << 10)).is_ok());
+        assert!(check_launch(&cfg((1, 65_536, 1), 128, 0)).unwrap_err().contains("grid"));
+        assert!(check_launch(&cfg((1, 1, 65_536), 128, 0)).is_err());
+        assert!(check_launch(&cfg((1 << 31, 1, 1), 128, 0)).is_err());
+        assert!(check_launch(&cfg((1, 1, 1), 1025, 0)).unwrap_err().contains("1,024"));
+        assert!(check_launch(&cfg((1, 1, 1), 32, (48 << 10) + 4)).unwrap_err().contains("48 KiB"));
+        assert!(check_launch(&cfg((0, 1, 1), 32, 0)).is_err());
+    }
+
+    /// Issue 14: groups of 256 GSM8K 5-shot prompts failed with `CUDA_ERROR_INVALID_VALUE` in
+    /// `attention_f16`. The generation attention put the row in `gridDim.y`: a packed prefill of
+    /// 256 prompts of ~800 tokens has ~200k rows, and even a group capped at 65,535 prompt tokens
+    /// launched `bucket_rows(65_535)` = 65,536 rows, one over the limit.
+    #[test]
+    fn attention_launches_fit_any_packed_prefill() {
+        assert_eq!(bucket_rows(65_535), 65_536);
+        let old_layout = LaunchConfig {
+            grid_dim: (9, bucket_rows(65_535) as u32, 1),
+            block_dim: (128, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        assert!(check_launch(&old_layout).is_err());
+        for rows in [1, 17, 65_535, 65_536, 200_000, 256 * 1_100, 4 << 20] {
+            let m = bucket_rows(rows);
+            for heads in [1, 9, 32, 64, 128] {
+                assert_eq!(check_launch(&attention_cfg(m, heads)), Ok(()), "{m} rows, {heads}");
+            }
+            // Every head shape the loader accepts: d a multiple of 32 up to 256, any GQA group.
+            for d in (32..=256).step_by(32) {
+                for (nh, nkv) in [(9, 3), (32, 8), (28, 4), (64, 64), (64, 1), (71, 1)] {
+                    let cfg = prefill_attention_cfg(m, nh, nkv, d);
+                    assert_eq!(check_launch(&cfg), Ok(()), "{m} rows, d {d}, {nh}:{nkv}");
+                }
+            }
+        }
+        assert_eq!(attention_cfg(200_000, 9).block_dim.0, 32 * ATT_WARPS);
+        // The kernel strides its keys by its own ATT_WARPS: the block must hold exactly that.
+        let define = format!("#define ATT_WARPS {ATT_WARPS}\n");
+        assert!(super::super::kernels::SOURCE.contains(&define), "{define}");
     }
 
     #[test]

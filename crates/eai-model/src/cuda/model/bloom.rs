@@ -18,7 +18,7 @@
 //! Llama-specific; BLOOM's generation passes take the unfused path with the decode GEMVs (and
 //! CUDA graphs) instead.
 
-use cudarc::driver::{CudaSlice, DevicePtr, PushKernelArg};
+use cudarc::driver::{CudaSlice, DevicePtr, LaunchConfig, PushKernelArg};
 
 use super::forward::{Out, Source};
 use super::load::{Loader, Tensor};

@@ -7,7 +7,7 @@ use half::f16;
 
 use super::{
     Act, Dense, GEMV_DENSE_MAX_M, GemvWeight, GpuLinear, GpuModel, GpuScheme, RowPlan, Scratch,
-    W8A16_GEMV_MAX_M, Weight, find, find_mut, grid, rows_cfg,
+    W8A16_GEMV_MAX_M, Weight, attention_cfg, find, find_mut, grid, prefill_attention_cfg, rows_cfg,
 };
 use crate::cuda::blas::InType;
 use crate::cuda::error::{GpuError, Result};
@@ -146,8 +146,14 @@ impl GpuModel {
             self.produce(sc, attn, nh * d, real)?;
             self.linear(sc, &layer.o, Out::Residual)?;
             self.produce(sc, Source::Norm(&layer.ffn_norm), h, real)?;
-            self.linear(sc, &layer.gate_up, Out::Gu)?;
-            self.produce(sc, Source::Swiglu, f, real)?;
+            if self.scheme == GpuScheme::W8A8 {
+                // Per-token W8A8: SwiGLU + quantization read the gate/up int32 accumulators.
+                self.linear(sc, &layer.gate_up, Out::Acc)?;
+                self.produce(sc, Source::SwigluAcc(&layer.gate_up), f, real)?;
+            } else {
+                self.linear(sc, &layer.gate_up, Out::Gu)?;
+                self.produce(sc, Source::Swiglu, f, real)?;
+            }
             self.linear(sc, &layer.down, Out::Residual)?;
         }
         Ok(())
@@ -170,21 +176,13 @@ impl GpuModel {
         let null: u64 = 0;
         let Scratch { x, gu, qkv, seq, pos, seq_off, pre, prefill, act, .. } = sc;
         // Kernel launches below: rmsnorm/quant kernels run one block per row over k columns of
-        // buffers holding m·k; attention one block per (head, row) reading the cache slots the
+        // buffers holding m·k; attention one block per (row, head) reading the cache slots the
         // rope kernel wrote; swiglu reads m·2f and writes m·f.
-        let attn_cfg =
-            LaunchConfig { grid_dim: (nh32, m32, 1), block_dim: (128, 1, 1), shared_mem_bytes: 0 };
+        let attn_cfg = attention_cfg(m, c.n_heads);
         // Scoring attention: one block per (row, kv head, group of ≤ 8 query heads), one warp
-        // per query head, a chunk of `ch` keys staged in shared memory (see model.cu).
+        // per query head, a chunk of keys staged in shared memory (see model.cu).
         let prefill = *prefill;
-        let group = c.n_heads / c.n_kv_heads.max(1);
-        let ch = (4096 / c.head_dim.max(1)).min(32);
-        let pf_cfg = LaunchConfig {
-            grid_dim: (m32, nkv32, group.div_ceil(8) as u32),
-            block_dim: (32 * group.min(8) as u32, 1, 1),
-            shared_mem_bytes: (4 * (ch * (c.head_dim + 4) + ch * c.head_dim + 8 * c.head_dim))
-                as u32,
-        };
+        let pf_cfg = prefill_attention_cfg(m, c.n_heads, c.n_kv_heads, c.head_dim);
         macro_rules! float_stage {
             ($suffix:literal, $out:expr) => {{
                 let out = $out;
@@ -231,6 +229,9 @@ impl GpuModel {
                         grid((m * c.ffn) as u64, sms),
                         [&*gu, b, out, &m32, &f32_,]
                     ),
+                    Source::SwigluAcc(_) => {
+                        Err(GpuError::invalid("SwiGLU from int32 accumulators outside W8A8"))
+                    }
                 }
             }};
         }
@@ -242,7 +243,7 @@ impl GpuModel {
                 let buf = find(xin, k, "f16 input")?;
                 float_stage!("f16", buf.as_cudarc())
             }
-            Act::Int8 { qin, sx, tmp, slot, .. } => {
+            Act::Int8 { qin, acc, sx, tmp, slot } => {
                 let q = find(qin, k, "int8 input")?.as_cudarc();
                 if self.scheme == GpuScheme::W8A8 {
                     match src {
@@ -263,6 +264,24 @@ impl GpuModel {
                         ),
                         Source::Gelu(b) => {
                             launch!(self, "gelu_q8", rows_cfg(m, 256), [&*gu, b, q, &*sx, &f32_])
+                        }
+                        Source::SwigluAcc(lin) => {
+                            let Weight::I8(wq) = &lin.w else {
+                                return Err(GpuError::invalid(format!(
+                                    "{}: int8 weights expected",
+                                    lin.name
+                                )));
+                            };
+                            let ab = find(acc, 2 * c.ffn, "int32 accumulator")?.as_cudarc();
+                            // One block per row: reads m·2f i32 accumulators (the gate/up GEMM's
+                            // output, just enqueued) and 2f weight scales, writes m·f codes and
+                            // m row scales (sx: the input scales on entry).
+                            launch!(
+                                self,
+                                "swiglu_q8_acc",
+                                rows_cfg(m, 256),
+                                [ab, wq.scales().as_cudarc(), q, &*sx, &f32_]
+                            )
                         }
                         Source::Attn { .. } => {
                             float_stage!("f32", &*tmp)?;
@@ -295,10 +314,13 @@ impl GpuModel {
         let sms = self.dev.info().multiprocessors;
         let s = &self.stream;
         let add = matches!(out, Out::Residual);
+        if matches!(out, Out::Acc) && self.scheme != GpuScheme::W8A8 {
+            return Err(GpuError::invalid(format!("{}: int32 output outside W8A8", lin.name)));
+        }
         let Scratch { x, gu, qkv, act, .. } = sc;
         let y: &mut CudaSlice<f32> = match out {
             Out::Qkv => qkv,
-            Out::Gu => gu,
+            Out::Gu | Out::Acc => gu,
             Out::Residual => x,
         };
         if y.len() < m * n {
@@ -373,6 +395,10 @@ impl GpuModel {
                 let xb = find(qin, k, "int8 input")?;
                 let ab = find_mut(acc, n, "int32 accumulator")?;
                 self.dev.gemm_i8(xb, q.codes(), ab, GemmShape::new(m, n, k))?;
+                if matches!(out, Out::Acc) {
+                    // W8A8 gate/up: `swiglu_q8_acc` dequantizes the accumulators itself.
+                    return Ok(());
+                }
                 let (m32, n32, addi) = (m as u32, n as u32, i32::from(add));
                 let abr = &*ab;
                 // dequant_out reads m·n i32, m scales, n scales; writes y rows of stride n.
@@ -466,10 +492,14 @@ pub(super) enum Source<'a> {
     Swiglu,
     /// BLOOM's GELU over the up projection's output (row stride ffn), with its bias.
     Gelu(&'a CudaSlice<f32>),
+    /// W8A8's SwiGLU from the int32 accumulators of this gate/up layer (no f32 gate/up matrix).
+    SwigluAcc(&'a GpuLinear),
 }
 
 #[derive(Clone, Copy)]
 pub(super) enum Out {
+    /// W8A8 gate/up: leave the int32 accumulators for [`Source::SwigluAcc`] (no dequantization).
+    Acc,
     Qkv,
     Gu,
     Residual,

@@ -1,5 +1,6 @@
-//! Greedy generation: a packed prefill, then decode steps for the whole group, replayed
-//! from a CUDA graph where the step runs only the model's own kernels.
+//! Greedy generation with continuous batching (the host-side schedule is
+//! [`crate::cuda::schedule`]): packed prefills mixed with decode steps, the small decode steps
+//! replayed from a CUDA graph where they run only the model's own kernels.
 
 use cudarc::driver::{DevicePtr, sys as ds};
 
@@ -7,10 +8,10 @@ use super::{DecodeGraph, GpuModel, GpuScheme, GraphKey, RowPlan, W8A16_GEMV_MAX_
 use crate::cuda::error::{GpuError, Result};
 
 impl GpuModel {
-    /// Greedy decoding of a group of prompts: one packed prefill, then one decode step per
-    /// token for the whole group (finished rows ride along as padding). `stop(i, generated)` is
-    /// asked after every accepted token. Returns the generated ids per prompt (EOS excluded)
-    /// and the number of forward passes and processed tokens.
+    /// Greedy decoding of a group of prompts, all decoded together: one packed prefill, then
+    /// one decode step per token for the sequences still running. `stop(i, generated)` is asked
+    /// after every accepted token. Returns the generated ids per prompt (EOS excluded) and the
+    /// number of forward passes and processed tokens.
     ///
     /// # Errors
     /// Empty prompts, invalid ids, [`GpuError::OutOfMemory`] (the KV cache for the group is
@@ -21,89 +22,91 @@ impl GpuModel {
         max_new: &[usize],
         eos: &[u32],
         argmax_limit: usize,
-        mut stop: impl FnMut(usize, &[u32]) -> bool,
+        stop: impl FnMut(usize, &[u32]) -> bool,
     ) -> Result<(Vec<Vec<u32>>, u64, u64)> {
-        let g = prompts.len();
-        if max_new.len() != g {
+        self.generate_continuous(
+            prompts,
+            max_new,
+            eos,
+            argmax_limit,
+            (prompts.len(), usize::MAX),
+            stop,
+        )
+    }
+
+    /// Greedy decoding with continuous batching ([`super::super::schedule`]): up to `slots`
+    /// sequences decode together, each with cache slots for its prompt and `max_new` tokens;
+    /// a finished sequence's slots go to the next waiting prompt, prefilled in the same forward
+    /// pass as the others' next tokens (a pass admits prompts while its rows stay within
+    /// `row_budget`, at least one). Each row reads only its own sequence's cache slots, so the
+    /// ids equal one-at-a-time greedy decoding up to the rounding of kernels chosen by row
+    /// count. `stop(i, generated)` is asked after every accepted token of prompt `i`. Returns
+    /// the generated ids per prompt (EOS excluded) and the number of forward passes and
+    /// processed tokens.
+    ///
+    /// # Errors
+    /// Empty prompts, invalid ids, [`GpuError::OutOfMemory`] (the KV cache for `slots`
+    /// sequences is allocated up front), CUDA errors.
+    pub fn generate_continuous(
+        &mut self,
+        prompts: &[&[u32]],
+        max_new: &[usize],
+        eos: &[u32],
+        argmax_limit: usize,
+        (slots, row_budget): (usize, usize),
+        stop: impl FnMut(usize, &[u32]) -> bool,
+    ) -> Result<(Vec<Vec<u32>>, u64, u64)> {
+        if max_new.len() != prompts.len() {
             return Err(GpuError::invalid("one max_new per prompt"));
         }
         if prompts.iter().any(|p| p.is_empty()) {
             return Err(GpuError::invalid("empty prompt"));
         }
-        let mut out = vec![Vec::new(); g];
-        if g == 0 {
-            return Ok((out, 0, 0));
+        let running = (0..prompts.len()).filter(|&i| max_new[i] > 0);
+        let cap = running.clone().map(|i| prompts[i].len() + max_new[i]).max().unwrap_or(0);
+        let slots = slots.clamp(1, running.count().max(1));
+        if cap > 0 {
+            self.ensure_kv(slots.saturating_mul(cap))?;
         }
-        let cap = prompts.iter().zip(max_new).map(|(p, &n)| p.len() + n).max().unwrap_or(1).max(1);
-        self.ensure_kv(g * cap)?;
-        // Prefill: sequence s at cache slots s·cap.
-        let total: usize = prompts.iter().map(|p| p.len()).sum();
-        let m = bucket_rows(total);
-        let mut plan = RowPlan { real: total, ..Default::default() };
-        let mut last = Vec::with_capacity(g);
-        for (s, p) in prompts.iter().enumerate() {
-            plan.seq_off.push((s * cap) as u32);
-            for (i, &t) in p.iter().enumerate() {
-                plan.ids.push(t);
-                plan.seq.push(s as i32);
-                plan.pos.push(i as i32);
-            }
-            last.push((plan.ids.len() - 1) as u32);
-        }
+        let out = crate::cuda::schedule::run(
+            prompts,
+            max_new,
+            eos,
+            (slots, cap, row_budget.max(1)),
+            GpuError::invalid,
+            |pass| self.run_pass(pass, argmax_limit),
+            stop,
+        )?;
+        Ok((out.generated, out.passes, out.processed))
+    }
+
+    /// One generation pass: the decode steps of ≤ 4 rows replay a CUDA graph where eligible,
+    /// everything else runs eagerly (rows padded to [`bucket_rows`]).
+    fn run_pass(
+        &mut self,
+        pass: &crate::cuda::schedule::Pass,
+        argmax_limit: usize,
+    ) -> Result<Vec<u32>> {
+        let n = pass.ids.len();
+        let graph = !pass.prefill && self.graph_on && self.graph_eligible(n);
+        let m = if graph { n } else { bucket_rows(n) };
+        let mut plan = RowPlan {
+            ids: pass.ids.clone(),
+            seq: pass.seq.clone(),
+            pos: pass.pos.clone(),
+            seq_off: pass.seq_off.clone(),
+            pre: Vec::new(),
+            real: n,
+        };
         plan.ids.resize(m, 0);
         plan.seq.resize(m, -1);
         plan.pos.resize(m, 0);
-        let mut passes = 1u64;
-        let mut processed = total as u64;
-        let next = self.step(&plan, &last, argmax_limit)?;
-        let mut next: Vec<u32> = next;
-        let mut len: Vec<usize> = prompts.iter().map(|p| p.len()).collect();
-        let mut done: Vec<bool> = max_new.iter().map(|&n| n == 0).collect();
-        loop {
-            for a in 0..g {
-                if done[a] {
-                    continue;
-                }
-                if eos.contains(&next[a]) {
-                    done[a] = true;
-                    continue;
-                }
-                out[a].push(next[a]);
-                if out[a].len() >= max_new[a] || stop(a, &out[a]) {
-                    done[a] = true;
-                }
-            }
-            let active = done.iter().filter(|d| !**d).count();
-            if active == 0 {
-                break;
-            }
-            let mut plan = RowPlan {
-                seq_off: (0..g).map(|s| (s * cap) as u32).collect(),
-                real: g,
-                ..Default::default()
-            };
-            for a in 0..g {
-                if done[a] {
-                    plan.ids.push(0);
-                    plan.seq.push(-1);
-                    plan.pos.push(0);
-                } else {
-                    plan.ids.push(next[a]);
-                    plan.seq.push(a as i32);
-                    plan.pos.push(len[a] as i32);
-                    len[a] += 1;
-                }
-            }
-            next = if self.graph_on && self.graph_eligible(g) {
-                self.step_graph(&plan, argmax_limit)?
-            } else {
-                let rows: Vec<u32> = (0..g as u32).collect();
-                self.step(&plan, &rows, argmax_limit)?
-            };
-            passes += 1;
-            processed += active as u64;
+        if graph {
+            // Every row is a sequence's last (decode step): the graph takes the argmax at each.
+            self.step_graph(&plan, argmax_limit)
+        } else {
+            self.step(&plan, &pass.pick, argmax_limit)
         }
-        Ok((out, passes, processed))
     }
 
     /// One forward pass of `plan` (rows = plan length) and the argmax at rows `pick`.

@@ -117,9 +117,13 @@ impl std::fmt::Display for GpuScheme {
 pub struct GpuOptions {
     /// Scheme of the decoder projections.
     pub scheme: GpuScheme,
-    /// For the int8 schemes, keep the embedding table and the LM head in f16 instead of f32 (what
-    /// serving stacks do with a half-precision checkpoint; halves the head's bytes per decoded
-    /// token). Off by default: the CPU reference keeps them f32, and parity is checked against it.
+    /// For the int8 schemes, keep the embedding table and the LM head in f16 instead of f32 —
+    /// what serving stacks do with a half-precision checkpoint whose linear layers they quantize
+    /// (bitsandbytes' LLM.int8 and torchao's int8 weight-only leave `lm_head` in the
+    /// checkpoint's f16): the head runs on f16 tensor cores and its bytes per token halve. **On
+    /// by default** (issue 14: the f32 head's GEMM cost full ARC-Easy ~25 % of a W8A16 pass on an
+    /// H100). `EAI_HALF_HEAD=0` turns the default off; off, the head is f32 as on the CPU
+    /// reference (the parity tests against the CPU use that). Ignored for FP32/FP16/BF16.
     pub half_head: bool,
     /// Decode GEMV: forward passes of at most a few rows (decode steps) run their linear layers
     /// and the LM head through the model's own bandwidth-bound GEMV kernels (16-byte weight
@@ -172,9 +176,10 @@ impl GpuOptions {
         let cuda_graph = std::env::var("EAI_CUDA_GRAPH").map_or(true, |v| v.trim() != "0");
         let fused_decode = std::env::var("EAI_FUSED_DECODE").map_or(true, |v| v.trim() != "0");
         let int8_head = std::env::var("EAI_INT8_HEAD").is_ok_and(|v| v.trim() == "1");
+        let half_head = std::env::var("EAI_HALF_HEAD").map_or(true, |v| v.trim() != "0");
         GpuOptions {
             scheme,
-            half_head: false,
+            half_head,
             decode_gemv,
             cuda_graph,
             fused_decode,
