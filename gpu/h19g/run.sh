@@ -71,8 +71,10 @@ PY
 rm -rf $W/b7
 
 # 5. The paper's six shapes, FP16 vs W8A16 (decode batch 1, 128 new tokens; scoring 2 reps).
+#    `--half-head true`: the int8 schemes' f16 LM head, eai's default (GpuOptions::new); rows are
+#    labelled `int8-w8a16+f16-head` (session 5's table had the f32 head).
 timeout 200 $B/gpu_bench --gguf none --only 7b --quick --score-reps 2 --shapes paper \
-  --schemes fp16,int8-w8a16 --out $W/six > "$OUT/six.log" 2>&1
+  --half-head true --schemes fp16,int8-w8a16 --out $W/six > "$OUT/six.log" 2>&1
 echo "six shapes rc=$? $(t)"; cp $W/six/gpu_bench.json "$OUT/six.json" 2>/dev/null
 python3 - "$OUT/six.json" <<'PY' | tee "$OUT/six_table.md"
 import json, sys
