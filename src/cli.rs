@@ -453,10 +453,10 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
     for t in tasks {
         suite.extend(t.suite().clone());
     }
-    let r = evaluator(a.batch_size)?.run(&mut model, &suite).map_err(|e| Error::Eval {
-        task: "suite".into(),
-        scheme: label.clone(),
-        source: Box::new(e),
+    // On a GPU the first pass pays for cold caches and clocks: time a warm one (issue 14).
+    let gpu = !a.serve.active() && matches!(a.device.choose().device, crate::Device::Cuda(_));
+    let r = evaluator(a.batch_size)?.warmup(gpu).run(&mut model, &suite).map_err(|e| {
+        Error::Eval { task: "suite".into(), scheme: label.clone(), source: Box::new(e) }
     })?;
     if let Some(dir) = &a.out {
         r.write_dir(dir).map_err(|e| Error::Eval {

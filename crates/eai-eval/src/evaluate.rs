@@ -73,6 +73,7 @@ pub struct Evaluator {
     batch_size: Option<usize>,
     progress: bool,
     keep_samples: bool,
+    warmup: bool,
 }
 
 impl Default for Evaluator {
@@ -266,7 +267,22 @@ impl Evaluator {
 
     /// The model's preferred batching, a progress bar, per-sample records kept.
     pub fn new() -> Self {
-        Self { batch_size: None, progress: true, keep_samples: true }
+        Self { batch_size: None, progress: true, keep_samples: true, warmup: false }
+    }
+
+    /// Runs every task's requests once untimed before the timed pass(es) of
+    /// [`Evaluator::run`] / [`Evaluator::run_prepared`] / [`Evaluator::run_prepared_passes`]:
+    /// the first pass of an engine pays for cold caches (a tokenizer cache filled, device
+    /// buffers and library plans created, GPU clocks still ramping), which a one-pass timing
+    /// would otherwise report as the task's cost — twice the warm time for full ARC-Easy on an
+    /// H100 (issue 14). The warm-up's answers are discarded (the timed pass's are scored); its
+    /// time is reported apart ([`TaskTiming::warmup`]). Off by default: it doubles the model's
+    /// work, worth it where the timing is the point (`eai eval` on a GPU turns it on).
+    ///
+    /// [`TaskTiming::warmup`]: crate::TaskTiming::warmup
+    pub fn warmup(mut self, on: bool) -> Self {
+        self.warmup = on;
+        self
     }
 
     /// Overrides the model's batching: at most `n` requests (at least 1) per call, of either
@@ -351,8 +367,23 @@ impl Evaluator {
         model: &mut dyn LanguageModel,
         plan: &Prepared,
     ) -> Result<EvalResults> {
-        let answers = self.answer_with(model, plan, self.progress)?;
-        self.score(model.info(), plan, &answers)
+        let warm = self.warm_up(model, plan)?;
+        let answers = self.answer_with(model, plan, self.progress && warm.is_none())?;
+        let mut res = self.score(model.info(), plan, &answers)?;
+        if let Some(w) = &warm {
+            for (t, wt) in res.tasks.iter_mut().zip(&w.tasks) {
+                t.timing.warmup = wt.wall;
+            }
+        }
+        Ok(res)
+    }
+
+    /// The untimed warm-up pass, when [`Evaluator::warmup`] is on.
+    fn warm_up(&self, model: &mut dyn LanguageModel, plan: &Prepared) -> Result<Option<Answers>> {
+        if !self.warmup {
+            return Ok(None);
+        }
+        self.answer_with(model, plan, self.progress).map(Some)
     }
 
     /// Runs a plan's model calls, then asks `more` whether to run them again (e.g.
@@ -369,8 +400,9 @@ impl Evaluator {
         plan: &Prepared,
         mut more: impl FnMut(PassProgress) -> bool,
     ) -> Result<RepeatedRun> {
+        let warm = self.warm_up(model, plan)?;
         let t0 = Instant::now();
-        let mut first = self.answer_with(model, plan, self.progress)?;
+        let mut first = self.answer_with(model, plan, self.progress && warm.is_none())?;
         let mut agreement = Agreement { passes: 0, identical: true, ..Agreement::default() };
         let mut passes = 1;
         while more(PassProgress { passes, elapsed: t0.elapsed(), engine: first.engine_time() }) {
@@ -379,7 +411,12 @@ impl Evaluator {
             first.absorb(&later);
             passes += 1;
         }
-        let results = self.score(model.info(), plan, &first)?;
+        let mut results = self.score(model.info(), plan, &first)?;
+        if let Some(w) = &warm {
+            for (t, wt) in results.tasks.iter_mut().zip(&w.tasks) {
+                t.timing.warmup = wt.wall;
+            }
+        }
         Ok(RepeatedRun { results, passes, agreement })
     }
 

@@ -91,6 +91,10 @@ pub struct TaskTiming {
     pub passes: usize,
     /// Calls made to the model, over all passes.
     pub calls: usize,
+    /// An untimed warm-up pass over the same requests before the timed ones
+    /// (`Evaluator::warmup`: the engine's tokenizer cache, device buffers and clocks warmed up),
+    /// not part of any figure above; zero when none ran.
+    pub warmup: Seconds,
 }
 
 impl TaskTiming {
