@@ -5,8 +5,8 @@
 # server over transformers with static batching (a test server, not vLLM: see its docstring;
 # vLLM, SGLang and `transformers serve` are not installed there: no fastapi/uvicorn) — serving
 # SmolLM2-135M-Instruct (a Hugging Face folder converted from the project's GGUF by gpu_bench),
-# driven by `eai load`: closed loop at 1, 8 and 32 clients, each level 4 s of ramp-up (not
-# counted), a 6 s steady window, then the drain (not counted); the same GPU idle for 8 s
+# driven by `eai load`: closed loop at 1, 8 and 32 clients, each level 5 s of ramp-up (not
+# counted), a 10 s steady window, then the drain (not counted); the same GPU idle for 10 s
 # first. Only the GPU that runs the server's PID counts (NVML's process list, --server-pid).
 # Writes under $OUT: device.txt, server.log, load/{load.json,load.md,load.svg}, load.log,
 # summary.txt (the table: TTFT/TPOT p50/p90/p99, J/response, J/output-token, tokens/s, idle W).
@@ -14,7 +14,8 @@
 # Expects (the lead provides): /root/b/eai and /root/b/gpu_bench (release, cuda), the GGUF at
 # /root/g/SmolLM2-135M-Instruct.Q4_1.gguf, the data root at /root/data, python3 with torch and
 # transformers. Nothing to carry beyond the repository (the server is examples/serve/*.py).
-# Duration: about 2.5 minutes (server start ~20 s, idle 8 s, 3 x (4 + 6 + drain <= 3 + pause 3)).
+# Duration: about 2 minutes (conversion ~5 s, server start ~20 s, idle 10 s,
+# 3 x (5 + 10 + drain <= 3 + pause 3) s); the script stops nothing early, so 4 minutes is the cap.
 #
 # Tested on the development machine's CPU with tiny loads before the GPU call:
 #   DEVICE=cpu DTYPE=float32 PY=/work/venv-torch/bin/python EAI=... HF=/tmp/hf LEVELS=1,2 \
@@ -28,14 +29,14 @@ GPU_BENCH=${GPU_BENCH:-/root/b/gpu_bench}
 GGUF=${GGUF:-/root/g/SmolLM2-135M-Instruct.Q4_1.gguf}
 DATA=${DATA:-/root/data}
 PY=${PY:-python3}
-HF=${HF:-$OUT/hf}
+HF=${HF:-/tmp/h17-hf}  # not under $OUT: 540 MB of f32 weights need not come back
 DEVICE=${DEVICE:-cuda}
 DTYPE=${DTYPE:-float16}
 LEVELS=${LEVELS:-1,8,32}
 MAX_TOKENS=${MAX_TOKENS:-128}
-WARMUP=${WARMUP:-4}
-MEASURE=${MEASURE:-6}
-IDLE=${IDLE:-8}
+WARMUP=${WARMUP:-5}
+MEASURE=${MEASURE:-10}
+IDLE=${IDLE:-10}
 PAUSE=${PAUSE:-3}
 PORT=${PORT:-8017}
 export EAI_REQUIRE_GPU=${EAI_REQUIRE_GPU:-1}
