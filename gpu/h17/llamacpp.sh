@@ -21,10 +21,12 @@
 #                                    opentelemetry-api, …), 5.9 MB; numpy, anyio, h11, click and
 #                                    jinja2 are the GPU machine's own.
 # Expects: python3 (3.12), /root/g/SmolLM2-135M-Instruct.Q4_1.gguf, /root/data (arc/…).
-# Duration: about 3.5 minutes (2,000 requests at ~1 s of one core each over 15 workers, plus the
+# Duration: about 4 minutes (2,000 requests at ~1 s of one core each over 15 workers, plus the
 # direct scores). Prints the summary JSON after every chunk; the last one is the result.
-# Then the first 100 documents again with llama.cpp's KV cache in f32 (KV_DOCS=0 skips it).
-# Output under $OUT: llamacpp-arc500.json (the figures), llamacpp.log, llamacpp-kvf32.{json,log}.
+# Then the first 50 documents twice more: llama.cpp's KV cache in f32, and the GGUF's F32 twin
+# with an f32 cache (KV_DOCS=0 skips both).
+# Output under $OUT: llamacpp-arc500.json (the figures), llamacpp.log, llamacpp-kvf32.{json,log},
+# llamacpp-f32twin.{json,log}.
 set -uo pipefail
 R=$(pwd)
 OUT=${OUT:-$R/out-h17-llamacpp}
@@ -57,14 +59,20 @@ EAI_LLAMA_REPORT="$OUT/llamacpp-arc500.json" \
 RC=${PIPESTATUS[0]}
 echo "exit $RC"
 cat "$OUT/llamacpp-arc500.json" 2>/dev/null
-# The explanation: the same comparison on the first KV_DOCS documents with llama.cpp's KV cache
-# in f32 instead of f16, which leaves its 8-bit activations in the products as the difference.
-if [ "${KV_DOCS:-100}" -gt 0 ]; then
-  EAI_CACHE="$W/cache" EAI_NO_FETCH=1 EAI_DATA_DIR="$DATA" EAI_LLAMA_SERVER_PYTHON="$W/py" \
-  EAI_LLAMA_DOCS="${KV_DOCS:-100}" EAI_LLAMA_WORKERS="$WORKERS" EAI_LLAMA_CHUNK="${CHUNK:-100}" \
-  EAI_LLAMA_KV=f32 EAI_LLAMA_REPORT="$OUT/llamacpp-kvf32.json" \
-    "$W/tests" serve_llamacpp --nocapture --test-threads 1 > "$OUT/llamacpp-kvf32.log" 2>&1
-  echo "f32 KV cache: exit $?"
-  cat "$OUT/llamacpp-kvf32.json" 2>/dev/null
+# The explanation: the same comparison on the first KV_DOCS documents (a) with llama.cpp's KV
+# cache in f32 instead of f16, (b) on the GGUF's F32 twin with an f32 cache, where llama.cpp's
+# products take f32 activations and only the API path and summation order are left.
+run_variant() { # name, docs, extra env...
+  local name=$1 docs=$2; shift 2
+  env "$@" EAI_CACHE="$W/cache" EAI_NO_FETCH=1 EAI_DATA_DIR="$DATA" EAI_LLAMA_SERVER_PYTHON="$W/py" \
+    EAI_LLAMA_DOCS="$docs" EAI_LLAMA_WORKERS="$WORKERS" EAI_LLAMA_CHUNK="${CHUNK:-100}" \
+    EAI_LLAMA_REPORT="$OUT/llamacpp-$name.json" \
+    "$W/tests" serve_llamacpp --nocapture --test-threads 1 > "$OUT/llamacpp-$name.log" 2>&1
+  echo "$name: exit $?"
+  cat "$OUT/llamacpp-$name.json" 2>/dev/null
+}
+if [ "${KV_DOCS:-50}" -gt 0 ]; then
+  run_variant kvf32 "${KV_DOCS:-50}" EAI_LLAMA_KV=f32
+  run_variant f32twin "${KV_DOCS:-50}" EAI_LLAMA_KV=f32 EAI_LLAMA_WEIGHTS=f32
 fi
 exit "$RC"

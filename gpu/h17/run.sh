@@ -18,7 +18,7 @@
 # 3 x (5 + 10 + drain <= 3 + pause 3) s); the script stops nothing early, so 4 minutes is the cap.
 #
 # Tested on the development machine's CPU with tiny loads before the GPU call:
-#   DEVICE=cpu DTYPE=float32 PY=/work/venv-torch/bin/python EAI=... HF=/tmp/hf LEVELS=1,2 \
+#   EAI_REQUIRE_GPU=0 DEVICE=cpu DTYPE=float32 PY=/work/venv-torch/bin/python EAI=... HF=/tmp/hf LEVELS=1,2 \
 #   MAX_TOKENS=8 OUT=/tmp/h17-cpu bash gpu/h17/run.sh
 set -uo pipefail
 R=$(pwd)
@@ -69,12 +69,19 @@ for _ in $(seq 1 240); do up && break; kill -0 $SPID 2>/dev/null || break; sleep
 up || { echo "server did not start:"; tail -30 "$OUT/server.log"; exit 1; }
 echo "server up after $(( $(date +%s) - T0 )) s (pid $SPID)"
 
+# The server runs on cuda:0; its UUID is the fallback if NVML's process list hides the PID.
+GPU_ARGS=()
+if command -v nvidia-smi >/dev/null; then
+  UUID=$(nvidia-smi --query-gpu=uuid --format=csv,noheader -i 0 2>/dev/null | head -1)
+  [ -n "$UUID" ] && GPU_ARGS=(--server-gpu "$UUID")
+fi
+
 # 3. The load: closed loop at each level, every response MAX_TOKENS long (ignore_eos), the
 #    prompts ARC-Easy's (0-shot contexts from the data root), the idle baseline first.
 "$EAI" load --endpoint "http://127.0.0.1:$PORT" --served-model smollm2 \
   --clients "$LEVELS" --prompts arc_easy --data "$DATA" --max-tokens "$MAX_TOKENS" --ignore-eos \
   --warmup "$WARMUP" --measure "$MEASURE" --idle "$IDLE" --pause "$PAUSE" \
-  --server-pid "$SPID" --out "$OUT/load" > "$OUT/load.log" 2>&1
+  --server-pid "$SPID" "${GPU_ARGS[@]}" --out "$OUT/load" > "$OUT/load.log" 2>&1
 RC=$?
 cat "$OUT/load.log"
 [ -f "$OUT/load/load.md" ] && cp "$OUT/load/load.md" "$OUT/summary.txt"
