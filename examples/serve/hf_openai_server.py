@@ -37,9 +37,19 @@ class Job:
 class Engine:
     def __init__(self, path, dtype, device, max_batch, gather_ms):
         self.tok = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModelForCausalLM.from_pretrained(path, torch_dtype=getattr(torch, dtype)).to(device).eval()
+        try:
+            m = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
+        except TypeError:  # transformers < 4.56 names it torch_dtype
+            m = AutoModelForCausalLM.from_pretrained(path, torch_dtype=getattr(torch, dtype))
+        self.model = m.to(device).eval()
         self.device, self.max_batch, self.gather = device, max_batch, gather_ms / 1000.0
-        self.eos = self.tok.eos_token_id
+        # A folder with tokenizer.json alone (no tokenizer_config.json) leaves the tokenizer's
+        # EOS unset: take it from config.json.
+        eos = self.tok.eos_token_id
+        if eos is None:
+            eos = self.model.config.eos_token_id
+            eos = eos[0] if isinstance(eos, list) else eos
+        self.eos = eos
         self.pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else (self.eos or 0)
         self.jobs = queue.Queue()
         self.lock = threading.Lock()  # scoring and decoding share the model

@@ -171,16 +171,26 @@ fn batched_concurrent_requests_keep_order_and_truncate_left() {
     assert_eq!(m.requests_sent(), 3);
 }
 
-/// A response in vLLM's schema for a batched echo request (`CompletionResponse` with
-/// `CompletionLogProbs`: `text_offset`, `token_logprobs` (first `null`), `tokens`,
-/// `top_logprobs` (top-1 plus the actual token), as documented in vLLM's OpenAI server protocol,
-/// docs.vllm.ai/en/v0.15.0/api/vllm/entrypoints/openai/completion/protocol/). The values were
-/// written by hand in that layout; no vLLM server ran to produce them.
+/// A response in vLLM's exact layout for lm-eval's batched echo request (`CompletionResponse`,
+/// `CompletionResponseChoice` with the raw `prompt_logprobs`, `CompletionLogProbs`: first token
+/// `null`, `top_logprobs` = the actual token then the top-1), read from vLLM's source
+/// (`vllm/entrypoints/openai/completion/{protocol,serving,api_router}.py`; commits and details in
+/// tests/fixtures/README.md). The values were written by hand in that layout; no vLLM server ran
+/// to produce them. The same answer with its choices listed in reverse must score the same
+/// (choices are matched to prompts by `index`, as lm-eval does).
 #[test]
 fn vllm_recorded_response_is_parsed() {
     let fixture: Value =
         serde_json::from_str(include_str!("fixtures/vllm_completions_echo.json")).unwrap();
-    let srv = TestServer::start(move |_, _| Reply::Json(fixture.clone()));
+    let mut reversed = fixture.clone();
+    reversed["choices"].as_array_mut().unwrap().reverse();
+    for answer in [fixture, reversed] {
+        vllm_answer_scores(answer);
+    }
+}
+
+fn vllm_answer_scores(answer: Value) {
+    let srv = TestServer::start(move |_, _| Reply::Json(answer.clone()));
     struct Words;
     impl PairTokenizer for Words {
         fn encode_pair(&self, c: &str, k: &str) -> Result<(Vec<u32>, Vec<u32>), String> {
