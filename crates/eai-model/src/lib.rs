@@ -35,6 +35,7 @@ mod int8;
 mod linear;
 mod mmap;
 mod model;
+mod parallel;
 mod source;
 mod tokenizer;
 mod tokens;
@@ -54,6 +55,9 @@ pub use crate::{
     gguf::{DEFAULT_ALIGNMENT, GgufContents, GgufFile, GgufValue, GgufWriter, TensorInfo},
     linear::{Linear, Scheme},
     model::{KvCache, LoadOptions, Model, Scratch},
+    parallel::{
+        DataParallel, Replica, ReplicaStats, Share, Split, Weigher, split_generation, split_scoring,
+    },
     source::{
         F32Tensor, GgufSource, SafetensorsSource, WeightSource, hf_to_gguf_name, permute_rows,
         unpermute_rows,

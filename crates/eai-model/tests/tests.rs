@@ -4,6 +4,7 @@
 #[macro_use]
 mod common;
 mod bloom;
+mod data_parallel;
 mod hostile;
 mod parity;
 mod r1_header;
