@@ -29,7 +29,8 @@ fn arg(name: &str) -> Option<String> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let model = eai::cli::ModelArgs { model: arg("--model").unwrap_or_else(|| "smollm2".into()) };
+    let model =
+        eai_cli::cli::ModelArgs { model: arg("--model").unwrap_or_else(|| "smollm2".into()) };
     let gguf = model.resolve()?;
     let data = PathBuf::from(arg("--data").unwrap_or_else(|| "../shared/data".into()));
     if !data.is_dir() {

@@ -9,9 +9,9 @@ use eai_core::{Seconds, Watts};
 use eai_eval::{Benchmark, Evaluator, Limit, Suite, TaskOptions};
 use eai_metrics::{Constraints, Priority, ProfileSet, Run, Variability};
 
-use crate::error::{Error, Result};
-use crate::scheme::Scheme;
-use crate::study::{GgufLoader, PowerSetup, Study, StudyTask};
+use eai_study::Scheme;
+use eai_study::{Error, Result};
+use eai_study::{GgufLoader, PowerSetup, Study, StudyTask};
 
 // `eai quantize` needs eai-quant: the `cli` feature enables it.
 
@@ -268,7 +268,7 @@ fn secs(x: f64, field: &'static str) -> Result<Duration> {
 /// # Errors
 /// Any study error (one line via `Display`).
 pub fn study(a: &StudyArgs) -> Result<()> {
-    use crate::report::files::STUDY_ARGS_JSON;
+    use eai_study::files::STUDY_ARGS_JSON;
     let resuming = a.resume.is_some();
     let saved;
     let a = match &a.resume {
@@ -314,14 +314,14 @@ pub fn study(a: &StudyArgs) -> Result<()> {
 }
 
 /// The study protocol of `eai study` with any model loader.
-fn run_study<L: crate::study::ModelLoader>(
+fn run_study<L: eai_study::ModelLoader>(
     a: &StudyArgs,
     schemes: Vec<Scheme>,
     tasks: Vec<StudyTask>,
     loader: L,
     resuming: bool,
 ) -> Result<()> {
-    use crate::report::files::{JOURNAL_JSONL, STUDY_ARGS_JSON};
+    use eai_study::files::{JOURNAL_JSONL, STUDY_ARGS_JSON};
     let journal = a.out.join(JOURNAL_JSONL);
     let mut s = Study::new(loader)
         .schemes(schemes)
@@ -340,7 +340,8 @@ fn run_study<L: crate::study::ModelLoader>(
     s = a.run.apply(s)?;
     std::fs::create_dir_all(&a.out).map_err(|e| Error::io(&a.out, e))?;
     if !resuming {
-        let o = crate::outputs::OutputFile::reserve("--out", &a.out.join(STUDY_ARGS_JSON), &[])?;
+        let o =
+            eai_study::outputs::OutputFile::reserve("--out", &a.out.join(STUDY_ARGS_JSON), &[])?;
         let text =
             serde_json::to_string_pretty(a).map_err(|e| Error::format("study arguments", e))?;
         std::fs::write(o.tmp(), text).map_err(|e| Error::io(o.tmp(), e))?;
@@ -359,7 +360,7 @@ fn run_study<L: crate::study::ModelLoader>(
                 best.reasons.last().map_or("", |r| r.text.as_str())
             );
         }
-        println!("report: {}", a.out.join(crate::report::files::REPORT_MD).display());
+        println!("report: {}", a.out.join(eai_study::files::REPORT_MD).display());
     }
     Ok(())
 }
@@ -384,12 +385,12 @@ fn check_out_dir(
     if let Some(r) = replay {
         inputs.push(("--replay trace", r));
     }
-    crate::outputs::check_dir(flag, out, &inputs)
+    eai_study::outputs::check_dir(flag, out, &inputs)
 }
 
 /// Whether `dir` holds a study's journal or saved arguments.
 fn saved_args_or_journal(dir: &Path) -> bool {
-    use crate::report::files::{JOURNAL_JSONL, STUDY_ARGS_JSON};
+    use eai_study::files::{JOURNAL_JSONL, STUDY_ARGS_JSON};
     dir.join(JOURNAL_JSONL).exists() || dir.join(STUDY_ARGS_JSON).exists()
 }
 
@@ -442,7 +443,7 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
     } else {
         let gguf = a.model.resolve()?;
         let mut loader = a.device.apply(GgufLoader::new(gguf))?;
-        let m = crate::study::ModelLoader::load(&mut loader, scheme)
+        let m = eai_study::ModelLoader::load(&mut loader, scheme)
             .map_err(|e| Error::Model { scheme: scheme.label().into(), source: e })?;
         (m, scheme.label().to_string())
     };
@@ -482,14 +483,12 @@ pub struct DeviceArgs {
 }
 
 impl DeviceArgs {
-    /// The device and why: `--cpu`, `--cuda N`, else [`Device::auto`](crate::Device::auto).
-    pub fn choose(&self) -> crate::device::DeviceChoice {
-        use crate::device::{Device, DeviceChoice};
+    /// The device and why: `--cpu`, `--cuda N`, else [`Device::auto`](eai_study::Device::auto).
+    pub fn choose(&self) -> eai_study::DeviceChoice {
+        use eai_study::{Device, DeviceChoice};
         match (self.cpu, self.cuda) {
-            (true, _) => DeviceChoice { device: Device::Cpu, reason: "--cpu".into() },
-            (false, Some(n)) => {
-                DeviceChoice { device: Device::Cuda(n), reason: format!("--cuda {n}") }
-            }
+            (true, _) => DeviceChoice::new(Device::Cpu, "--cpu"),
+            (false, Some(n)) => DeviceChoice::new(Device::Cuda(n), format!("--cuda {n}")),
             (false, None) => Device::auto(),
         }
     }
@@ -500,7 +499,7 @@ impl DeviceArgs {
     /// `--cuda` in a build without the `cuda` feature.
     pub fn apply(&self, loader: GgufLoader) -> Result<GgufLoader> {
         let c = self.choose();
-        if matches!(c.device, crate::device::Device::Cuda(_)) && !cfg!(feature = "cuda") {
+        if matches!(c.device, eai_study::Device::Cuda(_)) && !cfg!(feature = "cuda") {
             return Err(Error::Config {
                 field: "--cuda",
                 reason: "this eai was built without the `cuda` feature (cargo build --features \
@@ -535,7 +534,7 @@ impl RunArgs {
     ///
     /// # Errors
     /// A minimum window that is not a number of seconds.
-    pub fn apply<L: crate::study::ModelLoader>(&self, mut s: Study<L>) -> Result<Study<L>> {
+    pub fn apply<L: eai_study::ModelLoader>(&self, mut s: Study<L>) -> Result<Study<L>> {
         if let Some(n) = self.batch_size {
             s = s.batch_size(n);
         }
@@ -597,11 +596,8 @@ pub struct RecommendArgs {
 
 /// Reads runs from a study folder or a `runs.json`, optionally relabelling their hardware.
 fn load_runs(input: &Path, hardware: Option<&str>) -> Result<Vec<Run>> {
-    let f = if input.is_dir() {
-        input.join(crate::report::files::RUNS_JSON)
-    } else {
-        input.to_path_buf()
-    };
+    let f =
+        if input.is_dir() { input.join(eai_study::files::RUNS_JSON) } else { input.to_path_buf() };
     let text = std::fs::read_to_string(&f).map_err(|e| Error::io(&f, e))?;
     let bad = |e: serde_json::Error| Error::format(f.display().to_string(), e);
     let mut v: serde_json::Value = serde_json::from_str(&text).map_err(bad)?;
@@ -706,7 +702,7 @@ pub fn recommend(a: &RecommendArgs) -> Result<()> {
         priority,
         ..Constraints::default()
     };
-    let advice = crate::report::advise(&runs, &base_label, &constraints).map_err(|e| match e {
+    let advice = eai_study::advise(&runs, &base_label, &constraints).map_err(|e| match e {
         Error::Config { field: "baseline", reason } => Error::Config {
             field: "--baseline",
             reason: format!("{reason} in {}", input.display()),
@@ -855,9 +851,9 @@ mod tests {
             panic!("not eval")
         };
         assert_eq!((e.device.cuda, e.device.cpu, e.batch_size), (Some(1), false, Some(512)));
-        assert_eq!(e.device.choose().device, crate::device::Device::Cuda(1));
+        assert_eq!(e.device.choose().device, eai_study::Device::Cuda(1));
         let Sub::Eval(e) = parse(&["eval", "--cpu"]).unwrap() else { panic!("not eval") };
-        assert_eq!(e.device.choose().device, crate::device::Device::Cpu);
+        assert_eq!(e.device.choose().device, eai_study::Device::Cpu);
         assert!(parse(&["eval", "--cpu", "--cuda", "0"]).is_err(), "--cpu and --cuda conflict");
         assert!(evaluator(Some(0)).is_err());
         let Sub::Study(s) = parse(&[
@@ -883,8 +879,8 @@ mod tests {
             (None, false, None)
         );
         assert!(parse(&["study", "--min-window", "soon"]).is_err());
-        assert!(s.run.apply(Study::new(crate::loader_fn("x", |_| unreachable!()))).is_ok());
+        assert!(s.run.apply(Study::new(eai_study::loader_fn("x", |_| unreachable!()))).is_ok());
         let bad = RunArgs { min_window: Some(-1.0), ..RunArgs::default() };
-        assert!(bad.apply(Study::new(crate::loader_fn("x", |_| unreachable!()))).is_err());
+        assert!(bad.apply(Study::new(eai_study::loader_fn("x", |_| unreachable!()))).is_err());
     }
 }

@@ -7,9 +7,9 @@ use std::time::Duration;
 use clap::Args;
 use eai_serve::{Arrival, Endpoint, GenerationRoute, LoadConfig, ServeOptions, Tokenization};
 
-use crate::error::{Error, Result};
-use crate::scheme::Scheme;
-use crate::serve::{EndpointLoader, LoadStudy, ServerGpus};
+use eai_study::Scheme;
+use eai_study::serve::{EndpointLoader, LoadStudy, ServerGpus};
+use eai_study::{Error, Result};
 
 /// Options for scoring an OpenAI-compatible server instead of a local model.
 #[derive(Debug, Clone, Args, Default, serde::Serialize, serde::Deserialize)]
@@ -106,7 +106,7 @@ impl ServeArgs {
     /// [`Error::Config`] for an unreadable tokenizer.
     pub fn options(&self) -> Result<ServeOptions> {
         let tok = match &self.tokenizer {
-            Some(p) => crate::serve::client_tokenization(crate::serve::load_tokenizer(p)?),
+            Some(p) => eai_study::serve::client_tokenization(eai_study::serve::load_tokenizer(p)?),
             None => Tokenization::Server,
         };
         let mut o = ServeOptions::new(tok);
@@ -361,7 +361,9 @@ pub fn load(a: &LoadArgs) -> Result<()> {
             Some(s)
         }
     };
-    let server = ServerGpus { pids: a.server_pids.clone(), visible_uuids: a.server_gpus.clone() };
+    let mut server = ServerGpus::default();
+    server.pids.clone_from(&a.server_pids);
+    server.visible_uuids.clone_from(&a.server_gpus);
     let report = LoadStudy::new(ep, prompts, cfgs)
         .idle(secs(a.idle, "--idle")?)
         .pause(secs(a.pause, "--pause")?)

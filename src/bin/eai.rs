@@ -1,8 +1,8 @@
 //! The `eai` command line.
 //!
 //! `eai measure -- <command> [args]` runs any command and prints its energy per device
-//! (`perf stat` for joules). `eai study`, `eai eval` and `eai recommend` (feature `cli`, on by
-//! default) run the co-evaluation pipeline; see `docs/pipeline.md`.
+//! (`perf stat` for joules). `eai study`, `eai eval` and `eai recommend` run the co-evaluation
+//! pipeline (`eai-study`); see `docs/pipeline.md`.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -36,23 +36,18 @@ enum Command {
     Measure(MeasureArgs),
     /// The whole pipeline: every scheme × task × repetition in energy windows, then Table 2,
     /// intervals, Pareto front, advice, plots, written to a folder.
-    #[cfg(feature = "cli")]
-    Study(eai::cli::StudyArgs),
+    Study(eai_cli::cli::StudyArgs),
     /// Score a model under one scheme on tasks (lm-eval's tables and files; no energy).
-    #[cfg(feature = "cli")]
-    Eval(eai::cli::EvalArgs),
+    Eval(eai_cli::cli::EvalArgs),
     /// Write a quantized (or FP16/BF16) copy of a safetensors checkpoint.
-    #[cfg(feature = "cli")]
-    Quantize(eai::cli::QuantizeArgs),
+    Quantize(eai_cli::cli::QuantizeArgs),
     /// Rank schemes (and hardware) for deployment from measured runs.
-    #[cfg(feature = "cli")]
-    Recommend(eai::cli::RecommendArgs),
+    Recommend(eai_cli::cli::RecommendArgs),
     /// Sample this node's GPUs and CPUs and serve energy windows over HTTP (cluster energy).
     #[cfg(feature = "cluster")]
-    Agent(eai::agent_cli::AgentArgs),
+    Agent(eai_cli::agent_cli::AgentArgs),
     /// Energy per response of a served model under load (open or closed loop), at steady state.
-    #[cfg(feature = "cli")]
-    Load(eai::cli::LoadArgs),
+    Load(eai_cli::cli::LoadArgs),
 }
 
 #[derive(Debug, Args)]
@@ -100,7 +95,7 @@ struct MeasureArgs {
     /// Measure on `eai agent`s instead of this machine's sensors.
     #[cfg(feature = "cluster")]
     #[command(flatten)]
-    agents: eai::agent_cli::AgentTargets,
+    agents: eai_cli::agent_cli::AgentTargets,
     /// The command and its arguments (after `--`).
     #[arg(
         required = true,
@@ -139,7 +134,7 @@ fn measure(
 ) -> Result<ExitCode, Box<dyn std::error::Error>> {
     #[cfg(feature = "cluster")]
     if !a.agents.agents.is_empty() {
-        return eai::agent_cli::measure_on_agents(&a.agents, &a.command, a.json.as_deref());
+        return eai_cli::agent_cli::measure_on_agents(&a.agents, &a.command, a.json.as_deref());
     }
     let mut opts = CommandOptions::default();
     opts.meter = MeterConfig::new().instant_hz(a.hz).counter_hz(a.counter_hz);
@@ -158,7 +153,6 @@ fn measure(
     opts.subtract_baseline = a.subtract_baseline;
     let (program, args) = a.command.split_first().ok_or("no command given")?;
     // Every output is checked (and its temporary file created) before the command runs.
-    #[cfg(feature = "study")]
     let (trace, json) = {
         use eai::outputs::OutputFile;
         let mut inputs: Vec<(&str, &std::path::Path)> = Vec::new();
@@ -176,7 +170,6 @@ fn measure(
     opts.replay = a.replay;
     let (report, session) = measure_command_with(program, args, &opts, control)?;
     eprint!("{report}");
-    #[cfg(feature = "study")]
     {
         if let Some(o) = trace {
             session.timeline.save(o.tmp())?;
@@ -188,17 +181,6 @@ fn measure(
             report.save_json(o.tmp())?;
             let p = o.path().to_path_buf();
             o.commit()?;
-            eprintln!(" report written to {}", p.display());
-        }
-    }
-    #[cfg(not(feature = "study"))]
-    {
-        if let Some(p) = &a.trace {
-            session.timeline.save(p)?;
-            eprintln!(" trace written to {}", p.display());
-        }
-        if let Some(p) = &a.json {
-            report.save_json(p)?;
             eprintln!(" report written to {}", p.display());
         }
     }
@@ -248,22 +230,19 @@ fn main() -> ExitCode {
     let control = &CommandControl::new();
     let r = match cli.command {
         Command::Measure(a) => measure(a, control),
-        #[cfg(feature = "cli")]
-        Command::Study(a) => eai::cli::study(&a).map(|()| ExitCode::SUCCESS).map_err(Into::into),
-        #[cfg(feature = "cli")]
-        Command::Eval(a) => eai::cli::eval(&a).map(|()| ExitCode::SUCCESS).map_err(Into::into),
-        #[cfg(feature = "cli")]
-        Command::Quantize(a) => {
-            eai::cli::quantize(&a).map(|()| ExitCode::SUCCESS).map_err(Into::into)
+        Command::Study(a) => {
+            eai_cli::cli::study(&a).map(|()| ExitCode::SUCCESS).map_err(Into::into)
         }
-        #[cfg(feature = "cli")]
+        Command::Eval(a) => eai_cli::cli::eval(&a).map(|()| ExitCode::SUCCESS).map_err(Into::into),
+        Command::Quantize(a) => {
+            eai_cli::cli::quantize(&a).map(|()| ExitCode::SUCCESS).map_err(Into::into)
+        }
         Command::Recommend(a) => {
-            eai::cli::recommend(&a).map(|()| ExitCode::SUCCESS).map_err(Into::into)
+            eai_cli::cli::recommend(&a).map(|()| ExitCode::SUCCESS).map_err(Into::into)
         }
         #[cfg(feature = "cluster")]
-        Command::Agent(a) => eai::agent_cli::agent(&a).map(|()| ExitCode::SUCCESS),
-        #[cfg(feature = "cli")]
-        Command::Load(a) => eai::cli::load(&a).map(|()| ExitCode::SUCCESS).map_err(Into::into),
+        Command::Agent(a) => eai_cli::agent_cli::agent(&a).map(|()| ExitCode::SUCCESS),
+        Command::Load(a) => eai_cli::cli::load(&a).map(|()| ExitCode::SUCCESS).map_err(Into::into),
     };
     r.unwrap_or_else(|e| {
         eprintln!("eai: error: {}", error_line(&*e));

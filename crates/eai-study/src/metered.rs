@@ -70,10 +70,10 @@ impl CallEnergy {
 /// CPU package, as the sensors report it), so nothing else should run on them meanwhile.
 ///
 /// ```
-/// use eai::Metered;
-/// use eai::core::{LanguageModel, LoglikelihoodRequest, Watts};
-/// use eai::power::{ConstantSource, Meter, MeterConfig};
-/// # use eai::core::{GenerateRequest, Generation, Loglikelihood, ModelError, ModelInfo};
+/// use eai_study::Metered;
+/// use eai_core::{LanguageModel, LoglikelihoodRequest, Watts};
+/// use eai_power::{ConstantSource, Meter, MeterConfig};
+/// # use eai_core::{GenerateRequest, Generation, Loglikelihood, ModelError, ModelInfo};
 /// # struct Mine;
 /// # impl LanguageModel for Mine {
 /// #     fn info(&self) -> ModelInfo { ModelInfo::new("mine") }

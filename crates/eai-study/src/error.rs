@@ -106,19 +106,23 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub(crate) fn power(context: impl Into<String>, e: eai_power::Error) -> Self {
+    /// [`Error::Power`]: a power-layer failure while doing `context`.
+    pub fn power(context: impl Into<String>, e: eai_power::Error) -> Self {
         Self::Power { context: context.into(), source: Box::new(e) }
     }
 
-    pub(crate) fn metrics(context: impl Into<String>, e: eai_metrics::Error) -> Self {
+    /// [`Error::Metrics`]: a metrics-layer failure while doing `context`.
+    pub fn metrics(context: impl Into<String>, e: eai_metrics::Error) -> Self {
         Self::Metrics { context: context.into(), source: Box::new(e) }
     }
 
-    pub(crate) fn io(path: impl Into<PathBuf>, e: std::io::Error) -> Self {
+    /// [`Error::Io`] on `path`.
+    pub fn io(path: impl Into<PathBuf>, e: std::io::Error) -> Self {
         Self::Io { path: path.into(), source: e }
     }
 
-    pub(crate) fn format(what: impl Into<String>, e: impl std::fmt::Display) -> Self {
+    /// [`Error::Format`]: encoding or decoding `what` failed.
+    pub fn format(what: impl Into<String>, e: impl std::fmt::Display) -> Self {
         Self::Format { what: what.into(), reason: e.to_string() }
     }
 

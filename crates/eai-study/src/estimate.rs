@@ -21,9 +21,9 @@ pub const TDP_ESTIMATE_ID: &str = "estimate/cpu-tdp";
 /// without sensors). Not a measurement: labelled [`Provenance::Synthetic`].
 ///
 /// ```
-/// use eai::TdpEstimate;
-/// use eai::core::Watts;
-/// use eai::power::{PowerSource, Provenance};
+/// use eai_study::TdpEstimate;
+/// use eai_core::Watts;
+/// use eai_power::{PowerSource, Provenance};
 /// let est = TdpEstimate::new(Watts(65.0))?;
 /// assert_eq!(est.info().provenance, Provenance::Synthetic);
 /// assert!(est.info().name.contains("ESTIMATE"));

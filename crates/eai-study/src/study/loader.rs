@@ -58,9 +58,9 @@ impl<F> std::fmt::Debug for FnLoader<F> {
 /// A loader from a closure that builds your engine under a scheme.
 ///
 /// ```
-/// use eai::{Scheme, loader_fn};
-/// use eai::core::{LanguageModel, ModelError};
-/// # use eai::core::{GenerateRequest, Generation, Loglikelihood, LoglikelihoodRequest, ModelInfo};
+/// use eai_study::{Scheme, loader_fn};
+/// use eai_core::{LanguageModel, ModelError};
+/// # use eai_core::{GenerateRequest, Generation, Loglikelihood, LoglikelihoodRequest, ModelInfo};
 /// # struct MyEngine(Scheme);
 /// # impl LanguageModel for MyEngine {
 /// #     fn info(&self) -> ModelInfo { ModelInfo::new("mine") }

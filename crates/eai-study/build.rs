@@ -1,13 +1,19 @@
 //! Records the git commit eai was built from (`EAI_GIT_COMMIT`) when built from a checkout, for
 //! the study report's environment block. Reads `.git` directly (no `git` program needed) and
 //! records nothing, without failing, when there is no checkout (a published crate, a tarball).
+//! The checkout is the workspace's, two levels up from this crate (`crates/eai-study`); a copy of
+//! the crate anywhere else (registry, vendor folder) records nothing.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
-    if let Some(commit) = git_commit(Path::new(".git")) {
+    let root = Path::new("../..");
+    if !root.join("crates/eai-study/build.rs").is_file() {
+        return;
+    }
+    if let Some(commit) = git_commit(&root.join(".git")) {
         println!("cargo:rustc-env=EAI_GIT_COMMIT={commit}");
     }
 }

@@ -58,8 +58,8 @@ pub enum Accounting {
 /// A study of one model under several schemes on several tasks.
 ///
 /// ```no_run
-/// use eai::{GgufLoader, Scheme, Study, StudyTask};
-/// use eai::eval::bundled;
+/// use eai_study::{GgufLoader, Scheme, Study, StudyTask};
+/// use eai_eval::bundled;
 ///
 /// let results = Study::new(GgufLoader::new(".cache/models/SmolLM2-135M-Instruct.Q4_1.gguf"))
 ///     .schemes([Scheme::Fp32, Scheme::Fp16, Scheme::Int8WeightOnly, Scheme::Dynamic])

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 /// no calibrated activation scales; an engine of your own may run it.
 ///
 /// ```
-/// use eai::Scheme;
+/// use eai_study::Scheme;
 /// assert_eq!(Scheme::from_label("fp16"), Some(Scheme::Fp16));
 /// assert_eq!(Scheme::from_label("w8a16"), Some(Scheme::Int8WeightOnly));
 /// assert_eq!(Scheme::Dynamic.label(), "dynamic");
