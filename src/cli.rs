@@ -913,11 +913,11 @@ mod tests {
             panic!("not study")
         };
         assert_eq!(s.device.cuda, vec!["0".to_string()]);
-        let Sub::Study(s) = parse(&["study", "--cuda", "0", "--cuda", "0,1"]).unwrap() else {
+        let Sub::Study(sets) = parse(&["study", "--cuda", "0", "--cuda", "0,1"]).unwrap() else {
             panic!("not study")
         };
-        assert_eq!(s.device.cuda, vec!["0".to_string(), "0,1".to_string()]);
-        assert!(s.device.choose_all().is_err(), "two sets are for `eai study` only");
+        assert_eq!(sets.device.cuda, vec!["0".to_string(), "0,1".to_string()]);
+        assert!(sets.device.choose_all().is_err(), "two sets are for `eai study` only");
         let Sub::Eval(e) = parse(&["eval", "--cuda", "2,3"]).unwrap() else { panic!("not eval") };
         let (d, _) = e.device.choose_all().unwrap();
         assert_eq!(d, vec![eai_study::Device::Cuda(2), eai_study::Device::Cuda(3)]);

@@ -70,7 +70,12 @@ fn run(ordinals: Option<Vec<usize>>) -> StudyResults {
     let now = Instant::now();
     // GPU 1 runs a process that is not this one (PID 1): its windows are shared.
     let gpus: Vec<Box<dyn PowerSource>> = vec![
-        Box::new(FakeGpu { ordinal: 0, power: 200.0, processes: vec![std::process::id()], start: now }),
+        Box::new(FakeGpu {
+            ordinal: 0,
+            power: 200.0,
+            processes: vec![std::process::id()],
+            start: now,
+        }),
         Box::new(FakeGpu { ordinal: 1, power: 60.0, processes: vec![1], start: now }),
     ];
     Study::new(OnGpus(ordinals))
@@ -132,5 +137,8 @@ fn unused_gpus_are_shown_apart_and_shared_is_flagged() {
     assert_eq!(b.same_score, Some(true));
     assert_eq!(b.gpu_j.len(), 2, "{:?}", b.gpu_j);
     assert_eq!(a.gpu_j.len(), 1);
-    assert!(b.j_per_request_ratio.unwrap() > 1.0, "two GPUs of the same speed draw more per request");
+    assert!(
+        b.j_per_request_ratio.unwrap() > 1.0,
+        "two GPUs of the same speed draw more per request"
+    );
 }
