@@ -68,31 +68,27 @@ impl Weigher {
     /// cut it (to `max_len + 1` tokens with the continuation). A batch the tokenizer rejects is
     /// weighed in bytes (the replica that gets a bad request reports it).
     pub fn pairs(&self, reqs: &[LoglikelihoodRequest]) -> Vec<(u64, u64)> {
-        if let Weigh::Tokens { tok, cache, max_len } = &self.0 {
-            if let Ok((pairs, _)) =
+        if let Weigh::Tokens { tok, cache, max_len } = &self.0
+            && let Ok((pairs, _)) =
                 crate::tokens::encode_requests(cache, tok, reqs, *max_len, "data-parallel split")
-            {
-                // The engines run the last `max_len + 1` tokens of context + continuation.
-                let keep = max_len.saturating_add(1);
-                return pairs
-                    .iter()
-                    .map(|(c, x)| {
-                        (c.len().min(keep.saturating_sub(x.len())) as u64, x.len() as u64)
-                    })
-                    .collect();
-            }
+        {
+            // The engines run the last `max_len + 1` tokens of context + continuation.
+            let keep = max_len.saturating_add(1);
+            return pairs
+                .iter()
+                .map(|(c, x)| (c.len().min(keep.saturating_sub(x.len())) as u64, x.len() as u64))
+                .collect();
         }
         reqs.iter().map(|r| (r.context.len() as u64, r.continuation.len() as u64)).collect()
     }
 
     /// Prompt length of each generation request (bytes when the tokenizer rejects the batch).
     pub fn prompts(&self, reqs: &[GenerateRequest]) -> Vec<u64> {
-        if let Weigh::Tokens { tok, cache, max_len } = &self.0 {
-            if let Ok((p, _)) =
+        if let Weigh::Tokens { tok, cache, max_len } = &self.0
+            && let Ok((p, _)) =
                 crate::tokens::encode_prompts(cache, tok, reqs, *max_len, "data-parallel split")
-            {
-                return p.iter().map(|p| p.len() as u64).collect();
-            }
+        {
+            return p.iter().map(|p| p.len() as u64).collect();
         }
         reqs.iter().map(|r| r.context.len() as u64).collect()
     }
