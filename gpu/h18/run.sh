@@ -106,7 +106,7 @@ for name in ["study-alone", "study-shared", "study-sets/cuda0", "study-sets/cuda
         shared = {d["source"]: ("shared" in d["flags"]) for d in gpu}
         ok = total is not None and abs(charged - total) <= 1e-9 * max(total, 1e-12)
         w = wins.get(t["window"], {})
-        reads = {d["source"]: (d.get("counter_reads"), [f if isinstance(f, str) else list(f)[0] if isinstance(f, dict) else f for f in d.get("flags", [])]) for d in w.get("devices", [])}
+        reads = {d["source"]: (d.get("counter_reads"), [f.get("flag", f) if isinstance(f, dict) else f for f in d.get("flags", [])]) for d in w.get("devices", [])}
         print(f"{name} rep{t['repetition']} {t['task']}: score {t['score']:.4f}, {t['requests']} req in "
               f"{t['wall']:.2f} s/pass, {total:.2f} J charged; sum check {'ok' if ok else 'FAILED'} "
               f"(Σ charged {charged:.6f}); shared: {', '.join(f'{k}: ' + ('yes' if v else 'no') for k, v in shared.items())}; "

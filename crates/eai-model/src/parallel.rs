@@ -382,7 +382,9 @@ impl DataParallel {
         };
         let mut info = first.info;
         let devices: Vec<&str> = workers.iter().map(|w| w.stats.device.as_str()).collect();
-        info.device = Some(format!("{} × data-parallel [{}]", workers.len(), devices.join("; ")));
+        let n = workers.len();
+        let replicas = if n == 1 { "1 replica".to_string() } else { format!("{n} replicas") };
+        info.device = Some(format!("{} (data-parallel, {replicas})", devices.join(" + ")));
         let hint = first.hint.map(|h| {
             let times = |x: Option<usize>| x.map(|x| x.saturating_mul(workers.len()));
             BatchHint::unlimited()
@@ -667,7 +669,8 @@ fn sum(xs: impl Iterator<Item = Option<u64>>) -> Option<u64> {
 }
 
 impl LanguageModel for DataParallel {
-    /// Replica 0's info, its device replaced by every replica's.
+    /// Replica 0's info, its device replaced by every replica's (`cuda:0 … + cuda:1 …
+    /// (data-parallel, 2 replicas)`).
     fn info(&self) -> ModelInfo {
         self.info.clone()
     }

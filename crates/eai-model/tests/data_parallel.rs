@@ -124,7 +124,9 @@ fn data_parallel_answers_equal_one_engine() {
             );
             assert!(stats.iter().all(|s| s.engine_time.is_some() && s.device.starts_with("cpu")));
             assert!(dp.forward_passes().unwrap() >= solo.forward_passes().unwrap() / 2);
-            assert!(dp.info().device.unwrap().starts_with(&format!("{n} × data-parallel")));
+            let dev = dp.info().device.unwrap();
+            assert!(dev.starts_with("cpu") && dev.ends_with("replica)") == (n == 1), "{dev}");
+            assert!(dev.contains("(data-parallel, "), "{dev}");
             let hint = dp.batch_hint().unwrap();
             assert_eq!(hint.loglikelihood_requests, Some(n * (batch_tokens / 2).max(64)));
             assert!(dp.engine_time().unwrap().compute.0 > 0.0);
