@@ -101,14 +101,16 @@ for name in ["study-alone", "study-shared", "study-sets/cuda0", "study-sets/cuda
     for t in r["tasks"]:
         devs = t["devices"]
         charged = sum(d["energy"] for d in devs if d.get("charged", True) and d["energy"] is not None)
-        total = t["energy"]
+        total = t["energy"] if t["energy"] is not None else float("nan")
         gpu = [d for d in devs if d["source"].startswith("nvml")]
         shared = {d["source"]: ("shared" in d["flags"]) for d in gpu}
-        ok = total is not None and abs(charged - total) <= 1e-9 * max(total, 1e-12)
+        ok = abs(charged - total) <= 1e-9 * max(total, 1e-12)
         w = wins.get(t["window"], {})
         reads = {d["source"]: (d.get("counter_reads"), [f.get("flag", f) if isinstance(f, dict) else f for f in d.get("flags", [])]) for d in w.get("devices", [])}
-        print(f"{name} rep{t['repetition']} {t['task']}: score {t['score']:.4f}, {t['requests']} req in "
-              f"{t['wall']:.2f} s/pass, {total:.2f} J charged; sum check {'ok' if ok else 'FAILED'} "
-              f"(Σ charged {charged:.6f}); shared: {', '.join(f'{k}: ' + ('yes' if v else 'no') for k, v in shared.items())}; "
-              f"per GPU: {', '.join(f'{d['source']} {d['energy']:.2f} J charged={d.get('charged', True)}' for d in gpu)}; window reads/flags {reads}")
+        sh = ", ".join("%s: %s" % (k, "yes" if v else "no") for k, v in shared.items())
+        per = ", ".join("%s %s J charged=%s" % (d["source"], d["energy"], d.get("charged", True)) for d in gpu)
+        print("%s rep%s %s: score %.4f, %d req in %.2f s/pass, %.2f J charged; sum check %s "
+              "(sum of charged %.6f); shared: %s; per GPU: %s; window reads/flags %s"
+              % (name, t["repetition"], t["task"], t["score"], t["requests"], t["wall"], total,
+                 "ok" if ok else "FAILED", charged, sh, per, reads))
 EOF
