@@ -18,11 +18,12 @@ OUT=${OUT:-gpu_out}/h18
 mkdir -p "$OUT"
 G=${GGUF:-/root/g/SmolLM2-135M-Instruct.Q4_1.gguf}
 D=${DATA:-/root/data}
-BIN=${BIN:-/root/b/eai}
-if [ ! -x "$BIN" ]; then
+# This branch's binary (carried) unless BIN names another build of it.
+if [ -z "${BIN:-}" ] && [ -f .gpu/bin/eai.xz ]; then
   mkdir -p /tmp/h18b && xz -dc .gpu/bin/eai.xz > /tmp/h18b/eai && chmod +x /tmp/h18b/eai
   BIN=/tmp/h18b/eai
 fi
+BIN=${BIN:-/root/b/eai}
 export EAI_REQUIRE_GPU=1
 nvidia-smi --query-gpu=index,name,driver_version,power.limit --format=csv | tee "$OUT/gpu.txt"
 T=arc_easy:500
