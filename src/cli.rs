@@ -302,9 +302,12 @@ pub fn study(a: &StudyArgs) -> Result<()> {
     let tasks = a.tasks.build()?;
     if a.serve.active() {
         let loader = a.serve.loader(&schemes)?;
-        return run_study(a, loader.schemes(), tasks, loader, resuming);
+        return run_study(a, loader.schemes(), tasks, loader, resuming).map(|_| ());
     }
     let gguf = a.model.resolve()?;
+    if a.device.cuda.len() > 1 {
+        return crate::device_cli::study_sets(a, resuming, &schemes, &tasks, &gguf);
+    }
     #[cfg_attr(not(feature = "cuda"), allow(unused_mut))]
     let mut loader = if a.model.model.starts_with("synthetic:") {
         GgufLoader::synthetic(gguf)
@@ -312,17 +315,17 @@ pub fn study(a: &StudyArgs) -> Result<()> {
         GgufLoader::new(gguf)
     };
     loader = a.device.apply(loader)?;
-    run_study(a, schemes, tasks, loader, resuming)
+    run_study(a, schemes, tasks, loader, resuming).map(|_| ())
 }
 
-/// The study protocol of `eai study` with any model loader.
-fn run_study<L: eai_study::ModelLoader>(
+/// The study protocol of `eai study` with any model loader; returns what it wrote.
+pub(crate) fn run_study<L: eai_study::ModelLoader>(
     a: &StudyArgs,
     schemes: Vec<Scheme>,
     tasks: Vec<StudyTask>,
     loader: L,
     resuming: bool,
-) -> Result<()> {
+) -> Result<eai_study::StudyResults> {
     use eai_study::files::{JOURNAL_JSONL, STUDY_ARGS_JSON};
     let journal = a.out.join(JOURNAL_JSONL);
     let mut s = Study::new(loader)
@@ -364,7 +367,7 @@ fn run_study<L: eai_study::ModelLoader>(
         }
         println!("report: {}", a.out.join(eai_study::files::REPORT_MD).display());
     }
-    Ok(())
+    Ok(results)
 }
 
 /// Checks an output folder before any work: writable, not a file, and neither the model, the
@@ -391,7 +394,7 @@ fn check_out_dir(
 }
 
 /// Whether `dir` holds a study's journal or saved arguments.
-fn saved_args_or_journal(dir: &Path) -> bool {
+pub(crate) fn saved_args_or_journal(dir: &Path) -> bool {
     use eai_study::files::{JOURNAL_JSONL, STUDY_ARGS_JSON};
     dir.join(JOURNAL_JSONL).exists() || dir.join(STUDY_ARGS_JSON).exists()
 }
@@ -476,32 +479,67 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
 /// Which device runs the model: the GPU when one is usable, unless told otherwise.
 #[derive(Debug, Clone, Default, Args, serde::Serialize, serde::Deserialize)]
 pub struct DeviceArgs {
-    /// Run the model on this CUDA device (default: GPU 0 when one is usable, else the CPU).
-    #[arg(long, value_name = "ORDINAL", conflicts_with = "cpu")]
-    pub cuda: Option<usize>,
+    /// Run the model on CUDA devices: one (`--cuda 1`), several (`--cuda 0,1`: one replica per
+    /// GPU, each call's requests split by token load, answers merged in order) or `all` (every
+    /// GPU this process sees). Default: GPU 0 when one is usable, else the CPU. `eai study` takes
+    /// it more than once to compare device sets (`--cuda 0 --cuda 0,1`: one study per set in
+    /// `<out>/cuda0/`, `<out>/cuda0-1/`, and `scaling.md` against the one-GPU set).
+    #[arg(long, value_name = "DEVICES", conflicts_with = "cpu")]
+    #[serde(default, deserialize_with = "crate::device_cli::de_cuda")]
+    pub cuda: Vec<String>,
     /// Run the model on the CPU even when a GPU is usable.
     #[arg(long)]
     pub cpu: bool,
 }
 
 impl DeviceArgs {
-    /// The device and why: `--cpu`, `--cuda N`, else [`Device::auto`](eai_study::Device::auto).
-    pub fn choose(&self) -> eai_study::DeviceChoice {
-        use eai_study::{Device, DeviceChoice};
-        match (self.cpu, self.cuda) {
-            (true, _) => DeviceChoice::new(Device::Cpu, "--cpu"),
-            (false, Some(n)) => DeviceChoice::new(Device::Cuda(n), format!("--cuda {n}")),
-            (false, None) => Device::auto(),
+    /// The devices and why: `--cpu`, `--cuda …` (one device set), else
+    /// [`Device::auto`](eai_study::Device::auto).
+    ///
+    /// # Errors
+    /// A malformed `--cuda`, `all` without a GPU, or more than one device set.
+    pub fn choose_all(&self) -> Result<(Vec<eai_study::Device>, String)> {
+        use eai_study::Device;
+        if self.cpu {
+            return Ok((vec![Device::Cpu], "--cpu".into()));
+        }
+        match self.cuda.as_slice() {
+            [] => {
+                let c = Device::auto();
+                Ok((vec![c.device], c.reason))
+            }
+            [spec] => {
+                let set = crate::device_cli::sets(std::slice::from_ref(spec))?;
+                let devices = set.into_iter().flatten().map(Device::Cuda).collect();
+                Ok((devices, format!("--cuda {spec}")))
+            }
+            _ => Err(Error::Config {
+                field: "--cuda",
+                reason: "several device sets: only `eai study` compares them".into(),
+            }),
         }
     }
 
-    /// Sets the loader's device and says which on stderr.
+    /// The first device and why (see [`DeviceArgs::choose_all`]; a malformed `--cuda` falls back
+    /// to the CPU with the error as the reason).
+    pub fn choose(&self) -> eai_study::DeviceChoice {
+        match self.choose_all() {
+            Ok((d, why)) => {
+                eai_study::DeviceChoice::new(d.first().copied().unwrap_or_default(), why)
+            }
+            Err(e) => eai_study::DeviceChoice::new(eai_study::Device::Cpu, e.to_string()),
+        }
+    }
+
+    /// Sets the loader's devices and says which on stderr.
     ///
     /// # Errors
-    /// `--cuda` in a build without the `cuda` feature.
+    /// `--cuda` in a build without the `cuda` feature; as [`DeviceArgs::choose_all`].
     pub fn apply(&self, loader: GgufLoader) -> Result<GgufLoader> {
-        let c = self.choose();
-        if matches!(c.device, eai_study::Device::Cuda(_)) && !cfg!(feature = "cuda") {
+        let (devices, why) = self.choose_all()?;
+        if devices.iter().any(|d| matches!(d, eai_study::Device::Cuda(_)))
+            && !cfg!(feature = "cuda")
+        {
             return Err(Error::Config {
                 field: "--cuda",
                 reason: "this eai was built without the `cuda` feature (cargo build --features \
@@ -509,8 +547,10 @@ impl DeviceArgs {
                     .into(),
             });
         }
-        eprintln!("eai: the model runs on {} ({})", c.device, c.reason);
-        Ok(loader.device(c.device))
+        let names: Vec<String> = devices.iter().map(ToString::to_string).collect();
+        let how = if devices.len() > 1 { ", data-parallel: one replica each" } else { "" };
+        eprintln!("eai: the model runs on {} ({why}{how})", names.join(" + "));
+        Ok(loader.devices(devices))
     }
 }
 
@@ -852,7 +892,10 @@ mod tests {
         let Sub::Eval(e) = parse(&["eval", "--cuda", "1", "--batch-size", "512"]).unwrap() else {
             panic!("not eval")
         };
-        assert_eq!((e.device.cuda, e.device.cpu, e.batch_size), (Some(1), false, Some(512)));
+        assert_eq!(
+            (e.device.cuda.clone(), e.device.cpu, e.batch_size),
+            (vec!["1".to_string()], false, Some(512))
+        );
         assert_eq!(e.device.choose().device, eai_study::Device::Cuda(1));
         let Sub::Eval(e) = parse(&["eval", "--cpu"]).unwrap() else { panic!("not eval") };
         assert_eq!(e.device.choose().device, eai_study::Device::Cpu);
@@ -871,7 +914,17 @@ mod tests {
         .unwrap() else {
             panic!("not study")
         };
-        assert_eq!(s.device.cuda, Some(0));
+        assert_eq!(s.device.cuda, vec!["0".to_string()]);
+        let Sub::Study(sets) = parse(&["study", "--cuda", "0", "--cuda", "0,1"]).unwrap() else {
+            panic!("not study")
+        };
+        assert_eq!(sets.device.cuda, vec!["0".to_string(), "0,1".to_string()]);
+        assert!(sets.device.choose_all().is_err(), "two sets are for `eai study` only");
+        let Sub::Eval(e) = parse(&["eval", "--cuda", "2,3"]).unwrap() else { panic!("not eval") };
+        let (d, _) = e.device.choose_all().unwrap();
+        assert_eq!(d, vec![eai_study::Device::Cuda(2), eai_study::Device::Cuda(3)]);
+        let Sub::Eval(e) = parse(&["eval", "--cuda", "2,x"]).unwrap() else { panic!("not eval") };
+        assert!(e.device.choose_all().is_err());
         assert_eq!(s.run.batch_size, Some(4096));
         assert!(s.run.per_call_energy);
         assert_eq!(s.run.min_window, Some(2.5));

@@ -8,4 +8,6 @@
 pub mod agent_cli;
 /// The `eai` program's pipeline subcommands, mountable in your own clap program.
 pub mod cli;
+/// `--cuda` device sets and `eai study` over several of them.
+pub mod device_cli;
 mod serve_cli;

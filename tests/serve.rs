@@ -140,4 +140,6 @@ fn load_study_meters_the_steady_window() {
     }
     let md = std::fs::read_to_string(dir.path().join("load.md")).unwrap();
     assert!(md.contains("| 4 clients |") && md.contains("idle power"), "{md}");
+    // Each window's sources, counted for the server or apart.
+    assert!(md.contains("| 4 clients | constant/0 | server |"), "{md}");
 }

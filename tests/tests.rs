@@ -5,6 +5,7 @@ mod cli;
 #[cfg(feature = "cluster")]
 mod cluster;
 mod common;
+mod devices;
 mod fuzz_seeds;
 #[cfg(target_os = "linux")]
 mod measure;

@@ -39,6 +39,7 @@ mod linear;
 mod mmap;
 mod model;
 mod rolling;
+mod parallel;
 mod source;
 mod tokenizer;
 mod tokens;
@@ -59,6 +60,9 @@ pub use crate::{
     linear::{Linear, Scheme},
     model::{KvCache, LoadOptions, Model, Scratch},
     rolling::rolling_windows,
+    parallel::{
+        DataParallel, Replica, ReplicaStats, Share, Split, Weigher, split_generation, split_scoring,
+    },
     source::{
         F32Tensor, GgufSource, SafetensorsSource, WeightSource, hf_to_gguf_name, permute_rows,
         unpermute_rows,

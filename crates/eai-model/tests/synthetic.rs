@@ -572,13 +572,13 @@ fn word_tokenizer(dir: &Path) -> eai_model::Tokenizer {
     eai_model::Tokenizer::from_file(&path, None, &[]).unwrap()
 }
 
-fn tiny_engine(scheme: Scheme, dir: &Path) -> eai_model::Engine {
+pub(crate) fn tiny_engine(scheme: Scheme, dir: &Path) -> eai_model::Engine {
     let cfg = tiny_llama();
     let model = Model::load(&MapSource(weights(&cfg, 3)), cfg, LoadOptions::new(scheme)).unwrap();
     eai_model::Engine::new(model, word_tokenizer(dir), "tiny")
 }
 
-fn words(ids: impl IntoIterator<Item = u32>) -> String {
+pub(crate) fn words(ids: impl IntoIterator<Item = u32>) -> String {
     ids.into_iter().map(|i| format!("t{i}")).collect::<Vec<_>>().join(" ")
 }
 

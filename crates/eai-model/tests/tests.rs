@@ -5,6 +5,7 @@
 mod common;
 mod bloom;
 mod bloom_gguf;
+mod data_parallel;
 mod hostile;
 mod parity;
 mod r1_header;

@@ -42,6 +42,15 @@ impl DeviceChoice {
 }
 
 impl Device {
+    /// Every CUDA device this process can use (`CUDA_VISIBLE_DEVICES` applies), in ordinal
+    /// order: what `--cuda all` means. For [`GgufLoader::devices`](crate::GgufLoader::devices).
+    ///
+    /// # Errors
+    /// In words: no CUDA driver, no GPU, or a build without the `cuda` feature.
+    pub fn all_cuda() -> Result<Vec<Device>, String> {
+        all_cuda()
+    }
+
     /// GPU 0 when it is usable (the CUDA driver, NVRTC, cuBLAS and cuBLASLt load, the device
     /// opens and is Ampere or newer), else the CPU, with the reason. Probes the libraries before
     /// any CUDA call, so a machine without them gets the CPU, never a panic. Without the `cuda`
@@ -63,6 +72,20 @@ fn probe() -> DeviceChoice {
             reason: format!("no usable GPU ({e}); running on the CPU"),
         },
     }
+}
+
+#[cfg(feature = "cuda")]
+fn all_cuda() -> Result<Vec<Device>, String> {
+    match eai_model::cuda::device_count() {
+        Ok(0) => Err("the CUDA driver reports no GPU".into()),
+        Ok(n) => Ok((0..n).map(Device::Cuda).collect()),
+        Err(e) => Err(format!("no usable CUDA driver: {e}")),
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+fn all_cuda() -> Result<Vec<Device>, String> {
+    Err("eai was built without the `cuda` feature".into())
 }
 
 #[cfg(not(feature = "cuda"))]

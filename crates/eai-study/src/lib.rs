@@ -39,6 +39,8 @@ pub use crate::{
 mod breakdown;
 #[cfg(feature = "model")]
 mod device;
+/// Several devices: per-source energy of each task and scaling over device sets.
+pub mod devices;
 mod environment;
 mod error;
 mod estimate;

@@ -896,6 +896,7 @@ impl StudyReport {
         }
         s.push('\n');
         s.push_str(&crate::breakdown::time_markdown(r));
+        s.push_str(&crate::devices::device_energy_markdown(r));
         for (task, t) in &self.task_tables {
             if !t.rows.is_empty() {
                 let _ = writeln!(s, "### Table 2 on {task} alone\n\n{}", t.to_markdown());

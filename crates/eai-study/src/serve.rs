@@ -426,9 +426,41 @@ impl LoadReport {
                 t.push_str(&format!("note: {n}\n"));
             }
         }
+        t.push_str(&self.per_source_table());
         for l in &self.levels {
             for w in &l.steady.warnings {
                 t.push_str(&format!("warning ({} {}): {w}\n", l.steady.level, l.steady.level_unit));
+            }
+        }
+        t
+    }
+
+    /// Every source's energy in each steady window: the server's GPUs (whose sum is the
+    /// J/token above) and, apart, the node's other GPUs; with each window's flags (`Shared`: a
+    /// process that is not the server's used that GPU). Empty without measurements.
+    pub fn per_source_table(&self) -> String {
+        let server = self.selection.as_ref().map(|s| s.server.clone()).unwrap_or_default();
+        let mut t = String::new();
+        for l in &self.levels {
+            let Some(m) = &l.measurement else { continue };
+            if t.is_empty() {
+                t.push_str(
+                    "\n| load | source | counted | energy J | mean W | flags |\n\
+                     |---|---|---|---|---|---|\n",
+                );
+            }
+            for d in &m.devices {
+                let counted = if server.contains(&d.source) { "server" } else { "apart" };
+                let flags: Vec<String> = d.flags.iter().map(|f| format!("{f:?}")).collect();
+                t.push_str(&format!(
+                    "| {} {} | {} | {counted} | {} | {} | {} |\n",
+                    l.steady.level,
+                    l.steady.level_unit,
+                    d.source,
+                    d.energy.map_or("–".into(), |e| format!("{:.1}", e.0)),
+                    d.mean_power.map_or("–".into(), |w| format!("{:.1}", w.0)),
+                    flags.join(", ")
+                ));
             }
         }
         t

@@ -37,3 +37,12 @@ pub use model::{
     AUTO_TENSOR_CORE_MAX_HIDDEN, GEMV_DENSE_MAX_M, GemvTile, GpuMemory, GpuModel, GpuOptions,
     GpuScheme, PackedSeq, RowScore, open_device,
 };
+
+/// Number of CUDA devices this process can use (its `CUDA_VISIBLE_DEVICES`; 0 with a driver but
+/// no GPU): what `--cuda all` means.
+///
+/// # Errors
+/// [`GpuError::Cuda`] when the driver library is missing or fails to initialise.
+pub fn device_count() -> Result<usize> {
+    Ok(eai_quant::cuda::CudaDevice::count()?)
+}

@@ -23,6 +23,13 @@ pub trait ModelLoader {
     /// # Errors
     /// [`ModelError::Unsupported`] for a scheme the engine cannot run; any engine failure.
     fn load(&mut self, scheme: Scheme) -> Result<Box<dyn LanguageModel>, ModelError>;
+
+    /// The CUDA devices (ordinals of this process) the model runs on, when known (a capability
+    /// query: `None` is never wrong). Only these GPUs' energy is charged to the runs; the
+    /// machine's other GPUs are measured and shown apart.
+    fn cuda_ordinals(&self) -> Option<Vec<usize>> {
+        None
+    }
 }
 
 impl<L: ModelLoader + ?Sized> ModelLoader for &mut L {
@@ -32,6 +39,9 @@ impl<L: ModelLoader + ?Sized> ModelLoader for &mut L {
     fn load(&mut self, scheme: Scheme) -> Result<Box<dyn LanguageModel>, ModelError> {
         (**self).load(scheme)
     }
+    fn cuda_ordinals(&self) -> Option<Vec<usize>> {
+        (**self).cuda_ordinals()
+    }
 }
 
 impl<L: ModelLoader + ?Sized> ModelLoader for Box<L> {
@@ -40,6 +50,9 @@ impl<L: ModelLoader + ?Sized> ModelLoader for Box<L> {
     }
     fn load(&mut self, scheme: Scheme) -> Result<Box<dyn LanguageModel>, ModelError> {
         (**self).load(scheme)
+    }
+    fn cuda_ordinals(&self) -> Option<Vec<usize>> {
+        (**self).cuda_ordinals()
     }
 }
 
@@ -103,7 +116,8 @@ pub struct GgufLoader {
     path: PathBuf,
     name: String,
     options: Option<eai_model::EngineOptions>,
-    device: crate::device::Device,
+    /// Where replicas run: one device, or several CUDA devices (data-parallel). Never empty.
+    devices: Vec<crate::device::Device>,
     tokens: std::sync::Arc<eai_model::TokenCache>,
     /// Shapes and tokenizer from the file's metadata, synthetic weights (see
     /// [`GgufLoader::synthetic`]).
@@ -123,7 +137,7 @@ impl GgufLoader {
             path,
             name,
             options: None,
-            device: crate::device::Device::Cpu,
+            devices: vec![crate::device::Device::Cpu],
             tokens: std::sync::Arc::new(eai_model::TokenCache::new()),
             synthetic: false,
         }
@@ -173,6 +187,42 @@ impl GgufLoader {
         Ok(Box::new(e))
     }
 
+    /// One replica per device, as one `eai_model::DataParallel` model.
+    #[cfg(feature = "cuda")]
+    fn load_data_parallel(
+        &mut self,
+        s: eai_model::Scheme,
+    ) -> Result<Box<dyn LanguageModel>, ModelError> {
+        let mut ordinals = Vec::with_capacity(self.devices.len());
+        for d in &self.devices {
+            match d {
+                crate::device::Device::Cuda(n) => ordinals.push(*n),
+                other => {
+                    return Err(ModelError::Unsupported {
+                        model: "eai-model".into(),
+                        what: format!(
+                            "data-parallel replicas on {other}: several devices must all be CUDA \
+                             devices"
+                        ),
+                    });
+                }
+            }
+        }
+        if self.synthetic {
+            return Err(ModelError::Unsupported {
+                model: self.name.clone(),
+                what: "synthetic weights on several devices (use one `--cuda N`)".into(),
+            });
+        }
+        let (path, options, tokens) =
+            (self.path.clone(), self.options.clone(), self.tokens.clone());
+        let dp = eai_model::DataParallel::spawn(ordinals.len(), move |k| {
+            gpu_engine(&path, ordinals[k], s, options.as_ref(), &tokens)
+        })?;
+        self.name = dp.info().name;
+        Ok(Box::new(dp))
+    }
+
     /// Runs the model on CUDA device `ordinal` (`eai_model::cuda::GpuEngine`) instead of the
     /// CPU. A missing driver or GPU is an error when the model is loaded, never a silent CPU
     /// fallback.
@@ -186,8 +236,26 @@ impl GgufLoader {
     /// or one that cannot be opened, is an error when the model is loaded, never a silent CPU
     /// fallback.
     pub fn device(mut self, device: crate::device::Device) -> Self {
-        self.device = device;
+        self.devices = vec![device];
         self
+    }
+
+    /// Runs one replica of the model on each of `devices` (CUDA devices; one device: as
+    /// [`GgufLoader::device`]), as one data-parallel model (`eai_model::DataParallel`): each call's
+    /// requests are split by token load and run on every device at once, the answers merged in
+    /// request order. A device listed twice gets two replicas (for testing the split on one GPU).
+    /// An empty list keeps the current device.
+    pub fn devices(mut self, devices: impl IntoIterator<Item = crate::device::Device>) -> Self {
+        let d: Vec<_> = devices.into_iter().collect();
+        if !d.is_empty() {
+            self.devices = d;
+        }
+        self
+    }
+
+    /// The devices the model will run on (one, or several for data-parallel runs).
+    pub fn devices_of(&self) -> &[crate::device::Device] {
+        &self.devices
     }
 
     /// The token cache the engines it builds share (one tokenizer, one cache: schemes and
@@ -198,7 +266,7 @@ impl GgufLoader {
 
     /// The device the model will run on.
     pub fn device_of(&self) -> crate::device::Device {
-        self.device
+        self.devices.first().copied().unwrap_or_default()
     }
 
     /// Sets the engine options (max length, batching). Without it the engine's defaults apply
@@ -215,6 +283,18 @@ impl ModelLoader for GgufLoader {
         self.name.clone()
     }
 
+    /// The CUDA ordinals of [`GgufLoader::devices`]; `None` for the CPU engine (every source
+    /// is then charged, as before).
+    fn cuda_ordinals(&self) -> Option<Vec<usize>> {
+        self.devices
+            .iter()
+            .map(|d| match d {
+                crate::device::Device::Cuda(n) => Some(*n),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn load(&mut self, scheme: Scheme) -> Result<Box<dyn LanguageModel>, ModelError> {
         let Some(s) = scheme.model_scheme() else {
             return Err(ModelError::Unsupported {
@@ -226,7 +306,7 @@ impl ModelLoader for GgufLoader {
             });
         };
         #[cfg(not(feature = "cuda"))]
-        if let crate::device::Device::Cuda(ordinal) = self.device {
+        if let crate::device::Device::Cuda(ordinal) = self.device_of() {
             return Err(ModelError::Unsupported {
                 model: "eai-model".into(),
                 what: format!(
@@ -236,7 +316,11 @@ impl ModelLoader for GgufLoader {
             });
         }
         #[cfg(feature = "cuda")]
-        if let (true, crate::device::Device::Cuda(ordinal)) = (self.synthetic, self.device) {
+        if self.devices.len() > 1 {
+            return self.load_data_parallel(s);
+        }
+        #[cfg(feature = "cuda")]
+        if let (true, crate::device::Device::Cuda(ordinal)) = (self.synthetic, self.device_of()) {
             return self.load_synthetic(s, ordinal);
         }
         if self.synthetic {
@@ -249,29 +333,8 @@ impl ModelLoader for GgufLoader {
             });
         }
         #[cfg(feature = "cuda")]
-        if let crate::device::Device::Cuda(ordinal) = self.device {
-            use eai_model::cuda::{GpuEngine, GpuScheme, open_device};
-            let gs = match s {
-                eai_model::Scheme::Fp32 => GpuScheme::Fp32,
-                eai_model::Scheme::Fp16 => GpuScheme::Fp16,
-                eai_model::Scheme::Bf16 => GpuScheme::Bf16,
-                eai_model::Scheme::W8A8 => GpuScheme::W8A8,
-                _ => GpuScheme::W8A16,
-            };
-            let dev = open_device(ordinal)
-                .map_err(|e| ModelError::backend(format!("opening CUDA device {ordinal}"), e))?;
-            let e = if self.path.is_dir() {
-                GpuEngine::from_hf_dir(dev, &self.path, gs)
-            } else {
-                GpuEngine::from_gguf(dev, &self.path, gs)
-            };
-            let mut e = e.map_err(|e| {
-                ModelError::backend(format!("loading {} on the GPU", self.path.display()), e)
-            })?;
-            if let Some(o) = &self.options {
-                e = e.with_options(o.clone());
-            }
-            let e = e.token_cache(self.tokens.clone());
+        if let crate::device::Device::Cuda(ordinal) = self.device_of() {
+            let e = gpu_engine(&self.path, ordinal, s, self.options.as_ref(), &self.tokens)?;
             self.name = e.info().name;
             return Ok(Box::new(e));
         }
@@ -290,4 +353,38 @@ impl ModelLoader for GgufLoader {
         self.name = e.info().name;
         Ok(Box::new(e))
     }
+}
+
+/// A CUDA engine for `path` on device `ordinal` under `s`, with the loader's options and token
+/// cache.
+#[cfg(feature = "cuda")]
+fn gpu_engine(
+    path: &std::path::Path,
+    ordinal: usize,
+    s: eai_model::Scheme,
+    options: Option<&eai_model::EngineOptions>,
+    tokens: &std::sync::Arc<eai_model::TokenCache>,
+) -> Result<eai_model::cuda::GpuEngine, ModelError> {
+    use eai_model::cuda::{GpuEngine, GpuScheme, open_device};
+    let gs = match s {
+        eai_model::Scheme::Fp32 => GpuScheme::Fp32,
+        eai_model::Scheme::Fp16 => GpuScheme::Fp16,
+        eai_model::Scheme::Bf16 => GpuScheme::Bf16,
+        eai_model::Scheme::W8A8 => GpuScheme::W8A8,
+        _ => GpuScheme::W8A16,
+    };
+    let dev = open_device(ordinal)
+        .map_err(|e| ModelError::backend(format!("opening CUDA device {ordinal}"), e))?;
+    let e = if path.is_dir() {
+        GpuEngine::from_hf_dir(dev, path, gs)
+    } else {
+        GpuEngine::from_gguf(dev, path, gs)
+    };
+    let mut e = e.map_err(|e| {
+        ModelError::backend(format!("loading {} on CUDA device {ordinal}", path.display()), e)
+    })?;
+    if let Some(o) = options {
+        e = e.with_options(o.clone());
+    }
+    Ok(e.token_cache(tokens.clone()))
 }

@@ -164,6 +164,10 @@ pub struct DeviceShare {
     pub above_idle: Option<Joules>,
     /// Quality flags of the window on this source.
     pub flags: Vec<String>,
+    /// Whether the energy is charged to the task: `false` for a GPU the model did not run on
+    /// (the loader named its devices: `ModelLoader::cuda_ordinals`), measured and shown apart.
+    #[serde(default = "yes")]
+    pub charged: bool,
 }
 
 /// One task of one scheme and repetition, inside one energy window.

@@ -171,7 +171,8 @@ impl<L: ModelLoader> Study<L> {
         );
         let (window, devices, energy) = match &measurement {
             Some((id, m)) => {
-                let devices = shares(m, &rec.results.energy.sources, per_pass);
+                let used = self.loader.cuda_ordinals();
+                let devices = shares(m, &rec.results.energy.sources, per_pass, used.as_deref());
                 let energy = charged(&devices, self.accounting);
                 (Some(*id), devices, energy)
             }
@@ -227,11 +228,18 @@ fn per_pass_calls(calls: Vec<CallEnergy>, passes: u32) -> Vec<CallEnergy> {
         .collect()
 }
 
-/// Each source's energy in a window, per pass.
-fn shares(m: &Measurement, sources: &[eai_power::SourceInfo], per_pass: f64) -> Vec<DeviceShare> {
+/// Each source's energy in a window, per pass. With `used` (the CUDA ordinals the model runs
+/// on), a GPU source whose `cuda_ordinal` is known and not among them is not charged.
+fn shares(
+    m: &Measurement,
+    sources: &[eai_power::SourceInfo],
+    per_pass: f64,
+    used: Option<&[usize]>,
+) -> Vec<DeviceShare> {
     m.devices
         .iter()
         .map(|d| DeviceShare {
+            charged: charged_source(sources, &d.source, used),
             source: d.source.clone(),
             domain: energy_domain(sources, &d.source, &d.domain),
             energy: d.energy.map(|e| e * per_pass),
@@ -250,10 +258,30 @@ fn shares(m: &Measurement, sources: &[eai_power::SourceInfo], per_pass: f64) -> 
         .collect()
 }
 
-/// The energy charged to a task under the study's accounting (`None`: no source had data).
+/// Whether a source's energy is the model's: every source, except a GPU that the model does
+/// not run on (known from `used` and the source's `cuda_ordinal`).
+pub(super) fn charged_source(
+    sources: &[eai_power::SourceInfo],
+    id: &str,
+    used: Option<&[usize]>,
+) -> bool {
+    let Some(used) = used else { return true };
+    let Some(info) = sources.iter().find(|s| s.id == id) else { return true };
+    if !matches!(info.domain, eai_power::Domain::Gpu | eai_power::Domain::GpuModule) {
+        return true;
+    }
+    match info.meta("cuda_ordinal").and_then(|o| o.parse::<usize>().ok()) {
+        Some(o) => used.contains(&o),
+        None => true,
+    }
+}
+
+/// The energy charged to a task under the study's accounting (`None`: no source had data):
+/// the sum over the charged sources.
 fn charged(devices: &[DeviceShare], a: Accounting) -> Option<Joules> {
     let charged: Vec<Joules> = devices
         .iter()
+        .filter(|d| d.charged)
         .filter_map(|d| match a {
             Accounting::Total => d.energy,
             Accounting::AboveIdle => d.above_idle.or(d.energy),
