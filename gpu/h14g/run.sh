@@ -59,7 +59,7 @@ left 420 && EAI_GEN_BATCH=1 timeout 90 $B/eai study --cuda 0 --model $G --data $
   --baseline 0 --cooldown 0 --out s_gsm1 > $L/gsm1_study.log 2>&1; t "gsm one-at-a-time rc=$?"
 
 # 5. per-kernel GPU time (ncu; skipped if absent)
-if command -v ncu > /dev/null && left 470; then
+if [ "${NCU:-0}" = 1 ] && command -v ncu > /dev/null && left 470; then
   timeout 50 ncu --clock-control none --metrics gpu__time_duration.sum --print-summary per-kernel -c 3000 \
     $B/eai eval --cuda 0 --model $G --data $D --task hellaswag:300 --scheme fp16 --out e_ncu > $L/ncu_hs_fp16.txt 2>&1
   t "ncu rc=$?"
@@ -68,8 +68,9 @@ fi
 # 6. eai-model's GPU tests (continuous batching = one at a time, the 70,000-row prefill, parity
 #    with the f32 head pinned), when the lead carries the release test binary as
 #    .gpu/bin/cuda_test.xz (`cargo test --release -p eai-model --features cuda --test cuda --no-run`).
-if [ -f $R/.gpu/bin/cuda_test.xz ] && left 500; then
-  xz -dc $R/.gpu/bin/cuda_test.xz > $B/cuda_test; chmod +x $B/cuda_test
+if [ -f $R/.gpu/bin/cuda_test.xz ]; then xz -dc $R/.gpu/bin/cuda_test.xz > $B/cuda_test; chmod +x $B/cuda_test
+elif [ -x /root/b/cuda_tests ]; then cp /root/b/cuda_tests $B/cuda_test; fi
+if [ -x $B/cuda_test ] && left 500; then
   (cd $R/crates/eai-model && timeout 60 $B/cuda_test --test-threads 1 > $L/cuda_test.log 2>&1); t "cuda tests rc=$?"
   grep -E "^test result|FAILED|panicked" $L/cuda_test.log | head
 fi

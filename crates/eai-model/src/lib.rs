@@ -38,8 +38,8 @@ mod int8;
 mod linear;
 mod mmap;
 mod model;
-mod rolling;
 mod parallel;
+mod rolling;
 mod source;
 mod tokenizer;
 mod tokens;
@@ -59,10 +59,10 @@ pub use crate::{
     gguf::{DEFAULT_ALIGNMENT, GgufContents, GgufFile, GgufValue, GgufWriter, TensorInfo},
     linear::{Linear, Scheme},
     model::{KvCache, LoadOptions, Model, Scratch},
-    rolling::rolling_windows,
     parallel::{
         DataParallel, Replica, ReplicaStats, Share, Split, Weigher, split_generation, split_scoring,
     },
+    rolling::rolling_windows,
     source::{
         F32Tensor, GgufSource, SafetensorsSource, WeightSource, hf_to_gguf_name, permute_rows,
         unpermute_rows,
