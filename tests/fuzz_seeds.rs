@@ -86,7 +86,8 @@ fn smoke(target: &str, body: fn(&[u8]), mutations: usize) {
 #[test]
 fn inputs_the_fuzzers_found_stay_fixed() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
-    let bodies: [(&str, fn(&[u8])); 9] = [
+    type Body = fn(&[u8]);
+    let bodies: [(&str, Body); 9] = [
         ("gguf", |d| drop(fuzz::gguf(d))),
         ("safetensors", fuzz::safetensors),
         ("arc", fuzz::arc),
