@@ -93,5 +93,19 @@ for i in "${!TARGETS[@]}"; do
     echo "| \`$t\` | $execs | $crashes | $rss | $secs | $rate | $corpus |" >> "$O/summary.md"
     echo "  $t: rc $rc, $jobs_done/$N jobs reported, $execs executions, $crashes crashes, peak RSS $rss MB, $secs s" | tee -a "$O/plan.txt"
 done
+# The planted bug (docs/fuzzing.md): the GGUF target built with `--features planted-bug` must
+# stop with a crash (an out-of-bounds table index) within 30 s on one core.
+if [ -x "$FUZZ_BIN/gguf-planted" ]; then
+    d="$W/run/gguf-planted"
+    rm -rf "$d" && mkdir -p "$d/corpus" "$d/artifacts"
+    first=${CORES%%[-,]*}
+    (cd "$d" && timeout -k 5 60 taskset -c "$first" "$FUZZ_BIN/gguf-planted" corpus "$R/fuzz/seeds/gguf" \
+        -max_total_time=30 -max_len=65536 -print_final_stats=1 -artifact_prefix="$d/artifacts/" > log 2>&1)
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$d/log")
+    found=$(find "$d/artifacts" -name 'crash-*' | wc -l)
+    why=$(grep -m1 -o "index out of bounds[^']*" "$d/log")
+    mkdir -p "$O/gguf-planted" && cp "$d/log" "$d"/artifacts/* "$O/gguf-planted/" 2>/dev/null
+    echo "planted bug: $found crash input(s) after ${execs:-?} executions ($why)" | tee -a "$O/plan.txt" "$O/summary.md"
+fi
 echo "fuzz.sh total $(( $(date +%s) - T_START )) s" | tee -a "$O/plan.txt"
 cat "$O/summary.md"
