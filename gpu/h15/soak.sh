@@ -25,11 +25,13 @@ DATA=${DATA:-/root/data}
 DEVICE=${SOAK_DEVICE:---cuda 0}
 CPUS=${SOAK_CPUS:-0-3}
 SCHEMES=${SOAK_SCHEMES:-fp16}
-REPEATS=${SOAK_REPEATS:-18}
-# About 28 s a repetition on the H100 (session 5's FP16 windows: 5.1, 5.2, 5.8, 5.3 s and
-# about 6 s for 50 GSM8K questions): 18 repetitions are ~500 s of windows.
+REPEATS=${SOAK_REPEATS:-17}
+# Windows of at least 5.7 s (passes repeat until then): 17 repetitions of 5 tasks are at least
+# 17 × (5 × 5.7 + 0.5) = 493 s of windows whatever the pass times, about 510 s expected
+# (session 5's FP16 passes: ARC-Challenge 0.14 s, HellaSwag 0.21 s, TruthfulQA 0.82 s, MMLU:20
+# 0.44 s; 50 GSM8K questions about 6 s), plus about 12 s of model build, baseline and warm-up.
 TASKS=${SOAK_TASKS:---task arc_challenge:1172 --task hellaswag:1000 --task truthfulqa_mc2:817 --task mmlu:20 --task gsm8k:50:5}
-EXTRA=${SOAK_ARGS:-}
+EXTRA=${SOAK_ARGS:---min-window 5.7}
 LIMIT=${SOAK_LIMIT:-548}   # s after the start: eai still running then gets SIGTERM (a guard)
 FUZZ=${SOAK_FUZZ:-1}
 W=${SOAK_WORK:-/root/soak}
