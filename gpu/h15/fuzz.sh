@@ -3,7 +3,7 @@
 # with N parallel jobs (-jobs=N -workers=N, one process per core, sharing the corpus folder),
 # pinned with taskset, until it has made FUZZ_RUNS executions (each job makes FUZZ_RUNS / N)
 # or its share of the time is spent. Writes a summary table (per target: executions, crashes,
-# peak RSS, seconds, exec/s) to $OUT/fuzz/summary.md and every job's log beside it.
+# peak RSS, seconds, exec/s) to $OUT/fuzz/summary.md and the end of every job's log beside it.
 #
 #   bash gpu/h15/fuzz.sh                       # on the GPU machine (cores 4-15), ≤ 7 minutes
 #   FUZZ_BIN=/work/targets/h15-fuzz/x86_64-unknown-linux-gnu/release FUZZ_CORES=0-1 \
@@ -81,7 +81,9 @@ for i in "${!TARGETS[@]}"; do
     rc=$?
     t1=$(date +%s.%N)
     mkdir -p "$O/$t"
-    cp "$d"/*.log "$O/$t/" 2>/dev/null
+    # The jobs' logs can reach megabytes (a line per new feature): their last lines (the
+    # final statistics, a crash's report) come back.
+    for l in "$d"/*.log; do [ -f "$l" ] && tail -n 60 "$l" > "$O/$t/$(basename "$l").tail"; done
     execs=$(cat "$d"/fuzz-*.log 2>/dev/null | sed -n 's/^stat::number_of_executed_units: *//p' | awk '{ s += $1 } END { print s + 0 }')
     rss=$(cat "$d"/fuzz-*.log 2>/dev/null | sed -n 's/^stat::peak_rss_mb: *//p' | awk '$1 > m { m = $1 } END { print m + 0 }')
     jobs_done=$(cat "$d"/fuzz-*.log 2>/dev/null | grep -c '^stat::number_of_executed_units')
@@ -104,7 +106,8 @@ if [ -x "$FUZZ_BIN/gguf-planted" ]; then
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$d/log")
     found=$(find "$d/artifacts" -name 'crash-*' | wc -l)
     why=$(grep -m1 -o "index out of bounds[^']*" "$d/log")
-    mkdir -p "$O/gguf-planted" && cp "$d/log" "$d"/artifacts/* "$O/gguf-planted/" 2>/dev/null
+    mkdir -p "$O/gguf-planted" && tail -n 60 "$d/log" > "$O/gguf-planted/log.tail"
+    cp "$d"/artifacts/* "$O/gguf-planted/" 2>/dev/null
     echo "planted bug: $found crash input(s) after ${execs:-?} executions ($why)" | tee -a "$O/plan.txt" "$O/summary.md"
 fi
 echo "fuzz.sh total $(( $(date +%s) - T_START )) s" | tee -a "$O/plan.txt"
