@@ -708,6 +708,16 @@ pub fn recommend(a: &RecommendArgs) -> Result<()> {
         reason: "give a study folder or a runs.json (or --profiles)".into(),
     })?;
     let runs = one_model(load_runs(input, a.hardware.as_deref())?, a.model.as_deref(), input)?;
+    if runs.is_empty() {
+        return Err(Error::Config {
+            field: "input",
+            reason: format!(
+                "{} holds no run{}",
+                input.display(),
+                a.hardware.as_ref().map_or(String::new(), |h| format!(" on hardware `{h}`"))
+            ),
+        });
+    }
     if let Some(r) = runs.iter().find(|r| r.energy().is_err()) {
         return Err(Error::Config {
             field: "input",

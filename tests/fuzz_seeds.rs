@@ -81,6 +81,39 @@ fn smoke(target: &str, body: fn(&[u8]), mutations: usize) {
     }
 }
 
+/// Every input a campaign found (`fuzz/regressions/<target>/`), through its target's body:
+/// each must now finish quickly without a panic.
+#[test]
+fn inputs_the_fuzzers_found_stay_fixed() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
+    type Body = fn(&[u8]);
+    let bodies: [(&str, Body); 9] = [
+        ("gguf", |d| drop(fuzz::gguf(d))),
+        ("safetensors", fuzz::safetensors),
+        ("arc", fuzz::arc),
+        ("hellaswag", fuzz::hellaswag),
+        ("truthfulqa", fuzz::truthfulqa),
+        ("mmlu", fuzz::mmlu),
+        ("gsm8k", fuzz::gsm8k),
+        ("replay", fuzz::replay),
+        ("runs", fuzz::runs),
+    ];
+    let mut n = 0;
+    for (target, body) in bodies {
+        let Ok(dir) = std::fs::read_dir(root.join(target)) else { continue };
+        for e in dir.flatten() {
+            let data = std::fs::read(e.path()).unwrap();
+            let t = std::time::Instant::now();
+            body(&data);
+            // libFuzzer's timeout in the campaigns is 10 s; a fixed input takes milliseconds.
+            let took = t.elapsed();
+            assert!(took.as_secs() < 10, "{}: {took:?}", e.path().display());
+            n += 1;
+        }
+    }
+    assert!(n > 0, "no regression input under {}", root.display());
+}
+
 #[test]
 fn fuzz_targets_survive_their_seeds_and_mutations() {
     smoke("gguf", |d| drop(fuzz::gguf(d)), 3000);

@@ -329,3 +329,74 @@ fn runs_of_two_models_are_not_compared() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(!v.to_string().contains("small"), "{v}");
 }
+
+/// A one-tensor safetensors file (`a.weight`, 2 × 2 F32) that `eai quantize` accepts.
+fn tiny_safetensors(p: &Path) {
+    let header = br#"{"a.weight":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}}"#;
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header);
+    for x in [0.5f32, -1.0, 2.0, 0.25] {
+        bytes.extend_from_slice(&x.to_le_bytes());
+    }
+    std::fs::write(p, bytes).unwrap();
+}
+
+#[test]
+fn an_output_error_keeps_its_cause() {
+    // Issue 15 item 10: `I/O error on afile` with the cause ("file exists") dropped.
+    let d = tempfile::tempdir().unwrap();
+    let model = d.path().join("model.safetensors");
+    tiny_safetensors(&model);
+    let afile = d.path().join("afile");
+    std::fs::write(&afile, "not a folder").unwrap();
+    for out in [afile.clone(), afile.join("q")] {
+        let (rc, err) = run(&["quantize", model.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        assert_eq!(rc, 2, "{err}");
+        let line = err.trim();
+        assert_eq!(line.lines().count(), 1, "{err}");
+        assert!(line.contains("afile"), "{line}");
+        let cause = ["exists", "not a directory", "Not a directory"];
+        assert!(cause.iter().any(|c| line.contains(c)), "no cause: {line}");
+    }
+    assert_eq!(std::fs::read_to_string(&afile).unwrap(), "not a folder");
+}
+
+#[test]
+fn classes_that_already_held_stay_one_clear_error() {
+    // The audit's classes that held (issue 15): malformed runs.json to `eai recommend`, bad
+    // `--baseline` values. Each is one `eai: error:` line naming the file or the flag.
+    let d = tempfile::tempdir().unwrap();
+    for (name, text) in [
+        ("not-json.json", "{not json"),
+        ("object.json", "{\"runs\": 3}"),
+        ("empty.json", "[]"),
+        ("mistyped.json", "[{\"config\": 7}]"),
+    ] {
+        let p = d.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        let (rc, err) = run(&["recommend", p.to_str().unwrap()]);
+        assert_eq!(rc, 2, "{name}: {err}");
+        let line = err.trim();
+        assert_eq!(line.lines().count(), 1, "{name}: {err}");
+        assert!(line.starts_with("eai: error:"), "{name}: {line}");
+        assert!(line.contains(name), "{name} not named: {line}");
+        if name == "empty.json" {
+            assert!(line.contains("holds no run"), "{line}");
+        }
+    }
+    for bad in ["-1", "NaN", "inf", "abc"] {
+        let (rc, err) = run(&[
+            "measure",
+            "--no-gpu",
+            "--no-cpu",
+            "--constant",
+            "5",
+            "--baseline",
+            bad,
+            "--",
+            "true",
+        ]);
+        assert_ne!(rc, 0, "--baseline {bad}: {err}");
+        assert!(err.contains("--baseline"), "--baseline {bad}: {err}");
+    }
+}

@@ -89,7 +89,12 @@ pub fn zoh(samples: &[Sample], t0: u64, t1: u64) -> Option<Joules> {
 /// `t0` (the last value at or before each grid point, as polling `nvidia-smi` once a second
 /// would see), each sample multiplied by its interval (1 s; the final partial second by its
 /// length). Returns joules; divide by 3600 for the paper's Wh.
+///
+/// The grid points between two consecutive samples all see the same value, so each such run
+/// is summed in one step: the cost grows with the samples in the window, not with its length
+/// in seconds (a trace spanning a century is as cheap as one spanning a minute).
 pub fn paper_1hz(samples: &[Sample], t0: u64, t1: u64) -> Option<Joules> {
+    const SECOND: u64 = 1_000_000_000;
     if t1 <= t0 || samples.is_empty() {
         return None;
     }
@@ -98,7 +103,10 @@ pub fn paper_1hz(samples: &[Sample], t0: u64, t1: u64) -> Option<Joules> {
     while g < t1 {
         let i = samples.partition_point(|s| s.t_ns <= g);
         let p = if i == 0 { samples[0].value } else { samples[i - 1].value };
-        let next = g.saturating_add(1_000_000_000).min(t1);
+        // Grid points g, g + 1 s, … before the next sample (or the window's end) see `p`.
+        let change = samples.get(i).map_or(t1, |s| s.t_ns.min(t1));
+        let steps = (change - g).div_ceil(SECOND);
+        let next = g.saturating_add(steps.saturating_mul(SECOND)).min(t1);
         e += p * dt(g, next);
         g = next;
     }
@@ -759,6 +767,49 @@ mod tests {
         assert_eq!(interpolate(&x, 5_000_000), Some(5.0));
         assert_eq!(interpolate(&x, 20_000_000), Some(10.0));
         assert_eq!(interpolate(&[], 0), None);
+    }
+
+    /// The 1-Hz method's definition, one grid point at a time.
+    fn paper_1hz_stepwise(samples: &[Sample], t0: u64, t1: u64) -> f64 {
+        let (mut e, mut g) = (0.0, t0);
+        while g < t1 {
+            let i = samples.partition_point(|s| s.t_ns <= g);
+            let p = if i == 0 { samples[0].value } else { samples[i - 1].value };
+            let next = (g + 1_000_000_000).min(t1);
+            e += p * dt(g, next);
+            g = next;
+        }
+        e
+    }
+
+    #[test]
+    fn paper_1hz_sums_runs_of_grid_points_as_the_stepwise_definition_does() {
+        // Samples at irregular times (some several seconds apart, some within one second),
+        // windows starting and ending on and off the samples and the grid.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rnd = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        for _ in 0..200 {
+            let mut t = rnd(3_000_000_000);
+            let mut v = Vec::new();
+            for _ in 0..1 + rnd(12) {
+                v.push(Sample::new(t, rnd(500) as f64));
+                t += 1 + rnd(4_000_000_000);
+            }
+            let t0 = rnd(t);
+            let t1 = t0 + 1 + rnd(20_000_000_000);
+            let fast = paper_1hz(&v, t0, t1).unwrap().0;
+            let slow = paper_1hz_stepwise(&v, t0, t1);
+            assert!((fast - slow).abs() <= 1e-9 * slow.abs().max(1.0), "{fast} vs {slow}");
+        }
+        // Near the end of u64: no overflow, the last partial second counted.
+        let v = [Sample::new(u64::MAX - 5_000_000_000, 10.0)];
+        let e = paper_1hz(&v, u64::MAX - 2_500_000_000, u64::MAX).unwrap().0;
+        assert!((e - 25.0).abs() < 1e-3, "{e}");
     }
 
     #[test]

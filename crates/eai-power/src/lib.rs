@@ -43,7 +43,8 @@ pub use crate::{
     faults::{Fault, FaultySource},
     gpu_info::GpuEnvironment,
     measurement::{
-        AnalysisConfig, Baseline, BaselineDevice, DeviceEnergy, Flag, Measurement, Method,
+        AnalysisConfig, Baseline, BaselineDevice, DeviceEnergy, Flag, MAX_BASELINE_BINS,
+        Measurement, Method,
     },
     meter::{Meter, MeterConfig, Session, WindowId},
     rapl::{

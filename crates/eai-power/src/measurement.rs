@@ -328,6 +328,9 @@ impl Default for AnalysisConfig {
     }
 }
 
+/// The longest idle baseline [`Timeline::baseline`] computes, in 1-s bins: one day.
+pub const MAX_BASELINE_BINS: u64 = 86_400;
+
 fn ns(d: Duration) -> u64 {
     d.as_nanos().min(u128::from(u64::MAX)) as u64
 }
@@ -610,22 +613,31 @@ impl Timeline {
     ///
     /// # Errors
     ///
-    /// As [`Timeline::measure`]; [`Error::Config`] when the span is shorter than 1 s.
+    /// As [`Timeline::measure`]; [`Error::Config`] when the span is shorter than 1 s or
+    /// longer than [`MAX_BASELINE_BINS`] seconds (each second is one window).
     pub fn baseline(&self, t0: u64, t1: u64) -> Result<Baseline> {
         if t1 <= t0 {
             return Err(Error::EmptyWindow);
         }
-        let bins = ((t1 - t0) / 1_000_000_000) as usize;
+        let bins = (t1 - t0) / 1_000_000_000;
         if bins == 0 {
             return Err(Error::Config {
                 field: "baseline duration",
                 reason: "must be at least 1 s (10 s or more recommended)".into(),
             });
         }
+        if bins > MAX_BASELINE_BINS {
+            return Err(Error::Config {
+                field: "baseline duration",
+                reason: format!(
+                    "{bins} s is longer than the {MAX_BASELINE_BINS} s (one day) a baseline may span"
+                ),
+            });
+        }
         let whole = self.measure("baseline", t0, t1)?;
         let mut per_bin: Vec<Vec<f64>> = vec![Vec::new(); self.sources.len()];
         for b in 0..bins {
-            let a = t0 + b as u64 * 1_000_000_000;
+            let a = t0 + b * 1_000_000_000;
             let m = self.measure("baseline-bin", a, a + 1_000_000_000)?;
             for (i, d) in m.devices.iter().enumerate() {
                 if let Some(p) = d.mean_power {

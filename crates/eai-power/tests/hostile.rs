@@ -139,6 +139,67 @@ fn timestamps_beyond_the_trace_range_are_refused_and_replay_never_overflows() {
     assert!((e - i).abs() < 1.0, "counter {e} J vs instant {i} J ({m})");
 }
 
+/// Runs `f` on a thread and fails the test if it has not finished within `limit` (a hang
+/// must fail, not stall the suite).
+fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit).unwrap_or_else(|_| panic!("did not finish within {limit:?}"))
+}
+
+#[test]
+fn a_trace_spanning_centuries_is_measured_in_time_proportional_to_its_samples() {
+    // The replay fuzzer's hang (fuzz/regressions/replay/): one row at t_s = 5.744e11 s. Such a
+    // row is beyond what a trace holds and is refused at load, naming it.
+    let dir = tempfile::tempdir().unwrap();
+    let reg = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/regressions/replay/timeout-e4e71bdb4dfcb211842c806698ac22a0324fd38b");
+    let bytes = std::fs::read(&reg).unwrap();
+    match Timeline::read_csv(bytes.as_slice(), "regression.csv") {
+        Err(Error::Parse { what, reason }) => {
+            assert!(what.contains("record 14"), "{what}");
+            assert!(reason.contains("beyond"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Just inside the range (4e9 s, 127 years): accepted, and every window over it, whole,
+    // halves and a baseline, is computed in time proportional to the samples, not to the
+    // seconds spanned (the 1-Hz method stepped through every second: 4e9 steps).
+    let mut rows: Vec<(&str, f64, f64)> =
+        (0..=12).map(|i| ("instant", i as f64 * 0.01, 30.0)).collect();
+    rows.push(("instant", 4.0e9, 30.0));
+    rows.extend((0..=12).map(|i| ("average", i as f64 * 0.01, 30.0)));
+    rows.push(("average", 4.0e9, 30.0));
+    let p = csv(dir.path(), "centuries.csv", &rows);
+    let tl = Timeline::load(&p).unwrap();
+    let end = tl.end_ns();
+    assert_eq!(end, 4_000_000_000_000_000_000);
+    let ms = within(Duration::from_secs(20), move || {
+        let mut out = Vec::new();
+        for (a, b) in [(0, end), (0, end / 2), (end / 2, end)] {
+            out.push(tl.measure("w", a, b).unwrap());
+        }
+        out.push(match tl.baseline(0, end) {
+            Err(Error::Config { field, reason }) => {
+                assert!(field.contains("baseline"), "{field}: {reason}");
+                tl.measure("ok", 0, 1_000_000_000).unwrap()
+            }
+            other => panic!("a 127-year baseline: {other:?}"),
+        });
+        out
+    });
+    for m in &ms {
+        let d = &m.devices[0];
+        let e = d.energy.unwrap().0;
+        // 30 W throughout: every method gives 30 W × the window (relative to its length).
+        assert!((e / m.duration.0 - 30.0).abs() < 1e-6, "{m}");
+        let p = d.paper_1hz.unwrap().0;
+        assert!((p / m.duration.0 - 30.0).abs() < 1e-6, "1 Hz: {p} J ({m})");
+    }
+}
+
 #[test]
 fn an_absurd_power_sample_is_rejected_never_inf_joules() {
     let dir = tempfile::tempdir().unwrap();

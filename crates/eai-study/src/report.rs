@@ -1220,19 +1220,25 @@ impl StudyResults {
             write_file(&f, t.to_json().map_err(|e| Error::metrics(f.display().to_string(), e))?)?;
         }
         for set in &self.samples {
-            let f = p(files::SAMPLES_DIR)
-                .join(set.scheme.label())
-                .join(format!("rep{}", set.repetition))
-                .join(format!("samples_{}.jsonl", set.task));
-            let mut out = String::new();
-            for rec in &set.records {
-                out.push_str(
-                    &serde_json::to_string(rec)
-                        .map_err(|e| Error::format(f.display().to_string(), e))?,
-                );
-                out.push('\n');
+            let f = dir.join(set.relative_path());
+            match &set.file {
+                // Records kept on disk (a study with a journal): copied, unless that file
+                // already is the destination.
+                Some(src) if set.records.is_empty() => {
+                    let same = std::fs::canonicalize(&f)
+                        .is_ok_and(|d| std::fs::canonicalize(src).is_ok_and(|s| s == d));
+                    if !same {
+                        if let Some(parent) = f.parent() {
+                            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+                        }
+                        std::fs::copy(src, &f).map_err(|e| Error::io(src, e))?;
+                    }
+                }
+                _ => {
+                    let out = set.jsonl().map_err(|e| Error::format(f.display().to_string(), e))?;
+                    write_file(&f, out)?;
+                }
             }
-            write_file(&f, out)?;
         }
         crate::plots::power_over_time(self, &p(files::POWER_SVG))?;
         if !report.points.is_empty() {

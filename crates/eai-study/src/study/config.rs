@@ -255,7 +255,9 @@ impl<L: ModelLoader> Study<L> {
     /// each run finishes) and, when the file already holds runs of this same study, skips them:
     /// a study killed at any point resumes where it stopped. The results are those of an
     /// uninterrupted study, except that the trace (`timeline`) covers only the last session;
-    /// the restored runs keep their windows. See `docs/reliability.md`.
+    /// the restored runs keep their windows. Each run's per-sample records are written beside
+    /// the journal (`samples/<scheme>/rep<k>/samples_<task>.jsonl`) as it finishes and leave
+    /// memory ([`SampleSet::file`](crate::SampleSet::file)). See `docs/reliability.md`.
     pub fn journal(mut self, path: impl Into<std::path::PathBuf>) -> Self {
         self.journal = Some(path.into());
         self

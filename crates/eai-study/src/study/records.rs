@@ -306,8 +306,35 @@ pub struct SampleSet {
     pub repetition: u32,
     /// Task.
     pub task: String,
-    /// One JSON object per document.
+    /// One JSON object per document. Empty when the records are on disk instead (`file`).
     pub records: Vec<serde_json::Value>,
+    /// The file that holds the records when they are not kept in memory: a study with a
+    /// journal ([`crate::Study::journal`]) writes each finished run's records beside the
+    /// journal as the run finishes and keeps only their path, so a long study's memory does
+    /// not grow with its documents. [`StudyResults::write`] copies the file (or leaves it
+    /// where it is when it already is the destination).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<std::path::PathBuf>,
+}
+
+impl SampleSet {
+    /// Where these records go in a study folder: `samples/<scheme>/rep<k>/samples_<task>.jsonl`.
+    pub fn relative_path(&self) -> std::path::PathBuf {
+        std::path::Path::new(crate::report::files::SAMPLES_DIR)
+            .join(self.scheme.label())
+            .join(format!("rep{}", self.repetition))
+            .join(format!("samples_{}.jsonl", self.task))
+    }
+
+    /// The records as JSON Lines (one compact object per line), as `samples_<task>.jsonl`.
+    pub(crate) fn jsonl(&self) -> serde_json::Result<String> {
+        let mut out = String::new();
+        for rec in &self.records {
+            out.push_str(&serde_json::to_string(rec)?);
+            out.push('\n');
+        }
+        Ok(out)
+    }
 }
 
 /// Everything a study recorded. Plain data: serialize it, or analyse and write it with

@@ -95,6 +95,7 @@ impl<L: ModelLoader> Study<L> {
         if let Some(path) = self.journal.clone() {
             let (j, restored) = Journal::open(&path, &rec.results.settings)?;
             rec.done = restored.done();
+            let restored_redo = restored.redo;
             rec.results.schemes = restored.schemes;
             for r in restored.runs {
                 rec.results.settings.model = r.run.config().model.clone();
@@ -103,6 +104,12 @@ impl<L: ModelLoader> Study<L> {
                 rec.results.task_runs.extend(r.task_runs);
                 rec.results.samples.extend(r.samples);
                 restored_windows.extend(r.windows);
+            }
+            for ((scheme, rep), why) in &restored_redo {
+                self.say(&format!(
+                    "eai study: {} rep {rep} is run again: {why}",
+                    scheme.display_name()
+                ));
             }
             if !rec.done.is_empty() {
                 self.say(&format!(
@@ -144,6 +151,9 @@ impl<L: ModelLoader> Study<L> {
                 Err(_) => {}
             }
         }
+        // A run redone after a resume (its sample files were found wrong) ran after runs that
+        // follow it: every record in study order, as an uninterrupted study lists them.
+        in_study_order(&mut results);
         match outcome {
             Ok(()) => Ok(results),
             Err(e) => Err(Error::Partial { results: Box::new(results), source: Box::new(e) }),
@@ -316,15 +326,17 @@ impl<L: ModelLoader> Study<L> {
                             })?);
                         }
                     }
-                    j.append(&Entry::Run(Box::new(RunEntry {
+                    let entry = RunEntry {
                         scheme,
                         repetition: rep,
                         run: run.clone(),
                         tasks: run_tasks.clone(),
                         task_runs: rec.results.task_runs[task_runs0..].to_vec(),
-                        samples: rec.results.samples[samples0..].to_vec(),
+                        samples: Vec::new(),
+                        sample_files: Vec::new(),
                         windows,
-                    })))?;
+                    };
+                    j.record_run(entry, &mut rec.results.samples[samples0..])?;
                 }
                 rec.results.runs.push(run);
                 rec.results.tasks.extend(run_tasks);
@@ -339,6 +351,18 @@ impl<L: ModelLoader> Study<L> {
         }
         Ok(())
     }
+}
+
+/// Sorts the per-run records by (scheme in the study's order, repetition); stable, so the
+/// tasks of a run keep their order.
+fn in_study_order(r: &mut StudyResults) {
+    let schemes = r.settings.schemes.clone();
+    let pos = |s: Scheme| schemes.iter().position(|x| *x == s).unwrap_or(usize::MAX);
+    let pos_label = |l: &str| schemes.iter().position(|x| x.label() == l).unwrap_or(usize::MAX);
+    r.tasks.sort_by_key(|t| (pos(t.scheme), t.repetition));
+    r.samples.sort_by_key(|t| (pos(t.scheme), t.repetition));
+    r.runs.sort_by_key(|x| (pos_label(&x.config().scheme), x.repetition()));
+    r.task_runs.sort_by_key(|x| (pos_label(&x.config().scheme), x.repetition()));
 }
 
 pub(super) struct Recorder {

@@ -137,6 +137,7 @@ impl<L: ModelLoader> Study<L> {
                     repetition: rep,
                     task: task.clone(),
                     records: recs.iter().map(eai_eval::SampleRecord::to_json).collect(),
+                    file: None,
                 });
             }
         }
