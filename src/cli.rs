@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 use eai_core::{Seconds, Watts};
-use eai_eval::{Benchmark, Evaluator, Limit, Suite, TaskOptions};
+use eai_eval::{Evaluator, Limit, Suite, TaskOptions};
 use eai_metrics::{Constraints, Priority, ProfileSet, Run, Variability};
 
 use eai_study::Scheme;
@@ -127,11 +127,13 @@ impl TaskArgs {
                         "arc_easy" => eai_eval::bundled::arc_easy(),
                         "arc_challenge" => eai_eval::bundled::arc_challenge(),
                         "hellaswag" => eai_eval::bundled::hellaswag(),
+                        "perplexity" => eai_eval::bundled::perplexity(),
                         other => {
                             return Err(Error::Config {
                                 field: "--task",
                                 reason: format!(
-                                    "`{other}` is not bundled (arc_easy, arc_challenge, hellaswag); \
+                                    "`{other}` is not bundled (arc_easy, arc_challenge, hellaswag, \
+                                     perplexity); \
                                      pass --data DIR for the full benchmarks"
                                 ),
                             });
@@ -153,15 +155,15 @@ impl TaskArgs {
                     out.push(st);
                 }
                 Some(root) => {
-                    let b = Benchmark::from_name(&name).map_err(eval_err)?;
                     let opts = TaskOptions {
                         num_fewshot: shots,
                         limit: docs.map(Limit::Count),
                         ..TaskOptions::default()
                     };
-                    let suite = eai_eval::tasks::load(root, b, &opts).map_err(eval_err)?;
-                    if suite.groups.iter().any(|g| g.name == b.name()) {
-                        out.push(StudyTask::group(b.name(), suite)?);
+                    let suite =
+                        eai_eval::tasks::load_named(root, &name, &opts).map_err(eval_err)?;
+                    if suite.groups.iter().any(|g| g.name == name) {
+                        out.push(StudyTask::group(name.as_str(), suite)?);
                     } else {
                         out.extend(suite.tasks.into_iter().map(StudyTask::new));
                     }
@@ -451,10 +453,10 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
     for t in tasks {
         suite.extend(t.suite().clone());
     }
-    let r = evaluator(a.batch_size)?.run(&mut model, &suite).map_err(|e| Error::Eval {
-        task: "suite".into(),
-        scheme: label.clone(),
-        source: Box::new(e),
+    // On a GPU the first pass pays for cold caches and clocks: time a warm one (issue 14).
+    let gpu = !a.serve.active() && matches!(a.device.choose().device, crate::Device::Cuda(_));
+    let r = evaluator(a.batch_size)?.warmup(gpu).run(&mut model, &suite).map_err(|e| {
+        Error::Eval { task: "suite".into(), scheme: label.clone(), source: Box::new(e) }
     })?;
     if let Some(dir) = &a.out {
         r.write_dir(dir).map_err(|e| Error::Eval {

@@ -5,7 +5,11 @@
 //! - unit newtypes ([`Joules`], [`Watts`], [`Seconds`]) so that no number crosses a crate
 //!   boundary without its unit (NVML's milliwatts and millijoules are converted at the sensor);
 //! - the [`LanguageModel`] trait and its request/response types, the seam between an inference
-//!   engine (`eai-model`, or yours) and the benchmark tasks (`eai-eval`).
+//!   engine (`eai-model`, or yours) and the benchmark tasks (`eai-eval`): three required methods
+//!   (`info`, `loglikelihood`, `generate_until`), an optional rolling log-likelihood for
+//!   perplexity tasks ([`LanguageModel::loglikelihood_rolling`], unsupported by default) and
+//!   capability queries that may answer "unknown" ([`LanguageModel::supports`],
+//!   [`LanguageModel::batch_hint`], ...).
 //!
 //! The crate has one dependency (`thiserror`) and an optional `serde` feature (on by default).
 //!
@@ -24,7 +28,8 @@
 pub use crate::{
     model::{
         BatchHint, EngineTime, GenerateRequest, Generation, LanguageModel, Loglikelihood,
-        LoglikelihoodRequest, ModelError, ModelInfo,
+        LoglikelihoodRequest, ModelError, ModelInfo, RequestKind, RollingLoglikelihood,
+        RollingRequest,
     },
     units::{Joules, Seconds, Watts},
 };

@@ -91,6 +91,82 @@ impl Generation {
     }
 }
 
+/// Score a whole text, conditioned only on the engine's prefix token: lm-eval's
+/// `loglikelihood_rolling` request, used by perplexity tasks (wikitext).
+///
+/// The engine encodes `text` as it encodes any request (lm-eval's `tok_encode`), cuts the tokens
+/// into windows of at most its maximum length, conditions the first window on its prefix token (BOS, else EOS) and each later one
+/// on as many preceding tokens as fit, so that every token is predicted exactly once
+/// (lm-eval's `get_rolling_token_windows` with `context_len = 1` and `make_disjoint_window`),
+/// and sums the log-probabilities.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct RollingRequest {
+    /// The text to score.
+    pub text: String,
+}
+
+impl RollingRequest {
+    /// A request for `log p(text)`.
+    pub fn new(text: impl Into<String>) -> Self {
+        Self { text: text.into() }
+    }
+}
+
+/// The answer to a [`RollingRequest`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub struct RollingLoglikelihood {
+    /// Sum of the natural-log probabilities of every token of the text.
+    pub logprob: f64,
+    /// Number of tokens scored, when the engine knows it.
+    pub tokens: Option<u32>,
+    /// Number of windows (model inputs) the text was cut into, when the engine knows it.
+    pub windows: Option<u32>,
+}
+
+impl RollingLoglikelihood {
+    /// A result without counts.
+    pub fn new(logprob: f64) -> Self {
+        Self { logprob, tokens: None, windows: None }
+    }
+
+    /// Sets the token and window counts.
+    pub fn counts(mut self, tokens: u32, windows: u32) -> Self {
+        self.tokens = Some(tokens);
+        self.windows = Some(windows);
+        self
+    }
+}
+
+/// The kinds of request a [`LanguageModel`] may serve: the argument of
+/// [`LanguageModel::supports`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum RequestKind {
+    /// [`LanguageModel::loglikelihood`].
+    Loglikelihood,
+    /// [`LanguageModel::loglikelihood_rolling`].
+    LoglikelihoodRolling,
+    /// [`LanguageModel::generate_until`].
+    GenerateUntil,
+}
+
+impl RequestKind {
+    /// lm-eval's name of the request type (`loglikelihood`, `loglikelihood_rolling`,
+    /// `generate_until`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Loglikelihood => "loglikelihood",
+            Self::LoglikelihoodRolling => "loglikelihood_rolling",
+            Self::GenerateUntil => "generate_until",
+        }
+    }
+}
+
 /// What an engine says about itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -318,6 +394,37 @@ pub trait LanguageModel {
     /// When the engine fails or a request cannot be served.
     fn generate_until(&mut self, reqs: &[GenerateRequest]) -> Result<Vec<Generation>, ModelError>;
 
+    /// Scores whole texts (lm-eval's `loglikelihood_rolling`; see [`RollingRequest`]).
+    ///
+    /// The default answers [`ModelError::Unsupported`]: an engine that implements it should
+    /// also answer `Some(true)` to [`LanguageModel::supports`] for
+    /// [`RequestKind::LoglikelihoodRolling`].
+    ///
+    /// # Errors
+    /// [`ModelError::Unsupported`] unless the engine implements it; otherwise when the engine
+    /// fails or a request cannot be served.
+    fn loglikelihood_rolling(
+        &mut self,
+        reqs: &[RollingRequest],
+    ) -> Result<Vec<RollingLoglikelihood>, ModelError> {
+        let _ = reqs;
+        Err(ModelError::Unsupported {
+            model: self.info().name,
+            what: RequestKind::LoglikelihoodRolling.name().to_owned(),
+        })
+    }
+
+    /// Whether the engine serves this kind of request (a capability query: `None` means
+    /// "unknown", and is never wrong). The default says yes for the two required kinds and
+    /// "unknown" for the rolling one, so a caller that needs rolling log-likelihoods asks, or
+    /// simply calls and handles [`ModelError::Unsupported`].
+    fn supports(&self, kind: RequestKind) -> Option<bool> {
+        match kind {
+            RequestKind::Loglikelihood | RequestKind::GenerateUntil => Some(true),
+            RequestKind::LoglikelihoodRolling => None,
+        }
+    }
+
     /// Number of forward passes the engine has run so far, if it counts them (a capability query:
     /// it is never wrong to return `None`). Lets a caller report passes next to requests, e.g.
     /// when an engine de-duplicates shared contexts.
@@ -361,6 +468,15 @@ impl<M: LanguageModel + ?Sized> LanguageModel for &mut M {
     fn generate_until(&mut self, reqs: &[GenerateRequest]) -> Result<Vec<Generation>, ModelError> {
         (**self).generate_until(reqs)
     }
+    fn loglikelihood_rolling(
+        &mut self,
+        reqs: &[RollingRequest],
+    ) -> Result<Vec<RollingLoglikelihood>, ModelError> {
+        (**self).loglikelihood_rolling(reqs)
+    }
+    fn supports(&self, kind: RequestKind) -> Option<bool> {
+        (**self).supports(kind)
+    }
     fn forward_passes(&self) -> Option<u64> {
         (**self).forward_passes()
     }
@@ -387,6 +503,15 @@ impl<M: LanguageModel + ?Sized> LanguageModel for Box<M> {
     }
     fn generate_until(&mut self, reqs: &[GenerateRequest]) -> Result<Vec<Generation>, ModelError> {
         (**self).generate_until(reqs)
+    }
+    fn loglikelihood_rolling(
+        &mut self,
+        reqs: &[RollingRequest],
+    ) -> Result<Vec<RollingLoglikelihood>, ModelError> {
+        (**self).loglikelihood_rolling(reqs)
+    }
+    fn supports(&self, kind: RequestKind) -> Option<bool> {
+        (**self).supports(kind)
     }
     fn forward_passes(&self) -> Option<u64> {
         (**self).forward_passes()
@@ -441,5 +566,15 @@ mod tests {
         assert_eq!(r.batch_hint(), None);
         assert_eq!(boxed.engine_time(), None);
         assert_eq!(GenerateRequest::new("x", vec![]).max_gen_toks, 256);
+        // Rolling log-likelihoods: unsupported by default, through every forwarding impl.
+        assert_eq!(boxed.supports(RequestKind::LoglikelihoodRolling), None);
+        assert_eq!(r.supports(RequestKind::Loglikelihood), Some(true));
+        let err = boxed.loglikelihood_rolling(&[RollingRequest::new("abc")]).unwrap_err();
+        assert!(
+            matches!(&err, ModelError::Unsupported { model, what }
+                if model == "echo" && what == "loglikelihood_rolling"),
+            "{err}"
+        );
+        assert!((&mut r).loglikelihood_rolling(&[]).is_err());
     }
 }

@@ -120,6 +120,19 @@ pub enum Error {
         /// The value returned.
         value: f64,
     },
+    /// The answers given for a document do not fit its requests (another kind, or another
+    /// count), or there is not one set of answers per document.
+    #[error("task `{task}`, document {doc}: expected {expected}, got {got}")]
+    ResponseMismatch {
+        /// The task.
+        task: String,
+        /// The document's id (`*` for the whole task).
+        doc: String,
+        /// What the requests call for.
+        expected: String,
+        /// What was given.
+        got: String,
+    },
     /// A task or evaluation setting is invalid (more shots than the few-shot pool holds, an
     /// unknown task name, a regex that does not compile, ...).
     #[error("invalid configuration: {reason}")]

@@ -5,13 +5,13 @@ use std::time::{Duration, Instant};
 
 use eai_core::{
     EngineTime, GenerateRequest, Generation, LanguageModel, Loglikelihood, LoglikelihoodRequest,
-    ModelError, ModelInfo, Seconds,
+    ModelError, ModelInfo, RollingLoglikelihood, RollingRequest, Seconds,
 };
 
 use crate::metrics::predict_choice;
 use crate::prepare::{Prepared, PreparedTask, chunks, context_batches};
 use crate::results::{BatchSource, Batching, EvalResults};
-use crate::score::{aggregate_groups, score};
+use crate::score::{DocResponses, TaskScorer, aggregate_groups, sum_tokens};
 use crate::task::DocRequests;
 use crate::tasks::Suite;
 use crate::{Error, Result};
@@ -73,6 +73,7 @@ pub struct Evaluator {
     batch_size: Option<usize>,
     progress: bool,
     keep_samples: bool,
+    warmup: bool,
 }
 
 impl Default for Evaluator {
@@ -94,6 +95,7 @@ pub struct Answers {
 struct TaskAnswers {
     ll: Vec<Loglikelihood>,
     gens: Vec<Generation>,
+    rolls: Vec<RollingLoglikelihood>,
     forward_passes: Option<u64>,
     truncated_requests: Option<u64>,
     engine: Seconds,
@@ -179,8 +181,20 @@ impl Agreement {
             return Err(mismatch());
         }
         for ((f, l), p) in first.tasks.iter().zip(&later.tasks).zip(&plan.tasks) {
-            if f.ll.len() != l.ll.len() || f.gens.len() != l.gens.len() {
+            if f.ll.len() != l.ll.len()
+                || f.gens.len() != l.gens.len()
+                || f.rolls.len() != l.rolls.len()
+            {
                 return Err(mismatch());
+            }
+            for (x, y) in f.rolls.iter().zip(&l.rolls) {
+                if x.logprob.to_bits() != y.logprob.to_bits() {
+                    self.identical = false;
+                }
+                let d = (x.logprob - y.logprob).abs();
+                if d > self.max_logprob_diff || (d.is_nan() && !self.max_logprob_diff.is_nan()) {
+                    self.max_logprob_diff = d;
+                }
             }
             for (x, y) in f.ll.iter().zip(&l.ll) {
                 if x.logprob.to_bits() != y.logprob.to_bits() || x.is_greedy != y.is_greedy {
@@ -253,7 +267,22 @@ impl Evaluator {
 
     /// The model's preferred batching, a progress bar, per-sample records kept.
     pub fn new() -> Self {
-        Self { batch_size: None, progress: true, keep_samples: true }
+        Self { batch_size: None, progress: true, keep_samples: true, warmup: false }
+    }
+
+    /// Runs every task's requests once untimed before the timed pass(es) of
+    /// [`Evaluator::run`] / [`Evaluator::run_prepared`] / [`Evaluator::run_prepared_passes`]:
+    /// the first pass of an engine pays for cold caches (a tokenizer cache filled, device
+    /// buffers and library plans created, GPU clocks still ramping), which a one-pass timing
+    /// would otherwise report as the task's cost — twice the warm time for full ARC-Easy on an
+    /// H100 (issue 14). The warm-up's answers are discarded (the timed pass's are scored); its
+    /// time is reported apart ([`TaskTiming::warmup`]). Off by default: it doubles the model's
+    /// work, worth it where the timing is the point (`eai eval` on a GPU turns it on).
+    ///
+    /// [`TaskTiming::warmup`]: crate::TaskTiming::warmup
+    pub fn warmup(mut self, on: bool) -> Self {
+        self.warmup = on;
+        self
     }
 
     /// Overrides the model's batching: at most `n` requests (at least 1) per call, of either
@@ -338,8 +367,23 @@ impl Evaluator {
         model: &mut dyn LanguageModel,
         plan: &Prepared,
     ) -> Result<EvalResults> {
-        let answers = self.answer_with(model, plan, self.progress)?;
-        self.score(model.info(), plan, &answers)
+        let warm = self.warm_up(model, plan)?;
+        let answers = self.answer_with(model, plan, self.progress && warm.is_none())?;
+        let mut res = self.score(model.info(), plan, &answers)?;
+        if let Some(w) = &warm {
+            for (t, wt) in res.tasks.iter_mut().zip(&w.tasks) {
+                t.timing.warmup = wt.wall;
+            }
+        }
+        Ok(res)
+    }
+
+    /// The untimed warm-up pass, when [`Evaluator::warmup`] is on.
+    fn warm_up(&self, model: &mut dyn LanguageModel, plan: &Prepared) -> Result<Option<Answers>> {
+        if !self.warmup {
+            return Ok(None);
+        }
+        self.answer_with(model, plan, self.progress).map(Some)
     }
 
     /// Runs a plan's model calls, then asks `more` whether to run them again (e.g.
@@ -356,8 +400,9 @@ impl Evaluator {
         plan: &Prepared,
         mut more: impl FnMut(PassProgress) -> bool,
     ) -> Result<RepeatedRun> {
+        let warm = self.warm_up(model, plan)?;
         let t0 = Instant::now();
-        let mut first = self.answer_with(model, plan, self.progress)?;
+        let mut first = self.answer_with(model, plan, self.progress && warm.is_none())?;
         let mut agreement = Agreement { passes: 0, identical: true, ..Agreement::default() };
         let mut passes = 1;
         while more(PassProgress { passes, elapsed: t0.elapsed(), engine: first.engine_time() }) {
@@ -366,7 +411,12 @@ impl Evaluator {
             first.absorb(&later);
             passes += 1;
         }
-        let results = self.score(model.info(), plan, &first)?;
+        let mut results = self.score(model.info(), plan, &first)?;
+        if let Some(w) = &warm {
+            for (t, wt) in results.tasks.iter_mut().zip(&w.tasks) {
+                t.timing.warmup = wt.wall;
+            }
+        }
         Ok(RepeatedRun { results, passes, agreement })
     }
 
@@ -414,14 +464,17 @@ impl Evaluator {
         let mut tasks = Vec::with_capacity(plan.tasks.len());
         let mut samples = BTreeMap::new();
         for (p, a) in plan.tasks.iter().zip(&answers.tasks) {
-            if a.ll.len() != p.ll_unique.len() || a.gens.len() != p.gen_unique.len() {
+            if a.ll.len() != p.ll_unique.len()
+                || a.gens.len() != p.gen_unique.len()
+                || a.rolls.len() != p.roll_unique.len()
+            {
                 return Err(Error::config(format!(
                     "task {}: answers scored are not answers to this plan",
                     p.task.name()
                 )));
             }
             let t = Instant::now();
-            let (mut tr, recs) = score(p, &a.ll, &a.gens, a.forward_passes, self.keep_samples)?;
+            let (mut tr, recs) = score_answers(p, a, self.keep_samples)?;
             if self.keep_samples {
                 samples.insert(tr.name.clone(), recs);
             }
@@ -473,6 +526,16 @@ fn answer_task(
         ll.extend(checked(got, reqs.len()).map_err(wrap)?);
         bar.inc(reqs.len() as u64);
     }
+    let mut rolls = Vec::with_capacity(p.roll_unique.len());
+    for batch in chunks(p.roll_unique.len(), batching.loglikelihood_requests) {
+        let reqs: &[RollingRequest] = &p.roll_unique[batch];
+        let t = Instant::now();
+        let got = model.loglikelihood_rolling(reqs);
+        engine += t.elapsed();
+        calls += 1;
+        rolls.extend(checked(got, reqs.len()).map_err(wrap)?);
+        bar.inc(reqs.len() as u64);
+    }
     let mut gens = Vec::with_capacity(p.gen_unique.len());
     for batch in chunks(p.gen_unique.len(), batching.generate_requests) {
         let reqs: &[GenerateRequest] = &p.gen_unique[batch];
@@ -498,6 +561,7 @@ fn answer_task(
     Ok(TaskAnswers {
         ll,
         gens,
+        rolls,
         forward_passes,
         truncated_requests,
         engine: Seconds(engine.as_secs_f64()),
@@ -506,6 +570,45 @@ fn answer_task(
         calls,
         passes: 1,
     })
+}
+
+/// Scores one task from the answers to its distinct requests through the public per-document
+/// path ([`TaskScorer`]): each document gets the answers to its own requests. The request
+/// counts are the plan's (distinct requests as sent); the timing is left for the caller.
+fn score_answers(
+    p: &PreparedTask,
+    a: &TaskAnswers,
+    keep: bool,
+) -> Result<(crate::TaskResult, Vec<crate::SampleRecord>)> {
+    let mut scorer = TaskScorer::new(&p.task).keep_samples(keep);
+    let (mut li, mut gi, mut ri) = (0, 0, 0);
+    for inst in &p.instances {
+        let resp = match &inst.requests {
+            DocRequests::Loglikelihood(_) => {
+                li += 1;
+                DocResponses::Loglikelihood(p.ll_index[li - 1].iter().map(|&i| a.ll[i]).collect())
+            }
+            DocRequests::Generate(_) => {
+                gi += 1;
+                DocResponses::Generate(a.gens[p.gen_index[gi - 1]].clone())
+            }
+            DocRequests::Rolling(_) => {
+                ri += 1;
+                DocResponses::Rolling(a.rolls[p.roll_index[ri - 1]])
+            }
+        };
+        scorer.add(inst, &resp)?;
+    }
+    let scored = scorer.finish()?;
+    let mut tr = scored.result;
+    tr.requests.requests = p.requests;
+    tr.requests.unique_requests = p.unique_requests();
+    tr.requests.unique_contexts = p.unique_contexts;
+    tr.requests.forward_passes = a.forward_passes;
+    tr.requests.scored_tokens =
+        sum_tokens(a.ll.iter().map(|l| l.tokens).chain(a.rolls.iter().map(|r| r.tokens)));
+    tr.requests.generated_tokens = sum_tokens(a.gens.iter().map(|g| g.tokens));
+    Ok((tr, scored.samples))
 }
 
 /// The answers, when there is one per request.

@@ -12,6 +12,14 @@
 //! [`Doc`]s + [`TaskConfig`] + [`Scoring`]), built from the original files by the loaders in
 //! [`data`] and the constructors in [`tasks`], or from your own documents.
 //!
+//! **Seams.** Scoring is public and has one implementation: [`score_document`], [`TaskScorer`]
+//! and [`score_task`] score answers you computed yourself (per document, so identical requests
+//! may get different answers), and the [`Evaluator`] calls the same code. A task evaluates a
+//! prefix ([`Limit`]) or chosen documents ([`Task::with_doc_indices`], lm-eval's `--samples`);
+//! [`tasks::load_named`] loads one MMLU subject alone; every [`Instance`] and [`SampleRecord`]
+//! names its few-shot rows; [`perplexity`] scores rolling log-likelihoods as lm-eval's wikitext
+//! does, with a bundled text ([`bundled::perplexity`]). See `docs/api.md`.
+//!
 //! ```
 //! use eai_core::{
 //!     GenerateRequest, Generation, LanguageModel, Loglikelihood, LoglikelihoodRequest,
@@ -57,10 +65,10 @@ pub use crate::{
         BatchSource, Batching, EvalResults, GroupResult, MetricValue, RequestStats, SampleRecord,
         TaskResult, TaskTiming,
     },
-    score::aggregate_groups,
+    score::{DocResponses, TaskScorer, TaskScores, aggregate_groups, score_document, score_task},
     task::{
-        Doc, DocRequests, Instance, Limit, Mc2Version, Sampler, Scoring, Target, Task, TaskConfig,
-        split_whitespace,
+        Doc, DocRequests, FewshotRef, Instance, Limit, Mc2Version, Sampler, Scoring, Target, Task,
+        TaskConfig, split_whitespace,
     },
     tasks::{Benchmark, Group, Setting, Suite, TaskOptions},
     text::PyRegex,
@@ -71,6 +79,7 @@ pub mod data;
 mod error;
 mod evaluate;
 pub mod metrics;
+pub mod perplexity;
 mod prepare;
 mod pyrandom;
 mod results;

@@ -6,7 +6,7 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use eai_core::{GenerateRequest, LoglikelihoodRequest, Seconds};
+use eai_core::{GenerateRequest, LoglikelihoodRequest, RollingRequest, Seconds};
 
 use crate::Result;
 use crate::task::{DocRequests, Instance, Task};
@@ -49,6 +49,10 @@ pub(crate) struct PreparedTask {
     pub(crate) gen_unique: Vec<GenerateRequest>,
     /// Per generation instance: index into `gen_unique`.
     pub(crate) gen_index: Vec<usize>,
+    /// Distinct rolling log-likelihood requests, longest text first.
+    pub(crate) roll_unique: Vec<RollingRequest>,
+    /// Per rolling instance: index into `roll_unique`.
+    pub(crate) roll_index: Vec<usize>,
     /// Requests before merging (lm-eval's count).
     pub(crate) requests: usize,
     /// Distinct contexts among the distinct requests.
@@ -92,7 +96,7 @@ impl Prepared {
 
     /// Distinct requests, the ones sent to the model per pass.
     pub fn unique_requests(&self) -> usize {
-        self.tasks.iter().map(|t| t.ll_unique.len() + t.gen_unique.len()).sum()
+        self.tasks.iter().map(PreparedTask::unique_requests).sum()
     }
 
     /// Time spent building the plan (rendering prompts, merging and sorting requests).
@@ -110,9 +114,19 @@ impl Prepared {
     pub fn generate_requests(&self) -> impl Iterator<Item = &GenerateRequest> {
         self.tasks.iter().flat_map(|t| t.gen_unique.iter())
     }
+
+    /// Every distinct rolling log-likelihood request of every task, in the order they are sent.
+    pub fn rolling_requests(&self) -> impl Iterator<Item = &RollingRequest> {
+        self.tasks.iter().flat_map(|t| t.roll_unique.iter())
+    }
 }
 
 impl PreparedTask {
+    /// Distinct requests of every kind.
+    pub(crate) fn unique_requests(&self) -> usize {
+        self.ll_unique.len() + self.gen_unique.len() + self.roll_unique.len()
+    }
+
     fn new(task: &Task) -> Result<Self> {
         let t0 = Instant::now();
         let instances = task.instances()?;
@@ -122,6 +136,9 @@ impl PreparedTask {
         let mut gen_map: HashMap<&GenerateRequest, usize> = HashMap::new();
         let mut gen_first: Vec<&GenerateRequest> = Vec::new();
         let mut gen_index = Vec::new();
+        let mut roll_map: HashMap<&RollingRequest, usize> = HashMap::new();
+        let mut roll_first: Vec<&RollingRequest> = Vec::new();
+        let mut roll_index = Vec::new();
         let mut requests = 0;
         for inst in &instances {
             match &inst.requests {
@@ -145,6 +162,14 @@ impl PreparedTask {
                         gen_first.len() - 1
                     });
                     gen_index.push(i);
+                }
+                DocRequests::Rolling(r) => {
+                    requests += 1;
+                    let i = *roll_map.entry(r).or_insert_with(|| {
+                        roll_first.push(r);
+                        roll_first.len() - 1
+                    });
+                    roll_index.push(i);
                 }
             }
         }
@@ -181,9 +206,21 @@ impl PreparedTask {
         for i in &mut gen_index {
             *i = gpos[*i];
         }
+        let mut rorder: Vec<usize> = (0..roll_first.len()).collect();
+        rorder.sort_by(|&a, &b| roll_first[b].text.len().cmp(&roll_first[a].text.len()));
+        let mut rpos = vec![0; rorder.len()];
+        for (pos, &old) in rorder.iter().enumerate() {
+            rpos[old] = pos;
+        }
+        let roll_unique: Vec<RollingRequest> =
+            rorder.iter().map(|&i| roll_first[i].clone()).collect();
+        for i in &mut roll_index {
+            *i = rpos[*i];
+        }
         let unique_contexts = {
             let mut c: Vec<&str> = ll_unique.iter().map(|r| r.context.as_str()).collect();
             c.extend(gen_unique.iter().map(|r| r.context.as_str()));
+            c.extend(roll_unique.iter().map(|r| r.text.as_str()));
             c.sort_unstable();
             c.dedup();
             c.len()
@@ -195,6 +232,8 @@ impl PreparedTask {
             ll_index,
             gen_unique,
             gen_index,
+            roll_unique,
+            roll_index,
             requests,
             unique_contexts,
             prepare: Seconds(t0.elapsed().as_secs_f64()),

@@ -7,7 +7,8 @@ use std::path::Path;
 use eai_core::{ModelInfo, Seconds};
 use serde_json::{Value, json};
 
-use crate::task::{Target, TaskConfig};
+use crate::perplexity::PerplexitySample;
+use crate::task::{FewshotRef, Target, TaskConfig};
 use crate::tasks::Group;
 use crate::{Error, Result};
 
@@ -90,6 +91,10 @@ pub struct TaskTiming {
     pub passes: usize,
     /// Calls made to the model, over all passes.
     pub calls: usize,
+    /// An untimed warm-up pass over the same requests before the timed ones
+    /// (`Evaluator::warmup`: the engine's tokenizer cache, device buffers and clocks warmed up),
+    /// not part of any figure above; zero when none ran.
+    pub warmup: Seconds,
 }
 
 impl TaskTiming {
@@ -210,6 +215,8 @@ pub struct SampleRecord {
     pub choices: Vec<String>,
     /// The gold target.
     pub target: Target,
+    /// The few-shot examples in the prompt, in order (pool index and document id).
+    pub fewshot: Vec<FewshotRef>,
     /// The continuations sent (multiple choice).
     pub continuations: Vec<String>,
     /// Per-choice log-likelihoods.
@@ -224,14 +231,22 @@ pub struct SampleRecord {
     pub prediction: Option<usize>,
     /// `argmax(ll / chars)`.
     pub prediction_norm: Option<usize>,
-    /// Per-document metric values by lm-eval key.
+    /// The rolling log-likelihood and the word and byte counts it is divided by (perplexity
+    /// tasks).
+    pub perplexity: Option<PerplexitySample>,
+    /// Per-document metric values by lm-eval key (perplexity tasks aggregate over documents and
+    /// have none).
     pub metrics: BTreeMap<String, f64>,
 }
 
 impl SampleRecord {
     /// The record in the shape of a line of lm-eval's `samples_<task>.jsonl`, plus the
-    /// rendered prompt and predictions.
+    /// rendered prompt, predictions and the few-shot examples used (`fewshot`: pool index and
+    /// id of each, in prompt order; lm-eval shows them only inside the prompt).
     pub fn to_json(&self) -> Value {
+        if let Some(p) = &self.perplexity {
+            return self.perplexity_json(p);
+        }
         let arguments: Value = if self.generation.is_some() {
             json!([[self.prompt]])
         } else {
@@ -272,12 +287,36 @@ impl SampleRecord {
             m.insert("loglikelihoods".into(), json!(self.loglikelihoods));
         }
         m.insert("prompt".into(), json!(self.prompt));
+        m.insert("fewshot".into(), json!(self.fewshot));
         m.insert("prediction".into(), json!(self.prediction));
         m.insert("prediction_norm".into(), json!(self.prediction_norm));
         for (k, v) in &self.metrics {
             m.insert(k.clone(), json!(v));
         }
         Value::Object(m)
+    }
+
+    /// A perplexity document as lm-eval logs one: the text as the argument, the rolling
+    /// log-likelihood as the response, and per metric the `[loglikelihood, weight]` pair that
+    /// the task aggregates.
+    fn perplexity_json(&self, p: &PerplexitySample) -> Value {
+        let text = match &self.target {
+            Target::Text(t) => t.as_str(),
+            Target::Choice(_) => "",
+        };
+        json!({
+            "doc_id": self.doc_id,
+            "doc": {"id": self.doc},
+            "target": self.target,
+            "arguments": [[text]],
+            "resps": [[p.logprob]],
+            "filtered_resps": [p.logprob],
+            "word_perplexity,none": [p.logprob, p.words],
+            "byte_perplexity,none": [p.logprob, p.bytes],
+            "bits_per_byte,none": [p.logprob, p.bytes],
+            "tokens": p.tokens,
+            "fewshot": self.fewshot,
+        })
     }
 }
 

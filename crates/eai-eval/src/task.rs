@@ -6,7 +6,7 @@
 //! constructors in [`crate::tasks`] build them from the original files; you can build your own
 //! from [`Doc`]s.
 
-use eai_core::{GenerateRequest, LoglikelihoodRequest};
+use eai_core::{GenerateRequest, LoglikelihoodRequest, RollingRequest};
 
 use crate::metrics::{ExactMatch, RegexFilter};
 use crate::pyrandom::PyRandom;
@@ -26,6 +26,16 @@ pub struct Doc {
     /// Per-choice truth labels, for tasks scored over several true answers (TruthfulQA MC2).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<bool>,
+}
+
+/// One few-shot example of a rendered context: its index in the task's few-shot pool and its
+/// document id.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct FewshotRef {
+    /// Index into [`Task::fewshot_pool`].
+    pub index: usize,
+    /// The pool document's [`Doc::id`].
+    pub id: String,
 }
 
 /// What `doc_to_target` yields.
@@ -145,6 +155,33 @@ pub enum Scoring {
         /// The `exact_match` settings.
         exact_match: ExactMatch,
     },
+    /// Perplexity of the target text (lm-eval's `loglikelihood_rolling` with wikitext's
+    /// `process_results`): `word_perplexity`, `byte_perplexity` and `bits_per_byte`, weighted by
+    /// the text's words and UTF-8 bytes over the whole task (see [`crate::perplexity`]).
+    Perplexity,
+}
+
+impl Scoring {
+    /// The metrics this rule reports, as `(metric, filter)` in lm-eval's order: `acc` (and
+    /// `acc_norm`) with filter `none`; `exact_match` per filter; or the three perplexities.
+    ///
+    /// ```
+    /// use eai_eval::Scoring;
+    /// let mc = Scoring::MultipleChoice { acc_norm: true };
+    /// assert_eq!(mc.metric_keys(), [("acc".into(), "none".into()), ("acc_norm".into(), "none".into())]);
+    /// assert_eq!(Scoring::Perplexity.metric_keys().len(), 3);
+    /// ```
+    pub fn metric_keys(&self) -> Vec<(String, String)> {
+        let none = |m: &str| (m.to_owned(), "none".to_owned());
+        match self {
+            Self::MultipleChoice { acc_norm: true } => vec![none("acc"), none("acc_norm")],
+            Self::MultipleChoice { acc_norm: false } | Self::Mc2(_) => vec![none("acc")],
+            Self::Generate { filters, .. } => {
+                filters.iter().map(|(f, _)| ("exact_match".to_owned(), f.clone())).collect()
+            }
+            Self::Perplexity => crate::perplexity::METRICS.iter().map(|m| none(m)).collect(),
+        }
+    }
 }
 
 /// Which definition of TruthfulQA MC2 to compute.
@@ -189,6 +226,11 @@ pub struct TaskConfig {
     pub max_gen_toks: usize,
     /// Evaluate only a prefix of the documents.
     pub limit: Option<Limit>,
+    /// Evaluate only these documents (indices into the task's documents), as lm-eval's
+    /// `--samples` does: the listed documents in document order, each once; the limit is then
+    /// ignored. Set it with [`Task::with_doc_indices`], which checks the indices.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub doc_indices: Option<Vec<usize>>,
     /// Reproduce the Open LLM Leaderboard v1 harness (lm-eval `b281b09`) instead: shuffle the
     /// evaluation documents with `random.Random(seed)` (it used 42), apply the limit after the
     /// shuffle (a fraction keeps `floor(len·f)`), and draw random shots from that same
@@ -213,6 +255,7 @@ impl TaskConfig {
             until: Vec::new(),
             max_gen_toks: GenerateRequest::DEFAULT_MAX_GEN_TOKS,
             limit: None,
+            doc_indices: None,
             legacy_shuffle_seed: None,
         }
     }
@@ -230,15 +273,19 @@ pub struct Task {
 
 /// The requests one document produces.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum DocRequests {
     /// One log-likelihood request per choice, sharing the context.
     Loglikelihood(Vec<LoglikelihoodRequest>),
     /// One generation request.
     Generate(GenerateRequest),
+    /// One rolling log-likelihood request over the document's target text (perplexity).
+    Rolling(RollingRequest),
 }
 
 /// A document with its rendered context and requests.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Instance {
     /// Position in the (limited) evaluation order.
     pub doc_index: usize,
@@ -247,8 +294,21 @@ pub struct Instance {
     pub doc: usize,
     /// The rendered context (description, shots, question).
     pub context: String,
+    /// The few-shot examples in the context, in the order they appear: indices into
+    /// [`Task::fewshot_pool`] (each pool document's [`Doc::id`] names it).
+    pub fewshot: Vec<usize>,
     /// The requests to send.
     pub requests: DocRequests,
+}
+
+impl Instance {
+    /// Number of requests the document makes (one per choice, or one).
+    pub fn request_count(&self) -> usize {
+        match &self.requests {
+            DocRequests::Loglikelihood(r) => r.len(),
+            DocRequests::Generate(_) | DocRequests::Rolling(_) => 1,
+        }
+    }
 }
 
 impl Task {
@@ -281,7 +341,20 @@ impl Task {
                 config.name, d.id
             )));
         }
-        let generative = matches!(scoring, Scoring::Generate { .. });
+        let generative = matches!(scoring, Scoring::Generate { .. } | Scoring::Perplexity);
+        if matches!(scoring, Scoring::Perplexity) && config.num_fewshot > 0 {
+            return Err(Error::config(format!(
+                "task {}: a perplexity task takes no few-shot examples ({} requested)",
+                config.name, config.num_fewshot
+            )));
+        }
+        if let Some(bad) = config.doc_indices.iter().flatten().find(|&&i| i >= docs.len()) {
+            return Err(Error::config(format!(
+                "task {}: document index {bad} is out of range (the task has {} documents)",
+                config.name,
+                docs.len()
+            )));
+        }
         for d in &docs {
             if !generative && d.choices.is_empty() {
                 return Err(Error::config(format!(
@@ -345,6 +418,29 @@ impl Task {
         self
     }
 
+    /// Evaluates only the documents at these indices into [`Task::docs`] (`None`: all, subject
+    /// to the limit), as lm-eval's `--samples` does: in document order, each once, the limit
+    /// ignored. Shots are drawn as for any run: one draw per evaluated document, in evaluation
+    /// order, so a document's shots depend on the documents evaluated before it (as in
+    /// lm-eval).
+    ///
+    /// ```
+    /// let task = eai_eval::bundled::arc_easy()?.with_doc_indices(Some(vec![7, 2, 7]))?;
+    /// let picked: Vec<&str> = task.eval_docs().iter().map(|d| d.id.as_str()).collect();
+    /// assert_eq!(picked.len(), 2);
+    /// assert_eq!(task.eval_docs()[0], &task.docs()[2]);
+    /// assert!(eai_eval::bundled::arc_easy()?.with_doc_indices(Some(vec![40])).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`] when an index is not below `docs().len()`.
+    pub fn with_doc_indices(mut self, indices: Option<Vec<usize>>) -> Result<Self> {
+        self.config.doc_indices = indices;
+        Self::new(self.config, self.docs, self.pool, self.scoring)
+            .map(|t| t.with_source(self.source))
+    }
+
     /// Switches the Leaderboard-v1 document shuffle on (`Some(42)` reproduces it) or off.
     pub fn with_legacy_shuffle(mut self, seed: Option<i64>) -> Self {
         self.config.legacy_shuffle_seed = seed;
@@ -374,20 +470,34 @@ impl Task {
     fn eval_order(&self) -> (Vec<usize>, Option<PyRandom>) {
         let n = self.docs.len();
         let mut order: Vec<usize> = (0..n).collect();
+        let selected = self.config.doc_indices.as_ref().map(|ix| {
+            let mut keep = vec![false; n];
+            for &i in ix.iter().filter(|&&i| i < n) {
+                keep[i] = true;
+            }
+            keep
+        });
         let rng = match (self.config.legacy_shuffle_seed, self.config.sampler) {
             (Some(seed), _) => {
                 let mut r = PyRandom::new(seed);
                 r.shuffle(&mut order);
-                let keep = match self.config.limit {
-                    Some(Limit::Fraction(f)) if f < 1.0 => (n as f64 * f) as usize,
-                    Some(l) => l.apply(n),
-                    None => n,
-                };
-                order.truncate(keep);
+                if let Some(keep) = &selected {
+                    order.retain(|&i| keep[i]);
+                } else {
+                    let keep = match self.config.limit {
+                        Some(Limit::Fraction(f)) if f < 1.0 => (n as f64 * f) as usize,
+                        Some(l) => l.apply(n),
+                        None => n,
+                    };
+                    order.truncate(keep);
+                }
                 Some(r)
             }
             (None, sampler) => {
-                order.truncate(self.config.limit.map_or(n, |l| l.apply(n)));
+                match &selected {
+                    Some(keep) => order.retain(|&i| keep[i]),
+                    None => order.truncate(self.config.limit.map_or(n, |l| l.apply(n))),
+                }
                 match sampler {
                     Sampler::Random { seed } => Some(PyRandom::new(seed)),
                     Sampler::FirstN => None,
@@ -415,6 +525,11 @@ impl Task {
     /// # Errors
     /// [`Error::Config`] when the pool cannot supply the shots.
     pub fn contexts(&self) -> Result<Vec<String>> {
+        Ok(self.rendered()?.into_iter().map(|(c, _)| c).collect())
+    }
+
+    /// Every evaluated document's context and the pool indices of its shots.
+    fn rendered(&self) -> Result<Vec<(String, Vec<usize>)>> {
         let (order, mut rng) = self.eval_order();
         order.into_iter().map(|i| self.render(&self.docs[i], rng.as_mut())).collect()
     }
@@ -428,6 +543,9 @@ impl Task {
         let source =
             if self.source.is_empty() { String::new() } else { format!(" ({})", self.source) };
         let reason = match self.config.limit {
+            _ if self.config.doc_indices.as_ref().is_some_and(Vec::is_empty) => {
+                "its document selection is empty".to_owned()
+            }
             Some(l) if !self.docs.is_empty() => {
                 format!("the limit {l:?} keeps none of its {} documents", self.docs.len())
             }
@@ -436,7 +554,8 @@ impl Task {
         Err(Error::NoDocuments { task, reason })
     }
 
-    fn shots<'a>(&'a self, doc: &Doc, rng: Option<&mut PyRandom>) -> Result<Vec<&'a Doc>> {
+    /// The shots for `doc`, as indices into the pool.
+    fn shots(&self, doc: &Doc, rng: Option<&mut PyRandom>) -> Result<Vec<usize>> {
         let k = self.config.num_fewshot;
         if k == 0 {
             return Ok(Vec::new());
@@ -446,16 +565,17 @@ impl Task {
             Some(rng) => {
                 let draw = if exclude { k + 1 } else { k };
                 let idx = rng.sample_indices(self.pool.len(), draw)?;
-                let picked = idx.into_iter().map(|i| &self.pool[i]);
                 Ok(if exclude {
-                    picked.filter(|d| *d != doc).take(k).collect()
+                    idx.into_iter().filter(|&i| self.pool[i] != *doc).take(k).collect()
                 } else {
-                    picked.collect()
+                    idx
                 })
             }
             None => {
-                let picked: Vec<&Doc> =
-                    self.pool.iter().filter(|d| !exclude || *d != doc).take(k).collect();
+                let picked: Vec<usize> = (0..self.pool.len())
+                    .filter(|&i| !exclude || self.pool[i] != *doc)
+                    .take(k)
+                    .collect();
                 if picked.len() < k {
                     return Err(Error::config(format!(
                         "task {}: {k} shots requested, {} available",
@@ -468,11 +588,13 @@ impl Task {
         }
     }
 
-    fn render(&self, doc: &Doc, rng: Option<&mut PyRandom>) -> Result<String> {
+    fn render(&self, doc: &Doc, rng: Option<&mut PyRandom>) -> Result<(String, Vec<usize>)> {
         let c = &self.config;
         let mut out = String::new();
         out.push_str(&c.description);
-        for shot in self.shots(doc, rng)? {
+        let shots = self.shots(doc, rng)?;
+        for &i in &shots {
+            let shot = &self.pool[i];
             let answer = shot.answer_text().unwrap_or_default();
             out.push_str(&shot.text);
             out.push_str(&c.target_delimiter);
@@ -480,27 +602,32 @@ impl Task {
             out.push_str(&c.fewshot_delimiter);
         }
         out.push_str(&doc.text);
-        Ok(out)
+        Ok((out, shots))
     }
 
-    /// Builds every evaluated document's context and requests.
+    /// Builds every evaluated document's context and requests, recording which few-shot
+    /// examples each context holds ([`Instance::fewshot`]).
     ///
     /// Multiple choice: `(context, target_delimiter + choice)` per choice. Generation: one
-    /// request with the task's stop strings and token limit.
+    /// request with the task's stop strings and token limit. Perplexity: one rolling request
+    /// over the target text.
     ///
     /// # Errors
     /// As [`Task::contexts`].
     pub fn instances(&self) -> Result<Vec<Instance>> {
-        let contexts = self.contexts()?;
+        let contexts = self.rendered()?;
         let (order, _) = self.eval_order();
         self.check_not_empty(order.len())?;
         Ok(contexts
             .into_iter()
             .zip(order)
             .enumerate()
-            .map(|(doc_index, (context, doc_i))| {
+            .map(|(doc_index, ((context, fewshot), doc_i))| {
                 let doc = &self.docs[doc_i];
                 let requests = match self.scoring {
+                    Scoring::Perplexity => DocRequests::Rolling(RollingRequest::new(
+                        doc.answer_text().unwrap_or_default(),
+                    )),
                     Scoring::Generate { .. } => DocRequests::Generate(
                         GenerateRequest::new(context.clone(), self.config.until.clone())
                             .max_gen_toks(self.config.max_gen_toks),
@@ -517,7 +644,7 @@ impl Task {
                             .collect(),
                     ),
                 };
-                Instance { doc_index, doc: doc_i, context, requests }
+                Instance { doc_index, doc: doc_i, context, fewshot, requests }
             })
             .collect())
     }

@@ -265,15 +265,26 @@ impl Suite {
             .collect()
     }
 
-    /// [`Suite::parse_spec`] then [`load`] for each entry.
+    /// Loads a comma-separated task list as [`Suite::parse_spec`] reads it, where an entry may
+    /// also name one MMLU subject (`mmlu_anatomy:5`) or the bundled `perplexity` task (see
+    /// [`load_named`]).
     ///
     /// # Errors
-    /// As [`Suite::parse_spec`] and [`load`].
+    /// As [`Suite::parse_spec`] and [`load_named`].
     pub fn load_spec(root: &Path, spec: &str, opts: &TaskOptions) -> Result<Self> {
         let mut s = Self::default();
-        for (b, shots) in Self::parse_spec(spec)? {
+        for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (name, shots) = match entry.split_once(':') {
+                Some((n, k)) => {
+                    let k = k.trim().parse::<usize>().map_err(|_| {
+                        Error::config(format!("{entry:?}: shot count {k:?} is not a number"))
+                    })?;
+                    (n.trim(), Some(k))
+                }
+                None => (entry, None),
+            };
             let o = TaskOptions { num_fewshot: shots.or(opts.num_fewshot), ..opts.clone() };
-            s.extend(load(root, b, &o)?);
+            s.extend(load_named(root, name, &o)?);
         }
         Ok(s)
     }
@@ -286,7 +297,7 @@ impl Suite {
         let mut n = 0;
         for t in &self.tasks {
             n += match t.scoring() {
-                Scoring::Generate { .. } => t.eval_docs().len(),
+                Scoring::Generate { .. } | Scoring::Perplexity => t.eval_docs().len(),
                 _ => t.eval_docs().iter().map(|d| d.choices.len()).sum(),
             };
         }
@@ -448,6 +459,52 @@ pub fn mmlu_suite(dir: &Path, num_fewshot: usize) -> Result<Suite> {
         tasks.push(mmlu_task(subject, &test, &dev, num_fewshot)?.with_source(path_str(dir)));
     }
     Ok(Suite { tasks, groups: mmlu_groups() })
+}
+
+/// One MMLU subject task (`mmlu_<subject>`) from `<dir>/{test,dev}`, loading only that
+/// subject's files.
+///
+/// # Errors
+/// [`Error::Config`] for a name that is not one of the 57 subjects (listing them); missing
+/// files, malformed CSV, or more shots than the subject's dev split holds.
+pub fn mmlu_subject(dir: &Path, subject: &str, num_fewshot: usize) -> Result<Task> {
+    if mmlu::category(subject).is_none() {
+        let known: Vec<&str> = mmlu::SUBJECTS.iter().map(|(s, _)| *s).collect();
+        return Err(Error::config(format!(
+            "unknown MMLU subject {subject:?}; known: {}",
+            known.join(", ")
+        )));
+    }
+    let test = mmlu::load_split(dir, subject, "test")?;
+    let dev = if num_fewshot > 0 { mmlu::load_split(dir, subject, "dev")? } else { Vec::new() };
+    Ok(mmlu_task(subject, &test, &dev, num_fewshot)?.with_source(path_str(dir)))
+}
+
+/// Loads a task by lm-eval name from a data root: a [`Benchmark`] name (as [`load`]), one MMLU
+/// subject `mmlu_<subject>` (only that subject's files are read; `opts` as for `mmlu`), or
+/// `perplexity` (the bundled text, [`crate::bundled::perplexity`]; no data root needed).
+///
+/// ```
+/// # use eai_eval::{TaskOptions, tasks};
+/// let suite = tasks::load_named(std::path::Path::new("/nonexistent"), "perplexity", &TaskOptions::default())?;
+/// assert_eq!(suite.tasks[0].name(), "perplexity");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// As [`load`] and [`mmlu_subject`]; [`Error::Config`] for an unknown name.
+pub fn load_named(root: &Path, name: &str, opts: &TaskOptions) -> Result<Suite> {
+    let single = |t: Task| Suite { tasks: vec![finish(t, opts)], groups: Vec::new() };
+    if name == crate::bundled::PERPLEXITY_TASK {
+        return Ok(single(crate::bundled::perplexity()?));
+    }
+    if let Some(subject) = name.strip_prefix("mmlu_")
+        && mmlu::category(subject).is_some()
+    {
+        let k = opts.shots_for(Benchmark::Mmlu);
+        return Ok(single(mmlu_subject(&root.join("mmlu"), subject, k)?));
+    }
+    load(root, Benchmark::from_name(name)?, opts)
 }
 
 /// lm-eval's MMLU group tree.

@@ -229,3 +229,30 @@ fn repeated_passes_score_the_first_and_check_agreement() {
     assert_eq!((same.passes, same.identical, same.agrees()), (1, true, true));
     assert!(ev.score(Scripted::default().info(), &plan, &b).is_err());
 }
+
+#[test]
+fn a_warm_up_pass_runs_untimed_before_the_timed_one() {
+    let suite = arc();
+    let ev = Evaluator::new().progress(false);
+    let plan = ev.prepare(&suite).unwrap();
+    let cold = ev.run_prepared(&mut Scripted::default(), &plan).unwrap();
+    assert_eq!(cold.tasks[0].timing.warmup, Seconds(0.0));
+    // With the warm-up: twice the calls, the timed figures of one pass (1 s of tokenization per
+    // call in `Hinted`), the same scores, and the warm-up's time reported apart.
+    let mut m = Hinted { hint: Some(BatchHint::unlimited()), ..Hinted::default() };
+    let warm = ev.clone().warmup(true).run_prepared(&mut m, &plan).unwrap();
+    assert_eq!(m.ll_calls, vec![plan.unique_requests(); 2]);
+    let t = &warm.tasks[0];
+    assert_eq!(t.metrics, cold.tasks[0].metrics);
+    assert_eq!((t.timing.passes, t.timing.calls), (1, 1));
+    assert_eq!(t.timing.tokenize, Some(Seconds(1.0)));
+    assert!(t.timing.warmup.0 > 0.0);
+    assert!(warm.to_json()["eai"]["arc_easy"]["timing"]["warmup"].as_f64().is_some());
+    // Repeated passes: the warm-up comes first and counts in none of them.
+    let mut m = Hinted { hint: Some(BatchHint::unlimited()), ..Hinted::default() };
+    let rep = ev.warmup(true).run_prepared_passes(&mut m, &plan, |p| p.passes < 3).unwrap();
+    assert_eq!(m.ll_calls.len(), 4);
+    assert_eq!(rep.passes, 3);
+    assert_eq!(rep.results.tasks[0].timing.tokenize, Some(Seconds(3.0)));
+    assert!(rep.results.tasks[0].timing.warmup.0 > 0.0);
+}

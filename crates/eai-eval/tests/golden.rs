@@ -79,6 +79,7 @@ fn check_requests(g: &Value, root: &std::path::Path) -> usize {
                     DocRequests::Generate(g) => {
                         got.push((inst.doc_index, 0, g.context, py_json_list(&g.until)));
                     }
+                    other => panic!("{name}: unexpected request kind {other:?}"),
                 }
             }
             let hashes: Vec<String> =

@@ -10,7 +10,7 @@ fn ll_pairs(inst: &Instance) -> Vec<(String, String)> {
         DocRequests::Loglikelihood(rs) => {
             rs.iter().map(|r| (r.context.clone(), r.continuation.clone())).collect()
         }
-        DocRequests::Generate(_) => panic!("not multiple choice"),
+        _ => panic!("not multiple choice"),
     }
 }
 

@@ -11,3 +11,4 @@ mod prompts;
 mod props;
 mod pyrandom;
 mod scoring;
+mod seams;

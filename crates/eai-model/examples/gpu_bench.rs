@@ -11,7 +11,7 @@
 //!           [--half-head false,true] [--gemv true,false] [--graph true,false]
 //!           [--share true,false] [--min-seconds 5] [--throughput-schemes fp32,fp16] [--full-arc]
 //!           [--accuracy-share true] [--fused true,false] [--tile auto,r1u8,r2u4,r4u2,...]
-//!           [--quick] [--int8-head false,true] [--decode-new 128]
+//!           [--quick] [--int8-head false,true] [--decode-new 128] [--score-reps 5]
 //!
 //! `--shapes` takes the paper's six models at their exact published shapes — `qwen`
 //! (Qwen2.5-7B-Instruct), `r1` (DeepSeek-R1-Distill-Qwen-7B), `mistral` (Mistral-7B-Instruct-v0.2),
@@ -23,7 +23,8 @@
 //! (`GpuModel::set_fused_decode`, `set_gemv_tile`; tiles only with fused on); `--quick` measures
 //! batch-1 decode only; `--int8-head` builds the int8 schemes' synthetic models with and/or
 //! without the int8 LM head (`GpuOptions::int8_head`); `--decode-new` sets the tokens generated
-//! per batch-1 decode measurement (default 128). `--only profile` runs a few greedy steps of each synthetic model (and
+//! per batch-1 decode measurement (default 128); `--score-reps N` the scoring passes (8 × 512
+//! tokens each) measured per model (default 5, or 0 with `--quick`). `--only profile` runs a few greedy steps of each synthetic model (and
 //! `--fused` setting) between `cuProfilerStart` / `cuProfilerStop`, for
 //! `ncu --profile-from-start off`.
 //! ```
@@ -656,8 +657,11 @@ fn speed(m: &mut GpuModel, meter: &Meter, sch: &str, model: &str, quick: bool) -
     let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
     let pos: Vec<Vec<usize>> = seqs.iter().map(|s| vec![s.len() - 1]).collect();
     let tg: Vec<Vec<Vec<u32>>> = seqs.iter().map(|_| vec![vec![1]]).collect();
-    let reps = if quick { 0 } else { 5 };
-    if !quick {
+    let all: Vec<String> = std::env::args().collect();
+    // `--score-reps N`: scoring passes measured (default 5; 0 with `--quick` unless given).
+    let reps: usize = arg(&all, "--score-reps")
+        .map_or(if quick { 0 } else { 5 }, |v| v.parse().expect("--score-reps N"));
+    if reps > 0 {
         m.score_batch(&refs, &pos, &tg).unwrap();
     }
     m.synchronize().unwrap();
@@ -669,7 +673,6 @@ fn speed(m: &mut GpuModel, meter: &Meter, sch: &str, model: &str, quick: bool) -
     });
     let ptok = (reps * 8 * 512) as f64;
     let mut dec = Vec::new();
-    let all: Vec<String> = std::env::args().collect();
     let n1: usize = arg(&all, "--decode-new").map_or(128, |v| v.parse().expect("--decode-new N"));
     let full = [(1, n1), (16, 64)];
     let shapes: &[(usize, usize)] = if quick { &full[..1] } else { &full };
@@ -700,7 +703,7 @@ fn speed(m: &mut GpuModel, meter: &Meter, sch: &str, model: &str, quick: bool) -
     let mem = m.memory().unwrap();
     let row = json!({
         "model": model, "scheme": sch,
-        "prefill": {"tokens": ptok, "seconds": ps, "tokens_per_s": if quick { 0.0 } else { ptok / ps }, "joules": pj, "j_per_token": pj.map(|j| if quick { 0.0 } else { j / ptok })},
+        "prefill": {"tokens": ptok, "seconds": ps, "tokens_per_s": if reps == 0 { 0.0 } else { ptok / ps }, "joules": pj, "j_per_token": pj.map(|j| if reps == 0 { 0.0 } else { j / ptok })},
         "decode": dec,
         "memory": {"weights": mem.weights, "kv_cache": mem.kv_cache, "scratch": mem.scratch, "device_free": mem.device_free, "device_total": mem.device_total},
     });

@@ -471,21 +471,25 @@ extern "C" __global__ void rope_qkv(float* __restrict__ qkv, const float* __rest
 }
 
 // ---------------------------------------------------------------------------------------------
-// Causal attention, one block of 4 warps per (head, query row). Each warp runs an online
-// softmax over its share of the visible keys (lanes split the head dimension, d/32 values per
-// lane, d ≤ 256), then the warps are merged. Keys of sequence s at cache slots
-// seq_off[s] + j, j ≤ pos (and pos − j < window when window > 0).
-#define ATT_WARPS 4
+// Causal attention, one block of ATT_WARPS warps per (query row, head): the row in blockIdx.x
+// (a packed generation prefill has tens of thousands of rows, beyond gridDim.y's 65,535), the
+// head in blockIdx.y. Each warp runs an online softmax over its share of the visible keys
+// (lanes split the head dimension, d/32 values per lane, d ≤ 256), then the warps are merged.
+// Keys of sequence s at cache slots seq_off[s] + j, j ≤ pos (and pos − j < window when
+// window > 0). With `alibi` non-null (BLOOM) the score of key j gains alibi[head] · (j − pos),
+// as the CPU reference adds it. ATT_WARPS matches `ATT_WARPS` in src/cuda/model.rs (the block
+// size).
+#define ATT_WARPS 8
 #define ATT_MAXV 8
 template <class T>
 __device__ void attention_body(const float* __restrict__ qkv, const int* __restrict__ seq,
                                const int* __restrict__ pos, const u32* __restrict__ seq_off,
                                const float* __restrict__ kc, const float* __restrict__ vc,
                                typename T::raw* __restrict__ out, u32 nh, u32 nkv, u32 d,
-                               float scale, u32 window) {
+                               float scale, u32 window, const float* __restrict__ alibi) {
     __shared__ float sm_m[ATT_WARPS], sm_l[ATT_WARPS];
     __shared__ float sm_acc[ATT_WARPS][256];
-    const u32 head = blockIdx.x, r = blockIdx.y;
+    const u32 r = blockIdx.x, head = blockIdx.y;
     const u32 lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
     const u32 per = d >> 5;  // values per lane
     typename T::raw* o = out + (u64)r * nh * d + (u64)head * d;
@@ -513,6 +517,7 @@ __device__ void attention_body(const float* __restrict__ qkv, const int* __restr
         for (u32 i = 0; i < ATT_MAXV; ++i)
             if (i < per) dot += q[i] * kr[i * 32 + lane];
         dot = warp_sum(dot) * scale;
+        if (alibi) dot += alibi[head] * ((float)j - (float)p);
         const float mn = fmaxf(m, dot);
         const float corr = expf(m - mn);
         const float e = expf(dot - mn);
@@ -552,8 +557,9 @@ __device__ void attention_body(const float* __restrict__ qkv, const int* __restr
     extern "C" __global__ void NAME(const float* qkv, const int* seq, const int* pos,         \
                                     const u32* seq_off, const float* kc, const float* vc,      \
                                     T::raw* out, u32 nh, u32 nkv, u32 d, float scale,          \
-                                    u32 window) {                                              \
-        attention_body<T>(qkv, seq, pos, seq_off, kc, vc, out, nh, nkv, d, scale, window);     \
+                                    u32 window, const float* alibi) {                          \
+        attention_body<T>(qkv, seq, pos, seq_off, kc, vc, out, nh, nkv, d, scale, window,      \
+                          alibi);                                                              \
     }
 EAI_ATTN(attention_f32, F32)
 EAI_ATTN(attention_f16, F16)
@@ -593,6 +599,33 @@ extern "C" __global__ void swiglu_q8(const float* __restrict__ gu, i8* __restric
     const float s = q8_scale(amax);
     const float qi = 1.0f / s;
     for (u32 c = threadIdx.x; c < f; c += blockDim.x) q[(u64)r * f + c] = q8_code(silu_mul(g[c], g[f + c]), qi);
+    if (threadIdx.x == 0) sx[r] = s;
+}
+
+// SwiGLU fused with per-token int8 quantization, reading the gate/up INT8 GEMM's int32
+// accumulators directly (W8A8): g = f32(acc) · (sx[r] · sw[c]), exactly `dequant_out`'s value,
+// so the codes equal dequant_out + swiglu_q8's without the f32 gate/up matrix written and read
+// back. sx[r] holds the row's input scale on entry and its output scale on return (read before
+// the block's first barrier, written after its last read).
+extern "C" __global__ void swiglu_q8_acc(const int* __restrict__ acc, const float* __restrict__ sw,
+                                         i8* __restrict__ q, float* __restrict__ sx, u32 f) {
+    __shared__ float red[32];
+    const u32 r = blockIdx.x;
+    const int* a = acc + (u64)r * 2 * f;
+    const float s_in = sx[r];
+    float amax = 0.0f;
+    for (u32 c = threadIdx.x; c < f; c += blockDim.x) {
+        const float g = (float)a[c] * (s_in * sw[c]), u = (float)a[f + c] * (s_in * sw[f + c]);
+        amax = fmaxf(amax, fabsf(silu_mul(g, u)));
+    }
+    amax = block_max(amax, red);
+    const float s = q8_scale(amax);
+    const float qi = 1.0f / s;
+    for (u32 c = threadIdx.x; c < f; c += blockDim.x) {
+        const float g = (float)a[c] * (s_in * sw[c]), u = (float)a[f + c] * (s_in * sw[f + c]);
+        q[(u64)r * f + c] = q8_code(silu_mul(g, u), qi);
+    }
+    __syncthreads();
     if (threadIdx.x == 0) sx[r] = s;
 }
 
@@ -698,7 +731,8 @@ __device__ void attention_prefill_body(const float* __restrict__ qkv, const int*
                                        const int* __restrict__ pos, const u32* __restrict__ seq_off,
                                        const u32* __restrict__ pre, const float* __restrict__ kc,
                                        const float* __restrict__ vc, typename T::raw* __restrict__ out,
-                                       u32 nh, u32 nkv, u32 d, float scale, u32 window) {
+                                       u32 nh, u32 nkv, u32 d, float scale, u32 window,
+                                       const float* __restrict__ alibi) {
     extern __shared__ float4 smem4[];
     float* smem = (float*)smem4;
     const u32 r = blockIdx.x, kvh = blockIdx.y, part = blockIdx.z;
@@ -758,6 +792,7 @@ __device__ void attention_prefill_body(const float* __restrict__ qkv, const int*
                     dot += a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w;
                 }
                 sc = dot * scale;
+                if (alibi) sc += alibi[head0 + warp] * ((float)(j0 + lane) - (float)p);
             }
             const float mn = fmaxf(m, warp_max(sc));
             const float corr = expf(m - mn);
@@ -787,9 +822,9 @@ __device__ void attention_prefill_body(const float* __restrict__ qkv, const int*
     extern "C" __global__ void NAME(const float* qkv, const int* seq, const int* pos,         \
                                     const u32* seq_off, const u32* pre, const float* kc,       \
                                     const float* vc, T::raw* out, u32 nh, u32 nkv, u32 d,      \
-                                    float scale, u32 window) {                                 \
+                                    float scale, u32 window, const float* alibi) {             \
         attention_prefill_body<T>(qkv, seq, pos, seq_off, pre, kc, vc, out, nh, nkv, d, scale, \
-                                  window);                                                     \
+                                  window, alibi);                                              \
     }
 EAI_ATTN_PREFILL(attention_prefill_f32, F32)
 EAI_ATTN_PREFILL(attention_prefill_f16, F16)

@@ -6,6 +6,8 @@ eai-model's BLOOM tests read what this writes (random weights, FP32, eager atten
     python3 make_bloom_fixtures.py tiny OUT   # hidden 96, 2 layers, 6 heads (not a power of two),
                                               # vocab 300; also a byte-level BPE tokenizer.json
                                               # trained here (BLOOM's pre-tokenizer, 300 tokens)
+    python3 make_bloom_fixtures.py tiny32 OUT # as tiny with hidden 192 (head dim 32, the GPU
+                                              # kernels' granularity), 6 heads, and a tokenizer
     python3 make_bloom_fixtures.py 7b OUT     # Bloomz-7B1's exact config (hidden 4096, 32 heads,
                                               # vocab 250,880) with n_layer = 1 (~4.9 GB of f32)
 
@@ -93,15 +95,16 @@ def tiny_tokenizer(out):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("which", choices=["tiny", "7b"])
+    ap.add_argument("which", choices=["tiny", "tiny32", "7b"])
     ap.add_argument("out")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     torch.manual_seed(0)
-    if a.which == "tiny":
+    if a.which in ("tiny", "tiny32"):
         # 6 heads (not a power of two: BLOOM's extra ALiBi slopes) need hidden % 6 == 0: 96.
         cfg = BloomConfig(
-            hidden_size=96,
+            # tiny32: head dim 32, the GPU attention kernels' granularity (16 for tiny).
+            hidden_size=96 if a.which == "tiny" else 192,
             n_head=6,
             n_layer=2,
             vocab_size=300,
@@ -123,7 +126,7 @@ def main():
     model = BloomForCausalLM(cfg).eval()
     randomize(model, std)
     model.save_pretrained(a.out, safe_serialization=True)
-    if a.which == "tiny":
+    if a.which in ("tiny", "tiny32"):
         n = tiny_tokenizer(a.out)
         assert n <= cfg.vocab_size, n
     outs = []

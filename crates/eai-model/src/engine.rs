@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use eai_core::{
     BatchHint, EngineTime, GenerateRequest, Generation, LanguageModel, Loglikelihood,
-    LoglikelihoodRequest, ModelError, ModelInfo, Seconds,
+    LoglikelihoodRequest, ModelError, ModelInfo, RequestKind, RollingLoglikelihood, RollingRequest,
+    Seconds,
 };
 
 use crate::config::ModelConfig;
@@ -16,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 use crate::model::{KvCache, LoadOptions, Model, Scratch};
 use crate::source::{GgufSource, SafetensorsSource};
-use crate::tokenizer::{BosPolicy, Tokenizer};
+use crate::tokenizer::{BosPolicy, SpecialTokens, Tokenizer};
 use crate::tokens::TokenCache;
 
 /// Engine settings.
@@ -39,6 +40,47 @@ pub struct EngineOptions {
 impl Default for EngineOptions {
     fn default() -> Self {
         EngineOptions { max_length: None, batch_tokens: 2048, gen_batch: 8, share_prefixes: true }
+    }
+}
+
+impl EngineOptions {
+    /// The defaults (the CPU engine's; `GpuEngine::default_options` for the GPU engine's),
+    /// to change with the setters below.
+    ///
+    /// ```
+    /// use eai_model::EngineOptions;
+    /// let o = EngineOptions::new().max_length(Some(1024)).batch_tokens(4096).gen_batch(16);
+    /// assert_eq!((o.max_length, o.batch_tokens, o.gen_batch), (Some(1024), 4096, 16));
+    /// assert!(o.share_prefixes);
+    /// assert_eq!(EngineOptions::new(), EngineOptions::default());
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets `max_length` (`None`: the model's `max_position_embeddings`).
+    pub fn max_length(mut self, n: Option<usize>) -> Self {
+        self.max_length = n;
+        self
+    }
+
+    /// Sets the packed tokens per scoring forward pass (at least 1).
+    pub fn batch_tokens(mut self, n: usize) -> Self {
+        self.batch_tokens = n.max(1);
+        self
+    }
+
+    /// Sets the sequences decoded together (at least 1).
+    pub fn gen_batch(mut self, n: usize) -> Self {
+        self.gen_batch = n.max(1);
+        self
+    }
+
+    /// Runs a shared context once per group of requests (the default) or every request's
+    /// whole input.
+    pub fn share_prefixes(mut self, on: bool) -> Self {
+        self.share_prefixes = on;
+        self
     }
 }
 
@@ -206,9 +248,20 @@ impl Engine {
         self
     }
 
+    /// Replaces the settings in place (they apply from the next call).
+    pub fn set_options(&mut self, opts: EngineOptions) {
+        self.opts = opts;
+    }
+
     /// Sets the BOS policy (recorded in [`Engine::settings_label`]).
     pub fn set_bos_policy(&mut self, p: BosPolicy) {
         self.tokenizer.set_bos_policy(p);
+    }
+
+    /// Sets how special-token text inside requests is encoded (see [`SpecialTokens`]; recorded
+    /// in [`Engine::settings_label`] when not the default).
+    pub fn set_special_tokens(&mut self, mode: SpecialTokens) {
+        self.tokenizer.set_special_tokens(mode);
     }
 
     /// The model.
@@ -234,9 +287,13 @@ impl Engine {
     /// Everything that changes scores, in one line: scheme, BOS, max length, batching.
     pub fn settings_label(&self) -> String {
         format!(
-            "scheme={} {} max_length={} batch_tokens={} shared_contexts={} device=cpu",
+            "scheme={} {}{} max_length={} batch_tokens={} shared_contexts={} device=cpu",
             self.model.scheme().label(),
             self.tokenizer.bos_label(),
+            match self.tokenizer.special_tokens() {
+                SpecialTokens::Parse => "",
+                _ => " special_tokens=text",
+            },
             self.max_length(),
             self.opts.batch_tokens,
             if self.opts.share_prefixes { "yes" } else { "no" }
@@ -709,6 +766,30 @@ impl LanguageModel for Engine {
         });
         self.time.compute += Seconds((t.elapsed() - tokenized).as_secs_f64());
         out
+    }
+
+    /// lm-eval's `loglikelihood_rolling`: each text in [`crate::rolling_windows`] of at most
+    /// `max_length` predicted tokens, scored like log-likelihood requests and summed.
+    fn loglikelihood_rolling(
+        &mut self,
+        reqs: &[RollingRequest],
+    ) -> std::result::Result<Vec<RollingLoglikelihood>, ModelError> {
+        let t = Instant::now();
+        let plan = crate::rolling::RollingPlan::new(&self.tokenizer, self.max_length(), reqs)
+            .map_err(model_err);
+        let tokenized = t.elapsed();
+        self.time.tokenize += Seconds(tokenized.as_secs_f64());
+        let out = plan.and_then(|plan| {
+            let scores = self.loglikelihood_tokens(plan.pairs()).map_err(model_err)?;
+            plan.finish(&scores).map_err(model_err)
+        });
+        self.time.compute += Seconds((t.elapsed() - tokenized).as_secs_f64());
+        out
+    }
+
+    fn supports(&self, kind: RequestKind) -> Option<bool> {
+        let _ = kind;
+        Some(true)
     }
 
     /// Calls of `max(64, batch_tokens / 2)` scoring requests (several packed passes each, so

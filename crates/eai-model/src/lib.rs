@@ -6,7 +6,10 @@
 //! then converted to the requested [`Scheme`] (FP32, FP16, BF16, INT8 W8A8, INT8 weight-only) in
 //! each [`Linear`] layer; activations, norms, softmax and the residual stream stay f32. The
 //! [`Engine`] adds lm-eval's request semantics (context/continuation split, truncation, greedy
-//! check, one forward for identical inputs) and implements [`eai_core::LanguageModel`].
+//! check, one forward for identical inputs) and implements [`eai_core::LanguageModel`], rolling
+//! log-likelihoods included ([`rolling_windows`], lm-eval's windowing). Settings are built with
+//! [`EngineOptions::new`] and its setters; [`SpecialTokens`] says whether special-token text in a
+//! request is parsed (the default, as lm-eval's HF backend) or kept as text.
 //!
 //! ```
 //! use eai_model::{ModelConfig, Scheme};
@@ -35,6 +38,7 @@ mod int8;
 mod linear;
 mod mmap;
 mod model;
+mod rolling;
 mod source;
 mod tokenizer;
 mod tokens;
@@ -54,11 +58,12 @@ pub use crate::{
     gguf::{DEFAULT_ALIGNMENT, GgufContents, GgufFile, GgufValue, GgufWriter, TensorInfo},
     linear::{Linear, Scheme},
     model::{KvCache, LoadOptions, Model, Scratch},
+    rolling::rolling_windows,
     source::{
         F32Tensor, GgufSource, SafetensorsSource, WeightSource, hf_to_gguf_name, permute_rows,
         unpermute_rows,
     },
-    tokenizer::{BosPolicy, Tokenizer},
+    tokenizer::{BosPolicy, SpecialTokens, Tokenizer},
     tokens::{TokenCache, TokenCacheStats},
 };
 

@@ -38,11 +38,30 @@ pub enum BosPolicy {
     Never,
 }
 
+/// How text that spells a special token (`<|im_start|>`, `</s>`) is encoded when it appears
+/// inside a request.
+///
+/// The default is what lm-eval's Hugging Face backend does: `tokenizer.encode` with the
+/// tokenizer's default `split_special_tokens=False`, so the text becomes the special token's id
+/// (llama.cpp's `special=true`). [`SpecialTokens::AsText`] encodes it as ordinary text, like
+/// HF's `split_special_tokens=True` and llama.cpp's `special=false`: a document that quotes a
+/// chat template is then scored as the characters it contains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SpecialTokens {
+    /// Special-token text becomes the special token (lm-eval's HF backend; the default).
+    #[default]
+    Parse,
+    /// Special-token text is split like any other text.
+    AsText,
+}
+
 /// A tokenizer plus the BOS/EOS facts the engine needs.
 #[derive(Clone, Debug)]
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
     policy: BosPolicy,
+    special: SpecialTokens,
     bos: Option<(u32, String)>,
     eos_ids: Vec<u32>,
     default_adds_bos: bool,
@@ -74,6 +93,7 @@ impl Tokenizer {
         Tokenizer {
             inner,
             policy: BosPolicy::TokenizerDefault,
+            special: SpecialTokens::Parse,
             bos,
             eos_ids: eos_ids.to_vec(),
             default_adds_bos,
@@ -198,7 +218,40 @@ impl Tokenizer {
             BosPolicy::Always => 2,
             BosPolicy::Never => 3,
         };
-        self.identity ^ policy.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        let special = match self.special {
+            SpecialTokens::Parse => 0u64,
+            SpecialTokens::AsText => 0xD6E8_FEB8_6659_FD93,
+        };
+        self.identity ^ policy.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ special
+    }
+
+    /// Sets how special-token text inside requests is encoded (see [`SpecialTokens`]).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = std::env::temp_dir().join(format!("eai-tok-doc-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// # let path = dir.join("tokenizer.json");
+    /// # std::fs::write(&path, r#"{"version":"1.0","truncation":null,"padding":null,
+    /// #   "added_tokens":[{"id":3,"content":"<s>","single_word":false,"lstrip":false,
+    /// #   "rstrip":false,"normalized":false,"special":true}],"normalizer":null,
+    /// #   "pre_tokenizer":{"type":"Whitespace"},"post_processor":null,"decoder":null,
+    /// #   "model":{"type":"WordLevel","vocab":{"?":0,"a":1,"b":2,"<s>":3},"unk_token":"?"}}"#)?;
+    /// use eai_model::{SpecialTokens, Tokenizer};
+    /// let mut tok = Tokenizer::from_file(&path, None, &[])?;
+    /// assert_eq!(tok.encode("a <s> b")?, [1, 3, 2]);
+    /// tok.set_special_tokens(SpecialTokens::AsText);
+    /// assert_eq!(tok.encode("a <s> b")?, [1, 0, 0, 0, 2]); // "<", "s", ">" as plain text
+    /// # Ok(()) }
+    /// ```
+    pub fn set_special_tokens(&mut self, mode: SpecialTokens) {
+        self.special = mode;
+        self.inner.set_encode_special_tokens(mode == SpecialTokens::AsText);
+    }
+
+    /// How special-token text inside requests is encoded.
+    pub fn special_tokens(&self) -> SpecialTokens {
+        self.special
     }
 
     /// Sets the BOS policy.
@@ -240,7 +293,8 @@ impl Tokenizer {
         &self.eos_ids
     }
 
-    /// Encodes text; special-token strings in the text map to their ids; BOS per the policy.
+    /// Encodes text; special-token strings in the text map to their ids (unless
+    /// [`SpecialTokens::AsText`] is set); BOS per the policy.
     ///
     /// # Errors
     /// [`Error::Tokenizer`] when the tokenizer fails.

@@ -6,9 +6,8 @@ use std::path::{Path, PathBuf};
 
 use eai_core::{LanguageModel, LoglikelihoodRequest};
 use eai_model::{
-    Architecture, Engine, EngineOptions, GgmlType, GgufFile, GgufSource, GgufValue, GgufWriter,
-    KvCache, LoadOptions, Model, ModelConfig, SafetensorsSource, Scheme, Scratch, WeightSource,
-    bloom_qkv_to_blocks, hf_tensor_names, hf_to_gguf_name,
+    Architecture, Engine, EngineOptions, GgmlType, GgufFile, GgufSource, KvCache, LoadOptions,
+    Model, ModelConfig, SafetensorsSource, Scheme, Scratch,
 };
 
 fn tiny_dir() -> PathBuf {
@@ -147,39 +146,6 @@ fn every_scheme_runs_bloom() {
     }
 }
 
-/// Writes `src`'s tensors as a `bloom` GGUF the way llama.cpp's converter does (names, fused QKV
-/// regrouped to `[3, heads, d]`, output.weight duplicated from the embeddings).
-fn write_bloom_gguf(path: &Path, cfg: &ModelConfig, src: &dyn WeightSource, ty: GgmlType) {
-    let mut g = GgufWriter::new();
-    g.metadata("general.architecture", GgufValue::String("bloom".into()));
-    g.metadata("bloom.context_length", GgufValue::U32(cfg.max_position as u32));
-    g.metadata("bloom.embedding_length", GgufValue::U32(cfg.hidden as u32));
-    g.metadata("bloom.feed_forward_length", GgufValue::U32(cfg.ffn as u32));
-    g.metadata("bloom.block_count", GgufValue::U32(cfg.n_layers as u32));
-    g.metadata("bloom.attention.head_count", GgufValue::U32(cfg.n_heads as u32));
-    g.metadata("bloom.attention.head_count_kv", GgufValue::U32(cfg.n_heads as u32));
-    g.metadata("bloom.attention.layer_norm_epsilon", GgufValue::F32(cfg.rms_eps));
-    g.metadata("bloom.vocab_size", GgufValue::U32(cfg.vocab as u32));
-    let mut names = hf_tensor_names(cfg);
-    names.push("lm_head.weight".into());
-    for name in names {
-        let src_name =
-            if name == "lm_head.weight" { "transformer.word_embeddings.weight" } else { &name };
-        let t = src.tensor(src_name).unwrap().unwrap();
-        let gname = hf_to_gguf_name(&name).unwrap();
-        let row = if t.shape.len() == 2 { t.shape[1] } else { 1 };
-        let data = if gname.contains("attn_qkv") {
-            bloom_qkv_to_blocks(&t.data, cfg.n_heads, row)
-        } else {
-            t.data
-        };
-        let dims: Vec<u64> = t.shape.iter().rev().map(|&x| x as u64).collect();
-        let ty = if t.shape.len() == 2 { ty } else { GgmlType::F32 };
-        g.tensor(gname, &dims, ty, eai_model::quantize(ty, &data).unwrap()).unwrap();
-    }
-    g.write(path).unwrap();
-}
-
 #[test]
 fn bloom_gguf_gives_the_safetensors_logits() {
     let dir = tiny_dir();
@@ -187,7 +153,7 @@ fn bloom_gguf_gives_the_safetensors_logits() {
     let st = SafetensorsSource::open(&dir).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let p = tmp.path().join("bloom.gguf");
-    write_bloom_gguf(&p, &cfg, &st, GgmlType::F32);
+    crate::bloom_gguf::write_bloom_gguf(&p, &cfg, &st, GgmlType::F32);
     let f = GgufFile::open(&p).unwrap();
     let gcfg = ModelConfig::from_gguf(&f).unwrap();
     assert_eq!(
@@ -202,7 +168,12 @@ fn bloom_gguf_gives_the_safetensors_logits() {
     assert!(d < 1e-5, "gguf vs safetensors: {d}");
     // The same through a Q8_0 file stays close.
     let p8 = tmp.path().join("bloom-q8.gguf");
-    write_bloom_gguf(&p8, a.config(), &SafetensorsSource::open(&dir).unwrap(), GgmlType::Q8_0);
+    crate::bloom_gguf::write_bloom_gguf(
+        &p8,
+        a.config(),
+        &SafetensorsSource::open(&dir).unwrap(),
+        GgmlType::Q8_0,
+    );
     let f8 = GgufFile::open(&p8).unwrap();
     let c8 = ModelConfig::from_gguf(&f8).unwrap();
     let m8 = Model::load(&GgufSource::new(&f8, &c8), c8, LoadOptions::default()).unwrap();

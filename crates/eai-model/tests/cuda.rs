@@ -10,6 +10,9 @@ use eai_model::cuda::{GpuModel, GpuScheme, open_device};
 use eai_model::{F32Tensor, LoadOptions, Model, ModelConfig, Scheme, WeightSource};
 use eai_quant::cuda::CudaDevice;
 
+mod bloom_gguf;
+mod bloom_gpu;
+
 fn gpu(test: &str) -> Option<Arc<CudaDevice>> {
     match open_device(0) {
         Ok(d) => Some(d),
@@ -146,7 +149,9 @@ fn tiny_model_matches_cpu_for_every_scheme() {
         let cpu_scheme = scheme.cpu_reference().unwrap_or(Scheme::Fp32);
         let cpu = Model::load(&src, cfg.clone(), LoadOptions::new(cpu_scheme)).unwrap();
         let want = cpu.logits_for(&ids).unwrap();
-        let mut g = GpuModel::load(dev.clone(), &src, cfg.clone(), scheme).unwrap();
+        // The CPU reference's f32 embedding table and head (the int8 schemes' GPU default is f16).
+        let opts = eai_model::cuda::GpuOptions::new(scheme).half_head(false);
+        let mut g = GpuModel::load_with(dev.clone(), &src, cfg.clone(), opts).unwrap();
         let got = g.logits_for(&ids).unwrap();
         let d = compare(&got, &want);
         eprintln!("{scheme}: max |Δlogit| {:.3e}, top-1 agreement {:.3}", d.max_abs, d.top1_agree);
@@ -168,7 +173,7 @@ fn decode_gemv_matches_the_gemm_path_and_the_cpu() {
         (GpuScheme::W8A16, 0.03, 0.05),
     ];
     for (scheme, vs_gemm, vs_cpu) in bounds {
-        let opts = eai_model::cuda::GpuOptions::new(scheme);
+        let opts = eai_model::cuda::GpuOptions::new(scheme).half_head(false);
         let mut on =
             GpuModel::load_with(dev.clone(), &src, cfg.clone(), opts.decode_gemv(true)).unwrap();
         let mut off =
@@ -442,8 +447,8 @@ fn fused_decode_matches_the_unfused_path_and_the_cpu() {
         (GpuScheme::W8A16, 0.03, 0.05),
     ];
     for (scheme, vs_unfused, vs_cpu) in bounds {
-        let mut g =
-            GpuModel::load_with(dev.clone(), &src, cfg.clone(), GpuOptions::new(scheme)).unwrap();
+        let opts = GpuOptions::new(scheme).half_head(false);
+        let mut g = GpuModel::load_with(dev.clone(), &src, cfg.clone(), opts).unwrap();
         let cpu = Model::load(&src, cfg.clone(), LoadOptions::new(scheme.cpu_reference().unwrap()))
             .unwrap();
         for len in [1usize, 2, 3, 4] {
@@ -771,7 +776,7 @@ fn int8_head_accuracy_cost_and_paths_agree() {
                     .unwrap();
             let want = cpu.logits_for(&ids).unwrap();
             let want_rows: Vec<Vec<f32>> = want.rows().into_iter().map(|r| r.to_vec()).collect();
-            let opts = GpuOptions::new(scheme);
+            let opts = GpuOptions::new(scheme).half_head(false);
             let mut base =
                 GpuModel::load_with(dev.clone(), src, cfg.clone(), opts.int8_head(false)).unwrap();
             let mut q8 =
@@ -842,4 +847,52 @@ fn int8_head_accuracy_cost_and_paths_agree() {
             }
         }
     }
+}
+
+/// Issue 14: continuous batching (finished sequences' cache slots refilled with waiting prompts,
+/// prefills mixed with decode rows in one pass) gives the ids of one-at-a-time greedy decoding
+/// with fewer passes; and a packed prefill of more than 65,535 rows (the generation attention's
+/// old `gridDim.y` limit: `CUDA_ERROR_INVALID_VALUE` for 256 five-shot GSM8K prompts) runs.
+#[test]
+fn continuous_batching_equals_one_at_a_time_and_long_prefills_launch() {
+    let Some(dev) = gpu("continuous_batching_equals_one_at_a_time_and_long_prefills_launch") else {
+        return;
+    };
+    let (cfg, src) = tiny();
+    for scheme in [GpuScheme::Fp32, GpuScheme::W8A8] {
+        let mut g = GpuModel::load(dev.clone(), &src, cfg.clone(), scheme).unwrap();
+        let prompts: Vec<Vec<u32>> = (0..9u32)
+            .map(|i| (0..(3 + (i * 11) % 29)).map(|j| (i * 37 + j * 13 + 1) % 300).collect())
+            .collect();
+        let refs: Vec<&[u32]> = prompts.iter().map(Vec::as_slice).collect();
+        let max_new: Vec<usize> = (0..9).map(|i| [3, 17, 1, 9, 30][i % 5]).collect();
+        let mut alone = Vec::new();
+        let mut alone_passes = 0;
+        for (p, &n) in refs.iter().zip(&max_new) {
+            let (o, passes, _) = g.generate_greedy(&[*p], &[n], &[], 300, |_, _| false).unwrap();
+            alone.push(o[0].clone());
+            alone_passes += passes;
+        }
+        for (slots, budget) in [(3, 40), (4, 1), (9, usize::MAX)] {
+            let (o, passes, processed) = g
+                .generate_continuous(&refs, &max_new, &[], 300, (slots, budget), |_, _| false)
+                .unwrap();
+            assert_eq!(o, alone, "{scheme}: {slots} slots, row budget {budget}");
+            assert!(passes < alone_passes, "{scheme}: {passes} passes vs {alone_passes}");
+            let want: usize =
+                refs.iter().zip(&max_new).map(|(p, &n)| p.len() + n - 1).sum::<usize>();
+            assert_eq!(processed as usize, want, "{scheme}: tokens run");
+        }
+    }
+    // 140 prompts of 500 tokens: one packed prefill of 70,000 rows.
+    let mut g = GpuModel::load(dev, &src, cfg, GpuScheme::Fp16).unwrap();
+    let prompts: Vec<Vec<u32>> =
+        (0..140u32).map(|i| (0..500u32).map(|j| (i * 7 + j * 3) % 300).collect()).collect();
+    let refs: Vec<&[u32]> = prompts.iter().map(Vec::as_slice).collect();
+    let (o, passes, processed) =
+        g.generate_greedy(&refs, &vec![2; refs.len()], &[], 300, |_, _| false).unwrap();
+    assert!(o.iter().all(|t| t.len() == 2));
+    assert_eq!((passes, processed), (2, 140 * 501));
+    let (one, _, _) = g.generate_greedy(&refs[..1], &[2], &[], 300, |_, _| false).unwrap();
+    assert_eq!(one[0], o[0]);
 }

@@ -254,6 +254,23 @@ impl<M: LanguageModel> LanguageModel for Metered<'_, M> {
         out
     }
 
+    fn loglikelihood_rolling(
+        &mut self,
+        reqs: &[eai_core::RollingRequest],
+    ) -> Result<Vec<eai_core::RollingLoglikelihood>, ModelError> {
+        let w = self.meter.begin(&format!("{}:loglikelihood_rolling", self.label));
+        let out = self.inner.loglikelihood_rolling(reqs);
+        let _ = self.meter.end(w);
+        let tokens = out.as_ref().ok().and_then(|o| sum_tokens(o.iter().map(|r| r.tokens)));
+        let requests = reqs.len() as u64;
+        self.calls.push(Call { kind: CallKind::Loglikelihood, window: w, requests, tokens });
+        out
+    }
+
+    fn supports(&self, kind: eai_core::RequestKind) -> Option<bool> {
+        self.inner.supports(kind)
+    }
+
     fn forward_passes(&self) -> Option<u64> {
         self.inner.forward_passes()
     }

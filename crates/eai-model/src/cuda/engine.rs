@@ -56,11 +56,18 @@ pub struct GpuEngine {
 
 impl GpuEngine {
     /// The GPU's default settings: [`EngineOptions::default`] with larger batches (8192 packed
-    /// tokens per scoring pass, up to 256 sequences decoded together, fewer when they would not
-    /// fit the device's memory: [`GpuEngine::gen_groups`]), since a GPU forward pass of a few
-    /// thousand tokens costs little more than one of a few hundred.
+    /// tokens per scoring pass, up to 256 sequences decoded together with continuous batching,
+    /// fewer when their KV cache would not fit the device's memory: [`GpuEngine::gen_slots`]),
+    /// since a GPU forward pass of a few thousand tokens costs little more than one of a few
+    /// hundred. The environment variable `EAI_GEN_BATCH=N` sets `gen_batch` (e.g. 1, to check
+    /// batched generation against one-at-a-time greedy decoding through the CLI).
     pub fn default_options() -> EngineOptions {
-        EngineOptions { batch_tokens: 8192, gen_batch: 32, ..EngineOptions::default() }
+        let gen_batch = std::env::var("EAI_GEN_BATCH")
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or(256);
+        EngineOptions { batch_tokens: 8192, gen_batch, ..EngineOptions::default() }
     }
 
     /// Wraps a model and its tokenizer, with [`GpuEngine::default_options`].
@@ -151,6 +158,11 @@ impl GpuEngine {
         &self.opts
     }
 
+    /// Replaces the settings in place (they apply from the next call).
+    pub fn set_options(&mut self, opts: EngineOptions) {
+        self.opts = opts;
+    }
+
     /// Turns shared-context scoring ([`EngineOptions::share_prefixes`]) on or off.
     pub fn set_share_prefixes(&mut self, on: bool) {
         self.opts.share_prefixes = on;
@@ -159,6 +171,12 @@ impl GpuEngine {
     /// Sets the BOS policy.
     pub fn set_bos_policy(&mut self, p: BosPolicy) {
         self.tokenizer.set_bos_policy(p);
+    }
+
+    /// Sets how special-token text inside requests is encoded (see
+    /// [`SpecialTokens`](crate::SpecialTokens)).
+    pub fn set_special_tokens(&mut self, mode: crate::SpecialTokens) {
+        self.tokenizer.set_special_tokens(mode);
     }
 
     /// The model.
@@ -340,10 +358,13 @@ impl GpuEngine {
         Ok(out)
     }
 
-    /// Greedy generation from token ids in groups of up to `gen_batch` sequences, fewer when
-    /// a group's KV cache and prefill would not fit the device's memory
-    /// ([`GpuEngine::gen_groups`]); stops at EOS, a stop string or `max_new` tokens. Returns
-    /// `(generated ids, text cut before the first stop string)`.
+    /// Greedy generation from token ids with continuous batching: up to `gen_batch`
+    /// sequences decode together (fewer when their KV cache would not fit the device's memory:
+    /// [`GpuEngine::gen_slots`]), and a finished sequence's cache slots go to the next prompt at
+    /// once, prefilled in the same forward pass as the others' next tokens (at most
+    /// `batch_tokens` prompt rows admitted per pass), as on the CPU engine. Stops at EOS, a stop
+    /// string or `max_new` tokens. Returns `(generated ids, text cut before the first stop
+    /// string)`.
     ///
     /// # Errors
     /// Device and tokenizer errors.
@@ -361,62 +382,55 @@ impl GpuEngine {
         let mut results = vec![(Vec::new(), String::new()); prompts.len()];
         let idx: Vec<usize> =
             (0..prompts.len()).filter(|&i| !prompts[i].is_empty() && max_new[i] > 0).collect();
-        for group in self.gen_groups(&idx, prompts, max_new)? {
-            let group = group.as_slice();
-            let ps: Vec<&[u32]> = group.iter().map(|&i| prompts[i].as_slice()).collect();
-            let mn: Vec<usize> = group.iter().map(|&i| max_new[i]).collect();
-            let tok = &self.tokenizer;
-            let mut stop_err = None;
-            let (generated, passes, processed) =
-                self.model.generate_greedy(&ps, &mn, &eos, vocab, |a, ids| {
-                    match crate::engine::stop_hit(tok, ids, &until[group[a]]) {
-                        Ok(hit) => hit,
-                        Err(e) => {
-                            stop_err = Some(e);
-                            true
-                        }
-                    }
-                })?;
-            if let Some(e) = stop_err {
-                return Err(e.into());
-            }
-            self.counters.forward_passes += passes;
-            self.counters.tokens_processed += processed;
-            for (a, ids) in generated.into_iter().enumerate() {
-                let i = group[a];
-                self.counters.tokens_generated += ids.len() as u64;
-                let text = crate::engine::cut_text(self.tokenizer.decode(&ids, true)?, &until[i]);
-                results[i] = (ids, text);
-            }
+        if idx.is_empty() {
+            return Ok(results);
+        }
+        let ps: Vec<&[u32]> = idx.iter().map(|&i| prompts[i].as_slice()).collect();
+        let mn: Vec<usize> = idx.iter().map(|&i| max_new[i]).collect();
+        let cap = ps.iter().zip(&mn).map(|(p, &n)| p.len() + n).max().unwrap_or(1);
+        let row_budget = self.opts.batch_tokens.max(1);
+        let slots = self.gen_slots(idx.len(), cap, row_budget)?;
+        let tok = &self.tokenizer;
+        let mut stop_err = None;
+        let (generated, passes, processed) = self.model.generate_continuous(
+            &ps,
+            &mn,
+            &eos,
+            vocab,
+            (slots, row_budget),
+            |a, ids| match crate::engine::stop_hit(tok, ids, &until[idx[a]]) {
+                Ok(hit) => hit,
+                Err(e) => {
+                    stop_err = Some(e);
+                    true
+                }
+            },
+        )?;
+        if let Some(e) = stop_err {
+            return Err(e.into());
+        }
+        self.counters.forward_passes += passes;
+        self.counters.tokens_processed += processed;
+        for (a, ids) in generated.into_iter().enumerate() {
+            let i = idx[a];
+            self.counters.tokens_generated += ids.len() as u64;
+            let text = crate::engine::cut_text(self.tokenizer.decode(&ids, true)?, &until[i]);
+            results[i] = (ids, text);
         }
         Ok(results)
     }
-}
 
-/// CUDA's limit on `gridDim.y`, where the row-indexed kernels (attention) put the row.
-const MAX_GRID_Y_ROWS: usize = 65_535;
-
-impl GpuEngine {
-    /// Splits prompts `idx` (in order) into decoding groups: at most `gen_batch` each, at most
-    /// 65,535 prompt tokens together (kernels index rows in `gridDim.y`), and no
-    /// larger than fits three quarters of the memory the device has free (plus this model's
-    /// current KV cache, which a larger one replaces): the group's KV cache (f32, every
-    /// sequence's prompt and `max_new` slots, as [`GpuModel::generate_greedy`] allocates it)
-    /// and its packed prefill's activations. A group holds at least one prompt whatever the
-    /// estimate; an allocation that still fails is a typed out-of-memory error.
-    ///
-    /// Larger groups mean fewer decode steps (each step costs kernel launches and one pass over
-    /// the weights whatever the rows), so the GPU default `gen_batch` is large and memory
-    /// decides.
+    /// How many of `n` sequences of up to `cap` tokens (prompt + new) decode together: at most
+    /// `gen_batch`, and no more than fit three quarters of the memory the device has free (plus
+    /// this model's current KV cache, which a larger one replaces) with the KV cache (f32, `cap`
+    /// slots per sequence, as [`GpuModel::generate_continuous`] allocates it) and the
+    /// activations of a pass of `row_budget` prompt rows plus one decode row per sequence. At
+    /// least one whatever the estimate; an allocation that still fails is a typed
+    /// out-of-memory error.
     ///
     /// # Errors
     /// [`GpuError::Driver`] when free memory cannot be queried.
-    pub fn gen_groups(
-        &self,
-        idx: &[usize],
-        prompts: &[Vec<u32>],
-        max_new: &[usize],
-    ) -> Result<Vec<Vec<usize>>> {
+    pub fn gen_slots(&self, n: usize, cap: usize, row_budget: usize) -> Result<usize> {
         let mem = self.model.memory()?;
         let budget = (mem.device_free + mem.kv_cache) / 4 * 3;
         let c = self.model.config();
@@ -425,31 +439,16 @@ impl GpuEngine {
         let kmax = c.hidden.max(c.n_heads * c.head_dim).max(c.ffn);
         // f32 activations per packed row (an upper bound of the scratch `GpuModel` allocates).
         let per_row = (16 + 4 * (c.hidden + wq + 2 * c.ffn) + 4 * kmax) as u64;
-        let limit = self.opts.gen_batch.max(1);
-        let mut groups: Vec<Vec<usize>> = Vec::new();
-        let mut cur: Vec<usize> = Vec::new();
-        let (mut cap, mut rows) = (0usize, 0usize);
-        for &i in idx {
-            let (ncap, nrows) = (cap.max(prompts[i].len() + max_new[i]), rows + prompts[i].len());
-            let g = cur.len() as u64 + 1;
-            let kv_slots = (g * ncap as u64).next_multiple_of(256);
-            let bytes = kv_slots * kv_per_token + nrows.next_multiple_of(256) as u64 * per_row;
-            // The packed prefill launches row-indexed kernels with the row in `gridDim.y`
-            // (at most 65,535), so a group's prompt tokens stay below that too.
-            let too_many_rows = nrows > MAX_GRID_Y_ROWS;
-            if !cur.is_empty() && (cur.len() >= limit || bytes > budget || too_many_rows) {
-                groups.push(std::mem::take(&mut cur));
-                cap = prompts[i].len() + max_new[i];
-                rows = prompts[i].len();
-            } else {
-                (cap, rows) = (ncap, nrows);
+        let mut slots = self.opts.gen_batch.clamp(1, n.max(1));
+        while slots > 1 {
+            let kv = (slots as u64 * cap as u64).next_multiple_of(256) * kv_per_token;
+            let rows = (row_budget + slots).next_multiple_of(256) as u64;
+            if kv + rows * per_row <= budget {
+                break;
             }
-            cur.push(i);
+            slots = slots * 7 / 8;
         }
-        if !cur.is_empty() {
-            groups.push(cur);
-        }
-        Ok(groups)
+        Ok(slots.max(1))
     }
 }
 
@@ -582,6 +581,21 @@ impl LanguageModel for GpuEngine {
         });
         self.time.compute += Seconds((t.elapsed() - tokenized).as_secs_f64());
         out
+    }
+
+    /// lm-eval's `loglikelihood_rolling`, as the CPU engine serves it (`crate::rolling`).
+    fn loglikelihood_rolling(
+        &mut self,
+        reqs: &[eai_core::RollingRequest],
+    ) -> std::result::Result<Vec<eai_core::RollingLoglikelihood>, ModelError> {
+        let plan = crate::rolling::RollingPlan::new(&self.tokenizer, self.max_length(), reqs)
+            .map_err(|e| model_err(e.into()))?;
+        let scores = self.loglikelihood_tokens(plan.pairs()).map_err(model_err)?;
+        plan.finish(&scores).map_err(|e| model_err(e.into()))
+    }
+
+    fn supports(&self, _: eai_core::RequestKind) -> Option<bool> {
+        Some(true)
     }
 
     /// A whole task per call, of either kind: the engine packs scoring passes to

@@ -9,9 +9,15 @@ use cudarc::nvrtc::{CompileOptions, Ptx};
 
 use super::error::{GpuError, Result};
 
-/// The kernel source: `model.cu` followed by the fused decode kernels of `decode.cu`.
-pub(crate) const SOURCE: &str =
-    concat!(include_str!("../../kernels/model.cu"), "\n", include_str!("../../kernels/decode.cu"));
+/// The kernel source: `model.cu` followed by the fused decode kernels of `decode.cu` and BLOOM's
+/// kernels of `bloom.cu`.
+pub(crate) const SOURCE: &str = concat!(
+    include_str!("../../kernels/model.cu"),
+    "\n",
+    include_str!("../../kernels/decode.cu"),
+    "\n",
+    include_str!("../../kernels/bloom.cu")
+);
 
 /// Weight-format suffixes of the fused decode GEMV family (`dg_<w>_<variant>`, decode.cu's
 /// `EAI_DGEMV_SET`).
@@ -108,6 +114,7 @@ pub(crate) const ENTRY_POINTS: &[&str] = &[
     "swiglu_f16",
     "swiglu_bf16",
     "swiglu_q8",
+    "swiglu_q8_acc",
     "row_stats",
     "gather_logits",
     "gemv_i8_f16_m1",
@@ -130,6 +137,16 @@ pub(crate) const ENTRY_POINTS: &[&str] = &[
     "attention_dec_f16",
     "attention_dec_bf16",
     "argmax_rows",
+    "layernorm_f32",
+    "layernorm_f16",
+    "layernorm_bf16",
+    "layernorm_q8",
+    "bias_kv",
+    "gelu_f32",
+    "gelu_f16",
+    "gelu_bf16",
+    "gelu_q8",
+    "add_bias",
 ];
 
 /// NVRTC options: no fast math, IEEE division/sqrt, no flush-to-zero.

@@ -2,6 +2,7 @@
 //! scheme's linear layers on the device — FP32/FP16/BF16 through cuBLAS, INT8 through
 //! eai-quant's CUDA backend (cuBLASLt INT8 GEMM with per-token activation quantization fused
 //! into RMSNorm and SwiGLU, W8A16 GEMV for decode) — checked against the CPU reference.
+//! Llama-family models and BLOOM (LayerNorm, ALiBi, GELU, biases: `model/bloom.rs`).
 //!
 //! Design:
 //! - **Nothing needs CUDA to build, nothing panics without it.** The device is opened through
@@ -28,6 +29,7 @@ mod engine;
 mod error;
 mod kernels;
 mod model;
+mod schedule;
 
 pub use engine::GpuEngine;
 pub use error::{GpuError, Result};

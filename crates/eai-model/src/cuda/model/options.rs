@@ -1,0 +1,249 @@
+//! The model's numeric schemes, build options and memory report.
+
+use super::GemvTile;
+use crate::cuda::blas::InType;
+use crate::linear::Scheme;
+
+/// The numeric scheme of the GPU model's decoder projections.
+///
+/// Every scheme keeps the residual stream, norms, rope, attention, softmax and accumulation in
+/// f32. The embedding table and the LM head are f32 for FP32 and the int8 schemes (the head is
+/// commonly left unquantized) and f16/bf16 for the half schemes, as on the CPU reference.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GpuScheme {
+    /// f32 weights and GEMM inputs (cuBLAS, no TF32).
+    Fp32,
+    /// f16 weights and GEMM inputs, f32 accumulation and output (cuBLAS tensor cores).
+    Fp16,
+    /// bf16 weights and GEMM inputs, f32 accumulation and output.
+    Bf16,
+    /// int8 weights per output channel, int8 activations per token computed at run time (fused
+    /// into RMSNorm / SwiGLU), eai-quant's cuBLASLt INT8 GEMM, dequantizing epilogue.
+    W8A8,
+    /// int8 weights per output channel, f16 activations: eai-quant's W8A16 GEMV for decode
+    /// (M ≤ 16); weights dequantized to f16 per layer and a cuBLAS f16 GEMM for prefill.
+    W8A16,
+    /// "Dynamic quantization" in PyTorch's sense: int8 weights per output channel, activations
+    /// quantized at run time with **one scale per activation tensor** (symmetric, from the
+    /// tensor's absolute maximum over the real rows of the batch), INT8 GEMM. Scores can depend
+    /// on what else is in the batch, as with `torch.ao.quantization.quantize_dynamic`.
+    Dynamic,
+}
+
+impl GpuScheme {
+    /// Every scheme, in report order.
+    pub const ALL: [GpuScheme; 6] = [
+        GpuScheme::Fp32,
+        GpuScheme::Fp16,
+        GpuScheme::Bf16,
+        GpuScheme::W8A8,
+        GpuScheme::W8A16,
+        GpuScheme::Dynamic,
+    ];
+
+    /// Short label: `fp32`, `fp16`, `bf16`, `int8-w8a8`, `int8-w8a16`, `dynamic`.
+    pub fn label(self) -> &'static str {
+        match self {
+            GpuScheme::Fp32 => "fp32",
+            GpuScheme::Fp16 => "fp16",
+            GpuScheme::Bf16 => "bf16",
+            GpuScheme::W8A8 => "int8-w8a8",
+            GpuScheme::W8A16 => "int8-w8a16",
+            GpuScheme::Dynamic => "dynamic",
+        }
+    }
+
+    /// Parses a label ([`GpuScheme::label`], the CPU [`Scheme`] labels, `dynamic-int8`).
+    pub fn from_label(s: &str) -> Option<Self> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "dynamic" | "dynamic-int8" | "int8-dynamic" => GpuScheme::Dynamic,
+            other => return Scheme::from_label(other).and_then(GpuScheme::from_cpu),
+        })
+    }
+
+    /// The GPU scheme that runs a CPU [`Scheme`].
+    pub fn from_cpu(s: Scheme) -> Option<Self> {
+        Some(match s.label() {
+            "fp32" => GpuScheme::Fp32,
+            "fp16" => GpuScheme::Fp16,
+            "bf16" => GpuScheme::Bf16,
+            "int8-w8a8" => GpuScheme::W8A8,
+            "int8-w8a16" => GpuScheme::W8A16,
+            _ => return None,
+        })
+    }
+
+    /// The CPU reference scheme computing the same function (`None` for [`GpuScheme::Dynamic`],
+    /// which has no CPU counterpart; compare it against FP32 with an int8 tolerance).
+    pub fn cpu_reference(self) -> Option<Scheme> {
+        match self {
+            GpuScheme::Dynamic => None,
+            s => Scheme::from_label(s.label()),
+        }
+    }
+
+    pub(super) fn is_int8_act(self) -> bool {
+        matches!(self, GpuScheme::W8A8 | GpuScheme::Dynamic)
+    }
+
+    pub(super) fn float_type(self) -> InType {
+        match self {
+            GpuScheme::Fp16 | GpuScheme::W8A16 => InType::F16,
+            GpuScheme::Bf16 => InType::Bf16,
+            _ => InType::F32,
+        }
+    }
+
+    /// Type of the embedding table and LM head.
+    pub(super) fn table_type(self) -> InType {
+        match self {
+            GpuScheme::Fp16 => InType::F16,
+            GpuScheme::Bf16 => InType::Bf16,
+            _ => InType::F32,
+        }
+    }
+}
+
+impl std::fmt::Display for GpuScheme {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// How to build a [`GpuModel`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GpuOptions {
+    /// Scheme of the decoder projections.
+    pub scheme: GpuScheme,
+    /// For the int8 schemes, keep the embedding table and the LM head in f16 instead of f32 —
+    /// what serving stacks do with a half-precision checkpoint whose linear layers they quantize
+    /// (bitsandbytes' LLM.int8 and torchao's int8 weight-only leave `lm_head` in the
+    /// checkpoint's f16): the head runs on f16 tensor cores and its bytes per token halve. **On
+    /// by default** (issue 14: the f32 head's GEMM cost full ARC-Easy ~25 % of a W8A16 pass on an
+    /// H100). `EAI_HALF_HEAD=0` turns the default off; off, the head is f32 as on the CPU
+    /// reference (the parity tests against the CPU use that). Ignored for FP32/FP16/BF16.
+    pub half_head: bool,
+    /// Decode GEMV: forward passes of at most a few rows (decode steps) run their linear layers
+    /// and the LM head through the model's own bandwidth-bound GEMV kernels (16-byte weight
+    /// loads, f32 accumulation, f32 output with the residual add fused) instead of cuBLAS /
+    /// eai-quant: FP32/FP16/BF16 up to [`GEMV_DENSE_MAX_M`] rows, W8A16 up to 16 rows. On by
+    /// default; the environment variable `EAI_DECODE_GEMV=0` turns the default off.
+    pub decode_gemv: bool,
+    /// CUDA graphs for decode: the model runs on its own (capturable, non-blocking) stream, and
+    /// a greedy-generation decode step that uses only the model's own kernels (the decode GEMV
+    /// on, FP32/FP16/BF16/W8A16, at most [`GEMV_DENSE_MAX_M`] rows) is captured once — embedding,
+    /// every layer, final norm, LM head and the on-device argmax — and replayed per token, with
+    /// token ids and positions passed through device buffers. On by default; the environment
+    /// variable `EAI_CUDA_GRAPH=0` turns the default off. [`GpuModel::set_cuda_graph`] toggles
+    /// it on a loaded model.
+    pub cuda_graph: bool,
+    /// Fused decode (session 3): generation passes (greedy prefill and decode steps; scoring
+    /// passes keep their shared-prefix attention) of at most [`GEMV_DENSE_MAX_M`] rows that
+    /// take the decode GEMV run 5 kernels per layer instead of 9 — RMSNorm fused into the qkv and
+    /// gate/up GEMVs' activation load, q/k/v bias + rope + KV-cache write into the qkv GEMV's
+    /// epilogue, SwiGLU into the gate/up GEMV's epilogue, a decode attention kernel — and the
+    /// LM head runs the final norm in its activation load (greedy graph steps: an argmax-only
+    /// kernel after it; the norm-fused head also serves scoring chunks of at most
+    /// [`GEMV_DENSE_MAX_M`] rows). On by default; `EAI_FUSED_DECODE=0` turns the default off;
+    /// [`GpuModel::set_fused_decode`] toggles it on a loaded model.
+    pub fused_decode: bool,
+    /// Row layout of the fused path's plain GEMVs (o and down projections); the tensor-core
+    /// layouts also run the norm-fused int8 GEMVs (qkv, gate/up, int8 head) on tensor cores.
+    /// [`GemvTile::Auto`] (default) decides per model and weight format.
+    pub gemv_tile: GemvTile,
+    /// For the int8 schemes (W8A16, W8A8, dynamic), an **int8 LM head**: the head matrix (the
+    /// embedding table when tied) quantized per output row with eai-quant's int8 weight spec
+    /// (symmetric, one f32 scale per vocabulary row, as llama.cpp's Q8_0 quantizes
+    /// `output.weight`), fed f16 activations (the final norm rounded to f16) — a quarter of the
+    /// f32 head's bytes per decoded token, half of the f16 one's. The embedding lookup keeps its
+    /// table ([`GpuOptions::half_head`] decides f32 or f16). Passes of more rows than the decode
+    /// GEMV takes run the head as M-tiled GEMVs too (slower than cuBLAS for long scoring passes:
+    /// the option is meant for generation). Off by default (the CPU reference's head is f32);
+    /// ignored for the float schemes. `EAI_INT8_HEAD=1` turns the default on.
+    pub int8_head: bool,
+}
+
+/// Largest row count for which the dense schemes use the decode GEMV (beyond: cuBLAS).
+pub const GEMV_DENSE_MAX_M: usize = 4;
+
+impl GpuOptions {
+    /// Options for `scheme` with the reference's head rule and the decode GEMV on (unless
+    /// `EAI_DECODE_GEMV=0`).
+    pub fn new(scheme: GpuScheme) -> Self {
+        let decode_gemv = std::env::var("EAI_DECODE_GEMV").map_or(true, |v| v.trim() != "0");
+        let cuda_graph = std::env::var("EAI_CUDA_GRAPH").map_or(true, |v| v.trim() != "0");
+        let fused_decode = std::env::var("EAI_FUSED_DECODE").map_or(true, |v| v.trim() != "0");
+        let int8_head = std::env::var("EAI_INT8_HEAD").is_ok_and(|v| v.trim() == "1");
+        let half_head = std::env::var("EAI_HALF_HEAD").map_or(true, |v| v.trim() != "0");
+        GpuOptions {
+            scheme,
+            half_head,
+            decode_gemv,
+            cuda_graph,
+            fused_decode,
+            gemv_tile: GemvTile::default(),
+            int8_head,
+        }
+    }
+
+    /// Sets [`GpuOptions::int8_head`].
+    pub fn int8_head(mut self, on: bool) -> Self {
+        self.int8_head = on;
+        self
+    }
+
+    /// Sets [`GpuOptions::fused_decode`].
+    pub fn fused_decode(mut self, on: bool) -> Self {
+        self.fused_decode = on;
+        self
+    }
+
+    /// Sets [`GpuOptions::gemv_tile`].
+    pub fn gemv_tile(mut self, tile: GemvTile) -> Self {
+        self.gemv_tile = tile;
+        self
+    }
+
+    /// Sets [`GpuOptions::cuda_graph`].
+    pub fn cuda_graph(mut self, on: bool) -> Self {
+        self.cuda_graph = on;
+        self
+    }
+
+    /// Sets [`GpuOptions::decode_gemv`].
+    pub fn decode_gemv(mut self, on: bool) -> Self {
+        self.decode_gemv = on;
+        self
+    }
+
+    /// Sets [`GpuOptions::half_head`].
+    pub fn half_head(mut self, on: bool) -> Self {
+        self.half_head = on;
+        self
+    }
+
+    pub(super) fn table_type(&self) -> InType {
+        match self.scheme.table_type() {
+            InType::F32 if self.half_head && self.scheme != GpuScheme::Fp32 => InType::F16,
+            t => t,
+        }
+    }
+}
+
+/// Device memory used by a [`GpuModel`], in bytes, and the device's state when measured.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GpuMemory {
+    /// Weights in their resident formats (codes, scales, biases, norms, rope tables).
+    pub weights: u64,
+    /// The KV cache as currently allocated.
+    pub kv_cache: u64,
+    /// Activation scratch buffers currently allocated.
+    pub scratch: u64,
+    /// Free device memory as the driver reports it.
+    pub device_free: u64,
+    /// Total device memory.
+    pub device_total: u64,
+}
