@@ -457,7 +457,7 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
         suite.extend(t.suite().clone());
     }
     // On a GPU the first pass pays for cold caches and clocks: time a warm one (issue 14).
-    let gpu = !a.serve.active() && matches!(a.device.choose().device, crate::Device::Cuda(_));
+    let gpu = !a.serve.active() && matches!(a.device.choose().device, eai_study::Device::Cuda(_));
     let r = evaluator(a.batch_size)?.warmup(gpu).run(&mut model, &suite).map_err(|e| {
         Error::Eval { task: "suite".into(), scheme: label.clone(), source: Box::new(e) }
     })?;

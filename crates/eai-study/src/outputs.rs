@@ -2,7 +2,7 @@
 //! that is renamed into place (so a reader never sees half a file, and an interrupted run
 //! leaves none).
 //!
-//! Every temporary file is registered while it exists; [`remove_staged`] deletes the ones
+//! Every temporary file is registered while it exists; [`remove_staged`](crate::outputs::remove_staged) deletes the ones
 //! left when the program is interrupted (the `eai` binary calls it on SIGINT/SIGTERM/SIGHUP).
 
 use std::path::{Path, PathBuf};

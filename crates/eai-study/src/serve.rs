@@ -1,6 +1,6 @@
 //! Served models in the pipeline: an OpenAI-compatible server as a study "scheme" (one per
 //! endpoint or deployment label), `eai-model`'s tokenizer on the client side, and energy per
-//! response under load ([`LoadStudy`]): `eai-serve`'s load generator with `eai-power`'s meter
+//! response under load ([`LoadStudy`](crate::serve::LoadStudy)): `eai-serve`'s load generator with `eai-power`'s meter
 //! windows on the steady state, counting only the GPUs the server uses, the idle power shown
 //! apart.
 

@@ -10,7 +10,7 @@ use crate::scheme::Scheme;
 
 /// Builds the model under each scheme: the study's seam to an inference engine.
 ///
-/// Implemented for `eai-model` GGUF files by [`GgufLoader`] (feature `model`), and for any
+/// Implemented for `eai-model` GGUF files by `GgufLoader` (feature `model`), and for any
 /// closure `FnMut(Scheme) -> Result<Box<dyn LanguageModel>, ModelError>` through
 /// [`loader_fn`].
 pub trait ModelLoader {
