@@ -1,26 +1,24 @@
-//! Score a task with your own model: implement `LanguageModel` (three methods) and evaluate it on
-//! the 40 ARC-Easy items that ship with the crate, as lm-evaluation-harness scores them.
+//! Score a task with your own model: answer each document's requests (here a log-likelihood per
+//! choice) and score them as lm-evaluation-harness does, on the 40 ARC-Easy items that ship with
+//! the crate. (To let eai batch and cache the requests, implement `eai_core::LanguageModel`
+//! instead and run `eai_eval::Evaluator`; see the crate docs.)
 //!
 //! Your `Cargo.toml`: `eai-eval = "0.1"` and `eai-core = "0.1"`. Run here with
 //! `cargo run -p eai-eval --example score_own_model`.
-use eai_core::{LoglikelihoodRequest as Request, *}; // the trait and its request/answer types
-use eai_eval::{Evaluator, Suite, bundled};
-
-struct ShortIsLikely; // your engine here: this one finds shorter answers likelier
-impl LanguageModel for ShortIsLikely {
-    fn info(&self) -> ModelInfo {
-        ModelInfo::new("short-is-likely")
-    }
-    fn loglikelihood(&mut self, reqs: &[Request]) -> Result<Vec<Loglikelihood>, ModelError> {
-        Ok(reqs.iter().map(|r| Loglikelihood::new(-(r.continuation.len() as f64), false)).collect())
-    }
-    fn generate_until(&mut self, r: &[GenerateRequest]) -> Result<Vec<Generation>, ModelError> {
-        Ok(r.iter().map(|_| Generation::new("")).collect())
-    }
-}
+use eai_core::Loglikelihood;
+use eai_eval::{DocRequests, DocResponses, bundled, score_task};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let suite = Suite { tasks: vec![bundled::arc_easy()?], groups: vec![] };
-    println!("{}", Evaluator::new().run(&mut ShortIsLikely, &suite)?.table());
+    let task = bundled::arc_easy()?;
+    let mut answers = Vec::new();
+    for inst in task.instances()? {
+        if let DocRequests::Loglikelihood(choices) = &inst.requests {
+            // your model here: this one finds shorter answers likelier
+            let lls =
+                choices.iter().map(|r| Loglikelihood::new(-(r.continuation.len() as f64), false));
+            answers.push(DocResponses::Loglikelihood(lls.collect()));
+        }
+    }
+    println!("acc = {:?}", score_task(&task, &answers)?.result.metric("acc,none"));
     Ok(())
 }
