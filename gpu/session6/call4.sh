@@ -1,0 +1,2 @@
+set -u
+bash gpu/h15/soak.sh
