@@ -46,16 +46,16 @@ timeout 60 $B/eai eval --cuda 0 --model $G --data $D --task arc_easy --scheme fp
 t "eval rc=$?"
 
 # 3. HellaSwag full, FP16
-timeout 90 $B/eai study --cuda 0 --model $G --data $D --task hellaswag --schemes fp16 --repeats 1 \
+[ "${SKIP_HS:-0}" = 1 ] || timeout 90 $B/eai study --cuda 0 --model $G --data $D --task hellaswag --schemes fp16 --repeats 1 \
   --baseline 5 --cooldown 0 --out s_hs > $L/hs_study.log 2>&1; t "hs study rc=$?"
-hf 100 s_hs/samples/fp16/rep1/samples_hellaswag.jsonl ll hf_hs.json --dtype fp16 --min-seconds 5; t "hf hs"
+[ "${SKIP_HS:-0}" = 1 ] || hf 100 s_hs/samples/fp16/rep1/samples_hellaswag.jsonl ll hf_hs.json --dtype fp16 --min-seconds 5; t "hf hs"
 
 # 4. GSM8K 200 × 5-shot: FP16 and FP32 both sides, then eai one at a time
 timeout 90 $B/eai study --cuda 0 --model $G --data $D --task gsm8k:200:5 --schemes fp16,fp32 --repeats 1 \
   --baseline 5 --cooldown 0 --out s_gsm > $L/gsm_study.log 2>&1; t "gsm study rc=$?"
 for d in fp16 fp32; do hf 110 s_gsm/samples/$d/rep1/samples_gsm8k.jsonl gen hf_gsm_$d.json --dtype $d --min-seconds 1; t "hf gsm $d"; done
 left() { [ $(( $(date +%s)-T0 )) -lt $1 ]; }  # keep the whole call under ~9 minutes
-left 420 && EAI_GEN_BATCH=1 timeout 90 $B/eai study --cuda 0 --model $G --data $D --task gsm8k:200:5 --schemes fp16 --repeats 1 \
+[ "${SKIP_GEN1:-0}" != 1 ] && left 420 && EAI_GEN_BATCH=1 timeout 90 $B/eai study --cuda 0 --model $G --data $D --task gsm8k:200:5 --schemes fp16 --repeats 1 \
   --baseline 0 --cooldown 0 --out s_gsm1 > $L/gsm1_study.log 2>&1; t "gsm one-at-a-time rc=$?"
 
 # 5. per-kernel GPU time (ncu; skipped if absent)
