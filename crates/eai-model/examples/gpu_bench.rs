@@ -400,7 +400,7 @@ fn main() {
     }
 
     // ---- synthetic 7B shapes ----------------------------------------------------------------
-    // `--shapes qwen,mistral`, `--half-head false,true`, `--gemv true,false` (decode GEMV on/off).
+    // `--shapes qwen,mistral`, `--half-head false,true` (default true: the library default for the int8 schemes), `--gemv true,false` (decode GEMV on/off).
     if (only("7b") || only("profile")) && !args.iter().any(|a| a == "--skip-7b") {
         // The paper's six models at their exact published shapes (config.json as on the Hugging
         // Face Hub, quoted with sources in docs/paper-models.md), synthetic weights.
@@ -466,7 +466,7 @@ fn main() {
             eprintln!("done");
             return;
         }
-        let half_heads = bools(&args, "--half-head", "false");
+        let half_heads = bools(&args, "--half-head", "true");
         let int8_heads = bools(&args, "--int8-head", "false");
         let gemvs = bools(&args, "--gemv", "true");
         let graphs = bools(&args, "--graph", "true");
