@@ -9,7 +9,8 @@
 //!   every process it started that left the group. eai then waits for the command, writes
 //!   its outputs, and exits 128 + the signal. eai is made a child subreaper, so processes
 //!   the command leaves behind stay eai's descendants and are waited for.
-//! - every other subcommand: temporary outputs are removed and eai exits 128 + the signal.
+//! - every other subcommand: temporary outputs are removed and eai exits 128 + the signal at
+//!   once (`_exit`: no C exit handlers run while the main thread may be using the GPU).
 //!
 //! Elsewhere (other Unixes, Windows) none of this is installed: signals act as by default.
 
@@ -81,7 +82,7 @@ pub(crate) fn install(measure: bool, shared_group: bool) {
                         "".into()
                     }
                 );
-                std::process::exit(128 + sig);
+                exit_now(128 + sig);
             }
         }
     });
@@ -113,6 +114,23 @@ pub(crate) fn install(measure: bool, shared_group: bool) {
             libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0);
         }
     }
+}
+
+/// Ends the process from the signal thread without running the C library's exit handlers.
+///
+/// `std::process::exit` runs `atexit` handlers and shared-library destructors, among them the
+/// CUDA driver's and cuBLAS's teardown, while the main thread may still be launching kernels on
+/// the context being torn down: on the GPU machine an `eai study --cuda 0` sent SIGTERM mid-window
+/// ended in SIGSEGV (exit 139) instead of 143 (soak of 2026-12-06,
+/// `docs/results/session7.md`). `_exit` leaves the teardown to the kernel, which releases the
+/// device context with the process. Our own buffered output is flushed first; the journal and
+/// the outputs are already synced or removed (staged files) by then.
+fn exit_now(code: i32) -> ! {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: _exit takes a plain integer and does not return.
+    unsafe { libc::_exit(code) }
 }
 
 fn forward(sig: libc::c_int, from_terminal: bool) {
