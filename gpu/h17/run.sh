@@ -14,8 +14,8 @@
 # Expects (the lead provides): /root/b/eai and /root/b/gpu_bench (release, cuda), the GGUF at
 # /root/g/SmolLM2-135M-Instruct.Q4_1.gguf, the data root at /root/data, python3 with torch and
 # transformers. Nothing to carry beyond the repository (the server is examples/serve/*.py).
-# Duration: about 2 minutes (conversion ~5 s, server start ~20 s, idle 10 s,
-# 3 x (5 + 10 + drain <= 3 + pause 3) s); the script stops nothing early, so 4 minutes is the cap.
+# Duration: about 4 minutes (conversion ~5 s, server start ~20 s, idle 10 s,
+# 3 x (10 + 30 + drain <= 20 + pause 3) s); the script stops nothing early, so 5 minutes is the cap.
 #
 # Tested on the development machine's CPU with tiny loads before the GPU call:
 #   EAI_REQUIRE_GPU=0 DEVICE=cpu DTYPE=float32 PY=/work/venv-torch/bin/python EAI=... HF=/tmp/hf LEVELS=1,2 \
@@ -33,9 +33,12 @@ HF=${HF:-/tmp/h17-hf}  # not under $OUT: 540 MB of f32 weights need not come bac
 DEVICE=${DEVICE:-cuda}
 DTYPE=${DTYPE:-float16}
 LEVELS=${LEVELS:-1,8,32}
-MAX_TOKENS=${MAX_TOKENS:-128}
-WARMUP=${WARMUP:-5}
-MEASURE=${MEASURE:-10}
+# Session 7 (H100) ran 128 tokens, 5 s warm-up, 10 s windows: at 8 clients no request both
+# started and ended inside the window (a response took ~14 s), so that level had no TTFT/TPOT
+# percentiles. Responses of 64 tokens and the library's default 10 s warm-up / 30 s window fix it.
+MAX_TOKENS=${MAX_TOKENS:-64}
+WARMUP=${WARMUP:-10}
+MEASURE=${MEASURE:-30}
 IDLE=${IDLE:-10}
 PAUSE=${PAUSE:-3}
 PORT=${PORT:-8017}
