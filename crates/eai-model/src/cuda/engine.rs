@@ -21,8 +21,8 @@ use eai_core::{
 use eai_quant::cuda::CudaDevice;
 
 use super::error::{GpuError, Result};
-use super::model::{GpuModel, GpuScheme, PackedSeq};
-use super::plan::ScorePlan;
+use super::model::{GpuModel, GpuScheme};
+use super::plan::{ScorePlan, pipelined};
 use crate::config::ModelConfig;
 use crate::engine::{Counters, EngineOptions, TokenPair, generations, loglikelihoods};
 use crate::gguf::GgufFile;
@@ -240,55 +240,30 @@ impl GpuEngine {
             self.opts.share_prefixes,
             self.opts.batch_tokens,
         )?;
-        let ScorePlan { uniq, member, wanted, items, passes } = &plan;
-        let mut scored: Vec<Vec<super::model::RowScore>> = vec![Vec::new(); uniq.len()];
-        for range in passes {
-            let tokens: usize = items[range.clone()].iter().map(|it| plan.item_tokens(it)).sum();
-            // Sequences of the pass: a shared head (nothing scored) before its members, whose
-            // own tokens are exactly their scored positions; unshared inputs whole.
-            let mut seqs: Vec<PackedSeq<'_>> = Vec::new();
-            let mut pos: Vec<Vec<usize>> = Vec::new();
-            let mut tg: Vec<Vec<Vec<u32>>> = Vec::new();
-            let mut owner: Vec<Option<usize>> = Vec::new();
-            let mut n_scored = 0;
-            for (head, us) in &items[range.clone()] {
-                let hi = seqs.len();
-                if *head > 0 {
-                    seqs.push(PackedSeq::new(&uniq[us[0]].0[..*head]));
-                    pos.push(Vec::new());
-                    tg.push(Vec::new());
-                    owner.push(None);
-                }
-                for &u in us {
-                    let len = uniq[u].0.len();
-                    let need = uniq[u].1.min(len);
-                    if *head > 0 {
-                        seqs.push(PackedSeq::continuing(&uniq[u].0[*head..], hi, *head));
-                        pos.push((len - need - *head..len - *head).collect());
-                    } else {
-                        seqs.push(PackedSeq::new(&uniq[u].0));
-                        pos.push((len - need..len).collect());
+        let mut scored: Vec<Vec<super::model::RowScore>> = vec![Vec::new(); plan.uniq.len()];
+        // Each pass's sequences are built on another thread while the device runs the previous
+        // pass (host work that would otherwise leave the GPU idle between passes).
+        let model = &mut self.model;
+        let counters = &mut self.counters;
+        pipelined(
+            plan.passes.len(),
+            |p| plan.pass_input(reqs, p),
+            |pass| {
+                let res = model.score_packed(&pass.seqs, &pass.pos, &pass.targets)?;
+                for (o, r) in pass.owner.into_iter().zip(res) {
+                    if let Some(u) = o {
+                        scored[u] = r;
                     }
-                    // When truncation left fewer input positions than continuation tokens, the
-                    // first `need` wanted lists are the ones that fit (as on the CPU).
-                    tg.push(wanted[u].iter().take(need).cloned().collect());
-                    owner.push(Some(u));
-                    n_scored += need;
                 }
-            }
-            let res = self.model.score_packed(&seqs, &pos, &tg)?;
-            for (o, r) in owner.into_iter().zip(res) {
-                if let Some(u) = o {
-                    scored[u] = r;
-                }
-            }
-            self.counters.forward_passes += 1;
-            self.counters.tokens_processed += tokens as u64;
-            self.counters.tokens_scored += n_scored as u64;
-        }
+                counters.forward_passes += 1;
+                counters.tokens_processed += pass.tokens as u64;
+                counters.tokens_scored += pass.scored as u64;
+                Ok::<(), GpuError>(())
+            },
+        )?;
         let mut out = Vec::with_capacity(reqs.len());
         for (i, (_, cont)) in reqs.iter().enumerate() {
-            let u = member[i];
+            let u = plan.member[i];
             let need = scored[u].len();
             let n = cont.len().min(need);
             let mut lp = 0f64;
