@@ -36,6 +36,16 @@ impl<L: ModelLoader> Study<L> {
             })?;
             plans.push(plan);
         }
+        // Every task's requests encoded once, before any window (where the engine can say how):
+        // no window pays for tokenizing, and the time is reported per task.
+        let mut tokenized = Vec::with_capacity(plans.len());
+        for (t, plan) in self.tasks.iter().zip(&plans) {
+            let secs = self.loader.pretokenize(plan).map_err(|e| Error::Model {
+                scheme: format!("- (tokenizing {})", t.name()),
+                source: e,
+            })?;
+            tokenized.push(secs);
+        }
         let (meter, energy) = self.start_meter()?;
         let mut environment = Environment::capture();
         let hardware = match &self.hardware {
@@ -57,10 +67,11 @@ impl<L: ModelLoader> Study<L> {
             tasks: self
                 .tasks
                 .iter()
-                .zip(&plans)
-                .map(|(t, p)| {
+                .zip(plans.iter().zip(&tokenized))
+                .map(|(t, (p, secs))| {
                     let mut s = t.setting();
                     s.prepare = p.prepare_time();
+                    s.tokenize = *secs;
                     s
                 })
                 .collect(),
