@@ -19,35 +19,38 @@
 # reports, results.json, transformers rows).
 set -u
 R=$(pwd); S=$R/crates/eai-model/scripts/hf_samples_compare.py; SUM=$R/gpu/h14h/summary.py
-B=/root/b_h14h; W=/root/w_h14h; L=$W/logs; mkdir -p $B $W $L
+B=${W:-/root/w_h14h}/bin; W=${W:-/root/w_h14h}; L=$W/logs; mkdir -p $B $W $L
 if [ -f $R/.gpu/bin/eai.xz ]; then xz -dc $R/.gpu/bin/eai.xz > $B/eai; chmod +x $B/eai
 else echo "no .gpu/bin/eai.xz: using /root/b/eai (NOT this branch)"; cp /root/b/eai $B/eai; fi
-export EAI_REQUIRE_GPU=1
-G=/root/g/SmolLM2-135M-Instruct.Q4_1.gguf; D=${DATA:-/root/data}
+# Overrides for a CPU smoke test of this script (defaults: the GPU run): DEV="--cpu" HS=hellaswag:20
+# ARC=arc_easy:20 G=model.gguf DATA=data_root MAIN=none W=/tmp/w OUT=/tmp/out bash gpu/h14h/run.sh
+DEV=${DEV:---cuda 0}; HS=${HS:-hellaswag}; ARC=${ARC:-arc_easy}; MAIN=${MAIN:-/root/b/eai}
+[ "$DEV" = "--cpu" ] || export EAI_REQUIRE_GPU=1
+G=${G:-/root/g/SmolLM2-135M-Instruct.Q4_1.gguf}; D=${DATA:-/root/data}
 exec > >(tee $OUT/run.log) 2>&1
 nvidia-smi --query-gpu=name,driver_version,memory.total,power.limit,clocks.max.sm --format=csv | tee $L/device.txt
 cd $W && rm -rf s_hs s_arc e_arc s_hs_main hf_*.json
-[ -d hf ] || /root/b/gpu_bench --gguf $G --only none --hf-dir hf > /dev/null 2>&1; ls hf > /dev/null || echo "no HF dir"
+[ -d hf ] || [ "$DEV" = "--cpu" ] || /root/b/gpu_bench --gguf $G --only none --hf-dir hf > /dev/null 2>&1; ls hf > /dev/null || echo "no HF dir"
 T0=$(date +%s); t() { echo "[t=$(( $(date +%s)-T0 ))s] $*"; }
 hf() { PYTHONUNBUFFERED=1 timeout "$1" python3 $S hf "${@:2}" 2>&1 | grep '^{' >> $L/hf.jsonl; }
 : > $L/hf.jsonl
 
 # 1. HellaSwag full, FP16, this branch; transformers on the same requests
-timeout 80 $B/eai study --cuda 0 --model $G --data $D --task hellaswag --schemes fp16 --repeats 2 \
+timeout 80 $B/eai study $DEV --model $G --data $D --task $HS --schemes fp16 --repeats 2 \
   --baseline 5 --cooldown 0 --out s_hs > $L/hs_study.log 2>&1; t "hs study rc=$?"
 hf 90 s_hs/samples/fp16/rep1/samples_hellaswag.jsonl ll hf_hs.json --dtype fp16 --min-seconds 5; t "hf hs"
 
 # 2. ARC-Easy full: FP16, INT8 (W8A16), dynamic
-timeout 90 $B/eai study --cuda 0 --model $G --data $D --task arc_easy --schemes fp16,int8,dynamic \
+timeout 90 $B/eai study $DEV --model $G --data $D --task $ARC --schemes fp16,int8,dynamic \
   --repeats 2 --baseline 3 --cooldown 0 --out s_arc > $L/arc_study.log 2>&1; t "arc study rc=$?"
 
 # 3. eai eval, full ARC-Easy FP16
-timeout 40 $B/eai eval --cuda 0 --model $G --data $D --task arc_easy --scheme fp16 --out e_arc > $L/eval_arc.log 2>&1
+timeout 40 $B/eai eval $DEV --model $G --data $D --task $ARC --scheme fp16 --out e_arc > $L/eval_arc.log 2>&1
 t "eval rc=$?"
 
 # 4. before/after: main's eai on the same HellaSwag study, if time is left (whole call ≤ ~4 min)
-if [ $(( $(date +%s)-T0 )) -lt 175 ] && [ -x /root/b/eai ]; then
-  timeout 45 /root/b/eai study --cuda 0 --model $G --data $D --task hellaswag --schemes fp16 --repeats 1 \
+if [ $(( $(date +%s)-T0 )) -lt 175 ] && [ -x "$MAIN" ]; then
+  timeout 45 $MAIN study $DEV --model $G --data $D --task $HS --schemes fp16 --repeats 1 \
     --baseline 0 --cooldown 0 --out s_hs_main > $L/hs_main_study.log 2>&1; t "hs main study rc=$?"
 fi
 
