@@ -596,6 +596,7 @@ mod tests {
             );
             assert_eq!(c.shared_inputs, pairs.len(), "every ending after a shared context");
             let groups = plan.items.iter().filter(|(h, _)| *h > 0).count();
+            eprintln!("  {groups} shared items ({} items in all)", plan.items.len());
             assert!(groups <= docs + docs / 100, "{groups} shared items for {docs} documents");
             // Passes are full but for the item that did not fit and the last pass.
             assert!(c.tokens as f64 >= 0.97 * (c.passes * 8192) as f64 - 8192.0, "{c:?}");
