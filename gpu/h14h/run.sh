@@ -9,7 +9,9 @@
 #  3. `eai eval --cuda 0` full ARC-Easy FP16 (untimed warm-up pass, then the timed one): within
 #     10 % of the study's FP16 per-pass time;
 #  4. if time is left: the same HellaSwag study with the lead's main build (/root/b/eai), as the
-#     before/after on this machine in this call.
+#     before/after on this machine in this call;
+#  5. if time is left: that study at 16,384 and 32,768 tokens per pass (EAI_BATCH_TOKENS; default
+#     8,192), for the default's choice.
 #
 # Carries .gpu/bin/eai.xz: `cargo build --release --bin eai` of this branch (CUDA is a default
 # feature), stripped, xz. Uses /root/b/gpu_bench only to convert the GGUF into the Hugging Face
@@ -29,7 +31,7 @@ DEV=${DEV:---cuda 0}; HS=${HS:-hellaswag}; ARC=${ARC:-arc_easy}; MAIN=${MAIN:-/r
 G=${G:-/root/g/SmolLM2-135M-Instruct.Q4_1.gguf}; D=${DATA:-/root/data}
 exec > >(tee $OUT/run.log) 2>&1
 nvidia-smi --query-gpu=name,driver_version,memory.total,power.limit,clocks.max.sm --format=csv | tee $L/device.txt
-cd $W && rm -rf s_hs s_arc e_arc s_hs_main hf_*.json
+cd $W && rm -rf s_hs s_arc e_arc s_hs_main s_hs_bt* hf_*.json
 [ -d hf ] || [ "$DEV" = "--cpu" ] || /root/b/gpu_bench --gguf $G --only none --hf-dir hf > /dev/null 2>&1; ls hf > /dev/null || echo "no HF dir"
 T0=$(date +%s); t() { echo "[t=$(( $(date +%s)-T0 ))s] $*"; }
 hf() { PYTHONUNBUFFERED=1 timeout "$1" python3 $S hf "${@:2}" 2>&1 | grep '^{' >> $L/hf.jsonl; }
@@ -54,7 +56,16 @@ if [ $(( $(date +%s)-T0 )) -lt 175 ] && [ -x "$MAIN" ]; then
     --baseline 0 --cooldown 0 --out s_hs_main > $L/hs_main_study.log 2>&1; t "hs main study rc=$?"
 fi
 
-for s in s_hs s_arc s_hs_main; do cp $s/tasks.csv $L/${s}_tasks.csv 2>/dev/null; cp $s/report.md $L/${s}_report.md 2>/dev/null; done
+# 5. pass size: the same HellaSwag study at 16,384 and 32,768 tokens per pass (default 8,192), if
+#    time is left — to decide the default with a measurement.
+for bt in 16384 32768; do
+  if [ $(( $(date +%s)-T0 )) -lt 195 ]; then
+    EAI_BATCH_TOKENS=$bt timeout 40 $B/eai study $DEV --model $G --data $D --task $HS --schemes fp16 --repeats 1 \
+      --baseline 0 --cooldown 0 --out s_hs_bt$bt > $L/hs_bt${bt}_study.log 2>&1; t "hs batch_tokens $bt rc=$?"
+  fi
+done
+
+for s in s_hs s_arc s_hs_main s_hs_bt16384 s_hs_bt32768; do cp $s/tasks.csv $L/${s}_tasks.csv 2>/dev/null; cp $s/report.md $L/${s}_report.md 2>/dev/null; done
 cp e_arc/results.json $L/eval_arc_results.json 2>/dev/null
 python3 $SUM $L | tee $OUT/bars.txt
 tar cJf $OUT/raw.tar.xz logs 2>/dev/null

@@ -74,6 +74,14 @@ if main:
     print(f"HellaSwag full fp16 with main's eai (before, same call): {mean(main, 'wall_s'):.3f} s/pass")
     breakdown("main hellaswag fp16", main)
 
+for bt in (16384, 32768):
+    rs = by_scheme(f"s_hs_bt{bt}", "hellaswag").get("fp16", [])
+    if rs and hs:
+        s = mean(rs, "wall_s")
+        print(f"HellaSwag full fp16 at {bt} tokens per pass: {s:.3f} s/pass = {mean(hs, 'wall_s') / s:.2f}x "
+              f"the default's (8192) req/s")
+        breakdown(f"hellaswag fp16 bt{bt}", rs)
+
 arc = by_scheme("s_arc", "arc_easy")
 fp16 = mean(arc.get("fp16", []), "wall_s")
 print(f"ARC-Easy full fp16: eai study {fp16:.3f} s/pass = {9501 / fp16:,.0f} req/s (lm-eval's 9,501)")

@@ -60,14 +60,21 @@ impl GpuEngine {
     /// fewer when their KV cache would not fit the device's memory: [`GpuEngine::gen_slots`]),
     /// since a GPU forward pass of a few thousand tokens costs little more than one of a few
     /// hundred. The environment variable `EAI_GEN_BATCH=N` sets `gen_batch` (e.g. 1, to check
-    /// batched generation against one-at-a-time greedy decoding through the CLI).
+    /// batched generation against one-at-a-time greedy decoding through the CLI), and
+    /// `EAI_BATCH_TOKENS=N` sets `batch_tokens` (to measure other pass sizes through the CLI).
     pub fn default_options() -> EngineOptions {
-        let gen_batch = std::env::var("EAI_GEN_BATCH")
-            .ok()
-            .and_then(|v| v.trim().parse::<usize>().ok())
-            .filter(|&n| n > 0)
-            .unwrap_or(256);
-        EngineOptions { batch_tokens: 8192, gen_batch, ..EngineOptions::default() }
+        let env = |name: &str, default: usize| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .filter(|&n| n > 0)
+                .unwrap_or(default)
+        };
+        EngineOptions {
+            batch_tokens: env("EAI_BATCH_TOKENS", 8192),
+            gen_batch: env("EAI_GEN_BATCH", 256),
+            ..EngineOptions::default()
+        }
     }
 
     /// Wraps a model and its tokenizer, with [`GpuEngine::default_options`].
