@@ -11,7 +11,9 @@
 #  4. if time is left: the same HellaSwag study with the lead's main build (/root/b/eai), as the
 #     before/after on this machine in this call;
 #  5. if time is left: that study at 16,384 and 32,768 tokens per pass (EAI_BATCH_TOKENS; default
-#     8,192), for the default's choice.
+#     8,192), for the default's choice;
+#  6. if time is left (run before 5): main's gpu_bench scoring the same full HellaSwag pre-tokenized
+#     (`loglikelihood_tokens`, ≥ 5 s, FP16): the engine's own rate on this file, the study's ceiling.
 #
 # Carries .gpu/bin/eai.xz: `cargo build --release --bin eai` of this branch (CUDA is a default
 # feature), stripped, xz. Uses /root/b/gpu_bench only to convert the GGUF into the Hugging Face
@@ -31,7 +33,7 @@ DEV=${DEV:---cuda 0}; HS=${HS:-hellaswag}; ARC=${ARC:-arc_easy}; MAIN=${MAIN:-/r
 G=${G:-/root/g/SmolLM2-135M-Instruct.Q4_1.gguf}; D=${DATA:-/root/data}
 exec > >(tee $OUT/run.log) 2>&1
 nvidia-smi --query-gpu=name,driver_version,memory.total,power.limit,clocks.max.sm --format=csv | tee $L/device.txt
-cd $W && rm -rf s_hs s_arc e_arc s_hs_main s_hs_bt* hf_*.json
+cd $W && rm -rf s_hs s_arc e_arc s_hs_main s_hs_bt* gb hf_*.json
 [ -d hf ] || [ "$DEV" = "--cpu" ] || /root/b/gpu_bench --gguf $G --only none --hf-dir hf > /dev/null 2>&1; ls hf > /dev/null || echo "no HF dir"
 T0=$(date +%s); t() { echo "[t=$(( $(date +%s)-T0 ))s] $*"; }
 hf() { PYTHONUNBUFFERED=1 timeout "$1" python3 $S hf "${@:2}" 2>&1 | grep '^{' >> $L/hf.jsonl; }
@@ -54,6 +56,13 @@ t "eval rc=$?"
 if [ $(( $(date +%s)-T0 )) -lt 175 ] && [ -x "$MAIN" ]; then
   timeout 45 $MAIN study $DEV --model $G --data $D --task $HS --schemes fp16 --repeats 1 \
     --baseline 0 --cooldown 0 --out s_hs_main > $L/hs_main_study.log 2>&1; t "hs main study rc=$?"
+fi
+
+# 6. the engine alone on the same full file: gpu_bench (main's) scoring pre-tokenized full
+#    HellaSwag with `loglikelihood_tokens`, ≥ 5 s, FP16, shared contexts — the study path's ceiling.
+if [ $(( $(date +%s)-T0 )) -lt 185 ] && [ "$DEV" != "--cpu" ]; then
+  timeout 60 /root/b/gpu_bench --gguf $G --data $D --out gb --only eval --limit 10 --throughput-limit 10042 \
+    --schemes fp16 --throughput-schemes fp16 --share true --min-seconds 5 > $L/gpu_bench_hs.log 2>&1; t "gpu_bench rc=$?"
 fi
 
 # 5. pass size: the same HellaSwag study at 16,384 and 32,768 tokens per pass (default 8,192), if

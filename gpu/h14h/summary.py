@@ -74,6 +74,18 @@ if main:
     print(f"HellaSwag full fp16 with main's eai (before, same call): {mean(main, 'wall_s'):.3f} s/pass")
     breakdown("main hellaswag fp16", main)
 
+try:
+    for line in open(os.path.join(logs, "gpu_bench_hs.log")):
+        if line.startswith("throughput fp16 "):
+            r = json.loads(line[len("throughput fp16 "):])
+            if r.get("task") == "hellaswag" and r.get("shared_contexts"):
+                print(f"engine alone (gpu_bench loglikelihood_tokens, pre-tokenized, main's build): {r['requests']} "
+                      f"requests in {r['seconds']:.2f} s = {r['requests_per_s']:,.0f} req/s of eai's "
+                      f"{r['requests'] // max(r['repeats'], 1):,} unique = {r['seconds'] / max(r['repeats'], 1):.3f} s/pass, "
+                      f"{r['forward_passes']} passes, {r['tokens_processed']:,} tokens per pass set")
+except OSError:
+    pass
+
 for bt in (16384, 32768):
     rs = by_scheme(f"s_hs_bt{bt}", "hellaswag").get("fp16", [])
     if rs and hs:
