@@ -74,6 +74,15 @@ for bt in 16384 32768; do
   fi
 done
 
+# 7. optional (NCU=1, ~60 s more): per-kernel GPU time of HellaSwag passes (ncu, gpu__time_duration):
+#    the first 1,500 kernels of `eai eval` on the first 4,300 documents, longest contexts first
+#    (WikiHow passes, like most of the full file's).
+if [ "${NCU:-0}" = 1 ] && command -v ncu > /dev/null; then
+  timeout 60 ncu --clock-control none --metrics gpu__time_duration.sum --print-summary per-kernel -c 1500 \
+    $B/eai eval $DEV --model $G --data $D --task hellaswag:4300 --scheme fp16 --batch-size 1200 --out e_ncu \
+    > $L/ncu_hs_fp16.txt 2>&1; t "ncu rc=$?"
+fi
+
 for s in s_hs s_arc s_hs_main s_hs_bt16384 s_hs_bt32768; do cp $s/tasks.csv $L/${s}_tasks.csv 2>/dev/null; cp $s/report.md $L/${s}_report.md 2>/dev/null; done
 cp e_arc/results.json $L/eval_arc_results.json 2>/dev/null
 python3 $SUM $L | tee $OUT/bars.txt
