@@ -480,3 +480,36 @@ fn tasks_are_tokenized_once_before_any_window_and_the_time_reported() {
     assert!(md.contains("tokenized once per task, before any window"), "{md}");
     assert!(md.contains("arc_easy 0.25 s, hellaswag 0.25 s"), "{md}");
 }
+
+#[test]
+fn warm_up_runs_each_tasks_longest_requests_before_the_windows() {
+    let run = |warmup: usize| {
+        let sizes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s2 = sizes.clone();
+        let loader =
+            loader_fn("call-sizes", move |_| -> Result<Box<dyn LanguageModel>, ModelError> {
+                Ok(Box::new(CallSizes { sizes: s2.clone() }))
+            });
+        let r = Study::new(loader)
+            .schemes([Scheme::Fp32])
+            .task(StudyTask::new(bundled::arc_easy().unwrap()).limit(10))
+            .repeats(1)
+            .warmup_docs(warmup)
+            .baseline(Duration::ZERO)
+            .power(PowerSetup::Off)
+            .progress(false)
+            .run()
+            .unwrap();
+        let calls = sizes.lock().unwrap().clone();
+        (r.tasks[0].requests as usize, calls)
+    };
+    // Two documents, then the task's longest requests (all of these: fewer than 256) in one
+    // call, then the window's pass.
+    let (n, calls) = run(2);
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    assert!(calls[0] <= 2 * 5, "{calls:?}");
+    assert_eq!(&calls[1..], [n, n]);
+    // No warm-up at all when it is turned off.
+    let (n, calls) = run(0);
+    assert_eq!(calls, [n]);
+}
