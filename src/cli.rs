@@ -223,7 +223,8 @@ pub struct StudyArgs {
     /// Repetitions per scheme.
     #[arg(long, default_value_t = 3)]
     pub repeats: u32,
-    /// Documents per task run unmeasured before each scheme's repetitions.
+    /// Documents per task run unmeasured before each scheme's repetitions (with each task's 256
+    /// longest requests; 0: no warm-up).
     #[arg(long, default_value_t = 5)]
     pub warmup: usize,
     /// Idle baseline per scheme, seconds (0: off).

@@ -433,3 +433,83 @@ fn per_call_energy_only_when_asked_and_environment_always() {
     assert!(r.tasks.iter().all(|t| !t.calls.is_empty()));
     assert!(r.analyze().unwrap().markdown(&r).contains("Prefill J"));
 }
+
+/// A loader that tokenizes ahead (says so, and how long it took) and records when it was asked.
+struct Pretokenizing {
+    events: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl eai::ModelLoader for Pretokenizing {
+    fn name(&self) -> String {
+        "length-model".into()
+    }
+    fn load(&mut self, s: Scheme) -> Result<Box<dyn LanguageModel>, ModelError> {
+        self.events.lock().unwrap().push(format!("load {}", s.label()));
+        Ok(Box::new(LengthModel { scale: 1.0, per_request: Duration::from_millis(1) }))
+    }
+    fn pretokenize(
+        &mut self,
+        plan: &eai::eval::Prepared,
+    ) -> Result<Option<eai::core::Seconds>, ModelError> {
+        let n = plan.loglikelihood_requests().count();
+        self.events.lock().unwrap().push(format!("tokenize {n}"));
+        Ok(Some(eai::core::Seconds(0.25)))
+    }
+}
+
+#[test]
+fn tasks_are_tokenized_once_before_any_window_and_the_time_reported() {
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let r = Study::new(Pretokenizing { events: events.clone() })
+        .schemes([Scheme::Fp32, Scheme::Fp16])
+        .task(StudyTask::new(bundled::arc_easy().unwrap()).limit(4))
+        .task(StudyTask::new(bundled::hellaswag().unwrap()).limit(2))
+        .repeats(2)
+        .warmup_docs(0)
+        .baseline(Duration::ZERO)
+        .power(PowerSetup::Sources(vec![Box::new(ConstantSource::new(Watts(100.0)))]))
+        .progress(false)
+        .run()
+        .unwrap();
+    // Once per task, before the first model is built (so before every window).
+    let ev = events.lock().unwrap().clone();
+    assert_eq!(ev, ["tokenize 16", "tokenize 8", "load fp32", "load fp16"]);
+    let tok: Vec<_> = r.settings.tasks.iter().map(|t| t.tokenize.map(|s| s.0)).collect();
+    assert_eq!(tok, [Some(0.25), Some(0.25)]);
+    let md = r.analyze().unwrap().markdown(&r);
+    assert!(md.contains("tokenized once per task, before any window"), "{md}");
+    assert!(md.contains("arc_easy 0.25 s, hellaswag 0.25 s"), "{md}");
+}
+
+#[test]
+fn warm_up_runs_each_tasks_longest_requests_before_the_windows() {
+    let run = |warmup: usize| {
+        let sizes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s2 = sizes.clone();
+        let loader =
+            loader_fn("call-sizes", move |_| -> Result<Box<dyn LanguageModel>, ModelError> {
+                Ok(Box::new(CallSizes { sizes: s2.clone() }))
+            });
+        let r = Study::new(loader)
+            .schemes([Scheme::Fp32])
+            .task(StudyTask::new(bundled::arc_easy().unwrap()).limit(10))
+            .repeats(1)
+            .warmup_docs(warmup)
+            .baseline(Duration::ZERO)
+            .power(PowerSetup::Off)
+            .progress(false)
+            .run()
+            .unwrap();
+        let calls = sizes.lock().unwrap().clone();
+        (r.tasks[0].requests as usize, calls)
+    };
+    // Two documents, then the task's longest requests (all of these: fewer than 256) in one
+    // call, then the window's pass.
+    let (n, calls) = run(2);
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    assert!(calls[0] <= 2 * 5, "{calls:?}");
+    assert_eq!(&calls[1..], [n, n]);
+    // No warm-up at all when it is turned off.
+    let (n, calls) = run(0);
+    assert_eq!(calls, [n]);
+}

@@ -60,6 +60,20 @@ pub(crate) fn time_markdown(r: &StudyResults) -> String {
         .filter(|t| t.prepare.0 > 0.0)
         .map(|t| format!("{} {:.2} s", t.name, t.prepare.0))
         .collect();
+    let tokenized: Vec<String> = r
+        .settings
+        .tasks
+        .iter()
+        .filter_map(|t| t.tokenize.map(|x| format!("{} {:.2} s", t.name, x.0)))
+        .collect();
+    if !tokenized.is_empty() {
+        let _ = writeln!(
+            s,
+            "Requests were tokenized once per task, before any window, into the token cache \
+             every scheme's engine shares (the Tokenize column is then the cache look-ups): {}.\n",
+            tokenized.join(", ")
+        );
+    }
     if !prepared.is_empty() {
         let _ = writeln!(
             s,

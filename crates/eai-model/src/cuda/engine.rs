@@ -10,7 +10,6 @@
 //! as every choice's scored tail, which attends to the head's KV slots
 //! ([`GpuModel::score_packed`](super::GpuModel::score_packed)).
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -22,7 +21,8 @@ use eai_core::{
 use eai_quant::cuda::CudaDevice;
 
 use super::error::{GpuError, Result};
-use super::model::{GpuModel, GpuScheme, PackedSeq};
+use super::model::{GpuModel, GpuScheme};
+use super::plan::{ScorePlan, pipelined};
 use crate::config::ModelConfig;
 use crate::engine::{Counters, EngineOptions, TokenPair, generations, loglikelihoods};
 use crate::gguf::GgufFile;
@@ -60,14 +60,21 @@ impl GpuEngine {
     /// fewer when their KV cache would not fit the device's memory: [`GpuEngine::gen_slots`]),
     /// since a GPU forward pass of a few thousand tokens costs little more than one of a few
     /// hundred. The environment variable `EAI_GEN_BATCH=N` sets `gen_batch` (e.g. 1, to check
-    /// batched generation against one-at-a-time greedy decoding through the CLI).
+    /// batched generation against one-at-a-time greedy decoding through the CLI), and
+    /// `EAI_BATCH_TOKENS=N` sets `batch_tokens` (to measure other pass sizes through the CLI).
     pub fn default_options() -> EngineOptions {
-        let gen_batch = std::env::var("EAI_GEN_BATCH")
-            .ok()
-            .and_then(|v| v.trim().parse::<usize>().ok())
-            .filter(|&n| n > 0)
-            .unwrap_or(256);
-        EngineOptions { batch_tokens: 8192, gen_batch, ..EngineOptions::default() }
+        let env = |name: &str, default: usize| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .filter(|&n| n > 0)
+                .unwrap_or(default)
+        };
+        EngineOptions {
+            batch_tokens: env("EAI_BATCH_TOKENS", 8192),
+            gen_batch: env("EAI_GEN_BATCH", 256),
+            ..EngineOptions::default()
+        }
     }
 
     /// Wraps a model and its tokenizer, with [`GpuEngine::default_options`].
@@ -234,115 +241,36 @@ impl GpuEngine {
     /// # Errors
     /// Invalid requests; device errors.
     pub fn loglikelihood_tokens(&mut self, reqs: &[TokenPair]) -> Result<Vec<(f64, bool)>> {
-        let max_len = self.max_length();
-        let mut uniq: Vec<(Vec<u32>, usize)> = Vec::new();
-        let mut key: HashMap<Vec<u32>, usize> = HashMap::new();
-        let mut member = Vec::with_capacity(reqs.len());
-        for (i, (ctx, cont)) in reqs.iter().enumerate() {
-            if ctx.is_empty() || cont.is_empty() {
-                return Err(GpuError::invalid(format!(
-                    "request {i}: empty context or continuation"
-                )));
-            }
-            if cont.len() > max_len {
-                return Err(GpuError::invalid(format!(
-                    "request {i}: continuation of {} tokens exceeds max_length {max_len}",
-                    cont.len()
-                )));
-            }
-            let total = ctx.len() + cont.len();
-            let start = total.saturating_sub(max_len + 1);
-            let input: Vec<u32> = ctx
-                .iter()
-                .chain(cont.iter())
-                .skip(start)
-                .take(total - 1 - start)
-                .copied()
-                .collect();
-            let u = *key.entry(input.clone()).or_insert_with(|| {
-                uniq.push((input, 0));
-                uniq.len() - 1
-            });
-            uniq[u].1 = uniq[u].1.max(cont.len());
-            member.push(u);
-        }
-        // Targets wanted at each of the last `need` positions of each unique input.
-        let mut wanted: Vec<Vec<Vec<u32>>> =
-            uniq.iter().map(|(_, need)| vec![Vec::new(); *need]).collect();
-        for (i, (_, cont)) in reqs.iter().enumerate() {
-            let u = member[i];
-            let need = uniq[u].1;
-            for (j, &t) in cont.iter().enumerate() {
-                let w = &mut wanted[u][need - cont.len() + j];
-                if !w.contains(&t) {
-                    w.push(t);
-                }
-            }
-        }
-        let items = plan_items(&uniq, self.opts.share_prefixes, self.opts.batch_tokens);
-        let item_tokens = |it: &(usize, Vec<usize>)| -> usize {
-            match it.0 {
-                0 => uniq[it.1[0]].0.len(),
-                head => head + it.1.iter().map(|&u| uniq[u].0.len() - head).sum::<usize>(),
-            }
-        };
-        let mut scored: Vec<Vec<super::model::RowScore>> = vec![Vec::new(); uniq.len()];
-        let mut b = 0;
-        while b < items.len() {
-            let mut e = b;
-            let mut tokens = 0;
-            while e < items.len()
-                && (e == b || tokens + item_tokens(&items[e]) <= self.opts.batch_tokens)
-            {
-                tokens += item_tokens(&items[e]);
-                e += 1;
-            }
-            // Sequences of the pass: a shared head (nothing scored) before its members, whose
-            // own tokens are exactly their scored positions; unshared inputs whole.
-            let mut seqs: Vec<PackedSeq<'_>> = Vec::new();
-            let mut pos: Vec<Vec<usize>> = Vec::new();
-            let mut tg: Vec<Vec<Vec<u32>>> = Vec::new();
-            let mut owner: Vec<Option<usize>> = Vec::new();
-            let mut n_scored = 0;
-            for (head, us) in &items[b..e] {
-                let hi = seqs.len();
-                if *head > 0 {
-                    seqs.push(PackedSeq::new(&uniq[us[0]].0[..*head]));
-                    pos.push(Vec::new());
-                    tg.push(Vec::new());
-                    owner.push(None);
-                }
-                for &u in us {
-                    let len = uniq[u].0.len();
-                    let need = uniq[u].1.min(len);
-                    if *head > 0 {
-                        seqs.push(PackedSeq::continuing(&uniq[u].0[*head..], hi, *head));
-                        pos.push((len - need - *head..len - *head).collect());
-                    } else {
-                        seqs.push(PackedSeq::new(&uniq[u].0));
-                        pos.push((len - need..len).collect());
+        let plan = ScorePlan::new(
+            reqs,
+            self.max_length(),
+            self.opts.share_prefixes,
+            self.opts.batch_tokens,
+        )?;
+        let mut scored: Vec<Vec<super::model::RowScore>> = vec![Vec::new(); plan.uniq.len()];
+        // Each pass's sequences are built on another thread while the device runs the previous
+        // pass (host work that would otherwise leave the GPU idle between passes).
+        let model = &mut self.model;
+        let counters = &mut self.counters;
+        pipelined(
+            plan.passes.len(),
+            |p| plan.pass_input(reqs, p),
+            |pass| {
+                let res = model.score_packed(&pass.seqs, &pass.pos, &pass.targets)?;
+                for (o, r) in pass.owner.into_iter().zip(res) {
+                    if let Some(u) = o {
+                        scored[u] = r;
                     }
-                    // When truncation left fewer input positions than continuation tokens, the
-                    // first `need` wanted lists are the ones that fit (as on the CPU).
-                    tg.push(wanted[u].iter().take(need).cloned().collect());
-                    owner.push(Some(u));
-                    n_scored += need;
                 }
-            }
-            let res = self.model.score_packed(&seqs, &pos, &tg)?;
-            for (o, r) in owner.into_iter().zip(res) {
-                if let Some(u) = o {
-                    scored[u] = r;
-                }
-            }
-            self.counters.forward_passes += 1;
-            self.counters.tokens_processed += tokens as u64;
-            self.counters.tokens_scored += n_scored as u64;
-            b = e;
-        }
+                counters.forward_passes += 1;
+                counters.tokens_processed += pass.tokens as u64;
+                counters.tokens_scored += pass.scored as u64;
+                Ok::<(), GpuError>(())
+            },
+        )?;
         let mut out = Vec::with_capacity(reqs.len());
         for (i, (_, cont)) in reqs.iter().enumerate() {
-            let u = member[i];
+            let u = plan.member[i];
             let need = scored[u].len();
             let n = cont.len().min(need);
             let mut lp = 0f64;
@@ -452,71 +380,6 @@ impl GpuEngine {
     }
 }
 
-/// Work items of a scoring call, in lm-eval's order (longest input first): `(head, members)`
-/// with `head = 0` for one input run whole, or `head > 0` for a shared context — inputs
-/// whose unscored head (everything before the first scored position, ≥ 2 tokens) is
-/// identical run that head once in the same pass as their scored tails
-/// (`share`: [`EngineOptions::share_prefixes`], on by default). A group whose head and tails exceed
-/// `batch_tokens` is split into items that fit (the head once per item); an input whose head
-/// and tail alone exceed it runs whole, unshared.
-fn plan_items(
-    uniq: &[(Vec<u32>, usize)],
-    share: bool,
-    batch_tokens: usize,
-) -> Vec<(usize, Vec<usize>)> {
-    let cap = batch_tokens.max(1);
-    let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
-    let mut by_head: HashMap<&[u32], usize> = HashMap::new();
-    for (u, (input, need)) in uniq.iter().enumerate() {
-        let p = input.len() - (*need).min(input.len());
-        if share && p >= 2 {
-            if let Some(&g) = by_head.get(&input[..p]) {
-                groups[g].1.push(u);
-                continue;
-            }
-            by_head.insert(&input[..p], groups.len());
-        }
-        groups.push((p, vec![u]));
-    }
-    let mut items: Vec<(usize, Vec<usize>)> = Vec::new();
-    for (p, mut us) in groups {
-        if us.len() < 2 {
-            items.push((0, us));
-            continue;
-        }
-        us.sort_by(|&a, &b| {
-            uniq[b].0.len().cmp(&uniq[a].0.len()).then_with(|| uniq[a].0.cmp(&uniq[b].0))
-        });
-        let mut cur: Vec<usize> = Vec::new();
-        let mut tokens = p;
-        let flush = |cur: &mut Vec<usize>, items: &mut Vec<(usize, Vec<usize>)>| match cur.len() {
-            0 => {}
-            1 => items.push((0, std::mem::take(cur))),
-            _ => items.push((p, std::mem::take(cur))),
-        };
-        for u in us {
-            let tail = uniq[u].0.len() - p;
-            if p + tail > cap {
-                items.push((0, vec![u]));
-                continue;
-            }
-            if !cur.is_empty() && tokens + tail > cap {
-                flush(&mut cur, &mut items);
-                tokens = p;
-            }
-            cur.push(u);
-            tokens += tail;
-        }
-        flush(&mut cur, &mut items);
-    }
-    let first = |it: &(usize, Vec<usize>)| it.1[0];
-    items.sort_by(|a, b| {
-        let (ua, ub) = (first(a), first(b));
-        uniq[ub].0.len().cmp(&uniq[ua].0.len()).then_with(|| uniq[ua].0.cmp(&uniq[ub].0))
-    });
-    items
-}
-
 const GPU: &str = "eai-model CUDA engine";
 
 fn model_err(e: GpuError) -> ModelError {
@@ -615,57 +478,5 @@ impl LanguageModel for GpuEngine {
 
     fn truncated_requests(&self) -> Option<u64> {
         Some(self.counters.truncated_requests)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::plan_items;
-
-    fn input(head: &[u32], tail: usize) -> (Vec<u32>, usize) {
-        let mut v = head.to_vec();
-        v.extend((0..tail as u32).map(|i| 1000 + i));
-        (v, tail)
-    }
-
-    #[test]
-    fn groups_share_heads_split_to_fit_and_fall_back() {
-        let (h1, h2) = ([1u32, 2, 3, 4, 5, 6], [7u32, 8]);
-        let uniq = vec![
-            input(&h1, 3),
-            input(&h1, 2),
-            input(&h2, 4),
-            input(&h1, 5),
-            input(&h2, 1),
-            input(&[9], 2), // head of 1 token: never shared
-            input(&[9], 3),
-        ];
-        // Sharing off: every input alone, longest first.
-        let off = plan_items(&uniq, false, 100);
-        assert!(off.iter().all(|(h, us)| *h == 0 && us.len() == 1));
-        let lens: Vec<usize> = off.iter().map(|(_, us)| uniq[us[0]].0.len()).collect();
-        assert!(lens.windows(2).all(|w| w[0] >= w[1]), "{lens:?}");
-        // Sharing on, room for everything: one item per head of ≥ 2 tokens.
-        let on = plan_items(&uniq, true, 100);
-        assert_eq!(on.len(), 4, "{on:?}");
-        assert!(on.contains(&(6, vec![3, 0, 1])), "{on:?}");
-        assert!(on.contains(&(2, vec![2, 4])), "{on:?}");
-        // 12 tokens per pass: h1's group (6 + 5 + 3 + 2) splits into 6+5 alone (unshared, one
-        // member) and 6+3+2; every input appears exactly once.
-        let small = plan_items(&uniq, true, 12);
-        let mut seen: Vec<usize> = small.iter().flat_map(|(_, us)| us.clone()).collect();
-        seen.sort_unstable();
-        assert_eq!(seen, (0..uniq.len()).collect::<Vec<_>>());
-        assert!(small.contains(&(6, vec![0, 1])), "{small:?}");
-        assert!(small.contains(&(0, vec![3])), "{small:?}");
-        for (h, us) in &small {
-            if *h > 0 {
-                let t: usize = h + us.iter().map(|&u| uniq[u].0.len() - h).sum::<usize>();
-                assert!(t <= 12 && us.len() >= 2);
-            }
-        }
-        // A head and tail larger than a pass: that input runs whole, unshared.
-        let tiny = plan_items(&uniq, true, 8);
-        assert!(tiny.contains(&(0, vec![3])) && tiny.contains(&(0, vec![0])), "{tiny:?}");
     }
 }

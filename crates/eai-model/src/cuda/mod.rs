@@ -29,6 +29,7 @@ mod engine;
 mod error;
 mod kernels;
 mod model;
+mod plan;
 mod schedule;
 
 pub use engine::GpuEngine;

@@ -159,7 +159,9 @@ impl<L: ModelLoader> Study<L> {
     }
 
     /// Documents per task run once before each scheme's repetitions, unmeasured (default 5;
-    /// 0 disables the warm-up).
+    /// 0 disables the warm-up). The warm-up also runs each task's 256 longest log-likelihood
+    /// requests once, so that a task's first window does not pay for the engine's first passes
+    /// at the task's shapes (buffers grown, kernels loaded).
     pub fn warmup_docs(mut self, n: usize) -> Self {
         self.warmup_docs = n;
         self

@@ -4,7 +4,8 @@
 #[cfg(feature = "model")]
 use std::path::PathBuf;
 
-use eai_core::{LanguageModel, ModelError};
+use eai_core::{LanguageModel, ModelError, Seconds};
+use eai_eval::Prepared;
 
 use crate::scheme::Scheme;
 
@@ -30,6 +31,18 @@ pub trait ModelLoader {
     fn cuda_ordinals(&self) -> Option<Vec<usize>> {
         None
     }
+
+    /// Encodes a task's requests ahead of its windows, where the models this loader builds
+    /// will find them (e.g. a token cache they share), so that no measured window pays for
+    /// tokenizing; returns the time it took. A capability: `Ok(None)` (the default) means "not
+    /// done", and the engine then tokenizes inside its calls, as before.
+    ///
+    /// # Errors
+    /// When the tokenizer cannot be read.
+    fn pretokenize(&mut self, plan: &Prepared) -> Result<Option<Seconds>, ModelError> {
+        let _ = plan;
+        Ok(None)
+    }
 }
 
 impl<L: ModelLoader + ?Sized> ModelLoader for &mut L {
@@ -42,6 +55,9 @@ impl<L: ModelLoader + ?Sized> ModelLoader for &mut L {
     fn cuda_ordinals(&self) -> Option<Vec<usize>> {
         (**self).cuda_ordinals()
     }
+    fn pretokenize(&mut self, plan: &Prepared) -> Result<Option<Seconds>, ModelError> {
+        (**self).pretokenize(plan)
+    }
 }
 
 impl<L: ModelLoader + ?Sized> ModelLoader for Box<L> {
@@ -53,6 +69,9 @@ impl<L: ModelLoader + ?Sized> ModelLoader for Box<L> {
     }
     fn cuda_ordinals(&self) -> Option<Vec<usize>> {
         (**self).cuda_ordinals()
+    }
+    fn pretokenize(&mut self, plan: &Prepared) -> Result<Option<Seconds>, ModelError> {
+        (**self).pretokenize(plan)
     }
 }
 
@@ -119,6 +138,8 @@ pub struct GgufLoader {
     /// Where replicas run: one device, or several CUDA devices (data-parallel). Never empty.
     devices: Vec<crate::device::Device>,
     tokens: std::sync::Arc<eai_model::TokenCache>,
+    /// The model's tokenizer, once read (for [`ModelLoader::pretokenize`]).
+    tokenizer: Option<eai_model::Tokenizer>,
     /// Shapes and tokenizer from the file's metadata, synthetic weights (see
     /// [`GgufLoader::synthetic`]).
     synthetic: bool,
@@ -139,6 +160,7 @@ impl GgufLoader {
             options: None,
             devices: vec![crate::device::Device::Cpu],
             tokens: std::sync::Arc::new(eai_model::TokenCache::new()),
+            tokenizer: None,
             synthetic: false,
         }
     }
@@ -269,6 +291,34 @@ impl GgufLoader {
         self.devices.first().copied().unwrap_or_default()
     }
 
+    /// The model's tokenizer, as its engines build it (read once, then kept).
+    fn tokenizer(&mut self) -> Result<eai_model::Tokenizer, ModelError> {
+        if let Some(t) = &self.tokenizer {
+            return Ok(t.clone());
+        }
+        let what = |e: &dyn std::fmt::Display| {
+            ModelError::backend(
+                format!("reading the tokenizer of {}", self.path.display()),
+                e.to_string(),
+            )
+        };
+        let tok = if self.path.is_dir() {
+            let cfg = eai_model::ModelConfig::from_hf_file(self.path.join("config.json"))
+                .map_err(|e| what(&e))?;
+            eai_model::Tokenizer::from_file(
+                self.path.join("tokenizer.json"),
+                cfg.bos_token_id,
+                &cfg.eos_token_ids,
+            )
+        } else {
+            eai_model::GgufFile::open_metadata_only(&self.path)
+                .and_then(|f| eai_model::Tokenizer::from_gguf(&f))
+        }
+        .map_err(|e| what(&e))?;
+        self.tokenizer = Some(tok.clone());
+        Ok(tok)
+    }
+
     /// Sets the engine options (max length, batching). Without it the engine's defaults apply
     /// (larger batches on the GPU: `GpuEngine::default_options`).
     pub fn engine_options(mut self, o: eai_model::EngineOptions) -> Self {
@@ -293,6 +343,22 @@ impl ModelLoader for GgufLoader {
                 _ => None,
             })
             .collect()
+    }
+
+    /// Encodes the plan's scoring requests into the token cache every engine it builds shares
+    /// (`GgufLoader::tokens`), with the model's own tokenizer read from the file, exactly as the
+    /// engines encode them (lm-eval's `_encode_pair`); the windows then find them cached.
+    fn pretokenize(&mut self, plan: &Prepared) -> Result<Option<Seconds>, ModelError> {
+        let t = std::time::Instant::now();
+        let reqs: Vec<eai_core::LoglikelihoodRequest> =
+            plan.loglikelihood_requests().cloned().collect();
+        if reqs.is_empty() {
+            return Ok(None);
+        }
+        let tok = self.tokenizer()?;
+        // A request that fails to encode is left out: its engine call reports it.
+        let _ = self.tokens.encode_pairs(&tok, &reqs);
+        Ok(Some(Seconds(t.elapsed().as_secs_f64())))
     }
 
     fn load(&mut self, scheme: Scheme) -> Result<Box<dyn LanguageModel>, ModelError> {
@@ -387,4 +453,46 @@ fn gpu_engine(
         e = e.with_options(o.clone());
     }
     Ok(e.token_cache(tokens.clone()))
+}
+
+#[cfg(all(test, feature = "model"))]
+mod tests {
+    use eai_eval::{Evaluator, Limit, Suite, bundled};
+
+    use super::{GgufLoader, ModelLoader};
+    use crate::scheme::Scheme;
+
+    /// Requests the loader tokenized ahead of the windows are cache hits for every engine it
+    /// builds (the engines' tokenizer is the one the loader read): the windows tokenize nothing.
+    #[test]
+    fn pretokenized_requests_are_cache_hits_for_the_engines() {
+        let cache = eai_model::cache_dir(
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.cache"),
+        );
+        let Ok(Some(gguf)) = eai_model::find_smollm2(&cache) else {
+            eprintln!(
+                "SKIP pretokenized_requests_are_cache_hits: no SmolLM2 GGUF in {}",
+                cache.display()
+            );
+            return;
+        };
+        let task = bundled::hellaswag().unwrap().with_limit(Some(Limit::Count(6)));
+        let plan = Evaluator::new().prepare(&Suite { tasks: vec![task], groups: vec![] }).unwrap();
+        let mut loader = GgufLoader::new(&gguf);
+        let secs = loader.pretokenize(&plan).unwrap().expect("the GGUF loader pretokenizes");
+        assert!(secs.0 > 0.0);
+        let before = loader.tokens().stats();
+        assert_eq!(before.pairs, plan.unique_requests());
+        for scheme in [Scheme::Fp32, Scheme::Int8WeightOnly] {
+            let mut m = loader.load(scheme).unwrap();
+            let t0 = m.engine_time().unwrap();
+            Evaluator::new().progress(false).run_prepared(&mut m, &plan).unwrap();
+            let after = loader.tokens().stats();
+            assert_eq!(after.misses, before.misses, "{scheme}: every request was cached");
+            assert!(m.engine_time().unwrap().since(t0).tokenize.0 < secs.0 + 0.05);
+        }
+        // Tokenizing again costs look-ups only.
+        loader.pretokenize(&plan).unwrap();
+        assert_eq!(loader.tokens().stats().misses, before.misses);
+    }
 }

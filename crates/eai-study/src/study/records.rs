@@ -110,6 +110,11 @@ pub struct TaskSetting {
     /// outside every energy window.
     #[serde(default)]
     pub prepare: Seconds,
+    /// Time to encode the task's requests into the engines' shared token cache, once for the
+    /// whole study, outside every energy window (`None`: the loader does not, and each engine
+    /// tokenizes inside its first window; `ModelLoader::pretokenize`).
+    #[serde(default)]
+    pub tokenize: Option<Seconds>,
 }
 
 /// What happened to one scheme before its repetitions.

@@ -111,6 +111,7 @@ impl StudyTask {
                 }
             }),
             prepare: eai_core::Seconds(0.0),
+            tokenize: None,
         }
     }
 }
