@@ -355,7 +355,7 @@ impl GpuModel {
                     self.blas.gemm(&lin.name, w.ty(), w.ptr(s), a.ptr(s), yp, (m, n, k), n, add)
                 }
             }
-            (Weight::I8(q), Act::W8A16 { xin, yout, wtmp }) => {
+            (Weight::I8(q), Act::W8A16 { xin, yout }) => {
                 let xb = find(xin, k, "f16 input")?;
                 if m <= W8A16_GEMV_MAX_M {
                     let yb = find_mut(yout, n, "f16 output")?;
@@ -373,7 +373,7 @@ impl GpuModel {
                     // widen reads m·n halves and writes/adds m·n f32 (y holds ≥ m·n).
                     launch!(self, "widen_f16", grid(len, sms), [ybr.as_cudarc(), &*y, &len, &addi])
                 } else {
-                    let Some(wt) = wtmp.as_mut() else {
+                    let Some(wt) = self.wtmp.as_ref() else {
                         return Err(GpuError::invalid("W8A16 staging buffer missing"));
                     };
                     let (n32, k32) = (n as u32, k as u32);
