@@ -79,12 +79,25 @@ const DGEMV_TC: &[&str] = &[
     "dg_i8_tnp_m4",
 ];
 
+/// Weight formats of the bandwidth tensor-core GEMVs (`dg_<w>_w<variant>_m<MT>`, decode.cu's
+/// `EAI_DGEMV_TW_SET`; issue 16).
+pub(crate) const DGEMV_TW_WEIGHTS: &[&str] = &["i8", "f16"];
+
+/// Their variants: norm + rope, norm + SwiGLU, norm + plain (LM head), plain.
+pub(crate) const DGEMV_TW_VARIANTS: &[&str] = &["wnr", "wns", "wnp", "wxp"];
+
 /// Every fused decode GEMV entry point.
 pub(crate) fn dgemv_names() -> Vec<String> {
+    let tw = DGEMV_TW_WEIGHTS.iter().flat_map(|w| {
+        DGEMV_TW_VARIANTS
+            .iter()
+            .flat_map(move |v| [1, 2, 4].map(move |m| format!("dg_{w}_{v}_m{m}")))
+    });
     DGEMV_WEIGHTS
         .iter()
         .flat_map(|w| DGEMV_VARIANTS.iter().map(move |v| format!("dg_{w}_{v}")))
         .chain(DGEMV_TC.iter().map(|n| n.to_string()))
+        .chain(tw)
         .collect()
 }
 
@@ -238,6 +251,15 @@ mod tests {
         }
         for v in DGEMV_VARIANTS {
             assert!(SOURCE.contains(&format!("dg_##WN##_{v},")), "no dgemv variant {v}");
+        }
+        for w in DGEMV_TW_WEIGHTS {
+            assert!(SOURCE.contains(&format!(", {w})\n")), "no EAI_DGEMV_TW_SET for {w}");
+        }
+        for v in DGEMV_TW_VARIANTS {
+            for m in [1, 2, 4] {
+                let n = format!("dg_##WN##_{v}_m{m},");
+                assert!(SOURCE.contains(&n), "no tensor-core GEMV variant {v}_m{m}");
+            }
         }
     }
 

@@ -54,11 +54,18 @@ pub enum GemvTile {
     T8U4,
     /// As [`GemvTile::T8U4`] with 8 steps in flight.
     T8U8,
+    /// Bandwidth tensor-core GEMV (issue 16; int8 and f16 weights on sm_80+, other formats and
+    /// older GPUs take [`GemvTile::K4U2`]): weights as the `mma.sync` A operand, 16 rows per
+    /// unit (for the rope / SwiGLU epilogues, 8 pairs), a persistent grid of blocks of 8 warps
+    /// striding K in 64-byte chunks per row with 4 chunks (8 16-byte weight loads per thread)
+    /// in flight, one activation load per weight load. Runs every GEMV of a decode step: the
+    /// plain ones, the norm-fused qkv and gate/up and the norm-fused LM head (int8 or f16).
+    W16,
 }
 
 impl GemvTile {
     /// Every layout.
-    pub const ALL: [GemvTile; 11] = [
+    pub const ALL: [GemvTile; 12] = [
         GemvTile::Auto,
         GemvTile::R1U8,
         GemvTile::R2U4,
@@ -70,9 +77,11 @@ impl GemvTile {
         GemvTile::K1U4,
         GemvTile::T8U4,
         GemvTile::T8U8,
+        GemvTile::W16,
     ];
 
-    /// `auto`, `r1u8`, `r2u4`, `r1u4`, `r4u2`, `r4u4`, `k4u2`, `k2u4`, `k1u4`, `t8u4`, `t8u8`.
+    /// `auto`, `r1u8`, `r2u4`, `r1u4`, `r4u2`, `r4u4`, `k4u2`, `k2u4`, `k1u4`, `t8u4`, `t8u8`,
+    /// `w16`.
     pub fn label(self) -> &'static str {
         match self {
             GemvTile::Auto => "auto",
@@ -86,6 +95,7 @@ impl GemvTile {
             GemvTile::K1U4 => "k1u4",
             GemvTile::T8U4 => "t8u4",
             GemvTile::T8U8 => "t8u8",
+            GemvTile::W16 => "w16",
         }
     }
 
@@ -101,6 +111,7 @@ impl GemvTile {
             GemvTile::R4U2 | GemvTile::R4U4 | GemvTile::K4U2 => 4,
             GemvTile::R1U8 | GemvTile::R1U4 | GemvTile::K1U4 => 1,
             GemvTile::T8U4 | GemvTile::T8U8 => 8,
+            GemvTile::W16 => 16,
         }
     }
 
@@ -122,6 +133,7 @@ impl GemvTile {
     fn for_format(self, int8: bool, sm80: bool) -> GemvTile {
         match self {
             GemvTile::T8U4 | GemvTile::T8U8 if !(int8 && sm80) => GemvTile::K4U2,
+            GemvTile::W16 if !sm80 => GemvTile::K4U2,
             t => t,
         }
     }
@@ -136,10 +148,23 @@ impl GemvTile {
     pub fn block_k(self) -> bool {
         matches!(
             self,
-            GemvTile::K4U2 | GemvTile::K2U4 | GemvTile::K1U4 | GemvTile::T8U4 | GemvTile::T8U8
+            GemvTile::K4U2
+                | GemvTile::K2U4
+                | GemvTile::K1U4
+                | GemvTile::T8U4
+                | GemvTile::T8U8
+                | GemvTile::W16
         )
     }
 }
+
+/// Bytes of warp partials at the start of the bandwidth tensor-core GEMV's dynamic shared
+/// memory (`TW_PART_BYTES` in decode.cu).
+const TW_PART_BYTES: usize = 4096;
+
+/// Dynamic shared memory the bandwidth tensor-core GEMVs may take: 48 KiB without opting in,
+/// less their static reduction buffer.
+const TW_SMEM_MAX: usize = (48 << 10) - 128;
 
 /// Residual width below which [`GemvTile::Auto`] runs int8 weights on tensor cores.
 pub const AUTO_TENSOR_CORE_MAX_HIDDEN: usize = 2048;
@@ -305,7 +330,33 @@ impl GpuModel {
             && ty == WeightTy::I8
             && (a.f as usize).is_multiple_of(4)
             && (a.d as usize / 2).is_multiple_of(4);
+        // The bandwidth tensor-core GEMVs (GemvTile::W16): int8 / f16 weights, K a whole number
+        // of 64-byte chunks per row (4 lanes × 16 bytes), units of 8 rope / gate-up pairs.
+        let (epv, norm) = (format_of(ty).1, !matches!(v, Variant::Plain(_)));
+        let tile = match v {
+            Variant::Plain(t) => t,
+            _ => self.tile,
+        };
+        let w16 = tile.resolve_for(hidden, ty == WeightTy::I8, sm80) == GemvTile::W16
+            && matches!(ty, WeightTy::I8 | WeightTy::Dense(InType::F16))
+            && k.is_multiple_of(4 * epv)
+            && match v {
+                Variant::NormRope => (a.d as usize / 2).is_multiple_of(8) && n.is_multiple_of(16),
+                Variant::NormSwiglu => (a.f as usize).is_multiple_of(8),
+                _ => true,
+            }
+            && TW_PART_BYTES + if norm { mt * k * xb } else { 0 } <= TW_SMEM_MAX;
         let (var, units, warps, smem) = match v {
+            _ if w16 => {
+                let (var, units) = match v {
+                    Variant::NormRope => ("wnr", n / 16),
+                    Variant::NormSwiglu => ("wns", a.f as usize / 8),
+                    Variant::NormPlain => ("wnp", n.div_ceil(16)),
+                    Variant::Plain(_) => ("wxp", n.div_ceil(16)),
+                };
+                block_k = true;
+                (var.to_string(), units, 8, TW_PART_BYTES + if norm { mt * k * xb } else { 0 })
+            }
             Variant::NormRope if tc => ("tnr".to_string(), n / 8, 8, mt * k * xb),
             Variant::NormSwiglu if tc => ("tns".to_string(), a.f as usize / 4, 8, mt * k * xb),
             Variant::NormPlain if tc => ("tnp".to_string(), n.div_ceil(8), 8, mt * k * xb),
@@ -323,8 +374,8 @@ impl GpuModel {
         // Warp-per-unit kernels: `warps` units per block; block-split-K: one unit per block.
         let mut blocks = if block_k { units.max(1) } else { units.div_ceil(warps).max(1) };
         if smem > 0 {
-            // Norm-fused kernels: at most as many blocks as fit on the device at once, each
-            // normalizing its rows once and then looping over units.
+            // Norm-fused and W16 kernels: at most as many blocks as fit on the device at once,
+            // each normalizing its rows once (norm variants) and then looping over units.
             let per_sm = self
                 .kernels
                 .get(&name)?
@@ -567,6 +618,22 @@ mod tests {
         assert_eq!(GemvTile::T8U8.resolve_for(3584, false, true), GemvTile::K4U2);
         assert!(GemvTile::K4U2.block_k() && !GemvTile::R4U2.block_k());
         assert_eq!(GemvTile::K2U4.rows(), 2);
+        assert_eq!(GemvTile::W16.resolve_for(3584, true, true), GemvTile::W16);
+        assert_eq!(GemvTile::W16.resolve_for(3584, false, true), GemvTile::W16);
+        assert_eq!(GemvTile::W16.resolve_for(3584, true, false), GemvTile::K4U2);
+        assert!(GemvTile::W16.block_k() && !GemvTile::W16.tensor_core());
+    }
+
+    #[test]
+    fn w16_shared_memory_layout_matches_the_kernel() {
+        let define = format!("#define TW_PART_BYTES {TW_PART_BYTES}\n");
+        assert!(crate::cuda::kernels::SOURCE.contains(&define), "{define}");
+        // 8 warps × 32 lanes × 4 f32 partials.
+        assert_eq!(TW_PART_BYTES, 8 * 32 * 4 * 4);
+        // Qwen2.5-7B and Mistral-7B hidden sizes fit 4 normalized f16 rows besides the partials.
+        for h in [3584, 4096] {
+            assert!(TW_PART_BYTES + 4 * h * 2 <= TW_SMEM_MAX, "{h}");
+        }
     }
 
     #[test]
@@ -580,8 +647,11 @@ mod tests {
                     [(1, true), (1, false), (1 << 20, true), (1 << 20, false)]
                         .map(|(h, sm80)| t.resolve_for(h, int8, sm80))
                 })
-                .map(|t| format!("xp_{}", t.label()))
-                .chain(["nr", "ns", "np"].map(String::from))
+                .map(|t| match t {
+                    GemvTile::W16 => "wxp".to_string(),
+                    t => format!("xp_{}", t.label()),
+                })
+                .chain(["nr", "ns", "np", "wnr", "wns", "wnp"].map(String::from))
             {
                 for mt in [1, 2, 4] {
                     let n = format!("dg_{wn}_{var}_m{mt}");

@@ -151,7 +151,8 @@ pub struct GpuOptions {
     pub fused_decode: bool,
     /// Row layout of the fused path's plain GEMVs (o and down projections); the tensor-core
     /// layouts also run the norm-fused int8 GEMVs (qkv, gate/up, int8 head) on tensor cores.
-    /// [`GemvTile::Auto`] (default) decides per model and weight format.
+    /// [`GemvTile::Auto`] (default) decides per model and weight format; the environment
+    /// variable `EAI_GEMV_TILE=<label>` (e.g. `w16`) sets another default.
     pub gemv_tile: GemvTile,
     /// For the int8 schemes (W8A16, W8A8, dynamic), an **int8 LM head**: the head matrix (the
     /// embedding table when tied) quantized per output row with eai-quant's int8 weight spec
@@ -177,13 +178,18 @@ impl GpuOptions {
         let fused_decode = std::env::var("EAI_FUSED_DECODE").map_or(true, |v| v.trim() != "0");
         let int8_head = std::env::var("EAI_INT8_HEAD").is_ok_and(|v| v.trim() == "1");
         let half_head = std::env::var("EAI_HALF_HEAD").map_or(true, |v| v.trim() != "0");
+        // `EAI_GEMV_TILE=<label>` (e.g. `w16`, `k4u2`): the decode GEMV layout, for A/B runs.
+        let gemv_tile = std::env::var("EAI_GEMV_TILE")
+            .ok()
+            .and_then(|v| GemvTile::from_label(v.trim()))
+            .unwrap_or_default();
         GpuOptions {
             scheme,
             half_head,
             decode_gemv,
             cuda_graph,
             fused_decode,
-            gemv_tile: GemvTile::default(),
+            gemv_tile,
             int8_head,
         }
     }
