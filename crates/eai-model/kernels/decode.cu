@@ -659,9 +659,9 @@ EAI_DGEMV_TCN(dg_i8_tnp_m4, 4, EPI_PLAIN)
 // consecutive rows; SwiGLU: gate rows c…c+7 and up rows f+c…f+c+7; rope: first-half rows
 // i…i+7 of one head and their partners i+d/2… — so that rows g and g + 8 of the mma's A
 // operand are the pair one epilogue needs, and they land in the same thread. A persistent grid
-// of blocks of 8 warps works through the units one at a time (the norm-fused variants
-// normalize their batch rows into shared memory once per block, as dgemv_body does); the 8
-// warps stride K in chunks of 4 × 16 bytes per row: lane (g = lane / 4, t = lane % 4) loads
+// of blocks of 8 warps (4 where that puts every unit in one wave) works through the units one
+// at a time (the norm-fused variants normalize their batch rows into shared memory once per
+// block, as dgemv_body does); the warps stride K in chunks of 4 × 16 bytes per row: lane (g = lane / 4, t = lane % 4) loads
 // the 16 bytes at chunk·4·EPV + t·EPV of rows g and g + 8 and the activations at the same k,
 // U chunks in flight per warp (2·U 16-byte weight loads per thread, unconditional from clamped
 // addresses; chunks past K skipped by a warp-uniform test). Each `mma.sync.m16n8k16` takes
@@ -669,7 +669,7 @@ EAI_DGEMV_TCN(dg_i8_tnp_m4, 4, EPI_PLAIN)
 // columns used); within a 16-byte vector the k order is permuted alike for both operands (as
 // in dgemv_tc_body), so the dot products are unchanged: products exact (f16 × f16 into f32),
 // sums f32. int8 → f16 as in dgemv_tc_body (one byte permute and one f16x2 subtract per two
-// weights); f16 weights go to the mma as loaded. Warp partials are added across the 8 warps
+// weights); f16 weights go to the mma as loaded. Warp partials are added across the warps
 // in shared memory in warp order, then warp 0 runs dgemv_epilogue on (row g, row g + 8) ×
 // (batch rows 2t, 2t + 1): deterministic, another summation order than the CUDA-core layouts.
 // Per weight byte about half the instructions of dgemv_tc_body (16 rows per mma instead of 8,
@@ -724,11 +724,11 @@ __device__ __forceinline__ void dgemv_tw_body(const DecArgs& a) {
     typedef typename W::raw wraw;
     extern __shared__ __align__(16) unsigned char dsm[];
     __shared__ float red[32];
-    float4* part = reinterpret_cast<float4*>(dsm);  // [8 warps][32 lanes]
+    float4* part = reinterpret_cast<float4*>(dsm);  // [≤ 8 warps][32 lanes]
     const u32 E = W::EPV;
     const u32 M = a.M, N = a.N, K = a.K;
     const u32 m0 = blockIdx.y * MT;
-    const u32 lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
+    const u32 lane = threadIdx.x & 31u, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
     const u32 g = lane >> 2, t = lane & 3u;
     const u32 total = tw_units<EPI>(a);
     const u32 nch = K / (4u * E);
@@ -743,7 +743,7 @@ __device__ __forceinline__ void dgemv_tw_body(const DecArgs& a) {
             tw_rows<EPI>(a, blockIdx.x, g, rows);
 #pragma unroll
             for (int u = 0; u < U; ++u) {
-                const u32 c = warp + 8u * u;
+                const u32 c = warp + nw * u;
 #pragma unroll
                 for (int r = 0; r < 2; ++r)
                     if (c < nch && rows[r] < N)
@@ -777,11 +777,11 @@ __device__ __forceinline__ void dgemv_tw_body(const DecArgs& a) {
         const wraw* wh = w + (u64)(rows[1] < N ? rows[1] : 0u) * K + t * E;
         float c0 = 0.0f, c1 = 0.0f, c2 = 0.0f, c3 = 0.0f;
         // The loop bound and the chunk test are warp-uniform (mma.sync needs the whole warp).
-        for (u32 cb = warp; cb < nch; cb += 8u * U) {
+        for (u32 cb = warp; cb < nch; cb += nw * U) {
             uint4 vl[U], vh[U], xv[U][F::XV];
 #pragma unroll
             for (int u = 0; u < U; ++u) {
-                const u32 c = cb + 8u * u;
+                const u32 c = cb + nw * u;
                 const u64 off = (u64)(c < nch ? c : cb) * (4u * E);
                 vl[u] = __ldcs(reinterpret_cast<const uint4*>(wl + off));
                 vh[u] = __ldcs(reinterpret_cast<const uint4*>(wh + off));
@@ -791,7 +791,7 @@ __device__ __forceinline__ void dgemv_tw_body(const DecArgs& a) {
             }
 #pragma unroll
             for (int u = 0; u < U; ++u) {
-                if (cb + 8u * u < nch) {
+                if (cb + nw * u < nch) {
                     u32 xw[4 * F::XV];
 #pragma unroll
                     for (int v = 0; v < F::XV; ++v) {
@@ -818,8 +818,7 @@ __device__ __forceinline__ void dgemv_tw_body(const DecArgs& a) {
         __syncthreads();
         if (warp == 0 && 2u * t < (u32)MT) {
             float4 s = part[lane];
-#pragma unroll
-            for (int wi = 1; wi < 8; ++wi) {
+            for (u32 wi = 1; wi < nw; ++wi) {
                 const float4 p = part[wi * 32 + lane];
                 s.x += p.x;
                 s.y += p.y;

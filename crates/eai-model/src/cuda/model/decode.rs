@@ -371,11 +371,8 @@ impl GpuModel {
             }
         };
         let name = format!("dg_{wn}_{var}_m{mt}");
-        // Warp-per-unit kernels: `warps` units per block; block-split-K: one unit per block.
-        let mut blocks = if block_k { units.max(1) } else { units.div_ceil(warps).max(1) };
-        if smem > 0 {
-            // Norm-fused and W16 kernels: at most as many blocks as fit on the device at once,
-            // each normalizing its rows once (norm variants) and then looping over units.
+        // Blocks of `warps` warps of kernel `name` resident on the whole device at once.
+        let resident = |warps: usize| -> Result<usize> {
             let per_sm = self
                 .kernels
                 .get(&name)?
@@ -389,7 +386,25 @@ impl GpuModel {
                     )
                 })?
                 .max(1) as usize;
-            blocks = blocks.min(per_sm * self.dev.info().multiprocessors.max(1) as usize);
+            Ok(per_sm * self.dev.info().multiprocessors.max(1) as usize)
+        };
+        let mut warps = warps;
+        // Warp-per-unit kernels: `warps` units per block; block-split-K: one unit per block.
+        let mut blocks = if block_k { units.max(1) } else { units.div_ceil(warps).max(1) };
+        if smem > 0 {
+            // Norm-fused and W16 kernels: at most as many blocks as fit on the device at once,
+            // each normalizing its rows once (norm variants) and then looping over units.
+            let mut cap = resident(warps)?;
+            if w16 && units > cap {
+                // More units than resident 8-warp blocks: blocks of 4 warps, when that puts
+                // every unit in one wave (Qwen2.5-7B's qkv: 288 units; a second wave of 24
+                // blocks would stream at a fraction of the bandwidth).
+                let cap4 = resident(4)?;
+                if units <= cap4 {
+                    (warps, cap) = (4, cap4);
+                }
+            }
+            blocks = blocks.min(cap);
         }
         let cfg = LaunchConfig {
             grid_dim: (blocks as u32, m.div_ceil(mt) as u32, 1),
