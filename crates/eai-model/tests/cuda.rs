@@ -1018,7 +1018,10 @@ fn memory_report_adds_up_by_part() {
         let (a, b) = (g.decode_read_bytes(0), g.decode_read_bytes(100));
         assert_eq!(b - a, (4 * 2 * l * 100 * nkv * d) as u64);
         // One embedding row and one rope-table row (cos and sin) instead of the tables.
-        assert_eq!(a, layers + scales + head + (2 * h) as u64 + other - tables + (d / 2 * 8) as u64);
+        assert_eq!(
+            a,
+            layers + scales + head + (2 * h) as u64 + other - tables + (d / 2 * 8) as u64
+        );
         // A greedy decode captures a graph step with buffers of its own.
         let (o, _, _) = g.generate_greedy(&[&[1, 2, 3]], &[4], &[], v, |_, _| false).unwrap();
         assert_eq!(o[0].len(), 4);

@@ -9,7 +9,8 @@ use half::{bf16, f16};
 
 use super::bloom;
 use super::{
-    Dense, GpuLayer, GpuLinear, GpuModel, GpuOptions, GpuScheme, ROPE_TABLE_MAX, Weight, WeightBytes,
+    Dense, GpuLayer, GpuLinear, GpuModel, GpuOptions, GpuScheme, ROPE_TABLE_MAX, Weight,
+    WeightBytes,
 };
 use crate::config::ModelConfig;
 use crate::cuda::blas::{Blas, InType};
@@ -356,8 +357,12 @@ impl GpuModel {
         }
         let kernels = Kernels::load(stream.context(), &dev.arch(), ordinal)?;
         let blas = Blas::new(&stream, ordinal)?;
-        let mut ld =
-            Loader { dev: &dev, stream: &stream, bytes: WeightBytes::default(), part: Part::Embedding };
+        let mut ld = Loader {
+            dev: &dev,
+            stream: &stream,
+            bytes: WeightBytes::default(),
+            part: Part::Embedding,
+        };
         let table_ty = opts.table_type();
         let tsize = |t: InType| if t == InType::F32 { 4 } else { 2 };
         ld.check_fits("model.embed_tokens.weight", (cfg.vocab * h * tsize(table_ty)) as u64)?;
