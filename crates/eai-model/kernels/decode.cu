@@ -672,10 +672,12 @@ EAI_DGEMV_TCN(dg_i8_tnp_m4, 4, EPI_PLAIN)
 // weights); f16 weights go to the mma as loaded. Warp partials are added across the warps
 // in shared memory in warp order, then warp 0 runs dgemv_epilogue on (row g, row g + 8) ×
 // (batch rows 2t, 2t + 1): deterministic, another summation order than the CUDA-core layouts.
+// The partials alternate between two buffers, so one barrier per unit suffices (a warp writes
+// a buffer again two units later, after the barrier warp 0 reaches only once it has read it).
 // Per weight byte about half the instructions of dgemv_tc_body (16 rows per mma instead of 8,
 // one activation load per weight load instead of two) and a quarter of the CUDA-core GEMV's.
-// Dynamic shared memory: the 4 KB of warp partials, then (norm variants) MT × K f16 rows.
-#define TW_PART_BYTES 4096
+// Dynamic shared memory: the 2 × 4 KB of warp partials, then (norm variants) MT × K f16 rows.
+#define TW_PART_BYTES 8192
 template <class W> struct TWF;
 template <> struct TWF<VI8> {
     enum { MMAS = 4, XV = 2 };
@@ -724,7 +726,7 @@ __device__ __forceinline__ void dgemv_tw_body(const DecArgs& a) {
     typedef typename W::raw wraw;
     extern __shared__ __align__(16) unsigned char dsm[];
     __shared__ float red[32];
-    float4* part = reinterpret_cast<float4*>(dsm);  // [≤ 8 warps][32 lanes]
+    float4* part = reinterpret_cast<float4*>(dsm);  // [2 buffers][≤ 8 warps][32 lanes]
     const u32 E = W::EPV;
     const u32 M = a.M, N = a.N, K = a.K;
     const u32 m0 = blockIdx.y * MT;
@@ -770,7 +772,8 @@ __device__ __forceinline__ void dgemv_tw_body(const DecArgs& a) {
         xs = reinterpret_cast<const u16*>(a.x) + (u64)(m0 + xr) * K;
     }
     xs += t * E;
-    for (u32 unit = blockIdx.x; unit < total; unit += gridDim.x) {
+    u32 buf = 0;
+    for (u32 unit = blockIdx.x; unit < total; unit += gridDim.x, buf ^= 256u) {
         u32 rows[2];
         tw_rows<EPI>(a, unit, g, rows);
         const wraw* wl = w + (u64)(rows[0] < N ? rows[0] : 0u) * K + t * E;
@@ -814,12 +817,12 @@ __device__ __forceinline__ void dgemv_tw_body(const DecArgs& a) {
             }
         }
         // c0, c1: row g, batch columns 2t, 2t + 1; c2, c3: row g + 8, the same columns.
-        part[warp * 32u + lane] = make_float4(c0, c1, c2, c3);
+        part[buf + warp * 32u + lane] = make_float4(c0, c1, c2, c3);
         __syncthreads();
         if (warp == 0 && 2u * t < (u32)MT) {
-            float4 s = part[lane];
+            float4 s = part[buf + lane];
             for (u32 wi = 1; wi < nw; ++wi) {
-                const float4 p = part[wi * 32 + lane];
+                const float4 p = part[buf + wi * 32 + lane];
                 s.x += p.x;
                 s.y += p.y;
                 s.z += p.z;
@@ -832,7 +835,6 @@ __device__ __forceinline__ void dgemv_tw_body(const DecArgs& a) {
             const u32 col = (EPI == EPI_SWIGLU) ? rows[0] : unit;
             dgemv_epilogue<VF16, 2, 2, EPI>(b, rows, col, acc, m0 + 2u * t);
         }
-        __syncthreads();
     }
 #else
     __trap();

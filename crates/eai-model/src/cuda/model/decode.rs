@@ -158,9 +158,9 @@ impl GemvTile {
     }
 }
 
-/// Bytes of warp partials at the start of the bandwidth tensor-core GEMV's dynamic shared
-/// memory (`TW_PART_BYTES` in decode.cu).
-const TW_PART_BYTES: usize = 4096;
+/// Bytes of warp partials (two buffers) at the start of the bandwidth tensor-core GEMV's
+/// dynamic shared memory (`TW_PART_BYTES` in decode.cu).
+const TW_PART_BYTES: usize = 8192;
 
 /// Dynamic shared memory the bandwidth tensor-core GEMVs may take: 48 KiB without opting in,
 /// less their static reduction buffer.
@@ -742,7 +742,7 @@ mod tests {
         let head = qwen(Variant::NormPlain, 152_064, 3584);
         assert_eq!(
             (head.units, head.smem, head.name.as_str()),
-            (9504, 4096 + 7168, "dg_i8_wnp_m1")
+            (9504, 8192 + 7168, "dg_i8_wnp_m1")
         );
     }
 
@@ -800,8 +800,8 @@ mod tests {
     fn w16_shared_memory_layout_matches_the_kernel() {
         let define = format!("#define TW_PART_BYTES {TW_PART_BYTES}\n");
         assert!(crate::cuda::kernels::SOURCE.contains(&define), "{define}");
-        // 8 warps × 32 lanes × 4 f32 partials.
-        assert_eq!(TW_PART_BYTES, 8 * 32 * 4 * 4);
+        // 2 buffers × 8 warps × 32 lanes × 4 f32 partials.
+        assert_eq!(TW_PART_BYTES, 2 * 8 * 32 * 4 * 4);
         // Qwen2.5-7B and Mistral-7B hidden sizes fit 4 normalized f16 rows besides the partials.
         for h in [3584, 4096] {
             assert!(TW_PART_BYTES + 4 * h * 2 <= TW_SMEM_MAX, "{h}");
