@@ -377,7 +377,7 @@ impl GpuModel {
                         return Err(GpuError::invalid("W8A16 staging buffer missing"));
                     };
                     let (n32, k32) = (n as u32, k as u32);
-                    let wtr = &*wt;
+                    let wtr = wt;
                     // dequant writes n·k halves; the staging buffer holds the largest n·k.
                     launch!(
                         self,
