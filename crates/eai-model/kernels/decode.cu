@@ -50,6 +50,27 @@ template <> struct XS<VF16> { typedef F16 S; };
 template <> struct XS<VBF16> { typedef BF16 S; };
 template <> struct XS<VF32> { typedef F32 S; };
 
+// The norm-fused GEMVs' prologue: batch rows m0 … m0 + MT − 1 (residual rows xidx[m], or m)
+// normalized exactly as rmsnorm_body does (same thread partition for blockDim 256, same
+// expression), rounded to T, into shared memory sx[MT][K]; the block synchronizes after.
+template <class T, int MT>
+__device__ __forceinline__ void norm_rows_to_smem(const DecArgs& a, u32 m0,
+                                                  typename T::raw* sx, float* red) {
+    const float* xf = reinterpret_cast<const float*>(a.x);
+    const u32 K = a.K;
+#pragma unroll
+    for (int i = 0; i < MT; ++i) {
+        if (m0 + i < a.M) {
+            const u32 src = a.xidx ? a.xidx[m0 + i] : m0 + i;
+            const float* xrow = xf + (u64)src * K;
+            const float inv = rms_inv(xrow, K, a.eps, red);
+            for (u32 c = threadIdx.x; c < K; c += blockDim.x)
+                sx[(u64)i * K + c] = T::from_f32(a.nw[c] * (xrow[c] * inv));
+        }
+    }
+    __syncthreads();
+}
+
 // Output rows of work unit `unit`: R consecutive rows (plain), the rope pair (i, i + d/2) of
 // one head, or the gate/up pair (c, f + c).
 template <int R, int EPI>
@@ -182,21 +203,9 @@ __device__ __forceinline__ void dgemv_body(const DecArgs& a) {
                         asm volatile("prefetch.global.L2 [%0];" ::"l"(w + (u64)rows[r] * K + kk));
             }
         }
-        // Every block normalizes its MT rows into shared memory, exactly as rmsnorm_body does
-        // (same thread partition for blockDim 256, same expression), rounded to X.
+        // Every block normalizes its MT rows into shared memory, rounded to X.
         xraw* sx = reinterpret_cast<xraw*>(dsm);
-        const float* xf = reinterpret_cast<const float*>(a.x);
-#pragma unroll
-        for (int i = 0; i < MT; ++i) {
-            if (m0 + i < M) {
-                const u32 src = a.xidx ? a.xidx[m0 + i] : m0 + i;
-                const float* xrow = xf + (u64)src * K;
-                const float inv = rms_inv(xrow, K, a.eps, red);
-                for (u32 c = threadIdx.x; c < K; c += blockDim.x)
-                    sx[(u64)i * K + c] = XT::from_f32(a.nw[c] * (xrow[c] * inv));
-            }
-        }
-        __syncthreads();
+        norm_rows_to_smem<XT, MT>(a, m0, sx, red);
         xs = sx;
     } else {
         xs = reinterpret_cast<const xraw*>(a.x) + (u64)m0 * K;
@@ -525,20 +534,7 @@ __device__ __forceinline__ void dgemv_tcn_body(const DecArgs& a) {
                       : (EPI == EPI_ROPE) ? (N / 2u) / 4u : a.f / 4u;
     const u32 stride = gridDim.x * warps;
     u16* sx = reinterpret_cast<u16*>(dsm);
-    {
-        const float* xf = reinterpret_cast<const float*>(a.x);
-#pragma unroll
-        for (int i = 0; i < MT; ++i) {
-            if (m0 + i < M) {
-                const u32 src = a.xidx ? a.xidx[m0 + i] : m0 + i;
-                const float* xrow = xf + (u64)src * K;
-                const float inv = rms_inv(xrow, K, a.eps, red);
-                for (u32 c = threadIdx.x; c < K; c += blockDim.x)
-                    sx[(u64)i * K + c] = F16::from_f32(a.nw[c] * (xrow[c] * inv));
-            }
-        }
-        __syncthreads();
-    }
+    norm_rows_to_smem<F16, MT>(a, m0, sx, red);
     const bool x_ok = g < (u32)MT && m0 + g < M;
     const u16* xs = sx + (u64)(x_ok ? g : 0u) * K;
     const i8* w = reinterpret_cast<const i8*>(a.w);
@@ -753,20 +749,9 @@ __device__ __forceinline__ void dgemv_tw_body(const DecArgs& a) {
                             w + (u64)rows[r] * K + (u64)c * 4u * E + t * E));
             }
         }
-        // Every block normalizes its MT rows into shared memory exactly as dgemv_body does.
+        // Every block normalizes its MT rows into shared memory (after the partials).
         u16* sx = reinterpret_cast<u16*>(dsm + TW_PART_BYTES);
-        const float* xf = reinterpret_cast<const float*>(a.x);
-#pragma unroll
-        for (int i = 0; i < MT; ++i) {
-            if (m0 + i < M) {
-                const u32 src = a.xidx ? a.xidx[m0 + i] : m0 + i;
-                const float* xrow = xf + (u64)src * K;
-                const float inv = rms_inv(xrow, K, a.eps, red);
-                for (u32 c = threadIdx.x; c < K; c += blockDim.x)
-                    sx[(u64)i * K + c] = F16::from_f32(a.nw[c] * (xrow[c] * inv));
-            }
-        }
-        __syncthreads();
+        norm_rows_to_smem<F16, MT>(a, m0, sx, red);
         xs = sx + (u64)xr * K;
     } else {
         xs = reinterpret_cast<const u16*>(a.x) + (u64)(m0 + xr) * K;
