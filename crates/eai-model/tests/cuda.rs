@@ -948,12 +948,7 @@ fn w16_decode_gemv_matches_the_cuda_core_path_and_the_cpu() {
             let want = g.generation_logits_for(&ids).unwrap();
             g.set_gemv_tile(GemvTile::W16);
             let got = g.generation_logits_for(&ids).unwrap();
-            let want2 = ndarray::Array2::from_shape_vec(
-                (want.len(), want[0].len()),
-                want.iter().flatten().copied().collect(),
-            )
-            .unwrap();
-            let d = compare(&got, &want2);
+            let d = compare(&got, &rows_array(&want));
             eprintln!("{label} rows {len}: W16 vs R1U8 max |Δ| {:.3e}", d.max_abs);
             assert!(d.max_abs <= vs_r1u8, "{label} rows {len}: W16 vs R1U8 {}", d.max_abs);
             assert_eq!(d.top1_agree, 1.0, "{label} rows {len}: top-1");
@@ -1039,4 +1034,11 @@ fn memory_report_adds_up_by_part() {
         let m = g.memory().unwrap();
         assert_eq!((m.kv_cache, m.scratch, m.graph, m.staging), (0, 0, 0, 0));
     }
+}
+
+/// Logit rows as the matrix `compare` takes.
+fn rows_array(rows: &[Vec<f32>]) -> ndarray::Array2<f32> {
+    let cols = rows.first().map_or(0, Vec::len);
+    ndarray::Array2::from_shape_vec((rows.len(), cols), rows.iter().flatten().copied().collect())
+        .unwrap()
 }
