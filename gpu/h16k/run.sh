@@ -9,13 +9,15 @@
 # /root/g/SmolLM2-135M-Instruct.Q4_1.gguf is there and time is left. Writes everything under
 # $OUT; prints the test results, the head parity, then the roofline tables and the bars last.
 # Built by h16k at fd868ef (stripped, xz): .gpu/bin/gpu_bench.xz, .gpu/bin/cuda.xz (carry
-# `.gpu/bin`, 3.7 MB); unpacked here when /root/b lacks them.
+# `.gpu/bin`, 3.7 MB). When carried they are used (unpacked to /tmp/h16k_b); otherwise the
+# binaries in /root/b (built from a tree that contains branch h16k).
 set -u -o pipefail
 B=${B:-/root/b}
-if [ ! -x $B/gpu_bench ] || [ ! -x $B/cuda ]; then
+if [ -f .gpu/bin/gpu_bench.xz ] && [ -f .gpu/bin/cuda.xz ]; then
     B=/tmp/h16k_b && mkdir -p $B
     for f in gpu_bench cuda; do xz -dc .gpu/bin/$f.xz > $B/$f && chmod +x $B/$f; done
 fi
+echo "binaries: $B"
 export EAI_REQUIRE_GPU=1 EAI_CACHE=/root/nocache
 T0=$(date +%s)
 el() { echo "$(( $(date +%s) - T0 ))s"; }
