@@ -32,10 +32,11 @@ timeout 75 $B/cuda --test-threads=1 --nocapture w16_decode_gemv memory_report_ad
 echo "tests rc=$? $(el)" | tee -a $OUT/env.log
 grep -E "^test |test result|W16 vs|panicked" $OUT/test.log
 
-# 2. Qwen2.5-7B shapes (≈ 100 s): FP16 / W8A16 / W8A8 (f16 embedding and head, the defaults),
-#    batch 1 with the old (auto = K4U2) and the new (w16) GEMV, batch 8 and 32 (not fused).
+# 2. Qwen2.5-7B shapes (≈ 110 s): FP16 / W8A16 / W8A8 (f16 embedding and head, the defaults),
+#    batch 1, 8 and 32 with the old (auto = K4U2 at batch 1; cuBLAS / CUDA-core GEMV /
+#    dequantize + cuBLAS at 8 and 32) and the new (w16; batched W16 at 8 and 32) GEMVs.
 C="--gguf none --only 7b --quick --fused true --half-head true --decode-new 128 --decode-new-batched 32"
-timeout 110 $B/gpu_bench $C --out $OUT/qwen --shapes qwen --schemes fp16,int8-w8a16,int8-w8a8 \
+timeout 120 $B/gpu_bench $C --out $OUT/qwen --shapes qwen --schemes fp16,int8-w8a16,int8-w8a8 \
     --tile auto,w16 --batches 1,8,32 > $OUT/qwen.log 2>&1
 echo "qwen rc=$? $(el)" | tee -a $OUT/env.log
 

@@ -26,8 +26,8 @@
 //! without the int8 LM head (`GpuOptions::int8_head`); `--decode-new` sets the tokens generated
 //! per batch-1 decode measurement (default 128); `--score-reps N` the scoring passes (8 × 512
 //! tokens each) measured per model (default 5, or 0 with `--quick`); `--batches` the greedy
-//! decode batch sizes (default 1 with `--quick`, else 1,16; sizes above 1 only for the first
-//! (fused, tile) variant: they do not take the fused decode path), each batch above 1 generating
+//! decode batch sizes (default 1 with `--quick`, else 1,16; for every (fused, tile) variant:
+//! `w16` also runs decode steps of 5–32 sequences on the batched W16 GEMV), each batch above 1 generating
 //! `--decode-new-batched` tokens per sequence (default 64). Every decode row carries its roofline
 //! (bytes a step reads — weights, scales, KV cache — times steps/s, as a fraction of a
 //! device-to-device copy measured in the same process) and the 7B section ends with the
@@ -410,7 +410,7 @@ fn main() {
                 for (fl, tile) in variants(&fuseds, &tiles) {
                     let l = variant_label(&mut m, &label, fl, tile);
                     let tag = json!({"base_scheme": sch.label(), "tile": if fl { tile.label() } else { "unfused" }, "int8_head": false});
-                    let b = if rows.is_empty() { &batches[..] } else { &[1][..] };
+                    let b = &batches[..];
                     rows.push(speed(&mut m, &meter, &l, "SmolLM2-135M", quick, (tag, b, copy)));
                     report["speed"] = json!(rows);
                     write(&out, "gpu_bench.json", &report);
@@ -572,8 +572,9 @@ fn main() {
                                         (false, false) => "unfused",
                                     };
                                     let tag = json!({"base_scheme": sch.label(), "tile": tile_label, "int8_head": ih && !float});
-                                    // Batches above 1 never take the fused path: once per model.
-                                    let b = if vi > 0 { &[1][..] } else { &batches[..] };
+                                    // Batches of 5–32 take the batched W16 GEMV with `--tile
+                                    // w16`: every tile measures every batch size.
+                                    let b = &batches[..];
                                     rows.push(speed(
                                         &mut m,
                                         &meter,

@@ -715,14 +715,19 @@ __device__ __forceinline__ void tw_rows(const DecArgs& a, u32 unit, u32 g, u32* 
         rows[1] = rows[0] + half;
     }
 }
-template <class W, int MT, int U, int PRO, int EPI>
+// NB column groups of 8 batch rows (NB > 1: batched plain GEMVs of up to 8·NB rows, e.g. the
+// unfused decode steps of 5–32 sequences): every weight fragment feeds NB mma calls, so the
+// weights are read once for all the batch rows.
+template <class W, int MT, int U, int PRO, int EPI, int NB>
 __device__ __forceinline__ void dgemv_tw_body(const DecArgs& a) {
 #if __CUDA_ARCH__ >= 800
+    static_assert(NB == 1 || (PRO == PRO_GLOBAL && EPI == EPI_PLAIN), "batched: plain only");
+    static_assert(MT <= 8 * NB, "MT batch rows in NB groups of 8");
     typedef TWF<W> F;
     typedef typename W::raw wraw;
     extern __shared__ __align__(16) unsigned char dsm[];
     __shared__ float red[32];
-    float4* part = reinterpret_cast<float4*>(dsm);  // [2 buffers][≤ 8 warps][32 lanes]
+    float4* part = reinterpret_cast<float4*>(dsm);  // [2 buffers][≤ 8 warps][32 lanes][NB]
     const u32 E = W::EPV;
     const u32 M = a.M, N = a.N, K = a.K;
     const u32 m0 = blockIdx.y * MT;
@@ -731,10 +736,15 @@ __device__ __forceinline__ void dgemv_tw_body(const DecArgs& a) {
     const u32 total = tw_units<EPI>(a);
     const u32 nch = K / (4u * E);
     const wraw* w = reinterpret_cast<const wraw*>(a.w);
-    // This thread's B column is batch row m0 + g; columns past the tile or M read row m0 (their
-    // outputs are never written).
-    const u32 xr = (g < (u32)MT && m0 + g < M) ? g : 0u;
-    const u16* xs;
+    // This thread's B column of group nb is batch row m0 + 8·nb + g; columns past the tile or M
+    // read row m0 (their outputs are never written).
+    u32 xr[NB];
+#pragma unroll
+    for (int nb = 0; nb < NB; ++nb) {
+        const u32 rr = 8u * nb + g;
+        xr[nb] = (rr < (u32)MT && m0 + rr < M) ? rr : 0u;
+    }
+    const u16* xs[NB];
     if (PRO == PRO_NORM) {
         if (blockIdx.x < total) {
             u32 rows[2];
@@ -752,73 +762,86 @@ __device__ __forceinline__ void dgemv_tw_body(const DecArgs& a) {
         // Every block normalizes its MT rows into shared memory (after the partials).
         u16* sx = reinterpret_cast<u16*>(dsm + TW_PART_BYTES);
         norm_rows_to_smem<F16, MT>(a, m0, sx, red);
-        xs = sx + (u64)xr * K;
+        xs[0] = sx + (u64)xr[0] * K + t * E;
     } else {
-        xs = reinterpret_cast<const u16*>(a.x) + (u64)(m0 + xr) * K;
+#pragma unroll
+        for (int nb = 0; nb < NB; ++nb)
+            xs[nb] = reinterpret_cast<const u16*>(a.x) + (u64)(m0 + xr[nb]) * K + t * E;
     }
-    xs += t * E;
     u32 buf = 0;
-    for (u32 unit = blockIdx.x; unit < total; unit += gridDim.x, buf ^= 256u) {
+    for (u32 unit = blockIdx.x; unit < total; unit += gridDim.x, buf ^= 256u * NB) {
         u32 rows[2];
         tw_rows<EPI>(a, unit, g, rows);
         const wraw* wl = w + (u64)(rows[0] < N ? rows[0] : 0u) * K + t * E;
         const wraw* wh = w + (u64)(rows[1] < N ? rows[1] : 0u) * K + t * E;
-        float c0 = 0.0f, c1 = 0.0f, c2 = 0.0f, c3 = 0.0f;
+        float c[NB][4];
+#pragma unroll
+        for (int nb = 0; nb < NB; ++nb) c[nb][0] = c[nb][1] = c[nb][2] = c[nb][3] = 0.0f;
         // The loop bound and the chunk test are warp-uniform (mma.sync needs the whole warp).
         for (u32 cb = warp; cb < nch; cb += nw * U) {
-            uint4 vl[U], vh[U], xv[U][F::XV];
+            uint4 vl[U], vh[U], xv[U][NB][F::XV];
 #pragma unroll
             for (int u = 0; u < U; ++u) {
-                const u32 c = cb + nw * u;
-                const u64 off = (u64)(c < nch ? c : cb) * (4u * E);
+                const u32 ch = cb + nw * u;
+                const u64 off = (u64)(ch < nch ? ch : cb) * (4u * E);
                 vl[u] = __ldcs(reinterpret_cast<const uint4*>(wl + off));
                 vh[u] = __ldcs(reinterpret_cast<const uint4*>(wh + off));
 #pragma unroll
-                for (int v = 0; v < F::XV; ++v)
-                    xv[u][v] = reinterpret_cast<const uint4*>(xs + off)[v];
+                for (int nb = 0; nb < NB; ++nb)
+#pragma unroll
+                    for (int v = 0; v < F::XV; ++v)
+                        xv[u][nb][v] = reinterpret_cast<const uint4*>(xs[nb] + off)[v];
             }
 #pragma unroll
             for (int u = 0; u < U; ++u) {
                 if (cb + nw * u < nch) {
-                    u32 xw[4 * F::XV];
-#pragma unroll
-                    for (int v = 0; v < F::XV; ++v) {
-                        xw[4 * v] = xv[u][v].x;
-                        xw[4 * v + 1] = xv[u][v].y;
-                        xw[4 * v + 2] = xv[u][v].z;
-                        xw[4 * v + 3] = xv[u][v].w;
-                    }
 #pragma unroll
                     for (int j = 0; j < F::MMAS; ++j) {
                         u32 af[4];
                         F::frag(vl[u], vh[u], j, af);
-                        asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, "
-                            "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-                            : "+f"(c0), "+f"(c1), "+f"(c2), "+f"(c3)
-                            : "r"(af[0]), "r"(af[1]), "r"(af[2]), "r"(af[3]), "r"(xw[2 * j]),
-                              "r"(xw[2 * j + 1]));
+#pragma unroll
+                        for (int nb = 0; nb < NB; ++nb) {
+                            // Activation words 2j, 2j + 1 of this group's 16-byte vectors.
+                            const uint4& x0 = xv[u][nb][(2 * j) / 4];
+                            const u32 b0 = (2 * j) % 4 == 0 ? x0.x : x0.z;
+                            const u32 b1 = (2 * j) % 4 == 0 ? x0.y : x0.w;
+                            asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+                                "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                                : "+f"(c[nb][0]), "+f"(c[nb][1]), "+f"(c[nb][2]), "+f"(c[nb][3])
+                                : "r"(af[0]), "r"(af[1]), "r"(af[2]), "r"(af[3]), "r"(b0),
+                                  "r"(b1));
+                        }
                     }
                 }
             }
         }
-        // c0, c1: row g, batch columns 2t, 2t + 1; c2, c3: row g + 8, the same columns.
-        part[buf + warp * 32u + lane] = make_float4(c0, c1, c2, c3);
+        // c[nb][0], c[nb][1]: row g, batch rows 8nb + 2t, 8nb + 2t + 1; c[nb][2], c[nb][3]: row
+        // g + 8, the same batch rows.
+#pragma unroll
+        for (int nb = 0; nb < NB; ++nb)
+            part[buf + (warp * 32u + lane) * NB + nb] =
+                make_float4(c[nb][0], c[nb][1], c[nb][2], c[nb][3]);
         __syncthreads();
-        if (warp == 0 && 2u * t < (u32)MT) {
-            float4 s = part[buf + lane];
-            for (u32 wi = 1; wi < nw; ++wi) {
-                const float4 p = part[buf + wi * 32 + lane];
-                s.x += p.x;
-                s.y += p.y;
-                s.z += p.z;
-                s.w += p.w;
+        if (warp == 0) {
+#pragma unroll
+            for (int nb = 0; nb < NB; ++nb) {
+                if (8u * nb + 2u * t < (u32)MT) {
+                    float4 s = part[buf + lane * NB + nb];
+                    for (u32 wi = 1; wi < nw; ++wi) {
+                        const float4 p = part[buf + (wi * 32 + lane) * NB + nb];
+                        s.x += p.x;
+                        s.y += p.y;
+                        s.z += p.z;
+                        s.w += p.w;
+                    }
+                    DecArgs b = a;
+                    b.M = M < m0 + MT ? M : m0 + MT;
+                    float acc[2][2] = {{s.x, s.y}, {s.z, s.w}};
+                    // SwiGLU writes column c + g of its output: the gate row.
+                    const u32 col = (EPI == EPI_SWIGLU) ? rows[0] : unit;
+                    dgemv_epilogue<VF16, 2, 2, EPI>(b, rows, col, acc, m0 + 8u * nb + 2u * t);
+                }
             }
-            DecArgs b = a;
-            b.M = M < m0 + MT ? M : m0 + MT;
-            float acc[2][2] = {{s.x, s.y}, {s.z, s.w}};
-            // SwiGLU writes column c + g of its output: the gate row.
-            const u32 col = (EPI == EPI_SWIGLU) ? rows[0] : unit;
-            dgemv_epilogue<VF16, 2, 2, EPI>(b, rows, col, acc, m0 + 2u * t);
         }
     }
 #else
@@ -827,7 +850,13 @@ __device__ __forceinline__ void dgemv_tw_body(const DecArgs& a) {
 }
 #define EAI_DGEMV_TW(NAME, W, MT, PRO, EPI)                                                    \
     extern "C" __global__ void __launch_bounds__(256, 2) NAME(const DecArgs a) {               \
-        dgemv_tw_body<W, MT, 4, PRO, EPI>(a);                                                  \
+        dgemv_tw_body<W, MT, 4, PRO, EPI, 1>(a);                                               \
+    }
+// Batched plain W16 GEMVs: MT = 8 · NB rows, 2 chunks in flight per warp (the NB activation
+// vectors per chunk take the registers the decode kernels give to 4 chunks).
+#define EAI_DGEMV_TWB(NAME, W, NB)                                                             \
+    extern "C" __global__ void __launch_bounds__(256, 2) NAME(const DecArgs a) {               \
+        dgemv_tw_body<W, 8 * NB, 2, PRO_GLOBAL, EPI_PLAIN, NB>(a);                             \
     }
 // Naming: dg_<weight>_w<pro><epi>_m<MT> (pro/epi as for EAI_DGEMV_SET).
 #define EAI_DGEMV_TW_SET(W, WN)                                                                \
@@ -842,7 +871,10 @@ __device__ __forceinline__ void dgemv_tw_body(const DecArgs& a) {
     EAI_DGEMV_TW(dg_##WN##_wnp_m4, W, 4, PRO_NORM, EPI_PLAIN)                                  \
     EAI_DGEMV_TW(dg_##WN##_wxp_m1, W, 1, PRO_GLOBAL, EPI_PLAIN)                                \
     EAI_DGEMV_TW(dg_##WN##_wxp_m2, W, 2, PRO_GLOBAL, EPI_PLAIN)                                \
-    EAI_DGEMV_TW(dg_##WN##_wxp_m4, W, 4, PRO_GLOBAL, EPI_PLAIN)
+    EAI_DGEMV_TW(dg_##WN##_wxp_m4, W, 4, PRO_GLOBAL, EPI_PLAIN)                                \
+    EAI_DGEMV_TWB(dg_##WN##_wxp_m8, W, 1)                                                      \
+    EAI_DGEMV_TWB(dg_##WN##_wxp_m16, W, 2)                                                     \
+    EAI_DGEMV_TWB(dg_##WN##_wxp_m32, W, 4)
 EAI_DGEMV_TW_SET(VI8, i8)
 EAI_DGEMV_TW_SET(VF16, f16)
 

@@ -86,12 +86,16 @@ pub(crate) const DGEMV_TW_WEIGHTS: &[&str] = &["i8", "f16"];
 /// Their variants: norm + rope, norm + SwiGLU, norm + plain (LM head), plain.
 pub(crate) const DGEMV_TW_VARIANTS: &[&str] = &["wnr", "wns", "wnp", "wxp"];
 
+/// Row tiles of the batched plain W16 GEMVs (`dg_<w>_wxp_m<MT>`, `EAI_DGEMV_TWB`).
+pub(crate) const DGEMV_TW_BATCHED: &[usize] = &[8, 16, 32];
+
 /// Every fused decode GEMV entry point.
 pub(crate) fn dgemv_names() -> Vec<String> {
     let tw = DGEMV_TW_WEIGHTS.iter().flat_map(|w| {
         DGEMV_TW_VARIANTS
             .iter()
             .flat_map(move |v| [1, 2, 4].map(move |m| format!("dg_{w}_{v}_m{m}")))
+            .chain(DGEMV_TW_BATCHED.iter().map(move |m| format!("dg_{w}_wxp_m{m}")))
     });
     DGEMV_WEIGHTS
         .iter()
@@ -260,6 +264,10 @@ mod tests {
                 let n = format!("dg_##WN##_{v}_m{m},");
                 assert!(SOURCE.contains(&n), "no tensor-core GEMV variant {v}_m{m}");
             }
+        }
+        for m in DGEMV_TW_BATCHED {
+            let n = format!("EAI_DGEMV_TWB(dg_##WN##_wxp_m{m}, W, {})", m / 8);
+            assert!(SOURCE.contains(&n), "no batched tensor-core GEMV m{m}");
         }
     }
 

@@ -261,6 +261,25 @@ struct Launch {
     w16: bool,
 }
 
+/// See [`GpuModel::w16_batched_tile`].
+fn w16_batched_tile(
+    tile: GemvTile,
+    gemv: bool,
+    sm80: bool,
+    ty: WeightTy,
+    m: usize,
+    k: usize,
+) -> Option<usize> {
+    let (_, epv, _) = format_of(ty);
+    let ok = gemv
+        && sm80
+        && tile == GemvTile::W16
+        && matches!(ty, WeightTy::I8 | WeightTy::Dense(InType::F16))
+        && k.is_multiple_of(4 * epv)
+        && (GEMV_DENSE_MAX_M + 1..=32).contains(&m);
+    ok.then(|| m.next_power_of_two().max(8))
+}
+
 /// Which kernel runs a fused GEMV of variant `v` over `ty` weights for the model's `tile`,
 /// residual width `hidden`, on an sm_80+ device or not, with `(m, n, k, head_dim, ffn)`.
 fn launch_plan(
@@ -351,6 +370,67 @@ impl GpuModel {
         let c = &self.cfg;
         [c.hidden, c.n_heads * c.head_dim, c.ffn].iter().all(|k| k.is_multiple_of(epv))
             && m_tile(m) * c.hidden * xb <= DGEMV_SMEM_MAX
+    }
+
+    /// The batched plain W16 GEMV for a linear layer of `ty` weights and inner size `k` in a
+    /// pass of `m` rows: its row tile (8, 16 or 32), when the model's tile is
+    /// [`GemvTile::W16`], the decode GEMV is on, the device is sm_80+, the weights are int8 or
+    /// f16, K is a whole number of 64-byte chunks and `m` is past the fused path's rows and at
+    /// most 32 (decode steps of 5–32 sequences; W8A16 otherwise dequantizes every weight to f16
+    /// per pass above 16 rows).
+    pub(super) fn w16_batched_tile(&self, ty: WeightTy, m: usize, k: usize) -> Option<usize> {
+        let sm80 = self.dev.info().compute_capability.0 >= 8;
+        w16_batched_tile(self.tile, self.gemv, sm80, ty, m, k)
+    }
+
+    /// Launches the batched plain W16 GEMV: y[m, n] (= or +=) scale[n] · Σ_k W[n, k] · x[m, k].
+    ///
+    /// # Safety
+    /// `w` holds n·k elements of `ty` (int8: `scale` n f32), `x` m·k f16 activations, `y` m·n
+    /// f32; [`GpuModel::w16_batched_tile`] returned `Some(mt)` for (`ty`, m, k).
+    pub(super) unsafe fn w16_batched(
+        &self,
+        ty: WeightTy,
+        mt: usize,
+        (w, scale, x, y): (u64, u64, u64, u64),
+        (m, n, k): (usize, usize, usize),
+        add: bool,
+    ) -> Result<()> {
+        let name = format!("dg_{}_wxp_m{mt}", format_of(ty).0);
+        let smem = TW_PART_BYTES * mt.div_ceil(8);
+        let per_sm = self
+            .kernels
+            .get(&name)?
+            .occupancy_max_active_blocks_per_multiprocessor(256, smem, None)
+            .map_err(|e| {
+                GpuError::driver(
+                    "cuOccupancyMaxActiveBlocksPerMultiprocessor",
+                    self.ordinal(),
+                    name.clone(),
+                    e,
+                )
+            })?
+            .max(1) as usize;
+        let cap = per_sm * self.dev.info().multiprocessors.max(1) as usize;
+        let a = DecArgs {
+            w,
+            scale,
+            x,
+            y,
+            m: m as u32,
+            n: n as u32,
+            k: k as u32,
+            ldy: n as u32,
+            add: i32::from(add),
+            ..DecArgs::default()
+        };
+        let cfg = LaunchConfig {
+            grid_dim: (n.div_ceil(16).clamp(1, cap) as u32, m.div_ceil(mt) as u32, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: smem as u32,
+        };
+        // The kernel bounds-checks rows and batch rows; the caller guarantees the buffers.
+        launch!(self, name.as_str(), cfg, [&a])
     }
 
     /// Whether the LM head of `r` rows (weights `head_ty`: int8 takes f16 activations) runs
@@ -794,6 +874,39 @@ mod tests {
                 assert_eq!(cl[3], want(g + 8, 2 * t + 1));
             }
         }
+    }
+
+    #[test]
+    fn w16_batched_tiles_cover_5_to_32_rows() {
+        let names = crate::cuda::kernels::dgemv_names();
+        let (i8, f16) = (WeightTy::I8, WeightTy::Dense(InType::F16));
+        for m in 0..40 {
+            for ty in tys_all() {
+                let t = w16_batched_tile(GemvTile::W16, true, true, ty, m, 3584);
+                let want = (5..=32).contains(&m) && (ty == i8 || ty == f16);
+                assert_eq!(t.is_some(), want, "{m} {ty:?}");
+                if let Some(mt) = t {
+                    assert!(mt >= m && mt <= 32 && [8, 16, 32].contains(&mt));
+                    let (wn, ..) = format_of(ty);
+                    assert!(names.contains(&format!("dg_{wn}_wxp_m{mt}")));
+                    assert!(TW_PART_BYTES * mt.div_ceil(8) <= TW_SMEM_MAX);
+                }
+            }
+        }
+        assert_eq!(w16_batched_tile(GemvTile::Auto, true, true, i8, 8, 3584), None);
+        assert_eq!(w16_batched_tile(GemvTile::W16, false, true, i8, 8, 3584), None);
+        assert_eq!(w16_batched_tile(GemvTile::W16, true, false, i8, 8, 3584), None);
+        assert_eq!(w16_batched_tile(GemvTile::W16, true, true, i8, 8, 3600), None);
+        assert_eq!(w16_batched_tile(GemvTile::W16, true, true, f16, 20, 3616), Some(32));
+    }
+
+    fn tys_all() -> [WeightTy; 4] {
+        [
+            WeightTy::I8,
+            WeightTy::Dense(InType::F16),
+            WeightTy::Dense(InType::Bf16),
+            WeightTy::Dense(InType::F32),
+        ]
     }
 
     #[test]

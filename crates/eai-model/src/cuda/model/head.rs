@@ -154,7 +154,22 @@ impl GpuModel {
             }
         }
         let (lp, _g) = hs.logits.device_ptr(s);
-        if let Some(q) = &self.head_i8 {
+        // Issue 16: 5–32 rows with the W16 tile: the batched bandwidth GEMV (f16 activations).
+        let w16 = self.w16_batched_tile(head_wty, r, h).filter(|_| hs.act.ty() == InType::F16);
+        if let Some(mt) = w16 {
+            let (wp, sp) = match &self.head_i8 {
+                Some(q) => {
+                    (q.codes().as_cudarc().device_ptr(s).0, q.scales().as_cudarc().device_ptr(s).0)
+                }
+                None => (head_w.ptr(s), 0),
+            };
+            // SAFETY: the head holds vocab·h weights of `head_wty` (int8: vocab scales), act ≥
+            // r·h f16 (written above), logits ≥ rows·vocab f32 with r ≤ rows; w16_batched_tile
+            // checked the shapes.
+            unsafe {
+                self.w16_batched(head_wty, mt, (wp, sp, hs.act.ptr(s), lp), (r, v, h), false)?
+            };
+        } else if let Some(q) = &self.head_i8 {
             let (wp, _gw) = q.codes().as_cudarc().device_ptr(s);
             let (sp, _gs) = q.scales().as_cudarc().device_ptr(s);
             if hs.act.ty() != InType::F16 {
