@@ -106,12 +106,52 @@ pub(crate) fn summary(rows: &[Value], copy: f64, device: &str) -> String {
             );
         }
     }
+    // The batch curve: per model and batch size, each scheme's best tile (decode steps alone).
+    s += "\n## Decode against batch size (best tile per scheme; tok/s in decode steps, J/token of the whole call)\n\n";
+    s += "| model | batch | FP16 tok/s | FP16 J/token | W8A16 tok/s | W8A16 J/token | W8A8 tok/s | W8A8 J/token |\n|---|---:|---:|---:|---:|---:|---:|---:|\n";
+    let mut models: Vec<&str> = rows.iter().filter_map(|r| r["model"].as_str()).collect();
+    models.dedup();
+    let mut batches: Vec<u64> = rows
+        .iter()
+        .filter_map(|r| r["decode"].as_array())
+        .flatten()
+        .filter_map(|d| d["batch"].as_u64())
+        .collect();
+    batches.sort_unstable();
+    batches.dedup();
+    for model in &models {
+        for &b in &batches {
+            let best = |scheme: &str| -> String {
+                rows.iter()
+                    .filter(|r| r["model"] == *model && r["base_scheme"] == scheme)
+                    .filter(|r| r["int8_head"] != true)
+                    .filter_map(|r| {
+                        r["decode"].as_array()?.iter().find(|d| d["batch"] == b).cloned()
+                    })
+                    .max_by(|x, y| {
+                        let t = |d: &Value| d["decode_only_tokens_per_s"].as_f64().unwrap_or(0.0);
+                        t(x).total_cmp(&t(y))
+                    })
+                    .map_or("– | –".into(), |d| {
+                        format!(
+                            "{:.1} | {}",
+                            d["decode_only_tokens_per_s"].as_f64().unwrap_or(0.0),
+                            d["j_per_token"].as_f64().map_or("–".into(), |j| format!("{j:.3}"))
+                        )
+                    })
+            };
+            s += &format!(
+                "| {model} | {b} | {} | {} | {} |\n",
+                best("fp16"),
+                best("int8-w8a16"),
+                best("int8-w8a8")
+            );
+        }
+    }
     // Bars: batch-1 decode, best tile per scheme (FP16 ≥ 85 % of the roofline, W8A16 ≥ 75 %),
     // W8A16 / FP16 tokens/s and J/token, old (auto) vs new (w16) GEMV.
     s += "\n## Issue-16 bars (batch 1, decode steps alone; best tile per scheme unless named)\n\n";
     s += "| model | FP16 % of copy (bar ≥ 85) | W8A16 % of copy (bar ≥ 75) | W8A16 / FP16 tok/s | W8A16 / FP16 J/token | FP16 w16 / auto tok/s | W8A16 w16 / auto tok/s |\n|---|---:|---:|---:|---:|---:|---:|\n";
-    let mut models: Vec<&str> = rows.iter().filter_map(|r| r["model"].as_str()).collect();
-    models.dedup();
     for model in models {
         let b1 = |scheme: &str, tile: Option<&str>| -> Option<(f64, f64, Option<f64>)> {
             rows.iter()
@@ -150,4 +190,38 @@ pub(crate) fn summary(rows: &[Value], copy: f64, device: &str) -> String {
         );
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(model: &str, scheme: &str, tile: &str, dec: &[(u64, f64, f64, f64)]) -> Value {
+        json!({
+            "model": model, "scheme": format!("{scheme}+{tile}"), "base_scheme": scheme,
+            "tile": tile, "int8_head": false,
+            "memory": {"weights": 8.72e9, "embedding": 1.09e9, "lm_head": 1.09e9, "layers": 6.525e9, "scales": 5.6e6, "other": 9.7e6},
+            "decode": dec.iter().map(|&(b, t, j, f)| json!({
+                "batch": b, "tokens_per_s": t, "decode_only_tokens_per_s": t, "j_per_token": j,
+                "roofline": {"bytes_per_step": 7.6e9, "achieved_bytes_per_s": f * 3e12, "fraction_of_copy": f},
+            })).collect::<Vec<_>>(),
+        })
+    }
+
+    #[test]
+    fn summary_reports_rows_curves_and_bars() {
+        let rows = vec![
+            row("qwen", "fp16", "auto", &[(1, 170.0, 2.8, 0.8), (8, 1300.0, 0.4, 0.78)]),
+            row("qwen", "fp16", "w16", &[(1, 180.0, 2.7, 0.86), (8, 1350.0, 0.39, 0.8)]),
+            row("qwen", "int8-w8a16", "auto", &[(1, 250.0, 2.0, 0.64), (8, 1500.0, 0.3, 0.6)]),
+            row("qwen", "int8-w8a16", "w16", &[(1, 300.0, 1.8, 0.76), (8, 1900.0, 0.25, 0.7)]),
+        ];
+        let s = summary(&rows, 3.0e12, "test GPU");
+        assert!(s.contains("copy 3000 GB/s"), "{s}");
+        // Bars: best tile per scheme at batch 1; ratios of the best rows and of w16 / auto.
+        assert!(s.contains("| qwen | 86.0 | 76.0 | 1.667 | 0.667 | 1.059 | 1.200 |"), "{s}");
+        // The batch curve takes each scheme's best tile; W8A8 absent.
+        assert!(s.contains("| qwen | 8 | 1350.0 | 0.390 | 1900.0 | 0.250 | – | – |"), "{s}");
+        assert_eq!(s.matches("| qwen | int8-w8a16+w16 | w16 |").count(), 2);
+    }
 }
