@@ -9,12 +9,14 @@ use cudarc::nvrtc::{CompileOptions, Ptx};
 
 use super::error::{GpuError, Result};
 
-/// The kernel source: `model.cu` followed by the fused decode kernels of `decode.cu` and BLOOM's
-/// kernels of `bloom.cu`.
+/// The kernel source: `model.cu` followed by the fused decode kernels of `decode.cu`, the
+/// bandwidth tensor-core GEMVs of `tw.cu` and BLOOM's kernels of `bloom.cu`.
 pub(crate) const SOURCE: &str = concat!(
     include_str!("../../kernels/model.cu"),
     "\n",
     include_str!("../../kernels/decode.cu"),
+    "\n",
+    include_str!("../../kernels/tw.cu"),
     "\n",
     include_str!("../../kernels/bloom.cu")
 );
@@ -79,7 +81,7 @@ const DGEMV_TC: &[&str] = &[
     "dg_i8_tnp_m4",
 ];
 
-/// Weight formats of the bandwidth tensor-core GEMVs (`dg_<w>_w<variant>_m<MT>`, decode.cu's
+/// Weight formats of the bandwidth tensor-core GEMVs (`dg_<w>_w<variant>_m<MT>`, tw.cu's
 /// `EAI_DGEMV_TW_SET`; issue 16).
 pub(crate) const DGEMV_TW_WEIGHTS: &[&str] = &["i8", "f16"];
 

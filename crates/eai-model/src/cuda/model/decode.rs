@@ -159,7 +159,7 @@ impl GemvTile {
 }
 
 /// Bytes of warp partials (two buffers) at the start of the bandwidth tensor-core GEMV's
-/// dynamic shared memory (`TW_PART_BYTES` in decode.cu).
+/// dynamic shared memory (`TW_PART_BYTES` in tw.cu).
 const TW_PART_BYTES: usize = 8192;
 
 /// Dynamic shared memory the bandwidth tensor-core GEMVs may take: 48 KiB without opting in,
@@ -383,6 +383,25 @@ impl GpuModel {
         w16_batched_tile(self.tile, self.gemv, sm80, ty, m, k)
     }
 
+    /// Blocks of `warps` warps (and `smem` bytes of dynamic shared memory) of kernel `name`
+    /// resident on the whole device at once.
+    fn resident_blocks(&self, name: &str, warps: usize, smem: usize) -> Result<usize> {
+        let per_sm = self
+            .kernels
+            .get(name)?
+            .occupancy_max_active_blocks_per_multiprocessor(32 * warps as u32, smem, None)
+            .map_err(|e| {
+                GpuError::driver(
+                    "cuOccupancyMaxActiveBlocksPerMultiprocessor",
+                    self.ordinal(),
+                    name.to_string(),
+                    e,
+                )
+            })?
+            .max(1) as usize;
+        Ok(per_sm * self.dev.info().multiprocessors.max(1) as usize)
+    }
+
     /// Launches the batched plain W16 GEMV: y[m, n] (= or +=) scale[n] · Σ_k W[n, k] · x[m, k].
     ///
     /// # Safety
@@ -398,20 +417,7 @@ impl GpuModel {
     ) -> Result<()> {
         let name = format!("dg_{}_wxp_m{mt}", format_of(ty).0);
         let smem = TW_PART_BYTES * mt.div_ceil(8);
-        let per_sm = self
-            .kernels
-            .get(&name)?
-            .occupancy_max_active_blocks_per_multiprocessor(256, smem, None)
-            .map_err(|e| {
-                GpuError::driver(
-                    "cuOccupancyMaxActiveBlocksPerMultiprocessor",
-                    self.ordinal(),
-                    name.clone(),
-                    e,
-                )
-            })?
-            .max(1) as usize;
-        let cap = per_sm * self.dev.info().multiprocessors.max(1) as usize;
+        let cap = self.resident_blocks(&name, 8, smem)?;
         let a = DecArgs {
             w,
             scale,
@@ -487,23 +493,7 @@ impl GpuModel {
         let dims = (m, n, k, a.d as usize, a.f as usize);
         let Launch { name, units, warps, smem, block_k, w16 } =
             launch_plan(v, ty, self.tile, self.cfg.hidden, sm80, dims);
-        // Blocks of `warps` warps of kernel `name` resident on the whole device at once.
-        let resident = |warps: usize| -> Result<usize> {
-            let per_sm = self
-                .kernels
-                .get(&name)?
-                .occupancy_max_active_blocks_per_multiprocessor(32 * warps as u32, smem, None)
-                .map_err(|e| {
-                    GpuError::driver(
-                        "cuOccupancyMaxActiveBlocksPerMultiprocessor",
-                        self.ordinal(),
-                        name.clone(),
-                        e,
-                    )
-                })?
-                .max(1) as usize;
-            Ok(per_sm * self.dev.info().multiprocessors.max(1) as usize)
-        };
+        let resident = |warps: usize| self.resident_blocks(&name, warps, smem);
         let mut warps = warps;
         // Warp-per-unit kernels: `warps` units per block; block-split-K: one unit per block.
         let mut blocks = if block_k { units.max(1) } else { units.div_ceil(warps).max(1) };
