@@ -8,7 +8,7 @@
 # Synthetic 7B shapes need no GGUF; step 4 (int8 vs f16 LM head on real weights) runs when
 # /root/g/SmolLM2-135M-Instruct.Q4_1.gguf is there and time is left. Writes everything under
 # $OUT; prints the test results, the head parity, then the roofline tables and the bars last.
-# Built by h16k at 40e84ff (stripped, xz): .gpu/bin/gpu_bench.xz, .gpu/bin/cuda.xz (carry
+# Built by h16k at bafabed (stripped, xz): .gpu/bin/gpu_bench.xz, .gpu/bin/cuda.xz (carry
 # `.gpu/bin`, 3.7 MB). When carried they are used (unpacked to /tmp/h16k_b); otherwise the
 # binaries in /root/b (built from a tree that contains branch h16k).
 set -u -o pipefail
