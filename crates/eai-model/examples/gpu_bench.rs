@@ -12,6 +12,7 @@
 //!           [--share true,false] [--min-seconds 5] [--throughput-schemes fp32,fp16] [--full-arc]
 //!           [--accuracy-share true] [--fused true,false] [--tile auto,r1u8,r2u4,r4u2,...]
 //!           [--quick] [--int8-head false,true] [--decode-new 128] [--score-reps 5]
+//!           [--batches 1,8,32] [--decode-new-batched 64]
 //!
 //! `--shapes` takes the paper's six models at their exact published shapes — `qwen`
 //! (Qwen2.5-7B-Instruct), `r1` (DeepSeek-R1-Distill-Qwen-7B), `mistral` (Mistral-7B-Instruct-v0.2),
@@ -24,7 +25,13 @@
 //! batch-1 decode only; `--int8-head` builds the int8 schemes' synthetic models with and/or
 //! without the int8 LM head (`GpuOptions::int8_head`); `--decode-new` sets the tokens generated
 //! per batch-1 decode measurement (default 128); `--score-reps N` the scoring passes (8 × 512
-//! tokens each) measured per model (default 5, or 0 with `--quick`). `--only profile` runs a few greedy steps of each synthetic model (and
+//! tokens each) measured per model (default 5, or 0 with `--quick`); `--batches` the greedy
+//! decode batch sizes (default 1 with `--quick`, else 1,16; for every (fused, tile) variant:
+//! `w16` also runs decode steps of 5–32 sequences on the batched W16 GEMV), each batch above 1 generating
+//! `--decode-new-batched` tokens per sequence (default 64). Every decode row carries its roofline
+//! (bytes a step reads — weights, scales, KV cache — times steps/s, as a fraction of a
+//! device-to-device copy measured in the same process) and the 7B section ends with the
+//! roofline table and issue 16's bars (`roofline.md` in `--out`). `--only profile` runs a few greedy steps of each synthetic model (and
 //! `--fused` setting) between `cuProfilerStart` / `cuProfilerStop`, for
 //! `ncu --profile-from-start off`.
 //! ```
@@ -43,6 +50,9 @@ use eai_eval::{Evaluator, Limit, Suite, TaskOptions};
 use eai_model::cuda::{GemvTile, GpuEngine, GpuModel, GpuOptions, GpuScheme, open_device};
 use eai_model::{Engine, EngineOptions, LoadOptions, ModelConfig, Scheme, TokenPair};
 use serde_json::{Value, json};
+
+#[path = "gpu_bench/roofline.rs"]
+mod roofline;
 
 struct Meter {
     dev: Option<nvml_wrapper::Device<'static>>,
@@ -125,6 +135,10 @@ fn main() {
         .map(|s| s.split(',').map(|x| GemvTile::from_label(x).expect("tile")).collect())
         .unwrap_or_else(|| vec![GemvTile::default()]);
     let quick = args.iter().any(|a| a == "--quick");
+    let batches: Vec<usize> = arg(&args, "--batches").map_or_else(
+        || if quick { vec![1] } else { vec![1, 16] },
+        |s| s.split(',').map(|x| x.parse().expect("--batches N,N")).collect(),
+    );
 
     if args.iter().any(|a| a == "--cpu-only") {
         let s = suite(&data, limit);
@@ -149,6 +163,10 @@ fn main() {
         "memory_bytes": info.total_memory_bytes, "sms": info.multiprocessors, "nvml_energy": meter.mj().is_some(),
     });
     eprintln!("device: {report}");
+    // The memory roof of the decode rows, measured once in this process.
+    let copy = if only("speed") || only("7b") { roofline::copy_bandwidth(&dev) } else { 0.0 };
+    report["copy_bytes_per_s"] = json!(copy);
+    eprintln!("device-to-device copy: {:.0} GB/s (read + write)", copy / 1e9);
 
     if let Some(dir) = arg(&args, "--hf-dir") {
         // A Hugging Face folder (f32 safetensors + config.json) for the transformers comparison.
@@ -356,7 +374,7 @@ fn main() {
                 "scheme": sch.label(), "accuracy": metrics(&res), "accuracy_run_seconds": acc_s, "accuracy_run_joules": acc_j,
                 "arc_easy_full": full, "throughput": tp, "shared_vs_unshared_logprob": share_diff,
                 "settings": g.settings_label(),
-                "memory": {"weights": mem.weights, "kv_cache": mem.kv_cache, "scratch": mem.scratch, "device_free": mem.device_free, "device_total": mem.device_total},
+                "memory": roofline::memory_json(&mem),
             });
             eprintln!("eval {row}");
             rows.push(row);
@@ -391,7 +409,9 @@ fn main() {
                     if gv { sch.label().to_string() } else { format!("{}+no-gemv", sch.label()) };
                 for (fl, tile) in variants(&fuseds, &tiles) {
                     let l = variant_label(&mut m, &label, fl, tile);
-                    rows.push(speed(&mut m, &meter, &l, "SmolLM2-135M", quick));
+                    let tag = json!({"base_scheme": sch.label(), "tile": if fl { tile.label() } else { "unfused" }, "int8_head": false});
+                    let b = &batches[..];
+                    rows.push(speed(&mut m, &meter, &l, "SmolLM2-135M", quick, (tag, b, copy)));
                     report["speed"] = json!(rows);
                     write(&out, "gpu_bench.json", &report);
                 }
@@ -546,12 +566,22 @@ fn main() {
                                     } else {
                                         variant_label(&mut m, &l, fl, tile)
                                     };
+                                    let tile_label = match (int8_act, fl) {
+                                        (true, _) => "cublaslt",
+                                        (false, true) => tile.label(),
+                                        (false, false) => "unfused",
+                                    };
+                                    let tag = json!({"base_scheme": sch.label(), "tile": tile_label, "int8_head": ih && !float});
+                                    // Batches of 5–32 take the batched W16 GEMV with `--tile
+                                    // w16`: every tile measures every batch size.
+                                    let b = &batches[..];
                                     rows.push(speed(
                                         &mut m,
                                         &meter,
                                         &l2,
                                         model_name,
                                         quick || vi > 0,
+                                        (tag, b, copy),
                                     ));
                                     report["synthetic_7b"] = json!(rows);
                                     write(&out, "gpu_bench.json", &report);
@@ -562,6 +592,9 @@ fn main() {
                 }
             }
         }
+        let md = roofline::summary(&rows, copy, &info.name);
+        std::fs::write(out.join("roofline.md"), &md).unwrap();
+        eprintln!("{md}");
     }
     write(&out, "gpu_bench.json", &report);
     eprintln!("done");
@@ -644,9 +677,17 @@ fn profile(
     }
 }
 
-/// Prefill (8 × 512 tokens, scoring the last position) and greedy decode (batch 1 and 16);
-/// `quick`: batch-1 decode only.
-fn speed(m: &mut GpuModel, meter: &Meter, sch: &str, model: &str, quick: bool) -> Value {
+/// Prefill (8 × 512 tokens, scoring the last position; none with `quick` unless
+/// `--score-reps`) and greedy decode at each of `batches`, with the roofline of each decode
+/// measurement against `copy` (bytes/s); `tag`'s fields are merged into the row.
+fn speed(
+    m: &mut GpuModel,
+    meter: &Meter,
+    sch: &str,
+    model: &str,
+    quick: bool,
+    (tag, batches, copy): (Value, &[usize], f64),
+) -> Value {
     let vocab = m.config().vocab as u32;
     let seq = |s: u32, n: usize| -> Vec<u32> {
         (0..n as u32)
@@ -674,9 +715,11 @@ fn speed(m: &mut GpuModel, meter: &Meter, sch: &str, model: &str, quick: bool) -
     let ptok = (reps * 8 * 512) as f64;
     let mut dec = Vec::new();
     let n1: usize = arg(&all, "--decode-new").map_or(128, |v| v.parse().expect("--decode-new N"));
-    let full = [(1, n1), (16, 64)];
-    let shapes: &[(usize, usize)] = if quick { &full[..1] } else { &full };
-    for &(batch, new) in shapes {
+    let nb: usize = arg(&all, "--decode-new-batched")
+        .map_or(64, |v| v.parse().expect("--decode-new-batched N"));
+    let shapes: Vec<(usize, usize)> =
+        batches.iter().map(|&b| (b, if b == 1 { n1 } else { nb })).collect();
+    for &(batch, new) in &shapes {
         let prompts: Vec<Vec<u32>> = (0..batch).map(|s| seq(100 + s as u32, 32)).collect();
         let pr: Vec<&[u32]> = prompts.iter().map(Vec::as_slice).collect();
         let mn = vec![new; batch];
@@ -696,17 +739,24 @@ fn speed(m: &mut GpuModel, meter: &Meter, sch: &str, model: &str, quick: bool) -
             .collect();
         t1.sort_by(f64::total_cmp);
         let steps = (passes - 1) as f64 * batch as f64;
+        let dec_tok_s = steps / (s - t1[1]);
+        // Mean context of a decode step: the 32-token prompt and half the generated tokens.
+        let roof = roofline::decode_roofline(m, batch, 32 + new.div_ceil(2), dec_tok_s, copy);
         dec.push(json!({"batch": batch, "new_tokens": toks, "passes": passes, "seconds": s,
                         "tokens_per_s": toks as f64 / s, "joules": j, "j_per_token": j.map(|j| j / toks as f64),
-                        "prefill_first_token_seconds": t1[1], "decode_only_tokens_per_s": steps / (s - t1[1])}));
+                        "prefill_first_token_seconds": t1[1], "decode_only_tokens_per_s": dec_tok_s,
+                        "roofline": roof}));
     }
     let mem = m.memory().unwrap();
-    let row = json!({
+    let mut row = json!({
         "model": model, "scheme": sch,
         "prefill": {"tokens": ptok, "seconds": ps, "tokens_per_s": if reps == 0 { 0.0 } else { ptok / ps }, "joules": pj, "j_per_token": pj.map(|j| if reps == 0 { 0.0 } else { j / ptok })},
         "decode": dec,
-        "memory": {"weights": mem.weights, "kv_cache": mem.kv_cache, "scratch": mem.scratch, "device_free": mem.device_free, "device_total": mem.device_total},
+        "memory": roofline::memory_json(&mem),
     });
+    if let (Some(r), Some(t)) = (row.as_object_mut(), tag.as_object()) {
+        r.extend(t.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
     eprintln!("speed {row}");
     m.release_buffers();
     row

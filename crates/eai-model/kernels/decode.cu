@@ -50,6 +50,27 @@ template <> struct XS<VF16> { typedef F16 S; };
 template <> struct XS<VBF16> { typedef BF16 S; };
 template <> struct XS<VF32> { typedef F32 S; };
 
+// The norm-fused GEMVs' prologue: batch rows m0 … m0 + MT − 1 (residual rows xidx[m], or m)
+// normalized exactly as rmsnorm_body does (same thread partition for blockDim 256, same
+// expression), rounded to T, into shared memory sx[MT][K]; the block synchronizes after.
+template <class T, int MT>
+__device__ __forceinline__ void norm_rows_to_smem(const DecArgs& a, u32 m0,
+                                                  typename T::raw* sx, float* red) {
+    const float* xf = reinterpret_cast<const float*>(a.x);
+    const u32 K = a.K;
+#pragma unroll
+    for (int i = 0; i < MT; ++i) {
+        if (m0 + i < a.M) {
+            const u32 src = a.xidx ? a.xidx[m0 + i] : m0 + i;
+            const float* xrow = xf + (u64)src * K;
+            const float inv = rms_inv(xrow, K, a.eps, red);
+            for (u32 c = threadIdx.x; c < K; c += blockDim.x)
+                sx[(u64)i * K + c] = T::from_f32(a.nw[c] * (xrow[c] * inv));
+        }
+    }
+    __syncthreads();
+}
+
 // Output rows of work unit `unit`: R consecutive rows (plain), the rope pair (i, i + d/2) of
 // one head, or the gate/up pair (c, f + c).
 template <int R, int EPI>
@@ -182,21 +203,9 @@ __device__ __forceinline__ void dgemv_body(const DecArgs& a) {
                         asm volatile("prefetch.global.L2 [%0];" ::"l"(w + (u64)rows[r] * K + kk));
             }
         }
-        // Every block normalizes its MT rows into shared memory, exactly as rmsnorm_body does
-        // (same thread partition for blockDim 256, same expression), rounded to X.
+        // Every block normalizes its MT rows into shared memory, rounded to X.
         xraw* sx = reinterpret_cast<xraw*>(dsm);
-        const float* xf = reinterpret_cast<const float*>(a.x);
-#pragma unroll
-        for (int i = 0; i < MT; ++i) {
-            if (m0 + i < M) {
-                const u32 src = a.xidx ? a.xidx[m0 + i] : m0 + i;
-                const float* xrow = xf + (u64)src * K;
-                const float inv = rms_inv(xrow, K, a.eps, red);
-                for (u32 c = threadIdx.x; c < K; c += blockDim.x)
-                    sx[(u64)i * K + c] = XT::from_f32(a.nw[c] * (xrow[c] * inv));
-            }
-        }
-        __syncthreads();
+        norm_rows_to_smem<XT, MT>(a, m0, sx, red);
         xs = sx;
     } else {
         xs = reinterpret_cast<const xraw*>(a.x) + (u64)m0 * K;
@@ -525,20 +534,7 @@ __device__ __forceinline__ void dgemv_tcn_body(const DecArgs& a) {
                       : (EPI == EPI_ROPE) ? (N / 2u) / 4u : a.f / 4u;
     const u32 stride = gridDim.x * warps;
     u16* sx = reinterpret_cast<u16*>(dsm);
-    {
-        const float* xf = reinterpret_cast<const float*>(a.x);
-#pragma unroll
-        for (int i = 0; i < MT; ++i) {
-            if (m0 + i < M) {
-                const u32 src = a.xidx ? a.xidx[m0 + i] : m0 + i;
-                const float* xrow = xf + (u64)src * K;
-                const float inv = rms_inv(xrow, K, a.eps, red);
-                for (u32 c = threadIdx.x; c < K; c += blockDim.x)
-                    sx[(u64)i * K + c] = F16::from_f32(a.nw[c] * (xrow[c] * inv));
-            }
-        }
-        __syncthreads();
-    }
+    norm_rows_to_smem<F16, MT>(a, m0, sx, red);
     const bool x_ok = g < (u32)MT && m0 + g < M;
     const u16* xs = sx + (u64)(x_ok ? g : 0u) * K;
     const i8* w = reinterpret_cast<const i8*>(a.w);
@@ -665,28 +661,15 @@ __device__ void attention_dec_body(const float* __restrict__ qkv, const int* __r
                                    const float* __restrict__ kc, const float* __restrict__ vc,
                                    typename T::raw* __restrict__ out, u32 nh, u32 nkv, u32 d,
                                    float scale, u32 window) {
-    __shared__ float sm_m[ATTD_WARPS], sm_l[ATTD_WARPS];
-    __shared__ float sm_acc[ATTD_WARPS][256];
     const u32 head = blockIdx.x, r = blockIdx.y;
     const u32 lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
     const u32 per = d >> 5;
     typename T::raw* o = out + (u64)r * nh * d + (u64)head * d;
-    const int s = seq[r];
-    if (s < 0) {
-        for (u32 c = threadIdx.x; c < d; c += blockDim.x) o[c] = T::from_f32(0.0f);
-        return;
-    }
-    const u32 p = (u32)pos[r];
-    const u32 kvh = head / (nh / nkv);
-    const float* qrow = qkv + (u64)r * (nh + 2 * nkv) * d + (u64)head * d;
     float q[ATT_MAXV], acc[ATT_MAXV];
-#pragma unroll
-    for (u32 i = 0; i < ATT_MAXV; ++i) {
-        q[i] = (i < per) ? qrow[i * 32 + lane] : 0.0f;
-        acc[i] = 0.0f;
-    }
-    const u32 first = (window > 0 && p + 1 > window) ? p + 1 - window : 0;
-    const u64 base = (u64)seq_off[s];
+    AttnRow at;
+    if (!attn_row<T>(qkv, seq, pos, seq_off, r, head, nh, nkv, d, window, o, q, acc, at)) return;
+    const u32 p = at.p, kvh = at.kvh, first = at.first;
+    const u64 base = at.base;
     const u64 stride = (u64)nkv * d;
     const float* kb = kc + (base * nkv + kvh) * d;
     const float* vb = vc + (base * nkv + kvh) * d;
@@ -729,30 +712,7 @@ __device__ void attention_dec_body(const float* __restrict__ qkv, const int* __r
         }
         m = mn;
     }
-    if (lane == 0) {
-        sm_m[warp] = m;
-        sm_l[warp] = l;
-    }
-#pragma unroll
-    for (u32 i = 0; i < ATT_MAXV; ++i)
-        if (i < per) sm_acc[warp][i * 32 + lane] = acc[i];
-    __syncthreads();
-    float gm = -INFINITY;
-#pragma unroll
-    for (u32 w = 0; w < ATTD_WARPS; ++w) gm = fmaxf(gm, sm_m[w]);
-    float gl = 0.0f;
-    float fw[ATTD_WARPS];
-#pragma unroll
-    for (u32 w = 0; w < ATTD_WARPS; ++w) {
-        fw[w] = (sm_m[w] == -INFINITY) ? 0.0f : expf(sm_m[w] - gm);
-        gl += sm_l[w] * fw[w];
-    }
-    for (u32 c = threadIdx.x; c < d; c += blockDim.x) {
-        float a2 = 0.0f;
-#pragma unroll
-        for (u32 w = 0; w < ATTD_WARPS; ++w) a2 += sm_acc[w][c] * fw[w];
-        o[c] = T::from_f32(a2 / gl);
-    }
+    attn_merge_warps<T, ATTD_WARPS>(m, l, acc, per, d, o);
 }
 #define EAI_ATTN_DEC(NAME, T)                                                                  \
     extern "C" __global__ void __launch_bounds__(ATTD_WARPS * 32)                              \
@@ -794,30 +754,9 @@ extern "C" __global__ void argmax_rows(const float* __restrict__ logits, u32 voc
             mi = c;
         }
     }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-        const float om = __shfl_xor_sync(0xffffffffu, m, o);
-        const u32 oi = __shfl_xor_sync(0xffffffffu, mi, o);
-        if (om > m || (om == m && oi < mi)) {
-            m = om;
-            mi = oi;
-        }
-    }
-    const u32 lane = threadIdx.x & 31u, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    if (lane == 0) {
-        red[warp] = m;
-        redi[warp] = mi;
-    }
-    __syncthreads();
+    block_argmax(m, mi, red, redi);
     if (threadIdx.x == 0) {
-        float bm = red[0];
-        u32 bi = redi[0];
-        for (u32 w = 1; w < nw; ++w)
-            if (red[w] > bm || (red[w] == bm && redi[w] < bi)) {
-                bm = red[w];
-                bi = redi[w];
-            }
-        if (bi != 0xffffffffu) atomicMax(&slot[row_i], argmax_key(bm, bi));
+        if (mi != 0xffffffffu) atomicMax(&slot[row_i], argmax_key(m, mi));
         __threadfence();
         if (atomicAdd(&count[row_i], 1u) == gridDim.x - 1) {
             const u64 k = atomicExch(&slot[row_i], 0ull);

@@ -481,34 +481,91 @@ extern "C" __global__ void rope_qkv(float* __restrict__ qkv, const float* __rest
 // size).
 #define ATT_WARPS 8
 #define ATT_MAXV 8
+
+// The end of the generation attention kernels (attention_body, attention_dec_body): merges the
+// NW warps' online-softmax states (running max m, sum l, and acc — this lane's `per` values of
+// the head dimension) and writes the block's output row o[0, d) = Σ_w acc_w·e^(m_w − M) /
+// Σ_w l_w·e^(m_w − M), M = max_w m_w (warps that saw no key weigh 0).
+template <class T, int NW>
+__device__ __forceinline__ void attn_merge_warps(float m, float l, const float* acc, u32 per,
+                                                 u32 d, typename T::raw* __restrict__ o) {
+    __shared__ float sm_m[NW], sm_l[NW];
+    __shared__ float sm_acc[NW][256];
+    const u32 lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
+    if (lane == 0) {
+        sm_m[warp] = m;
+        sm_l[warp] = l;
+    }
+#pragma unroll
+    for (u32 i = 0; i < ATT_MAXV; ++i)
+        if (i < per) sm_acc[warp][i * 32 + lane] = acc[i];
+    __syncthreads();
+    float gm = -INFINITY;
+#pragma unroll
+    for (u32 w = 0; w < NW; ++w) gm = fmaxf(gm, sm_m[w]);
+    float gl = 0.0f;
+    float f[NW];
+#pragma unroll
+    for (u32 w = 0; w < NW; ++w) {
+        f[w] = (sm_m[w] == -INFINITY) ? 0.0f : expf(sm_m[w] - gm);
+        gl += sm_l[w] * f[w];
+    }
+    for (u32 c = threadIdx.x; c < d; c += blockDim.x) {
+        float a = 0.0f;
+#pragma unroll
+        for (u32 w = 0; w < NW; ++w) a += sm_acc[w][c] * f[w];
+        o[c] = T::from_f32(a / gl);
+    }
+}
+
+// The start of the generation attention kernels for query row r, head `head`: a padding row
+// (seq < 0) gets a zero output row o[0, d) and false; otherwise the lane's d/32 query values go
+// to q (the rest 0), acc is zeroed, and `at` gets the position, the kv head, the first visible
+// key (sliding window) and the sequence's first cache slot.
+struct AttnRow {
+    u32 p, kvh, first;
+    u64 base;
+};
+template <class T>
+__device__ __forceinline__ bool attn_row(const float* __restrict__ qkv, const int* __restrict__ seq,
+                                         const int* __restrict__ pos,
+                                         const u32* __restrict__ seq_off, u32 r, u32 head, u32 nh,
+                                         u32 nkv, u32 d, u32 window, typename T::raw* o,
+                                         float* q, float* acc, AttnRow& at) {
+    const u32 lane = threadIdx.x & 31u, per = d >> 5;
+    const int s = seq[r];
+    if (s < 0) {
+        for (u32 c = threadIdx.x; c < d; c += blockDim.x) o[c] = T::from_f32(0.0f);
+        return false;
+    }
+    at.p = (u32)pos[r];
+    at.kvh = head / (nh / nkv);
+    const float* qrow = qkv + (u64)r * (nh + 2 * nkv) * d + (u64)head * d;
+#pragma unroll
+    for (u32 i = 0; i < ATT_MAXV; ++i) {
+        q[i] = (i < per) ? qrow[i * 32 + lane] : 0.0f;
+        acc[i] = 0.0f;
+    }
+    at.first = (window > 0 && at.p + 1 > window) ? at.p + 1 - window : 0;
+    at.base = (u64)seq_off[s];
+    return true;
+}
+
 template <class T>
 __device__ void attention_body(const float* __restrict__ qkv, const int* __restrict__ seq,
                                const int* __restrict__ pos, const u32* __restrict__ seq_off,
                                const float* __restrict__ kc, const float* __restrict__ vc,
                                typename T::raw* __restrict__ out, u32 nh, u32 nkv, u32 d,
                                float scale, u32 window, const float* __restrict__ alibi) {
-    __shared__ float sm_m[ATT_WARPS], sm_l[ATT_WARPS];
-    __shared__ float sm_acc[ATT_WARPS][256];
     const u32 r = blockIdx.x, head = blockIdx.y;
     const u32 lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
     const u32 per = d >> 5;  // values per lane
     typename T::raw* o = out + (u64)r * nh * d + (u64)head * d;
-    const int s = seq[r];
-    if (s < 0) {
-        for (u32 c = threadIdx.x; c < d; c += blockDim.x) o[c] = T::from_f32(0.0f);
-        return;
-    }
-    const u32 p = (u32)pos[r];
-    const u32 kvh = head / (nh / nkv);
-    const float* qrow = qkv + (u64)r * (nh + 2 * nkv) * d + (u64)head * d;
     float q[ATT_MAXV], acc[ATT_MAXV];
-#pragma unroll
-    for (u32 i = 0; i < ATT_MAXV; ++i) {
-        q[i] = (i < per) ? qrow[i * 32 + lane] : 0.0f;
-        acc[i] = 0.0f;
-    }
-    const u32 first = (window > 0 && p + 1 > window) ? p + 1 - window : 0;
-    const u64 base = (u64)seq_off[s];
+    AttnRow at;
+    if (!attn_row<T>(qkv, seq, pos, seq_off, r, head, nh, nkv, d, window, o, q, acc, at)) return;
+    const u32 p = at.p, kvh = at.kvh, first = at.first;
+    const u64 base = at.base;
     float m = -INFINITY, l = 0.0f;
     for (u32 j = first + warp; j <= p; j += ATT_WARPS) {
         const float* kr = kc + ((base + j) * nkv + kvh) * d;
@@ -528,30 +585,7 @@ __device__ void attention_body(const float* __restrict__ qkv, const int* __restr
             if (i < per) acc[i] = acc[i] * corr + e * vr[i * 32 + lane];
         m = mn;
     }
-    if (lane == 0) {
-        sm_m[warp] = m;
-        sm_l[warp] = l;
-    }
-#pragma unroll
-    for (u32 i = 0; i < ATT_MAXV; ++i)
-        if (i < per) sm_acc[warp][i * 32 + lane] = acc[i];
-    __syncthreads();
-    float gm = -INFINITY;
-#pragma unroll
-    for (u32 w = 0; w < ATT_WARPS; ++w) gm = fmaxf(gm, sm_m[w]);
-    float gl = 0.0f;
-    float f[ATT_WARPS];
-#pragma unroll
-    for (u32 w = 0; w < ATT_WARPS; ++w) {
-        f[w] = (sm_m[w] == -INFINITY) ? 0.0f : expf(sm_m[w] - gm);
-        gl += sm_l[w] * f[w];
-    }
-    for (u32 c = threadIdx.x; c < d; c += blockDim.x) {
-        float a = 0.0f;
-#pragma unroll
-        for (u32 w = 0; w < ATT_WARPS; ++w) a += sm_acc[w][c] * f[w];
-        o[c] = T::from_f32(a / gl);
-    }
+    attn_merge_warps<T, ATT_WARPS>(m, l, acc, per, d, o);
 }
 #define EAI_ATTN(NAME, T)                                                                      \
     extern "C" __global__ void NAME(const float* qkv, const int* seq, const int* pos,         \
@@ -630,6 +664,36 @@ extern "C" __global__ void swiglu_q8_acc(const int* __restrict__ acc, const floa
 }
 
 // ---------------------------------------------------------------------------------------------
+// Block argmax of each thread's (m, mi) — first index among equal values, NaN never wins (it
+// compares false): warp shuffles, then thread 0 folds the warps' winners in warp order. The
+// result is valid in thread 0 only; red / redi hold ≥ 32 entries of shared memory.
+__device__ __forceinline__ void block_argmax(float& m, u32& mi, float* red, u32* redi) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        const float om = __shfl_xor_sync(0xffffffffu, m, o);
+        const u32 oi = __shfl_xor_sync(0xffffffffu, mi, o);
+        if (om > m || (om == m && oi < mi)) {
+            m = om;
+            mi = oi;
+        }
+    }
+    const u32 lane = threadIdx.x & 31u, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    if (lane == 0) {
+        red[warp] = m;
+        redi[warp] = mi;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        m = red[0];
+        mi = redi[0];
+        for (u32 w = 1; w < nw; ++w)
+            if (red[w] > m || (red[w] == m && redi[w] < mi)) {
+                m = red[w];
+                mi = redi[w];
+            }
+    }
+}
+
 // Scoring: per logits row, log Σ exp (f64 accumulation, as the CPU engine) and the first argmax.
 extern "C" __global__ void row_stats(const float* __restrict__ logits, u32 vocab, u32 limit,
                                      double* __restrict__ lse, u32* __restrict__ amax_idx) {
@@ -647,32 +711,12 @@ extern "C" __global__ void row_stats(const float* __restrict__ logits, u32 vocab
             mi = c;
         }
     }
-    // warp argmax (ties: lower index)
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-        const float om = __shfl_xor_sync(0xffffffffu, m, o);
-        const u32 oi = __shfl_xor_sync(0xffffffffu, mi, o);
-        if (om > m || (om == m && oi < mi)) {
-            m = om;
-            mi = oi;
-        }
-    }
+    // block argmax (ties: lower index)
+    block_argmax(m, mi, red, redi);
     const u32 lane = threadIdx.x & 31u, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    if (lane == 0) {
-        red[warp] = m;
-        redi[warp] = mi;
-    }
-    __syncthreads();
     if (threadIdx.x == 0) {
-        float bm = red[0];
-        u32 bi = redi[0];
-        for (u32 w = 1; w < nw; ++w)
-            if (red[w] > bm || (red[w] == bm && redi[w] < bi)) {
-                bm = red[w];
-                bi = redi[w];
-            }
-        red[0] = bm;
-        redi[0] = bi;
+        red[0] = m;
+        redi[0] = mi;
     }
     __syncthreads();
     // log-sum-exp over the whole row (the CPU engine's normaliser spans every logit).

@@ -12,6 +12,7 @@ use eai_quant::cuda::CudaDevice;
 
 mod bloom_gguf;
 mod bloom_gpu;
+mod w16_gpu;
 
 fn gpu(test: &str) -> Option<Arc<CudaDevice>> {
     match open_device(0) {

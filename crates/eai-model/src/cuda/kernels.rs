@@ -9,12 +9,14 @@ use cudarc::nvrtc::{CompileOptions, Ptx};
 
 use super::error::{GpuError, Result};
 
-/// The kernel source: `model.cu` followed by the fused decode kernels of `decode.cu` and BLOOM's
-/// kernels of `bloom.cu`.
+/// The kernel source: `model.cu` followed by the fused decode kernels of `decode.cu`, the
+/// bandwidth tensor-core GEMVs of `tw.cu` and BLOOM's kernels of `bloom.cu`.
 pub(crate) const SOURCE: &str = concat!(
     include_str!("../../kernels/model.cu"),
     "\n",
     include_str!("../../kernels/decode.cu"),
+    "\n",
+    include_str!("../../kernels/tw.cu"),
     "\n",
     include_str!("../../kernels/bloom.cu")
 );
@@ -79,12 +81,29 @@ const DGEMV_TC: &[&str] = &[
     "dg_i8_tnp_m4",
 ];
 
+/// Weight formats of the bandwidth tensor-core GEMVs (`dg_<w>_w<variant>_m<MT>`, tw.cu's
+/// `EAI_DGEMV_TW_SET`; issue 16).
+pub(crate) const DGEMV_TW_WEIGHTS: &[&str] = &["i8", "f16"];
+
+/// Their variants: norm + rope, norm + SwiGLU, norm + plain (LM head), plain.
+pub(crate) const DGEMV_TW_VARIANTS: &[&str] = &["wnr", "wns", "wnp", "wxp"];
+
+/// Row tiles of the batched plain W16 GEMVs (`dg_<w>_wxp_m<MT>`, `EAI_DGEMV_TWB`).
+pub(crate) const DGEMV_TW_BATCHED: &[usize] = &[8, 16, 32];
+
 /// Every fused decode GEMV entry point.
 pub(crate) fn dgemv_names() -> Vec<String> {
+    let tw = DGEMV_TW_WEIGHTS.iter().flat_map(|w| {
+        DGEMV_TW_VARIANTS
+            .iter()
+            .flat_map(move |v| [1, 2, 4].map(move |m| format!("dg_{w}_{v}_m{m}")))
+            .chain(DGEMV_TW_BATCHED.iter().map(move |m| format!("dg_{w}_wxp_m{m}")))
+    });
     DGEMV_WEIGHTS
         .iter()
         .flat_map(|w| DGEMV_VARIANTS.iter().map(move |v| format!("dg_{w}_{v}")))
         .chain(DGEMV_TC.iter().map(|n| n.to_string()))
+        .chain(tw)
         .collect()
 }
 
@@ -238,6 +257,19 @@ mod tests {
         }
         for v in DGEMV_VARIANTS {
             assert!(SOURCE.contains(&format!("dg_##WN##_{v},")), "no dgemv variant {v}");
+        }
+        for w in DGEMV_TW_WEIGHTS {
+            assert!(SOURCE.contains(&format!(", {w})\n")), "no EAI_DGEMV_TW_SET for {w}");
+        }
+        for v in DGEMV_TW_VARIANTS {
+            for m in [1, 2, 4] {
+                let n = format!("dg_##WN##_{v}_m{m},");
+                assert!(SOURCE.contains(&n), "no tensor-core GEMV variant {v}_m{m}");
+            }
+        }
+        for m in DGEMV_TW_BATCHED {
+            let n = format!("EAI_DGEMV_TWB(dg_##WN##_wxp_m{m}, W, {})", m / 8);
+            assert!(SOURCE.contains(&n), "no batched tensor-core GEMV m{m}");
         }
     }
 

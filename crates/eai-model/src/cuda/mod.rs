@@ -36,7 +36,7 @@ pub use engine::GpuEngine;
 pub use error::{GpuError, Result};
 pub use model::{
     AUTO_TENSOR_CORE_MAX_HIDDEN, GEMV_DENSE_MAX_M, GemvTile, GpuMemory, GpuModel, GpuOptions,
-    GpuScheme, PackedSeq, RowScore, open_device,
+    GpuScheme, PackedSeq, RowScore, WeightBytes, open_device,
 };
 
 /// Number of CUDA devices this process can use (its `CUDA_VISIBLE_DEVICES`; 0 with a driver but

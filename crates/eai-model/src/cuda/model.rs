@@ -101,12 +101,8 @@ enum Act {
     /// GEMM input of the float schemes, `m × max K`.
     Float(Dense),
     /// W8A16: exact-size f16 inputs per K and outputs per N (eai-quant's GEMV takes whole
-    /// buffers), plus an f16 weight staging buffer for the prefill GEMM.
-    W8A16 {
-        xin: Vec<(usize, DeviceBuffer<f16>)>,
-        yout: Vec<(usize, DeviceBuffer<f16>)>,
-        wtmp: Option<CudaSlice<f16>>,
-    },
+    /// buffers); the prefill GEMM's f16 weight staging buffer is the model's (`GpuModel::wtmp`).
+    W8A16 { xin: Vec<(usize, DeviceBuffer<f16>)>, yout: Vec<(usize, DeviceBuffer<f16>)> },
     /// W8A8 / dynamic: int8 codes per K, int32 accumulators per N, per-row scales, an f32
     /// staging matrix, and the per-tensor absmax slot.
     Int8 {
@@ -254,7 +250,7 @@ mod score;
 
 pub use decode::{AUTO_TENSOR_CORE_MAX_HIDDEN, GemvTile};
 pub use load::open_device;
-pub use options::{GEMV_DENSE_MAX_M, GpuMemory, GpuOptions, GpuScheme};
+pub use options::{GEMV_DENSE_MAX_M, GpuMemory, GpuOptions, GpuScheme, WeightBytes};
 
 /// Weight format of a decode GEMV.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -408,8 +404,12 @@ pub struct GpuModel {
     kv_tokens: usize,
     scratch: Vec<Scratch>,
     head_scratch: Option<HeadScratch>,
-    weight_bytes: u64,
+    weight_bytes: WeightBytes,
+    /// W8A16: elements of the f16 weight staging buffer (the largest projection) and the
+    /// buffer, one per model, allocated for the first pass of more than
+    /// [`W8A16_GEMV_MAX_M`] rows (each cached scratch shape held its own before issue 16).
     wtmp_len: usize,
+    wtmp: Option<CudaSlice<f16>>,
     gemv: bool,
     /// Built on its own stream, so decode steps can be captured.
     capturable: bool,
@@ -462,10 +462,13 @@ impl GpuModel {
         let (free, total) = cudarc::driver::result::mem_get_info()
             .map_err(|e| GpuError::driver("cuMemGetInfo", ord, "memory report", e))?;
         Ok(GpuMemory {
-            weights: self.weight_bytes,
+            weights: self.weight_bytes.total(),
+            weight_parts: self.weight_bytes,
             kv_cache: self.kv.as_ref().map_or(0, |k| 4 * k.len() as u64),
             scratch: self.scratch.iter().map(|s| s.bytes).sum::<u64>()
                 + self.head_scratch.as_ref().map_or(0, |s| s.bytes),
+            graph: self.graph.as_ref().map_or(0, |g| g.sc.bytes + g.hs.bytes),
+            staging: self.wtmp.as_ref().map_or(0, |w| 2 * w.len() as u64),
             device_free: free as u64,
             device_total: total as u64,
         })
@@ -508,6 +511,25 @@ impl GpuModel {
         self.kv_tokens = 0;
         self.scratch.clear();
         self.head_scratch = None;
+        self.wtmp = None;
+    }
+
+    /// Bytes a batch-1 decode step reads from device memory at a context of `context` tokens
+    /// (the new token included): every projection's weights and scales, norms and biases, the
+    /// LM head matrix (the embedding table when tied, the int8 head when built), one embedding
+    /// row, one rope-table row, and the f32 keys and values of `context` positions per layer —
+    /// the numerator of the decode roofline (activations, a few KB per layer, left out).
+    pub fn decode_read_bytes(&self, context: usize) -> u64 {
+        let c = &self.cfg;
+        let w = &self.weight_bytes;
+        let table = self.embed.bytes();
+        let row = table / c.vocab.max(1) as u64;
+        // The head read per token: the int8 head or the separate head, else the tied table.
+        let head = if w.lm_head > 0 { w.lm_head } else { table };
+        let rope_row = 4 * 2 * (c.head_dim / 2) as u64;
+        let other = w.other.saturating_sub(self.rope_cos.len() as u64 * 4 * 2) + rope_row;
+        let kv = 4 * 2 * (c.n_layers * context * c.n_kv_heads * c.head_dim) as u64;
+        w.layers + w.scales + head + row + other + kv
     }
 
     fn ordinal(&self) -> usize {

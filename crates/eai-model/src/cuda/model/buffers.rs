@@ -72,13 +72,7 @@ impl GpuModel {
                         bytes += 2 * (m * n) as u64;
                     }
                 }
-                let wtmp = if m > W8A16_GEMV_MAX_M {
-                    bytes += 2 * self.wtmp_len as u64;
-                    Some(self.alloc("W8A16 f16 weight staging", self.wtmp_len)?)
-                } else {
-                    None
-                };
-                Act::W8A16 { xin, yout, wtmp }
+                Act::W8A16 { xin, yout }
             }
             GpuScheme::W8A8 | GpuScheme::Dynamic => {
                 let mut qin = Vec::new();
@@ -118,6 +112,17 @@ impl GpuModel {
     }
 
     pub(super) fn take_scratch(&mut self, m: usize) -> Result<Scratch> {
+        // W8A16 prefill passes dequantize each projection into one f16 staging buffer of the
+        // model's (formerly one per cached scratch shape: up to 6 × 271 MB at Qwen2.5-7B).
+        if self.scheme == GpuScheme::W8A16 && m > W8A16_GEMV_MAX_M && self.wtmp.is_none() {
+            self.wtmp = Some(match self.alloc("W8A16 f16 weight staging", self.wtmp_len) {
+                Err(e) if e.is_out_of_memory() && !self.scratch.is_empty() => {
+                    self.scratch.clear();
+                    self.alloc("W8A16 f16 weight staging", self.wtmp_len)?
+                }
+                r => r?,
+            });
+        }
         if let Some(i) = self.scratch.iter().position(|s| s.m == m) {
             return Ok(self.scratch.remove(i));
         }

@@ -54,11 +54,18 @@ pub enum GemvTile {
     T8U4,
     /// As [`GemvTile::T8U4`] with 8 steps in flight.
     T8U8,
+    /// Bandwidth tensor-core GEMV (issue 16; int8 and f16 weights on sm_80+, other formats and
+    /// older GPUs take [`GemvTile::K4U2`]): weights as the `mma.sync` A operand, 16 rows per
+    /// unit (for the rope / SwiGLU epilogues, 8 pairs), a persistent grid of blocks of 8 warps
+    /// striding K in 64-byte chunks per row with 4 chunks (8 16-byte weight loads per thread)
+    /// in flight, one activation load per weight load. Runs every GEMV of a decode step: the
+    /// plain ones, the norm-fused qkv and gate/up and the norm-fused LM head (int8 or f16).
+    W16,
 }
 
 impl GemvTile {
     /// Every layout.
-    pub const ALL: [GemvTile; 11] = [
+    pub const ALL: [GemvTile; 12] = [
         GemvTile::Auto,
         GemvTile::R1U8,
         GemvTile::R2U4,
@@ -70,9 +77,11 @@ impl GemvTile {
         GemvTile::K1U4,
         GemvTile::T8U4,
         GemvTile::T8U8,
+        GemvTile::W16,
     ];
 
-    /// `auto`, `r1u8`, `r2u4`, `r1u4`, `r4u2`, `r4u4`, `k4u2`, `k2u4`, `k1u4`, `t8u4`, `t8u8`.
+    /// `auto`, `r1u8`, `r2u4`, `r1u4`, `r4u2`, `r4u4`, `k4u2`, `k2u4`, `k1u4`, `t8u4`, `t8u8`,
+    /// `w16`.
     pub fn label(self) -> &'static str {
         match self {
             GemvTile::Auto => "auto",
@@ -86,6 +95,7 @@ impl GemvTile {
             GemvTile::K1U4 => "k1u4",
             GemvTile::T8U4 => "t8u4",
             GemvTile::T8U8 => "t8u8",
+            GemvTile::W16 => "w16",
         }
     }
 
@@ -101,6 +111,7 @@ impl GemvTile {
             GemvTile::R4U2 | GemvTile::R4U4 | GemvTile::K4U2 => 4,
             GemvTile::R1U8 | GemvTile::R1U4 | GemvTile::K1U4 => 1,
             GemvTile::T8U4 | GemvTile::T8U8 => 8,
+            GemvTile::W16 => 16,
         }
     }
 
@@ -122,6 +133,7 @@ impl GemvTile {
     fn for_format(self, int8: bool, sm80: bool) -> GemvTile {
         match self {
             GemvTile::T8U4 | GemvTile::T8U8 if !(int8 && sm80) => GemvTile::K4U2,
+            GemvTile::W16 if !sm80 => GemvTile::K4U2,
             t => t,
         }
     }
@@ -136,10 +148,23 @@ impl GemvTile {
     pub fn block_k(self) -> bool {
         matches!(
             self,
-            GemvTile::K4U2 | GemvTile::K2U4 | GemvTile::K1U4 | GemvTile::T8U4 | GemvTile::T8U8
+            GemvTile::K4U2
+                | GemvTile::K2U4
+                | GemvTile::K1U4
+                | GemvTile::T8U4
+                | GemvTile::T8U8
+                | GemvTile::W16
         )
     }
 }
+
+/// Bytes of warp partials (two buffers) at the start of the bandwidth tensor-core GEMV's
+/// dynamic shared memory (`TW_PART_BYTES` in tw.cu).
+const TW_PART_BYTES: usize = 8192;
+
+/// Dynamic shared memory the bandwidth tensor-core GEMVs may take: 48 KiB without opting in,
+/// less their static reduction buffer.
+const TW_SMEM_MAX: usize = (48 << 10) - 128;
 
 /// Residual width below which [`GemvTile::Auto`] runs int8 weights on tensor cores.
 pub const AUTO_TENSOR_CORE_MAX_HIDDEN: usize = 2048;
@@ -222,6 +247,108 @@ pub(super) enum WeightTy {
     Dense(InType),
 }
 
+/// Kernel, work units, warps per block and dynamic shared memory of one fused GEMV, before the
+/// occupancy clamp.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Launch {
+    name: String,
+    units: usize,
+    warps: usize,
+    smem: usize,
+    /// One unit per block (block-split-K and tensor-core layouts) instead of one per warp.
+    block_k: bool,
+    /// The bandwidth tensor-core GEMV ([`GemvTile::W16`]) runs it.
+    w16: bool,
+}
+
+/// See [`GpuModel::w16_batched_tile`].
+fn w16_batched_tile(
+    tile: GemvTile,
+    gemv: bool,
+    sm80: bool,
+    ty: WeightTy,
+    m: usize,
+    k: usize,
+) -> Option<usize> {
+    let (_, epv, _) = format_of(ty);
+    let ok = gemv
+        && sm80
+        && tile == GemvTile::W16
+        && matches!(ty, WeightTy::I8 | WeightTy::Dense(InType::F16))
+        && k.is_multiple_of(4 * epv)
+        && (GEMV_DENSE_MAX_M + 1..=32).contains(&m);
+    ok.then(|| m.next_power_of_two().max(8))
+}
+
+/// Which kernel runs a fused GEMV of variant `v` over `ty` weights for the model's `tile`,
+/// residual width `hidden`, on an sm_80+ device or not, with `(m, n, k, head_dim, ffn)`.
+fn launch_plan(
+    v: Variant,
+    ty: WeightTy,
+    model_tile: GemvTile,
+    hidden: usize,
+    sm80: bool,
+    (m, n, k, d, f): (usize, usize, usize, usize, usize),
+) -> Launch {
+    let (wn, epv, xb) = format_of(ty);
+    let mt = m_tile(m);
+    let int8 = ty == WeightTy::I8;
+    // Tensor-core norm-fused int8 GEMVs: units of 8 rows (4 rope pairs of one head, 4 gate/up
+    // pairs).
+    let tc = model_tile.resolve_for(hidden, int8, sm80).tensor_core()
+        && int8
+        && f.is_multiple_of(4)
+        && (d / 2).is_multiple_of(4);
+    // The bandwidth tensor-core GEMVs (GemvTile::W16): int8 / f16 weights, K a whole number of
+    // 64-byte chunks per row (4 lanes × 16 bytes), units of 8 rope / gate-up pairs.
+    let norm = !matches!(v, Variant::Plain(_));
+    let tile = match v {
+        Variant::Plain(t) => t,
+        _ => model_tile,
+    };
+    let tw_smem = TW_PART_BYTES + if norm { mt * k * xb } else { 0 };
+    let w16 = tile.resolve_for(hidden, int8, sm80) == GemvTile::W16
+        && matches!(ty, WeightTy::I8 | WeightTy::Dense(InType::F16))
+        && k.is_multiple_of(4 * epv)
+        && match v {
+            Variant::NormRope => (d / 2).is_multiple_of(8) && n.is_multiple_of(16),
+            Variant::NormSwiglu => f.is_multiple_of(8),
+            _ => true,
+        }
+        && tw_smem <= TW_SMEM_MAX;
+    let mut block_k = false;
+    let (var, units, warps, smem) = match v {
+        _ if w16 => {
+            let (var, units) = match v {
+                Variant::NormRope => ("wnr", n / 16),
+                Variant::NormSwiglu => ("wns", f / 8),
+                Variant::NormPlain => ("wnp", n.div_ceil(16)),
+                Variant::Plain(_) => ("wxp", n.div_ceil(16)),
+            };
+            block_k = true;
+            (var.to_string(), units, 8, tw_smem)
+        }
+        Variant::NormRope if tc => ("tnr".to_string(), n / 8, 8, mt * k * xb),
+        Variant::NormSwiglu if tc => ("tns".to_string(), f / 4, 8, mt * k * xb),
+        Variant::NormPlain if tc => ("tnp".to_string(), n.div_ceil(8), 8, mt * k * xb),
+        Variant::NormRope => ("nr".to_string(), n / 2, 8, mt * k * xb),
+        Variant::NormSwiglu => ("ns".to_string(), f, 8, mt * k * xb),
+        Variant::NormPlain => ("np".to_string(), n.div_ceil(2), 8, mt * k * xb),
+        Variant::Plain(t) => {
+            // W16 where its kernel does not apply (bf16/f32 weights, K not a whole number of
+            // chunks): the block-split-K layout.
+            let t = match t.resolve_for(hidden, int8, sm80) {
+                GemvTile::W16 => GemvTile::K4U2,
+                t => t,
+            };
+            block_k = t.block_k();
+            let warps = if block_k { 8 } else { 4 };
+            (format!("xp_{}", t.label()), n.div_ceil(t.rows()), warps, 0)
+        }
+    };
+    Launch { name: format!("dg_{wn}_{var}_m{mt}"), units, warps, smem, block_k, w16 }
+}
+
 impl GpuModel {
     fn layer_weight_ty(&self) -> Option<WeightTy> {
         Some(match self.scheme {
@@ -243,6 +370,73 @@ impl GpuModel {
         let c = &self.cfg;
         [c.hidden, c.n_heads * c.head_dim, c.ffn].iter().all(|k| k.is_multiple_of(epv))
             && m_tile(m) * c.hidden * xb <= DGEMV_SMEM_MAX
+    }
+
+    /// The batched plain W16 GEMV for a linear layer of `ty` weights and inner size `k` in a
+    /// pass of `m` rows: its row tile (8, 16 or 32), when the model's tile is
+    /// [`GemvTile::W16`], the decode GEMV is on, the device is sm_80+, the weights are int8 or
+    /// f16, K is a whole number of 64-byte chunks and `m` is past the fused path's rows and at
+    /// most 32 (decode steps of 5–32 sequences; W8A16 otherwise dequantizes every weight to f16
+    /// per pass above 16 rows).
+    pub(super) fn w16_batched_tile(&self, ty: WeightTy, m: usize, k: usize) -> Option<usize> {
+        let sm80 = self.dev.info().compute_capability.0 >= 8;
+        w16_batched_tile(self.tile, self.gemv, sm80, ty, m, k)
+    }
+
+    /// Blocks of `warps` warps (and `smem` bytes of dynamic shared memory) of kernel `name`
+    /// resident on the whole device at once.
+    fn resident_blocks(&self, name: &str, warps: usize, smem: usize) -> Result<usize> {
+        let per_sm = self
+            .kernels
+            .get(name)?
+            .occupancy_max_active_blocks_per_multiprocessor(32 * warps as u32, smem, None)
+            .map_err(|e| {
+                GpuError::driver(
+                    "cuOccupancyMaxActiveBlocksPerMultiprocessor",
+                    self.ordinal(),
+                    name.to_string(),
+                    e,
+                )
+            })?
+            .max(1) as usize;
+        Ok(per_sm * self.dev.info().multiprocessors.max(1) as usize)
+    }
+
+    /// Launches the batched plain W16 GEMV: y[m, n] (= or +=) scale[n] · Σ_k W[n, k] · x[m, k].
+    ///
+    /// # Safety
+    /// `w` holds n·k elements of `ty` (int8: `scale` n f32), `x` m·k f16 activations, `y` m·n
+    /// f32; [`GpuModel::w16_batched_tile`] returned `Some(mt)` for (`ty`, m, k).
+    pub(super) unsafe fn w16_batched(
+        &self,
+        ty: WeightTy,
+        mt: usize,
+        (w, scale, x, y): (u64, u64, u64, u64),
+        (m, n, k): (usize, usize, usize),
+        add: bool,
+    ) -> Result<()> {
+        let name = format!("dg_{}_wxp_m{mt}", format_of(ty).0);
+        let smem = TW_PART_BYTES * mt.div_ceil(8);
+        let cap = self.resident_blocks(&name, 8, smem)?;
+        let a = DecArgs {
+            w,
+            scale,
+            x,
+            y,
+            m: m as u32,
+            n: n as u32,
+            k: k as u32,
+            ldy: n as u32,
+            add: i32::from(add),
+            ..DecArgs::default()
+        };
+        let cfg = LaunchConfig {
+            grid_dim: (n.div_ceil(16).clamp(1, cap) as u32, m.div_ceil(mt) as u32, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: smem as u32,
+        };
+        // The kernel bounds-checks rows and batch rows; the caller guarantees the buffers.
+        launch!(self, name.as_str(), cfg, [&a])
     }
 
     /// Whether the LM head of `r` rows (weights `head_ty`: int8 takes f16 activations) runs
@@ -293,52 +487,30 @@ impl GpuModel {
     /// multiple of the 16-byte vector width of `ty`; for the norm variants the shared memory
     /// m_tile(m)·k activations fits [`DGEMV_SMEM_MAX`].
     unsafe fn dgemv(&self, v: Variant, ty: WeightTy, a: &DecArgs) -> Result<()> {
-        let (wn, _, xb) = format_of(ty);
         let (m, n, k) = (a.m as usize, a.n as usize, a.k as usize);
         let mt = m_tile(m);
-        let mut block_k = false;
         let sm80 = self.dev.info().compute_capability.0 >= 8;
-        // Tensor-core norm-fused int8 GEMVs: units of 8 rows (4 rope pairs of one head, 4
-        // gate/up pairs).
-        let hidden = self.cfg.hidden;
-        let tc = self.tile.resolve_for(hidden, ty == WeightTy::I8, sm80).tensor_core()
-            && ty == WeightTy::I8
-            && (a.f as usize).is_multiple_of(4)
-            && (a.d as usize / 2).is_multiple_of(4);
-        let (var, units, warps, smem) = match v {
-            Variant::NormRope if tc => ("tnr".to_string(), n / 8, 8, mt * k * xb),
-            Variant::NormSwiglu if tc => ("tns".to_string(), a.f as usize / 4, 8, mt * k * xb),
-            Variant::NormPlain if tc => ("tnp".to_string(), n.div_ceil(8), 8, mt * k * xb),
-            Variant::NormRope => ("nr".to_string(), n / 2, 8, mt * k * xb),
-            Variant::NormSwiglu => ("ns".to_string(), a.f as usize, 8, mt * k * xb),
-            Variant::NormPlain => ("np".to_string(), n.div_ceil(2), 8, mt * k * xb),
-            Variant::Plain(t) => {
-                let t = t.resolve_for(hidden, ty == WeightTy::I8, sm80);
-                block_k = t.block_k();
-                let warps = if block_k { 8 } else { 4 };
-                (format!("xp_{}", t.label()), n.div_ceil(t.rows()), warps, 0)
-            }
-        };
-        let name = format!("dg_{wn}_{var}_m{mt}");
+        let dims = (m, n, k, a.d as usize, a.f as usize);
+        let Launch { name, units, warps, smem, block_k, w16 } =
+            launch_plan(v, ty, self.tile, self.cfg.hidden, sm80, dims);
+        let resident = |warps: usize| self.resident_blocks(&name, warps, smem);
+        let mut warps = warps;
         // Warp-per-unit kernels: `warps` units per block; block-split-K: one unit per block.
         let mut blocks = if block_k { units.max(1) } else { units.div_ceil(warps).max(1) };
         if smem > 0 {
-            // Norm-fused kernels: at most as many blocks as fit on the device at once, each
-            // normalizing its rows once and then looping over units.
-            let per_sm = self
-                .kernels
-                .get(&name)?
-                .occupancy_max_active_blocks_per_multiprocessor(32 * warps as u32, smem, None)
-                .map_err(|e| {
-                    GpuError::driver(
-                        "cuOccupancyMaxActiveBlocksPerMultiprocessor",
-                        self.ordinal(),
-                        name.clone(),
-                        e,
-                    )
-                })?
-                .max(1) as usize;
-            blocks = blocks.min(per_sm * self.dev.info().multiprocessors.max(1) as usize);
+            // Norm-fused and W16 kernels: at most as many blocks as fit on the device at once,
+            // each normalizing its rows once (norm variants) and then looping over units.
+            let mut cap = resident(warps)?;
+            if w16 && units > cap {
+                // More units than resident 8-warp blocks: blocks of 4 warps, when that puts
+                // every unit in one wave (Qwen2.5-7B's qkv: 288 units; a second wave of 24
+                // blocks would stream at a fraction of the bandwidth).
+                let cap4 = resident(4)?;
+                if units <= cap4 {
+                    (warps, cap) = (4, cap4);
+                }
+            }
+            blocks = blocks.min(cap);
         }
         let cfg = LaunchConfig {
             grid_dim: (blocks as u32, m.div_ceil(mt) as u32, 1),
@@ -567,6 +739,176 @@ mod tests {
         assert_eq!(GemvTile::T8U8.resolve_for(3584, false, true), GemvTile::K4U2);
         assert!(GemvTile::K4U2.block_k() && !GemvTile::R4U2.block_k());
         assert_eq!(GemvTile::K2U4.rows(), 2);
+        assert_eq!(GemvTile::W16.resolve_for(3584, true, true), GemvTile::W16);
+        assert_eq!(GemvTile::W16.resolve_for(3584, false, true), GemvTile::W16);
+        assert_eq!(GemvTile::W16.resolve_for(3584, true, false), GemvTile::K4U2);
+        assert!(GemvTile::W16.block_k() && !GemvTile::W16.tensor_core());
+    }
+
+    /// Every (tile, weight format, device generation, variant, shape, row count) dispatches to
+    /// a kernel the module exports; W16 takes the int8 and f16 GEMVs of the 7B shapes (and the
+    /// tiny test model's) on sm_80+ and nothing else.
+    #[test]
+    fn every_launch_plan_names_an_exported_kernel() {
+        let names = crate::cuda::kernels::dgemv_names();
+        let tys = [
+            WeightTy::I8,
+            WeightTy::Dense(InType::F16),
+            WeightTy::Dense(InType::Bf16),
+            WeightTy::Dense(InType::F32),
+        ];
+        // (hidden, heads·head_dim, kv heads·head_dim, head_dim, ffn, vocab): Qwen2.5-7B,
+        // Mistral-7B, SmolLM2-135M, the GPU tests' tiny and W16 models, an odd head.
+        let shapes = [
+            (3584, 3584, 512, 128, 18944, 152_064),
+            (4096, 4096, 1024, 128, 14336, 32_000),
+            (576, 576, 192, 64, 1536, 49_152),
+            (128, 128, 64, 32, 320, 300),
+            (512, 512, 128, 64, 1408, 6007),
+            (96, 96, 48, 48, 272, 1000),
+        ];
+        for tile in GemvTile::ALL {
+            for ty in tys {
+                for sm80 in [true, false] {
+                    for (h, q, kv, d, f, vocab) in shapes {
+                        let wq = q + 2 * kv;
+                        let gemvs = [
+                            (Variant::NormRope, wq, h),
+                            (Variant::NormSwiglu, 2 * f, h),
+                            (Variant::NormPlain, vocab, h),
+                            (Variant::Plain(tile), h, q),
+                            (Variant::Plain(tile), h, f),
+                        ];
+                        for (v, n, k) in gemvs {
+                            for m in 1..=4 {
+                                let l = launch_plan(v, ty, tile, h, sm80, (m, n, k, d, f));
+                                assert!(names.contains(&l.name), "{tile:?} {ty:?} {v:?}: {l:?}");
+                                // (The CUDA-core norm kernels' smem is checked by fused_fits.)
+                                assert!(l.units > 0 && (!l.w16 || l.smem <= TW_SMEM_MAX));
+                                let tw = tile == GemvTile::W16
+                                    && sm80
+                                    && matches!(ty, WeightTy::I8 | WeightTy::Dense(InType::F16))
+                                    && h % 64 == 0
+                                    && k % 64 == 0;
+                                if tw {
+                                    assert!(l.w16, "{tile:?} {ty:?} {v:?} {h}: {l:?}");
+                                }
+                                assert_eq!(l.w16, l.name.contains("_w"), "{l:?}");
+                                if !(tile == GemvTile::W16 && sm80) {
+                                    assert!(!l.w16, "{l:?}");
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Qwen2.5-7B's units: qkv 288 (rope pairs of 8), gate/up 2,368, down 224, head 9,504.
+        let i8 = WeightTy::I8;
+        let qwen = |v, n, k| launch_plan(v, i8, GemvTile::W16, 3584, true, (1, n, k, 128, 18944));
+        assert_eq!(qwen(Variant::NormRope, 4608, 3584).units, 288);
+        assert_eq!(qwen(Variant::NormSwiglu, 37888, 3584).units, 2368);
+        assert_eq!(qwen(Variant::Plain(GemvTile::W16), 3584, 18944).units, 224);
+        let head = qwen(Variant::NormPlain, 152_064, 3584);
+        assert_eq!(
+            (head.units, head.smem, head.name.as_str()),
+            (9504, 8192 + 7168, "dg_i8_wnp_m1")
+        );
+    }
+
+    /// A CPU model of the W16 kernel's data flow for one warp: thread (g, t) loads `epv`
+    /// elements at chunk·4·epv + t·epv of rows g and g + 8 and of batch row g's activations;
+    /// mma j takes elements 4j…4j+3 of each as its A fragment (a0 = row g's 4j, 4j+1; a1 = row
+    /// g+8's; a2, a3 the same rows' 4j+2, 4j+3) and B fragment (b0 = 4j, 4j+1; b1 = 4j+2, 4j+3),
+    /// placed where PTX's m16n8k16 layout puts them; C = A·B. Every output (row, batch row)
+    /// must be the plain dot product (integers, so exact), for both formats' vector widths.
+    #[test]
+    fn w16_fragment_mapping_computes_the_dot_products() {
+        for (epv, mmas) in [(16usize, 4usize), (8, 2)] {
+            let chunks = 3usize;
+            let kk = chunks * 4 * epv;
+            let w = |r: usize, k: usize| ((r * 31 + k * 17) % 255) as i64 - 127;
+            let x = |c: usize, k: usize| ((c * 7 + k * 13) % 61) as i64 - 30;
+            let mut c = vec![[0i64; 4]; 32];
+            for chunk in 0..chunks {
+                for j in 0..mmas {
+                    let (mut a, mut b) = ([[0i64; 16]; 16], [[0i64; 8]; 16]);
+                    for lane in 0..32 {
+                        let (g, t) = (lane / 4, lane % 4);
+                        let k0 = chunk * 4 * epv + t * epv + 4 * j;
+                        for i in 0..2 {
+                            a[g][2 * t + i] = w(g, k0 + i);
+                            a[g + 8][2 * t + i] = w(g + 8, k0 + i);
+                            a[g][2 * t + 8 + i] = w(g, k0 + 2 + i);
+                            a[g + 8][2 * t + 8 + i] = w(g + 8, k0 + 2 + i);
+                            b[2 * t + i][g] = x(g, k0 + i);
+                            b[2 * t + 8 + i][g] = x(g, k0 + 2 + i);
+                        }
+                    }
+                    let dot = |r: usize, n: usize| (0..16).map(|q| a[r][q] * b[q][n]).sum::<i64>();
+                    for (lane, cl) in c.iter_mut().enumerate() {
+                        let (g, t) = (lane / 4, lane % 4);
+                        cl[0] += dot(g, 2 * t);
+                        cl[1] += dot(g, 2 * t + 1);
+                        cl[2] += dot(g + 8, 2 * t);
+                        cl[3] += dot(g + 8, 2 * t + 1);
+                    }
+                }
+            }
+            let want = |r: usize, n: usize| (0..kk).map(|k| w(r, k) * x(n, k)).sum::<i64>();
+            for (lane, cl) in c.iter().enumerate() {
+                let (g, t) = (lane / 4, lane % 4);
+                assert_eq!(cl[0], want(g, 2 * t), "epv {epv} lane {lane}");
+                assert_eq!(cl[1], want(g, 2 * t + 1));
+                assert_eq!(cl[2], want(g + 8, 2 * t));
+                assert_eq!(cl[3], want(g + 8, 2 * t + 1));
+            }
+        }
+    }
+
+    #[test]
+    fn w16_batched_tiles_cover_5_to_32_rows() {
+        let names = crate::cuda::kernels::dgemv_names();
+        let (i8, f16) = (WeightTy::I8, WeightTy::Dense(InType::F16));
+        for m in 0..40 {
+            for ty in tys_all() {
+                let t = w16_batched_tile(GemvTile::W16, true, true, ty, m, 3584);
+                let want = (5..=32).contains(&m) && (ty == i8 || ty == f16);
+                assert_eq!(t.is_some(), want, "{m} {ty:?}");
+                if let Some(mt) = t {
+                    assert!(mt >= m && mt <= 32 && [8, 16, 32].contains(&mt));
+                    let (wn, ..) = format_of(ty);
+                    assert!(names.contains(&format!("dg_{wn}_wxp_m{mt}")));
+                    assert!(TW_PART_BYTES * mt.div_ceil(8) <= TW_SMEM_MAX);
+                }
+            }
+        }
+        assert_eq!(w16_batched_tile(GemvTile::Auto, true, true, i8, 8, 3584), None);
+        assert_eq!(w16_batched_tile(GemvTile::W16, false, true, i8, 8, 3584), None);
+        assert_eq!(w16_batched_tile(GemvTile::W16, true, false, i8, 8, 3584), None);
+        assert_eq!(w16_batched_tile(GemvTile::W16, true, true, i8, 8, 3600), None);
+        assert_eq!(w16_batched_tile(GemvTile::W16, true, true, f16, 20, 3616), Some(32));
+    }
+
+    fn tys_all() -> [WeightTy; 4] {
+        [
+            WeightTy::I8,
+            WeightTy::Dense(InType::F16),
+            WeightTy::Dense(InType::Bf16),
+            WeightTy::Dense(InType::F32),
+        ]
+    }
+
+    #[test]
+    fn w16_shared_memory_layout_matches_the_kernel() {
+        let define = format!("#define TW_PART_BYTES {TW_PART_BYTES}\n");
+        assert!(crate::cuda::kernels::SOURCE.contains(&define), "{define}");
+        // 2 buffers × 8 warps × 32 lanes × 4 f32 partials.
+        assert_eq!(TW_PART_BYTES, 2 * 8 * 32 * 4 * 4);
+        // Qwen2.5-7B and Mistral-7B hidden sizes fit 4 normalized f16 rows besides the partials.
+        for h in [3584, 4096] {
+            assert!(TW_PART_BYTES + 4 * h * 2 <= TW_SMEM_MAX, "{h}");
+        }
     }
 
     #[test]
@@ -580,8 +922,11 @@ mod tests {
                     [(1, true), (1, false), (1 << 20, true), (1 << 20, false)]
                         .map(|(h, sm80)| t.resolve_for(h, int8, sm80))
                 })
-                .map(|t| format!("xp_{}", t.label()))
-                .chain(["nr", "ns", "np"].map(String::from))
+                .map(|t| match t {
+                    GemvTile::W16 => "wxp".to_string(),
+                    t => format!("xp_{}", t.label()),
+                })
+                .chain(["nr", "ns", "np", "wnr", "wns", "wnp"].map(String::from))
             {
                 for mt in [1, 2, 4] {
                     let n = format!("dg_{wn}_{var}_m{mt}");

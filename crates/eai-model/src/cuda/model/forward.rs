@@ -5,6 +5,7 @@ use cudarc::driver::{CudaSlice, DevicePtr, LaunchConfig, PushKernelArg};
 use eai_quant::cuda::GemmShape;
 use half::f16;
 
+use super::decode::WeightTy;
 use super::{
     Act, Dense, GEMV_DENSE_MAX_M, GemvWeight, GpuLinear, GpuModel, GpuScheme, RowPlan, Scratch,
     W8A16_GEMV_MAX_M, Weight, attention_cfg, find, find_mut, grid, prefill_attention_cfg, rows_cfg,
@@ -327,6 +328,31 @@ impl GpuModel {
             return Err(GpuError::invalid(format!("{}: output buffer too small", lin.name)));
         }
         let (yp, _g) = y.device_ptr(s);
+        // Issue 16: passes of 5–32 rows with the W16 tile take the batched bandwidth GEMV
+        // (weights read once for all rows) when the weights and activations suit it.
+        let w16 = match (&lin.w, &*act) {
+            (Weight::I8(q), Act::W8A16 { xin, .. }) => self
+                .w16_batched_tile(WeightTy::I8, m, k)
+                .map(|mt| -> Result<_> {
+                    let xb = find(xin, k, "f16 input")?;
+                    let (wp, _gw) = q.codes().as_cudarc().device_ptr(s);
+                    let (sp, _gs) = q.scales().as_cudarc().device_ptr(s);
+                    let (xp, _gx) = xb.as_cudarc().device_ptr(s);
+                    Ok((WeightTy::I8, mt, (wp, sp, xp)))
+                })
+                .transpose()?,
+            (Weight::Dense(w), Act::Float(a)) if w.ty() == InType::F16 && a.ty() == InType::F16 => {
+                let ty = WeightTy::Dense(InType::F16);
+                self.w16_batched_tile(ty, m, k).map(|mt| (ty, mt, (w.ptr(s), 0, a.ptr(s))))
+            }
+            _ => None,
+        };
+        if let Some((ty, mt, (wp, sp, xp))) = w16 {
+            // SAFETY: w holds n·k weights of `ty` (int8: n scales), x ≥ m·k f16 (W8A16: exactly
+            // m·k; float scratch: m·max K), y ≥ m·n f32 (checked above); w16_batched_tile
+            // checked the shapes; whole allocations, so aligned.
+            return unsafe { self.w16_batched(ty, mt, (wp, sp, xp, yp), (m, n, k), add) };
+        }
         match (&lin.w, &mut *act) {
             (Weight::Dense(w), Act::Float(a))
                 if self.gemv_fits(w.ty(), m, k) && a.ty() == w.ty() =>
@@ -355,7 +381,7 @@ impl GpuModel {
                     self.blas.gemm(&lin.name, w.ty(), w.ptr(s), a.ptr(s), yp, (m, n, k), n, add)
                 }
             }
-            (Weight::I8(q), Act::W8A16 { xin, yout, wtmp }) => {
+            (Weight::I8(q), Act::W8A16 { xin, yout }) => {
                 let xb = find(xin, k, "f16 input")?;
                 if m <= W8A16_GEMV_MAX_M {
                     let yb = find_mut(yout, n, "f16 output")?;
@@ -373,11 +399,11 @@ impl GpuModel {
                     // widen reads m·n halves and writes/adds m·n f32 (y holds ≥ m·n).
                     launch!(self, "widen_f16", grid(len, sms), [ybr.as_cudarc(), &*y, &len, &addi])
                 } else {
-                    let Some(wt) = wtmp.as_mut() else {
+                    let Some(wt) = self.wtmp.as_ref() else {
                         return Err(GpuError::invalid("W8A16 staging buffer missing"));
                     };
                     let (n32, k32) = (n as u32, k as u32);
-                    let wtr = &*wt;
+                    let wtr = wt;
                     // dequant writes n·k halves; the staging buffer holds the largest n·k.
                     launch!(
                         self,

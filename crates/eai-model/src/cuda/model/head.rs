@@ -21,13 +21,17 @@ impl GpuModel {
         (HEAD_CHUNK_ELEMS / self.cfg.vocab.max(1)).clamp(16, 1024)
     }
 
-    fn ensure_head(&mut self, picks: usize) -> Result<()> {
-        let rows = self.head_rows_cap();
+    /// LM-head buffers for chunks of at least `rows` rows and `picks` picked logits. Sized by
+    /// what the passes ask for, growing up to [`Self::head_rows_cap`] rows: a generation step
+    /// of 32 sequences holds 32 rows of logits (19 MB at Qwen2.5-7B's vocabulary), not the
+    /// 256 MiB chunk a scoring pass uses.
+    fn ensure_head(&mut self, rows: usize, picks: usize) -> Result<()> {
         let ok =
-            self.head_scratch.as_ref().is_some_and(|s| s.rows == rows && s.picks.len() >= picks);
+            self.head_scratch.as_ref().is_some_and(|s| s.rows >= rows && s.picks.len() >= picks);
         if ok {
             return Ok(());
         }
+        let rows = rows.max(self.head_scratch.as_ref().map_or(0, |s| s.rows));
         self.head_scratch = None;
         self.head_scratch = Some(self.new_head_scratch(rows, picks.max(rows * 4))?);
         Ok(())
@@ -67,10 +71,11 @@ impl GpuModel {
         keep_logits: bool,
     ) -> Result<(Vec<RowScore>, Vec<Vec<f32>>)> {
         let (h, v) = (self.cfg.hidden, self.cfg.vocab);
-        let chunk = self.head_rows_cap();
+        let cap = self.head_rows_cap();
+        let chunk = idx.len().clamp(1, cap).next_power_of_two().min(cap);
         let max_picks =
             targets.chunks(chunk).map(|c| c.iter().map(Vec::len).sum::<usize>()).max().unwrap_or(0);
-        self.ensure_head(max_picks)?;
+        self.ensure_head(chunk, max_picks)?;
         let Some(mut hs) = self.head_scratch.take() else {
             return Err(GpuError::invalid("LM-head buffers missing"));
         };
@@ -149,7 +154,22 @@ impl GpuModel {
             }
         }
         let (lp, _g) = hs.logits.device_ptr(s);
-        if let Some(q) = &self.head_i8 {
+        // Issue 16: 5–32 rows with the W16 tile: the batched bandwidth GEMV (f16 activations).
+        let w16 = self.w16_batched_tile(head_wty, r, h).filter(|_| hs.act.ty() == InType::F16);
+        if let Some(mt) = w16 {
+            let (wp, sp) = match &self.head_i8 {
+                Some(q) => {
+                    (q.codes().as_cudarc().device_ptr(s).0, q.scales().as_cudarc().device_ptr(s).0)
+                }
+                None => (head_w.ptr(s), 0),
+            };
+            // SAFETY: the head holds vocab·h weights of `head_wty` (int8: vocab scales), act ≥
+            // r·h f16 (written above), logits ≥ rows·vocab f32 with r ≤ rows; w16_batched_tile
+            // checked the shapes.
+            unsafe {
+                self.w16_batched(head_wty, mt, (wp, sp, hs.act.ptr(s), lp), (r, v, h), false)?
+            };
+        } else if let Some(q) = &self.head_i8 {
             let (wp, _gw) = q.codes().as_cudarc().device_ptr(s);
             let (sp, _gs) = q.scales().as_cudarc().device_ptr(s);
             if hs.act.ty() != InType::F16 {

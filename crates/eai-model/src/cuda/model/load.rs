@@ -8,7 +8,10 @@ use eai_quant::cuda::{CudaDevice, DeviceBuffer, DeviceQuantized};
 use half::{bf16, f16};
 
 use super::bloom;
-use super::{Dense, GpuLayer, GpuLinear, GpuModel, GpuOptions, GpuScheme, ROPE_TABLE_MAX, Weight};
+use super::{
+    Dense, GpuLayer, GpuLinear, GpuModel, GpuOptions, GpuScheme, ROPE_TABLE_MAX, Weight,
+    WeightBytes,
+};
 use crate::config::ModelConfig;
 use crate::cuda::blas::{Blas, InType};
 use crate::cuda::error::{GpuError, Result};
@@ -41,10 +44,20 @@ fn quant_stream(dev: &CudaDevice) -> Result<Arc<CudaStream>> {
     Ok(anchor.as_cudarc().stream().clone())
 }
 
+/// Which part of [`WeightBytes`] the loader's dense and int8 matrices count towards (vectors
+/// uploaded with [`Loader::upload`] — norms, biases, rope tables — are always `other`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Part {
+    Embedding,
+    Head,
+    Layers,
+}
+
 pub(super) struct Loader<'a> {
     dev: &'a CudaDevice,
     stream: &'a Arc<CudaStream>,
-    bytes: u64,
+    bytes: WeightBytes,
+    part: Part,
 }
 
 impl Loader<'_> {
@@ -62,12 +75,23 @@ impl Loader<'_> {
         let s = self.stream.clone_htod(data).map_err(|e| {
             GpuError::driver("cuMemcpyHtoD", self.dev.info().ordinal, what.to_string(), e)
         })?;
-        self.bytes += bytes;
+        self.bytes.other += bytes;
         Ok(s)
     }
 
+    /// Adds `bytes` of matrix values to the current part (and takes them off `other`, where
+    /// [`Loader::upload`] put them).
+    fn count_matrix(&mut self, bytes: u64) {
+        self.bytes.other -= bytes;
+        match self.part {
+            Part::Embedding => self.bytes.embedding += bytes,
+            Part::Head => self.bytes.lm_head += bytes,
+            Part::Layers => self.bytes.layers += bytes,
+        }
+    }
+
     fn dense(&mut self, what: &str, data: &[f32], ty: InType) -> Result<Dense> {
-        Ok(match ty {
+        let d = match ty {
             InType::F32 => Dense::F32(self.upload(what, data)?),
             InType::F16 => {
                 use rayon::prelude::*;
@@ -79,7 +103,9 @@ impl Loader<'_> {
                 let h: Vec<bf16> = data.par_iter().map(|&v| bf16::from_f32(v)).collect();
                 Dense::Bf16(self.upload(what, &h)?)
             }
-        })
+        };
+        self.count_matrix(d.bytes());
+        Ok(d)
     }
 
     /// Quantizes on the device with eai-quant's int8 weight spec (bit-identical to the CPU
@@ -91,7 +117,17 @@ impl Loader<'_> {
         )?;
         let buf = self.dev.upload(data)?;
         let q = self.dev.quantize(name, &QuantSpec::int8_weight(), &buf, &[n, k])?;
-        self.bytes += (n * k + 4 * n) as u64;
+        // The f32 staging copy `buf` is freed here; the model keeps the codes and the scales.
+        drop(buf);
+        let (codes, scales) = ((n * k) as u64, 4 * n as u64);
+        match self.part {
+            Part::Head => self.bytes.lm_head += codes + scales,
+            Part::Embedding => self.bytes.embedding += codes + scales,
+            Part::Layers => {
+                self.bytes.layers += codes;
+                self.bytes.scales += scales;
+            }
+        }
         Ok(q)
     }
 
@@ -321,7 +357,12 @@ impl GpuModel {
         }
         let kernels = Kernels::load(stream.context(), &dev.arch(), ordinal)?;
         let blas = Blas::new(&stream, ordinal)?;
-        let mut ld = Loader { dev: &dev, stream: &stream, bytes: 0 };
+        let mut ld = Loader {
+            dev: &dev,
+            stream: &stream,
+            bytes: WeightBytes::default(),
+            part: Part::Embedding,
+        };
         let table_ty = opts.table_type();
         let tsize = |t: InType| if t == InType::F32 { 4 } else { 2 };
         ld.check_fits("model.embed_tokens.weight", (cfg.vocab * h * tsize(table_ty)) as u64)?;
@@ -336,6 +377,7 @@ impl GpuModel {
             });
         }
         let mut head_i8 = None;
+        ld.part = Part::Head;
         if int8_head && cfg.tie_embeddings {
             head_i8 = Some(Box::new(ld.int8("lm_head (tied, int8)", &embed_f32, cfg.vocab, h)?));
         }
@@ -352,6 +394,7 @@ impl GpuModel {
             Some(ld.dense("lm_head.weight", &w, table_ty)?)
         };
         let wq = (nh + 2 * nkv) * d;
+        ld.part = Part::Layers;
         let mut layers = Vec::with_capacity(cfg.n_layers);
         let mut bloom_parts = None;
         if bloom::is_bloom(&cfg) {
@@ -438,6 +481,7 @@ impl GpuModel {
             head_scratch: None,
             weight_bytes,
             wtmp_len,
+            wtmp: None,
             gemv: opts.decode_gemv,
             capturable: opts.cuda_graph,
             graph_on: opts.cuda_graph,

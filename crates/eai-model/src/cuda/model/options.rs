@@ -151,7 +151,8 @@ pub struct GpuOptions {
     pub fused_decode: bool,
     /// Row layout of the fused path's plain GEMVs (o and down projections); the tensor-core
     /// layouts also run the norm-fused int8 GEMVs (qkv, gate/up, int8 head) on tensor cores.
-    /// [`GemvTile::Auto`] (default) decides per model and weight format.
+    /// [`GemvTile::Auto`] (default) decides per model and weight format; the environment
+    /// variable `EAI_GEMV_TILE=<label>` (e.g. `w16`) sets another default.
     pub gemv_tile: GemvTile,
     /// For the int8 schemes (W8A16, W8A8, dynamic), an **int8 LM head**: the head matrix (the
     /// embedding table when tied) quantized per output row with eai-quant's int8 weight spec
@@ -177,13 +178,18 @@ impl GpuOptions {
         let fused_decode = std::env::var("EAI_FUSED_DECODE").map_or(true, |v| v.trim() != "0");
         let int8_head = std::env::var("EAI_INT8_HEAD").is_ok_and(|v| v.trim() == "1");
         let half_head = std::env::var("EAI_HALF_HEAD").map_or(true, |v| v.trim() != "0");
+        // `EAI_GEMV_TILE=<label>` (e.g. `w16`, `k4u2`): the decode GEMV layout, for A/B runs.
+        let gemv_tile = std::env::var("EAI_GEMV_TILE")
+            .ok()
+            .and_then(|v| GemvTile::from_label(v.trim()))
+            .unwrap_or_default();
         GpuOptions {
             scheme,
             half_head,
             decode_gemv,
             cuda_graph,
             fused_decode,
-            gemv_tile: GemvTile::default(),
+            gemv_tile,
             int8_head,
         }
     }
@@ -232,16 +238,52 @@ impl GpuOptions {
     }
 }
 
+/// Resident weight bytes of a [`GpuModel`] by part; [`WeightBytes::total`] is
+/// [`GpuMemory::weights`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WeightBytes {
+    /// The embedding table (f32, f16 or bf16: [`GpuOptions::half_head`]).
+    pub embedding: u64,
+    /// The LM head matrix when it is stored apart from the embedding table: an untied head in
+    /// the table's type, or the int8 head's codes and per-row scales ([`GpuOptions::int8_head`],
+    /// tied models included). 0 when the head is the (tied) embedding table itself.
+    pub lm_head: u64,
+    /// The decoder projections in their resident format (int8 codes or f32/f16/bf16 values).
+    pub layers: u64,
+    /// The projections' per-output-row f32 scales (int8 schemes).
+    pub scales: u64,
+    /// Norm weights, biases, rope tables (and BLOOM's ALiBi slopes).
+    pub other: u64,
+}
+
+impl WeightBytes {
+    /// Sum of the parts.
+    pub fn total(&self) -> u64 {
+        self.embedding + self.lm_head + self.layers + self.scales + self.other
+    }
+}
+
 /// Device memory used by a [`GpuModel`], in bytes, and the device's state when measured.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct GpuMemory {
-    /// Weights in their resident formats (codes, scales, biases, norms, rope tables).
+    /// Weights in their resident formats (codes, scales, biases, norms, rope tables):
+    /// `weight_parts.total()`.
     pub weights: u64,
-    /// The KV cache as currently allocated.
+    /// [`GpuMemory::weights`] by part.
+    pub weight_parts: WeightBytes,
+    /// The KV cache as currently allocated (f32 keys and values).
     pub kv_cache: u64,
-    /// Activation scratch buffers currently allocated.
+    /// Activation scratch buffers currently allocated (the per-shape pool and the LM head's
+    /// buffers), without the captured decode step's own buffers.
     pub scratch: u64,
+    /// Buffers owned by the captured CUDA-graph decode step (activations and LM-head buffers of
+    /// its row count).
+    pub graph: u64,
+    /// W8A16's f16 weight staging buffer for prefill GEMMs (one per model, the largest
+    /// projection; allocated on the first pass of more than 16 rows).
+    pub staging: u64,
     /// Free device memory as the driver reports it.
     pub device_free: u64,
     /// Total device memory.
