@@ -322,24 +322,7 @@ impl Engine {
         let mut key: HashMap<Vec<u32>, usize> = HashMap::new();
         let mut member = Vec::with_capacity(reqs.len());
         for (i, (ctx, cont)) in reqs.iter().enumerate() {
-            if ctx.is_empty() || cont.is_empty() {
-                return Err(Error::invalid(format!("request {i}: empty context or continuation")));
-            }
-            if cont.len() > max_len {
-                return Err(Error::invalid(format!(
-                    "request {i}: continuation of {} tokens exceeds max_length {max_len}",
-                    cont.len()
-                )));
-            }
-            let total = ctx.len() + cont.len();
-            let start = total.saturating_sub(max_len + 1);
-            let input: Vec<u32> = ctx
-                .iter()
-                .chain(cont.iter())
-                .skip(start)
-                .take(total - 1 - start)
-                .copied()
-                .collect();
+            let input = scored_input(i, ctx, cont, max_len).map_err(Error::invalid)?;
             let u = *key.entry(input.clone()).or_insert_with(|| {
                 uniq.push((input, 0));
                 uniq.len() - 1
@@ -815,6 +798,30 @@ impl LanguageModel for Engine {
     fn truncated_requests(&self) -> Option<u64> {
         Some(self.counters.truncated_requests)
     }
+}
+
+/// The model input that scores request `i`'s continuation, as lm-eval builds it: context and
+/// continuation joined, cut to the last `max_len + 1` tokens from the left, without the last
+/// token (whose successor is not scored). The CPU engine and the GPU plan share it. `Err` names
+/// the request: an empty side, or a continuation longer than `max_len`.
+pub(crate) fn scored_input(
+    i: usize,
+    ctx: &[u32],
+    cont: &[u32],
+    max_len: usize,
+) -> std::result::Result<Vec<u32>, String> {
+    if ctx.is_empty() || cont.is_empty() {
+        return Err(format!("request {i}: empty context or continuation"));
+    }
+    if cont.len() > max_len {
+        return Err(format!(
+            "request {i}: continuation of {} tokens exceeds max_length {max_len}",
+            cont.len()
+        ));
+    }
+    let total = ctx.len() + cont.len();
+    let start = total.saturating_sub(max_len + 1);
+    Ok(ctx.iter().chain(cont.iter()).skip(start).take(total - 1 - start).copied().collect())
 }
 
 #[cfg(test)]

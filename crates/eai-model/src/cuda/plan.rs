@@ -95,26 +95,8 @@ impl ScorePlan {
         let mut next: Vec<usize> = Vec::new();
         let mut member = Vec::with_capacity(reqs.len());
         for (i, (ctx, cont)) in reqs.iter().enumerate() {
-            if ctx.is_empty() || cont.is_empty() {
-                return Err(GpuError::invalid(format!(
-                    "request {i}: empty context or continuation"
-                )));
-            }
-            if cont.len() > max_len {
-                return Err(GpuError::invalid(format!(
-                    "request {i}: continuation of {} tokens exceeds max_length {max_len}",
-                    cont.len()
-                )));
-            }
-            let total = ctx.len() + cont.len();
-            let start = total.saturating_sub(max_len + 1);
-            let input: Vec<u32> = ctx
-                .iter()
-                .chain(cont.iter())
-                .skip(start)
-                .take(total - 1 - start)
-                .copied()
-                .collect();
+            let input = crate::engine::scored_input(i, ctx, cont, max_len)
+                .map_err(GpuError::invalid)?;
             let h = token_hash(&input);
             let mut found = None;
             let mut at = first.get(&h).copied();
