@@ -1,11 +1,10 @@
-# Call 4 (carry .gpu/bin .gpu/sh8; .gpu/bin = h17-tests.xz + h17-llamacpp-site-cp312.tar.xz):
-# issue 17: llama.cpp server vs eai-model on ARC-Easy's first 500 (CPU cores 4-15, stopped at
-# 480 s: it writes its figures after every chunk) beside the GPU energy-under-load run (cores 0-3).
+# Call 4 (carry .gpu/sh8): issue 16 (gpu/h16k/run.sh, ~4 min) then issue 14 (gpu/h14h/run.sh,
+# ~3.5 min), each into its own folder, packed into one tar.xz each (8 files at most come back).
 set -u
-R=$(pwd); mkdir -p /root/o/h17ll /root/o/h17
-(OUT=/root/o/h17ll WORKERS=12 KV_DOCS=50 timeout 480 taskset -c 4-15 bash gpu/h17/llamacpp.sh > /root/o/h17ll/run.log 2>&1; echo "llamacpp exit $?" >> /root/o/h17ll/run.log) &
-LL=$!
-(OUT=/root/o/h17 timeout 330 taskset -c 0-3 bash gpu/h17/run.sh > /root/o/h17/run.log 2>&1); echo "h17 load rc=$?"
-tail -25 /root/o/h17/run.log
-wait $LL; tail -5 /root/o/h17ll/run.log; tail -c 1200 /root/o/h17ll/llamacpp-arc500.json 2>/dev/null
-tar cJf $OUT/h17.tar.xz -C /root/o h17 h17ll
+R=$(pwd); mkdir -p /root/o/h16k /root/o/h14h
+(OUT=/root/o/h16k B=/root/b timeout 260 bash gpu/h16k/run.sh > /root/o/h16k/console.log 2>&1); echo "h16k rc=$?"
+tail -45 /root/o/h16k/console.log
+tar cJf $OUT/h16k.tar.xz -C /root/o h16k
+(OUT=/root/o/h14h MAIN=none timeout 270 bash gpu/h14h/run.sh > /root/o/h14h/console.log 2>&1); echo "h14h rc=$?"
+tail -30 /root/o/h14h/console.log
+tar cJf $OUT/h14h.tar.xz -C /root/o h14h
