@@ -155,8 +155,24 @@ fn main() {
         return;
     }
 
-    let dev = open_device(0).expect("GPU");
     let meter = Meter::new();
+    if let Some(dir) = arg(&args, "--hf-dir") {
+        // A Hugging Face folder (f32 safetensors + config.json) for the transformers comparison;
+        // needs no GPU (`--only none --hf-dir DIR` converts and stops).
+        let (_, s, _) = meter
+            .measure(|| eai_model::gguf_to_hf(&gguf, &dir, eai_model::ConvertDtype::F32).unwrap());
+        eprintln!("converted to {dir} in {s:.1}s");
+        if arg(&args, "--only").as_deref() == Some("none") {
+            return;
+        }
+    }
+    let dev = match open_device(0) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("gpu_bench: no usable GPU: {e}");
+            std::process::exit(1);
+        }
+    };
     let info = dev.info().clone();
     let mut report = json!({
         "device": info.name, "compute_capability": format!("{}.{}", info.compute_capability.0, info.compute_capability.1),
@@ -167,13 +183,6 @@ fn main() {
     let copy = if only("speed") || only("7b") { roofline::copy_bandwidth(&dev) } else { 0.0 };
     report["copy_bytes_per_s"] = json!(copy);
     eprintln!("device-to-device copy: {:.0} GB/s (read + write)", copy / 1e9);
-
-    if let Some(dir) = arg(&args, "--hf-dir") {
-        // A Hugging Face folder (f32 safetensors + config.json) for the transformers comparison.
-        let (_, s, _) = meter
-            .measure(|| eai_model::gguf_to_hf(&gguf, &dir, eai_model::ConvertDtype::F32).unwrap());
-        eprintln!("converted to {dir} in {s:.1}s");
-    }
 
     // ---- parity with the CPU reference ---------------------------------------------------
     let mut cpu_tok = None;

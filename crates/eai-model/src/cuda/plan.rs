@@ -95,8 +95,8 @@ impl ScorePlan {
         let mut next: Vec<usize> = Vec::new();
         let mut member = Vec::with_capacity(reqs.len());
         for (i, (ctx, cont)) in reqs.iter().enumerate() {
-            let input = crate::engine::scored_input(i, ctx, cont, max_len)
-                .map_err(GpuError::invalid)?;
+            let input =
+                crate::engine::scored_input(i, ctx, cont, max_len).map_err(GpuError::invalid)?;
             let h = token_hash(&input);
             let mut found = None;
             let mut at = first.get(&h).copied();
