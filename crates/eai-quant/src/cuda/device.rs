@@ -541,7 +541,19 @@ pub struct Tuning {
     /// kernel (two lanes per two groups, each lane forming one group's parameters) instead of
     /// the in-warp register kernel with `quant_reg_vectors_small`.
     pub quant_reg_pair: bool,
+    /// INT8 GEMM with its dequantization ([`CudaDevice::gemm_i8_dequant`]): MiB of int32
+    /// accumulator per row panel (0: one GEMM over all rows, then one dequantize pass). With a
+    /// budget, the rows are cut into panels whose accumulator fits it (a multiple of 64 rows);
+    /// each panel's GEMM writes one scratch buffer that its dequantize pass reads back while it
+    /// is still in L2, so the int32 matrix need not reach memory.
+    pub gemm_panel_mib: u32,
+    /// INT8 GEMM: which of cuBLASLt's heuristic candidates to use (0 = its first choice, up to
+    /// 7; a rank the heuristic does not reach falls back to its last candidate).
+    pub gemm_algo_rank: u32,
 }
+
+/// Highest [`Tuning::gemm_algo_rank`]: cuBLASLt is asked for this many + 1 candidates.
+pub(crate) const MAX_ALGO_RANK: u32 = 7;
 
 impl Default for Tuning {
     fn default() -> Self {
@@ -563,6 +575,8 @@ impl Default for Tuning {
             quant_one_pass_tensor: true,
             quant_split_warps: 4,
             quant_reg_pair: true,
+            gemm_panel_mib: 0,
+            gemm_algo_rank: 0,
         }
     }
 }
@@ -608,6 +622,8 @@ impl Tuning {
                 "dequant_unroll" => Some(&mut t.dequant_unroll),
                 "dequant_blocks_per_sm" => Some(&mut t.dequant_blocks_per_sm),
                 "quant_split_warps" => Some(&mut t.quant_split_warps),
+                "gemm_panel_mib" => Some(&mut t.gemm_panel_mib),
+                "gemm_algo_rank" => Some(&mut t.gemm_algo_rank),
                 _ => None,
             };
             match (key, field, num) {
@@ -634,7 +650,8 @@ impl Tuning {
              w8a16_rows={},w8a16_unroll={},w8a16_warps={},quant_reg_vectors_f32={},\
              quant_reg_vectors_half={},quant_reg_vectors_small={},quant_reg_threads={},\
              dequant_unroll={},dequant_streaming={},dequant_blocks_per_sm={},\
-             quant_one_pass_tensor={},quant_split_warps={},quant_reg_pair={}",
+             quant_one_pass_tensor={},quant_split_warps={},quant_reg_pair={},\
+             gemm_panel_mib={},gemm_algo_rank={}",
             self.quant_stages,
             self.quant_tile_bytes,
             self.quant_threads,
@@ -651,7 +668,9 @@ impl Tuning {
             self.dequant_blocks_per_sm,
             self.quant_one_pass_tensor,
             self.quant_split_warps,
-            self.quant_reg_pair
+            self.quant_reg_pair,
+            self.gemm_panel_mib,
+            self.gemm_algo_rank
         )
     }
 
@@ -696,6 +715,8 @@ impl Tuning {
             quant_one_pass_tensor: self.quant_one_pass_tensor,
             quant_split_warps: pick(self.quant_split_warps, &[0, 4], d.quant_split_warps),
             quant_reg_pair: self.quant_reg_pair,
+            gemm_panel_mib: self.gemm_panel_mib.min(4096),
+            gemm_algo_rank: self.gemm_algo_rank.min(MAX_ALGO_RANK),
         }
     }
 }
@@ -715,6 +736,8 @@ mod tests {
         t.quant_one_pass_tensor = false;
         t.quant_split_warps = 0;
         t.quant_reg_pair = !d.quant_reg_pair;
+        t.gemm_panel_mib = 16;
+        t.gemm_algo_rank = 3;
         assert_eq!(Tuning::default().with_overrides(&t.to_overrides()), t);
         let o = d.with_overrides(
             " quant_reg_threads = 128 , nonsense=3, quant_stages=x, dequant_streaming=maybe,",
@@ -727,5 +750,6 @@ mod tests {
             d.quant_reg_threads
         );
         assert_eq!(d.with_overrides("quant_stages=9").quant_stages, 4);
+        assert_eq!(d.with_overrides("gemm_algo_rank=99").gemm_algo_rank, super::MAX_ALGO_RANK);
     }
 }
