@@ -13,8 +13,12 @@
 //! do not run from L2. Run: `cargo run --release --features cuda --example cuda_bench -- [--out
 //! FILE.md] [--quick]`. Other flags: `--quant-only`, `--sweep`, `--no-energy`, `--no-sizes`,
 //! `--vary-placement` (see `quant_rows`), and `--profile [--profile-log2 N]` (one launch of
-//! each kernel under study and exit, for `ncu -k regex:...`).
+//! each kernel under study and exit, for `ncu -k regex:...`). `--gemm-only` runs only the GEMM
+//! sections (3 and 3b: the separate dequantize pass against the fused `gemm_i8_dequant`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "cuda_bench_parts/gemm_fused.rs"]
+mod gemm_fused;
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -163,6 +167,10 @@ fn main() -> BoxResult<()> {
         compile_s
     ));
 
+    if args.iter().any(|a| a == "--gemm-only") {
+        return gemm_only(&dev, r, samples, out_path);
+    }
+
     // ---------------------------------------------------------------- 1. copy roof
     let copy_bytes = 1usize << 30;
     let src = random_i8(&dev, copy_bytes, 1)?;
@@ -235,6 +243,63 @@ fn main() -> BoxResult<()> {
     }
 
     // ---------------------------------------------------------------- 3. GEMM
+    let big_ratio = gemm_table(&dev, &mut r, samples)?;
+    let fused_bars = gemm_fused::fused_gemm(&dev, &mut r, samples)?;
+
+    // ---------------------------------------------------------------- 4a. W8A16 variants
+    w8a16_tables(
+        &dev,
+        r,
+        samples,
+        sweep,
+        roof,
+        no_energy,
+        energy_secs,
+        big_ratio,
+        fused_bars,
+        out_path,
+    )
+}
+
+/// `--gemm-only`: sections 3 and 3b and their bars.
+fn gemm_only(
+    dev: &CudaDevice,
+    mut r: Report,
+    samples: usize,
+    out_path: Option<String>,
+) -> BoxResult<()> {
+    let big_ratio = gemm_table(dev, &mut r, samples)?;
+    let fused_bars = gemm_fused::fused_gemm(dev, &mut r, samples)?;
+    r.line(String::new());
+    r.line("## Bars");
+    gemm_bars(&mut r, &big_ratio, &fused_bars);
+    if let Some(p) = out_path {
+        std::fs::write(&p, &r.md)?;
+        println!("wrote {p}");
+    }
+    Ok(())
+}
+
+fn gemm_bars(r: &mut Report, big_ratio: &[(usize, f64, f64)], fused_bars: &[String]) {
+    for (m, raw, epi) in big_ratio {
+        r.line(format!(
+            "- INT8 vs FP16 at {m}³: {raw:.2}× (GEMM alone), {epi:.2}× (with dequant epilogue); bar ≥ 1.6×: {}",
+            if *raw >= 1.6 { "met" } else { "NOT met" }
+        ));
+    }
+    for b in fused_bars {
+        r.line(b);
+    }
+}
+
+/// Section 3: INT8 GEMM and INT8 + separate dequantize against FP16 over the shape list;
+/// returns `(M, GEMM ×FP16, with dequant ×FP16)` for the square shapes.
+fn gemm_table(
+    dev: &CudaDevice,
+    r: &mut Report,
+    samples: usize,
+) -> BoxResult<Vec<(usize, f64, f64)>> {
+    let info = dev.info().clone();
     r.line(String::new());
     r.line(
         "## INT8 GEMM (cuBLASLt int8×int8→int32) vs cuBLAS FP16 GEMM (f16 in/out, f32 accumulate)",
@@ -253,26 +318,26 @@ fn main() -> BoxResult<()> {
         let sets = rotation(s.n * s.k * 2, info.l2_cache_bytes);
         let res = (|| -> BoxResult<(f64, f64, f64)> {
             let t16 = {
-                let x = random_f16(&dev, s.m * s.k, 10, 1.0)?;
+                let x = random_f16(dev, s.m * s.k, 10, 1.0)?;
                 let ws: Vec<_> = (0..sets)
-                    .map(|i| random_f16(&dev, s.n * s.k, 20 + i as u64, 0.05))
+                    .map(|i| random_f16(dev, s.n * s.k, 20 + i as u64, 0.05))
                     .collect::<BoxResult<_>>()?;
                 let mut y = dev.zeros::<f16>(s.m * s.n)?;
-                time_op(&dev, samples, |i| Ok(dev.gemm_f16(&x, &ws[i % sets], &mut y, *s)?))?
+                time_op(dev, samples, |i| Ok(dev.gemm_f16(&x, &ws[i % sets], &mut y, *s)?))?
             };
             let (t8, t8e) = {
-                let x = random_i8(&dev, s.m * s.k, 30)?;
+                let x = random_i8(dev, s.m * s.k, 30)?;
                 let ws: Vec<_> = (0..sets)
-                    .map(|i| random_i8(&dev, s.n * s.k, 40 + i as u64))
+                    .map(|i| random_i8(dev, s.n * s.k, 40 + i as u64))
                     .collect::<BoxResult<_>>()?;
-                let sx = random_scales(&dev, s.m, 50)?;
-                let sw = random_scales(&dev, s.n, 51)?;
+                let sx = random_scales(dev, s.m, 50)?;
+                let sw = random_scales(dev, s.n, 51)?;
                 let mut acc = dev.zeros::<i32>(s.m * s.n)?;
                 let mut y = dev.zeros::<f16>(s.m * s.n)?;
-                let t8 = time_op(&dev, samples, |i| {
+                let t8 = time_op(dev, samples, |i| {
                     Ok(dev.gemm_i8(&x, &ws[i % sets], &mut acc, *s)?)
                 })?;
-                let t8e = time_op(&dev, samples, |i| {
+                let t8e = time_op(dev, samples, |i| {
                     dev.gemm_i8(&x, &ws[i % sets], &mut acc, *s)?;
                     Ok(dev.gemm_dequant(&acc, &sx, &sw, None, &mut y, s.m, s.n)?)
                 })?;
@@ -307,6 +372,24 @@ fn main() -> BoxResult<()> {
         ));
     }
 
+    Ok(big_ratio)
+}
+
+/// Sections 4a–5 (W8A16 variants and GEMV, energy) and the bars.
+#[allow(clippy::too_many_arguments)]
+fn w8a16_tables(
+    dev: &CudaDevice,
+    mut r: Report,
+    samples: usize,
+    sweep: bool,
+    roof: f64,
+    no_energy: bool,
+    energy_secs: Duration,
+    big_ratio: Vec<(usize, f64, f64)>,
+    fused_bars: Vec<String>,
+    out_path: Option<String>,
+) -> BoxResult<()> {
+    let info = dev.info().clone();
     // ---------------------------------------------------------------- 4a. W8A16 variants
     if sweep {
         r.line(String::new());
@@ -317,23 +400,23 @@ fn main() -> BoxResult<()> {
         let shapes = [(4096usize, 4096usize), (11008, 4096), (4096, 11008)];
         let mut base16 = Vec::new();
         let mut sets_w = Vec::new();
-        let x = random_f16(&dev, 11008, 60, 1.0)?;
+        let x = random_f16(dev, 11008, 60, 1.0)?;
         for (i, &(n, k)) in shapes.iter().enumerate() {
             let s = GemmShape::new(1, n, k);
             let sets = rotation(n * k * 2, info.l2_cache_bytes);
-            let xk = random_f16(&dev, k, 61 + i as u64, 1.0)?;
+            let xk = random_f16(dev, k, 61 + i as u64, 1.0)?;
             let mut y = dev.zeros::<f16>(n)?;
             let ws: Vec<_> = (0..sets)
-                .map(|j| random_f16(&dev, n * k, 70 + j as u64, 0.05))
+                .map(|j| random_f16(dev, n * k, 70 + j as u64, 0.05))
                 .collect::<BoxResult<_>>()?;
-            base16.push(time_op(&dev, samples, |j| {
+            base16.push(time_op(dev, samples, |j| {
                 Ok(dev.gemm_f16(&xk, &ws[j % sets], &mut y, s)?)
             })?);
             drop(ws);
             let w8: Vec<_> = (0..sets)
-                .map(|j| random_i8(&dev, n * k, 80 + j as u64))
+                .map(|j| random_i8(dev, n * k, 80 + j as u64))
                 .collect::<BoxResult<_>>()?;
-            sets_w.push((w8, random_scales(&dev, n, 90)?, xk));
+            sets_w.push((w8, random_scales(dev, n, 90)?, xk));
         }
         drop(x);
         let default = dev.tuning();
@@ -351,7 +434,7 @@ fn main() -> BoxResult<()> {
                     let (w8, sw, xk) = &sets_w[i];
                     let sets = w8.len();
                     let mut y = dev.zeros::<f16>(n)?;
-                    let t8 = time_op(&dev, samples, |j| {
+                    let t8 = time_op(dev, samples, |j| {
                         Ok(dev.w8a16(&w8[j % sets], sw, xk, None, &mut y, s)?)
                     })?;
                     cells.push(base16[i] / t8);
@@ -388,26 +471,26 @@ fn main() -> BoxResult<()> {
             let s = GemmShape::new(m, n, k);
             let sets = rotation(n * k * 2, info.l2_cache_bytes);
             let res = (|| -> BoxResult<(f64, f64, f64)> {
-                let x = random_f16(&dev, m * k, 60, 1.0)?;
+                let x = random_f16(dev, m * k, 60, 1.0)?;
                 let mut y = dev.zeros::<f16>(m * n)?;
                 let t16 = {
                     let ws: Vec<_> = (0..sets)
-                        .map(|i| random_f16(&dev, n * k, 70 + i as u64, 0.05))
+                        .map(|i| random_f16(dev, n * k, 70 + i as u64, 0.05))
                         .collect::<BoxResult<_>>()?;
-                    time_op(&dev, samples, |i| Ok(dev.gemm_f16(&x, &ws[i % sets], &mut y, s)?))?
+                    time_op(dev, samples, |i| Ok(dev.gemm_f16(&x, &ws[i % sets], &mut y, s)?))?
                 };
                 let (t8, ta) = {
                     let ws: Vec<_> = (0..sets)
-                        .map(|i| random_i8(&dev, n * k, 80 + i as u64))
+                        .map(|i| random_i8(dev, n * k, 80 + i as u64))
                         .collect::<BoxResult<_>>()?;
-                    let sw = random_scales(&dev, n, 90)?;
-                    let t8 = time_op(&dev, samples, |i| {
+                    let sw = random_scales(dev, n, 90)?;
+                    let t8 = time_op(dev, samples, |i| {
                         Ok(dev.w8a16(&ws[i % sets], &sw, &x, None, &mut y, s)?)
                     })?;
                     let spec = eai_quant::QuantSpec::int8_activation_per_token();
                     let mut qx = dev.quant_output("x", &spec, &[m, k])?;
                     let mut acc = dev.zeros::<i32>(m * n)?;
-                    let ta = time_op(&dev, samples, |i| {
+                    let ta = time_op(dev, samples, |i| {
                         dev.quantize_into(&x, &mut qx)?;
                         dev.gemm_i8(qx.codes(), &ws[i % sets], &mut acc, s)?;
                         Ok(dev.gemm_dequant(&acc, qx.scales(), &sw, None, &mut y, m, n)?)
@@ -469,17 +552,17 @@ fn main() -> BoxResult<()> {
             r.line("|---|---|---|---|---|---|---|---|");
             for s in [GemmShape::new(8192, 8192, 8192), GemmShape::new(1, 11008, 4096)] {
                 let sets = rotation(s.n * s.k * 2, info.l2_cache_bytes);
-                let x16 = random_f16(&dev, s.m * s.k, 100, 1.0)?;
+                let x16 = random_f16(dev, s.m * s.k, 100, 1.0)?;
                 let w16: Vec<_> = (0..sets)
-                    .map(|i| random_f16(&dev, s.n * s.k, 110 + i as u64, 0.05))
+                    .map(|i| random_f16(dev, s.n * s.k, 110 + i as u64, 0.05))
                     .collect::<BoxResult<_>>()?;
                 let mut y16 = dev.zeros::<f16>(s.m * s.n)?;
-                let x8 = random_i8(&dev, s.m * s.k, 120)?;
+                let x8 = random_i8(dev, s.m * s.k, 120)?;
                 let w8: Vec<_> = (0..sets)
-                    .map(|i| random_i8(&dev, s.n * s.k, 130 + i as u64))
+                    .map(|i| random_i8(dev, s.n * s.k, 130 + i as u64))
                     .collect::<BoxResult<_>>()?;
-                let sx = random_scales(&dev, s.m, 140)?;
-                let sw = random_scales(&dev, s.n, 141)?;
+                let sx = random_scales(dev, s.m, 140)?;
+                let sw = random_scales(dev, s.n, 141)?;
                 let mut acc = dev.zeros::<i32>(s.m * s.n)?;
                 let label = format!("{}×{}×{}", s.m, s.n, s.k);
                 let row = |r: &mut Report,
@@ -492,12 +575,12 @@ fn main() -> BoxResult<()> {
                         if base > 0.0 { j / base } else { 1.0 }
                     ));
                 };
-                let e16 = energy_op(&dev, &nd, energy_secs, |i| {
+                let e16 = energy_op(dev, &nd, energy_secs, |i| {
                     Ok(dev.gemm_f16(&x16, &w16[i % sets], &mut y16, s)?)
                 })
                 .unwrap_or((0.0, 0.0, 1, 0.0));
                 row(&mut r, "FP16 cuBLAS", e16, e16.0);
-                let e8 = energy_op(&dev, &nd, energy_secs, |i| {
+                let e8 = energy_op(dev, &nd, energy_secs, |i| {
                     dev.gemm_i8(&x8, &w8[i % sets], &mut acc, s)?;
                     Ok(dev.gemm_dequant(&acc, &sx, &sw, None, &mut y16, s.m, s.n)?)
                 });
@@ -507,7 +590,7 @@ fn main() -> BoxResult<()> {
                 }
                 let spec = eai_quant::QuantSpec::int8_activation_per_token();
                 let mut qx = dev.quant_output("x", &spec, &[s.m, s.k])?;
-                let ea = energy_op(&dev, &nd, energy_secs, |i| {
+                let ea = energy_op(dev, &nd, energy_secs, |i| {
                     dev.quantize_into(&x16, &mut qx)?;
                     dev.gemm_i8(qx.codes(), &w8[i % sets], &mut acc, s)?;
                     Ok(dev.gemm_dequant(&acc, qx.scales(), &sw, None, &mut y16, s.m, s.n)?)
@@ -516,7 +599,7 @@ fn main() -> BoxResult<()> {
                     Ok(ea) => row(&mut r, "W8A8: act. quant + INT8 + dequant", ea, e16.0),
                     Err(e) => r.line(format!("| W8A8 | {label} | error: {e} |")),
                 }
-                let ew = energy_op(&dev, &nd, energy_secs, |i| {
+                let ew = energy_op(dev, &nd, energy_secs, |i| {
                     Ok(dev.w8a16(&w8[i % sets], &sw, &x16, None, &mut y16, s)?)
                 });
                 match ew {
@@ -530,12 +613,7 @@ fn main() -> BoxResult<()> {
     // ---------------------------------------------------------------- summary
     r.line(String::new());
     r.line("## Bars");
-    for (m, raw, epi) in &big_ratio {
-        r.line(format!(
-            "- INT8 vs FP16 at {m}³: {raw:.2}× (GEMM alone), {epi:.2}× (with dequant epilogue); bar ≥ 1.6×: {}",
-            if *raw >= 1.6 { "met" } else { "NOT met" }
-        ));
-    }
+    gemm_bars(&mut r, &big_ratio, &fused_bars);
     let worst = gemv_speedups.iter().cloned().fold(f64::INFINITY, f64::min);
     r.line(format!(
         "- W8A16 vs FP16 GEMV at batch 1: worst {worst:.2}× over the 7B shapes; bar ≥ 1.6×: {}",

@@ -8,7 +8,7 @@
 mod common;
 
 use common::{Rng, device};
-use eai_quant::cuda::{CudaDevice, CudaError, GemmShape};
+use eai_quant::cuda::{CudaDevice, CudaError, GemmShape, row_panels};
 use half::{bf16, f16};
 
 #[test]
@@ -236,6 +236,100 @@ fn int8_gemm_is_exact_and_epilogue_matches_cpu() {
             }
         }
     }
+}
+
+/// The fused INT8 GEMM + dequantize (`gemm_i8_dequant`) for every row-panel budget and several
+/// cuBLASLt heuristic ranks: bit-identical to the CPU's exact int32 product followed by the
+/// CPU epilogue's operation order, for f32, f16 and bf16 outputs, with and without bias.
+#[test]
+fn fused_int8_gemm_dequant_matches_cpu_for_every_panel_and_algo() {
+    let Some(dev) = device("fused_int8_gemm_dequant_matches_cpu_for_every_panel_and_algo") else {
+        return;
+    };
+    let mut rng = Rng::new(12);
+    let shapes = [
+        GemmShape::new(1, 4096, 4096),
+        GemmShape::new(3, 68, 36),
+        GemmShape::new(257, 1024, 772),
+        GemmShape::new(300, 4096, 260),
+        GemmShape::new(1000, 2048, 512),
+        GemmShape::new(129, 260, 132),
+    ];
+    let base = dev.tuning();
+    let mut panels_seen = 0usize;
+    for &s in &shapes {
+        let x: Vec<i8> = (0..s.m * s.k).map(|_| rng.i8()).collect();
+        let w: Vec<i8> = (0..s.n * s.k).map(|_| rng.i8()).collect();
+        let acc = gemm_i32_reference(&x, &w, s);
+        let sx: Vec<f32> = (0..s.m).map(|_| rng.unit() * 0.02 + 1e-4).collect();
+        let sw: Vec<f32> = (0..s.n).map(|_| rng.unit() * 0.01 + 1e-5).collect();
+        let bias: Vec<f32> = (0..s.n).map(|_| rng.normal(1.0)).collect();
+        let (dx, dw) = (dev.upload(&x).unwrap(), dev.upload(&w).unwrap());
+        let (dsx, dsw, db) =
+            (dev.upload(&sx).unwrap(), dev.upload(&sw).unwrap(), dev.upload(&bias).unwrap());
+        for (mib, rank) in [(0, 0), (1, 0), (2, 0), (0, 1), (1, 3), (0, 7)] {
+            let mut t = base;
+            t.gemm_panel_mib = mib;
+            t.gemm_algo_rank = rank;
+            dev.set_tuning(t);
+            panels_seen += row_panels(s.m, s.n, mib).len();
+            // the int32 GEMM alone under this rank
+            let mut dy = dev.upload(&vec![i32::MIN; s.m * s.n]).unwrap();
+            dev.gemm_i8(&dx, &dw, &mut dy, s).unwrap();
+            assert_eq!(dev.download(&dy).unwrap(), acc, "int32 GEMM {s:?} rank {rank}");
+            for with_bias in [false, true] {
+                let want: Vec<f32> = (0..s.m * s.n)
+                    .map(|i| {
+                        let (m, n) = (i / s.n, i % s.n);
+                        let v = acc[i] as f32 * (sx[m] * sw[n]);
+                        if with_bias { v + bias[n] } else { v }
+                    })
+                    .collect();
+                let b = with_bias.then_some(&db);
+                let what = format!("{s:?} panel {mib} MiB rank {rank} bias {with_bias}");
+                let mut o32 = dev.upload(&vec![f32::NAN; s.m * s.n]).unwrap();
+                dev.gemm_i8_dequant(&dx, &dw, &dsx, &dsw, b, &mut o32, s).unwrap();
+                let got = dev.download(&o32).unwrap();
+                for i in 0..got.len() {
+                    assert_eq!(got[i].to_bits(), want[i].to_bits(), "f32 {what} at {i}");
+                }
+                let mut o16 = dev.upload(&vec![f16::NAN; s.m * s.n]).unwrap();
+                dev.gemm_i8_dequant(&dx, &dw, &dsx, &dsw, b, &mut o16, s).unwrap();
+                let got = dev.download(&o16).unwrap();
+                for i in 0..got.len() {
+                    assert_eq!(
+                        got[i].to_bits(),
+                        f16::from_f32(want[i]).to_bits(),
+                        "f16 {what} at {i}"
+                    );
+                }
+                let mut ob = dev.upload(&vec![bf16::NAN; s.m * s.n]).unwrap();
+                dev.gemm_i8_dequant(&dx, &dw, &dsx, &dsw, b, &mut ob, s).unwrap();
+                let got = dev.download(&ob).unwrap();
+                for i in 0..got.len() {
+                    assert_eq!(
+                        got[i].to_bits(),
+                        bf16::from_f32(want[i]).to_bits(),
+                        "bf16 {what} at {i}"
+                    );
+                }
+            }
+        }
+    }
+    dev.set_tuning(base);
+    // the multi-panel path really ran (1000 × 2048 at 1 MiB is 8 panels of 128 rows)
+    assert!(panels_seen > 6 * shapes.len(), "panels: {panels_seen}");
+    println!(
+        "fused int8 gemm + dequant: {panels_seen} panels over {} shapes bit-exact",
+        shapes.len()
+    );
+    // shape errors are typed
+    let s = GemmShape::new(2, 6, 8);
+    let (x, w) = (dev.zeros::<i8>(16).unwrap(), dev.zeros::<i8>(48).unwrap());
+    let (sx, sw) = (dev.zeros::<f32>(2).unwrap(), dev.zeros::<f32>(6).unwrap());
+    let mut y = dev.zeros::<f32>(12).unwrap();
+    let r = dev.gemm_i8_dequant(&x, &w, &sx, &sw, None, &mut y, s);
+    assert!(matches!(r, Err(CudaError::Shape { .. })));
 }
 
 #[test]
