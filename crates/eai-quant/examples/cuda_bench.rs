@@ -334,9 +334,8 @@ fn gemm_table(
                 let sw = random_scales(dev, s.n, 51)?;
                 let mut acc = dev.zeros::<i32>(s.m * s.n)?;
                 let mut y = dev.zeros::<f16>(s.m * s.n)?;
-                let t8 = time_op(dev, samples, |i| {
-                    Ok(dev.gemm_i8(&x, &ws[i % sets], &mut acc, *s)?)
-                })?;
+                let t8 =
+                    time_op(dev, samples, |i| Ok(dev.gemm_i8(&x, &ws[i % sets], &mut acc, *s)?))?;
                 let t8e = time_op(dev, samples, |i| {
                     dev.gemm_i8(&x, &ws[i % sets], &mut acc, *s)?;
                     Ok(dev.gemm_dequant(&acc, &sx, &sw, None, &mut y, s.m, s.n)?)

@@ -1377,6 +1377,122 @@ __device__ __forceinline__ void rows_pair(const typename T::raw* __restrict__ x,
 }
 
 // ------------------------------------------------------------------------------------------
+// Contiguous small-group quantizer (session 7, GPU figures pending) for groups of LV = TS·V
+// 16-byte vectors (GGML Q8_0's 32 elements: LV = 8 from f32, 4 from f16/bf16). Lane tl of a
+// team holds the V CONSECUTIVE vectors tl·V .. tl·V + V of its group (the in-warp kernel's lane
+// holds vectors tl + k·TS), so its codes are V·W consecutive bytes written by ONE 8- or 16-byte
+// store (two for 32 bytes) and a warp's codes are one contiguous run of 32·V·W bytes. Every
+// Q8_0 kernel measured so far wrote its codes as 16-byte pieces at a 32-byte stride per store
+// instruction (TS·W code bytes per team and instruction: half of each 32-byte sector), the only
+// kernels that do; this variant tests whether those half-sector stores are what holds Q8_0 at
+// 0.59–0.75 of copy. Loads become 16 bytes at a 16·V-byte stride per instruction, the other
+// halves of each sector following in the next instruction (L1 serves them). Statistics,
+// parameters and the exact slow paths are the in-warp kernel's, element for element.
+template <int NWORDS>
+__device__ __forceinline__ void store_words_cs(u8* p, const u32* w) {
+    if (NWORDS % 4 == 0) {
+#pragma unroll
+        for (int i = 0; i < NWORDS; i += 4)
+            __stcs(reinterpret_cast<uint4*>(p) + i / 4, make_uint4(w[i], w[i + 1], w[i + 2], w[i + 3]));
+    } else if (NWORDS == 2) {
+        __stcs(reinterpret_cast<uint2*>(p), make_uint2(w[0], w[1]));
+    } else {
+#pragma unroll
+        for (int i = 0; i < NWORDS; ++i) __stcs(reinterpret_cast<u32*>(p) + i, w[i]);
+    }
+}
+
+template <class T, int V, bool AWAY>
+__device__ __forceinline__ void regc_store_lean(const uint4* r, u8* qv, const QLean& fl) {
+    const int W = Wide<T>::N;
+    const int NWORDS = V * W / 4;
+    u32 w[NWORDS];
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+        float f[W];
+        Unpack<T>::run(r[k], f);
+#pragma unroll
+        for (int j = 0; j < W; j += 4)
+            w[(k * W + j) / 4] = pack4_lean(qlean<AWAY>(f[j], fl), qlean<AWAY>(f[j + 1], fl),
+                                            qlean<AWAY>(f[j + 2], fl), qlean<AWAY>(f[j + 3], fl));
+    }
+    store_words_cs<NWORDS>(qv, w);
+}
+
+template <class T, int V>
+__device__ __forceinline__ void rows_regc(const typename T::raw* __restrict__ x,
+                                          u8* __restrict__ q, float* __restrict__ scales,
+                                          int* __restrict__ zps, const RegArgs& a,
+                                          const QSpec& s, u64* bad, u64* bad_scale) {
+    const int W = Wide<T>::N;
+    const u32 lane = threadIdx.x & 31u;
+    const u32 team = lane >> a.log_ts, tl = lane & (a.TS - 1u);
+    const u32 tpw = 32u >> a.log_ts;
+    const u64 warp = ((u64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    const u64 nwarps = ((u64)gridDim.x * blockDim.x) >> 5;
+    const uint4* xv = reinterpret_cast<const uint4*>(x);
+    for (u64 gb = warp * tpw; gb < a.G; gb += nwarps * tpw) {  // warp-uniform
+        const u64 g = gb + team;
+        const bool act = g < a.G;
+        const uint4* src = xv + g * a.LV + (u64)tl * V;
+        uint4 r[V];
+#pragma unroll
+        for (int k = 0; k < V; ++k) r[k] = act ? __ldg(src + k) : make_uint4(0u, 0u, 0u, 0u);
+        float mn, mx;
+        RegStats<T>::template run<V>(r, mn, mx);
+        const bool dirty = !(is_finite_f(mn) & is_finite_f(mx));
+        const bool any_dirty = __any_sync(0xffffffffu, dirty);
+        if (any_dirty) {
+            mn = __int_as_float(0x7f800000);
+            mx = __int_as_float(0xff800000);
+            if (act) {
+#pragma unroll
+                for (int k = 0; k < V; ++k) {
+                    const u32 vi = tl * V + (u32)k;
+                    float f[W];
+                    Unpack<T>::run(r[k], f);
+#pragma unroll
+                    for (int j = 0; j < W; ++j) minmax_update(f[j], mn, mx, g * a.L + (u64)vi * W + j, s, bad);
+                }
+            }
+        }
+        for (u32 off = a.TS >> 1; off > 0; off >>= 1) {
+            mn = fminf(mn, __shfl_xor_sync(0xffffffffu, mn, off));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+        }
+        if (act) {
+            float scale, inv;
+            int zp;
+            const bool ok = group_params(mn, mx, s, &scale, &zp, &inv);
+            if (tl == 0) {
+                scales[g] = scale;
+                zps[g] = zp;
+                if (!ok) atomicMin(bad_scale, g);
+            }
+            const QFast fq = make_fast(scale, inv, zp, s);
+            u8* qv = q + g * a.L + (u64)tl * V * W;
+            if (!any_dirty && fq.on) {
+                QLean fl;
+                fl.inv = inv;
+                fl.lo = (float)fq.lo;
+                fl.hi = (float)fq.hi;
+                fl.zp = (u32)zp;
+                fl.away = fq.away;
+                if (fl.away) regc_store_lean<T, V, true>(r, qv, fl);
+                else regc_store_lean<T, V, false>(r, qv, fl);
+            } else {
+#pragma unroll
+                for (int k = 0; k < V; ++k) {
+                    float f[W];
+                    Unpack<T>::run(r[k], f);
+                    store_codesN<W>(qv + (u64)k * W, f, fq, scale, inv, zp, s);
+                }
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
 // Split register row quantizer (session 3, round 2): a team of NW whole warps owns one group
 // (TS = 32·NW lanes, lane tl = 32·(warp in team) + lane holds vectors tl + k·TS, k < V), so a
 // 4096-element 16-bit row needs V = 4 vectors per lane with NW = 4 instead of 16 with one warp:
@@ -1578,6 +1694,8 @@ __device__ __forceinline__ void dequant_batched(const u8* __restrict__ q, int is
     EAI_REG_KERNEL(SUF, T, 16)                                                                   \
     EAI_SPLIT_KERNEL(SUF, T, 4, 4)                                                               \
     EAI_PAIR_KERNEL(SUF, T, 4)                                                                   \
+    EAI_REGC_KERNEL(SUF, T, 2)                                                                   \
+    EAI_REGC_KERNEL(SUF, T, 4)                                                                   \
     EAI_DEQ_KERNEL(SUF, T, 4, true, 4s)                                                          \
     EAI_DEQ_KERNEL(SUF, T, 8, true, 8s)                                                          \
     EAI_DEQ_KERNEL(SUF, T, 4, false, 4w)                                                         \
@@ -1593,6 +1711,12 @@ __device__ __forceinline__ void dequant_batched(const u8* __restrict__ q, int is
         quant_rows_pair##LV##_##SUF(const T::raw* __restrict__ x, u8* q, float* scales,          \
                                     int* zps, RegArgs a, QSpec s, u64* bad, u64* bad_scale) {    \
         rows_pair<T, LV>(x, q, scales, zps, a, s, bad, bad_scale);                               \
+    }
+#define EAI_REGC_KERNEL(SUF, T, V)                                                               \
+    extern "C" __global__ void __launch_bounds__(256)                                            \
+        quant_rows_regc##V##_##SUF(const T::raw* __restrict__ x, u8* q, float* scales, int* zps, \
+                                   RegArgs a, QSpec s, u64* bad, u64* bad_scale) {               \
+        rows_regc<T, V>(x, q, scales, zps, a, s, bad, bad_scale);                                \
     }
 #define EAI_SPLIT_KERNEL(SUF, T, NW, V)                                                          \
     extern "C" __global__ void __launch_bounds__(256)                                            \

@@ -23,7 +23,11 @@ enum Row {
 }
 
 /// Runs the section; returns one bar line per square shape.
-pub(crate) fn fused_gemm(dev: &CudaDevice, r: &mut Report, samples: usize) -> BoxResult<Vec<String>> {
+pub(crate) fn fused_gemm(
+    dev: &CudaDevice,
+    r: &mut Report,
+    samples: usize,
+) -> BoxResult<Vec<String>> {
     let base = dev.tuning();
     let l2 = dev.info().l2_cache_bytes;
     r.line(String::new());

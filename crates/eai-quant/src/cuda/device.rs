@@ -550,6 +550,11 @@ pub struct Tuning {
     /// INT8 GEMM: which of cuBLASLt's heuristic candidates to use (0 = its first choice, up to
     /// 7; a rank the heuristic does not reach falls back to its last candidate).
     pub gemm_algo_rank: u32,
+    /// Groups of at most 8 16-byte vectors (e.g. GGML Q8_0's 32 elements) whose vectors split
+    /// evenly into teams of a power of two lanes: the contiguous kernel `quant_rows_regc{V}`
+    /// with this many vectors per lane (2 or 4; each lane holds consecutive vectors and writes
+    /// its codes with one wide store), or 0 for the in-warp / paired kernels.
+    pub quant_small_contig: u32,
 }
 
 /// Highest [`Tuning::gemm_algo_rank`]: cuBLASLt is asked for this many + 1 candidates.
@@ -577,6 +582,7 @@ impl Default for Tuning {
             quant_reg_pair: true,
             gemm_panel_mib: 0,
             gemm_algo_rank: 0,
+            quant_small_contig: 0,
         }
     }
 }
@@ -624,6 +630,7 @@ impl Tuning {
                 "quant_split_warps" => Some(&mut t.quant_split_warps),
                 "gemm_panel_mib" => Some(&mut t.gemm_panel_mib),
                 "gemm_algo_rank" => Some(&mut t.gemm_algo_rank),
+                "quant_small_contig" => Some(&mut t.quant_small_contig),
                 _ => None,
             };
             match (key, field, num) {
@@ -651,7 +658,7 @@ impl Tuning {
              quant_reg_vectors_half={},quant_reg_vectors_small={},quant_reg_threads={},\
              dequant_unroll={},dequant_streaming={},dequant_blocks_per_sm={},\
              quant_one_pass_tensor={},quant_split_warps={},quant_reg_pair={},\
-             gemm_panel_mib={},gemm_algo_rank={}",
+             gemm_panel_mib={},gemm_algo_rank={},quant_small_contig={}",
             self.quant_stages,
             self.quant_tile_bytes,
             self.quant_threads,
@@ -670,7 +677,8 @@ impl Tuning {
             self.quant_split_warps,
             self.quant_reg_pair,
             self.gemm_panel_mib,
-            self.gemm_algo_rank
+            self.gemm_algo_rank,
+            self.quant_small_contig
         )
     }
 
@@ -717,6 +725,7 @@ impl Tuning {
             quant_reg_pair: self.quant_reg_pair,
             gemm_panel_mib: self.gemm_panel_mib.min(4096),
             gemm_algo_rank: self.gemm_algo_rank.min(MAX_ALGO_RANK),
+            quant_small_contig: pick(self.quant_small_contig, &[0, 2, 4], d.quant_small_contig),
         }
     }
 }
@@ -738,6 +747,7 @@ mod tests {
         t.quant_reg_pair = !d.quant_reg_pair;
         t.gemm_panel_mib = 16;
         t.gemm_algo_rank = 3;
+        t.quant_small_contig = 4;
         assert_eq!(Tuning::default().with_overrides(&t.to_overrides()), t);
         let o = d.with_overrides(
             " quant_reg_threads = 128 , nonsense=3, quant_stages=x, dequant_streaming=maybe,",
