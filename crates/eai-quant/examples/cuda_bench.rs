@@ -637,11 +637,20 @@ enum Op {
     Deq(usize, u8),
     /// `Quant` into an output allocated once for the whole table (round 2's context).
     QuantKeep(usize, u8),
+    /// `Quant` under the tuning overrides `QUANT_VARIANTS[.2]` (new kernels beside today's).
+    QuantVar(usize, u8, usize),
     /// The copy into a destination allocated once for the whole table.
     CopyKeep,
     /// Traffic probe reading `.0` and writing `.1` bytes per item.
     Probe(usize, usize),
 }
+
+/// Kernel variants measured beside today's defaults in the quantize table: (label, the
+/// `EAI_QUANT_TUNING` overrides that select it, the case indices of `quant_rows` it applies to).
+const QUANT_VARIANTS: &[(&str, &str, &[usize])] = &[
+    ("contig 2/lane", "quant_small_contig=2", &[4]),
+    ("contig 4/lane", "quant_small_contig=4", &[4]),
+];
 
 /// The quantize/dequantize table, measured robustly: every row is timed in each of `ROUNDS`
 /// rounds (all rows once per round, so slow drifts of the machine hit every kernel alike), each
@@ -719,6 +728,11 @@ fn quant_rows(
         if c == 3 {
             ops.extend([Op::QuantKeep(c, 1), Op::QuantKeep(c, 2), Op::QuantKeep(c, 0)]);
         }
+        for (v, (_, _, applies)) in QUANT_VARIANTS.iter().enumerate() {
+            if applies.contains(&c) {
+                ops.extend([Op::QuantVar(c, 0, v), Op::QuantVar(c, 1, v), Op::QuantVar(c, 2, v)]);
+            }
+        }
         if c == 1 || c == 3 || c == 4 {
             ops.extend([Op::Deq(c, 0), Op::Deq(c, 1), Op::Deq(c, 2)]);
         }
@@ -744,6 +758,20 @@ fn quant_rows(
                     time_op(dev, samples, |_| Ok(dev.copy(&src, &mut dst)?))?
                 }
                 Op::CopyKeep => time_op(dev, samples, |_| Ok(dev.copy(&src, &mut dst_keep)?))?,
+                Op::QuantVar(c, input, v) => {
+                    let base = dev.tuning();
+                    dev.set_tuning(base.with_overrides(QUANT_VARIANTS[v].1));
+                    let mut out = dev.quant_output("bench", &cases[c].1, &[rows, cols])?;
+                    let t = match input {
+                        0 => time_op(dev, samples, |_| Ok(dev.quantize_into(&x32, &mut out)?)),
+                        1 => time_op(dev, samples, |_| Ok(dev.quantize_into(&xb, &mut out)?)),
+                        _ => time_op(dev, samples, |_| Ok(dev.quantize_into(&x16, &mut out)?)),
+                    };
+                    dev.set_tuning(base);
+                    let t = t?;
+                    out.check(dev, &x32)?;
+                    t
+                }
                 Op::Quant(c, input) | Op::QuantKeep(c, input) => {
                     let mut fresh;
                     let out = if matches!(op, Op::QuantKeep(..)) {
@@ -828,12 +856,15 @@ fn quant_rows(
                     items * (rd + wr) as f64,
                 )
             }
-            Op::Quant(c, input) | Op::QuantKeep(c, input) => {
+            Op::Quant(c, input) | Op::QuantKeep(c, input) | Op::QuantVar(c, input, _) => {
                 let esz = if input == 0 { 4.0 } else { 2.0 };
                 let groups = outs[c].scales().len() as f64;
                 let useful = (esz + 1.0) * n as f64 + 8.0 * groups;
-                let tag =
-                    if matches!(op, Op::QuantKeep(..)) { " [output allocated once]" } else { "" };
+                let tag = match *op {
+                    Op::QuantKeep(..) => " [output allocated once]".to_string(),
+                    Op::QuantVar(_, _, v) => format!(" [{}]", QUANT_VARIANTS[v].0),
+                    _ => String::new(),
+                };
                 let label = format!("{}{tag} from {}", cases[c].0, names[input as usize]);
                 if cases[c].0.contains("2 passes") {
                     (format!("{label}: useful bytes (input once)"), useful)
