@@ -648,8 +648,11 @@ enum Op {
 /// Kernel variants measured beside today's defaults in the quantize table: (label, the
 /// `EAI_QUANT_TUNING` overrides that select it, the case indices of `quant_rows` it applies to).
 const QUANT_VARIANTS: &[(&str, &str, &[usize])] = &[
+    ("ld.cs", "quant_load_streaming=true", &[0, 1, 2, 3, 4, 5]),
     ("contig 2/lane", "quant_small_contig=2", &[4]),
     ("contig 4/lane", "quant_small_contig=4", &[4]),
+    ("contig 2/lane + ld.cs", "quant_small_contig=2,quant_load_streaming=true", &[4]),
+    ("contig 4/lane + ld.cs", "quant_small_contig=4,quant_load_streaming=true", &[4]),
 ];
 
 /// The quantize/dequantize table, measured robustly: every row is timed in each of `ROUNDS`

@@ -1234,20 +1234,28 @@ __device__ __forceinline__ void reg_group(const uint4* r, u64 g, bool act, u32 t
     }
 }
 
+// A 16-byte input load: through the non-coherent path (__ldg, the default), or with the
+// streaming hint (ld.global.cs: evict-first, as the traffic probes that reach 0.96–0.98 of copy
+// load; session 7 variant, selected by Tuning::quant_load_streaming, GPU figures pending).
+template <bool CS>
+__device__ __forceinline__ uint4 ld16(const uint4* p) {
+    return CS ? __ldcs(p) : __ldg(p);
+}
+
 // The V vectors lane tl of a team holds of group g (a duplicate of a valid vector where
 // tl + k·TS ≥ LV: duplicates are neutral for min/max; zeros when the team has no group).
-template <int V>
+template <int V, bool CS = false>
 __device__ __forceinline__ void reg_load(const uint4* __restrict__ xv, u64 g, bool act, u32 tl,
                                          u32 fallback, const RegArgs& a, uint4* r) {
     const uint4* src = xv + g * a.LV;
 #pragma unroll
     for (int k = 0; k < V; ++k) {
         const u32 vi = tl + (u32)k * a.TS;
-        r[k] = act ? __ldg(src + (vi < a.LV ? vi : fallback)) : make_uint4(0u, 0u, 0u, 0u);
+        r[k] = act ? ld16<CS>(src + (vi < a.LV ? vi : fallback)) : make_uint4(0u, 0u, 0u, 0u);
     }
 }
 
-template <class T, int V>
+template <class T, int V, bool CS = false>
 __device__ __forceinline__ void rows_reg(const typename T::raw* __restrict__ x,
                                          u8* __restrict__ q, float* __restrict__ scales,
                                          int* __restrict__ zps, const RegArgs& a,
@@ -1268,7 +1276,7 @@ __device__ __forceinline__ void rows_reg(const typename T::raw* __restrict__ x,
 #pragma unroll
         for (int k = 0; k < V; ++k) {
             const u32 vi = tl + (u32)k * a.TS;
-            r[k] = act ? __ldg(src + (vi < a.LV ? vi : fallback)) : make_uint4(0u, 0u, 0u, 0u);
+            r[k] = act ? ld16<CS>(src + (vi < a.LV ? vi : fallback)) : make_uint4(0u, 0u, 0u, 0u);
         }
         reg_group<T, V>(r, g, act, tl, a, q, scales, zps, s, bad, bad_scale);
     }
@@ -1285,7 +1293,7 @@ __device__ __forceinline__ void rows_reg(const typename T::raw* __restrict__ x,
 // shuffles give it the other group's parameters. Instantiated for LV = 4 (the H200 sweep of
 // round 2: faster than 2-lane teams of the in-warp kernel from bf16, level from f16, slower
 // from f32 with LV = 8, which therefore keeps the in-warp kernel).
-template <class T, int LV>
+template <class T, int LV, bool CS = false>
 __device__ __forceinline__ void rows_pair(const typename T::raw* __restrict__ x,
                                           u8* __restrict__ q, float* __restrict__ scales,
                                           int* __restrict__ zps, const RegArgs& a,
@@ -1303,7 +1311,7 @@ __device__ __forceinline__ void rows_pair(const typename T::raw* __restrict__ x,
         uint4 r[LV];
 #pragma unroll
         for (int k = 0; k < LV; ++k)
-            r[k] = g0 + k / R < a.G ? __ldg(xv + g0 * LV + tl + 2 * k) : make_uint4(0u, 0u, 0u, 0u);
+            r[k] = g0 + k / R < a.G ? ld16<CS>(xv + g0 * LV + tl + 2 * k) : make_uint4(0u, 0u, 0u, 0u);
         float mn[2], mx[2];
         RegStats<T>::template run<R>(r, mn[0], mx[0]);
         RegStats<T>::template run<R>(r + R, mn[1], mx[1]);
@@ -1419,7 +1427,7 @@ __device__ __forceinline__ void regc_store_lean(const uint4* r, u8* qv, const QL
     store_words_cs<NWORDS>(qv, w);
 }
 
-template <class T, int V>
+template <class T, int V, bool CS = false>
 __device__ __forceinline__ void rows_regc(const typename T::raw* __restrict__ x,
                                           u8* __restrict__ q, float* __restrict__ scales,
                                           int* __restrict__ zps, const RegArgs& a,
@@ -1437,7 +1445,7 @@ __device__ __forceinline__ void rows_regc(const typename T::raw* __restrict__ x,
         const uint4* src = xv + g * a.LV + (u64)tl * V;
         uint4 r[V];
 #pragma unroll
-        for (int k = 0; k < V; ++k) r[k] = act ? __ldg(src + k) : make_uint4(0u, 0u, 0u, 0u);
+        for (int k = 0; k < V; ++k) r[k] = act ? ld16<CS>(src + k) : make_uint4(0u, 0u, 0u, 0u);
         float mn, mx;
         RegStats<T>::template run<V>(r, mn, mx);
         const bool dirty = !(is_finite_f(mn) & is_finite_f(mx));
@@ -1503,7 +1511,7 @@ __device__ __forceinline__ void rows_regc(const typename T::raw* __restrict__ x,
 // issued before the current one is reduced (software pipeline in registers). Requires
 // blockDim.x = 256 (8 warps: 8 / NW teams per block, barrier ids 1..8 / NW). Instantiated for
 // NW = 4 only: the round-2 H200 sweep had NW = 2 level with one warp and NW = 8 far slower.
-template <class T, int V, int NW>
+template <class T, int V, int NW, bool CS = false>
 __device__ __forceinline__ void rows_split(const typename T::raw* __restrict__ x,
                                            u8* __restrict__ q, float* __restrict__ scales,
                                            int* __restrict__ zps, const RegArgs& a,
@@ -1521,11 +1529,11 @@ __device__ __forceinline__ void rows_split(const typename T::raw* __restrict__ x
     const u32 fallback = tl < a.LV ? tl : 0u;
     u64 g = (u64)blockIdx.x * tpb + tib;
     uint4 r[V];
-    reg_load<V>(xv, g, g < a.G, tl, fallback, a, r);
+    reg_load<V, CS>(xv, g, g < a.G, tl, fallback, a, r);
     u32 buf = 0;
     for (; g < a.G; g += step, buf ^= 1u) {  // team-uniform
         uint4 nx[V];
-        reg_load<V>(xv, g + step, g + step < a.G, tl, fallback, a, nx);
+        reg_load<V, CS>(xv, g + step, g + step < a.G, tl, fallback, a, nx);
         float mn, mx;
         RegStats<T>::template run<V>(r, mn, mx);
         const bool dirty = !(is_finite_f(mn) & is_finite_f(mx));
@@ -1696,6 +1704,7 @@ __device__ __forceinline__ void dequant_batched(const u8* __restrict__ q, int is
     EAI_PAIR_KERNEL(SUF, T, 4)                                                                   \
     EAI_REGC_KERNEL(SUF, T, 2)                                                                   \
     EAI_REGC_KERNEL(SUF, T, 4)                                                                   \
+    EAI_CS_KERNELS(SUF, T)                                                                       \
     EAI_DEQ_KERNEL(SUF, T, 4, true, 4s)                                                          \
     EAI_DEQ_KERNEL(SUF, T, 8, true, 8s)                                                          \
     EAI_DEQ_KERNEL(SUF, T, 4, false, 4w)                                                         \
@@ -1717,6 +1726,40 @@ __device__ __forceinline__ void dequant_batched(const u8* __restrict__ q, int is
         quant_rows_regc##V##_##SUF(const T::raw* __restrict__ x, u8* q, float* scales, int* zps, \
                                    RegArgs a, QSpec s, u64* bad, u64* bad_scale) {               \
         rows_regc<T, V>(x, q, scales, zps, a, s, bad, bad_scale);                                \
+    }
+// Streaming-load twins (ld16<true>) of the register kernels the defaults pick for the bars'
+// shapes: split4x4 (4096-element 16-bit rows), reg4 (group-128), reg2 (Q8_0 from f32), pair4
+// (Q8_0 from 16-bit), regc2/regc4 (the contiguous small-group kernel).
+#define EAI_CS_KERNELS(SUF, T)                                                                   \
+    extern "C" __global__ void __launch_bounds__(256)                                            \
+        quant_rows_split4x4cs_##SUF(const T::raw* __restrict__ x, u8* q, float* scales,          \
+                                    int* zps, RegArgs a, QSpec s, u64* bad, u64* bad_scale) {    \
+        rows_split<T, 4, 4, true>(x, q, scales, zps, a, s, bad, bad_scale);                      \
+    }                                                                                            \
+    extern "C" __global__ void __launch_bounds__(256)                                            \
+        quant_rows_reg4cs_##SUF(const T::raw* __restrict__ x, u8* q, float* scales, int* zps,    \
+                                RegArgs a, QSpec s, u64* bad, u64* bad_scale) {                  \
+        rows_reg<T, 4, true>(x, q, scales, zps, a, s, bad, bad_scale);                           \
+    }                                                                                            \
+    extern "C" __global__ void __launch_bounds__(256)                                            \
+        quant_rows_reg2cs_##SUF(const T::raw* __restrict__ x, u8* q, float* scales, int* zps,    \
+                                RegArgs a, QSpec s, u64* bad, u64* bad_scale) {                  \
+        rows_reg<T, 2, true>(x, q, scales, zps, a, s, bad, bad_scale);                           \
+    }                                                                                            \
+    extern "C" __global__ void __launch_bounds__(256)                                            \
+        quant_rows_pair4cs_##SUF(const T::raw* __restrict__ x, u8* q, float* scales, int* zps,   \
+                                 RegArgs a, QSpec s, u64* bad, u64* bad_scale) {                 \
+        rows_pair<T, 4, true>(x, q, scales, zps, a, s, bad, bad_scale);                          \
+    }                                                                                            \
+    extern "C" __global__ void __launch_bounds__(256)                                            \
+        quant_rows_regc2cs_##SUF(const T::raw* __restrict__ x, u8* q, float* scales, int* zps,   \
+                                 RegArgs a, QSpec s, u64* bad, u64* bad_scale) {                 \
+        rows_regc<T, 2, true>(x, q, scales, zps, a, s, bad, bad_scale);                          \
+    }                                                                                            \
+    extern "C" __global__ void __launch_bounds__(256)                                            \
+        quant_rows_regc4cs_##SUF(const T::raw* __restrict__ x, u8* q, float* scales, int* zps,   \
+                                 RegArgs a, QSpec s, u64* bad, u64* bad_scale) {                 \
+        rows_regc<T, 4, true>(x, q, scales, zps, a, s, bad, bad_scale);                          \
     }
 #define EAI_SPLIT_KERNEL(SUF, T, NW, V)                                                          \
     extern "C" __global__ void __launch_bounds__(256)                                            \

@@ -486,6 +486,8 @@ fn every_tuning_and_a_private_stream_give_the_same_bits() {
         // contiguous small-group kernel (session 7): 2 and 4 vectors per lane, both widths
         // (f32 where quant_reg_vectors_f32 != 0, bf16 where quant_reg_vectors_half != 0)
         t.quant_small_contig = [2, 4, 0, 4, 2][i];
+        // streaming-load twins of the register kernels (session 7)
+        t.quant_load_streaming = [false, true, true, false, true][i];
         // odd settings run on a new non-blocking stream of the same context
         let on_stream;
         let d: &CudaDevice = if i % 2 == 1 {

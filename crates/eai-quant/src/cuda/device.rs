@@ -555,6 +555,10 @@ pub struct Tuning {
     /// with this many vectors per lane (2 or 4; each lane holds consecutive vectors and writes
     /// its codes with one wide store), or 0 for the in-warp / paired kernels.
     pub quant_small_contig: u32,
+    /// Register row kernels (split, in-warp with 2 or 4 vectors per lane, paired, contiguous):
+    /// load the input with the streaming hint (`ld.global.cs`, as the traffic probes do)
+    /// instead of through the non-coherent path (`ld.global.nc`).
+    pub quant_load_streaming: bool,
 }
 
 /// Highest [`Tuning::gemm_algo_rank`]: cuBLASLt is asked for this many + 1 candidates.
@@ -583,6 +587,7 @@ impl Default for Tuning {
             gemm_panel_mib: 0,
             gemm_algo_rank: 0,
             quant_small_contig: 0,
+            quant_load_streaming: false,
         }
     }
 }
@@ -635,14 +640,20 @@ impl Tuning {
             };
             match (key, field, num) {
                 (_, Some(f), Ok(v)) => *f = v,
-                ("dequant_streaming" | "quant_one_pass_tensor" | "quant_reg_pair", None, _) => {
-                    match value.parse::<bool>() {
-                        Ok(b) if key == "dequant_streaming" => t.dequant_streaming = b,
-                        Ok(b) if key == "quant_reg_pair" => t.quant_reg_pair = b,
-                        Ok(b) => t.quant_one_pass_tensor = b,
-                        Err(_) => tracing::warn!(item, "{}: not true/false", Self::ENV),
-                    }
-                }
+                (
+                    "dequant_streaming"
+                    | "quant_one_pass_tensor"
+                    | "quant_reg_pair"
+                    | "quant_load_streaming",
+                    None,
+                    _,
+                ) => match value.parse::<bool>() {
+                    Ok(b) if key == "dequant_streaming" => t.dequant_streaming = b,
+                    Ok(b) if key == "quant_reg_pair" => t.quant_reg_pair = b,
+                    Ok(b) if key == "quant_load_streaming" => t.quant_load_streaming = b,
+                    Ok(b) => t.quant_one_pass_tensor = b,
+                    Err(_) => tracing::warn!(item, "{}: not true/false", Self::ENV),
+                },
                 _ => tracing::warn!(item, "{}: unknown field or bad value", Self::ENV),
             }
         }
@@ -658,7 +669,8 @@ impl Tuning {
              quant_reg_vectors_half={},quant_reg_vectors_small={},quant_reg_threads={},\
              dequant_unroll={},dequant_streaming={},dequant_blocks_per_sm={},\
              quant_one_pass_tensor={},quant_split_warps={},quant_reg_pair={},\
-             gemm_panel_mib={},gemm_algo_rank={},quant_small_contig={}",
+             gemm_panel_mib={},gemm_algo_rank={},quant_small_contig={},\
+             quant_load_streaming={}",
             self.quant_stages,
             self.quant_tile_bytes,
             self.quant_threads,
@@ -678,7 +690,8 @@ impl Tuning {
             self.quant_reg_pair,
             self.gemm_panel_mib,
             self.gemm_algo_rank,
-            self.quant_small_contig
+            self.quant_small_contig,
+            self.quant_load_streaming
         )
     }
 
@@ -726,6 +739,7 @@ impl Tuning {
             gemm_panel_mib: self.gemm_panel_mib.min(4096),
             gemm_algo_rank: self.gemm_algo_rank.min(MAX_ALGO_RANK),
             quant_small_contig: pick(self.quant_small_contig, &[0, 2, 4], d.quant_small_contig),
+            quant_load_streaming: self.quant_load_streaming,
         }
     }
 }
@@ -748,6 +762,7 @@ mod tests {
         t.gemm_panel_mib = 16;
         t.gemm_algo_rank = 3;
         t.quant_small_contig = 4;
+        t.quant_load_streaming = !d.quant_load_streaming;
         assert_eq!(Tuning::default().with_overrides(&t.to_overrides()), t);
         let o = d.with_overrides(
             " quant_reg_threads = 128 , nonsense=3, quant_stages=x, dequant_streaming=maybe,",

@@ -326,6 +326,20 @@ fn contig_plan(reg: RegArgs, v: u32) -> Option<(RegArgs, u32)> {
     ts.is_power_of_two().then_some((RegArgs { ts, log_ts: ts.trailing_zeros(), ..reg }, CONTIG + v))
 }
 
+/// The streaming-load twin of a register row kernel (`Tuning::quant_load_streaming`), or the
+/// kernel itself where it has none.
+fn streaming_twin(base: &'static str) -> &'static str {
+    match base {
+        "quant_rows_split4x4" => "quant_rows_split4x4cs",
+        "quant_rows_reg4" => "quant_rows_reg4cs",
+        "quant_rows_reg2" => "quant_rows_reg2cs",
+        "quant_rows_pair4" => "quant_rows_pair4cs",
+        "quant_rows_regc2" => "quant_rows_regc2cs",
+        "quant_rows_regc4" => "quant_rows_regc4cs",
+        other => other,
+    }
+}
+
 /// Groups of at most this many 16-byte vectors use `Tuning::quant_reg_vectors_small`.
 const REG_SMALL_GROUP: u64 = 8;
 
@@ -525,6 +539,12 @@ fn kernel_name(base: &'static str, suf: &'static str) -> &'static str {
         "quant_rows_pair4",
         "quant_rows_regc2",
         "quant_rows_regc4",
+        "quant_rows_split4x4cs",
+        "quant_rows_reg4cs",
+        "quant_rows_reg2cs",
+        "quant_rows_pair4cs",
+        "quant_rows_regc2cs",
+        "quant_rows_regc4cs",
         "dequant_4s",
         "dequant_8s",
         "dequant_4w",
@@ -698,6 +718,8 @@ impl CudaDevice {
                         (8, _) => "quant_rows_reg8",
                         _ => "quant_rows_reg16",
                     };
+                    let base =
+                        if tuning.quant_load_streaming { streaming_twin(base) } else { base };
                     let f = kernels.get(kernel_name(base, suf))?;
                     let per_sm = f
                         .occupancy_max_active_blocks_per_multiprocessor(threads, 0, None)
@@ -1336,6 +1358,25 @@ mod tests {
     }
 
     #[test]
+    fn streaming_twins_exist_for_every_register_kernel_the_bars_use() {
+        for base in [
+            "quant_rows_split4x4",
+            "quant_rows_reg4",
+            "quant_rows_reg2",
+            "quant_rows_pair4",
+            "quant_rows_regc2",
+            "quant_rows_regc4",
+        ] {
+            let twin = streaming_twin(base);
+            assert_eq!(twin, format!("{base}cs"));
+            for suf in ["f32", "f16", "bf16"] {
+                assert!(super::super::kernels::ENTRY_POINTS.contains(&kernel_name(twin, suf)));
+            }
+        }
+        assert_eq!(streaming_twin("quant_rows_reg16"), "quant_rows_reg16");
+    }
+
+    #[test]
     fn team_sizes() {
         assert_eq!(team_size(4096, 4), None);
         assert_eq!(team_size(1024, 2), None);
@@ -1391,6 +1432,12 @@ mod tests {
             "quant_rows_pair4",
             "quant_rows_regc2",
             "quant_rows_regc4",
+            "quant_rows_split4x4cs",
+            "quant_rows_reg4cs",
+            "quant_rows_reg2cs",
+            "quant_rows_pair4cs",
+            "quant_rows_regc2cs",
+            "quant_rows_regc4cs",
             "dequant_4s",
             "dequant_8s",
             "dequant_4w",
