@@ -26,7 +26,8 @@ el() { echo "$(( $(date +%s) - T0 ))s"; }
 cat $R/env.log
 
 # 1. Correctness of the new paths (≈ 60 s incl. the first process's NVRTC + driver JIT):
-#    fused INT8 GEMM + dequantize (every panel budget, heuristic ranks 0-7, f32/f16/bf16, bias)
+#    fused INT8 GEMM + dequantize (panel budgets 0/1/2 MiB, heuristic ranks 0-7, overlapped
+#    on a second stream or not, f32/f16/bf16, bias)
 #    bit-exact against the CPU, and the old GEMM tests; the whole quantize suite with the
 #    contiguous Q8_0 kernel and streaming loads as the default (498 M elements against
 #    CpuQuantizer); the tuning sweep (contig 2/4 and streaming on/off mixed with every older
@@ -43,7 +44,8 @@ grep -hE "^test |test result|panicked|bit-exact" $R/test_*.log
 
 # 2. GEMM (≈ 25 s): section 3 (INT8 alone and INT8 + separate dequantize vs FP16 over 14
 #    shapes) and 3b (4096³, 8192³: separate vs gemm_i8_dequant at panel budgets 0/8/16/32 MiB ×
-#    heuristic ranks 0/1/2, 3 interleaved rounds).
+#    heuristic ranks 0/1/2, and 8/16/32 MiB with the dequantize overlapped on a second stream;
+#    3 interleaved rounds).
 timeout 45 $B/cuda_bench --gemm-only --out $R/bench_gemm.md > $R/bench_gemm.log 2>&1
 echo "gemm bench rc=$? $(el)" | tee -a $R/env.log
 

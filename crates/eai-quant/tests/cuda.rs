@@ -267,10 +267,20 @@ fn fused_int8_gemm_dequant_matches_cpu_for_every_panel_and_algo() {
         let (dx, dw) = (dev.upload(&x).unwrap(), dev.upload(&w).unwrap());
         let (dsx, dsw, db) =
             (dev.upload(&sx).unwrap(), dev.upload(&sw).unwrap(), dev.upload(&bias).unwrap());
-        for (mib, rank) in [(0, 0), (1, 0), (2, 0), (0, 1), (1, 3), (0, 7)] {
+        for (mib, rank, overlap) in [
+            (0, 0, false),
+            (1, 0, false),
+            (2, 0, false),
+            (0, 1, false),
+            (1, 3, false),
+            (0, 7, false),
+            (1, 0, true),
+            (2, 1, true),
+        ] {
             let mut t = base;
             t.gemm_panel_mib = mib;
             t.gemm_algo_rank = rank;
+            t.gemm_overlap = overlap;
             dev.set_tuning(t);
             panels_seen += row_panels(s.m, s.n, mib).len();
             // the int32 GEMM alone under this rank
@@ -286,7 +296,8 @@ fn fused_int8_gemm_dequant_matches_cpu_for_every_panel_and_algo() {
                     })
                     .collect();
                 let b = with_bias.then_some(&db);
-                let what = format!("{s:?} panel {mib} MiB rank {rank} bias {with_bias}");
+                let what =
+                    format!("{s:?} panel {mib} MiB rank {rank} overlap {overlap} bias {with_bias}");
                 let mut o32 = dev.upload(&vec![f32::NAN; s.m * s.n]).unwrap();
                 dev.gemm_i8_dequant(&dx, &dw, &dsx, &dsw, b, &mut o32, s).unwrap();
                 let got = dev.download(&o32).unwrap();
@@ -318,7 +329,7 @@ fn fused_int8_gemm_dequant_matches_cpu_for_every_panel_and_algo() {
     }
     dev.set_tuning(base);
     // the multi-panel path really ran (1000 × 2048 at 1 MiB is 8 panels of 128 rows)
-    assert!(panels_seen > 6 * shapes.len(), "panels: {panels_seen}");
+    assert!(panels_seen > 8 * shapes.len(), "panels: {panels_seen}");
     println!(
         "fused int8 gemm + dequant: {panels_seen} panels over {} shapes bit-exact",
         shapes.len()

@@ -19,7 +19,8 @@ const RANKS: [u32; 3] = [0, 1, 2];
 enum Row {
     Fp16,
     Separate,
-    Fused(u32, u32),
+    /// Panel budget (MiB), heuristic rank, dequantize on a second stream.
+    Fused(u32, u32, bool),
 }
 
 /// Runs the section; returns one bar line per square shape.
@@ -35,7 +36,7 @@ pub(crate) fn fused_gemm(
     r.line(String::new());
     r.line(format!(
         "Median of {ROUNDS} interleaved rounds, each a median of {samples} event-timed batches; ×FP16 = cuBLAS FP16 time ÷ this row's time, same rounds. \
-         `separate` = `gemm_i8` (heuristic rank 0) + `gemm_dequant` (today's path); `fused P/R` = `gemm_i8_dequant` with `gemm_panel_mib=P` (0: one panel), `gemm_algo_rank=R`."
+         `separate` = `gemm_i8` (heuristic rank 0) + `gemm_dequant` (today's path); `fused P/R` = `gemm_i8_dequant` with `gemm_panel_mib=P` (0: one panel), `gemm_algo_rank=R`; `+ overlap`: `gemm_overlap=true` (each panel's dequantize on a second stream, double-buffered scratch)."
     ));
     r.line(String::new());
     r.line("| shape | row | panels | µs (median) | slowest–fastest round (µs) | TOPS | ×FP16 |");
@@ -58,8 +59,11 @@ pub(crate) fn fused_gemm(
         let mut rows = vec![Row::Fp16, Row::Separate];
         for mib in PANEL_MIB {
             for rank in RANKS {
-                rows.push(Row::Fused(mib, rank));
+                rows.push(Row::Fused(mib, rank, false));
             }
+        }
+        for mib in [8, 16, 32] {
+            rows.push(Row::Fused(mib, 0, true));
         }
         let mut times = vec![Vec::new(); rows.len()];
         let mut errors = vec![None; rows.len()];
@@ -71,9 +75,11 @@ pub(crate) fn fused_gemm(
                 let mut t = base;
                 t.gemm_panel_mib = 0;
                 t.gemm_algo_rank = 0;
-                if let Row::Fused(mib, rank) = *row {
+                t.gemm_overlap = false;
+                if let Row::Fused(mib, rank, overlap) = *row {
                     t.gemm_panel_mib = mib;
                     t.gemm_algo_rank = rank;
+                    t.gemm_overlap = overlap;
                 }
                 dev.set_tuning(t);
                 let res = match row {
@@ -108,10 +114,11 @@ pub(crate) fn fused_gemm(
             let name = match row {
                 Row::Fp16 => "cuBLAS FP16".to_string(),
                 Row::Separate => "separate (today)".to_string(),
-                Row::Fused(mib, rank) => format!("fused {mib}/{rank}"),
+                Row::Fused(mib, rank, false) => format!("fused {mib}/{rank}"),
+                Row::Fused(mib, rank, true) => format!("fused {mib}/{rank} + overlap"),
             };
             let panels = match row {
-                Row::Fused(mib, _) => row_panels(s.m, s.n, *mib).len().to_string(),
+                Row::Fused(mib, _, _) => row_panels(s.m, s.n, *mib).len().to_string(),
                 _ => "—".to_string(),
             };
             let (Some(t), Some(t16)) = (med(&times[ri]), t16) else {

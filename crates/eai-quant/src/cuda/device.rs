@@ -559,6 +559,10 @@ pub struct Tuning {
     /// load the input with the streaming hint (`ld.global.cs`, as the traffic probes do)
     /// instead of through the non-coherent path (`ld.global.nc`).
     pub quant_load_streaming: bool,
+    /// INT8 GEMM + dequantize with row panels: run each panel's dequantize on a second stream,
+    /// overlapping the next panel's GEMM (the scratch is double-buffered: twice
+    /// `gemm_panel_mib`).
+    pub gemm_overlap: bool,
 }
 
 /// Highest [`Tuning::gemm_algo_rank`]: cuBLASLt is asked for this many + 1 candidates.
@@ -588,6 +592,7 @@ impl Default for Tuning {
             gemm_algo_rank: 0,
             quant_small_contig: 0,
             quant_load_streaming: false,
+            gemm_overlap: false,
         }
     }
 }
@@ -644,13 +649,15 @@ impl Tuning {
                     "dequant_streaming"
                     | "quant_one_pass_tensor"
                     | "quant_reg_pair"
-                    | "quant_load_streaming",
+                    | "quant_load_streaming"
+                    | "gemm_overlap",
                     None,
                     _,
                 ) => match value.parse::<bool>() {
                     Ok(b) if key == "dequant_streaming" => t.dequant_streaming = b,
                     Ok(b) if key == "quant_reg_pair" => t.quant_reg_pair = b,
                     Ok(b) if key == "quant_load_streaming" => t.quant_load_streaming = b,
+                    Ok(b) if key == "gemm_overlap" => t.gemm_overlap = b,
                     Ok(b) => t.quant_one_pass_tensor = b,
                     Err(_) => tracing::warn!(item, "{}: not true/false", Self::ENV),
                 },
@@ -670,7 +677,7 @@ impl Tuning {
              dequant_unroll={},dequant_streaming={},dequant_blocks_per_sm={},\
              quant_one_pass_tensor={},quant_split_warps={},quant_reg_pair={},\
              gemm_panel_mib={},gemm_algo_rank={},quant_small_contig={},\
-             quant_load_streaming={}",
+             quant_load_streaming={},gemm_overlap={}",
             self.quant_stages,
             self.quant_tile_bytes,
             self.quant_threads,
@@ -691,7 +698,8 @@ impl Tuning {
             self.gemm_panel_mib,
             self.gemm_algo_rank,
             self.quant_small_contig,
-            self.quant_load_streaming
+            self.quant_load_streaming,
+            self.gemm_overlap
         )
     }
 
@@ -740,6 +748,7 @@ impl Tuning {
             gemm_algo_rank: self.gemm_algo_rank.min(MAX_ALGO_RANK),
             quant_small_contig: pick(self.quant_small_contig, &[0, 2, 4], d.quant_small_contig),
             quant_load_streaming: self.quant_load_streaming,
+            gemm_overlap: self.gemm_overlap,
         }
     }
 }
@@ -763,6 +772,7 @@ mod tests {
         t.gemm_algo_rank = 3;
         t.quant_small_contig = 4;
         t.quant_load_streaming = !d.quant_load_streaming;
+        t.gemm_overlap = !d.gemm_overlap;
         assert_eq!(Tuning::default().with_overrides(&t.to_overrides()), t);
         let o = d.with_overrides(
             " quant_reg_threads = 128 , nonsense=3, quant_stages=x, dequant_streaming=maybe,",

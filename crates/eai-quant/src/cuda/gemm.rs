@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::ffi::c_void;
+use std::sync::Arc;
 
 use cudarc::cublas::sys as blas_sys;
 use cudarc::cublaslt::{result as lt, sys as lt_sys};
@@ -127,6 +128,9 @@ pub(crate) struct LtState {
     /// Int32 accumulator panel of [`CudaDevice::gemm_i8_dequant`], grown on demand and reused
     /// (stream order makes the reuse safe: every use is on the device's stream).
     scratch: Option<CudaSlice<i32>>,
+    /// Second stream of the overlapped variant (`Tuning::gemm_overlap`): panel p's dequantize
+    /// runs there while panel p + 1's GEMM runs on the device's stream.
+    side: Option<Arc<CudaStream>>,
 }
 
 impl Drop for LtState {
@@ -186,7 +190,13 @@ impl CudaDevice {
                     return Err(CudaError::driver("cuMemAlloc", self.info().ordinal, e));
                 }
             };
-            *slot = Some(LtState { handle, workspace, plans: HashMap::new(), scratch: None });
+            *slot = Some(LtState {
+                handle,
+                workspace,
+                plans: HashMap::new(),
+                scratch: None,
+                side: None,
+            });
         }
         match slot.as_mut() {
             Some(state) => f(state),
@@ -295,7 +305,7 @@ impl CudaDevice {
         let (yp, _gy) = y.slice.device_ptr_mut(stream);
         // SAFETY: every pointer is a live allocation of this context, borrowed until the launch
         // is enqueued, whose length was checked against M and N above (bias may be null).
-        unsafe { self.launch_gemm_dequant::<O>(ap, sxp, swp, bp, yp, m, n) }
+        unsafe { self.launch_gemm_dequant::<O>(stream, ap, sxp, swp, bp, yp, m, n) }
     }
 
     /// Enqueues the dequantization kernel on raw device pointers.
@@ -308,6 +318,7 @@ impl CudaDevice {
     #[allow(clippy::too_many_arguments)]
     unsafe fn launch_gemm_dequant<O: FloatElem>(
         &self,
+        stream: &CudaStream,
         acc: u64,
         sx: u64,
         sw: u64,
@@ -335,7 +346,7 @@ impl CudaDevice {
         let cfg = grid_stride_config(items, self.info().multiprocessors);
         // row = e / N as (umulhi(nm, e) + e) >> ns for e < 2^32 (the kernel checks M·N)
         let (nm, ns) = super::quant::div_magic(n as u64).unwrap_or((0, 0));
-        let mut launch = self.stream.launch_builder(func);
+        let mut launch = stream.launch_builder(func);
         launch.arg(&acc).arg(&sx).arg(&sw).arg(&bias).arg(&y).arg(&m32).arg(&n32);
         if wide {
             launch.arg(&nm).arg(&ns);
@@ -387,7 +398,11 @@ impl CudaDevice {
         let tuning = self.tuning();
         let panels = row_panels(m, n, tuning.gemm_panel_mib);
         let panel_rows = panels.iter().map(|p| p.1).max().unwrap_or(0);
-        let scratch_len = panel_rows * n;
+        // the overlapped variant double-buffers the scratch (GEMM p + 1 writes one half while
+        // the dequantize of panel p reads the other)
+        let overlap = tuning.gemm_overlap && panels.len() > 1;
+        let half_len = panel_rows * n;
+        let scratch_len = if overlap { 2 * half_len } else { half_len };
         let stream = self.stream.clone();
         let (xp, _gx) = x.slice.device_ptr(&stream);
         let (wp, _gw) = w.slice.device_ptr(&stream);
@@ -406,9 +421,38 @@ impl CudaDevice {
                     .alloc_zeros::<i32>(scratch_len)
                     .map_err(|e| CudaError::driver("cuMemAlloc", self.info().ordinal, e))?,
             };
+            let side = if overlap {
+                match &state.side {
+                    Some(s) => Some(s.clone()),
+                    None => {
+                        let s = stream.fork().map_err(self.err("cuStreamCreate"))?;
+                        state.side = Some(s.clone());
+                        Some(s)
+                    }
+                }
+            } else {
+                None
+            };
             let mut run = || -> Result<()> {
-                let (accp, _gacc) = scratch.device_ptr_mut(&stream);
-                for &(row0, rows) in &panels {
+                let (acc0, _gacc) = scratch.device_ptr_mut(&stream);
+                // dequantize stream: the side stream (after everything enqueued so far on the
+                // device's stream) or the device's stream itself
+                let dq: &CudaStream = match &side {
+                    Some(s) => {
+                        s.join(&stream).map_err(self.err("cuStreamWaitEvent"))?;
+                        s
+                    }
+                    None => &stream,
+                };
+                let no_timing = Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DISABLE_TIMING);
+                let mut done: Vec<cudarc::driver::CudaEvent> = Vec::with_capacity(panels.len());
+                for (p, &(row0, rows)) in panels.iter().enumerate() {
+                    let accp =
+                        if overlap && p % 2 == 1 { acc0 + 4 * half_len as u64 } else { acc0 };
+                    if overlap && p >= 2 {
+                        // this half was last read by panel p − 2's dequantize
+                        stream.wait(&done[p - 2]).map_err(self.err("cuStreamWaitEvent"))?;
+                    }
                     let r0 = row0 as u64;
                     let part = GemmShape::new(rows, n, k);
                     // SAFETY: rows row0..row0+rows of X start r0·K bytes in (a multiple of 256
@@ -426,12 +470,19 @@ impl CudaDevice {
                             tuning.gemm_algo_rank,
                         )?;
                     }
+                    if overlap {
+                        let ev =
+                            stream.record_event(no_timing).map_err(self.err("cuEventRecord"))?;
+                        dq.wait(&ev).map_err(self.err("cuStreamWaitEvent"))?;
+                    }
                     // SAFETY: the same panel of sx and of Y (r0·N·size_of::<O>() bytes in: 16-byte
                     // aligned since N % 4 == 0 and r0 % 64 == 0), the full sw and bias; the
-                    // dequantize runs after this panel's GEMM and before the next one overwrites
-                    // the scratch (one stream).
+                    // dequantize runs after this panel's GEMM (same stream, or the side stream
+                    // waiting on the event just recorded) and before anything overwrites its
+                    // scratch half (same stream, or the wait on `done[p]` two panels later).
                     unsafe {
                         self.launch_gemm_dequant::<O>(
+                            dq,
                             accp,
                             sxp + r0 * 4,
                             swp,
@@ -441,6 +492,13 @@ impl CudaDevice {
                             n,
                         )?;
                     }
+                    if overlap {
+                        done.push(dq.record_event(no_timing).map_err(self.err("cuEventRecord"))?);
+                    }
+                }
+                if side.is_some() {
+                    // the caller's later work on the device's stream sees Y complete
+                    stream.join(dq).map_err(self.err("cuStreamWaitEvent"))?;
                 }
                 Ok(())
             };
