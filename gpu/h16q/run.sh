@@ -52,8 +52,8 @@ echo "gemm bench rc=$? $(el)" | tee -a $R/env.log
 # 3. Memory-bound table (≈ 60 s): copy, casts, and the 5-round interleaved quantize /
 #    dequantize table with today's defaults and, beside them, [ld.cs] for the row-wise schemes,
 #    group-128 and Q8_0, and [contig 2/4 per lane (+ ld.cs)] for Q8_0; traffic probes.
-LEFT=$(( 170 - ($(date +%s) - T0) ))
-[ $LEFT -lt 30 ] && LEFT=30
+LEFT=$(( 175 - ($(date +%s) - T0) ))
+[ $LEFT -lt 60 ] && LEFT=60
 timeout $LEFT $B/cuda_bench --quant-only --no-energy --no-sizes --out $R/bench_quant.md \
     --tuning-out $R/tuning.env > $R/bench_quant.log 2>&1
 echo "quant bench rc=$? $(el)" | tee -a $R/env.log
@@ -61,5 +61,9 @@ grep -hE "error|panicked" $R/bench_*.log | head -5
 
 tar -C $OUT -cJf $OUT/h16q.tar.xz h16q && rm -rf $R
 echo "archive: $OUT/h16q.tar.xz $(el)"
-tar -C /tmp -xJf $OUT/h16q.tar.xz h16q/bench_quant.md h16q/bench_gemm.md 2>/dev/null
-python3 gpu/h16q/summary.py /tmp/h16q/bench_quant.md /tmp/h16q/bench_gemm.md
+# the bench prints every table line as it goes: if a timeout cut it before the .md was written,
+# the summary reads the log
+rm -rf /tmp/h16q && tar -C /tmp -xJf $OUT/h16q.tar.xz
+Q=/tmp/h16q/bench_quant.md; [ -f $Q ] || Q=/tmp/h16q/bench_quant.log
+G=/tmp/h16q/bench_gemm.md; [ -f $G ] || G=/tmp/h16q/bench_gemm.log
+python3 gpu/h16q/summary.py $Q $G
