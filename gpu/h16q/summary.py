@@ -41,7 +41,10 @@ def main():
         met_all &= met
         parts = ", ".join(f"{v}: {r:.3f} ({s})" for v, r, s in vs)
         print(f"{'MET ' if met else 'NOT '} bar {bar:.2f} | {base} | best {best[0]} {best[1]:.3f} | {parts}")
-    print(f"quantization bars (best variant per row): {'all met' if met_all else 'NOT all met'}")
+    if not groups:
+        print("quantization bars: NO quantize/dequantize rows found (the bench did not run)")
+    else:
+        print(f"quantization bars (best variant per row): {'all met' if met_all else 'NOT all met'}")
     print("== INT8 GEMM with dequantize ==")
     try:
         text = open(gemm_md, encoding="utf-8").read()
