@@ -29,14 +29,15 @@ cat $R/env.log
 #    fused INT8 GEMM + dequantize (panel budgets 0/1/2 MiB, heuristic ranks 0-7, overlapped
 #    on a second stream or not, f32/f16/bf16, bias)
 #    bit-exact against the CPU, and the old GEMM tests; the whole quantize suite with the
-#    contiguous Q8_0 kernel and streaming loads as the default (498 M elements against
+#    contiguous Q8_0 kernel, streaming loads and the blocked dequantize as the default (498 M
+#    elements, codes, scales, zero points and dequantized values against
 #    CpuQuantizer); the tuning sweep (contig 2/4 and streaming on/off mixed with every older
 #    variant) and the error paths under today's defaults.
 timeout 50 $B/cuda --test-threads=1 --nocapture int8_gemm fused_int8 > $R/test_gemm.log 2>&1
 echo "gemm tests rc=$? $(el)" | tee -a $R/env.log
-EAI_QUANT_TUNING=quant_small_contig=2,quant_load_streaming=true timeout 40 $B/cuda_quant \
+EAI_QUANT_TUNING=quant_small_contig=2,quant_load_streaming=true,dequant_blocked=true timeout 40 $B/cuda_quant \
     --test-threads=1 --nocapture quantize_matches_cpu_bit_for_bit > $R/test_quant_new.log 2>&1
-echo "quant tests (contig 2 + ld.cs as default) rc=$? $(el)" | tee -a $R/env.log
+echo "quant tests (contig 2 + ld.cs + blocked dequantize as default) rc=$? $(el)" | tee -a $R/env.log
 timeout 30 $B/cuda_quant --test-threads=1 --nocapture every_tuning errors_match \
     > $R/test_quant_sweep.log 2>&1
 echo "quant tuning sweep rc=$? $(el)" | tee -a $R/env.log
@@ -51,7 +52,8 @@ echo "gemm bench rc=$? $(el)" | tee -a $R/env.log
 
 # 3. Memory-bound table (≈ 60 s): copy, casts, and the 5-round interleaved quantize /
 #    dequantize table with today's defaults and, beside them, [ld.cs] for the row-wise schemes,
-#    group-128 and Q8_0, and [contig 2/4 per lane (+ ld.cs)] for Q8_0; traffic probes.
+#    group-128 and Q8_0, [contig 2/4 per lane (+ ld.cs)] for Q8_0, and [blocked] for every
+#    dequantize row; traffic probes.
 LEFT=$(( 175 - ($(date +%s) - T0) ))
 [ $LEFT -lt 60 ] && LEFT=60
 timeout $LEFT $B/cuda_bench --quant-only --no-energy --no-sizes --out $R/bench_quant.md \

@@ -639,6 +639,8 @@ enum Op {
     QuantKeep(usize, u8),
     /// `Quant` under the tuning overrides `QUANT_VARIANTS[.2]` (new kernels beside today's).
     QuantVar(usize, u8, usize),
+    /// `Deq` under the tuning overrides `DEQ_VARIANTS[.2]`.
+    DeqVar(usize, u8, usize),
     /// The copy into a destination allocated once for the whole table.
     CopyKeep,
     /// Traffic probe reading `.0` and writing `.1` bytes per item.
@@ -654,6 +656,9 @@ const QUANT_VARIANTS: &[(&str, &str, &[usize])] = &[
     ("contig 2/lane + ld.cs", "quant_small_contig=2,quant_load_streaming=true", &[4]),
     ("contig 4/lane + ld.cs", "quant_small_contig=4,quant_load_streaming=true", &[4]),
 ];
+
+/// Dequantize variants measured beside today's: (label, overrides).
+const DEQ_VARIANTS: &[(&str, &str)] = &[("blocked", "dequant_blocked=true")];
 
 /// The quantize/dequantize table, measured robustly: every row is timed in each of `ROUNDS`
 /// rounds (all rows once per round, so slow drifts of the machine hit every kernel alike), each
@@ -738,6 +743,9 @@ fn quant_rows(
         }
         if c == 1 || c == 3 || c == 4 {
             ops.extend([Op::Deq(c, 0), Op::Deq(c, 1), Op::Deq(c, 2)]);
+            for v in 0..DEQ_VARIANTS.len() {
+                ops.extend([Op::DeqVar(c, 0, v), Op::DeqVar(c, 1, v), Op::DeqVar(c, 2, v)]);
+            }
         }
     }
     ops.extend([
@@ -791,22 +799,28 @@ fn quant_rows(
                     out.check(dev, &x32)?;
                     t
                 }
-                Op::Deq(c, o) => {
+                Op::Deq(c, o) | Op::DeqVar(c, o, _) => {
                     let out = &outs[c];
-                    match o {
+                    let base = dev.tuning();
+                    if let Op::DeqVar(_, _, v) = *op {
+                        dev.set_tuning(base.with_overrides(DEQ_VARIANTS[v].1));
+                    }
+                    let t = match o {
                         0 => {
                             let mut y = dev.zeros::<f32>(n)?;
-                            time_op(dev, samples, |_| Ok(dev.dequantize_into(out, &mut y)?))?
+                            time_op(dev, samples, |_| Ok(dev.dequantize_into(out, &mut y)?))
                         }
                         1 => {
                             let mut y = dev.zeros::<half::bf16>(n)?;
-                            time_op(dev, samples, |_| Ok(dev.dequantize_into(out, &mut y)?))?
+                            time_op(dev, samples, |_| Ok(dev.dequantize_into(out, &mut y)?))
                         }
                         _ => {
                             let mut y = dev.zeros::<f16>(n)?;
-                            time_op(dev, samples, |_| Ok(dev.dequantize_into(out, &mut y)?))?
+                            time_op(dev, samples, |_| Ok(dev.dequantize_into(out, &mut y)?))
                         }
-                    }
+                    };
+                    dev.set_tuning(base);
+                    t?
                 }
                 Op::Probe(rd, wr) => {
                     // bytes as for the kernels: 2^28 elements' worth of the smaller side
@@ -875,7 +889,7 @@ fn quant_rows(
                     (label, useful)
                 }
             }
-            Op::Deq(c, o) => {
+            Op::Deq(c, o) | Op::DeqVar(c, o, _) => {
                 let what = match c {
                     1 => "per-channel i8",
                     3 => "per-group 128 i8",
@@ -883,8 +897,12 @@ fn quant_rows(
                 };
                 let groups = outs[c].scales().len() as f64;
                 let esz = if o == 0 { 4.0 } else { 2.0 };
+                let tag = match *op {
+                    Op::DeqVar(_, _, v) => format!(" [{}]", DEQ_VARIANTS[v].0),
+                    _ => String::new(),
+                };
                 (
-                    format!("dequantize {what} → {}", names[o as usize]),
+                    format!("dequantize {what}{tag} → {}", names[o as usize]),
                     (esz + 1.0) * n as f64 + 8.0 * groups,
                 )
             }

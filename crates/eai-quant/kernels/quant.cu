@@ -1694,6 +1694,68 @@ __device__ __forceinline__ void dequant_batched(const u8* __restrict__ q, int is
     for (; vi < nv; vi += stride) dequant_vec<O>(q, is_signed, vi * W, gi, scales, zps, y);
 }
 
+// Blocked dequantize (session 7 variant, GPU figures pending): the same per-vector work as
+// dequant_batched, but a warp's U vectors per step are CONSECUTIVE runs of 32 (vector
+// c·32U + u·32 + lane of chunk c), so each warp reads and writes one contiguous span per step
+// (32·U·W codes; 2 KiB of f32 output at U = 4) instead of U spans a whole grid apart. The traffic
+// probes, which use the strided pattern, reach 0.932 of the driver's copy at 1:1 and 0.865 at
+// the 1:4 mix of dequantize → f32, where the dequantize kernels sit; this tests whether the
+// pattern, not the arithmetic, is the remaining gap.
+template <class O, int U, bool CS>
+__device__ __forceinline__ void dequant_blocked(const u8* __restrict__ q, int is_signed, u64 n,
+                                                GroupIndex gi, const float* __restrict__ scales,
+                                                const int* __restrict__ zps, int zp_uniform,
+                                                int zp_value, typename O::raw* __restrict__ y) {
+    const int W = DeqOut<O>::W;
+    if (gi.inner % W != 0) {
+        for (u64 i = global_thread(); i < n; i += global_threads()) {
+            const u64 g = group_of(i, gi);
+            const int code = is_signed ? (int)(signed char)q[i] : (int)q[i];
+            y[i] = O::from_f32(__fmul_rn(__int2float_rn(code - __ldg(zps + g)), __ldg(scales + g)));
+        }
+        return;
+    }
+    const u32 flip = is_signed ? 0x80808080u : 0u;
+    const int bias = 0x4B000000 + (is_signed ? 128 : 0);
+    const u64 nv = n / W;
+    const u64 chunk = 32u * U;
+    const u64 full = nv / chunk;  // whole chunks
+    const u32 lane = threadIdx.x & 31u;
+    const u64 warp = ((u64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    const u64 nwarps = ((u64)gridDim.x * blockDim.x) >> 5;
+    for (u64 c = warp; c < full; c += nwarps) {
+        const u64 v0 = c * chunk + lane;
+        u32 w[U][W / 4];
+        float sc[U];
+        int zp[U];
+#pragma unroll
+        for (int u = 0; u < U; ++u) load_codes2<W, CS>(q + (v0 + u * 32u) * W, w[u]);
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            const u64 g = group_of((v0 + u * 32u) * W, gi);
+            sc[u] = __ldg(scales + g);
+            zp[u] = zp_uniform ? zp_value : __ldg(zps + g);
+        }
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            const float off = __int_as_float(bias + zp[u]);
+            float t[W];
+#pragma unroll
+            for (int i = 0; i < W / 4; ++i) {
+                const u32 b = w[u][i] ^ flip;
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+                    const float cv = __fsub_rn(__uint_as_float(__byte_perm(b, 0x4B000000u, 0x7540 + j)), off);
+                    t[4 * i + j] = __fmul_rn(cv, sc[u]);
+                }
+            }
+            DeqPack<O>::template store<CS>(y + (v0 + u * 32u) * W, t);
+        }
+    }
+    for (u64 vi = full * chunk + global_thread(); vi < nv; vi += global_threads())
+        dequant_vec<O>(q, is_signed, vi * W, gi, scales, zps, y);
+}
+
 #define EAI_QUANT_KERNELS3(SUF, T)                                                               \
     EAI_REG_KERNEL(SUF, T, 1)                                                                    \
     EAI_REG_KERNEL(SUF, T, 2)                                                                    \
@@ -1708,7 +1770,8 @@ __device__ __forceinline__ void dequant_batched(const u8* __restrict__ q, int is
     EAI_DEQ_KERNEL(SUF, T, 4, true, 4s)                                                          \
     EAI_DEQ_KERNEL(SUF, T, 8, true, 8s)                                                          \
     EAI_DEQ_KERNEL(SUF, T, 4, false, 4w)                                                         \
-    EAI_DEQ_KERNEL(SUF, T, 8, false, 8w)
+    EAI_DEQ_KERNEL(SUF, T, 8, false, 8w)                                                         \
+    EAI_DEQB_KERNEL(SUF, T)
 #define EAI_REG_KERNEL(SUF, T, V)                                                                \
     extern "C" __global__ void __launch_bounds__(256)                                            \
         quant_rows_reg##V##_##SUF(const T::raw* __restrict__ x, u8* q, float* scales, int* zps,  \
@@ -1767,6 +1830,13 @@ __device__ __forceinline__ void dequant_batched(const u8* __restrict__ q, int is
                                            int* zps, RegArgs a, QSpec s, u64* bad,               \
                                            u64* bad_scale) {                                     \
         rows_split<T, V, NW>(x, q, scales, zps, a, s, bad, bad_scale);                           \
+    }
+#define EAI_DEQB_KERNEL(SUF, T)                                                                  \
+    extern "C" __global__ void dequant_4b_##SUF(const u8* __restrict__ q, int is_signed, u64 n,   \
+                                                GroupIndex gi, const float* scales,              \
+                                                const int* zps, int zp_uniform, int zp_value,    \
+                                                T::raw* y) {                                     \
+        dequant_blocked<T, 4, true>(q, is_signed, n, gi, scales, zps, zp_uniform, zp_value, y);  \
     }
 #define EAI_DEQ_KERNEL(SUF, T, U, CS, TAG)                                                       \
     extern "C" __global__ void dequant_##TAG##_##SUF(const u8* __restrict__ q, int is_signed,    \

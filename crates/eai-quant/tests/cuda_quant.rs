@@ -488,6 +488,8 @@ fn every_tuning_and_a_private_stream_give_the_same_bits() {
         t.quant_small_contig = [2, 4, 0, 4, 2][i];
         // streaming-load twins of the register kernels (session 7)
         t.quant_load_streaming = [false, true, true, false, true][i];
+        // blocked dequantize (session 7): applies where dequant_unroll = 4 with streaming (i = 4)
+        t.dequant_blocked = [true, false, true, false, true][i];
         // odd settings run on a new non-blocking stream of the same context
         let on_stream;
         let d: &CudaDevice = if i % 2 == 1 {

@@ -563,6 +563,10 @@ pub struct Tuning {
     /// overlapping the next panel's GEMM (the scratch is double-buffered: twice
     /// `gemm_panel_mib`).
     pub gemm_overlap: bool,
+    /// Dequantize with 4 streaming loads in flight (`dequant_unroll = 4`, `dequant_streaming`):
+    /// the blocked kernel (a warp's 4 vectors per step are consecutive runs of 32, one
+    /// contiguous span per warp) instead of the grid-strided one.
+    pub dequant_blocked: bool,
 }
 
 /// Highest [`Tuning::gemm_algo_rank`]: cuBLASLt is asked for this many + 1 candidates.
@@ -593,6 +597,7 @@ impl Default for Tuning {
             quant_small_contig: 0,
             quant_load_streaming: false,
             gemm_overlap: false,
+            dequant_blocked: false,
         }
     }
 }
@@ -650,7 +655,8 @@ impl Tuning {
                     | "quant_one_pass_tensor"
                     | "quant_reg_pair"
                     | "quant_load_streaming"
-                    | "gemm_overlap",
+                    | "gemm_overlap"
+                    | "dequant_blocked",
                     None,
                     _,
                 ) => match value.parse::<bool>() {
@@ -658,6 +664,7 @@ impl Tuning {
                     Ok(b) if key == "quant_reg_pair" => t.quant_reg_pair = b,
                     Ok(b) if key == "quant_load_streaming" => t.quant_load_streaming = b,
                     Ok(b) if key == "gemm_overlap" => t.gemm_overlap = b,
+                    Ok(b) if key == "dequant_blocked" => t.dequant_blocked = b,
                     Ok(b) => t.quant_one_pass_tensor = b,
                     Err(_) => tracing::warn!(item, "{}: not true/false", Self::ENV),
                 },
@@ -677,7 +684,7 @@ impl Tuning {
              dequant_unroll={},dequant_streaming={},dequant_blocks_per_sm={},\
              quant_one_pass_tensor={},quant_split_warps={},quant_reg_pair={},\
              gemm_panel_mib={},gemm_algo_rank={},quant_small_contig={},\
-             quant_load_streaming={},gemm_overlap={}",
+             quant_load_streaming={},gemm_overlap={},dequant_blocked={}",
             self.quant_stages,
             self.quant_tile_bytes,
             self.quant_threads,
@@ -699,7 +706,8 @@ impl Tuning {
             self.gemm_algo_rank,
             self.quant_small_contig,
             self.quant_load_streaming,
-            self.gemm_overlap
+            self.gemm_overlap,
+            self.dequant_blocked
         )
     }
 
@@ -749,6 +757,7 @@ impl Tuning {
             quant_small_contig: pick(self.quant_small_contig, &[0, 2, 4], d.quant_small_contig),
             quant_load_streaming: self.quant_load_streaming,
             gemm_overlap: self.gemm_overlap,
+            dequant_blocked: self.dequant_blocked,
         }
     }
 }
@@ -773,6 +782,7 @@ mod tests {
         t.quant_small_contig = 4;
         t.quant_load_streaming = !d.quant_load_streaming;
         t.gemm_overlap = !d.gemm_overlap;
+        t.dequant_blocked = !d.dequant_blocked;
         assert_eq!(Tuning::default().with_overrides(&t.to_overrides()), t);
         let o = d.with_overrides(
             " quant_reg_threads = 128 , nonsense=3, quant_stages=x, dequant_streaming=maybe,",

@@ -549,6 +549,7 @@ fn kernel_name(base: &'static str, suf: &'static str) -> &'static str {
         "dequant_8s",
         "dequant_4w",
         "dequant_8w",
+        "dequant_4b",
         "quant_tensor_coop",
         "quant_rows_tiles2",
         "quant_rows_tiles3",
@@ -1062,6 +1063,7 @@ impl CudaDevice {
         let t = self.tuning();
         let base = match (t.dequant_unroll, t.dequant_streaming) {
             (0, _) => "dequant",
+            (4, true) if t.dequant_blocked => "dequant_4b",
             (8, true) => "dequant_8s",
             (8, false) => "dequant_8w",
             (_, true) => "dequant_4s",
@@ -1442,6 +1444,7 @@ mod tests {
             "dequant_8s",
             "dequant_4w",
             "dequant_8w",
+            "dequant_4b",
             "quant_tensor_coop",
             "quant_rows_tiles2",
             "quant_rows_tiles3",
