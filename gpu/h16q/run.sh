@@ -27,13 +27,14 @@ cat $R/env.log
 
 # 1. Correctness of the new paths (≈ 60 s incl. the first process's NVRTC + driver JIT):
 #    fused INT8 GEMM + dequantize (panel budgets 0/1/2 MiB, heuristic ranks 0-7, overlapped
-#    on a second stream or not, f32/f16/bf16, bias)
+#    on a second stream or not, f32/f16/bf16, bias) and the traffic probes (strided, blocked)
 #    bit-exact against the CPU, and the old GEMM tests; the whole quantize suite with the
 #    contiguous Q8_0 kernel, streaming loads and the blocked dequantize as the default (498 M
 #    elements, codes, scales, zero points and dequantized values against
 #    CpuQuantizer); the tuning sweep (contig 2/4 and streaming on/off mixed with every older
 #    variant) and the error paths under today's defaults.
-timeout 50 $B/cuda --test-threads=1 --nocapture int8_gemm fused_int8 > $R/test_gemm.log 2>&1
+timeout 50 $B/cuda --test-threads=1 --nocapture int8_gemm fused_int8 traffic_probes \
+    > $R/test_gemm.log 2>&1
 echo "gemm tests rc=$? $(el)" | tee -a $R/env.log
 EAI_QUANT_TUNING=quant_small_contig=2,quant_load_streaming=true,dequant_blocked=true timeout 40 $B/cuda_quant \
     --test-threads=1 --nocapture quantize_matches_cpu_bit_for_bit > $R/test_quant_new.log 2>&1

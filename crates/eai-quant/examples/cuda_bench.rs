@@ -645,6 +645,8 @@ enum Op {
     CopyKeep,
     /// Traffic probe reading `.0` and writing `.1` bytes per item.
     Probe(usize, usize),
+    /// The same with the blocked pattern (`traffic_probe_blocked`).
+    ProbeBlocked(usize, usize),
 }
 
 /// Kernel variants measured beside today's defaults in the quantize table: (label, the
@@ -754,6 +756,11 @@ fn quant_rows(
         Op::Probe(16, 8),
         Op::Probe(8, 16),
         Op::Probe(4, 16),
+        Op::ProbeBlocked(16, 16),
+        Op::ProbeBlocked(16, 4),
+        Op::ProbeBlocked(16, 8),
+        Op::ProbeBlocked(8, 16),
+        Op::ProbeBlocked(4, 16),
     ]);
     let mut times = vec![Vec::with_capacity(ROUNDS); ops.len()];
     for round in 0..ROUNDS {
@@ -822,14 +829,19 @@ fn quant_rows(
                     dev.set_tuning(base);
                     t?
                 }
-                Op::Probe(rd, wr) => {
+                Op::Probe(rd, wr) | Op::ProbeBlocked(rd, wr) => {
+                    let blocked = matches!(op, Op::ProbeBlocked(..));
                     // bytes as for the kernels: 2^28 elements' worth of the smaller side
                     let items = n * 4 / rd.max(wr);
                     let mut dst = dev.zeros::<u8>(items * wr)?;
                     assert!(items * rd <= probe_src.len());
                     let src_view = &probe_src;
                     time_op(dev, samples, |_| {
-                        let _ = dev.traffic_probe(src_view, &mut dst, rd, wr)?;
+                        let _ = if blocked {
+                            dev.traffic_probe_blocked(src_view, &mut dst, rd, wr)?
+                        } else {
+                            dev.traffic_probe(src_view, &mut dst, rd, wr)?
+                        };
                         Ok(())
                     })?
                 }
@@ -866,10 +878,13 @@ fn quant_rows(
                 "device-to-device copy 1 GiB, destination allocated once".to_string(),
                 2.0 * copy_bytes as f64,
             ),
-            Op::Probe(rd, wr) => {
+            Op::Probe(rd, wr) | Op::ProbeBlocked(rd, wr) => {
                 let items = (n * 4 / rd.max(wr)) as f64;
+                let pattern = if matches!(op, Op::ProbeBlocked(..)) { " [blocked]" } else { "" };
                 (
-                    format!("traffic probe: read {rd} B, write {wr} B per item, no arithmetic"),
+                    format!(
+                        "traffic probe{pattern}: read {rd} B, write {wr} B per item, no arithmetic"
+                    ),
                     items * (rd + wr) as f64,
                 )
             }
@@ -915,7 +930,7 @@ fn quant_rows(
         r.line(format!(
             "| {label} | {} | {:.1} | {g:.0} | {:.3} | {:.3}–{:.3} |",
             match *op {
-                Op::Probe(rd, wr) => n * 4 / rd.max(wr),
+                Op::Probe(rd, wr) | Op::ProbeBlocked(rd, wr) => n * 4 / rd.max(wr),
                 Op::CopyKeep => copy_bytes,
                 _ => n,
             },

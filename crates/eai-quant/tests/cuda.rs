@@ -442,3 +442,40 @@ fn fp16_reference_gemm_is_close() {
         assert!((num / den).sqrt() < 2e-3, "relative error {}", (num / den).sqrt());
     }
 }
+
+/// The traffic probes (strided and blocked) write every item, tail included, with the value
+/// their kernel defines: `o[k mod wr/4] ^= w[k mod rd/4] + k` over the item's words.
+#[test]
+fn traffic_probes_write_every_item() {
+    let Some(dev) = device("traffic_probes_write_every_item") else { return };
+    let mut rng = Rng::new(13);
+    // 132 · 4 blocks of 256 threads cover 135,168 items per pass: take more, and a ragged tail
+    let items = 135_168 * 2 + 4 * 128 + 77;
+    for (rd, wr) in [(16usize, 4usize), (16, 8), (16, 16), (8, 16), (4, 16)] {
+        let src: Vec<u8> = (0..items * rd).map(|_| rng.i8() as u8).collect();
+        let ds = dev.upload(&src).unwrap();
+        let word = |b: &[u8], i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let mut want = vec![0u8; items * wr];
+        for i in 0..items {
+            let mut o = vec![0u32; wr / 4];
+            for k in 0..rd.max(wr) / 4 {
+                o[k % (wr / 4)] ^= word(&src, i * rd + 4 * (k % (rd / 4))).wrapping_add(k as u32);
+            }
+            for (j, v) in o.iter().enumerate() {
+                want[i * wr + 4 * j..i * wr + 4 * j + 4].copy_from_slice(&v.to_le_bytes());
+            }
+        }
+        for blocked in [false, true] {
+            let mut dd = dev.zeros::<u8>(items * wr).unwrap();
+            let moved = if blocked {
+                dev.traffic_probe_blocked(&ds, &mut dd, rd, wr).unwrap()
+            } else {
+                dev.traffic_probe(&ds, &mut dd, rd, wr).unwrap()
+            };
+            assert_eq!(moved, (items * (rd + wr)) as u64);
+            assert!(dev.download(&dd).unwrap() == want, "probe {rd}:{wr} blocked {blocked}");
+        }
+    }
+    let (s, mut d) = (dev.zeros::<u8>(64).unwrap(), dev.zeros::<u8>(64).unwrap());
+    assert!(matches!(dev.traffic_probe_blocked(&s, &mut d, 4, 4), Err(CudaError::Shape { .. })));
+}

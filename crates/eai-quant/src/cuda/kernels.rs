@@ -179,6 +179,11 @@ pub(crate) const ENTRY_POINTS: &[&str] = &[
     "probe_16_16",
     "probe_8_16",
     "probe_4_16",
+    "probeb_16_4",
+    "probeb_16_8",
+    "probeb_16_16",
+    "probeb_8_16",
+    "probeb_4_16",
 ];
 
 /// Compile options used for every build of the module.
@@ -253,7 +258,8 @@ mod tests {
                 || (name.starts_with("dequant_")
                     && name.len() > "dequant_bf16".len()
                     && src.contains("dequant_##TAG##_##SUF("))
-                || (name.starts_with("probe_") && src.contains("probe_##RB##_##WB("));
+                || (name.starts_with("probe_") && src.contains("probe_##RB##_##WB("))
+                || (name.starts_with("probeb_") && src.contains("probeb_##RB##_##WB("));
             assert!(
                 family
                     || src.contains(&format!("{name}("))
