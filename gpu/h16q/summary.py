@@ -15,7 +15,7 @@ def rows(path):
     out = []
     for line in text.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) >= 6 and (cells[0].startswith("quantize") or cells[0].startswith("dequantize")):
+        if len(cells) >= 6 and cells[0].split(" ")[0] in ("quantize", "dequantize", "traffic"):
             try:
                 out.append((cells[0], float(cells[4]), cells[5]))
             except ValueError:
@@ -26,10 +26,14 @@ def rows(path):
 def main():
     quant_md, gemm_md = sys.argv[1], sys.argv[2]
     groups = {}
+    probes = []
     for label, ratio, spread in rows(quant_md):
+        if label.startswith("traffic"):
+            probes.append(f"{label}: {ratio:.3f} ({spread})")
+            continue
         if "2 passes" in label or "allocated once" in label:
             continue
-        m = re.match(r"(.*?) \[(.*)\]( from .*)", label)
+        m = re.match(r"(.*?) \[(.*?)\]((?: from | → ).*)", label)
         base, variant = (m.group(1) + m.group(3), m.group(2)) if m else (label, "today")
         groups.setdefault(base, []).append((variant, ratio, spread))
     print("== quantize / dequantize: ratio to copy (median of 5 rounds; spread), today vs variants ==")
@@ -45,6 +49,9 @@ def main():
         print("quantization bars: NO quantize/dequantize rows found (the bench did not run)")
     else:
         print(f"quantization bars (best variant per row): {'all met' if met_all else 'NOT all met'}")
+    print("== traffic probes (no arithmetic; strided and [blocked] patterns) ==")
+    for p in probes:
+        print(p)
     print("== INT8 GEMM with dequantize ==")
     try:
         text = open(gemm_md, encoding="utf-8").read()
