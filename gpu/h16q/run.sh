@@ -10,6 +10,9 @@
 #   cuda        cargo test --release -p eai-quant --features cuda --test cuda --no-run
 #   cuda_quant  cargo test --release -p eai-quant --features cuda --test cuda_quant --no-run
 #               (target/release/deps/cuda-<hash>, cuda_quant-<hash>, renamed)
+# Built here by h16q from commit 8509178 (the kernels and tests of this branch; stripped, xz):
+# .gpu/bin/{cuda_bench,cuda,cuda_quant}.xz, 1.4 MB: carry `.gpu/bin`. The scripts themselves
+# (run.sh, summary.py) come with the tree.
 # Everything lands in ONE archive, $OUT/h16q.tar.xz; the bars summary is printed last.
 set -u -o pipefail
 B=${B:-/root/b}
