@@ -13,8 +13,12 @@
 //! do not run from L2. Run: `cargo run --release --features cuda --example cuda_bench -- [--out
 //! FILE.md] [--quick]`. Other flags: `--quant-only`, `--sweep`, `--no-energy`, `--no-sizes`,
 //! `--vary-placement` (see `quant_rows`), and `--profile [--profile-log2 N]` (one launch of
-//! each kernel under study and exit, for `ncu -k regex:...`).
+//! each kernel under study and exit, for `ncu -k regex:...`). `--gemm-only` runs only the GEMM
+//! sections (3 and 3b: the separate dequantize pass against the fused `gemm_i8_dequant`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "cuda_bench_parts/gemm_fused.rs"]
+mod gemm_fused;
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -163,6 +167,10 @@ fn main() -> BoxResult<()> {
         compile_s
     ));
 
+    if args.iter().any(|a| a == "--gemm-only") {
+        return gemm_only(&dev, r, samples, out_path);
+    }
+
     // ---------------------------------------------------------------- 1. copy roof
     let copy_bytes = 1usize << 30;
     let src = random_i8(&dev, copy_bytes, 1)?;
@@ -235,6 +243,63 @@ fn main() -> BoxResult<()> {
     }
 
     // ---------------------------------------------------------------- 3. GEMM
+    let big_ratio = gemm_table(&dev, &mut r, samples)?;
+    let fused_bars = gemm_fused::fused_gemm(&dev, &mut r, samples)?;
+
+    // ---------------------------------------------------------------- 4a. W8A16 variants
+    w8a16_tables(
+        &dev,
+        r,
+        samples,
+        sweep,
+        roof,
+        no_energy,
+        energy_secs,
+        big_ratio,
+        fused_bars,
+        out_path,
+    )
+}
+
+/// `--gemm-only`: sections 3 and 3b and their bars.
+fn gemm_only(
+    dev: &CudaDevice,
+    mut r: Report,
+    samples: usize,
+    out_path: Option<String>,
+) -> BoxResult<()> {
+    let big_ratio = gemm_table(dev, &mut r, samples)?;
+    let fused_bars = gemm_fused::fused_gemm(dev, &mut r, samples)?;
+    r.line(String::new());
+    r.line("## Bars");
+    gemm_bars(&mut r, &big_ratio, &fused_bars);
+    if let Some(p) = out_path {
+        std::fs::write(&p, &r.md)?;
+        println!("wrote {p}");
+    }
+    Ok(())
+}
+
+fn gemm_bars(r: &mut Report, big_ratio: &[(usize, f64, f64)], fused_bars: &[String]) {
+    for (m, raw, epi) in big_ratio {
+        r.line(format!(
+            "- INT8 vs FP16 at {m}³: {raw:.2}× (GEMM alone), {epi:.2}× (with dequant epilogue); bar ≥ 1.6×: {}",
+            if *raw >= 1.6 { "met" } else { "NOT met" }
+        ));
+    }
+    for b in fused_bars {
+        r.line(b);
+    }
+}
+
+/// Section 3: INT8 GEMM and INT8 + separate dequantize against FP16 over the shape list;
+/// returns `(M, GEMM ×FP16, with dequant ×FP16)` for the square shapes.
+fn gemm_table(
+    dev: &CudaDevice,
+    r: &mut Report,
+    samples: usize,
+) -> BoxResult<Vec<(usize, f64, f64)>> {
+    let info = dev.info().clone();
     r.line(String::new());
     r.line(
         "## INT8 GEMM (cuBLASLt int8×int8→int32) vs cuBLAS FP16 GEMM (f16 in/out, f32 accumulate)",
@@ -253,26 +318,25 @@ fn main() -> BoxResult<()> {
         let sets = rotation(s.n * s.k * 2, info.l2_cache_bytes);
         let res = (|| -> BoxResult<(f64, f64, f64)> {
             let t16 = {
-                let x = random_f16(&dev, s.m * s.k, 10, 1.0)?;
+                let x = random_f16(dev, s.m * s.k, 10, 1.0)?;
                 let ws: Vec<_> = (0..sets)
-                    .map(|i| random_f16(&dev, s.n * s.k, 20 + i as u64, 0.05))
+                    .map(|i| random_f16(dev, s.n * s.k, 20 + i as u64, 0.05))
                     .collect::<BoxResult<_>>()?;
                 let mut y = dev.zeros::<f16>(s.m * s.n)?;
-                time_op(&dev, samples, |i| Ok(dev.gemm_f16(&x, &ws[i % sets], &mut y, *s)?))?
+                time_op(dev, samples, |i| Ok(dev.gemm_f16(&x, &ws[i % sets], &mut y, *s)?))?
             };
             let (t8, t8e) = {
-                let x = random_i8(&dev, s.m * s.k, 30)?;
+                let x = random_i8(dev, s.m * s.k, 30)?;
                 let ws: Vec<_> = (0..sets)
-                    .map(|i| random_i8(&dev, s.n * s.k, 40 + i as u64))
+                    .map(|i| random_i8(dev, s.n * s.k, 40 + i as u64))
                     .collect::<BoxResult<_>>()?;
-                let sx = random_scales(&dev, s.m, 50)?;
-                let sw = random_scales(&dev, s.n, 51)?;
+                let sx = random_scales(dev, s.m, 50)?;
+                let sw = random_scales(dev, s.n, 51)?;
                 let mut acc = dev.zeros::<i32>(s.m * s.n)?;
                 let mut y = dev.zeros::<f16>(s.m * s.n)?;
-                let t8 = time_op(&dev, samples, |i| {
-                    Ok(dev.gemm_i8(&x, &ws[i % sets], &mut acc, *s)?)
-                })?;
-                let t8e = time_op(&dev, samples, |i| {
+                let t8 =
+                    time_op(dev, samples, |i| Ok(dev.gemm_i8(&x, &ws[i % sets], &mut acc, *s)?))?;
+                let t8e = time_op(dev, samples, |i| {
                     dev.gemm_i8(&x, &ws[i % sets], &mut acc, *s)?;
                     Ok(dev.gemm_dequant(&acc, &sx, &sw, None, &mut y, s.m, s.n)?)
                 })?;
@@ -307,6 +371,24 @@ fn main() -> BoxResult<()> {
         ));
     }
 
+    Ok(big_ratio)
+}
+
+/// Sections 4a–5 (W8A16 variants and GEMV, energy) and the bars.
+#[allow(clippy::too_many_arguments)]
+fn w8a16_tables(
+    dev: &CudaDevice,
+    mut r: Report,
+    samples: usize,
+    sweep: bool,
+    roof: f64,
+    no_energy: bool,
+    energy_secs: Duration,
+    big_ratio: Vec<(usize, f64, f64)>,
+    fused_bars: Vec<String>,
+    out_path: Option<String>,
+) -> BoxResult<()> {
+    let info = dev.info().clone();
     // ---------------------------------------------------------------- 4a. W8A16 variants
     if sweep {
         r.line(String::new());
@@ -317,23 +399,23 @@ fn main() -> BoxResult<()> {
         let shapes = [(4096usize, 4096usize), (11008, 4096), (4096, 11008)];
         let mut base16 = Vec::new();
         let mut sets_w = Vec::new();
-        let x = random_f16(&dev, 11008, 60, 1.0)?;
+        let x = random_f16(dev, 11008, 60, 1.0)?;
         for (i, &(n, k)) in shapes.iter().enumerate() {
             let s = GemmShape::new(1, n, k);
             let sets = rotation(n * k * 2, info.l2_cache_bytes);
-            let xk = random_f16(&dev, k, 61 + i as u64, 1.0)?;
+            let xk = random_f16(dev, k, 61 + i as u64, 1.0)?;
             let mut y = dev.zeros::<f16>(n)?;
             let ws: Vec<_> = (0..sets)
-                .map(|j| random_f16(&dev, n * k, 70 + j as u64, 0.05))
+                .map(|j| random_f16(dev, n * k, 70 + j as u64, 0.05))
                 .collect::<BoxResult<_>>()?;
-            base16.push(time_op(&dev, samples, |j| {
+            base16.push(time_op(dev, samples, |j| {
                 Ok(dev.gemm_f16(&xk, &ws[j % sets], &mut y, s)?)
             })?);
             drop(ws);
             let w8: Vec<_> = (0..sets)
-                .map(|j| random_i8(&dev, n * k, 80 + j as u64))
+                .map(|j| random_i8(dev, n * k, 80 + j as u64))
                 .collect::<BoxResult<_>>()?;
-            sets_w.push((w8, random_scales(&dev, n, 90)?, xk));
+            sets_w.push((w8, random_scales(dev, n, 90)?, xk));
         }
         drop(x);
         let default = dev.tuning();
@@ -351,7 +433,7 @@ fn main() -> BoxResult<()> {
                     let (w8, sw, xk) = &sets_w[i];
                     let sets = w8.len();
                     let mut y = dev.zeros::<f16>(n)?;
-                    let t8 = time_op(&dev, samples, |j| {
+                    let t8 = time_op(dev, samples, |j| {
                         Ok(dev.w8a16(&w8[j % sets], sw, xk, None, &mut y, s)?)
                     })?;
                     cells.push(base16[i] / t8);
@@ -388,26 +470,26 @@ fn main() -> BoxResult<()> {
             let s = GemmShape::new(m, n, k);
             let sets = rotation(n * k * 2, info.l2_cache_bytes);
             let res = (|| -> BoxResult<(f64, f64, f64)> {
-                let x = random_f16(&dev, m * k, 60, 1.0)?;
+                let x = random_f16(dev, m * k, 60, 1.0)?;
                 let mut y = dev.zeros::<f16>(m * n)?;
                 let t16 = {
                     let ws: Vec<_> = (0..sets)
-                        .map(|i| random_f16(&dev, n * k, 70 + i as u64, 0.05))
+                        .map(|i| random_f16(dev, n * k, 70 + i as u64, 0.05))
                         .collect::<BoxResult<_>>()?;
-                    time_op(&dev, samples, |i| Ok(dev.gemm_f16(&x, &ws[i % sets], &mut y, s)?))?
+                    time_op(dev, samples, |i| Ok(dev.gemm_f16(&x, &ws[i % sets], &mut y, s)?))?
                 };
                 let (t8, ta) = {
                     let ws: Vec<_> = (0..sets)
-                        .map(|i| random_i8(&dev, n * k, 80 + i as u64))
+                        .map(|i| random_i8(dev, n * k, 80 + i as u64))
                         .collect::<BoxResult<_>>()?;
-                    let sw = random_scales(&dev, n, 90)?;
-                    let t8 = time_op(&dev, samples, |i| {
+                    let sw = random_scales(dev, n, 90)?;
+                    let t8 = time_op(dev, samples, |i| {
                         Ok(dev.w8a16(&ws[i % sets], &sw, &x, None, &mut y, s)?)
                     })?;
                     let spec = eai_quant::QuantSpec::int8_activation_per_token();
                     let mut qx = dev.quant_output("x", &spec, &[m, k])?;
                     let mut acc = dev.zeros::<i32>(m * n)?;
-                    let ta = time_op(&dev, samples, |i| {
+                    let ta = time_op(dev, samples, |i| {
                         dev.quantize_into(&x, &mut qx)?;
                         dev.gemm_i8(qx.codes(), &ws[i % sets], &mut acc, s)?;
                         Ok(dev.gemm_dequant(&acc, qx.scales(), &sw, None, &mut y, m, n)?)
@@ -469,17 +551,17 @@ fn main() -> BoxResult<()> {
             r.line("|---|---|---|---|---|---|---|---|");
             for s in [GemmShape::new(8192, 8192, 8192), GemmShape::new(1, 11008, 4096)] {
                 let sets = rotation(s.n * s.k * 2, info.l2_cache_bytes);
-                let x16 = random_f16(&dev, s.m * s.k, 100, 1.0)?;
+                let x16 = random_f16(dev, s.m * s.k, 100, 1.0)?;
                 let w16: Vec<_> = (0..sets)
-                    .map(|i| random_f16(&dev, s.n * s.k, 110 + i as u64, 0.05))
+                    .map(|i| random_f16(dev, s.n * s.k, 110 + i as u64, 0.05))
                     .collect::<BoxResult<_>>()?;
                 let mut y16 = dev.zeros::<f16>(s.m * s.n)?;
-                let x8 = random_i8(&dev, s.m * s.k, 120)?;
+                let x8 = random_i8(dev, s.m * s.k, 120)?;
                 let w8: Vec<_> = (0..sets)
-                    .map(|i| random_i8(&dev, s.n * s.k, 130 + i as u64))
+                    .map(|i| random_i8(dev, s.n * s.k, 130 + i as u64))
                     .collect::<BoxResult<_>>()?;
-                let sx = random_scales(&dev, s.m, 140)?;
-                let sw = random_scales(&dev, s.n, 141)?;
+                let sx = random_scales(dev, s.m, 140)?;
+                let sw = random_scales(dev, s.n, 141)?;
                 let mut acc = dev.zeros::<i32>(s.m * s.n)?;
                 let label = format!("{}×{}×{}", s.m, s.n, s.k);
                 let row = |r: &mut Report,
@@ -492,12 +574,12 @@ fn main() -> BoxResult<()> {
                         if base > 0.0 { j / base } else { 1.0 }
                     ));
                 };
-                let e16 = energy_op(&dev, &nd, energy_secs, |i| {
+                let e16 = energy_op(dev, &nd, energy_secs, |i| {
                     Ok(dev.gemm_f16(&x16, &w16[i % sets], &mut y16, s)?)
                 })
                 .unwrap_or((0.0, 0.0, 1, 0.0));
                 row(&mut r, "FP16 cuBLAS", e16, e16.0);
-                let e8 = energy_op(&dev, &nd, energy_secs, |i| {
+                let e8 = energy_op(dev, &nd, energy_secs, |i| {
                     dev.gemm_i8(&x8, &w8[i % sets], &mut acc, s)?;
                     Ok(dev.gemm_dequant(&acc, &sx, &sw, None, &mut y16, s.m, s.n)?)
                 });
@@ -507,7 +589,7 @@ fn main() -> BoxResult<()> {
                 }
                 let spec = eai_quant::QuantSpec::int8_activation_per_token();
                 let mut qx = dev.quant_output("x", &spec, &[s.m, s.k])?;
-                let ea = energy_op(&dev, &nd, energy_secs, |i| {
+                let ea = energy_op(dev, &nd, energy_secs, |i| {
                     dev.quantize_into(&x16, &mut qx)?;
                     dev.gemm_i8(qx.codes(), &w8[i % sets], &mut acc, s)?;
                     Ok(dev.gemm_dequant(&acc, qx.scales(), &sw, None, &mut y16, s.m, s.n)?)
@@ -516,7 +598,7 @@ fn main() -> BoxResult<()> {
                     Ok(ea) => row(&mut r, "W8A8: act. quant + INT8 + dequant", ea, e16.0),
                     Err(e) => r.line(format!("| W8A8 | {label} | error: {e} |")),
                 }
-                let ew = energy_op(&dev, &nd, energy_secs, |i| {
+                let ew = energy_op(dev, &nd, energy_secs, |i| {
                     Ok(dev.w8a16(&w8[i % sets], &sw, &x16, None, &mut y16, s)?)
                 });
                 match ew {
@@ -530,12 +612,7 @@ fn main() -> BoxResult<()> {
     // ---------------------------------------------------------------- summary
     r.line(String::new());
     r.line("## Bars");
-    for (m, raw, epi) in &big_ratio {
-        r.line(format!(
-            "- INT8 vs FP16 at {m}³: {raw:.2}× (GEMM alone), {epi:.2}× (with dequant epilogue); bar ≥ 1.6×: {}",
-            if *raw >= 1.6 { "met" } else { "NOT met" }
-        ));
-    }
+    gemm_bars(&mut r, &big_ratio, &fused_bars);
     let worst = gemv_speedups.iter().cloned().fold(f64::INFINITY, f64::min);
     r.line(format!(
         "- W8A16 vs FP16 GEMV at batch 1: worst {worst:.2}× over the 7B shapes; bar ≥ 1.6×: {}",
@@ -560,11 +637,30 @@ enum Op {
     Deq(usize, u8),
     /// `Quant` into an output allocated once for the whole table (round 2's context).
     QuantKeep(usize, u8),
+    /// `Quant` under the tuning overrides `QUANT_VARIANTS[.2]` (new kernels beside today's).
+    QuantVar(usize, u8, usize),
+    /// `Deq` under the tuning overrides `DEQ_VARIANTS[.2]`.
+    DeqVar(usize, u8, usize),
     /// The copy into a destination allocated once for the whole table.
     CopyKeep,
     /// Traffic probe reading `.0` and writing `.1` bytes per item.
     Probe(usize, usize),
+    /// The same with the blocked pattern (`traffic_probe_blocked`).
+    ProbeBlocked(usize, usize),
 }
+
+/// Kernel variants measured beside today's defaults in the quantize table: (label, the
+/// `EAI_QUANT_TUNING` overrides that select it, the case indices of `quant_rows` it applies to).
+const QUANT_VARIANTS: &[(&str, &str, &[usize])] = &[
+    ("ld.cs", "quant_load_streaming=true", &[0, 1, 2, 3, 4, 5]),
+    ("contig 2/lane", "quant_small_contig=2", &[4]),
+    ("contig 4/lane", "quant_small_contig=4", &[4]),
+    ("contig 2/lane + ld.cs", "quant_small_contig=2,quant_load_streaming=true", &[4]),
+    ("contig 4/lane + ld.cs", "quant_small_contig=4,quant_load_streaming=true", &[4]),
+];
+
+/// Dequantize variants measured beside today's: (label, overrides).
+const DEQ_VARIANTS: &[(&str, &str)] = &[("blocked", "dequant_blocked=true")];
 
 /// The quantize/dequantize table, measured robustly: every row is timed in each of `ROUNDS`
 /// rounds (all rows once per round, so slow drifts of the machine hit every kernel alike), each
@@ -642,8 +738,16 @@ fn quant_rows(
         if c == 3 {
             ops.extend([Op::QuantKeep(c, 1), Op::QuantKeep(c, 2), Op::QuantKeep(c, 0)]);
         }
+        for (v, (_, _, applies)) in QUANT_VARIANTS.iter().enumerate() {
+            if applies.contains(&c) {
+                ops.extend([Op::QuantVar(c, 0, v), Op::QuantVar(c, 1, v), Op::QuantVar(c, 2, v)]);
+            }
+        }
         if c == 1 || c == 3 || c == 4 {
             ops.extend([Op::Deq(c, 0), Op::Deq(c, 1), Op::Deq(c, 2)]);
+            for v in 0..DEQ_VARIANTS.len() {
+                ops.extend([Op::DeqVar(c, 0, v), Op::DeqVar(c, 1, v), Op::DeqVar(c, 2, v)]);
+            }
         }
     }
     ops.extend([
@@ -652,6 +756,11 @@ fn quant_rows(
         Op::Probe(16, 8),
         Op::Probe(8, 16),
         Op::Probe(4, 16),
+        Op::ProbeBlocked(16, 16),
+        Op::ProbeBlocked(16, 4),
+        Op::ProbeBlocked(16, 8),
+        Op::ProbeBlocked(8, 16),
+        Op::ProbeBlocked(4, 16),
     ]);
     let mut times = vec![Vec::with_capacity(ROUNDS); ops.len()];
     for round in 0..ROUNDS {
@@ -667,6 +776,20 @@ fn quant_rows(
                     time_op(dev, samples, |_| Ok(dev.copy(&src, &mut dst)?))?
                 }
                 Op::CopyKeep => time_op(dev, samples, |_| Ok(dev.copy(&src, &mut dst_keep)?))?,
+                Op::QuantVar(c, input, v) => {
+                    let base = dev.tuning();
+                    dev.set_tuning(base.with_overrides(QUANT_VARIANTS[v].1));
+                    let mut out = dev.quant_output("bench", &cases[c].1, &[rows, cols])?;
+                    let t = match input {
+                        0 => time_op(dev, samples, |_| Ok(dev.quantize_into(&x32, &mut out)?)),
+                        1 => time_op(dev, samples, |_| Ok(dev.quantize_into(&xb, &mut out)?)),
+                        _ => time_op(dev, samples, |_| Ok(dev.quantize_into(&x16, &mut out)?)),
+                    };
+                    dev.set_tuning(base);
+                    let t = t?;
+                    out.check(dev, &x32)?;
+                    t
+                }
                 Op::Quant(c, input) | Op::QuantKeep(c, input) => {
                     let mut fresh;
                     let out = if matches!(op, Op::QuantKeep(..)) {
@@ -683,31 +806,42 @@ fn quant_rows(
                     out.check(dev, &x32)?;
                     t
                 }
-                Op::Deq(c, o) => {
+                Op::Deq(c, o) | Op::DeqVar(c, o, _) => {
                     let out = &outs[c];
-                    match o {
+                    let base = dev.tuning();
+                    if let Op::DeqVar(_, _, v) = *op {
+                        dev.set_tuning(base.with_overrides(DEQ_VARIANTS[v].1));
+                    }
+                    let t = match o {
                         0 => {
                             let mut y = dev.zeros::<f32>(n)?;
-                            time_op(dev, samples, |_| Ok(dev.dequantize_into(out, &mut y)?))?
+                            time_op(dev, samples, |_| Ok(dev.dequantize_into(out, &mut y)?))
                         }
                         1 => {
                             let mut y = dev.zeros::<half::bf16>(n)?;
-                            time_op(dev, samples, |_| Ok(dev.dequantize_into(out, &mut y)?))?
+                            time_op(dev, samples, |_| Ok(dev.dequantize_into(out, &mut y)?))
                         }
                         _ => {
                             let mut y = dev.zeros::<f16>(n)?;
-                            time_op(dev, samples, |_| Ok(dev.dequantize_into(out, &mut y)?))?
+                            time_op(dev, samples, |_| Ok(dev.dequantize_into(out, &mut y)?))
                         }
-                    }
+                    };
+                    dev.set_tuning(base);
+                    t?
                 }
-                Op::Probe(rd, wr) => {
+                Op::Probe(rd, wr) | Op::ProbeBlocked(rd, wr) => {
+                    let blocked = matches!(op, Op::ProbeBlocked(..));
                     // bytes as for the kernels: 2^28 elements' worth of the smaller side
                     let items = n * 4 / rd.max(wr);
                     let mut dst = dev.zeros::<u8>(items * wr)?;
                     assert!(items * rd <= probe_src.len());
                     let src_view = &probe_src;
                     time_op(dev, samples, |_| {
-                        let _ = dev.traffic_probe(src_view, &mut dst, rd, wr)?;
+                        let _ = if blocked {
+                            dev.traffic_probe_blocked(src_view, &mut dst, rd, wr)?
+                        } else {
+                            dev.traffic_probe(src_view, &mut dst, rd, wr)?
+                        };
                         Ok(())
                     })?
                 }
@@ -744,19 +878,25 @@ fn quant_rows(
                 "device-to-device copy 1 GiB, destination allocated once".to_string(),
                 2.0 * copy_bytes as f64,
             ),
-            Op::Probe(rd, wr) => {
+            Op::Probe(rd, wr) | Op::ProbeBlocked(rd, wr) => {
                 let items = (n * 4 / rd.max(wr)) as f64;
+                let pattern = if matches!(op, Op::ProbeBlocked(..)) { " [blocked]" } else { "" };
                 (
-                    format!("traffic probe: read {rd} B, write {wr} B per item, no arithmetic"),
+                    format!(
+                        "traffic probe{pattern}: read {rd} B, write {wr} B per item, no arithmetic"
+                    ),
                     items * (rd + wr) as f64,
                 )
             }
-            Op::Quant(c, input) | Op::QuantKeep(c, input) => {
+            Op::Quant(c, input) | Op::QuantKeep(c, input) | Op::QuantVar(c, input, _) => {
                 let esz = if input == 0 { 4.0 } else { 2.0 };
                 let groups = outs[c].scales().len() as f64;
                 let useful = (esz + 1.0) * n as f64 + 8.0 * groups;
-                let tag =
-                    if matches!(op, Op::QuantKeep(..)) { " [output allocated once]" } else { "" };
+                let tag = match *op {
+                    Op::QuantKeep(..) => " [output allocated once]".to_string(),
+                    Op::QuantVar(_, _, v) => format!(" [{}]", QUANT_VARIANTS[v].0),
+                    _ => String::new(),
+                };
                 let label = format!("{}{tag} from {}", cases[c].0, names[input as usize]);
                 if cases[c].0.contains("2 passes") {
                     (format!("{label}: useful bytes (input once)"), useful)
@@ -764,7 +904,7 @@ fn quant_rows(
                     (label, useful)
                 }
             }
-            Op::Deq(c, o) => {
+            Op::Deq(c, o) | Op::DeqVar(c, o, _) => {
                 let what = match c {
                     1 => "per-channel i8",
                     3 => "per-group 128 i8",
@@ -772,8 +912,12 @@ fn quant_rows(
                 };
                 let groups = outs[c].scales().len() as f64;
                 let esz = if o == 0 { 4.0 } else { 2.0 };
+                let tag = match *op {
+                    Op::DeqVar(_, _, v) => format!(" [{}]", DEQ_VARIANTS[v].0),
+                    _ => String::new(),
+                };
                 (
-                    format!("dequantize {what} → {}", names[o as usize]),
+                    format!("dequantize {what}{tag} → {}", names[o as usize]),
                     (esz + 1.0) * n as f64 + 8.0 * groups,
                 )
             }
@@ -786,7 +930,7 @@ fn quant_rows(
         r.line(format!(
             "| {label} | {} | {:.1} | {g:.0} | {:.3} | {:.3}–{:.3} |",
             match *op {
-                Op::Probe(rd, wr) => n * 4 / rd.max(wr),
+                Op::Probe(rd, wr) | Op::ProbeBlocked(rd, wr) => n * 4 / rd.max(wr),
                 Op::CopyKeep => copy_bytes,
                 _ => n,
             },

@@ -1234,20 +1234,28 @@ __device__ __forceinline__ void reg_group(const uint4* r, u64 g, bool act, u32 t
     }
 }
 
+// A 16-byte input load: through the non-coherent path (__ldg, the default), or with the
+// streaming hint (ld.global.cs: evict-first, as the traffic probes that reach 0.96–0.98 of copy
+// load; session 7 variant, selected by Tuning::quant_load_streaming, GPU figures pending).
+template <bool CS>
+__device__ __forceinline__ uint4 ld16(const uint4* p) {
+    return CS ? __ldcs(p) : __ldg(p);
+}
+
 // The V vectors lane tl of a team holds of group g (a duplicate of a valid vector where
 // tl + k·TS ≥ LV: duplicates are neutral for min/max; zeros when the team has no group).
-template <int V>
+template <int V, bool CS = false>
 __device__ __forceinline__ void reg_load(const uint4* __restrict__ xv, u64 g, bool act, u32 tl,
                                          u32 fallback, const RegArgs& a, uint4* r) {
     const uint4* src = xv + g * a.LV;
 #pragma unroll
     for (int k = 0; k < V; ++k) {
         const u32 vi = tl + (u32)k * a.TS;
-        r[k] = act ? __ldg(src + (vi < a.LV ? vi : fallback)) : make_uint4(0u, 0u, 0u, 0u);
+        r[k] = act ? ld16<CS>(src + (vi < a.LV ? vi : fallback)) : make_uint4(0u, 0u, 0u, 0u);
     }
 }
 
-template <class T, int V>
+template <class T, int V, bool CS = false>
 __device__ __forceinline__ void rows_reg(const typename T::raw* __restrict__ x,
                                          u8* __restrict__ q, float* __restrict__ scales,
                                          int* __restrict__ zps, const RegArgs& a,
@@ -1268,7 +1276,7 @@ __device__ __forceinline__ void rows_reg(const typename T::raw* __restrict__ x,
 #pragma unroll
         for (int k = 0; k < V; ++k) {
             const u32 vi = tl + (u32)k * a.TS;
-            r[k] = act ? __ldg(src + (vi < a.LV ? vi : fallback)) : make_uint4(0u, 0u, 0u, 0u);
+            r[k] = act ? ld16<CS>(src + (vi < a.LV ? vi : fallback)) : make_uint4(0u, 0u, 0u, 0u);
         }
         reg_group<T, V>(r, g, act, tl, a, q, scales, zps, s, bad, bad_scale);
     }
@@ -1285,7 +1293,7 @@ __device__ __forceinline__ void rows_reg(const typename T::raw* __restrict__ x,
 // shuffles give it the other group's parameters. Instantiated for LV = 4 (the H200 sweep of
 // round 2: faster than 2-lane teams of the in-warp kernel from bf16, level from f16, slower
 // from f32 with LV = 8, which therefore keeps the in-warp kernel).
-template <class T, int LV>
+template <class T, int LV, bool CS = false>
 __device__ __forceinline__ void rows_pair(const typename T::raw* __restrict__ x,
                                           u8* __restrict__ q, float* __restrict__ scales,
                                           int* __restrict__ zps, const RegArgs& a,
@@ -1303,7 +1311,7 @@ __device__ __forceinline__ void rows_pair(const typename T::raw* __restrict__ x,
         uint4 r[LV];
 #pragma unroll
         for (int k = 0; k < LV; ++k)
-            r[k] = g0 + k / R < a.G ? __ldg(xv + g0 * LV + tl + 2 * k) : make_uint4(0u, 0u, 0u, 0u);
+            r[k] = g0 + k / R < a.G ? ld16<CS>(xv + g0 * LV + tl + 2 * k) : make_uint4(0u, 0u, 0u, 0u);
         float mn[2], mx[2];
         RegStats<T>::template run<R>(r, mn[0], mx[0]);
         RegStats<T>::template run<R>(r + R, mn[1], mx[1]);
@@ -1377,6 +1385,122 @@ __device__ __forceinline__ void rows_pair(const typename T::raw* __restrict__ x,
 }
 
 // ------------------------------------------------------------------------------------------
+// Contiguous small-group quantizer (session 7, GPU figures pending) for groups of LV = TS·V
+// 16-byte vectors (GGML Q8_0's 32 elements: LV = 8 from f32, 4 from f16/bf16). Lane tl of a
+// team holds the V CONSECUTIVE vectors tl·V .. tl·V + V of its group (the in-warp kernel's lane
+// holds vectors tl + k·TS), so its codes are V·W consecutive bytes written by ONE 8- or 16-byte
+// store (two for 32 bytes) and a warp's codes are one contiguous run of 32·V·W bytes. Every
+// Q8_0 kernel measured so far wrote its codes as 16-byte pieces at a 32-byte stride per store
+// instruction (TS·W code bytes per team and instruction: half of each 32-byte sector), the only
+// kernels that do; this variant tests whether those half-sector stores are what holds Q8_0 at
+// 0.59–0.75 of copy. Loads become 16 bytes at a 16·V-byte stride per instruction, the other
+// halves of each sector following in the next instruction (L1 serves them). Statistics,
+// parameters and the exact slow paths are the in-warp kernel's, element for element.
+template <int NWORDS>
+__device__ __forceinline__ void store_words_cs(u8* p, const u32* w) {
+    if (NWORDS % 4 == 0) {
+#pragma unroll
+        for (int i = 0; i < NWORDS; i += 4)
+            __stcs(reinterpret_cast<uint4*>(p) + i / 4, make_uint4(w[i], w[i + 1], w[i + 2], w[i + 3]));
+    } else if (NWORDS == 2) {
+        __stcs(reinterpret_cast<uint2*>(p), make_uint2(w[0], w[1]));
+    } else {
+#pragma unroll
+        for (int i = 0; i < NWORDS; ++i) __stcs(reinterpret_cast<u32*>(p) + i, w[i]);
+    }
+}
+
+template <class T, int V, bool AWAY>
+__device__ __forceinline__ void regc_store_lean(const uint4* r, u8* qv, const QLean& fl) {
+    const int W = Wide<T>::N;
+    const int NWORDS = V * W / 4;
+    u32 w[NWORDS];
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+        float f[W];
+        Unpack<T>::run(r[k], f);
+#pragma unroll
+        for (int j = 0; j < W; j += 4)
+            w[(k * W + j) / 4] = pack4_lean(qlean<AWAY>(f[j], fl), qlean<AWAY>(f[j + 1], fl),
+                                            qlean<AWAY>(f[j + 2], fl), qlean<AWAY>(f[j + 3], fl));
+    }
+    store_words_cs<NWORDS>(qv, w);
+}
+
+template <class T, int V, bool CS = false>
+__device__ __forceinline__ void rows_regc(const typename T::raw* __restrict__ x,
+                                          u8* __restrict__ q, float* __restrict__ scales,
+                                          int* __restrict__ zps, const RegArgs& a,
+                                          const QSpec& s, u64* bad, u64* bad_scale) {
+    const int W = Wide<T>::N;
+    const u32 lane = threadIdx.x & 31u;
+    const u32 team = lane >> a.log_ts, tl = lane & (a.TS - 1u);
+    const u32 tpw = 32u >> a.log_ts;
+    const u64 warp = ((u64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    const u64 nwarps = ((u64)gridDim.x * blockDim.x) >> 5;
+    const uint4* xv = reinterpret_cast<const uint4*>(x);
+    for (u64 gb = warp * tpw; gb < a.G; gb += nwarps * tpw) {  // warp-uniform
+        const u64 g = gb + team;
+        const bool act = g < a.G;
+        const uint4* src = xv + g * a.LV + (u64)tl * V;
+        uint4 r[V];
+#pragma unroll
+        for (int k = 0; k < V; ++k) r[k] = act ? ld16<CS>(src + k) : make_uint4(0u, 0u, 0u, 0u);
+        float mn, mx;
+        RegStats<T>::template run<V>(r, mn, mx);
+        const bool dirty = !(is_finite_f(mn) & is_finite_f(mx));
+        const bool any_dirty = __any_sync(0xffffffffu, dirty);
+        if (any_dirty) {
+            mn = __int_as_float(0x7f800000);
+            mx = __int_as_float(0xff800000);
+            if (act) {
+#pragma unroll
+                for (int k = 0; k < V; ++k) {
+                    const u32 vi = tl * V + (u32)k;
+                    float f[W];
+                    Unpack<T>::run(r[k], f);
+#pragma unroll
+                    for (int j = 0; j < W; ++j) minmax_update(f[j], mn, mx, g * a.L + (u64)vi * W + j, s, bad);
+                }
+            }
+        }
+        for (u32 off = a.TS >> 1; off > 0; off >>= 1) {
+            mn = fminf(mn, __shfl_xor_sync(0xffffffffu, mn, off));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+        }
+        if (act) {
+            float scale, inv;
+            int zp;
+            const bool ok = group_params(mn, mx, s, &scale, &zp, &inv);
+            if (tl == 0) {
+                scales[g] = scale;
+                zps[g] = zp;
+                if (!ok) atomicMin(bad_scale, g);
+            }
+            const QFast fq = make_fast(scale, inv, zp, s);
+            u8* qv = q + g * a.L + (u64)tl * V * W;
+            if (!any_dirty && fq.on) {
+                QLean fl;
+                fl.inv = inv;
+                fl.lo = (float)fq.lo;
+                fl.hi = (float)fq.hi;
+                fl.zp = (u32)zp;
+                fl.away = fq.away;
+                if (fl.away) regc_store_lean<T, V, true>(r, qv, fl);
+                else regc_store_lean<T, V, false>(r, qv, fl);
+            } else {
+#pragma unroll
+                for (int k = 0; k < V; ++k) {
+                    float f[W];
+                    Unpack<T>::run(r[k], f);
+                    store_codesN<W>(qv + (u64)k * W, f, fq, scale, inv, zp, s);
+                }
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
 // Split register row quantizer (session 3, round 2): a team of NW whole warps owns one group
 // (TS = 32·NW lanes, lane tl = 32·(warp in team) + lane holds vectors tl + k·TS, k < V), so a
 // 4096-element 16-bit row needs V = 4 vectors per lane with NW = 4 instead of 16 with one warp:
@@ -1387,7 +1511,7 @@ __device__ __forceinline__ void rows_pair(const typename T::raw* __restrict__ x,
 // issued before the current one is reduced (software pipeline in registers). Requires
 // blockDim.x = 256 (8 warps: 8 / NW teams per block, barrier ids 1..8 / NW). Instantiated for
 // NW = 4 only: the round-2 H200 sweep had NW = 2 level with one warp and NW = 8 far slower.
-template <class T, int V, int NW>
+template <class T, int V, int NW, bool CS = false>
 __device__ __forceinline__ void rows_split(const typename T::raw* __restrict__ x,
                                            u8* __restrict__ q, float* __restrict__ scales,
                                            int* __restrict__ zps, const RegArgs& a,
@@ -1405,11 +1529,11 @@ __device__ __forceinline__ void rows_split(const typename T::raw* __restrict__ x
     const u32 fallback = tl < a.LV ? tl : 0u;
     u64 g = (u64)blockIdx.x * tpb + tib;
     uint4 r[V];
-    reg_load<V>(xv, g, g < a.G, tl, fallback, a, r);
+    reg_load<V, CS>(xv, g, g < a.G, tl, fallback, a, r);
     u32 buf = 0;
     for (; g < a.G; g += step, buf ^= 1u) {  // team-uniform
         uint4 nx[V];
-        reg_load<V>(xv, g + step, g + step < a.G, tl, fallback, a, nx);
+        reg_load<V, CS>(xv, g + step, g + step < a.G, tl, fallback, a, nx);
         float mn, mx;
         RegStats<T>::template run<V>(r, mn, mx);
         const bool dirty = !(is_finite_f(mn) & is_finite_f(mx));
@@ -1570,6 +1694,68 @@ __device__ __forceinline__ void dequant_batched(const u8* __restrict__ q, int is
     for (; vi < nv; vi += stride) dequant_vec<O>(q, is_signed, vi * W, gi, scales, zps, y);
 }
 
+// Blocked dequantize (session 7 variant, GPU figures pending): the same per-vector work as
+// dequant_batched, but a warp's U vectors per step are CONSECUTIVE runs of 32 (vector
+// c·32U + u·32 + lane of chunk c), so each warp reads and writes one contiguous span per step
+// (32·U·W codes; 2 KiB of f32 output at U = 4) instead of U spans a whole grid apart. The traffic
+// probes, which use the strided pattern, reach 0.932 of the driver's copy at 1:1 and 0.865 at
+// the 1:4 mix of dequantize → f32, where the dequantize kernels sit; this tests whether the
+// pattern, not the arithmetic, is the remaining gap.
+template <class O, int U, bool CS>
+__device__ __forceinline__ void dequant_blocked(const u8* __restrict__ q, int is_signed, u64 n,
+                                                GroupIndex gi, const float* __restrict__ scales,
+                                                const int* __restrict__ zps, int zp_uniform,
+                                                int zp_value, typename O::raw* __restrict__ y) {
+    const int W = DeqOut<O>::W;
+    if (gi.inner % W != 0) {
+        for (u64 i = global_thread(); i < n; i += global_threads()) {
+            const u64 g = group_of(i, gi);
+            const int code = is_signed ? (int)(signed char)q[i] : (int)q[i];
+            y[i] = O::from_f32(__fmul_rn(__int2float_rn(code - __ldg(zps + g)), __ldg(scales + g)));
+        }
+        return;
+    }
+    const u32 flip = is_signed ? 0x80808080u : 0u;
+    const int bias = 0x4B000000 + (is_signed ? 128 : 0);
+    const u64 nv = n / W;
+    const u64 chunk = 32u * U;
+    const u64 full = nv / chunk;  // whole chunks
+    const u32 lane = threadIdx.x & 31u;
+    const u64 warp = ((u64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    const u64 nwarps = ((u64)gridDim.x * blockDim.x) >> 5;
+    for (u64 c = warp; c < full; c += nwarps) {
+        const u64 v0 = c * chunk + lane;
+        u32 w[U][W / 4];
+        float sc[U];
+        int zp[U];
+#pragma unroll
+        for (int u = 0; u < U; ++u) load_codes2<W, CS>(q + (v0 + u * 32u) * W, w[u]);
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            const u64 g = group_of((v0 + u * 32u) * W, gi);
+            sc[u] = __ldg(scales + g);
+            zp[u] = zp_uniform ? zp_value : __ldg(zps + g);
+        }
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            const float off = __int_as_float(bias + zp[u]);
+            float t[W];
+#pragma unroll
+            for (int i = 0; i < W / 4; ++i) {
+                const u32 b = w[u][i] ^ flip;
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+                    const float cv = __fsub_rn(__uint_as_float(__byte_perm(b, 0x4B000000u, 0x7540 + j)), off);
+                    t[4 * i + j] = __fmul_rn(cv, sc[u]);
+                }
+            }
+            DeqPack<O>::template store<CS>(y + (v0 + u * 32u) * W, t);
+        }
+    }
+    for (u64 vi = full * chunk + global_thread(); vi < nv; vi += global_threads())
+        dequant_vec<O>(q, is_signed, vi * W, gi, scales, zps, y);
+}
+
 #define EAI_QUANT_KERNELS3(SUF, T)                                                               \
     EAI_REG_KERNEL(SUF, T, 1)                                                                    \
     EAI_REG_KERNEL(SUF, T, 2)                                                                    \
@@ -1578,10 +1764,14 @@ __device__ __forceinline__ void dequant_batched(const u8* __restrict__ q, int is
     EAI_REG_KERNEL(SUF, T, 16)                                                                   \
     EAI_SPLIT_KERNEL(SUF, T, 4, 4)                                                               \
     EAI_PAIR_KERNEL(SUF, T, 4)                                                                   \
+    EAI_REGC_KERNEL(SUF, T, 2)                                                                   \
+    EAI_REGC_KERNEL(SUF, T, 4)                                                                   \
+    EAI_CS_KERNELS(SUF, T)                                                                       \
     EAI_DEQ_KERNEL(SUF, T, 4, true, 4s)                                                          \
     EAI_DEQ_KERNEL(SUF, T, 8, true, 8s)                                                          \
     EAI_DEQ_KERNEL(SUF, T, 4, false, 4w)                                                         \
-    EAI_DEQ_KERNEL(SUF, T, 8, false, 8w)
+    EAI_DEQ_KERNEL(SUF, T, 8, false, 8w)                                                         \
+    EAI_DEQB_KERNEL(SUF, T)
 #define EAI_REG_KERNEL(SUF, T, V)                                                                \
     extern "C" __global__ void __launch_bounds__(256)                                            \
         quant_rows_reg##V##_##SUF(const T::raw* __restrict__ x, u8* q, float* scales, int* zps,  \
@@ -1594,12 +1784,59 @@ __device__ __forceinline__ void dequant_batched(const u8* __restrict__ q, int is
                                     int* zps, RegArgs a, QSpec s, u64* bad, u64* bad_scale) {    \
         rows_pair<T, LV>(x, q, scales, zps, a, s, bad, bad_scale);                               \
     }
+#define EAI_REGC_KERNEL(SUF, T, V)                                                               \
+    extern "C" __global__ void __launch_bounds__(256)                                            \
+        quant_rows_regc##V##_##SUF(const T::raw* __restrict__ x, u8* q, float* scales, int* zps, \
+                                   RegArgs a, QSpec s, u64* bad, u64* bad_scale) {               \
+        rows_regc<T, V>(x, q, scales, zps, a, s, bad, bad_scale);                                \
+    }
+// Streaming-load twins (ld16<true>) of the register kernels the defaults pick for the bars'
+// shapes: split4x4 (4096-element 16-bit rows), reg4 (group-128), reg2 (Q8_0 from f32), pair4
+// (Q8_0 from 16-bit), regc2/regc4 (the contiguous small-group kernel).
+#define EAI_CS_KERNELS(SUF, T)                                                                   \
+    extern "C" __global__ void __launch_bounds__(256)                                            \
+        quant_rows_split4x4cs_##SUF(const T::raw* __restrict__ x, u8* q, float* scales,          \
+                                    int* zps, RegArgs a, QSpec s, u64* bad, u64* bad_scale) {    \
+        rows_split<T, 4, 4, true>(x, q, scales, zps, a, s, bad, bad_scale);                      \
+    }                                                                                            \
+    extern "C" __global__ void __launch_bounds__(256)                                            \
+        quant_rows_reg4cs_##SUF(const T::raw* __restrict__ x, u8* q, float* scales, int* zps,    \
+                                RegArgs a, QSpec s, u64* bad, u64* bad_scale) {                  \
+        rows_reg<T, 4, true>(x, q, scales, zps, a, s, bad, bad_scale);                           \
+    }                                                                                            \
+    extern "C" __global__ void __launch_bounds__(256)                                            \
+        quant_rows_reg2cs_##SUF(const T::raw* __restrict__ x, u8* q, float* scales, int* zps,    \
+                                RegArgs a, QSpec s, u64* bad, u64* bad_scale) {                  \
+        rows_reg<T, 2, true>(x, q, scales, zps, a, s, bad, bad_scale);                           \
+    }                                                                                            \
+    extern "C" __global__ void __launch_bounds__(256)                                            \
+        quant_rows_pair4cs_##SUF(const T::raw* __restrict__ x, u8* q, float* scales, int* zps,   \
+                                 RegArgs a, QSpec s, u64* bad, u64* bad_scale) {                 \
+        rows_pair<T, 4, true>(x, q, scales, zps, a, s, bad, bad_scale);                          \
+    }                                                                                            \
+    extern "C" __global__ void __launch_bounds__(256)                                            \
+        quant_rows_regc2cs_##SUF(const T::raw* __restrict__ x, u8* q, float* scales, int* zps,   \
+                                 RegArgs a, QSpec s, u64* bad, u64* bad_scale) {                 \
+        rows_regc<T, 2, true>(x, q, scales, zps, a, s, bad, bad_scale);                          \
+    }                                                                                            \
+    extern "C" __global__ void __launch_bounds__(256)                                            \
+        quant_rows_regc4cs_##SUF(const T::raw* __restrict__ x, u8* q, float* scales, int* zps,   \
+                                 RegArgs a, QSpec s, u64* bad, u64* bad_scale) {                 \
+        rows_regc<T, 4, true>(x, q, scales, zps, a, s, bad, bad_scale);                          \
+    }
 #define EAI_SPLIT_KERNEL(SUF, T, NW, V)                                                          \
     extern "C" __global__ void __launch_bounds__(256)                                            \
         quant_rows_split##NW##x##V##_##SUF(const T::raw* __restrict__ x, u8* q, float* scales,   \
                                            int* zps, RegArgs a, QSpec s, u64* bad,               \
                                            u64* bad_scale) {                                     \
         rows_split<T, V, NW>(x, q, scales, zps, a, s, bad, bad_scale);                           \
+    }
+#define EAI_DEQB_KERNEL(SUF, T)                                                                  \
+    extern "C" __global__ void dequant_4b_##SUF(const u8* __restrict__ q, int is_signed, u64 n,   \
+                                                GroupIndex gi, const float* scales,              \
+                                                const int* zps, int zp_uniform, int zp_value,    \
+                                                T::raw* y) {                                     \
+        dequant_blocked<T, 4, true>(q, is_signed, n, gi, scales, zps, zp_uniform, zp_value, y);  \
     }
 #define EAI_DEQ_KERNEL(SUF, T, U, CS, TAG)                                                       \
     extern "C" __global__ void dequant_##TAG##_##SUF(const u8* __restrict__ q, int is_signed,    \

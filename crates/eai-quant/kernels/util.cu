@@ -78,10 +78,47 @@ __device__ __forceinline__ void probe_body(const u8* __restrict__ in, u8* __rest
         ProbeIO<WB>::st(out + i * WB, o);
     }
 }
+// Blocked twin (session 7): a warp's 4 items per step are consecutive runs of 32 (one
+// contiguous span per warp and step), the pattern of `dequant_4b`; the strided probe above is
+// the pattern of the batched dequantize kernels.
+template <int RB, int WB>
+__device__ __forceinline__ void probeb_body(const u8* __restrict__ in, u8* __restrict__ out, u64 items) {
+    const u32 lane = threadIdx.x & 31u;
+    const u64 warp = global_thread() >> 5, nwarps = global_threads() >> 5;
+    const u64 full = items / 128u;
+    for (u64 c = warp; c < full; c += nwarps) {
+        const u64 i0 = c * 128u + lane;
+        u32 w[4][RB / 4];
+#pragma unroll
+        for (int u = 0; u < 4; ++u) ProbeIO<RB>::ld(in + (i0 + u * 32u) * RB, w[u]);
+#pragma unroll
+        for (int u = 0; u < 4; ++u) {
+            u32 o[WB / 4];
+#pragma unroll
+            for (int k = 0; k < WB / 4; ++k) o[k] = 0u;
+#pragma unroll
+            for (int k = 0; k < (RB > WB ? RB : WB) / 4; ++k) o[k % (WB / 4)] ^= w[u][k % (RB / 4)] + (u32)k;
+            ProbeIO<WB>::st(out + (i0 + u * 32u) * WB, o);
+        }
+    }
+    for (u64 i = full * 128u + global_thread(); i < items; i += global_threads()) {
+        u32 w[RB / 4], o[WB / 4];
+        ProbeIO<RB>::ld(in + i * RB, w);
+#pragma unroll
+        for (int k = 0; k < WB / 4; ++k) o[k] = 0u;
+#pragma unroll
+        for (int k = 0; k < (RB > WB ? RB : WB) / 4; ++k) o[k % (WB / 4)] ^= w[k % (RB / 4)] + (u32)k;
+        ProbeIO<WB>::st(out + i * WB, o);
+    }
+}
 #define EAI_PROBE(RB, WB)                                                                        \
     extern "C" __global__ void __launch_bounds__(256)                                            \
         probe_##RB##_##WB(const u8* __restrict__ in, u8* __restrict__ out, u64 items) {          \
         probe_body<RB, WB>(in, out, items);                                                      \
+    }                                                                                            \
+    extern "C" __global__ void __launch_bounds__(256)                                            \
+        probeb_##RB##_##WB(const u8* __restrict__ in, u8* __restrict__ out, u64 items) {         \
+        probeb_body<RB, WB>(in, out, items);                                                     \
     }
 EAI_PROBE(16, 4)
 EAI_PROBE(16, 8)

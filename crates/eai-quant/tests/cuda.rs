@@ -8,7 +8,7 @@
 mod common;
 
 use common::{Rng, device};
-use eai_quant::cuda::{CudaDevice, CudaError, GemmShape};
+use eai_quant::cuda::{CudaDevice, CudaError, GemmShape, row_panels};
 use half::{bf16, f16};
 
 #[test]
@@ -238,6 +238,111 @@ fn int8_gemm_is_exact_and_epilogue_matches_cpu() {
     }
 }
 
+/// The fused INT8 GEMM + dequantize (`gemm_i8_dequant`) for every row-panel budget and several
+/// cuBLASLt heuristic ranks: bit-identical to the CPU's exact int32 product followed by the
+/// CPU epilogue's operation order, for f32, f16 and bf16 outputs, with and without bias.
+#[test]
+fn fused_int8_gemm_dequant_matches_cpu_for_every_panel_and_algo() {
+    let Some(dev) = device("fused_int8_gemm_dequant_matches_cpu_for_every_panel_and_algo") else {
+        return;
+    };
+    let mut rng = Rng::new(12);
+    let shapes = [
+        GemmShape::new(1, 4096, 4096),
+        GemmShape::new(3, 68, 36),
+        GemmShape::new(257, 1024, 772),
+        GemmShape::new(300, 4096, 260),
+        GemmShape::new(1000, 2048, 512),
+        GemmShape::new(129, 260, 132),
+    ];
+    let base = dev.tuning();
+    let mut panels_seen = 0usize;
+    for &s in &shapes {
+        let x: Vec<i8> = (0..s.m * s.k).map(|_| rng.i8()).collect();
+        let w: Vec<i8> = (0..s.n * s.k).map(|_| rng.i8()).collect();
+        let acc = gemm_i32_reference(&x, &w, s);
+        let sx: Vec<f32> = (0..s.m).map(|_| rng.unit() * 0.02 + 1e-4).collect();
+        let sw: Vec<f32> = (0..s.n).map(|_| rng.unit() * 0.01 + 1e-5).collect();
+        let bias: Vec<f32> = (0..s.n).map(|_| rng.normal(1.0)).collect();
+        let (dx, dw) = (dev.upload(&x).unwrap(), dev.upload(&w).unwrap());
+        let (dsx, dsw, db) =
+            (dev.upload(&sx).unwrap(), dev.upload(&sw).unwrap(), dev.upload(&bias).unwrap());
+        for (mib, rank, overlap) in [
+            (0, 0, false),
+            (1, 0, false),
+            (2, 0, false),
+            (0, 1, false),
+            (1, 3, false),
+            (0, 7, false),
+            (1, 0, true),
+            (2, 1, true),
+        ] {
+            let mut t = base;
+            t.gemm_panel_mib = mib;
+            t.gemm_algo_rank = rank;
+            t.gemm_overlap = overlap;
+            dev.set_tuning(t);
+            panels_seen += row_panels(s.m, s.n, mib).len();
+            // the int32 GEMM alone under this rank
+            let mut dy = dev.upload(&vec![i32::MIN; s.m * s.n]).unwrap();
+            dev.gemm_i8(&dx, &dw, &mut dy, s).unwrap();
+            assert_eq!(dev.download(&dy).unwrap(), acc, "int32 GEMM {s:?} rank {rank}");
+            for with_bias in [false, true] {
+                let want: Vec<f32> = (0..s.m * s.n)
+                    .map(|i| {
+                        let (m, n) = (i / s.n, i % s.n);
+                        let v = acc[i] as f32 * (sx[m] * sw[n]);
+                        if with_bias { v + bias[n] } else { v }
+                    })
+                    .collect();
+                let b = with_bias.then_some(&db);
+                let what =
+                    format!("{s:?} panel {mib} MiB rank {rank} overlap {overlap} bias {with_bias}");
+                let mut o32 = dev.upload(&vec![f32::NAN; s.m * s.n]).unwrap();
+                dev.gemm_i8_dequant(&dx, &dw, &dsx, &dsw, b, &mut o32, s).unwrap();
+                let got = dev.download(&o32).unwrap();
+                for i in 0..got.len() {
+                    assert_eq!(got[i].to_bits(), want[i].to_bits(), "f32 {what} at {i}");
+                }
+                let mut o16 = dev.upload(&vec![f16::NAN; s.m * s.n]).unwrap();
+                dev.gemm_i8_dequant(&dx, &dw, &dsx, &dsw, b, &mut o16, s).unwrap();
+                let got = dev.download(&o16).unwrap();
+                for i in 0..got.len() {
+                    assert_eq!(
+                        got[i].to_bits(),
+                        f16::from_f32(want[i]).to_bits(),
+                        "f16 {what} at {i}"
+                    );
+                }
+                let mut ob = dev.upload(&vec![bf16::NAN; s.m * s.n]).unwrap();
+                dev.gemm_i8_dequant(&dx, &dw, &dsx, &dsw, b, &mut ob, s).unwrap();
+                let got = dev.download(&ob).unwrap();
+                for i in 0..got.len() {
+                    assert_eq!(
+                        got[i].to_bits(),
+                        bf16::from_f32(want[i]).to_bits(),
+                        "bf16 {what} at {i}"
+                    );
+                }
+            }
+        }
+    }
+    dev.set_tuning(base);
+    // the multi-panel path really ran (1000 × 2048 at 1 MiB is 8 panels of 128 rows)
+    assert!(panels_seen > 8 * shapes.len(), "panels: {panels_seen}");
+    println!(
+        "fused int8 gemm + dequant: {panels_seen} panels over {} shapes bit-exact",
+        shapes.len()
+    );
+    // shape errors are typed
+    let s = GemmShape::new(2, 6, 8);
+    let (x, w) = (dev.zeros::<i8>(16).unwrap(), dev.zeros::<i8>(48).unwrap());
+    let (sx, sw) = (dev.zeros::<f32>(2).unwrap(), dev.zeros::<f32>(6).unwrap());
+    let mut y = dev.zeros::<f32>(12).unwrap();
+    let r = dev.gemm_i8_dequant(&x, &w, &sx, &sw, None, &mut y, s);
+    assert!(matches!(r, Err(CudaError::Shape { .. })));
+}
+
 #[test]
 fn int8_gemm_rejects_bad_shapes() {
     let Some(dev) = device("int8_gemm_rejects_bad_shapes") else { return };
@@ -336,4 +441,41 @@ fn fp16_reference_gemm_is_close() {
         }
         assert!((num / den).sqrt() < 2e-3, "relative error {}", (num / den).sqrt());
     }
+}
+
+/// The traffic probes (strided and blocked) write every item, tail included, with the value
+/// their kernel defines: `o[k mod wr/4] ^= w[k mod rd/4] + k` over the item's words.
+#[test]
+fn traffic_probes_write_every_item() {
+    let Some(dev) = device("traffic_probes_write_every_item") else { return };
+    let mut rng = Rng::new(13);
+    // 132 · 4 blocks of 256 threads cover 135,168 items per pass: take more, and a ragged tail
+    let items = 135_168 * 2 + 4 * 128 + 77;
+    for (rd, wr) in [(16usize, 4usize), (16, 8), (16, 16), (8, 16), (4, 16)] {
+        let src: Vec<u8> = (0..items * rd).map(|_| rng.i8() as u8).collect();
+        let ds = dev.upload(&src).unwrap();
+        let word = |b: &[u8], i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let mut want = vec![0u8; items * wr];
+        for i in 0..items {
+            let mut o = vec![0u32; wr / 4];
+            for k in 0..rd.max(wr) / 4 {
+                o[k % (wr / 4)] ^= word(&src, i * rd + 4 * (k % (rd / 4))).wrapping_add(k as u32);
+            }
+            for (j, v) in o.iter().enumerate() {
+                want[i * wr + 4 * j..i * wr + 4 * j + 4].copy_from_slice(&v.to_le_bytes());
+            }
+        }
+        for blocked in [false, true] {
+            let mut dd = dev.zeros::<u8>(items * wr).unwrap();
+            let moved = if blocked {
+                dev.traffic_probe_blocked(&ds, &mut dd, rd, wr).unwrap()
+            } else {
+                dev.traffic_probe(&ds, &mut dd, rd, wr).unwrap()
+            };
+            assert_eq!(moved, (items * (rd + wr)) as u64);
+            assert!(dev.download(&dd).unwrap() == want, "probe {rd}:{wr} blocked {blocked}");
+        }
+    }
+    let (s, mut d) = (dev.zeros::<u8>(64).unwrap(), dev.zeros::<u8>(64).unwrap());
+    assert!(matches!(dev.traffic_probe_blocked(&s, &mut d, 4, 4), Err(CudaError::Shape { .. })));
 }

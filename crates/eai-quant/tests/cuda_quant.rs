@@ -483,6 +483,13 @@ fn every_tuning_and_a_private_stream_give_the_same_bits() {
         // groups of 32 elements (off: the in-warp kernel with quant_reg_vectors_small)
         t.quant_split_warps = [4, 4, 0, 0, 4][i];
         t.quant_reg_pair = [true, false, true, false, true][i];
+        // contiguous small-group kernel (session 7): 2 and 4 vectors per lane, both widths
+        // (f32 where quant_reg_vectors_f32 != 0, bf16 where quant_reg_vectors_half != 0)
+        t.quant_small_contig = [2, 4, 0, 4, 2][i];
+        // streaming-load twins of the register kernels (session 7)
+        t.quant_load_streaming = [false, true, true, false, true][i];
+        // blocked dequantize (session 7): applies where dequant_unroll = 4 with streaming (i = 4)
+        t.dequant_blocked = [true, false, true, false, true][i];
         // odd settings run on a new non-blocking stream of the same context
         let on_stream;
         let d: &CudaDevice = if i % 2 == 1 {

@@ -541,7 +541,36 @@ pub struct Tuning {
     /// kernel (two lanes per two groups, each lane forming one group's parameters) instead of
     /// the in-warp register kernel with `quant_reg_vectors_small`.
     pub quant_reg_pair: bool,
+    /// INT8 GEMM with its dequantization ([`CudaDevice::gemm_i8_dequant`]): MiB of int32
+    /// accumulator per row panel (0: one GEMM over all rows, then one dequantize pass). With a
+    /// budget, the rows are cut into panels whose accumulator fits it (a multiple of 64 rows);
+    /// each panel's GEMM writes one scratch buffer that its dequantize pass reads back while it
+    /// is still in L2, so the int32 matrix need not reach memory.
+    pub gemm_panel_mib: u32,
+    /// INT8 GEMM: which of cuBLASLt's heuristic candidates to use (0 = its first choice, up to
+    /// 7; a rank the heuristic does not reach falls back to its last candidate).
+    pub gemm_algo_rank: u32,
+    /// Groups of at most 8 16-byte vectors (e.g. GGML Q8_0's 32 elements) whose vectors split
+    /// evenly into teams of a power of two lanes: the contiguous kernel `quant_rows_regc{V}`
+    /// with this many vectors per lane (2 or 4; each lane holds consecutive vectors and writes
+    /// its codes with one wide store), or 0 for the in-warp / paired kernels.
+    pub quant_small_contig: u32,
+    /// Register row kernels (split, in-warp with 2 or 4 vectors per lane, paired, contiguous):
+    /// load the input with the streaming hint (`ld.global.cs`, as the traffic probes do)
+    /// instead of through the non-coherent path (`ld.global.nc`).
+    pub quant_load_streaming: bool,
+    /// INT8 GEMM + dequantize with row panels: run each panel's dequantize on a second stream,
+    /// overlapping the next panel's GEMM (the scratch is double-buffered: twice
+    /// `gemm_panel_mib`).
+    pub gemm_overlap: bool,
+    /// Dequantize with 4 streaming loads in flight (`dequant_unroll = 4`, `dequant_streaming`):
+    /// the blocked kernel (a warp's 4 vectors per step are consecutive runs of 32, one
+    /// contiguous span per warp) instead of the grid-strided one.
+    pub dequant_blocked: bool,
 }
+
+/// Highest [`Tuning::gemm_algo_rank`]: cuBLASLt is asked for this many + 1 candidates.
+pub(crate) const MAX_ALGO_RANK: u32 = 7;
 
 impl Default for Tuning {
     fn default() -> Self {
@@ -563,6 +592,12 @@ impl Default for Tuning {
             quant_one_pass_tensor: true,
             quant_split_warps: 4,
             quant_reg_pair: true,
+            gemm_panel_mib: 0,
+            gemm_algo_rank: 0,
+            quant_small_contig: 0,
+            quant_load_streaming: false,
+            gemm_overlap: false,
+            dequant_blocked: false,
         }
     }
 }
@@ -608,18 +643,31 @@ impl Tuning {
                 "dequant_unroll" => Some(&mut t.dequant_unroll),
                 "dequant_blocks_per_sm" => Some(&mut t.dequant_blocks_per_sm),
                 "quant_split_warps" => Some(&mut t.quant_split_warps),
+                "gemm_panel_mib" => Some(&mut t.gemm_panel_mib),
+                "gemm_algo_rank" => Some(&mut t.gemm_algo_rank),
+                "quant_small_contig" => Some(&mut t.quant_small_contig),
                 _ => None,
             };
             match (key, field, num) {
                 (_, Some(f), Ok(v)) => *f = v,
-                ("dequant_streaming" | "quant_one_pass_tensor" | "quant_reg_pair", None, _) => {
-                    match value.parse::<bool>() {
-                        Ok(b) if key == "dequant_streaming" => t.dequant_streaming = b,
-                        Ok(b) if key == "quant_reg_pair" => t.quant_reg_pair = b,
-                        Ok(b) => t.quant_one_pass_tensor = b,
-                        Err(_) => tracing::warn!(item, "{}: not true/false", Self::ENV),
-                    }
-                }
+                (
+                    "dequant_streaming"
+                    | "quant_one_pass_tensor"
+                    | "quant_reg_pair"
+                    | "quant_load_streaming"
+                    | "gemm_overlap"
+                    | "dequant_blocked",
+                    None,
+                    _,
+                ) => match value.parse::<bool>() {
+                    Ok(b) if key == "dequant_streaming" => t.dequant_streaming = b,
+                    Ok(b) if key == "quant_reg_pair" => t.quant_reg_pair = b,
+                    Ok(b) if key == "quant_load_streaming" => t.quant_load_streaming = b,
+                    Ok(b) if key == "gemm_overlap" => t.gemm_overlap = b,
+                    Ok(b) if key == "dequant_blocked" => t.dequant_blocked = b,
+                    Ok(b) => t.quant_one_pass_tensor = b,
+                    Err(_) => tracing::warn!(item, "{}: not true/false", Self::ENV),
+                },
                 _ => tracing::warn!(item, "{}: unknown field or bad value", Self::ENV),
             }
         }
@@ -634,7 +682,9 @@ impl Tuning {
              w8a16_rows={},w8a16_unroll={},w8a16_warps={},quant_reg_vectors_f32={},\
              quant_reg_vectors_half={},quant_reg_vectors_small={},quant_reg_threads={},\
              dequant_unroll={},dequant_streaming={},dequant_blocks_per_sm={},\
-             quant_one_pass_tensor={},quant_split_warps={},quant_reg_pair={}",
+             quant_one_pass_tensor={},quant_split_warps={},quant_reg_pair={},\
+             gemm_panel_mib={},gemm_algo_rank={},quant_small_contig={},\
+             quant_load_streaming={},gemm_overlap={},dequant_blocked={}",
             self.quant_stages,
             self.quant_tile_bytes,
             self.quant_threads,
@@ -651,7 +701,13 @@ impl Tuning {
             self.dequant_blocks_per_sm,
             self.quant_one_pass_tensor,
             self.quant_split_warps,
-            self.quant_reg_pair
+            self.quant_reg_pair,
+            self.gemm_panel_mib,
+            self.gemm_algo_rank,
+            self.quant_small_contig,
+            self.quant_load_streaming,
+            self.gemm_overlap,
+            self.dequant_blocked
         )
     }
 
@@ -696,6 +752,12 @@ impl Tuning {
             quant_one_pass_tensor: self.quant_one_pass_tensor,
             quant_split_warps: pick(self.quant_split_warps, &[0, 4], d.quant_split_warps),
             quant_reg_pair: self.quant_reg_pair,
+            gemm_panel_mib: self.gemm_panel_mib.min(4096),
+            gemm_algo_rank: self.gemm_algo_rank.min(MAX_ALGO_RANK),
+            quant_small_contig: pick(self.quant_small_contig, &[0, 2, 4], d.quant_small_contig),
+            quant_load_streaming: self.quant_load_streaming,
+            gemm_overlap: self.gemm_overlap,
+            dequant_blocked: self.dequant_blocked,
         }
     }
 }
@@ -715,6 +777,12 @@ mod tests {
         t.quant_one_pass_tensor = false;
         t.quant_split_warps = 0;
         t.quant_reg_pair = !d.quant_reg_pair;
+        t.gemm_panel_mib = 16;
+        t.gemm_algo_rank = 3;
+        t.quant_small_contig = 4;
+        t.quant_load_streaming = !d.quant_load_streaming;
+        t.gemm_overlap = !d.gemm_overlap;
+        t.dequant_blocked = !d.dequant_blocked;
         assert_eq!(Tuning::default().with_overrides(&t.to_overrides()), t);
         let o = d.with_overrides(
             " quant_reg_threads = 128 , nonsense=3, quant_stages=x, dequant_streaming=maybe,",
@@ -727,5 +795,6 @@ mod tests {
             d.quant_reg_threads
         );
         assert_eq!(d.with_overrides("quant_stages=9").quant_stages, 4);
+        assert_eq!(d.with_overrides("gemm_algo_rank=99").gemm_algo_rank, super::MAX_ALGO_RANK);
     }
 }

@@ -79,12 +79,44 @@ impl CudaDevice {
         read: usize,
         write: usize,
     ) -> Result<u64> {
-        let name = match (read, write) {
-            (16, 4) => "probe_16_4",
-            (16, 8) => "probe_16_8",
-            (16, 16) => "probe_16_16",
-            (8, 16) => "probe_8_16",
-            (4, 16) => "probe_4_16",
+        self.probe(src, dst, read, write, false)
+    }
+
+    /// [`traffic_probe`](Self::traffic_probe) with the blocked pattern: a warp's 4 items per
+    /// step are consecutive runs of 32 (one contiguous span per warp), as in the blocked
+    /// dequantize (`Tuning::dequant_blocked`), instead of 4 items a grid apart.
+    ///
+    /// # Errors
+    /// As [`traffic_probe`](Self::traffic_probe).
+    pub fn traffic_probe_blocked(
+        &self,
+        src: &DeviceBuffer<u8>,
+        dst: &mut DeviceBuffer<u8>,
+        read: usize,
+        write: usize,
+    ) -> Result<u64> {
+        self.probe(src, dst, read, write, true)
+    }
+
+    fn probe(
+        &self,
+        src: &DeviceBuffer<u8>,
+        dst: &mut DeviceBuffer<u8>,
+        read: usize,
+        write: usize,
+        blocked: bool,
+    ) -> Result<u64> {
+        let name = match (read, write, blocked) {
+            (16, 4, false) => "probe_16_4",
+            (16, 8, false) => "probe_16_8",
+            (16, 16, false) => "probe_16_16",
+            (8, 16, false) => "probe_8_16",
+            (4, 16, false) => "probe_4_16",
+            (16, 4, true) => "probeb_16_4",
+            (16, 8, true) => "probeb_16_8",
+            (16, 16, true) => "probeb_16_16",
+            (8, 16, true) => "probeb_8_16",
+            (4, 16, true) => "probeb_4_16",
             _ => {
                 return Err(super::CudaError::shape(
                     "traffic_probe",

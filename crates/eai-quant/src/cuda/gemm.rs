@@ -10,13 +10,16 @@
 
 use std::collections::HashMap;
 use std::ffi::c_void;
+use std::sync::Arc;
 
 use cudarc::cublas::sys as blas_sys;
 use cudarc::cublaslt::{result as lt, sys as lt_sys};
-use cudarc::driver::{CudaSlice, DevicePtr, DevicePtrMut, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaSlice, CudaStream, DevicePtr, DevicePtrMut, LaunchConfig, PushKernelArg};
 use half::{bf16, f16};
 
-use super::device::{CudaDevice, DeviceBuffer, DeviceScalar, Library, probe_library};
+use super::device::{
+    CudaDevice, DeviceBuffer, DeviceScalar, Library, MAX_ALGO_RANK, probe_library,
+};
 use super::error::{CudaError, Result};
 
 /// Workspace handed to cuBLASLt (its docs recommend 32 MiB on Hopper).
@@ -120,7 +123,14 @@ impl Drop for LtPlan {
 pub(crate) struct LtState {
     handle: lt_sys::cublasLtHandle_t,
     workspace: CudaSlice<u8>,
-    plans: HashMap<(usize, usize, usize), LtPlan>,
+    /// Plans by (M, N, K, heuristic rank).
+    plans: HashMap<(usize, usize, usize, u32), LtPlan>,
+    /// Int32 accumulator panel of [`CudaDevice::gemm_i8_dequant`], grown on demand and reused
+    /// (stream order makes the reuse safe: every use is on the device's stream).
+    scratch: Option<CudaSlice<i32>>,
+    /// Second stream of the overlapped variant (`Tuning::gemm_overlap`): panel p's dequantize
+    /// runs there while panel p + 1's GEMM runs on the device's stream.
+    side: Option<Arc<CudaStream>>,
 }
 
 impl Drop for LtState {
@@ -180,7 +190,13 @@ impl CudaDevice {
                     return Err(CudaError::driver("cuMemAlloc", self.info().ordinal, e));
                 }
             };
-            *slot = Some(LtState { handle, workspace, plans: HashMap::new() });
+            *slot = Some(LtState {
+                handle,
+                workspace,
+                plans: HashMap::new(),
+                scratch: None,
+                side: None,
+            });
         }
         match slot.as_mut() {
             Some(state) => f(state),
@@ -238,73 +254,16 @@ impl CudaDevice {
         shape.check_len(OP, "X", x.len(), shape.m * shape.k)?;
         shape.check_len(OP, "W", w.len(), shape.n * shape.k)?;
         shape.check_len(OP, "Y", y.len(), shape.m * shape.n)?;
-        if !shape.k.is_multiple_of(4) || !shape.n.is_multiple_of(4) || shape.m == 0 || shape.k == 0
-        {
-            return Err(CudaError::shape(
-                OP,
-                format!(
-                    "{}: cuBLASLt's int8 tensor-core kernels need K and N to be non-zero multiples of 4 (and M > 0)",
-                    shape.label()
-                ),
-            ));
-        }
-        if shape.k > MAX_K_INT8 {
-            return Err(CudaError::shape(
-                OP,
-                format!(
-                    "K = {} could overflow the int32 accumulator (limit {MAX_K_INT8})",
-                    shape.k
-                ),
-            ));
-        }
-        let (m, n, k) = shape.as_i32(OP)?;
+        check_int8_dims(OP, &shape)?;
         let stream = self.stream.clone();
-        self.with_lt(|state| {
-            let key = (shape.m, shape.n, shape.k);
-            if !state.plans.contains_key(&key) {
-                let plan = build_int8_plan(state, &shape, (m, n, k))?;
-                state.plans.insert(key, plan);
-            }
-            let Some(plan) = state.plans.get(&key) else {
-                return Err(CudaError::Unsupported {
-                    op: OP,
-                    detail: "plan cache lost an entry".into(),
-                });
-            };
-            let alpha: i32 = 1;
-            let beta: i32 = 0;
-            let (xp, _gx) = x.slice.device_ptr(&stream);
-            let (wp, _gw) = w.slice.device_ptr(&stream);
-            let (yp, _gy) = y.slice.device_ptr_mut(&stream);
-            let (wsp, _gws) = state.workspace.device_ptr_mut(&stream);
-            // SAFETY: all descriptors of `plan` are live and describe exactly these buffers
-            // (A = W as K×N col-major ld K, B = X as K×M ld K, C = D = Y as N×M ld N; lengths
-            // checked above); the pointers are device allocations of this context that stay
-            // alive (borrowed) until the call is enqueued; alpha/beta are host i32 matching
-            // the CUDA_R_32I scale type; the workspace is LT_WORKSPACE_BYTES long, and the
-            // stream belongs to this context. C aliases D, which cuBLASLt allows with beta = 0.
-            unsafe {
-                lt::matmul(
-                    state.handle,
-                    plan.desc,
-                    (&alpha as *const i32).cast::<c_void>(),
-                    (&beta as *const i32).cast::<c_void>(),
-                    wp as *const c_void,
-                    plan.a,
-                    xp as *const c_void,
-                    plan.b,
-                    yp as *const c_void,
-                    plan.c,
-                    yp as *mut c_void,
-                    plan.c,
-                    &plan.algo,
-                    wsp as *mut c_void,
-                    LT_WORKSPACE_BYTES,
-                    stream.cu_stream() as lt_sys::cudaStream_t,
-                )
-            }
-            .map_err(lt_err("cublasLtMatmul", &shape))
-        })
+        let rank = self.tuning().gemm_algo_rank;
+        let (xp, _gx) = x.slice.device_ptr(&stream);
+        let (wp, _gw) = w.slice.device_ptr(&stream);
+        let (yp, _gy) = y.slice.device_ptr_mut(&stream);
+        // SAFETY: the three pointers are live allocations of this context (borrowed until the
+        // call returns, i.e. until the GEMM is enqueued) whose lengths were checked against
+        // `shape` above.
+        self.with_lt(|state| unsafe { lt_matmul_i8(state, &stream, xp, wp, yp, shape, rank) })
     }
 
     /// Dequantization epilogue of the INT8 GEMM, one fused pass over the int32 accumulator:
@@ -337,7 +296,39 @@ impl CudaDevice {
         if !n.is_multiple_of(4) {
             return Err(CudaError::shape(OP, format!("N = {n} is not a multiple of 4")));
         }
-        let (m32, n32, _) = shape.as_i32(OP)?;
+        let stream = &self.stream;
+        let (ap, _ga) = acc.slice.device_ptr(stream);
+        let (sxp, _gsx) = sx.slice.device_ptr(stream);
+        let (swp, _gsw) = sw.slice.device_ptr(stream);
+        let bias_g = bias.map(|b| b.slice.device_ptr(stream));
+        let bp = bias_g.as_ref().map_or(0, |(p, _)| *p);
+        let (yp, _gy) = y.slice.device_ptr_mut(stream);
+        // SAFETY: every pointer is a live allocation of this context, borrowed until the launch
+        // is enqueued, whose length was checked against M and N above (bias may be null).
+        unsafe { self.launch_gemm_dequant::<O>(stream, ap, sxp, swp, bp, yp, m, n) }
+    }
+
+    /// Enqueues the dequantization kernel on raw device pointers.
+    ///
+    /// # Safety
+    /// `acc` holds `m·n` i32, `sx` `m` f32, `sw` `n` f32, `bias` `n` f32 or is 0, `y` `m·n`
+    /// elements of `O`; all are device memory of this context that stays allocated until the
+    /// kernel has run (stream order), 16-byte aligned where `acc`, `sw`, `bias` and `y` start;
+    /// `n % 4 == 0`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn launch_gemm_dequant<O: FloatElem>(
+        &self,
+        stream: &CudaStream,
+        acc: u64,
+        sx: u64,
+        sw: u64,
+        bias: u64,
+        y: u64,
+        m: usize,
+        n: usize,
+    ) -> Result<()> {
+        const OP: &str = "int8 gemm dequant";
+        let (m32, n32, _) = GemmShape::new(m, n, 0).as_i32(OP)?;
         let (m32, n32) = (m32 as u32, n32 as u32);
         // 8 outputs per step when N % 8 == 0 (16-byte stores of 16-bit outputs), else 4
         let wide = n.is_multiple_of(8);
@@ -353,27 +344,168 @@ impl CudaDevice {
         let func = kernels.get(name)?;
         let items = (m * n / if wide { 8 } else { 4 }) as u64;
         let cfg = grid_stride_config(items, self.info().multiprocessors);
-        let null: u64 = 0;
         // row = e / N as (umulhi(nm, e) + e) >> ns for e < 2^32 (the kernel checks M·N)
         let (nm, ns) = super::quant::div_magic(n as u64).unwrap_or((0, 0));
-        let mut launch = self.stream.launch_builder(func);
-        launch.arg(&acc.slice).arg(&sx.slice).arg(&sw.slice);
-        match bias {
-            Some(b) => launch.arg(&b.slice),
-            None => launch.arg(&null),
-        };
-        launch.arg(&mut y.slice).arg(&m32).arg(&n32);
+        let mut launch = stream.launch_builder(func);
+        launch.arg(&acc).arg(&sx).arg(&sw).arg(&bias).arg(&y).arg(&m32).arg(&n32);
         if wide {
             launch.arg(&nm).arg(&ns);
         }
         // SAFETY: the kernel's signature is (const int*, const float*, const float*, const
         // float*, O*, u32, u32) (+ u32 nm, u32 ns for the 8-wide kernel, whose division magic
-        // of N is exact for all u32 dividends), matching the arguments pushed above (a null bias is passed as a
-        // 64-bit zero, which the kernel checks); lengths were checked against M and N, N % 4
-        // == 0 so the 16-byte vector accesses stay in bounds and aligned (allocations are
-        // 256-byte aligned), and the grid-stride loop covers exactly M·N/4 quads.
+        // of N is exact for all u32 dividends), matching the arguments pushed above (pointers
+        // as 64-bit device addresses; a null bias is 0, which the kernel checks); the caller
+        // guarantees the lengths and alignment, so the 16-byte vector accesses stay in bounds,
+        // and the grid-stride loop covers exactly M·N/4 quads.
         unsafe { launch.launch(cfg) }.map_err(self.err("cuLaunchKernel(gemm_dequant)"))?;
         Ok(())
+    }
+
+    /// INT8 GEMM with its dequantization: `y[m, n] = f32(Σₖ x[m, k]·w[n, k]) · (sx[m] · sw[n])
+    /// (+ bias[n])`, bit-identical to [`gemm_i8`](Self::gemm_i8) followed by
+    /// [`gemm_dequant`](Self::gemm_dequant) (and so to the CPU reference), without a caller-side
+    /// int32 matrix. With [`Tuning::gemm_panel_mib`](super::Tuning::gemm_panel_mib) > 0 the rows
+    /// are cut into panels (see [`row_panels`]): each panel's GEMM writes a reused int32 scratch
+    /// buffer of at most that size and its dequantize pass reads it back from L2, so the
+    /// accumulator never makes the round trip to memory that dominates the separate pass
+    /// (64 MiB written and read back at 4096³).
+    ///
+    /// # Errors
+    /// As [`gemm_i8`](Self::gemm_i8) and [`gemm_dequant`](Self::gemm_dequant);
+    /// [`CudaError::Driver`] when the scratch buffer cannot be allocated.
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemm_i8_dequant<O: FloatElem>(
+        &self,
+        x: &DeviceBuffer<i8>,
+        w: &DeviceBuffer<i8>,
+        sx: &DeviceBuffer<f32>,
+        sw: &DeviceBuffer<f32>,
+        bias: Option<&DeviceBuffer<f32>>,
+        y: &mut DeviceBuffer<O>,
+        shape: GemmShape,
+    ) -> Result<()> {
+        const OP: &str = "int8 gemm + dequant";
+        let (m, n, k) = (shape.m, shape.n, shape.k);
+        shape.check_len(OP, "X", x.len(), m * k)?;
+        shape.check_len(OP, "W", w.len(), n * k)?;
+        shape.check_len(OP, "row scales", sx.len(), m)?;
+        shape.check_len(OP, "column scales", sw.len(), n)?;
+        shape.check_len(OP, "Y", y.len(), m * n)?;
+        if let Some(b) = bias {
+            shape.check_len(OP, "bias", b.len(), n)?;
+        }
+        check_int8_dims(OP, &shape)?;
+        let tuning = self.tuning();
+        let panels = row_panels(m, n, tuning.gemm_panel_mib);
+        let panel_rows = panels.iter().map(|p| p.1).max().unwrap_or(0);
+        // the overlapped variant double-buffers the scratch (GEMM p + 1 writes one half while
+        // the dequantize of panel p reads the other)
+        let overlap = tuning.gemm_overlap && panels.len() > 1;
+        let half_len = panel_rows * n;
+        let scratch_len = if overlap { 2 * half_len } else { half_len };
+        let stream = self.stream.clone();
+        let (xp, _gx) = x.slice.device_ptr(&stream);
+        let (wp, _gw) = w.slice.device_ptr(&stream);
+        let (sxp, _gsx) = sx.slice.device_ptr(&stream);
+        let (swp, _gsw) = sw.slice.device_ptr(&stream);
+        let bias_g = bias.map(|b| b.slice.device_ptr(&stream));
+        let bp = bias_g.as_ref().map_or(0, |(p, _)| *p);
+        let (yp, _gy) = y.slice.device_ptr_mut(&stream);
+        let out_size = std::mem::size_of::<O>() as u64;
+        self.with_lt(|state| {
+            let mut scratch = match state.scratch.take() {
+                Some(s) if s.len() >= scratch_len => s,
+                // the old one (if any) is dropped first: both at once may not fit
+                _ => self
+                    .stream
+                    .alloc_zeros::<i32>(scratch_len)
+                    .map_err(|e| CudaError::driver("cuMemAlloc", self.info().ordinal, e))?,
+            };
+            let side = if overlap {
+                match &state.side {
+                    Some(s) => Some(s.clone()),
+                    None => {
+                        let s = stream.fork().map_err(self.err("cuStreamCreate"))?;
+                        state.side = Some(s.clone());
+                        Some(s)
+                    }
+                }
+            } else {
+                None
+            };
+            let mut run = || -> Result<()> {
+                let (acc0, _gacc) = scratch.device_ptr_mut(&stream);
+                // dequantize stream: the side stream (after everything enqueued so far on the
+                // device's stream) or the device's stream itself
+                let dq: &CudaStream = match &side {
+                    Some(s) => {
+                        s.join(&stream).map_err(self.err("cuStreamWaitEvent"))?;
+                        s
+                    }
+                    None => &stream,
+                };
+                let no_timing = Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DISABLE_TIMING);
+                let mut done: Vec<cudarc::driver::CudaEvent> = Vec::with_capacity(panels.len());
+                for (p, &(row0, rows)) in panels.iter().enumerate() {
+                    let accp =
+                        if overlap && p % 2 == 1 { acc0 + 4 * half_len as u64 } else { acc0 };
+                    if overlap && p >= 2 {
+                        // this half was last read by panel p − 2's dequantize
+                        stream.wait(&done[p - 2]).map_err(self.err("cuStreamWaitEvent"))?;
+                    }
+                    let r0 = row0 as u64;
+                    let part = GemmShape::new(rows, n, k);
+                    // SAFETY: rows row0..row0+rows of X start r0·K bytes in (a multiple of 256
+                    // bytes unless row0 = 0: panels are multiples of 64 rows and K % 4 == 0, so
+                    // cuBLASLt's default alignment assumption holds); the scratch holds at least
+                    // rows·N i32; all buffers are borrowed until this function returns.
+                    unsafe {
+                        lt_matmul_i8(
+                            state,
+                            &stream,
+                            xp + r0 * k as u64,
+                            wp,
+                            accp,
+                            part,
+                            tuning.gemm_algo_rank,
+                        )?;
+                    }
+                    if overlap {
+                        let ev =
+                            stream.record_event(no_timing).map_err(self.err("cuEventRecord"))?;
+                        dq.wait(&ev).map_err(self.err("cuStreamWaitEvent"))?;
+                    }
+                    // SAFETY: the same panel of sx and of Y (r0·N·size_of::<O>() bytes in: 16-byte
+                    // aligned since N % 4 == 0 and r0 % 64 == 0), the full sw and bias; the
+                    // dequantize runs after this panel's GEMM (same stream, or the side stream
+                    // waiting on the event just recorded) and before anything overwrites its
+                    // scratch half (same stream, or the wait on `done[p]` two panels later).
+                    unsafe {
+                        self.launch_gemm_dequant::<O>(
+                            dq,
+                            accp,
+                            sxp + r0 * 4,
+                            swp,
+                            bp,
+                            yp + r0 * n as u64 * out_size,
+                            rows,
+                            n,
+                        )?;
+                    }
+                    if overlap {
+                        done.push(dq.record_event(no_timing).map_err(self.err("cuEventRecord"))?);
+                    }
+                }
+                if side.is_some() {
+                    // the caller's later work on the device's stream sees Y complete
+                    stream.join(dq).map_err(self.err("cuStreamWaitEvent"))?;
+                }
+                Ok(())
+            };
+            let res = run();
+            state.scratch = Some(scratch);
+            res
+        })
     }
 
     /// Weight-only INT8 linear layer for decode (W8A16): `y[m, n] = sw[n] · Σₖ f32(w[n, k]) ·
@@ -527,6 +659,100 @@ impl CudaDevice {
     }
 }
 
+/// Enqueues the cuBLASLt int8 GEMM `Y = X · Wᵀ` of `shape` (plan built and cached on first use
+/// for this shape and heuristic rank).
+///
+/// # Safety
+/// `x` (M·K i8), `w` (N·K i8) and `y` (M·N i32) are device memory of the state's context that
+/// stays allocated until the GEMM has run (stream order), `x` and `w` 256-byte aligned or the
+/// start of an allocation plus a multiple of 256 bytes; `shape` passed [`check_int8_dims`].
+unsafe fn lt_matmul_i8(
+    state: &mut LtState,
+    stream: &CudaStream,
+    x: u64,
+    w: u64,
+    y: u64,
+    shape: GemmShape,
+    rank: u32,
+) -> Result<()> {
+    const OP: &str = "int8 gemm";
+    let (m, n, k) = shape.as_i32(OP)?;
+    let key = (shape.m, shape.n, shape.k, rank);
+    if !state.plans.contains_key(&key) {
+        let plan = build_int8_plan(state, &shape, (m, n, k), rank)?;
+        state.plans.insert(key, plan);
+    }
+    let Some(plan) = state.plans.get(&key) else {
+        return Err(CudaError::Unsupported { op: OP, detail: "plan cache lost an entry".into() });
+    };
+    let alpha: i32 = 1;
+    let beta: i32 = 0;
+    let (wsp, _gws) = state.workspace.device_ptr_mut(stream);
+    // SAFETY: all descriptors of `plan` are live and describe exactly these buffers (A = W as
+    // K×N col-major ld K, B = X as K×M ld K, C = D = Y as N×M ld N; the caller guarantees the
+    // lengths); alpha/beta are host i32 matching the CUDA_R_32I scale type; the workspace is
+    // LT_WORKSPACE_BYTES long, and the stream belongs to this context. C aliases D, which
+    // cuBLASLt allows with beta = 0.
+    unsafe {
+        lt::matmul(
+            state.handle,
+            plan.desc,
+            (&alpha as *const i32).cast::<c_void>(),
+            (&beta as *const i32).cast::<c_void>(),
+            w as *const c_void,
+            plan.a,
+            x as *const c_void,
+            plan.b,
+            y as *const c_void,
+            plan.c,
+            y as *mut c_void,
+            plan.c,
+            &plan.algo,
+            wsp as *mut c_void,
+            LT_WORKSPACE_BYTES,
+            stream.cu_stream() as lt_sys::cudaStream_t,
+        )
+    }
+    .map_err(lt_err("cublasLtMatmul", &shape))
+}
+
+/// Row panels `(first row, rows)` of [`CudaDevice::gemm_i8_dequant`] for an `m × n` output
+/// whose int32 accumulator panel may take `mib` MiB (0: one panel of all rows). Panels are a
+/// multiple of 64 rows (at least 64) except the last, which takes the remainder; they cover
+/// `0..m` in order without overlap.
+pub fn row_panels(m: usize, n: usize, mib: u32) -> Vec<(usize, usize)> {
+    if mib == 0 || m == 0 || n == 0 {
+        return vec![(0, m)];
+    }
+    let budget_rows = ((mib as usize) << 20) / (4 * n);
+    let rows = (budget_rows / 64 * 64).max(64);
+    if rows >= m {
+        return vec![(0, m)];
+    }
+    (0..m).step_by(rows).map(|r| (r, rows.min(m - r))).collect()
+}
+
+/// cuBLASLt's int8 tensor-core kernels need K and N to be non-zero multiples of 4, and K is
+/// bounded by the int32 accumulator.
+fn check_int8_dims(op: &'static str, shape: &GemmShape) -> Result<()> {
+    if !shape.k.is_multiple_of(4) || !shape.n.is_multiple_of(4) || shape.m == 0 || shape.k == 0 {
+        return Err(CudaError::shape(
+            op,
+            format!(
+                "{}: cuBLASLt's int8 tensor-core kernels need K and N to be non-zero multiples of 4 (and M > 0)",
+                shape.label()
+            ),
+        ));
+    }
+    if shape.k > MAX_K_INT8 {
+        return Err(CudaError::shape(
+            op,
+            format!("K = {} could overflow the int32 accumulator (limit {MAX_K_INT8})", shape.k),
+        ));
+    }
+    Ok(())
+}
+
 /// Grid for a grid-stride loop over `items` work items: enough 256-thread blocks to fill the
 /// device several times over, never more than the work needs.
 pub(crate) fn grid_stride_config(items: u64, sms: u32) -> LaunchConfig {
@@ -544,6 +770,7 @@ fn build_int8_plan(
     state: &LtState,
     shape: &GemmShape,
     (m, n, k): (i32, i32, i32),
+    rank: u32,
 ) -> Result<LtPlan> {
     let e = |call| lt_err(call, shape);
     let i8t = lt_sys::cudaDataType::CUDA_R_8I;
@@ -589,16 +816,41 @@ fn build_int8_plan(
             std::mem::size_of::<u64>(),
         )
     };
-    // SAFETY: every descriptor passed is live and describes the operands of this plan.
+    const WANT: usize = MAX_ALGO_RANK as usize + 1;
+    // SAFETY: cublasLtMatmulHeuristicResult_t is a plain C struct; all-zero is a valid value,
+    // and cuBLASLt overwrites the first `found` entries.
+    let mut results: [lt_sys::cublasLtMatmulHeuristicResult_t; WANT] =
+        unsafe { std::mem::zeroed() };
+    let mut found: i32 = 0;
+    // SAFETY: every descriptor passed is live and describes the operands of this plan; the
+    // result array holds WANT entries, the number requested.
     let heuristic = set.and_then(|()| unsafe {
-        lt::get_matmul_algo_heuristic(state.handle, plan.desc, plan.a, plan.b, plan.c, plan.c, pref)
+        lt_sys::cublasLtMatmulAlgoGetHeuristic(
+            state.handle,
+            plan.desc,
+            plan.a,
+            plan.b,
+            plan.c,
+            plan.c,
+            pref,
+            WANT as i32,
+            results.as_mut_ptr(),
+            &mut found,
+        )
+        .result()
     });
     // SAFETY: `pref` was created above and is not used after this point.
     unsafe {
         let _ = lt::destroy_matmul_pref(pref);
     }
-    let heuristic = heuristic.map_err(e("cublasLtMatmulAlgoGetHeuristic"))?;
-    plan.algo = heuristic.algo;
+    heuristic.map_err(e("cublasLtMatmulAlgoGetHeuristic"))?;
+    if found < 1 {
+        return Err(e("cublasLtMatmulAlgoGetHeuristic")(lt::CublasError(
+            lt_sys::cublasStatus_t::CUBLAS_STATUS_NOT_SUPPORTED,
+        )));
+    }
+    let pick = (rank as usize).min(found as usize - 1);
+    plan.algo = results[pick].algo;
     Ok(plan)
 }
 
@@ -614,6 +866,32 @@ mod tests {
         assert_eq!(c.grid_dim.0, 1);
         let c = grid_stride_config(1 << 40, 132);
         assert_eq!(c.grid_dim.0, 132 * 16);
+    }
+
+    #[test]
+    fn row_panels_cover_the_rows_in_order() {
+        assert_eq!(row_panels(4096, 4096, 0), vec![(0, 4096)]);
+        // 16 MiB of int32 at N = 4096 is 1024 rows
+        assert_eq!(
+            row_panels(4096, 4096, 16),
+            vec![(0, 1024), (1024, 1024), (2048, 1024), (3072, 1024)]
+        );
+        // budget rounded down to 64 rows, remainder in the last panel
+        assert_eq!(row_panels(200, 4096 * 64, 1), vec![(0, 64), (64, 64), (128, 64), (192, 8)]);
+        // a budget larger than the matrix is one panel; tiny budgets still make 64-row panels
+        assert_eq!(row_panels(100, 8, 1024), vec![(0, 100)]);
+        assert_eq!(row_panels(130, 1 << 20, 1).len(), 3);
+        for (m, n, mib) in [(8192, 8192, 24), (1, 4096, 8), (4097, 11008, 32), (777, 4, 1)] {
+            let p = row_panels(m, n, mib);
+            let mut next = 0;
+            for &(r, rows) in &p {
+                assert_eq!(r, next);
+                assert!(rows > 0);
+                assert!(r % 64 == 0);
+                next += rows;
+            }
+            assert_eq!(next, m, "{m}x{n} at {mib} MiB: {p:?}");
+        }
     }
 
     #[test]

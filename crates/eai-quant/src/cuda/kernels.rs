@@ -116,10 +116,19 @@ pub(crate) const ENTRY_POINTS: &[&str] = &[
     "quant_rows_reg16_f32",
     "quant_rows_split4x4_f32",
     "quant_rows_pair4_f32",
+    "quant_rows_regc2_f32",
+    "quant_rows_regc4_f32",
+    "quant_rows_split4x4cs_f32",
+    "quant_rows_reg4cs_f32",
+    "quant_rows_reg2cs_f32",
+    "quant_rows_pair4cs_f32",
+    "quant_rows_regc2cs_f32",
+    "quant_rows_regc4cs_f32",
     "dequant_4s_f32",
     "dequant_8s_f32",
     "dequant_4w_f32",
     "dequant_8w_f32",
+    "dequant_4b_f32",
     "quant_rows_reg1_f16",
     "quant_rows_reg2_f16",
     "quant_rows_reg4_f16",
@@ -127,10 +136,19 @@ pub(crate) const ENTRY_POINTS: &[&str] = &[
     "quant_rows_reg16_f16",
     "quant_rows_split4x4_f16",
     "quant_rows_pair4_f16",
+    "quant_rows_regc2_f16",
+    "quant_rows_regc4_f16",
+    "quant_rows_split4x4cs_f16",
+    "quant_rows_reg4cs_f16",
+    "quant_rows_reg2cs_f16",
+    "quant_rows_pair4cs_f16",
+    "quant_rows_regc2cs_f16",
+    "quant_rows_regc4cs_f16",
     "dequant_4s_f16",
     "dequant_8s_f16",
     "dequant_4w_f16",
     "dequant_8w_f16",
+    "dequant_4b_f16",
     "quant_rows_reg1_bf16",
     "quant_rows_reg2_bf16",
     "quant_rows_reg4_bf16",
@@ -138,10 +156,19 @@ pub(crate) const ENTRY_POINTS: &[&str] = &[
     "quant_rows_reg16_bf16",
     "quant_rows_split4x4_bf16",
     "quant_rows_pair4_bf16",
+    "quant_rows_regc2_bf16",
+    "quant_rows_regc4_bf16",
+    "quant_rows_split4x4cs_bf16",
+    "quant_rows_reg4cs_bf16",
+    "quant_rows_reg2cs_bf16",
+    "quant_rows_pair4cs_bf16",
+    "quant_rows_regc2cs_bf16",
+    "quant_rows_regc4cs_bf16",
     "dequant_4s_bf16",
     "dequant_8s_bf16",
     "dequant_4w_bf16",
     "dequant_8w_bf16",
+    "dequant_4b_bf16",
     "quant_tensor_coop_f32",
     "quant_tensor_coop_f16",
     "quant_tensor_coop_bf16",
@@ -152,6 +179,11 @@ pub(crate) const ENTRY_POINTS: &[&str] = &[
     "probe_16_16",
     "probe_8_16",
     "probe_4_16",
+    "probeb_16_4",
+    "probeb_16_8",
+    "probeb_16_16",
+    "probeb_8_16",
+    "probeb_4_16",
 ];
 
 /// Compile options used for every build of the module.
@@ -226,7 +258,8 @@ mod tests {
                 || (name.starts_with("dequant_")
                     && name.len() > "dequant_bf16".len()
                     && src.contains("dequant_##TAG##_##SUF("))
-                || (name.starts_with("probe_") && src.contains("probe_##RB##_##WB("));
+                || (name.starts_with("probe_") && src.contains("probe_##RB##_##WB("))
+                || (name.starts_with("probeb_") && src.contains("probeb_##RB##_##WB("));
             assert!(
                 family
                     || src.contains(&format!("{name}("))

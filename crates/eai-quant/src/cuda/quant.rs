@@ -311,6 +311,35 @@ fn pair_plan(reg: RegArgs, elem_bytes: u64, on: bool) -> Option<(RegArgs, u32)> 
     (on && elem_bytes == 2 && reg.lv == 4).then_some((RegArgs { ts: 2, log_ts: 1, ..reg }, PAIR))
 }
 
+/// "Vectors per lane" tags of the contiguous small-group kernels: `CONTIG + V`.
+const CONTIG: u32 = 100;
+
+/// Plan of the contiguous small-group kernel `quant_rows_regc{v}` (each lane holds `v`
+/// consecutive vectors of its group, a team of `LV / v` lanes), or `None` (off with `v == 0`,
+/// a group of more than [`REG_SMALL_GROUP`] vectors, or one that does not split into a power
+/// of two of whole `v`-vector pieces).
+fn contig_plan(reg: RegArgs, v: u32) -> Option<(RegArgs, u32)> {
+    if !matches!(v, 2 | 4) || u64::from(reg.lv) > REG_SMALL_GROUP || !reg.lv.is_multiple_of(v) {
+        return None;
+    }
+    let ts = reg.lv / v;
+    ts.is_power_of_two().then_some((RegArgs { ts, log_ts: ts.trailing_zeros(), ..reg }, CONTIG + v))
+}
+
+/// The streaming-load twin of a register row kernel (`Tuning::quant_load_streaming`), or the
+/// kernel itself where it has none.
+fn streaming_twin(base: &'static str) -> &'static str {
+    match base {
+        "quant_rows_split4x4" => "quant_rows_split4x4cs",
+        "quant_rows_reg4" => "quant_rows_reg4cs",
+        "quant_rows_reg2" => "quant_rows_reg2cs",
+        "quant_rows_pair4" => "quant_rows_pair4cs",
+        "quant_rows_regc2" => "quant_rows_regc2cs",
+        "quant_rows_regc4" => "quant_rows_regc4cs",
+        other => other,
+    }
+}
+
 /// Groups of at most this many 16-byte vectors use `Tuning::quant_reg_vectors_small`.
 const REG_SMALL_GROUP: u64 = 8;
 
@@ -508,10 +537,19 @@ fn kernel_name(base: &'static str, suf: &'static str) -> &'static str {
         "quant_rows_reg16",
         "quant_rows_split4x4",
         "quant_rows_pair4",
+        "quant_rows_regc2",
+        "quant_rows_regc4",
+        "quant_rows_split4x4cs",
+        "quant_rows_reg4cs",
+        "quant_rows_reg2cs",
+        "quant_rows_pair4cs",
+        "quant_rows_regc2cs",
+        "quant_rows_regc4cs",
         "dequant_4s",
         "dequant_8s",
         "dequant_4w",
         "dequant_8w",
+        "dequant_4b",
         "quant_tensor_coop",
         "quant_rows_tiles2",
         "quant_rows_tiles3",
@@ -665,12 +703,15 @@ impl CudaDevice {
                 let plan = tile_plan(groups, len, eb, &tuning, self.tile_smem_limit());
                 let split = reg.and_then(|(args, _)| split_plan(args, tuning.quant_split_warps));
                 let pair = reg.and_then(|(args, _)| pair_plan(args, eb, tuning.quant_reg_pair));
-                let reg = split.or(pair).or(reg);
+                let contig = reg.and_then(|(args, _)| contig_plan(args, tuning.quant_small_contig));
+                let reg = split.or(contig).or(pair).or(reg);
                 let threads =
                     if split.is_some() { SPLIT_THREADS } else { tuning.quant_reg_threads };
                 if let Some((args, v)) = reg {
                     let base = match (v, args.ts) {
                         (PAIR, _) => "quant_rows_pair4",
+                        (v, _) if v == CONTIG + 2 => "quant_rows_regc2",
+                        (v, _) if v == CONTIG + 4 => "quant_rows_regc4",
                         (4, 128) => "quant_rows_split4x4",
                         (1, _) => "quant_rows_reg1",
                         (2, _) => "quant_rows_reg2",
@@ -678,6 +719,8 @@ impl CudaDevice {
                         (8, _) => "quant_rows_reg8",
                         _ => "quant_rows_reg16",
                     };
+                    let base =
+                        if tuning.quant_load_streaming { streaming_twin(base) } else { base };
                     let f = kernels.get(kernel_name(base, suf))?;
                     let per_sm = f
                         .occupancy_max_active_blocks_per_multiprocessor(threads, 0, None)
@@ -1020,6 +1063,7 @@ impl CudaDevice {
         let t = self.tuning();
         let base = match (t.dequant_unroll, t.dequant_streaming) {
             (0, _) => "dequant",
+            (4, true) if t.dequant_blocked => "dequant_4b",
             (8, true) => "dequant_8s",
             (8, false) => "dequant_8w",
             (_, true) => "dequant_4s",
@@ -1283,6 +1327,58 @@ mod tests {
     }
 
     #[test]
+    fn contig_plans_split_small_groups_into_whole_lanes() {
+        // Q8_0 from f32 (8 vectors): 4 lanes × 2 or 2 lanes × 4; from 16-bit (4 vectors): 2 × 2
+        // or 1 × 4
+        let (f32_reg, _) = reg_plan(1 << 23, 32, 4, 2).unwrap();
+        let (a, v) = contig_plan(f32_reg, 2).unwrap();
+        assert_eq!((a.lv, a.ts, a.log_ts, v), (8, 4, 2, CONTIG + 2));
+        let (a, v) = contig_plan(f32_reg, 4).unwrap();
+        assert_eq!((a.lv, a.ts, a.log_ts, v), (8, 2, 1, CONTIG + 4));
+        let (half_reg, _) = reg_plan(1 << 23, 32, 2, 2).unwrap();
+        assert_eq!(contig_plan(half_reg, 2).map(|(a, v)| (a.ts, v)), Some((2, CONTIG + 2)));
+        assert_eq!(
+            contig_plan(half_reg, 4).map(|(a, v)| (a.ts, a.log_ts, v)),
+            Some((1, 0, CONTIG + 4))
+        );
+        // off, group-128 (too many vectors), 6 vectors (3 lanes: not a power of two), 2 vectors
+        // with 4 per lane (not whole)
+        assert!(contig_plan(f32_reg, 0).is_none());
+        assert!(contig_plan(reg_plan(9, 128, 2, 4).unwrap().0, 2).is_none());
+        assert!(contig_plan(reg_plan(9, 24, 4, 2).unwrap().0, 2).is_none());
+        assert!(contig_plan(reg_plan(9, 8, 4, 2).unwrap().0, 4).is_none());
+        // every plan covers the group exactly with whole lanes
+        for (len, eb) in [(32u64, 4u64), (32, 2), (16, 4), (64, 2), (8, 4), (16, 2), (8, 2)] {
+            for v in [2, 4] {
+                let (reg, _) = reg_plan(5, len, eb, 2).unwrap();
+                if let Some((a, _)) = contig_plan(reg, v) {
+                    assert_eq!(a.ts * v, a.lv, "{len} × {eb} B, {v} per lane");
+                    assert!(a.ts <= 32 && 1u32 << a.log_ts == a.ts);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn streaming_twins_exist_for_every_register_kernel_the_bars_use() {
+        for base in [
+            "quant_rows_split4x4",
+            "quant_rows_reg4",
+            "quant_rows_reg2",
+            "quant_rows_pair4",
+            "quant_rows_regc2",
+            "quant_rows_regc4",
+        ] {
+            let twin = streaming_twin(base);
+            assert_eq!(twin, format!("{base}cs"));
+            for suf in ["f32", "f16", "bf16"] {
+                assert!(super::super::kernels::ENTRY_POINTS.contains(&kernel_name(twin, suf)));
+            }
+        }
+        assert_eq!(streaming_twin("quant_rows_reg16"), "quant_rows_reg16");
+    }
+
+    #[test]
     fn team_sizes() {
         assert_eq!(team_size(4096, 4), None);
         assert_eq!(team_size(1024, 2), None);
@@ -1336,10 +1432,19 @@ mod tests {
             "quant_rows_reg16",
             "quant_rows_split4x4",
             "quant_rows_pair4",
+            "quant_rows_regc2",
+            "quant_rows_regc4",
+            "quant_rows_split4x4cs",
+            "quant_rows_reg4cs",
+            "quant_rows_reg2cs",
+            "quant_rows_pair4cs",
+            "quant_rows_regc2cs",
+            "quant_rows_regc4cs",
             "dequant_4s",
             "dequant_8s",
             "dequant_4w",
             "dequant_8w",
+            "dequant_4b",
             "quant_tensor_coop",
             "quant_rows_tiles2",
             "quant_rows_tiles3",

@@ -1,0 +1,158 @@
+//! `cuda_bench` section 3b: the INT8 GEMM with its dequantization, today's two calls
+//! (`gemm_i8` into a caller's int32 matrix, then `gemm_dequant`) against the fused entry point
+//! `gemm_i8_dequant` under every row-panel budget and cuBLASLt heuristic rank in the sweep, all
+//! against cuBLAS FP16 in the same interleaved rounds.
+
+use eai_quant::cuda::{CudaDevice, GemmShape, row_panels};
+use half::f16;
+
+use super::{BoxResult, Report, random_f16, random_i8, random_scales, rotation, time_op};
+
+/// Rounds in which every row is timed once (the table gives the median of the round medians).
+const ROUNDS: usize = 3;
+
+/// Row-panel budgets (MiB of int32 accumulator; 0 = one panel) and heuristic ranks swept.
+const PANEL_MIB: [u32; 4] = [0, 8, 16, 32];
+const RANKS: [u32; 3] = [0, 1, 2];
+
+#[derive(Clone, Copy, Debug)]
+enum Row {
+    Fp16,
+    Separate,
+    /// Panel budget (MiB), heuristic rank, dequantize on a second stream.
+    Fused(u32, u32, bool),
+}
+
+/// Runs the section; returns one bar line per square shape.
+pub(crate) fn fused_gemm(
+    dev: &CudaDevice,
+    r: &mut Report,
+    samples: usize,
+) -> BoxResult<Vec<String>> {
+    let base = dev.tuning();
+    let l2 = dev.info().l2_cache_bytes;
+    r.line(String::new());
+    r.line("## INT8 GEMM + dequantize → f16: separate pass vs fused (row panels through an L2-resident int32 scratch)");
+    r.line(String::new());
+    r.line(format!(
+        "Median of {ROUNDS} interleaved rounds, each a median of {samples} event-timed batches; ×FP16 = cuBLAS FP16 time ÷ this row's time, same rounds. \
+         `separate` = `gemm_i8` (heuristic rank 0) + `gemm_dequant` (today's path); `fused P/R` = `gemm_i8_dequant` with `gemm_panel_mib=P` (0: one panel), `gemm_algo_rank=R`; `+ overlap`: `gemm_overlap=true` (each panel's dequantize on a second stream, double-buffered scratch)."
+    ));
+    r.line(String::new());
+    r.line("| shape | row | panels | µs (median) | slowest–fastest round (µs) | TOPS | ×FP16 |");
+    r.line("|---|---|---|---|---|---|---|");
+    let mut bars = Vec::new();
+    for s in [GemmShape::new(4096, 4096, 4096), GemmShape::new(8192, 8192, 8192)] {
+        let sets = rotation(s.n * s.k * 2, l2);
+        let x16 = random_f16(dev, s.m * s.k, 110, 1.0)?;
+        let w16: Vec<_> = (0..sets)
+            .map(|i| random_f16(dev, s.n * s.k, 120 + i as u64, 0.05))
+            .collect::<BoxResult<_>>()?;
+        let x8 = random_i8(dev, s.m * s.k, 130)?;
+        let w8: Vec<_> = (0..sets)
+            .map(|i| random_i8(dev, s.n * s.k, 140 + i as u64))
+            .collect::<BoxResult<_>>()?;
+        let sx = random_scales(dev, s.m, 150)?;
+        let sw = random_scales(dev, s.n, 151)?;
+        let mut y16 = dev.zeros::<f16>(s.m * s.n)?;
+        let mut acc = dev.zeros::<i32>(s.m * s.n)?;
+        let mut rows = vec![Row::Fp16, Row::Separate];
+        for mib in PANEL_MIB {
+            for rank in RANKS {
+                rows.push(Row::Fused(mib, rank, false));
+            }
+        }
+        for mib in [8, 16, 32] {
+            rows.push(Row::Fused(mib, 0, true));
+        }
+        let mut times = vec![Vec::new(); rows.len()];
+        let mut errors = vec![None; rows.len()];
+        for _ in 0..ROUNDS {
+            for (ri, row) in rows.iter().enumerate() {
+                if errors[ri].is_some() {
+                    continue;
+                }
+                let mut t = base;
+                t.gemm_panel_mib = 0;
+                t.gemm_algo_rank = 0;
+                t.gemm_overlap = false;
+                if let Row::Fused(mib, rank, overlap) = *row {
+                    t.gemm_panel_mib = mib;
+                    t.gemm_algo_rank = rank;
+                    t.gemm_overlap = overlap;
+                }
+                dev.set_tuning(t);
+                let res = match row {
+                    Row::Fp16 => time_op(dev, samples, |i| {
+                        Ok(dev.gemm_f16(&x16, &w16[i % sets], &mut y16, s)?)
+                    }),
+                    Row::Separate => time_op(dev, samples, |i| {
+                        dev.gemm_i8(&x8, &w8[i % sets], &mut acc, s)?;
+                        Ok(dev.gemm_dequant(&acc, &sx, &sw, None, &mut y16, s.m, s.n)?)
+                    }),
+                    Row::Fused(..) => time_op(dev, samples, |i| {
+                        Ok(dev.gemm_i8_dequant(&x8, &w8[i % sets], &sx, &sw, None, &mut y16, s)?)
+                    }),
+                };
+                match res {
+                    Ok(v) => times[ri].push(v),
+                    Err(e) => errors[ri] = Some(e.to_string()),
+                }
+            }
+        }
+        dev.set_tuning(base);
+        let med = |v: &[f64]| {
+            let mut v = v.to_vec();
+            v.sort_by(f64::total_cmp);
+            v.get(v.len() / 2).copied()
+        };
+        let t16 = med(&times[0]);
+        let label = format!("{}×{}×{}", s.m, s.n, s.k);
+        let mut best: Option<(f64, String)> = None;
+        let mut separate = None;
+        for (ri, row) in rows.iter().enumerate() {
+            let name = match row {
+                Row::Fp16 => "cuBLAS FP16".to_string(),
+                Row::Separate => "separate (today)".to_string(),
+                Row::Fused(mib, rank, false) => format!("fused {mib}/{rank}"),
+                Row::Fused(mib, rank, true) => format!("fused {mib}/{rank} + overlap"),
+            };
+            let panels = match row {
+                Row::Fused(mib, _, _) => row_panels(s.m, s.n, *mib).len().to_string(),
+                _ => "—".to_string(),
+            };
+            let (Some(t), Some(t16)) = (med(&times[ri]), t16) else {
+                let why = errors[ri].clone().unwrap_or_else(|| "no FP16 time".into());
+                r.line(format!("| {label} | {name} | {panels} | error: {why} | | | |"));
+                continue;
+            };
+            let lo = times[ri].iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = times[ri].iter().copied().fold(0.0, f64::max);
+            let ratio = t16 / t;
+            r.line(format!(
+                "| {label} | {name} | {panels} | {:.1} | {:.1}–{:.1} | {:.1} | {:.3} |",
+                t * 1e6,
+                lo * 1e6,
+                hi * 1e6,
+                s.ops() / t / 1e12,
+                ratio
+            ));
+            match row {
+                Row::Separate => separate = Some(ratio),
+                Row::Fused(..) if best.as_ref().is_none_or(|b| ratio > b.0) => {
+                    best = Some((ratio, name));
+                }
+                _ => {}
+            }
+        }
+        let fmt = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.3}×"));
+        let (b, bname) = best.map_or((None, String::new()), |(v, n)| (Some(v), n));
+        bars.push(format!(
+            "- INT8 GEMM + dequant → f16 vs cuBLAS FP16 at {label}: separate {}, best fused {} ({bname}); bar ≥ 1.6×: {}",
+            fmt(separate),
+            fmt(b),
+            if b.is_some_and(|b| b >= 1.6) { "met" } else { "NOT met" }
+        ));
+    }
+    Ok(bars)
+}
