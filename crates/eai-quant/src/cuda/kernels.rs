@@ -29,6 +29,11 @@ pub(crate) fn source() -> String {
         include_str!("../../kernels/cast.cu"),
         include_str!("../../kernels/gemm.cu"),
         include_str!("../../kernels/quant.cu"),
+        include_str!("../../kernels/quant_pipelined.cu"),
+        include_str!("../../kernels/quant_rows.cu"),
+        include_str!("../../kernels/dequant.cu"),
+        include_str!("../../kernels/quant_entry.cu"),
+        include_str!("../../kernels/quant_coop.cu"),
         include_str!("../../kernels/util.cu"),
     ]
     .join("\n")

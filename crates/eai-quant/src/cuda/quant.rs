@@ -146,7 +146,7 @@ fn team_size(len: u64, elem_bytes: u64) -> Option<u32> {
     Some(vectors.div_ceil(per_lane).next_power_of_two().clamp(2, 32) as u32)
 }
 
-/// Layout of the pipelined row kernel (`struct TileArgs` in `kernels/quant.cu`).
+/// Layout of the pipelined row kernel (`struct TileArgs` in `kernels/quant_pipelined.cu`).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct TileArgs {
@@ -163,7 +163,7 @@ struct TileArgs {
 }
 
 // SAFETY: `#[repr(C)]`, `Copy`, two u64 followed by eight u32 (48 bytes, no padding, no
-// pointers), matching `struct TileArgs` in kernels/quant.cu field for field.
+// pointers), matching `struct TileArgs` in kernels/quant_pipelined.cu field for field.
 unsafe impl DeviceRepr for TileArgs {}
 
 /// How the pipelined row kernel runs one tensor.
@@ -246,7 +246,7 @@ fn cols_vectorizable(channels: u64, inner: u64, elem_bytes: u64) -> bool {
     (inner == 1 && channels.is_multiple_of(w)) || inner.is_multiple_of(w)
 }
 
-/// Layout of the register-resident row kernel (`struct RegArgs` in `kernels/quant.cu`).
+/// Layout of the register-resident row kernel (`struct RegArgs` in `kernels/quant_rows.cu`).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct RegArgs {
@@ -259,7 +259,7 @@ struct RegArgs {
 }
 
 // SAFETY: `#[repr(C)]`, `Copy`, two u64 followed by four u32 (32 bytes, no padding, no
-// pointers), matching `struct RegArgs` in kernels/quant.cu field for field.
+// pointers), matching `struct RegArgs` in kernels/quant_rows.cu field for field.
 unsafe impl DeviceRepr for RegArgs {}
 
 /// Most 16-byte vectors a lane of the register kernel holds (its largest variant).
@@ -287,7 +287,7 @@ fn reg_plan(groups: u64, len: u64, elem_bytes: u64, v_pref: u32) -> Option<(RegA
     ))
 }
 
-/// Threads per block of the split register kernels (8 warps; `rows_split` in quant.cu).
+/// Threads per block of the split register kernels (8 warps; `rows_split` in quant_rows.cu).
 const SPLIT_THREADS: u32 = 256;
 
 /// Plan of the split register kernel (a team of `warps` = 4 whole warps per group, 4 vectors
@@ -305,7 +305,7 @@ fn split_plan(reg: RegArgs, warps: u32) -> Option<(RegArgs, u32)> {
 const PAIR: u32 = 0;
 
 /// Plan of the paired small-group kernel (2 lanes per 2 groups of 4 vectors, e.g. Q8_0 from
-/// f16/bf16, each lane holding 4 vectors; `rows_pair` in quant.cu), or `None` (off, f32 input,
+/// f16/bf16, each lane holding 4 vectors; `rows_pair` in quant_rows.cu), or `None` (off, f32 input,
 /// or another group size).
 fn pair_plan(reg: RegArgs, elem_bytes: u64, on: bool) -> Option<(RegArgs, u32)> {
     (on && elem_bytes == 2 && reg.lv == 4).then_some((RegArgs { ts: 2, log_ts: 1, ..reg }, PAIR))

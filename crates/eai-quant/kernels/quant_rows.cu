@@ -1,0 +1,546 @@
+// Part of the eai-quant CUDA module, the register-resident row quantizers (register, paired, contiguous, split). The files are concatenated in the order
+// of `source()` in src/cuda/kernels.rs (quant.cu holds the spec and the shared helpers).
+// ------------------------------------------------------------------------------------------
+// Register-resident row quantizer (session 3): the fast path for contiguous groups of at most
+// 32·V 16-byte vectors. A team of TS lanes (a power of two within one warp) owns one group;
+// each lane issues all V of its 16-byte loads at once (lane tl holds vectors tl + k·TS, so a
+// team reads whole 32-byte sectors and a warp of TS = 32 reads 512 contiguous bytes per load),
+// keeps them in registers, reduces min/max with NaN-propagating min/max (packed bf16x2/f16x2
+// for 16-bit inputs: one instruction per two elements), votes across the warp whether any
+// value was ±inf/NaN (then the warp redoes the exact per-element rule for its groups), forms
+// the parameters, and writes the codes from the same registers. No shared memory and no block
+// barrier: warps stream independently, so many groups per SM are in flight.
+
+struct RegArgs {
+    u64 G;       // groups
+    u64 L;       // elements per group
+    u32 LV;      // 16-byte vectors per group (≤ 32·V)
+    u32 TS;      // lanes per team (power of two ≤ 32, TS·V ≥ LV)
+    u32 log_ts;  // log2(TS)
+    u32 unused;
+};
+
+__device__ __forceinline__ float fmin_nan(float a, float b) {
+    float r;
+    asm("min.NaN.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+    return r;
+}
+__device__ __forceinline__ float fmax_nan(float a, float b) {
+    float r;
+    asm("max.NaN.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+    return r;
+}
+
+// Lane statistics over V vectors: min and max (NaN if any element is NaN, ±inf kept), so the
+// lane is "dirty" iff one of them is not finite.
+template <class T> struct RegStats;
+template <> struct RegStats<F32> {
+    template <int V>
+    static __device__ __forceinline__ void run(const uint4* r, float& mn, float& mx) {
+#pragma unroll
+        for (int k = 0; k < V; ++k) {
+            const float a = __uint_as_float(r[k].x), b = __uint_as_float(r[k].y);
+            const float c = __uint_as_float(r[k].z), d = __uint_as_float(r[k].w);
+            const float lo = fmin_nan(fmin_nan(a, b), fmin_nan(c, d));
+            const float hi = fmax_nan(fmax_nan(a, b), fmax_nan(c, d));
+            mn = k == 0 ? lo : fmin_nan(mn, lo);
+            mx = k == 0 ? hi : fmax_nan(mx, hi);
+        }
+    }
+};
+template <class H> struct HalfMinMax;
+template <> struct HalfMinMax<F16> {
+    static __device__ __forceinline__ u32 mn(u32 a, u32 b) {
+        u32 r;
+        asm("min.NaN.f16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
+        return r;
+    }
+    static __device__ __forceinline__ u32 mx(u32 a, u32 b) {
+        u32 r;
+        asm("max.NaN.f16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
+        return r;
+    }
+};
+template <> struct HalfMinMax<BF16> {
+    static __device__ __forceinline__ u32 mn(u32 a, u32 b) {
+        u32 r;
+        asm("min.NaN.bf16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
+        return r;
+    }
+    static __device__ __forceinline__ u32 mx(u32 a, u32 b) {
+        u32 r;
+        asm("max.NaN.bf16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
+        return r;
+    }
+};
+template <class H> struct RegStatsHalf {
+    template <int V>
+    static __device__ __forceinline__ void run(const uint4* r, float& mn, float& mx) {
+        typedef HalfMinMax<H> M;
+        u32 lo = 0, hi = 0;
+#pragma unroll
+        for (int k = 0; k < V; ++k) {
+            const u32 l = M::mn(M::mn(r[k].x, r[k].y), M::mn(r[k].z, r[k].w));
+            const u32 h = M::mx(M::mx(r[k].x, r[k].y), M::mx(r[k].z, r[k].w));
+            lo = k == 0 ? l : M::mn(lo, l);
+            hi = k == 0 ? h : M::mx(hi, h);
+        }
+        // widening is exact and monotone; a NaN half stays NaN through fmin_nan/fmax_nan
+        mn = fmin_nan(H::to_f32((u16)(lo & 0xffffu)), H::to_f32((u16)(lo >> 16)));
+        mx = fmax_nan(H::to_f32((u16)(hi & 0xffffu)), H::to_f32((u16)(hi >> 16)));
+    }
+};
+template <> struct RegStats<F16> : RegStatsHalf<F16> {};
+template <> struct RegStats<BF16> : RegStatsHalf<BF16> {};
+
+template <class T, int V, bool AWAY>
+__device__ __forceinline__ void reg_store_lean(const uint4* r, u8* qg, u32 tl, const RegArgs& a,
+                                               const QLean& fl) {
+    const int W = Wide<T>::N;
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+        const u32 vi = tl + (u32)k * a.TS;
+        if (vi < a.LV) {
+            float f[W];
+            Unpack<T>::run(r[k], f);
+            store_codes_lean<W, AWAY>(qg + (u64)vi * W, f, fl);
+        }
+    }
+}
+
+// Statistics, parameters and codes of the group of each team from the V vectors every lane
+// holds in registers (warp-uniform call: votes and shuffles involve all 32 lanes).
+template <class T, int V>
+__device__ __forceinline__ void reg_group(const uint4* r, u64 g, bool act, u32 tl,
+                                          const RegArgs& a, u8* __restrict__ q,
+                                          float* __restrict__ scales, int* __restrict__ zps,
+                                          const QSpec& s, u64* bad, u64* bad_scale) {
+    const int W = Wide<T>::N;
+    float mn, mx;
+    RegStats<T>::template run<V>(r, mn, mx);
+    const bool dirty = !(is_finite_f(mn) & is_finite_f(mx));
+    const bool any_dirty = __any_sync(0xffffffffu, dirty);
+    if (any_dirty) {
+        // exact statistics: non-finite values skipped, the first recorded under Reject
+        mn = __int_as_float(0x7f800000);
+        mx = __int_as_float(0xff800000);
+        if (act) {
+#pragma unroll
+            for (int k = 0; k < V; ++k) {
+                const u32 vi = tl + (u32)k * a.TS;
+                if (vi < a.LV) {
+                    float f[W];
+                    Unpack<T>::run(r[k], f);
+#pragma unroll
+                    for (int j = 0; j < W; ++j) minmax_update(f[j], mn, mx, g * a.L + (u64)vi * W + j, s, bad);
+                }
+            }
+        }
+    }
+    for (u32 off = a.TS >> 1; off > 0; off >>= 1) {
+        mn = fminf(mn, __shfl_xor_sync(0xffffffffu, mn, off));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+    }
+    if (act) {
+        float scale, inv;
+        int zp;
+        const bool ok = group_params(mn, mx, s, &scale, &zp, &inv);
+        if (tl == 0) {
+            scales[g] = scale;
+            zps[g] = zp;
+            if (!ok) atomicMin(bad_scale, g);
+        }
+        const QFast fq = make_fast(scale, inv, zp, s);
+        u8* qg = q + g * a.L;
+        if (!any_dirty && fq.on) {
+            QLean fl;
+            fl.inv = inv;
+            fl.lo = (float)fq.lo;
+            fl.hi = (float)fq.hi;
+            fl.zp = (u32)zp;
+            fl.away = fq.away;
+            if (fl.away) reg_store_lean<T, V, true>(r, qg, tl, a, fl);
+            else reg_store_lean<T, V, false>(r, qg, tl, a, fl);
+        } else {
+#pragma unroll
+            for (int k = 0; k < V; ++k) {
+                const u32 vi = tl + (u32)k * a.TS;
+                if (vi < a.LV) {
+                    float f[W];
+                    Unpack<T>::run(r[k], f);
+                    store_codesN<W>(qg + (u64)vi * W, f, fq, scale, inv, zp, s);
+                }
+            }
+        }
+    }
+}
+
+// A 16-byte input load: through the non-coherent path (__ldg, the default), or with the
+// streaming hint (ld.global.cs: evict-first, as the traffic probes that reach 0.96–0.98 of copy
+// load; session 7 variant, selected by Tuning::quant_load_streaming, GPU figures pending).
+template <bool CS>
+__device__ __forceinline__ uint4 ld16(const uint4* p) {
+    return CS ? __ldcs(p) : __ldg(p);
+}
+
+// The V vectors lane tl of a team holds of group g (a duplicate of a valid vector where
+// tl + k·TS ≥ LV: duplicates are neutral for min/max; zeros when the team has no group).
+template <int V, bool CS = false>
+__device__ __forceinline__ void reg_load(const uint4* __restrict__ xv, u64 g, bool act, u32 tl,
+                                         u32 fallback, const RegArgs& a, uint4* r) {
+    const uint4* src = xv + g * a.LV;
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+        const u32 vi = tl + (u32)k * a.TS;
+        r[k] = act ? ld16<CS>(src + (vi < a.LV ? vi : fallback)) : make_uint4(0u, 0u, 0u, 0u);
+    }
+}
+
+template <class T, int V, bool CS = false>
+__device__ __forceinline__ void rows_reg(const typename T::raw* __restrict__ x,
+                                         u8* __restrict__ q, float* __restrict__ scales,
+                                         int* __restrict__ zps, const RegArgs& a,
+                                         const QSpec& s, u64* bad, u64* bad_scale) {
+    const u32 lane = threadIdx.x & 31u;
+    const u32 team = lane >> a.log_ts, tl = lane & (a.TS - 1u);
+    const u32 tpw = 32u >> a.log_ts;
+    const u64 warp = ((u64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    const u64 nwarps = ((u64)gridDim.x * blockDim.x) >> 5;
+    const uint4* xv = reinterpret_cast<const uint4*>(x);
+    const u32 fallback = tl < a.LV ? tl : 0u;  // a valid vector of the group (duplicates are
+                                               // neutral for min/max)
+    for (u64 gb = warp * tpw; gb < a.G; gb += nwarps * tpw) {  // warp-uniform
+        const u64 g = gb + team;
+        const bool act = g < a.G;
+        const uint4* src = xv + g * a.LV;
+        uint4 r[V];
+#pragma unroll
+        for (int k = 0; k < V; ++k) {
+            const u32 vi = tl + (u32)k * a.TS;
+            r[k] = act ? ld16<CS>(src + (vi < a.LV ? vi : fallback)) : make_uint4(0u, 0u, 0u, 0u);
+        }
+        reg_group<T, V>(r, g, act, tl, a, q, scales, zps, s, bad, bad_scale);
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Paired small-group quantizer (session 3, round 2) for groups of LV 16-byte vectors, LV even
+// (GGML Q8_0's 32 elements from 16-bit inputs: LV = 4; from f32 it would be LV = 8). A team of 2 lanes
+// owns 2 consecutive groups (lane tl holds vectors tl + 2k of the pair's 2·LV, so group j's R =
+// LV/2 vectors are r[j·R .. j·R + R)), a warp 32 groups. Each lane reduces both groups over its
+// half, one shuffle pair swaps halves so lane tl ends with group tl's min/max, each lane forms
+// the parameters of ONE group (the in-warp kernel forms each group's parameters in every lane
+// of its team), writes its scale and zero point (32 consecutive groups per warp), and three
+// shuffles give it the other group's parameters. Instantiated for LV = 4 (the H200 sweep of
+// round 2: faster than 2-lane teams of the in-warp kernel from bf16, level from f16, slower
+// from f32 with LV = 8, which therefore keeps the in-warp kernel).
+template <class T, int LV, bool CS = false>
+__device__ __forceinline__ void rows_pair(const typename T::raw* __restrict__ x,
+                                          u8* __restrict__ q, float* __restrict__ scales,
+                                          int* __restrict__ zps, const RegArgs& a,
+                                          const QSpec& s, u64* bad, u64* bad_scale) {
+    const int W = Wide<T>::N;
+    const int R = LV / 2;
+    const u32 lane = threadIdx.x & 31u;
+    const u32 tl = lane & 1u;
+    const u64 warp = ((u64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    const u64 nwarps = ((u64)gridDim.x * blockDim.x) >> 5;
+    const uint4* xv = reinterpret_cast<const uint4*>(x);
+    const u64 step = nwarps * 32u;
+    for (u64 gb = warp * 32u; gb < a.G; gb += step) {  // warp-uniform
+        const u64 g0 = gb + (lane & ~1u);  // the pair: groups g0 and g0 + 1
+        uint4 r[LV];
+#pragma unroll
+        for (int k = 0; k < LV; ++k)
+            r[k] = g0 + k / R < a.G ? ld16<CS>(xv + g0 * LV + tl + 2 * k) : make_uint4(0u, 0u, 0u, 0u);
+        float mn[2], mx[2];
+        RegStats<T>::template run<R>(r, mn[0], mx[0]);
+        RegStats<T>::template run<R>(r + R, mn[1], mx[1]);
+        const bool dirty = !(is_finite_f(mn[0]) & is_finite_f(mx[0]) & is_finite_f(mn[1]) & is_finite_f(mx[1]));
+        const bool any_dirty = __any_sync(0xffffffffu, dirty);
+        if (any_dirty) {
+            // exact statistics: non-finite values skipped, the first recorded under Reject
+#pragma unroll
+            for (int j = 0; j < 2; ++j) {
+                mn[j] = __int_as_float(0x7f800000);
+                mx[j] = __int_as_float(0xff800000);
+                if (g0 + j < a.G) {
+#pragma unroll
+                    for (int k = 0; k < R; ++k) {
+                        const u32 vi = tl + 2u * (u32)k;
+                        float f[W];
+                        Unpack<T>::run(r[j * R + k], f);
+#pragma unroll
+                        for (int e = 0; e < W; ++e)
+                            minmax_update(f[e], mn[j], mx[j], (g0 + j) * a.L + (u64)vi * W + e, s, bad);
+                    }
+                }
+            }
+        }
+        // swap halves: lane tl keeps group tl's partial and receives its partner's
+        const float smn = tl ? mn[0] : mn[1], smx = tl ? mx[0] : mx[1];
+        const float gmn = fminf(tl ? mn[1] : mn[0], __shfl_xor_sync(0xffffffffu, smn, 1));
+        const float gmx = fmaxf(tl ? mx[1] : mx[0], __shfl_xor_sync(0xffffffffu, smx, 1));
+        float scale, inv;
+        int zp;
+        const bool ok = group_params(gmn, gmx, s, &scale, &zp, &inv);
+        const u64 g = g0 + tl;
+        if (g < a.G) {
+            scales[g] = scale;
+            zps[g] = zp;
+            if (!ok) atomicMin(bad_scale, g);
+        }
+        const float o_scale = __shfl_xor_sync(0xffffffffu, scale, 1);
+        const float o_inv = __shfl_xor_sync(0xffffffffu, inv, 1);
+        const int o_zp = __shfl_xor_sync(0xffffffffu, zp, 1);
+#pragma unroll
+        for (int j = 0; j < 2; ++j) {
+            if (g0 + j < a.G) {
+                const bool own = (u32)j == tl;
+                const float sc = own ? scale : o_scale, iv = own ? inv : o_inv;
+                const int z = own ? zp : o_zp;
+                const QFast fq = make_fast(sc, iv, z, s);
+                u8* qg = q + (g0 + j) * a.L;
+                if (!any_dirty && fq.on) {
+                    QLean fl;
+                    fl.inv = iv;
+                    fl.lo = (float)fq.lo;
+                    fl.hi = (float)fq.hi;
+                    fl.zp = (u32)z;
+                    fl.away = fq.away;
+                    // a.TS = 2: vector k of the group's R is tl + 2k
+                    if (fl.away) reg_store_lean<T, R, true>(r + j * R, qg, tl, a, fl);
+                    else reg_store_lean<T, R, false>(r + j * R, qg, tl, a, fl);
+                } else {
+#pragma unroll
+                    for (int k = 0; k < R; ++k) {
+                        const u32 vi = tl + 2u * (u32)k;
+                        float f[W];
+                        Unpack<T>::run(r[j * R + k], f);
+                        store_codesN<W>(qg + (u64)vi * W, f, fq, sc, iv, z, s);
+                    }
+                }
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Contiguous small-group quantizer (session 7, GPU figures pending) for groups of LV = TS·V
+// 16-byte vectors (GGML Q8_0's 32 elements: LV = 8 from f32, 4 from f16/bf16). Lane tl of a
+// team holds the V CONSECUTIVE vectors tl·V .. tl·V + V of its group (the in-warp kernel's lane
+// holds vectors tl + k·TS), so its codes are V·W consecutive bytes written by ONE 8- or 16-byte
+// store (two for 32 bytes) and a warp's codes are one contiguous run of 32·V·W bytes. Every
+// Q8_0 kernel measured so far wrote its codes as 16-byte pieces at a 32-byte stride per store
+// instruction (TS·W code bytes per team and instruction: half of each 32-byte sector), the only
+// kernels that do; this variant tests whether those half-sector stores are what holds Q8_0 at
+// 0.59–0.75 of copy. Loads become 16 bytes at a 16·V-byte stride per instruction, the other
+// halves of each sector following in the next instruction (L1 serves them). Statistics,
+// parameters and the exact slow paths are the in-warp kernel's, element for element.
+template <int NWORDS>
+__device__ __forceinline__ void store_words_cs(u8* p, const u32* w) {
+    if (NWORDS % 4 == 0) {
+#pragma unroll
+        for (int i = 0; i < NWORDS; i += 4)
+            __stcs(reinterpret_cast<uint4*>(p) + i / 4, make_uint4(w[i], w[i + 1], w[i + 2], w[i + 3]));
+    } else if (NWORDS == 2) {
+        __stcs(reinterpret_cast<uint2*>(p), make_uint2(w[0], w[1]));
+    } else {
+#pragma unroll
+        for (int i = 0; i < NWORDS; ++i) __stcs(reinterpret_cast<u32*>(p) + i, w[i]);
+    }
+}
+
+template <class T, int V, bool AWAY>
+__device__ __forceinline__ void regc_store_lean(const uint4* r, u8* qv, const QLean& fl) {
+    const int W = Wide<T>::N;
+    const int NWORDS = V * W / 4;
+    u32 w[NWORDS];
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+        float f[W];
+        Unpack<T>::run(r[k], f);
+#pragma unroll
+        for (int j = 0; j < W; j += 4)
+            w[(k * W + j) / 4] = pack4_lean(qlean<AWAY>(f[j], fl), qlean<AWAY>(f[j + 1], fl),
+                                            qlean<AWAY>(f[j + 2], fl), qlean<AWAY>(f[j + 3], fl));
+    }
+    store_words_cs<NWORDS>(qv, w);
+}
+
+template <class T, int V, bool CS = false>
+__device__ __forceinline__ void rows_regc(const typename T::raw* __restrict__ x,
+                                          u8* __restrict__ q, float* __restrict__ scales,
+                                          int* __restrict__ zps, const RegArgs& a,
+                                          const QSpec& s, u64* bad, u64* bad_scale) {
+    const int W = Wide<T>::N;
+    const u32 lane = threadIdx.x & 31u;
+    const u32 team = lane >> a.log_ts, tl = lane & (a.TS - 1u);
+    const u32 tpw = 32u >> a.log_ts;
+    const u64 warp = ((u64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    const u64 nwarps = ((u64)gridDim.x * blockDim.x) >> 5;
+    const uint4* xv = reinterpret_cast<const uint4*>(x);
+    for (u64 gb = warp * tpw; gb < a.G; gb += nwarps * tpw) {  // warp-uniform
+        const u64 g = gb + team;
+        const bool act = g < a.G;
+        const uint4* src = xv + g * a.LV + (u64)tl * V;
+        uint4 r[V];
+#pragma unroll
+        for (int k = 0; k < V; ++k) r[k] = act ? ld16<CS>(src + k) : make_uint4(0u, 0u, 0u, 0u);
+        float mn, mx;
+        RegStats<T>::template run<V>(r, mn, mx);
+        const bool dirty = !(is_finite_f(mn) & is_finite_f(mx));
+        const bool any_dirty = __any_sync(0xffffffffu, dirty);
+        if (any_dirty) {
+            mn = __int_as_float(0x7f800000);
+            mx = __int_as_float(0xff800000);
+            if (act) {
+#pragma unroll
+                for (int k = 0; k < V; ++k) {
+                    const u32 vi = tl * V + (u32)k;
+                    float f[W];
+                    Unpack<T>::run(r[k], f);
+#pragma unroll
+                    for (int j = 0; j < W; ++j) minmax_update(f[j], mn, mx, g * a.L + (u64)vi * W + j, s, bad);
+                }
+            }
+        }
+        for (u32 off = a.TS >> 1; off > 0; off >>= 1) {
+            mn = fminf(mn, __shfl_xor_sync(0xffffffffu, mn, off));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+        }
+        if (act) {
+            float scale, inv;
+            int zp;
+            const bool ok = group_params(mn, mx, s, &scale, &zp, &inv);
+            if (tl == 0) {
+                scales[g] = scale;
+                zps[g] = zp;
+                if (!ok) atomicMin(bad_scale, g);
+            }
+            const QFast fq = make_fast(scale, inv, zp, s);
+            u8* qv = q + g * a.L + (u64)tl * V * W;
+            if (!any_dirty && fq.on) {
+                QLean fl;
+                fl.inv = inv;
+                fl.lo = (float)fq.lo;
+                fl.hi = (float)fq.hi;
+                fl.zp = (u32)zp;
+                fl.away = fq.away;
+                if (fl.away) regc_store_lean<T, V, true>(r, qv, fl);
+                else regc_store_lean<T, V, false>(r, qv, fl);
+            } else {
+#pragma unroll
+                for (int k = 0; k < V; ++k) {
+                    float f[W];
+                    Unpack<T>::run(r[k], f);
+                    store_codesN<W>(qv + (u64)k * W, f, fq, scale, inv, zp, s);
+                }
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Split register row quantizer (session 3, round 2): a team of NW whole warps owns one group
+// (TS = 32·NW lanes, lane tl = 32·(warp in team) + lane holds vectors tl + k·TS, k < V), so a
+// 4096-element 16-bit row needs V = 4 vectors per lane with NW = 4 instead of 16 with one warp:
+// a quarter of the registers, four times the resident warps. Each warp reduces its share like
+// the in-warp kernel (packed NaN-propagating min/max, warp vote, exact rule for dirty warps),
+// the NW partial min/max meet in shared memory behind a named barrier of the team's NW warps
+// (double-buffered slots: one barrier per group), and the loads of the team's next group are
+// issued before the current one is reduced (software pipeline in registers). Requires
+// blockDim.x = 256 (8 warps: 8 / NW teams per block, barrier ids 1..8 / NW). Instantiated for
+// NW = 4 only: the round-2 H200 sweep had NW = 2 level with one warp and NW = 8 far slower.
+template <class T, int V, int NW, bool CS = false>
+__device__ __forceinline__ void rows_split(const typename T::raw* __restrict__ x,
+                                           u8* __restrict__ q, float* __restrict__ scales,
+                                           int* __restrict__ zps, const RegArgs& a,
+                                           const QSpec& s, u64* bad, u64* bad_scale) {
+    __shared__ float red[2][8][2];
+    const int W = Wide<T>::N;
+    const u32 lane = threadIdx.x & 31u;
+    const u32 wib = threadIdx.x >> 5;  // warp in block
+    const u32 tib = wib / NW;          // team in block
+    const u32 w0 = tib * NW;           // first warp of the team
+    const u32 tl = (wib - w0) * 32u + lane;
+    const u32 tpb = (blockDim.x >> 5) / NW;
+    const u64 step = (u64)gridDim.x * tpb;
+    const uint4* xv = reinterpret_cast<const uint4*>(x);
+    const u32 fallback = tl < a.LV ? tl : 0u;
+    u64 g = (u64)blockIdx.x * tpb + tib;
+    uint4 r[V];
+    reg_load<V, CS>(xv, g, g < a.G, tl, fallback, a, r);
+    u32 buf = 0;
+    for (; g < a.G; g += step, buf ^= 1u) {  // team-uniform
+        uint4 nx[V];
+        reg_load<V, CS>(xv, g + step, g + step < a.G, tl, fallback, a, nx);
+        float mn, mx;
+        RegStats<T>::template run<V>(r, mn, mx);
+        const bool dirty = !(is_finite_f(mn) & is_finite_f(mx));
+        const bool any_dirty = __any_sync(0xffffffffu, dirty);
+        if (any_dirty) {
+            mn = __int_as_float(0x7f800000);
+            mx = __int_as_float(0xff800000);
+#pragma unroll
+            for (int k = 0; k < V; ++k) {
+                const u32 vi = tl + (u32)k * a.TS;
+                if (vi < a.LV) {
+                    float f[W];
+                    Unpack<T>::run(r[k], f);
+#pragma unroll
+                    for (int j = 0; j < W; ++j) minmax_update(f[j], mn, mx, g * a.L + (u64)vi * W + j, s, bad);
+                }
+            }
+        }
+#pragma unroll
+        for (u32 off = 16; off > 0; off >>= 1) {
+            mn = fminf(mn, __shfl_xor_sync(0xffffffffu, mn, off));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+        }
+        if (lane == 0) {
+            red[buf][wib][0] = mn;
+            red[buf][wib][1] = mx;
+        }
+        asm volatile("bar.sync %0, %1;" : : "r"(tib + 1u), "r"(NW * 32) : "memory");
+        mn = red[buf][w0][0];
+        mx = red[buf][w0][1];
+#pragma unroll
+        for (int w = 1; w < NW; ++w) {
+            mn = fminf(mn, red[buf][w0 + w][0]);
+            mx = fmaxf(mx, red[buf][w0 + w][1]);
+        }
+        float scale, inv;
+        int zp;
+        const bool ok = group_params(mn, mx, s, &scale, &zp, &inv);
+        if (tl == 0) {
+            scales[g] = scale;
+            zps[g] = zp;
+            if (!ok) atomicMin(bad_scale, g);
+        }
+        const QFast fq = make_fast(scale, inv, zp, s);
+        u8* qg = q + g * a.L;
+        if (!any_dirty && fq.on) {  // this warp's values are all finite
+            QLean fl;
+            fl.inv = inv;
+            fl.lo = (float)fq.lo;
+            fl.hi = (float)fq.hi;
+            fl.zp = (u32)zp;
+            fl.away = fq.away;
+            if (fl.away) reg_store_lean<T, V, true>(r, qg, tl, a, fl);
+            else reg_store_lean<T, V, false>(r, qg, tl, a, fl);
+        } else {
+#pragma unroll
+            for (int k = 0; k < V; ++k) {
+                const u32 vi = tl + (u32)k * a.TS;
+                if (vi < a.LV) {
+                    float f[W];
+                    Unpack<T>::run(r[k], f);
+                    store_codesN<W>(qg + (u64)vi * W, f, fq, scale, inv, zp, s);
+                }
+            }
+        }
+#pragma unroll
+        for (int k = 0; k < V; ++k) r[k] = nx[k];
+    }
+}
