@@ -345,7 +345,7 @@ impl CudaDevice {
         let items = (m * n / if wide { 8 } else { 4 }) as u64;
         let cfg = grid_stride_config(items, self.info().multiprocessors);
         // row = e / N as (umulhi(nm, e) + e) >> ns for e < 2^32 (the kernel checks M·N)
-        let (nm, ns) = super::quant::div_magic(n as u64).unwrap_or((0, 0));
+        let (nm, ns) = super::quant::plan::div_magic(n as u64).unwrap_or((0, 0));
         let mut launch = stream.launch_builder(func);
         launch.arg(&acc).arg(&sx).arg(&sw).arg(&bias).arg(&y).arg(&m32).arg(&n32);
         if wide {
