@@ -138,6 +138,10 @@ fn load_study_meters_the_steady_window() {
     for f in ["load.json", "load.md", "load.svg"] {
         assert!(dir.path().join(f).is_file(), "{f}");
     }
+    let svg = std::fs::read_to_string(dir.path().join("load.svg")).unwrap();
+    for label in ["Energy per output token", "above idle", "Latency at steady state", "TTFT p50"] {
+        assert!(svg.contains(label), "load.svg lacks {label}");
+    }
     let md = std::fs::read_to_string(dir.path().join("load.md")).unwrap();
     assert!(md.contains("| 4 clients |") && md.contains("idle power"), "{md}");
     // Each window's sources, counted for the server or apart.

@@ -495,84 +495,78 @@ pub fn plot_load(r: &LoadReport, path: &Path) -> Result<()> {
     root.fill(&WHITE).map_err(|x| e(x.to_string()))?;
     let (left, right) = root.split_horizontally(560);
     let unit = r.levels.first().map_or("load".to_string(), |l| l.steady.level_unit.clone());
-    let xs: Vec<f64> = r.levels.iter().map(|l| l.steady.level).collect();
-    let xmax = xs.iter().copied().fold(0.0, f64::max) * 1.1 + 1e-9;
+    let xmax = r.levels.iter().map(|l| l.steady.level).fold(0.0, f64::max) * 1.1 + 1e-9;
     let series = |g: &dyn Fn(&SteadyState) -> Option<f64>| -> Vec<(f64, f64)> {
         r.levels.iter().filter_map(|l| Some((l.steady.level, g(&l.steady)?))).collect()
     };
+    let (blue, orange) = (RGBColor(31, 119, 180), RGBColor(255, 127, 14));
     let jt = series(&|s| s.j_per_token);
-    let dj = series(&|s| s.dynamic_j_per_token);
-    let ymax = jt.iter().chain(&dj).map(|p| p.1).fold(0.0, f64::max) * 1.15 + 1e-9;
-    let mut c = ChartBuilder::on(&left)
-        .caption("Energy per output token at steady state", ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0.0..xmax, 0.0..ymax)
-        .map_err(|x| e(x.to_string()))?;
-    c.configure_mesh()
-        .x_desc(format!("load ({unit})"))
-        .y_desc("J / output token")
-        .draw()
-        .map_err(|x| e(x.to_string()))?;
-    let blue = RGBColor(31, 119, 180);
-    let orange = RGBColor(255, 127, 14);
-    if jt.is_empty() {
-        left.draw(&Text::new("no energy measured", (150, 200), ("sans-serif", 18)))
-            .map_err(|x| e(x.to_string()))?;
-    } else {
-        c.draw_series(LineSeries::new(jt.clone(), blue.stroke_width(2)))
-            .map_err(|x| e(x.to_string()))?
-            .label("total (server's GPUs)")
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], blue));
-        c.draw_series(jt.iter().map(|&p| Circle::new(p, 4, blue.filled())))
-            .map_err(|x| e(x.to_string()))?;
-        if !dj.is_empty() {
-            c.draw_series(LineSeries::new(dj.clone(), orange.stroke_width(2)))
-                .map_err(|x| e(x.to_string()))?
-                .label("above idle")
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], orange));
-            c.draw_series(dj.iter().map(|&p| Circle::new(p, 4, orange.filled())))
-                .map_err(|x| e(x.to_string()))?;
-        }
-        c.configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|x| e(x.to_string()))?;
-    }
-    let ttft = series(&|s| s.ttft.map(|p| p.p50));
-    let tpot = series(&|s| s.tpot.map(|p| p.p50));
-    let lmax = ttft.iter().chain(&tpot).map(|p| p.1).fold(0.0, f64::max) * 1.15 + 1e-9;
-    let mut c = ChartBuilder::on(&right)
-        .caption("Latency at steady state (medians)", ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0.0..xmax, 0.0..lmax)
-        .map_err(|x| e(x.to_string()))?;
-    c.configure_mesh()
-        .x_desc(format!("load ({unit})"))
-        .y_desc("seconds")
-        .draw()
-        .map_err(|x| e(x.to_string()))?;
-    for (pts, col, name) in [(ttft, blue, "TTFT p50"), (tpot, orange, "TPOT p50")] {
-        if pts.is_empty() {
-            continue;
-        }
-        c.draw_series(LineSeries::new(pts.clone(), col.stroke_width(2)))
-            .map_err(|x| e(x.to_string()))?
-            .label(name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], col));
-        c.draw_series(pts.iter().map(|&p| Circle::new(p, 4, col.filled())))
-            .map_err(|x| e(x.to_string()))?;
-    }
-    c.configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|x| e(x.to_string()))?;
+    // Above idle only where the total is there too.
+    let dj = if jt.is_empty() { Vec::new() } else { series(&|s| s.dynamic_j_per_token) };
+    let energy = [(jt, blue, "total (server's GPUs)"), (dj, orange, "above idle")];
+    let left_panel = Panel {
+        caption: "Energy per output token at steady state",
+        y_desc: "J / output token",
+        empty: Some("no energy measured"),
+    };
+    left_panel.draw(&left, &unit, xmax, &energy).map_err(|x| e(x.to_string()))?;
+    let latency = [
+        (series(&|s| s.ttft.map(|p| p.p50)), blue, "TTFT p50"),
+        (series(&|s| s.tpot.map(|p| p.p50)), orange, "TPOT p50"),
+    ];
+    let right_panel =
+        Panel { caption: "Latency at steady state (medians)", y_desc: "seconds", empty: None };
+    right_panel.draw(&right, &unit, xmax, &latency).map_err(|x| e(x.to_string()))?;
     root.present().map_err(|x| e(x.to_string()))
+}
+
+/// A line of a [`Panel`]: its points (load, value), colour and legend label.
+type PlotLine = (Vec<(f64, f64)>, plotters::style::RGBColor, &'static str);
+
+/// One panel of [`plot_load`]: lines with points against load, a legend, or a note when every
+/// line is empty.
+struct Panel {
+    caption: &'static str,
+    y_desc: &'static str,
+    empty: Option<&'static str>,
+}
+
+impl Panel {
+    fn draw(
+        &self,
+        area: &plotters::drawing::DrawingArea<
+            plotters::backend::SVGBackend<'_>,
+            plotters::coord::Shift,
+        >,
+        unit: &str,
+        xmax: f64,
+        lines: &[PlotLine],
+    ) -> std::result::Result<(), Box<dyn std::error::Error>> {
+        use plotters::prelude::*;
+        let ymax = lines.iter().flat_map(|l| &l.0).map(|p| p.1).fold(0.0, f64::max) * 1.15 + 1e-9;
+        let mut c = ChartBuilder::on(area)
+            .caption(self.caption, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..xmax, 0.0..ymax)?;
+        c.configure_mesh().x_desc(format!("load ({unit})")).y_desc(self.y_desc).draw()?;
+        if lines.iter().all(|l| l.0.is_empty()) {
+            if let Some(note) = self.empty {
+                area.draw(&Text::new(note, (150, 200), ("sans-serif", 18)))?;
+            }
+            return Ok(());
+        }
+        for (pts, col, name) in lines.iter().filter(|l| !l.0.is_empty()) {
+            let col = *col;
+            c.draw_series(LineSeries::new(pts.clone(), col.stroke_width(2)))?
+                .label(*name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], col));
+            c.draw_series(pts.iter().map(|&p| Circle::new(p, 4, col.filled())))?;
+        }
+        c.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).draw()?;
+        Ok(())
+    }
 }
 
 /// Client-side tokenization with `eai-model`'s tokenizer (token ids sent, lm-eval's default).
