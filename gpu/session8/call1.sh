@@ -1,4 +1,4 @@
-# Session 8 plan, call 1 (carry .gpu/g1 .gpu/b1 .gpu/sh8): the GGUF's first third (split -b 32787478); eai, gpu_bench
+# Session 8 plan, call 1 (carry .gpu/g1 .gpu/b1): the GGUF's first third (split -b 32787478); eai, gpu_bench
 # and the cuda test executable (as /root/b/cuda, the name gpu/h16k/run.sh uses) from .gpu/b1.
 set -u
 R=$(pwd); B=/root/b; mkdir -p $B /root/g /root/o
