@@ -1,9 +1,8 @@
-# Call 3 (carry .gpu/g3 .gpu/bin; .gpu/bin kept in /root/bin for call 4's llama.cpp run): joins the GGUF (sha256 b179c952...); issue 15's GPU check of
+# Call 3 (carry .gpu/g3): joins the GGUF (sha256 b179c952...); issue 15's GPU check of
 # the SIGTERM fix: `eai study --cuda 0` sent SIGTERM mid-window must exit 143 (was 139).
 set -u
 R=$(pwd)
 cp $R/.gpu/g3/part.ac /root/g/ && cat /root/g/part.aa /root/g/part.ab /root/g/part.ac > /root/g/SmolLM2-135M-Instruct.Q4_1.gguf && rm /root/g/part.a?
-mkdir -p /root/bin && cp $R/.gpu/bin/* /root/bin/
 sha256sum /root/g/SmolLM2-135M-Instruct.Q4_1.gguf | tee $OUT/sha.txt
 export EAI_REQUIRE_GPU=1
 S=/root/o/sig; rm -rf $S; mkdir -p /root/o
