@@ -162,8 +162,9 @@ impl Meter {
         self.shared.ns_of(t)
     }
 
-    /// Registers a process id as part of the measured work (a child process), so that its GPU
-    /// use does not flag windows as shared.
+    /// Registers a process id as part of the measured work (a child process, or a server that
+    /// eai measures under load), so that its GPU use, and that of its descendants, does not flag
+    /// windows as shared.
     pub fn add_own_pid(&self, pid: u32) {
         lock(&self.shared.own_pids).push(pid);
     }

@@ -376,6 +376,58 @@ fn shared_and_throttled_are_flagged() {
     assert!(late.has(&Flag::Shared) && late.has(&Flag::Throttled), "{late}");
 }
 
+// Row: a process registered as part of the work (a server eai measures under load, not eai's
+// child) and its children on the GPU do not flag the window as shared; without registering, they do.
+#[test]
+fn a_registered_server_and_its_children_are_not_shared() {
+    // `sh -c 'sh -c "sleep 20 & wait" & echo $!'`: the outer shell prints the inner shell's pid
+    // and exits, so the inner shell (the "server") is reparented away from this test process and
+    // its `sleep` is the server's child, not ours.
+    let out = std::process::Command::new("sh")
+        .args(["-c", "sh -c 'sleep 20 & wait' >/dev/null 2>&1 & echo $!"])
+        .output()
+        .unwrap();
+    let server: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let child = (0..100)
+        .find_map(|_| {
+            let found = std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+                let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+                let ppid: u32 =
+                    stat[stat.rfind(')')? + 1..].split_whitespace().nth(1)?.parse().ok()?;
+                (ppid == server).then_some(pid)
+            });
+            if found.is_none() {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            found
+        })
+        .expect("the server's child appears");
+    let me = std::process::id();
+    let status = move |_: f64| {
+        let mut s = DeviceStatus::default();
+        s.processes = Some(vec![me, server, child]);
+        Ok(Some(s))
+    };
+    let window = |register: bool| {
+        let meter = Meter::start(
+            vec![Box::new(Fake::new("g", BOTH, steady(1.0)).with_status(status))],
+            MeterConfig::new(),
+        )
+        .unwrap();
+        if register {
+            meter.add_own_pid(server);
+        }
+        meter.measure("w", || std::thread::sleep(Duration::from_millis(400))).unwrap().1
+    };
+    let registered = window(true);
+    let unregistered = window(false);
+    let _ =
+        std::process::Command::new("kill").args([server.to_string(), child.to_string()]).status();
+    assert!(!registered.has(&Flag::Shared), "{registered}");
+    assert!(unregistered.has(&Flag::Shared), "{unregistered}");
+}
+
 // Row: a sampler thread panics -> caught, the source marked failed, others continue.
 #[test]
 fn sampler_panic_is_caught_and_others_continue() {

@@ -286,10 +286,14 @@ impl LoadStudy {
                     .map(|x| format!("{} ({:?})", x.info().id, x.info().provenance))
                     .collect();
                 report.selection = Some(sel);
-                Some(
-                    Meter::start(s, eai_power::MeterConfig::new())
-                        .map_err(|e| Error::power("starting the meter", e))?,
-                )
+                let m = Meter::start(s, eai_power::MeterConfig::new())
+                    .map_err(|e| Error::power("starting the meter", e))?;
+                // The server is the measured work: its processes (and their children) on a GPU
+                // do not make the window `Shared`; anyone else's do.
+                for &pid in &server.pids {
+                    m.add_own_pid(pid);
+                }
+                Some(m)
             }
             _ => None,
         };

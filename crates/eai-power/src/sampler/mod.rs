@@ -588,7 +588,11 @@ fn run_task(sh: &Shared, src: usize, source: &dyn PowerSource, t: &mut TaskState
                     let me = std::process::id();
                     let mut own = lock(&sh.own_pids);
                     for &p in pids {
-                        if !own.contains(&p) && is_descendant(p, me) {
+                        // Children of eai, and children of a process registered as part of the
+                        // work (`Meter::add_own_pid`: a server's workers, say), are adopted.
+                        if !own.contains(&p)
+                            && (is_descendant(p, me) || own.iter().any(|&r| is_descendant(p, r)))
+                        {
                             own.push(p);
                         }
                     }
