@@ -7,8 +7,9 @@
 //!   whenever the leading axes have size 1, per-group, small per-tensor): groups of up to 8 KiB
 //!   are held in registers by a team of lanes (packed NaN-propagating min/max, a warp vote for
 //!   non-finite values, parameters exactly like [`kernel::group_params`], codes from the same
-//!   registers) — groups of 4–8 KiB by a team of four warps that meet in shared memory, 16-bit
-//!   groups of 32 elements (Q8_0) by lane pairs that each form one group's parameters; longer
+//!   registers) — groups of 4–8 KiB by a team of four warps that meet in shared memory, groups
+//!   of up to 128 bytes (Q8_0) by lanes holding consecutive vectors; which kernel, and whether
+//!   it loads with the streaming hint, is the measured best per input type (`plan::row_kernel`); longer
 //!   groups stream through a shared-memory `cp.async` pipeline; ragged rows use plain register
 //!   kernels. Per-token dynamic activation quantization is one kernel.
 //! - **one cooperative pass** for per-tensor inputs that fit in the multiprocessors' shared
@@ -177,19 +178,9 @@ fn kernel_name(base: &'static str, suf: &'static str) -> &'static str {
         "quant_rows_reg8",
         "quant_rows_reg16",
         "quant_rows_split4x4",
-        "quant_rows_pair4",
-        "quant_rows_regc2",
         "quant_rows_regc4",
         "quant_rows_split4x4cs",
-        "quant_rows_reg4cs",
-        "quant_rows_reg2cs",
-        "quant_rows_pair4cs",
         "quant_rows_regc2cs",
-        "quant_rows_regc4cs",
-        "dequant_4s",
-        "dequant_8s",
-        "dequant_4w",
-        "dequant_8w",
         "dequant_4b",
         "quant_tensor_coop",
         "quant_rows_tiles2",
@@ -201,8 +192,7 @@ fn kernel_name(base: &'static str, suf: &'static str) -> &'static str {
         "quant_rows_block",
         "quant_stats_all",
         "quant_stats_channels",
-        "quant_apply",
-        "dequant"
+        "quant_apply"
     )
 }
 
@@ -329,54 +319,17 @@ impl CudaDevice {
             Path::Rows { groups, len } => {
                 let eb = std::mem::size_of::<T>() as u64;
                 let tuning = self.tuning();
-                let v_pref = if (eb == 4 && tuning.quant_reg_vectors_f32 == 0)
-                    || (eb != 4 && tuning.quant_reg_vectors_half == 0)
-                {
-                    0
-                } else if (len * eb).div_ceil(16) <= REG_SMALL_GROUP {
-                    tuning.quant_reg_vectors_small
-                } else if eb == 4 {
-                    tuning.quant_reg_vectors_f32
-                } else {
-                    tuning.quant_reg_vectors_half
-                };
-                let reg = reg_plan(groups, len, eb, v_pref);
+                let chosen = row_kernel(Src::from_suffix(suf), groups, len, &tuning);
                 let plan = tile_plan(groups, len, eb, &tuning, self.tile_smem_limit());
-                let split = reg.and_then(|(args, _)| split_plan(args, tuning.quant_split_warps));
-                let pair = reg.and_then(|(args, _)| pair_plan(args, eb, tuning.quant_reg_pair));
-                let contig = reg.and_then(|(args, _)| contig_plan(args, tuning.quant_small_contig));
-                let reg = split.or(contig).or(pair).or(reg);
-                let threads =
-                    if split.is_some() { SPLIT_THREADS } else { tuning.quant_reg_threads };
-                if let Some((args, v)) = reg {
-                    let base = match (v, args.ts) {
-                        (PAIR, _) => "quant_rows_pair4",
-                        (v, _) if v == CONTIG + 2 => "quant_rows_regc2",
-                        (v, _) if v == CONTIG + 4 => "quant_rows_regc4",
-                        (4, 128) => "quant_rows_split4x4",
-                        (1, _) => "quant_rows_reg1",
-                        (2, _) => "quant_rows_reg2",
-                        (4, _) => "quant_rows_reg4",
-                        (8, _) => "quant_rows_reg8",
-                        _ => "quant_rows_reg16",
-                    };
-                    let base =
-                        if tuning.quant_load_streaming { streaming_twin(base) } else { base };
+                if let Some(k) = chosen {
+                    let RowKernel { args, base, threads } = k;
                     let f = kernels.get(kernel_name(base, suf))?;
                     let per_sm = f
                         .occupancy_max_active_blocks_per_multiprocessor(threads, 0, None)
                         .map_err(self.err("cuOccupancyMaxActiveBlocksPerMultiprocessor"))?
                         .max(1);
-                    // in-warp teams: 32 / TS groups per warp (pairs: 32); split teams: TS / 32
-                    // warps per group
-                    let warps = if v == PAIR {
-                        groups.div_ceil(32)
-                    } else if args.ts > 32 {
-                        groups * u64::from(args.ts / 32)
-                    } else {
-                        groups.div_ceil(u64::from(32 / args.ts))
-                    };
-                    let blocks = warps
+                    let blocks = k
+                        .warps()
                         .div_ceil(u64::from(threads / 32))
                         .clamp(1, u64::from(sms.max(1)) * u64::from(per_sm))
                         as u32;
@@ -702,25 +655,15 @@ impl CudaDevice {
         }
         let kernels = self.kernels()?;
         let t = self.tuning();
-        let base = match (t.dequant_unroll, t.dequant_streaming) {
-            (0, _) => "dequant",
-            (4, true) if t.dequant_blocked => "dequant_4b",
-            (8, true) => "dequant_8s",
-            (8, false) => "dequant_8w",
-            (_, true) => "dequant_4s",
-            (_, false) => "dequant_4w",
-        };
-        let f = kernels.get(kernel_name(base, O::SUFFIX))?;
+        let f = kernels.get(kernel_name("dequant_4b", O::SUFFIX))?;
         let n = q.numel() as u64;
         let gi = q.path.group_index(n);
         let signed = i32::from(q.spec.range.is_signed());
         let mut cfg = grid_stride_config(n.div_ceil(8), self.info().multiprocessors);
-        if t.dequant_unroll != 0 {
-            let w = if std::mem::size_of::<O>() == 4 { 4 } else { 8 };
-            let max =
-                u64::from(self.info().multiprocessors.max(1)) * u64::from(t.dequant_blocks_per_sm);
-            cfg.grid_dim.0 = n.div_ceil(w * 256).clamp(1, max) as u32;
-        }
+        let w = if std::mem::size_of::<O>() == 4 { 4 } else { 8 };
+        let max =
+            u64::from(self.info().multiprocessors.max(1)) * u64::from(t.dequant_blocks_per_sm);
+        cfg.grid_dim.0 = n.div_ceil(w * 256).clamp(1, max) as u32;
         let zp_uniform = i32::from(q.uniform_zp.is_some());
         let zp_value = q.uniform_zp.unwrap_or(0);
         let mut l = self.stream.launch_builder(f);
@@ -729,18 +672,16 @@ impl CudaDevice {
             .arg(&n)
             .arg(&gi)
             .arg(&q.scales.slice)
-            .arg(&q.zero_points.slice);
-        if t.dequant_unroll != 0 {
-            // the batched variants take the uniform zero point
-            l.arg(&zp_uniform).arg(&zp_value);
-        }
-        l.arg(&mut y.slice);
-        // SAFETY: signature (const u8*, int, u64 n, GroupIndex, const float*, const int*, O*)
-        // for `dequant_*`, with (…, const int*, int zp_uniform, int zp_value, O*) for the batched
-        // variants, as pushed above; when zp_uniform is 1 every group's zero point is zp_value;
-        // codes and y hold n elements, scales/zps one per group and every group index is below
-        // the group count; vectors of W = 4 (f32) or 8 (16-bit) codes only when inner % W == 0
-        // (aligned, within one group).
+            .arg(&q.zero_points.slice)
+            .arg(&zp_uniform)
+            .arg(&zp_value)
+            .arg(&mut y.slice);
+        // SAFETY: signature (const u8*, int, u64 n, GroupIndex, const float*, const int*,
+        // int zp_uniform, int zp_value, O*) as pushed above; when zp_uniform is 1 every group's
+        // zero point is zp_value; codes and y hold n elements, scales/zps one per group and
+        // every group index is below the group count; vectors of W = 4 (f32) or 8 (16-bit)
+        // codes only when inner % W == 0 (aligned, within one group); the block is 256
+        // threads (grid_stride_config), whole warps, as the warp-blocked loop needs.
         unsafe { l.launch(cfg) }.map_err(self.err("cuLaunchKernel(dequant)"))?;
         Ok(())
     }
@@ -920,7 +861,7 @@ mod tests {
         // group-128 bf16: 16 vectors, teams of 4 lanes × 4
         let (a, v) = reg_plan(1 << 21, 128, 2, 4).unwrap();
         assert_eq!((a.lv, a.ts, v), (16, 4, 4));
-        // Q8_0 from bf16: 4 vectors, one lane per group; from f32 with 2 per lane: pairs
+        // Q8_0 from bf16: 4 vectors, one lane per group; from f32 with 2 per lane: teams of 4
         assert_eq!(reg_plan(1 << 23, 32, 2, 4).map(|(a, v)| (a.ts, v)), Some((1, 4)));
         assert_eq!(reg_plan(1 << 23, 32, 4, 2).map(|(a, v)| (a.ts, v)), Some((4, 2)));
         // never more vectors per lane than the group has, ragged vector counts round up
@@ -945,26 +886,14 @@ mod tests {
     fn split_plans_cover_long_groups_with_whole_warps() {
         // a 4096-element bf16 row: 512 vectors over 4 warps of 4 vectors per lane
         let (reg, _) = reg_plan(65_536, 4096, 2, 4).unwrap();
-        let (a, v) = split_plan(reg, 4).unwrap();
-        assert_eq!((a.ts, a.log_ts, v, a.lv, a.groups), (128, 7, 4, 512, 65_536));
+        let a = split_plan(reg, 4).unwrap();
+        assert_eq!((a.ts, a.log_ts, a.lv, a.groups), (128, 7, 512, 65_536));
         // off, unsupported team sizes, and groups the in-warp kernel holds in ≤ 8 vectors/lane
         assert!(split_plan(reg, 0).is_none() && split_plan(reg, 2).is_none());
         assert!(split_plan(reg_plan(9, 2048, 2, 4).unwrap().0, 4).is_none());
         // ragged: 325 vectors (2600 bf16) still fit one team of 512 slots
-        let (a, v) = split_plan(reg_plan(7, 2600, 2, 4).unwrap().0, 4).unwrap();
-        assert!(a.ts * v >= a.lv && a.lv == 325);
-    }
-
-    #[test]
-    fn pair_plans_take_32_element_groups() {
-        // Q8_0 from bf16/f16 (4 vectors); not from f32 (8 vectors), not group-128, not when off
-        let (reg, _) = reg_plan(1 << 23, 32, 2, 2).unwrap();
-        let (a, v) = pair_plan(reg, 2, true).unwrap();
-        assert_eq!((a.lv, a.ts, a.log_ts, v), (4, 2, 1, PAIR));
-        assert!(pair_plan(reg, 2, false).is_none());
-        assert!(pair_plan(reg_plan(1 << 23, 32, 4, 2).unwrap().0, 4, true).is_none());
-        assert!(pair_plan(reg_plan(9, 128, 2, 4).unwrap().0, 2, true).is_none());
-        assert!(pair_plan(reg_plan(9, 8, 2, 4).unwrap().0, 2, true).is_none());
+        let a = split_plan(reg_plan(7, 2600, 2, 4).unwrap().0, 4).unwrap();
+        assert!(a.ts * 4 >= a.lv && a.lv == 325);
     }
 
     #[test]
@@ -972,16 +901,13 @@ mod tests {
         // Q8_0 from f32 (8 vectors): 4 lanes × 2 or 2 lanes × 4; from 16-bit (4 vectors): 2 × 2
         // or 1 × 4
         let (f32_reg, _) = reg_plan(1 << 23, 32, 4, 2).unwrap();
-        let (a, v) = contig_plan(f32_reg, 2).unwrap();
-        assert_eq!((a.lv, a.ts, a.log_ts, v), (8, 4, 2, CONTIG + 2));
-        let (a, v) = contig_plan(f32_reg, 4).unwrap();
-        assert_eq!((a.lv, a.ts, a.log_ts, v), (8, 2, 1, CONTIG + 4));
+        let a = contig_plan(f32_reg, 2).unwrap();
+        assert_eq!((a.lv, a.ts, a.log_ts), (8, 4, 2));
+        let a = contig_plan(f32_reg, 4).unwrap();
+        assert_eq!((a.lv, a.ts, a.log_ts), (8, 2, 1));
         let (half_reg, _) = reg_plan(1 << 23, 32, 2, 2).unwrap();
-        assert_eq!(contig_plan(half_reg, 2).map(|(a, v)| (a.ts, v)), Some((2, CONTIG + 2)));
-        assert_eq!(
-            contig_plan(half_reg, 4).map(|(a, v)| (a.ts, a.log_ts, v)),
-            Some((1, 0, CONTIG + 4))
-        );
+        assert_eq!(contig_plan(half_reg, 2).map(|a| a.ts), Some(2));
+        assert_eq!(contig_plan(half_reg, 4).map(|a| (a.ts, a.log_ts)), Some((1, 0)));
         // off, group-128 (too many vectors), 6 vectors (3 lanes: not a power of two), 2 vectors
         // with 4 per lane (not whole)
         assert!(contig_plan(f32_reg, 0).is_none());
@@ -992,7 +918,7 @@ mod tests {
         for (len, eb) in [(32u64, 4u64), (32, 2), (16, 4), (64, 2), (8, 4), (16, 2), (8, 2)] {
             for v in [2, 4] {
                 let (reg, _) = reg_plan(5, len, eb, 2).unwrap();
-                if let Some((a, _)) = contig_plan(reg, v) {
+                if let Some(a) = contig_plan(reg, v) {
                     assert_eq!(a.ts * v, a.lv, "{len} × {eb} B, {v} per lane");
                     assert!(a.ts <= 32 && 1u32 << a.log_ts == a.ts);
                 }
@@ -1000,23 +926,72 @@ mod tests {
         }
     }
 
+    /// The choice table against the session-8 H100 measurements (docs/results/quant-gpu.md):
+    /// each bench shape gets the kernel that measured best, and every override still reaches
+    /// the kernel it names.
     #[test]
-    fn streaming_twins_exist_for_every_register_kernel_the_bars_use() {
+    fn row_kernels_are_the_measured_best() {
+        use crate::cuda::Tuning;
+        let d = Tuning::default();
+        let pick = |src, groups, len, t: &Tuning| row_kernel(src, groups, len, t).map(|k| k.base);
+        // per-token / per-channel / asym / vLLM rows of 4096: split kernel, streaming loads
+        // from 16-bit; f32 rows of 4096 take the pipelined kernel (no register kernel)
+        for src in [Src::F16, Src::Bf16] {
+            assert_eq!(pick(src, 65_536, 4096, &d), Some("quant_rows_split4x4cs"));
+        }
+        assert_eq!(pick(Src::F32, 65_536, 4096, &d), None);
+        // f32 rows the split kernel does take (2048 elements): no streaming hint
+        assert_eq!(pick(Src::F32, 65_536, 2048, &d), Some("quant_rows_split4x4"));
+        // group-128: the in-warp kernel with 4 vectors per lane, no streaming hint
+        for src in [Src::F32, Src::F16, Src::Bf16] {
+            assert_eq!(pick(src, 1 << 21, 128, &d), Some("quant_rows_reg4"));
+        }
+        // Q8_0: contiguous 4 per lane from f32 and bf16, 2 per lane + ld.cs from f16
+        let q8 = |src, t: &Tuning| row_kernel(src, 1 << 23, 32, t).map(|k| (k.base, k.args.ts));
+        assert_eq!(q8(Src::F32, &d), Some(("quant_rows_regc4", 2)));
+        assert_eq!(q8(Src::Bf16, &d), Some(("quant_rows_regc4", 1)));
+        assert_eq!(q8(Src::F16, &d), Some(("quant_rows_regc2cs", 2)));
+        // overrides force one setting everywhere (A/B)
+        let no_cs = d.with_overrides("quant_load_streaming=false");
+        assert_eq!(pick(Src::Bf16, 65_536, 4096, &no_cs), Some("quant_rows_split4x4"));
+        let cs = d.with_overrides("quant_load_streaming=true");
+        assert_eq!(pick(Src::F32, 65_536, 2048, &cs), Some("quant_rows_split4x4cs"));
+        let in_warp = d.with_overrides("quant_small_contig=0");
+        assert_eq!(q8(Src::F16, &in_warp), Some(("quant_rows_reg2", 2)));
+        assert_eq!(q8(Src::F32, &in_warp), Some(("quant_rows_reg2", 4)));
+        let c2 = d.with_overrides("quant_small_contig=2");
+        assert_eq!(q8(Src::Bf16, &c2), Some(("quant_rows_regc2cs", 2)));
+        let c4 = d.with_overrides("quant_small_contig=4");
+        assert_eq!(q8(Src::F16, &c4), Some(("quant_rows_regc4", 1)));
+        // small groups the contiguous kernels cannot split keep the in-warp kernel (6 vectors)
+        assert_eq!(pick(Src::F32, 9, 24, &d), Some("quant_rows_reg2"));
+        // register kernels off: the pipelined kernel
+        let off = d.with_overrides("quant_reg_vectors_half=0");
+        assert_eq!(pick(Src::Bf16, 65_536, 4096, &off), None);
+        // every name the table can give is an entry point, for every input type
         for base in [
             "quant_rows_split4x4",
-            "quant_rows_reg4",
-            "quant_rows_reg2",
-            "quant_rows_pair4",
-            "quant_rows_regc2",
+            "quant_rows_split4x4cs",
+            "quant_rows_regc2cs",
             "quant_rows_regc4",
+            "quant_rows_reg1",
+            "quant_rows_reg2",
+            "quant_rows_reg4",
+            "quant_rows_reg8",
+            "quant_rows_reg16",
         ] {
-            let twin = streaming_twin(base);
-            assert_eq!(twin, format!("{base}cs"));
             for suf in ["f32", "f16", "bf16"] {
-                assert!(super::super::kernels::ENTRY_POINTS.contains(&kernel_name(twin, suf)));
+                assert!(super::super::kernels::ENTRY_POINTS.contains(&kernel_name(base, suf)));
             }
         }
-        assert_eq!(streaming_twin("quant_rows_reg16"), "quant_rows_reg16");
+    }
+
+    #[test]
+    fn warps_per_launch() {
+        let d = crate::cuda::Tuning::default();
+        // split: 4 warps per group; in-warp teams of 2 lanes: 16 groups per warp
+        assert_eq!(row_kernel(Src::Bf16, 10, 4096, &d).unwrap().warps(), 40);
+        assert_eq!(row_kernel(Src::F32, 33, 32, &d).unwrap().warps(), 3);
     }
 
     #[test]
@@ -1072,20 +1047,10 @@ mod tests {
             "quant_rows_reg8",
             "quant_rows_reg16",
             "quant_rows_split4x4",
-            "quant_rows_pair4",
-            "quant_rows_regc2",
-            "quant_rows_regc4",
+                    "quant_rows_regc4",
             "quant_rows_split4x4cs",
-            "quant_rows_reg4cs",
-            "quant_rows_reg2cs",
-            "quant_rows_pair4cs",
-            "quant_rows_regc2cs",
-            "quant_rows_regc4cs",
-            "dequant_4s",
-            "dequant_8s",
-            "dequant_4w",
-            "dequant_8w",
-            "dequant_4b",
+                        "quant_rows_regc2cs",
+                                "dequant_4b",
             "quant_tensor_coop",
             "quant_rows_tiles2",
             "quant_rows_tiles3",
@@ -1097,7 +1062,6 @@ mod tests {
             "quant_stats_all",
             "quant_stats_channels",
             "quant_apply",
-            "dequant",
         ] {
             for suf in ["f32", "f16", "bf16"] {
                 let k = kernel_name(base, suf);

@@ -265,51 +265,137 @@ pub(super) const SPLIT_THREADS: u32 = 256;
 /// Plan of the split register kernel (a team of `warps` = 4 whole warps per group, 4 vectors
 /// per lane, 512 per team) for a group the in-warp kernel would hold in 16 vectors per lane
 /// (256 < LV ≤ 512), or `None` (split kernel off with `warps == 0`, or a smaller group).
-pub(super) fn split_plan(reg: RegArgs, warps: u32) -> Option<(RegArgs, u32)> {
+pub(super) fn split_plan(reg: RegArgs, warps: u32) -> Option<RegArgs> {
     if warps != 4 || reg.lv <= 256 || reg.lv > 32 * REG_MAX_VECTORS {
         return None;
     }
     let ts = 32 * warps;
-    Some((RegArgs { ts, log_ts: ts.trailing_zeros(), ..reg }, 512 / ts))
+    Some(RegArgs { ts, log_ts: ts.trailing_zeros(), ..reg })
 }
 
-/// "Vectors per lane" tag of the paired small-group kernels in a plan (each lane holds LV).
-pub(super) const PAIR: u32 = 0;
-
-/// Plan of the paired small-group kernel (2 lanes per 2 groups of 4 vectors, e.g. Q8_0 from
-/// f16/bf16, each lane holding 4 vectors; `rows_pair` in quant_rows.cu), or `None` (off, f32 input,
-/// or another group size).
-pub(super) fn pair_plan(reg: RegArgs, elem_bytes: u64, on: bool) -> Option<(RegArgs, u32)> {
-    (on && elem_bytes == 2 && reg.lv == 4).then_some((RegArgs { ts: 2, log_ts: 1, ..reg }, PAIR))
-}
-
-/// "Vectors per lane" tags of the contiguous small-group kernels: `CONTIG + V`.
-pub(super) const CONTIG: u32 = 100;
-
-/// Plan of the contiguous small-group kernel `quant_rows_regc{v}` (each lane holds `v`
-/// consecutive vectors of its group, a team of `LV / v` lanes), or `None` (off with `v == 0`,
-/// a group of more than [`REG_SMALL_GROUP`] vectors, or one that does not split into a power
-/// of two of whole `v`-vector pieces).
-pub(super) fn contig_plan(reg: RegArgs, v: u32) -> Option<(RegArgs, u32)> {
+/// Plan of the contiguous small-group kernel (each lane holds `v` consecutive vectors of its
+/// group, a team of `LV / v` lanes), or `None` (`v` not 2 or 4, a group of more than
+/// [`REG_SMALL_GROUP`] vectors, or one that does not split into a power of two of whole
+/// `v`-vector pieces).
+pub(super) fn contig_plan(reg: RegArgs, v: u32) -> Option<RegArgs> {
     if !matches!(v, 2 | 4) || u64::from(reg.lv) > REG_SMALL_GROUP || !reg.lv.is_multiple_of(v) {
         return None;
     }
     let ts = reg.lv / v;
-    ts.is_power_of_two().then_some((RegArgs { ts, log_ts: ts.trailing_zeros(), ..reg }, CONTIG + v))
+    ts.is_power_of_two().then_some(RegArgs { ts, log_ts: ts.trailing_zeros(), ..reg })
 }
 
-/// The streaming-load twin of a register row kernel (`Tuning::quant_load_streaming`), or the
-/// kernel itself where it has none.
-pub(super) fn streaming_twin(base: &'static str) -> &'static str {
-    match base {
-        "quant_rows_split4x4" => "quant_rows_split4x4cs",
-        "quant_rows_reg4" => "quant_rows_reg4cs",
-        "quant_rows_reg2" => "quant_rows_reg2cs",
-        "quant_rows_pair4" => "quant_rows_pair4cs",
-        "quant_rows_regc2" => "quant_rows_regc2cs",
-        "quant_rows_regc4" => "quant_rows_regc4cs",
-        other => other,
+/// Input element type of a quantize kernel: the measured choices differ between f16 and
+/// bf16, not only by width.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Src {
+    F32,
+    F16,
+    Bf16,
+}
+
+impl Src {
+    /// From a kernel suffix (`FloatElem::SUFFIX`).
+    pub(super) fn from_suffix(suf: &str) -> Src {
+        match suf {
+            "f32" => Src::F32,
+            "f16" => Src::F16,
+            _ => Src::Bf16,
+        }
     }
+
+    pub(super) fn bytes(self) -> u64 {
+        if self == Src::F32 { 4 } else { 2 }
+    }
+}
+
+/// The measured-best small-group kernel per input type (vectors per lane of the contiguous
+/// kernel; 2 means `quant_rows_regc2cs`, streaming loads), H100, 2026-12-06, GGML Q8_0 (ratio
+/// to copy): from f32 contig 4 0.978 (in-warp 0.957, contig 2 0.975); from bf16 contig 4 0.921
+/// (contig 2 + ld.cs 0.880, in-warp 0.837); from f16 contig 2 + ld.cs 0.880 (contig 4 0.871,
+/// in-warp 0.836).
+pub(super) fn measured_contig(src: Src) -> u32 {
+    match src {
+        Src::F32 | Src::Bf16 => 4,
+        Src::F16 => 2,
+    }
+}
+
+/// Streaming loads (`ld.global.cs`) for the split kernel, as measured (H100, 2026-12-06):
+/// from f16/bf16 0.913–0.920 of copy against 0.883–0.895 without (per-token, per-channel,
+/// asymmetric u8, vLLM on 4096-element rows). Not from f32: those bench rows ran the pipelined
+/// kernel in both columns (equal, 0.969–0.978), and every f32 register kernel that did run
+/// both ways lost with the hint (group-128 0.985 → 0.917, Q8_0 0.957 → 0.865, contig 2
+/// 0.975 → 0.898, contig 4 0.978 → 0.906).
+pub(super) fn measured_streaming(src: Src) -> bool {
+    src != Src::F32
+}
+
+/// The register row kernel chosen for `groups` contiguous groups of `len` elements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct RowKernel {
+    pub(super) args: RegArgs,
+    /// Entry-point base name (without the `_f32`/`_f16`/`_bf16` suffix).
+    pub(super) base: &'static str,
+    /// Threads per block.
+    pub(super) threads: u32,
+}
+
+impl RowKernel {
+    /// Warps the launch needs: in-warp teams hold 32 / TS groups per warp, split teams span
+    /// TS / 32 warps per group.
+    pub(super) fn warps(&self) -> u64 {
+        let ts = self.args.ts;
+        if ts > 32 {
+            self.args.groups * u64::from(ts / 32)
+        } else {
+            self.args.groups.div_ceil(u64::from(32 / ts))
+        }
+    }
+}
+
+/// The one place that chooses the register row kernel of a tensor: the measured best per input
+/// type and group size ([`measured_contig`], [`measured_streaming`]) unless `Tuning` forces a
+/// setting; `None` when no register kernel applies (then the pipelined kernel runs). Pure
+/// host logic.
+pub(super) fn row_kernel(
+    src: Src,
+    groups: u64,
+    len: u64,
+    tuning: &crate::cuda::device::Tuning,
+) -> Option<RowKernel> {
+    let eb = src.bytes();
+    let v_pref = if (eb == 4 && tuning.quant_reg_vectors_f32 == 0)
+        || (eb != 4 && tuning.quant_reg_vectors_half == 0)
+    {
+        0
+    } else if (len * eb).div_ceil(16) <= REG_SMALL_GROUP {
+        tuning.quant_reg_vectors_small
+    } else if eb == 4 {
+        tuning.quant_reg_vectors_f32
+    } else {
+        tuning.quant_reg_vectors_half
+    };
+    let (reg, v) = reg_plan(groups, len, eb, v_pref)?;
+    if let Some(split) = split_plan(reg, tuning.quant_split_warps) {
+        let cs = tuning.quant_load_streaming.unwrap_or_else(|| measured_streaming(src));
+        let base = if cs { "quant_rows_split4x4cs" } else { "quant_rows_split4x4" };
+        return Some(RowKernel { args: split, base, threads: SPLIT_THREADS });
+    }
+    let threads = tuning.quant_reg_threads;
+    let contig = tuning.quant_small_contig.unwrap_or_else(|| measured_contig(src));
+    if let Some(args) = contig_plan(reg, contig) {
+        let base = if contig == 2 { "quant_rows_regc2cs" } else { "quant_rows_regc4" };
+        return Some(RowKernel { args, base, threads });
+    }
+    let base = match v {
+        1 => "quant_rows_reg1",
+        2 => "quant_rows_reg2",
+        4 => "quant_rows_reg4",
+        8 => "quant_rows_reg8",
+        _ => "quant_rows_reg16",
+    };
+    Some(RowKernel { args: reg, base, threads })
 }
 
 /// Groups of at most this many 16-byte vectors use `Tuning::quant_reg_vectors_small`.
