@@ -462,15 +462,7 @@ impl CudaDevice {
                     // cuBLASLt's default alignment assumption holds); the scratch holds at least
                     // rows·N i32; all buffers are borrowed until this function returns.
                     unsafe {
-                        lt_matmul_i8(
-                            state,
-                            &stream,
-                            xp + r0 * k as u64,
-                            wp,
-                            accp,
-                            part,
-                            rank,
-                        )?;
+                        lt_matmul_i8(state, &stream, xp + r0 * k as u64, wp, accp, part, rank)?;
                     }
                     if overlap {
                         let ev =

@@ -222,7 +222,7 @@ mod tests {
                 .unwrap_or(name);
             // session-3 families pasted from a variant tag as well
             let family = (name.starts_with("quant_rows_reg")
-                    && src.contains("quant_rows_reg##V##_##SUF("))
+                && src.contains("quant_rows_reg##V##_##SUF("))
                 || (name.starts_with("quant_rows_split")
                     && src.contains("quant_rows_split##NW##x##V##_##SUF("))
                 || (name.starts_with("dequant_4b") && src.contains("dequant_4b_##SUF("))
