@@ -639,7 +639,7 @@ enum Op {
     Deq(usize, u8),
     /// `Quant` into an output allocated once for the whole table (round 2's context).
     QuantKeep(usize, u8),
-    /// `Quant` under the tuning overrides `QUANT_VARIANTS[.2]` (new kernels beside today's).
+    /// `Quant` under the tuning overrides `QUANT_VARIANTS[.2]` (A/B beside the defaults).
     QuantVar(usize, u8, usize),
     /// `Deq` under the tuning overrides `DEQ_VARIANTS[.2]`.
     DeqVar(usize, u8, usize),

@@ -714,7 +714,7 @@ unsafe fn lt_matmul_i8(
 /// INT8 GEMM for an `m × n` output: `Tuning::gemm_panel_mib` / `gemm_algo_rank` where set,
 /// else the measured best (H100, 2026-12-06, `cuda_bench --gemm-only`, ×cuBLAS FP16):
 /// - accumulator ≤ 64 MiB (4096² measured): 32 MiB panels, rank 0 (1.511×; one panel 1.501×,
-///   separate 1.426×). Up to 32 MiB that is one panel, today's path.
+///   separate 1.426×). Up to 32 MiB that is one panel, as before.
 /// - accumulator ≥ 256 MiB (8192² measured): one panel, rank 2 (1.850×; rank 0 1.807×, any
 ///   panels ≤ 1.699×).
 /// - between the two measured points: one panel, rank 0, the setting within 2.5 % of the best

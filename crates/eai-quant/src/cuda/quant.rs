@@ -9,9 +9,10 @@
 //!   non-finite values, parameters exactly like [`kernel::group_params`], codes from the same
 //!   registers) — groups of 4–8 KiB by a team of four warps that meet in shared memory, groups
 //!   of up to 128 bytes (Q8_0) by lanes holding consecutive vectors; which kernel, and whether
-//!   it loads with the streaming hint, is the measured best per input type (`plan::row_kernel`); longer
-//!   groups stream through a shared-memory `cp.async` pipeline; ragged rows use plain register
-//!   kernels. Per-token dynamic activation quantization is one kernel.
+//!   it loads with the streaming hint, is the measured best per input type and group size
+//!   (`plan::row_kernel`); longer groups stream through a shared-memory `cp.async` pipeline;
+//!   ragged rows use plain register kernels. Per-token dynamic activation quantization is one
+//!   kernel.
 //! - **one cooperative pass** for per-tensor inputs that fit in the multiprocessors' shared
 //!   memory ([`CudaDevice::one_pass_tensor_capacity_bytes`]): slices stay on chip across a
 //!   grid-wide barrier while the global min/max is formed.
