@@ -639,7 +639,7 @@ enum Op {
     Deq(usize, u8),
     /// `Quant` into an output allocated once for the whole table (round 2's context).
     QuantKeep(usize, u8),
-    /// `Quant` under the tuning overrides `QUANT_VARIANTS[.2]` (new kernels beside today's).
+    /// `Quant` under the tuning overrides `QUANT_VARIANTS[.2]` (A/B beside the defaults).
     QuantVar(usize, u8, usize),
     /// `Deq` under the tuning overrides `DEQ_VARIANTS[.2]`.
     DeqVar(usize, u8, usize),
@@ -651,18 +651,21 @@ enum Op {
     ProbeBlocked(usize, usize),
 }
 
-/// Kernel variants measured beside today's defaults in the quantize table: (label, the
-/// `EAI_QUANT_TUNING` overrides that select it, the case indices of `quant_rows` it applies to).
+/// Kernel variants measured beside the defaults in the quantize table, for A/B of what the
+/// measured choice (`plan::row_kernel`) picks between: (label, the `EAI_QUANT_TUNING` overrides
+/// that select it, the case indices of `quant_rows` it applies to). The split kernel's load hint
+/// forced either way (the default streams from f16/bf16, not from f32, so one of the two rows
+/// repeats the default per input type), and each small-group kernel for Q8_0.
 const QUANT_VARIANTS: &[(&str, &str, &[usize])] = &[
-    ("ld.cs", "quant_load_streaming=true", &[0, 1, 2, 3, 4, 5]),
-    ("contig 2/lane", "quant_small_contig=2", &[4]),
+    ("ld.cs", "quant_load_streaming=true", &[0, 1, 2, 5]),
+    ("no ld.cs", "quant_load_streaming=false", &[0, 1, 2, 5]),
+    ("in-warp", "quant_small_contig=0", &[4]),
+    ("contig 2/lane + ld.cs", "quant_small_contig=2", &[4]),
     ("contig 4/lane", "quant_small_contig=4", &[4]),
-    ("contig 2/lane + ld.cs", "quant_small_contig=2,quant_load_streaming=true", &[4]),
-    ("contig 4/lane + ld.cs", "quant_small_contig=4,quant_load_streaming=true", &[4]),
 ];
 
-/// Dequantize variants measured beside today's: (label, overrides).
-const DEQ_VARIANTS: &[(&str, &str)] = &[("blocked", "dequant_blocked=true")];
+/// Dequantize variants measured beside the defaults: (label, overrides).
+const DEQ_VARIANTS: &[(&str, &str)] = &[("8 blocks/SM", "dequant_blocks_per_sm=8")];
 
 /// The quantize/dequantize table, measured robustly: every row is timed in each of `ROUNDS`
 /// rounds (all rows once per round, so slow drifts of the machine hit every kernel alike), each

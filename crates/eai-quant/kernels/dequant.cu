@@ -1,10 +1,8 @@
 // Part of the eai-quant CUDA module, the dequantize kernels. The files are concatenated in the order
 // of `source()` in src/cuda/kernels.rs (quant.cu holds the spec and the shared helpers).
 // ------------------------------------------------------------------------------------------
-// Dequantize, session 3: U vectors per thread and step with every load (codes, then each
-// vector's scale and zero point) issued before the first store, so U loads are in flight per
-// thread (the compiler cannot hoist loads above stores that may alias them). CS: streaming
-// cache hints (ld.cs / st.cs) instead of the default ones.
+// Dequantize: helpers of the blocked kernel below. CS: streaming cache hints (ld.cs / st.cs)
+// instead of the default ones.
 template <bool CS>
 __device__ __forceinline__ void st16(void* p, uint4 v) {
     if (CS) __stcs(reinterpret_cast<uint4*>(p), v);
@@ -41,62 +39,13 @@ __device__ __forceinline__ void load_codes2(const u8* p, u32* w) {
     }
 }
 
-template <class O, int U, bool CS>
-__device__ __forceinline__ void dequant_batched(const u8* __restrict__ q, int is_signed, u64 n,
-                                                GroupIndex gi, const float* __restrict__ scales,
-                                                const int* __restrict__ zps, int zp_uniform,
-                                                int zp_value, typename O::raw* __restrict__ y) {
-    const int W = DeqOut<O>::W;
-    if (gi.inner % W != 0) {
-        for (u64 i = global_thread(); i < n; i += global_threads()) {
-            const u64 g = group_of(i, gi);
-            const int code = is_signed ? (int)(signed char)q[i] : (int)q[i];
-            y[i] = O::from_f32(__fmul_rn(__int2float_rn(code - __ldg(zps + g)), __ldg(scales + g)));
-        }
-        return;
-    }
-    const u32 flip = is_signed ? 0x80808080u : 0u;
-    const int bias = 0x4B000000 + (is_signed ? 128 : 0);
-    const u64 nv = n / W, stride = global_threads();
-    u64 vi = global_thread();
-    for (; vi + (U - 1) * stride < nv; vi += U * stride) {
-        u32 w[U][W / 4];
-        float sc[U];
-        int zp[U];
-#pragma unroll
-        for (int u = 0; u < U; ++u) load_codes2<W, CS>(q + (vi + u * stride) * W, w[u]);
-#pragma unroll
-        for (int u = 0; u < U; ++u) {
-            const u64 g = group_of((vi + u * stride) * W, gi);
-            sc[u] = __ldg(scales + g);
-            zp[u] = zp_uniform ? zp_value : __ldg(zps + g);  // symmetric specs: one zero point
-        }
-#pragma unroll
-        for (int u = 0; u < U; ++u) {
-            const float off = __int_as_float(bias + zp[u]);
-            float t[W];
-#pragma unroll
-            for (int i = 0; i < W / 4; ++i) {
-                const u32 b = w[u][i] ^ flip;
-#pragma unroll
-                for (int j = 0; j < 4; ++j) {
-                    const float c = __fsub_rn(__uint_as_float(__byte_perm(b, 0x4B000000u, 0x7540 + j)), off);
-                    t[4 * i + j] = __fmul_rn(c, sc[u]);
-                }
-            }
-            DeqPack<O>::template store<CS>(y + (vi + u * stride) * W, t);
-        }
-    }
-    for (; vi < nv; vi += stride) dequant_vec<O>(q, is_signed, vi * W, gi, scales, zps, y);
-}
-
-// Blocked dequantize (session 7 variant, GPU figures pending): the same per-vector work as
-// dequant_batched, but a warp's U vectors per step are CONSECUTIVE runs of 32 (vector
-// c·32U + u·32 + lane of chunk c), so each warp reads and writes one contiguous span per step
-// (32·U·W codes; 2 KiB of f32 output at U = 4) instead of U spans a whole grid apart. The traffic
-// probes, which use the strided pattern, reach 0.932 of the driver's copy at 1:1 and 0.865 at
-// the 1:4 mix of dequantize → f32, where the dequantize kernels sit; this tests whether the
-// pattern, not the arithmetic, is the remaining gap.
+// Blocked dequantize (session 7; the only dequantize kernel since session 8, when it beat the
+// grid-strided batched kernel it replaced on every row, H100: per-channel → f32 0.885 → 0.908,
+// the others by 0.005–0.02): each thread issues all U vectors' loads (codes, then each vector's
+// scale and zero point) before the first store, so U loads are in flight per thread, and a
+// warp's U vectors per step are CONSECUTIVE runs of 32 (vector c·32U + u·32 + lane of chunk c),
+// so each warp reads and writes one contiguous span per step (32·U·W codes; 2 KiB of f32 output
+// at U = 4). Streaming cache hints (ld.cs / st.cs).
 template <class O, int U, bool CS>
 __device__ __forceinline__ void dequant_blocked(const u8* __restrict__ q, int is_signed, u64 n,
                                                 GroupIndex gi, const float* __restrict__ scales,

@@ -7,14 +7,8 @@
     EAI_REG_KERNEL(SUF, T, 8)                                                                    \
     EAI_REG_KERNEL(SUF, T, 16)                                                                   \
     EAI_SPLIT_KERNEL(SUF, T, 4, 4)                                                               \
-    EAI_PAIR_KERNEL(SUF, T, 4)                                                                   \
-    EAI_REGC_KERNEL(SUF, T, 2)                                                                   \
     EAI_REGC_KERNEL(SUF, T, 4)                                                                   \
     EAI_CS_KERNELS(SUF, T)                                                                       \
-    EAI_DEQ_KERNEL(SUF, T, 4, true, 4s)                                                          \
-    EAI_DEQ_KERNEL(SUF, T, 8, true, 8s)                                                          \
-    EAI_DEQ_KERNEL(SUF, T, 4, false, 4w)                                                         \
-    EAI_DEQ_KERNEL(SUF, T, 8, false, 8w)                                                         \
     EAI_DEQB_KERNEL(SUF, T)
 #define EAI_REG_KERNEL(SUF, T, V)                                                                \
     extern "C" __global__ void __launch_bounds__(256)                                            \
@@ -22,21 +16,14 @@
                                   RegArgs a, QSpec s, u64* bad, u64* bad_scale) {                \
         rows_reg<T, V>(x, q, scales, zps, a, s, bad, bad_scale);                                 \
     }
-#define EAI_PAIR_KERNEL(SUF, T, LV)                                                              \
-    extern "C" __global__ void __launch_bounds__(256)                                            \
-        quant_rows_pair##LV##_##SUF(const T::raw* __restrict__ x, u8* q, float* scales,          \
-                                    int* zps, RegArgs a, QSpec s, u64* bad, u64* bad_scale) {    \
-        rows_pair<T, LV>(x, q, scales, zps, a, s, bad, bad_scale);                               \
-    }
 #define EAI_REGC_KERNEL(SUF, T, V)                                                               \
     extern "C" __global__ void __launch_bounds__(256)                                            \
         quant_rows_regc##V##_##SUF(const T::raw* __restrict__ x, u8* q, float* scales, int* zps, \
                                    RegArgs a, QSpec s, u64* bad, u64* bad_scale) {               \
         rows_regc<T, V>(x, q, scales, zps, a, s, bad, bad_scale);                                \
     }
-// Streaming-load twins (ld16<true>) of the register kernels the defaults pick for the bars'
-// shapes: split4x4 (4096-element 16-bit rows), reg4 (group-128), reg2 (Q8_0 from f32), pair4
-// (Q8_0 from 16-bit), regc2/regc4 (the contiguous small-group kernel).
+// Streaming-load (ld16<true>) variants the measured defaults pick (plan::row_kernel):
+// split4x4cs (f16/bf16 rows of 257..512 vectors) and regc2cs (Q8_0-sized groups from f16).
 #define EAI_CS_KERNELS(SUF, T)                                                                   \
     extern "C" __global__ void __launch_bounds__(256)                                            \
         quant_rows_split4x4cs_##SUF(const T::raw* __restrict__ x, u8* q, float* scales,          \
@@ -44,29 +31,9 @@
         rows_split<T, 4, 4, true>(x, q, scales, zps, a, s, bad, bad_scale);                      \
     }                                                                                            \
     extern "C" __global__ void __launch_bounds__(256)                                            \
-        quant_rows_reg4cs_##SUF(const T::raw* __restrict__ x, u8* q, float* scales, int* zps,    \
-                                RegArgs a, QSpec s, u64* bad, u64* bad_scale) {                  \
-        rows_reg<T, 4, true>(x, q, scales, zps, a, s, bad, bad_scale);                           \
-    }                                                                                            \
-    extern "C" __global__ void __launch_bounds__(256)                                            \
-        quant_rows_reg2cs_##SUF(const T::raw* __restrict__ x, u8* q, float* scales, int* zps,    \
-                                RegArgs a, QSpec s, u64* bad, u64* bad_scale) {                  \
-        rows_reg<T, 2, true>(x, q, scales, zps, a, s, bad, bad_scale);                           \
-    }                                                                                            \
-    extern "C" __global__ void __launch_bounds__(256)                                            \
-        quant_rows_pair4cs_##SUF(const T::raw* __restrict__ x, u8* q, float* scales, int* zps,   \
-                                 RegArgs a, QSpec s, u64* bad, u64* bad_scale) {                 \
-        rows_pair<T, 4, true>(x, q, scales, zps, a, s, bad, bad_scale);                          \
-    }                                                                                            \
-    extern "C" __global__ void __launch_bounds__(256)                                            \
         quant_rows_regc2cs_##SUF(const T::raw* __restrict__ x, u8* q, float* scales, int* zps,   \
                                  RegArgs a, QSpec s, u64* bad, u64* bad_scale) {                 \
         rows_regc<T, 2, true>(x, q, scales, zps, a, s, bad, bad_scale);                          \
-    }                                                                                            \
-    extern "C" __global__ void __launch_bounds__(256)                                            \
-        quant_rows_regc4cs_##SUF(const T::raw* __restrict__ x, u8* q, float* scales, int* zps,   \
-                                 RegArgs a, QSpec s, u64* bad, u64* bad_scale) {                 \
-        rows_regc<T, 4, true>(x, q, scales, zps, a, s, bad, bad_scale);                          \
     }
 #define EAI_SPLIT_KERNEL(SUF, T, NW, V)                                                          \
     extern "C" __global__ void __launch_bounds__(256)                                            \
@@ -81,13 +48,6 @@
                                                 const int* zps, int zp_uniform, int zp_value,    \
                                                 T::raw* y) {                                     \
         dequant_blocked<T, 4, true>(q, is_signed, n, gi, scales, zps, zp_uniform, zp_value, y);  \
-    }
-#define EAI_DEQ_KERNEL(SUF, T, U, CS, TAG)                                                       \
-    extern "C" __global__ void dequant_##TAG##_##SUF(const u8* __restrict__ q, int is_signed,    \
-                                                     u64 n, GroupIndex gi, const float* scales,  \
-                                                     const int* zps, int zp_uniform,             \
-                                                     int zp_value, T::raw* y) {                  \
-        dequant_batched<T, U, CS>(q, is_signed, n, gi, scales, zps, zp_uniform, zp_value, y);    \
     }
 EAI_QUANT_KERNELS3(f32, F32)
 EAI_QUANT_KERNELS3(f16, F16)

@@ -574,29 +574,6 @@ __device__ __forceinline__ void dequant_vec(const u8* __restrict__ q, int is_sig
     DeqOut<O>::store(y + e, t);
 }
 
-template <class O>
-__device__ __forceinline__ void dequant_body(const u8* __restrict__ q, int is_signed, u64 n,
-                                             GroupIndex gi, const float* __restrict__ scales,
-                                             const int* __restrict__ zps,
-                                             typename O::raw* __restrict__ y) {
-    const int W = DeqOut<O>::W;
-    if (gi.inner % W == 0) {
-        const u64 nv = n / W, stride = global_threads();
-        u64 vi = global_thread();
-        for (; vi + 3 * stride < nv; vi += 4 * stride) {
-#pragma unroll
-            for (int u = 0; u < 4; ++u) dequant_vec<O>(q, is_signed, (vi + u * stride) * W, gi, scales, zps, y);
-        }
-        for (; vi < nv; vi += stride) dequant_vec<O>(q, is_signed, vi * W, gi, scales, zps, y);
-    } else {
-        for (u64 i = global_thread(); i < n; i += global_threads()) {
-            const u64 g = group_of(i, gi);
-            const int code = is_signed ? (int)(signed char)q[i] : (int)q[i];
-            y[i] = O::from_f32(__fmul_rn(__int2float_rn(code - __ldg(zps + g)), __ldg(scales + g)));
-        }
-    }
-}
-
 #define EAI_QUANT_KERNELS(SUF, T)                                                                \
     extern "C" __global__ void quant_rows_team_##SUF(const T::raw* __restrict__ x, u8* q,         \
                                                      float* scales, int* zps, u64 G, u64 L,      \
@@ -650,11 +627,6 @@ __device__ __forceinline__ void dequant_body(const u8* __restrict__ q, int is_si
                                                      const int* zps, const float* invs, QSpec s, \
                                                      u8* q) {                                    \
         quant_apply_vec<T>(x, n, gi, scales, zps, invs, s, q);                                   \
-    }                                                                                            \
-    extern "C" __global__ void dequant_##SUF(const u8* __restrict__ q, int is_signed, u64 n,     \
-                                             GroupIndex gi, const float* scales, const int* zps, \
-                                             T::raw* y) {                                        \
-        dequant_body<T>(q, is_signed, n, gi, scales, zps, y);                                    \
     }
 EAI_QUANT_KERNELS(f32, F32)
 EAI_QUANT_KERNELS(f16, F16)

@@ -1,4 +1,4 @@
-// Part of the eai-quant CUDA module, the register-resident row quantizers (register, paired, contiguous, split). The files are concatenated in the order
+// Part of the eai-quant CUDA module, the register-resident row quantizers (register, contiguous, split). The files are concatenated in the order
 // of `source()` in src/cuda/kernels.rs (quant.cu holds the spec and the shared helpers).
 // ------------------------------------------------------------------------------------------
 // Register-resident row quantizer (session 3): the fast path for contiguous groups of at most
@@ -177,7 +177,8 @@ __device__ __forceinline__ void reg_group(const uint4* r, u64 g, bool act, u32 t
 
 // A 16-byte input load: through the non-coherent path (__ldg, the default), or with the
 // streaming hint (ld.global.cs: evict-first, as the traffic probes that reach 0.96–0.98 of copy
-// load; session 7 variant, selected by Tuning::quant_load_streaming, GPU figures pending).
+// load). Which kernels load which way is measured (plan::row_kernel): streaming for the split
+// kernel from 16-bit inputs and for regc2 (Q8_0 from f16), the default hint elsewhere.
 template <bool CS>
 __device__ __forceinline__ uint4 ld16(const uint4* p) {
     return CS ? __ldcs(p) : __ldg(p);
@@ -196,7 +197,7 @@ __device__ __forceinline__ void reg_load(const uint4* __restrict__ xv, u64 g, bo
     }
 }
 
-template <class T, int V, bool CS = false>
+template <class T, int V>
 __device__ __forceinline__ void rows_reg(const typename T::raw* __restrict__ x,
                                          u8* __restrict__ q, float* __restrict__ scales,
                                          int* __restrict__ zps, const RegArgs& a,
@@ -212,121 +213,15 @@ __device__ __forceinline__ void rows_reg(const typename T::raw* __restrict__ x,
     for (u64 gb = warp * tpw; gb < a.G; gb += nwarps * tpw) {  // warp-uniform
         const u64 g = gb + team;
         const bool act = g < a.G;
-        const uint4* src = xv + g * a.LV;
         uint4 r[V];
-#pragma unroll
-        for (int k = 0; k < V; ++k) {
-            const u32 vi = tl + (u32)k * a.TS;
-            r[k] = act ? ld16<CS>(src + (vi < a.LV ? vi : fallback)) : make_uint4(0u, 0u, 0u, 0u);
-        }
+        reg_load<V>(xv, g, act, tl, fallback, a, r);
         reg_group<T, V>(r, g, act, tl, a, q, scales, zps, s, bad, bad_scale);
     }
 }
 
 // ------------------------------------------------------------------------------------------
-// Paired small-group quantizer (session 3, round 2) for groups of LV 16-byte vectors, LV even
-// (GGML Q8_0's 32 elements from 16-bit inputs: LV = 4; from f32 it would be LV = 8). A team of 2 lanes
-// owns 2 consecutive groups (lane tl holds vectors tl + 2k of the pair's 2·LV, so group j's R =
-// LV/2 vectors are r[j·R .. j·R + R)), a warp 32 groups. Each lane reduces both groups over its
-// half, one shuffle pair swaps halves so lane tl ends with group tl's min/max, each lane forms
-// the parameters of ONE group (the in-warp kernel forms each group's parameters in every lane
-// of its team), writes its scale and zero point (32 consecutive groups per warp), and three
-// shuffles give it the other group's parameters. Instantiated for LV = 4 (the H200 sweep of
-// round 2: faster than 2-lane teams of the in-warp kernel from bf16, level from f16, slower
-// from f32 with LV = 8, which therefore keeps the in-warp kernel).
-template <class T, int LV, bool CS = false>
-__device__ __forceinline__ void rows_pair(const typename T::raw* __restrict__ x,
-                                          u8* __restrict__ q, float* __restrict__ scales,
-                                          int* __restrict__ zps, const RegArgs& a,
-                                          const QSpec& s, u64* bad, u64* bad_scale) {
-    const int W = Wide<T>::N;
-    const int R = LV / 2;
-    const u32 lane = threadIdx.x & 31u;
-    const u32 tl = lane & 1u;
-    const u64 warp = ((u64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-    const u64 nwarps = ((u64)gridDim.x * blockDim.x) >> 5;
-    const uint4* xv = reinterpret_cast<const uint4*>(x);
-    const u64 step = nwarps * 32u;
-    for (u64 gb = warp * 32u; gb < a.G; gb += step) {  // warp-uniform
-        const u64 g0 = gb + (lane & ~1u);  // the pair: groups g0 and g0 + 1
-        uint4 r[LV];
-#pragma unroll
-        for (int k = 0; k < LV; ++k)
-            r[k] = g0 + k / R < a.G ? ld16<CS>(xv + g0 * LV + tl + 2 * k) : make_uint4(0u, 0u, 0u, 0u);
-        float mn[2], mx[2];
-        RegStats<T>::template run<R>(r, mn[0], mx[0]);
-        RegStats<T>::template run<R>(r + R, mn[1], mx[1]);
-        const bool dirty = !(is_finite_f(mn[0]) & is_finite_f(mx[0]) & is_finite_f(mn[1]) & is_finite_f(mx[1]));
-        const bool any_dirty = __any_sync(0xffffffffu, dirty);
-        if (any_dirty) {
-            // exact statistics: non-finite values skipped, the first recorded under Reject
-#pragma unroll
-            for (int j = 0; j < 2; ++j) {
-                mn[j] = __int_as_float(0x7f800000);
-                mx[j] = __int_as_float(0xff800000);
-                if (g0 + j < a.G) {
-#pragma unroll
-                    for (int k = 0; k < R; ++k) {
-                        const u32 vi = tl + 2u * (u32)k;
-                        float f[W];
-                        Unpack<T>::run(r[j * R + k], f);
-#pragma unroll
-                        for (int e = 0; e < W; ++e)
-                            minmax_update(f[e], mn[j], mx[j], (g0 + j) * a.L + (u64)vi * W + e, s, bad);
-                    }
-                }
-            }
-        }
-        // swap halves: lane tl keeps group tl's partial and receives its partner's
-        const float smn = tl ? mn[0] : mn[1], smx = tl ? mx[0] : mx[1];
-        const float gmn = fminf(tl ? mn[1] : mn[0], __shfl_xor_sync(0xffffffffu, smn, 1));
-        const float gmx = fmaxf(tl ? mx[1] : mx[0], __shfl_xor_sync(0xffffffffu, smx, 1));
-        float scale, inv;
-        int zp;
-        const bool ok = group_params(gmn, gmx, s, &scale, &zp, &inv);
-        const u64 g = g0 + tl;
-        if (g < a.G) {
-            scales[g] = scale;
-            zps[g] = zp;
-            if (!ok) atomicMin(bad_scale, g);
-        }
-        const float o_scale = __shfl_xor_sync(0xffffffffu, scale, 1);
-        const float o_inv = __shfl_xor_sync(0xffffffffu, inv, 1);
-        const int o_zp = __shfl_xor_sync(0xffffffffu, zp, 1);
-#pragma unroll
-        for (int j = 0; j < 2; ++j) {
-            if (g0 + j < a.G) {
-                const bool own = (u32)j == tl;
-                const float sc = own ? scale : o_scale, iv = own ? inv : o_inv;
-                const int z = own ? zp : o_zp;
-                const QFast fq = make_fast(sc, iv, z, s);
-                u8* qg = q + (g0 + j) * a.L;
-                if (!any_dirty && fq.on) {
-                    QLean fl;
-                    fl.inv = iv;
-                    fl.lo = (float)fq.lo;
-                    fl.hi = (float)fq.hi;
-                    fl.zp = (u32)z;
-                    fl.away = fq.away;
-                    // a.TS = 2: vector k of the group's R is tl + 2k
-                    if (fl.away) reg_store_lean<T, R, true>(r + j * R, qg, tl, a, fl);
-                    else reg_store_lean<T, R, false>(r + j * R, qg, tl, a, fl);
-                } else {
-#pragma unroll
-                    for (int k = 0; k < R; ++k) {
-                        const u32 vi = tl + 2u * (u32)k;
-                        float f[W];
-                        Unpack<T>::run(r[j * R + k], f);
-                        store_codesN<W>(qg + (u64)vi * W, f, fq, sc, iv, z, s);
-                    }
-                }
-            }
-        }
-    }
-}
-
-// ------------------------------------------------------------------------------------------
-// Contiguous small-group quantizer (session 7, GPU figures pending) for groups of LV = TS·V
+// Contiguous small-group quantizer (session 7; the default for Q8_0-sized groups since session
+// 8, H100: 0.880–0.978 of copy against the in-warp kernel's 0.836–0.957) for groups of LV = TS·V
 // 16-byte vectors (GGML Q8_0's 32 elements: LV = 8 from f32, 4 from f16/bf16). Lane tl of a
 // team holds the V CONSECUTIVE vectors tl·V .. tl·V + V of its group (the in-warp kernel's lane
 // holds vectors tl + k·TS), so its codes are V·W consecutive bytes written by ONE 8- or 16-byte

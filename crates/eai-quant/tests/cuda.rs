@@ -278,8 +278,8 @@ fn fused_int8_gemm_dequant_matches_cpu_for_every_panel_and_algo() {
             (2, 1, true),
         ] {
             let mut t = base;
-            t.gemm_panel_mib = mib;
-            t.gemm_algo_rank = rank;
+            t.gemm_panel_mib = Some(mib);
+            t.gemm_algo_rank = Some(rank);
             t.gemm_overlap = overlap;
             dev.set_tuning(t);
             panels_seen += row_panels(s.m, s.n, mib).len();

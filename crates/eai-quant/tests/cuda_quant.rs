@@ -473,23 +473,18 @@ fn every_tuning_and_a_private_stream_give_the_same_bits() {
         t.quant_reg_vectors_half = [16, 0, 1, 2, 8][i];
         t.quant_reg_threads = [128, 256, 64, 256, 64][i];
         t.quant_reg_vectors_small = [1, 2, 4, 8, 2][i];
-        // dequantize: session-2 kernel and every batched variant
-        t.dequant_unroll = [0, 8, 4, 8, 4][i];
-        t.dequant_streaming = [true, true, false, false, true][i];
+        // dequantize (the blocked kernel): grid sizes
         t.dequant_blocks_per_sm = [16, 4, 8, 16, 4][i];
         // per-tensor: one cooperative pass or two passes
         t.quant_one_pass_tensor = i % 2 == 1;
-        // split register kernel (0: one warp per group) and the paired kernel for 16-bit
-        // groups of 32 elements (off: the in-warp kernel with quant_reg_vectors_small)
+        // split register kernel (0: one warp per group)
         t.quant_split_warps = [4, 4, 0, 0, 4][i];
-        t.quant_reg_pair = [true, false, true, false, true][i];
-        // contiguous small-group kernel (session 7): 2 and 4 vectors per lane, both widths
+        // small groups: contiguous kernel with 2 (streaming loads) or 4 vectors per lane, the
+        // in-warp kernel (0), or the measured choice per input type (None), both widths
         // (f32 where quant_reg_vectors_f32 != 0, bf16 where quant_reg_vectors_half != 0)
-        t.quant_small_contig = [2, 4, 0, 4, 2][i];
-        // streaming-load twins of the register kernels (session 7)
-        t.quant_load_streaming = [false, true, true, false, true][i];
-        // blocked dequantize (session 7): applies where dequant_unroll = 4 with streaming (i = 4)
-        t.dequant_blocked = [true, false, true, false, true][i];
+        t.quant_small_contig = [Some(2), Some(4), Some(0), None, Some(2)][i];
+        // split kernel's loads: forced either way, or the measured choice
+        t.quant_load_streaming = [Some(false), Some(true), None, Some(false), Some(true)][i];
         // odd settings run on a new non-blocking stream of the same context
         let on_stream;
         let d: &CudaDevice = if i % 2 == 1 {

@@ -249,38 +249,16 @@ pub(super) fn sweep_reg(
         }
     }
     b.quant_split_warps = best_split.1;
-    // the paired kernel for 16-bit groups of 32 elements against the in-warp kernel, each
-    // setting measured twice (interleaved); f32 Q8_0 (in-warp kernel either way) as a control
-    r.line(String::new());
-    r.line("### Paired kernel for 16-bit groups of 32 elements (Q8_0) vs the in-warp kernel");
-    r.line(String::new());
-    r.line("| paired | Q8_0 bf16 | Q8_0 f16 | Q8_0 f32 (control) | geo. mean of bf16, f16 |");
-    r.line("|---|---|---|---|---|");
-    let mut geos = [0.0f64; 2];
-    for _ in 0..2 {
-        for (ci, pair) in [false, true].into_iter().enumerate() {
-            let mut t = b;
-            t.quant_reg_pair = pair;
-            dev.set_tuning(t);
-            let qb = ratio(&QuantSpec::ggml_q8_0(), 1)?;
-            let qh = ratio(&QuantSpec::ggml_q8_0(), 2)?;
-            let qf = ratio(&QuantSpec::ggml_q8_0(), 0)?;
-            let geo = (qb * qh).sqrt();
-            geos[ci] += geo / 2.0;
-            r.line(format!("| {pair} | {qb:.3} | {qh:.3} | {qf:.3} | {geo:.3} |"));
-        }
-    }
-    b.quant_reg_pair = geos[1] > geos[0];
     dev.set_tuning(b);
     r.line(String::new());
     r.line(format!(
-        "Picked: split warps {} (geo. mean {:.3}), paired {} (mean geo. mean of two passes: off {:.3}, on {:.3}); the tables below use the picked settings.",
-        b.quant_split_warps, best_split.0, b.quant_reg_pair, geos[0], geos[1]
+        "Picked: split warps {} (geo. mean {:.3}); the tables below use the picked settings.",
+        b.quant_split_warps, best_split.0
     ));
     Ok(())
 }
 
-/// Sweep of the dequantize variants (loads in flight × cache hints × grid size).
+/// Sweep of the dequantize grid size (blocks per multiprocessor).
 pub(super) fn sweep_dequant(
     dev: &CudaDevice,
     r: &mut Report,
@@ -299,25 +277,15 @@ pub(super) fn sweep_dequant(
         QuantSpec { granularity: Granularity::PerGroup { size: 128 }, ..QuantSpec::int8_weight() };
     let pg = dev.quantize("pg", &g128, &x32, &[rows, cols])?;
     r.line(String::new());
-    r.line("## Dequantize sweep (ratio of useful bytes to copy bandwidth; unroll 0 = session-2 kernel)");
+    r.line("## Dequantize sweep (ratio of useful bytes to copy bandwidth; the blocked kernel)");
     r.line(String::new());
-    r.line("| unroll | streaming hints | blocks/SM | per-channel → f32 | → bf16 | → f16 | group-128 → bf16 | group-128 → f32 | Q8_0 → f32 | geo. mean |");
-    r.line("|---|---|---|---|---|---|---|---|---|---|");
+    r.line("| blocks/SM | per-channel → f32 | → bf16 | → f16 | group-128 → bf16 | group-128 → f32 | Q8_0 → f32 | geo. mean |");
+    r.line("|---|---|---|---|---|---|---|---|");
     let q8 = dev.quantize("q8", &QuantSpec::ggml_q8_0(), &x32, &[rows, cols])?;
     let default = dev.tuning();
     let mut best = (0.0f64, default);
-    let configs = [
-        (4u32, false, 4u32),
-        (8, false, 4),
-        (4, true, 4),
-        (8, true, 4),
-        (4, false, 8),
-        (8, false, 16),
-    ];
-    for (u, st, b) in configs {
+    for b in [4u32, 8, 16] {
         let mut t = default;
-        t.dequant_unroll = u;
-        t.dequant_streaming = st;
         t.dequant_blocks_per_sm = b;
         dev.set_tuning(t);
         let groups = pc.scales().len() as f64;
@@ -349,7 +317,7 @@ pub(super) fn sweep_dequant(
         ) / roof;
         let geo = (r32 * rb * rh * rg * rg32 * rq32).powf(1.0 / 6.0);
         r.line(format!(
-            "| {u} | {st} | {b} | {r32:.3} | {rb:.3} | {rh:.3} | {rg:.3} | {rg32:.3} | {rq32:.3} | {geo:.3} |"
+            "| {b} | {r32:.3} | {rb:.3} | {rh:.3} | {rg:.3} | {rg32:.3} | {rq32:.3} | {geo:.3} |"
         ));
         if geo > best.0 {
             best = (geo, dev.tuning());
@@ -358,8 +326,8 @@ pub(super) fn sweep_dequant(
     dev.set_tuning(best.1);
     r.line(String::new());
     r.line(format!(
-        "Best: unroll {}, streaming {}, {} blocks/SM (geo. mean {:.3}); the tables below use it.",
-        best.1.dequant_unroll, best.1.dequant_streaming, best.1.dequant_blocks_per_sm, best.0
+        "Best: {} blocks/SM (geo. mean {:.3}); the tables below use it.",
+        best.1.dequant_blocks_per_sm, best.0
     ));
     Ok(())
 }

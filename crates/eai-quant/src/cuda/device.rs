@@ -486,7 +486,11 @@ impl GpuTimer<'_> {
 }
 
 /// Launch parameters of the memory-bound kernels. Every setting computes the same bits; only
-/// speed differs. The defaults are the best measured on an H200 (docs/results/quant-gpu.md).
+/// speed differs. The defaults are the best measured (docs/results/quant-gpu.md: the row-kernel
+/// and GEMM choices on an H100, 2026-12-06; the older fields on an H200, 2026-11-21). Fields
+/// that are `None` ("auto") leave the choice to the measured table of the kernel plans
+/// (`cuda::quant::plan::row_kernel`, `cuda::gemm::gemm_plan`), which depends on the input type
+/// and shape; `Some` forces one setting everywhere, for A/B runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Tuning {
@@ -515,16 +519,12 @@ pub struct Tuning {
     pub quant_reg_vectors_f32: u32,
     /// The same for f16/bf16 inputs.
     pub quant_reg_vectors_half: u32,
-    /// The same for groups of at most 8 vectors (e.g. GGML Q8_0's 32 elements), either input
-    /// width (1, 2, 4 or 8; a value of 0 in the two fields above still switches the kernel off).
+    /// The same for groups of at most 8 vectors (e.g. GGML Q8_0's 32 elements) that the
+    /// contiguous kernel does not take, either input width (1, 2, 4 or 8; a value of 0 in the
+    /// two fields above still switches the kernel off).
     pub quant_reg_vectors_small: u32,
     /// Threads per block of the register-resident row quantizer (64, 128 or 256).
     pub quant_reg_threads: u32,
-    /// Dequantize: 16-byte output vectors per thread and step whose loads are all in flight
-    /// before the first store (4 or 8), or 0 for the session-2 kernel.
-    pub dequant_unroll: u32,
-    /// Dequantize: streaming cache hints (`ld.cs`/`st.cs`) instead of the default ones.
-    pub dequant_streaming: bool,
     /// Dequantize: resident blocks of 256 threads per multiprocessor the grid is sized for
     /// (4, 8 or 16).
     pub dequant_blocks_per_sm: u32,
@@ -537,36 +537,29 @@ pub struct Tuning {
     /// four warps meet in shared memory, the next group's loads are issued before the current
     /// one is reduced), or 0 for one warp per group (16 vectors per lane).
     pub quant_split_warps: u32,
-    /// Groups of 4 16-byte vectors from f16/bf16 (e.g. GGML Q8_0's 32 elements): the paired
-    /// kernel (two lanes per two groups, each lane forming one group's parameters) instead of
-    /// the in-warp register kernel with `quant_reg_vectors_small`.
-    pub quant_reg_pair: bool,
     /// INT8 GEMM with its dequantization ([`CudaDevice::gemm_i8_dequant`]): MiB of int32
-    /// accumulator per row panel (0: one GEMM over all rows, then one dequantize pass). With a
-    /// budget, the rows are cut into panels whose accumulator fits it (a multiple of 64 rows);
-    /// each panel's GEMM writes one scratch buffer that its dequantize pass reads back while it
-    /// is still in L2, so the int32 matrix need not reach memory.
-    pub gemm_panel_mib: u32,
+    /// accumulator per row panel (`Some(0)`: one GEMM over all rows, then one dequantize pass;
+    /// `None`: the measured choice per output size). With a budget, the rows are cut into
+    /// panels whose accumulator fits it (a multiple of 64 rows); each panel's GEMM writes one
+    /// scratch buffer that its dequantize pass reads back while it is still in L2.
+    pub gemm_panel_mib: Option<u32>,
     /// INT8 GEMM: which of cuBLASLt's heuristic candidates to use (0 = its first choice, up to
-    /// 7; a rank the heuristic does not reach falls back to its last candidate).
-    pub gemm_algo_rank: u32,
+    /// 7; a rank the heuristic does not reach falls back to its last candidate; `None`: the
+    /// measured choice per output size).
+    pub gemm_algo_rank: Option<u32>,
     /// Groups of at most 8 16-byte vectors (e.g. GGML Q8_0's 32 elements) whose vectors split
-    /// evenly into teams of a power of two lanes: the contiguous kernel `quant_rows_regc{V}`
-    /// with this many vectors per lane (2 or 4; each lane holds consecutive vectors and writes
-    /// its codes with one wide store), or 0 for the in-warp / paired kernels.
-    pub quant_small_contig: u32,
-    /// Register row kernels (split, in-warp with 2 or 4 vectors per lane, paired, contiguous):
-    /// load the input with the streaming hint (`ld.global.cs`, as the traffic probes do)
-    /// instead of through the non-coherent path (`ld.global.nc`).
-    pub quant_load_streaming: bool,
+    /// evenly into teams of a power of two lanes: the contiguous kernel with this many vectors
+    /// per lane (2: `quant_rows_regc2cs`, streaming loads; 4: `quant_rows_regc4`; each lane
+    /// holds consecutive vectors and writes its codes with one wide store), 0 for the in-warp
+    /// kernel with `quant_reg_vectors_small`, `None` for the measured choice per input type.
+    pub quant_small_contig: Option<u32>,
+    /// The split register kernel: load the input with the streaming hint (`ld.global.cs`)
+    /// instead of through the non-coherent path (`ld.global.nc`); `None`: the measured choice
+    /// (streaming from f16/bf16, not from f32).
+    pub quant_load_streaming: Option<bool>,
     /// INT8 GEMM + dequantize with row panels: run each panel's dequantize on a second stream,
-    /// overlapping the next panel's GEMM (the scratch is double-buffered: twice
-    /// `gemm_panel_mib`).
+    /// overlapping the next panel's GEMM (the scratch is double-buffered: twice the panel).
     pub gemm_overlap: bool,
-    /// Dequantize with 4 streaming loads in flight (`dequant_unroll = 4`, `dequant_streaming`):
-    /// the blocked kernel (a warp's 4 vectors per step are consecutive runs of 32, one
-    /// contiguous span per warp) instead of the grid-strided one.
-    pub dequant_blocked: bool,
 }
 
 /// Highest [`Tuning::gemm_algo_rank`]: cuBLASLt is asked for this many + 1 candidates.
@@ -586,20 +579,21 @@ impl Default for Tuning {
             quant_reg_vectors_half: 4,
             quant_reg_vectors_small: 2,
             quant_reg_threads: 256,
-            dequant_unroll: 4,
-            dequant_streaming: true,
             dequant_blocks_per_sm: 4,
             quant_one_pass_tensor: true,
             quant_split_warps: 4,
-            quant_reg_pair: true,
-            gemm_panel_mib: 0,
-            gemm_algo_rank: 0,
-            quant_small_contig: 0,
-            quant_load_streaming: false,
+            gemm_panel_mib: None,
+            gemm_algo_rank: None,
+            quant_small_contig: None,
+            quant_load_streaming: None,
             gemm_overlap: false,
-            dequant_blocked: false,
         }
     }
+}
+
+/// `auto` for `None`, else the value (the override syntax of the optional fields).
+fn show<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or_else(|| "auto".to_string(), |v| v.to_string())
 }
 
 impl Tuning {
@@ -608,9 +602,9 @@ impl Tuning {
 
     /// The defaults with overrides from `EAI_QUANT_TUNING`, a comma-separated list of
     /// `field=value` (field names as in this struct, e.g.
-    /// `quant_reg_threads=128,dequant_unroll=8`). Unknown fields and unparsable values
-    /// are ignored with a warning; values are clamped as by [`CudaDevice::set_tuning`].
-    /// [`CudaDevice::open`] starts from this.
+    /// `quant_reg_threads=128,quant_small_contig=4`; the optional fields also take `auto`).
+    /// Unknown fields and unparsable values are ignored with a warning; values are clamped as
+    /// by [`CudaDevice::set_tuning`]. [`CudaDevice::open`] starts from this.
     pub fn from_env() -> Self {
         match std::env::var(Self::ENV) {
             Ok(spec) => Self::default().with_overrides(&spec),
@@ -628,6 +622,8 @@ impl Tuning {
             };
             let (key, value) = (key.trim(), value.trim());
             let num = value.parse::<u32>();
+            let flag = value.parse::<bool>();
+            let auto = value == "auto";
             let field = match key {
                 "quant_stages" => Some(&mut t.quant_stages),
                 "quant_tile_bytes" => Some(&mut t.quant_tile_bytes),
@@ -640,34 +636,24 @@ impl Tuning {
                 "quant_reg_vectors_half" => Some(&mut t.quant_reg_vectors_half),
                 "quant_reg_vectors_small" => Some(&mut t.quant_reg_vectors_small),
                 "quant_reg_threads" => Some(&mut t.quant_reg_threads),
-                "dequant_unroll" => Some(&mut t.dequant_unroll),
                 "dequant_blocks_per_sm" => Some(&mut t.dequant_blocks_per_sm),
                 "quant_split_warps" => Some(&mut t.quant_split_warps),
+                _ => None,
+            };
+            let optional = match key {
                 "gemm_panel_mib" => Some(&mut t.gemm_panel_mib),
                 "gemm_algo_rank" => Some(&mut t.gemm_algo_rank),
                 "quant_small_contig" => Some(&mut t.quant_small_contig),
                 _ => None,
             };
-            match (key, field, num) {
-                (_, Some(f), Ok(v)) => *f = v,
-                (
-                    "dequant_streaming"
-                    | "quant_one_pass_tensor"
-                    | "quant_reg_pair"
-                    | "quant_load_streaming"
-                    | "gemm_overlap"
-                    | "dequant_blocked",
-                    None,
-                    _,
-                ) => match value.parse::<bool>() {
-                    Ok(b) if key == "dequant_streaming" => t.dequant_streaming = b,
-                    Ok(b) if key == "quant_reg_pair" => t.quant_reg_pair = b,
-                    Ok(b) if key == "quant_load_streaming" => t.quant_load_streaming = b,
-                    Ok(b) if key == "gemm_overlap" => t.gemm_overlap = b,
-                    Ok(b) if key == "dequant_blocked" => t.dequant_blocked = b,
-                    Ok(b) => t.quant_one_pass_tensor = b,
-                    Err(_) => tracing::warn!(item, "{}: not true/false", Self::ENV),
-                },
+            match (key, field, optional, num, flag) {
+                (_, Some(f), _, Ok(v), _) => *f = v,
+                (_, _, Some(f), Ok(v), _) => *f = Some(v),
+                (_, _, Some(f), _, _) if auto => *f = None,
+                ("quant_load_streaming", _, _, _, Ok(b)) => t.quant_load_streaming = Some(b),
+                ("quant_load_streaming", ..) if auto => t.quant_load_streaming = None,
+                ("quant_one_pass_tensor", _, _, _, Ok(b)) => t.quant_one_pass_tensor = b,
+                ("gemm_overlap", _, _, _, Ok(b)) => t.gemm_overlap = b,
                 _ => tracing::warn!(item, "{}: unknown field or bad value", Self::ENV),
             }
         }
@@ -681,10 +667,9 @@ impl Tuning {
             "quant_stages={},quant_tile_bytes={},quant_threads={},quant_vectors_per_lane={},\
              w8a16_rows={},w8a16_unroll={},w8a16_warps={},quant_reg_vectors_f32={},\
              quant_reg_vectors_half={},quant_reg_vectors_small={},quant_reg_threads={},\
-             dequant_unroll={},dequant_streaming={},dequant_blocks_per_sm={},\
-             quant_one_pass_tensor={},quant_split_warps={},quant_reg_pair={},\
+             dequant_blocks_per_sm={},quant_one_pass_tensor={},quant_split_warps={},\
              gemm_panel_mib={},gemm_algo_rank={},quant_small_contig={},\
-             quant_load_streaming={},gemm_overlap={},dequant_blocked={}",
+             quant_load_streaming={},gemm_overlap={}",
             self.quant_stages,
             self.quant_tile_bytes,
             self.quant_threads,
@@ -696,18 +681,14 @@ impl Tuning {
             self.quant_reg_vectors_half,
             self.quant_reg_vectors_small,
             self.quant_reg_threads,
-            self.dequant_unroll,
-            self.dequant_streaming,
             self.dequant_blocks_per_sm,
             self.quant_one_pass_tensor,
             self.quant_split_warps,
-            self.quant_reg_pair,
-            self.gemm_panel_mib,
-            self.gemm_algo_rank,
-            self.quant_small_contig,
-            self.quant_load_streaming,
+            show(self.gemm_panel_mib),
+            show(self.gemm_algo_rank),
+            show(self.quant_small_contig),
+            show(self.quant_load_streaming),
             self.gemm_overlap,
-            self.dequant_blocked
         )
     }
 
@@ -742,8 +723,6 @@ impl Tuning {
                 d.quant_reg_vectors_small,
             ),
             quant_reg_threads: pick(self.quant_reg_threads, &[64, 128, 256], d.quant_reg_threads),
-            dequant_unroll: pick(self.dequant_unroll, &[0, 4, 8], d.dequant_unroll),
-            dequant_streaming: self.dequant_streaming,
             dequant_blocks_per_sm: pick(
                 self.dequant_blocks_per_sm,
                 &[4, 8, 16],
@@ -751,13 +730,13 @@ impl Tuning {
             ),
             quant_one_pass_tensor: self.quant_one_pass_tensor,
             quant_split_warps: pick(self.quant_split_warps, &[0, 4], d.quant_split_warps),
-            quant_reg_pair: self.quant_reg_pair,
-            gemm_panel_mib: self.gemm_panel_mib.min(4096),
-            gemm_algo_rank: self.gemm_algo_rank.min(MAX_ALGO_RANK),
-            quant_small_contig: pick(self.quant_small_contig, &[0, 2, 4], d.quant_small_contig),
+            gemm_panel_mib: self.gemm_panel_mib.map(|m| m.min(4096)),
+            gemm_algo_rank: self.gemm_algo_rank.map(|r| r.min(MAX_ALGO_RANK)),
+            quant_small_contig: self
+                .quant_small_contig
+                .and_then(|v| [0, 2, 4].contains(&v).then_some(v)),
             quant_load_streaming: self.quant_load_streaming,
             gemm_overlap: self.gemm_overlap,
-            dequant_blocked: self.dequant_blocked,
         }
     }
 }
@@ -773,28 +752,35 @@ mod tests {
         let mut t = d;
         t.quant_reg_vectors_small = 8;
         t.quant_reg_threads = 64;
-        t.dequant_streaming = !d.dequant_streaming;
         t.quant_one_pass_tensor = false;
         t.quant_split_warps = 0;
-        t.quant_reg_pair = !d.quant_reg_pair;
-        t.gemm_panel_mib = 16;
-        t.gemm_algo_rank = 3;
-        t.quant_small_contig = 4;
-        t.quant_load_streaming = !d.quant_load_streaming;
+        t.gemm_panel_mib = Some(16);
+        t.gemm_algo_rank = Some(3);
+        t.quant_small_contig = Some(0);
+        t.quant_load_streaming = Some(false);
         t.gemm_overlap = !d.gemm_overlap;
-        t.dequant_blocked = !d.dequant_blocked;
         assert_eq!(Tuning::default().with_overrides(&t.to_overrides()), t);
+        // `auto` gives a forced field back to the measured choice
+        let back = t.with_overrides("gemm_panel_mib=auto,quant_small_contig=auto");
+        assert_eq!((back.gemm_panel_mib, back.quant_small_contig), (None, None));
+        assert_eq!(t.with_overrides("quant_load_streaming=auto").quant_load_streaming, None);
         let o = d.with_overrides(
-            " quant_reg_threads = 128 , nonsense=3, quant_stages=x, dequant_streaming=maybe,",
+            " quant_reg_threads = 128 , nonsense=3, quant_stages=x, gemm_overlap=maybe,",
         );
         assert_eq!(o.quant_reg_threads, 128);
-        assert_eq!((o.quant_stages, o.dequant_streaming), (d.quant_stages, d.dequant_streaming));
+        assert_eq!((o.quant_stages, o.gemm_overlap), (d.quant_stages, d.gemm_overlap));
         // out-of-range values are clamped to supported ones, as by set_tuning
         assert_eq!(
             d.with_overrides("quant_reg_threads=100").quant_reg_threads,
             d.quant_reg_threads
         );
         assert_eq!(d.with_overrides("quant_stages=9").quant_stages, 4);
-        assert_eq!(d.with_overrides("gemm_algo_rank=99").gemm_algo_rank, super::MAX_ALGO_RANK);
+        assert_eq!(
+            d.with_overrides("gemm_algo_rank=99").gemm_algo_rank,
+            Some(super::MAX_ALGO_RANK)
+        );
+        assert_eq!(d.with_overrides("quant_small_contig=3").quant_small_contig, None);
+        // fields of deleted variants are ignored with a warning, not an error
+        assert_eq!(d.with_overrides("dequant_blocked=true,quant_reg_pair=false"), d);
     }
 }

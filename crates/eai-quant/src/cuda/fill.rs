@@ -84,7 +84,7 @@ impl CudaDevice {
 
     /// [`traffic_probe`](Self::traffic_probe) with the blocked pattern: a warp's 4 items per
     /// step are consecutive runs of 32 (one contiguous span per warp), as in the blocked
-    /// dequantize (`Tuning::dequant_blocked`), instead of 4 items a grid apart.
+    /// dequantize (`dequant_4b`), instead of 4 items a grid apart.
     ///
     /// # Errors
     /// As [`traffic_probe`](Self::traffic_probe).

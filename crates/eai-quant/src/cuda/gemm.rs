@@ -256,7 +256,7 @@ impl CudaDevice {
         shape.check_len(OP, "Y", y.len(), shape.m * shape.n)?;
         check_int8_dims(OP, &shape)?;
         let stream = self.stream.clone();
-        let rank = self.tuning().gemm_algo_rank;
+        let rank = gemm_plan(shape.m, shape.n, &self.tuning()).1;
         let (xp, _gx) = x.slice.device_ptr(&stream);
         let (wp, _gw) = w.slice.device_ptr(&stream);
         let (yp, _gy) = y.slice.device_ptr_mut(&stream);
@@ -364,7 +364,8 @@ impl CudaDevice {
     /// INT8 GEMM with its dequantization: `y[m, n] = f32(Σₖ x[m, k]·w[n, k]) · (sx[m] · sw[n])
     /// (+ bias[n])`, bit-identical to [`gemm_i8`](Self::gemm_i8) followed by
     /// [`gemm_dequant`](Self::gemm_dequant) (and so to the CPU reference), without a caller-side
-    /// int32 matrix. With [`Tuning::gemm_panel_mib`](super::Tuning::gemm_panel_mib) > 0 the rows
+    /// int32 matrix. Panel budget and cuBLASLt candidate are the measured best for the output size
+    /// ([`gemm_plan`]) unless [`Tuning`](super::Tuning) forces them. With a panel budget the rows
     /// are cut into panels (see [`row_panels`]): each panel's GEMM writes a reused int32 scratch
     /// buffer of at most that size and its dequantize pass reads it back from L2, so the
     /// accumulator never makes the round trip to memory that dominates the separate pass
@@ -396,7 +397,8 @@ impl CudaDevice {
         }
         check_int8_dims(OP, &shape)?;
         let tuning = self.tuning();
-        let panels = row_panels(m, n, tuning.gemm_panel_mib);
+        let (panel_mib, rank) = gemm_plan(m, n, &tuning);
+        let panels = row_panels(m, n, panel_mib);
         let panel_rows = panels.iter().map(|p| p.1).max().unwrap_or(0);
         // the overlapped variant double-buffers the scratch (GEMM p + 1 writes one half while
         // the dequantize of panel p reads the other)
@@ -460,15 +462,7 @@ impl CudaDevice {
                     // cuBLASLt's default alignment assumption holds); the scratch holds at least
                     // rows·N i32; all buffers are borrowed until this function returns.
                     unsafe {
-                        lt_matmul_i8(
-                            state,
-                            &stream,
-                            xp + r0 * k as u64,
-                            wp,
-                            accp,
-                            part,
-                            tuning.gemm_algo_rank,
-                        )?;
+                        lt_matmul_i8(state, &stream, xp + r0 * k as u64, wp, accp, part, rank)?;
                     }
                     if overlap {
                         let ev =
@@ -716,6 +710,29 @@ unsafe fn lt_matmul_i8(
     .map_err(lt_err("cublasLtMatmul", &shape))
 }
 
+/// Panel budget (MiB of int32 accumulator, 0 = one panel) and cuBLASLt heuristic rank of the
+/// INT8 GEMM for an `m × n` output: `Tuning::gemm_panel_mib` / `gemm_algo_rank` where set,
+/// else the measured best (H100, 2026-12-06, `cuda_bench --gemm-only`, ×cuBLAS FP16):
+/// - accumulator ≤ 64 MiB (4096² measured): 32 MiB panels, rank 0 (1.511×; one panel 1.501×,
+///   separate 1.426×). Up to 32 MiB that is one panel, as before.
+/// - accumulator ≥ 256 MiB (8192² measured): one panel, rank 2 (1.850×; rank 0 1.807×, any
+///   panels ≤ 1.699×).
+/// - between the two measured points: one panel, rank 0, the setting within 2.5 % of the best
+///   at both (1.501× / 1.807×); more panels lost up to 60 % at 8192², and rank 2 was 4 % slower
+///   than rank 0 at 4096².
+pub fn gemm_plan(m: usize, n: usize, tuning: &super::Tuning) -> (u32, u32) {
+    const MIB: u64 = 1 << 20;
+    let acc = (m as u64).saturating_mul(n as u64).saturating_mul(4);
+    let (mib, rank) = if acc <= 64 * MIB {
+        (32, 0)
+    } else if acc >= 256 * MIB {
+        (0, 2)
+    } else {
+        (0, 0)
+    };
+    (tuning.gemm_panel_mib.unwrap_or(mib), tuning.gemm_algo_rank.unwrap_or(rank))
+}
+
 /// Row panels `(first row, rows)` of [`CudaDevice::gemm_i8_dequant`] for an `m × n` output
 /// whose int32 accumulator panel may take `mib` MiB (0: one panel of all rows). Panels are a
 /// multiple of 64 rows (at least 64) except the last, which takes the remainder; they cover
@@ -866,6 +883,26 @@ mod tests {
         assert_eq!(c.grid_dim.0, 1);
         let c = grid_stride_config(1 << 40, 132);
         assert_eq!(c.grid_dim.0, 132 * 16);
+    }
+
+    #[test]
+    fn gemm_plans_are_the_measured_best() {
+        let d = crate::cuda::Tuning::default();
+        // the two measured points
+        assert_eq!(gemm_plan(4096, 4096, &d), (32, 0));
+        assert_eq!(row_panels(4096, 4096, 32).len(), 2);
+        assert_eq!(gemm_plan(8192, 8192, &d), (0, 2));
+        // decode and small-batch shapes: one panel, the heuristic's first choice
+        let (mib, rank) = gemm_plan(1, 11_008, &d);
+        assert_eq!((row_panels(1, 11_008, mib).len(), rank), (1, 0));
+        assert_eq!(row_panels(128, 4096, gemm_plan(128, 4096, &d).0).len(), 1);
+        // between the points (2048 × 11008: 86 MiB), and beyond the larger one
+        assert_eq!(gemm_plan(2048, 11_008, &d), (0, 0));
+        assert_eq!(gemm_plan(16_384, 8192, &d), (0, 2));
+        // overrides win everywhere
+        let t = d.with_overrides("gemm_panel_mib=8,gemm_algo_rank=1");
+        assert_eq!(gemm_plan(8192, 8192, &t), (8, 1));
+        assert_eq!(gemm_plan(1, 8, &t), (8, 1));
     }
 
     #[test]

@@ -63,19 +63,16 @@ pub(crate) const ENTRY_POINTS: &[&str] = &[
     "quant_stats_all_f32",
     "quant_stats_channels_f32",
     "quant_apply_f32",
-    "dequant_f32",
     "quant_rows_team_f16",
     "quant_rows_block_f16",
     "quant_stats_all_f16",
     "quant_stats_channels_f16",
     "quant_apply_f16",
-    "dequant_f16",
     "quant_rows_team_bf16",
     "quant_rows_block_bf16",
     "quant_stats_all_bf16",
     "quant_stats_channels_bf16",
     "quant_apply_bf16",
-    "dequant_bf16",
     "quant_rows_tiles2_f32",
     "quant_rows_tiles3_f32",
     "quant_rows_tiles4_f32",
@@ -120,19 +117,9 @@ pub(crate) const ENTRY_POINTS: &[&str] = &[
     "quant_rows_reg8_f32",
     "quant_rows_reg16_f32",
     "quant_rows_split4x4_f32",
-    "quant_rows_pair4_f32",
-    "quant_rows_regc2_f32",
     "quant_rows_regc4_f32",
     "quant_rows_split4x4cs_f32",
-    "quant_rows_reg4cs_f32",
-    "quant_rows_reg2cs_f32",
-    "quant_rows_pair4cs_f32",
     "quant_rows_regc2cs_f32",
-    "quant_rows_regc4cs_f32",
-    "dequant_4s_f32",
-    "dequant_8s_f32",
-    "dequant_4w_f32",
-    "dequant_8w_f32",
     "dequant_4b_f32",
     "quant_rows_reg1_f16",
     "quant_rows_reg2_f16",
@@ -140,19 +127,9 @@ pub(crate) const ENTRY_POINTS: &[&str] = &[
     "quant_rows_reg8_f16",
     "quant_rows_reg16_f16",
     "quant_rows_split4x4_f16",
-    "quant_rows_pair4_f16",
-    "quant_rows_regc2_f16",
     "quant_rows_regc4_f16",
     "quant_rows_split4x4cs_f16",
-    "quant_rows_reg4cs_f16",
-    "quant_rows_reg2cs_f16",
-    "quant_rows_pair4cs_f16",
     "quant_rows_regc2cs_f16",
-    "quant_rows_regc4cs_f16",
-    "dequant_4s_f16",
-    "dequant_8s_f16",
-    "dequant_4w_f16",
-    "dequant_8w_f16",
     "dequant_4b_f16",
     "quant_rows_reg1_bf16",
     "quant_rows_reg2_bf16",
@@ -160,19 +137,9 @@ pub(crate) const ENTRY_POINTS: &[&str] = &[
     "quant_rows_reg8_bf16",
     "quant_rows_reg16_bf16",
     "quant_rows_split4x4_bf16",
-    "quant_rows_pair4_bf16",
-    "quant_rows_regc2_bf16",
     "quant_rows_regc4_bf16",
     "quant_rows_split4x4cs_bf16",
-    "quant_rows_reg4cs_bf16",
-    "quant_rows_reg2cs_bf16",
-    "quant_rows_pair4cs_bf16",
     "quant_rows_regc2cs_bf16",
-    "quant_rows_regc4cs_bf16",
-    "dequant_4s_bf16",
-    "dequant_8s_bf16",
-    "dequant_4w_bf16",
-    "dequant_8w_bf16",
     "dequant_4b_bf16",
     "quant_tensor_coop_f32",
     "quant_tensor_coop_f16",
@@ -254,15 +221,11 @@ mod tests {
                 .find_map(|suf| name.strip_suffix(suf))
                 .unwrap_or(name);
             // session-3 families pasted from a variant tag as well
-            let family = (name.starts_with("quant_rows_pair")
-                && src.contains("quant_rows_pair##LV##_##SUF("))
-                || (name.starts_with("quant_rows_reg")
-                    && src.contains("quant_rows_reg##V##_##SUF("))
+            let family = (name.starts_with("quant_rows_reg")
+                && src.contains("quant_rows_reg##V##_##SUF("))
                 || (name.starts_with("quant_rows_split")
                     && src.contains("quant_rows_split##NW##x##V##_##SUF("))
-                || (name.starts_with("dequant_")
-                    && name.len() > "dequant_bf16".len()
-                    && src.contains("dequant_##TAG##_##SUF("))
+                || (name.starts_with("dequant_4b") && src.contains("dequant_4b_##SUF("))
                 || (name.starts_with("probe_") && src.contains("probe_##RB##_##WB("))
                 || (name.starts_with("probeb_") && src.contains("probeb_##RB##_##WB("));
             assert!(

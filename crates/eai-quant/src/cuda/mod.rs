@@ -32,5 +32,5 @@ pub use device::{
     CudaDevice, DeviceBuffer, DeviceInfo, DeviceScalar, GpuTimer, MIN_COMPUTE_CAPABILITY, Tuning,
 };
 pub use error::{CudaError, Result};
-pub use gemm::{FloatElem, GemmShape, HalfElem, MAX_K_INT8, row_panels};
+pub use gemm::{FloatElem, GemmShape, HalfElem, MAX_K_INT8, gemm_plan, row_panels};
 pub use quant::{CudaQuantizer, DeviceQuantized};

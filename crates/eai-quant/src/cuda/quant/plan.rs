@@ -1,6 +1,7 @@
 //! Launch plans of the quantization kernels: the argument blocks passed by value (each laid
 //! out like its `struct` in `kernels/quant*.cu`) and the host-side choice of kernel, team size,
-//! tile and grid for a tensor's shape. Plain host logic, unit-tested without a device.
+//! tile and grid for a tensor's shape, including the table of measured-best register kernels
+//! ([`row_kernel`]). Plain host logic, unit-tested without a device.
 
 use super::*;
 /// Spec fields in the layout of `struct QSpec` in `kernels/quant.cu`.
@@ -265,51 +266,137 @@ pub(super) const SPLIT_THREADS: u32 = 256;
 /// Plan of the split register kernel (a team of `warps` = 4 whole warps per group, 4 vectors
 /// per lane, 512 per team) for a group the in-warp kernel would hold in 16 vectors per lane
 /// (256 < LV ≤ 512), or `None` (split kernel off with `warps == 0`, or a smaller group).
-pub(super) fn split_plan(reg: RegArgs, warps: u32) -> Option<(RegArgs, u32)> {
+pub(super) fn split_plan(reg: RegArgs, warps: u32) -> Option<RegArgs> {
     if warps != 4 || reg.lv <= 256 || reg.lv > 32 * REG_MAX_VECTORS {
         return None;
     }
     let ts = 32 * warps;
-    Some((RegArgs { ts, log_ts: ts.trailing_zeros(), ..reg }, 512 / ts))
+    Some(RegArgs { ts, log_ts: ts.trailing_zeros(), ..reg })
 }
 
-/// "Vectors per lane" tag of the paired small-group kernels in a plan (each lane holds LV).
-pub(super) const PAIR: u32 = 0;
-
-/// Plan of the paired small-group kernel (2 lanes per 2 groups of 4 vectors, e.g. Q8_0 from
-/// f16/bf16, each lane holding 4 vectors; `rows_pair` in quant_rows.cu), or `None` (off, f32 input,
-/// or another group size).
-pub(super) fn pair_plan(reg: RegArgs, elem_bytes: u64, on: bool) -> Option<(RegArgs, u32)> {
-    (on && elem_bytes == 2 && reg.lv == 4).then_some((RegArgs { ts: 2, log_ts: 1, ..reg }, PAIR))
-}
-
-/// "Vectors per lane" tags of the contiguous small-group kernels: `CONTIG + V`.
-pub(super) const CONTIG: u32 = 100;
-
-/// Plan of the contiguous small-group kernel `quant_rows_regc{v}` (each lane holds `v`
-/// consecutive vectors of its group, a team of `LV / v` lanes), or `None` (off with `v == 0`,
-/// a group of more than [`REG_SMALL_GROUP`] vectors, or one that does not split into a power
-/// of two of whole `v`-vector pieces).
-pub(super) fn contig_plan(reg: RegArgs, v: u32) -> Option<(RegArgs, u32)> {
+/// Plan of the contiguous small-group kernel (each lane holds `v` consecutive vectors of its
+/// group, a team of `LV / v` lanes), or `None` (`v` not 2 or 4, a group of more than
+/// [`REG_SMALL_GROUP`] vectors, or one that does not split into a power of two of whole
+/// `v`-vector pieces).
+pub(super) fn contig_plan(reg: RegArgs, v: u32) -> Option<RegArgs> {
     if !matches!(v, 2 | 4) || u64::from(reg.lv) > REG_SMALL_GROUP || !reg.lv.is_multiple_of(v) {
         return None;
     }
     let ts = reg.lv / v;
-    ts.is_power_of_two().then_some((RegArgs { ts, log_ts: ts.trailing_zeros(), ..reg }, CONTIG + v))
+    ts.is_power_of_two().then_some(RegArgs { ts, log_ts: ts.trailing_zeros(), ..reg })
 }
 
-/// The streaming-load twin of a register row kernel (`Tuning::quant_load_streaming`), or the
-/// kernel itself where it has none.
-pub(super) fn streaming_twin(base: &'static str) -> &'static str {
-    match base {
-        "quant_rows_split4x4" => "quant_rows_split4x4cs",
-        "quant_rows_reg4" => "quant_rows_reg4cs",
-        "quant_rows_reg2" => "quant_rows_reg2cs",
-        "quant_rows_pair4" => "quant_rows_pair4cs",
-        "quant_rows_regc2" => "quant_rows_regc2cs",
-        "quant_rows_regc4" => "quant_rows_regc4cs",
-        other => other,
+/// Input element type of a quantize kernel: the measured choices differ between f16 and
+/// bf16, not only by width.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Src {
+    F32,
+    F16,
+    Bf16,
+}
+
+impl Src {
+    /// From a kernel suffix (`FloatElem::SUFFIX`).
+    pub(super) fn from_suffix(suf: &str) -> Src {
+        match suf {
+            "f32" => Src::F32,
+            "f16" => Src::F16,
+            _ => Src::Bf16,
+        }
     }
+
+    pub(super) fn bytes(self) -> u64 {
+        if self == Src::F32 { 4 } else { 2 }
+    }
+}
+
+/// The measured-best small-group kernel per input type (vectors per lane of the contiguous
+/// kernel; 2 means `quant_rows_regc2cs`, streaming loads), H100, 2026-12-06, GGML Q8_0 (ratio
+/// to copy): from f32 contig 4 0.978 (in-warp 0.957, contig 2 0.975); from bf16 contig 4 0.921
+/// (contig 2 + ld.cs 0.880, in-warp 0.837); from f16 contig 2 + ld.cs 0.880 (contig 4 0.871,
+/// in-warp 0.836).
+pub(super) fn measured_contig(src: Src) -> u32 {
+    match src {
+        Src::F32 | Src::Bf16 => 4,
+        Src::F16 => 2,
+    }
+}
+
+/// Streaming loads (`ld.global.cs`) for the split kernel, as measured (H100, 2026-12-06):
+/// from f16/bf16 0.913–0.920 of copy against 0.883–0.895 without (per-token, per-channel,
+/// asymmetric u8, vLLM on 4096-element rows). Not from f32: those bench rows ran the pipelined
+/// kernel in both columns (equal, 0.969–0.978), and every f32 register kernel that did run
+/// both ways lost with the hint (group-128 0.985 → 0.917, Q8_0 0.957 → 0.865, contig 2
+/// 0.975 → 0.898, contig 4 0.978 → 0.906).
+pub(super) fn measured_streaming(src: Src) -> bool {
+    src != Src::F32
+}
+
+/// The register row kernel chosen for `groups` contiguous groups of `len` elements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct RowKernel {
+    pub(super) args: RegArgs,
+    /// Entry-point base name (without the `_f32`/`_f16`/`_bf16` suffix).
+    pub(super) base: &'static str,
+    /// Threads per block.
+    pub(super) threads: u32,
+}
+
+impl RowKernel {
+    /// Warps the launch needs: in-warp teams hold 32 / TS groups per warp, split teams span
+    /// TS / 32 warps per group.
+    pub(super) fn warps(&self) -> u64 {
+        let ts = self.args.ts;
+        if ts > 32 {
+            self.args.groups * u64::from(ts / 32)
+        } else {
+            self.args.groups.div_ceil(u64::from(32 / ts))
+        }
+    }
+}
+
+/// The one place that chooses the register row kernel of a tensor: the measured best per input
+/// type and group size ([`measured_contig`], [`measured_streaming`]) unless `Tuning` forces a
+/// setting; `None` when no register kernel applies (then the pipelined kernel runs). Pure
+/// host logic.
+pub(super) fn row_kernel(
+    src: Src,
+    groups: u64,
+    len: u64,
+    tuning: &crate::cuda::device::Tuning,
+) -> Option<RowKernel> {
+    let eb = src.bytes();
+    let v_pref = if (eb == 4 && tuning.quant_reg_vectors_f32 == 0)
+        || (eb != 4 && tuning.quant_reg_vectors_half == 0)
+    {
+        0
+    } else if (len * eb).div_ceil(16) <= REG_SMALL_GROUP {
+        tuning.quant_reg_vectors_small
+    } else if eb == 4 {
+        tuning.quant_reg_vectors_f32
+    } else {
+        tuning.quant_reg_vectors_half
+    };
+    let (reg, v) = reg_plan(groups, len, eb, v_pref)?;
+    if let Some(split) = split_plan(reg, tuning.quant_split_warps) {
+        let cs = tuning.quant_load_streaming.unwrap_or_else(|| measured_streaming(src));
+        let base = if cs { "quant_rows_split4x4cs" } else { "quant_rows_split4x4" };
+        return Some(RowKernel { args: split, base, threads: SPLIT_THREADS });
+    }
+    let threads = tuning.quant_reg_threads;
+    let contig = tuning.quant_small_contig.unwrap_or_else(|| measured_contig(src));
+    if let Some(args) = contig_plan(reg, contig) {
+        let base = if contig == 2 { "quant_rows_regc2cs" } else { "quant_rows_regc4" };
+        return Some(RowKernel { args, base, threads });
+    }
+    let base = match v {
+        1 => "quant_rows_reg1",
+        2 => "quant_rows_reg2",
+        4 => "quant_rows_reg4",
+        8 => "quant_rows_reg8",
+        _ => "quant_rows_reg16",
+    };
+    Some(RowKernel { args: reg, base, threads })
 }
 
 /// Groups of at most this many 16-byte vectors use `Tuning::quant_reg_vectors_small`.
@@ -367,5 +454,269 @@ impl Path {
                 GroupIndexArgs::new(n, inner, channels, outer > 1)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_follow_granularity() {
+        let w = QuantSpec::int8_weight();
+        assert_eq!(plan_path(&w, &[4096, 4096]), Path::Rows { groups: 4096, len: 4096 });
+        let t = QuantSpec::int8_activation_per_token();
+        assert_eq!(plan_path(&t, &[3, 100]), Path::Rows { groups: 3, len: 100 });
+        let g = QuantSpec { granularity: Granularity::PerGroup { size: 32 }, ..w };
+        assert_eq!(plan_path(&g, &[2, 64]), Path::Rows { groups: 4, len: 32 });
+        let c1 = QuantSpec { granularity: Granularity::PerChannel { axis: 1 }, ..w };
+        assert_eq!(plan_path(&c1, &[5, 6, 7]), Path::TwoPass { outer: 5, channels: 6, inner: 7 });
+        assert_eq!(plan_path(&c1, &[1, 6, 7]), Path::Rows { groups: 6, len: 7 });
+        let pt = QuantSpec { granularity: Granularity::PerTensor, ..w };
+        assert_eq!(
+            plan_path(&pt, &[1000, 1000]),
+            Path::TwoPass { outer: 1, channels: 1, inner: 1_000_000 }
+        );
+        assert_eq!(plan_path(&pt, &[10, 10]), Path::Rows { groups: 1, len: 100 });
+    }
+
+    #[test]
+    fn group_padding_makes_team_reads_conflict_free() {
+        for lv in 1..200u32 {
+            for ts in [1u32, 2, 4, 8, 16, 32] {
+                let gs = lv + group_pad(lv, ts);
+                assert!(gs >= lv && gs < lv + 16);
+                if ts >= 8 {
+                    continue;
+                }
+                // the 8 lanes of a quarter warp: teams j, lanes t, reading slot j·gs + t + k·ts
+                for k in 0..4u32 {
+                    let mut banks: Vec<u32> = (0..8 / ts)
+                        .flat_map(|j| (0..ts).map(move |t| (j * gs + t + k * ts) % 8))
+                        .collect();
+                    banks.sort_unstable();
+                    banks.dedup();
+                    assert_eq!(banks.len(), 8, "lv {lv} ts {ts} gs {gs}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn tile_plans_for_the_bench_shapes() {
+        let lim = 227 << 10;
+        // the defaults: 64-thread blocks, 8 KiB tiles, teams of ≤ 64 lanes
+        let d = tile_plan(65_536, 4096, 2, &crate::cuda::Tuning::default(), lim).unwrap();
+        assert_eq!((d.threads, d.stages, d.args.r, d.args.ts), (64, 2, 1, 64));
+        let t = crate::cuda::Tuning {
+            quant_threads: 256,
+            quant_vectors_per_lane: 4,
+            quant_stages: 2,
+            quant_tile_bytes: 16_384,
+            ..Default::default()
+        };
+        // per-token f32 rows of 4096: one row per 16 KiB tile, a whole block per row
+        let p = tile_plan(65_536, 4096, 4, &t, lim).unwrap();
+        assert_eq!((p.args.lv, p.args.gs, p.args.r, p.args.ts), (1024, 1024, 1, 256));
+        assert_eq!(p.smem_bytes, 2 * 16_384);
+        // bf16 rows of 4096: two rows per tile, teams of 128
+        let p = tile_plan(65_536, 4096, 2, &t, lim).unwrap();
+        assert_eq!((p.args.lv, p.args.r, p.args.ts), (512, 2, 128));
+        // Q8_0 from bf16: 4 vectors per group, one lane per group, odd slot stride
+        let p = tile_plan(1 << 23, 32, 2, &t, lim).unwrap();
+        assert_eq!((p.args.lv, p.args.gs, p.args.ts, p.args.r), (4, 5, 1, 256));
+        // ragged rows use the register kernels; long rows get their own stage size
+        assert!(tile_plan(10, 4097, 4, &t, lim).is_none());
+        let p = tile_plan(4096, 11_008, 4, &t, lim).unwrap();
+        assert_eq!((p.args.r, p.stages), (1, 2));
+        assert_eq!(p.smem_bytes, 2 * 44_032);
+        assert!(tile_plan(4, 1 << 20, 4, &t, lim).is_none());
+        // a tile never holds more groups than there are
+        assert_eq!(tile_plan(3, 32, 4, &t, lim).unwrap().args.r, 3);
+    }
+
+    #[test]
+    fn reg_plans_cover_the_group_with_one_team() {
+        // per-token bf16 rows of 4096: 512 vectors, a whole warp with 16 each
+        let (a, v) = reg_plan(65_536, 4096, 2, 4).unwrap();
+        assert_eq!((a.lv, a.ts, a.log_ts, v), (512, 32, 5, 16));
+        // group-128 bf16: 16 vectors, teams of 4 lanes × 4
+        let (a, v) = reg_plan(1 << 21, 128, 2, 4).unwrap();
+        assert_eq!((a.lv, a.ts, v), (16, 4, 4));
+        // Q8_0 from bf16: 4 vectors, one lane per group; from f32 with 2 per lane: teams of 4
+        assert_eq!(reg_plan(1 << 23, 32, 2, 4).map(|(a, v)| (a.ts, v)), Some((1, 4)));
+        assert_eq!(reg_plan(1 << 23, 32, 4, 2).map(|(a, v)| (a.ts, v)), Some((4, 2)));
+        // never more vectors per lane than the group has, ragged vector counts round up
+        assert_eq!(reg_plan(10, 40, 2, 16).map(|(a, v)| (a.lv, a.ts, v)), Some((5, 1, 8)));
+        assert_eq!(reg_plan(10, 40, 2, 1).map(|(a, v)| (a.lv, a.ts, v)), Some((5, 8, 1)));
+        for lv in 1..=512u64 {
+            for vp in [1u32, 2, 4, 8, 16] {
+                let (a, v) = reg_plan(3, lv * 4, 4, vp).unwrap();
+                assert!(a.ts.is_power_of_two() && a.ts <= 32 && v <= REG_MAX_VECTORS);
+                assert!(u64::from(a.ts) * u64::from(v) >= lv, "lv {lv} vp {vp}");
+                assert_eq!(1u32 << a.log_ts, a.ts);
+            }
+        }
+        // off, ragged bytes, or too long for one warp
+        assert!(reg_plan(3, 128, 4, 0).is_none());
+        assert!(reg_plan(3, 129, 4, 4).is_none());
+        assert!(reg_plan(3, 4096, 4, 4).is_none());
+        assert!(reg_plan(3, 2048, 4, 4).is_some());
+    }
+
+    #[test]
+    fn split_plans_cover_long_groups_with_whole_warps() {
+        // a 4096-element bf16 row: 512 vectors over 4 warps of 4 vectors per lane
+        let (reg, _) = reg_plan(65_536, 4096, 2, 4).unwrap();
+        let a = split_plan(reg, 4).unwrap();
+        assert_eq!((a.ts, a.log_ts, a.lv, a.groups), (128, 7, 512, 65_536));
+        // off, unsupported team sizes, and groups the in-warp kernel holds in ≤ 8 vectors/lane
+        assert!(split_plan(reg, 0).is_none() && split_plan(reg, 2).is_none());
+        assert!(split_plan(reg_plan(9, 2048, 2, 4).unwrap().0, 4).is_none());
+        // ragged: 325 vectors (2600 bf16) still fit one team of 512 slots
+        let a = split_plan(reg_plan(7, 2600, 2, 4).unwrap().0, 4).unwrap();
+        assert!(a.ts * 4 >= a.lv && a.lv == 325);
+    }
+
+    #[test]
+    fn contig_plans_split_small_groups_into_whole_lanes() {
+        // Q8_0 from f32 (8 vectors): 4 lanes × 2 or 2 lanes × 4; from 16-bit (4 vectors): 2 × 2
+        // or 1 × 4
+        let (f32_reg, _) = reg_plan(1 << 23, 32, 4, 2).unwrap();
+        let a = contig_plan(f32_reg, 2).unwrap();
+        assert_eq!((a.lv, a.ts, a.log_ts), (8, 4, 2));
+        let a = contig_plan(f32_reg, 4).unwrap();
+        assert_eq!((a.lv, a.ts, a.log_ts), (8, 2, 1));
+        let (half_reg, _) = reg_plan(1 << 23, 32, 2, 2).unwrap();
+        assert_eq!(contig_plan(half_reg, 2).map(|a| a.ts), Some(2));
+        assert_eq!(contig_plan(half_reg, 4).map(|a| (a.ts, a.log_ts)), Some((1, 0)));
+        // off, group-128 (too many vectors), 6 vectors (3 lanes: not a power of two), 2 vectors
+        // with 4 per lane (not whole)
+        assert!(contig_plan(f32_reg, 0).is_none());
+        assert!(contig_plan(reg_plan(9, 128, 2, 4).unwrap().0, 2).is_none());
+        assert!(contig_plan(reg_plan(9, 24, 4, 2).unwrap().0, 2).is_none());
+        assert!(contig_plan(reg_plan(9, 8, 4, 2).unwrap().0, 4).is_none());
+        // every plan covers the group exactly with whole lanes
+        for (len, eb) in [(32u64, 4u64), (32, 2), (16, 4), (64, 2), (8, 4), (16, 2), (8, 2)] {
+            for v in [2, 4] {
+                let (reg, _) = reg_plan(5, len, eb, 2).unwrap();
+                if let Some(a) = contig_plan(reg, v) {
+                    assert_eq!(a.ts * v, a.lv, "{len} × {eb} B, {v} per lane");
+                    assert!(a.ts <= 32 && 1u32 << a.log_ts == a.ts);
+                }
+            }
+        }
+    }
+
+    /// The choice table against the session-8 H100 measurements (docs/results/quant-gpu.md):
+    /// each bench shape gets the kernel that measured best, and every override still reaches
+    /// the kernel it names.
+    #[test]
+    fn row_kernels_are_the_measured_best() {
+        use crate::cuda::Tuning;
+        let d = Tuning::default();
+        let pick = |src, groups, len, t: &Tuning| row_kernel(src, groups, len, t).map(|k| k.base);
+        // per-token / per-channel / asym / vLLM rows of 4096: split kernel, streaming loads
+        // from 16-bit; f32 rows of 4096 take the pipelined kernel (no register kernel)
+        for src in [Src::F16, Src::Bf16] {
+            assert_eq!(pick(src, 65_536, 4096, &d), Some("quant_rows_split4x4cs"));
+        }
+        assert_eq!(pick(Src::F32, 65_536, 4096, &d), None);
+        // f32 rows the split kernel does take (2048 elements): no streaming hint
+        assert_eq!(pick(Src::F32, 65_536, 2048, &d), Some("quant_rows_split4x4"));
+        // group-128: the in-warp kernel with 4 vectors per lane, no streaming hint
+        for src in [Src::F32, Src::F16, Src::Bf16] {
+            assert_eq!(pick(src, 1 << 21, 128, &d), Some("quant_rows_reg4"));
+        }
+        // Q8_0: contiguous 4 per lane from f32 and bf16, 2 per lane + ld.cs from f16
+        let q8 = |src, t: &Tuning| row_kernel(src, 1 << 23, 32, t).map(|k| (k.base, k.args.ts));
+        assert_eq!(q8(Src::F32, &d), Some(("quant_rows_regc4", 2)));
+        assert_eq!(q8(Src::Bf16, &d), Some(("quant_rows_regc4", 1)));
+        assert_eq!(q8(Src::F16, &d), Some(("quant_rows_regc2cs", 2)));
+        // overrides force one setting everywhere (A/B)
+        let no_cs = d.with_overrides("quant_load_streaming=false");
+        assert_eq!(pick(Src::Bf16, 65_536, 4096, &no_cs), Some("quant_rows_split4x4"));
+        let cs = d.with_overrides("quant_load_streaming=true");
+        assert_eq!(pick(Src::F32, 65_536, 2048, &cs), Some("quant_rows_split4x4cs"));
+        let in_warp = d.with_overrides("quant_small_contig=0");
+        assert_eq!(q8(Src::F16, &in_warp), Some(("quant_rows_reg2", 2)));
+        assert_eq!(q8(Src::F32, &in_warp), Some(("quant_rows_reg2", 4)));
+        let c2 = d.with_overrides("quant_small_contig=2");
+        assert_eq!(q8(Src::Bf16, &c2), Some(("quant_rows_regc2cs", 2)));
+        let c4 = d.with_overrides("quant_small_contig=4");
+        assert_eq!(q8(Src::F16, &c4), Some(("quant_rows_regc4", 1)));
+        // small groups the contiguous kernels cannot split keep the in-warp kernel (6 vectors)
+        assert_eq!(pick(Src::F32, 9, 24, &d), Some("quant_rows_reg2"));
+        // register kernels off: the pipelined kernel
+        let off = d.with_overrides("quant_reg_vectors_half=0");
+        assert_eq!(pick(Src::Bf16, 65_536, 4096, &off), None);
+        // every name the table can give is an entry point, for every input type
+        for base in [
+            "quant_rows_split4x4",
+            "quant_rows_split4x4cs",
+            "quant_rows_regc2cs",
+            "quant_rows_regc4",
+            "quant_rows_reg1",
+            "quant_rows_reg2",
+            "quant_rows_reg4",
+            "quant_rows_reg8",
+            "quant_rows_reg16",
+        ] {
+            for suf in ["f32", "f16", "bf16"] {
+                assert!(crate::cuda::kernels::ENTRY_POINTS.contains(&kernel_name(base, suf)));
+            }
+        }
+    }
+
+    #[test]
+    fn warps_per_launch() {
+        let d = crate::cuda::Tuning::default();
+        // split: 4 warps per group; in-warp teams of 2 lanes: 16 groups per warp
+        assert_eq!(row_kernel(Src::Bf16, 10, 4096, &d).unwrap().warps(), 40);
+        assert_eq!(row_kernel(Src::F32, 33, 32, &d).unwrap().warps(), 3);
+    }
+
+    #[test]
+    fn team_sizes() {
+        assert_eq!(team_size(4096, 4), None);
+        assert_eq!(team_size(1024, 2), None);
+        assert_eq!(team_size(128, 4), Some(4)); // 32 vectors, 8 per lane
+        assert_eq!(team_size(128, 2), Some(4)); // 16 vectors, 4 per lane
+        assert_eq!(team_size(32, 4), Some(2));
+        assert_eq!(team_size(7, 4), Some(2));
+        assert_eq!(team_size(1000, 4), Some(32));
+    }
+
+    #[test]
+    fn division_magics_are_exact() {
+        let ns: Vec<u32> = (0..5000u32)
+            .chain([u32::MAX, u32::MAX - 1, 1 << 31, (1 << 31) - 1, 4_294_967_000])
+            .collect();
+        for d in [
+            1u64,
+            2,
+            3,
+            5,
+            7,
+            32,
+            100,
+            127,
+            128,
+            4096,
+            11008,
+            65_535,
+            1 << 20,
+            3_000_001,
+            u64::from(u32::MAX),
+        ] {
+            let (m, s) = div_magic(d).unwrap();
+            for &n in &ns {
+                let hi = ((u64::from(m) * u64::from(n)) >> 32) as u32;
+                let q = ((u64::from(hi) + u64::from(n)) >> s) as u32;
+                assert_eq!(u64::from(q), u64::from(n) / d, "{n} / {d}");
+            }
+        }
+        assert!(div_magic(0).is_none());
+        assert!(div_magic(1 << 32).is_none());
     }
 }
