@@ -149,10 +149,12 @@ pub struct GpuOptions {
     /// [`GEMV_DENSE_MAX_M`] rows). On by default; `EAI_FUSED_DECODE=0` turns the default off;
     /// [`GpuModel::set_fused_decode`] toggles it on a loaded model.
     pub fused_decode: bool,
-    /// Row layout of the fused path's plain GEMVs (o and down projections); the tensor-core
-    /// layouts also run the norm-fused int8 GEMVs (qkv, gate/up, int8 head) on tensor cores.
-    /// [`GemvTile::Auto`] (default) decides per model and weight format; the environment
-    /// variable `EAI_GEMV_TILE=<label>` (e.g. `w16`) sets another default.
+    /// Decode GEMV layout: the row layout of the fused path's plain GEMVs (o and down
+    /// projections); the tensor-core layouts also run the norm-fused GEMVs (qkv, gate/up, LM
+    /// head), and [`GemvTile::W16`] the batched GEMVs of 5–32-row passes. [`GemvTile::Auto`]
+    /// (default) picks per pass by scheme, rows and device ([`super::default_gemv_tile`], the
+    /// measured best); any other tile is forced on every pass, for A/B runs — the environment
+    /// variable `EAI_GEMV_TILE=<label>` (e.g. `w16`, `k4u2`) sets it.
     pub gemv_tile: GemvTile,
     /// For the int8 schemes (W8A16, W8A8, dynamic), an **int8 LM head**: the head matrix (the
     /// embedding table when tied) quantized per output row with eai-quant's int8 weight spec
