@@ -10,7 +10,7 @@
 //!           [--only parity,eval,throughput,speed,7b] [--shapes qwen,mistral]
 //!           [--half-head false,true] [--gemv true,false] [--graph true,false]
 //!           [--share true,false] [--min-seconds 5] [--throughput-schemes fp32,fp16] [--full-arc]
-//!           [--accuracy-share true] [--fused true,false] [--tile auto,r1u8,r2u4,r4u2,...]
+//!           [--accuracy-share true] [--fused true,false] [--tile auto,r1u8,k4u2,t8u4,w16]
 //!           [--quick] [--int8-head false,true] [--decode-new 128] [--score-reps 5]
 //!           [--batches 1,8,32] [--decode-new-batched 64]
 //!
