@@ -56,6 +56,11 @@ pub const FP16_W16_MAX_ROWS: usize = 8;
 /// rows); larger passes take cuBLAS (FP16) or dequantize to f16 for cuBLAS (W8A16).
 pub const W16_MAX_ROWS: usize = 32;
 
+// The fused path's rows (≤ GEMV_DENSE_MAX_M) lie inside the rule's W16 ranges, and FP16's
+// range inside the batched kernels' rows.
+const _: () =
+    assert!(super::GEMV_DENSE_MAX_M < FP16_W16_MAX_ROWS && FP16_W16_MAX_ROWS <= W16_MAX_ROWS);
+
 /// The decode GEMV layout [`GemvTile::Auto`] picks for a pass of `rows` rows of a `scheme`
 /// model of residual width `hidden`, on an sm_80+ device or not — measured on an NVIDIA H100
 /// 80GB HBM3 (2026-12-06, `gpu_bench --only 7b --quick --fused true --half-head true --tile
@@ -156,7 +161,6 @@ impl GemvTile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cuda::GEMV_DENSE_MAX_M;
 
     #[test]
     fn tile_labels_round_trip() {
@@ -223,8 +227,6 @@ mod tests {
                 assert_eq!(default_gemv_tile(s, rows, true, 3584), GemvTile::K4U2, "{s:?}");
             }
         }
-        // The fused path's rows are inside the rule's W16 range for both schemes.
-        assert!(GEMV_DENSE_MAX_M < FP16_W16_MAX_ROWS && FP16_W16_MAX_ROWS < W16_MAX_ROWS);
     }
 
     /// A forced tile runs on every pass; `Auto` follows the rule.
