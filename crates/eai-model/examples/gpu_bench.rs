@@ -10,7 +10,7 @@
 //!           [--only parity,eval,throughput,speed,7b] [--shapes qwen,mistral]
 //!           [--half-head false,true] [--gemv true,false] [--graph true,false]
 //!           [--share true,false] [--min-seconds 5] [--throughput-schemes fp32,fp16] [--full-arc]
-//!           [--accuracy-share true] [--fused true,false] [--tile auto,r1u8,r2u4,r4u2,...]
+//!           [--accuracy-share true] [--fused true,false] [--tile auto,r1u8,k4u2,t8u4,w16]
 //!           [--quick] [--int8-head false,true] [--decode-new 128] [--score-reps 5]
 //!           [--batches 1,8,32] [--decode-new-batched 64]
 //!
@@ -751,7 +751,9 @@ fn speed(
         let dec_tok_s = steps / (s - t1[1]);
         // Mean context of a decode step: the 32-token prompt and half the generated tokens.
         let roof = roofline::decode_roofline(m, batch, 32 + new.div_ceil(2), dec_tok_s, copy);
-        dec.push(json!({"batch": batch, "new_tokens": toks, "passes": passes, "seconds": s,
+        // The decode GEMV layout a step of `batch` rows ran (`auto` resolves per row count).
+        let tile = m.gemv_tile_for(batch).label();
+        dec.push(json!({"batch": batch, "gemv_tile": tile, "new_tokens": toks, "passes": passes, "seconds": s,
                         "tokens_per_s": toks as f64 / s, "joules": j, "j_per_token": j.map(|j| j / toks as f64),
                         "prefill_first_token_seconds": t1[1], "decode_only_tokens_per_s": dec_tok_s,
                         "roofline": roof}));

@@ -278,21 +278,9 @@ __device__ __forceinline__ void dgemv_body(const DecArgs& a) {
     EAI_DGEMV(dg_##WN##_np_m1, W, X, 1, 2, 4, PRO_NORM, EPI_PLAIN)                             \
     EAI_DGEMV(dg_##WN##_np_m2, W, X, 2, 2, 4, PRO_NORM, EPI_PLAIN)                             \
     EAI_DGEMV(dg_##WN##_np_m4, W, X, 4, 2, 4, PRO_NORM, EPI_PLAIN)                             \
-    EAI_DGEMV(dg_##WN##_xp_r2u4_m1, W, X, 1, 2, 4, PRO_GLOBAL, EPI_PLAIN)                      \
-    EAI_DGEMV(dg_##WN##_xp_r2u4_m2, W, X, 2, 2, 4, PRO_GLOBAL, EPI_PLAIN)                      \
-    EAI_DGEMV(dg_##WN##_xp_r2u4_m4, W, X, 4, 2, 4, PRO_GLOBAL, EPI_PLAIN)                      \
     EAI_DGEMV(dg_##WN##_xp_r1u8_m1, W, X, 1, 1, 8, PRO_GLOBAL, EPI_PLAIN)                      \
     EAI_DGEMV(dg_##WN##_xp_r1u8_m2, W, X, 2, 1, 8, PRO_GLOBAL, EPI_PLAIN)                      \
-    EAI_DGEMV(dg_##WN##_xp_r1u8_m4, W, X, 4, 1, 8, PRO_GLOBAL, EPI_PLAIN)                      \
-    EAI_DGEMV(dg_##WN##_xp_r1u4_m1, W, X, 1, 1, 4, PRO_GLOBAL, EPI_PLAIN)                      \
-    EAI_DGEMV(dg_##WN##_xp_r1u4_m2, W, X, 2, 1, 4, PRO_GLOBAL, EPI_PLAIN)                      \
-    EAI_DGEMV(dg_##WN##_xp_r1u4_m4, W, X, 4, 1, 4, PRO_GLOBAL, EPI_PLAIN)                      \
-    EAI_DGEMV(dg_##WN##_xp_r4u2_m1, W, X, 1, 4, 2, PRO_GLOBAL, EPI_PLAIN)                      \
-    EAI_DGEMV(dg_##WN##_xp_r4u2_m2, W, X, 2, 4, 2, PRO_GLOBAL, EPI_PLAIN)                      \
-    EAI_DGEMV(dg_##WN##_xp_r4u2_m4, W, X, 4, 4, 2, PRO_GLOBAL, EPI_PLAIN)                      \
-    EAI_DGEMV(dg_##WN##_xp_r4u4_m1, W, X, 1, 4, 4, PRO_GLOBAL, EPI_PLAIN)                      \
-    EAI_DGEMV(dg_##WN##_xp_r4u4_m2, W, X, 2, 4, 4, PRO_GLOBAL, EPI_PLAIN)                      \
-    EAI_DGEMV(dg_##WN##_xp_r4u4_m4, W, X, 4, 4, 4, PRO_GLOBAL, EPI_PLAIN)
+    EAI_DGEMV(dg_##WN##_xp_r1u8_m4, W, X, 4, 1, 8, PRO_GLOBAL, EPI_PLAIN)
 EAI_DGEMV_SET(VI8, VF16, i8)
 EAI_DGEMV_SET(VF16, VF16, f16)
 EAI_DGEMV_SET(VBF16, VBF16, bf16)
@@ -385,13 +373,7 @@ __device__ __forceinline__ void dgemv_bk_body(const DecArgs& a) {
 #define EAI_DGEMV_BK_SET(W, X, WN)                                                             \
     EAI_DGEMV_BK(dg_##WN##_xp_k4u2_m1, W, X, 1, 4, 2)                                          \
     EAI_DGEMV_BK(dg_##WN##_xp_k4u2_m2, W, X, 2, 4, 2)                                          \
-    EAI_DGEMV_BK(dg_##WN##_xp_k4u2_m4, W, X, 4, 4, 2)                                          \
-    EAI_DGEMV_BK(dg_##WN##_xp_k2u4_m1, W, X, 1, 2, 4)                                          \
-    EAI_DGEMV_BK(dg_##WN##_xp_k2u4_m2, W, X, 2, 2, 4)                                          \
-    EAI_DGEMV_BK(dg_##WN##_xp_k2u4_m4, W, X, 4, 2, 4)                                          \
-    EAI_DGEMV_BK(dg_##WN##_xp_k1u4_m1, W, X, 1, 1, 4)                                          \
-    EAI_DGEMV_BK(dg_##WN##_xp_k1u4_m2, W, X, 2, 1, 4)                                          \
-    EAI_DGEMV_BK(dg_##WN##_xp_k1u4_m4, W, X, 4, 1, 4)
+    EAI_DGEMV_BK(dg_##WN##_xp_k4u2_m4, W, X, 4, 4, 2)
 EAI_DGEMV_BK_SET(VI8, VF16, i8)
 EAI_DGEMV_BK_SET(VF16, VF16, f16)
 EAI_DGEMV_BK_SET(VBF16, VBF16, bf16)
@@ -496,9 +478,6 @@ __device__ __forceinline__ void dgemv_tc_body(const DecArgs& a) {
 EAI_DGEMV_TC(dg_i8_xp_t8u4_m1, 1, 4)
 EAI_DGEMV_TC(dg_i8_xp_t8u4_m2, 2, 4)
 EAI_DGEMV_TC(dg_i8_xp_t8u4_m4, 4, 4)
-EAI_DGEMV_TC(dg_i8_xp_t8u8_m1, 1, 8)
-EAI_DGEMV_TC(dg_i8_xp_t8u8_m2, 2, 8)
-EAI_DGEMV_TC(dg_i8_xp_t8u8_m4, 4, 8)
 
 // Tensor-core int8 GEMV with the fused RMSNorm prologue (the normalized rows in shared memory as
 // f16, exactly as dgemv_body writes them) and the rope / SwiGLU / plain epilogues: each warp

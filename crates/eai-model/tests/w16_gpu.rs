@@ -37,11 +37,14 @@ fn w16_decode_gemv_matches_the_cuda_core_path_and_the_cpu() {
     let (cfg, src) = w16_model(true);
     let vocab = cfg.vocab;
     // (scheme, f16 table/head, int8 head, bound vs R1U8, bound vs CPU (f32-head runs only)).
+    // W8A16 first: its batched W16 passes are the default for decode steps of 2–32 sequences,
+    // and the FP16 8-row pass failed its bound on the H100 (2.5e-2, 2026-12-06), which stopped
+    // the test before any W8A16 run.
     let runs = [
-        (GpuScheme::Fp16, true, false, 0.02f32, Some(0.05f32)),
         (GpuScheme::W8A16, false, false, 0.03, Some(0.05)),
         (GpuScheme::W8A16, true, false, 0.03, None),
         (GpuScheme::W8A16, true, true, 0.03, None),
+        (GpuScheme::Fp16, true, false, 0.02f32, Some(0.05f32)),
     ];
     for (scheme, half, int8_head, vs_r1u8, vs_cpu) in runs {
         let opts = GpuOptions::new(scheme).half_head(half).int8_head(int8_head);
@@ -80,13 +83,24 @@ fn w16_decode_gemv_matches_the_cuda_core_path_and_the_cpu() {
             let got = g.generation_logits_for(&ids).unwrap();
             let d = compare(&got, &rows_array(&want));
             let bound = if scheme == GpuScheme::W8A16 && len > 16 { 0.06 } else { vs_r1u8 };
-            eprintln!("{label} rows {len}: batched W16 vs other tiles max |Δ| {:.3e}", d.max_abs);
+            eprintln!(
+                "{label} rows {len}: batched W16 vs other tiles max |Δ| {:.3e}, top-1 {}",
+                d.max_abs, d.top1_agree
+            );
+            // Both distances from the CPU printed before any bound is asserted.
+            let vs_ref = cpu.as_ref().map(|cpu| {
+                let c = compare(&got, &cpu.logits_for(&ids).unwrap());
+                let o = compare(&want, &cpu.logits_for(&ids).unwrap());
+                eprintln!(
+                    "{label} rows {len}: vs CPU max |Δ| batched W16 {:.3e}, other tiles {:.3e}",
+                    c.max_abs, o.max_abs
+                );
+                c.max_abs
+            });
             assert!(d.max_abs <= bound, "{label} rows {len}: batched W16 {}", d.max_abs);
             assert!(d.top1_agree >= 0.9, "{label} rows {len}: top-1 {}", d.top1_agree);
-            if let (Some(b), Some(cpu)) = (vs_cpu, &cpu) {
-                let c = compare(&got, &cpu.logits_for(&ids).unwrap());
-                eprintln!("{label} rows {len}: batched W16 vs CPU max |Δ| {:.3e}", c.max_abs);
-                assert!(c.max_abs <= b, "{label} rows {len}: batched W16 vs CPU {}", c.max_abs);
+            if let (Some(b), Some(c)) = (vs_cpu, vs_ref) {
+                assert!(c <= b, "{label} rows {len}: batched W16 vs CPU {c}");
             }
         }
         // Greedy generation of 1, 3 and 12 prompts (12: decode steps of 12 rows, batched W16).

@@ -247,10 +247,13 @@ mod head;
 mod load;
 mod options;
 mod score;
+mod tile;
 
-pub use decode::{AUTO_TENSOR_CORE_MAX_HIDDEN, GemvTile};
 pub use load::open_device;
 pub use options::{GEMV_DENSE_MAX_M, GpuMemory, GpuOptions, GpuScheme, WeightBytes};
+pub use tile::{
+    AUTO_TENSOR_CORE_MAX_HIDDEN, FP16_W16_MAX_ROWS, GemvTile, W16_MAX_ROWS, default_gemv_tile,
+};
 
 /// Weight format of a decode GEMV.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -417,6 +420,7 @@ pub struct GpuModel {
     graph: Option<DecodeGraph>,
     /// Fused decode kernels for passes of at most `GEMV_DENSE_MAX_M` rows.
     fused: bool,
+    /// Decode GEMV layout: `Auto` (the rule per pass, [`GpuModel::gemv_tile_for`]) or forced.
     tile: GemvTile,
 }
 
@@ -493,7 +497,8 @@ impl GpuModel {
         self.fused && self.gemv
     }
 
-    /// Sets the row layout of the fused path's plain GEMVs (see [`GpuOptions::gemv_tile`]).
+    /// Sets the decode GEMV layout (see [`GpuOptions::gemv_tile`]): [`GemvTile::Auto`] follows
+    /// [`default_gemv_tile`] per pass, any other tile is forced on every pass.
     pub fn set_gemv_tile(&mut self, tile: GemvTile) {
         self.tile = tile;
         self.graph = None;

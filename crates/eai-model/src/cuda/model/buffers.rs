@@ -5,6 +5,7 @@ use cudarc::driver::{CudaSlice, DeviceRepr, ValidAsZeroBits};
 use eai_quant::cuda::{DeviceBuffer, DeviceScalar};
 use half::f16;
 
+use super::decode::WeightTy;
 use super::load::check_fits;
 use super::{Act, Dense, GpuModel, GpuScheme, SCRATCH_CACHE, Scratch, W8A16_GEMV_MAX_M};
 use crate::cuda::blas::InType;
@@ -113,8 +114,15 @@ impl GpuModel {
 
     pub(super) fn take_scratch(&mut self, m: usize) -> Result<Scratch> {
         // W8A16 prefill passes dequantize each projection into one f16 staging buffer of the
-        // model's (formerly one per cached scratch shape: up to 6 × 271 MB at Qwen2.5-7B).
-        if self.scheme == GpuScheme::W8A16 && m > W8A16_GEMV_MAX_M && self.wtmp.is_none() {
+        // model's (formerly one per cached scratch shape: up to 6 × 271 MB at Qwen2.5-7B);
+        // passes of 17–32 rows whose every projection takes the batched W16 GEMV (the default
+        // tile for W8A16 decode steps) never do.
+        let c = &self.cfg;
+        let w16_all = [c.hidden, c.n_heads * c.head_dim, c.ffn]
+            .iter()
+            .all(|&k| self.w16_batched_tile(WeightTy::I8, m, k).is_some());
+        let dequantizes = m > W8A16_GEMV_MAX_M && !w16_all;
+        if self.scheme == GpuScheme::W8A16 && dequantizes && self.wtmp.is_none() {
             self.wtmp = Some(match self.alloc("W8A16 f16 weight staging", self.wtmp_len) {
                 Err(e) if e.is_out_of_memory() && !self.scratch.is_empty() => {
                     self.scratch.clear();

@@ -6,157 +6,13 @@
 
 use cudarc::driver::{CudaSlice, DevicePtr, DeviceRepr, LaunchConfig, PushKernelArg};
 
+use super::tile::{GemvTile, W16_MAX_ROWS};
 use super::{
     Act, Dense, GEMV_DENSE_MAX_M, GpuLinear, GpuModel, GpuScheme, HeadScratch, Scratch, Weight,
     find,
 };
 use crate::cuda::blas::InType;
 use crate::cuda::error::{GpuError, Result};
-
-/// Row layout of the fused decode path's plain GEMVs (the o and down projections): output rows
-/// per warp and 16-byte weight vectors in flight per row and lane. Every warp-per-row layout
-/// (`R…`) gives the same bits (each lane accumulates its vectors in increasing k); the
-/// block-split-K layouts (`K…`, one block of 8 warps per rows, its 256 threads striding K
-/// together, per-warp sums added across warps) sum in another, equally deterministic order.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum GemvTile {
-    /// [`GemvTile::K4U2`], except for int8 weights of a model narrower than
-    /// [`AUTO_TENSOR_CORE_MAX_HIDDEN`] on sm_80+, which take [`GemvTile::T8U4`] (measured on an
-    /// H200 in session 3: K4U2 fastest for FP16 and W8A16 on the Qwen2.5-7B and Mistral-7B
-    /// shapes, +3 to +6 % over session 3's R4U2 default, and for FP16 at SmolLM2's shapes, +5 %
-    /// over R1U8; the tensor-core int8 GEMVs fastest for W8A16 at SmolLM2's shapes, +6 % over
-    /// R1U8, but 13 % slower than K4U2 at 7B).
-    #[default]
-    Auto,
-    /// One row per warp, 8 vectors in flight per lane (4 warps per block).
-    R1U8,
-    /// Two rows per warp, 4 vectors in flight per row (session 2's layout; 4 warps per block).
-    R2U4,
-    /// One row per warp, 4 vectors in flight per lane (4 warps per block).
-    R1U4,
-    /// Four rows per warp, 2 vectors in flight per row (activations widened once per 4 rows).
-    R4U2,
-    /// Four rows per warp, 4 vectors in flight per row.
-    R4U4,
-    /// Block-split K: four rows per block of 8 warps, 2 vectors in flight per row and thread
-    /// (N/4 blocks of 256 threads: for the tall down projection several times the bytes in
-    /// flight of the warp-per-row layouts).
-    K4U2,
-    /// Block-split K: two rows per block of 8 warps, 4 vectors in flight per row and thread.
-    K2U4,
-    /// Block-split K: one row per block of 8 warps, 4 vectors in flight per thread.
-    K1U4,
-    /// Tensor cores (int8 weights, sm_80+; other formats and older GPUs take
-    /// [`GemvTile::K4U2`]): 8 rows per block of 8 warps, each warp's `mma.sync` taking 8 rows ×
-    /// 16 k of weights, converted int8 → f16 by byte permute + one f16x2 subtract per two;
-    /// 4 steps of 64 bytes per row in flight per warp.
-    T8U4,
-    /// As [`GemvTile::T8U4`] with 8 steps in flight.
-    T8U8,
-    /// Bandwidth tensor-core GEMV (issue 16; int8 and f16 weights on sm_80+, other formats and
-    /// older GPUs take [`GemvTile::K4U2`]): weights as the `mma.sync` A operand, 16 rows per
-    /// unit (for the rope / SwiGLU epilogues, 8 pairs), a persistent grid of blocks of 8 warps
-    /// striding K in 64-byte chunks per row with 4 chunks (8 16-byte weight loads per thread)
-    /// in flight, one activation load per weight load. Runs every GEMV of a decode step: the
-    /// plain ones, the norm-fused qkv and gate/up and the norm-fused LM head (int8 or f16).
-    W16,
-}
-
-impl GemvTile {
-    /// Every layout.
-    pub const ALL: [GemvTile; 12] = [
-        GemvTile::Auto,
-        GemvTile::R1U8,
-        GemvTile::R2U4,
-        GemvTile::R1U4,
-        GemvTile::R4U2,
-        GemvTile::R4U4,
-        GemvTile::K4U2,
-        GemvTile::K2U4,
-        GemvTile::K1U4,
-        GemvTile::T8U4,
-        GemvTile::T8U8,
-        GemvTile::W16,
-    ];
-
-    /// `auto`, `r1u8`, `r2u4`, `r1u4`, `r4u2`, `r4u4`, `k4u2`, `k2u4`, `k1u4`, `t8u4`, `t8u8`,
-    /// `w16`.
-    pub fn label(self) -> &'static str {
-        match self {
-            GemvTile::Auto => "auto",
-            GemvTile::R1U8 => "r1u8",
-            GemvTile::R2U4 => "r2u4",
-            GemvTile::R1U4 => "r1u4",
-            GemvTile::R4U2 => "r4u2",
-            GemvTile::R4U4 => "r4u4",
-            GemvTile::K4U2 => "k4u2",
-            GemvTile::K2U4 => "k2u4",
-            GemvTile::K1U4 => "k1u4",
-            GemvTile::T8U4 => "t8u4",
-            GemvTile::T8U8 => "t8u8",
-            GemvTile::W16 => "w16",
-        }
-    }
-
-    /// Parses [`GemvTile::label`].
-    pub fn from_label(s: &str) -> Option<Self> {
-        GemvTile::ALL.into_iter().find(|t| t.label() == s)
-    }
-
-    fn rows(self) -> usize {
-        match self {
-            GemvTile::Auto => 1,
-            GemvTile::R2U4 | GemvTile::K2U4 => 2,
-            GemvTile::R4U2 | GemvTile::R4U4 | GemvTile::K4U2 => 4,
-            GemvTile::R1U8 | GemvTile::R1U4 | GemvTile::K1U4 => 1,
-            GemvTile::T8U4 | GemvTile::T8U8 => 8,
-            GemvTile::W16 => 16,
-        }
-    }
-
-    /// The layout used for the GEMVs of a model of residual width `hidden` with int8 (or
-    /// other) weights (see [`GemvTile::Auto`]), then [`GemvTile::for_format`]. Model-wide, so
-    /// that one setting decides every GEMV of a step (the tensor-core layouts also switch the
-    /// norm-fused int8 GEMVs).
-    fn resolve_for(self, hidden: usize, int8: bool, sm80: bool) -> GemvTile {
-        match self {
-            GemvTile::Auto if int8 && sm80 && hidden < AUTO_TENSOR_CORE_MAX_HIDDEN => {
-                GemvTile::T8U4
-            }
-            GemvTile::Auto => GemvTile::K4U2,
-            t => t.for_format(int8, sm80),
-        }
-    }
-
-    /// The layout a kernel exists for: the tensor-core layouts serve int8 weights on sm_80+.
-    fn for_format(self, int8: bool, sm80: bool) -> GemvTile {
-        match self {
-            GemvTile::T8U4 | GemvTile::T8U8 if !(int8 && sm80) => GemvTile::K4U2,
-            GemvTile::W16 if !sm80 => GemvTile::K4U2,
-            t => t,
-        }
-    }
-
-    /// Whether the layout runs the int8 GEMVs on tensor cores — the plain ones and, for the
-    /// model's tile, the norm-fused qkv, gate/up and int8 LM-head GEMVs too.
-    pub fn tensor_core(self) -> bool {
-        matches!(self, GemvTile::T8U4 | GemvTile::T8U8)
-    }
-
-    /// Whether the layout splits K over a whole block (one unit per block of 8 warps).
-    pub fn block_k(self) -> bool {
-        matches!(
-            self,
-            GemvTile::K4U2
-                | GemvTile::K2U4
-                | GemvTile::K1U4
-                | GemvTile::T8U4
-                | GemvTile::T8U8
-                | GemvTile::W16
-        )
-    }
-}
 
 /// Bytes of warp partials (two buffers) at the start of the bandwidth tensor-core GEMV's
 /// dynamic shared memory (`TW_PART_BYTES` in tw.cu).
@@ -165,9 +21,6 @@ const TW_PART_BYTES: usize = 8192;
 /// Dynamic shared memory the bandwidth tensor-core GEMVs may take: 48 KiB without opting in,
 /// less their static reduction buffer.
 const TW_SMEM_MAX: usize = (48 << 10) - 128;
-
-/// Residual width below which [`GemvTile::Auto`] runs int8 weights on tensor cores.
-pub const AUTO_TENSOR_CORE_MAX_HIDDEN: usize = 2048;
 
 /// The kernels' `DecArgs` (decode.cu), field for field; device pointers as u64 (0 = null).
 #[repr(C)]
@@ -276,17 +129,17 @@ fn w16_batched_tile(
         && tile == GemvTile::W16
         && matches!(ty, WeightTy::I8 | WeightTy::Dense(InType::F16))
         && k.is_multiple_of(4 * epv)
-        && (GEMV_DENSE_MAX_M + 1..=32).contains(&m);
+        && (GEMV_DENSE_MAX_M + 1..=W16_MAX_ROWS).contains(&m);
     ok.then(|| m.next_power_of_two().max(8))
 }
 
-/// Which kernel runs a fused GEMV of variant `v` over `ty` weights for the model's `tile`,
-/// residual width `hidden`, on an sm_80+ device or not, with `(m, n, k, head_dim, ffn)`.
+/// Which kernel runs a fused GEMV of variant `v` over `ty` weights for the pass's tile
+/// `model_tile` ([`GemvTile::for_pass`]), on an sm_80+ device or not, with
+/// `(m, n, k, head_dim, ffn)`.
 fn launch_plan(
     v: Variant,
     ty: WeightTy,
     model_tile: GemvTile,
-    hidden: usize,
     sm80: bool,
     (m, n, k, d, f): (usize, usize, usize, usize, usize),
 ) -> Launch {
@@ -295,7 +148,7 @@ fn launch_plan(
     let int8 = ty == WeightTy::I8;
     // Tensor-core norm-fused int8 GEMVs: units of 8 rows (4 rope pairs of one head, 4 gate/up
     // pairs).
-    let tc = model_tile.resolve_for(hidden, int8, sm80).tensor_core()
+    let tc = model_tile.for_format(int8, sm80).tensor_core()
         && int8
         && f.is_multiple_of(4)
         && (d / 2).is_multiple_of(4);
@@ -307,7 +160,7 @@ fn launch_plan(
         _ => model_tile,
     };
     let tw_smem = TW_PART_BYTES + if norm { mt * k * xb } else { 0 };
-    let w16 = tile.resolve_for(hidden, int8, sm80) == GemvTile::W16
+    let w16 = tile.for_format(int8, sm80) == GemvTile::W16
         && matches!(ty, WeightTy::I8 | WeightTy::Dense(InType::F16))
         && k.is_multiple_of(4 * epv)
         && match v {
@@ -337,7 +190,7 @@ fn launch_plan(
         Variant::Plain(t) => {
             // W16 where its kernel does not apply (bf16/f32 weights, K not a whole number of
             // chunks): the block-split-K layout.
-            let t = match t.resolve_for(hidden, int8, sm80) {
+            let t = match t.for_format(int8, sm80) {
                 GemvTile::W16 => GemvTile::K4U2,
                 t => t,
             };
@@ -373,14 +226,26 @@ impl GpuModel {
     }
 
     /// The batched plain W16 GEMV for a linear layer of `ty` weights and inner size `k` in a
-    /// pass of `m` rows: its row tile (8, 16 or 32), when the model's tile is
-    /// [`GemvTile::W16`], the decode GEMV is on, the device is sm_80+, the weights are int8 or
-    /// f16, K is a whole number of 64-byte chunks and `m` is past the fused path's rows and at
-    /// most 32 (decode steps of 5–32 sequences; W8A16 otherwise dequantizes every weight to f16
-    /// per pass above 16 rows).
+    /// pass of `m` rows: its row tile (8, 16 or 32), when the pass's tile
+    /// ([`GpuModel::gemv_tile_for`]) is [`GemvTile::W16`], the decode GEMV is on, the device is
+    /// sm_80+, the weights are int8 or f16, K is a whole number of 64-byte chunks and `m` is
+    /// past the fused path's rows and at most [`W16_MAX_ROWS`] (decode steps of 5–32
+    /// sequences; W8A16 otherwise dequantizes every weight to f16 per pass above 16 rows).
     pub(super) fn w16_batched_tile(&self, ty: WeightTy, m: usize, k: usize) -> Option<usize> {
-        let sm80 = self.dev.info().compute_capability.0 >= 8;
-        w16_batched_tile(self.tile, self.gemv, sm80, ty, m, k)
+        w16_batched_tile(self.gemv_tile_for(m), self.gemv, self.sm80(), ty, m, k)
+    }
+
+    fn sm80(&self) -> bool {
+        self.dev.info().compute_capability.0 >= 8
+    }
+
+    /// The decode GEMV layout a pass of `rows` rows runs: the forced tile
+    /// ([`GpuModel::set_gemv_tile`], `EAI_GEMV_TILE`), else [`default_gemv_tile`] for this
+    /// model's scheme and width on this device.
+    ///
+    /// [`default_gemv_tile`]: super::default_gemv_tile
+    pub fn gemv_tile_for(&self, rows: usize) -> GemvTile {
+        self.tile.for_pass(self.scheme, rows, self.sm80(), self.cfg.hidden)
     }
 
     /// Blocks of `warps` warps (and `smem` bytes of dynamic shared memory) of kernel `name`
@@ -489,10 +354,9 @@ impl GpuModel {
     unsafe fn dgemv(&self, v: Variant, ty: WeightTy, a: &DecArgs) -> Result<()> {
         let (m, n, k) = (a.m as usize, a.n as usize, a.k as usize);
         let mt = m_tile(m);
-        let sm80 = self.dev.info().compute_capability.0 >= 8;
         let dims = (m, n, k, a.d as usize, a.f as usize);
         let Launch { name, units, warps, smem, block_k, w16 } =
-            launch_plan(v, ty, self.tile, self.cfg.hidden, sm80, dims);
+            launch_plan(v, ty, self.gemv_tile_for(m), self.sm80(), dims);
         let resident = |warps: usize| self.resident_blocks(&name, warps, smem);
         let mut warps = warps;
         // Warp-per-unit kernels: `warps` units per block; block-split-K: one unit per block.
@@ -568,6 +432,7 @@ impl GpuModel {
             ..DecArgs::default()
         };
         let scale = 1.0f32 / (d as f32).sqrt();
+        let tile = self.gemv_tile_for(m);
         let window = c.sliding_window.map_or(0u32, |w| w.min(u32::MAX as usize) as u32);
         let attn = match &sc.act {
             Act::Float(Dense::F32(_)) => "attention_dec_f32",
@@ -635,7 +500,7 @@ impl GpuModel {
                 ..base
             };
             // SAFETY: o weights (h × nh·d), attention output (m × nh·d), residual (m × h).
-            unsafe { self.dgemv(Variant::Plain(self.tile), ty, &a)? };
+            unsafe { self.dgemv(Variant::Plain(tile), ty, &a)? };
             let (w, sw, ty) = self.weight_of(&layer.gate_up);
             let a = DecArgs {
                 w,
@@ -663,7 +528,7 @@ impl GpuModel {
                 ..base
             };
             // SAFETY: down weights (h × f), SwiGLU output (m × f), residual (m × h).
-            unsafe { self.dgemv(Variant::Plain(self.tile), ty, &a)? };
+            unsafe { self.dgemv(Variant::Plain(tile), ty, &a)? };
         }
         Ok(())
     }
@@ -725,24 +590,8 @@ mod tests {
     }
 
     #[test]
-    fn tile_labels_round_trip() {
-        for t in GemvTile::ALL {
-            assert_eq!(GemvTile::from_label(t.label()), Some(t));
-        }
-        assert_eq!(GemvTile::from_label("r9u9"), None);
-        assert_eq!(m_tile(3), 4);
-        assert_eq!(GemvTile::Auto.resolve_for(576, true, true), GemvTile::T8U4);
-        assert_eq!(GemvTile::Auto.resolve_for(576, true, false), GemvTile::K4U2);
-        assert_eq!(GemvTile::Auto.resolve_for(576, false, true), GemvTile::K4U2);
-        assert_eq!(GemvTile::Auto.resolve_for(3584, true, true), GemvTile::K4U2);
-        assert_eq!(GemvTile::R2U4.resolve_for(3584, true, true), GemvTile::R2U4);
-        assert_eq!(GemvTile::T8U8.resolve_for(3584, false, true), GemvTile::K4U2);
-        assert!(GemvTile::K4U2.block_k() && !GemvTile::R4U2.block_k());
-        assert_eq!(GemvTile::K2U4.rows(), 2);
-        assert_eq!(GemvTile::W16.resolve_for(3584, true, true), GemvTile::W16);
-        assert_eq!(GemvTile::W16.resolve_for(3584, false, true), GemvTile::W16);
-        assert_eq!(GemvTile::W16.resolve_for(3584, true, false), GemvTile::K4U2);
-        assert!(GemvTile::W16.block_k() && !GemvTile::W16.tensor_core());
+    fn m_tile_pads_to_1_2_4() {
+        assert_eq!((m_tile(1), m_tile(2), m_tile(3), m_tile(4)), (1, 2, 4, 4));
     }
 
     /// Every (tile, weight format, device generation, variant, shape, row count) dispatches to
@@ -781,11 +630,16 @@ mod tests {
                         ];
                         for (v, n, k) in gemvs {
                             for m in 1..=4 {
-                                let l = launch_plan(v, ty, tile, h, sm80, (m, n, k, d, f));
+                                let pass = tile.for_pass(scheme_of(ty), m, sm80, h);
+                                let v = match v {
+                                    Variant::Plain(_) => Variant::Plain(pass),
+                                    v => v,
+                                };
+                                let l = launch_plan(v, ty, pass, sm80, (m, n, k, d, f));
                                 assert!(names.contains(&l.name), "{tile:?} {ty:?} {v:?}: {l:?}");
                                 // (The CUDA-core norm kernels' smem is checked by fused_fits.)
                                 assert!(l.units > 0 && (!l.w16 || l.smem <= TW_SMEM_MAX));
-                                let tw = tile == GemvTile::W16
+                                let tw = pass == GemvTile::W16
                                     && sm80
                                     && matches!(ty, WeightTy::I8 | WeightTy::Dense(InType::F16))
                                     && h % 64 == 0
@@ -794,7 +648,7 @@ mod tests {
                                     assert!(l.w16, "{tile:?} {ty:?} {v:?} {h}: {l:?}");
                                 }
                                 assert_eq!(l.w16, l.name.contains("_w"), "{l:?}");
-                                if !(tile == GemvTile::W16 && sm80) {
+                                if !(pass == GemvTile::W16 && sm80) {
                                     assert!(!l.w16, "{l:?}");
                                 }
                             }
@@ -804,8 +658,8 @@ mod tests {
             }
         }
         // Qwen2.5-7B's units: qkv 288 (rope pairs of 8), gate/up 2,368, down 224, head 9,504.
-        let i8 = WeightTy::I8;
-        let qwen = |v, n, k| launch_plan(v, i8, GemvTile::W16, 3584, true, (1, n, k, 128, 18944));
+        let (i8, f16) = (WeightTy::I8, WeightTy::Dense(InType::F16));
+        let qwen = |v, n, k| launch_plan(v, i8, GemvTile::W16, true, (1, n, k, 128, 18944));
         assert_eq!(qwen(Variant::NormRope, 4608, 3584).units, 288);
         assert_eq!(qwen(Variant::NormSwiglu, 37888, 3584).units, 2368);
         assert_eq!(qwen(Variant::Plain(GemvTile::W16), 3584, 18944).units, 224);
@@ -814,6 +668,28 @@ mod tests {
             (head.units, head.smem, head.name.as_str()),
             (9504, 8192 + 7168, "dg_i8_wnp_m1")
         );
+        // The default (Auto) at Qwen2.5-7B shapes on sm_80+: K4U2 and the CUDA-core norm
+        // kernels at batch 1, W16 from 2 rows (W8A16 and FP16).
+        for (ty, scheme, wn) in [(i8, GpuScheme::W8A16, "i8"), (f16, GpuScheme::Fp16, "f16")] {
+            for (m, plain, norm) in [(1, "xp_k4u2_m1", "nr_m1"), (2, "wxp_m2", "wnr_m2")] {
+                let pass = GemvTile::Auto.for_pass(scheme, m, true, 3584);
+                let dims = |n, k| (m, n, k, 128, 18944);
+                let down = launch_plan(Variant::Plain(pass), ty, pass, true, dims(3584, 18944));
+                assert_eq!(down.name, format!("dg_{wn}_{plain}"));
+                let qkv = launch_plan(Variant::NormRope, ty, pass, true, dims(4608, 3584));
+                assert_eq!(qkv.name, format!("dg_{wn}_{norm}"));
+            }
+        }
+    }
+
+    /// The scheme whose layers have weights of `ty`.
+    fn scheme_of(ty: WeightTy) -> GpuScheme {
+        match ty {
+            WeightTy::I8 => GpuScheme::W8A16,
+            WeightTy::Dense(InType::F16) => GpuScheme::Fp16,
+            WeightTy::Dense(InType::Bf16) => GpuScheme::Bf16,
+            WeightTy::Dense(InType::F32) => GpuScheme::Fp32,
+        }
     }
 
     /// A CPU model of the W16 kernel's data flow for one warp: thread (g, t) loads `epv`
@@ -890,6 +766,31 @@ mod tests {
         assert_eq!(w16_batched_tile(GemvTile::W16, true, true, f16, 20, 3616), Some(32));
     }
 
+    /// The default rule's batched passes: W8A16 decode steps of 5–32 rows and FP16 ones of
+    /// 5–8 take the batched W16 GEMV (layers and f16 head); FP16 above 8 rows, every pass
+    /// above 32 rows and pre-sm_80 devices do not.
+    #[test]
+    fn the_default_rule_takes_the_batched_w16_gemv_where_it_won() {
+        let (i8, f16) = (WeightTy::I8, WeightTy::Dense(InType::F16));
+        for m in 5..=40 {
+            for sm80 in [true, false] {
+                let w8 = GemvTile::Auto.for_pass(GpuScheme::W8A16, m, sm80, 3584);
+                let fp = GemvTile::Auto.for_pass(GpuScheme::Fp16, m, sm80, 3584);
+                let w8_on = sm80 && m <= 32;
+                let fp_on = sm80 && m <= 8;
+                // W8A16: int8 layers and the f16 head.
+                for ty in [i8, f16] {
+                    let t = w16_batched_tile(w8, true, sm80, ty, m, 3584);
+                    assert_eq!(t.is_some(), w8_on, "W8A16 {m} {sm80} {ty:?}");
+                }
+                let t = w16_batched_tile(fp, true, sm80, f16, m, 3584);
+                assert_eq!(t.is_some(), fp_on, "FP16 {m} {sm80}");
+                // The decode GEMV off: no W16 either.
+                assert_eq!(w16_batched_tile(w8, false, sm80, i8, m, 3584), None);
+            }
+        }
+    }
+
     fn tys_all() -> [WeightTy; 4] {
         [
             WeightTy::I8,
@@ -919,8 +820,13 @@ mod tests {
             for var in GemvTile::ALL
                 .iter()
                 .flat_map(|t| {
-                    [(1, true), (1, false), (1 << 20, true), (1 << 20, false)]
-                        .map(|(h, sm80)| t.resolve_for(h, int8, sm80))
+                    let scheme = if int8 { GpuScheme::W8A16 } else { GpuScheme::Fp16 };
+                    [(1, true), (1, false), (1 << 20, true), (1 << 20, false)].into_iter().flat_map(
+                        move |(h, sm80)| {
+                            (1..=4)
+                                .map(move |m| t.for_pass(scheme, m, sm80, h).for_format(int8, sm80))
+                        },
+                    )
                 })
                 .map(|t| match t {
                     GemvTile::W16 => "wxp".to_string(),

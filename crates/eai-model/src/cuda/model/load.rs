@@ -321,6 +321,9 @@ impl GpuModel {
     ) -> Result<Self> {
         let scheme = opts.scheme;
         let (h, d, nh, nkv, f) = (cfg.hidden, cfg.head_dim, cfg.n_heads, cfg.n_kv_heads, cfg.ffn);
+        if let Some(reason) = opts.tile_error() {
+            return Err(GpuError::Unsupported { model: model_name.to_string(), reason });
+        }
         if let Some(reason) = bloom::unsupported(&cfg) {
             return Err(GpuError::Unsupported { model: model_name.to_string(), reason });
         }

@@ -149,10 +149,12 @@ pub struct GpuOptions {
     /// [`GEMV_DENSE_MAX_M`] rows). On by default; `EAI_FUSED_DECODE=0` turns the default off;
     /// [`GpuModel::set_fused_decode`] toggles it on a loaded model.
     pub fused_decode: bool,
-    /// Row layout of the fused path's plain GEMVs (o and down projections); the tensor-core
-    /// layouts also run the norm-fused int8 GEMVs (qkv, gate/up, int8 head) on tensor cores.
-    /// [`GemvTile::Auto`] (default) decides per model and weight format; the environment
-    /// variable `EAI_GEMV_TILE=<label>` (e.g. `w16`) sets another default.
+    /// Decode GEMV layout: the row layout of the fused path's plain GEMVs (o and down
+    /// projections); the tensor-core layouts also run the norm-fused GEMVs (qkv, gate/up, LM
+    /// head), and [`GemvTile::W16`] the batched GEMVs of 5–32-row passes. [`GemvTile::Auto`]
+    /// (default) picks per pass by scheme, rows and device ([`super::default_gemv_tile`], the
+    /// measured best); any other tile is forced on every pass, for A/B runs — the environment
+    /// variable `EAI_GEMV_TILE=<label>` (e.g. `w16`, `k4u2`) sets it.
     pub gemv_tile: GemvTile,
     /// For the int8 schemes (W8A16, W8A8, dynamic), an **int8 LM head**: the head matrix (the
     /// embedding table when tied) quantized per output row with eai-quant's int8 weight spec
@@ -164,6 +166,17 @@ pub struct GpuOptions {
     /// the option is meant for generation). Off by default (the CPU reference's head is f32);
     /// ignored for the float schemes. `EAI_INT8_HEAD=1` turns the default on.
     pub int8_head: bool,
+    /// `EAI_GEMV_TILE` was set to a label that names no tile.
+    unknown_env_tile: bool,
+}
+
+/// The tile `EAI_GEMV_TILE`'s value asks for: `Auto` when unset or blank, `None` when it names
+/// no tile.
+fn tile_from_env(v: Option<&str>) -> Option<GemvTile> {
+    match v.map(str::trim) {
+        None | Some("") => Some(GemvTile::Auto),
+        Some(l) => GemvTile::from_label(l),
+    }
 }
 
 /// Largest row count for which the dense schemes use the decode GEMV (beyond: cuBLAS).
@@ -178,19 +191,18 @@ impl GpuOptions {
         let fused_decode = std::env::var("EAI_FUSED_DECODE").map_or(true, |v| v.trim() != "0");
         let int8_head = std::env::var("EAI_INT8_HEAD").is_ok_and(|v| v.trim() == "1");
         let half_head = std::env::var("EAI_HALF_HEAD").map_or(true, |v| v.trim() != "0");
-        // `EAI_GEMV_TILE=<label>` (e.g. `w16`, `k4u2`): the decode GEMV layout, for A/B runs.
-        let gemv_tile = std::env::var("EAI_GEMV_TILE")
-            .ok()
-            .and_then(|v| GemvTile::from_label(v.trim()))
-            .unwrap_or_default();
+        // `EAI_GEMV_TILE=<label>` (e.g. `w16`, `k4u2`): the decode GEMV layout, for A/B runs;
+        // a label naming no tile (e.g. one deleted in issue 16) fails the model's load.
+        let env_tile = tile_from_env(std::env::var("EAI_GEMV_TILE").ok().as_deref());
         GpuOptions {
             scheme,
             half_head,
             decode_gemv,
             cuda_graph,
             fused_decode,
-            gemv_tile,
+            gemv_tile: env_tile.unwrap_or_default(),
             int8_head,
+            unknown_env_tile: env_tile.is_none(),
         }
     }
 
@@ -206,10 +218,20 @@ impl GpuOptions {
         self
     }
 
-    /// Sets [`GpuOptions::gemv_tile`].
+    /// Sets [`GpuOptions::gemv_tile`] (an unknown `EAI_GEMV_TILE` no longer matters).
     pub fn gemv_tile(mut self, tile: GemvTile) -> Self {
         self.gemv_tile = tile;
+        self.unknown_env_tile = false;
         self
+    }
+
+    /// The error a model load reports when `EAI_GEMV_TILE` named no tile and no tile was set.
+    pub(super) fn tile_error(&self) -> Option<String> {
+        self.unknown_env_tile.then(|| {
+            let v = std::env::var("EAI_GEMV_TILE").unwrap_or_default();
+            let labels: Vec<&str> = GemvTile::ALL.iter().map(|t| t.label()).collect();
+            format!("EAI_GEMV_TILE={v:?} names no decode GEMV tile (one of {})", labels.join(", "))
+        })
     }
 
     /// Sets [`GpuOptions::cuda_graph`].
@@ -288,4 +310,24 @@ pub struct GpuMemory {
     pub device_free: u64,
     /// Total device memory.
     pub device_total: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_tile_labels_parse_and_unknown_ones_are_flagged() {
+        assert_eq!(tile_from_env(None), Some(GemvTile::Auto));
+        assert_eq!(tile_from_env(Some(" ")), Some(GemvTile::Auto));
+        assert_eq!(tile_from_env(Some(" w16\n")), Some(GemvTile::W16));
+        assert_eq!(tile_from_env(Some("k4u2")), Some(GemvTile::K4U2));
+        // Deleted in issue 16, and typos: flagged, so the load fails instead of running Auto.
+        assert_eq!(tile_from_env(Some("r4u2")), None);
+        assert_eq!(tile_from_env(Some("W16x")), None);
+        let mut o = GpuOptions::new(GpuScheme::Fp16);
+        o.unknown_env_tile = true;
+        assert!(o.tile_error().is_some_and(|e| e.contains("k4u2, t8u4, w16")));
+        assert_eq!(o.gemv_tile(GemvTile::K4U2).tile_error(), None);
+    }
 }
