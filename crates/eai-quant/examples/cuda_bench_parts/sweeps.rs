@@ -258,6 +258,20 @@ pub(super) fn sweep_reg(
     Ok(())
 }
 
+/// One dequantize of `q` (`n` int8 codes) into `out`, as a ratio of the useful bytes (codes
+/// read, values written, 8 bytes of scale and zero point per group) to the copy bandwidth `roof`.
+fn dequant_ratio<O: eai_quant::cuda::FloatElem>(
+    dev: &CudaDevice,
+    samples: usize,
+    q: &eai_quant::cuda::DeviceQuantized,
+    out: &mut eai_quant::cuda::DeviceBuffer<O>,
+    n: usize,
+    roof: f64,
+) -> BoxResult<f64> {
+    let bytes = (1 + std::mem::size_of::<O>()) as f64 * n as f64 + 8.0 * q.scales().len() as f64;
+    Ok(gbs(bytes, time_op(dev, samples, |_| Ok(dev.dequantize_into(q, out)?))?) / roof)
+}
+
 /// Sweep of the dequantize grid size (blocks per multiprocessor).
 pub(super) fn sweep_dequant(
     dev: &CudaDevice,
@@ -288,33 +302,12 @@ pub(super) fn sweep_dequant(
         let mut t = default;
         t.dequant_blocks_per_sm = b;
         dev.set_tuning(t);
-        let groups = pc.scales().len() as f64;
-        let r32 = gbs(
-            5.0 * n as f64 + 8.0 * groups,
-            time_op(dev, samples, |_| Ok(dev.dequantize_into(&pc, &mut x32)?))?,
-        ) / roof;
-        let rb = gbs(
-            3.0 * n as f64 + 8.0 * groups,
-            time_op(dev, samples, |_| Ok(dev.dequantize_into(&pc, &mut xb)?))?,
-        ) / roof;
-        let rh = gbs(
-            3.0 * n as f64 + 8.0 * groups,
-            time_op(dev, samples, |_| Ok(dev.dequantize_into(&pc, &mut xh)?))?,
-        ) / roof;
-        let gg = pg.scales().len() as f64;
-        let rg = gbs(
-            3.0 * n as f64 + 8.0 * gg,
-            time_op(dev, samples, |_| Ok(dev.dequantize_into(&pg, &mut xb)?))?,
-        ) / roof;
-        let rg32 = gbs(
-            5.0 * n as f64 + 8.0 * gg,
-            time_op(dev, samples, |_| Ok(dev.dequantize_into(&pg, &mut x32)?))?,
-        ) / roof;
-        let gq = q8.scales().len() as f64;
-        let rq32 = gbs(
-            5.0 * n as f64 + 8.0 * gq,
-            time_op(dev, samples, |_| Ok(dev.dequantize_into(&q8, &mut x32)?))?,
-        ) / roof;
+        let r32 = dequant_ratio(dev, samples, &pc, &mut x32, n, roof)?;
+        let rb = dequant_ratio(dev, samples, &pc, &mut xb, n, roof)?;
+        let rh = dequant_ratio(dev, samples, &pc, &mut xh, n, roof)?;
+        let rg = dequant_ratio(dev, samples, &pg, &mut xb, n, roof)?;
+        let rg32 = dequant_ratio(dev, samples, &pg, &mut x32, n, roof)?;
+        let rq32 = dequant_ratio(dev, samples, &q8, &mut x32, n, roof)?;
         let geo = (r32 * rb * rh * rg * rg32 * rq32).powf(1.0 / 6.0);
         r.line(format!(
             "| {b} | {r32:.3} | {rb:.3} | {rh:.3} | {rg:.3} | {rg32:.3} | {rq32:.3} | {geo:.3} |"
