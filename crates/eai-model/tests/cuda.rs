@@ -10,6 +10,7 @@ use eai_model::cuda::{GpuModel, GpuScheme, open_device};
 use eai_model::{F32Tensor, LoadOptions, Model, ModelConfig, Scheme, WeightSource};
 use eai_quant::cuda::CudaDevice;
 
+mod attention_gpu;
 mod bloom_gguf;
 mod bloom_gpu;
 mod w16_gpu;

@@ -9,10 +9,13 @@ use cudarc::nvrtc::{CompileOptions, Ptx};
 
 use super::error::{GpuError, Result};
 
-/// The kernel source: `model.cu` followed by the fused decode kernels of `decode.cu`, the
-/// bandwidth tensor-core GEMVs of `tw.cu` and BLOOM's kernels of `bloom.cu`.
+/// The kernel source: `model.cu` followed by the attention kernels of `attention.cu`, the
+/// fused decode kernels of `decode.cu`, the bandwidth tensor-core GEMVs of `tw.cu` and BLOOM's
+/// kernels of `bloom.cu`.
 pub(crate) const SOURCE: &str = concat!(
     include_str!("../../kernels/model.cu"),
+    "\n",
+    include_str!("../../kernels/attention.cu"),
     "\n",
     include_str!("../../kernels/decode.cu"),
     "\n",
@@ -108,6 +111,15 @@ pub(crate) const ENTRY_POINTS: &[&str] = &[
     "attention_prefill_f32",
     "attention_prefill_f16",
     "attention_prefill_bf16",
+    "attention_prefill_tile_f32_v2",
+    "attention_prefill_tile_f32_v4",
+    "attention_prefill_tile_f32_v8",
+    "attention_prefill_tile_f16_v2",
+    "attention_prefill_tile_f16_v4",
+    "attention_prefill_tile_f16_v8",
+    "attention_prefill_tile_bf16_v2",
+    "attention_prefill_tile_bf16_v4",
+    "attention_prefill_tile_bf16_v8",
     "swiglu_f32",
     "swiglu_f16",
     "swiglu_bf16",

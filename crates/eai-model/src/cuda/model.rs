@@ -357,6 +357,41 @@ fn prefill_attention_cfg(rows: usize, n_heads: usize, n_kv_heads: usize, d: usiz
     }
 }
 
+/// Warps per block and (row, head) pairs per warp of the tiled scoring attention kernel
+/// (`ATTT_WARPS`, `ATTT_PAIRS` in kernels/attention.cu).
+const ATTT_WARPS: usize = 8;
+const ATTT_PAIRS: usize = 4;
+
+/// Launch configuration of the tiled scoring attention kernel (`attention_prefill_tile_*`) and
+/// its rows per tile: one block of `ATTT_WARPS` warps per (tile, kv head, group of ≤ 8 query
+/// heads). A tile holds as many rows as keep its (row, head) pairs within `ATTT_WARPS ·
+/// ATTT_PAIRS` and its staged queries, beside a chunk of `ch` keys and values
+/// (`(ch·(d + 4) + ch·d + tr·heads·d)` floats), within 48 KiB of shared memory.
+fn prefill_tile_cfg(
+    rows: usize,
+    n_heads: usize,
+    n_kv_heads: usize,
+    d: usize,
+) -> (LaunchConfig, u32) {
+    let group = n_heads / n_kv_heads.max(1);
+    let heads = group.clamp(1, 8);
+    let d = d.max(1);
+    let ch = (4096 / d).min(32);
+    let kv = ch * (d + 4) + ch * d;
+    let room = ((48 << 10) / 4usize).saturating_sub(kv) / (heads * d);
+    let tr = (ATTT_WARPS * ATTT_PAIRS / heads).min(room).max(1);
+    let cfg = LaunchConfig {
+        grid_dim: (
+            u32::try_from(rows.max(1).div_ceil(tr)).unwrap_or(u32::MAX),
+            u32::try_from(n_kv_heads).unwrap_or(u32::MAX),
+            u32::try_from(group.div_ceil(8)).unwrap_or(u32::MAX),
+        ),
+        block_dim: (32 * ATTT_WARPS as u32, 1, 1),
+        shared_mem_bytes: u32::try_from(4 * (kv + tr * heads * d)).unwrap_or(u32::MAX),
+    };
+    (cfg, tr as u32)
+}
+
 /// Rows of a forward pass rounded up so that few distinct scratch shapes exist.
 pub(crate) fn bucket_rows(m: usize) -> usize {
     match m {
@@ -423,6 +458,8 @@ pub struct GpuModel {
     fused: bool,
     /// Decode GEMV layout: `Auto` (the rule per pass, [`GpuModel::gemv_tile_for`]) or forced.
     tile: GemvTile,
+    /// Scoring attention over tiles of query rows (see [`GpuOptions::tiled_attention`]).
+    tiled_attention: bool,
 }
 
 impl GpuModel {
@@ -496,6 +533,11 @@ impl GpuModel {
         self.fused = on;
         self.graph = None;
         self.fused && self.gemv
+    }
+
+    /// Turns the tiled scoring attention on or off (see [`GpuOptions::tiled_attention`]).
+    pub fn set_tiled_attention(&mut self, on: bool) {
+        self.tiled_attention = on;
     }
 
     /// Sets the decode GEMV layout (see [`GpuOptions::gemv_tile`]): [`GemvTile::Auto`] follows
@@ -630,6 +672,12 @@ mod tests {
                 for (nh, nkv) in [(9, 3), (32, 8), (28, 4), (64, 64), (64, 1), (71, 1)] {
                     let cfg = prefill_attention_cfg(m, nh, nkv, d);
                     assert_eq!(check_launch(&cfg), Ok(()), "{m} rows, d {d}, {nh}:{nkv}");
+                    let (cfg, tr) = prefill_tile_cfg(m, nh, nkv, d);
+                    assert_eq!(check_launch(&cfg), Ok(()), "tiled: {m} rows, d {d}, {nh}:{nkv}");
+                    // Every row in one tile, every (row, head) pair held by a warp.
+                    let heads = (nh / nkv).clamp(1, 8);
+                    assert!(cfg.grid_dim.0 as usize * tr as usize >= m);
+                    assert!(tr as usize * heads <= ATTT_WARPS * ATTT_PAIRS, "{tr} rows × {heads}");
                 }
             }
         }
@@ -637,6 +685,12 @@ mod tests {
         // The kernel strides its keys by its own ATT_WARPS: the block must hold exactly that.
         let define = format!("#define ATT_WARPS {ATT_WARPS}\n");
         assert!(super::super::kernels::SOURCE.contains(&define), "{define}");
+        for define in [
+            format!("#define ATTT_WARPS {ATTT_WARPS}\n"),
+            format!("#define ATTT_PAIRS {ATTT_PAIRS}\n"),
+        ] {
+            assert!(super::super::kernels::SOURCE.contains(&define), "{define}");
+        }
     }
 
     #[test]

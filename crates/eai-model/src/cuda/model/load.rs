@@ -491,6 +491,7 @@ impl GpuModel {
             graph: None,
             fused: opts.fused_decode,
             tile: opts.gemv_tile,
+            tiled_attention: opts.tiled_attention,
         })
     }
 }

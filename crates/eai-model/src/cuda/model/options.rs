@@ -166,6 +166,13 @@ pub struct GpuOptions {
     /// the option is meant for generation). Off by default (the CPU reference's head is f32);
     /// ignored for the float schemes. `EAI_INT8_HEAD=1` turns the default on.
     pub int8_head: bool,
+    /// Scoring passes (log-likelihoods over shared prefixes) run their attention over tiles of
+    /// query rows: the rows of a tile that belong to one sequence share each chunk of keys and
+    /// values staged in shared memory, instead of staging them once per row (issue 14: full
+    /// HellaSwag, contexts of ~100 tokens); the same arithmetic per (row, head) as the per-row
+    /// kernel. On by default; `EAI_TILED_ATTENTION=0` turns the default off (the per-row
+    /// kernel), for A/B runs; [`GpuModel::set_tiled_attention`] toggles it on a loaded model.
+    pub tiled_attention: bool,
     /// `EAI_GEMV_TILE` was set to a label that names no tile.
     unknown_env_tile: bool,
 }
@@ -191,6 +198,8 @@ impl GpuOptions {
         let fused_decode = std::env::var("EAI_FUSED_DECODE").map_or(true, |v| v.trim() != "0");
         let int8_head = std::env::var("EAI_INT8_HEAD").is_ok_and(|v| v.trim() == "1");
         let half_head = std::env::var("EAI_HALF_HEAD").map_or(true, |v| v.trim() != "0");
+        let tiled_attention =
+            std::env::var("EAI_TILED_ATTENTION").map_or(true, |v| v.trim() != "0");
         // `EAI_GEMV_TILE=<label>` (e.g. `w16`, `k4u2`): the decode GEMV layout, for A/B runs;
         // a label naming no tile (e.g. one deleted in issue 16) fails the model's load.
         let env_tile = tile_from_env(std::env::var("EAI_GEMV_TILE").ok().as_deref());
@@ -202,6 +211,7 @@ impl GpuOptions {
             fused_decode,
             gemv_tile: env_tile.unwrap_or_default(),
             int8_head,
+            tiled_attention,
             unknown_env_tile: env_tile.is_none(),
         }
     }
@@ -232,6 +242,12 @@ impl GpuOptions {
             let labels: Vec<&str> = GemvTile::ALL.iter().map(|t| t.label()).collect();
             format!("EAI_GEMV_TILE={v:?} names no decode GEMV tile (one of {})", labels.join(", "))
         })
+    }
+
+    /// Sets [`GpuOptions::tiled_attention`].
+    pub fn tiled_attention(mut self, on: bool) -> Self {
+        self.tiled_attention = on;
+        self
     }
 
     /// Sets [`GpuOptions::cuda_graph`].

@@ -1,0 +1,431 @@
+// Attention kernels of eai-model (appended to model.cu by src/cuda/kernels.rs; uses its
+// element types, warp reductions and typedefs): the generation attention (one query row per
+// block), the scoring attention over shared prefixes (one query row per block, and tiles of
+// query rows sharing their keys).
+
+// ---------------------------------------------------------------------------------------------
+// Causal attention, one block of ATT_WARPS warps per (query row, head): the row in blockIdx.x
+// (a packed generation prefill has tens of thousands of rows, beyond gridDim.y's 65,535), the
+// head in blockIdx.y. Each warp runs an online softmax over its share of the visible keys
+// (lanes split the head dimension, d/32 values per lane, d ≤ 256), then the warps are merged.
+// Keys of sequence s at cache slots seq_off[s] + j, j ≤ pos (and pos − j < window when
+// window > 0). With `alibi` non-null (BLOOM) the score of key j gains alibi[head] · (j − pos),
+// as the CPU reference adds it. ATT_WARPS matches `ATT_WARPS` in src/cuda/model.rs (the block
+// size).
+#define ATT_WARPS 8
+#define ATT_MAXV 8
+
+// The end of the generation attention kernels (attention_body, attention_dec_body): merges the
+// NW warps' online-softmax states (running max m, sum l, and acc — this lane's `per` values of
+// the head dimension) and writes the block's output row o[0, d) = Σ_w acc_w·e^(m_w − M) /
+// Σ_w l_w·e^(m_w − M), M = max_w m_w (warps that saw no key weigh 0).
+template <class T, int NW>
+__device__ __forceinline__ void attn_merge_warps(float m, float l, const float* acc, u32 per,
+                                                 u32 d, typename T::raw* __restrict__ o) {
+    __shared__ float sm_m[NW], sm_l[NW];
+    __shared__ float sm_acc[NW][256];
+    const u32 lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
+    if (lane == 0) {
+        sm_m[warp] = m;
+        sm_l[warp] = l;
+    }
+#pragma unroll
+    for (u32 i = 0; i < ATT_MAXV; ++i)
+        if (i < per) sm_acc[warp][i * 32 + lane] = acc[i];
+    __syncthreads();
+    float gm = -INFINITY;
+#pragma unroll
+    for (u32 w = 0; w < NW; ++w) gm = fmaxf(gm, sm_m[w]);
+    float gl = 0.0f;
+    float f[NW];
+#pragma unroll
+    for (u32 w = 0; w < NW; ++w) {
+        f[w] = (sm_m[w] == -INFINITY) ? 0.0f : expf(sm_m[w] - gm);
+        gl += sm_l[w] * f[w];
+    }
+    for (u32 c = threadIdx.x; c < d; c += blockDim.x) {
+        float a = 0.0f;
+#pragma unroll
+        for (u32 w = 0; w < NW; ++w) a += sm_acc[w][c] * f[w];
+        o[c] = T::from_f32(a / gl);
+    }
+}
+
+// The start of the generation attention kernels for query row r, head `head`: a padding row
+// (seq < 0) gets a zero output row o[0, d) and false; otherwise the lane's d/32 query values go
+// to q (the rest 0), acc is zeroed, and `at` gets the position, the kv head, the first visible
+// key (sliding window) and the sequence's first cache slot.
+struct AttnRow {
+    u32 p, kvh, first;
+    u64 base;
+};
+template <class T>
+__device__ __forceinline__ bool attn_row(const float* __restrict__ qkv, const int* __restrict__ seq,
+                                         const int* __restrict__ pos,
+                                         const u32* __restrict__ seq_off, u32 r, u32 head, u32 nh,
+                                         u32 nkv, u32 d, u32 window, typename T::raw* o,
+                                         float* q, float* acc, AttnRow& at) {
+    const u32 lane = threadIdx.x & 31u, per = d >> 5;
+    const int s = seq[r];
+    if (s < 0) {
+        for (u32 c = threadIdx.x; c < d; c += blockDim.x) o[c] = T::from_f32(0.0f);
+        return false;
+    }
+    at.p = (u32)pos[r];
+    at.kvh = head / (nh / nkv);
+    const float* qrow = qkv + (u64)r * (nh + 2 * nkv) * d + (u64)head * d;
+#pragma unroll
+    for (u32 i = 0; i < ATT_MAXV; ++i) {
+        q[i] = (i < per) ? qrow[i * 32 + lane] : 0.0f;
+        acc[i] = 0.0f;
+    }
+    at.first = (window > 0 && at.p + 1 > window) ? at.p + 1 - window : 0;
+    at.base = (u64)seq_off[s];
+    return true;
+}
+
+template <class T>
+__device__ void attention_body(const float* __restrict__ qkv, const int* __restrict__ seq,
+                               const int* __restrict__ pos, const u32* __restrict__ seq_off,
+                               const float* __restrict__ kc, const float* __restrict__ vc,
+                               typename T::raw* __restrict__ out, u32 nh, u32 nkv, u32 d,
+                               float scale, u32 window, const float* __restrict__ alibi) {
+    const u32 r = blockIdx.x, head = blockIdx.y;
+    const u32 lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
+    const u32 per = d >> 5;  // values per lane
+    typename T::raw* o = out + (u64)r * nh * d + (u64)head * d;
+    float q[ATT_MAXV], acc[ATT_MAXV];
+    AttnRow at;
+    if (!attn_row<T>(qkv, seq, pos, seq_off, r, head, nh, nkv, d, window, o, q, acc, at)) return;
+    const u32 p = at.p, kvh = at.kvh, first = at.first;
+    const u64 base = at.base;
+    float m = -INFINITY, l = 0.0f;
+    for (u32 j = first + warp; j <= p; j += ATT_WARPS) {
+        const float* kr = kc + ((base + j) * nkv + kvh) * d;
+        float dot = 0.0f;
+#pragma unroll
+        for (u32 i = 0; i < ATT_MAXV; ++i)
+            if (i < per) dot += q[i] * kr[i * 32 + lane];
+        dot = warp_sum(dot) * scale;
+        if (alibi) dot += alibi[head] * ((float)j - (float)p);
+        const float mn = fmaxf(m, dot);
+        const float corr = expf(m - mn);
+        const float e = expf(dot - mn);
+        l = l * corr + e;
+        const float* vr = vc + ((base + j) * nkv + kvh) * d;
+#pragma unroll
+        for (u32 i = 0; i < ATT_MAXV; ++i)
+            if (i < per) acc[i] = acc[i] * corr + e * vr[i * 32 + lane];
+        m = mn;
+    }
+    attn_merge_warps<T, ATT_WARPS>(m, l, acc, per, d, o);
+}
+#define EAI_ATTN(NAME, T)                                                                      \
+    extern "C" __global__ void NAME(const float* qkv, const int* seq, const int* pos,         \
+                                    const u32* seq_off, const float* kc, const float* vc,      \
+                                    T::raw* out, u32 nh, u32 nkv, u32 d, float scale,          \
+                                    u32 window, const float* alibi) {                          \
+        attention_body<T>(qkv, seq, pos, seq_off, kc, vc, out, nh, nkv, d, scale, window,      \
+                          alibi);                                                              \
+    }
+EAI_ATTN(attention_f32, F32)
+EAI_ATTN(attention_f16, F16)
+EAI_ATTN(attention_bf16, BF16)
+
+
+// ---------------------------------------------------------------------------------------------
+// Scoring (prefill) attention with shared prefixes. One block per (query row, kv head, part):
+// its warps are query heads of that kv head (at most 8 per block; `part` picks which 8). The
+// block walks the row's visible keys in chunks of `ch` keys (ch = min(32, 4096 / d)), staging
+// each chunk's K and V rows in shared memory once for all its heads; per warp, lane j computes
+// the score of key j of the chunk (full dot product, q from shared memory), one online-softmax
+// update per chunk, then the lanes (over the head dimension) accumulate the chunk's V rows.
+//
+// Key j (0 ≤ j ≤ pos) of sequence s lives at cache slot
+//     pre[2s] + j        when j < pre[2s + 1]   (the shared prefix: another sequence's slots)
+//     seq_off[s] + j     otherwise              (the sequence's own slots, as rope_qkv wrote)
+// so a continuation packed after its context attends to the context's slots without a copy.
+// d ≤ 256 and d % 32 == 0. Dynamic shared memory: (ch·(d + 4) + ch·d + 8·d) floats.
+template <class T>
+__device__ void attention_prefill_body(const float* __restrict__ qkv, const int* __restrict__ seq,
+                                       const int* __restrict__ pos, const u32* __restrict__ seq_off,
+                                       const u32* __restrict__ pre, const float* __restrict__ kc,
+                                       const float* __restrict__ vc, typename T::raw* __restrict__ out,
+                                       u32 nh, u32 nkv, u32 d, float scale, u32 window,
+                                       const float* __restrict__ alibi) {
+    extern __shared__ float4 smem4[];
+    float* smem = (float*)smem4;
+    const u32 r = blockIdx.x, kvh = blockIdx.y, part = blockIdx.z;
+    const u32 lane = threadIdx.x & 31u, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    const u32 group = nh / nkv;
+    const u32 head0 = kvh * group + part * 8;
+    const u32 nheads = min(8u, group - part * 8);
+    const u32 ch = min(32u, 4096u / d);
+    const u32 ks = d + 4;  // padded K row stride (conflict-free 16-byte reads across lanes)
+    float* sk = smem;
+    float* sv = sk + ch * ks;
+    float* sq = sv + ch * d;
+    const int s = seq[r];
+    if (s < 0) {
+        for (u32 i = threadIdx.x; i < nheads * d; i += blockDim.x)
+            out[(u64)r * nh * d + (u64)head0 * d + i] = T::from_f32(0.0f);
+        return;
+    }
+    const u32 p = (u32)pos[r];
+    const u32 first = (window > 0 && p + 1 > window) ? p + 1 - window : 0;
+    const u64 base = (u64)seq_off[s];
+    const u32 plen = pre[2 * s + 1];
+    const u64 pbase = (u64)pre[2 * s];
+    const u32 width = (nh + 2 * nkv) * d;
+    for (u32 i = threadIdx.x; i < nheads * d; i += blockDim.x)
+        sq[i] = qkv[(u64)r * width + (u64)head0 * d + i];
+    const bool active = warp < nheads;
+    const u32 per = d >> 5;
+    float acc[ATT_MAXV];
+#pragma unroll
+    for (u32 i = 0; i < ATT_MAXV; ++i) acc[i] = 0.0f;
+    float m = -INFINITY, l = 0.0f;
+    const u32 d4 = d >> 2;
+    for (u32 j0 = first; j0 <= p; j0 += ch) {
+        const u32 n = min(ch, p + 1 - j0);
+        __syncthreads();  // previous chunk consumed (and sq written, first time)
+        for (u32 t = threadIdx.x; t < n * d4; t += blockDim.x) {
+            const u32 kj = t / d4, c4 = t % d4;
+            const u32 j = j0 + kj;
+            const u64 slot = (j < plen) ? pbase + j : base + j;
+            const u64 g = (slot * nkv + kvh) * d;
+            const float4 kv4 = *(const float4*)(kc + g + 4 * c4);
+            const float4 vv4 = *(const float4*)(vc + g + 4 * c4);
+            *(float4*)(sk + kj * ks + 4 * c4) = kv4;
+            *(float4*)(sv + kj * d + 4 * c4) = vv4;
+        }
+        __syncthreads();
+        if (active) {
+            const float* qh = sq + warp * d;
+            float sc = -INFINITY;
+            if (lane < n) {
+                float dot = 0.0f;
+                const float* kr = sk + lane * ks;
+                for (u32 c = 0; c < d; c += 4) {
+                    const float4 a = *(const float4*)(qh + c);
+                    const float4 b = *(const float4*)(kr + c);
+                    dot += a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w;
+                }
+                sc = dot * scale;
+                if (alibi) sc += alibi[head0 + warp] * ((float)(j0 + lane) - (float)p);
+            }
+            const float mn = fmaxf(m, warp_max(sc));
+            const float corr = expf(m - mn);
+            const float e = (lane < n) ? expf(sc - mn) : 0.0f;
+            l = l * corr + warp_sum(e);
+#pragma unroll
+            for (u32 i = 0; i < ATT_MAXV; ++i) acc[i] *= corr;
+            for (u32 kj = 0; kj < n; ++kj) {
+                const float w = __shfl_sync(0xffffffffu, e, kj);
+                const float* vr = sv + kj * d;
+#pragma unroll
+                for (u32 i = 0; i < ATT_MAXV; ++i)
+                    if (i < per) acc[i] += w * vr[i * 32 + lane];
+            }
+            m = mn;
+        }
+    }
+    if (active) {
+        typename T::raw* o = out + (u64)r * nh * d + (u64)(head0 + warp) * d;
+#pragma unroll
+        for (u32 i = 0; i < ATT_MAXV; ++i)
+            if (i < per) o[i * 32 + lane] = T::from_f32(acc[i] / l);
+    }
+    (void)nw;
+}
+#define EAI_ATTN_PREFILL(NAME, T)                                                              \
+    extern "C" __global__ void NAME(const float* qkv, const int* seq, const int* pos,         \
+                                    const u32* seq_off, const u32* pre, const float* kc,       \
+                                    const float* vc, T::raw* out, u32 nh, u32 nkv, u32 d,      \
+                                    float scale, u32 window, const float* alibi) {             \
+        attention_prefill_body<T>(qkv, seq, pos, seq_off, pre, kc, vc, out, nh, nkv, d, scale, \
+                                  window, alibi);                                              \
+    }
+EAI_ATTN_PREFILL(attention_prefill_f32, F32)
+EAI_ATTN_PREFILL(attention_prefill_f16, F16)
+EAI_ATTN_PREFILL(attention_prefill_bf16, BF16)
+
+// ---------------------------------------------------------------------------------------------
+// Scoring attention over tiles of query rows: one block of ATTT_WARPS warps per (tile of `tr`
+// consecutive rows, kv head, part of ≤ 8 query heads). The rows of a tile that belong to one
+// sequence (a run: most tiles hold one) share their keys, so the block stages each chunk of the
+// run's keys in shared memory once for all its rows and query heads, where attention_prefill
+// stages them once per row. Warp w holds the run's (row, head) pairs w + k·ATTT_WARPS,
+// k < ATTT_PAIRS, and per pair and chunk does attention_prefill's arithmetic: lane j scores key
+// j, one online-softmax update, then the lanes (over the head dimension) accumulate the chunk's
+// V rows; keys after the pair's position (or before its sliding window) weigh 0. Keys are
+// addressed as in attention_prefill (shared prefix, then the sequence's own slots). Without a
+// window every row's chunks start at key 0, as attention_prefill's do (the same arithmetic,
+// plus keys of weight 0). The host keeps tr·nheads ≤ ATTT_WARPS·ATTT_PAIRS and the shared memory within its launch
+// (`prefill_tile_cfg` in src/cuda/model.rs, which matches ATTT_WARPS and ATTT_PAIRS).
+// Dynamic shared memory: (ch·(d + 4) + ch·d + tr·nheads·d) floats, ch = min(32, 4096 / d).
+#define ATTT_WARPS 8
+#define ATTT_PAIRS 4
+template <class T, int V>
+__device__ void attention_prefill_tile_body(
+    const float* __restrict__ qkv, const int* __restrict__ seq, const int* __restrict__ pos,
+    const u32* __restrict__ seq_off, const u32* __restrict__ pre, const float* __restrict__ kc,
+    const float* __restrict__ vc, typename T::raw* __restrict__ out, u32 nh, u32 nkv, u32 d,
+    float scale, u32 window, const float* __restrict__ alibi, u32 rows, u32 tr) {
+    extern __shared__ float4 smem4[];
+    __shared__ u32 run[3];  // run end (exclusive), first key, last key
+    float* smem = (float*)smem4;
+    const u32 kvh = blockIdx.y, part = blockIdx.z;
+    const u32 lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
+    const u32 group = nh / nkv;
+    const u32 head0 = kvh * group + part * 8;
+    const u32 nheads = min(8u, group - part * 8);
+    const u32 ch = min(32u, 4096u / d);
+    const u32 ks = d + 4;  // padded K row stride (conflict-free 16-byte reads across lanes)
+    float* sk = smem;
+    float* sv = sk + ch * ks;
+    float* sq = sv + ch * d;
+    const u32 width = (nh + 2 * nkv) * d;
+    const u32 per = d >> 5, d4 = d >> 2, hd = nheads * d;
+    const u32 r_end = min(rows, blockIdx.x * tr + tr);
+    for (u32 r0 = blockIdx.x * tr; r0 < r_end;) {
+        __syncthreads();  // the previous run is done with `run` and sq
+        if (threadIdx.x == 0) {
+            const int s0 = seq[r0];
+            u32 r1 = r0 + 1, lo = 0xffffffffu, hi = 0;
+            while (r1 < r_end && seq[r1] == s0) ++r1;
+            for (u32 r = r0; s0 >= 0 && r < r1; ++r) {
+                const u32 p = (u32)pos[r];
+                lo = min(lo, (window > 0 && p + 1 > window) ? p + 1 - window : 0u);
+                hi = max(hi, p);
+            }
+            run[0] = r1;
+            run[1] = lo;
+            run[2] = hi;
+        }
+        __syncthreads();
+        const u32 r1 = run[0], lo = run[1], hi = run[2];
+        const int s = seq[r0];
+        const u32 nrows = r1 - r0;
+        if (s < 0) {
+            for (u32 i = threadIdx.x; i < nrows * hd; i += blockDim.x)
+                out[(u64)(r0 + i / hd) * nh * d + (u64)head0 * d + i % hd] = T::from_f32(0.0f);
+            r0 = r1;
+            continue;
+        }
+        for (u32 i = threadIdx.x; i < nrows * hd; i += blockDim.x)
+            sq[i] = qkv[(u64)(r0 + i / hd) * width + (u64)head0 * d + i % hd];
+        const u64 base = (u64)seq_off[s];
+        const u32 plen = pre[2 * s + 1];
+        const u64 pbase = (u64)pre[2 * s];
+        const u32 npairs = nrows * nheads;
+        float acc[ATTT_PAIRS][V], m[ATTT_PAIRS], l[ATTT_PAIRS];
+        u32 pp[ATTT_PAIRS], pf[ATTT_PAIRS];
+#pragma unroll
+        for (u32 k = 0; k < ATTT_PAIRS; ++k) {
+            const u32 pair = warp + k * ATTT_WARPS;
+            pp[k] = (pair < npairs) ? (u32)pos[r0 + pair / nheads] : 0u;
+            pf[k] = (window > 0 && pp[k] + 1 > window) ? pp[k] + 1 - window : 0u;
+            m[k] = -INFINITY;
+            l[k] = 0.0f;
+#pragma unroll
+            for (u32 i = 0; i < V; ++i) acc[k][i] = 0.0f;
+        }
+        for (u32 j0 = lo; j0 <= hi; j0 += ch) {
+            const u32 n = min(ch, hi + 1 - j0);
+            __syncthreads();  // previous chunk consumed (and sq written, first time)
+            for (u32 t = threadIdx.x; t < n * d4; t += blockDim.x) {
+                const u32 kj = t / d4, c4 = t % d4;
+                const u32 j = j0 + kj;
+                const u64 slot = (j < plen) ? pbase + j : base + j;
+                const u64 g = (slot * nkv + kvh) * d;
+                *(float4*)(sk + kj * ks + 4 * c4) = *(const float4*)(kc + g + 4 * c4);
+                *(float4*)(sv + kj * d + 4 * c4) = *(const float4*)(vc + g + 4 * c4);
+            }
+            __syncthreads();
+            float dot[ATTT_PAIRS];
+#pragma unroll
+            for (u32 k = 0; k < ATTT_PAIRS; ++k) dot[k] = 0.0f;
+            if (lane < n) {
+                const float* kr = sk + lane * ks;
+                for (u32 c = 0; c < d; c += 4) {
+                    const float4 b = *(const float4*)(kr + c);
+#pragma unroll
+                    for (u32 k = 0; k < ATTT_PAIRS; ++k) {
+                        if (warp + k * ATTT_WARPS < npairs) {
+                            const float4 a = *(const float4*)(sq + (warp + k * ATTT_WARPS) * d + c);
+                            dot[k] += a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w;
+                        }
+                    }
+                }
+            }
+            float e[ATTT_PAIRS];
+#pragma unroll
+            for (u32 k = 0; k < ATTT_PAIRS; ++k) {
+                e[k] = 0.0f;
+                const u32 pair = warp + k * ATTT_WARPS;
+                if (pair >= npairs) continue;  // warp-uniform
+                const u32 j = j0 + lane;
+                const bool seen = lane < n && j <= pp[k] && j >= pf[k];
+                float sc = -INFINITY;
+                if (seen) {
+                    sc = dot[k] * scale;
+                    if (alibi) sc += alibi[head0 + pair % nheads] * ((float)j - (float)pp[k]);
+                }
+                const float cm = warp_max(sc);
+                if (cm == -INFINITY) continue;  // no key of this chunk is visible to the pair
+                const float mn = fmaxf(m[k], cm);
+                const float corr = expf(m[k] - mn);
+                e[k] = seen ? expf(sc - mn) : 0.0f;
+                l[k] = l[k] * corr + warp_sum(e[k]);
+#pragma unroll
+                for (u32 i = 0; i < V; ++i) acc[k][i] *= corr;
+                m[k] = mn;
+            }
+            // Keys a pair does not see have e = 0 and add nothing (every staged V row is a
+            // finite value another row of the run attends to).
+            for (u32 kj = 0; kj < n; ++kj) {
+                float vr[V];
+#pragma unroll
+                for (u32 i = 0; i < V; ++i) vr[i] = (i < per) ? sv[kj * d + i * 32 + lane] : 0.0f;
+#pragma unroll
+                for (u32 k = 0; k < ATTT_PAIRS; ++k) {
+                    const float w = __shfl_sync(0xffffffffu, e[k], kj);
+#pragma unroll
+                    for (u32 i = 0; i < V; ++i)
+                        if (i < per) acc[k][i] += w * vr[i];
+                }
+            }
+        }
+#pragma unroll
+        for (u32 k = 0; k < ATTT_PAIRS; ++k) {
+            const u32 pair = warp + k * ATTT_WARPS;
+            if (pair >= npairs) continue;
+            typename T::raw* o =
+                out + (u64)(r0 + pair / nheads) * nh * d + (u64)(head0 + pair % nheads) * d;
+#pragma unroll
+            for (u32 i = 0; i < V; ++i)
+                if (i < per) o[i * 32 + lane] = T::from_f32(acc[k][i] / l[k]);
+        }
+        r0 = r1;
+    }
+}
+#define EAI_ATTN_PREFILL_TILE(NAME, T, V)                                                      \
+    extern "C" __global__ void __launch_bounds__(ATTT_WARPS * 32)                              \
+        NAME(const float* qkv, const int* seq, const int* pos, const u32* seq_off,             \
+             const u32* pre, const float* kc, const float* vc, T::raw* out, u32 nh, u32 nkv,   \
+             u32 d, float scale, u32 window, const float* alibi, u32 rows, u32 tr) {           \
+        attention_prefill_tile_body<T, V>(qkv, seq, pos, seq_off, pre, kc, vc, out, nh, nkv,   \
+                                          d, scale, window, alibi, rows, tr);                  \
+    }
+// One entry point per output type and bound V ≥ d / 32 on the values per lane (registers per
+// pair scale with V): v2 for d ≤ 64, v4 for d ≤ 128, v8 for d ≤ 256.
+EAI_ATTN_PREFILL_TILE(attention_prefill_tile_f32_v2, F32, 2)
+EAI_ATTN_PREFILL_TILE(attention_prefill_tile_f32_v4, F32, 4)
+EAI_ATTN_PREFILL_TILE(attention_prefill_tile_f32_v8, F32, 8)
+EAI_ATTN_PREFILL_TILE(attention_prefill_tile_f16_v2, F16, 2)
+EAI_ATTN_PREFILL_TILE(attention_prefill_tile_f16_v4, F16, 4)
+EAI_ATTN_PREFILL_TILE(attention_prefill_tile_f16_v8, F16, 8)
+EAI_ATTN_PREFILL_TILE(attention_prefill_tile_bf16_v2, BF16, 2)
+EAI_ATTN_PREFILL_TILE(attention_prefill_tile_bf16_v4, BF16, 4)
+EAI_ATTN_PREFILL_TILE(attention_prefill_tile_bf16_v8, BF16, 8)
