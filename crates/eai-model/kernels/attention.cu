@@ -256,16 +256,17 @@ EAI_ATTN_PREFILL(attention_prefill_bf16, BF16)
 // sequence (a run: most tiles hold one) share their keys, so the block stages each chunk of the
 // run's keys in shared memory once for all its rows and query heads, where attention_prefill
 // stages them once per row. Warp w holds the run's (row, head) pairs w + k·ATTT_WARPS,
-// k < ATTT_PAIRS, and per pair and chunk does attention_prefill's arithmetic: lane j scores key
-// j, one online-softmax update, then the lanes (over the head dimension) accumulate the chunk's
-// V rows; keys after the pair's position (or before its sliding window) weigh 0. Keys are
+// k < ATTT_PAIRS, and per pair and chunk does attention_prefill's arithmetic in its order: lane
+// j scores key j (reading each key's K values once for all the warp's pairs), one online-softmax
+// update, then the lanes (over the head dimension) accumulate the chunk's V rows; keys after the pair's position (or before its sliding window) weigh 0. Keys are
 // addressed as in attention_prefill (shared prefix, then the sequence's own slots). Without a
 // window every row's chunks start at key 0, as attention_prefill's do (the same arithmetic,
 // plus keys of weight 0). The host keeps tr·nheads ≤ ATTT_WARPS·ATTT_PAIRS and the shared memory within its launch
 // (`prefill_tile_cfg` in src/cuda/model.rs, which matches ATTT_WARPS and ATTT_PAIRS).
-// Dynamic shared memory: (ch·(d + 4) + ch·d + tr·nheads·d) floats, ch = min(32, 4096 / d).
-#define ATTT_WARPS 8
-#define ATTT_PAIRS 4
+// Dynamic shared memory: (ch·(d + 4) + ch·d + tr·nheads·d) floats, ch = min(32, 4096 / d);
+// static: the weights, ATTT_WARPS·ATTT_PAIRS·32 floats, and 3 words.
+#define ATTT_WARPS 4
+#define ATTT_PAIRS 8
 template <class T, int V>
 __device__ void attention_prefill_tile_body(
     const float* __restrict__ qkv, const int* __restrict__ seq, const int* __restrict__ pos,
@@ -274,6 +275,7 @@ __device__ void attention_prefill_tile_body(
     float scale, u32 window, const float* __restrict__ alibi, u32 rows, u32 tr) {
     extern __shared__ float4 smem4[];
     __shared__ u32 run[3];  // run end (exclusive), first key, last key
+    __shared__ __align__(16) float sw[ATTT_WARPS][ATTT_PAIRS][32];  // per warp: pair × key weights
     float* smem = (float*)smem4;
     const u32 kvh = blockIdx.y, part = blockIdx.z;
     const u32 lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
@@ -320,12 +322,11 @@ __device__ void attention_prefill_tile_body(
         const u64 pbase = (u64)pre[2 * s];
         const u32 npairs = nrows * nheads;
         float acc[ATTT_PAIRS][V], m[ATTT_PAIRS], l[ATTT_PAIRS];
-        u32 pp[ATTT_PAIRS], pf[ATTT_PAIRS];
+        u32 pp[ATTT_PAIRS];
 #pragma unroll
         for (u32 k = 0; k < ATTT_PAIRS; ++k) {
             const u32 pair = warp + k * ATTT_WARPS;
             pp[k] = (pair < npairs) ? (u32)pos[r0 + pair / nheads] : 0u;
-            pf[k] = (window > 0 && pp[k] + 1 > window) ? pp[k] + 1 - window : 0u;
             m[k] = -INFINITY;
             l[k] = 0.0f;
 #pragma unroll
@@ -366,7 +367,7 @@ __device__ void attention_prefill_tile_body(
                 const u32 pair = warp + k * ATTT_WARPS;
                 if (pair >= npairs) continue;  // warp-uniform
                 const u32 j = j0 + lane;
-                const bool seen = lane < n && j <= pp[k] && j >= pf[k];
+                const bool seen = lane < n && j <= pp[k] && (window == 0 || j + window > pp[k]);
                 float sc = -INFINITY;
                 if (seen) {
                     sc = dot[k] * scale;
@@ -382,20 +383,35 @@ __device__ void attention_prefill_tile_body(
                 for (u32 i = 0; i < V; ++i) acc[k][i] *= corr;
                 m[k] = mn;
             }
-            // Keys a pair does not see have e = 0 and add nothing (every staged V row is a
-            // finite value another row of the run attends to).
-            for (u32 kj = 0; kj < n; ++kj) {
-                float vr[V];
+            // The weights go through shared memory (four keys' weights per 16-byte broadcast
+            // read); per four keys the lanes read their V values once for every pair. Keys a
+            // pair does not see have weight 0 and add nothing (every staged V row is a finite
+            // value another row of the run attends to); keys past the chunk are not read.
 #pragma unroll
-                for (u32 i = 0; i < V; ++i) vr[i] = (i < per) ? sv[kj * d + i * 32 + lane] : 0.0f;
+            for (u32 k = 0; k < ATTT_PAIRS; ++k) sw[warp][k][lane] = e[k];
+            __syncwarp();
+            for (u32 kj = 0; kj < n; kj += 4) {
+                float vr[4][V];
 #pragma unroll
-                for (u32 k = 0; k < ATTT_PAIRS; ++k) {
-                    const float w = __shfl_sync(0xffffffffu, e[k], kj);
+                for (u32 t = 0; t < 4; ++t)
 #pragma unroll
                     for (u32 i = 0; i < V; ++i)
-                        if (i < per) acc[k][i] += w * vr[i];
+                        vr[t][i] = (kj + t < n && i < per) ? sv[(kj + t) * d + i * 32 + lane] : 0.0f;
+#pragma unroll
+                for (u32 k = 0; k < ATTT_PAIRS; ++k) {
+                    const float4 w = *(const float4*)&sw[warp][k][kj];
+#pragma unroll
+                    for (u32 i = 0; i < V; ++i) {
+                        if (i < per) {
+                            acc[k][i] += w.x * vr[0][i];
+                            acc[k][i] += w.y * vr[1][i];
+                            acc[k][i] += w.z * vr[2][i];
+                            acc[k][i] += w.w * vr[3][i];
+                        }
+                    }
                 }
             }
+            __syncwarp();  // the weights are read before the next chunk writes them
         }
 #pragma unroll
         for (u32 k = 0; k < ATTT_PAIRS; ++k) {
@@ -410,8 +426,8 @@ __device__ void attention_prefill_tile_body(
         r0 = r1;
     }
 }
-#define EAI_ATTN_PREFILL_TILE(NAME, T, V)                                                      \
-    extern "C" __global__ void __launch_bounds__(ATTT_WARPS * 32)                              \
+#define EAI_ATTN_PREFILL_TILE(NAME, T, V, MINB)                                                \
+    extern "C" __global__ void __launch_bounds__(ATTT_WARPS * 32, MINB)                        \
         NAME(const float* qkv, const int* seq, const int* pos, const u32* seq_off,             \
              const u32* pre, const float* kc, const float* vc, T::raw* out, u32 nh, u32 nkv,   \
              u32 d, float scale, u32 window, const float* alibi, u32 rows, u32 tr) {           \
@@ -419,13 +435,14 @@ __device__ void attention_prefill_tile_body(
                                           d, scale, window, alibi, rows, tr);                  \
     }
 // One entry point per output type and bound V ≥ d / 32 on the values per lane (registers per
-// pair scale with V): v2 for d ≤ 64, v4 for d ≤ 128, v8 for d ≤ 256.
-EAI_ATTN_PREFILL_TILE(attention_prefill_tile_f32_v2, F32, 2)
-EAI_ATTN_PREFILL_TILE(attention_prefill_tile_f32_v4, F32, 4)
-EAI_ATTN_PREFILL_TILE(attention_prefill_tile_f32_v8, F32, 8)
-EAI_ATTN_PREFILL_TILE(attention_prefill_tile_f16_v2, F16, 2)
-EAI_ATTN_PREFILL_TILE(attention_prefill_tile_f16_v4, F16, 4)
-EAI_ATTN_PREFILL_TILE(attention_prefill_tile_f16_v8, F16, 8)
-EAI_ATTN_PREFILL_TILE(attention_prefill_tile_bf16_v2, BF16, 2)
-EAI_ATTN_PREFILL_TILE(attention_prefill_tile_bf16_v4, BF16, 4)
-EAI_ATTN_PREFILL_TILE(attention_prefill_tile_bf16_v8, BF16, 8)
+// pair scale with V): v2 for d ≤ 64, v4 for d ≤ 128, v8 for d ≤ 256; MINB blocks per SM keep
+// the registers within what each needs without spilling (ptxas -v, sm_90).
+EAI_ATTN_PREFILL_TILE(attention_prefill_tile_f32_v2, F32, 2, 6)
+EAI_ATTN_PREFILL_TILE(attention_prefill_tile_f32_v4, F32, 4, 4)
+EAI_ATTN_PREFILL_TILE(attention_prefill_tile_f32_v8, F32, 8, 3)
+EAI_ATTN_PREFILL_TILE(attention_prefill_tile_f16_v2, F16, 2, 6)
+EAI_ATTN_PREFILL_TILE(attention_prefill_tile_f16_v4, F16, 4, 4)
+EAI_ATTN_PREFILL_TILE(attention_prefill_tile_f16_v8, F16, 8, 3)
+EAI_ATTN_PREFILL_TILE(attention_prefill_tile_bf16_v2, BF16, 2, 6)
+EAI_ATTN_PREFILL_TILE(attention_prefill_tile_bf16_v4, BF16, 4, 4)
+EAI_ATTN_PREFILL_TILE(attention_prefill_tile_bf16_v8, BF16, 8, 3)

@@ -565,57 +565,57 @@ __device__ __forceinline__ void block_argmax(float& m, u32& mi, float* red, u32*
     }
 }
 
-// Scoring: per logits row, log Σ exp (f64 accumulation, as the CPU engine) and the first argmax.
+// Scoring: per logits row, log Σ exp and the first argmax (over the first `limit` columns), in
+// one pass over the row (the row is read from memory once: a scoring chunk's logits do not fit
+// in L2). Each thread keeps the running maximum m of its columns and s = Σ exp(v − m) in f64
+// (each term exp(v − m) ≤ 1 in f32, the sum rescaled by exp(m_old − m_new) when m grows), then
+// the block merges the threads' (m, s) pairs: lse = M + log Σ s_t·exp(m_t − M). A NaN or +inf
+// logit makes the sum NaN (the caller rejects non-finite scores), as the CPU engine's does.
 extern "C" __global__ void row_stats(const float* __restrict__ logits, u32 vocab, u32 limit,
                                      double* __restrict__ lse, u32* __restrict__ amax_idx) {
     __shared__ float red[32];
     __shared__ u32 redi[32];
+    __shared__ float redm[32];
     __shared__ double redd[32];
     const u32 r = blockIdx.x;
     const float* row = logits + (u64)r * vocab;
-    float m = -INFINITY;
-    u32 mi = 0xffffffffu;
+    float am = -INFINITY, m = -INFINITY;
+    u32 ami = 0xffffffffu;
+    double sum = 0.0;
     for (u32 c = threadIdx.x; c < vocab; c += blockDim.x) {
         const float v = row[c];
-        if (c < limit && (v > m || (v == m && c < mi))) {
-            m = v;
-            mi = c;
+        if (c < limit && (v > am || (v == am && c < ami))) {
+            am = v;
+            ami = c;
         }
+        if (v > m) {
+            if (m != -INFINITY) sum *= exp((double)m - (double)v);
+            m = v;
+        }
+        sum += (v == -INFINITY) ? 0.0 : (double)expf(v - m);
     }
     // block argmax (ties: lower index)
-    block_argmax(m, mi, red, redi);
+    block_argmax(am, ami, red, redi);
     const u32 lane = threadIdx.x & 31u, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    if (threadIdx.x == 0) {
-        red[0] = m;
-        redi[0] = mi;
-    }
-    __syncthreads();
-    // log-sum-exp over the whole row (the CPU engine's normaliser spans every logit).
-    float gmax = -INFINITY;
-    for (u32 c = threadIdx.x; c < vocab; c += blockDim.x) gmax = fmaxf(gmax, row[c]);
-    __syncthreads();
-    float tmp = warp_max(gmax);
-    __shared__ float red2[32];
-    if (lane == 0) red2[warp] = tmp;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        float b = red2[0];
-        for (u32 w = 1; w < nw; ++w) b = fmaxf(b, red2[w]);
-        red2[0] = b;
-    }
-    __syncthreads();
-    gmax = red2[0];
-    double sum = 0.0;
-    for (u32 c = threadIdx.x; c < vocab; c += blockDim.x) sum += exp((double)(row[c] - gmax));
+    // merge the running (m, sum) pairs: warps first, then the block
+    const float wm = warp_max(m);
+    // (a thread with m = -inf holds sum 0, or NaN after a NaN logit: kept as it is)
+    double ws = (m == -INFINITY) ? sum : sum * exp((double)m - (double)wm);
 #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-    if (lane == 0) redd[warp] = sum;
+    for (int o = 16; o > 0; o >>= 1) ws += __shfl_xor_sync(0xffffffffu, ws, o);
+    if (lane == 0) {
+        redm[warp] = wm;
+        redd[warp] = ws;
+    }
     __syncthreads();
     if (threadIdx.x == 0) {
+        float g = redm[0];
+        for (u32 w = 1; w < nw; ++w) g = fmaxf(g, redm[w]);
         double t = 0.0;
-        for (u32 w = 0; w < nw; ++w) t += redd[w];
-        lse[r] = log(t) + (double)gmax;
-        amax_idx[r] = redi[0];
+        for (u32 w = 0; w < nw; ++w)
+            t += (redm[w] == -INFINITY) ? redd[w] : redd[w] * exp((double)redm[w] - (double)g);
+        lse[r] = log(t) + (double)g;
+        amax_idx[r] = ami;  // block_argmax's result (thread 0)
     }
 }
 

@@ -359,14 +359,15 @@ fn prefill_attention_cfg(rows: usize, n_heads: usize, n_kv_heads: usize, d: usiz
 
 /// Warps per block and (row, head) pairs per warp of the tiled scoring attention kernel
 /// (`ATTT_WARPS`, `ATTT_PAIRS` in kernels/attention.cu).
-const ATTT_WARPS: usize = 8;
-const ATTT_PAIRS: usize = 4;
+const ATTT_WARPS: usize = 4;
+const ATTT_PAIRS: usize = 8;
 
 /// Launch configuration of the tiled scoring attention kernel (`attention_prefill_tile_*`) and
 /// its rows per tile: one block of `ATTT_WARPS` warps per (tile, kv head, group of ≤ 8 query
 /// heads). A tile holds as many rows as keep its (row, head) pairs within `ATTT_WARPS ·
 /// ATTT_PAIRS` and its staged queries, beside a chunk of `ch` keys and values
-/// (`(ch·(d + 4) + ch·d + tr·heads·d)` floats), within 48 KiB of shared memory.
+/// (`(ch·(d + 4) + ch·d + tr·heads·d)` floats) and the kernel's static weights
+/// (`ATTT_WARPS · ATTT_PAIRS · 32` floats and 3 words), within 48 KiB of shared memory.
 fn prefill_tile_cfg(
     rows: usize,
     n_heads: usize,
@@ -378,7 +379,8 @@ fn prefill_tile_cfg(
     let d = d.max(1);
     let ch = (4096 / d).min(32);
     let kv = ch * (d + 4) + ch * d;
-    let room = ((48 << 10) / 4usize).saturating_sub(kv) / (heads * d);
+    let fixed = ATTT_WARPS * ATTT_PAIRS * 32 + 4;
+    let room = ((48 << 10) / 4usize).saturating_sub(kv + fixed) / (heads * d);
     let tr = (ATTT_WARPS * ATTT_PAIRS / heads).min(room).max(1);
     let cfg = LaunchConfig {
         grid_dim: (
