@@ -82,7 +82,15 @@ fn w16_decode_gemv_matches_the_cuda_core_path_and_the_cpu() {
             g.set_gemv_tile(GemvTile::W16);
             let got = g.generation_logits_for(&ids).unwrap();
             let d = compare(&got, &rows_array(&want));
-            let bound = if scheme == GpuScheme::W8A16 && len > 16 { 0.06 } else { vs_r1u8 };
+            // The other path is cuBLAS for FP16 (f16 inputs rounded where cuBLAS rounds them,
+            // its own summation order): on the H100 (2026-12-06) the two FP16 paths were
+            // 2.3e-2 and 2.6e-2 from the CPU at 8 rows and 2.5e-2 apart, so between them the
+            // bound is the sum of their distances from the CPU, which the CPU bound guards.
+            let bound = match scheme {
+                GpuScheme::W8A16 if len > 16 => 0.06,
+                GpuScheme::Fp16 => 0.05,
+                _ => vs_r1u8,
+            };
             eprintln!(
                 "{label} rows {len}: batched W16 vs other tiles max |Δ| {:.3e}, top-1 {}",
                 d.max_abs, d.top1_agree

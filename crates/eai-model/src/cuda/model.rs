@@ -253,7 +253,7 @@ pub use load::open_device;
 pub use options::{GEMV_DENSE_MAX_M, GpuMemory, GpuOptions, GpuScheme, WeightBytes};
 pub use tile::{
     AUTO_TENSOR_CORE_MAX_HIDDEN, FP16_W16_MAX_ROWS, GemvTile, W16_DEFAULT_MAX_ROWS, W16_MAX_ROWS,
-    default_gemv_tile,
+    W16_MIN_ROWS, default_gemv_tile,
 };
 
 /// Weight format of a decode GEMV.

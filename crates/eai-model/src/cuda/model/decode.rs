@@ -669,9 +669,15 @@ mod tests {
             (9504, 8192 + 7168, "dg_i8_wnp_m1")
         );
         // The default (Auto) at Qwen2.5-7B shapes on sm_80+: K4U2 and the CUDA-core norm
-        // kernels at batch 1, W16 from 2 rows (W8A16 and FP16).
+        // kernels at 1 and 2 rows, W16 from 3 rows (W8A16 and FP16).
         for (ty, scheme, wn) in [(i8, GpuScheme::W8A16, "i8"), (f16, GpuScheme::Fp16, "f16")] {
-            for (m, plain, norm) in [(1, "xp_k4u2_m1", "nr_m1"), (2, "wxp_m2", "wnr_m2")] {
+            let cases = [
+                (1, "xp_k4u2_m1", "nr_m1"),
+                (2, "xp_k4u2_m2", "nr_m2"),
+                (3, "wxp_m4", "wnr_m4"),
+                (4, "wxp_m4", "wnr_m4"),
+            ];
+            for (m, plain, norm) in cases {
                 let pass = GemvTile::Auto.for_pass(scheme, m, true, 3584);
                 let dims = |n, k| (m, n, k, 128, 18944);
                 let down = launch_plan(Variant::Plain(pass), ty, pass, true, dims(3584, 18944));

@@ -18,9 +18,10 @@ use super::GpuScheme;
 pub enum GemvTile {
     /// The measured-best layout per pass, [`default_gemv_tile`]: batch 1 on the CUDA-core
     /// block-split-K GEMV [`GemvTile::K4U2`] (int8 weights of a model narrower than
-    /// [`AUTO_TENSOR_CORE_MAX_HIDDEN`]: [`GemvTile::T8U4`]); decode steps of 2 or more rows
-    /// on the bandwidth tensor-core GEMV [`GemvTile::W16`] — W8A16 at every row count it
-    /// serves (up to [`W16_MAX_ROWS`]), FP16 up to [`FP16_W16_MAX_ROWS`] rows (cuBLAS above).
+    /// [`AUTO_TENSOR_CORE_MAX_HIDDEN`]: [`GemvTile::T8U4`]); decode steps of
+    /// [`W16_MIN_ROWS`] or more rows on the bandwidth tensor-core GEMV [`GemvTile::W16`] —
+    /// W8A16 at every row count it serves (up to [`W16_MAX_ROWS`]), FP16 up to
+    /// [`FP16_W16_MAX_ROWS`] rows (cuBLAS above).
     #[default]
     Auto,
     /// One row per warp, 8 vectors in flight per lane (4 warps per block): the CUDA-core
@@ -48,6 +49,11 @@ pub enum GemvTile {
 
 /// Residual width below which batch-1 W8A16 decode runs its int8 GEMVs on [`GemvTile::T8U4`].
 pub const AUTO_TENSOR_CORE_MAX_HIDDEN: usize = 2048;
+
+/// Fewest rows of a pass that [`GemvTile::Auto`] runs on [`GemvTile::W16`]: at 2 rows
+/// [`GemvTile::K4U2`] was faster (H100, 2026-12-06, Qwen2.5-7B shapes: FP16 331.6 vs 306.2
+/// tok/s, W8A16 457.2 vs 450.7), at 4 W16 (FP16 596.2 vs 559.3, W8A16 792.3 vs 670.0).
+pub const W16_MIN_ROWS: usize = 3;
 
 /// Most rows of an FP16 pass that [`GemvTile::Auto`] runs on [`GemvTile::W16`]; above, cuBLAS.
 pub const FP16_W16_MAX_ROWS: usize = 8;
@@ -79,25 +85,29 @@ const _: () =
 /// - batch 1: [`GemvTile::K4U2`] (W16 was 0.95× for FP16 and 0.89–0.91× for W8A16), int8
 ///   weights of models narrower than [`AUTO_TENSOR_CORE_MAX_HIDDEN`] [`GemvTile::T8U4`]
 ///   (session 3, H200);
-/// - W8A16, 2 to [`W16_MAX_ROWS`] rows: [`GemvTile::W16`] (2.03× at 8 rows, 3.06× at 32);
+/// - 2 rows: [`GemvTile::K4U2`] (W16 was 0.92× for FP16, 0.99× for W8A16; see
+///   [`W16_MIN_ROWS`]);
+/// - W8A16, 3 to [`W16_MAX_ROWS`] rows: [`GemvTile::W16`] (1.18× at 4 rows, 2.03× at 8,
+///   3.13× at 16, 3.06× at 32);
 ///   larger passes (no W16 kernel) [`GemvTile::K4U2`], i.e. the weights dequantized to f16
 ///   for cuBLAS as before;
-/// - FP16, 2 to [`FP16_W16_MAX_ROWS`] rows: [`GemvTile::W16`] (1.05× over cuBLAS at 8 rows);
+/// - FP16, 3 to [`FP16_W16_MAX_ROWS`] rows: [`GemvTile::W16`] (1.07× at 4 rows, 1.05× over
+///   cuBLAS at 8);
 ///   more rows: [`GemvTile::K4U2`], i.e. cuBLAS above
 ///   [`GEMV_DENSE_MAX_M`](super::GEMV_DENSE_MAX_M) rows (W16 was 0.85×
 ///   at 32);
 /// - until the batched W16 kernels pass their GPU test, W16 only up to
 ///   [`W16_DEFAULT_MAX_ROWS`] rows (see there), [`GemvTile::K4U2`]'s paths above;
-/// - rows 2–7 were not measured: the W16 kernels read each weight once per pass and feed up to
-///   8 batch rows to one `mma` per weight fragment, so a pass of 2–7 rows costs what one of 8
-///   does, while the CUDA-core layouts' instructions per weight byte grow with the rows;
+/// - rows 3 and 5–7 were not measured: the W16 kernels read each weight once per pass and feed
+///   up to 8 batch rows to one `mma` per weight fragment, so a pass of 3–7 rows costs what one
+///   of 8 does, while the CUDA-core layouts' instructions per weight byte grow with the rows;
 /// - FP32, BF16, W8A8, dynamic, and devices before sm_80 (no W16 or tensor-core GEMV):
 ///   [`GemvTile::K4U2`], as before.
 pub fn default_gemv_tile(scheme: GpuScheme, rows: usize, sm80: bool, hidden: usize) -> GemvTile {
     if !sm80 {
         return GemvTile::K4U2;
     }
-    let w16 = |max: usize| (2..=max.min(W16_DEFAULT_MAX_ROWS)).contains(&rows);
+    let w16 = |max: usize| (W16_MIN_ROWS..=max.min(W16_DEFAULT_MAX_ROWS)).contains(&rows);
     match scheme {
         GpuScheme::W8A16 if w16(W16_MAX_ROWS) => GemvTile::W16,
         GpuScheme::W8A16 if rows <= 1 && hidden < AUTO_TENSOR_CORE_MAX_HIDDEN => GemvTile::T8U4,
@@ -215,8 +225,12 @@ mod tests {
         // for W8A16 (4506.9 vs 1471.1), not yet the default (above).
         assert_eq!(qwen(Fp16, 32), GemvTile::K4U2);
         assert_eq!(qwen(W8A16, 32), GemvTile::K4U2);
-        // Rows 2–4: the single-pass W16 GEMV, GPU-checked (one weight read per pass).
-        for rows in 2..=W16_DEFAULT_MAX_ROWS {
+        // Rows 2: K4U2 beat W16 (FP16 331.6 vs 306.2 tok/s, W8A16 457.2 vs 450.7).
+        assert_eq!(qwen(Fp16, 2), GemvTile::K4U2);
+        assert_eq!(qwen(W8A16, 2), GemvTile::K4U2);
+        // Rows 3–4: the single-pass W16 GEMV, GPU-checked (at 4 rows FP16 596.2 vs 559.3,
+        // W8A16 792.3 vs 670.0).
+        for rows in W16_MIN_ROWS..=W16_DEFAULT_MAX_ROWS {
             assert_eq!(qwen(Fp16, rows), GemvTile::W16, "{rows}");
             assert_eq!(qwen(W8A16, rows), GemvTile::W16, "{rows}");
         }
