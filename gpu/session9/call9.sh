@@ -1,6 +1,6 @@
 # Second round, call 9 (carry .gpu/g3; after call7.sh and call2.sh): joins the GGUF, checks the
 # revised tiled attention and one-pass row_stats (the tiled test, then eai-model's cuda suite but
-# with the W16 test on its revised FP16 batched bound), then issue 14's HellaSwag run (call5.sh).
+# with the W16 test on its revised FP16 batched bound), then issue 14's HellaSwag run (hs.sh).
 set -u
 R=$(pwd)
 cp $R/.gpu/g3/part.ac /root/g/ && cat /root/g/part.aa /root/g/part.ab /root/g/part.ac > /root/g/SmolLM2-135M-Instruct.Q4_1.gguf && rm /root/g/part.a?
@@ -14,4 +14,5 @@ mkdir -p /root/o/c9; : > /root/env.sh
   timeout 60 /root/b/cuda --test-threads=1 --nocapture --skip tiled_scoring_attention \
     > /root/o/c9/suite.log 2>&1; echo "suite rc=$?"; grep -E "test result|panicked|FAILED" /root/o/c9/suite.log | tail -8 )
 tar cJf $OUT/c9.tar.xz -C /root/o c9
-rm -rf /root/o/h14t /root/w_h14h/s_* ; bash gpu/session9/call5.sh
+mkdir -p /root/o/hs && (OUT=/root/o/hs timeout 200 bash gpu/session9/hs.sh > /root/o/hs/console.log 2>&1); echo "hs rc=$?"
+tail -14 /root/o/hs/console.log; tar cJf $OUT/hs.tar.xz -C /root/o hs

@@ -97,7 +97,7 @@ fn tiled_scoring_attention_equals_the_per_row_kernel() {
                 if let Some((p, n)) = seq.prefix {
                     input.extend_from_slice(&seqs[p].tokens[..n]);
                 }
-                input.extend_from_slice(&seqs[s].tokens);
+                input.extend_from_slice(seqs[s].tokens);
                 let want = cpu.logits_for(&input).unwrap();
                 let off = input.len() - seqs[s].tokens.len();
                 for (j, &p) in pos[s].iter().enumerate() {
