@@ -14,5 +14,5 @@ mkdir -p /root/o/c9; : > /root/env.sh
   timeout 60 /root/b/cuda --test-threads=1 --nocapture --skip tiled_scoring_attention \
     > /root/o/c9/suite.log 2>&1; echo "suite rc=$?"; grep -E "test result|panicked|FAILED" /root/o/c9/suite.log | tail -8 )
 tar cJf $OUT/c9.tar.xz -C /root/o c9
-mkdir -p /root/o/hs && (OUT=/root/o/hs timeout 200 bash gpu/session9/hs.sh > /root/o/hs/console.log 2>&1); echo "hs rc=$?"
+mkdir -p /root/o/hs && (OUT=/root/o/hs LEAN=${LEAN:-0} timeout 200 bash gpu/session9/hs.sh > /root/o/hs/console.log 2>&1); echo "hs rc=$?"
 tail -14 /root/o/hs/console.log; tar cJf $OUT/hs.tar.xz -C /root/o hs
