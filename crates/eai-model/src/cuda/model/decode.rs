@@ -782,9 +782,8 @@ mod tests {
             for sm80 in [true, false] {
                 let w8 = GemvTile::Auto.for_pass(GpuScheme::W8A16, m, sm80, 3584);
                 let fp = GemvTile::Auto.for_pass(GpuScheme::Fp16, m, sm80, 3584);
-                // Not by default until the batched kernels pass their GPU test
-                // (`W16_DEFAULT_MAX_ROWS`); forced, W8A16 up to 32 rows, FP16 too.
-                let (w8_on, fp_on) = (false, false);
+                // By default (sm_80+) W8A16 up to 32 rows, FP16 up to 8; forced, both to 32.
+                let (w8_on, fp_on) = (sm80 && m <= 32, sm80 && m <= 8);
                 let forced = w16_batched_tile(GemvTile::W16, true, sm80, i8, m, 3584);
                 assert_eq!(forced.is_some(), sm80 && m <= 32, "forced W16 {m} {sm80}");
                 // W8A16: int8 layers and the f16 head.

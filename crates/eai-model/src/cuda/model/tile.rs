@@ -62,15 +62,12 @@ pub const FP16_W16_MAX_ROWS: usize = 8;
 /// rows); larger passes take cuBLAS (FP16) or dequantize to f16 for cuBLAS (W8A16).
 pub const W16_MAX_ROWS: usize = 32;
 
-/// Most rows [`GemvTile::Auto`] gives to W16 today: the single-pass W16 GEMV of up to
-/// [`GEMV_DENSE_MAX_M`](super::GEMV_DENSE_MAX_M) rows, which passed its GPU tests (H100,
-/// 2026-12-06: `fused_decode_matches_the_unfused_path_and_the_cpu`, rows 1–4, every scheme).
-/// The batched W16 kernels (`dg_*_wxp_m8/16/32`, 5–32 rows) were measured 2–3× faster for
-/// W8A16 at 8 and 32 rows but have not yet passed their GPU correctness test
-/// (`w16_decode_gemv_matches_the_cuda_core_path_and_the_cpu` stopped at an FP16 bound before
-/// reaching them), so they run only when forced (`EAI_GEMV_TILE=w16`); when that test passes,
-/// this becomes [`W16_MAX_ROWS`] and the rule below takes them as measured.
-pub const W16_DEFAULT_MAX_ROWS: usize = super::GEMV_DENSE_MAX_M;
+/// Most rows [`GemvTile::Auto`] gives to W16: every row count its kernels serve. The batched
+/// W16 kernels (`dg_*_wxp_m8/16/32`, 5–32 rows) passed their GPU correctness test on an H100
+/// (2026-12-06, session 9: `w16_decode_gemv_matches_the_cuda_core_path_and_the_cpu`, W8A16
+/// with f32 / f16 / int8 heads and FP16, against the CUDA-core path and the CPU, greedy tokens
+/// of 1, 3 and 12 prompts equal); until then they ran only when forced (`EAI_GEMV_TILE=w16`).
+pub const W16_DEFAULT_MAX_ROWS: usize = W16_MAX_ROWS;
 
 // The fused path's rows (≤ GEMV_DENSE_MAX_M) lie inside the rule's W16 ranges, and FP16's
 // range inside the batched kernels' rows.
@@ -96,8 +93,6 @@ const _: () =
 ///   more rows: [`GemvTile::K4U2`], i.e. cuBLAS above
 ///   [`GEMV_DENSE_MAX_M`](super::GEMV_DENSE_MAX_M) rows (W16 was 0.85×
 ///   at 32);
-/// - until the batched W16 kernels pass their GPU test, W16 only up to
-///   [`W16_DEFAULT_MAX_ROWS`] rows (see there), [`GemvTile::K4U2`]'s paths above;
 /// - rows 3 and 5–7 were not measured: the W16 kernels read each weight once per pass and feed
 ///   up to 8 batch rows to one `mma` per weight fragment, so a pass of 3–7 rows costs what one
 ///   of 8 does, while the CUDA-core layouts' instructions per weight byte grow with the rows;
@@ -215,28 +210,29 @@ mod tests {
         assert_eq!(qwen(Fp16, 1), GemvTile::K4U2);
         assert_eq!(qwen(W8A16, 1), GemvTile::K4U2);
         // Batch 8: W16 beat cuBLAS (FP16 1177.0 vs 1115.7) and the CUDA-core int8 GEMV (W8A16
-        // 1656.0 vs 817.4).
-        // — but the batched W16 kernels (5–32 rows) wait for their GPU correctness test:
-        // today's paths there.
-        assert_eq!(W16_DEFAULT_MAX_ROWS, crate::cuda::GEMV_DENSE_MAX_M);
-        assert_eq!(qwen(Fp16, 8), GemvTile::K4U2);
-        assert_eq!(qwen(W8A16, 8), GemvTile::K4U2);
+        // 1656.0 vs 817.4); the batched kernels passed their GPU test (session 9).
+        assert_eq!(W16_DEFAULT_MAX_ROWS, W16_MAX_ROWS);
+        assert_eq!(qwen(Fp16, 8), GemvTile::W16);
+        assert_eq!(qwen(W8A16, 8), GemvTile::W16);
+        // Batch 16: W8A16 W16 3016.2 vs 963.8 tok/s (session 9).
+        assert_eq!(qwen(W8A16, 16), GemvTile::W16);
         // Batch 32: cuBLAS beat W16 for FP16 (4239.3 vs 3607.9); W16 beat dequantize + cuBLAS
-        // for W8A16 (4506.9 vs 1471.1), not yet the default (above).
+        // for W8A16 (4506.9 vs 1471.1).
         assert_eq!(qwen(Fp16, 32), GemvTile::K4U2);
-        assert_eq!(qwen(W8A16, 32), GemvTile::K4U2);
+        assert_eq!(qwen(W8A16, 32), GemvTile::W16);
         // Rows 2: K4U2 beat W16 (FP16 331.6 vs 306.2 tok/s, W8A16 457.2 vs 450.7).
         assert_eq!(qwen(Fp16, 2), GemvTile::K4U2);
         assert_eq!(qwen(W8A16, 2), GemvTile::K4U2);
         // Rows 3–4: the single-pass W16 GEMV, GPU-checked (at 4 rows FP16 596.2 vs 559.3,
         // W8A16 792.3 vs 670.0).
-        for rows in W16_MIN_ROWS..=W16_DEFAULT_MAX_ROWS {
+        for rows in W16_MIN_ROWS..=FP16_W16_MAX_ROWS {
             assert_eq!(qwen(Fp16, rows), GemvTile::W16, "{rows}");
+        }
+        for rows in W16_MIN_ROWS..=W16_MAX_ROWS {
             assert_eq!(qwen(W8A16, rows), GemvTile::W16, "{rows}");
         }
-        for rows in W16_DEFAULT_MAX_ROWS + 1..=64 {
+        for rows in FP16_W16_MAX_ROWS + 1..=64 {
             assert_eq!(qwen(Fp16, rows), GemvTile::K4U2, "{rows}");
-            assert_eq!(qwen(W8A16, rows), GemvTile::K4U2, "{rows}");
         }
         for rows in [W16_MAX_ROWS + 1, 512] {
             assert_eq!(qwen(W8A16, rows), GemvTile::K4U2, "{rows}");
@@ -268,7 +264,7 @@ mod tests {
             }
         }
         assert_eq!(GemvTile::Auto.for_pass(GpuScheme::W8A16, 4, true, 3584), GemvTile::W16);
-        assert_eq!(GemvTile::Auto.for_pass(GpuScheme::W8A16, 8, true, 3584), GemvTile::K4U2);
+        assert_eq!(GemvTile::Auto.for_pass(GpuScheme::W8A16, 8, true, 3584), GemvTile::W16);
         assert_eq!(GemvTile::Auto.for_pass(GpuScheme::Fp16, 1, true, 3584), GemvTile::K4U2);
     }
 }
