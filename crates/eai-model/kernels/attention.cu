@@ -1,7 +1,7 @@
 // Attention kernels of eai-model (appended to model.cu by src/cuda/kernels.rs; uses its
 // element types, warp reductions and typedefs): the generation attention (one query row per
-// block), the scoring attention over shared prefixes (one query row per block, and tiles of
-// query rows sharing their keys).
+// block) and the scoring attention over shared prefixes (tiles of query rows sharing their
+// keys).
 
 // ---------------------------------------------------------------------------------------------
 // Causal attention, one block of ATT_WARPS warps per (query row, head): the row in blockIdx.x
@@ -134,137 +134,26 @@ EAI_ATTN(attention_bf16, BF16)
 
 
 // ---------------------------------------------------------------------------------------------
-// Scoring (prefill) attention with shared prefixes. One block per (query row, kv head, part):
-// its warps are query heads of that kv head (at most 8 per block; `part` picks which 8). The
-// block walks the row's visible keys in chunks of `ch` keys (ch = min(32, 4096 / d)), staging
-// each chunk's K and V rows in shared memory once for all its heads; per warp, lane j computes
-// the score of key j of the chunk (full dot product, q from shared memory), one online-softmax
-// update per chunk, then the lanes (over the head dimension) accumulate the chunk's V rows.
+// Scoring (prefill) attention with shared prefixes, over tiles of query rows: one block of
+// ATTT_WARPS warps per (tile of `tr` consecutive rows, kv head, part of ≤ 8 of its query heads).
+// The rows of a tile that belong to one sequence (a run: most tiles hold one) share their keys:
+// the block walks the run's visible keys in chunks of `ch` keys (ch = min(32, 4096 / d)),
+// staging each chunk's K and V rows in shared memory once for all the run's rows and heads.
+// Warp w holds the run's (row, head) pairs w + k·ATTT_WARPS, k < ATTT_PAIRS; per pair and chunk,
+// lane j computes the score of key j (a full dot product, q from shared memory, each key's K
+// values read once for all the warp's pairs), one online-softmax update, then the lanes (over
+// the head dimension) accumulate the chunk's V rows; keys after the pair's position (or before
+// its sliding window) weigh exactly 0, so a row's result does not depend on its tile (tiles of
+// 3–16 rows matched the one-row-per-block kernel they replaced bit for bit on an H100).
 //
 // Key j (0 ≤ j ≤ pos) of sequence s lives at cache slot
 //     pre[2s] + j        when j < pre[2s + 1]   (the shared prefix: another sequence's slots)
 //     seq_off[s] + j     otherwise              (the sequence's own slots, as rope_qkv wrote)
 // so a continuation packed after its context attends to the context's slots without a copy.
-// d ≤ 256 and d % 32 == 0. Dynamic shared memory: (ch·(d + 4) + ch·d + 8·d) floats.
-template <class T>
-__device__ void attention_prefill_body(const float* __restrict__ qkv, const int* __restrict__ seq,
-                                       const int* __restrict__ pos, const u32* __restrict__ seq_off,
-                                       const u32* __restrict__ pre, const float* __restrict__ kc,
-                                       const float* __restrict__ vc, typename T::raw* __restrict__ out,
-                                       u32 nh, u32 nkv, u32 d, float scale, u32 window,
-                                       const float* __restrict__ alibi) {
-    extern __shared__ float4 smem4[];
-    float* smem = (float*)smem4;
-    const u32 r = blockIdx.x, kvh = blockIdx.y, part = blockIdx.z;
-    const u32 lane = threadIdx.x & 31u, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    const u32 group = nh / nkv;
-    const u32 head0 = kvh * group + part * 8;
-    const u32 nheads = min(8u, group - part * 8);
-    const u32 ch = min(32u, 4096u / d);
-    const u32 ks = d + 4;  // padded K row stride (conflict-free 16-byte reads across lanes)
-    float* sk = smem;
-    float* sv = sk + ch * ks;
-    float* sq = sv + ch * d;
-    const int s = seq[r];
-    if (s < 0) {
-        for (u32 i = threadIdx.x; i < nheads * d; i += blockDim.x)
-            out[(u64)r * nh * d + (u64)head0 * d + i] = T::from_f32(0.0f);
-        return;
-    }
-    const u32 p = (u32)pos[r];
-    const u32 first = (window > 0 && p + 1 > window) ? p + 1 - window : 0;
-    const u64 base = (u64)seq_off[s];
-    const u32 plen = pre[2 * s + 1];
-    const u64 pbase = (u64)pre[2 * s];
-    const u32 width = (nh + 2 * nkv) * d;
-    for (u32 i = threadIdx.x; i < nheads * d; i += blockDim.x)
-        sq[i] = qkv[(u64)r * width + (u64)head0 * d + i];
-    const bool active = warp < nheads;
-    const u32 per = d >> 5;
-    float acc[ATT_MAXV];
-#pragma unroll
-    for (u32 i = 0; i < ATT_MAXV; ++i) acc[i] = 0.0f;
-    float m = -INFINITY, l = 0.0f;
-    const u32 d4 = d >> 2;
-    for (u32 j0 = first; j0 <= p; j0 += ch) {
-        const u32 n = min(ch, p + 1 - j0);
-        __syncthreads();  // previous chunk consumed (and sq written, first time)
-        for (u32 t = threadIdx.x; t < n * d4; t += blockDim.x) {
-            const u32 kj = t / d4, c4 = t % d4;
-            const u32 j = j0 + kj;
-            const u64 slot = (j < plen) ? pbase + j : base + j;
-            const u64 g = (slot * nkv + kvh) * d;
-            const float4 kv4 = *(const float4*)(kc + g + 4 * c4);
-            const float4 vv4 = *(const float4*)(vc + g + 4 * c4);
-            *(float4*)(sk + kj * ks + 4 * c4) = kv4;
-            *(float4*)(sv + kj * d + 4 * c4) = vv4;
-        }
-        __syncthreads();
-        if (active) {
-            const float* qh = sq + warp * d;
-            float sc = -INFINITY;
-            if (lane < n) {
-                float dot = 0.0f;
-                const float* kr = sk + lane * ks;
-                for (u32 c = 0; c < d; c += 4) {
-                    const float4 a = *(const float4*)(qh + c);
-                    const float4 b = *(const float4*)(kr + c);
-                    dot += a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w;
-                }
-                sc = dot * scale;
-                if (alibi) sc += alibi[head0 + warp] * ((float)(j0 + lane) - (float)p);
-            }
-            const float mn = fmaxf(m, warp_max(sc));
-            const float corr = expf(m - mn);
-            const float e = (lane < n) ? expf(sc - mn) : 0.0f;
-            l = l * corr + warp_sum(e);
-#pragma unroll
-            for (u32 i = 0; i < ATT_MAXV; ++i) acc[i] *= corr;
-            for (u32 kj = 0; kj < n; ++kj) {
-                const float w = __shfl_sync(0xffffffffu, e, kj);
-                const float* vr = sv + kj * d;
-#pragma unroll
-                for (u32 i = 0; i < ATT_MAXV; ++i)
-                    if (i < per) acc[i] += w * vr[i * 32 + lane];
-            }
-            m = mn;
-        }
-    }
-    if (active) {
-        typename T::raw* o = out + (u64)r * nh * d + (u64)(head0 + warp) * d;
-#pragma unroll
-        for (u32 i = 0; i < ATT_MAXV; ++i)
-            if (i < per) o[i * 32 + lane] = T::from_f32(acc[i] / l);
-    }
-    (void)nw;
-}
-#define EAI_ATTN_PREFILL(NAME, T)                                                              \
-    extern "C" __global__ void NAME(const float* qkv, const int* seq, const int* pos,         \
-                                    const u32* seq_off, const u32* pre, const float* kc,       \
-                                    const float* vc, T::raw* out, u32 nh, u32 nkv, u32 d,      \
-                                    float scale, u32 window, const float* alibi) {             \
-        attention_prefill_body<T>(qkv, seq, pos, seq_off, pre, kc, vc, out, nh, nkv, d, scale, \
-                                  window, alibi);                                              \
-    }
-EAI_ATTN_PREFILL(attention_prefill_f32, F32)
-EAI_ATTN_PREFILL(attention_prefill_f16, F16)
-EAI_ATTN_PREFILL(attention_prefill_bf16, BF16)
-
-// ---------------------------------------------------------------------------------------------
-// Scoring attention over tiles of query rows: one block of ATTT_WARPS warps per (tile of `tr`
-// consecutive rows, kv head, part of ≤ 8 query heads). The rows of a tile that belong to one
-// sequence (a run: most tiles hold one) share their keys, so the block stages each chunk of the
-// run's keys in shared memory once for all its rows and query heads, where attention_prefill
-// stages them once per row. Warp w holds the run's (row, head) pairs w + k·ATTT_WARPS,
-// k < ATTT_PAIRS, and per pair and chunk does attention_prefill's arithmetic in its order: lane
-// j scores key j (reading each key's K values once for all the warp's pairs), one online-softmax
-// update, then the lanes (over the head dimension) accumulate the chunk's V rows; keys after the pair's position (or before its sliding window) weigh 0. Keys are
-// addressed as in attention_prefill (shared prefix, then the sequence's own slots). Without a
-// window every row's chunks start at key 0, as attention_prefill's do (the same arithmetic,
-// plus keys of weight 0). The host keeps tr·nheads ≤ ATTT_WARPS·ATTT_PAIRS and the shared memory within its launch
-// (`prefill_tile_cfg` in src/cuda/model.rs, which matches ATTT_WARPS and ATTT_PAIRS).
-// Dynamic shared memory: (ch·(d + 4) + ch·d + tr·nheads·d) floats, ch = min(32, 4096 / d);
-// static: the weights, ATTT_WARPS·ATTT_PAIRS·32 floats, and 3 words.
+// d ≤ 256 and d % 32 == 0. The host keeps tr·nheads ≤ ATTT_WARPS·ATTT_PAIRS and the shared
+// memory within its launch (`prefill_tile_cfg` in src/cuda/model.rs, which matches ATTT_WARPS
+// and ATTT_PAIRS). Dynamic shared memory: (ch·(d + 4) + ch·d + tr·nheads·d) floats; static: the
+// weights, ATTT_WARPS·ATTT_PAIRS·32 floats, and 3 words.
 #define ATTT_WARPS 4
 #define ATTT_PAIRS 8
 template <class T, int V>

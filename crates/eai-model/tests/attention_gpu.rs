@@ -1,5 +1,5 @@
 //! Issue 14 on the GPU: the tiled scoring attention (`GpuOptions::tiled_attention`, the
-//! default) against the per-row scoring kernel and the CPU reference.
+//! default) against tiles of one row and the CPU reference.
 
 use eai_model::cuda::{GpuModel, GpuScheme, PackedSeq};
 use eai_model::{LoadOptions, Model, Scheme};
@@ -8,8 +8,8 @@ use super::{gpu, tiny, tiny_with};
 
 /// Shared-prefix scoring passes whose tiles straddle sequences (a 50-token head, continuations
 /// of 40, 25, 1 and 13 tokens, a second head of 7 with two continuations), padding rows
-/// included: the tiled kernel's log-normalizers and picked logits agree with the per-row
-/// kernel's on every float scheme (the bounds of shared vs unshared scoring; the count of
+/// included: the log-normalizers and picked logits of tiles of several rows agree with those
+/// of one-row tiles on every float scheme (the bounds of shared vs unshared scoring; the count of
 /// bit-identical rows is printed), with 2, 8 and 10 query heads per KV head (tiles of 16, 4
 /// and 3 rows) and with a sliding window (Mistral, 16 tokens); FP32 matches the CPU reference.
 #[test]
@@ -85,7 +85,7 @@ fn tiled_scoring_attention_equals_the_per_row_kernel() {
                 }
             }
             eprintln!(
-                "shape {si} {scheme}: tiled vs per-row max |Δ| {worst:.2e}, {same}/{all} rows identical"
+                "shape {si} {scheme}: tiled vs one-row tiles max |Δ| {worst:.2e}, {same}/{all} rows identical"
             );
             if scheme != GpuScheme::Fp32 {
                 continue;

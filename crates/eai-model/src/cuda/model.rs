@@ -86,7 +86,7 @@ struct Scratch {
     seq_off: CudaSlice<u32>,
     /// Shared-prefix descriptors of a scoring pass, two per sequence (see [`RowPlan::pre`]).
     pre: CudaSlice<u32>,
-    /// The uploaded plan is a scoring pass: attention runs `attention_prefill_*`, which reads
+    /// The uploaded plan is a scoring pass: attention runs `attention_prefill_tile_*`, which reads
     /// `pre`; otherwise (generation) the decode attention kernel.
     prefill: bool,
     x: CudaSlice<f32>,
@@ -340,31 +340,15 @@ fn attention_cfg(rows: usize, heads: usize) -> LaunchConfig {
 /// Warps per block of the generation attention kernel (`ATT_WARPS` in kernels/model.cu).
 const ATT_WARPS: u32 = 8;
 
-/// Launch configuration of the scoring attention kernel (`attention_prefill_*`): one block per
-/// (row, kv head, group of ≤ 8 query heads), one warp per query head, a chunk of `ch` keys
-/// staged in shared memory (`(ch·(d + 4) + ch·d + 8·d)` floats, see kernels/model.cu).
-fn prefill_attention_cfg(rows: usize, n_heads: usize, n_kv_heads: usize, d: usize) -> LaunchConfig {
-    let group = n_heads / n_kv_heads.max(1);
-    let ch = (4096 / d.max(1)).min(32);
-    LaunchConfig {
-        grid_dim: (
-            u32::try_from(rows.max(1)).unwrap_or(u32::MAX),
-            u32::try_from(n_kv_heads).unwrap_or(u32::MAX),
-            u32::try_from(group.div_ceil(8)).unwrap_or(u32::MAX),
-        ),
-        block_dim: (32 * group.clamp(1, 8) as u32, 1, 1),
-        shared_mem_bytes: u32::try_from(4 * (ch * (d + 4) + ch * d + 8 * d)).unwrap_or(u32::MAX),
-    }
-}
-
 /// Warps per block and (row, head) pairs per warp of the tiled scoring attention kernel
 /// (`ATTT_WARPS`, `ATTT_PAIRS` in kernels/attention.cu).
 const ATTT_WARPS: usize = 4;
 const ATTT_PAIRS: usize = 8;
 
-/// Launch configuration of the tiled scoring attention kernel (`attention_prefill_tile_*`) and
-/// its rows per tile: one block of `ATTT_WARPS` warps per (tile, kv head, group of ≤ 8 query
-/// heads). A tile holds as many rows as keep its (row, head) pairs within `ATTT_WARPS ·
+/// Launch configuration of the scoring attention kernel (`attention_prefill_tile_*`) and its
+/// rows per tile: one block of `ATTT_WARPS` warps per (tile, kv head, group of ≤ 8 query
+/// heads). Not `tiled`, a tile is one row; tiled, it holds as many rows as keep its (row, head)
+/// pairs within `ATTT_WARPS ·
 /// ATTT_PAIRS` and its staged queries, beside a chunk of `ch` keys and values
 /// (`(ch·(d + 4) + ch·d + tr·heads·d)` floats) and the kernel's static weights
 /// (`ATTT_WARPS · ATTT_PAIRS · 32` floats and 3 words), within 48 KiB of shared memory.
@@ -373,6 +357,7 @@ fn prefill_tile_cfg(
     n_heads: usize,
     n_kv_heads: usize,
     d: usize,
+    tiled: bool,
 ) -> (LaunchConfig, u32) {
     let group = n_heads / n_kv_heads.max(1);
     let heads = group.clamp(1, 8);
@@ -381,7 +366,7 @@ fn prefill_tile_cfg(
     let kv = ch * (d + 4) + ch * d;
     let fixed = ATTT_WARPS * ATTT_PAIRS * 32 + 4;
     let room = ((48 << 10) / 4usize).saturating_sub(kv + fixed) / (heads * d);
-    let tr = (ATTT_WARPS * ATTT_PAIRS / heads).min(room).max(1);
+    let tr = if tiled { (ATTT_WARPS * ATTT_PAIRS / heads).min(room).max(1) } else { 1 };
     let cfg = LaunchConfig {
         grid_dim: (
             u32::try_from(rows.max(1).div_ceil(tr)).unwrap_or(u32::MAX),
@@ -672,9 +657,10 @@ mod tests {
             // Every head shape the loader accepts: d a multiple of 32 up to 256, any GQA group.
             for d in (32..=256).step_by(32) {
                 for (nh, nkv) in [(9, 3), (32, 8), (28, 4), (64, 64), (64, 1), (71, 1)] {
-                    let cfg = prefill_attention_cfg(m, nh, nkv, d);
+                    let (cfg, one) = prefill_tile_cfg(m, nh, nkv, d, false);
                     assert_eq!(check_launch(&cfg), Ok(()), "{m} rows, d {d}, {nh}:{nkv}");
-                    let (cfg, tr) = prefill_tile_cfg(m, nh, nkv, d);
+                    assert_eq!((one, cfg.grid_dim.0 as usize), (1, m));
+                    let (cfg, tr) = prefill_tile_cfg(m, nh, nkv, d, true);
                     assert_eq!(check_launch(&cfg), Ok(()), "tiled: {m} rows, d {d}, {nh}:{nkv}");
                     // Every row in one tile, every (row, head) pair held by a warp.
                     let heads = (nh / nkv).clamp(1, 8);

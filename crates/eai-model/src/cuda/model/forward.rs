@@ -8,8 +8,7 @@ use half::f16;
 use super::decode::WeightTy;
 use super::{
     Act, Dense, GEMV_DENSE_MAX_M, GemvWeight, GpuLinear, GpuModel, GpuScheme, RowPlan, Scratch,
-    W8A16_GEMV_MAX_M, Weight, attention_cfg, find, find_mut, grid, prefill_attention_cfg,
-    prefill_tile_cfg, rows_cfg,
+    W8A16_GEMV_MAX_M, Weight, attention_cfg, find, find_mut, grid, prefill_tile_cfg, rows_cfg,
 };
 use crate::cuda::blas::InType;
 use crate::cuda::error::{GpuError, Result};
@@ -181,14 +180,11 @@ impl GpuModel {
         // buffers holding m·k; attention one block per (row, head) reading the cache slots the
         // rope kernel wrote; swiglu reads m·2f and writes m·f.
         let attn_cfg = attention_cfg(m, c.n_heads);
-        // Scoring attention: one block per (row, kv head, group of ≤ 8 query heads), one warp
-        // per query head, a chunk of keys staged in shared memory (see model.cu).
+        // Scoring attention: one block per (tile of `tr` rows, kv head, group of ≤ 8 query
+        // heads); the rows of a tile in one sequence share their staged keys (see attention.cu).
         let prefill = *prefill;
-        let pf_cfg = prefill_attention_cfg(m, c.n_heads, c.n_kv_heads, c.head_dim);
-        // Tiled scoring attention: one block per (tile of `tr` rows, kv head, group of ≤ 8
-        // query heads); the rows of a tile in one sequence share their staged keys.
-        let (tile_cfg, tr) = prefill_tile_cfg(m, c.n_heads, c.n_kv_heads, c.head_dim);
-        let tiled = self.tiled_attention;
+        let (tile_cfg, tr) =
+            prefill_tile_cfg(m, c.n_heads, c.n_kv_heads, c.head_dim, self.tiled_attention);
         macro_rules! float_stage {
             ($suffix:literal, $out:expr) => {{
                 let out = $out;
@@ -205,7 +201,7 @@ impl GpuModel {
                         rows_cfg(m, 256),
                         [&*x, &null, w, b, out, &h32, &eps,]
                     ),
-                    Source::Attn { kc, vc, scale, window, alibi } if prefill && tiled => launch!(
+                    Source::Attn { kc, vc, scale, window, alibi } if prefill => launch!(
                         self,
                         // The entry point holding d / 32 values per lane in the fewest registers.
                         match c.head_dim {
@@ -217,15 +213,6 @@ impl GpuModel {
                         [
                             &*qkv, &*seq, &*pos, &*seq_off, &*pre, kc, vc, out, &nh32, &nkv32,
                             &d32, &scale, &window, &alibi, &m32, &tr,
-                        ]
-                    ),
-                    Source::Attn { kc, vc, scale, window, alibi } if prefill => launch!(
-                        self,
-                        concat!("attention_prefill_", $suffix),
-                        pf_cfg,
-                        [
-                            &*qkv, &*seq, &*pos, &*seq_off, &*pre, kc, vc, out, &nh32, &nkv32,
-                            &d32, &scale, &window, &alibi,
                         ]
                     ),
                     Source::Attn { kc, vc, scale, window, alibi } => launch!(

@@ -167,11 +167,12 @@ pub struct GpuOptions {
     /// ignored for the float schemes. `EAI_INT8_HEAD=1` turns the default on.
     pub int8_head: bool,
     /// Scoring passes (log-likelihoods over shared prefixes) run their attention over tiles of
-    /// query rows: the rows of a tile that belong to one sequence share each chunk of keys and
-    /// values staged in shared memory, instead of staging them once per row (issue 14: full
-    /// HellaSwag, contexts of ~100 tokens); the same arithmetic per (row, head) as the per-row
-    /// kernel. On by default; `EAI_TILED_ATTENTION=0` turns the default off (the per-row
-    /// kernel), for A/B runs; [`GpuModel::set_tiled_attention`] toggles it on a loaded model.
+    /// several query rows: the rows of a tile that belong to one sequence share each chunk of
+    /// keys and values staged in shared memory (issue 14: full HellaSwag, contexts of ~100
+    /// tokens, 1.15× per pass on an H100). Off, every tile is one row, as the scoring kernel
+    /// of sessions before 9 staged them; a row's result is the same either way (bit for bit
+    /// where compared). On by default; `EAI_TILED_ATTENTION=0` turns the default off, for A/B
+    /// runs; [`GpuModel::set_tiled_attention`] toggles it on a loaded model.
     pub tiled_attention: bool,
     /// `EAI_GEMV_TILE` was set to a label that names no tile.
     unknown_env_tile: bool,
