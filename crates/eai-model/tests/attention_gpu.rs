@@ -13,8 +13,8 @@ use super::{gpu, tiny, tiny_with};
 /// bit-identical rows is printed), with 2, 8 and 10 query heads per KV head (tiles of 16, 4
 /// and 3 rows) and with a sliding window (Mistral, 16 tokens); FP32 matches the CPU reference.
 #[test]
-fn tiled_scoring_attention_equals_the_per_row_kernel() {
-    let Some(dev) = gpu("tiled_scoring_attention_equals_the_per_row_kernel") else { return };
+fn tiled_scoring_attention_equals_one_row_tiles() {
+    let Some(dev) = gpu("tiled_scoring_attention_equals_one_row_tiles") else { return };
     let shapes = [
         None,
         Some(
