@@ -1,8 +1,8 @@
 # Session 10, call 4 (carry nothing; after ../session9/call9.sh): issue 14's remaining figures on
 # today's kernels — a profile over the whole HellaSwag file (3,000 kernels from the middle of the
-# passes), ARC-Easy FP16 / INT8 / dynamic and `eai eval` (gpu/h14h/run.sh's steps 2–3 through
-# hs.sh's layout), GSM8K 200 × 5-shot FP16 with the batched W16 decode default beside
-# transformers' batched `generate` (gpu/session8/call3.sh's GSM8K steps).
+# passes), ARC-Easy FP16 / INT8 / dynamic and `eai eval` (gpu/h14h/run.sh's steps 2–3), and
+# GSM8K 200 × 5-shot FP16 through the batched W16 decode default (eai alone: its tokens/s and
+# answers against session 8's FP16 run, which decoded those steps on cuBLAS).
 set -u
 mkdir -p /root/o/c4 && cd /root/w_h14h
 G=/root/g/SmolLM2-135M-Instruct.Q4_1.gguf; D=/root/data; B=/root/b; export EAI_REQUIRE_GPU=1
