@@ -132,7 +132,6 @@ EAI_ATTN(attention_f32, F32)
 EAI_ATTN(attention_f16, F16)
 EAI_ATTN(attention_bf16, BF16)
 
-
 // ---------------------------------------------------------------------------------------------
 // Scoring (prefill) attention with shared prefixes, over tiles of query rows: one block of
 // ATTT_WARPS warps per (tile of `tr` consecutive rows, kv head, part of ≤ 8 of its query heads).
