@@ -143,7 +143,7 @@ EAI_ATTN(attention_bf16, BF16)
 // values read once for all the warp's pairs), one online-softmax update, then the lanes (over
 // the head dimension) accumulate the chunk's V rows; keys after the pair's position (or before
 // its sliding window) weigh exactly 0, so a row's result does not depend on its tile (tiles of
-// 3–16 rows matched the one-row-per-block kernel they replaced bit for bit on an H100).
+// 4–16 rows matched the one-row-per-block kernel they replaced bit for bit on an H100).
 //
 // Key j (0 ≤ j ≤ pos) of sequence s lives at cache slot
 //     pre[2s] + j        when j < pre[2s + 1]   (the shared prefix: another sequence's slots)

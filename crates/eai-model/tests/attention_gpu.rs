@@ -11,7 +11,7 @@ use super::{gpu, tiny, tiny_with};
 /// included: the log-normalizers and picked logits of tiles of several rows agree with those
 /// of one-row tiles on every float scheme (the bounds of shared vs unshared scoring; the count of
 /// bit-identical rows is printed), with 2, 8 and 10 query heads per KV head (tiles of 16, 4
-/// and 3 rows) and with a sliding window (Mistral, 16 tokens); FP32 matches the CPU reference.
+/// and 4 rows: a block takes at most 8 query heads, so 20:2 runs blocks of 8 and 2 heads) and with a sliding window (Mistral, 16 tokens); FP32 matches the CPU reference.
 #[test]
 fn tiled_scoring_attention_equals_one_row_tiles() {
     let Some(dev) = gpu("tiled_scoring_attention_equals_one_row_tiles") else { return };

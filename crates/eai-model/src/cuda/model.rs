@@ -348,8 +348,8 @@ const ATTT_PAIRS: usize = 8;
 /// Launch configuration of the scoring attention kernel (`attention_prefill_tile_*`) and its
 /// rows per tile: one block of `ATTT_WARPS` warps per (tile, kv head, group of ≤ 8 query
 /// heads). Not `tiled`, a tile is one row; tiled, it holds as many rows as keep its (row, head)
-/// pairs within `ATTT_WARPS ·
-/// ATTT_PAIRS` and its staged queries, beside a chunk of `ch` keys and values
+/// pairs within `ATTT_WARPS · ATTT_PAIRS` and its staged queries, beside a chunk of `ch` keys
+/// and values
 /// (`(ch·(d + 4) + ch·d + tr·heads·d)` floats) and the kernel's static weights
 /// (`ATTT_WARPS · ATTT_PAIRS · 32` floats and 3 words), within 48 KiB of shared memory.
 fn prefill_tile_cfg(
