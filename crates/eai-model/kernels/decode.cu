@@ -51,7 +51,7 @@ template <> struct XS<VBF16> { typedef BF16 S; };
 template <> struct XS<VF32> { typedef F32 S; };
 
 // The norm-fused GEMVs' prologue: batch rows m0 … m0 + MT − 1 (residual rows xidx[m], or m)
-// normalized exactly as rmsnorm_body does (same thread partition for blockDim 256, same
+// normalized exactly as rmsnorm_body does (warp 0 sums the row with rms_inv_warp, same
 // expression), rounded to T, into shared memory sx[MT][K]; the block synchronizes after.
 template <class T, int MT>
 __device__ __forceinline__ void norm_rows_to_smem(const DecArgs& a, u32 m0,
@@ -63,7 +63,12 @@ __device__ __forceinline__ void norm_rows_to_smem(const DecArgs& a, u32 m0,
         if (m0 + i < a.M) {
             const u32 src = a.xidx ? a.xidx[m0 + i] : m0 + i;
             const float* xrow = xf + (u64)src * K;
-            const float inv = rms_inv(xrow, K, a.eps, red);
+            if (threadIdx.x < 32) {
+                const float v = rms_inv_warp(xrow, K, a.eps, threadIdx.x);
+                if (threadIdx.x == 0) red[i] = v;  // one slot per row: no barrier after the read
+            }
+            __syncthreads();
+            const float inv = red[i];
             for (u32 c = threadIdx.x; c < K; c += blockDim.x)
                 sx[(u64)i * K + c] = T::from_f32(a.nw[c] * (xrow[c] * inv));
         }

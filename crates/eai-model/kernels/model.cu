@@ -31,18 +31,39 @@ __device__ __forceinline__ u16 f32_to_bf16(float f) {
     return h;
 }
 
+// An element type: conversions, and four consecutive elements loaded or stored at once
+// (`p` aligned to four elements).
 struct F32 {
     typedef float raw;
     static __device__ __forceinline__ float to_f32(float v) { return v; }
     static __device__ __forceinline__ float from_f32(float v) { return v; }
+    static __device__ __forceinline__ float4 load4(const float* p) {
+        return *reinterpret_cast<const float4*>(p);
+    }
+    static __device__ __forceinline__ void store4(float* p, float4 v) {
+        *reinterpret_cast<float4*>(p) = v;
+    }
 };
-struct F16 {
+template <class H>
+struct Half16 {
     typedef u16 raw;
+    static __device__ __forceinline__ float4 load4(const u16* p) {
+        const uint2 u = *reinterpret_cast<const uint2*>(p);
+        return make_float4(H::to_f32((u16)(u.x & 0xffffu)), H::to_f32((u16)(u.x >> 16)),
+                           H::to_f32((u16)(u.y & 0xffffu)), H::to_f32((u16)(u.y >> 16)));
+    }
+    static __device__ __forceinline__ void store4(u16* p, float4 v) {
+        uint2 u;
+        u.x = (u32)H::from_f32(v.x) | ((u32)H::from_f32(v.y) << 16);
+        u.y = (u32)H::from_f32(v.z) | ((u32)H::from_f32(v.w) << 16);
+        *reinterpret_cast<uint2*>(p) = u;
+    }
+};
+struct F16 : Half16<F16> {
     static __device__ __forceinline__ float to_f32(u16 v) { return f16_to_f32(v); }
     static __device__ __forceinline__ u16 from_f32(float v) { return f32_to_f16(v); }
 };
-struct BF16 {
-    typedef u16 raw;
+struct BF16 : Half16<BF16> {
     static __device__ __forceinline__ float to_f32(u16 v) { return bf16_to_f32(v); }
     static __device__ __forceinline__ u16 from_f32(float v) { return f32_to_bf16(v); }
 };
@@ -119,8 +140,9 @@ EAI_EMBED(embed_f16, F16)
 EAI_EMBED(embed_bf16, BF16)
 
 // ---------------------------------------------------------------------------------------------
-// RMSNorm: y[r] = T(w · (x · 1/sqrt(mean(x²) + eps))), one block per output row; the input row
-// is idx[r] when idx is non-null (gather of the scored positions).
+// RMSNorm: y[r] = T(w · (x · 1/sqrt(mean(x²) + eps))); the input row is idx[r] when idx is
+// non-null (gather of the scored positions). `rms_inv` is the block-per-row form (the int8 and
+// decode kernels).
 __device__ float rms_inv(const float* __restrict__ xr, u32 h, float eps, float* red) {
     float ss = 0.0f;
     for (u32 c = threadIdx.x; c < h; c += blockDim.x) ss += xr[c] * xr[c];
@@ -128,21 +150,51 @@ __device__ float rms_inv(const float* __restrict__ xr, u32 h, float eps, float* 
     return 1.0f / sqrtf(ss / (float)h + eps);
 }
 
+// 1/sqrt(mean(x²) + eps) of a row of h, summed by one warp (lane `lane`): four columns per
+// lane and step when h % 4 == 0. The decode kernels' norm prologue calls it too, so both paths
+// normalize a row in the same order.
+__device__ __forceinline__ float rms_inv_warp(const float* __restrict__ xr, u32 h, float eps,
+                                              u32 lane) {
+    float ss = 0.0f;
+    if ((h & 3u) == 0) {
+        for (u32 c = lane * 4; c < h; c += 128) {
+            const float4 v = F32::load4(xr + c);
+            ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+        }
+    } else {
+        for (u32 c = lane; c < h; c += 32) ss += xr[c] * xr[c];
+    }
+    return 1.0f / sqrtf(warp_sum(ss) / (float)h + eps);
+}
+
+// One warp per row (blocks of 8 warps): a 576-wide row is 4.5 float4 loads per lane and one
+// warp reduction, where a block per row spent its time in block-wide barriers (issue 14: 21 µs
+// per 8,192 rows, 1.35 TB/s, in the session-9 HellaSwag profile).
 template <class T>
 __device__ void rmsnorm_body(const float* __restrict__ x, const u32* __restrict__ idx,
-                             const float* __restrict__ w, typename T::raw* __restrict__ y, u32 h,
-                             float eps) {
-    __shared__ float red[32];
-    const u32 r = blockIdx.x;
+                             const float* __restrict__ w, typename T::raw* __restrict__ y, u32 rows,
+                             u32 h, float eps) {
+    const u32 r = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    const u32 lane = threadIdx.x & 31u;
+    if (r >= rows) return;
     const u32 src = idx ? idx[r] : r;
     const float* xr = x + (u64)src * h;
-    const float inv = rms_inv(xr, h, eps, red);
-    for (u32 c = threadIdx.x; c < h; c += blockDim.x) y[(u64)r * h + c] = T::from_f32(w[c] * (xr[c] * inv));
+    typename T::raw* yr = y + (u64)r * h;
+    const float inv = rms_inv_warp(xr, h, eps, lane);
+    if ((h & 3u) == 0) {
+        for (u32 c = lane * 4; c < h; c += 128) {
+            const float4 v = F32::load4(xr + c), g = F32::load4(w + c);
+            T::store4(yr + c, make_float4(g.x * (v.x * inv), g.y * (v.y * inv), g.z * (v.z * inv),
+                                          g.w * (v.w * inv)));
+        }
+    } else {
+        for (u32 c = lane; c < h; c += 32) yr[c] = T::from_f32(w[c] * (xr[c] * inv));
+    }
 }
 #define EAI_RMSNORM(NAME, T)                                                                   \
     extern "C" __global__ void NAME(const float* x, const u32* idx, const float* w, T::raw* y, \
-                                    u32 h, float eps) {                                        \
-        rmsnorm_body<T>(x, idx, w, y, h, eps);                                                 \
+                                    u32 rows, u32 h, float eps) {                              \
+        rmsnorm_body<T>(x, idx, w, y, rows, h, eps);                                           \
     }
 EAI_RMSNORM(rmsnorm_f32, F32)
 EAI_RMSNORM(rmsnorm_f16, F16)
@@ -474,23 +526,38 @@ extern "C" __global__ void rope_qkv(float* __restrict__ qkv, const float* __rest
 // SwiGLU: out[r, c] = T(silu(gate) · up), gate = gu[r, c], up = gu[r, f + c].
 __device__ __forceinline__ float silu_mul(float g, float u) { return g / (1.0f + expf(-g)) * u; }
 
-template <class T>
-__device__ void swiglu_body(const float* __restrict__ gu, typename T::raw* __restrict__ out, u32 rows,
-                            u32 f) {
-    const u64 n = (u64)rows * f;
-    for (u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x) {
-        const u64 r = i / f, c = i % f;
-        const float* g = gu + r * 2 * f;
-        out[i] = T::from_f32(silu_mul(g[c], g[f + c]));
+// Grid (rows, column blocks): each thread four consecutive columns of one row at a time, loaded and
+// stored four at a time when f % 4 == 0 (no 64-bit division per element). The gate/up matrix
+// `G` is f32 or, after a GEMM writing 16-bit output (`GpuOptions::half_gate_up`), the
+// activation type itself: half the bytes read.
+template <class T, class G>
+__device__ void swiglu_body(const typename G::raw* __restrict__ gu, typename T::raw* __restrict__ out,
+                            u32 rows, u32 f) {
+    const u32 r = blockIdx.x;
+    if (r >= rows) return;
+    const typename G::raw* g = gu + (u64)r * 2 * f;
+    typename T::raw* o = out + (u64)r * f;
+    const u64 step = (u64)gridDim.y * blockDim.x * 4;
+    for (u64 c = ((u64)blockIdx.y * blockDim.x + threadIdx.x) * 4; c < f; c += step) {
+        if ((f & 3u) == 0) {
+            const float4 a = G::load4(g + c), b = G::load4(g + f + c);
+            T::store4(o + c, make_float4(silu_mul(a.x, b.x), silu_mul(a.y, b.y),
+                                         silu_mul(a.z, b.z), silu_mul(a.w, b.w)));
+        } else {
+            for (u64 j = c; j < c + 4 && j < f; ++j)
+                o[j] = T::from_f32(silu_mul(G::to_f32(g[j]), G::to_f32(g[f + j])));
+        }
     }
 }
-#define EAI_SWIGLU(NAME, T)                                                                    \
-    extern "C" __global__ void NAME(const float* gu, T::raw* out, u32 rows, u32 f) {           \
-        swiglu_body<T>(gu, out, rows, f);                                                      \
+#define EAI_SWIGLU(NAME, T, G)                                                                 \
+    extern "C" __global__ void NAME(const G::raw* gu, T::raw* out, u32 rows, u32 f) {          \
+        swiglu_body<T, G>(gu, out, rows, f);                                                   \
     }
-EAI_SWIGLU(swiglu_f32, F32)
-EAI_SWIGLU(swiglu_f16, F16)
-EAI_SWIGLU(swiglu_bf16, BF16)
+EAI_SWIGLU(swiglu_f32, F32, F32)
+EAI_SWIGLU(swiglu_f16, F16, F32)
+EAI_SWIGLU(swiglu_bf16, BF16, F32)
+EAI_SWIGLU(swiglu_f16_h, F16, F16)
+EAI_SWIGLU(swiglu_bf16_h, BF16, BF16)
 
 // SwiGLU fused with per-token int8 quantization (one block per row).
 extern "C" __global__ void swiglu_q8(const float* __restrict__ gu, i8* __restrict__ q,

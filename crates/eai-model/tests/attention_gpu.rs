@@ -1,10 +1,62 @@
-//! Issue 14 on the GPU: the tiled scoring attention (`GpuOptions::tiled_attention`, the
-//! default) against tiles of one row and the CPU reference.
+//! Issue 14 on the GPU: the scoring pass's kernels — the tiled scoring attention
+//! (`GpuOptions::tiled_attention`) against tiles of one row, the 16-bit gate/up matrix
+//! (`GpuOptions::half_gate_up`) against the f32 one, both against the CPU reference.
 
-use eai_model::cuda::{GpuModel, GpuScheme, PackedSeq};
+use eai_model::cuda::{GpuModel, GpuOptions, GpuScheme, PackedSeq};
 use eai_model::{LoadOptions, Model, Scheme};
 
-use super::{gpu, tiny, tiny_with};
+use super::{BOUNDS, compare, gpu, tiny, tiny_with};
+
+/// Passes of 77 rows (cuBLAS GEMMs, the warp-per-row RMSNorm, the vectorized SwiGLU): the
+/// gate/up GEMM writing 16-bit output (the default) gives the f32 matrix's logits within the
+/// bound of one more rounding, and both stay within the CPU bounds of
+/// `tiny_model_matches_cpu_for_every_scheme`; FP32 never rounds its gate/up matrix (identical
+/// logits either way). Shapes: FFN 320 (SwiGLU four columns at a time) and 322 (the scalar
+/// columns path, and a 16-bit gate/up row stride of 1,288 bytes).
+#[test]
+fn half_gate_up_matches_the_f32_gate_up_and_the_cpu() {
+    let Some(dev) = gpu("half_gate_up_matches_the_f32_gate_up_and_the_cpu") else { return };
+    let odd = r#"{ "architectures": ["Qwen2ForCausalLM"], "hidden_size": 128, "intermediate_size": 322,
+                  "num_attention_heads": 4, "num_key_value_heads": 2, "num_hidden_layers": 3,
+                  "vocab_size": 300, "rope_theta": 10000.0, "rms_norm_eps": 1e-6,
+                  "max_position_embeddings": 512, "tie_word_embeddings": true }"#;
+    let ids: Vec<u32> = (0..77u32).map(|i| (i * 37 + 11) % 300).collect();
+    for (si, (cfg, src)) in [tiny(), tiny_with(odd)].into_iter().enumerate() {
+        for (scheme, vs_f32) in [
+            (GpuScheme::Fp32, 0.0f32),
+            (GpuScheme::Fp16, 0.02),
+            (GpuScheme::Bf16, 0.15),
+            (GpuScheme::W8A16, 0.02),
+        ] {
+            let (_, bound, agree) = BOUNDS.iter().copied().find(|b| b.0 == scheme).unwrap();
+            let cpu_scheme = scheme.cpu_reference().unwrap_or(Scheme::Fp32);
+            let cpu = Model::load(&src, cfg.clone(), LoadOptions::new(cpu_scheme)).unwrap();
+            let want = cpu.logits_for(&ids).unwrap();
+            let opts = GpuOptions::new(scheme).half_head(false).half_gate_up(false);
+            let mut g = GpuModel::load_with(dev.clone(), &src, cfg.clone(), opts).unwrap();
+            let full = g.logits_for(&ids).unwrap();
+            g.set_half_gate_up(true);
+            let half = g.logits_for(&ids).unwrap();
+            let d = half
+                .iter()
+                .flatten()
+                .zip(full.iter().flatten())
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            let c = compare(&half, &want);
+            eprintln!(
+                "shape {si} {scheme}: 16-bit vs f32 gate/up max |Δ| {d:.3e}, vs cpu {:.3e} (top-1 {:.3})",
+                c.max_abs, c.top1_agree
+            );
+            if scheme == GpuScheme::Fp32 {
+                assert!(half == full, "shape {si}: FP32 logits changed with half_gate_up");
+            }
+            assert!(d <= vs_f32, "shape {si} {scheme}: 16-bit vs f32 gate/up {d}");
+            assert!(c.max_abs <= bound, "shape {si} {scheme}: vs cpu {}", c.max_abs);
+            assert!(c.top1_agree >= agree, "shape {si} {scheme}: top-1 {}", c.top1_agree);
+        }
+    }
+}
 
 /// Shared-prefix scoring passes whose tiles straddle sequences (a 50-token head, continuations
 /// of 40, 25, 1 and 13 tokens, a second head of 7 with two continuations), padding rows

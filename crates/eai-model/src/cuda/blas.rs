@@ -1,5 +1,6 @@
-//! cuBLAS for the float linear layers: `Y[M, N] (f32, row stride ldy) = X[M, K] · W[N, K]ᵀ
-//! (+ Y when accumulating)`, inputs f32, f16 or bf16, f32 accumulation and output.
+//! cuBLAS for the float linear layers: `Y[M, N] (row stride ldy) = X[M, K] · W[N, K]ᵀ
+//! (+ Y when accumulating)`, inputs f32, f16 or bf16, f32 accumulation; output f32, or the
+//! inputs' 16-bit type (the gate/up projection, `GpuOptions::half_gate_up`).
 //!
 //! Row-major `Y = X·Wᵀ` is column-major `Yᵀ = op(W)·Xᵀ` with `op = T` ("TN"), `lda = ldb = K`.
 //! Accumulating into the residual stream uses `beta = 1`, which fuses the residual add into the
@@ -73,21 +74,19 @@ impl Blas {
         Ok(blas)
     }
 
-    /// `Y = X · Wᵀ (+ Y if accumulate)`.
+    /// `Y = X · Wᵀ (+ Y if accumulate)`, `Y` of element type `out_ty` (f32, or `ty` itself).
     ///
     /// # Safety
     /// `w` points to `n·k` elements of `ty`, `x` to `m·k` elements of `ty` (row-major), and `y`
-    /// to an f32 matrix of `m` rows with row stride `ldy ≥ n`; all are live device allocations
-    /// of this handle's context, not freed before the enqueued GEMM has run (the stream orders
-    /// later frees after it).
-    #[allow(clippy::too_many_arguments)]
+    /// to a matrix of `out_ty` with `m` rows of row stride `ldy ≥ n`; all are live device
+    /// allocations of this handle's context, not freed before the enqueued GEMM has run (the
+    /// stream orders later frees after it).
     pub(crate) unsafe fn gemm(
         &self,
         layer: &str,
         ty: InType,
-        w: u64,
-        x: u64,
-        y: u64,
+        (w, x): (u64, u64),
+        (y, out_ty): (u64, InType),
         (m, n, k): (usize, usize, usize),
         ldy: usize,
         accumulate: bool,
@@ -98,13 +97,20 @@ impl Blas {
                 .map_err(|_| GpuError::invalid(format!("{layer}: {} exceeds i32", shape())))
         };
         let (mi, ni, ki, ldi) = (c(m)?, c(n)?, c(k)?, c(ldy)?);
+        if out_ty != InType::F32 && out_ty != ty {
+            return Err(GpuError::invalid(format!(
+                "{layer}: {ty:?} inputs cannot write {out_ty:?} output ({})",
+                shape()
+            )));
+        }
         if m == 0 {
             return Ok(());
         }
         let alpha: f32 = 1.0;
         let beta: f32 = if accumulate { 1.0 } else { 0.0 };
         // SAFETY: forwarded from this function's contract: A = W (K×N col-major, lda K, op T),
-        // B = X (K×M, ldb K), C = Y (N×M, ldc = ldy); alpha/beta are host f32 as
+        // B = X (K×M, ldb K), C = Y (N×M, ldc = ldy, of out_ty: f32, or 16-bit beside 16-bit
+        // inputs, both supported with CUBLAS_COMPUTE_32F); alpha/beta are host f32 as
         // CUBLAS_COMPUTE_32F requires and live for the call.
         unsafe {
             cudarc::cublas::result::gemm_ex(
@@ -123,7 +129,7 @@ impl Blas {
                 ki,
                 (&beta as *const f32).cast::<c_void>(),
                 y as *mut c_void,
-                bs::cudaDataType::CUDA_R_32F,
+                out_ty.cuda(),
                 ldi,
                 bs::cublasComputeType_t::CUBLAS_COMPUTE_32F,
                 bs::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,

@@ -120,6 +120,8 @@ pub(crate) const ENTRY_POINTS: &[&str] = &[
     "swiglu_f32",
     "swiglu_f16",
     "swiglu_bf16",
+    "swiglu_f16_h",
+    "swiglu_bf16_h",
     "swiglu_q8",
     "swiglu_q8_acc",
     "row_stats",

@@ -91,7 +91,11 @@ struct Scratch {
     prefill: bool,
     x: CudaSlice<f32>,
     qkv: CudaSlice<f32>,
+    /// The gate/up GEMM's output, `m × 2·ffn` f32 — or, when `gu_half`, as many elements of the
+    /// activation type in its first half.
     gu: CudaSlice<f32>,
+    /// The last gate/up GEMM wrote 16-bit values into `gu` (see [`GpuOptions::half_gate_up`]).
+    gu_half: bool,
     act: Act,
     bytes: u64,
 }
@@ -280,6 +284,29 @@ fn grid(items: u64, sms: u32) -> LaunchConfig {
     LaunchConfig { grid_dim: (blocks as u32, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 }
 }
 
+/// One warp per row, eight rows per block of 256 threads (the `rmsnorm_*` kernels).
+fn warp_rows_cfg(rows: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (u32::try_from(rows.max(1).div_ceil(8)).unwrap_or(u32::MAX), 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// The `swiglu_*` kernels: the row in `gridDim.x`, four columns per thread over `gridDim.y`
+/// blocks of 128 threads (the kernel strides over any columns past the grid).
+fn swiglu_cfg(rows: usize, f: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (
+            u32::try_from(rows.max(1)).unwrap_or(u32::MAX),
+            f.div_ceil(4 * 128).clamp(1, 65_535) as u32,
+            1,
+        ),
+        block_dim: (128, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
 /// One block of `threads` per row, the row in `gridDim.x` (up to 2³¹ − 1 rows; `gridDim.y` and
 /// `.z` stop at 65,535, so no kernel of the model puts an unbounded row count there).
 fn rows_cfg(rows: usize, threads: u32) -> LaunchConfig {
@@ -447,6 +474,8 @@ pub struct GpuModel {
     tile: GemvTile,
     /// Scoring attention over tiles of query rows (see [`GpuOptions::tiled_attention`]).
     tiled_attention: bool,
+    /// 16-bit gate/up GEMM output in cuBLAS passes (see [`GpuOptions::half_gate_up`]).
+    half_gate_up: bool,
 }
 
 impl GpuModel {
@@ -525,6 +554,11 @@ impl GpuModel {
     /// Turns the tiled scoring attention on or off (see [`GpuOptions::tiled_attention`]).
     pub fn set_tiled_attention(&mut self, on: bool) {
         self.tiled_attention = on;
+    }
+
+    /// Turns the 16-bit gate/up GEMM output on or off (see [`GpuOptions::half_gate_up`]).
+    pub fn set_half_gate_up(&mut self, on: bool) {
+        self.half_gate_up = on;
     }
 
     /// Sets the decode GEMV layout (see [`GpuOptions::gemv_tile`]): [`GemvTile::Auto`] follows

@@ -9,6 +9,7 @@ use super::decode::WeightTy;
 use super::{
     Act, Dense, GEMV_DENSE_MAX_M, GemvWeight, GpuLinear, GpuModel, GpuScheme, RowPlan, Scratch,
     W8A16_GEMV_MAX_M, Weight, attention_cfg, find, find_mut, grid, prefill_tile_cfg, rows_cfg,
+    swiglu_cfg, warp_rows_cfg,
 };
 use crate::cuda::blas::InType;
 use crate::cuda::error::{GpuError, Result};
@@ -175,10 +176,12 @@ impl GpuModel {
         let (nh32, nkv32, d32) = (c.n_heads as u32, c.n_kv_heads as u32, c.head_dim as u32);
         let eps = c.rms_eps;
         let null: u64 = 0;
-        let Scratch { x, gu, qkv, seq, pos, seq_off, pre, prefill, act, .. } = sc;
-        // Kernel launches below: rmsnorm/quant kernels run one block per row over k columns of
-        // buffers holding m·k; attention one block per (row, head) reading the cache slots the
-        // rope kernel wrote; swiglu reads m·2f and writes m·f.
+        let Scratch { x, gu, gu_half, qkv, seq, pos, seq_off, pre, prefill, act, .. } = sc;
+        // Kernel launches below: rmsnorm one warp per row, the int8 kernels one block per row,
+        // over k columns of buffers holding m·k; attention one block per (row, head) reading the
+        // cache slots the rope kernel wrote; swiglu reads m·2f (f32, or 16-bit when the gate/up
+        // GEMM wrote them so) and writes m·f.
+        let gu_half = *gu_half;
         let attn_cfg = attention_cfg(m, c.n_heads);
         // Scoring attention: one block per (tile of `tr` rows, kv head, group of ≤ 8 query
         // heads); the rows of a tile in one sequence share their staged keys (see attention.cu).
@@ -192,8 +195,8 @@ impl GpuModel {
                     Source::Norm(w) => launch!(
                         self,
                         concat!("rmsnorm_", $suffix),
-                        rows_cfg(m, 256),
-                        [&*x, &null, w, out, &h32, &eps,]
+                        warp_rows_cfg(m),
+                        [&*x, &null, w, out, &m32, &h32, &eps,]
                     ),
                     Source::LayerNorm(w, b) => launch!(
                         self,
@@ -226,10 +229,17 @@ impl GpuModel {
                     ),
                     Source::Swiglu => launch!(
                         self,
-                        concat!("swiglu_", $suffix),
-                        grid((m * c.ffn) as u64, sms),
+                        if gu_half {
+                            concat!("swiglu_", $suffix, "_h")
+                        } else {
+                            concat!("swiglu_", $suffix)
+                        },
+                        swiglu_cfg(m, c.ffn),
                         [&*gu, out, &m32, &f32_,]
                     ),
+                    Source::Gelu(_) if gu_half => {
+                        Err(GpuError::invalid("GELU over a 16-bit gate/up matrix"))
+                    }
                     Source::Gelu(b) => launch!(
                         self,
                         concat!("gelu_", $suffix),
@@ -324,7 +334,15 @@ impl GpuModel {
         if matches!(out, Out::Acc) && self.scheme != GpuScheme::W8A8 {
             return Err(GpuError::invalid(format!("{}: int32 output outside W8A8", lin.name)));
         }
-        let Scratch { x, gu, qkv, act, .. } = sc;
+        let Scratch { x, gu, gu_half, qkv, act, .. } = sc;
+        if matches!(out, Out::Gu) {
+            *gu_half = false;
+        }
+        // A cuBLAS gate/up GEMM of 16-bit inputs writes 16-bit output for SwiGLU
+        // (GpuOptions::half_gate_up); BLOOM's GELU reads f32.
+        let half_out = |ty: InType| {
+            matches!(out, Out::Gu) && self.half_gate_up && self.bloom.is_none() && ty != InType::F32
+        };
         let y: &mut CudaSlice<f32> = match out {
             Out::Qkv => qkv,
             Out::Gu | Out::Acc => gu,
@@ -381,10 +399,21 @@ impl GpuModel {
                 unsafe { self.gemv(GemvWeight::I8, wp, sp, xp, yp, (m, n, k), add) }
             }
             (Weight::Dense(w), Act::Float(a)) => {
+                let oty = if half_out(w.ty()) { w.ty() } else { InType::F32 };
+                *gu_half = oty != InType::F32;
                 // SAFETY: w holds n·k elements of its type (loaded so), a holds ≥ m·k of the
-                // same type (scratch sized m·max K), y holds ≥ m·n f32 (checked above).
+                // same type (scratch sized m·max K), y holds ≥ m·n f32 (checked above), so at
+                // least m·n elements of a 16-bit output type.
                 unsafe {
-                    self.blas.gemm(&lin.name, w.ty(), w.ptr(s), a.ptr(s), yp, (m, n, k), n, add)
+                    self.blas.gemm(
+                        &lin.name,
+                        w.ty(),
+                        (w.ptr(s), a.ptr(s)),
+                        (yp, oty),
+                        (m, n, k),
+                        n,
+                        add,
+                    )
                 }
             }
             (Weight::I8(q), Act::W8A16 { xin, yout }) => {
@@ -419,8 +448,13 @@ impl GpuModel {
                     )?;
                     let (wp, _gw) = wt.device_ptr(s);
                     let (xp, _gx) = xb.as_cudarc().device_ptr(s);
-                    // SAFETY: wt holds ≥ n·k f16 (just written), xb exactly m·k f16, y ≥ m·n.
-                    unsafe { self.blas.gemm(&lin.name, InType::F16, wp, xp, yp, (m, n, k), n, add) }
+                    let oty = if half_out(InType::F16) { InType::F16 } else { InType::F32 };
+                    *gu_half = oty != InType::F32;
+                    // SAFETY: wt holds ≥ n·k f16 (just written), xb exactly m·k f16, y ≥ m·n
+                    // f32 (so ≥ m·n f16).
+                    unsafe {
+                        self.blas.gemm(&lin.name, InType::F16, (wp, xp), (yp, oty), (m, n, k), n, add)
+                    }
                 }
             }
             (Weight::I8(q), Act::Int8 { qin, acc, sx, .. }) => {

@@ -3,7 +3,9 @@
 
 use cudarc::driver::{CudaSlice, DevicePtr, LaunchConfig, PushKernelArg};
 
-use super::{GemvWeight, GpuModel, HEAD_CHUNK_ELEMS, HeadScratch, RowScore, decode, rows_cfg};
+use super::{GemvWeight, GpuModel, HEAD_CHUNK_ELEMS, HeadScratch, RowScore, decode, rows_cfg,
+    warp_rows_cfg,
+};
 use crate::cuda::blas::InType;
 use crate::cuda::error::{GpuError, Result};
 
@@ -99,7 +101,7 @@ impl GpuModel {
         let s = &self.stream;
         let head_w = self.head.as_ref().unwrap_or(&self.embed);
         let eps = self.cfg.rms_eps;
-        let (h32, v32) = (h as u32, v as u32);
+        let (h32, v32, r32) = (h as u32, v as u32, r as u32);
         let head_wty = if self.head_i8.is_some() {
             decode::WeightTy::I8
         } else {
@@ -131,8 +133,8 @@ impl GpuModel {
         };
         {
             let (idxb, act) = (&hs.idx, &hs.act);
-            // One block per selected row; idx < rows of x (checked by the callers); act holds
-            // rows·h, r ≤ rows.
+            // One warp (rmsnorm) or block (layernorm) per selected row; idx < rows of x (checked
+            // by the callers); act holds rows·h, r ≤ rows.
             let actp = act.ptr(s);
             if let Some(b) = &self.bloom {
                 // BLOOM's ln_f: LayerNorm with bias, same row gather.
@@ -148,8 +150,8 @@ impl GpuModel {
                 launch!(
                     self,
                     norm_name,
-                    rows_cfg(r, 256),
-                    [x, idxb, &self.norm, &actp, &h32, &eps]
+                    warp_rows_cfg(r),
+                    [x, idxb, &self.norm, &actp, &r32, &h32, &eps]
                 )?;
             }
         }
@@ -201,9 +203,8 @@ impl GpuModel {
                 self.blas.gemm(
                     "lm_head",
                     head_w.ty(),
-                    head_w.ptr(s),
-                    hs.act.ptr(s),
-                    lp,
+                    (head_w.ptr(s), hs.act.ptr(s)),
+                    (lp, InType::F32),
                     (r, v, h),
                     v,
                     false,

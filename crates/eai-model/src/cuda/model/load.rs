@@ -492,6 +492,7 @@ impl GpuModel {
             fused: opts.fused_decode,
             tile: opts.gemv_tile,
             tiled_attention: opts.tiled_attention,
+            half_gate_up: opts.half_gate_up,
         })
     }
 }

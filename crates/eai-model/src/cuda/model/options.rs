@@ -174,6 +174,13 @@ pub struct GpuOptions {
     /// where compared). On by default; `EAI_TILED_ATTENTION=0` turns the default off, for A/B
     /// runs; [`GpuModel::set_tiled_attention`] toggles it on a loaded model.
     pub tiled_attention: bool,
+    /// FP16 / BF16 (and W8A16 passes of more rows than its GEMV takes): the gate/up GEMM of a
+    /// cuBLAS pass writes its output in the activation type (f32 accumulation, rounded once),
+    /// as transformers' 16-bit `Linear` does, and SwiGLU reads those 16-bit values: half the
+    /// gate/up matrix's bytes written and read (issue 14). Off, the matrix is f32 (rounded to
+    /// the activation type only after SwiGLU). On by default; `EAI_HALF_GATE_UP=0` turns the
+    /// default off, for A/B runs; [`GpuModel::set_half_gate_up`] toggles it on a loaded model.
+    pub half_gate_up: bool,
     /// `EAI_GEMV_TILE` was set to a label that names no tile.
     unknown_env_tile: bool,
 }
@@ -201,6 +208,7 @@ impl GpuOptions {
         let half_head = std::env::var("EAI_HALF_HEAD").map_or(true, |v| v.trim() != "0");
         let tiled_attention =
             std::env::var("EAI_TILED_ATTENTION").map_or(true, |v| v.trim() != "0");
+        let half_gate_up = std::env::var("EAI_HALF_GATE_UP").map_or(true, |v| v.trim() != "0");
         // `EAI_GEMV_TILE=<label>` (e.g. `w16`, `k4u2`): the decode GEMV layout, for A/B runs;
         // a label naming no tile (e.g. one deleted in issue 16) fails the model's load.
         let env_tile = tile_from_env(std::env::var("EAI_GEMV_TILE").ok().as_deref());
@@ -213,6 +221,7 @@ impl GpuOptions {
             gemv_tile: env_tile.unwrap_or_default(),
             int8_head,
             tiled_attention,
+            half_gate_up,
             unknown_env_tile: env_tile.is_none(),
         }
     }
@@ -248,6 +257,12 @@ impl GpuOptions {
     /// Sets [`GpuOptions::tiled_attention`].
     pub fn tiled_attention(mut self, on: bool) -> Self {
         self.tiled_attention = on;
+        self
+    }
+
+    /// Sets [`GpuOptions::half_gate_up`].
+    pub fn half_gate_up(mut self, on: bool) -> Self {
+        self.half_gate_up = on;
         self
     }
 
