@@ -631,7 +631,10 @@ fn shared_contexts_score_like_the_unshared_path() {
         (GpuScheme::Fp32, 1e-4),
         (GpuScheme::Fp16, 1e-2),
         (GpuScheme::Bf16, 5e-2),
-        (GpuScheme::W8A16, 1e-2),
+        // W8A16: passes of more rows than the W16 GEMV takes round the gate/up matrix to f16
+        // (`GpuOptions::half_gate_up`), smaller ones keep it f32: 1.42e-2 per token at 12
+        // tokens per pass against one pass on an H200 (9.4e-3 with f32 everywhere).
+        (GpuScheme::W8A16, 2e-2),
         (GpuScheme::W8A8, 2e-2),
         (GpuScheme::Dynamic, 1e-3),
     ];

@@ -27,7 +27,7 @@ fn w16_model(tied: bool) -> (ModelConfig, Tiny) {
 /// Issue 16: the bandwidth tensor-core GEMV (`GemvTile::W16`: plain, norm + rope/KV write,
 /// norm + SwiGLU, norm-fused LM head; int8 and f16 weights) against the CUDA-core warp-per-row
 /// layout (R1U8) on the same model — generation passes of 1–4 rows (MT 1, 2, 4) within the
-/// bound the other block-split layouts meet (FP16 0.02, W8A16 0.03) — and its batched plain
+/// bound the other block-split layouts meet (FP16 0.03, W8A16 0.03) — and its batched plain
 /// form (passes of 8–32 rows) against the other tiles' path there; both against the CPU
 /// reference (f32 head); greedy tokens of 1, 3 and 12 prompts (graph and eager) equal to R1U8's.
 #[test]
@@ -44,7 +44,9 @@ fn w16_decode_gemv_matches_the_cuda_core_path_and_the_cpu() {
         (GpuScheme::W8A16, false, false, 0.03, Some(0.05)),
         (GpuScheme::W8A16, true, false, 0.03, None),
         (GpuScheme::W8A16, true, true, 0.03, None),
-        (GpuScheme::Fp16, true, false, 0.02f32, Some(0.05f32)),
+        // FP16 rows ≤ 4: 2.09e-2 at 3 rows on an H200 once RMSNorm summed each row in one warp
+        // (1.70e-2 before, 2026-12-06): each path rounds its f16 inputs on its own.
+        (GpuScheme::Fp16, true, false, 0.03f32, Some(0.05f32)),
     ];
     for (scheme, half, int8_head, vs_r1u8, vs_cpu) in runs {
         let opts = GpuOptions::new(scheme).half_head(half).int8_head(int8_head);
