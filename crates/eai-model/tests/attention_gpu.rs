@@ -24,9 +24,10 @@ fn half_gate_up_matches_the_f32_gate_up_and_the_cpu() {
     for (si, (cfg, src)) in [tiny(), tiny_with(odd)].into_iter().enumerate() {
         for (scheme, vs_f32) in [
             (GpuScheme::Fp32, 0.0f32),
-            (GpuScheme::Fp16, 0.02),
+            // One more f16 rounding per gate/up value: 1.9–2.1e-2 on an H200 (2026-12-06).
+            (GpuScheme::Fp16, 0.03),
             (GpuScheme::Bf16, 0.3),
-            (GpuScheme::W8A16, 0.02),
+            (GpuScheme::W8A16, 0.03),
         ] {
             let (_, bound, agree) = BOUNDS.iter().copied().find(|b| b.0 == scheme).unwrap();
             let cpu_scheme = scheme.cpu_reference().unwrap_or(Scheme::Fp32);
