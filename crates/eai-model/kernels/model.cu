@@ -235,40 +235,80 @@ extern "C" __global__ void quant_rows(const float* __restrict__ x, i8* __restric
 
 // Dynamic (per-tensor) activation quantization, pass 1: slot = max(slot, bits(|x|)) over the
 // whole tensor (non-negative floats order like their bit patterns). The slot is zeroed first.
+// Both passes read four elements at a time when n % 4 == 0 (x and q whole allocations).
 extern "C" __global__ void absmax_all(const float* __restrict__ x, u64 n, u32* __restrict__ slot) {
     __shared__ float red[32];
     float m = 0.0f;
-    for (u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x)
-        m = fmaxf(m, fabsf(x[i]));
+    const u64 t0 = (u64)blockIdx.x * blockDim.x + threadIdx.x, step = (u64)gridDim.x * blockDim.x;
+    if ((n & 3u) == 0) {
+        for (u64 i = t0; i < n / 4; i += step) {
+            const float4 v = F32::load4(x + 4 * i);
+            m = fmaxf(m, fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w))));
+        }
+    } else {
+        for (u64 i = t0; i < n; i += step) m = fmaxf(m, fabsf(x[i]));
+    }
     m = block_max(m, red);
     if (threadIdx.x == 0) atomicMax(slot, __float_as_uint(m));
 }
 
-// Pass 2: one scale for the tensor, codes for every element, sx[r] = that scale for each row.
+// Pass 2: one scale for the tensor, codes for every element, sx[r] = that scale for each of the
+// `rows` rows (no per-element division: the grid writes the row scales in a loop of its own).
 extern "C" __global__ void quant_global(const float* __restrict__ x, u64 n, u32 k, u32 rows,
                                         const u32* __restrict__ slot, i8* __restrict__ q,
                                         float* __restrict__ sx) {
     const float s = q8_scale(__uint_as_float(*slot));
     const float qi = 1.0f / s;
-    for (u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x) {
-        q[i] = q8_code(x[i], qi);
-        if (i % k == 0 && i / k < rows) sx[i / k] = s;
+    const u64 t0 = (u64)blockIdx.x * blockDim.x + threadIdx.x, step = (u64)gridDim.x * blockDim.x;
+    if ((n & 3u) == 0) {
+        for (u64 i = t0; i < n / 4; i += step) {
+            const float4 v = F32::load4(x + 4 * i);
+            char4 c;
+            c.x = q8_code(v.x, qi);
+            c.y = q8_code(v.y, qi);
+            c.z = q8_code(v.z, qi);
+            c.w = q8_code(v.w, qi);
+            reinterpret_cast<char4*>(q)[i] = c;
+        }
+    } else {
+        for (u64 i = t0; i < n; i += step) q[i] = q8_code(x[i], qi);
     }
+    (void)k;
+    for (u64 r = t0; r < rows; r += step) sx[r] = s;
 }
 
 // ---------------------------------------------------------------------------------------------
 // INT8 GEMM epilogue: y = f32(acc) · (sx[m] · sw[n]) (eai-quant's order), written (add == 0)
-// or added to y (add != 0; the residual stream). y has row stride ldy.
+// or added to y (add != 0; the residual stream). y has row stride ldy. Grid (rows, column
+// blocks) as SwiGLU's: four columns per thread at a time, vector loads when n and ldy are
+// multiples of 4.
 extern "C" __global__ void dequant_out(const int* __restrict__ acc, const float* __restrict__ sx,
                                        const float* __restrict__ sw, float* __restrict__ y,
                                        u32 m, u32 n, u32 ldy, int add) {
-    const u64 total = (u64)m * n;
-    for (u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x; i < total;
-         i += (u64)gridDim.x * blockDim.x) {
-        const u32 r = (u32)(i / n), c = (u32)(i % n);
-        const float v = (float)acc[i] * (sx[r] * sw[c]);
-        float* o = y + (u64)r * ldy + c;
-        *o = add ? *o + v : v;
+    const u32 r = blockIdx.x;
+    if (r >= m) return;
+    const float s = sx[r];
+    const int* a = acc + (u64)r * n;
+    float* yr = y + (u64)r * ldy;
+    const bool vec = (n & 3u) == 0 && (ldy & 3u) == 0;
+    const u32 step = gridDim.y * blockDim.x * 4;
+    for (u32 c = (blockIdx.y * blockDim.x + threadIdx.x) * 4; c < n; c += step) {
+        if (vec) {
+            const int4 v = *reinterpret_cast<const int4*>(a + c);
+            const float4 w = F32::load4(sw + c);
+            float4 o = make_float4((float)v.x * (s * w.x), (float)v.y * (s * w.y),
+                                   (float)v.z * (s * w.z), (float)v.w * (s * w.w));
+            if (add) {
+                const float4 p = F32::load4(yr + c);
+                o = make_float4(p.x + o.x, p.y + o.y, p.z + o.z, p.w + o.w);
+            }
+            F32::store4(yr + c, o);
+        } else {
+            for (u32 j = c; j < c + 4 && j < n; ++j) {
+                const float v = (float)a[j] * (s * sw[j]);
+                yr[j] = add ? yr[j] + v : v;
+            }
+        }
     }
 }
 

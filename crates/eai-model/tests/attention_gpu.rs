@@ -170,3 +170,40 @@ fn tiled_scoring_attention_equals_one_row_tiles() {
         }
     }
 }
+
+/// Generation passes that prefill prompts (more rows than the fused decode layers take) run
+/// the tiled scoring attention without shared prefixes: three prompts of 9, 30 and 57 tokens
+/// decoding 12 tokens each give the tokens of the generation kernel (`tiled_attention` off),
+/// FP32 and FP16; FP32 also those of the CPU reference, one greedy step at a time.
+#[test]
+fn generation_prefills_take_the_tiled_attention() {
+    let Some(dev) = gpu("generation_prefills_take_the_tiled_attention") else { return };
+    let (cfg, src) = tiny();
+    let ids: Vec<u32> = (0..96u32).map(|i| (i * 29 + 5) % 300).collect();
+    let prompts = [&ids[..9], &ids[9..39], &ids[39..96]];
+    let n = [12usize; 3];
+    for scheme in [GpuScheme::Fp32, GpuScheme::Fp16] {
+        let mut g = GpuModel::load(dev.clone(), &src, cfg.clone(), scheme).unwrap();
+        let mut out = Vec::new();
+        for tiled in [false, true] {
+            g.set_tiled_attention(tiled);
+            let (got, _, _) = g.generate_greedy(&prompts, &n, &[], 300, |_, _| false).unwrap();
+            out.push(got);
+        }
+        assert_eq!(out[0], out[1], "{scheme}: tiled vs generation-kernel prefills");
+        if scheme != GpuScheme::Fp32 {
+            continue;
+        }
+        let cpu = Model::load(&src, cfg.clone(), LoadOptions::new(Scheme::Fp32)).unwrap();
+        for (p, got) in prompts.iter().zip(&out[1]) {
+            let mut ctx = p.to_vec();
+            for &t in got {
+                let lg = cpu.logits_for(&ctx).unwrap();
+                let last = lg.row(lg.nrows() - 1);
+                let best = (0..last.len()).fold(0, |b, i| if last[i] > last[b] { i } else { b });
+                assert_eq!(t, best as u32, "FP32 prompt of {} tokens vs CPU", p.len());
+                ctx.push(t);
+            }
+        }
+    }
+}

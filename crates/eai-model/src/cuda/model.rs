@@ -293,9 +293,10 @@ fn warp_rows_cfg(rows: usize) -> LaunchConfig {
     }
 }
 
-/// The `swiglu_*` kernels: the row in `gridDim.x`, four columns per thread over `gridDim.y`
-/// blocks of 128 threads (the kernel strides over any columns past the grid).
-fn swiglu_cfg(rows: usize, f: usize) -> LaunchConfig {
+/// The row kernels of four columns per thread (`swiglu_*`, `dequant_out`): the row in
+/// `gridDim.x`, the columns over `gridDim.y` blocks of 128 threads (the kernels stride over any
+/// columns past the grid).
+fn row_quads_cfg(rows: usize, f: usize) -> LaunchConfig {
     LaunchConfig {
         grid_dim: (
             u32::try_from(rows.max(1)).unwrap_or(u32::MAX),

@@ -8,8 +8,8 @@ use half::f16;
 use super::decode::WeightTy;
 use super::{
     Act, Dense, GEMV_DENSE_MAX_M, GemvWeight, GpuLinear, GpuModel, GpuScheme, RowPlan, Scratch,
-    W8A16_GEMV_MAX_M, Weight, attention_cfg, find, find_mut, grid, prefill_tile_cfg, rows_cfg,
-    swiglu_cfg, warp_rows_cfg,
+    W8A16_GEMV_MAX_M, Weight, attention_cfg, find, find_mut, grid, prefill_tile_cfg, row_quads_cfg,
+    rows_cfg, warp_rows_cfg,
 };
 use crate::cuda::blas::InType;
 use crate::cuda::error::{GpuError, Result};
@@ -234,7 +234,7 @@ impl GpuModel {
                         } else {
                             concat!("swiglu_", $suffix)
                         },
-                        swiglu_cfg(m, c.ffn),
+                        row_quads_cfg(m, c.ffn),
                         [&*gu, out, &m32, &f32_,]
                     ),
                     Source::Gelu(_) if gu_half => {
@@ -453,7 +453,15 @@ impl GpuModel {
                     // SAFETY: wt holds ≥ n·k f16 (just written), xb exactly m·k f16, y ≥ m·n
                     // f32 (so ≥ m·n f16).
                     unsafe {
-                        self.blas.gemm(&lin.name, InType::F16, (wp, xp), (yp, oty), (m, n, k), n, add)
+                        self.blas.gemm(
+                            &lin.name,
+                            InType::F16,
+                            (wp, xp),
+                            (yp, oty),
+                            (m, n, k),
+                            n,
+                            add,
+                        )
                     }
                 }
             }
@@ -471,7 +479,7 @@ impl GpuModel {
                 launch!(
                     self,
                     "dequant_out",
-                    grid((m * n) as u64, sms),
+                    row_quads_cfg(m, n),
                     [abr.as_cudarc(), &*sx, q.scales().as_cudarc(), &*y, &m32, &n32, &n32, &addi,]
                 )
             }

@@ -90,12 +90,17 @@ impl GpuModel {
         let n = pass.ids.len();
         let graph = !pass.prefill && self.graph_on && self.graph_eligible(n);
         let m = if graph { n } else { bucket_rows(n) };
+        // Prefill passes of more rows than the fused decode layers take run the tiled scoring
+        // attention (descriptors of no shared prefix): a prompt's consecutive rows share each
+        // staged chunk of keys, where the generation kernel reads them per (row, head) — the
+        // 5-shot GSM8K prompts are ~850 tokens (issue 14).
+        let tiled = pass.prefill && self.tiled_attention && !self.fused_fits(m);
         let mut plan = RowPlan {
             ids: pass.ids.clone(),
             seq: pass.seq.clone(),
             pos: pass.pos.clone(),
             seq_off: pass.seq_off.clone(),
-            pre: Vec::new(),
+            pre: if tiled { vec![0; 2 * pass.seq_off.len()] } else { Vec::new() },
             real: n,
         };
         plan.ids.resize(m, 0);

@@ -3,8 +3,8 @@
 
 use cudarc::driver::{CudaSlice, DevicePtr, LaunchConfig, PushKernelArg};
 
-use super::{GemvWeight, GpuModel, HEAD_CHUNK_ELEMS, HeadScratch, RowScore, decode, rows_cfg,
-    warp_rows_cfg,
+use super::{
+    GemvWeight, GpuModel, HEAD_CHUNK_ELEMS, HeadScratch, RowScore, decode, rows_cfg, warp_rows_cfg,
 };
 use crate::cuda::blas::InType;
 use crate::cuda::error::{GpuError, Result};

@@ -171,8 +171,11 @@ pub struct GpuOptions {
     /// keys and values staged in shared memory (issue 14: full HellaSwag, contexts of ~100
     /// tokens, 1.15× per pass on an H100). Off, every tile is one row, as the scoring kernel
     /// of sessions before 9 staged them; a row's result is the same either way (bit for bit
-    /// where compared). On by default; `EAI_TILED_ATTENTION=0` turns the default off, for A/B
-    /// runs; [`GpuModel::set_tiled_attention`] toggles it on a loaded model.
+    /// where compared). Generation passes that prefill prompts (more rows than the fused decode
+    /// layers take) run it too, without shared prefixes. On by default;
+    /// `EAI_TILED_ATTENTION=0` turns the default off (scoring: tiles of one row; generation
+    /// prefills: the generation kernel, one block per row and head), for A/B runs;
+    /// [`GpuModel::set_tiled_attention`] toggles it on a loaded model.
     pub tiled_attention: bool,
     /// FP16 / BF16 (and W8A16 passes of more rows than its GEMV takes): the gate/up GEMM of a
     /// cuBLAS pass writes its output in the activation type (f32 accumulation, rounded once),
