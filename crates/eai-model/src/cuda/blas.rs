@@ -81,6 +81,7 @@ impl Blas {
     /// to a matrix of `out_ty` with `m` rows of row stride `ldy ≥ n`; all are live device
     /// allocations of this handle's context, not freed before the enqueued GEMM has run (the
     /// stream orders later frees after it).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) unsafe fn gemm(
         &self,
         layer: &str,

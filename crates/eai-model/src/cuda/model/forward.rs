@@ -183,6 +183,12 @@ impl GpuModel {
         // GEMM wrote them so) and writes m·f.
         let gu_half = *gu_half;
         let attn_cfg = attention_cfg(m, c.n_heads);
+        // Generation passes of the unfused layers (more rows than the fused decode layers take):
+        // the decode kernel (four keys in flight per warp, as the fused layers run it) where it
+        // applies — no ALiBi, rows within gridDim.y — when the tiled attention is on.
+        let dec = self.tiled_attention && m <= 65_535;
+        let dec_cfg =
+            LaunchConfig { grid_dim: (nh32, m32, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
         // Scoring attention: one block per (tile of `tr` rows, kv head, group of ≤ 8 query
         // heads); the rows of a tile in one sequence share their staged keys (see attention.cu).
         let prefill = *prefill;
@@ -216,6 +222,15 @@ impl GpuModel {
                         [
                             &*qkv, &*seq, &*pos, &*seq_off, &*pre, kc, vc, out, &nh32, &nkv32,
                             &d32, &scale, &window, &alibi, &m32, &tr,
+                        ]
+                    ),
+                    Source::Attn { kc, vc, scale, window, alibi: 0 } if dec => launch!(
+                        self,
+                        concat!("attention_dec_", $suffix),
+                        dec_cfg,
+                        [
+                            &*qkv, &*seq, &*pos, &*seq_off, kc, vc, out, &nh32, &nkv32, &d32,
+                            &scale, &window,
                         ]
                     ),
                     Source::Attn { kc, vc, scale, window, alibi } => launch!(

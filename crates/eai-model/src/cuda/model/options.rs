@@ -172,9 +172,10 @@ pub struct GpuOptions {
     /// tokens, 1.15× per pass on an H100). Off, every tile is one row, as the scoring kernel
     /// of sessions before 9 staged them; a row's result is the same either way (bit for bit
     /// where compared). Generation passes that prefill prompts (more rows than the fused decode
-    /// layers take) run it too, without shared prefixes. On by default;
+    /// layers take) run it too, without shared prefixes, and their decode steps the fused
+    /// layers' decode attention (four keys in flight per warp). On by default;
     /// `EAI_TILED_ATTENTION=0` turns the default off (scoring: tiles of one row; generation
-    /// prefills: the generation kernel, one block per row and head), for A/B runs;
+    /// passes: the generic kernel, one key per warp step), for A/B runs;
     /// [`GpuModel::set_tiled_attention`] toggles it on a loaded model.
     pub tiled_attention: bool,
     /// FP16 / BF16 (and W8A16 passes of more rows than its GEMV takes): the gate/up GEMM of a
