@@ -1,6 +1,6 @@
 # Session 10, round 3, call F (carry .gpu/g3; after ../session9/call7.sh and ../session9/call2.sh on a
-# fresh machine; main 78c31f1): joins the GGUF; eai-model's whole cuda suite (new: generation
-# prefills on the tiled attention); ARC-Easy FP16/INT8/dynamic (dynamic's quantize and dequantize
+# fresh machine; main 439974b): joins the GGUF; eai-model's whole cuda suite (new: generation
+# prefills on the tiled attention, unfused decode steps on the decode kernel); ARC-Easy FP16/INT8/dynamic (dynamic's quantize and dequantize
 # kernels without per-element division); GSM8K 200 × 5-shot FP32 and FP16 on the defaults, FP32
 # with EAI_TILED_ATTENTION=0 (the generation kernel for prefills: the same-call A/B), transformers
 # FP32 batched generate; a timeline of the FP32 GSM8K run (nsys, when there); HellaSwag FP16 once.
