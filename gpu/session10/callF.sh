@@ -16,18 +16,21 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,power.limit,clocks.max.s
 timeout 120 $B/cuda --test-threads=1 --nocapture > $O/suite.log 2>&1; t "suite rc=$?"
 grep -E "test result|panicked|FAILED" $O/suite.log | tail -12
 [ -d hf ] || $B/gpu_bench --gguf $G --only none --hf-dir hf > /dev/null 2>&1; ls hf > /dev/null || echo "no HF dir"
+timeout 60 $B/eai study --cuda 0 --model $G --data $D --task gsm8k:200:5 --schemes fp32,fp16 --repeats 1 \
+  --baseline 3 --cooldown 0 --out s_gsm > $O/gsm_study.log 2>&1; t "gsm rc=$?"
+cp s_gsm/tasks.csv $O/s_gsm_tasks.csv 2>/dev/null; : > $O/hf.jsonl
+PYTHONUNBUFFERED=1 timeout 80 python3 $S hf s_gsm/samples/fp32/rep1/samples_gsm8k.jsonl gen hf_gsm_fp32.json --dtype fp32 \
+  --min-seconds 1 2>&1 | grep '^{' >> $O/hf.jsonl; t "hf gsm fp32"
+EAI_TILED_ATTENTION=0 timeout 40 $B/eai study --cuda 0 --model $G --data $D --task gsm8k:200:5 --schemes fp32 --repeats 1 \
+  --baseline 0 --cooldown 0 --out s_gsm_gen > $O/gsm_gen_study.log 2>&1; t "gsm generic-attention rc=$?"
+cp s_gsm_gen/tasks.csv $O/s_gsm_gen_tasks.csv 2>/dev/null
 timeout 90 $B/eai study --cuda 0 --model $G --data $D --task arc_easy --schemes fp16,int8,dynamic \
   --repeats 2 --baseline 3 --cooldown 0 --out s_arc > $O/arc_study.log 2>&1; t "arc rc=$?"
 cp s_arc/tasks.csv $O/s_arc_tasks.csv 2>/dev/null
-timeout 60 $B/eai study --cuda 0 --model $G --data $D --task gsm8k:200:5 --schemes fp32,fp16 --repeats 1 \
-  --baseline 3 --cooldown 0 --out s_gsm > $O/gsm_study.log 2>&1; t "gsm rc=$?"
-cp s_gsm/tasks.csv $O/s_gsm_tasks.csv 2>/dev/null
-EAI_TILED_ATTENTION=0 timeout 40 $B/eai study --cuda 0 --model $G --data $D --task gsm8k:200:5 --schemes fp32 --repeats 1 \
-  --baseline 0 --cooldown 0 --out s_gsm_gen > $O/gsm_gen_study.log 2>&1; t "gsm generation-kernel prefills rc=$?"
-cp s_gsm_gen/tasks.csv $O/s_gsm_gen_tasks.csv 2>/dev/null
-: > $O/hf.jsonl
-PYTHONUNBUFFERED=1 timeout 80 python3 $S hf s_gsm/samples/fp32/rep1/samples_gsm8k.jsonl gen hf_gsm_fp32.json --dtype fp32 \
-  --min-seconds 1 2>&1 | grep '^{' >> $O/hf.jsonl; t "hf gsm fp32"
+timeout 40 $B/eai study --cuda 0 --model $G --data $D --task hellaswag --schemes fp16 --repeats 1 \
+  --baseline 0 --cooldown 0 --out s_hs > $O/hs_study.log 2>&1; t "hs rc=$?"; cp s_hs/tasks.csv $O/s_hs_tasks.csv 2>/dev/null
+tar cJf $OUT/cF.tar.xz -C /root/o cF
+if [ "${PROFILE:-1}" = 1 ]; then
 NS=$(command -v nsys || ls /opt/nvidia/nsight-systems*/bin/nsys /usr/local/cuda*/bin/nsys 2>/dev/null | head -1)
 if [ -n "$NS" ]; then
   timeout 60 $NS profile -o $O/gsm_fp32 --force-overwrite true -t cuda,osrt --stats=false $B/eai eval --cuda 0 --model $G \
@@ -38,7 +41,6 @@ else
   echo "no nsys"; timeout 60 ncu --clock-control none --metrics gpu__time_duration.sum --print-summary per-kernel -c 3000 \
     $B/eai eval --cuda 0 --model $G --data $D --task gsm8k:200:5 --scheme fp32 --out e_gsm > $O/ncu_gsm.txt 2>&1; t "ncu rc=$?"; xz -f $O/ncu_gsm.txt
 fi
-timeout 40 $B/eai study --cuda 0 --model $G --data $D --task hellaswag --schemes fp16 --repeats 1 \
-  --baseline 0 --cooldown 0 --out s_hs > $O/hs_study.log 2>&1; t "hs rc=$?"; cp s_hs/tasks.csv $O/s_hs_tasks.csv 2>/dev/null
+fi
 tail -2 $O/hf.jsonl | cut -c1-420
 tar cJf $OUT/cF.tar.xz -C /root/o cF; t done
