@@ -21,14 +21,16 @@ timeout 60 $B/eai study --cuda 0 --model $G --data $D --task gsm8k:200:5 --schem
 cp s_gsm/tasks.csv $O/s_gsm_tasks.csv 2>/dev/null; : > $O/hf.jsonl
 PYTHONUNBUFFERED=1 timeout 80 python3 $S hf s_gsm/samples/fp32/rep1/samples_gsm8k.jsonl gen hf_gsm_fp32.json --dtype fp32 \
   --min-seconds 1 2>&1 | grep '^{' >> $O/hf.jsonl; t "hf gsm fp32"
+timeout 40 $B/eai study --cuda 0 --model $G --data $D --task hellaswag --schemes fp16 --repeats 1 \
+  --baseline 0 --cooldown 0 --out s_hs > $O/hs_study.log 2>&1; t "hs rc=$?"; cp s_hs/tasks.csv $O/s_hs_tasks.csv 2>/dev/null
+[ "${HSHF:-0}" = 1 ] && { PYTHONUNBUFFERED=1 timeout 100 python3 $S hf s_hs/samples/fp16/rep1/samples_hellaswag.jsonl ll hf_hs.json \
+  --dtype fp16 --min-seconds 5 2>&1 | grep '^{' >> $O/hf.jsonl; t "hf hs"; }
 EAI_TILED_ATTENTION=0 timeout 40 $B/eai study --cuda 0 --model $G --data $D --task gsm8k:200:5 --schemes fp32 --repeats 1 \
   --baseline 0 --cooldown 0 --out s_gsm_gen > $O/gsm_gen_study.log 2>&1; t "gsm generic-attention rc=$?"
 cp s_gsm_gen/tasks.csv $O/s_gsm_gen_tasks.csv 2>/dev/null
 timeout 90 $B/eai study --cuda 0 --model $G --data $D --task arc_easy --schemes fp16,int8,dynamic \
   --repeats 2 --baseline 3 --cooldown 0 --out s_arc > $O/arc_study.log 2>&1; t "arc rc=$?"
 cp s_arc/tasks.csv $O/s_arc_tasks.csv 2>/dev/null
-timeout 40 $B/eai study --cuda 0 --model $G --data $D --task hellaswag --schemes fp16 --repeats 1 \
-  --baseline 0 --cooldown 0 --out s_hs > $O/hs_study.log 2>&1; t "hs rc=$?"; cp s_hs/tasks.csv $O/s_hs_tasks.csv 2>/dev/null
 tar cJf $OUT/cF.tar.xz -C /root/o cF
 if [ "${PROFILE:-1}" = 1 ]; then
 NS=$(command -v nsys || ls /opt/nvidia/nsight-systems*/bin/nsys /usr/local/cuda*/bin/nsys 2>/dev/null | head -1)
