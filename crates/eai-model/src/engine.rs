@@ -4,12 +4,10 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
 
 use eai_core::{
     BatchHint, EngineTime, GenerateRequest, Generation, LanguageModel, Loglikelihood,
     LoglikelihoodRequest, ModelError, ModelInfo, RequestKind, RollingLoglikelihood, RollingRequest,
-    Seconds,
 };
 
 use crate::config::ModelConfig;
@@ -668,29 +666,7 @@ fn model_err(e: Error) -> ModelError {
     ModelError::backend(CPU, e)
 }
 
-/// Scores with their continuations' token counts.
-pub(crate) fn loglikelihoods(scores: Vec<(f64, bool)>, pairs: &[TokenPair]) -> Vec<Loglikelihood> {
-    scores
-        .into_iter()
-        .zip(pairs)
-        .map(|((lp, g), (_, cont))| {
-            let mut l = Loglikelihood::new(lp, g);
-            l.tokens = Some(cont.len() as u32);
-            l
-        })
-        .collect()
-}
-
-/// Generations with their token counts.
-pub(crate) fn generations(out: Vec<(Vec<u32>, String)>) -> Vec<Generation> {
-    out.into_iter()
-        .map(|(ids, text)| {
-            let mut g = Generation::new(text);
-            g.tokens = Some(ids.len() as u32);
-            g
-        })
-        .collect()
-}
+crate::calls::token_engine!(Engine, CPU);
 
 impl LanguageModel for Engine {
     fn info(&self) -> ModelInfo {
@@ -704,51 +680,14 @@ impl LanguageModel for Engine {
         &mut self,
         reqs: &[LoglikelihoodRequest],
     ) -> std::result::Result<Vec<Loglikelihood>, ModelError> {
-        let t = Instant::now();
-        let max_len = self.max_length();
-        let pairs =
-            crate::tokens::encode_requests(&self.tokens, &self.tokenizer, reqs, max_len, CPU).map(
-                |(p, truncated)| {
-                    self.counters.truncated_requests += truncated;
-                    p
-                },
-            );
-        let tokenized = t.elapsed();
-        self.time.tokenize += Seconds(tokenized.as_secs_f64());
-        let scores = pairs.and_then(|p| {
-            let s = self.loglikelihood_tokens(&p).map_err(model_err)?;
-            Ok(loglikelihoods(s, &p))
-        });
-        self.time.compute += Seconds((t.elapsed() - tokenized).as_secs_f64());
-        scores
+        crate::calls::loglikelihood(self, reqs)
     }
 
     fn generate_until(
         &mut self,
         reqs: &[GenerateRequest],
     ) -> std::result::Result<Vec<Generation>, ModelError> {
-        let t = Instant::now();
-        let prompts = crate::tokens::encode_prompts(
-            &self.tokens,
-            &self.tokenizer,
-            reqs,
-            self.max_length(),
-            CPU,
-        )
-        .map(|(p, truncated)| {
-            self.counters.truncated_requests += truncated;
-            p
-        });
-        let tokenized = t.elapsed();
-        self.time.tokenize += Seconds(tokenized.as_secs_f64());
-        let out = prompts.and_then(|prompts| {
-            let until: Vec<Vec<String>> = reqs.iter().map(|r| r.until.clone()).collect();
-            let max_new: Vec<usize> = reqs.iter().map(|r| r.max_gen_toks).collect();
-            let out = self.generate_tokens(&prompts, &until, &max_new).map_err(model_err)?;
-            Ok(generations(out))
-        });
-        self.time.compute += Seconds((t.elapsed() - tokenized).as_secs_f64());
-        out
+        crate::calls::generate_until(self, reqs)
     }
 
     /// lm-eval's `loglikelihood_rolling`: each text in [`crate::rolling_windows`] of at most
@@ -757,17 +696,7 @@ impl LanguageModel for Engine {
         &mut self,
         reqs: &[RollingRequest],
     ) -> std::result::Result<Vec<RollingLoglikelihood>, ModelError> {
-        let t = Instant::now();
-        let plan = crate::rolling::RollingPlan::new(&self.tokenizer, self.max_length(), reqs)
-            .map_err(model_err);
-        let tokenized = t.elapsed();
-        self.time.tokenize += Seconds(tokenized.as_secs_f64());
-        let out = plan.and_then(|plan| {
-            let scores = self.loglikelihood_tokens(plan.pairs()).map_err(model_err)?;
-            plan.finish(&scores).map_err(model_err)
-        });
-        self.time.compute += Seconds((t.elapsed() - tokenized).as_secs_f64());
-        out
+        crate::calls::loglikelihood_rolling(self, reqs)
     }
 
     fn supports(&self, kind: RequestKind) -> Option<bool> {

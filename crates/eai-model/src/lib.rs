@@ -27,6 +27,7 @@
 
 mod bloom;
 mod bound;
+mod calls;
 mod config;
 mod convert;
 mod dequant;

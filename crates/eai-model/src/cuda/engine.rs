@@ -12,11 +12,10 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
 
 use eai_core::{
     BatchHint, EngineTime, GenerateRequest, Generation, LanguageModel, Loglikelihood,
-    LoglikelihoodRequest, ModelError, ModelInfo, Seconds,
+    LoglikelihoodRequest, ModelError, ModelInfo,
 };
 use eai_quant::cuda::CudaDevice;
 
@@ -24,7 +23,7 @@ use super::error::{GpuError, Result};
 use super::model::{GpuModel, GpuScheme};
 use super::plan::{ScorePlan, pipelined};
 use crate::config::ModelConfig;
-use crate::engine::{Counters, EngineOptions, TokenPair, generations, loglikelihoods};
+use crate::engine::{Counters, EngineOptions, TokenPair};
 use crate::gguf::GgufFile;
 use crate::source::{GgufSource, SafetensorsSource};
 use crate::tokenizer::{BosPolicy, Tokenizer};
@@ -386,6 +385,8 @@ fn model_err(e: GpuError) -> ModelError {
     ModelError::backend(GPU, e)
 }
 
+crate::calls::token_engine!(GpuEngine, GPU);
+
 impl LanguageModel for GpuEngine {
     fn info(&self) -> ModelInfo {
         ModelInfo::new(self.name.clone())
@@ -399,51 +400,14 @@ impl LanguageModel for GpuEngine {
         &mut self,
         reqs: &[LoglikelihoodRequest],
     ) -> std::result::Result<Vec<Loglikelihood>, ModelError> {
-        let t = Instant::now();
-        let max_len = self.max_length();
-        let pairs =
-            crate::tokens::encode_requests(&self.tokens, &self.tokenizer, reqs, max_len, GPU).map(
-                |(p, truncated)| {
-                    self.counters.truncated_requests += truncated;
-                    p
-                },
-            );
-        let tokenized = t.elapsed();
-        self.time.tokenize += Seconds(tokenized.as_secs_f64());
-        let scores = pairs.and_then(|p| {
-            let s = self.loglikelihood_tokens(&p).map_err(model_err)?;
-            Ok(loglikelihoods(s, &p))
-        });
-        self.time.compute += Seconds((t.elapsed() - tokenized).as_secs_f64());
-        scores
+        crate::calls::loglikelihood(self, reqs)
     }
 
     fn generate_until(
         &mut self,
         reqs: &[GenerateRequest],
     ) -> std::result::Result<Vec<Generation>, ModelError> {
-        let t = Instant::now();
-        let prompts = crate::tokens::encode_prompts(
-            &self.tokens,
-            &self.tokenizer,
-            reqs,
-            self.max_length(),
-            GPU,
-        )
-        .map(|(p, truncated)| {
-            self.counters.truncated_requests += truncated;
-            p
-        });
-        let tokenized = t.elapsed();
-        self.time.tokenize += Seconds(tokenized.as_secs_f64());
-        let out = prompts.and_then(|prompts| {
-            let until: Vec<Vec<String>> = reqs.iter().map(|r| r.until.clone()).collect();
-            let max_new: Vec<usize> = reqs.iter().map(|r| r.max_gen_toks).collect();
-            let out = self.generate_tokens(&prompts, &until, &max_new).map_err(model_err)?;
-            Ok(generations(out))
-        });
-        self.time.compute += Seconds((t.elapsed() - tokenized).as_secs_f64());
-        out
+        crate::calls::generate_until(self, reqs)
     }
 
     /// lm-eval's `loglikelihood_rolling`, as the CPU engine serves it (`crate::rolling`).
@@ -451,10 +415,7 @@ impl LanguageModel for GpuEngine {
         &mut self,
         reqs: &[eai_core::RollingRequest],
     ) -> std::result::Result<Vec<eai_core::RollingLoglikelihood>, ModelError> {
-        let plan = crate::rolling::RollingPlan::new(&self.tokenizer, self.max_length(), reqs)
-            .map_err(|e| model_err(e.into()))?;
-        let scores = self.loglikelihood_tokens(plan.pairs()).map_err(model_err)?;
-        plan.finish(&scores).map_err(|e| model_err(e.into()))
+        crate::calls::loglikelihood_rolling(self, reqs)
     }
 
     fn supports(&self, _: eai_core::RequestKind) -> Option<bool> {
