@@ -14,9 +14,9 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,power.limit --format=csv
 timeout 80 $B/cuda --test-threads=1 --nocapture attention_gpu fused_decode shared_contexts continuous_batching \
   tiny_model_matches packed_batch > $O/tests.log 2>&1; t "tests rc=$?"
 grep -E "test result|panicked|FAILED|decode vs generic" $O/tests.log | tail -10
-( $B/gpu_bench --gguf $G --only none --hf-dir hf > /dev/null 2>&1 ) &
+$B/gpu_bench --gguf $G --only none --hf-dir hf > /dev/null 2>&1
 timeout 45 $B/eai study --cuda 0 --model $G --data $D --task gsm8k:200:5 --schemes fp32 --repeats 1 \
-  --baseline 0 --cooldown 0 --out s_gsm > $O/gsm_study.log 2>&1; t "gsm rc=$?"; wait
+  --baseline 0 --cooldown 0 --out s_gsm > $O/gsm_study.log 2>&1; t "gsm rc=$?"
 cp s_gsm/tasks.csv $O/s_gsm_tasks.csv 2>/dev/null; tar cJf $OUT/cG.tar.xz -C /root/o cG
 PYTHONUNBUFFERED=1 timeout 55 python3 $S hf s_gsm/samples/fp32/rep1/samples_gsm8k.jsonl gen hf_gsm_fp32.json --dtype fp32 \
   --min-seconds 1 2>&1 | grep '^{' > $O/hf.jsonl; t "hf gsm fp32"; cut -c1-300 $O/hf.jsonl
