@@ -57,7 +57,7 @@ int main() { int bad = 0; srand(7);
     float amax = 0; for (auto v : x) amax = fmaxf(amax, fabsf(v)); u32 slot = __float_as_uint(amax);
     for (u32 blocks : {1u, 3u, 1000u}) {
       std::vector<i8> q(n + 8, 99); std::vector<float> sx(m, -1);
-      launch(blocks, 1, 256, [&] { quant_global(x.data(), n, k, m, &slot, q.data(), sx.data()); });
+      launch(blocks, 1, 256, [&] { quant_global(x.data(), n, m, &slot, q.data(), sx.data()); });
       float s = q8_scale(amax), qi = 1.0f / s;
       for (u64 i = 0; i < n; i++) if (q[i] != q8_code(x[i], qi)) { bad++; printf("quant_global k=%u m=%u\n", k, m); break; }
       for (u32 r = 0; r < m; r++) if (sx[r] != s) { bad++; break; }

@@ -254,7 +254,7 @@ extern "C" __global__ void absmax_all(const float* __restrict__ x, u64 n, u32* _
 
 // Pass 2: one scale for the tensor, codes for every element, sx[r] = that scale for each of the
 // `rows` rows (no per-element division: the grid writes the row scales in a loop of its own).
-extern "C" __global__ void quant_global(const float* __restrict__ x, u64 n, u32 k, u32 rows,
+extern "C" __global__ void quant_global(const float* __restrict__ x, u64 n, u32 rows,
                                         const u32* __restrict__ slot, i8* __restrict__ q,
                                         float* __restrict__ sx) {
     const float s = q8_scale(__uint_as_float(*slot));
@@ -273,7 +273,6 @@ extern "C" __global__ void quant_global(const float* __restrict__ x, u64 n, u32 
     } else {
         for (u64 i = t0; i < n; i += step) q[i] = q8_code(x[i], qi);
     }
-    (void)k;
     for (u64 r = t0; r < rows; r += step) sx[r] = s;
 }
 

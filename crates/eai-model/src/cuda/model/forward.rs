@@ -178,9 +178,9 @@ impl GpuModel {
         let null: u64 = 0;
         let Scratch { x, gu, gu_half, qkv, seq, pos, seq_off, pre, prefill, act, .. } = sc;
         // Kernel launches below: rmsnorm one warp per row, the int8 kernels one block per row,
-        // over k columns of buffers holding m·k; attention one block per (row, head) reading the
-        // cache slots the rope kernel wrote; swiglu reads m·2f (f32, or 16-bit when the gate/up
-        // GEMM wrote them so) and writes m·f.
+        // over k columns of buffers holding m·k; attention (scoring tiles, decode or generic
+        // kernel, below) reads the cache slots the rope kernel wrote; swiglu reads m·2f (f32, or
+        // 16-bit when the gate/up GEMM wrote them so) and writes m·f.
         let gu_half = *gu_half;
         let attn_cfg = attention_cfg(m, c.n_heads);
         // Generation passes of the unfused layers (more rows than the fused decode layers take):
@@ -332,7 +332,7 @@ impl GpuModel {
                         self,
                         "quant_global",
                         grid(n_all, sms),
-                        [&*tmp, &n_all, &k32, &m32, &*slot, q, &*sx]
+                        [&*tmp, &n_all, &m32, &*slot, q, &*sx]
                     )
                 }
             }
