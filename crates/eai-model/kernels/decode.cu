@@ -402,6 +402,50 @@ __device__ __forceinline__ u32 i8pair_f16x2(u32 u, u32 sel) {
     asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(r) : "r"(h), "r"(0x64806480u));
     return r;
 }
+// U steps of 64 int8 weights of row g (w) against 64 f16 activations of batch row g (x) from
+// k = kb + 16t, accumulated by m16n8k16 into c0…c3: the inner step of both tensor-core int8
+// GEMVs below. Loads are unconditional from clamped addresses (straight-line code keeps all U
+// steps in flight) and zeroed after when out of range or when the row / batch row is absent.
+template <int U>
+__device__ __forceinline__ void tc_i8_steps(const i8* w, const u16* x, u32 K, u32 kb, u32 t,
+                                            bool row_ok, bool x_ok, float& c0, float& c1,
+                                            float& c2, float& c3) {
+    const u32 zero = 0u;
+    uint4 wv[U], xa[U], xb[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+        const u32 kk = kb + u * 64u + t * 16u;
+        const u32 kc = kk < K ? kk : 0u;
+        wv[u] = __ldcs(reinterpret_cast<const uint4*>(w + kc));
+        xa[u] = *reinterpret_cast<const uint4*>(x + kc);
+        xb[u] = *reinterpret_cast<const uint4*>(x + kc + 8);
+    }
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+        const bool in = kb + u * 64u + t * 16u < K;
+        if (!(in && row_ok)) wv[u] = make_uint4(0x80808080u, 0x80808080u, 0x80808080u, 0x80808080u);
+        if (!(in && x_ok)) {
+            xa[u] = make_uint4(0u, 0u, 0u, 0u);
+            xb[u] = make_uint4(0u, 0u, 0u, 0u);
+        }
+    }
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+        const u32 ww[4] = {wv[u].x ^ 0x80808080u, wv[u].y ^ 0x80808080u,
+                           wv[u].z ^ 0x80808080u, wv[u].w ^ 0x80808080u};
+        const u32 xw[8] = {xa[u].x, xa[u].y, xa[u].z, xa[u].w,
+                           xb[u].x, xb[u].y, xb[u].z, xb[u].w};
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+            const u32 b0 = i8pair_f16x2(ww[j], 0x4140u);
+            const u32 b1 = i8pair_f16x2(ww[j], 0x4342u);
+            asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, "
+                "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                : "+f"(c0), "+f"(c1), "+f"(c2), "+f"(c3)
+                : "r"(xw[2 * j]), "r"(zero), "r"(xw[2 * j + 1]), "r"(zero), "r"(b0), "r"(b1));
+        }
+    }
+}
 template <int MT, int U>
 __device__ __forceinline__ void dgemv_tc_body(const DecArgs& a) {
 #if __CUDA_ARCH__ >= 800
@@ -416,46 +460,9 @@ __device__ __forceinline__ void dgemv_tc_body(const DecArgs& a) {
     const i8* w = reinterpret_cast<const i8*>(a.w) + (u64)(row_ok ? n0 + g : 0) * K;
     const u16* x = reinterpret_cast<const u16*>(a.x) + (u64)(x_ok ? m0 + g : 0) * K;
     float c0 = 0.0f, c1 = 0.0f, c2 = 0.0f, c3 = 0.0f;
-    const u32 zero = 0u;
     // The loop bound is warp-uniform (mma.sync needs the whole warp); chunks past K load zeros.
-    for (u32 kb = (warp * U) * 64u; kb < K; kb += 8u * U * 64u) {
-        uint4 wv[U], xa[U], xb[U];
-#pragma unroll
-        for (int u = 0; u < U; ++u) {
-            // Unconditional loads from clamped addresses (straight-line code keeps all U steps
-            // in flight), zeroed after when out of range.
-            const u32 kk = kb + u * 64u + t * 16u;
-            const u32 kc = kk < K ? kk : 0u;
-            wv[u] = __ldcs(reinterpret_cast<const uint4*>(w + kc));
-            xa[u] = *reinterpret_cast<const uint4*>(x + kc);
-            xb[u] = *reinterpret_cast<const uint4*>(x + kc + 8);
-        }
-#pragma unroll
-        for (int u = 0; u < U; ++u) {
-            const bool in = kb + u * 64u + t * 16u < K;
-            if (!(in && row_ok)) wv[u] = make_uint4(0x80808080u, 0x80808080u, 0x80808080u, 0x80808080u);
-            if (!(in && x_ok)) {
-                xa[u] = make_uint4(0u, 0u, 0u, 0u);
-                xb[u] = make_uint4(0u, 0u, 0u, 0u);
-            }
-        }
-#pragma unroll
-        for (int u = 0; u < U; ++u) {
-            const u32 ww[4] = {wv[u].x ^ 0x80808080u, wv[u].y ^ 0x80808080u,
-                               wv[u].z ^ 0x80808080u, wv[u].w ^ 0x80808080u};
-            const u32 xw[8] = {xa[u].x, xa[u].y, xa[u].z, xa[u].w,
-                               xb[u].x, xb[u].y, xb[u].z, xb[u].w};
-#pragma unroll
-            for (int j = 0; j < 4; ++j) {
-                const u32 b0 = i8pair_f16x2(ww[j], 0x4140u);
-                const u32 b1 = i8pair_f16x2(ww[j], 0x4342u);
-                asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, "
-                    "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-                    : "+f"(c0), "+f"(c1), "+f"(c2), "+f"(c3)
-                    : "r"(xw[2 * j]), "r"(zero), "r"(xw[2 * j + 1]), "r"(zero), "r"(b0), "r"(b1));
-            }
-        }
-    }
+    for (u32 kb = (warp * U) * 64u; kb < K; kb += 8u * U * 64u)
+        tc_i8_steps<U>(w, x, K, kb, t, row_ok, x_ok, c0, c1, c2, c3);
     // c0, c1: batch row g, output rows 2t, 2t + 1 (c2, c3: batch rows ≥ 8, zero).
     part[warp][g][2 * t] = c0;
     part[warp][g][2 * t + 1] = c1;
@@ -528,45 +535,8 @@ __device__ __forceinline__ void dgemv_tcn_body(const DecArgs& a) {
         const bool row_ok = myrow < N;
         const i8* wr = w + (u64)(row_ok ? myrow : 0u) * K;
         float c0 = 0.0f, c1 = 0.0f, c2 = 0.0f, c3 = 0.0f;
-        const u32 zero = 0u;
-        for (u32 kb = 0; kb < K; kb += U * 64u) {
-            uint4 wv[U], xa[U], xb[U];
-#pragma unroll
-            for (int u = 0; u < U; ++u) {
-                const u32 kk = kb + u * 64u + t * 16u;
-                const u32 kc = kk < K ? kk : 0u;
-                wv[u] = __ldcs(reinterpret_cast<const uint4*>(wr + kc));
-                xa[u] = *reinterpret_cast<const uint4*>(xs + kc);
-                xb[u] = *reinterpret_cast<const uint4*>(xs + kc + 8);
-            }
-#pragma unroll
-            for (int u = 0; u < U; ++u) {
-                const bool in = kb + u * 64u + t * 16u < K;
-                if (!(in && row_ok))
-                    wv[u] = make_uint4(0x80808080u, 0x80808080u, 0x80808080u, 0x80808080u);
-                if (!(in && x_ok)) {
-                    xa[u] = make_uint4(0u, 0u, 0u, 0u);
-                    xb[u] = make_uint4(0u, 0u, 0u, 0u);
-                }
-            }
-#pragma unroll
-            for (int u = 0; u < U; ++u) {
-                const u32 ww[4] = {wv[u].x ^ 0x80808080u, wv[u].y ^ 0x80808080u,
-                                   wv[u].z ^ 0x80808080u, wv[u].w ^ 0x80808080u};
-                const u32 xw[8] = {xa[u].x, xa[u].y, xa[u].z, xa[u].w,
-                                   xb[u].x, xb[u].y, xb[u].z, xb[u].w};
-#pragma unroll
-                for (int j = 0; j < 4; ++j) {
-                    const u32 b0 = i8pair_f16x2(ww[j], 0x4140u);
-                    const u32 b1 = i8pair_f16x2(ww[j], 0x4342u);
-                    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, "
-                        "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-                        : "+f"(c0), "+f"(c1), "+f"(c2), "+f"(c3)
-                        : "r"(xw[2 * j]), "r"(zero), "r"(xw[2 * j + 1]), "r"(zero), "r"(b0),
-                          "r"(b1));
-                }
-            }
-        }
+        for (u32 kb = 0; kb < K; kb += U * 64u)
+            tc_i8_steps<U>(wr, xs, K, kb, t, row_ok, x_ok, c0, c1, c2, c3);
         // Lane 4i + t holds batch row i, local rows 2t, 2t + 1: gather into lanes 0…3.
         float acc0[MT], acc1[MT];
 #pragma unroll
