@@ -89,6 +89,10 @@ struct Scratch {
     /// The uploaded plan is a scoring pass: attention runs `attention_prefill_tile_*`, which reads
     /// `pre`; otherwise (generation) the decode attention kernel.
     prefill: bool,
+    /// In a `prefill` pass: the leading rows that are whole sequences of one row without a
+    /// shared prefix ([`lead_rows`]: a generation pass's decode rows, ahead of the prompts it
+    /// admits). Their attention runs the decode kernel, the rest the tiled kernel.
+    lead: usize,
     x: CudaSlice<f32>,
     qkv: CudaSlice<f32>,
     /// The gate/up GEMM's output, `m × 2·ffn` f32 — or, when `gu_half`, as many elements of the
@@ -407,6 +411,25 @@ fn prefill_tile_cfg(
     (cfg, tr as u32)
 }
 
+/// The leading rows of a packed pass that are sequences of one row each (`seq` ≥ 0, the next
+/// row another sequence's) with no shared prefix (`pre[2s + 1]` = 0, or no descriptors): in a
+/// generation pass that admits prompts, the running sequences' decode rows come first (see
+/// [`crate::cuda::schedule`]). The tiled attention gives each tile's runs in turn, so a tile of
+/// such rows walks every row's context one after the other; these rows take the decode
+/// attention kernel instead, one block per (head, row).
+pub(crate) fn lead_rows(seq: &[i32], pre: &[u32]) -> usize {
+    let mut n = 0;
+    while let Some(&s) = seq.get(n) {
+        let single = s >= 0 && seq.get(n + 1) != Some(&s);
+        let prefix = pre.get(2 * s.max(0) as usize + 1).copied().unwrap_or(0);
+        if !single || prefix != 0 {
+            break;
+        }
+        n += 1;
+    }
+    n
+}
+
 /// Rows of a forward pass rounded up so that few distinct scratch shapes exist.
 pub(crate) fn bucket_rows(m: usize) -> usize {
     match m {
@@ -653,6 +676,25 @@ mod tests {
         assert_eq!(bucket_rows(16), 16);
         assert_eq!(bucket_rows(17), 32);
         assert_eq!(bucket_rows(2000), 2048);
+    }
+
+    /// The decode rows a generation pass leads with (one row per running sequence, no shared
+    /// prefix) and nothing after the first prompt, padding row or prefixed continuation.
+    #[test]
+    fn lead_rows_are_the_leading_one_row_sequences() {
+        // Three decode rows, then a prompt of three rows, then a decode row, then padding.
+        let seq = [0, 1, 2, 3, 3, 3, 4, -1];
+        assert_eq!(lead_rows(&seq, &[]), 3);
+        assert_eq!(lead_rows(&seq, &[0; 10]), 3);
+        // Sequence 1 continues a shared prefix: the lead stops before it.
+        assert_eq!(lead_rows(&seq, &[0, 0, 0, 5, 0, 0, 0, 0, 0, 0]), 1);
+        // A pass of decode rows only (and its padding), a prompt first, nothing.
+        assert_eq!(lead_rows(&[0, 1, 2, -1, -1], &[]), 3);
+        assert_eq!(lead_rows(&[0, 0, 1], &[]), 0);
+        assert_eq!(lead_rows(&[-1, 0], &[]), 0);
+        assert_eq!(lead_rows(&[], &[]), 0);
+        // A one-row prompt admitted after the decode rows counts with them (same result).
+        assert_eq!(lead_rows(&[0, 1, 2, 2], &[]), 2);
     }
 
     #[test]

@@ -104,6 +104,7 @@ impl GpuModel {
             seq_off: self.alloc(&what("sequence offsets"), m)?,
             pre: self.alloc(&what("shared-prefix descriptors"), 2 * m)?,
             prefill: false,
+            lead: 0,
             gu_half: false,
             x: self.alloc(&what("residual stream"), m * h)?,
             qkv: self.alloc(&what("qkv"), m * wq)?,

@@ -71,6 +71,7 @@ impl GpuModel {
         self.upload_into(&plan.seq, &mut sc.seq, "sequence ids")?;
         self.upload_into(&plan.pos, &mut sc.pos, "positions")?;
         sc.prefill = !plan.pre.is_empty();
+        sc.lead = if sc.prefill { super::lead_rows(&plan.seq, &plan.pre) } else { 0 };
         self.upload_into(&plan.pre, &mut sc.pre, "shared-prefix descriptors")?;
         self.upload_into(&plan.seq_off, &mut sc.seq_off, "sequence offsets")
     }
@@ -176,7 +177,7 @@ impl GpuModel {
         let (nh32, nkv32, d32) = (c.n_heads as u32, c.n_kv_heads as u32, c.head_dim as u32);
         let eps = c.rms_eps;
         let null: u64 = 0;
-        let Scratch { x, gu, gu_half, qkv, seq, pos, seq_off, pre, prefill, act, .. } = sc;
+        let Scratch { x, gu, gu_half, qkv, seq, pos, seq_off, pre, prefill, lead, act, .. } = sc;
         // Kernel launches below: rmsnorm one warp per row, the int8 kernels one block per row,
         // over k columns of buffers holding m·k; attention (scoring tiles, decode or generic
         // kernel, below) reads the cache slots the rope kernel wrote; swiglu reads m·2f (f32, or
@@ -191,9 +192,16 @@ impl GpuModel {
             LaunchConfig { grid_dim: (nh32, m32, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
         // Scoring attention: one block per (tile of `tr` rows, kv head, group of ≤ 8 query
         // heads); the rows of a tile in one sequence share their staged keys (see attention.cu).
+        // A generation pass that admits prompts leads with its running sequences' decode rows
+        // (`lead`): those take the decode kernel, the tiles start at the first prompt row (the
+        // tiled kernel walks a tile's sequences one after another, so a tile of decode rows
+        // would walk all their contexts in turn and hold up the whole launch).
         let prefill = *prefill;
-        let (tile_cfg, tr) =
-            prefill_tile_cfg(m, c.n_heads, c.n_kv_heads, c.head_dim, self.tiled_attention);
+        let lead = if dec { (*lead).min(m) } else { 0 };
+        let tile_cfg_for = |rows: usize| {
+            prefill_tile_cfg(rows, c.n_heads, c.n_kv_heads, c.head_dim, self.tiled_attention)
+        };
+        let (q_row, o_row) = ((c.n_heads + 2 * c.n_kv_heads) * c.head_dim, c.n_heads * c.head_dim);
         macro_rules! float_stage {
             ($suffix:literal, $out:expr) => {{
                 let out = $out;
@@ -210,20 +218,51 @@ impl GpuModel {
                         rows_cfg(m, 256),
                         [&*x, &null, w, b, out, &h32, &eps,]
                     ),
-                    Source::Attn { kc, vc, scale, window, alibi } if prefill => launch!(
-                        self,
-                        // The entry point holding d / 32 values per lane in the fewest registers.
-                        match c.head_dim {
-                            0..=64 => concat!("attention_prefill_tile_", $suffix, "_v2"),
-                            65..=128 => concat!("attention_prefill_tile_", $suffix, "_v4"),
-                            _ => concat!("attention_prefill_tile_", $suffix, "_v8"),
-                        },
-                        tile_cfg,
-                        [
-                            &*qkv, &*seq, &*pos, &*seq_off, &*pre, kc, vc, out, &nh32, &nkv32,
-                            &d32, &scale, &window, &alibi, &m32, &tr,
-                        ]
-                    ),
+                    Source::Attn { kc, vc, scale, window, alibi } if prefill => {
+                        // ALiBi (BLOOM) keeps every row on the tiled kernel.
+                        let lead = if alibi == 0 { lead } else { 0 };
+                        if lead > 0 {
+                            let cfg = LaunchConfig { grid_dim: (nh32, lead as u32, 1), ..dec_cfg };
+                            launch!(
+                                self,
+                                concat!("attention_dec_", $suffix),
+                                cfg,
+                                [
+                                    &*qkv, &*seq, &*pos, &*seq_off, kc, vc, out, &nh32, &nkv32,
+                                    &d32, &scale, &window,
+                                ]
+                            )?;
+                        }
+                        // Rows [lead, m) on the tiled kernel, through views from row `lead`.
+                        let rest = m - lead;
+                        let (tile_cfg, tr) = tile_cfg_for(rest);
+                        let (q, sq, ps, o) = (
+                            qkv.slice(lead * q_row..),
+                            seq.slice(lead..),
+                            pos.slice(lead..),
+                            out.slice(lead * o_row..),
+                        );
+                        let rest32 = rest as u32;
+                        if rest == 0 {
+                            Ok(())
+                        } else {
+                            launch!(
+                                self,
+                                // The entry point holding d / 32 values per lane in the fewest
+                                // registers.
+                                match c.head_dim {
+                                    0..=64 => concat!("attention_prefill_tile_", $suffix, "_v2"),
+                                    65..=128 => concat!("attention_prefill_tile_", $suffix, "_v4"),
+                                    _ => concat!("attention_prefill_tile_", $suffix, "_v8"),
+                                },
+                                tile_cfg,
+                                [
+                                    &q, &sq, &ps, &*seq_off, &*pre, kc, vc, &o, &nh32, &nkv32,
+                                    &d32, &scale, &window, &alibi, &rest32, &tr,
+                                ]
+                            )
+                        }
+                    }
                     Source::Attn { kc, vc, scale, window, alibi: 0 } if dec => launch!(
                         self,
                         concat!("attention_dec_", $suffix),

@@ -1,0 +1,36 @@
+# Session 11, call J (carry .gpu/g3; after ../session9/call7.sh and ../session9/call2.sh on a fresh
+# machine). Main with the decode rows of mixed generation passes on the decode attention kernel
+# (`lead_rows`): the whole cuda suite (the new mixed-pass generation test, the T8 GEMV merge);
+# GSM8K 200 × 5-shot FP32 and FP16 through `eai study --cuda 0`, transformers' batched generate
+# on the same FP32 prompts, the FP32 run with EAI_TILED_ATTENTION=0 (same-call A/B); a per-kernel
+# profiles of ARC-Easy's dynamic (W8A8) and FP16 schemes (ncu, 1,500 launches past the first 1,500).
+set -u
+R=$(pwd); S=$R/crates/eai-model/scripts/hf_samples_compare.py
+cp $R/.gpu/g3/part.ac /root/g/ && cat /root/g/part.aa /root/g/part.ab /root/g/part.ac > /root/g/SmolLM2-135M-Instruct.Q4_1.gguf && rm /root/g/part.a?
+sha256sum /root/g/SmolLM2-135M-Instruct.Q4_1.gguf
+mkdir -p /root/cache/models && ln -sf /root/g/SmolLM2-135M-Instruct.Q4_1.gguf /root/cache/models/
+O=/root/o/cJ; mkdir -p $O /root/w && cd /root/w
+G=/root/g/SmolLM2-135M-Instruct.Q4_1.gguf; D=/root/data; B=/root/b; export EAI_REQUIRE_GPU=1 EAI_CACHE=/root/cache
+T0=$(date +%s); t() { echo "[t=$(( $(date +%s)-T0 ))s] $*"; }
+nvidia-smi --query-gpu=name,driver_version,memory.total,power.limit,clocks.max.sm --format=csv | tee $O/device.txt
+timeout 130 $B/cuda --test-threads=1 --nocapture > $O/suite.log 2>&1; t "suite rc=$?"
+grep -E "test result|panicked|FAILED|passes leading|decode vs generic" $O/suite.log | tail -12
+tar cJf $OUT/cJ.tar.xz -C /root/o cJ
+$B/gpu_bench --gguf $G --only none --hf-dir hf > /dev/null 2>&1; ls hf > /dev/null || echo "no HF dir"
+timeout 60 $B/eai study --cuda 0 --model $G --data $D --task gsm8k:200:5 --schemes fp32,fp16 --repeats 1 \
+  --baseline 3 --cooldown 0 --out s_gsm > $O/gsm_study.log 2>&1; t "gsm rc=$?"
+cp s_gsm/tasks.csv $O/s_gsm_tasks.csv 2>/dev/null; : > $O/hf.jsonl
+PYTHONUNBUFFERED=1 timeout 80 python3 $S hf s_gsm/samples/fp32/rep1/samples_gsm8k.jsonl gen hf_gsm_fp32.json --dtype fp32 \
+  --min-seconds 1 2>&1 | grep '^{' >> $O/hf.jsonl; t "hf gsm fp32"; cut -c1-400 $O/hf.jsonl
+tar cJf $OUT/cJ.tar.xz -C /root/o cJ
+EAI_TILED_ATTENTION=0 timeout 40 $B/eai study --cuda 0 --model $G --data $D --task gsm8k:200:5 --schemes fp32 --repeats 1 \
+  --baseline 0 --cooldown 0 --out s_gsm_gen > $O/gsm_gen_study.log 2>&1; t "gsm generic-attention rc=$?"
+cp s_gsm_gen/tasks.csv $O/s_gsm_gen_tasks.csv 2>/dev/null
+tar cJf $OUT/cJ.tar.xz -C /root/o cJ
+for sch in dynamic fp16; do
+  timeout 90 ncu --clock-control none --metrics gpu__time_duration.sum --print-summary per-kernel \
+    --launch-skip 1500 -c 1500 $B/eai eval --cuda 0 --model $G --data $D --task arc_easy --scheme $sch \
+    --out e_arc_$sch > $O/ncu_arc_$sch.txt 2>&1; t "ncu $sch rc=$?"; xz -f $O/ncu_arc_$sch.txt
+  tar cJf $OUT/cJ.tar.xz -C /root/o cJ
+done
+tar cJf $OUT/cJ.tar.xz -C /root/o cJ; t done
