@@ -2,8 +2,10 @@
 # machine). Main with the decode rows of mixed generation passes on the decode attention kernel
 # (`lead_rows`): the whole cuda suite (the new mixed-pass generation test, the T8 GEMV merge);
 # GSM8K 200 × 5-shot FP32 and FP16 through `eai study --cuda 0`, transformers' batched generate
-# on the same FP32 prompts, the FP32 run with EAI_TILED_ATTENTION=0 (same-call A/B); a per-kernel
-# profiles of ARC-Easy's dynamic (W8A8) and FP16 schemes (ncu, 1,500 launches past the first 1,500).
+# on the same FP32 prompts, the FP32 run with EAI_TILED_ATTENTION=0 (same-call A/B); ARC-Easy
+# FP16 and dynamic (W8A8 per token: its row kernels now one warp per row) × 2 through `eai study
+# --cuda 0`; per-kernel profiles of ARC-Easy's dynamic and FP16 schemes (ncu, 1,500 launches past
+# the first 1,500).
 set -u
 R=$(pwd); S=$R/crates/eai-model/scripts/hf_samples_compare.py
 cp $R/.gpu/g3/part.ac /root/g/ && cat /root/g/part.aa /root/g/part.ab /root/g/part.ac > /root/g/SmolLM2-135M-Instruct.Q4_1.gguf && rm /root/g/part.a?
@@ -27,8 +29,12 @@ EAI_TILED_ATTENTION=0 timeout 40 $B/eai study --cuda 0 --model $G --data $D --ta
   --baseline 0 --cooldown 0 --out s_gsm_gen > $O/gsm_gen_study.log 2>&1; t "gsm generic-attention rc=$?"
 cp s_gsm_gen/tasks.csv $O/s_gsm_gen_tasks.csv 2>/dev/null
 tar cJf $OUT/cJ.tar.xz -C /root/o cJ
+timeout 70 $B/eai study --cuda 0 --model $G --data $D --task arc_easy --schemes fp16,dynamic \
+  --repeats 2 --baseline 3 --cooldown 0 --out s_arc > $O/arc_study.log 2>&1; t "arc rc=$?"
+cp s_arc/tasks.csv $O/s_arc_tasks.csv 2>/dev/null
+tar cJf $OUT/cJ.tar.xz -C /root/o cJ
 for sch in dynamic fp16; do
-  timeout 90 ncu --clock-control none --metrics gpu__time_duration.sum --print-summary per-kernel \
+  timeout 75 ncu --clock-control none --metrics gpu__time_duration.sum --print-summary per-kernel \
     --launch-skip 1500 -c 1500 $B/eai eval --cuda 0 --model $G --data $D --task arc_easy --scheme $sch \
     --out e_arc_$sch > $O/ncu_arc_$sch.txt 2>&1; t "ncu $sch rc=$?"; xz -f $O/ncu_arc_$sch.txt
   tar cJf $OUT/cJ.tar.xz -C /root/o cJ

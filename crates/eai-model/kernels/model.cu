@@ -200,37 +200,79 @@ EAI_RMSNORM(rmsnorm_f32, F32)
 EAI_RMSNORM(rmsnorm_f16, F16)
 EAI_RMSNORM(rmsnorm_bf16, BF16)
 
-// RMSNorm fused with per-token int8 quantization (W8A8): codes q[r, :], scale sx[r].
+// W8A8's per-token row kernels run one warp per row (blocks of 8 warps, `warp_rows_cfg`), as
+// rmsnorm_body: a 576-wide row is 4.5 float4 loads per lane and warp reductions, where a block
+// of 256 threads per row spent its time in block-wide barriers. Codes are written four at a
+// time when the width is a multiple of 4 (then every row starts 16-byte aligned for f32 and
+// int32 inputs, 4-byte aligned for the codes).
+__device__ __forceinline__ void q8_store4(i8* q, float4 v, float qi) {
+    *reinterpret_cast<char4*>(q) =
+        make_char4(q8_code(v.x, qi), q8_code(v.y, qi), q8_code(v.z, qi), q8_code(v.w, qi));
+}
+__device__ __forceinline__ float abs_max4(float amax, float4 v) {
+    return fmaxf(amax, fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w))));
+}
+
+// RMSNorm fused with per-token int8 quantization (W8A8): codes q[r, :], scale sx[r]; the row is
+// normalized in rmsnorm_body's order (rms_inv_warp).
 extern "C" __global__ void rmsnorm_q8(const float* __restrict__ x, const float* __restrict__ w,
-                                      i8* __restrict__ q, float* __restrict__ sx, u32 h,
+                                      i8* __restrict__ q, float* __restrict__ sx, u32 rows, u32 h,
                                       float eps) {
-    __shared__ float red[32];
-    const u32 r = blockIdx.x;
+    const u32 r = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    const u32 lane = threadIdx.x & 31u;
+    if (r >= rows) return;
     const float* xr = x + (u64)r * h;
-    const float inv = rms_inv(xr, h, eps, red);
+    i8* qr = q + (u64)r * h;
+    const float inv = rms_inv_warp(xr, h, eps, lane);
+    const bool v4 = (h & 3u) == 0;
     float amax = 0.0f;
-    for (u32 c = threadIdx.x; c < h; c += blockDim.x) amax = fmaxf(amax, fabsf(w[c] * (xr[c] * inv)));
-    amax = block_max(amax, red);
-    const float s = q8_scale(amax);
+    if (v4) {
+        for (u32 c = lane * 4; c < h; c += 128) {
+            const float4 v = F32::load4(xr + c), g = F32::load4(w + c);
+            amax = abs_max4(amax, make_float4(g.x * (v.x * inv), g.y * (v.y * inv),
+                                              g.z * (v.z * inv), g.w * (v.w * inv)));
+        }
+    } else {
+        for (u32 c = lane; c < h; c += 32) amax = fmaxf(amax, fabsf(w[c] * (xr[c] * inv)));
+    }
+    const float s = q8_scale(warp_max(amax));
     const float qi = 1.0f / s;
-    for (u32 c = threadIdx.x; c < h; c += blockDim.x) q[(u64)r * h + c] = q8_code(w[c] * (xr[c] * inv), qi);
-    if (threadIdx.x == 0) sx[r] = s;
+    if (v4) {
+        for (u32 c = lane * 4; c < h; c += 128) {
+            const float4 v = F32::load4(xr + c), g = F32::load4(w + c);
+            q8_store4(qr + c, make_float4(g.x * (v.x * inv), g.y * (v.y * inv), g.z * (v.z * inv),
+                                          g.w * (v.w * inv)), qi);
+        }
+    } else {
+        for (u32 c = lane; c < h; c += 32) qr[c] = q8_code(w[c] * (xr[c] * inv), qi);
+    }
+    if (lane == 0) sx[r] = s;
 }
 
 // ---------------------------------------------------------------------------------------------
-// Per-token int8 quantization of an f32 matrix [rows, k] (one block per row).
+// Per-token int8 quantization of an f32 matrix [rows, k] (one warp per row).
 extern "C" __global__ void quant_rows(const float* __restrict__ x, i8* __restrict__ q,
-                                      float* __restrict__ sx, u32 k) {
-    __shared__ float red[32];
-    const u32 r = blockIdx.x;
+                                      float* __restrict__ sx, u32 rows, u32 k) {
+    const u32 r = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    const u32 lane = threadIdx.x & 31u;
+    if (r >= rows) return;
     const float* xr = x + (u64)r * k;
+    i8* qr = q + (u64)r * k;
+    const bool v4 = (k & 3u) == 0;
     float amax = 0.0f;
-    for (u32 c = threadIdx.x; c < k; c += blockDim.x) amax = fmaxf(amax, fabsf(xr[c]));
-    amax = block_max(amax, red);
-    const float s = q8_scale(amax);
+    if (v4) {
+        for (u32 c = lane * 4; c < k; c += 128) amax = abs_max4(amax, F32::load4(xr + c));
+    } else {
+        for (u32 c = lane; c < k; c += 32) amax = fmaxf(amax, fabsf(xr[c]));
+    }
+    const float s = q8_scale(warp_max(amax));
     const float qi = 1.0f / s;
-    for (u32 c = threadIdx.x; c < k; c += blockDim.x) q[(u64)r * k + c] = q8_code(xr[c], qi);
-    if (threadIdx.x == 0) sx[r] = s;
+    if (v4) {
+        for (u32 c = lane * 4; c < k; c += 128) q8_store4(qr + c, F32::load4(xr + c), qi);
+    } else {
+        for (u32 c = lane; c < k; c += 32) qr[c] = q8_code(xr[c], qi);
+    }
+    if (lane == 0) sx[r] = s;
 }
 
 // Dynamic (per-tensor) activation quantization, pass 1: slot = max(slot, bits(|x|)) over the
@@ -614,30 +656,50 @@ extern "C" __global__ void swiglu_q8(const float* __restrict__ gu, i8* __restric
 }
 
 // SwiGLU fused with per-token int8 quantization, reading the gate/up INT8 GEMM's int32
-// accumulators directly (W8A8): g = f32(acc) · (sx[r] · sw[c]), exactly `dequant_out`'s value,
-// so the codes equal dequant_out + swiglu_q8's without the f32 gate/up matrix written and read
-// back. sx[r] holds the row's input scale on entry and its output scale on return (read before
-// the block's first barrier, written after its last read).
+// accumulators directly (W8A8), one warp per row: g = f32(acc) · (sx[r] · sw[c]), exactly
+// `dequant_out`'s value, so the codes equal dequant_out + swiglu_q8's without the f32 gate/up
+// matrix written and read back. sx[r] holds the row's input scale on entry and its output scale
+// on return (every lane reads it before the warp's reduction, lane 0 writes it after).
+__device__ __forceinline__ float4 swiglu_acc4(const int* a, const float* sw, u32 f, u32 c,
+                                              float s_in) {
+    const int4 ga = *reinterpret_cast<const int4*>(a + c);
+    const int4 ua = *reinterpret_cast<const int4*>(a + f + c);
+    const float4 wg = F32::load4(sw + c), wu = F32::load4(sw + f + c);
+    return make_float4(silu_mul((float)ga.x * (s_in * wg.x), (float)ua.x * (s_in * wu.x)),
+                       silu_mul((float)ga.y * (s_in * wg.y), (float)ua.y * (s_in * wu.y)),
+                       silu_mul((float)ga.z * (s_in * wg.z), (float)ua.z * (s_in * wu.z)),
+                       silu_mul((float)ga.w * (s_in * wg.w), (float)ua.w * (s_in * wu.w)));
+}
 extern "C" __global__ void swiglu_q8_acc(const int* __restrict__ acc, const float* __restrict__ sw,
-                                         i8* __restrict__ q, float* __restrict__ sx, u32 f) {
-    __shared__ float red[32];
-    const u32 r = blockIdx.x;
+                                         i8* __restrict__ q, float* __restrict__ sx, u32 rows,
+                                         u32 f) {
+    const u32 r = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    const u32 lane = threadIdx.x & 31u;
+    if (r >= rows) return;
     const int* a = acc + (u64)r * 2 * f;
+    i8* qr = q + (u64)r * f;
     const float s_in = sx[r];
+    const bool v4 = (f & 3u) == 0;
     float amax = 0.0f;
-    for (u32 c = threadIdx.x; c < f; c += blockDim.x) {
-        const float g = (float)a[c] * (s_in * sw[c]), u = (float)a[f + c] * (s_in * sw[f + c]);
-        amax = fmaxf(amax, fabsf(silu_mul(g, u)));
+    if (v4) {
+        for (u32 c = lane * 4; c < f; c += 128) amax = abs_max4(amax, swiglu_acc4(a, sw, f, c, s_in));
+    } else {
+        for (u32 c = lane; c < f; c += 32) {
+            const float g = (float)a[c] * (s_in * sw[c]), u = (float)a[f + c] * (s_in * sw[f + c]);
+            amax = fmaxf(amax, fabsf(silu_mul(g, u)));
+        }
     }
-    amax = block_max(amax, red);
-    const float s = q8_scale(amax);
+    const float s = q8_scale(warp_max(amax));
     const float qi = 1.0f / s;
-    for (u32 c = threadIdx.x; c < f; c += blockDim.x) {
-        const float g = (float)a[c] * (s_in * sw[c]), u = (float)a[f + c] * (s_in * sw[f + c]);
-        q[(u64)r * f + c] = q8_code(silu_mul(g, u), qi);
+    if (v4) {
+        for (u32 c = lane * 4; c < f; c += 128) q8_store4(qr + c, swiglu_acc4(a, sw, f, c, s_in), qi);
+    } else {
+        for (u32 c = lane; c < f; c += 32) {
+            const float g = (float)a[c] * (s_in * sw[c]), u = (float)a[f + c] * (s_in * sw[f + c]);
+            qr[c] = q8_code(silu_mul(g, u), qi);
+        }
     }
-    __syncthreads();
-    if (threadIdx.x == 0) sx[r] = s;
+    if (lane == 0) sx[r] = s;
 }
 
 // ---------------------------------------------------------------------------------------------

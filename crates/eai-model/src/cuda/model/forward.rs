@@ -178,8 +178,8 @@ impl GpuModel {
         let eps = c.rms_eps;
         let null: u64 = 0;
         let Scratch { x, gu, gu_half, qkv, seq, pos, seq_off, pre, prefill, lead, act, .. } = sc;
-        // Kernel launches below: rmsnorm one warp per row, the int8 kernels one block per row,
-        // over k columns of buffers holding m·k; attention (scoring tiles, decode or generic
+        // Kernel launches below: rmsnorm and the per-token int8 kernels one warp per row, the
+        // other int8 kernels one block per row, over k columns of buffers holding m·k; attention (scoring tiles, decode or generic
         // kernel, below) reads the cache slots the rope kernel wrote; swiglu reads m·2f (f32, or
         // 16-bit when the gate/up GEMM wrote them so) and writes m·f.
         let gu_half = *gu_half;
@@ -321,8 +321,8 @@ impl GpuModel {
                         Source::Norm(w) => launch!(
                             self,
                             "rmsnorm_q8",
-                            rows_cfg(m, 256),
-                            [&*x, w, q, &*sx, &h32, &eps]
+                            warp_rows_cfg(m),
+                            [&*x, w, q, &*sx, &m32, &h32, &eps]
                         ),
                         Source::Swiglu => {
                             launch!(self, "swiglu_q8", rows_cfg(m, 256), [&*gu, q, &*sx, &f32_])
@@ -344,19 +344,24 @@ impl GpuModel {
                                 )));
                             };
                             let ab = find(acc, 2 * c.ffn, "int32 accumulator")?.as_cudarc();
-                            // One block per row: reads m·2f i32 accumulators (the gate/up GEMM's
+                            // One warp per row: reads m·2f i32 accumulators (the gate/up GEMM's
                             // output, just enqueued) and 2f weight scales, writes m·f codes and
                             // m row scales (sx: the input scales on entry).
                             launch!(
                                 self,
                                 "swiglu_q8_acc",
-                                rows_cfg(m, 256),
-                                [ab, wq.scales().as_cudarc(), q, &*sx, &f32_]
+                                warp_rows_cfg(m),
+                                [ab, wq.scales().as_cudarc(), q, &*sx, &m32, &f32_]
                             )
                         }
                         Source::Attn { .. } => {
                             float_stage!("f32", &*tmp)?;
-                            launch!(self, "quant_rows", rows_cfg(m, 256), [&*tmp, q, &*sx, &k32])
+                            launch!(
+                                self,
+                                "quant_rows",
+                                warp_rows_cfg(m),
+                                [&*tmp, q, &*sx, &m32, &k32]
+                            )
                         }
                     }
                 } else {
