@@ -124,6 +124,7 @@ pub(crate) const ENTRY_POINTS: &[&str] = &[
     "swiglu_bf16_h",
     "swiglu_q8",
     "swiglu_q8_acc",
+    "swiglu_q8_acc_r16",
     "row_stats",
     "gather_logits",
     "gemv_i8_f16_m1",

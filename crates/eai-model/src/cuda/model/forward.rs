@@ -349,7 +349,13 @@ impl GpuModel {
                             // m row scales (sx: the input scales on entry).
                             launch!(
                                 self,
-                                "swiglu_q8_acc",
+                                // The row in registers where it fits (one read of the
+                                // accumulators), else read twice.
+                                if c.ffn % 4 == 0 && c.ffn <= 2048 {
+                                    "swiglu_q8_acc_r16"
+                                } else {
+                                    "swiglu_q8_acc"
+                                },
                                 warp_rows_cfg(m),
                                 [ab, wq.scales().as_cudarc(), q, &*sx, &m32, &f32_]
                             )
