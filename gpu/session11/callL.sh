@@ -11,9 +11,9 @@ O=/root/o/cL; mkdir -p $O /root/w && cd /root/w
 G=/root/g/SmolLM2-135M-Instruct.Q4_1.gguf; D=/root/data; B=/root/b; export EAI_REQUIRE_GPU=1 EAI_CACHE=/root/cache
 T0=$(date +%s); t() { echo "[t=$(( $(date +%s)-T0 ))s] $*"; }
 nvidia-smi --query-gpu=name,driver_version,memory.total,power.limit,clocks.max.sm --format=csv | tee $O/device.txt
-$B/gpu_bench --gguf $G --only none --hf-dir hf > /dev/null 2>&1 &
+$B/gpu_bench --gguf $G --only none --hf-dir hf > /dev/null 2>&1; t "hf dir"
 timeout 100 $B/eai study --cuda 0 --model $G --data $D --task gsm8k:200:5 --schemes fp32 --repeats 1 \
-  --baseline 3 --cooldown 0 --out s_gsm > $O/gsm_study.log 2>&1; t "gsm rc=$?"; wait
+  --baseline 3 --cooldown 0 --out s_gsm > $O/gsm_study.log 2>&1; t "gsm rc=$?"
 cp s_gsm/tasks.csv $O/s_gsm_tasks.csv 2>/dev/null; : > $O/hf.jsonl
 tar cJf $OUT/cL.tar.xz -C /root/o cL
 PYTHONUNBUFFERED=1 timeout 70 python3 $S hf s_gsm/samples/fp32/rep1/samples_gsm8k.jsonl gen hf_gsm_fp32.json --dtype fp32 \
