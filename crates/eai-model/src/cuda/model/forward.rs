@@ -351,7 +351,7 @@ impl GpuModel {
                                 self,
                                 // The row in registers where it fits (one read of the
                                 // accumulators), else read twice.
-                                if c.ffn % 4 == 0 && c.ffn <= 2048 {
+                                if c.ffn.is_multiple_of(4) && c.ffn <= 2048 {
                                     "swiglu_q8_acc_r16"
                                 } else {
                                     "swiglu_q8_acc"
