@@ -6,15 +6,7 @@
 # FP16 and dynamic (W8A8 per token: its row kernels now one warp per row) × 2 through `eai study
 # --cuda 0`; per-kernel profiles of ARC-Easy's dynamic and FP16 schemes (ncu, 1,500 launches past
 # the first 1,500).
-set -u
-R=$(pwd); S=$R/crates/eai-model/scripts/hf_samples_compare.py
-cp $R/.gpu/g3/part.ac /root/g/ && cat /root/g/part.aa /root/g/part.ab /root/g/part.ac > /root/g/SmolLM2-135M-Instruct.Q4_1.gguf && rm /root/g/part.a?
-sha256sum /root/g/SmolLM2-135M-Instruct.Q4_1.gguf
-mkdir -p /root/cache/models && ln -sf /root/g/SmolLM2-135M-Instruct.Q4_1.gguf /root/cache/models/
-O=/root/o/cJ; mkdir -p $O /root/w && cd /root/w
-G=/root/g/SmolLM2-135M-Instruct.Q4_1.gguf; D=/root/data; B=/root/b; export EAI_REQUIRE_GPU=1 EAI_CACHE=/root/cache
-T0=$(date +%s); t() { echo "[t=$(( $(date +%s)-T0 ))s] $*"; }
-nvidia-smi --query-gpu=name,driver_version,memory.total,power.limit,clocks.max.sm --format=csv | tee $O/device.txt
+. gpu/session11/prelude.sh cJ
 timeout 130 $B/cuda --test-threads=1 --nocapture > $O/suite.log 2>&1; t "suite rc=$?"
 grep -E "test result|panicked|FAILED|passes leading|decode vs generic" $O/suite.log | tail -12
 tar cJf $OUT/cJ.tar.xz -C /root/o cJ

@@ -3,15 +3,7 @@
 # the W8A8 GPU tests against the CPU (every scheme, shared contexts, the int8 heads, graphs);
 # ARC-Easy FP16 and dynamic × 2 through `eai study --cuda 0`; ncu per-kernel times of the dynamic
 # scheme (1,500 launches past the first 1,500, as callJ).
-set -u
-R=$(pwd)
-cp $R/.gpu/g3/part.ac /root/g/ && cat /root/g/part.aa /root/g/part.ab /root/g/part.ac > /root/g/SmolLM2-135M-Instruct.Q4_1.gguf && rm /root/g/part.a?
-sha256sum /root/g/SmolLM2-135M-Instruct.Q4_1.gguf
-mkdir -p /root/cache/models && ln -sf /root/g/SmolLM2-135M-Instruct.Q4_1.gguf /root/cache/models/
-O=/root/o/cK; mkdir -p $O /root/w && cd /root/w
-G=/root/g/SmolLM2-135M-Instruct.Q4_1.gguf; D=/root/data; B=/root/b; export EAI_REQUIRE_GPU=1 EAI_CACHE=/root/cache
-T0=$(date +%s); t() { echo "[t=$(( $(date +%s)-T0 ))s] $*"; }
-nvidia-smi --query-gpu=name,driver_version,memory.total,power.limit,clocks.max.sm --format=csv | tee $O/device.txt
+. gpu/session11/prelude.sh cK
 timeout 100 $B/cuda --test-threads=1 --nocapture tiny_model_matches shared_contexts half_head int8_head \
   cuda_graph bloom_gpu_matches > $O/tests.log 2>&1; t "tests rc=$?"
 grep -E "test result|panicked|FAILED|w8a8" $O/tests.log | tail -8

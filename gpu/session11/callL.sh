@@ -3,14 +3,7 @@
 # dynamic at 0.78×). Main 57fe183, no tests (callJ/callK ran them on an H100): GSM8K 200 × 5-shot
 # FP32 through `eai study --cuda 0` with transformers' batched generate on the same prompts;
 # ARC-Easy FP16 and dynamic, 1 repetition each (windows ≥ 5 s).
-set -u
-R=$(pwd); S=$R/crates/eai-model/scripts/hf_samples_compare.py
-cp $R/.gpu/g3/part.ac /root/g/ && cat /root/g/part.aa /root/g/part.ab /root/g/part.ac > /root/g/SmolLM2-135M-Instruct.Q4_1.gguf && rm /root/g/part.a?
-mkdir -p /root/cache/models && ln -sf /root/g/SmolLM2-135M-Instruct.Q4_1.gguf /root/cache/models/
-O=/root/o/cL; mkdir -p $O /root/w && cd /root/w
-G=/root/g/SmolLM2-135M-Instruct.Q4_1.gguf; D=/root/data; B=/root/b; export EAI_REQUIRE_GPU=1 EAI_CACHE=/root/cache
-T0=$(date +%s); t() { echo "[t=$(( $(date +%s)-T0 ))s] $*"; }
-nvidia-smi --query-gpu=name,driver_version,memory.total,power.limit,clocks.max.sm --format=csv | tee $O/device.txt
+. gpu/session11/prelude.sh cL
 $B/gpu_bench --gguf $G --only none --hf-dir hf > /dev/null 2>&1; t "hf dir"
 timeout 100 $B/eai study --cuda 0 --model $G --data $D --task gsm8k:200:5 --schemes fp32 --repeats 1 \
   --baseline 3 --cooldown 0 --out s_gsm > $O/gsm_study.log 2>&1; t "gsm rc=$?"
