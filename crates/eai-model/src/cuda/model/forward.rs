@@ -233,19 +233,20 @@ impl GpuModel {
                                 ]
                             )?;
                         }
-                        // Rows [lead, m) on the tiled kernel, through views from row `lead`.
+                        // Rows [lead, m) on the tiled kernel, through views from row `lead`
+                        // (within the m rows each buffer holds).
                         let rest = m - lead;
-                        let (tile_cfg, tr) = tile_cfg_for(rest);
-                        let (q, sq, ps, o) = (
-                            qkv.slice(lead * q_row..),
-                            seq.slice(lead..),
-                            pos.slice(lead..),
-                            out.slice(lead * o_row..),
-                        );
-                        let rest32 = rest as u32;
                         if rest == 0 {
                             Ok(())
                         } else {
+                            let (tile_cfg, tr) = tile_cfg_for(rest);
+                            let (q, sq, ps, o) = (
+                                qkv.slice(lead * q_row..),
+                                seq.slice(lead..),
+                                pos.slice(lead..),
+                                out.slice(lead * o_row..),
+                            );
+                            let rest32 = rest as u32;
                             launch!(
                                 self,
                                 // The entry point holding d / 32 values per lane in the fewest
