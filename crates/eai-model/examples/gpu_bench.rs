@@ -8,7 +8,7 @@
 //! gpu_bench --gguf SmolLM2.gguf --data ../shared/data --out out/ [--limit 200]
 //!           [--throughput-limit 2000] [--schemes fp32,fp16,...] [--skip-7b] [--cpu-only]
 //!           [--only parity,eval,throughput,speed,7b] [--shapes qwen,mistral]
-//!           [--half-head false,true] [--gemv true,false] [--graph true,false]
+//!           [--half-head false,true] [--gemv true,false] [--graph true,false] [--pdl true,false]
 //!           [--share true,false] [--min-seconds 5] [--throughput-schemes fp32,fp16] [--full-arc]
 //!           [--accuracy-share true] [--fused true,false] [--tile auto,r1u8,k4u2,t8u4,w16]
 //!           [--quick] [--int8-head false,true] [--decode-new 128] [--score-reps 5]
@@ -19,7 +19,9 @@
 //! `neural-chat` (Neural-Chat-7B-v3-3), `yi` (Yi-6B), `bloom` (Bloomz-7B1), or `paper` for all
 //! six — and `smol` (SmolLM2-135M's shapes), all with synthetic weights;
 //! `--graph` runs the speed measurement of each synthetic model with CUDA-graph decode on and/or
-//! off (the same loaded model, toggled with `GpuModel::set_cuda_graph`); `--fused` and `--tile`
+//! off (the same loaded model, toggled with `GpuModel::set_cuda_graph`), `--pdl` with
+//! programmatic dependent launch of the fused decode kernels on and/or off (`GpuModel::set_pdl`;
+//! sm_90+); `--fused` and `--tile`
 //! likewise toggle the fused decode kernels and the row layout of their plain GEMVs
 //! (`GpuModel::set_fused_decode`, `set_gemv_tile`; tiles only with fused on); `--quick` measures
 //! batch-1 decode only; `--int8-head` builds the int8 schemes' synthetic models with and/or
@@ -499,6 +501,7 @@ fn main() {
         let int8_heads = bools(&args, "--int8-head", "false");
         let gemvs = bools(&args, "--gemv", "true");
         let graphs = bools(&args, "--graph", "true");
+        let pdls = bools(&args, "--pdl", "true");
         let mut rows = Vec::new();
         for (model_name, cfg) in &shapes {
             for sch in [GpuScheme::Fp16, GpuScheme::W8A16, GpuScheme::W8A8, GpuScheme::Dynamic] {
@@ -556,9 +559,16 @@ fn main() {
                                 "7b {model_name} {label}: built in {:.1}s",
                                 t.elapsed().as_secs_f64()
                             );
-                            for &gr in &graphs {
+                            for (&gr, &pd) in
+                                graphs.iter().flat_map(|g| pdls.iter().map(move |p| (g, p)))
+                            {
                                 let on = m.set_cuda_graph(gr);
-                                let l = format!("{label}{}", if on { "+graph" } else { "" });
+                                let pdl_on = m.set_pdl(pd);
+                                let l = format!(
+                                    "{label}{}{}",
+                                    if on { "+graph" } else { "" },
+                                    if pdl_on { "+pdl" } else { "" }
+                                );
                                 // Prefill and batch 16 do not depend on the decode variant:
                                 // measured with the first one only.
                                 for (vi, (fl, tile)) in

@@ -20,6 +20,27 @@
 #define EPI_ROPE 1
 #define EPI_SWIGLU 2
 
+// Programmatic dependent launch (sm_90+; issue 16). The decode layers' kernels after a pass's
+// first are launched with CUDA's programmatic stream serialization (`GpuOptions::pdl`): a
+// kernel may start while the one before it in the stream is still running. Each of these
+// kernels lets its successor launch as soon as all its blocks run (`pdl_trigger`, at entry),
+// touches only its constant inputs — weights, prefetched into L2 — before `pdl_wait`, which
+// returns once every kernel before it has finished and its writes are visible, and reads or
+// writes activations, caches and row tables only after it. So the next projection's first
+// weight bytes stream during the previous kernel's last wave, the launch gap and the decode
+// attention, instead of after them. Launched the ordinary way (or before sm_90) both are
+// no-ops.
+__device__ __forceinline__ void pdl_trigger() {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_wait() {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
 // Kernel arguments (one struct: the Rust side mirrors it with #[repr(C)], pointers as u64).
 struct DecArgs {
     const void* w;          // weights [N][K] in the resident format
@@ -176,8 +197,8 @@ __device__ __forceinline__ void dgemv_epilogue(const DecArgs& a, const u32* rows
 
 // Each warp works through units unit, unit + gridDim.x·warps, ... (the norm-fused kernels run a
 // grid of at most a few blocks per SM, so each block normalizes its rows once; the plain ones
-// one unit per warp). While a block normalizes, the first unit's weight vectors are prefetched
-// into L2.
+// one unit per warp). Before `pdl_wait` (and so while a block normalizes), the first unit's
+// weight vectors are prefetched into L2.
 template <class W, class X, int MT, int R, int U, int PRO, int EPI>
 __device__ __forceinline__ void dgemv_body(const DecArgs& a) {
     typedef typename X::raw xraw;
@@ -195,19 +216,20 @@ __device__ __forceinline__ void dgemv_body(const DecArgs& a) {
     const typename W::raw* w = reinterpret_cast<const typename W::raw*>(a.w);
     const u32 step = 32u * E;
     const xraw* xs;
-    if (PRO == PRO_NORM) {
-        if (unit < total) {
-            u32 rows[R];
-            unit_rows<R, EPI>(a, unit, rows);
+    if (unit < total) {
+        u32 rows[R];
+        unit_rows<R, EPI>(a, unit, rows);
 #pragma unroll
-            for (int u = 0; u < U; ++u) {
-                const u32 kk = lane * E + u * step;
+        for (int u = 0; u < U; ++u) {
+            const u32 kk = lane * E + u * step;
 #pragma unroll
-                for (int r = 0; r < R; ++r)
-                    if (kk < K && rows[r] < N)
-                        asm volatile("prefetch.global.L2 [%0];" ::"l"(w + (u64)rows[r] * K + kk));
-            }
+            for (int r = 0; r < R; ++r)
+                if (kk < K && rows[r] < N)
+                    asm volatile("prefetch.global.L2 [%0];" ::"l"(w + (u64)rows[r] * K + kk));
         }
+    }
+    pdl_wait();
+    if (PRO == PRO_NORM) {
         // Every block normalizes its MT rows into shared memory, rounded to X.
         xraw* sx = reinterpret_cast<xraw*>(dsm);
         norm_rows_to_smem<XT, MT>(a, m0, sx, red);
@@ -269,6 +291,7 @@ __device__ __forceinline__ void dgemv_body(const DecArgs& a) {
 
 #define EAI_DGEMV(NAME, W, X, MT, R, U, PRO, EPI)                                              \
     extern "C" __global__ void __launch_bounds__(256) NAME(const DecArgs a) {                  \
+        pdl_trigger();                                                                         \
         dgemv_body<W, X, MT, R, U, PRO, EPI>(a);                                               \
     }
 // Naming: dg_<weight>_<pro><epi>_r<R>u<U>_m<MT>; pro/epi: x = plain x load, n = fused norm;
@@ -310,6 +333,16 @@ __device__ __forceinline__ void dgemv_bk_body(const DecArgs& a) {
     const typename W::raw* w = reinterpret_cast<const typename W::raw*>(a.w);
     const xraw* xs = reinterpret_cast<const xraw*>(a.x) + (u64)m0 * K;
     const u32 step = 256u * E;
+    // The first step's weight vectors, prefetched into L2 before waiting on the kernel before.
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+        const u32 kk = threadIdx.x * E + u * step;
+#pragma unroll
+        for (int r = 0; r < R; ++r)
+            if (kk < K && n0 + r < N)
+                asm volatile("prefetch.global.L2 [%0];" ::"l"(w + (u64)(n0 + r) * K + kk));
+    }
+    pdl_wait();
     float acc[R][MT];
 #pragma unroll
     for (int r = 0; r < R; ++r)
@@ -373,6 +406,7 @@ __device__ __forceinline__ void dgemv_bk_body(const DecArgs& a) {
 }
 #define EAI_DGEMV_BK(NAME, W, X, MT, R, U)                                                     \
     extern "C" __global__ void __launch_bounds__(256) NAME(const DecArgs a) {                  \
+        pdl_trigger();                                                                         \
         dgemv_bk_body<W, X, MT, R, U>(a);                                                      \
     }
 #define EAI_DGEMV_BK_SET(W, X, WN)                                                             \
@@ -485,6 +519,8 @@ __device__ __forceinline__ void dgemv_tc_body(const DecArgs& a) {
 }
 #define EAI_DGEMV_TC(NAME, MT, U)                                                              \
     extern "C" __global__ void __launch_bounds__(256, 1) NAME(const DecArgs a) {                  \
+        pdl_trigger();                                                                         \
+        pdl_wait();                                                                            \
         dgemv_tc_body<MT, U>(a);                                                               \
     }
 EAI_DGEMV_TC(dg_i8_xp_t8u4_m1, 1, 4)
@@ -591,6 +627,8 @@ __device__ __forceinline__ void dgemv_tcn_body(const DecArgs& a) {
 }
 #define EAI_DGEMV_TCN(NAME, MT, EPI)                                                           \
     extern "C" __global__ void __launch_bounds__(256, 1) NAME(const DecArgs a) {               \
+        pdl_trigger();                                                                         \
+        pdl_wait();                                                                            \
         dgemv_tcn_body<MT, EPI>(a);                                                            \
     }
 EAI_DGEMV_TCN(dg_i8_tnr_m1, 1, EPI_ROPE)
@@ -673,6 +711,8 @@ __device__ void attention_dec_body(const float* __restrict__ qkv, const int* __r
         NAME(const float* qkv, const int* seq, const int* pos, const u32* seq_off,             \
              const float* kc, const float* vc, T::raw* out, u32 nh, u32 nkv, u32 d,            \
              float scale, u32 window) {                                                        \
+        pdl_trigger();                                                                         \
+        pdl_wait();                                                                            \
         attention_dec_body<T>(qkv, seq, pos, seq_off, kc, vc, out, nh, nkv, d, scale, window); \
     }
 EAI_ATTN_DEC(attention_dec_f32, F32)

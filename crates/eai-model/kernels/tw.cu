@@ -97,20 +97,22 @@ __device__ __forceinline__ void dgemv_tw_body(const DecArgs& a) {
         xr[nb] = (rr < (u32)MT && m0 + rr < M) ? rr : 0u;
     }
     const u16* xs[NB];
-    if (PRO == PRO_NORM) {
-        if (blockIdx.x < total) {
-            u32 rows[2];
-            tw_rows<EPI>(a, blockIdx.x, g, rows);
+    // The first unit's first chunks, prefetched into L2 before waiting on the kernel before.
+    if (blockIdx.x < total) {
+        u32 rows[2];
+        tw_rows<EPI>(a, blockIdx.x, g, rows);
 #pragma unroll
-            for (int u = 0; u < U; ++u) {
-                const u32 c = warp + nw * u;
+        for (int u = 0; u < U; ++u) {
+            const u32 c = warp + nw * u;
 #pragma unroll
-                for (int r = 0; r < 2; ++r)
-                    if (c < nch && rows[r] < N)
-                        asm volatile("prefetch.global.L2 [%0];" ::"l"(
-                            w + (u64)rows[r] * K + (u64)c * 4u * E + t * E));
-            }
+            for (int r = 0; r < 2; ++r)
+                if (c < nch && rows[r] < N)
+                    asm volatile("prefetch.global.L2 [%0];" ::"l"(
+                        w + (u64)rows[r] * K + (u64)c * 4u * E + t * E));
         }
+    }
+    pdl_wait();
+    if (PRO == PRO_NORM) {
         // Every block normalizes its MT rows into shared memory (after the partials).
         u16* sx = reinterpret_cast<u16*>(dsm + TW_PART_BYTES);
         norm_rows_to_smem<F16, MT>(a, m0, sx, red);
@@ -202,12 +204,14 @@ __device__ __forceinline__ void dgemv_tw_body(const DecArgs& a) {
 }
 #define EAI_DGEMV_TW(NAME, W, MT, PRO, EPI)                                                    \
     extern "C" __global__ void __launch_bounds__(256, 2) NAME(const DecArgs a) {               \
+        pdl_trigger();                                                                         \
         dgemv_tw_body<W, MT, 4, PRO, EPI, 1>(a);                                               \
     }
 // Batched plain W16 GEMVs: MT = 8 · NB rows, 2 chunks in flight per warp (the NB activation
 // vectors per chunk take the registers the decode kernels give to 4 chunks).
 #define EAI_DGEMV_TWB(NAME, W, NB)                                                             \
     extern "C" __global__ void __launch_bounds__(256, 2) NAME(const DecArgs a) {               \
+        pdl_trigger();                                                                         \
         dgemv_tw_body<W, 8 * NB, 2, PRO_GLOBAL, EPI_PLAIN, NB>(a);                             \
     }
 // Naming: dg_<weight>_w<pro><epi>_m<MT> (pro/epi as for EAI_DGEMV_SET).

@@ -13,7 +13,10 @@ use eai_quant::cuda::CudaDevice;
 mod attention_gpu;
 mod bloom_gguf;
 mod bloom_gpu;
+mod pdl_gpu;
 mod w16_gpu;
+
+use w16_gpu::w16_model as w16_gpu_model;
 
 fn gpu(test: &str) -> Option<Arc<CudaDevice>> {
     match open_device(0) {

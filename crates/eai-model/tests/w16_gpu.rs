@@ -9,7 +9,7 @@ use super::{Tiny, compare, gpu, tiny_with};
 /// A Qwen2-style random model whose shapes exercise the W16 GEMV's edges: 22 chunks of K per
 /// row in the down projection (uneven over 8 warps), 48 rope units, an LM head of 6,007 rows
 /// (376 units, the last one partial: more than one wave of 8-warp blocks on an H100/H200).
-fn w16_model(tied: bool) -> (ModelConfig, Tiny) {
+pub(crate) fn w16_model(tied: bool) -> (ModelConfig, Tiny) {
     let (cfg, mut src) = tiny_with(&format!(
         r#"{{ "architectures": ["Qwen2ForCausalLM"], "hidden_size": 512, "intermediate_size": 1408,
              "num_attention_heads": 8, "num_key_value_heads": 2, "num_hidden_layers": 2,

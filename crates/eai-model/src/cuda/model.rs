@@ -500,6 +500,8 @@ pub struct GpuModel {
     tiled_attention: bool,
     /// 16-bit gate/up GEMM output in cuBLAS passes (see [`GpuOptions::half_gate_up`]).
     half_gate_up: bool,
+    /// Programmatic dependent launch in the fused decode layers (see [`GpuOptions::pdl`]).
+    pdl: bool,
 }
 
 impl GpuModel {
@@ -583,6 +585,19 @@ impl GpuModel {
     /// Turns the 16-bit gate/up GEMM output on or off (see [`GpuOptions::half_gate_up`]).
     pub fn set_half_gate_up(&mut self, on: bool) {
         self.half_gate_up = on;
+    }
+
+    /// Turns programmatic dependent launch of the fused decode kernels on or off (see
+    /// [`GpuOptions::pdl`]) and returns whether it is now on (sm_90+ only).
+    pub fn set_pdl(&mut self, on: bool) -> bool {
+        self.pdl = on;
+        self.graph = None;
+        self.pdl_on()
+    }
+
+    /// Whether the fused decode layers' kernels are launched as programmatic dependents.
+    pub fn pdl_on(&self) -> bool {
+        self.pdl && self.dev.info().compute_capability.0 >= 9
     }
 
     /// Sets the decode GEMV layout (see [`GpuOptions::gemv_tile`]): [`GemvTile::Auto`] follows

@@ -4,12 +4,14 @@
 //! RMSNorm in its load and SwiGLU in its epilogue, down GEMV + residual; the LM head runs the
 //! final norm in its load.
 
-use cudarc::driver::{CudaSlice, DevicePtr, DeviceRepr, LaunchConfig, PushKernelArg};
+use std::ffi::c_void;
+
+use cudarc::driver::{CudaSlice, DevicePtr, DeviceRepr, LaunchConfig, PushKernelArg, sys};
 
 use super::tile::{GemvTile, W16_MAX_ROWS};
 use super::{
     Act, Dense, GEMV_DENSE_MAX_M, GpuLinear, GpuModel, GpuScheme, HeadScratch, Scratch, Weight,
-    find,
+    check_launch, find,
 };
 use crate::cuda::blas::InType;
 use crate::cuda::error::{GpuError, Result};
@@ -351,7 +353,8 @@ impl GpuModel {
     /// variant's outputs (y m·ldy f32; act m·f; the cache slots of `seq_off[seq] + pos`); k a
     /// multiple of the 16-byte vector width of `ty`; for the norm variants the shared memory
     /// m_tile(m)·k activations fits [`DGEMV_SMEM_MAX`].
-    unsafe fn dgemv(&self, v: Variant, ty: WeightTy, a: &DecArgs) -> Result<()> {
+    /// With `pdl` it is launched as a programmatic dependent ([`GpuModel::launch_params`]).
+    unsafe fn dgemv(&self, v: Variant, ty: WeightTy, a: &DecArgs, pdl: bool) -> Result<()> {
         let (m, n, k) = (a.m as usize, a.n as usize, a.k as usize);
         let mt = m_tile(m);
         let dims = (m, n, k, a.d as usize, a.f as usize);
@@ -383,7 +386,59 @@ impl GpuModel {
         };
         // Every warp handles one unit (R rows, a rope pair or a gate/up pair); the kernel
         // bounds-checks units, rows and m; the caller guarantees the buffer sizes above.
-        launch!(self, name.as_str(), cfg, [a])
+        let mut args = *a;
+        let mut params = [(&raw mut args).cast::<c_void>()];
+        // SAFETY: every dg_* kernel takes one `DecArgs` by value (`args`, live for the call)
+        // and waits (`pdl_wait`) before it touches anything but its weights.
+        unsafe { self.launch_params(&name, cfg, &mut params, pdl) }
+    }
+
+    /// Launches kernel `name` with the parameter addresses `params` (`cuLaunchKernelEx`), as a
+    /// programmatic dependent launch when `pdl` and [`GpuModel::pdl_on`]: the kernel may start
+    /// before the one before it in the stream has finished.
+    ///
+    /// # Safety
+    /// `params` point at live values of exactly the kernel's parameter types, in order; the
+    /// buffers they name are sized for the kernel under `cfg`; with `pdl`, the kernel runs
+    /// decode.cu's `pdl_wait` before it reads or writes anything an earlier kernel may write.
+    pub(super) unsafe fn launch_params(
+        &self,
+        name: &str,
+        cfg: LaunchConfig,
+        params: &mut [*mut c_void],
+        pdl: bool,
+    ) -> Result<()> {
+        check_launch(&cfg).map_err(|why| GpuError::invalid(format!("kernel `{name}`: {why}")))?;
+        let f = self.kernels.get(name)?;
+        let ord = self.ordinal();
+        self.stream
+            .context()
+            .bind_to_thread()
+            .map_err(|e| GpuError::driver("cuCtxSetCurrent", ord, name.to_string(), e))?;
+        // SAFETY: a zeroed attribute is a valid value of the plain-data union; id and value
+        // are set below for the one attribute passed (none without `pdl`).
+        let mut attr: sys::CUlaunchAttribute = unsafe { std::mem::zeroed() };
+        attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+        attr.value.programmaticStreamSerializationAllowed = 1;
+        let conf = sys::CUlaunchConfig {
+            gridDimX: cfg.grid_dim.0,
+            gridDimY: cfg.grid_dim.1,
+            gridDimZ: cfg.grid_dim.2,
+            blockDimX: cfg.block_dim.0,
+            blockDimY: cfg.block_dim.1,
+            blockDimZ: cfg.block_dim.2,
+            sharedMemBytes: cfg.shared_mem_bytes,
+            hStream: self.stream.cu_stream(),
+            attrs: &raw mut attr,
+            numAttrs: u32::from(pdl && self.pdl_on()),
+        };
+        // SAFETY: `f` is a kernel of this context (bound above), `conf` a valid configuration
+        // (checked) on the model's stream; the caller guarantees the parameters.
+        unsafe {
+            sys::cuLaunchKernelEx(&conf, f.cu_function(), params.as_mut_ptr(), std::ptr::null_mut())
+        }
+        .result()
+        .map_err(|e| GpuError::driver("cuLaunchKernelEx", ord, name.to_string(), e))
     }
 
     /// The decoder layers of a decode pass (rows already embedded into `sc.x`).
@@ -465,28 +520,31 @@ impl GpuModel {
             // SAFETY: qkv weights (wq × h), the residual (m × h f32), the norm (h), qkv
             // scratch (m × wq f32, checked above), the bias (wq) and this layer's cache slices
             // (slots < kv_tokens, checked by upload_plan); fused_fits checked k and smem.
-            unsafe { self.dgemv(Variant::NormRope, ty, &a)? };
+            unsafe { self.dgemv(Variant::NormRope, ty, &a, li > 0)? };
             // One block per (head, row): q from the qkv rows, keys/values from this layer's
             // cache slots (written above), output m × nh·d activations.
-            launch!(
-                self,
-                attn,
-                attn_cfg,
-                [
-                    &sc.qkv,
-                    &sc.seq,
-                    &sc.pos,
-                    &sc.seq_off,
-                    &kc,
-                    &vc,
-                    &attn_out,
-                    &nh32,
-                    &nkv32,
-                    &d32,
-                    &scale,
-                    &window,
-                ]
-            )?;
+            let (mut qkv_a, mut seq_a, mut pos_a, mut off_a) = (qkvp, seqp, posp, offp);
+            let (mut kc_a, mut vc_a, mut out_a) = (kc, vc, attn_out);
+            let (mut nh_a, mut nkv_a, mut d_a, mut scale_a, mut window_a) =
+                (nh32, nkv32, d32, scale, window);
+            let mut params: [*mut c_void; 12] = [
+                (&raw mut qkv_a).cast(),
+                (&raw mut seq_a).cast(),
+                (&raw mut pos_a).cast(),
+                (&raw mut off_a).cast(),
+                (&raw mut kc_a).cast(),
+                (&raw mut vc_a).cast(),
+                (&raw mut out_a).cast(),
+                (&raw mut nh_a).cast(),
+                (&raw mut nkv_a).cast(),
+                (&raw mut d_a).cast(),
+                (&raw mut scale_a).cast(),
+                (&raw mut window_a).cast(),
+            ];
+            // SAFETY: the parameters of attention_dec_* in order (device addresses as u64,
+            // then u32 nh, nkv, d, f32 scale, u32 window), each live for the call; the kernel
+            // waits (`pdl_wait`) before it reads anything.
+            unsafe { self.launch_params(attn, attn_cfg, &mut params, true)? };
             let (w, sw, ty) = self.weight_of(&layer.o);
             let a = DecArgs {
                 w,
@@ -500,7 +558,7 @@ impl GpuModel {
                 ..base
             };
             // SAFETY: o weights (h × nh·d), attention output (m × nh·d), residual (m × h).
-            unsafe { self.dgemv(Variant::Plain(tile), ty, &a)? };
+            unsafe { self.dgemv(Variant::Plain(tile), ty, &a, true)? };
             let (w, sw, ty) = self.weight_of(&layer.gate_up);
             let a = DecArgs {
                 w,
@@ -514,7 +572,7 @@ impl GpuModel {
             };
             // SAFETY: gate/up weights (2f × h), residual (m × h), norm (h), SwiGLU output
             // (m × f activations).
-            unsafe { self.dgemv(Variant::NormSwiglu, ty, &a)? };
+            unsafe { self.dgemv(Variant::NormSwiglu, ty, &a, true)? };
             let (w, sw, ty) = self.weight_of(&layer.down);
             let a = DecArgs {
                 w,
@@ -528,7 +586,7 @@ impl GpuModel {
                 ..base
             };
             // SAFETY: down weights (h × f), SwiGLU output (m × f), residual (m × h).
-            unsafe { self.dgemv(Variant::Plain(tile), ty, &a)? };
+            unsafe { self.dgemv(Variant::Plain(tile), ty, &a, true)? };
         }
         Ok(())
     }
@@ -575,7 +633,7 @@ impl GpuModel {
         // SAFETY: head weights (vocab × h of their type; int8: vocab scales too), residual rows idx[i] < rows of x
         // (checked by the callers), norm (h), logits (≥ r × vocab, checked);
         // fused_head_fits checked the vector width and shared memory.
-        unsafe { self.dgemv(Variant::NormPlain, ty, &a) }
+        unsafe { self.dgemv(Variant::NormPlain, ty, &a, false) }
     }
 }
 

@@ -493,6 +493,7 @@ impl GpuModel {
             tile: opts.gemv_tile,
             tiled_attention: opts.tiled_attention,
             half_gate_up: opts.half_gate_up,
+            pdl: opts.pdl,
         })
     }
 }

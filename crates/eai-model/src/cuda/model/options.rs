@@ -185,6 +185,14 @@ pub struct GpuOptions {
     /// the activation type only after SwiGLU). On by default; `EAI_HALF_GATE_UP=0` turns the
     /// default off, for A/B runs; [`GpuModel::set_half_gate_up`] toggles it on a loaded model.
     pub half_gate_up: bool,
+    /// Programmatic dependent launch of the fused decode layers' kernels (sm_90+): each kernel
+    /// after a pass's first is launched with CUDA's programmatic stream serialization, so it
+    /// starts while the kernel before it finishes and prefetches its first weight bytes into
+    /// L2 before it waits for that kernel's results (`griddepcontrol`; decode.cu's
+    /// `pdl_wait`). The kernels compute exactly what they compute without it. On by default;
+    /// `EAI_PDL=0` turns the default off, for A/B runs; [`GpuModel::set_pdl`] toggles it on a
+    /// loaded model. Ignored before sm_90.
+    pub pdl: bool,
     /// `EAI_GEMV_TILE` was set to a label that names no tile.
     unknown_env_tile: bool,
 }
@@ -213,6 +221,7 @@ impl GpuOptions {
         let tiled_attention =
             std::env::var("EAI_TILED_ATTENTION").map_or(true, |v| v.trim() != "0");
         let half_gate_up = std::env::var("EAI_HALF_GATE_UP").map_or(true, |v| v.trim() != "0");
+        let pdl = std::env::var("EAI_PDL").map_or(true, |v| v.trim() != "0");
         // `EAI_GEMV_TILE=<label>` (e.g. `w16`, `k4u2`): the decode GEMV layout, for A/B runs;
         // a label naming no tile (e.g. one deleted in issue 16) fails the model's load.
         let env_tile = tile_from_env(std::env::var("EAI_GEMV_TILE").ok().as_deref());
@@ -226,6 +235,7 @@ impl GpuOptions {
             int8_head,
             tiled_attention,
             half_gate_up,
+            pdl,
             unknown_env_tile: env_tile.is_none(),
         }
     }
@@ -261,6 +271,12 @@ impl GpuOptions {
     /// Sets [`GpuOptions::tiled_attention`].
     pub fn tiled_attention(mut self, on: bool) -> Self {
         self.tiled_attention = on;
+        self
+    }
+
+    /// Sets [`GpuOptions::pdl`].
+    pub fn pdl(mut self, on: bool) -> Self {
+        self.pdl = on;
         self
     }
 

@@ -1,0 +1,5 @@
+# Session 12, call B (carry .gpu/q2 .gpu/lq): the GGUF's second part and llama-quantize.
+set -u
+R=$(pwd); mkdir -p /root/g /root/ll
+cp $R/.gpu/q2/part.ab /root/g/ && xz -dc $R/.gpu/lq/llama-quantize.xz > /root/ll/llama-quantize && chmod +x /root/ll/llama-quantize
+ls -la /root/g /root/ll
