@@ -247,39 +247,8 @@ __device__ __forceinline__ void dgemv_body(const DecArgs& a) {
             for (int i = 0; i < MT; ++i) acc[r][i] = 0.0f;
         for (u32 k0 = lane * E; k0 < K; k0 += step * U) {
             uint4 wv[U][R];
-#pragma unroll
-            for (int u = 0; u < U; ++u) {
-                const u32 kk = k0 + u * step;
-#pragma unroll
-                for (int r = 0; r < R; ++r) {
-                    if (kk < K && rows[r] < N)
-                        wv[u][r] = __ldcs(reinterpret_cast<const uint4*>(w + (u64)rows[r] * K + kk));
-                    else
-                        wv[u][r] = make_uint4(0u, 0u, 0u, 0u);
-                }
-            }
-#pragma unroll
-            for (int u = 0; u < U; ++u) {
-                const u32 kk = k0 + u * step;
-                if (kk >= K) break;
-                float wf[R][E];
-#pragma unroll
-                for (int r = 0; r < R; ++r) W::unpack(wv[u][r], wf[r]);
-#pragma unroll
-                for (int i = 0; i < MT; ++i) {
-                    if (m0 + i < M) {
-                        float xv[E];
-                        load_x<X, E>(xs + (u64)i * K + kk, xv);
-#pragma unroll
-                        for (int r = 0; r < R; ++r) {
-                            float s = acc[r][i];
-#pragma unroll
-                            for (int j = 0; j < E; ++j) s = fmaf(wf[r][j], xv[j], s);
-                            acc[r][i] = s;
-                        }
-                    }
-                }
-            }
+            gemv_load_w<W, U, R>(w, rows, N, K, k0, step, wv);
+            gemv_fma<W, X, MT, U, R>(wv, xs, 0u, m0, M, K, k0, step, acc);
         }
 #pragma unroll
         for (int r = 0; r < R; ++r)
@@ -348,19 +317,12 @@ __device__ __forceinline__ void dgemv_bk_body(const DecArgs& a) {
     for (int r = 0; r < R; ++r)
 #pragma unroll
         for (int i = 0; i < MT; ++i) acc[r][i] = 0.0f;
+    u32 rows[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) rows[r] = n0 + r;
     for (u32 k0 = threadIdx.x * E; k0 < K; k0 += step * U) {
         uint4 wv[U][R];
-#pragma unroll
-        for (int u = 0; u < U; ++u) {
-            const u32 kk = k0 + u * step;
-#pragma unroll
-            for (int r = 0; r < R; ++r) {
-                if (kk < K && n0 + r < N)
-                    wv[u][r] = __ldcs(reinterpret_cast<const uint4*>(w + (u64)(n0 + r) * K + kk));
-                else
-                    wv[u][r] = make_uint4(0u, 0u, 0u, 0u);
-            }
-        }
+        gemv_load_w<W, U, R>(w, rows, N, K, k0, step, wv);
 #pragma unroll
         for (int u = 0; u < U; ++u) {
             const u32 kk = k0 + u * step;

@@ -444,6 +444,57 @@ __device__ __forceinline__ void load_x(const typename X::raw* p, float* f) {
     for (int i = 0; i < N / X::EPV; ++i) X::unpack(v[i], f + i * X::EPV);
 }
 
+// The CUDA-core GEMVs' step (gemv_body here, dgemv_body and dgemv_bk_body in decode.cu): U
+// 16-byte vectors of each of R weight rows — row r at w + rows[r]·K, absent when rows[r] ≥ N —
+// from k = k0 + u·step, streamed past L1 (ld.global.cs); zeros past K and for absent rows.
+template <class W, int U, int R>
+__device__ __forceinline__ void gemv_load_w(const typename W::raw* __restrict__ w,
+                                            const u32* rows, u32 N, u32 K, u32 k0, u32 step,
+                                            uint4 (*wv)[R]) {
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+        const u32 kk = k0 + u * step;
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+            if (kk < K && rows[r] < N)
+                wv[u][r] = __ldcs(reinterpret_cast<const uint4*>(w + (u64)rows[r] * K + kk));
+            else
+                wv[u][r] = make_uint4(0u, 0u, 0u, 0u);
+        }
+    }
+}
+// … and its products: for each loaded step u with k = k0 + u·step < K, the R rows' vectors
+// unpacked once and multiplied into acc[r][i] (element order, one fmaf each) against the E
+// activations of batch rows m0 + i < M (i < MT; row i at x + (xr + i)·K).
+template <class W, class X, int MT, int U, int R>
+__device__ __forceinline__ void gemv_fma(const uint4 (*wv)[R],
+                                         const typename X::raw* __restrict__ x, u32 xr, u32 m0,
+                                         u32 M, u32 K, u32 k0, u32 step, float (*acc)[MT]) {
+    const int E = W::EPV;
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+        const u32 kk = k0 + u * step;
+        if (kk >= K) break;
+        float wf[R][E];
+#pragma unroll
+        for (int r = 0; r < R; ++r) W::unpack(wv[u][r], wf[r]);
+#pragma unroll
+        for (int i = 0; i < MT; ++i) {
+            if (m0 + i < M) {
+                float xv[E];
+                load_x<X, E>(x + (u64)(xr + i) * K + kk, xv);
+#pragma unroll
+                for (int r = 0; r < R; ++r) {
+                    float a = acc[r][i];
+#pragma unroll
+                    for (int j = 0; j < E; ++j) a = fmaf(wf[r][j], xv[j], a);
+                    acc[r][i] = a;
+                }
+            }
+        }
+    }
+}
+
 template <class W, class X, int MT>
 __device__ __forceinline__ void gemv_body(const typename W::raw* __restrict__ w,
                                           const float* __restrict__ scale,
@@ -461,41 +512,13 @@ __device__ __forceinline__ void gemv_body(const typename W::raw* __restrict__ w,
 #pragma unroll
         for (int i = 0; i < MT; ++i) acc[r][i] = 0.0f;
     const u32 step = 32u * E;
+    u32 rows[GV_ROWS];
+#pragma unroll
+    for (int r = 0; r < GV_ROWS; ++r) rows[r] = n0 + r;
     for (u32 k0 = lane * E; k0 < K; k0 += step * GV_UNROLL) {
         uint4 wv[GV_UNROLL][GV_ROWS];
-#pragma unroll
-        for (int u = 0; u < GV_UNROLL; ++u) {
-            const u32 kk = k0 + u * step;
-#pragma unroll
-            for (int r = 0; r < GV_ROWS; ++r) {
-                if (kk < K && n0 + r < N)
-                    wv[u][r] = __ldcs(reinterpret_cast<const uint4*>(w + (u64)(n0 + r) * K + kk));
-                else
-                    wv[u][r] = make_uint4(0u, 0u, 0u, 0u);
-            }
-        }
-#pragma unroll
-        for (int u = 0; u < GV_UNROLL; ++u) {
-            const u32 kk = k0 + u * step;
-            if (kk >= K) break;
-            float wf[GV_ROWS][E];
-#pragma unroll
-            for (int r = 0; r < GV_ROWS; ++r) W::unpack(wv[u][r], wf[r]);
-#pragma unroll
-            for (int i = 0; i < MT; ++i) {
-                if (m0 + i < M) {
-                    float xv[E];
-                    load_x<X, E>(x + (u64)(m0 + i) * K + kk, xv);
-#pragma unroll
-                    for (int r = 0; r < GV_ROWS; ++r) {
-                        float a = acc[r][i];
-#pragma unroll
-                        for (int j = 0; j < E; ++j) a = fmaf(wf[r][j], xv[j], a);
-                        acc[r][i] = a;
-                    }
-                }
-            }
-        }
+        gemv_load_w<W, GV_UNROLL, GV_ROWS>(w, rows, N, K, k0, step, wv);
+        gemv_fma<W, X, MT, GV_UNROLL, GV_ROWS>(wv, x, m0, m0, M, K, k0, step, acc);
     }
 #pragma unroll
     for (int r = 0; r < GV_ROWS; ++r) {
