@@ -11,7 +11,7 @@ export EAI_REQUIRE_GPU=1 EAI_CACHE=/root/nocache
 T0=$(date +%s); t() { echo "[t=$(( $(date +%s)-T0 ))s] $*"; }
 { echo "commit $(cat $R/.gpu/b1/COMMIT)"; date -u; ldd --version | head -1
   nvidia-smi --query-gpu=name,driver_version,memory.total,power.limit,clocks.max.sm --format=csv; nproc; } | tee $O/env.log
-timeout 140 $B/cuda --test-threads=1 --nocapture pdl_decode fused_decode_matches cuda_graph_decode \
+timeout 140 $B/cuda --test-threads=1 --nocapture pdl_decode fused_decode_matches cuda_graph_decode decode_gemv_matches \
   continuous_batching > $O/test.log 2>&1; t "tests rc=$?"
 grep -E "^test |test result|panicked|PDL on" $O/test.log | head -20
 C="--gguf none --only 7b --quick --fused true --half-head true --decode-new 128"
