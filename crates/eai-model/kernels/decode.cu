@@ -20,9 +20,9 @@
 #define EPI_ROPE 1
 #define EPI_SWIGLU 2
 
-// Programmatic dependent launch (sm_90+; issue 16). The decode layers' kernels after a pass's
-// first are launched with CUDA's programmatic stream serialization (`GpuOptions::pdl`): a
-// kernel may start while the one before it in the stream is still running. Each of these
+// Programmatic dependent launch (sm_90+; issue 16). The fused decode layers' kernels (and a
+// graph step's LM head) are launched with CUDA's programmatic stream serialization
+// (`GpuOptions::pdl`): a kernel may start while the one before it in the stream is running. Each of these
 // kernels lets its successor launch as soon as all its blocks run (`pdl_trigger`, at entry),
 // touches only its constant inputs — weights, prefetched into L2 — before `pdl_wait`, which
 // returns once every kernel before it has finished and its writes are visible, and reads or

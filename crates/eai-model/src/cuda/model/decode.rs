@@ -441,7 +441,9 @@ impl GpuModel {
         .map_err(|e| GpuError::driver("cuLaunchKernelEx", ord, name.to_string(), e))
     }
 
-    /// The decoder layers of a decode pass (rows already embedded into `sc.x`).
+    /// The decoder layers of a decode pass (rows already embedded into `sc.x` by the kernel
+    /// enqueued just before: every launch here is a programmatic dependent of a kernel,
+    /// [`GpuOptions::pdl`](super::GpuOptions::pdl)).
     pub(super) fn fused_layers(
         &self,
         sc: &mut Scratch,
@@ -520,7 +522,7 @@ impl GpuModel {
             // SAFETY: qkv weights (wq × h), the residual (m × h f32), the norm (h), qkv
             // scratch (m × wq f32, checked above), the bias (wq) and this layer's cache slices
             // (slots < kv_tokens, checked by upload_plan); fused_fits checked k and smem.
-            unsafe { self.dgemv(Variant::NormRope, ty, &a, li > 0)? };
+            unsafe { self.dgemv(Variant::NormRope, ty, &a, true)? };
             // One block per (head, row): q from the qkv rows, keys/values from this layer's
             // cache slots (written above), output m × nh·d activations.
             let (mut qkv_a, mut seq_a, mut pos_a, mut off_a) = (qkvp, seqp, posp, offp);
@@ -591,13 +593,16 @@ impl GpuModel {
         Ok(())
     }
 
-    /// Final norm fused into the LM-head GEMV for the first `r` rows of `hs.idx`.
+    /// Final norm fused into the LM-head GEMV for the first `r` rows of `hs.idx`; with `pdl`,
+    /// launched as a programmatic dependent of the kernel before it (which must be the last
+    /// thing enqueued: `hs.idx` is read after the wait, but a copy is no kernel to wait for).
     pub(super) fn fused_head(
         &self,
         hs: &HeadScratch,
         x: &CudaSlice<f32>,
         r: usize,
         (h, v): (usize, usize),
+        pdl: bool,
     ) -> Result<()> {
         let s = &self.stream;
         let head_w = self.head.as_ref().unwrap_or(&self.embed);
@@ -633,7 +638,7 @@ impl GpuModel {
         // SAFETY: head weights (vocab × h of their type; int8: vocab scales too), residual rows idx[i] < rows of x
         // (checked by the callers), norm (h), logits (≥ r × vocab, checked);
         // fused_head_fits checked the vector width and shared memory.
-        unsafe { self.dgemv(Variant::NormPlain, ty, &a, false) }
+        unsafe { self.dgemv(Variant::NormPlain, ty, &a, pdl) }
     }
 }
 

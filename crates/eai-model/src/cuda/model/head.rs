@@ -108,7 +108,10 @@ impl GpuModel {
             decode::WeightTy::Dense(head_w.ty())
         };
         if self.bloom.is_none() && self.fused_head_fits(r, head_wty, hs.act.ty()) {
-            self.fused_head(hs, x, r, (h, v))?;
+            // A graph step's head (argmax only) follows the layers' last kernel with nothing
+            // in between: a programmatic dependent launch (GpuOptions::pdl). The scoring path
+            // uploads its row indices just before, so it launches the ordinary way.
+            self.fused_head(hs, x, r, (h, v), argmax_only)?;
             let (lg, lse, am) = (&hs.logits, &hs.lse, &hs.amax);
             return if argmax_only {
                 let (slot, count) = (&hs.amax_slot, &hs.amax_count);

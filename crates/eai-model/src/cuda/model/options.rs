@@ -185,11 +185,11 @@ pub struct GpuOptions {
     /// the activation type only after SwiGLU). On by default; `EAI_HALF_GATE_UP=0` turns the
     /// default off, for A/B runs; [`GpuModel::set_half_gate_up`] toggles it on a loaded model.
     pub half_gate_up: bool,
-    /// Programmatic dependent launch of the fused decode layers' kernels (sm_90+): each kernel
-    /// after a pass's first is launched with CUDA's programmatic stream serialization, so it
-    /// starts while the kernel before it finishes and prefetches its first weight bytes into
-    /// L2 before it waits for that kernel's results (`griddepcontrol`; decode.cu's
-    /// `pdl_wait`). The kernels compute exactly what they compute without it. On by default;
+    /// Programmatic dependent launch of the fused decode layers' kernels (sm_90+): each of
+    /// them (and a CUDA-graph step's LM head) is launched with CUDA's programmatic stream
+    /// serialization, so it starts while the kernel before it finishes and prefetches its first
+    /// weight bytes into L2 before it waits for that kernel's results (`griddepcontrol`;
+    /// decode.cu's `pdl_wait`). The kernels compute exactly what they compute without it. On by default;
     /// `EAI_PDL=0` turns the default off, for A/B runs; [`GpuModel::set_pdl`] toggles it on a
     /// loaded model. Ignored before sm_90.
     pub pdl: bool,
