@@ -74,24 +74,63 @@ template <> struct XS<VF32> { typedef F32 S; };
 // The norm-fused GEMVs' prologue: batch rows m0 … m0 + MT − 1 (residual rows xidx[m], or m)
 // normalized exactly as rmsnorm_body does (warp 0 sums the row with rms_inv_warp, same
 // expression), rounded to T, into shared memory sx[MT][K]; the block synchronizes after.
+// Latency, not bytes, is its cost (a row is 14 KiB of f32 at 7B shapes, read from L2): so
+// when K % 4 == 0 every thread loads its first NORM_V float4 of the row and of the norm weight
+// before warp 0's sum — one round trip under the sum's — and writes them from registers after
+// the barrier; a row longer than NORM_V · 4 · blockDim.x columns continues NORM_V float4 per
+// thread and round trip (each element's expression unchanged).
+#define NORM_V 2
 template <class T, int MT>
 __device__ __forceinline__ void norm_rows_to_smem(const DecArgs& a, u32 m0,
                                                   typename T::raw* sx, float* red) {
     const float* xf = reinterpret_cast<const float*>(a.x);
     const u32 K = a.K;
+    const bool vec = (K & 3u) == 0;
+    const u32 span = 4u * blockDim.x;  // columns one float4 per thread covers
 #pragma unroll
     for (int i = 0; i < MT; ++i) {
         if (m0 + i < a.M) {
             const u32 src = a.xidx ? a.xidx[m0 + i] : m0 + i;
             const float* xrow = xf + (u64)src * K;
+            typename T::raw* srow = sx + (u64)i * K;
+            float4 v[NORM_V], g[NORM_V];
+            // Warp 0 sums the row while the other warps load their first NORM_V float4 of it
+            // and of the norm weight; warp 0 loads its own after the barrier.
+            auto load = [&](u32 base) {
+#pragma unroll
+                for (int j = 0; j < NORM_V; ++j) {
+                    const u32 c = base + j * span + 4u * threadIdx.x;
+                    if (c < K) {
+                        v[j] = F32::load4(xrow + c);
+                        g[j] = F32::load4(a.nw + c);
+                    }
+                }
+            };
             if (threadIdx.x < 32) {
-                const float v = rms_inv_warp(xrow, K, a.eps, threadIdx.x);
-                if (threadIdx.x == 0) red[i] = v;  // one slot per row: no barrier after the read
+                const float r = rms_inv_warp<8>(xrow, K, a.eps, threadIdx.x);
+                if (threadIdx.x == 0) red[i] = r;  // one slot per row: no barrier after the read
+            } else if (vec) {
+                load(0);
             }
             __syncthreads();
+            if (vec && threadIdx.x < 32) load(0);
             const float inv = red[i];
-            for (u32 c = threadIdx.x; c < K; c += blockDim.x)
-                sx[(u64)i * K + c] = T::from_f32(a.nw[c] * (xrow[c] * inv));
+            if (vec) {
+                for (u32 base = 0; base < K; base += NORM_V * span) {
+                    if (base > 0) load(base);
+#pragma unroll
+                    for (int j = 0; j < NORM_V; ++j) {
+                        const u32 c = base + j * span + 4u * threadIdx.x;
+                        if (c < K)
+                            T::store4(srow + c,
+                                      make_float4(g[j].x * (v[j].x * inv), g[j].y * (v[j].y * inv),
+                                                  g[j].z * (v[j].z * inv), g[j].w * (v[j].w * inv)));
+                    }
+                }
+            } else {
+                for (u32 c = threadIdx.x; c < K; c += blockDim.x)
+                    srow[c] = T::from_f32(a.nw[c] * (xrow[c] * inv));
+            }
         }
     }
     __syncthreads();
