@@ -20,8 +20,8 @@
 //! six — and `smol` (SmolLM2-135M's shapes), all with synthetic weights;
 //! `--graph` runs the speed measurement of each synthetic model with CUDA-graph decode on and/or
 //! off (the same loaded model, toggled with `GpuModel::set_cuda_graph`), `--pdl` with
-//! programmatic dependent launch of the fused decode kernels on and/or off (`GpuModel::set_pdl`;
-//! sm_90+); `--fused` and `--tile`
+//! programmatic dependent launch of the fused decode kernels forced on and/or off
+//! (`GpuModel::set_pdl`; sm_90+; without it, each scheme's default, `pdl_default`); `--fused` and `--tile`
 //! likewise toggle the fused decode kernels and the row layout of their plain GEMVs
 //! (`GpuModel::set_fused_decode`, `set_gemv_tile`; tiles only with fused on); `--quick` measures
 //! batch-1 decode only; `--int8-head` builds the int8 schemes' synthetic models with and/or
@@ -501,7 +501,12 @@ fn main() {
         let int8_heads = bools(&args, "--int8-head", "false");
         let gemvs = bools(&args, "--gemv", "true");
         let graphs = bools(&args, "--graph", "true");
-        let pdls = bools(&args, "--pdl", "true");
+        // `--pdl true,false` forces programmatic dependent launch on / off; without it each
+        // scheme runs its default (`pdl_default`).
+        let pdls: Vec<Option<bool>> = match arg(&args, "--pdl") {
+            Some(_) => bools(&args, "--pdl", "true").into_iter().map(Some).collect(),
+            None => vec![None],
+        };
         let mut rows = Vec::new();
         for (model_name, cfg) in &shapes {
             for sch in [GpuScheme::Fp16, GpuScheme::W8A16, GpuScheme::W8A8, GpuScheme::Dynamic] {
@@ -563,7 +568,10 @@ fn main() {
                                 graphs.iter().flat_map(|g| pdls.iter().map(move |p| (g, p)))
                             {
                                 let on = m.set_cuda_graph(gr);
-                                let pdl_on = m.set_pdl(pd);
+                                let pdl_on = match pd {
+                                    Some(on) => m.set_pdl(on),
+                                    None => m.pdl_on(),
+                                };
                                 let l = format!(
                                     "{label}{}{}",
                                     if on { "+graph" } else { "" },

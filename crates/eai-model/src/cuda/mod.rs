@@ -37,7 +37,7 @@ pub use error::{GpuError, Result};
 pub use model::{
     AUTO_TENSOR_CORE_MAX_HIDDEN, FP16_W16_MAX_ROWS, GEMV_DENSE_MAX_M, GemvTile, GpuMemory,
     GpuModel, GpuOptions, GpuScheme, PackedSeq, RowScore, W16_DEFAULT_MAX_ROWS, W16_MAX_ROWS,
-    W16_MIN_ROWS, WeightBytes, default_gemv_tile, open_device,
+    W16_MIN_ROWS, WeightBytes, default_gemv_tile, open_device, pdl_default,
 };
 
 /// Number of CUDA devices this process can use (its `CUDA_VISIBLE_DEVICES`; 0 with a driver but

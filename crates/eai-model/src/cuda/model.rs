@@ -258,7 +258,7 @@ mod score;
 mod tile;
 
 pub use load::open_device;
-pub use options::{GEMV_DENSE_MAX_M, GpuMemory, GpuOptions, GpuScheme, WeightBytes};
+pub use options::{GEMV_DENSE_MAX_M, GpuMemory, GpuOptions, GpuScheme, WeightBytes, pdl_default};
 pub use tile::{
     AUTO_TENSOR_CORE_MAX_HIDDEN, FP16_W16_MAX_ROWS, GemvTile, W16_DEFAULT_MAX_ROWS, W16_MAX_ROWS,
     W16_MIN_ROWS, default_gemv_tile,
@@ -500,8 +500,9 @@ pub struct GpuModel {
     tiled_attention: bool,
     /// 16-bit gate/up GEMM output in cuBLAS passes (see [`GpuOptions::half_gate_up`]).
     half_gate_up: bool,
-    /// Programmatic dependent launch in the fused decode layers (see [`GpuOptions::pdl`]).
-    pdl: bool,
+    /// Programmatic dependent launch in the fused decode layers (see [`GpuOptions::pdl`];
+    /// `None`: [`pdl_default`]).
+    pdl: Option<bool>,
 }
 
 impl GpuModel {
@@ -587,17 +588,19 @@ impl GpuModel {
         self.half_gate_up = on;
     }
 
-    /// Turns programmatic dependent launch of the fused decode kernels on or off (see
+    /// Forces programmatic dependent launch of the fused decode kernels on or off (see
     /// [`GpuOptions::pdl`]) and returns whether it is now on (sm_90+ only).
     pub fn set_pdl(&mut self, on: bool) -> bool {
-        self.pdl = on;
+        self.pdl = Some(on);
         self.graph = None;
         self.pdl_on()
     }
 
-    /// Whether the fused decode layers' kernels are launched as programmatic dependents.
+    /// Whether the fused decode layers' kernels are launched as programmatic dependents (the
+    /// forced setting, else [`pdl_default`] for the scheme; never before sm_90).
     pub fn pdl_on(&self) -> bool {
-        self.pdl && self.dev.info().compute_capability.0 >= 9
+        self.pdl.unwrap_or_else(|| pdl_default(self.scheme))
+            && self.dev.info().compute_capability.0 >= 9
     }
 
     /// Sets the decode GEMV layout (see [`GpuOptions::gemv_tile`]): [`GemvTile::Auto`] follows

@@ -189,10 +189,12 @@ pub struct GpuOptions {
     /// them (and a CUDA-graph step's LM head) is launched with CUDA's programmatic stream
     /// serialization, so it starts while the kernel before it finishes and prefetches its first
     /// weight bytes into L2 before it waits for that kernel's results (`griddepcontrol`;
-    /// decode.cu's `pdl_wait`). The kernels compute exactly what they compute without it. On by default;
-    /// `EAI_PDL=0` turns the default off, for A/B runs; [`GpuModel::set_pdl`] toggles it on a
-    /// loaded model. Ignored before sm_90.
-    pub pdl: bool,
+    /// decode.cu's `pdl_wait`). The kernels compute exactly what they compute without it.
+    /// `None` (default) = the measured rule, [`pdl_default`]: on for W8A16 (batch-1 decode
+    /// steps +1.9 % / +3.8 % at Qwen2.5-7B / Mistral-7B shapes on an H100), off for the float
+    /// schemes (FP16 −0.8 % / −2.3 %); `Some(on)` forces it, for A/B runs — `EAI_PDL=0` / `=1`
+    /// set that; [`GpuModel::set_pdl`] forces it on a loaded model. Ignored before sm_90.
+    pub pdl: Option<bool>,
     /// `EAI_GEMV_TILE` was set to a label that names no tile.
     unknown_env_tile: bool,
 }
@@ -209,6 +211,15 @@ fn tile_from_env(v: Option<&str>) -> Option<GemvTile> {
 /// Largest row count for which the dense schemes use the decode GEMV (beyond: cuBLAS).
 pub const GEMV_DENSE_MAX_M: usize = 4;
 
+/// Whether the fused decode kernels of `scheme` are launched as programmatic dependents by
+/// default ([`GpuOptions::pdl`]), from issue 16's measurement (H100, 2026-12-07,
+/// docs/results/session12.md): W8A16's int8 kernels gain (their weight bytes stream under the
+/// decode attention and the previous kernel's tail), the float schemes' 16/32-bit kernels, which
+/// already keep the memory busier, lose a little.
+pub fn pdl_default(scheme: GpuScheme) -> bool {
+    scheme == GpuScheme::W8A16
+}
+
 impl GpuOptions {
     /// Options for `scheme` with the reference's head rule and the decode GEMV on (unless
     /// `EAI_DECODE_GEMV=0`).
@@ -221,7 +232,11 @@ impl GpuOptions {
         let tiled_attention =
             std::env::var("EAI_TILED_ATTENTION").map_or(true, |v| v.trim() != "0");
         let half_gate_up = std::env::var("EAI_HALF_GATE_UP").map_or(true, |v| v.trim() != "0");
-        let pdl = std::env::var("EAI_PDL").map_or(true, |v| v.trim() != "0");
+        let pdl = match std::env::var("EAI_PDL").as_deref().map(str::trim) {
+            Ok("0") => Some(false),
+            Ok("1") => Some(true),
+            _ => None,
+        };
         // `EAI_GEMV_TILE=<label>` (e.g. `w16`, `k4u2`): the decode GEMV layout, for A/B runs;
         // a label naming no tile (e.g. one deleted in issue 16) fails the model's load.
         let env_tile = tile_from_env(std::env::var("EAI_GEMV_TILE").ok().as_deref());
@@ -274,9 +289,9 @@ impl GpuOptions {
         self
     }
 
-    /// Sets [`GpuOptions::pdl`].
+    /// Forces [`GpuOptions::pdl`] on or off.
     pub fn pdl(mut self, on: bool) -> Self {
-        self.pdl = on;
+        self.pdl = Some(on);
         self
     }
 
