@@ -208,6 +208,16 @@ fn tile_from_env(v: Option<&str>) -> Option<GemvTile> {
     }
 }
 
+/// The [`GpuOptions::pdl`] setting `EAI_PDL`'s value asks for: `0` forces it off, `1` on;
+/// unset or anything else leaves the per-scheme default.
+fn pdl_from_env(v: Option<&str>) -> Option<bool> {
+    match v.map(str::trim) {
+        Some("0") => Some(false),
+        Some("1") => Some(true),
+        _ => None,
+    }
+}
+
 /// Largest row count for which the dense schemes use the decode GEMV (beyond: cuBLAS).
 pub const GEMV_DENSE_MAX_M: usize = 4;
 
@@ -232,11 +242,7 @@ impl GpuOptions {
         let tiled_attention =
             std::env::var("EAI_TILED_ATTENTION").map_or(true, |v| v.trim() != "0");
         let half_gate_up = std::env::var("EAI_HALF_GATE_UP").map_or(true, |v| v.trim() != "0");
-        let pdl = match std::env::var("EAI_PDL").as_deref().map(str::trim) {
-            Ok("0") => Some(false),
-            Ok("1") => Some(true),
-            _ => None,
-        };
+        let pdl = pdl_from_env(std::env::var("EAI_PDL").ok().as_deref());
         // `EAI_GEMV_TILE=<label>` (e.g. `w16`, `k4u2`): the decode GEMV layout, for A/B runs;
         // a label naming no tile (e.g. one deleted in issue 16) fails the model's load.
         let env_tile = tile_from_env(std::env::var("EAI_GEMV_TILE").ok().as_deref());
@@ -382,6 +388,21 @@ pub struct GpuMemory {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 16, session 12 (H100, batch-1 decode at Qwen2.5-7B / Mistral-7B shapes): PDL on
+    /// for W8A16 (+2.1 % / +3.9 %), off for the float schemes (FP16 −0.8 % / −2.3 %);
+    /// `EAI_PDL` forces either way.
+    #[test]
+    fn pdl_follows_the_measured_rule_and_env_forces_it() {
+        assert!(pdl_default(GpuScheme::W8A16));
+        for s in [GpuScheme::Fp32, GpuScheme::Fp16, GpuScheme::Bf16] {
+            assert!(!pdl_default(s), "{s}");
+        }
+        assert_eq!(pdl_from_env(None), None);
+        assert_eq!(pdl_from_env(Some(" 0 ")), Some(false));
+        assert_eq!(pdl_from_env(Some("1")), Some(true));
+        assert_eq!(pdl_from_env(Some("yes")), None);
+    }
 
     #[test]
     fn env_tile_labels_parse_and_unknown_ones_are_flagged() {
