@@ -393,9 +393,9 @@ impl GpuModel {
         unsafe { self.launch_params(&name, cfg, &mut params, pdl) }
     }
 
-    /// Launches kernel `name` with the parameter addresses `params` (`cuLaunchKernelEx`), as a
-    /// programmatic dependent launch when `pdl` and [`GpuModel::pdl_on`]: the kernel may start
-    /// before the one before it in the stream has finished.
+    /// Launches kernel `name` with the parameter addresses `params`: as a programmatic
+    /// dependent launch (`cuLaunchKernelEx`) when `pdl` and [`GpuModel::pdl_on`] — the kernel may
+    /// start before the one before it in the stream has finished — else with `cuLaunchKernel`.
     ///
     /// # Safety
     /// `params` point at live values of exactly the kernel's parameter types, in order; the
@@ -415,8 +415,25 @@ impl GpuModel {
             .context()
             .bind_to_thread()
             .map_err(|e| GpuError::driver("cuCtxSetCurrent", ord, name.to_string(), e))?;
+        if !(pdl && self.pdl_on()) {
+            // SAFETY: `f` is a kernel of this context (bound above), `cfg` a valid
+            // configuration (checked) on the model's stream; the caller guarantees the
+            // parameters.
+            return unsafe {
+                cudarc::driver::result::launch_kernel(
+                    f.cu_function(),
+                    cfg.grid_dim,
+                    cfg.block_dim,
+                    cfg.shared_mem_bytes,
+                    self.stream.cu_stream(),
+                    params,
+                )
+            }
+            .map_err(|e| GpuError::driver("cuLaunchKernel", ord, name.to_string(), e));
+        }
+        // Programmatic dependent launch (sm_90+, so a driver with cuLaunchKernelEx).
         // SAFETY: a zeroed attribute is a valid value of the plain-data union; id and value
-        // are set below for the one attribute passed (none without `pdl`).
+        // are set below.
         let mut attr: sys::CUlaunchAttribute = unsafe { std::mem::zeroed() };
         attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
         attr.value.programmaticStreamSerializationAllowed = 1;
@@ -430,10 +447,9 @@ impl GpuModel {
             sharedMemBytes: cfg.shared_mem_bytes,
             hStream: self.stream.cu_stream(),
             attrs: &raw mut attr,
-            numAttrs: u32::from(pdl && self.pdl_on()),
+            numAttrs: 1,
         };
-        // SAFETY: `f` is a kernel of this context (bound above), `conf` a valid configuration
-        // (checked) on the model's stream; the caller guarantees the parameters.
+        // SAFETY: as above, with `conf` holding the checked configuration and one attribute.
         unsafe {
             sys::cuLaunchKernelEx(&conf, f.cu_function(), params.as_mut_ptr(), std::ptr::null_mut())
         }
@@ -442,7 +458,7 @@ impl GpuModel {
     }
 
     /// The decoder layers of a decode pass (rows already embedded into `sc.x` by the kernel
-    /// enqueued just before: every launch here is a programmatic dependent of a kernel,
+    /// enqueued just before: every launch here may be a programmatic dependent of a kernel,
     /// [`GpuOptions::pdl`](super::GpuOptions::pdl)).
     pub(super) fn fused_layers(
         &self,
