@@ -446,11 +446,9 @@ fn main() {
         };
         let qwen = paper(cfg_json!("Qwen2.5-7B-Instruct.json"));
         let mistral = paper(cfg_json!("Mistral-7B-Instruct-v0.2.json"));
+        // SmolLM2-135M's sizes (the fields of its config.json the model reads).
         let smol = ModelConfig::from_hf_json(
-            r#"{ "architectures": ["LlamaForCausalLM"], "hidden_size": 576, "intermediate_size": 1536,
-                 "num_attention_heads": 9, "num_key_value_heads": 3, "num_hidden_layers": 30,
-                 "vocab_size": 49152, "rope_theta": 100000.0, "rms_norm_eps": 1e-5,
-                 "max_position_embeddings": 8192, "tie_word_embeddings": true }"#,
+            include_str!("../tests/fixtures/smollm2_135m_shapes.json"),
             "SmolLM2-135M config.json",
         )
         .unwrap();

@@ -15,10 +15,7 @@ use super::{gpu, tiny, w16_gpu_model};
 fn pdl_decode_gives_the_same_bits() {
     let Some(dev) = gpu("pdl_decode_gives_the_same_bits") else { return };
     let smol = ModelConfig::from_hf_json(
-        r#"{ "architectures": ["LlamaForCausalLM"], "hidden_size": 576, "intermediate_size": 1536,
-             "num_attention_heads": 9, "num_key_value_heads": 3, "num_hidden_layers": 30,
-             "vocab_size": 49152, "rope_theta": 100000.0, "rms_norm_eps": 1e-5,
-             "max_position_embeddings": 8192, "tie_word_embeddings": true }"#,
+        include_str!("fixtures/smollm2_135m_shapes.json"),
         "SmolLM2-135M config.json",
     )
     .unwrap();

@@ -74,6 +74,12 @@ enum Variant {
     Plain(GemvTile),
 }
 
+/// A kernel parameter's address for [`GpuModel::launch_params`] (the driver copies the value at
+/// launch and never writes through it).
+fn param<T>(x: &T) -> *mut c_void {
+    std::ptr::from_ref(x).cast_mut().cast()
+}
+
 /// Dynamic shared memory the norm-fused kernels may take (48 KiB without opting in to more,
 /// less the static reduction buffer).
 const DGEMV_SMEM_MAX: usize = 46 << 10;
@@ -386,9 +392,8 @@ impl GpuModel {
         };
         // Every warp handles one unit (R rows, a rope pair or a gate/up pair); the kernel
         // bounds-checks units, rows and m; the caller guarantees the buffer sizes above.
-        let mut args = *a;
-        let mut params = [(&raw mut args).cast::<c_void>()];
-        // SAFETY: every dg_* kernel takes one `DecArgs` by value (`args`, live for the call)
+        let mut params = [param(a)];
+        // SAFETY: every dg_* kernel takes one `DecArgs` by value (`a`, live for the call)
         // and waits (`pdl_wait`) before it touches anything but its weights.
         unsafe { self.launch_params(&name, cfg, &mut params, pdl) }
     }
@@ -541,23 +546,20 @@ impl GpuModel {
             unsafe { self.dgemv(Variant::NormRope, ty, &a, true)? };
             // One block per (head, row): q from the qkv rows, keys/values from this layer's
             // cache slots (written above), output m × nh·d activations.
-            let (mut qkv_a, mut seq_a, mut pos_a, mut off_a) = (qkvp, seqp, posp, offp);
-            let (mut kc_a, mut vc_a, mut out_a) = (kc, vc, attn_out);
-            let (mut nh_a, mut nkv_a, mut d_a, mut scale_a, mut window_a) =
-                (nh32, nkv32, d32, scale, window);
-            let mut params: [*mut c_void; 12] = [
-                (&raw mut qkv_a).cast(),
-                (&raw mut seq_a).cast(),
-                (&raw mut pos_a).cast(),
-                (&raw mut off_a).cast(),
-                (&raw mut kc_a).cast(),
-                (&raw mut vc_a).cast(),
-                (&raw mut out_a).cast(),
-                (&raw mut nh_a).cast(),
-                (&raw mut nkv_a).cast(),
-                (&raw mut d_a).cast(),
-                (&raw mut scale_a).cast(),
-                (&raw mut window_a).cast(),
+            let ptrs = [qkvp, seqp, posp, offp, kc, vc, attn_out];
+            let mut params = [
+                param(&ptrs[0]),
+                param(&ptrs[1]),
+                param(&ptrs[2]),
+                param(&ptrs[3]),
+                param(&ptrs[4]),
+                param(&ptrs[5]),
+                param(&ptrs[6]),
+                param(&nh32),
+                param(&nkv32),
+                param(&d32),
+                param(&scale),
+                param(&window),
             ];
             // SAFETY: the parameters of attention_dec_* in order (device addresses as u64,
             // then u32 nh, nkv, d, f32 scale, u32 window), each live for the call; the kernel
