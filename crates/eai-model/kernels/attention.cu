@@ -19,18 +19,18 @@
 // NW warps' online-softmax states (running max m, sum l, and acc — this lane's `per` values of
 // the head dimension) and writes the block's output row o[0, d) = Σ_w acc_w·e^(m_w − M) /
 // Σ_w l_w·e^(m_w − M), M = max_w m_w (warps that saw no key weigh 0).
-template <class T, int NW>
+template <class T, int NW, int V>
 __device__ __forceinline__ void attn_merge_warps(float m, float l, const float* acc, u32 per,
                                                  u32 d, typename T::raw* __restrict__ o) {
     __shared__ float sm_m[NW], sm_l[NW];
-    __shared__ float sm_acc[NW][256];
+    __shared__ float sm_acc[NW][V * 32];
     const u32 lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
     if (lane == 0) {
         sm_m[warp] = m;
         sm_l[warp] = l;
     }
 #pragma unroll
-    for (u32 i = 0; i < ATT_MAXV; ++i)
+    for (u32 i = 0; i < V; ++i)
         if (i < per) sm_acc[warp][i * 32 + lane] = acc[i];
     __syncthreads();
     float gm = -INFINITY;
@@ -54,12 +54,13 @@ __device__ __forceinline__ void attn_merge_warps(float m, float l, const float* 
 // The start of the generation attention kernels for query row r, head `head`: a padding row
 // (seq < 0) gets a zero output row o[0, d) and false; otherwise the lane's d/32 query values go
 // to q (the rest 0), acc is zeroed, and `at` gets the position, the kv head, the first visible
-// key (sliding window) and the sequence's first cache slot.
+// key (sliding window) and the sequence's first cache slot. V ≥ d / 32 bounds the values per
+// lane (the arrays' length).
 struct AttnRow {
     u32 p, kvh, first;
     u64 base;
 };
-template <class T>
+template <class T, int V>
 __device__ __forceinline__ bool attn_row(const float* __restrict__ qkv, const int* __restrict__ seq,
                                          const int* __restrict__ pos,
                                          const u32* __restrict__ seq_off, u32 r, u32 head, u32 nh,
@@ -75,7 +76,7 @@ __device__ __forceinline__ bool attn_row(const float* __restrict__ qkv, const in
     at.kvh = head / (nh / nkv);
     const float* qrow = qkv + (u64)r * (nh + 2 * nkv) * d + (u64)head * d;
 #pragma unroll
-    for (u32 i = 0; i < ATT_MAXV; ++i) {
+    for (u32 i = 0; i < V; ++i) {
         q[i] = (i < per) ? qrow[i * 32 + lane] : 0.0f;
         acc[i] = 0.0f;
     }
@@ -96,7 +97,9 @@ __device__ void attention_body(const float* __restrict__ qkv, const int* __restr
     typename T::raw* o = out + (u64)r * nh * d + (u64)head * d;
     float q[ATT_MAXV], acc[ATT_MAXV];
     AttnRow at;
-    if (!attn_row<T>(qkv, seq, pos, seq_off, r, head, nh, nkv, d, window, o, q, acc, at)) return;
+    if (!attn_row<T, ATT_MAXV>(qkv, seq, pos, seq_off, r, head, nh, nkv, d, window, o, q, acc,
+                               at))
+        return;
     const u32 p = at.p, kvh = at.kvh, first = at.first;
     const u64 base = at.base;
     float m = -INFINITY, l = 0.0f;
@@ -118,7 +121,7 @@ __device__ void attention_body(const float* __restrict__ qkv, const int* __restr
             if (i < per) acc[i] = acc[i] * corr + e * vr[i * 32 + lane];
         m = mn;
     }
-    attn_merge_warps<T, ATT_WARPS>(m, l, acc, per, d, o);
+    attn_merge_warps<T, ATT_WARPS, ATT_MAXV>(m, l, acc, per, d, o);
 }
 #define EAI_ATTN(NAME, T)                                                                      \
     extern "C" __global__ void NAME(const float* qkv, const int* seq, const int* pos,         \

@@ -72,65 +72,83 @@ template <> struct XS<VBF16> { typedef BF16 S; };
 template <> struct XS<VF32> { typedef F32 S; };
 
 // The norm-fused GEMVs' prologue: batch rows m0 … m0 + MT − 1 (residual rows xidx[m], or m)
-// normalized exactly as rmsnorm_body does (warp 0 sums the row with rms_inv_warp, same
-// expression), rounded to T, into shared memory sx[MT][K]; the block synchronizes after.
-// Latency, not bytes, is its cost (a row is 14 KiB of f32 at 7B shapes, read from L2): so
-// when K % 4 == 0 every thread loads its first NORM_V float4 of the row and of the norm weight
-// before warp 0's sum — one round trip under the sum's — and writes them from registers after
-// the barrier; a row longer than NORM_V · 4 · blockDim.x columns continues NORM_V float4 per
-// thread and round trip (each element's expression unchanged).
-#define NORM_V 2
+// RMS-normalized as rmsnorm_body does each element (g · (x · inv)), rounded to T, into shared
+// memory sx[MT][K]; the block synchronizes after. Latency, not bytes, is its cost (a row is
+// 14 KiB of f32 at 7B shapes, read from L2 at the start of a kernel). When K % 4 == 0 the sum
+// of squares takes one round trip for rows up to NORM_V · 1,024 columns: 256 slots (slot s
+// holds the float4 at columns 4s + 1,024j) each sum their j in order, the slots of each group of
+// 32 are added by warp_sum, and the 8 groups in order — the same order for blocks of 4 or 8
+// warps (a thread takes slots t, t + blockDim.x, …) and any MT, so a row gets the same bits in
+// every fused kernel. The loads also pull the row and the norm weight into L1, where the second
+// pass (after the one barrier) reads them back to normalize. Another order than rmsnorm_body's
+// (one warp's sum), so fused and unfused layers agree to rounding (session 12's prologue was
+// warp 0 alone summing the row, ~4 dependent round trips at K = 3,584, before that barrier).
+// Rows with K % 4 != 0 keep that prologue.
+#define NORM_V 4
 template <class T, int MT>
 __device__ __forceinline__ void norm_rows_to_smem(const DecArgs& a, u32 m0,
                                                   typename T::raw* sx, float* red) {
+    __shared__ float nsum[MT][8];
     const float* xf = reinterpret_cast<const float*>(a.x);
     const u32 K = a.K;
-    const bool vec = (K & 3u) == 0;
-    const u32 span = 4u * blockDim.x;  // columns one float4 per thread covers
+    const u32 lane = threadIdx.x & 31u;
+    if ((K & 3u) == 0) {
 #pragma unroll
-    for (int i = 0; i < MT; ++i) {
-        if (m0 + i < a.M) {
-            const u32 src = a.xidx ? a.xidx[m0 + i] : m0 + i;
-            const float* xrow = xf + (u64)src * K;
-            typename T::raw* srow = sx + (u64)i * K;
-            float4 v[NORM_V], g[NORM_V];
-            // Warp 0 sums the row while the other warps load their first NORM_V float4 of it
-            // and of the norm weight; warp 0 loads its own after the barrier.
-            auto load = [&](u32 base) {
-#pragma unroll
-                for (int j = 0; j < NORM_V; ++j) {
-                    const u32 c = base + j * span + 4u * threadIdx.x;
-                    if (c < K) {
-                        v[j] = F32::load4(xrow + c);
-                        g[j] = F32::load4(a.nw + c);
-                    }
-                }
-            };
-            if (threadIdx.x < 32) {
-                const float r = rms_inv_warp<8>(xrow, K, a.eps, threadIdx.x);
-                if (threadIdx.x == 0) red[i] = r;  // one slot per row: no barrier after the read
-            } else if (vec) {
-                load(0);
-            }
-            __syncthreads();
-            if (vec && threadIdx.x < 32) load(0);
-            const float inv = red[i];
-            if (vec) {
-                for (u32 base = 0; base < K; base += NORM_V * span) {
-                    if (base > 0) load(base);
+        for (int i = 0; i < MT; ++i) {
+            if (m0 + i >= a.M) break;
+            const float* xrow = xf + (u64)(a.xidx ? a.xidx[m0 + i] : m0 + i) * K;
+            for (u32 s = threadIdx.x; s < 256; s += blockDim.x) {  // warp-uniform
+                float ss = 0.0f;
+                for (u32 base = 4u * s; base < K; base += NORM_V * 1024) {
+                    float4 v[NORM_V];
 #pragma unroll
                     for (int j = 0; j < NORM_V; ++j) {
-                        const u32 c = base + j * span + 4u * threadIdx.x;
-                        if (c < K)
-                            T::store4(srow + c,
-                                      make_float4(g[j].x * (v[j].x * inv), g[j].y * (v[j].y * inv),
-                                                  g[j].z * (v[j].z * inv), g[j].w * (v[j].w * inv)));
+                        const u32 c = base + j * 1024;
+                        if (c < K) {
+                            v[j] = F32::load4(xrow + c);
+                            if (i == 0) asm volatile("prefetch.global.L1 [%0];" ::"l"(a.nw + c));
+                        }
                     }
+#pragma unroll
+                    for (int j = 0; j < NORM_V; ++j)
+                        if (base + j * 1024 < K)
+                            ss += v[j].x * v[j].x + v[j].y * v[j].y + v[j].z * v[j].z +
+                                  v[j].w * v[j].w;
                 }
-            } else {
-                for (u32 c = threadIdx.x; c < K; c += blockDim.x)
-                    srow[c] = T::from_f32(a.nw[c] * (xrow[c] * inv));
+                ss = warp_sum(ss);
+                if (lane == 0) nsum[i][s >> 5] = ss;
             }
+        }
+        __syncthreads();
+#pragma unroll
+        for (int i = 0; i < MT; ++i) {
+            if (m0 + i >= a.M) break;
+            const float* xrow = xf + (u64)(a.xidx ? a.xidx[m0 + i] : m0 + i) * K;
+            typename T::raw* srow = sx + (u64)i * K;
+            float tot = 0.0f;
+#pragma unroll
+            for (int w = 0; w < 8; ++w) tot += nsum[i][w];
+            const float inv = 1.0f / sqrtf(tot / (float)K + a.eps);
+            for (u32 c = 4u * threadIdx.x; c < K; c += 4u * blockDim.x) {
+                const float4 v = F32::load4(xrow + c), g = F32::load4(a.nw + c);
+                T::store4(srow + c, make_float4(g.x * (v.x * inv), g.y * (v.y * inv),
+                                                g.z * (v.z * inv), g.w * (v.w * inv)));
+            }
+        }
+    } else {
+#pragma unroll
+        for (int i = 0; i < MT; ++i) {
+            if (m0 + i >= a.M) break;
+            const float* xrow = xf + (u64)(a.xidx ? a.xidx[m0 + i] : m0 + i) * K;
+            if (threadIdx.x < 32) {
+                const float r = rms_inv_warp(xrow, K, a.eps, threadIdx.x);
+                if (threadIdx.x == 0) red[i] = r;  // one slot per row: no barrier after the read
+            }
+            __syncthreads();
+            const float inv = red[i];
+            typename T::raw* srow = sx + (u64)i * K;
+            for (u32 c = threadIdx.x; c < K; c += blockDim.x)
+                srow[c] = T::from_f32(a.nw[c] * (xrow[c] * inv));
         }
     }
     __syncthreads();
@@ -644,11 +662,18 @@ EAI_DGEMV_TCN(dg_i8_tnp_m4, 4, EPI_PLAIN)
 
 // ---------------------------------------------------------------------------------------------
 // Decode attention: as attention_body (one block per (head, row), online softmax, warps merged
-// at the end) with 8 warps and 4 keys in flight per warp: the key loads of one step are
-// independent, so a short context costs a few dependent round trips instead of one per key.
-#define ATTD_WARPS 8
+// at the end) with ATTD_WARPS warps and ATTD_KEYS keys in flight per warp, each key's V row
+// loaded with its K row: a step's loads are independent, so a short context costs one dependent
+// round trip per ATTD_WARPS · ATTD_KEYS keys (64) instead of one per key, or two per 32 keys as
+// the 8-warp kernel with V loaded after the scores did (9.8 µs per layer at batch 1 at 7B
+// shapes, session 12). 16 warps at ≤ 64 registers keep 32 warps per SM, as 4 blocks of the
+// 8-warp kernel did, for batched decode. The warps' key partition (warp w: keys first + 4w + 64i
+// … + 3) does not depend on the batch, so a row gets the same bits alone or in any batch. V ≥
+// d / 32 bounds the values per lane (entry points _v2, _v4, _v8, as the prefill tiles); _v8
+// (d up to 256) needs more than 64 registers without spilling, so it runs one block per SM.
+#define ATTD_WARPS 16
 #define ATTD_KEYS 4
-template <class T>
+template <class T, int V>
 __device__ void attention_dec_body(const float* __restrict__ qkv, const int* __restrict__ seq,
                                    const int* __restrict__ pos, const u32* __restrict__ seq_off,
                                    const float* __restrict__ kc, const float* __restrict__ vc,
@@ -658,9 +683,10 @@ __device__ void attention_dec_body(const float* __restrict__ qkv, const int* __r
     const u32 lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
     const u32 per = d >> 5;
     typename T::raw* o = out + (u64)r * nh * d + (u64)head * d;
-    float q[ATT_MAXV], acc[ATT_MAXV];
+    float q[V], acc[V];
     AttnRow at;
-    if (!attn_row<T>(qkv, seq, pos, seq_off, r, head, nh, nkv, d, window, o, q, acc, at)) return;
+    if (!attn_row<T, V>(qkv, seq, pos, seq_off, r, head, nh, nkv, d, window, o, q, acc, at))
+        return;
     const u32 p = at.p, kvh = at.kvh, first = at.first;
     const u64 base = at.base;
     const u64 stride = (u64)nkv * d;
@@ -668,15 +694,25 @@ __device__ void attention_dec_body(const float* __restrict__ qkv, const int* __r
     const float* vb = vc + (base * nkv + kvh) * d;
     float m = -INFINITY, l = 0.0f;
     for (u32 j0 = first + warp * ATTD_KEYS; j0 <= p; j0 += ATTD_WARPS * ATTD_KEYS) {
+        float kv[ATTD_KEYS][V], vv[ATTD_KEYS][V];
+#pragma unroll
+        for (int u = 0; u < ATTD_KEYS; ++u) {
+#pragma unroll
+            for (u32 i = 0; i < V; ++i) {
+                const bool in = j0 + u <= p && i < per;
+                const u64 at_ = (u64)(j0 + u) * stride + i * 32 + lane;
+                kv[u][i] = in ? kb[at_] : 0.0f;
+                vv[u][i] = in ? vb[at_] : 0.0f;
+            }
+        }
         float dot[ATTD_KEYS];
 #pragma unroll
         for (int u = 0; u < ATTD_KEYS; ++u) {
             dot[u] = 0.0f;
             if (j0 + u <= p) {
-                const float* kr = kb + (u64)(j0 + u) * stride;
 #pragma unroll
-                for (u32 i = 0; i < ATT_MAXV; ++i)
-                    if (i < per) dot[u] += q[i] * kr[i * 32 + lane];
+                for (u32 i = 0; i < V; ++i)
+                    if (i < per) dot[u] += q[i] * kv[u][i];
             }
         }
         float mn = m;
@@ -694,31 +730,38 @@ __device__ void attention_dec_body(const float* __restrict__ qkv, const int* __r
             l += e[u];
         }
 #pragma unroll
-        for (u32 i = 0; i < ATT_MAXV; ++i) {
+        for (u32 i = 0; i < V; ++i) {
             if (i < per) {
                 float a2 = acc[i] * corr;
 #pragma unroll
                 for (int u = 0; u < ATTD_KEYS; ++u)
-                    if (j0 + u <= p) a2 += e[u] * vb[(u64)(j0 + u) * stride + i * 32 + lane];
+                    if (j0 + u <= p) a2 += e[u] * vv[u][i];
                 acc[i] = a2;
             }
         }
         m = mn;
     }
-    attn_merge_warps<T, ATTD_WARPS>(m, l, acc, per, d, o);
+    attn_merge_warps<T, ATTD_WARPS, V>(m, l, acc, per, d, o);
 }
-#define EAI_ATTN_DEC(NAME, T)                                                                  \
-    extern "C" __global__ void __launch_bounds__(ATTD_WARPS * 32)                              \
+#define EAI_ATTN_DEC(NAME, T, V, MINB)                                                         \
+    extern "C" __global__ void __launch_bounds__(ATTD_WARPS * 32, MINB)                        \
         NAME(const float* qkv, const int* seq, const int* pos, const u32* seq_off,             \
              const float* kc, const float* vc, T::raw* out, u32 nh, u32 nkv, u32 d,            \
              float scale, u32 window) {                                                        \
         pdl_trigger();                                                                         \
         pdl_wait();                                                                            \
-        attention_dec_body<T>(qkv, seq, pos, seq_off, kc, vc, out, nh, nkv, d, scale, window); \
+        attention_dec_body<T, V>(qkv, seq, pos, seq_off, kc, vc, out, nh, nkv, d, scale,       \
+                                 window);                                                      \
     }
-EAI_ATTN_DEC(attention_dec_f32, F32)
-EAI_ATTN_DEC(attention_dec_f16, F16)
-EAI_ATTN_DEC(attention_dec_bf16, BF16)
+EAI_ATTN_DEC(attention_dec_f32_v2, F32, 2, 2)
+EAI_ATTN_DEC(attention_dec_f32_v4, F32, 4, 2)
+EAI_ATTN_DEC(attention_dec_f32_v8, F32, 8, 1)
+EAI_ATTN_DEC(attention_dec_f16_v2, F16, 2, 2)
+EAI_ATTN_DEC(attention_dec_f16_v4, F16, 4, 2)
+EAI_ATTN_DEC(attention_dec_f16_v8, F16, 8, 1)
+EAI_ATTN_DEC(attention_dec_bf16_v2, BF16, 2, 2)
+EAI_ATTN_DEC(attention_dec_bf16_v4, BF16, 4, 2)
+EAI_ATTN_DEC(attention_dec_bf16_v8, BF16, 8, 1)
 
 // ---------------------------------------------------------------------------------------------
 // Greedy step: the first argmax of each logits row over the first `limit` entries (what

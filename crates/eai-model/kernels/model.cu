@@ -151,24 +151,14 @@ __device__ float rms_inv(const float* __restrict__ xr, u32 h, float eps, float* 
 }
 
 // 1/sqrt(mean(x²) + eps) of a row of h, summed by one warp (lane `lane`): four columns per
-// lane and step when h % 4 == 0, B loads per lane in flight, added in column order either way
-// (so every B gives the same bits). The decode kernels' norm prologue calls it too (B = 8: a
-// 7B row is 28 loads per lane, read from L2 at the start of a kernel), so both paths normalize
-// a row in the same order.
-template <int B>
+// lane and step when h % 4 == 0, added in column order either way.
 __device__ __forceinline__ float rms_inv_warp(const float* __restrict__ xr, u32 h, float eps,
                                               u32 lane) {
     float ss = 0.0f;
     if ((h & 3u) == 0) {
-        for (u32 base = lane * 4; base < h; base += B * 128) {
-            float4 v[B];
-#pragma unroll
-            for (int j = 0; j < B; ++j)
-                if (base + j * 128 < h) v[j] = F32::load4(xr + base + j * 128);
-#pragma unroll
-            for (int j = 0; j < B; ++j)
-                if (base + j * 128 < h)
-                    ss += v[j].x * v[j].x + v[j].y * v[j].y + v[j].z * v[j].z + v[j].w * v[j].w;
+        for (u32 c = lane * 4; c < h; c += 128) {
+            const float4 v = F32::load4(xr + c);
+            ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
         }
     } else {
         for (u32 c = lane; c < h; c += 32) ss += xr[c] * xr[c];
@@ -189,7 +179,7 @@ __device__ void rmsnorm_body(const float* __restrict__ x, const u32* __restrict_
     const u32 src = idx ? idx[r] : r;
     const float* xr = x + (u64)src * h;
     typename T::raw* yr = y + (u64)r * h;
-    const float inv = rms_inv_warp<1>(xr, h, eps, lane);
+    const float inv = rms_inv_warp(xr, h, eps, lane);
     if ((h & 3u) == 0) {
         for (u32 c = lane * 4; c < h; c += 128) {
             const float4 v = F32::load4(xr + c), g = F32::load4(w + c);
@@ -232,7 +222,7 @@ extern "C" __global__ void rmsnorm_q8(const float* __restrict__ x, const float* 
     if (r >= rows) return;
     const float* xr = x + (u64)r * h;
     i8* qr = q + (u64)r * h;
-    const float inv = rms_inv_warp<1>(xr, h, eps, lane);
+    const float inv = rms_inv_warp(xr, h, eps, lane);
     const bool v4 = (h & 3u) == 0;
     float amax = 0.0f;
     if (v4) {

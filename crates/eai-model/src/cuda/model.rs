@@ -372,6 +372,41 @@ fn attention_cfg(rows: usize, heads: usize) -> LaunchConfig {
 /// Warps per block of the generation attention kernel (`ATT_WARPS` in kernels/model.cu).
 const ATT_WARPS: u32 = 8;
 
+/// Warps per block of the decode attention kernel (`ATTD_WARPS` in kernels/decode.cu).
+const ATTD_WARPS: u32 = 16;
+
+/// Launch configuration of the decode attention kernel (`attention_dec_*`): one block of
+/// `ATTD_WARPS` warps per (head, row), the head in `gridDim.x`, the row in `gridDim.y`.
+pub(crate) fn attention_dec_cfg(rows: u32, heads: u32) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (heads, rows, 1),
+        block_dim: (32 * ATTD_WARPS, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// The decode attention entry point for an output type (`"f32"`, `"f16"` or `"bf16"`, the
+/// kernels' suffix) and head dimension: the one holding d / 32 values per lane in the fewest
+/// registers (`_v2` to d = 64, `_v4` to 128, `_v8` to 256, as the scoring tiles).
+pub(crate) fn attention_dec_entry(ty: &str, head_dim: usize) -> &'static str {
+    const NAMES: [[&str; 3]; 3] = [
+        ["attention_dec_f32_v2", "attention_dec_f32_v4", "attention_dec_f32_v8"],
+        ["attention_dec_f16_v2", "attention_dec_f16_v4", "attention_dec_f16_v8"],
+        ["attention_dec_bf16_v2", "attention_dec_bf16_v4", "attention_dec_bf16_v8"],
+    ];
+    let t = match ty {
+        "f32" => 0,
+        "bf16" => 2,
+        _ => 1,
+    };
+    let v = match head_dim {
+        0..=64 => 0,
+        65..=128 => 1,
+        _ => 2,
+    };
+    NAMES[t][v]
+}
+
 /// Warps per block and (row, head) pairs per warp of the tiled scoring attention kernel
 /// (`ATTT_WARPS`, `ATTT_PAIRS` in kernels/attention.cu).
 const ATTT_WARPS: usize = 4;
@@ -768,7 +803,17 @@ mod tests {
         // The kernel strides its keys by its own ATT_WARPS: the block must hold exactly that.
         let define = format!("#define ATT_WARPS {ATT_WARPS}\n");
         assert!(super::super::kernels::SOURCE.contains(&define), "{define}");
+        assert_eq!(attention_dec_cfg(3, 28).block_dim.0, 32 * ATTD_WARPS);
+        for (ty, d, name) in [
+            ("f16", 64, "attention_dec_f16_v2"),
+            ("f32", 128, "attention_dec_f32_v4"),
+            ("bf16", 256, "attention_dec_bf16_v8"),
+            ("f16", 96, "attention_dec_f16_v4"),
+        ] {
+            assert_eq!(attention_dec_entry(ty, d), name);
+        }
         for define in [
+            format!("#define ATTD_WARPS {ATTD_WARPS}\n"),
             format!("#define ATTT_WARPS {ATTT_WARPS}\n"),
             format!("#define ATTT_PAIRS {ATTT_PAIRS}\n"),
         ] {

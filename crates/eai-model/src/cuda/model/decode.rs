@@ -11,7 +11,7 @@ use cudarc::driver::{CudaSlice, DevicePtr, DeviceRepr, LaunchConfig, PushKernelA
 use super::tile::{GemvTile, W16_MAX_ROWS};
 use super::{
     Act, Dense, GEMV_DENSE_MAX_M, GpuLinear, GpuModel, GpuScheme, HeadScratch, Scratch, Weight,
-    check_launch, find,
+    attention_dec_cfg, attention_dec_entry, check_launch, find,
 };
 use crate::cuda::blas::InType;
 use crate::cuda::error::{GpuError, Result};
@@ -512,13 +512,15 @@ impl GpuModel {
         let scale = 1.0f32 / (d as f32).sqrt();
         let tile = self.gemv_tile_for(m);
         let window = c.sliding_window.map_or(0u32, |w| w.min(u32::MAX as usize) as u32);
-        let attn = match &sc.act {
-            Act::Float(Dense::F32(_)) => "attention_dec_f32",
-            Act::Float(Dense::Bf16(_)) => "attention_dec_bf16",
-            _ => "attention_dec_f16",
-        };
-        let attn_cfg =
-            LaunchConfig { grid_dim: (nh32, m32, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
+        let attn = attention_dec_entry(
+            match &sc.act {
+                Act::Float(Dense::F32(_)) => "f32",
+                Act::Float(Dense::Bf16(_)) => "bf16",
+                _ => "f16",
+            },
+            d,
+        );
+        let attn_cfg = attention_dec_cfg(m32, nh32);
         for (li, layer) in self.layers.iter().enumerate() {
             let kc = kvp + 4 * (2 * li as u64) * per_layer;
             let vc = kc + 4 * per_layer;

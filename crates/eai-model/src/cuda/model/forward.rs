@@ -8,8 +8,8 @@ use half::f16;
 use super::decode::WeightTy;
 use super::{
     Act, Dense, GEMV_DENSE_MAX_M, GemvWeight, GpuLinear, GpuModel, GpuScheme, RowPlan, Scratch,
-    W8A16_GEMV_MAX_M, Weight, attention_cfg, find, find_mut, grid, prefill_tile_cfg, row_quads_cfg,
-    rows_cfg, warp_rows_cfg,
+    W8A16_GEMV_MAX_M, Weight, attention_cfg, attention_dec_cfg, attention_dec_entry, find,
+    find_mut, grid, prefill_tile_cfg, row_quads_cfg, rows_cfg, warp_rows_cfg,
 };
 use crate::cuda::blas::InType;
 use crate::cuda::error::{GpuError, Result};
@@ -185,11 +185,10 @@ impl GpuModel {
         let gu_half = *gu_half;
         let attn_cfg = attention_cfg(m, c.n_heads);
         // Generation passes of the unfused layers (more rows than the fused decode layers take):
-        // the decode kernel (four keys in flight per warp, as the fused layers run it) where it
+        // the decode kernel (16 warps, four keys in flight per warp, as the fused layers run it) where it
         // applies — no ALiBi, rows within gridDim.y — when the tiled attention is on.
         let dec = self.tiled_attention && m <= 65_535;
-        let dec_cfg =
-            LaunchConfig { grid_dim: (nh32, m32, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
+        let dec_cfg = attention_dec_cfg(m32, nh32);
         // Scoring attention: one block per (tile of `tr` rows, kv head, group of ≤ 8 query
         // heads); the rows of a tile in one sequence share their staged keys (see attention.cu).
         // A generation pass that admits prompts leads with its running sequences' decode rows
@@ -222,10 +221,10 @@ impl GpuModel {
                         // ALiBi (BLOOM) keeps every row on the tiled kernel.
                         let lead = if alibi == 0 { lead } else { 0 };
                         if lead > 0 {
-                            let cfg = LaunchConfig { grid_dim: (nh32, lead as u32, 1), ..dec_cfg };
+                            let cfg = attention_dec_cfg(lead as u32, nh32);
                             launch!(
                                 self,
-                                concat!("attention_dec_", $suffix),
+                                attention_dec_entry($suffix, c.head_dim),
                                 cfg,
                                 [
                                     &*qkv, &*seq, &*pos, &*seq_off, kc, vc, out, &nh32, &nkv32,
@@ -266,7 +265,7 @@ impl GpuModel {
                     }
                     Source::Attn { kc, vc, scale, window, alibi: 0 } if dec => launch!(
                         self,
-                        concat!("attention_dec_", $suffix),
+                        attention_dec_entry($suffix, c.head_dim),
                         dec_cfg,
                         [
                             &*qkv, &*seq, &*pos, &*seq_off, kc, vc, out, &nh32, &nkv32, &d32,
