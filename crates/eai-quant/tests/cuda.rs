@@ -594,7 +594,11 @@ fn wgmma_int8_gemm_dequant_matches_cpu_bit_for_bit() {
         let acc = gemm_i32_reference(&x[m * s.k..(m + 1) * s.k], &w, row);
         for n in 0..s.n {
             let v = acc[n] as f32 * (sx[m] * sw[n]) + bias[n];
-            assert_eq!(wg[m * s.n + n].to_bits(), f16::from_f32(v).to_bits(), "4096³ row {m} col {n}");
+            assert_eq!(
+                wg[m * s.n + n].to_bits(),
+                f16::from_f32(v).to_bits(),
+                "4096³ row {m} col {n}"
+            );
         }
     }
     // shapes the kernel does not take are typed errors, never a silent fallback

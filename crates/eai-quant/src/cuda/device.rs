@@ -396,7 +396,9 @@ impl CudaDevice {
                 op: "int8 wgmma gemm",
                 detail: format!(
                     "needs compute capability 9.0 (sm_90a), device {} is {}.{}",
-                    self.info.ordinal, self.info.compute_capability.0, self.info.compute_capability.1
+                    self.info.ordinal,
+                    self.info.compute_capability.0,
+                    self.info.compute_capability.1
                 ),
             });
         }

@@ -84,7 +84,11 @@ pub fn wgmma_launch_config(shape: &GemmShape, sms: u32) -> LaunchConfig {
 
 /// Geometry of the 2-D tensor map of a row-major `rows × k` int8 matrix read in boxes of
 /// `box_rows × TILE_K` bytes: (global dims innermost first, row stride in bytes, box dims).
-pub(crate) fn tensor_map_geometry(rows: usize, k: usize, box_rows: usize) -> ([u64; 2], u64, [u32; 2]) {
+pub(crate) fn tensor_map_geometry(
+    rows: usize,
+    k: usize,
+    box_rows: usize,
+) -> ([u64; 2], u64, [u32; 2]) {
     ([k as u64, rows as u64], k as u64, [TILE_K as u32, box_rows as u32])
 }
 
