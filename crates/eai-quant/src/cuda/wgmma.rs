@@ -249,7 +249,7 @@ mod tests {
     #[test]
     fn shared_memory_fits_hopper() {
         // 227 KiB of opt-in shared memory per block on sm_90, less the kernel's 1 KiB of static
-        assert!(SMEM_BYTES + 1024 <= 227 * 1024, "{SMEM_BYTES}");
+        const { assert!(SMEM_BYTES + 1024 <= 227 * 1024) };
         // every stage and both operand tiles start on a 1024-byte swizzle atom
         assert_eq!(STAGE_BYTES % 1024, 0);
         assert_eq!((TILE_M * TILE_K) % 1024, 0);
