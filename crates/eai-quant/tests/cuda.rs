@@ -479,3 +479,135 @@ fn traffic_probes_write_every_item() {
     let (s, mut d) = (dev.zeros::<u8>(64).unwrap(), dev.zeros::<u8>(64).unwrap());
     assert!(matches!(dev.traffic_probe_blocked(&s, &mut d, 4, 4), Err(CudaError::Shape { .. })));
 }
+
+/// The Hopper wgmma INT8 GEMM with the dequantize in its epilogue (`gemm_i8_dequant_wgmma`):
+/// bit-identical to the CPU's exact int32 product followed by the CPU epilogue, for f32, f16
+/// and bf16 outputs, with and without bias, on ragged shapes (M and N not multiples of the
+/// 128 × 256 tile, K a multiple of 16 but not of the 128-byte stage, more tiles than SMs so
+/// that the persistent blocks take several tiles each), and at 4096³ against the cuBLASLt path
+/// (all elements) and the CPU (sampled rows). On a compute capability 9.0 device the kernel
+/// must run (no fallback); elsewhere it must refuse with `Unsupported`.
+#[test]
+fn wgmma_int8_gemm_dequant_matches_cpu_bit_for_bit() {
+    let Some(dev) = device("wgmma_int8_gemm_dequant_matches_cpu_bit_for_bit") else { return };
+    let hopper = dev.info().compute_capability == (9, 0);
+    if !hopper {
+        let s = GemmShape::new(1, 4, 16);
+        let (x, w) = (dev.zeros::<i8>(16).unwrap(), dev.zeros::<i8>(64).unwrap());
+        let (sx, sw) = (dev.zeros::<f32>(1).unwrap(), dev.zeros::<f32>(4).unwrap());
+        let mut y = dev.zeros::<f32>(4).unwrap();
+        let r = dev.gemm_i8_dequant_wgmma(&x, &w, &sx, &sw, None, &mut y, s);
+        assert!(matches!(r, Err(CudaError::Unsupported { .. })), "{r:?}");
+        assert!(!dev.wgmma_applies(&s));
+        eprintln!("skipped wgmma_int8_gemm_dequant_matches_cpu_bit_for_bit: not sm_90");
+        return;
+    }
+    let mut rng = Rng::new(13);
+    let shapes = [
+        GemmShape::new(1, 4, 16),
+        GemmShape::new(3, 68, 48),
+        GemmShape::new(129, 260, 144),
+        GemmShape::new(257, 1024, 784),
+        GemmShape::new(131, 516, 4096),
+        GemmShape::new(300, 4096, 272),
+        // 9 × 17 = 153 and 16 × 10 = 160 tiles: more than the 132 SMs of an H100
+        GemmShape::new(1100, 4100, 64),
+        GemmShape::new(2000, 2560, 160),
+    ];
+    let base = dev.tuning();
+    for &s in &shapes {
+        assert!(dev.wgmma_applies(&s), "{s:?}");
+        let x: Vec<i8> = (0..s.m * s.k).map(|_| rng.i8()).collect();
+        let w: Vec<i8> = (0..s.n * s.k).map(|_| rng.i8()).collect();
+        let acc = gemm_i32_reference(&x, &w, s);
+        let sx: Vec<f32> = (0..s.m).map(|_| rng.unit() * 0.02 + 1e-4).collect();
+        let sw: Vec<f32> = (0..s.n).map(|_| rng.unit() * 0.01 + 1e-5).collect();
+        let bias: Vec<f32> = (0..s.n).map(|_| rng.normal(1.0)).collect();
+        let (dx, dw) = (dev.upload(&x).unwrap(), dev.upload(&w).unwrap());
+        let (dsx, dsw, db) =
+            (dev.upload(&sx).unwrap(), dev.upload(&sw).unwrap(), dev.upload(&bias).unwrap());
+        for with_bias in [false, true] {
+            let want: Vec<f32> = (0..s.m * s.n)
+                .map(|i| {
+                    let (m, n) = (i / s.n, i % s.n);
+                    let v = acc[i] as f32 * (sx[m] * sw[n]);
+                    if with_bias { v + bias[n] } else { v }
+                })
+                .collect();
+            let b = with_bias.then_some(&db);
+            let what = format!("wgmma {s:?} bias {with_bias}");
+            let mut o32 = dev.upload(&vec![f32::NAN; s.m * s.n]).unwrap();
+            dev.gemm_i8_dequant_wgmma(&dx, &dw, &dsx, &dsw, b, &mut o32, s).unwrap();
+            let got = dev.download(&o32).unwrap();
+            for i in 0..got.len() {
+                assert_eq!(got[i].to_bits(), want[i].to_bits(), "f32 {what} at {i}");
+            }
+            let mut o16 = dev.upload(&vec![f16::NAN; s.m * s.n]).unwrap();
+            dev.gemm_i8_dequant_wgmma(&dx, &dw, &dsx, &dsw, b, &mut o16, s).unwrap();
+            let got = dev.download(&o16).unwrap();
+            for i in 0..got.len() {
+                assert_eq!(got[i].to_bits(), f16::from_f32(want[i]).to_bits(), "f16 {what} at {i}");
+            }
+            // bf16 through the public entry point with the tuning switch: the dispatch
+            let mut t = base;
+            t.gemm_wgmma = Some(true);
+            dev.set_tuning(t);
+            let mut ob = dev.upload(&vec![bf16::NAN; s.m * s.n]).unwrap();
+            dev.gemm_i8_dequant(&dx, &dw, &dsx, &dsw, b, &mut ob, s).unwrap();
+            dev.set_tuning(base);
+            let got = dev.download(&ob).unwrap();
+            for i in 0..got.len() {
+                assert_eq!(
+                    got[i].to_bits(),
+                    bf16::from_f32(want[i]).to_bits(),
+                    "bf16 {what} at {i}"
+                );
+            }
+        }
+    }
+    // 4096³: every element against the cuBLASLt path (itself bit-exact against the CPU in the
+    // test above), and 48 sampled rows against the CPU
+    let s = GemmShape::new(4096, 4096, 4096);
+    let x: Vec<i8> = (0..s.m * s.k).map(|_| rng.i8()).collect();
+    let w: Vec<i8> = (0..s.n * s.k).map(|_| rng.i8()).collect();
+    let sx: Vec<f32> = (0..s.m).map(|_| rng.unit() * 0.02 + 1e-4).collect();
+    let sw: Vec<f32> = (0..s.n).map(|_| rng.unit() * 0.01 + 1e-5).collect();
+    let bias: Vec<f32> = (0..s.n).map(|_| rng.normal(1.0)).collect();
+    let (dx, dw) = (dev.upload(&x).unwrap(), dev.upload(&w).unwrap());
+    let (dsx, dsw, db) =
+        (dev.upload(&sx).unwrap(), dev.upload(&sw).unwrap(), dev.upload(&bias).unwrap());
+    let mut t = base;
+    t.gemm_wgmma = Some(false);
+    dev.set_tuning(t);
+    let mut lt = dev.zeros::<f16>(s.m * s.n).unwrap();
+    dev.gemm_i8_dequant(&dx, &dw, &dsx, &dsw, Some(&db), &mut lt, s).unwrap();
+    dev.set_tuning(base);
+    let lt = dev.download(&lt).unwrap();
+    let mut wg = dev.upload(&vec![f16::NAN; s.m * s.n]).unwrap();
+    dev.gemm_i8_dequant_wgmma(&dx, &dw, &dsx, &dsw, Some(&db), &mut wg, s).unwrap();
+    let wg = dev.download(&wg).unwrap();
+    let mismatches = lt.iter().zip(&wg).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+    assert_eq!(mismatches, 0, "4096³ wgmma vs cuBLASLt: {mismatches} of {} differ", lt.len());
+    for r in 0..48 {
+        let m = if r == 0 { s.m - 1 } else { rng.below(s.m) };
+        let row = GemmShape::new(1, s.n, s.k);
+        let acc = gemm_i32_reference(&x[m * s.k..(m + 1) * s.k], &w, row);
+        for n in 0..s.n {
+            let v = acc[n] as f32 * (sx[m] * sw[n]) + bias[n];
+            assert_eq!(
+                wg[m * s.n + n].to_bits(),
+                f16::from_f32(v).to_bits(),
+                "4096³ row {m} col {n}"
+            );
+        }
+    }
+    // shapes the kernel does not take are typed errors, never a silent fallback
+    let s = GemmShape::new(2, 8, 40);
+    let (x, w) = (dev.zeros::<i8>(80).unwrap(), dev.zeros::<i8>(320).unwrap());
+    let (sx, sw) = (dev.zeros::<f32>(2).unwrap(), dev.zeros::<f32>(8).unwrap());
+    let mut y = dev.zeros::<f32>(16).unwrap();
+    assert!(!dev.wgmma_applies(&s));
+    let r = dev.gemm_i8_dequant_wgmma(&x, &w, &sx, &sw, None, &mut y, s);
+    assert!(matches!(r, Err(CudaError::Shape { .. })), "{r:?}");
+    println!("wgmma int8 gemm + dequant: {} shapes and 4096³ bit-exact", shapes.len());
+}

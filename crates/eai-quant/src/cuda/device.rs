@@ -172,6 +172,8 @@ pub struct CudaDevice {
     pub(crate) ctx: Arc<CudaContext>,
     pub(crate) stream: Arc<CudaStream>,
     kernels: Mutex<Option<Arc<Kernels>>>,
+    /// The Hopper-only wgmma module (`compute_90a`), loaded on first use.
+    wgmma: Mutex<Option<Arc<Kernels>>>,
     pub(crate) tuning: Mutex<Tuning>,
     pub(crate) lt: Mutex<Option<super::gemm::LtState>>,
     pub(crate) blas: Mutex<Option<super::gemm::BlasState>>,
@@ -255,6 +257,7 @@ impl CudaDevice {
             ctx,
             stream,
             kernels: Mutex::new(None),
+            wgmma: Mutex::new(None),
             tuning: Mutex::new(Tuning::from_env()),
             lt: Mutex::new(None),
             blas: Mutex::new(None),
@@ -286,12 +289,14 @@ impl CudaDevice {
             });
         }
         let kernels = self.kernels.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let wgmma = self.wgmma.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let tuning = *self.tuning.lock().unwrap_or_else(|p| p.into_inner());
         Ok(CudaDevice {
             info: self.info.clone(),
             ctx: self.ctx.clone(),
             stream,
             kernels: Mutex::new(kernels),
+            wgmma: Mutex::new(wgmma),
             tuning: Mutex::new(tuning),
             lt: Mutex::new(None),
             blas: Mutex::new(None),
@@ -372,6 +377,47 @@ impl CudaDevice {
                 )
                 .map_err(self.err("cuFuncSetAttribute"))?;
             }
+            functions.insert(name, f);
+        }
+        let k = Arc::new(Kernels { _module: module, functions });
+        *slot = Some(k.clone());
+        Ok(k)
+    }
+
+    /// Compiles (once per process, for `compute_90a`) and loads (once per device) the module of
+    /// the int8 wgmma GEMM. Only compute capability 9.0 runs it.
+    ///
+    /// # Errors
+    /// [`CudaError::Unsupported`] on another architecture; [`CudaError::Compile`];
+    /// [`CudaError::Driver`] if loading fails or the shared-memory opt-in is refused.
+    pub(crate) fn wgmma_kernels(&self) -> Result<Arc<Kernels>> {
+        if self.info.compute_capability != (9, 0) {
+            return Err(CudaError::Unsupported {
+                op: "int8 wgmma gemm",
+                detail: format!(
+                    "needs compute capability 9.0 (sm_90a), device {} is {}.{}",
+                    self.info.ordinal,
+                    self.info.compute_capability.0,
+                    self.info.compute_capability.1
+                ),
+            });
+        }
+        let mut slot = self.wgmma.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(k) = slot.as_ref() {
+            return Ok(k.clone());
+        }
+        probe_library(Library::Nvrtc)?;
+        let ptx = kernels::wgmma_ptx()?;
+        let module = self.ctx.load_module(ptx).map_err(self.err("cuModuleLoadData"))?;
+        let smem = i32::try_from(super::wgmma::SMEM_BYTES).unwrap_or(i32::MAX);
+        let mut functions = std::collections::HashMap::new();
+        for &name in kernels::WGMMA_ENTRY_POINTS {
+            let f = module.load_function(name).map_err(self.err("cuModuleGetFunction"))?;
+            f.set_attribute(
+                cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                smem,
+            )
+            .map_err(self.err("cuFuncSetAttribute"))?;
             functions.insert(name, f);
         }
         let k = Arc::new(Kernels { _module: module, functions });
@@ -560,6 +606,11 @@ pub struct Tuning {
     /// INT8 GEMM + dequantize with row panels: run each panel's dequantize on a second stream,
     /// overlapping the next panel's GEMM (the scratch is double-buffered: twice the panel).
     pub gemm_overlap: bool,
+    /// INT8 GEMM + dequantize ([`CudaDevice::gemm_i8_dequant`]): `Some(true)` runs our Hopper
+    /// wgmma kernel with the dequantize in its epilogue (no int32 matrix in memory) where it
+    /// applies (compute capability 9.0, `K % 16 == 0`), `Some(false)` always cuBLASLt +
+    /// dequantize pass; `None`: the measured choice (cuBLASLt until the kernel is measured).
+    pub gemm_wgmma: Option<bool>,
 }
 
 /// Highest [`Tuning::gemm_algo_rank`]: cuBLASLt is asked for this many + 1 candidates.
@@ -587,6 +638,7 @@ impl Default for Tuning {
             quant_small_contig: None,
             quant_load_streaming: None,
             gemm_overlap: false,
+            gemm_wgmma: None,
         }
     }
 }
@@ -652,6 +704,8 @@ impl Tuning {
                 (_, _, Some(f), _, _) if auto => *f = None,
                 ("quant_load_streaming", _, _, _, Ok(b)) => t.quant_load_streaming = Some(b),
                 ("quant_load_streaming", ..) if auto => t.quant_load_streaming = None,
+                ("gemm_wgmma", _, _, _, Ok(b)) => t.gemm_wgmma = Some(b),
+                ("gemm_wgmma", ..) if auto => t.gemm_wgmma = None,
                 ("quant_one_pass_tensor", _, _, _, Ok(b)) => t.quant_one_pass_tensor = b,
                 ("gemm_overlap", _, _, _, Ok(b)) => t.gemm_overlap = b,
                 _ => tracing::warn!(item, "{}: unknown field or bad value", Self::ENV),
@@ -669,7 +723,7 @@ impl Tuning {
              quant_reg_vectors_half={},quant_reg_vectors_small={},quant_reg_threads={},\
              dequant_blocks_per_sm={},quant_one_pass_tensor={},quant_split_warps={},\
              gemm_panel_mib={},gemm_algo_rank={},quant_small_contig={},\
-             quant_load_streaming={},gemm_overlap={}",
+             quant_load_streaming={},gemm_overlap={},gemm_wgmma={}",
             self.quant_stages,
             self.quant_tile_bytes,
             self.quant_threads,
@@ -689,6 +743,7 @@ impl Tuning {
             show(self.quant_small_contig),
             show(self.quant_load_streaming),
             self.gemm_overlap,
+            show(self.gemm_wgmma),
         )
     }
 
@@ -737,6 +792,7 @@ impl Tuning {
                 .and_then(|v| [0, 2, 4].contains(&v).then_some(v)),
             quant_load_streaming: self.quant_load_streaming,
             gemm_overlap: self.gemm_overlap,
+            gemm_wgmma: self.gemm_wgmma,
         }
     }
 }
@@ -759,11 +815,14 @@ mod tests {
         t.quant_small_contig = Some(0);
         t.quant_load_streaming = Some(false);
         t.gemm_overlap = !d.gemm_overlap;
+        t.gemm_wgmma = Some(true);
         assert_eq!(Tuning::default().with_overrides(&t.to_overrides()), t);
         // `auto` gives a forced field back to the measured choice
         let back = t.with_overrides("gemm_panel_mib=auto,quant_small_contig=auto");
         assert_eq!((back.gemm_panel_mib, back.quant_small_contig), (None, None));
         assert_eq!(t.with_overrides("quant_load_streaming=auto").quant_load_streaming, None);
+        assert_eq!(t.with_overrides("gemm_wgmma=auto").gemm_wgmma, None);
+        assert_eq!(d.with_overrides("gemm_wgmma=false").gemm_wgmma, Some(false));
         let o = d.with_overrides(
             " quant_reg_threads = 128 , nonsense=3, quant_stages=x, gemm_overlap=maybe,",
         );

@@ -369,7 +369,10 @@ impl CudaDevice {
     /// are cut into panels (see [`row_panels`]): each panel's GEMM writes a reused int32 scratch
     /// buffer of at most that size and its dequantize pass reads it back from L2, so the
     /// accumulator never makes the round trip to memory that dominates the separate pass
-    /// (64 MiB written and read back at 4096³).
+    /// (64 MiB written and read back at 4096³). With [`Tuning::gemm_wgmma`](super::Tuning)
+    /// on, shapes our Hopper kernel takes go to
+    /// [`gemm_i8_dequant_wgmma`](Self::gemm_i8_dequant_wgmma) instead (same bits, no int32
+    /// matrix at all); other devices and shapes stay on cuBLASLt.
     ///
     /// # Errors
     /// As [`gemm_i8`](Self::gemm_i8) and [`gemm_dequant`](Self::gemm_dequant);
@@ -397,6 +400,9 @@ impl CudaDevice {
         }
         check_int8_dims(OP, &shape)?;
         let tuning = self.tuning();
+        if use_wgmma(&tuning) && self.wgmma_applies(&shape) {
+            return self.gemm_i8_dequant_wgmma(x, w, sx, sw, bias, y, shape);
+        }
         let (panel_mib, rank) = gemm_plan(m, n, &tuning);
         let panels = row_panels(m, n, panel_mib);
         let panel_rows = panels.iter().map(|p| p.1).max().unwrap_or(0);
@@ -731,6 +737,13 @@ pub fn gemm_plan(m: usize, n: usize, tuning: &super::Tuning) -> (u32, u32) {
         (0, 0)
     };
     (tuning.gemm_panel_mib.unwrap_or(mib), tuning.gemm_algo_rank.unwrap_or(rank))
+}
+
+/// Whether [`CudaDevice::gemm_i8_dequant`] takes the fused wgmma kernel where it applies:
+/// `Tuning::gemm_wgmma` where set, else the measured default (cuBLASLt + dequantize until the
+/// wgmma kernel has been measured on an H100).
+pub fn use_wgmma(tuning: &super::Tuning) -> bool {
+    tuning.gemm_wgmma.unwrap_or(false)
 }
 
 /// Row panels `(first row, rows)` of [`CudaDevice::gemm_i8_dequant`] for an `m × n` output

@@ -39,6 +39,24 @@ pub(crate) fn source() -> String {
     .join("\n")
 }
 
+/// Name of the Hopper-only module of the int8 wgmma GEMM (for error messages).
+pub(crate) const WGMMA_MODULE_NAME: &str = "eai_quant_wgmma.cu";
+
+/// Virtual architecture of the wgmma module: `wgmma`, `setmaxnreg` and the TMA tensor loads
+/// need the arch-specific Hopper target, which runs on compute capability 9.0 only.
+pub(crate) const WGMMA_ARCH: &str = "compute_90a";
+
+/// Source of the wgmma module: the shared header and `gemm_wgmma.cu` only, so that the other
+/// kernels stay compiled for the portable `compute_XY` targets.
+pub(crate) fn wgmma_source() -> String {
+    [include_str!("../../kernels/common.cuh"), include_str!("../../kernels/gemm_wgmma.cu")]
+        .join("\n")
+}
+
+/// Entry points of the wgmma module.
+pub(crate) const WGMMA_ENTRY_POINTS: &[&str] =
+    &["gemm_wgmma_f32", "gemm_wgmma_f16", "gemm_wgmma_bf16"];
+
 /// Every kernel entry point the module must export (checked when the module is loaded).
 pub(crate) const ENTRY_POINTS: &[&str] = &[
     "cast_f32_f16",
@@ -158,8 +176,8 @@ pub(crate) const ENTRY_POINTS: &[&str] = &[
     "probeb_4_16",
 ];
 
-/// Compile options used for every build of the module.
-fn options(arch: &str) -> CompileOptions {
+/// Compile options used for every build of a module.
+fn options_named(arch: &str, module: &str) -> CompileOptions {
     CompileOptions {
         ftz: Some(false),
         prec_sqrt: Some(true),
@@ -167,12 +185,12 @@ fn options(arch: &str) -> CompileOptions {
         fmad: Some(false),
         use_fast_math: Some(false),
         options: vec![format!("--gpu-architecture={arch}"), "--std=c++17".to_string()],
-        name: Some(MODULE_NAME.to_string()),
+        name: Some(module.to_string()),
         ..Default::default()
     }
 }
 
-type PtxCache = Mutex<HashMap<String, std::result::Result<String, String>>>;
+type PtxCache = Mutex<HashMap<(&'static str, String), std::result::Result<String, String>>>;
 
 fn cache() -> &'static PtxCache {
     static CACHE: OnceLock<PtxCache> = OnceLock::new();
@@ -186,13 +204,22 @@ fn cache() -> &'static PtxCache {
 /// The caller must have checked that the NVRTC library is loadable (see
 /// [`probe_library`](super::device)), because cudarc panics when it is not.
 pub(crate) fn ptx_for(arch: &str) -> Result<Ptx> {
-    let compile_error =
-        |log: String| CudaError::Compile { module: MODULE_NAME, arch: arch.to_string(), log };
+    compile_cached(MODULE_NAME, source, arch)
+}
+
+/// PTX of the wgmma module (for [`WGMMA_ARCH`]), compiled on first use and cached like
+/// [`ptx_for`]. The same NVRTC precondition applies.
+pub(crate) fn wgmma_ptx() -> Result<Ptx> {
+    compile_cached(WGMMA_MODULE_NAME, wgmma_source, WGMMA_ARCH)
+}
+
+fn compile_cached(module: &'static str, src: fn() -> String, arch: &str) -> Result<Ptx> {
+    let compile_error = |log: String| CudaError::Compile { module, arch: arch.to_string(), log };
     // A poisoned lock only means another thread panicked while compiling; the map itself is
     // still consistent (entries are inserted whole), so keep using it.
     let mut map = cache().lock().unwrap_or_else(|p| p.into_inner());
-    let entry = map.entry(arch.to_string()).or_insert_with(|| {
-        cudarc::nvrtc::compile_ptx_with_opts(source(), options(arch))
+    let entry = map.entry((module, arch.to_string())).or_insert_with(|| {
+        cudarc::nvrtc::compile_ptx_with_opts(src(), options_named(arch, module))
             .map(|ptx| ptx.to_src())
             .map_err(|e| match e {
                 cudarc::nvrtc::CompileError::CompileError { log, .. } => {
@@ -262,11 +289,32 @@ mod tests {
         }
     }
 
+    /// The wgmma module compiles for `compute_90a` and exports its entry points (NVRTC only).
+    #[test]
+    fn nvrtc_compiles_the_wgmma_module() {
+        if super::super::device::probe_library(super::super::device::Library::Nvrtc).is_err() {
+            eprintln!("skipped nvrtc_compiles_the_wgmma_module: NVRTC library not found");
+            return;
+        }
+        let src = wgmma_ptx().unwrap_or_else(|e| panic!("{e}")).to_src();
+        assert!(src.contains(".target sm_90a"), "wgmma module not built for sm_90a");
+        for name in WGMMA_ENTRY_POINTS {
+            assert!(src.contains(&format!(".entry {name}(")), "{name} missing in PTX");
+        }
+        assert!(src.contains("wgmma.mma_async.sync.aligned.m64n256k32.s32.s8.s8"));
+        assert!(src.contains("cp.async.bulk.tensor.2d"));
+        // the portable module does not carry the wgmma kernels
+        assert!(!source().contains("gemm_wgmma_f32"));
+        if let Ok(dir) = std::env::var("EAI_DUMP_PTX") {
+            let _ = std::fs::write(format!("{dir}/eai_quant_wgmma_{WGMMA_ARCH}.ptx"), &src);
+        }
+    }
+
     #[test]
     fn no_fast_math_in_options() {
-        let built = format!("{:?}", options("compute_90").options);
+        let built = format!("{:?}", options_named("compute_90", MODULE_NAME).options);
         assert!(built.contains("compute_90"));
-        let opts = options("compute_90");
+        let opts = options_named("compute_90", MODULE_NAME);
         assert_eq!(opts.fmad, Some(false));
         assert_eq!(opts.use_fast_math, Some(false));
         assert_eq!(opts.ftz, Some(false));

@@ -26,11 +26,13 @@ mod fill;
 mod gemm;
 mod kernels;
 mod quant;
+mod wgmma;
 
 pub use cudarc;
 pub use device::{
     CudaDevice, DeviceBuffer, DeviceInfo, DeviceScalar, GpuTimer, MIN_COMPUTE_CAPABILITY, Tuning,
 };
 pub use error::{CudaError, Result};
-pub use gemm::{FloatElem, GemmShape, HalfElem, MAX_K_INT8, gemm_plan, row_panels};
+pub use gemm::{FloatElem, GemmShape, HalfElem, MAX_K_INT8, gemm_plan, row_panels, use_wgmma};
 pub use quant::{CudaQuantizer, DeviceQuantized};
+pub use wgmma::{wgmma_launch_config, wgmma_shape_issue, wgmma_tiles};

@@ -1,0 +1,292 @@
+//! INT8 GEMM on Hopper's warpgroup tensor-core instructions (`wgmma`) with the dequantize in
+//! its epilogue (`kernels/gemm_wgmma.cu`): `y[m, n] = O(f32(Σₖ x[m, k]·w[n, k]) · (sx[m] ·
+//! sw[n]) (+ bias[n]))` without an int32 matrix in memory.
+//!
+//! The kernel is a persistent, warp-specialized GEMM: per block one producer warpgroup whose
+//! single thread loads 128 × 128-byte tiles of X and 256 × 128-byte tiles of W with the TMA
+//! unit (tensor maps encoded here with `cuTensorMapEncodeTiled`, 128-byte swizzle, zero fill
+//! outside the matrix) into a ring of [`STAGES`] shared-memory stages, and two consumer
+//! warpgroups that each multiply a 64 × 256 half of the 128 × 256 output tile
+//! (`wgmma.mma_async.m64n256k32.s32.s8.s8`, 128 int32 accumulators per thread) and then
+//! dequantize it from registers straight to global memory. The integer sum is exact, and the
+//! epilogue evaluates the same correctly rounded f32 operations in the same order as the
+//! separate dequantize kernel, so the result is bit-identical to
+//! [`gemm_i8`](CudaDevice::gemm_i8) + [`gemm_dequant`](CudaDevice::gemm_dequant) and to the
+//! CPU reference.
+//!
+//! Applies to compute capability 9.0 only (the module is compiled for `compute_90a`) and to
+//! shapes with `K % 16 == 0` (the TMA row stride must be a multiple of 16 bytes) besides the
+//! INT8 GEMM's own `N % 4 == 0`; see [`wgmma_shape_issue`].
+
+use std::ffi::c_void;
+
+use cudarc::driver::sys as drv;
+use cudarc::driver::{DevicePtr, DevicePtrMut, DeviceRepr, LaunchConfig, PushKernelArg};
+
+use super::device::{CudaDevice, DeviceBuffer};
+use super::error::{CudaError, Result};
+use super::gemm::{FloatElem, GemmShape, MAX_K_INT8};
+
+/// Output rows per block tile (two consumer warpgroups of 64 rows).
+pub(crate) const TILE_M: usize = 128;
+/// Output columns per block tile (one `m64n256k32` wgmma per consumer and 32 bytes of K).
+pub(crate) const TILE_N: usize = 256;
+/// Bytes of K per pipeline stage: one 128-byte swizzle row.
+pub(crate) const TILE_K: usize = 128;
+/// Pipeline stages in shared memory.
+pub(crate) const STAGES: usize = 4;
+/// Threads per block: two consumer warpgroups and one producer warpgroup.
+pub(crate) const THREADS: u32 = 384;
+/// Bytes of one stage: the X tile and the W tile.
+pub(crate) const STAGE_BYTES: usize = (TILE_M + TILE_N) * TILE_K;
+/// Dynamic shared memory of one block: the ring plus 1 KiB to align it to 1024 bytes (the
+/// 128-byte swizzle atom).
+pub(crate) const SMEM_BYTES: usize = STAGES * STAGE_BYTES + 1024;
+
+/// Why the wgmma kernel cannot compute `shape` (`None`: it can). Shape checks only; the device
+/// must also be compute capability 9.0.
+pub fn wgmma_shape_issue(shape: &GemmShape) -> Option<String> {
+    let GemmShape { m, n, k } = *shape;
+    if m == 0 || n == 0 || k == 0 {
+        return Some(format!("empty shape M={m} N={n} K={k}"));
+    }
+    if !k.is_multiple_of(16) {
+        return Some(format!("K = {k} is not a multiple of 16 (TMA row stride)"));
+    }
+    if !n.is_multiple_of(4) {
+        return Some(format!("N = {n} is not a multiple of 4"));
+    }
+    if k > MAX_K_INT8 {
+        return Some(format!("K = {k} could overflow the int32 accumulator"));
+    }
+    // tile coordinates are signed 32-bit in the TMA instruction, element offsets 64-bit
+    if m > i32::MAX as usize - TILE_M || n > i32::MAX as usize - TILE_N {
+        return Some(format!("M = {m} or N = {n} exceeds the TMA coordinate range"));
+    }
+    None
+}
+
+/// Output tiles of `shape` (128 × 256 each).
+pub fn wgmma_tiles(shape: &GemmShape) -> usize {
+    shape.m.div_ceil(TILE_M) * shape.n.div_ceil(TILE_N)
+}
+
+/// Launch configuration: one persistent block per multiprocessor (fewer when there are fewer
+/// tiles), [`THREADS`] threads, [`SMEM_BYTES`] of dynamic shared memory.
+pub fn wgmma_launch_config(shape: &GemmShape, sms: u32) -> LaunchConfig {
+    let blocks = wgmma_tiles(shape).min(sms.max(1) as usize).max(1);
+    LaunchConfig {
+        grid_dim: (blocks as u32, 1, 1),
+        block_dim: (THREADS, 1, 1),
+        shared_mem_bytes: SMEM_BYTES as u32,
+    }
+}
+
+/// Geometry of the 2-D tensor map of a row-major `rows × k` int8 matrix read in boxes of
+/// `box_rows × TILE_K` bytes: (global dims innermost first, row stride in bytes, box dims).
+pub(crate) fn tensor_map_geometry(
+    rows: usize,
+    k: usize,
+    box_rows: usize,
+) -> ([u64; 2], u64, [u32; 2]) {
+    ([k as u64, rows as u64], k as u64, [TILE_K as u32, box_rows as u32])
+}
+
+/// A `CUtensorMap` as a kernel parameter (128 opaque bytes; the kernel's `TmaDesc`).
+#[repr(C, align(64))]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TensorMapArg([u64; 16]);
+
+// SAFETY: a plain 128-byte value with the size and alignment of the kernel's `TmaDesc`
+// parameter (`struct __align__(64) { u64 v[16]; }`); the driver copies it by value.
+unsafe impl DeviceRepr for TensorMapArg {}
+
+/// Encodes the tensor map of the `rows × k` int8 matrix at device address `ptr`.
+///
+/// # Safety
+/// `ptr` is a 16-byte aligned device allocation of at least `rows · k` bytes, `k % 16 == 0`;
+/// the map is used only while that allocation lives.
+unsafe fn encode_tensor_map(
+    ptr: u64,
+    rows: usize,
+    k: usize,
+    box_rows: usize,
+) -> std::result::Result<TensorMapArg, cudarc::driver::DriverError> {
+    let (dims, stride, boxes) = tensor_map_geometry(rows, k, box_rows);
+    let strides = [stride];
+    let elem_strides = [1u32, 1u32];
+    let mut map = std::mem::MaybeUninit::<drv::CUtensorMap>::zeroed();
+    // SAFETY: every array has the length the rank (2) requires (strides: rank − 1), the map is
+    // a valid out-pointer, and the caller guarantees the address, alignment and stride rules.
+    unsafe {
+        drv::cuTensorMapEncodeTiled(
+            map.as_mut_ptr(),
+            drv::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_UINT8,
+            2,
+            ptr as *mut c_void,
+            dims.as_ptr(),
+            strides.as_ptr(),
+            boxes.as_ptr(),
+            elem_strides.as_ptr(),
+            drv::CUtensorMapInterleave::CU_TENSOR_MAP_INTERLEAVE_NONE,
+            drv::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B,
+            drv::CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+            drv::CUtensorMapFloatOOBfill::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
+        )
+        .result()?;
+    }
+    // SAFETY: the driver initialized the map (the call succeeded).
+    let map = unsafe { map.assume_init() };
+    Ok(TensorMapArg(map.opaque))
+}
+
+impl CudaDevice {
+    /// Whether [`gemm_i8_dequant_wgmma`](Self::gemm_i8_dequant_wgmma) can compute `shape` on
+    /// this device (compute capability 9.0 and [`wgmma_shape_issue`] is `None`).
+    pub fn wgmma_applies(&self, shape: &GemmShape) -> bool {
+        self.info().compute_capability == (9, 0) && wgmma_shape_issue(shape).is_none()
+    }
+
+    /// INT8 GEMM with the dequantize fused into the epilogue of our Hopper wgmma kernel (see
+    /// the [module docs](self)): the same result, bit for bit, as
+    /// [`gemm_i8_dequant`](Self::gemm_i8_dequant) on the cuBLASLt path, without its int32
+    /// matrix. Never falls back: on another device or an unsupported shape it is an error.
+    ///
+    /// # Errors
+    /// [`CudaError::Shape`] on mismatched lengths or a shape the kernel does not take;
+    /// [`CudaError::Unsupported`] on a device other than compute capability 9.0;
+    /// [`CudaError::Compile`] / [`CudaError::Driver`] from compiling, loading or launching.
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemm_i8_dequant_wgmma<O: FloatElem>(
+        &self,
+        x: &DeviceBuffer<i8>,
+        w: &DeviceBuffer<i8>,
+        sx: &DeviceBuffer<f32>,
+        sw: &DeviceBuffer<f32>,
+        bias: Option<&DeviceBuffer<f32>>,
+        y: &mut DeviceBuffer<O>,
+        shape: GemmShape,
+    ) -> Result<()> {
+        const OP: &str = "int8 wgmma gemm + dequant";
+        let (m, n, k) = (shape.m, shape.n, shape.k);
+        let len = |what: &str, got: usize, want: usize| {
+            if got == want {
+                Ok(())
+            } else {
+                Err(CudaError::shape(
+                    OP,
+                    format!("{what} holds {got} elements, M={m} N={n} K={k} needs {want}"),
+                ))
+            }
+        };
+        len("X", x.len(), m * k)?;
+        len("W", w.len(), n * k)?;
+        len("row scales", sx.len(), m)?;
+        len("column scales", sw.len(), n)?;
+        len("Y", y.len(), m * n)?;
+        if let Some(b) = bias {
+            len("bias", b.len(), n)?;
+        }
+        if let Some(issue) = wgmma_shape_issue(&shape) {
+            return Err(CudaError::shape(OP, issue));
+        }
+        let kernels = self.wgmma_kernels()?;
+        let name = match O::SUFFIX {
+            "f32" => "gemm_wgmma_f32",
+            "f16" => "gemm_wgmma_f16",
+            _ => "gemm_wgmma_bf16",
+        };
+        let func = kernels.get(name)?;
+        let stream = &self.stream;
+        let (xp, _gx) = x.slice.device_ptr(stream);
+        let (wp, _gw) = w.slice.device_ptr(stream);
+        let (sxp, _gsx) = sx.slice.device_ptr(stream);
+        let (swp, _gsw) = sw.slice.device_ptr(stream);
+        let bias_g = bias.map(|b| b.slice.device_ptr(stream));
+        let bp = bias_g.as_ref().map_or(0, |(p, _)| *p);
+        let (yp, _gy) = y.slice.device_ptr_mut(stream);
+        // SAFETY: X and W are whole device allocations (256-byte aligned) of M·K and N·K bytes,
+        // K % 16 == 0 (checked above); the maps are used only by the launch below, which is
+        // enqueued while the buffers are borrowed (stream order keeps them alive until it runs).
+        let (tx, tw) = unsafe {
+            (
+                encode_tensor_map(xp, m, k, TILE_M).map_err(self.err("cuTensorMapEncodeTiled"))?,
+                encode_tensor_map(wp, n, k, TILE_N).map_err(self.err("cuTensorMapEncodeTiled"))?,
+            )
+        };
+        let (m32, n32, k32) = (m as u32, n as u32, k as u32);
+        let cfg = wgmma_launch_config(&shape, self.info().multiprocessors);
+        let mut launch = stream.launch_builder(func);
+        launch.arg(&tx).arg(&tw).arg(&sxp).arg(&swp).arg(&bp).arg(&yp);
+        launch.arg(&m32).arg(&n32).arg(&k32);
+        // SAFETY: the kernel's signature is (TmaDesc, TmaDesc, const float*, const float*,
+        // const float*, O*, u32 M, u32 N, u32 K), matching the pushed arguments (tensor maps by
+        // value, pointers as 64-bit device addresses, a null bias as 0, which the kernel
+        // checks); lengths were checked against the shape; the TMA reads stay inside the maps'
+        // bounds (zero fill outside) and the epilogue writes only rows < M and columns < N,
+        // in pairs that are 8-byte (f32) or 4-byte aligned since N and the column are even.
+        // The dynamic shared memory was opted in when the module was loaded.
+        unsafe { launch.launch(cfg) }.map_err(self.err("cuLaunchKernel(gemm_wgmma)"))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_the_kernel_takes() {
+        assert_eq!(wgmma_shape_issue(&GemmShape::new(4096, 4096, 4096)), None);
+        assert_eq!(wgmma_shape_issue(&GemmShape::new(1, 4, 16)), None);
+        assert_eq!(wgmma_shape_issue(&GemmShape::new(777, 260, 48)), None);
+        assert!(wgmma_shape_issue(&GemmShape::new(64, 64, 40)).is_some_and(|s| s.contains("16")));
+        assert!(wgmma_shape_issue(&GemmShape::new(64, 6, 64)).is_some());
+        assert!(wgmma_shape_issue(&GemmShape::new(0, 64, 64)).is_some());
+        assert!(wgmma_shape_issue(&GemmShape::new(1, 64, MAX_K_INT8 + 17)).is_some());
+    }
+
+    #[test]
+    fn shared_memory_fits_hopper() {
+        // 227 KiB of opt-in shared memory per block on sm_90, less the kernel's 1 KiB of static
+        const { assert!(SMEM_BYTES + 1024 <= 227 * 1024) };
+        // every stage and both operand tiles start on a 1024-byte swizzle atom
+        assert_eq!(STAGE_BYTES % 1024, 0);
+        assert_eq!((TILE_M * TILE_K) % 1024, 0);
+        // the kernel's constants (kernels/gemm_wgmma.cu) match these
+        let src = include_str!("../../kernels/gemm_wgmma.cu");
+        for (name, v) in [
+            ("WG_BM", TILE_M),
+            ("WG_BN", TILE_N),
+            ("WG_BK", TILE_K),
+            ("WG_STAGES", STAGES),
+            ("WG_THREADS", THREADS as usize),
+        ] {
+            assert!(src.contains(&format!("#define {name} {v}\n")), "{name} != {v}");
+        }
+    }
+
+    #[test]
+    fn grid_is_persistent() {
+        let c = wgmma_launch_config(&GemmShape::new(4096, 4096, 4096), 132);
+        assert_eq!(c.grid_dim, (132, 1, 1));
+        assert_eq!(c.block_dim, (THREADS, 1, 1));
+        assert_eq!(wgmma_tiles(&GemmShape::new(4096, 4096, 4096)), 32 * 16);
+        // ragged shapes round up; small ones get one block per tile
+        assert_eq!(wgmma_tiles(&GemmShape::new(129, 260, 16)), 2 * 2);
+        assert_eq!(wgmma_launch_config(&GemmShape::new(129, 260, 16), 132).grid_dim.0, 4);
+        assert_eq!(wgmma_launch_config(&GemmShape::new(1, 4, 16), 0).grid_dim.0, 1);
+    }
+
+    #[test]
+    fn tensor_maps_describe_k_major_rows() {
+        let (dims, stride, boxes) = tensor_map_geometry(4096, 11_008, TILE_N);
+        assert_eq!(dims, [11_008, 4096]);
+        assert_eq!(stride, 11_008);
+        assert_eq!(stride % 16, 0);
+        assert_eq!(boxes, [128, 256]);
+        // box limits of cuTensorMapEncodeTiled: ≤ 256 per dim, inner box ≤ the 128-byte swizzle
+        assert!(boxes.iter().all(|&b| (1..=256).contains(&b)));
+        assert!(boxes[0] as usize <= 128);
+    }
+}
