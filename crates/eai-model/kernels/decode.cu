@@ -129,10 +129,26 @@ __device__ __forceinline__ void norm_rows_to_smem(const DecArgs& a, u32 m0,
 #pragma unroll
             for (int w = 0; w < 8; ++w) tot += nsum[i][w];
             const float inv = 1.0f / sqrtf(tot / (float)K + a.eps);
-            for (u32 c = 4u * threadIdx.x; c < K; c += 4u * blockDim.x) {
-                const float4 v = F32::load4(xrow + c), g = F32::load4(a.nw + c);
-                T::store4(srow + c, make_float4(g.x * (v.x * inv), g.y * (v.y * inv),
-                                                g.z * (v.z * inv), g.w * (v.w * inv)));
+            for (u32 s = threadIdx.x; s < 256; s += blockDim.x) {
+                for (u32 base = 4u * s; base < K; base += NORM_V * 1024) {
+                    float4 v[NORM_V], g[NORM_V];
+#pragma unroll
+                    for (int j = 0; j < NORM_V; ++j) {
+                        const u32 c = base + j * 1024;
+                        if (c < K) {
+                            v[j] = F32::load4(xrow + c);
+                            g[j] = F32::load4(a.nw + c);
+                        }
+                    }
+#pragma unroll
+                    for (int j = 0; j < NORM_V; ++j) {
+                        const u32 c = base + j * 1024;
+                        if (c < K)
+                            T::store4(srow + c,
+                                      make_float4(g[j].x * (v[j].x * inv), g[j].y * (v[j].y * inv),
+                                                  g[j].z * (v[j].z * inv), g[j].w * (v[j].w * inv)));
+                    }
+                }
             }
         }
     } else {
@@ -171,16 +187,19 @@ __device__ __forceinline__ void unit_rows(const DecArgs& a, u32 unit, u32* rows)
     }
 }
 
-// Lane 0's epilogue of one unit (rope_qkv's / swiglu_body's / the plain GEMV's expressions).
+// Lane 0's epilogue of one unit (rope_qkv's / swiglu_body's / the plain GEMV's expressions);
+// `pre`, when given, holds the rows' weight scales, loaded before the unit's products.
 template <class X, int MT, int R, int EPI>
 __device__ __forceinline__ void dgemv_epilogue(const DecArgs& a, const u32* rows, u32 unit,
-                                               float (*acc)[MT], u32 m0) {
+                                               float (*acc)[MT], u32 m0,
+                                               const float* pre = nullptr) {
     typedef typename X::raw xraw;
     typedef typename XS<X>::S XT;
     const u32 M = a.M, N = a.N;
     float sc[R];
 #pragma unroll
-    for (int r = 0; r < R; ++r) sc[r] = (a.scale && rows[r] < N) ? a.scale[rows[r]] : 1.0f;
+    for (int r = 0; r < R; ++r)
+        sc[r] = pre ? pre[r] : (a.scale && rows[r] < N) ? a.scale[rows[r]] : 1.0f;
     if (EPI == EPI_PLAIN) {
 #pragma unroll
         for (int r = 0; r < R; ++r) {
@@ -297,6 +316,11 @@ __device__ __forceinline__ void dgemv_body(const DecArgs& a) {
     for (; unit < total; unit += stride) {
         u32 rows[R];
         unit_rows<R, EPI>(a, unit, rows);
+        // The rows' scales (weights: nothing before writes them) load with the unit's first
+        // weight vectors, not after its reduction.
+        float sc[R];
+#pragma unroll
+        for (int r = 0; r < R; ++r) sc[r] = (a.scale && rows[r] < N) ? a.scale[rows[r]] : 1.0f;
         float acc[R][MT];
 #pragma unroll
         for (int r = 0; r < R; ++r)
@@ -311,30 +335,33 @@ __device__ __forceinline__ void dgemv_body(const DecArgs& a) {
         for (int r = 0; r < R; ++r)
 #pragma unroll
             for (int i = 0; i < MT; ++i) acc[r][i] = warp_sum(acc[r][i]);
-        if (lane == 0) dgemv_epilogue<X, MT, R, EPI>(a, rows, unit, acc, m0);
+        if (lane == 0) dgemv_epilogue<X, MT, R, EPI>(a, rows, unit, acc, m0, sc);
     }
 }
 
-#define EAI_DGEMV(NAME, W, X, MT, R, U, PRO, EPI)                                              \
-    extern "C" __global__ void __launch_bounds__(256) NAME(const DecArgs a) {                  \
+// BOUNDS: the launch bounds. The one-row qkv GEMV (norm prologue, rope epilogue) takes
+// (256, 3), so that its units (2,304 at Qwen2.5-7B shapes) stay in one wave of 3 blocks per SM
+// (ptxas gave it 93 registers unbounded); the others (256) (forcing 4 blocks per SM spills).
+#define EAI_DGEMV(NAME, W, X, MT, R, U, PRO, EPI, BOUNDS)                                      \
+    extern "C" __global__ void __launch_bounds__ BOUNDS NAME(const DecArgs a) {                \
         pdl_trigger();                                                                         \
         dgemv_body<W, X, MT, R, U, PRO, EPI>(a);                                               \
     }
 // Naming: dg_<weight>_<pro><epi>_r<R>u<U>_m<MT>; pro/epi: x = plain x load, n = fused norm;
 // p = plain out, r = rope epilogue, s = SwiGLU epilogue.
 #define EAI_DGEMV_SET(W, X, WN)                                                                \
-    EAI_DGEMV(dg_##WN##_nr_m1, W, X, 1, 2, 4, PRO_NORM, EPI_ROPE)                              \
-    EAI_DGEMV(dg_##WN##_nr_m2, W, X, 2, 2, 4, PRO_NORM, EPI_ROPE)                              \
-    EAI_DGEMV(dg_##WN##_nr_m4, W, X, 4, 2, 4, PRO_NORM, EPI_ROPE)                              \
-    EAI_DGEMV(dg_##WN##_ns_m1, W, X, 1, 2, 4, PRO_NORM, EPI_SWIGLU)                            \
-    EAI_DGEMV(dg_##WN##_ns_m2, W, X, 2, 2, 4, PRO_NORM, EPI_SWIGLU)                            \
-    EAI_DGEMV(dg_##WN##_ns_m4, W, X, 4, 2, 4, PRO_NORM, EPI_SWIGLU)                            \
-    EAI_DGEMV(dg_##WN##_np_m1, W, X, 1, 2, 4, PRO_NORM, EPI_PLAIN)                             \
-    EAI_DGEMV(dg_##WN##_np_m2, W, X, 2, 2, 4, PRO_NORM, EPI_PLAIN)                             \
-    EAI_DGEMV(dg_##WN##_np_m4, W, X, 4, 2, 4, PRO_NORM, EPI_PLAIN)                             \
-    EAI_DGEMV(dg_##WN##_xp_r1u8_m1, W, X, 1, 1, 8, PRO_GLOBAL, EPI_PLAIN)                      \
-    EAI_DGEMV(dg_##WN##_xp_r1u8_m2, W, X, 2, 1, 8, PRO_GLOBAL, EPI_PLAIN)                      \
-    EAI_DGEMV(dg_##WN##_xp_r1u8_m4, W, X, 4, 1, 8, PRO_GLOBAL, EPI_PLAIN)
+    EAI_DGEMV(dg_##WN##_nr_m1, W, X, 1, 2, 4, PRO_NORM, EPI_ROPE, (256, 3))                    \
+    EAI_DGEMV(dg_##WN##_nr_m2, W, X, 2, 2, 4, PRO_NORM, EPI_ROPE, (256))                       \
+    EAI_DGEMV(dg_##WN##_nr_m4, W, X, 4, 2, 4, PRO_NORM, EPI_ROPE, (256))                       \
+    EAI_DGEMV(dg_##WN##_ns_m1, W, X, 1, 2, 4, PRO_NORM, EPI_SWIGLU, (256))                     \
+    EAI_DGEMV(dg_##WN##_ns_m2, W, X, 2, 2, 4, PRO_NORM, EPI_SWIGLU, (256))                     \
+    EAI_DGEMV(dg_##WN##_ns_m4, W, X, 4, 2, 4, PRO_NORM, EPI_SWIGLU, (256))                     \
+    EAI_DGEMV(dg_##WN##_np_m1, W, X, 1, 2, 4, PRO_NORM, EPI_PLAIN, (256))                      \
+    EAI_DGEMV(dg_##WN##_np_m2, W, X, 2, 2, 4, PRO_NORM, EPI_PLAIN, (256))                      \
+    EAI_DGEMV(dg_##WN##_np_m4, W, X, 4, 2, 4, PRO_NORM, EPI_PLAIN, (256))                      \
+    EAI_DGEMV(dg_##WN##_xp_r1u8_m1, W, X, 1, 1, 8, PRO_GLOBAL, EPI_PLAIN, (256))               \
+    EAI_DGEMV(dg_##WN##_xp_r1u8_m2, W, X, 2, 1, 8, PRO_GLOBAL, EPI_PLAIN, (256))               \
+    EAI_DGEMV(dg_##WN##_xp_r1u8_m4, W, X, 4, 1, 8, PRO_GLOBAL, EPI_PLAIN, (256))
 EAI_DGEMV_SET(VI8, VF16, i8)
 EAI_DGEMV_SET(VF16, VF16, f16)
 EAI_DGEMV_SET(VBF16, VBF16, bf16)
@@ -368,7 +395,14 @@ __device__ __forceinline__ void dgemv_bk_body(const DecArgs& a) {
             if (kk < K && n0 + r < N)
                 asm volatile("prefetch.global.L2 [%0];" ::"l"(w + (u64)(n0 + r) * K + kk));
     }
+    // The threads that finish an output load its scale (a weight) before the wait and, with
+    // `add`, its old value after it, so neither load waits behind the reduction.
+    float sc_o = 1.0f, old_o = 0.0f;
+    const u32 on = n0 + threadIdx.x / MT, om = m0 + threadIdx.x % MT;
+    const bool owner = threadIdx.x < R * MT && on < N && om < M;
+    if (owner && a.scale) sc_o = a.scale[on];
     pdl_wait();
+    if (owner && a.add) old_o = a.y[(u64)om * a.ldy + on];
     float acc[R][MT];
 #pragma unroll
     for (int r = 0; r < R; ++r)
@@ -410,17 +444,12 @@ __device__ __forceinline__ void dgemv_bk_body(const DecArgs& a) {
             if (lane == 0) part[warp][r * MT + i] = v;
         }
     __syncthreads();
-    if (threadIdx.x < R * MT) {
-        const u32 r = threadIdx.x / MT, i = threadIdx.x % MT;
-        const u32 n = n0 + r;
-        if (n < N && m0 + i < M) {
-            float s = 0.0f;
+    if (owner) {
+        float s = 0.0f;
 #pragma unroll
-            for (int wi = 0; wi < 8; ++wi) s += part[wi][threadIdx.x];
-            const float v = s * (a.scale ? a.scale[n] : 1.0f);
-            float* yp = a.y + (u64)(m0 + i) * a.ldy + n;
-            *yp = a.add ? *yp + v : v;
-        }
+        for (int wi = 0; wi < 8; ++wi) s += part[wi][threadIdx.x];
+        const float v = s * sc_o;
+        a.y[(u64)om * a.ldy + on] = a.add ? old_o + v : v;
     }
 }
 #define EAI_DGEMV_BK(NAME, W, X, MT, R, U)                                                     \
