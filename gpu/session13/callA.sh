@@ -1,5 +1,5 @@
 # Session 13, call A (carry .gpu/b4): 16-warp decode attention with V loaded beside K, and the
-# one-round-trip norm prologue (4231a38), beside 048c872 (session 12's final launch path, never
+# one-round-trip norm prologue (4231a38, "mid"), + scales loaded early (HEAD, "new"), beside 048c872 (session 12's final launch path, never
 # run on a GPU before) in the same call: GPU tests of the decode paths, batch-1 and batch-8
 # decode at Qwen2.5-7B and Mistral-7B shapes on the defaults, ncu per-kernel times of one step.
 set -u
@@ -14,9 +14,9 @@ timeout 200 $B/cuda --test-threads=1 --nocapture pdl_decode fused_decode_matches
 grep -E "^test |test result|panicked" $O/test.log | cut -c1-100 | head -12
 C="--gguf none --only 7b --quick --fused true --half-head true --decode-new 128"
 for s in qwen mistral; do
-  for v in new old; do
-    G=$B/gpu_bench; [ $v = old ] && G=$B/gpu_bench_048c872
-    timeout 80 $G $C --shapes $s --schemes fp16,int8-w8a16 --batches 1,8 --out $O/${s}_$v > $O/${s}_$v.log 2>&1
+  for v in new mid old; do
+    G=$B/gpu_bench; [ $v = old ] && G=$B/gpu_bench_048c872; [ $v = mid ] && G=$B/gpu_bench_4231a38
+    timeout 70 $G $C --shapes $s --schemes fp16,int8-w8a16 --batches 1,8 --out $O/${s}_$v > $O/${s}_$v.log 2>&1
     t "$s $v rc=$?"
     grep -E "^\| synthetic" $O/${s}_$v/roofline.md | grep -v "| – |" | cut -d'|' -f3,5,6,8,11 | head -4
   done
