@@ -3,7 +3,7 @@
 # run on a GPU before) in the same call: GPU tests of the decode paths, batch-1 and batch-8
 # decode at Qwen2.5-7B and Mistral-7B shapes on the defaults, ncu per-kernel times of one step.
 set -u
-R=$(pwd); B=/root/b4; O=/root/o/cA; mkdir -p $B $O
+R=$(pwd); B=/root/b4; O=$OUT/cA; mkdir -p $B $O
 for f in $R/.gpu/b4/*.xz; do n=$(basename $f .xz); xz -dc $f > $B/$n && chmod +x $B/$n; done
 export EAI_REQUIRE_GPU=1 EAI_CACHE=/root/nocache
 T0=$(date +%s); t() { echo "[t=$(( $(date +%s)-T0 ))s] $*"; }
@@ -33,4 +33,4 @@ timeout 100 ncu --profile-from-start off --clock-control none -k regex:'dg_i8_(n
   -c 10 --section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats \
   --section Occupancy --section LaunchStats --csv $B/gpu_bench --gguf none --only profile --shapes mistral4 \
   --schemes int8-w8a16 --fused true > $O/ncu_detail.csv 2> $O/ncu_detail.err; t "ncu detail rc=$?"
-tar cJf $OUT/cA.tar.xz -C /root/o cA
+gzip -9 $O/*.csv
