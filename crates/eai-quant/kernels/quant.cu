@@ -83,6 +83,13 @@ __device__ __forceinline__ void minmax_update(float v, float& mn, float& mx, u64
         atomicMin(bad, flat);
     }
 }
+// minmax_update of N consecutive elements, the first at index `flat`.
+template <int N>
+__device__ __forceinline__ void minmax_updateN(const float* v, float& mn, float& mx, u64 flat,
+                                               const QSpec& s, u64* bad) {
+#pragma unroll
+    for (int j = 0; j < N; ++j) minmax_update(v[j], mn, mx, flat + j, s, bad);
+}
 
 __device__ __forceinline__ bool finite4(const float v[4]) {
     return is_finite_f(v[0]) & is_finite_f(v[1]) & is_finite_f(v[2]) & is_finite_f(v[3]);
@@ -96,8 +103,7 @@ __device__ __forceinline__ void stats4(const float v[4], float& mn, float& mx, u
         mn = fminf(mn, fminf(fminf(v[0], v[1]), fminf(v[2], v[3])));
         mx = fmaxf(mx, fmaxf(fmaxf(v[0], v[1]), fmaxf(v[2], v[3])));
     } else {
-#pragma unroll
-        for (int j = 0; j < 4; ++j) minmax_update(v[j], mn, mx, flat + j, s, bad);
+        minmax_updateN<4>(v, mn, mx, flat, s, bad);
     }
 }
 
@@ -127,6 +133,31 @@ __device__ __forceinline__ QFast make_fast(float scale, float inv, int zp, const
     f.away = s.away != 0;
     return f;
 }
+// Parameters of group g from its min/max (group_params); the group's leader thread stores its
+// scale and zero point and flags a scale that is not representable. Returns the fast path.
+__device__ __forceinline__ QFast group_params_out(float mn, float mx, const QSpec& s, u64 g,
+                                                  bool leader, float* __restrict__ scales,
+                                                  int* __restrict__ zps, u64* bad_scale,
+                                                  float& scale, float& inv, int& zp) {
+    const bool ok = group_params(mn, mx, s, &scale, &zp, &inv);
+    if (leader) {
+        scales[g] = scale;
+        zps[g] = zp;
+        if (!ok) atomicMin(bad_scale, g);
+    }
+    return make_fast(scale, inv, zp, s);
+}
+
+// min/max across aligned runs of 2·from lanes of the warp (butterfly over offsets from, ..., 1;
+// from a power of two ≤ 16, or 0 for none). `mask`: the lanes taking part.
+__device__ __forceinline__ void shfl_minmax(float& mn, float& mx, u32 from,
+                                            u32 mask = 0xffffffffu) {
+    for (u32 off = from; off > 0; off >>= 1) {
+        mn = fminf(mn, __shfl_xor_sync(mask, mn, off));
+        mx = fmaxf(mx, __shfl_xor_sync(mask, mx, off));
+    }
+}
+
 __device__ __forceinline__ int qfast(float x, const QFast& f) {
     float v = __fmul_rn(x, f.inv);
     v = fminf(fmaxf(v, -4194304.0f), 4194304.0f);

@@ -113,6 +113,16 @@ struct QLean {
     u32 zp;
     bool away;
 };
+// The lean form of a fast path (its clamp bounds as floats).
+__device__ __forceinline__ QLean make_lean(const QFast& fq) {
+    QLean fl;
+    fl.inv = fq.inv;
+    fl.lo = (float)fq.lo;
+    fl.hi = (float)fq.hi;
+    fl.zp = (u32)fq.zp;
+    fl.away = fq.away;
+    return fl;
+}
 template <bool AWAY>
 __device__ __forceinline__ u32 qlean(float x, const QLean& f) {
     float v = __fmul_rn(x, f.inv);
