@@ -61,7 +61,7 @@ lib.nvrtcGetPTX(prog, ptx)
 open(out, 'wb').write(ptx.value)
 PY
   "$PTXAS" -arch=sm_$SM -v "$W/$label.ptx" -o "$W/$label.cubin" 2> "$W/$label.ptxas.log"
-  mkdir -p "$W/$label.sass"
+  rm -rf "$W/$label.sass"; mkdir -p "$W/$label.sass"
   "$CUOBJDUMP" -sass "$W/$label.cubin" | python3 -c '
 import sys, re, os
 out, regnorm = sys.argv[1], sys.argv[2] == "1"
@@ -80,7 +80,7 @@ for line in sys.stdin:
         buf.append(s)
 flush()
 ' "$W/$label.sass" "${REGNORM:-0}"
-  # per-kernel resources: "name regs spill_stores spill_loads stack"
+  # per-kernel resources: "name regs spill_stores spill_loads stack barriers,smem,cmem"
   python3 - "$W/$label.ptxas.log" > "$W/$label.res" <<'PY'
 import re, sys
 cur = None; st = {}
@@ -89,14 +89,20 @@ for line in open(sys.argv[1]):
     if m: cur = m.group(1); continue
     m = re.search(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads", line)
     if m and cur: st[cur] = list(m.groups()); continue
-    m = re.search(r"Used (\d+) registers", line)
+    m = re.search(r"Used (\d+) registers(.*)", line)
     if m and cur:
         s = st.get(cur, ['?'] * 3)
-        print(cur, m.group(1), s[1], s[2], s[0]); cur = None
+        # the rest of the line: barriers, smem, cmem
+        print(cur, m.group(1), s[1], s[2], s[0], m.group(2).strip().replace(" ", "_")); cur = None
 PY
 }
 
-build base "$(git rev-parse --verify "$BASE^{commit}")"
+BASE_SHA=$(git rev-parse --verify "$BASE^{commit}")
+# the base build is reused when KEEP names a folder that already holds it (same commit and SM)
+if [ "$(cat "$W/base.key" 2>/dev/null)" != "$BASE_SHA sm_$SM ${REGNORM:-0}" ]; then
+  build base "$BASE_SHA"
+  echo "$BASE_SHA sm_$SM ${REGNORM:-0}" > "$W/base.key"
+fi
 build tree ""
 
 python3 - "$W" <<'PY'
@@ -117,7 +123,7 @@ for k in sorted(kb | kt):
         why.append(f"SASS {len(la)} -> {len(lb)} instructions"
                    + ("" if sorted(la) != sorted(lb) else ", same multiset (scheduling only)"))
     if rb.get(k) != rt.get(k):
-        why.append(f"regs/spill_st/spill_ld/stack {rb.get(k)} -> {rt.get(k)}")
+        why.append(f"regs/spill_st/spill_ld/stack/other {rb.get(k)} -> {rt.get(k)}")
     (diff.append((k, "; ".join(why))) if why else same.append(k))
 print(f"{len(same)} kernels identical (normalized SASS and ptxas resources), {len(diff)} differ")
 for k, why in diff: print(f"  DIFF {k}: {why}")
