@@ -154,6 +154,19 @@ __device__ __forceinline__ void store_codes_lean(u8* p, const float* v, const QL
     }
 }
 
+// Codes of a clean group from its vectors in shared memory (lane tl of TS).
+template <class T, bool AWAY>
+__device__ __forceinline__ void tile_codes_lean(const uint4* sg, u8* qg, u32 tl, u32 TS,
+                                                const TileArgs& a, const QLean& fl) {
+    const int W = Wide<T>::N;
+#pragma unroll 2
+    for (u32 v = tl; v < a.LV; v += TS) {
+        float f[W];
+        Unpack<T>::run(sg[v], f);
+        store_codes_lean<W, AWAY>(qg + (u64)v * W, f, fl);
+    }
+}
+
 template <class T, int S>
 __device__ __forceinline__ void rows_tiles(const typename T::raw* __restrict__ x,
                                            u8* __restrict__ q, float* __restrict__ scales,
@@ -225,8 +238,7 @@ __device__ __forceinline__ void rows_tiles(const typename T::raw* __restrict__ x
                     for (u32 v = tl; v < a.LV; v += TS) {
                         float f[W];
                         Unpack<T>::run(sg[v], f);
-#pragma unroll
-                        for (int j = 0; j < W; ++j) minmax_update(f[j], mn, mx, base + (u64)v * W + j, s, bad);
+                        minmax_updateN<W>(f, mn, mx, base + (u64)v * W, s, bad);
                     }
                 }
                 float dummy = 0.0f;
@@ -235,36 +247,12 @@ __device__ __forceinline__ void rows_tiles(const typename T::raw* __restrict__ x
             if (active) {
                 float scale, inv;
                 int zp;
-                const bool ok = group_params(mn, mx, s, &scale, &zp, &inv);
-                if (tl == 0) {
-                    scales[g] = scale;
-                    zps[g] = zp;
-                    if (!ok) atomicMin(bad_scale, g);
-                }
-                const QFast fq = make_fast(scale, inv, zp, s);
+                const QFast fq = group_params_out(mn, mx, s, g, tl == 0, scales, zps, bad_scale, scale, inv, zp);
                 u8* qg = q + base;
                 if (clean && fq.on) {
-                    QLean fl;
-                    fl.inv = inv;
-                    fl.lo = (float)fq.lo;
-                    fl.hi = (float)fq.hi;
-                    fl.zp = (u32)zp;
-                    fl.away = fq.away;
-                    if (fl.away) {
-#pragma unroll 2
-                        for (u32 v = tl; v < a.LV; v += TS) {
-                            float f[W];
-                            Unpack<T>::run(sg[v], f);
-                            store_codes_lean<W, true>(qg + (u64)v * W, f, fl);
-                        }
-                    } else {
-#pragma unroll 2
-                        for (u32 v = tl; v < a.LV; v += TS) {
-                            float f[W];
-                            Unpack<T>::run(sg[v], f);
-                            store_codes_lean<W, false>(qg + (u64)v * W, f, fl);
-                        }
-                    }
+                    const QLean fl = make_lean(fq);
+                    if (fl.away) tile_codes_lean<T, true>(sg, qg, tl, TS, a, fl);
+                    else tile_codes_lean<T, false>(sg, qg, tl, TS, a, fl);
                 } else {
                     for (u32 v = tl; v < a.LV; v += TS) {
                         float f[W];
@@ -278,6 +266,22 @@ __device__ __forceinline__ void rows_tiles(const typename T::raw* __restrict__ x
         cur = cur + 1 == (u32)S ? 0 : cur + 1;
     }
     cp_async_wait<0>();
+}
+
+// Min/max of the block (every thread calls it; red_*: 32 floats of shared memory each) merged
+// into the ordered pair ord[0], ord[1] by thread 0 (nothing when no value was finite).
+__device__ __forceinline__ void block_minmax_ord(float mn, float mx, float* red_mn, float* red_mx,
+                                                 u32* ord) {
+    shfl_minmax(mn, mx, 16);
+    if ((threadIdx.x & 31) == 0) { red_mn[threadIdx.x >> 5] = mn; red_mx[threadIdx.x >> 5] = mx; }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        for (u32 w = 1; w < blockDim.x / 32; ++w) { mn = fminf(mn, red_mn[w]); mx = fmaxf(mx, red_mx[w]); }
+        if (mn <= mx) {
+            atomicMin(ord, f2ord(mn));
+            atomicMax(ord + 1, f2ord(mx));
+        }
+    }
 }
 
 // Stats of a whole tensor (one group): grid-stride over quads, block reduction, one atomic
@@ -305,19 +309,7 @@ __device__ __forceinline__ void stats_all(const typename T::raw* __restrict__ x,
     for (u64 i = nq * W + global_thread(); i < n; i += global_threads()) {
         minmax_update(T::to_f32(x[i]), mn, mx, i, s, bad);
     }
-    for (u32 off = 16; off > 0; off >>= 1) {
-        mn = fminf(mn, __shfl_xor_sync(0xffffffffu, mn, off));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
-    }
-    if ((threadIdx.x & 31) == 0) { red_mn[threadIdx.x >> 5] = mn; red_mx[threadIdx.x >> 5] = mx; }
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        for (u32 w = 1; w < blockDim.x / 32; ++w) { mn = fminf(mn, red_mn[w]); mx = fmaxf(mx, red_mx[w]); }
-        if (mn <= mx) {
-            atomicMin(ord, f2ord(mn));
-            atomicMax(ord + 1, f2ord(mx));
-        }
-    }
+    block_minmax_ord(mn, mx, red_mn, red_mx, ord);
 }
 
 // Stats per channel of an (outer, channels, inner) layout: thread p = c·inner + j covers the
