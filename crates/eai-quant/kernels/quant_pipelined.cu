@@ -576,6 +576,13 @@ __device__ __forceinline__ void dequant_vec(const u8* __restrict__ q, int is_sig
     DeqOut<O>::store(y + e, t);
 }
 
+// The pipelined kernel with an S-stage ring.
+#define EAI_TILES_KERNEL(SUF, T, S)                                                              \
+    extern "C" __global__ void __launch_bounds__(256)                                            \
+        quant_rows_tiles##S##_##SUF(const T::raw* __restrict__ x, u8* q, float* scales, int* zps, \
+                                    TileArgs a, QSpec s, u64* bad, u64* bad_scale) {             \
+        rows_tiles<T, S>(x, q, scales, zps, a, s, bad, bad_scale);                               \
+    }
 #define EAI_QUANT_KERNELS(SUF, T)                                                                \
     extern "C" __global__ void quant_rows_team_##SUF(const T::raw* __restrict__ x, u8* q,         \
                                                      float* scales, int* zps, u64 G, u64 L,      \
@@ -604,21 +611,9 @@ __device__ __forceinline__ void dequant_vec(const u8* __restrict__ q, int is_sig
                                                  u8* q) {                                        \
         quant_apply<T>(x, n, gi, scales, zps, invs, s, q);                                       \
     }                                                                                            \
-    extern "C" __global__ void __launch_bounds__(256)                                            \
-        quant_rows_tiles2_##SUF(const T::raw* __restrict__ x, u8* q, float* scales, int* zps,    \
-                                TileArgs a, QSpec s, u64* bad, u64* bad_scale) {                 \
-        rows_tiles<T, 2>(x, q, scales, zps, a, s, bad, bad_scale);                               \
-    }                                                                                            \
-    extern "C" __global__ void __launch_bounds__(256)                                            \
-        quant_rows_tiles3_##SUF(const T::raw* __restrict__ x, u8* q, float* scales, int* zps,    \
-                                TileArgs a, QSpec s, u64* bad, u64* bad_scale) {                 \
-        rows_tiles<T, 3>(x, q, scales, zps, a, s, bad, bad_scale);                               \
-    }                                                                                            \
-    extern "C" __global__ void __launch_bounds__(256)                                            \
-        quant_rows_tiles4_##SUF(const T::raw* __restrict__ x, u8* q, float* scales, int* zps,    \
-                                TileArgs a, QSpec s, u64* bad, u64* bad_scale) {                 \
-        rows_tiles<T, 4>(x, q, scales, zps, a, s, bad, bad_scale);                               \
-    }                                                                                            \
+    EAI_TILES_KERNEL(SUF, T, 2)                                                                  \
+    EAI_TILES_KERNEL(SUF, T, 3)                                                                  \
+    EAI_TILES_KERNEL(SUF, T, 4)                                                                  \
     extern "C" __global__ void quant_stats_cols_##SUF(const T::raw* __restrict__ x, u64 outer,   \
                                                       u64 channels, u64 inner, u32* ord,         \
                                                       QSpec s, u64* bad) {                       \
