@@ -584,17 +584,21 @@ __device__ __forceinline__ void dequant_vec(const u8* __restrict__ q, int is_sig
         rows_tiles<T, S>(x, q, scales, zps, a, s, bad, bad_scale);                               \
     }
 #define EAI_QUANT_KERNELS(SUF, T)                                                                \
-    extern "C" __global__ void quant_rows_team_##SUF(const T::raw* __restrict__ x, u8* q,         \
+    extern "C" __global__ void quant_rows_team_##SUF(const T::raw* __restrict__ x, u8* q,        \
                                                      float* scales, int* zps, u64 G, u64 L,      \
                                                      u32 TS, QSpec s, u64* bad, u64* bad_scale) { \
-        if (L % Wide<T>::N == 0) rows_fused<T, true, false>(x, q, scales, zps, G, L, TS, s, bad, bad_scale); \
-        else rows_fused<T, false, false>(x, q, scales, zps, G, L, TS, s, bad, bad_scale);       \
+        if (L % Wide<T>::N == 0)                                                                 \
+            rows_fused<T, true, false>(x, q, scales, zps, G, L, TS, s, bad, bad_scale);          \
+        else                                                                                     \
+            rows_fused<T, false, false>(x, q, scales, zps, G, L, TS, s, bad, bad_scale);         \
     }                                                                                            \
     extern "C" __global__ void __launch_bounds__(128)                                            \
         quant_rows_block_##SUF(const T::raw* __restrict__ x, u8* q, float* scales, int* zps,     \
                                u64 G, u64 L, QSpec s, u64* bad, u64* bad_scale) {                \
-        if (L % Wide<T>::N == 0) rows_fused<T, true, true>(x, q, scales, zps, G, L, 0, s, bad, bad_scale); \
-        else rows_fused<T, false, true>(x, q, scales, zps, G, L, 0, s, bad, bad_scale);         \
+        if (L % Wide<T>::N == 0)                                                                 \
+            rows_fused<T, true, true>(x, q, scales, zps, G, L, 0, s, bad, bad_scale);            \
+        else                                                                                     \
+            rows_fused<T, false, true>(x, q, scales, zps, G, L, 0, s, bad, bad_scale);           \
     }                                                                                            \
     extern "C" __global__ void quant_stats_all_##SUF(const T::raw* __restrict__ x, u64 n,        \
                                                      u32* ord, QSpec s, u64* bad) {              \

@@ -48,42 +48,16 @@ template <> struct RegStats<F32> {
         }
     }
 };
-template <class H> struct HalfMinMax;
-template <> struct HalfMinMax<F16> {
-    static __device__ __forceinline__ u32 mn(u32 a, u32 b) {
-        u32 r;
-        asm("min.NaN.f16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
-        return r;
-    }
-    static __device__ __forceinline__ u32 mx(u32 a, u32 b) {
-        u32 r;
-        asm("max.NaN.f16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
-        return r;
-    }
-};
-template <> struct HalfMinMax<BF16> {
-    static __device__ __forceinline__ u32 mn(u32 a, u32 b) {
-        u32 r;
-        asm("min.NaN.bf16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
-        return r;
-    }
-    static __device__ __forceinline__ u32 mx(u32 a, u32 b) {
-        u32 r;
-        asm("max.NaN.bf16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
-        return r;
-    }
-};
 template <class H> struct RegStatsHalf {
     template <int V>
     static __device__ __forceinline__ void run(const uint4* r, float& mn, float& mx) {
-        typedef HalfMinMax<H> M;
         u32 lo = 0, hi = 0;
 #pragma unroll
         for (int k = 0; k < V; ++k) {
-            const u32 l = M::mn(M::mn(r[k].x, r[k].y), M::mn(r[k].z, r[k].w));
-            const u32 h = M::mx(M::mx(r[k].x, r[k].y), M::mx(r[k].z, r[k].w));
-            lo = k == 0 ? l : M::mn(lo, l);
-            hi = k == 0 ? h : M::mx(hi, h);
+            const u32 l = H::min2(H::min2(r[k].x, r[k].y), H::min2(r[k].z, r[k].w));
+            const u32 h = H::max2(H::max2(r[k].x, r[k].y), H::max2(r[k].z, r[k].w));
+            lo = k == 0 ? l : H::min2(lo, l);
+            hi = k == 0 ? h : H::max2(hi, h);
         }
         // widening is exact and monotone; a NaN half stays NaN through fmin_nan/fmax_nan
         mn = fmin_nan(H::to_f32((u16)(lo & 0xffffu)), H::to_f32((u16)(lo >> 16)));
