@@ -33,27 +33,32 @@ struct F32 {
     static __device__ __forceinline__ float to_f32(float v) { return v; }
     static __device__ __forceinline__ float from_f32(float v) { return v; }
 };
-// pack2(lo, hi): both rounded to nearest even, `lo` in bits 0..15 (one cvt for the pair).
-struct F16 {
-    typedef u16 raw;
-    static __device__ __forceinline__ float to_f32(u16 v) { return f16_to_f32(v); }
-    static __device__ __forceinline__ u16 from_f32(float v) { return f32_to_f16(v); }
-    static __device__ __forceinline__ u32 pack2(float lo, float hi) {
-        u32 r;
-        asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
-        return r;
-    }
-};
-struct BF16 {
-    typedef u16 raw;
-    static __device__ __forceinline__ float to_f32(u16 v) { return bf16_to_f32(v); }
-    static __device__ __forceinline__ u16 from_f32(float v) { return f32_to_bf16(v); }
-    static __device__ __forceinline__ u32 pack2(float lo, float hi) {
-        u32 r;
-        asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
-        return r;
-    }
-};
+// The 16-bit types (struct F16, struct BF16), TY their PTX name: exact widening, RNE narrowing;
+// pack2(lo, hi): both rounded to nearest even, `lo` in bits 0..15 (one cvt for the pair);
+// min2 / max2: NaN-propagating min / max of two packed pairs.
+#define EAI_HALF_TYPE(NAME, TY)                                                                  \
+    struct NAME {                                                                                \
+        typedef u16 raw;                                                                         \
+        static __device__ __forceinline__ float to_f32(u16 v) { return TY##_to_f32(v); }         \
+        static __device__ __forceinline__ u16 from_f32(float v) { return f32_to_##TY(v); }       \
+        static __device__ __forceinline__ u32 pack2(float lo, float hi) {                        \
+            u32 r;                                                                               \
+            asm("cvt.rn." #TY "x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));                \
+            return r;                                                                            \
+        }                                                                                        \
+        static __device__ __forceinline__ u32 min2(u32 a, u32 b) {                               \
+            u32 r;                                                                               \
+            asm("min.NaN." #TY "x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));                     \
+            return r;                                                                            \
+        }                                                                                        \
+        static __device__ __forceinline__ u32 max2(u32 a, u32 b) {                               \
+            u32 r;                                                                               \
+            asm("max.NaN." #TY "x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));                     \
+            return r;                                                                            \
+        }                                                                                        \
+    };
+EAI_HALF_TYPE(F16, f16)
+EAI_HALF_TYPE(BF16, bf16)
 
 // 8 consecutive elements as f32, through 16-byte loads. `p` must be 16-byte aligned.
 template <class T> struct Vec8;

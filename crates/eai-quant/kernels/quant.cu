@@ -83,6 +83,13 @@ __device__ __forceinline__ void minmax_update(float v, float& mn, float& mx, u64
         atomicMin(bad, flat);
     }
 }
+// minmax_update of N consecutive elements, the first at index `flat`.
+template <int N>
+__device__ __forceinline__ void minmax_updateN(const float* v, float& mn, float& mx, u64 flat,
+                                               const QSpec& s, u64* bad) {
+#pragma unroll
+    for (int j = 0; j < N; ++j) minmax_update(v[j], mn, mx, flat + j, s, bad);
+}
 
 __device__ __forceinline__ bool finite4(const float v[4]) {
     return is_finite_f(v[0]) & is_finite_f(v[1]) & is_finite_f(v[2]) & is_finite_f(v[3]);
@@ -96,8 +103,7 @@ __device__ __forceinline__ void stats4(const float v[4], float& mn, float& mx, u
         mn = fminf(mn, fminf(fminf(v[0], v[1]), fminf(v[2], v[3])));
         mx = fmaxf(mx, fmaxf(fmaxf(v[0], v[1]), fmaxf(v[2], v[3])));
     } else {
-#pragma unroll
-        for (int j = 0; j < 4; ++j) minmax_update(v[j], mn, mx, flat + j, s, bad);
+        minmax_updateN<4>(v, mn, mx, flat, s, bad);
     }
 }
 
@@ -127,6 +133,31 @@ __device__ __forceinline__ QFast make_fast(float scale, float inv, int zp, const
     f.away = s.away != 0;
     return f;
 }
+// Parameters of group g from its min/max (group_params); the group's leader thread stores its
+// scale and zero point and flags a scale that is not representable. Returns the fast path.
+__device__ __forceinline__ QFast group_params_out(float mn, float mx, const QSpec& s, u64 g,
+                                                  bool leader, float* __restrict__ scales,
+                                                  int* __restrict__ zps, u64* bad_scale,
+                                                  float& scale, float& inv, int& zp) {
+    const bool ok = group_params(mn, mx, s, &scale, &zp, &inv);
+    if (leader) {
+        scales[g] = scale;
+        zps[g] = zp;
+        if (!ok) atomicMin(bad_scale, g);
+    }
+    return make_fast(scale, inv, zp, s);
+}
+
+// min/max across aligned runs of 2·from lanes of the warp (butterfly over offsets from, ..., 1;
+// from a power of two ≤ 16, or 0 for none). `mask`: the lanes taking part.
+__device__ __forceinline__ void shfl_minmax(float& mn, float& mx, u32 from,
+                                            u32 mask = 0xffffffffu) {
+    for (u32 off = from; off > 0; off >>= 1) {
+        mn = fminf(mn, __shfl_xor_sync(mask, mn, off));
+        mx = fmaxf(mx, __shfl_xor_sync(mask, mx, off));
+    }
+}
+
 __device__ __forceinline__ int qfast(float x, const QFast& f) {
     float v = __fmul_rn(x, f.inv);
     v = fminf(fmaxf(v, -4194304.0f), 4194304.0f);
@@ -200,153 +231,97 @@ __device__ __forceinline__ u32 team_mask(u32 TS) {
     return ((1u << TS) - 1u) << (lane & ~(TS - 1u));
 }
 
-template <class T, bool VEC>
-__device__ __forceinline__ void rows_team(const typename T::raw* __restrict__ x,
-                                          u8* __restrict__ q, float* __restrict__ scales,
-                                          int* __restrict__ zps, u64 G, u64 L, u32 TS,
-                                          const QSpec& s, u64* bad, u64* bad_scale) {
-    const int W = Wide<T>::N;
-    const int CQ = TEAM_REGS / W;
-    const u32 tlane = threadIdx.x & (TS - 1);
-    const u32 mask = team_mask(TS);
-    const u64 teams_per_block = blockDim.x / TS;
-    const u64 team = (u64)blockIdx.x * teams_per_block + threadIdx.x / TS;
-    const u64 nteams = (u64)gridDim.x * teams_per_block;
-    const u64 nv = L / W;
-    float c[CQ][W];
-    for (u64 g = team; g < G; g += nteams) {  // team-uniform loop
-        const u64 base = g * L;
-        const typename T::raw* xg = x + base;
-        float mn = __int_as_float(0x7f800000), mx = __int_as_float(0xff800000);
-        if (VEC) {
-#pragma unroll
-            for (int k = 0; k < CQ; ++k) {
-                const u64 vi = tlane + (u64)k * TS;
-                if (vi < nv) Wide<T>::load(xg + vi * W, c[k]);
-            }
-#pragma unroll
-            for (int k = 0; k < CQ; ++k) {
-                const u64 vi = tlane + (u64)k * TS;
-                if (vi < nv) statsN<W>(c[k], mn, mx, base + vi * W, s, bad);
-            }
-            for (u64 vi = tlane + (u64)CQ * TS; vi < nv; vi += TS) {
-                float t[W];
-                Wide<T>::load_cached(xg + vi * W, t);
-                statsN<W>(t, mn, mx, base + vi * W, s, bad);
-            }
-        } else {
-            for (u64 i = tlane; i < L; i += TS) minmax_update(T::to_f32(xg[i]), mn, mx, base + i, s, bad);
-        }
-        for (u32 off = TS >> 1; off > 0; off >>= 1) {
-            mn = fminf(mn, __shfl_xor_sync(mask, mn, off));
-            mx = fmaxf(mx, __shfl_xor_sync(mask, mx, off));
-        }
-        float scale, inv;
-        int zp;
-        const bool ok = group_params(mn, mx, s, &scale, &zp, &inv);
-        if (tlane == 0) {
-            scales[g] = scale;
-            zps[g] = zp;
-            if (!ok) atomicMin(bad_scale, g);
-        }
-        const QFast f = make_fast(scale, inv, zp, s);
-        u8* qg = q + base;
-        if (VEC) {
-#pragma unroll
-            for (int k = 0; k < CQ; ++k) {
-                const u64 vi = tlane + (u64)k * TS;
-                if (vi < nv) store_codesN<W>(qg + vi * W, c[k], f, scale, inv, zp, s);
-            }
-            for (u64 vi = tlane + (u64)CQ * TS; vi < nv; vi += TS) {
-                float t[W];
-                Wide<T>::load_cached(xg + vi * W, t);
-                store_codesN<W>(qg + vi * W, t, f, scale, inv, zp, s);
-            }
-        } else {
-            for (u64 i = tlane; i < L; i += TS) {
-                qg[i] = (u8)(quant1(T::to_f32(xg[i]), scale, inv, zp, s) & 0xff);
-            }
-        }
-    }
-}
-
-// One 128-thread block per group (rows of ≥ 1024 elements): block-wide reduction through
-// shared memory; the first BLOCK_REGS·128 elements of the row (4096) stay in registers.
-template <class T>
+// A group of the fused kernels below, lane i0 of the `step` lanes on it. VEC: vectors
+// i0 + k·step (k < CQ) are loaded into c once, for the statistics and again for the codes; the
+// rest is read twice (through the cache). Scalar accesses otherwise.
+template <class T, int CQ>
 __device__ __forceinline__ void load_row_head(const typename T::raw* __restrict__ xg, u64 nv,
-                                              u32 tid, u32 nt, float (*c)[Wide<T>::N]) {
+                                              u32 i0, u32 step, float (*c)[Wide<T>::N]) {
     const int W = Wide<T>::N;
-    const int CQ = BLOCK_REGS / W;
 #pragma unroll
     for (int k = 0; k < CQ; ++k) {
-        const u64 vi = tid + (u64)k * nt;
+        const u64 vi = i0 + (u64)k * step;
         if (vi < nv) Wide<T>::load(xg + vi * W, c[k]);
     }
 }
-
-template <class T, bool VEC>
-__device__ __forceinline__ void rows_block(const typename T::raw* __restrict__ x,
-                                           u8* __restrict__ q, float* __restrict__ scales,
-                                           int* __restrict__ zps, u64 G, u64 L, const QSpec& s,
-                                           u64* bad, u64* bad_scale) {
+// The lane's min/max of the group (elements base .. base + L of the tensor).
+template <class T, bool VEC, int CQ>
+__device__ __forceinline__ void row_stats(const typename T::raw* __restrict__ xg, u64 base, u64 L,
+                                          u64 nv, u32 i0, u32 step, float (*c)[Wide<T>::N],
+                                          float& mn, float& mx, const QSpec& s, u64* bad) {
     const int W = Wide<T>::N;
-    const int CQ = BLOCK_REGS / W;
+    mn = __int_as_float(0x7f800000);
+    mx = __int_as_float(0xff800000);
+    if (VEC) {
+        load_row_head<T, CQ>(xg, nv, i0, step, c);
+#pragma unroll
+        for (int k = 0; k < CQ; ++k) {
+            const u64 vi = i0 + (u64)k * step;
+            if (vi < nv) statsN<W>(c[k], mn, mx, base + vi * W, s, bad);
+        }
+        for (u64 vi = i0 + (u64)CQ * step; vi < nv; vi += step) {
+            float t[W];
+            Wide<T>::load_cached(xg + vi * W, t);
+            statsN<W>(t, mn, mx, base + vi * W, s, bad);
+        }
+    } else {
+        for (u64 i = i0; i < L; i += step) minmax_update(T::to_f32(xg[i]), mn, mx, base + i, s, bad);
+    }
+}
+
+// A team of TS lanes within one warp (BLOCK = false), or one 128-thread block (BLOCK = true,
+// rows of ≥ 1024 elements: block-wide reduction through shared memory) per group; the first
+// TEAM_REGS / BLOCK_REGS floats of each lane's share of a row (4096 elements of a block's)
+// stay in registers. TS: unused with BLOCK.
+template <class T, bool VEC, bool BLOCK>
+__device__ __forceinline__ void rows_fused(const typename T::raw* __restrict__ x,
+                                           u8* __restrict__ q, float* __restrict__ scales,
+                                           int* __restrict__ zps, u64 G, u64 L, u32 TS,
+                                           const QSpec& s, u64* bad, u64* bad_scale) {
+    const int W = Wide<T>::N;
+    const int CQ = (BLOCK ? BLOCK_REGS : TEAM_REGS) / W;
     __shared__ float red_mn[32], red_mx[32];
-    const u32 tid = threadIdx.x, nt = blockDim.x;
+    const u32 i0 = BLOCK ? threadIdx.x : threadIdx.x & (TS - 1);  // lane on the group
+    const u32 step = BLOCK ? blockDim.x : TS;                       // lanes on the group
+    const u32 mask = BLOCK ? 0xffffffffu : team_mask(TS);
+    const u64 teams_per_block = BLOCK ? 1 : blockDim.x / TS;
     const u64 nv = L / W;
+    const u64 g0 = BLOCK ? (u64)blockIdx.x : (u64)blockIdx.x * teams_per_block + threadIdx.x / TS;
+    const u64 gstep = (u64)gridDim.x * teams_per_block;
     float c[CQ][W];
-    for (u64 g = blockIdx.x; g < G; g += gridDim.x) {
+    for (u64 g = g0; g < G; g += gstep) {  // team-uniform loop
         const u64 base = g * L;
         const typename T::raw* xg = x + base;
-        if (VEC) load_row_head<T>(xg, nv, tid, nt, c);
-        float mn = __int_as_float(0x7f800000), mx = __int_as_float(0xff800000);
-        if (VEC) {
-#pragma unroll
-            for (int k = 0; k < CQ; ++k) {
-                const u64 vi = tid + (u64)k * nt;
-                if (vi < nv) statsN<W>(c[k], mn, mx, base + vi * W, s, bad);
-            }
-            for (u64 vi = tid + (u64)CQ * nt; vi < nv; vi += nt) {
-                float t[W];
-                Wide<T>::load_cached(xg + vi * W, t);
-                statsN<W>(t, mn, mx, base + vi * W, s, bad);
-            }
+        float mn, mx;
+        row_stats<T, VEC, CQ>(xg, base, L, nv, i0, step, c, mn, mx, s, bad);
+        if (BLOCK) {
+            shfl_minmax(mn, mx, 16);
+            if ((i0 & 31) == 0) { red_mn[i0 >> 5] = mn; red_mx[i0 >> 5] = mx; }
+            __syncthreads();
+            mn = red_mn[0];
+            mx = red_mx[0];
+            for (u32 w = 1; w < step / 32; ++w) { mn = fminf(mn, red_mn[w]); mx = fmaxf(mx, red_mx[w]); }
+            __syncthreads();  // red_* are reused by the next group
         } else {
-            for (u64 i = tid; i < L; i += nt) minmax_update(T::to_f32(xg[i]), mn, mx, base + i, s, bad);
+            shfl_minmax(mn, mx, TS >> 1, mask);
         }
-        for (u32 off = 16; off > 0; off >>= 1) {
-            mn = fminf(mn, __shfl_xor_sync(0xffffffffu, mn, off));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
-        }
-        if ((tid & 31) == 0) { red_mn[tid >> 5] = mn; red_mx[tid >> 5] = mx; }
-        __syncthreads();
-        mn = red_mn[0];
-        mx = red_mx[0];
-        for (u32 w = 1; w < nt / 32; ++w) { mn = fminf(mn, red_mn[w]); mx = fmaxf(mx, red_mx[w]); }
-        __syncthreads();  // red_* are reused by the next group
         float scale, inv;
         int zp;
-        const bool ok = group_params(mn, mx, s, &scale, &zp, &inv);
-        if (tid == 0) {
-            scales[g] = scale;
-            zps[g] = zp;
-            if (!ok) atomicMin(bad_scale, g);
-        }
-        const QFast f = make_fast(scale, inv, zp, s);
+        const QFast f = group_params_out(mn, mx, s, g, i0 == 0, scales, zps, bad_scale, scale, inv, zp);
         u8* qg = q + base;
         if (VEC) {
 #pragma unroll
             for (int k = 0; k < CQ; ++k) {
-                const u64 vi = tid + (u64)k * nt;
+                const u64 vi = i0 + (u64)k * step;
                 if (vi < nv) store_codesN<W>(qg + vi * W, c[k], f, scale, inv, zp, s);
             }
-            for (u64 vi = tid + (u64)CQ * nt; vi < nv; vi += nt) {
+            for (u64 vi = i0 + (u64)CQ * step; vi < nv; vi += step) {
                 float t[W];
                 Wide<T>::load_cached(xg + vi * W, t);
                 store_codesN<W>(qg + vi * W, t, f, scale, inv, zp, s);
             }
         } else {
-            for (u64 i = tid; i < L; i += nt) qg[i] = (u8)(quant1(T::to_f32(xg[i]), scale, inv, zp, s) & 0xff);
+            for (u64 i = i0; i < L; i += step) qg[i] = (u8)(quant1(T::to_f32(xg[i]), scale, inv, zp, s) & 0xff);
         }
     }
 }

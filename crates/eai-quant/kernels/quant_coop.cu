@@ -57,23 +57,10 @@ __device__ __forceinline__ void tensor_coop(const typename T::raw* __restrict__ 
         for (u32 c = tid; c < cnt; c += NT) {
             float f[W];
             Unpack<T>::run(stage_mem[c], f);
-#pragma unroll
-            for (int j = 0; j < W; ++j) minmax_update(f[j], mn, mx, (v0 + c) * W + j, s, bad);
+            minmax_updateN<W>(f, mn, mx, (v0 + c) * W, s, bad);
         }
     }
-    for (u32 off = 16; off > 0; off >>= 1) {
-        mn = fminf(mn, __shfl_xor_sync(0xffffffffu, mn, off));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
-    }
-    if ((tid & 31) == 0) { red_mn[tid >> 5] = mn; red_mx[tid >> 5] = mx; }
-    __syncthreads();
-    if (tid == 0) {
-        for (u32 w = 1; w < NT / 32; ++w) { mn = fminf(mn, red_mn[w]); mx = fmaxf(mx, red_mx[w]); }
-        if (mn <= mx) {
-            atomicMin(ord, f2ord(mn));
-            atomicMax(ord + 1, f2ord(mx));
-        }
-    }
+    block_minmax_ord(mn, mx, red_mn, red_mx, ord);
     grid_barrier(barrier);
     if (tid == 0) {
         glob[0] = ld_acquire_u32(ord);
@@ -84,21 +71,11 @@ __device__ __forceinline__ void tensor_coop(const typename T::raw* __restrict__ 
     if (glob[0] != 0xffffffffu) { gmn = ord2f(glob[0]); gmx = ord2f(glob[1]); }
     float scale, inv;
     int zp;
-    const bool ok = group_params(gmn, gmx, s, &scale, &zp, &inv);
-    if (blockIdx.x == 0 && tid == 0) {
-        scales[0] = scale;
-        zps[0] = zp;
-        if (!ok) atomicMin(bad_scale, 0ull);
-    }
-    const QFast fq = make_fast(scale, inv, zp, s);
+    const QFast fq = group_params_out(gmn, gmx, s, 0, blockIdx.x == 0 && tid == 0, scales, zps,
+                                      bad_scale, scale, inv, zp);
     u8* qb = q + v0 * W;
     if (!bdirty && fq.on) {
-        QLean fl;
-        fl.inv = inv;
-        fl.lo = (float)fq.lo;
-        fl.hi = (float)fq.hi;
-        fl.zp = (u32)zp;
-        fl.away = fq.away;
+        const QLean fl = make_lean(fq);
         for (u32 c = tid; c < cnt; c += NT) {
             float f[W];
             Unpack<T>::run(stage_mem[c], f);

@@ -20,7 +20,7 @@
     extern "C" __global__ void __launch_bounds__(256)                                            \
         quant_rows_regc##V##_##SUF(const T::raw* __restrict__ x, u8* q, float* scales, int* zps, \
                                    RegArgs a, QSpec s, u64* bad, u64* bad_scale) {               \
-        rows_regc<T, V>(x, q, scales, zps, a, s, bad, bad_scale);                                \
+        rows_reg<T, V, true>(x, q, scales, zps, a, s, bad, bad_scale);                           \
     }
 // Streaming-load (ld16<true>) variants the measured defaults pick (plan::row_kernel):
 // split4x4cs (f16/bf16 rows of 257..512 vectors) and regc2cs (Q8_0-sized groups from f16).
@@ -33,7 +33,7 @@
     extern "C" __global__ void __launch_bounds__(256)                                            \
         quant_rows_regc2cs_##SUF(const T::raw* __restrict__ x, u8* q, float* scales, int* zps,   \
                                  RegArgs a, QSpec s, u64* bad, u64* bad_scale) {                 \
-        rows_regc<T, 2, true>(x, q, scales, zps, a, s, bad, bad_scale);                          \
+        rows_reg<T, 2, true, true>(x, q, scales, zps, a, s, bad, bad_scale);                     \
     }
 #define EAI_SPLIT_KERNEL(SUF, T, NW, V)                                                          \
     extern "C" __global__ void __launch_bounds__(256)                                            \

@@ -113,6 +113,16 @@ struct QLean {
     u32 zp;
     bool away;
 };
+// The lean form of a fast path (its clamp bounds as floats).
+__device__ __forceinline__ QLean make_lean(const QFast& fq) {
+    QLean fl;
+    fl.inv = fq.inv;
+    fl.lo = (float)fq.lo;
+    fl.hi = (float)fq.hi;
+    fl.zp = (u32)fq.zp;
+    fl.away = fq.away;
+    return fl;
+}
 template <bool AWAY>
 __device__ __forceinline__ u32 qlean(float x, const QLean& f) {
     float v = __fmul_rn(x, f.inv);
@@ -141,6 +151,19 @@ __device__ __forceinline__ void store_codes_lean(u8* p, const float* v, const QL
         const u32 b = pack4_lean(qlean<AWAY>(v[4 % N], f), qlean<AWAY>(v[5 % N], f),
                                  qlean<AWAY>(v[6 % N], f), qlean<AWAY>(v[7 % N], f));
         __stcs(reinterpret_cast<uint2*>(p), make_uint2(a, b));
+    }
+}
+
+// Codes of a clean group from its vectors in shared memory (lane tl of TS).
+template <class T, bool AWAY>
+__device__ __forceinline__ void tile_codes_lean(const uint4* sg, u8* qg, u32 tl, u32 TS,
+                                                const TileArgs& a, const QLean& fl) {
+    const int W = Wide<T>::N;
+#pragma unroll 2
+    for (u32 v = tl; v < a.LV; v += TS) {
+        float f[W];
+        Unpack<T>::run(sg[v], f);
+        store_codes_lean<W, AWAY>(qg + (u64)v * W, f, fl);
     }
 }
 
@@ -215,8 +238,7 @@ __device__ __forceinline__ void rows_tiles(const typename T::raw* __restrict__ x
                     for (u32 v = tl; v < a.LV; v += TS) {
                         float f[W];
                         Unpack<T>::run(sg[v], f);
-#pragma unroll
-                        for (int j = 0; j < W; ++j) minmax_update(f[j], mn, mx, base + (u64)v * W + j, s, bad);
+                        minmax_updateN<W>(f, mn, mx, base + (u64)v * W, s, bad);
                     }
                 }
                 float dummy = 0.0f;
@@ -225,36 +247,12 @@ __device__ __forceinline__ void rows_tiles(const typename T::raw* __restrict__ x
             if (active) {
                 float scale, inv;
                 int zp;
-                const bool ok = group_params(mn, mx, s, &scale, &zp, &inv);
-                if (tl == 0) {
-                    scales[g] = scale;
-                    zps[g] = zp;
-                    if (!ok) atomicMin(bad_scale, g);
-                }
-                const QFast fq = make_fast(scale, inv, zp, s);
+                const QFast fq = group_params_out(mn, mx, s, g, tl == 0, scales, zps, bad_scale, scale, inv, zp);
                 u8* qg = q + base;
                 if (clean && fq.on) {
-                    QLean fl;
-                    fl.inv = inv;
-                    fl.lo = (float)fq.lo;
-                    fl.hi = (float)fq.hi;
-                    fl.zp = (u32)zp;
-                    fl.away = fq.away;
-                    if (fl.away) {
-#pragma unroll 2
-                        for (u32 v = tl; v < a.LV; v += TS) {
-                            float f[W];
-                            Unpack<T>::run(sg[v], f);
-                            store_codes_lean<W, true>(qg + (u64)v * W, f, fl);
-                        }
-                    } else {
-#pragma unroll 2
-                        for (u32 v = tl; v < a.LV; v += TS) {
-                            float f[W];
-                            Unpack<T>::run(sg[v], f);
-                            store_codes_lean<W, false>(qg + (u64)v * W, f, fl);
-                        }
-                    }
+                    const QLean fl = make_lean(fq);
+                    if (fl.away) tile_codes_lean<T, true>(sg, qg, tl, TS, a, fl);
+                    else tile_codes_lean<T, false>(sg, qg, tl, TS, a, fl);
                 } else {
                     for (u32 v = tl; v < a.LV; v += TS) {
                         float f[W];
@@ -268,6 +266,22 @@ __device__ __forceinline__ void rows_tiles(const typename T::raw* __restrict__ x
         cur = cur + 1 == (u32)S ? 0 : cur + 1;
     }
     cp_async_wait<0>();
+}
+
+// Min/max of the block (every thread calls it; red_*: 32 floats of shared memory each) merged
+// into the ordered pair ord[0], ord[1] by thread 0 (nothing when no value was finite).
+__device__ __forceinline__ void block_minmax_ord(float mn, float mx, float* red_mn, float* red_mx,
+                                                 u32* ord) {
+    shfl_minmax(mn, mx, 16);
+    if ((threadIdx.x & 31) == 0) { red_mn[threadIdx.x >> 5] = mn; red_mx[threadIdx.x >> 5] = mx; }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        for (u32 w = 1; w < blockDim.x / 32; ++w) { mn = fminf(mn, red_mn[w]); mx = fmaxf(mx, red_mx[w]); }
+        if (mn <= mx) {
+            atomicMin(ord, f2ord(mn));
+            atomicMax(ord + 1, f2ord(mx));
+        }
+    }
 }
 
 // Stats of a whole tensor (one group): grid-stride over quads, block reduction, one atomic
@@ -295,19 +309,7 @@ __device__ __forceinline__ void stats_all(const typename T::raw* __restrict__ x,
     for (u64 i = nq * W + global_thread(); i < n; i += global_threads()) {
         minmax_update(T::to_f32(x[i]), mn, mx, i, s, bad);
     }
-    for (u32 off = 16; off > 0; off >>= 1) {
-        mn = fminf(mn, __shfl_xor_sync(0xffffffffu, mn, off));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
-    }
-    if ((threadIdx.x & 31) == 0) { red_mn[threadIdx.x >> 5] = mn; red_mx[threadIdx.x >> 5] = mx; }
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        for (u32 w = 1; w < blockDim.x / 32; ++w) { mn = fminf(mn, red_mn[w]); mx = fmaxf(mx, red_mx[w]); }
-        if (mn <= mx) {
-            atomicMin(ord, f2ord(mn));
-            atomicMax(ord + 1, f2ord(mx));
-        }
-    }
+    block_minmax_ord(mn, mx, red_mn, red_mx, ord);
 }
 
 // Stats per channel of an (outer, channels, inner) layout: thread p = c·inner + j covers the
@@ -574,18 +576,29 @@ __device__ __forceinline__ void dequant_vec(const u8* __restrict__ q, int is_sig
     DeqOut<O>::store(y + e, t);
 }
 
+// The pipelined kernel with an S-stage ring.
+#define EAI_TILES_KERNEL(SUF, T, S)                                                              \
+    extern "C" __global__ void __launch_bounds__(256)                                            \
+        quant_rows_tiles##S##_##SUF(const T::raw* __restrict__ x, u8* q, float* scales, int* zps, \
+                                    TileArgs a, QSpec s, u64* bad, u64* bad_scale) {             \
+        rows_tiles<T, S>(x, q, scales, zps, a, s, bad, bad_scale);                               \
+    }
 #define EAI_QUANT_KERNELS(SUF, T)                                                                \
-    extern "C" __global__ void quant_rows_team_##SUF(const T::raw* __restrict__ x, u8* q,         \
+    extern "C" __global__ void quant_rows_team_##SUF(const T::raw* __restrict__ x, u8* q,        \
                                                      float* scales, int* zps, u64 G, u64 L,      \
                                                      u32 TS, QSpec s, u64* bad, u64* bad_scale) { \
-        if (L % Wide<T>::N == 0) rows_team<T, true>(x, q, scales, zps, G, L, TS, s, bad, bad_scale); \
-        else rows_team<T, false>(x, q, scales, zps, G, L, TS, s, bad, bad_scale);                \
+        if (L % Wide<T>::N == 0)                                                                 \
+            rows_fused<T, true, false>(x, q, scales, zps, G, L, TS, s, bad, bad_scale);          \
+        else                                                                                     \
+            rows_fused<T, false, false>(x, q, scales, zps, G, L, TS, s, bad, bad_scale);         \
     }                                                                                            \
     extern "C" __global__ void __launch_bounds__(128)                                            \
         quant_rows_block_##SUF(const T::raw* __restrict__ x, u8* q, float* scales, int* zps,     \
                                u64 G, u64 L, QSpec s, u64* bad, u64* bad_scale) {                \
-        if (L % Wide<T>::N == 0) rows_block<T, true>(x, q, scales, zps, G, L, s, bad, bad_scale); \
-        else rows_block<T, false>(x, q, scales, zps, G, L, s, bad, bad_scale);                   \
+        if (L % Wide<T>::N == 0)                                                                 \
+            rows_fused<T, true, true>(x, q, scales, zps, G, L, 0, s, bad, bad_scale);            \
+        else                                                                                     \
+            rows_fused<T, false, true>(x, q, scales, zps, G, L, 0, s, bad, bad_scale);           \
     }                                                                                            \
     extern "C" __global__ void quant_stats_all_##SUF(const T::raw* __restrict__ x, u64 n,        \
                                                      u32* ord, QSpec s, u64* bad) {              \
@@ -602,21 +615,9 @@ __device__ __forceinline__ void dequant_vec(const u8* __restrict__ q, int is_sig
                                                  u8* q) {                                        \
         quant_apply<T>(x, n, gi, scales, zps, invs, s, q);                                       \
     }                                                                                            \
-    extern "C" __global__ void __launch_bounds__(256)                                            \
-        quant_rows_tiles2_##SUF(const T::raw* __restrict__ x, u8* q, float* scales, int* zps,    \
-                                TileArgs a, QSpec s, u64* bad, u64* bad_scale) {                 \
-        rows_tiles<T, 2>(x, q, scales, zps, a, s, bad, bad_scale);                               \
-    }                                                                                            \
-    extern "C" __global__ void __launch_bounds__(256)                                            \
-        quant_rows_tiles3_##SUF(const T::raw* __restrict__ x, u8* q, float* scales, int* zps,    \
-                                TileArgs a, QSpec s, u64* bad, u64* bad_scale) {                 \
-        rows_tiles<T, 3>(x, q, scales, zps, a, s, bad, bad_scale);                               \
-    }                                                                                            \
-    extern "C" __global__ void __launch_bounds__(256)                                            \
-        quant_rows_tiles4_##SUF(const T::raw* __restrict__ x, u8* q, float* scales, int* zps,    \
-                                TileArgs a, QSpec s, u64* bad, u64* bad_scale) {                 \
-        rows_tiles<T, 4>(x, q, scales, zps, a, s, bad, bad_scale);                               \
-    }                                                                                            \
+    EAI_TILES_KERNEL(SUF, T, 2)                                                                  \
+    EAI_TILES_KERNEL(SUF, T, 3)                                                                  \
+    EAI_TILES_KERNEL(SUF, T, 4)                                                                  \
     extern "C" __global__ void quant_stats_cols_##SUF(const T::raw* __restrict__ x, u64 outer,   \
                                                       u64 channels, u64 inner, u32* ord,         \
                                                       QSpec s, u64* bad) {                       \

@@ -48,42 +48,16 @@ template <> struct RegStats<F32> {
         }
     }
 };
-template <class H> struct HalfMinMax;
-template <> struct HalfMinMax<F16> {
-    static __device__ __forceinline__ u32 mn(u32 a, u32 b) {
-        u32 r;
-        asm("min.NaN.f16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
-        return r;
-    }
-    static __device__ __forceinline__ u32 mx(u32 a, u32 b) {
-        u32 r;
-        asm("max.NaN.f16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
-        return r;
-    }
-};
-template <> struct HalfMinMax<BF16> {
-    static __device__ __forceinline__ u32 mn(u32 a, u32 b) {
-        u32 r;
-        asm("min.NaN.bf16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
-        return r;
-    }
-    static __device__ __forceinline__ u32 mx(u32 a, u32 b) {
-        u32 r;
-        asm("max.NaN.bf16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
-        return r;
-    }
-};
 template <class H> struct RegStatsHalf {
     template <int V>
     static __device__ __forceinline__ void run(const uint4* r, float& mn, float& mx) {
-        typedef HalfMinMax<H> M;
         u32 lo = 0, hi = 0;
 #pragma unroll
         for (int k = 0; k < V; ++k) {
-            const u32 l = M::mn(M::mn(r[k].x, r[k].y), M::mn(r[k].z, r[k].w));
-            const u32 h = M::mx(M::mx(r[k].x, r[k].y), M::mx(r[k].z, r[k].w));
-            lo = k == 0 ? l : M::mn(lo, l);
-            hi = k == 0 ? h : M::mx(hi, h);
+            const u32 l = H::min2(H::min2(r[k].x, r[k].y), H::min2(r[k].z, r[k].w));
+            const u32 h = H::max2(H::max2(r[k].x, r[k].y), H::max2(r[k].z, r[k].w));
+            lo = k == 0 ? l : H::min2(lo, l);
+            hi = k == 0 ? h : H::max2(hi, h);
         }
         // widening is exact and monotone; a NaN half stays NaN through fmin_nan/fmax_nan
         mn = fmin_nan(H::to_f32((u16)(lo & 0xffffu)), H::to_f32((u16)(lo >> 16)));
@@ -108,117 +82,6 @@ __device__ __forceinline__ void reg_store_lean(const uint4* r, u8* qg, u32 tl, c
     }
 }
 
-// Statistics, parameters and codes of the group of each team from the V vectors every lane
-// holds in registers (warp-uniform call: votes and shuffles involve all 32 lanes).
-template <class T, int V>
-__device__ __forceinline__ void reg_group(const uint4* r, u64 g, bool act, u32 tl,
-                                          const RegArgs& a, u8* __restrict__ q,
-                                          float* __restrict__ scales, int* __restrict__ zps,
-                                          const QSpec& s, u64* bad, u64* bad_scale) {
-    const int W = Wide<T>::N;
-    float mn, mx;
-    RegStats<T>::template run<V>(r, mn, mx);
-    const bool dirty = !(is_finite_f(mn) & is_finite_f(mx));
-    const bool any_dirty = __any_sync(0xffffffffu, dirty);
-    if (any_dirty) {
-        // exact statistics: non-finite values skipped, the first recorded under Reject
-        mn = __int_as_float(0x7f800000);
-        mx = __int_as_float(0xff800000);
-        if (act) {
-#pragma unroll
-            for (int k = 0; k < V; ++k) {
-                const u32 vi = tl + (u32)k * a.TS;
-                if (vi < a.LV) {
-                    float f[W];
-                    Unpack<T>::run(r[k], f);
-#pragma unroll
-                    for (int j = 0; j < W; ++j) minmax_update(f[j], mn, mx, g * a.L + (u64)vi * W + j, s, bad);
-                }
-            }
-        }
-    }
-    for (u32 off = a.TS >> 1; off > 0; off >>= 1) {
-        mn = fminf(mn, __shfl_xor_sync(0xffffffffu, mn, off));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
-    }
-    if (act) {
-        float scale, inv;
-        int zp;
-        const bool ok = group_params(mn, mx, s, &scale, &zp, &inv);
-        if (tl == 0) {
-            scales[g] = scale;
-            zps[g] = zp;
-            if (!ok) atomicMin(bad_scale, g);
-        }
-        const QFast fq = make_fast(scale, inv, zp, s);
-        u8* qg = q + g * a.L;
-        if (!any_dirty && fq.on) {
-            QLean fl;
-            fl.inv = inv;
-            fl.lo = (float)fq.lo;
-            fl.hi = (float)fq.hi;
-            fl.zp = (u32)zp;
-            fl.away = fq.away;
-            if (fl.away) reg_store_lean<T, V, true>(r, qg, tl, a, fl);
-            else reg_store_lean<T, V, false>(r, qg, tl, a, fl);
-        } else {
-#pragma unroll
-            for (int k = 0; k < V; ++k) {
-                const u32 vi = tl + (u32)k * a.TS;
-                if (vi < a.LV) {
-                    float f[W];
-                    Unpack<T>::run(r[k], f);
-                    store_codesN<W>(qg + (u64)vi * W, f, fq, scale, inv, zp, s);
-                }
-            }
-        }
-    }
-}
-
-// A 16-byte input load: through the non-coherent path (__ldg, the default), or with the
-// streaming hint (ld.global.cs: evict-first, as the traffic probes that reach 0.96–0.98 of copy
-// load). Which kernels load which way is measured (plan::row_kernel): streaming for the split
-// kernel from 16-bit inputs and for regc2 (Q8_0 from f16), the default hint elsewhere.
-template <bool CS>
-__device__ __forceinline__ uint4 ld16(const uint4* p) {
-    return CS ? __ldcs(p) : __ldg(p);
-}
-
-// The V vectors lane tl of a team holds of group g (a duplicate of a valid vector where
-// tl + k·TS ≥ LV: duplicates are neutral for min/max; zeros when the team has no group).
-template <int V, bool CS = false>
-__device__ __forceinline__ void reg_load(const uint4* __restrict__ xv, u64 g, bool act, u32 tl,
-                                         u32 fallback, const RegArgs& a, uint4* r) {
-    const uint4* src = xv + g * a.LV;
-#pragma unroll
-    for (int k = 0; k < V; ++k) {
-        const u32 vi = tl + (u32)k * a.TS;
-        r[k] = act ? ld16<CS>(src + (vi < a.LV ? vi : fallback)) : make_uint4(0u, 0u, 0u, 0u);
-    }
-}
-
-template <class T, int V>
-__device__ __forceinline__ void rows_reg(const typename T::raw* __restrict__ x,
-                                         u8* __restrict__ q, float* __restrict__ scales,
-                                         int* __restrict__ zps, const RegArgs& a,
-                                         const QSpec& s, u64* bad, u64* bad_scale) {
-    const u32 lane = threadIdx.x & 31u;
-    const u32 team = lane >> a.log_ts, tl = lane & (a.TS - 1u);
-    const u32 tpw = 32u >> a.log_ts;
-    const u64 warp = ((u64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-    const u64 nwarps = ((u64)gridDim.x * blockDim.x) >> 5;
-    const uint4* xv = reinterpret_cast<const uint4*>(x);
-    const u32 fallback = tl < a.LV ? tl : 0u;  // a valid vector of the group (duplicates are
-                                               // neutral for min/max)
-    for (u64 gb = warp * tpw; gb < a.G; gb += nwarps * tpw) {  // warp-uniform
-        const u64 g = gb + team;
-        const bool act = g < a.G;
-        uint4 r[V];
-        reg_load<V>(xv, g, act, tl, fallback, a, r);
-        reg_group<T, V>(r, g, act, tl, a, q, scales, zps, s, bad, bad_scale);
-    }
-}
-
 // ------------------------------------------------------------------------------------------
 // Contiguous small-group quantizer (session 7; the default for Q8_0-sized groups since session
 // 8, H100: 0.880–0.978 of copy against the in-warp kernel's 0.836–0.957) for groups of LV = TS·V
@@ -231,7 +94,8 @@ __device__ __forceinline__ void rows_reg(const typename T::raw* __restrict__ x,
 // kernels that do; this variant tests whether those half-sector stores are what holds Q8_0 at
 // 0.59–0.75 of copy. Loads become 16 bytes at a 16·V-byte stride per instruction, the other
 // halves of each sector following in the next instruction (L1 serves them). Statistics,
-// parameters and the exact slow paths are the in-warp kernel's, element for element.
+// parameters and the exact slow paths are the in-warp kernel's, element for element: one
+// template, rows_reg<T, V, true, CS> below.
 template <int NWORDS>
 __device__ __forceinline__ void store_words_cs(u8* p, const u32* w) {
     if (NWORDS % 4 == 0) {
@@ -263,76 +127,131 @@ __device__ __forceinline__ void regc_store_lean(const uint4* r, u8* qv, const QL
     store_words_cs<NWORDS>(qv, w);
 }
 
-template <class T, int V, bool CS = false>
-__device__ __forceinline__ void rows_regc(const typename T::raw* __restrict__ x,
-                                          u8* __restrict__ q, float* __restrict__ scales,
-                                          int* __restrict__ zps, const RegArgs& a,
-                                          const QSpec& s, u64* bad, u64* bad_scale) {
+// ------------------------------------------------------------------------------------------
+// Shared by the in-warp, contiguous and split kernels.
+
+// Index in its group of the k-th of the V vectors lane tl holds: tl + k·TS (in-warp and split
+// kernels), or tl·V + k (CONSEC: the contiguous kernel, whose every vector is valid).
+template <int V, bool CONSEC>
+__device__ __forceinline__ u32 reg_vi(u32 tl, int k, const RegArgs& a) {
+    return CONSEC ? tl * V + (u32)k : tl + (u32)k * a.TS;
+}
+
+// Statistics of the V vectors every lane holds in registers (warp-uniform call: the vote
+// involves all 32 lanes). Returns whether any lane of the warp saw ±inf/NaN; then mn/mx are
+// the exact statistics (non-finite values skipped, the first recorded under Reject).
+template <class T, int V, bool CONSEC>
+__device__ __forceinline__ bool reg_stats(const uint4* r, u64 g, bool act, u32 tl,
+                                          const RegArgs& a, const QSpec& s, u64* bad, float& mn,
+                                          float& mx) {
     const int W = Wide<T>::N;
+    RegStats<T>::template run<V>(r, mn, mx);
+    const bool dirty = !(is_finite_f(mn) & is_finite_f(mx));
+    const bool any_dirty = __any_sync(0xffffffffu, dirty);
+    if (any_dirty) {
+        mn = __int_as_float(0x7f800000);
+        mx = __int_as_float(0xff800000);
+        if (act) {
+#pragma unroll
+            for (int k = 0; k < V; ++k) {
+                const u32 vi = reg_vi<V, CONSEC>(tl, k, a);
+                if (CONSEC || vi < a.LV) {
+                    float f[W];
+                    Unpack<T>::run(r[k], f);
+                    minmax_updateN<W>(f, mn, mx, g * a.L + (u64)vi * W, s, bad);
+                }
+            }
+        }
+    }
+    return any_dirty;
+}
+
+// Parameters and codes of group g from its min/max and the V vectors the lane holds.
+template <class T, int V, bool CONSEC>
+__device__ __forceinline__ void reg_codes(const uint4* r, u64 g, u32 tl, const RegArgs& a,
+                                          bool any_dirty, float mn, float mx, u8* __restrict__ q,
+                                          float* __restrict__ scales, int* __restrict__ zps,
+                                          const QSpec& s, u64* bad_scale) {
+    const int W = Wide<T>::N;
+    float scale, inv;
+    int zp;
+    const QFast fq = group_params_out(mn, mx, s, g, tl == 0, scales, zps, bad_scale, scale, inv, zp);
+    u8* qg = q + g * a.L;
+    u8* qv = qg + (u64)tl * V * W;  // CONSEC: the lane's codes
+    if (!any_dirty && fq.on) {
+        const QLean fl = make_lean(fq);
+        if (CONSEC) {
+            if (fl.away) regc_store_lean<T, V, true>(r, qv, fl);
+            else regc_store_lean<T, V, false>(r, qv, fl);
+        } else {
+            if (fl.away) reg_store_lean<T, V, true>(r, qg, tl, a, fl);
+            else reg_store_lean<T, V, false>(r, qg, tl, a, fl);
+        }
+    } else {
+#pragma unroll
+        for (int k = 0; k < V; ++k) {
+            const u32 vi = reg_vi<V, CONSEC>(tl, k, a);
+            if (CONSEC || vi < a.LV) {
+                float f[W];
+                Unpack<T>::run(r[k], f);
+                store_codesN<W>(CONSEC ? qv + (u64)k * W : qg + (u64)vi * W, f, fq, scale, inv, zp, s);
+            }
+        }
+    }
+}
+
+// A 16-byte input load: through the non-coherent path (__ldg, the default), or with the
+// streaming hint (ld.global.cs: evict-first, as the traffic probes that reach 0.96–0.98 of copy
+// load). Which kernels load which way is measured (plan::row_kernel): streaming for the split
+// kernel from 16-bit inputs and for regc2 (Q8_0 from f16), the default hint elsewhere.
+template <bool CS>
+__device__ __forceinline__ uint4 ld16(const uint4* p) {
+    return CS ? __ldcs(p) : __ldg(p);
+}
+
+// The V vectors lane tl of a team holds of group g (a duplicate of a valid vector where
+// tl + k·TS ≥ LV: duplicates are neutral for min/max; zeros when the team has no group).
+template <int V, bool CS = false>
+__device__ __forceinline__ void reg_load(const uint4* __restrict__ xv, u64 g, bool act, u32 tl,
+                                         u32 fallback, const RegArgs& a, uint4* r) {
+    const uint4* src = xv + g * a.LV;
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+        const u32 vi = tl + (u32)k * a.TS;
+        r[k] = act ? ld16<CS>(src + (vi < a.LV ? vi : fallback)) : make_uint4(0u, 0u, 0u, 0u);
+    }
+}
+
+// In-warp (CONSEC = false) and contiguous (CONSEC = true, below) row quantizers: teams of TS
+// lanes within a warp, one group per team and step.
+template <class T, int V, bool CONSEC = false, bool CS = false>
+__device__ __forceinline__ void rows_reg(const typename T::raw* __restrict__ x,
+                                         u8* __restrict__ q, float* __restrict__ scales,
+                                         int* __restrict__ zps, const RegArgs& a,
+                                         const QSpec& s, u64* bad, u64* bad_scale) {
     const u32 lane = threadIdx.x & 31u;
     const u32 team = lane >> a.log_ts, tl = lane & (a.TS - 1u);
     const u32 tpw = 32u >> a.log_ts;
     const u64 warp = ((u64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
     const u64 nwarps = ((u64)gridDim.x * blockDim.x) >> 5;
     const uint4* xv = reinterpret_cast<const uint4*>(x);
+    const u32 fallback = tl < a.LV ? tl : 0u;  // a valid vector of the group (duplicates are
+                                               // neutral for min/max)
     for (u64 gb = warp * tpw; gb < a.G; gb += nwarps * tpw) {  // warp-uniform
         const u64 g = gb + team;
         const bool act = g < a.G;
-        const uint4* src = xv + g * a.LV + (u64)tl * V;
         uint4 r[V];
+        if (CONSEC) {
+            const uint4* src = xv + g * a.LV + (u64)tl * V;
 #pragma unroll
-        for (int k = 0; k < V; ++k) r[k] = act ? ld16<CS>(src + k) : make_uint4(0u, 0u, 0u, 0u);
+            for (int k = 0; k < V; ++k) r[k] = act ? ld16<CS>(src + k) : make_uint4(0u, 0u, 0u, 0u);
+        } else {
+            reg_load<V, CS>(xv, g, act, tl, fallback, a, r);
+        }
         float mn, mx;
-        RegStats<T>::template run<V>(r, mn, mx);
-        const bool dirty = !(is_finite_f(mn) & is_finite_f(mx));
-        const bool any_dirty = __any_sync(0xffffffffu, dirty);
-        if (any_dirty) {
-            mn = __int_as_float(0x7f800000);
-            mx = __int_as_float(0xff800000);
-            if (act) {
-#pragma unroll
-                for (int k = 0; k < V; ++k) {
-                    const u32 vi = tl * V + (u32)k;
-                    float f[W];
-                    Unpack<T>::run(r[k], f);
-#pragma unroll
-                    for (int j = 0; j < W; ++j) minmax_update(f[j], mn, mx, g * a.L + (u64)vi * W + j, s, bad);
-                }
-            }
-        }
-        for (u32 off = a.TS >> 1; off > 0; off >>= 1) {
-            mn = fminf(mn, __shfl_xor_sync(0xffffffffu, mn, off));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
-        }
-        if (act) {
-            float scale, inv;
-            int zp;
-            const bool ok = group_params(mn, mx, s, &scale, &zp, &inv);
-            if (tl == 0) {
-                scales[g] = scale;
-                zps[g] = zp;
-                if (!ok) atomicMin(bad_scale, g);
-            }
-            const QFast fq = make_fast(scale, inv, zp, s);
-            u8* qv = q + g * a.L + (u64)tl * V * W;
-            if (!any_dirty && fq.on) {
-                QLean fl;
-                fl.inv = inv;
-                fl.lo = (float)fq.lo;
-                fl.hi = (float)fq.hi;
-                fl.zp = (u32)zp;
-                fl.away = fq.away;
-                if (fl.away) regc_store_lean<T, V, true>(r, qv, fl);
-                else regc_store_lean<T, V, false>(r, qv, fl);
-            } else {
-#pragma unroll
-                for (int k = 0; k < V; ++k) {
-                    float f[W];
-                    Unpack<T>::run(r[k], f);
-                    store_codesN<W>(qv + (u64)k * W, f, fq, scale, inv, zp, s);
-                }
-            }
-        }
+        const bool any_dirty = reg_stats<T, V, CONSEC>(r, g, act, tl, a, s, bad, mn, mx);
+        shfl_minmax(mn, mx, a.TS >> 1);
+        if (act) reg_codes<T, V, CONSEC>(r, g, tl, a, any_dirty, mn, mx, q, scales, zps, s, bad_scale);
     }
 }
 
@@ -353,7 +272,6 @@ __device__ __forceinline__ void rows_split(const typename T::raw* __restrict__ x
                                            int* __restrict__ zps, const RegArgs& a,
                                            const QSpec& s, u64* bad, u64* bad_scale) {
     __shared__ float red[2][8][2];
-    const int W = Wide<T>::N;
     const u32 lane = threadIdx.x & 31u;
     const u32 wib = threadIdx.x >> 5;  // warp in block
     const u32 tib = wib / NW;          // team in block
@@ -371,28 +289,8 @@ __device__ __forceinline__ void rows_split(const typename T::raw* __restrict__ x
         uint4 nx[V];
         reg_load<V, CS>(xv, g + step, g + step < a.G, tl, fallback, a, nx);
         float mn, mx;
-        RegStats<T>::template run<V>(r, mn, mx);
-        const bool dirty = !(is_finite_f(mn) & is_finite_f(mx));
-        const bool any_dirty = __any_sync(0xffffffffu, dirty);
-        if (any_dirty) {
-            mn = __int_as_float(0x7f800000);
-            mx = __int_as_float(0xff800000);
-#pragma unroll
-            for (int k = 0; k < V; ++k) {
-                const u32 vi = tl + (u32)k * a.TS;
-                if (vi < a.LV) {
-                    float f[W];
-                    Unpack<T>::run(r[k], f);
-#pragma unroll
-                    for (int j = 0; j < W; ++j) minmax_update(f[j], mn, mx, g * a.L + (u64)vi * W + j, s, bad);
-                }
-            }
-        }
-#pragma unroll
-        for (u32 off = 16; off > 0; off >>= 1) {
-            mn = fminf(mn, __shfl_xor_sync(0xffffffffu, mn, off));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
-        }
+        const bool any_dirty = reg_stats<T, V, false>(r, g, true, tl, a, s, bad, mn, mx);
+        shfl_minmax(mn, mx, 16);
         if (lane == 0) {
             red[buf][wib][0] = mn;
             red[buf][wib][1] = mx;
@@ -405,36 +303,8 @@ __device__ __forceinline__ void rows_split(const typename T::raw* __restrict__ x
             mn = fminf(mn, red[buf][w0 + w][0]);
             mx = fmaxf(mx, red[buf][w0 + w][1]);
         }
-        float scale, inv;
-        int zp;
-        const bool ok = group_params(mn, mx, s, &scale, &zp, &inv);
-        if (tl == 0) {
-            scales[g] = scale;
-            zps[g] = zp;
-            if (!ok) atomicMin(bad_scale, g);
-        }
-        const QFast fq = make_fast(scale, inv, zp, s);
-        u8* qg = q + g * a.L;
-        if (!any_dirty && fq.on) {  // this warp's values are all finite
-            QLean fl;
-            fl.inv = inv;
-            fl.lo = (float)fq.lo;
-            fl.hi = (float)fq.hi;
-            fl.zp = (u32)zp;
-            fl.away = fq.away;
-            if (fl.away) reg_store_lean<T, V, true>(r, qg, tl, a, fl);
-            else reg_store_lean<T, V, false>(r, qg, tl, a, fl);
-        } else {
-#pragma unroll
-            for (int k = 0; k < V; ++k) {
-                const u32 vi = tl + (u32)k * a.TS;
-                if (vi < a.LV) {
-                    float f[W];
-                    Unpack<T>::run(r[k], f);
-                    store_codesN<W>(qg + (u64)vi * W, f, fq, scale, inv, zp, s);
-                }
-            }
-        }
+        // the lean codes only where this warp's values are all finite
+        reg_codes<T, V, false>(r, g, tl, a, any_dirty, mn, mx, q, scales, zps, s, bad_scale);
 #pragma unroll
         for (int k = 0; k < V; ++k) r[k] = nx[k];
     }

@@ -50,33 +50,42 @@ template <> struct ProbeIO<16> {
     }
     static __device__ __forceinline__ void st(u8* p, const u32* w) { __stcs(reinterpret_cast<uint4*>(p), make_uint4(w[0], w[1], w[2], w[3])); }
 };
+// The WB bytes written for the RB bytes read: a cheap function of them, so nothing is elided.
+template <int RB, int WB>
+__device__ __forceinline__ void probe_mix(const u32* w, u32* o) {
+#pragma unroll
+    for (int k = 0; k < WB / 4; ++k) o[k] = 0u;
+#pragma unroll
+    for (int k = 0; k < (RB > WB ? RB : WB) / 4; ++k) o[k % (WB / 4)] ^= w[k % (RB / 4)] + (u32)k;
+}
+// Items i + u·d, u < 4: all four loads before the first store.
+template <int RB, int WB>
+__device__ __forceinline__ void probe_step4(const u8* __restrict__ in, u8* __restrict__ out, u64 i,
+                                            u64 d) {
+    u32 w[4][RB / 4];
+#pragma unroll
+    for (int u = 0; u < 4; ++u) ProbeIO<RB>::ld(in + (i + u * d) * RB, w[u]);
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+        u32 o[WB / 4];
+        probe_mix<RB, WB>(w[u], o);
+        ProbeIO<WB>::st(out + (i + u * d) * WB, o);
+    }
+}
+// Item i alone.
+template <int RB, int WB>
+__device__ __forceinline__ void probe_one(const u8* __restrict__ in, u8* __restrict__ out, u64 i) {
+    u32 w[RB / 4], o[WB / 4];
+    ProbeIO<RB>::ld(in + i * RB, w);
+    probe_mix<RB, WB>(w, o);
+    ProbeIO<WB>::st(out + i * WB, o);
+}
 template <int RB, int WB>
 __device__ __forceinline__ void probe_body(const u8* __restrict__ in, u8* __restrict__ out, u64 items) {
     const u64 stride = global_threads();
     u64 i = global_thread();
-    for (; i + 3 * stride < items; i += 4 * stride) {
-        u32 w[4][RB / 4];
-#pragma unroll
-        for (int u = 0; u < 4; ++u) ProbeIO<RB>::ld(in + (i + u * stride) * RB, w[u]);
-#pragma unroll
-        for (int u = 0; u < 4; ++u) {
-            u32 o[WB / 4];
-#pragma unroll
-            for (int k = 0; k < WB / 4; ++k) o[k] = 0u;
-#pragma unroll
-            for (int k = 0; k < (RB > WB ? RB : WB) / 4; ++k) o[k % (WB / 4)] ^= w[u][k % (RB / 4)] + (u32)k;
-            ProbeIO<WB>::st(out + (i + u * stride) * WB, o);
-        }
-    }
-    for (; i < items; i += stride) {
-        u32 w[RB / 4], o[WB / 4];
-        ProbeIO<RB>::ld(in + i * RB, w);
-#pragma unroll
-        for (int k = 0; k < WB / 4; ++k) o[k] = 0u;
-#pragma unroll
-        for (int k = 0; k < (RB > WB ? RB : WB) / 4; ++k) o[k % (WB / 4)] ^= w[k % (RB / 4)] + (u32)k;
-        ProbeIO<WB>::st(out + i * WB, o);
-    }
+    for (; i + 3 * stride < items; i += 4 * stride) probe_step4<RB, WB>(in, out, i, stride);
+    for (; i < items; i += stride) probe_one<RB, WB>(in, out, i);
 }
 // Blocked twin (session 7): a warp's 4 items per step are consecutive runs of 32 (one
 // contiguous span per warp and step), the pattern of `dequant_4b`; the strided probe above is
@@ -86,30 +95,8 @@ __device__ __forceinline__ void probeb_body(const u8* __restrict__ in, u8* __res
     const u32 lane = threadIdx.x & 31u;
     const u64 warp = global_thread() >> 5, nwarps = global_threads() >> 5;
     const u64 full = items / 128u;
-    for (u64 c = warp; c < full; c += nwarps) {
-        const u64 i0 = c * 128u + lane;
-        u32 w[4][RB / 4];
-#pragma unroll
-        for (int u = 0; u < 4; ++u) ProbeIO<RB>::ld(in + (i0 + u * 32u) * RB, w[u]);
-#pragma unroll
-        for (int u = 0; u < 4; ++u) {
-            u32 o[WB / 4];
-#pragma unroll
-            for (int k = 0; k < WB / 4; ++k) o[k] = 0u;
-#pragma unroll
-            for (int k = 0; k < (RB > WB ? RB : WB) / 4; ++k) o[k % (WB / 4)] ^= w[u][k % (RB / 4)] + (u32)k;
-            ProbeIO<WB>::st(out + (i0 + u * 32u) * WB, o);
-        }
-    }
-    for (u64 i = full * 128u + global_thread(); i < items; i += global_threads()) {
-        u32 w[RB / 4], o[WB / 4];
-        ProbeIO<RB>::ld(in + i * RB, w);
-#pragma unroll
-        for (int k = 0; k < WB / 4; ++k) o[k] = 0u;
-#pragma unroll
-        for (int k = 0; k < (RB > WB ? RB : WB) / 4; ++k) o[k % (WB / 4)] ^= w[k % (RB / 4)] + (u32)k;
-        ProbeIO<WB>::st(out + i * WB, o);
-    }
+    for (u64 c = warp; c < full; c += nwarps) probe_step4<RB, WB>(in, out, c * 128u + lane, 32u);
+    for (u64 i = full * 128u + global_thread(); i < items; i += global_threads()) probe_one<RB, WB>(in, out, i);
 }
 #define EAI_PROBE(RB, WB)                                                                        \
     extern "C" __global__ void __launch_bounds__(256)                                            \

@@ -252,6 +252,8 @@ mod tests {
                 && src.contains("quant_rows_reg##V##_##SUF("))
                 || (name.starts_with("quant_rows_split")
                     && src.contains("quant_rows_split##NW##x##V##_##SUF("))
+                || (name.starts_with("quant_rows_tiles")
+                    && src.contains("quant_rows_tiles##S##_##SUF("))
                 || (name.starts_with("dequant_4b") && src.contains("dequant_4b_##SUF("))
                 || (name.starts_with("probe_") && src.contains("probe_##RB##_##WB("))
                 || (name.starts_with("probeb_") && src.contains("probeb_##RB##_##WB("));

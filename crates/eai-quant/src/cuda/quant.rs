@@ -159,9 +159,14 @@ fn suffix<T: FloatElem>() -> &'static str {
     T::SUFFIX
 }
 
-fn kernel_name(base: &'static str, suf: &'static str) -> &'static str {
-    macro_rules! pick {
-        ($($b:literal),*) => {
+/// Defines `kernel_name(base, suffix)` (the entry point `{base}_{suffix}`, as a static name)
+/// and `KERNEL_BASES` from one list of base names.
+macro_rules! kernel_names {
+    ($($b:literal),* $(,)?) => {
+        #[cfg(test)]
+        const KERNEL_BASES: &[&str] = &[$($b),*];
+
+        fn kernel_name(base: &'static str, suf: &'static str) -> &'static str {
             match (base, suf) {
                 $(
                     ($b, "f32") => concat!($b, "_f32"),
@@ -170,32 +175,32 @@ fn kernel_name(base: &'static str, suf: &'static str) -> &'static str {
                 )*
                 _ => "missing_kernel",
             }
-        };
-    }
-    pick!(
-        "quant_rows_reg1",
-        "quant_rows_reg2",
-        "quant_rows_reg4",
-        "quant_rows_reg8",
-        "quant_rows_reg16",
-        "quant_rows_split4x4",
-        "quant_rows_regc4",
-        "quant_rows_split4x4cs",
-        "quant_rows_regc2cs",
-        "dequant_4b",
-        "quant_tensor_coop",
-        "quant_rows_tiles2",
-        "quant_rows_tiles3",
-        "quant_rows_tiles4",
-        "quant_stats_cols",
-        "quant_apply_vec",
-        "quant_rows_team",
-        "quant_rows_block",
-        "quant_stats_all",
-        "quant_stats_channels",
-        "quant_apply"
-    )
+        }
+    };
 }
+kernel_names!(
+    "quant_rows_reg1",
+    "quant_rows_reg2",
+    "quant_rows_reg4",
+    "quant_rows_reg8",
+    "quant_rows_reg16",
+    "quant_rows_split4x4",
+    "quant_rows_regc4",
+    "quant_rows_split4x4cs",
+    "quant_rows_regc2cs",
+    "dequant_4b",
+    "quant_tensor_coop",
+    "quant_rows_tiles2",
+    "quant_rows_tiles3",
+    "quant_rows_tiles4",
+    "quant_stats_cols",
+    "quant_apply_vec",
+    "quant_rows_team",
+    "quant_rows_block",
+    "quant_stats_all",
+    "quant_stats_channels",
+    "quant_apply",
+);
 
 /// Threads per block of the one-pass per-tensor kernel.
 const ONE_PASS_THREADS: u32 = 1024;
@@ -782,29 +787,7 @@ mod tests {
 
     #[test]
     fn kernel_names_exist() {
-        for base in [
-            "quant_rows_reg1",
-            "quant_rows_reg2",
-            "quant_rows_reg4",
-            "quant_rows_reg8",
-            "quant_rows_reg16",
-            "quant_rows_split4x4",
-            "quant_rows_regc4",
-            "quant_rows_split4x4cs",
-            "quant_rows_regc2cs",
-            "dequant_4b",
-            "quant_tensor_coop",
-            "quant_rows_tiles2",
-            "quant_rows_tiles3",
-            "quant_rows_tiles4",
-            "quant_stats_cols",
-            "quant_apply_vec",
-            "quant_rows_team",
-            "quant_rows_block",
-            "quant_stats_all",
-            "quant_stats_channels",
-            "quant_apply",
-        ] {
+        for &base in KERNEL_BASES {
             for suf in ["f32", "f16", "bf16"] {
                 let k = kernel_name(base, suf);
                 assert_eq!(k, format!("{base}_{suf}"));
