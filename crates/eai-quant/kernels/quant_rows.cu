@@ -309,3 +309,185 @@ __device__ __forceinline__ void rows_split(const typename T::raw* __restrict__ x
         for (int k = 0; k < V; ++k) r[k] = nx[k];
     }
 }
+
+// ------------------------------------------------------------------------------------------
+// Warp-staged row quantizer (session 13, `Tuning::quant_warp_stages`; not yet measured). Why the
+// split kernel sits ~6 % under the 2:1 traffic probe on 16-bit inputs: its bytes in flight are
+// bounded by registers (a lane holds the group being reduced and the next one's loads: 8 × 16 B,
+// 64 registers, so 32 warps and at most 64 KiB of loads in flight per SM), every group waits on
+// a barrier of its four warps (the slowest of 16 loads per lane decides), and a group's loads are
+// issued only when the previous group is in registers. The probe has no cross-thread dependency.
+// This kernel moves the in-flight bytes to shared memory and drops the barrier: every WARP owns
+// a private ring of S stages, each one tile of R whole groups (R·GS 16-byte slots, about 8 KiB),
+// filled with cp.async (LDGSTS, the bytes never pass through registers) S − 1 tiles ahead, so a
+// warp has up to (S − 1) · 8 KiB in flight while it quantizes the oldest tile from shared memory;
+// the only synchronization is the warp's own (cp.async.wait_group + __syncwarp). A team of TS
+// lanes (power of two ≤ 32; 32 for 4096-element 16-bit rows) owns one group of the tile:
+// statistics with packed NaN-propagating min/max (as the register kernels), a warp vote for
+// non-finite values (then the exact per-element rule), parameters, codes written 8 per 8-byte
+// streaming store (f32: 4 per 4-byte store). Slots are padded per group (group_pad) so teams
+// below 8 lanes read shared memory without bank conflicts. Bits: the same functions as the
+// register kernels (reg_stats' rule, group_params_out, store_codes_lean / store_codesN).
+template <class T> struct StageStats;
+template <> struct StageStats<F32> {
+    float mn, mx;
+    __device__ __forceinline__ void first(uint4 r) { RegStats<F32>::run<1>(&r, mn, mx); }
+    __device__ __forceinline__ void add(uint4 r) {
+        float a, b;
+        RegStats<F32>::run<1>(&r, a, b);
+        mn = fmin_nan(mn, a);
+        mx = fmax_nan(mx, b);
+    }
+    __device__ __forceinline__ void finish(float& omn, float& omx) const { omn = mn; omx = mx; }
+};
+template <class H> struct StageStatsHalf {
+    u32 lo, hi;
+    __device__ __forceinline__ void first(uint4 r) {
+        lo = H::min2(H::min2(r.x, r.y), H::min2(r.z, r.w));
+        hi = H::max2(H::max2(r.x, r.y), H::max2(r.z, r.w));
+    }
+    __device__ __forceinline__ void add(uint4 r) {
+        lo = H::min2(lo, H::min2(H::min2(r.x, r.y), H::min2(r.z, r.w)));
+        hi = H::max2(hi, H::max2(H::max2(r.x, r.y), H::max2(r.z, r.w)));
+    }
+    __device__ __forceinline__ void finish(float& mn, float& mx) const {
+        mn = fmin_nan(H::to_f32((u16)(lo & 0xffffu)), H::to_f32((u16)(lo >> 16)));
+        mx = fmax_nan(H::to_f32((u16)(hi & 0xffffu)), H::to_f32((u16)(hi >> 16)));
+    }
+};
+template <> struct StageStats<F16> : StageStatsHalf<F16> {};
+template <> struct StageStats<BF16> : StageStatsHalf<BF16> {};
+
+// Codes of a clean group from its vectors in shared memory (lane tl of TS): four vectors
+// loaded before the first is converted, then the rest one by one.
+template <class T, bool AWAY>
+__device__ __forceinline__ void wtile_codes_lean(const uint4* sg, u8* qg, u32 tl, u32 TS, u32 LV,
+                                                 const QLean& fl) {
+    const int W = Wide<T>::N;
+    u32 v = tl;
+    for (; v + 3u * TS < LV; v += 4u * TS) {
+        uint4 r[4];
+#pragma unroll
+        for (int k = 0; k < 4; ++k) r[k] = sg[v + (u32)k * TS];
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+            float f[W];
+            Unpack<T>::run(r[k], f);
+            store_codes_lean<W, AWAY>(qg + (u64)(v + (u32)k * TS) * W, f, fl);
+        }
+    }
+    for (; v < LV; v += TS) {
+        float f[W];
+        Unpack<T>::run(sg[v], f);
+        store_codes_lean<W, AWAY>(qg + (u64)v * W, f, fl);
+    }
+}
+
+// Requires blockDim.x a multiple of 32 and S · stage_vecs · 16 bytes of dynamic shared memory
+// per warp; a.TS a power of two ≤ 32 and ≤ a.LV; a.GS ≥ a.LV.
+template <class T, int S>
+__device__ __forceinline__ void rows_wtiles(const typename T::raw* __restrict__ x,
+                                            u8* __restrict__ q, float* __restrict__ scales,
+                                            int* __restrict__ zps, const TileArgs& a,
+                                            const QSpec& s, u64* bad, u64* bad_scale) {
+    extern __shared__ uint4 stage_mem[];
+    const int W = Wide<T>::N;
+    const u32 lane = threadIdx.x & 31u;
+    const u32 wib = threadIdx.x >> 5;
+    uint4* ring = stage_mem + (u64)wib * S * a.stage_vecs;
+    const u64 tiles = (a.G + a.R - 1) / a.R;
+    const u64 warp = ((u64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    const u64 nwarps = ((u64)gridDim.x * blockDim.x) >> 5;
+    const char* xb = reinterpret_cast<const char*>(x);
+    const bool padded = a.GS != a.LV;
+    auto issue = [&](u64 t, u32 st) {
+        if (t < tiles) {
+            const u64 g0 = t * a.R;
+            const u64 left = a.G - g0;
+            const u32 ng = left < (u64)a.R ? (u32)left : a.R;
+            const u32 nch = ng * a.LV;
+            const char* src = xb + g0 * a.L * sizeof(typename T::raw);
+            const u32 base = smem_u32(ring + (u64)st * a.stage_vecs);
+            for (u32 c = lane; c < nch; c += 32u) {
+                u32 slot = c;
+                if (padded) slot = c + fdiv(c, a.lv_m, a.lv_s) * (a.GS - a.LV);
+                cp_async16(base + slot * 16u, src + (u64)c * 16u);
+            }
+        }
+        cp_async_commit();  // one group per tile, empty past the end: wait_group counts stay exact
+    };
+    u64 t = warp;
+#pragma unroll
+    for (int st = 0; st < S - 1; ++st) issue(t + (u64)st * nwarps, (u32)st);
+    const u32 TS = a.TS;
+    const u32 team = lane / TS, tl = lane & (TS - 1u);
+    const u32 tpw = 32u / TS;
+    u32 cur = 0;
+    for (; t < tiles; t += nwarps) {  // warp-uniform
+        const u32 ahead = cur == 0 ? (u32)(S - 1) : cur - 1;  // (cur + S - 1) % S
+        issue(t + (u64)(S - 1) * nwarps, ahead);
+        cp_async_wait<S - 1>();
+        __syncwarp();  // every lane's copies of tile t are visible to the warp
+        const uint4* sm = ring + (u64)cur * a.stage_vecs;
+        const u64 g0 = t * a.R;
+        const u64 left = a.G - g0;
+        const u32 ng = left < (u64)a.R ? (u32)left : a.R;
+        for (u32 r0 = 0; r0 < ng; r0 += tpw) {  // warp-uniform
+            const u32 gl = r0 + team;
+            const bool act = gl < ng;
+            const uint4* sg = sm + (act ? gl : 0u) * a.GS;
+            const u64 g = g0 + gl;
+            float mn = __int_as_float(0x7f800000), mx = __int_as_float(0xff800000);
+            bool dirty = false;
+            if (act) {
+                StageStats<T> st;
+                st.first(sg[tl]);
+                u32 v = tl + TS;
+                for (; v + 3u * TS < a.LV; v += 4u * TS) {  // four loads in flight
+                    const uint4 r0 = sg[v], r1 = sg[v + TS], r2 = sg[v + 2u * TS], r3 = sg[v + 3u * TS];
+                    st.add(r0);
+                    st.add(r1);
+                    st.add(r2);
+                    st.add(r3);
+                }
+                for (; v < a.LV; v += TS) st.add(sg[v]);
+                st.finish(mn, mx);
+                dirty = !(is_finite_f(mn) & is_finite_f(mx));
+            }
+            const bool any_dirty = __any_sync(0xffffffffu, dirty);
+            if (any_dirty) {
+                mn = __int_as_float(0x7f800000);
+                mx = __int_as_float(0xff800000);
+                if (act) {
+                    for (u32 v = tl; v < a.LV; v += TS) {
+                        float f[W];
+                        Unpack<T>::run(sg[v], f);
+                        minmax_updateN<W>(f, mn, mx, g * a.L + (u64)v * W, s, bad);
+                    }
+                }
+            }
+            shfl_minmax(mn, mx, TS >> 1);
+            if (act) {
+                float scale, inv;
+                int zp;
+                const QFast fq =
+                    group_params_out(mn, mx, s, g, tl == 0, scales, zps, bad_scale, scale, inv, zp);
+                u8* qg = q + g * a.L;
+                if (!any_dirty && fq.on) {
+                    const QLean fl = make_lean(fq);
+                    if (fl.away) wtile_codes_lean<T, true>(sg, qg, tl, TS, a.LV, fl);
+                    else wtile_codes_lean<T, false>(sg, qg, tl, TS, a.LV, fl);
+                } else {
+                    for (u32 v = tl; v < a.LV; v += TS) {
+                        float f[W];
+                        Unpack<T>::run(sg[v], f);
+                        store_codesN<W>(qg + (u64)v * W, f, fq, scale, inv, zp, s);
+                    }
+                }
+            }
+        }
+        __syncwarp();  // stage `cur` is refilled by a later issue
+        cur = cur + 1 == (u32)S ? 0 : cur + 1;
+    }
+    cp_async_wait<0>();
+}
