@@ -187,54 +187,12 @@ __device__ __forceinline__ void unit_rows(const DecArgs& a, u32 unit, u32* rows)
     }
 }
 
-// What the rope epilogue of a unit reads besides its sums: the two rows' biases, and per batch
-// row its sequence, rotation (cos, sin at its position) and K/V cache slot. dgemv_body loads it
-// with the unit's first weight vectors (after `pdl_wait`: positions and row tables belong to
-// the step), so the epilogue does not wait on a chain of dependent loads after the reduction.
-template <int MT> struct RopeIn {
-    float b0, b1;
-    float c[MT], sn[MT];
-    int s[MT];
-    u64 slot[MT];
-};
-template <int MT>
-__device__ __forceinline__ void rope_in(const DecArgs& a, const u32* rows, u32 m0,
-                                        RopeIn<MT>& ri) {
-    const u32 d = a.d, half = d >> 1, head = rows[0] / d, ii = rows[0] % d;
-    ri.b0 = a.bias ? a.bias[rows[0]] : 0.0f;
-    ri.b1 = a.bias ? a.bias[rows[1]] : 0.0f;
-#pragma unroll
-    for (int i = 0; i < MT; ++i) {
-        const u32 m = m0 + i;
-        ri.s[i] = -1;
-        ri.c[i] = ri.sn[i] = 0.0f;
-        ri.slot[i] = 0;
-        if (m >= a.M) continue;
-        const int s = a.seq[m];
-        const u32 p = (u32)a.pos[m];
-        ri.s[i] = s;
-        if (head < a.nh + a.nkv) {
-            if (p < a.table_len) {
-                ri.c[i] = a.cos_t[(u64)p * half + ii];
-                ri.sn[i] = a.sin_t[(u64)p * half + ii];
-            } else {
-                const float ang = (float)p * a.inv_freq[ii];
-                ri.c[i] = cosf(ang);
-                ri.sn[i] = sinf(ang);
-            }
-        }
-        if (head >= a.nh && s >= 0) ri.slot[i] = (u64)a.seq_off[s] + p;
-    }
-}
-
 // Lane 0's epilogue of one unit (rope_qkv's / swiglu_body's / the plain GEMV's expressions);
-// `pre`, when given, holds the rows' weight scales, and `rin` the rope inputs, loaded before
-// the unit's products.
+// `pre`, when given, holds the rows' weight scales, loaded before the unit's products.
 template <class X, int MT, int R, int EPI>
 __device__ __forceinline__ void dgemv_epilogue(const DecArgs& a, const u32* rows, u32 unit,
                                                float (*acc)[MT], u32 m0,
-                                               const float* pre = nullptr,
-                                               const RopeIn<MT>* rin = nullptr) {
+                                               const float* pre = nullptr) {
     typedef typename X::raw xraw;
     typedef typename XS<X>::S XT;
     const u32 M = a.M, N = a.N;
@@ -269,23 +227,27 @@ __device__ __forceinline__ void dgemv_epilogue(const DecArgs& a, const u32* rows
         const u32 d = a.d, half = d >> 1;
         const u32 head = rows[0] / d, ii = rows[0] % d;
         const u32 nkv = a.nkv;
-        RopeIn<MT> own;
-        if (!rin) {
-            rope_in<MT>(a, rows, m0, own);
-            rin = &own;
-        }
 #pragma unroll
         for (int i = 0; i < MT; ++i) {
             const u32 m = m0 + i;
             if (m >= M) break;
             float x0 = acc[0][i] * sc[0], x1 = acc[1][i] * sc[1];
             if (a.bias) {
-                x0 += rin->b0;
-                x1 += rin->b1;
+                x0 += a.bias[rows[0]];
+                x1 += a.bias[rows[1]];
             }
-            const int s = rin->s[i];
+            const int s = a.seq[m];
+            const u32 p = (u32)a.pos[m];
             if (head < a.nh + nkv) {
-                const float c = rin->c[i], sn = rin->sn[i];
+                float c, sn;
+                if (p < a.table_len) {
+                    c = a.cos_t[(u64)p * half + ii];
+                    sn = a.sin_t[(u64)p * half + ii];
+                } else {
+                    const float ang = (float)p * a.inv_freq[ii];
+                    c = cosf(ang);
+                    sn = sinf(ang);
+                }
                 const float y0 = x0 * c - x1 * sn;
                 const float y1 = x0 * sn + x1 * c;
                 if (head < a.nh) {
@@ -293,13 +255,15 @@ __device__ __forceinline__ void dgemv_epilogue(const DecArgs& a, const u32* rows
                     row[rows[0]] = y0;
                     row[rows[1]] = y1;
                 } else if (s >= 0) {
-                    float* dst = a.kc + (rin->slot[i] * nkv + (head - a.nh)) * d;
+                    const u64 slot = (u64)a.seq_off[s] + p;
+                    float* dst = a.kc + (slot * nkv + (head - a.nh)) * d;
                     dst[ii] = y0;
                     dst[ii + half] = y1;
                 }
             } else if (s >= 0) {
+                const u64 slot = (u64)a.seq_off[s] + p;
                 const u32 j = rows[0] - (a.nh + nkv) * d;
-                float* dst = a.vc + rin->slot[i] * nkv * d;
+                float* dst = a.vc + slot * nkv * d;
                 dst[j] = x0;
                 dst[j + half] = x1;
             }
@@ -357,8 +321,6 @@ __device__ __forceinline__ void dgemv_body(const DecArgs& a) {
         float sc[R];
 #pragma unroll
         for (int r = 0; r < R; ++r) sc[r] = (a.scale && rows[r] < N) ? a.scale[rows[r]] : 1.0f;
-        RopeIn<MT> rin;
-        if (EPI == EPI_ROPE) rope_in<MT>(a, rows, m0, rin);
         float acc[R][MT];
 #pragma unroll
         for (int r = 0; r < R; ++r)
@@ -373,7 +335,7 @@ __device__ __forceinline__ void dgemv_body(const DecArgs& a) {
         for (int r = 0; r < R; ++r)
 #pragma unroll
             for (int i = 0; i < MT; ++i) acc[r][i] = warp_sum(acc[r][i]);
-        if (lane == 0) dgemv_epilogue<X, MT, R, EPI>(a, rows, unit, acc, m0, sc, &rin);
+        if (lane == 0) dgemv_epilogue<X, MT, R, EPI>(a, rows, unit, acc, m0, sc);
     }
 }
 
