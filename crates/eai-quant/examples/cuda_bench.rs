@@ -15,8 +15,6 @@
 //! `--vary-placement` (see `quant_rows`), and `--profile [--profile-log2 N]` (one launch of
 //! each kernel under study and exit, for `ncu -k regex:...`). `--gemm-only` runs only the GEMM
 //! sections (3 and 3b: the separate dequantize pass against the fused `gemm_i8_dequant`).
-//! `--only-16bit` runs only the copy, the row-wise quantize cases from bf16/f16 (today's
-//! kernel beside the session-13 variants) and the traffic probes (< 1 minute).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "cuda_bench_parts/gemm_fused.rs"]
@@ -202,8 +200,7 @@ fn main() -> BoxResult<()> {
 
     // ---------------------------------------------------------------- 2. casts
     let n = 1usize << 28;
-    let only16 = args.iter().any(|a| a == "--only-16bit");
-    if !only16 {
+    {
         let mut x32 = dev.zeros::<f32>(n)?;
         dev.fill_uniform(&mut x32, 2, -100.0, 100.0)?;
         let mut x16 = dev.zeros::<f16>(n)?;
@@ -229,17 +226,7 @@ fn main() -> BoxResult<()> {
         sweeps::sweep_reg(&dev, &mut r, samples.div_ceil(2), roof)?;
         sweeps::sweep_dequant(&dev, &mut r, samples.div_ceil(2), roof)?;
     }
-    if only16 {
-        quant_rows(&dev, &mut r, samples, roof, false, true)?;
-        r.line(String::new());
-        r.line(format!("Tuning used: `{}`", dev.tuning().to_overrides()));
-        if let Some(p) = out_path {
-            std::fs::write(&p, &r.md)?;
-            println!("wrote {p}");
-        }
-        return Ok(());
-    }
-    quant_rows(&dev, &mut r, samples, roof, args.iter().any(|a| a == "--vary-placement"), false)?;
+    quant_rows(&dev, &mut r, samples, roof, args.iter().any(|a| a == "--vary-placement"))?;
     if !args.iter().any(|a| a == "--no-sizes") {
         sweeps::two_pass_sizes(&dev, &mut r, samples, roof)?;
     }
@@ -675,18 +662,7 @@ const QUANT_VARIANTS: &[(&str, &str, &[usize])] = &[
     ("in-warp", "quant_small_contig=0", &[4]),
     ("contig 2/lane + ld.cs", "quant_small_contig=2", &[4]),
     ("contig 4/lane", "quant_small_contig=4", &[4]),
-    // session 13: the warp-staged row kernel (per-warp cp.async ring, no block barrier) with
-    // 2, 3 and 4 stages, and the block-pipelined kernel from 16-bit inputs, for context
-    ("warp-staged 2", "quant_warp_stages=2", &[0, 1, 2, 3, 5]),
-    ("warp-staged 3", "quant_warp_stages=3", &[0, 1, 2, 3, 5]),
-    ("warp-staged 4", "quant_warp_stages=4", &[0, 1, 2, 3, 5]),
-    ("pipelined", "quant_reg_vectors_half=0", &[0, 1, 2, 3, 5]),
 ];
-
-/// `--only-16bit`: the row-wise cases (per-token, per-channel, asymmetric u8, group-128, vLLM)
-/// from bf16 and f16 only, with only the variants of this list, beside the copy and the probes.
-const ONLY_16BIT_VARIANTS: &[&str] =
-    &["warp-staged 2", "warp-staged 3", "warp-staged 4", "pipelined"];
 
 /// Dequantize variants measured beside the defaults: (label, overrides).
 const DEQ_VARIANTS: &[(&str, &str)] = &[("8 blocks/SM", "dequant_blocks_per_sm=8")];
@@ -707,7 +683,6 @@ fn quant_rows(
     samples: usize,
     roof: f64,
     vary: bool,
-    only16: bool,
 ) -> BoxResult<()> {
     use eai_quant::{Granularity, QuantSpec};
     const ROUNDS: usize = 5;
@@ -763,22 +738,7 @@ fn quant_rows(
     }
     let mut keep = dev.quant_output("keep", &cases[3].1, &[rows, cols])?;
     let mut ops = vec![Op::Copy, Op::CopyKeep];
-    if only16 {
-        ops.pop();
-    }
     for c in 0..cases.len() {
-        if only16 {
-            if ![0, 1, 2, 3, 5].contains(&c) {
-                continue;
-            }
-            ops.extend([Op::Quant(c, 1), Op::Quant(c, 2)]);
-            for (v, (label, _, applies)) in QUANT_VARIANTS.iter().enumerate() {
-                if applies.contains(&c) && ONLY_16BIT_VARIANTS.contains(label) {
-                    ops.extend([Op::QuantVar(c, 1, v), Op::QuantVar(c, 2, v)]);
-                }
-            }
-            continue;
-        }
         ops.extend([Op::Quant(c, 0), Op::Quant(c, 1), Op::Quant(c, 2)]);
         if c == 3 {
             ops.extend([Op::QuantKeep(c, 1), Op::QuantKeep(c, 2), Op::QuantKeep(c, 0)]);

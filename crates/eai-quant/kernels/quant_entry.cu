@@ -9,10 +9,7 @@
     EAI_SPLIT_KERNEL(SUF, T, 4, 4)                                                               \
     EAI_REGC_KERNEL(SUF, T, 4)                                                                   \
     EAI_CS_KERNELS(SUF, T)                                                                       \
-    EAI_DEQB_KERNEL(SUF, T)                                                                      \
-    EAI_WTILES_KERNEL(SUF, T, 2)                                                                 \
-    EAI_WTILES_KERNEL(SUF, T, 3)                                                                 \
-    EAI_WTILES_KERNEL(SUF, T, 4)
+    EAI_DEQB_KERNEL(SUF, T)
 #define EAI_REG_KERNEL(SUF, T, V)                                                                \
     extern "C" __global__ void __launch_bounds__(256)                                            \
         quant_rows_reg##V##_##SUF(const T::raw* __restrict__ x, u8* q, float* scales, int* zps,  \
@@ -51,13 +48,6 @@
                                                 const int* zps, int zp_uniform, int zp_value,    \
                                                 T::raw* y) {                                     \
         dequant_blocked<T, 4, true>(q, is_signed, n, gi, scales, zps, zp_uniform, zp_value, y);  \
-    }
-// The warp-staged kernel with an S-stage ring per warp (Tuning::quant_warp_stages = S).
-#define EAI_WTILES_KERNEL(SUF, T, S)                                                             \
-    extern "C" __global__ void __launch_bounds__(256)                                            \
-        quant_rows_wtiles##S##_##SUF(const T::raw* __restrict__ x, u8* q, float* scales,         \
-                                     int* zps, TileArgs a, QSpec s, u64* bad, u64* bad_scale) {  \
-        rows_wtiles<T, S>(x, q, scales, zps, a, s, bad, bad_scale);                              \
     }
 EAI_QUANT_KERNELS3(f32, F32)
 EAI_QUANT_KERNELS3(f16, F16)

@@ -368,10 +368,7 @@ impl CudaDevice {
         let mut functions = std::collections::HashMap::new();
         for &name in kernels::ENTRY_POINTS {
             let f = module.load_function(name).map_err(self.err("cuModuleGetFunction"))?;
-            if name.starts_with("quant_rows_tiles")
-                || name.starts_with("quant_rows_wtiles")
-                || name.starts_with("quant_tensor_coop")
-            {
+            if name.starts_with("quant_rows_tiles") || name.starts_with("quant_tensor_coop") {
                 // the pipelined row kernels may use more than the default 48 KiB of dynamic
                 // shared memory (long rows); the launch asks only for what it needs
                 f.set_attribute(
@@ -614,13 +611,6 @@ pub struct Tuning {
     /// applies (compute capability 9.0, `K % 16 == 0`), `Some(false)` always cuBLASLt +
     /// dequantize pass; `None`: the measured choice (cuBLASLt until the kernel is measured).
     pub gemm_wgmma: Option<bool>,
-    /// Contiguous groups (per-token, per-channel on axis 0, per-group): `Some(2..=4)` runs the
-    /// warp-staged row kernel (`quant_rows_wtiles{S}`, session 13, not yet measured) wherever
-    /// it applies (a group's bytes a multiple of 16): every warp streams tiles of about 8 KiB
-    /// of whole groups through a private ring of this many shared-memory stages with
-    /// `cp.async`, no block barrier; `None` or `Some(0)`: today's measured choice
-    /// (`plan::row_kernel`).
-    pub quant_warp_stages: Option<u32>,
 }
 
 /// Highest [`Tuning::gemm_algo_rank`]: cuBLASLt is asked for this many + 1 candidates.
@@ -649,7 +639,6 @@ impl Default for Tuning {
             quant_load_streaming: None,
             gemm_overlap: false,
             gemm_wgmma: None,
-            quant_warp_stages: None,
         }
     }
 }
@@ -707,7 +696,6 @@ impl Tuning {
                 "gemm_panel_mib" => Some(&mut t.gemm_panel_mib),
                 "gemm_algo_rank" => Some(&mut t.gemm_algo_rank),
                 "quant_small_contig" => Some(&mut t.quant_small_contig),
-                "quant_warp_stages" => Some(&mut t.quant_warp_stages),
                 _ => None,
             };
             match (key, field, optional, num, flag) {
@@ -735,7 +723,7 @@ impl Tuning {
              quant_reg_vectors_half={},quant_reg_vectors_small={},quant_reg_threads={},\
              dequant_blocks_per_sm={},quant_one_pass_tensor={},quant_split_warps={},\
              gemm_panel_mib={},gemm_algo_rank={},quant_small_contig={},\
-             quant_load_streaming={},gemm_overlap={},gemm_wgmma={},quant_warp_stages={}",
+             quant_load_streaming={},gemm_overlap={},gemm_wgmma={}",
             self.quant_stages,
             self.quant_tile_bytes,
             self.quant_threads,
@@ -756,7 +744,6 @@ impl Tuning {
             show(self.quant_load_streaming),
             self.gemm_overlap,
             show(self.gemm_wgmma),
-            show(self.quant_warp_stages),
         )
     }
 
@@ -806,9 +793,6 @@ impl Tuning {
             quant_load_streaming: self.quant_load_streaming,
             gemm_overlap: self.gemm_overlap,
             gemm_wgmma: self.gemm_wgmma,
-            quant_warp_stages: self
-                .quant_warp_stages
-                .and_then(|v| [0, 2, 3, 4].contains(&v).then_some(v)),
         }
     }
 }
@@ -832,11 +816,7 @@ mod tests {
         t.quant_load_streaming = Some(false);
         t.gemm_overlap = !d.gemm_overlap;
         t.gemm_wgmma = Some(true);
-        t.quant_warp_stages = Some(3);
         assert_eq!(Tuning::default().with_overrides(&t.to_overrides()), t);
-        assert_eq!(t.with_overrides("quant_warp_stages=auto").quant_warp_stages, None);
-        assert_eq!(d.with_overrides("quant_warp_stages=5").quant_warp_stages, None);
-        assert_eq!(d.with_overrides("quant_warp_stages=0").quant_warp_stages, Some(0));
         // `auto` gives a forced field back to the measured choice
         let back = t.with_overrides("gemm_panel_mib=auto,quant_small_contig=auto");
         assert_eq!((back.gemm_panel_mib, back.quant_small_contig), (None, None));

@@ -139,9 +139,6 @@ pub(crate) const ENTRY_POINTS: &[&str] = &[
     "quant_rows_split4x4cs_f32",
     "quant_rows_regc2cs_f32",
     "dequant_4b_f32",
-    "quant_rows_wtiles2_f32",
-    "quant_rows_wtiles3_f32",
-    "quant_rows_wtiles4_f32",
     "quant_rows_reg1_f16",
     "quant_rows_reg2_f16",
     "quant_rows_reg4_f16",
@@ -152,9 +149,6 @@ pub(crate) const ENTRY_POINTS: &[&str] = &[
     "quant_rows_split4x4cs_f16",
     "quant_rows_regc2cs_f16",
     "dequant_4b_f16",
-    "quant_rows_wtiles2_f16",
-    "quant_rows_wtiles3_f16",
-    "quant_rows_wtiles4_f16",
     "quant_rows_reg1_bf16",
     "quant_rows_reg2_bf16",
     "quant_rows_reg4_bf16",
@@ -165,9 +159,6 @@ pub(crate) const ENTRY_POINTS: &[&str] = &[
     "quant_rows_split4x4cs_bf16",
     "quant_rows_regc2cs_bf16",
     "dequant_4b_bf16",
-    "quant_rows_wtiles2_bf16",
-    "quant_rows_wtiles3_bf16",
-    "quant_rows_wtiles4_bf16",
     "quant_tensor_coop_f32",
     "quant_tensor_coop_f16",
     "quant_tensor_coop_bf16",
@@ -263,8 +254,6 @@ mod tests {
                     && src.contains("quant_rows_split##NW##x##V##_##SUF("))
                 || (name.starts_with("quant_rows_tiles")
                     && src.contains("quant_rows_tiles##S##_##SUF("))
-                || (name.starts_with("quant_rows_wtiles")
-                    && src.contains("quant_rows_wtiles##S##_##SUF("))
                 || (name.starts_with("dequant_4b") && src.contains("dequant_4b_##SUF("))
                 || (name.starts_with("probe_") && src.contains("probe_##RB##_##WB("))
                 || (name.starts_with("probeb_") && src.contains("probeb_##RB##_##WB("));

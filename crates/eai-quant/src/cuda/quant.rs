@@ -188,9 +188,6 @@ kernel_names!(
     "quant_rows_regc4",
     "quant_rows_split4x4cs",
     "quant_rows_regc2cs",
-    "quant_rows_wtiles2",
-    "quant_rows_wtiles3",
-    "quant_rows_wtiles4",
     "dequant_4b",
     "quant_tensor_coop",
     "quant_rows_tiles2",
@@ -330,58 +327,7 @@ impl CudaDevice {
                 let tuning = self.tuning();
                 let chosen = row_kernel(Src::from_suffix(suf), groups, len, &tuning);
                 let plan = tile_plan(groups, len, eb, &tuning, self.tile_smem_limit());
-                let wplan = warp_tile_plan(
-                    groups,
-                    len,
-                    eb,
-                    tuning.quant_warp_stages,
-                    self.tile_smem_limit(),
-                );
-                if let Some(wp) = wplan {
-                    let base = match wp.stages {
-                        2 => "quant_rows_wtiles2",
-                        3 => "quant_rows_wtiles3",
-                        _ => "quant_rows_wtiles4",
-                    };
-                    let f = kernels.get(kernel_name(base, suf))?;
-                    let per_sm = f
-                        .occupancy_max_active_blocks_per_multiprocessor(
-                            wp.threads,
-                            wp.smem_bytes as usize,
-                            None,
-                        )
-                        .map_err(self.err("cuOccupancyMaxActiveBlocksPerMultiprocessor"))?
-                        .max(1);
-                    let tiles = groups.div_ceil(u64::from(wp.args.r));
-                    let blocks = tiles
-                        .div_ceil(u64::from(wp.threads / 32))
-                        .clamp(1, u64::from(sms.max(1)) * u64::from(per_sm))
-                        as u32;
-                    let cfg = LaunchConfig {
-                        grid_dim: (blocks, 1, 1),
-                        block_dim: (wp.threads, 1, 1),
-                        shared_mem_bytes: wp.smem_bytes,
-                    };
-                    let mut l = self.stream.launch_builder(f);
-                    l.arg(&x.slice)
-                        .arg(&mut out.codes.slice)
-                        .arg(&mut out.scales.slice)
-                        .arg(&mut out.zero_points.slice)
-                        .arg(&wp.args)
-                        .arg(&s)
-                        .arg(&bad_ptr)
-                        .arg(&bad_scale_ptr);
-                    // SAFETY: signature (const T*, u8* q, float* scales, int* zps, TileArgs,
-                    // QSpec, u64* bad, u64* bad_scale) matches; x and codes hold G·L elements
-                    // with L·sizeof(T) a multiple of 16 (warp_tile_plan), so every 16-byte
-                    // cp.async chunk of a tile lies inside the allocation (base 256-byte
-                    // aligned); scales/zps hold G; the dynamic shared memory is the block's
-                    // warps × stages × R·GS slots of 16 bytes the kernel indexes, within the
-                    // limit set on the function at load; the block is whole warps and every
-                    // loop, vote and shuffle is warp-uniform (TS a power of two ≤ 32).
-                    unsafe { l.launch(cfg) }
-                        .map_err(self.err("cuLaunchKernel(quant_rows_wtiles)"))?;
-                } else if let Some(k) = chosen {
+                if let Some(k) = chosen {
                     let RowKernel { args, base, threads } = k;
                     let f = kernels.get(kernel_name(base, suf))?;
                     let per_sm = f

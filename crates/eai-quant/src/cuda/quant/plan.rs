@@ -206,58 +206,6 @@ pub(super) fn tile_plan(
     })
 }
 
-/// Threads per block of the warp-staged row kernel (`rows_wtiles` in quant_rows.cu): two
-/// warps, each with its own ring, so the shared memory of an SM is taken in small pieces.
-pub(super) const WTILE_THREADS: u32 = 64;
-/// Target input bytes per tile (stage) of the warp-staged kernel: one 4096-element 16-bit row.
-pub(super) const WTILE_BYTES: u64 = 8192;
-
-/// Plan of the warp-staged row kernel (`Tuning::quant_warp_stages`): `stages` tiles of `r`
-/// whole groups per warp (about [`WTILE_BYTES`] each; one group at least), teams of
-/// `next_pow2(⌈LV / 4⌉)` ≤ 32 lanes (never more lanes than vectors), slots padded as for the
-/// pipelined kernel; `None` when it is off (`stages` not 2..=4), a group's bytes are not a
-/// multiple of 16, or the two warps' rings do not fit in shared memory.
-pub(super) fn warp_tile_plan(
-    groups: u64,
-    len: u64,
-    elem_bytes: u64,
-    stages: Option<u32>,
-    smem_limit: u64,
-) -> Option<TilePlan> {
-    let stages = stages.filter(|s| (2..=4).contains(s))?;
-    let row_bytes = len.checked_mul(elem_bytes)?;
-    if groups == 0 || len == 0 || !row_bytes.is_multiple_of(16) {
-        return None;
-    }
-    let lv = u32::try_from(row_bytes / 16).ok()?;
-    let ts = lv.div_ceil(4).next_power_of_two().min(32);
-    let gs = lv + group_pad(lv, ts);
-    let r = (WTILE_BYTES / row_bytes).clamp(1, groups.min(1 << 16)) as u32;
-    let stage_vecs = u64::from(r) * u64::from(gs);
-    let smem = u64::from(stages) * stage_vecs * 16 * u64::from(WTILE_THREADS / 32);
-    if smem > smem_limit {
-        return None;
-    }
-    let (lv_m, lv_s) = div_magic(u64::from(lv))?;
-    Some(TilePlan {
-        args: TileArgs {
-            groups,
-            len,
-            lv,
-            gs,
-            r,
-            ts,
-            lv_m,
-            lv_s,
-            stage_vecs: u32::try_from(stage_vecs).ok()?,
-            unused: 0,
-        },
-        stages,
-        threads: WTILE_THREADS,
-        smem_bytes: u32::try_from(smem).ok()?,
-    })
-}
-
 /// Whether the two-pass kernels can use 16-byte vectors of `16 / elem_bytes` elements: each
 /// vector lies in one group (`inner` a multiple of the vector) or covers consecutive groups
 /// (`inner == 1`, `channels` a multiple of the vector).
@@ -717,38 +665,6 @@ mod tests {
             for suf in ["f32", "f16", "bf16"] {
                 assert!(crate::cuda::kernels::ENTRY_POINTS.contains(&kernel_name(base, suf)));
             }
-        }
-    }
-
-    #[test]
-    fn warp_tile_plans() {
-        let lim = 227 << 10;
-        // off unless 2..=4 stages
-        for st in [None, Some(0), Some(1), Some(5)] {
-            assert!(warp_tile_plan(65_536, 4096, 2, st, lim).is_none());
-        }
-        // a 4096-element 16-bit row: one row per 8 KiB tile, a whole warp per row
-        let p = warp_tile_plan(65_536, 4096, 2, Some(3), lim).unwrap();
-        assert_eq!((p.args.lv, p.args.gs, p.args.r, p.args.ts), (512, 512, 1, 32));
-        assert_eq!((p.stages, p.threads, p.smem_bytes), (3, 64, 3 * 8192 * 2));
-        // group-128 from bf16: 32 groups per tile, teams of 4 lanes, padded slots
-        let p = warp_tile_plan(1 << 21, 128, 2, Some(2), lim).unwrap();
-        assert_eq!((p.args.lv, p.args.r, p.args.ts), (16, 32, 4));
-        assert_eq!(p.args.gs, 16 + group_pad(16, 4));
-        // Q8_0 from bf16: one lane per group; f32 rows of 4096: a 16 KiB tile of one row
-        let p = warp_tile_plan(1 << 23, 32, 2, Some(2), lim).unwrap();
-        assert_eq!((p.args.lv, p.args.r, p.args.ts), (4, 128, 1));
-        let p = warp_tile_plan(65_536, 4096, 4, Some(4), lim).unwrap();
-        assert_eq!((p.args.lv, p.args.r, p.args.ts, p.smem_bytes), (1024, 1, 32, 4 * 16_384 * 2));
-        // ragged bytes, rings too large, fewer groups than a tile holds
-        assert!(warp_tile_plan(9, 129, 4, Some(2), lim).is_none());
-        assert!(warp_tile_plan(9, 1 << 16, 4, Some(2), lim).is_none());
-        assert_eq!(warp_tile_plan(3, 32, 4, Some(2), lim).unwrap().args.r, 3);
-        // every team size is a power of two ≤ 32 and never more lanes than vectors
-        for lv in 1..=2048u64 {
-            let p = warp_tile_plan(7, lv * 8, 2, Some(2), lim).unwrap();
-            let a = p.args;
-            assert!(a.ts.is_power_of_two() && a.ts <= 32 && a.ts <= a.lv && a.gs >= a.lv);
         }
     }
 
