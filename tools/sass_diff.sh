@@ -36,7 +36,8 @@ build() {
   if [ -n "$rev" ]; then rs=$(git show "$rev:$CRATE/src/cuda/kernels.rs"); else rs=$(cat "$CRATE/src/cuda/kernels.rs"); fi
   : > "$src"
   local first=1
-  for f in $(sed -n 's|.*include_str!("\.\./\.\./\(kernels/[^"]*\)").*|\1|p' <<<"$rs"); do
+  # only the files of `source()` (the main module; `wgmma_source()` builds a separate sm_90a one)
+  for f in $(sed -n '/fn source()/,/^}/s|.*include_str!("\.\./\.\./\(kernels/[^"]*\)").*|\1|p' <<<"$rs"); do
     [ $first = 1 ] || printf '\n' >> "$src"   # the Rust side joins with "\n"
     first=0
     if [ -n "$rev" ]; then git show "$rev:$CRATE/$f" >> "$src"; else cat "$CRATE/$f" >> "$src"; fi
