@@ -8,7 +8,7 @@
 mod common;
 
 use common::{Rng, device};
-use eai_quant::cuda::{CudaDevice, CudaError, GemmShape, row_panels};
+use eai_quant::cuda::{CudaDevice, CudaError, GemmShape, WgmmaKernel, row_panels};
 use half::{bf16, f16};
 
 #[test]
@@ -485,7 +485,8 @@ fn traffic_probes_write_every_item() {
 /// and bf16 outputs, with and without bias, on ragged shapes (M and N not multiples of the
 /// 128 × 256 tile, K a multiple of 16 but not of the 128-byte stage, more tiles than SMs so
 /// that the persistent blocks take several tiles each), and at 4096³ against the cuBLASLt path
-/// (all elements) and the CPU (sampled rows). On a compute capability 9.0 device the kernel
+/// (all elements) and the CPU (sampled rows); both kernels (v1, v2 in clusters of 2 with odd
+/// tile-row counts and W halves wholly outside N). On a compute capability 9.0 device the kernel
 /// must run (no fallback); elsewhere it must refuse with `Unsupported`.
 #[test]
 fn wgmma_int8_gemm_dequant_matches_cpu_bit_for_bit() {
@@ -513,6 +514,9 @@ fn wgmma_int8_gemm_dequant_matches_cpu_bit_for_bit() {
         // 9 × 17 = 153 and 16 × 10 = 160 tiles: more than the 132 SMs of an H100
         GemmShape::new(1100, 4100, 64),
         GemmShape::new(2000, 2560, 160),
+        // v2: 11 tile rows (the last cluster's second CTA has none), 6 × 24 = 144 cluster tiles
+        // on 66 clusters (2 or 3 each), K of one stage and a 16-byte tail
+        GemmShape::new(1408, 6144, 144),
     ];
     let base = dev.tuning();
     for &s in &shapes {
@@ -535,20 +539,26 @@ fn wgmma_int8_gemm_dequant_matches_cpu_bit_for_bit() {
                 })
                 .collect();
             let b = with_bias.then_some(&db);
-            let what = format!("wgmma {s:?} bias {with_bias}");
-            let mut o32 = dev.upload(&vec![f32::NAN; s.m * s.n]).unwrap();
-            dev.gemm_i8_dequant_wgmma(&dx, &dw, &dsx, &dsw, b, &mut o32, s).unwrap();
-            let got = dev.download(&o32).unwrap();
-            for i in 0..got.len() {
-                assert_eq!(got[i].to_bits(), want[i].to_bits(), "f32 {what} at {i}");
+            for kernel in WgmmaKernel::ALL {
+                let what = format!("wgmma {} {s:?} bias {with_bias}", kernel.name());
+                let mut o32 = dev.upload(&vec![f32::NAN; s.m * s.n]).unwrap();
+                dev.gemm_i8_dequant_wgmma_kernel(&dx, &dw, &dsx, &dsw, b, &mut o32, s, kernel)
+                    .unwrap();
+                let got = dev.download(&o32).unwrap();
+                for i in 0..got.len() {
+                    assert_eq!(got[i].to_bits(), want[i].to_bits(), "f32 {what} at {i}");
+                }
+                let mut o16 = dev.upload(&vec![f16::NAN; s.m * s.n]).unwrap();
+                dev.gemm_i8_dequant_wgmma_kernel(&dx, &dw, &dsx, &dsw, b, &mut o16, s, kernel)
+                    .unwrap();
+                let got = dev.download(&o16).unwrap();
+                for i in 0..got.len() {
+                    let w16 = f16::from_f32(want[i]).to_bits();
+                    assert_eq!(got[i].to_bits(), w16, "f16 {what} at {i}");
+                }
             }
-            let mut o16 = dev.upload(&vec![f16::NAN; s.m * s.n]).unwrap();
-            dev.gemm_i8_dequant_wgmma(&dx, &dw, &dsx, &dsw, b, &mut o16, s).unwrap();
-            let got = dev.download(&o16).unwrap();
-            for i in 0..got.len() {
-                assert_eq!(got[i].to_bits(), f16::from_f32(want[i]).to_bits(), "f16 {what} at {i}");
-            }
-            // bf16 through the public entry point with the tuning switch: the dispatch
+            // bf16 through the public entry point with the tuning switch: the dispatch (v2)
+            let what = format!("wgmma dispatch {s:?} bias {with_bias}");
             let mut t = base;
             t.gemm_wgmma = Some(true);
             dev.set_tuning(t);
@@ -584,10 +594,17 @@ fn wgmma_int8_gemm_dequant_matches_cpu_bit_for_bit() {
     dev.set_tuning(base);
     let lt = dev.download(&lt).unwrap();
     let mut wg = dev.upload(&vec![f16::NAN; s.m * s.n]).unwrap();
-    dev.gemm_i8_dequant_wgmma(&dx, &dw, &dsx, &dsw, Some(&db), &mut wg, s).unwrap();
+    dev.gemm_i8_dequant_wgmma_kernel(&dx, &dw, &dsx, &dsw, Some(&db), &mut wg, s, WgmmaKernel::V1)
+        .unwrap();
+    let wg1 = dev.download(&wg).unwrap();
+    let mismatches = lt.iter().zip(&wg1).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+    assert_eq!(mismatches, 0, "4096³ wgmma v1 vs cuBLASLt: {mismatches} of {} differ", lt.len());
+    let mut wg = dev.upload(&vec![f16::NAN; s.m * s.n]).unwrap();
+    dev.gemm_i8_dequant_wgmma_kernel(&dx, &dw, &dsx, &dsw, Some(&db), &mut wg, s, WgmmaKernel::V2)
+        .unwrap();
     let wg = dev.download(&wg).unwrap();
     let mismatches = lt.iter().zip(&wg).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
-    assert_eq!(mismatches, 0, "4096³ wgmma vs cuBLASLt: {mismatches} of {} differ", lt.len());
+    assert_eq!(mismatches, 0, "4096³ wgmma v2 vs cuBLASLt: {mismatches} of {} differ", lt.len());
     for r in 0..48 {
         let m = if r == 0 { s.m - 1 } else { rng.below(s.m) };
         let row = GemmShape::new(1, s.n, s.k);
@@ -609,5 +626,5 @@ fn wgmma_int8_gemm_dequant_matches_cpu_bit_for_bit() {
     assert!(!dev.wgmma_applies(&s));
     let r = dev.gemm_i8_dequant_wgmma(&x, &w, &sx, &sw, None, &mut y, s);
     assert!(matches!(r, Err(CudaError::Shape { .. })), "{r:?}");
-    println!("wgmma int8 gemm + dequant: {} shapes and 4096³ bit-exact", shapes.len());
+    println!("wgmma int8 gemm + dequant (v1 and v2): {} shapes and 4096³ bit-exact", shapes.len());
 }

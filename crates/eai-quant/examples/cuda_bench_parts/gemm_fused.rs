@@ -3,10 +3,10 @@
 //! `gemm_i8_dequant` (panel budget and rank from `gemm_plan`), and `gemm_i8_dequant` under every
 //! row-panel budget and cuBLASLt heuristic rank in the sweep, all against cuBLAS FP16 in the same
 //! interleaved rounds. `wgmma` rows: our Hopper kernel with the dequantize in its epilogue
-//! (`gemm_i8_dequant_wgmma`, no int32 matrix), also at two LLM shapes (2048 × 11008 × 4096 and
+//! (`gemm_i8_dequant_wgmma_kernel`, no int32 matrix; v1 and v2 side by side), also at two LLM shapes (2048 × 11008 × 4096 and
 //! 2048 × 4096 × 11008) beside FP16 and the cuBLASLt path.
 
-use eai_quant::cuda::{CudaDevice, GemmShape, gemm_plan, row_panels};
+use eai_quant::cuda::{CudaDevice, GemmShape, WgmmaKernel, gemm_plan, row_panels};
 use half::f16;
 
 use super::{BoxResult, Report, random_f16, random_i8, random_scales, rotation, time_op};
@@ -26,8 +26,16 @@ enum Row {
     Default,
     /// Panel budget (MiB), heuristic rank, dequantize on a second stream.
     Fused(u32, u32, bool),
-    /// `gemm_i8_dequant_wgmma` (f16 out; `true`: with bias).
-    Wgmma(bool),
+    /// `gemm_i8_dequant_wgmma_kernel` (f16 out; `true`: with bias).
+    Wgmma(WgmmaKernel, bool),
+}
+
+/// What a wgmma row's kernel is, for its row name.
+fn wgmma_what(k: WgmmaKernel) -> &'static str {
+    match k {
+        WgmmaKernel::V1 => "fused epilogue, 1 CTA",
+        WgmmaKernel::V2 => "fused epilogue, cluster 2×1 W multicast",
+    }
 }
 
 /// Runs the section; returns one bar line per square shape.
@@ -74,11 +82,13 @@ pub(crate) fn fused_gemm(
         let skip_wgmma = std::env::var_os("EAI_BENCH_SKIP_WGMMA").is_some();
         let mut rows = vec![Row::Fp16, Row::Separate, Row::Default];
         if !skip_wgmma {
-            rows.insert(1, Row::Wgmma(false));
+            rows.insert(1, Row::Wgmma(WgmmaKernel::V2, false));
+            rows.insert(1, Row::Wgmma(WgmmaKernel::V1, false));
         }
         if square {
             if !skip_wgmma {
-                rows.push(Row::Wgmma(true));
+                rows.push(Row::Wgmma(WgmmaKernel::V1, true));
+                rows.push(Row::Wgmma(WgmmaKernel::V2, true));
             }
             for mib in PANEL_MIB {
                 for rank in RANKS {
@@ -119,10 +129,10 @@ pub(crate) fn fused_gemm(
                     Row::Fused(..) | Row::Default => time_op(dev, samples, |i| {
                         Ok(dev.gemm_i8_dequant(&x8, &w8[i % sets], &sx, &sw, None, &mut y16, s)?)
                     }),
-                    Row::Wgmma(with_bias) => {
+                    Row::Wgmma(kernel, with_bias) => {
                         let b = with_bias.then_some(&bias);
                         time_op(dev, samples, |i| {
-                            Ok(dev.gemm_i8_dequant_wgmma(
+                            Ok(dev.gemm_i8_dequant_wgmma_kernel(
                                 &x8,
                                 &w8[i % sets],
                                 &sx,
@@ -130,6 +140,7 @@ pub(crate) fn fused_gemm(
                                 b,
                                 &mut y16,
                                 s,
+                                *kernel,
                             )?)
                         })
                     }
@@ -151,7 +162,7 @@ pub(crate) fn fused_gemm(
         let mut best: Option<(f64, String)> = None;
         let mut separate = None;
         let mut default = None;
-        let mut wgmma = None;
+        let mut wgmma = [None; 2];
         let (auto_mib, auto_rank) = gemm_plan(s.m, s.n, &base);
         for (ri, row) in rows.iter().enumerate() {
             let name = match row {
@@ -160,8 +171,8 @@ pub(crate) fn fused_gemm(
                 Row::Default => format!("default ({auto_mib}/{auto_rank})"),
                 Row::Fused(mib, rank, false) => format!("fused {mib}/{rank}"),
                 Row::Fused(mib, rank, true) => format!("fused {mib}/{rank} + overlap"),
-                Row::Wgmma(false) => "wgmma (fused epilogue)".to_string(),
-                Row::Wgmma(true) => "wgmma (fused epilogue) + bias".to_string(),
+                Row::Wgmma(k, false) => format!("wgmma {} ({})", k.name(), wgmma_what(*k)),
+                Row::Wgmma(k, true) => format!("wgmma {} ({}) + bias", k.name(), wgmma_what(*k)),
             };
             let panels = match row {
                 Row::Fused(mib, _, _) => row_panels(s.m, s.n, *mib).len().to_string(),
@@ -187,7 +198,7 @@ pub(crate) fn fused_gemm(
             match row {
                 Row::Separate => separate = Some(ratio),
                 Row::Default => default = Some(ratio),
-                Row::Wgmma(false) => wgmma = Some(ratio),
+                Row::Wgmma(k, false) => wgmma[*k as usize] = Some(ratio),
                 Row::Fused(..) if best.as_ref().is_none_or(|b| ratio > b.0) => {
                     best = Some((ratio, name));
                 }
@@ -203,11 +214,15 @@ pub(crate) fn fused_gemm(
             fmt(b),
             if default.is_some_and(|d| d >= 1.6) { "met" } else { "NOT met" }
         ));
-        bars.push(format!(
-            "- INT8 wgmma GEMM with the dequantize in its epilogue → f16 vs cuBLAS FP16 at {label}: {}; bar ≥ 1.6×: {}",
-            fmt(wgmma),
-            if wgmma.is_some_and(|d| d >= 1.6) { "met" } else { "NOT met" }
-        ));
+        for k in WgmmaKernel::ALL {
+            let v = wgmma[k as usize];
+            bars.push(format!(
+                "- INT8 wgmma {} GEMM with the dequantize in its epilogue → f16 vs cuBLAS FP16 at {label}: {}; bar ≥ 1.6×: {}",
+                k.name(),
+                fmt(v),
+                if v.is_some_and(|d| d >= 1.6) { "met" } else { "NOT met" }
+            ));
+        }
     }
     Ok(bars)
 }
