@@ -503,6 +503,11 @@ fn wgmma_int8_gemm_dequant_matches_cpu_bit_for_bit() {
         eprintln!("skipped wgmma_int8_gemm_dequant_matches_cpu_bit_for_bit: not sm_90");
         return;
     }
+    println!(
+        "wgmma v2: {} co-resident clusters of 2 on {} SMs",
+        dev.wgmma2_clusters().unwrap(),
+        dev.info().multiprocessors
+    );
     let mut rng = Rng::new(13);
     let shapes = [
         GemmShape::new(1, 4, 16),

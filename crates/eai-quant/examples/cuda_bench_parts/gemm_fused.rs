@@ -53,6 +53,14 @@ pub(crate) fn fused_gemm(
         "Median of {ROUNDS} interleaved rounds, each a median of {samples} event-timed batches; ×FP16 = cuBLAS FP16 time ÷ this row's time, same rounds. \
          `separate` = `gemm_i8` (heuristic rank 0) + `gemm_dequant`; `default` = `gemm_i8_dequant` with the measured choice of `gemm_plan` (shown as P/R); `fused P/R` = `gemm_i8_dequant` with `gemm_panel_mib=P` (0: one panel), `gemm_algo_rank=R`; `+ overlap`: `gemm_overlap=true` (each panel's dequantize on a second stream, double-buffered scratch)."
     ));
+    if std::env::var_os("EAI_BENCH_SKIP_WGMMA").is_none() {
+        let clusters = dev.wgmma2_clusters().map_or_else(|e| e.to_string(), |c| c.to_string());
+        r.line(String::new());
+        r.line(format!(
+            "`wgmma v1`: our Hopper kernel, one CTA per 128×256 tile, {} SMs; `wgmma v2`: the same CTA in clusters of 2 along M sharing the W tile by TMA multicast, {clusters} co-resident clusters.",
+            dev.info().multiprocessors
+        ));
+    }
     r.line(String::new());
     r.line("| shape | row | panels | µs (median) | slowest–fastest round (µs) | TOPS | ×FP16 |");
     r.line("|---|---|---|---|---|---|---|");

@@ -137,6 +137,8 @@ impl<T> DeviceBuffer<T> {
 pub(crate) struct Kernels {
     _module: Arc<CudaModule>,
     functions: std::collections::HashMap<&'static str, CudaFunction>,
+    /// Co-resident clusters of the wgmma v2 kernel (queried once on first launch).
+    pub(crate) wgmma2_clusters: std::sync::OnceLock<u32>,
 }
 
 impl Kernels {
@@ -379,7 +381,11 @@ impl CudaDevice {
             }
             functions.insert(name, f);
         }
-        let k = Arc::new(Kernels { _module: module, functions });
+        let k = Arc::new(Kernels {
+            _module: module,
+            functions,
+            wgmma2_clusters: std::sync::OnceLock::new(),
+        });
         *slot = Some(k.clone());
         Ok(k)
     }
@@ -420,7 +426,11 @@ impl CudaDevice {
             .map_err(self.err("cuFuncSetAttribute"))?;
             functions.insert(name, f);
         }
-        let k = Arc::new(Kernels { _module: module, functions });
+        let k = Arc::new(Kernels {
+            _module: module,
+            functions,
+            wgmma2_clusters: std::sync::OnceLock::new(),
+        });
         *slot = Some(k.clone());
         Ok(k)
     }

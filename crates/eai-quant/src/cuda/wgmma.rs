@@ -195,6 +195,26 @@ impl CudaDevice {
         self.info().compute_capability == (9, 0) && wgmma_shape_issue(shape).is_none()
     }
 
+    /// Clusters of the v2 kernel that fit on the device at once (its persistent grid):
+    /// `cuOccupancyMaxActiveClusters` (clusters of 2 live within one GPC), at most half the
+    /// multiprocessors; half of them where the query fails. Queried once per loaded module.
+    ///
+    /// # Errors
+    /// As [`gemm_i8_dequant_wgmma`](Self::gemm_i8_dequant_wgmma) when loading the module.
+    pub fn wgmma2_clusters(&self) -> Result<u32> {
+        let kernels = self.wgmma_kernels()?;
+        let half = (self.info().multiprocessors / CLUSTER as u32).max(1);
+        // the three output types share one resource footprint
+        let func = kernels.get("gemm_wgmma2_f16")?;
+        Ok(*kernels.wgmma2_clusters.get_or_init(|| {
+            let probe = wgmma2_launch_config(&GemmShape::new(1, 1, 16), 1);
+            func.occupancy_max_active_clusters(probe, &self.stream)
+                .ok()
+                .filter(|&c| c > 0)
+                .map_or(half, |c| c.min(half))
+        }))
+    }
+
     /// INT8 GEMM with the dequantize fused into the epilogue of our Hopper wgmma kernel
     /// ([`WgmmaKernel::default`]; see the [module docs](self)): the same result, bit for bit, as
     /// [`gemm_i8_dequant`](Self::gemm_i8_dequant) on the cuBLASLt path, without its int32
@@ -292,20 +312,12 @@ impl CudaDevice {
             )
         };
         let (m32, n32, k32) = (m as u32, n as u32, k as u32);
-        let sms = self.info().multiprocessors;
         let cfg = match kernel {
-            WgmmaKernel::V1 => wgmma_launch_config(&shape, sms),
+            WgmmaKernel::V1 => wgmma_launch_config(&shape, self.info().multiprocessors),
             WgmmaKernel::V2 => {
                 // co-resident clusters of 2 (each within one GPC); a persistent grid larger
                 // than that would run its last clusters in a second wave
-                let probe = wgmma2_launch_config(&GemmShape::new(1, 1, 16), 1);
-                let clusters = func
-                    .occupancy_max_active_clusters(probe, stream)
-                    .ok()
-                    .filter(|&c| c > 0)
-                    .unwrap_or(sms / CLUSTER as u32)
-                    .min(sms / CLUSTER as u32);
-                wgmma2_launch_config(&shape, clusters)
+                wgmma2_launch_config(&shape, self.wgmma2_clusters()?)
             }
         };
         let mut launch = stream.launch_builder(func);
