@@ -30,6 +30,13 @@ enum Row {
     Wgmma(WgmmaKernel, bool),
 }
 
+/// Whether `EAI_BENCH_SKIP_WGMMA` leaves kernel `k`'s rows out (`v1` / `v2`: that kernel's;
+/// any other value: both).
+fn skip_wgmma(k: WgmmaKernel) -> bool {
+    std::env::var("EAI_BENCH_SKIP_WGMMA")
+        .is_ok_and(|v| v != WgmmaKernel::ALL[1 - k as usize].name())
+}
+
 /// What a wgmma row's kernel is, for its row name.
 fn wgmma_what(k: WgmmaKernel) -> &'static str {
     match k {
@@ -53,7 +60,7 @@ pub(crate) fn fused_gemm(
         "Median of {ROUNDS} interleaved rounds, each a median of {samples} event-timed batches; ×FP16 = cuBLAS FP16 time ÷ this row's time, same rounds. \
          `separate` = `gemm_i8` (heuristic rank 0) + `gemm_dequant`; `default` = `gemm_i8_dequant` with the measured choice of `gemm_plan` (shown as P/R); `fused P/R` = `gemm_i8_dequant` with `gemm_panel_mib=P` (0: one panel), `gemm_algo_rank=R`; `+ overlap`: `gemm_overlap=true` (each panel's dequantize on a second stream, double-buffered scratch)."
     ));
-    if std::env::var_os("EAI_BENCH_SKIP_WGMMA").is_none() {
+    if !skip_wgmma(WgmmaKernel::V2) {
         let clusters = dev.wgmma2_clusters().map_or_else(|e| e.to_string(), |c| c.to_string());
         r.line(String::new());
         r.line(format!(
@@ -86,18 +93,15 @@ pub(crate) fn fused_gemm(
         let bias = random_scales(dev, s.n, 152)?;
         let mut y16 = dev.zeros::<f16>(s.m * s.n)?;
         let mut acc = dev.zeros::<i32>(s.m * s.n)?;
-        // EAI_BENCH_SKIP_WGMMA=1 leaves the wgmma rows out (e.g. after its test failed)
-        let skip_wgmma = std::env::var_os("EAI_BENCH_SKIP_WGMMA").is_some();
-        let mut rows = vec![Row::Fp16, Row::Separate, Row::Default];
-        if !skip_wgmma {
-            rows.insert(1, Row::Wgmma(WgmmaKernel::V2, false));
-            rows.insert(1, Row::Wgmma(WgmmaKernel::V1, false));
-        }
+        // EAI_BENCH_SKIP_WGMMA leaves wgmma rows out (e.g. after a test failed): `v1` or `v2`
+        // that kernel's, any other value both
+        let kernels: Vec<WgmmaKernel> =
+            WgmmaKernel::ALL.into_iter().filter(|&k| !skip_wgmma(k)).collect();
+        let mut rows = vec![Row::Fp16];
+        rows.extend(kernels.iter().map(|&k| Row::Wgmma(k, false)));
+        rows.extend([Row::Separate, Row::Default]);
         if square {
-            if !skip_wgmma {
-                rows.push(Row::Wgmma(WgmmaKernel::V1, true));
-                rows.push(Row::Wgmma(WgmmaKernel::V2, true));
-            }
+            rows.extend(kernels.iter().map(|&k| Row::Wgmma(k, true)));
             for mib in PANEL_MIB {
                 for rank in RANKS {
                     rows.push(Row::Fused(mib, rank, false));
