@@ -324,12 +324,12 @@ __device__ __forceinline__ void wgmma_gemm_body(const TmaDesc* tx, const TmaDesc
 // producer's multicast overwrites the stage in both). Both CTAs walk the same cluster tiles and
 // k-steps, so every phase sees exactly 16 arrivals. A cluster barrier after the barrier init
 // (no remote arrive or multicast before the peer's barriers exist) and before exit (no remote
-// arrive into an exited CTA). Ragged edges: a CTA whose tile row (or W half) lies wholly
+// arrive into an exited CTA). v3: the same with clusters of 4 (each CTA loads a 64-row quarter
+// of W's box; empty[s] counts the 32 consumer warps of the cluster, lane i arriving in CTA i). Ragged edges: a CTA whose tile row (or W half) lies wholly
 // outside the matrix loads a clamped in-range box instead; rows >= M and columns >= N are
 // masked in the epilogue, so those sums are never stored.
 #define WG2_CLUSTER 2
-#define WG2_GROUP_M 4
-#define WG2_B_HALF (WG_B_BYTES / WG2_CLUSTER)
+#define WG3_CLUSTER 4
 
 __device__ __forceinline__ u32 wg_cluster_rank() {
     u32 r;
@@ -366,7 +366,8 @@ __device__ __forceinline__ void wg_tma_load_mc(u32 dst, const TmaDesc* map, int 
         : "memory");
 }
 
-template <class O>
+// CL = CTAs per cluster along M (2: v2, 4: v3, where each CTA loads a quarter of W's box).
+template <class O, int CL>
 __device__ __forceinline__ void wgmma2_gemm_body(const TmaDesc* tx, const TmaDesc* tw,
                                                  const float* __restrict__ sx,
                                                  const float* __restrict__ sw,
@@ -381,11 +382,13 @@ __device__ __forceinline__ void wgmma2_gemm_body(const TmaDesc* tx, const TmaDes
     const u32 full0 = wg_smem_addr(full_bar);
     const u32 empty0 = wg_smem_addr(empty_bar);
     const u32 rank = wg_cluster_rank();
-    const u32 cluster = blockIdx.x / WG2_CLUSTER;
-    const u32 clusters = gridDim.x / WG2_CLUSTER;
+    constexpr u32 GROUP = WG_GROUP_M / CL;  // cluster rows per group: 8 tile rows
+    constexpr u32 B_PART = WG_B_BYTES / CL;
+    const u32 cluster = blockIdx.x / CL;
+    const u32 clusters = gridDim.x / CL;
     const u32 tiles_m = (M + WG_BM - 1) / WG_BM;
     const u32 tiles_n = (N + WG_BN - 1) / WG_BN;
-    const u32 ctiles_m = (tiles_m + WG2_CLUSTER - 1) / WG2_CLUSTER;
+    const u32 ctiles_m = (tiles_m + CL - 1) / CL;
     const u32 ctiles = ctiles_m * tiles_n;
     const u32 ktiles = (K + WG_BK - 1) / WG_BK;
     const u32 wg = threadIdx.x >> 7;
@@ -394,7 +397,7 @@ __device__ __forceinline__ void wgmma2_gemm_body(const TmaDesc* tx, const TmaDes
 #pragma unroll
         for (int s = 0; s < WG_STAGES; ++s) {
             wg_mbar_init(full0 + 8 * s, 1);                  // own producer + 48 KiB of TMA
-            wg_mbar_init(empty0 + 8 * s, 8 * WG2_CLUSTER);  // every consumer warp of the cluster
+            wg_mbar_init(empty0 + 8 * s, 8 * CL);  // every consumer warp of the cluster
         }
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
     }
@@ -408,19 +411,18 @@ __device__ __forceinline__ void wgmma2_gemm_body(const TmaDesc* tx, const TmaDes
             u32 s = 0, phase = 0;
             for (u32 t = cluster; t < ctiles; t += clusters) {
                 u32 ctm, tn;
-                wg_tile<WG2_GROUP_M>(t, ctiles_m, tiles_n, ctm, tn);
+                wg_tile<GROUP>(t, ctiles_m, tiles_n, ctm, tn);
                 // clamped into the matrix: a wholly outside box is never asked of the TMA unit
-                const u32 tm = min(ctm * WG2_CLUSTER + rank, tiles_m - 1);
-                u32 wrow = tn * WG_BN + rank * (WG_BN / WG2_CLUSTER);
+                const u32 tm = min(ctm * CL + rank, tiles_m - 1);
+                u32 wrow = tn * WG_BN + rank * (WG_BN / CL);
                 if (wrow >= N) wrow = tn * WG_BN;
                 for (u32 kt = 0; kt < ktiles; ++kt) {
                     wg_mbar_wait(empty0 + 8 * s, phase ^ 1u);
                     const u32 a = ring + s * WG_STAGE_BYTES;
                     wg_mbar_expect_tx(full0 + 8 * s, WG_STAGE_BYTES);
                     wg_tma_load(a, tx, (int)(kt * WG_BK), (int)(tm * WG_BM), full0 + 8 * s);
-                    wg_tma_load_mc(a + WG_A_BYTES + rank * WG2_B_HALF, tw, (int)(kt * WG_BK),
-                                   (int)wrow, full0 + 8 * s,
-                                   (unsigned short)((1u << WG2_CLUSTER) - 1u));
+                    wg_tma_load_mc(a + WG_A_BYTES + rank * B_PART, tw, (int)(kt * WG_BK),
+                                   (int)wrow, full0 + 8 * s, (unsigned short)((1u << CL) - 1u));
                     if (++s == WG_STAGES) {
                         s = 0;
                         phase ^= 1u;
@@ -432,16 +434,17 @@ __device__ __forceinline__ void wgmma2_gemm_body(const TmaDesc* tx, const TmaDes
     } else {
         asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n" ::: "memory");
         const u32 lane = threadIdx.x & 31u;
-        // lane 0 releases a stage in this CTA, lane 1 in the peer (whose multicast also fills it)
-        const u32 empty_peer = wg_mapa(empty0, rank ^ 1u);
+        // lane i < CL releases a stage in CTA i of the cluster (whose multicast fills a part
+        // of it in every CTA), through its shared::cluster address
+        const u32 empty_cl = wg_mapa(empty0, lane < (u32)CL ? lane : 0u);
         int acc[128];
 #pragma unroll
         for (int i = 0; i < 128; ++i) acc[i] = 0;
         u32 s = 0, phase = 0;
         for (u32 t = cluster; t < ctiles; t += clusters) {
             u32 ctm, tn;
-            wg_tile<WG2_GROUP_M>(t, ctiles_m, tiles_n, ctm, tn);
-            const u32 tm = ctm * WG2_CLUSTER + rank;
+            wg_tile<GROUP>(t, ctiles_m, tiles_n, ctm, tn);
+            const u32 tm = ctm * CL + rank;
             u32 prev = 0;
             for (u32 kt = 0; kt < ktiles; ++kt) {
                 wg_mbar_wait(full0 + 8 * s, phase);
@@ -456,10 +459,7 @@ __device__ __forceinline__ void wgmma2_gemm_body(const TmaDesc* tx, const TmaDes
                 wg_commit();
                 wg_pin(acc);
                 wg_wait<1>();
-                if (kt > 0) {
-                    if (lane == 0) wg_mbar_arrive(empty0 + 8 * prev);
-                    if (lane == 1) wg_mbar_arrive_cluster(empty_peer + 8 * prev);
-                }
+                if (kt > 0 && lane < (u32)CL) wg_mbar_arrive_cluster(empty_cl + 8 * prev);
                 prev = s;
                 if (++s == WG_STAGES) {
                     s = 0;
@@ -468,11 +468,8 @@ __device__ __forceinline__ void wgmma2_gemm_body(const TmaDesc* tx, const TmaDes
             }
             wg_wait<0>();
             wg_pin(acc);
-            if (ktiles > 0) {
-                if (lane == 0) wg_mbar_arrive(empty0 + 8 * prev);
-                if (lane == 1) wg_mbar_arrive_cluster(empty_peer + 8 * prev);
-            }
-            // a tile row beyond M (odd tiles_m, rank 1) is masked whole by the epilogue
+            if (ktiles > 0 && lane < (u32)CL) wg_mbar_arrive_cluster(empty_cl + 8 * prev);
+            // a tile row beyond M (tiles_m not a multiple of CL) is masked whole by the epilogue
             wg_epilogue<O>(acc, sx, sw, bias, y, M, N, tm * WG_BM + wg * 64, tn * WG_BN);
         }
     }
@@ -502,8 +499,21 @@ EAI_WGMMA(gemm_wgmma_bf16, BF16)
         NAME(const __grid_constant__ TmaDesc tx, const __grid_constant__ TmaDesc tw,          \
              const float* __restrict__ sx, const float* __restrict__ sw,                      \
              const float* __restrict__ bias, O::raw* __restrict__ y, u32 M, u32 N, u32 K) {  \
-        wgmma2_gemm_body<O>(&tx, &tw, sx, sw, bias, y, M, N, K);                              \
+        wgmma2_gemm_body<O, WG2_CLUSTER>(&tx, &tw, sx, sw, bias, y, M, N, K);                 \
     }
 EAI_WGMMA2(gemm_wgmma2_f32, F32)
 EAI_WGMMA2(gemm_wgmma2_f16, F16)
 EAI_WGMMA2(gemm_wgmma2_bf16, BF16)
+
+// v3 entry points: as v2 in clusters of 4 along M (W's map with boxes of WG_BN / 4 rows).
+#define EAI_WGMMA3(NAME, O)                                                                   \
+    extern "C" __global__ void __cluster_dims__(WG3_CLUSTER, 1, 1)                            \
+        __launch_bounds__(WG_THREADS, 1)                                                      \
+        NAME(const __grid_constant__ TmaDesc tx, const __grid_constant__ TmaDesc tw,          \
+             const float* __restrict__ sx, const float* __restrict__ sw,                      \
+             const float* __restrict__ bias, O::raw* __restrict__ y, u32 M, u32 N, u32 K) {  \
+        wgmma2_gemm_body<O, WG3_CLUSTER>(&tx, &tw, sx, sw, bias, y, M, N, K);                 \
+    }
+EAI_WGMMA3(gemm_wgmma3_f32, F32)
+EAI_WGMMA3(gemm_wgmma3_f16, F16)
+EAI_WGMMA3(gemm_wgmma3_bf16, BF16)

@@ -503,6 +503,13 @@ fn wgmma2_int8_gemm_dequant_matches_cpu_bit_for_bit() {
     check_wgmma(WgmmaKernel::V2, "wgmma2_int8_gemm_dequant_matches_cpu_bit_for_bit");
 }
 
+/// The same checks on kernel v3 (clusters of 4 CTAs along M, each loading a quarter of W's
+/// tile): tile rows not a multiple of 4 (1, 2, 3, 9, 11), W quarters wholly outside N.
+#[test]
+fn wgmma3_int8_gemm_dequant_matches_cpu_bit_for_bit() {
+    check_wgmma(WgmmaKernel::V3, "wgmma3_int8_gemm_dequant_matches_cpu_bit_for_bit");
+}
+
 fn check_wgmma(kernel: WgmmaKernel, test: &str) {
     let Some(dev) = device(test) else { return };
     let hopper = dev.info().compute_capability == (9, 0);
@@ -517,13 +524,13 @@ fn check_wgmma(kernel: WgmmaKernel, test: &str) {
         eprintln!("skipped {test}: not sm_90");
         return;
     }
-    if kernel == WgmmaKernel::V2 {
-        println!(
-            "wgmma v2: {} co-resident clusters of 2 on {} SMs",
-            dev.wgmma2_clusters().unwrap(),
-            dev.info().multiprocessors
-        );
-    }
+    println!(
+        "wgmma {}: {} co-resident clusters of {} on {} SMs",
+        kernel.name(),
+        dev.wgmma_clusters(kernel).unwrap(),
+        kernel.cluster(),
+        dev.info().multiprocessors
+    );
     let mut rng = Rng::new(13);
     let shapes = [
         GemmShape::new(1, 4, 16),

@@ -30,19 +30,14 @@ enum Row {
     Wgmma(WgmmaKernel, bool),
 }
 
-/// Whether `EAI_BENCH_SKIP_WGMMA` leaves kernel `k`'s rows out (`v1` / `v2`: that kernel's;
-/// any other value: both).
+/// Whether `EAI_BENCH_SKIP_WGMMA` leaves kernel `k`'s rows out: a comma-separated list of
+/// kernel names (`v2,v3`) leaves those out, any other value all of them.
 fn skip_wgmma(k: WgmmaKernel) -> bool {
-    std::env::var("EAI_BENCH_SKIP_WGMMA")
-        .is_ok_and(|v| v == k.name() || WgmmaKernel::ALL.iter().all(|o| o.name() != v))
-}
-
-/// What a wgmma row's kernel is, for its row name.
-fn wgmma_what(k: WgmmaKernel) -> &'static str {
-    match k {
-        WgmmaKernel::V1 => "fused epilogue, 1 CTA",
-        WgmmaKernel::V2 => "fused epilogue, cluster 2×1 W multicast",
-    }
+    std::env::var("EAI_BENCH_SKIP_WGMMA").is_ok_and(|v| {
+        let names: Vec<&str> = v.split(',').map(str::trim).collect();
+        names.contains(&k.name())
+            || !names.iter().all(|n| WgmmaKernel::ALL.iter().any(|o| o.name() == *n))
+    })
 }
 
 /// Runs the section; returns one bar line per square shape.
@@ -60,12 +55,26 @@ pub(crate) fn fused_gemm(
         "Median of {ROUNDS} interleaved rounds, each a median of {samples} event-timed batches; ×FP16 = cuBLAS FP16 time ÷ this row's time, same rounds. \
          `separate` = `gemm_i8` (heuristic rank 0) + `gemm_dequant`; `default` = `gemm_i8_dequant` with the measured choice of `gemm_plan` (shown as P/R); `fused P/R` = `gemm_i8_dequant` with `gemm_panel_mib=P` (0: one panel), `gemm_algo_rank=R`; `+ overlap`: `gemm_overlap=true` (each panel's dequantize on a second stream, double-buffered scratch)."
     ));
-    if !skip_wgmma(WgmmaKernel::V2) {
-        let clusters = dev.wgmma2_clusters().map_or_else(|e| e.to_string(), |c| c.to_string());
+    let shown: Vec<String> = WgmmaKernel::ALL
+        .into_iter()
+        .filter(|&k| !skip_wgmma(k))
+        .map(|k| {
+            let n = dev.wgmma_clusters(k).map_or_else(|e| e.to_string(), |c| c.to_string());
+            match k {
+                WgmmaKernel::V1 => format!("`wgmma v1`: one CTA per tile, {n} CTAs"),
+                _ => format!(
+                    "`wgmma {}`: clusters of {} CTAs along M sharing W's tile by TMA multicast, {n} co-resident clusters",
+                    k.name(),
+                    k.cluster()
+                ),
+            }
+        })
+        .collect();
+    if !shown.is_empty() {
         r.line(String::new());
         r.line(format!(
-            "`wgmma v1`: our Hopper kernel, one CTA per 128×256 tile, {} SMs; `wgmma v2`: the same CTA in clusters of 2 along M sharing the W tile by TMA multicast, {clusters} co-resident clusters.",
-            dev.info().multiprocessors
+            "Our Hopper wgmma kernels (128×256 tile per CTA, dequantize in the epilogue): {}.",
+            shown.join("; ")
         ));
     }
     r.line(String::new());
@@ -174,7 +183,7 @@ pub(crate) fn fused_gemm(
         let mut best: Option<(f64, String)> = None;
         let mut separate = None;
         let mut default = None;
-        let mut wgmma = [None; 2];
+        let mut wgmma = [None; WgmmaKernel::ALL.len()];
         let (auto_mib, auto_rank) = gemm_plan(s.m, s.n, &base);
         for (ri, row) in rows.iter().enumerate() {
             let name = match row {
@@ -183,8 +192,10 @@ pub(crate) fn fused_gemm(
                 Row::Default => format!("default ({auto_mib}/{auto_rank})"),
                 Row::Fused(mib, rank, false) => format!("fused {mib}/{rank}"),
                 Row::Fused(mib, rank, true) => format!("fused {mib}/{rank} + overlap"),
-                Row::Wgmma(k, false) => format!("wgmma {} ({})", k.name(), wgmma_what(*k)),
-                Row::Wgmma(k, true) => format!("wgmma {} ({}) + bias", k.name(), wgmma_what(*k)),
+                Row::Wgmma(k, false) => format!("wgmma {} (cluster {})", k.name(), k.cluster()),
+                Row::Wgmma(k, true) => {
+                    format!("wgmma {} (cluster {}) + bias", k.name(), k.cluster())
+                }
             };
             let panels = match row {
                 Row::Fused(mib, _, _) => row_panels(s.m, s.n, *mib).len().to_string(),

@@ -36,6 +36,6 @@ pub use error::{CudaError, Result};
 pub use gemm::{FloatElem, GemmShape, HalfElem, MAX_K_INT8, gemm_plan, row_panels, use_wgmma};
 pub use quant::{CudaQuantizer, DeviceQuantized};
 pub use wgmma::{
-    WgmmaKernel, wgmma_launch_config, wgmma_shape_issue, wgmma_tiles, wgmma2_cluster_tiles,
-    wgmma2_launch_config,
+    WgmmaKernel, wgmma_cluster_launch_config, wgmma_cluster_tiles, wgmma_launch_config,
+    wgmma_shape_issue, wgmma_tiles,
 };
