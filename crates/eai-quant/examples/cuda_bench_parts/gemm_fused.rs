@@ -102,8 +102,8 @@ pub(crate) fn fused_gemm(
         let bias = random_scales(dev, s.n, 152)?;
         let mut y16 = dev.zeros::<f16>(s.m * s.n)?;
         let mut acc = dev.zeros::<i32>(s.m * s.n)?;
-        // EAI_BENCH_SKIP_WGMMA leaves wgmma rows out (e.g. after a test failed): `v1` or `v2`
-        // that kernel's, any other value both
+        // EAI_BENCH_SKIP_WGMMA leaves wgmma rows out (e.g. after a test failed): a list such
+        // as `v2,v3` those kernels' rows, any other value all of them
         let kernels: Vec<WgmmaKernel> =
             WgmmaKernel::ALL.into_iter().filter(|&k| !skip_wgmma(k)).collect();
         let mut rows = vec![Row::Fp16];
