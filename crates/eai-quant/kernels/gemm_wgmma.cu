@@ -152,14 +152,60 @@ template <> struct WgPair<F16> : WgPairHalf<F16> {};
 template <> struct WgPair<BF16> : WgPairHalf<BF16> {};
 
 // Tile t of the grouped order: GROUP_M row tiles walk each column band before the next band.
+template <u32 GROUP = WG_GROUP_M>
 __device__ __forceinline__ void wg_tile(u32 t, u32 tiles_m, u32 tiles_n, u32& tm, u32& tn) {
-    const u32 per_group = WG_GROUP_M * tiles_n;
+    const u32 per_group = GROUP * tiles_n;
     const u32 g = t / per_group;
-    const u32 first = g * WG_GROUP_M;
-    const u32 rows = min(tiles_m - first, (u32)WG_GROUP_M);
+    const u32 first = g * GROUP;
+    const u32 rows = min(tiles_m - first, GROUP);
     const u32 r = t - g * per_group;
     tm = first + r % rows;
     tn = r / rows;
+}
+
+// Epilogue of one consumer warpgroup: dequantizes its 64 x 256 block of int32 sums (rows
+// row0.., columns col0..) from registers to global memory, masking rows >= M and columns >= N.
+// Register i = 4 j + 2 h + c holds row 16 warp + lane / 4 + 8 h, column 8 j + 2 (lane % 4) + c.
+template <class O>
+__device__ __forceinline__ void wg_epilogue(const int (&acc)[128], const float* __restrict__ sx,
+                                            const float* __restrict__ sw,
+                                            const float* __restrict__ bias,
+                                            typename O::raw* __restrict__ y, u32 M, u32 N,
+                                            u32 row0, u32 col0) {
+    const u32 lane = threadIdx.x & 31u;
+    const u32 warp = (threadIdx.x >> 5) & 3u;
+    const u32 r0 = row0 + warp * 16 + (lane >> 2);
+    const u32 r1 = r0 + 8;
+    const float rs0 = r0 < M ? __ldg(sx + r0) : 0.0f;
+    const float rs1 = r1 < M ? __ldg(sx + r1) : 0.0f;
+    const u32 c0 = col0 + 2 * (lane & 3u);
+#pragma unroll
+    for (int j = 0; j < WG_BN / 8; ++j) {
+        const u32 c = c0 + 8 * j;
+        if (c < N) {
+            const float2 cs = __ldg(reinterpret_cast<const float2*>(sw + c));
+            float2 b = make_float2(0.0f, 0.0f);
+            if (bias != 0) b = __ldg(reinterpret_cast<const float2*>(bias + c));
+            if (r0 < M) {
+                float v0 = __fmul_rn(__int2float_rn(acc[4 * j]), __fmul_rn(rs0, cs.x));
+                float v1 = __fmul_rn(__int2float_rn(acc[4 * j + 1]), __fmul_rn(rs0, cs.y));
+                if (bias != 0) {
+                    v0 = __fadd_rn(v0, b.x);
+                    v1 = __fadd_rn(v1, b.y);
+                }
+                WgPair<O>::store(y + (u64)r0 * N + c, v0, v1);
+            }
+            if (r1 < M) {
+                float v0 = __fmul_rn(__int2float_rn(acc[4 * j + 2]), __fmul_rn(rs1, cs.x));
+                float v1 = __fmul_rn(__int2float_rn(acc[4 * j + 3]), __fmul_rn(rs1, cs.y));
+                if (bias != 0) {
+                    v0 = __fadd_rn(v0, b.x);
+                    v1 = __fadd_rn(v1, b.y);
+                }
+                WgPair<O>::store(y + (u64)r1 * N + c, v0, v1);
+            }
+        }
+    }
 }
 
 template <class O>
@@ -224,7 +270,6 @@ __device__ __forceinline__ void wgmma_gemm_body(const TmaDesc* tx, const TmaDesc
     // consumer warpgroups 0 and 1: rows wg * 64 .. wg * 64 + 63 of each 128 x 256 tile
     asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n" ::: "memory");
     const u32 lane = threadIdx.x & 31u;
-    const u32 warp = (threadIdx.x >> 5) & 3u;
     int acc[128];
 #pragma unroll
     for (int i = 0; i < 128; ++i) acc[i] = 0;
@@ -260,41 +305,176 @@ __device__ __forceinline__ void wgmma_gemm_body(const TmaDesc* tx, const TmaDesc
         wg_pin(acc);
         if (ktiles > 0 && lane == 0) wg_mbar_arrive(empty0 + 8 * prev);
 
-        // epilogue: register i = 4 j + 2 h + c holds row 16 warp + lane / 4 + 8 h,
-        // column 8 j + 2 (lane % 4) + c of this warpgroup's 64 x 256 block
-        const u32 r0 = tm * WG_BM + wg * 64 + warp * 16 + (lane >> 2);
-        const u32 r1 = r0 + 8;
-        const float rs0 = r0 < M ? __ldg(sx + r0) : 0.0f;
-        const float rs1 = r1 < M ? __ldg(sx + r1) : 0.0f;
-        const u32 c0 = tn * WG_BN + 2 * (lane & 3u);
+        wg_epilogue<O>(acc, sx, sw, bias, y, M, N, tm * WG_BM + wg * 64, tn * WG_BN);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// v2: the same block (tile, ring, warpgroups, epilogue) in clusters of 2 CTAs along M that
+// share W's tile through TMA multicast. The two CTAs of a cluster compute the vertically
+// adjacent tiles (2 ct_m + rank, tn) of one 256 x 256 cluster tile, so they need the same
+// 256 x 128-byte W box per stage: each CTA's producer loads its own 128-row X box and one
+// 128-row half of the W box (rows rank * 128..), multicast into the same offset of both CTAs'
+// rings. Per stage and SM that is 16 + 16 KiB out of L2 instead of 16 + 32: at int8 rates the
+// v1 mainloop moves ~48 KiB per ~1000 tensor-core clocks per SM, about the L2's bandwidth.
+// Barriers: full[s] (count 1: the own producer's arrive.expect_tx of the whole stage, 48 KiB,
+// of which 16 KiB come from the peer's multicast, which may land before that expect_tx: the
+// phase cannot complete without the own arrival); empty[s] (count 16: every consumer warp of
+// BOTH CTAs arrives, lane 0 on the own barrier, lane 1 on the peer's through mapa, since the
+// producer's multicast overwrites the stage in both). Both CTAs walk the same cluster tiles and
+// k-steps, so every phase sees exactly 16 arrivals. A cluster barrier after the barrier init
+// (no remote arrive or multicast before the peer's barriers exist) and before exit (no remote
+// arrive into an exited CTA). v3: the same with clusters of 4 (each CTA loads a 64-row quarter
+// of W's box; empty[s] counts the 32 consumer warps of the cluster, lane i arriving in CTA i). Ragged edges: a CTA whose tile row (or W half) lies wholly
+// outside the matrix loads a clamped in-range box instead; rows >= M and columns >= N are
+// masked in the epilogue, so those sums are never stored.
+#define WG2_CLUSTER 2
+#define WG3_CLUSTER 4
+
+__device__ __forceinline__ u32 wg_cluster_rank() {
+    u32 r;
+    asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
+    return r;
+}
+
+// The shared::cluster address of the same shared variable in CTA `rank` of the cluster.
+__device__ __forceinline__ u32 wg_mapa(u32 addr, u32 rank) {
+    u32 r;
+    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(r) : "r"(addr), "r"(rank));
+    return r;
+}
+
+// Arrive on an mbarrier of another CTA of the cluster (CUTLASS's ClusterBarrier::arrive(cta):
+// the default .release.cta semantics; an explicit .release.cluster costs a MEMBAR.ALL.GPU per
+// arrival, which would also wait for the previous epilogue's stores).
+__device__ __forceinline__ void wg_mbar_arrive_cluster(u32 cluster_addr) {
+    asm volatile("mbarrier.arrive.shared::cluster.b64 _, [%0];" ::"r"(cluster_addr) : "memory");
+}
+
+__device__ __forceinline__ void wg_cluster_sync() {
+    asm volatile("barrier.cluster.arrive.release;\n\tbarrier.cluster.wait.acquire;" ::: "memory");
+}
+
+// 2-D TMA load of one box multicast to the CTAs of `mask`: the same shared offset `dst` and
+// the mbarrier at the same offset `bar` in each of them.
+__device__ __forceinline__ void wg_tma_load_mc(u32 dst, const TmaDesc* map, int c0, int c1,
+                                               u32 bar, unsigned short mask) {
+    asm volatile(
+        "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes"
+        ".multicast::cluster [%0], [%1, {%2, %3}], [%4], %5;" ::"r"(dst),
+        "l"(reinterpret_cast<u64>(map)), "r"(c0), "r"(c1), "r"(bar), "h"(mask)
+        : "memory");
+}
+
+// CL = CTAs per cluster along M (2: v2, 4: v3, where each CTA loads a quarter of W's box).
+template <class O, int CL>
+__device__ __forceinline__ void wgmma2_gemm_body(const TmaDesc* tx, const TmaDesc* tw,
+                                                 const float* __restrict__ sx,
+                                                 const float* __restrict__ sw,
+                                                 const float* __restrict__ bias,
+                                                 typename O::raw* __restrict__ y, u32 M, u32 N,
+                                                 u32 K) {
+    extern __shared__ __align__(1024) unsigned char wg_smem[];
+    __shared__ __align__(8) u64 full_bar[WG_STAGES];
+    __shared__ __align__(8) u64 empty_bar[WG_STAGES];
+    // the ring's offset is the same in both CTAs (same kernel, same static shared layout)
+    const u32 ring = (wg_smem_addr(wg_smem) + 1023u) & ~1023u;
+    const u32 full0 = wg_smem_addr(full_bar);
+    const u32 empty0 = wg_smem_addr(empty_bar);
+    const u32 rank = wg_cluster_rank();
+    constexpr u32 GROUP = WG_GROUP_M / CL;  // cluster rows per group: 8 tile rows
+    constexpr u32 B_PART = WG_B_BYTES / CL;
+    const u32 cluster = blockIdx.x / CL;
+    const u32 clusters = gridDim.x / CL;
+    const u32 tiles_m = (M + WG_BM - 1) / WG_BM;
+    const u32 tiles_n = (N + WG_BN - 1) / WG_BN;
+    const u32 ctiles_m = (tiles_m + CL - 1) / CL;
+    const u32 ctiles = ctiles_m * tiles_n;
+    const u32 ktiles = (K + WG_BK - 1) / WG_BK;
+    const u32 wg = threadIdx.x >> 7;
+
+    if (threadIdx.x == 0) {
 #pragma unroll
-        for (int j = 0; j < WG_BN / 8; ++j) {
-            const u32 c = c0 + 8 * j;
-            if (c < N) {
-                const float2 cs = __ldg(reinterpret_cast<const float2*>(sw + c));
-                float2 b = make_float2(0.0f, 0.0f);
-                if (bias != 0) b = __ldg(reinterpret_cast<const float2*>(bias + c));
-                if (r0 < M) {
-                    float v0 = __fmul_rn(__int2float_rn(acc[4 * j]), __fmul_rn(rs0, cs.x));
-                    float v1 = __fmul_rn(__int2float_rn(acc[4 * j + 1]), __fmul_rn(rs0, cs.y));
-                    if (bias != 0) {
-                        v0 = __fadd_rn(v0, b.x);
-                        v1 = __fadd_rn(v1, b.y);
+        for (int s = 0; s < WG_STAGES; ++s) {
+            wg_mbar_init(full0 + 8 * s, 1);                  // own producer + 48 KiB of TMA
+            wg_mbar_init(empty0 + 8 * s, 8 * CL);  // every consumer warp of the cluster
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    }
+    wg_cluster_sync();
+
+    if (wg == 2) {
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n" ::: "memory");
+        if (threadIdx.x == 256) {
+            asm volatile("prefetch.tensormap [%0];" ::"l"(reinterpret_cast<u64>(tx)) : "memory");
+            asm volatile("prefetch.tensormap [%0];" ::"l"(reinterpret_cast<u64>(tw)) : "memory");
+            u32 s = 0, phase = 0;
+            for (u32 t = cluster; t < ctiles; t += clusters) {
+                u32 ctm, tn;
+                wg_tile<GROUP>(t, ctiles_m, tiles_n, ctm, tn);
+                // clamped into the matrix: a wholly outside box is never asked of the TMA unit
+                const u32 tm = min(ctm * CL + rank, tiles_m - 1);
+                u32 wrow = tn * WG_BN + rank * (WG_BN / CL);
+                if (wrow >= N) wrow = tn * WG_BN;
+                for (u32 kt = 0; kt < ktiles; ++kt) {
+                    wg_mbar_wait(empty0 + 8 * s, phase ^ 1u);
+                    const u32 a = ring + s * WG_STAGE_BYTES;
+                    wg_mbar_expect_tx(full0 + 8 * s, WG_STAGE_BYTES);
+                    wg_tma_load(a, tx, (int)(kt * WG_BK), (int)(tm * WG_BM), full0 + 8 * s);
+                    wg_tma_load_mc(a + WG_A_BYTES + rank * B_PART, tw, (int)(kt * WG_BK),
+                                   (int)wrow, full0 + 8 * s, (unsigned short)((1u << CL) - 1u));
+                    if (++s == WG_STAGES) {
+                        s = 0;
+                        phase ^= 1u;
                     }
-                    WgPair<O>::store(y + (u64)r0 * N + c, v0, v1);
-                }
-                if (r1 < M) {
-                    float v0 = __fmul_rn(__int2float_rn(acc[4 * j + 2]), __fmul_rn(rs1, cs.x));
-                    float v1 = __fmul_rn(__int2float_rn(acc[4 * j + 3]), __fmul_rn(rs1, cs.y));
-                    if (bias != 0) {
-                        v0 = __fadd_rn(v0, b.x);
-                        v1 = __fadd_rn(v1, b.y);
-                    }
-                    WgPair<O>::store(y + (u64)r1 * N + c, v0, v1);
                 }
             }
         }
+        __syncwarp();
+    } else {
+        asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n" ::: "memory");
+        const u32 lane = threadIdx.x & 31u;
+        // lane i < CL releases a stage in CTA i of the cluster (whose multicast fills a part
+        // of it in every CTA), through its shared::cluster address
+        const u32 empty_cl = wg_mapa(empty0, lane < (u32)CL ? lane : 0u);
+        int acc[128];
+#pragma unroll
+        for (int i = 0; i < 128; ++i) acc[i] = 0;
+        u32 s = 0, phase = 0;
+        for (u32 t = cluster; t < ctiles; t += clusters) {
+            u32 ctm, tn;
+            wg_tile<GROUP>(t, ctiles_m, tiles_n, ctm, tn);
+            const u32 tm = ctm * CL + rank;
+            u32 prev = 0;
+            for (u32 kt = 0; kt < ktiles; ++kt) {
+                wg_mbar_wait(full0 + 8 * s, phase);
+                const u64 da = wg_desc(ring + s * WG_STAGE_BYTES + wg * (64 * WG_BK));
+                const u64 db = wg_desc(ring + s * WG_STAGE_BYTES + WG_A_BYTES);
+                wg_pin(acc);
+                wg_fence();
+#pragma unroll
+                for (int kk = 0; kk < WG_BK / 32; ++kk) {
+                    wg_mma(acc, da + 2 * kk, db + 2 * kk, (kt != 0 || kk != 0) ? 1 : 0);
+                }
+                wg_commit();
+                wg_pin(acc);
+                wg_wait<1>();
+                if (kt > 0 && lane < (u32)CL) wg_mbar_arrive_cluster(empty_cl + 8 * prev);
+                prev = s;
+                if (++s == WG_STAGES) {
+                    s = 0;
+                    phase ^= 1u;
+                }
+            }
+            wg_wait<0>();
+            wg_pin(acc);
+            if (ktiles > 0 && lane < (u32)CL) wg_mbar_arrive_cluster(empty_cl + 8 * prev);
+            // a tile row beyond M (tiles_m not a multiple of CL) is masked whole by the epilogue
+            wg_epilogue<O>(acc, sx, sw, bias, y, M, N, tm * WG_BM + wg * 64, tn * WG_BN);
+        }
     }
+    // no CTA leaves while its peer may still arrive on its barriers
+    wg_cluster_sync();
 }
 
 // Entry points: (tensor map of X [M, K], tensor map of W [N, K], sx [M], sw [N], bias [N] or
@@ -310,3 +490,30 @@ __device__ __forceinline__ void wgmma_gemm_body(const TmaDesc* tx, const TmaDesc
 EAI_WGMMA(gemm_wgmma_f32, F32)
 EAI_WGMMA(gemm_wgmma_f16, F16)
 EAI_WGMMA(gemm_wgmma_bf16, BF16)
+
+// v2 entry points: the same parameters (W's tensor map with boxes of WG_BN / 2 rows), grid a
+// multiple of 2 (clusters of 2 along x), at most one cluster per 2 SMs (persistent).
+#define EAI_WGMMA2(NAME, O)                                                                   \
+    extern "C" __global__ void __cluster_dims__(WG2_CLUSTER, 1, 1)                            \
+        __launch_bounds__(WG_THREADS, 1)                                                      \
+        NAME(const __grid_constant__ TmaDesc tx, const __grid_constant__ TmaDesc tw,          \
+             const float* __restrict__ sx, const float* __restrict__ sw,                      \
+             const float* __restrict__ bias, O::raw* __restrict__ y, u32 M, u32 N, u32 K) {  \
+        wgmma2_gemm_body<O, WG2_CLUSTER>(&tx, &tw, sx, sw, bias, y, M, N, K);                 \
+    }
+EAI_WGMMA2(gemm_wgmma2_f32, F32)
+EAI_WGMMA2(gemm_wgmma2_f16, F16)
+EAI_WGMMA2(gemm_wgmma2_bf16, BF16)
+
+// v3 entry points: as v2 in clusters of 4 along M (W's map with boxes of WG_BN / 4 rows).
+#define EAI_WGMMA3(NAME, O)                                                                   \
+    extern "C" __global__ void __cluster_dims__(WG3_CLUSTER, 1, 1)                            \
+        __launch_bounds__(WG_THREADS, 1)                                                      \
+        NAME(const __grid_constant__ TmaDesc tx, const __grid_constant__ TmaDesc tw,          \
+             const float* __restrict__ sx, const float* __restrict__ sw,                      \
+             const float* __restrict__ bias, O::raw* __restrict__ y, u32 M, u32 N, u32 K) {  \
+        wgmma2_gemm_body<O, WG3_CLUSTER>(&tx, &tw, sx, sw, bias, y, M, N, K);                 \
+    }
+EAI_WGMMA3(gemm_wgmma3_f32, F32)
+EAI_WGMMA3(gemm_wgmma3_f16, F16)
+EAI_WGMMA3(gemm_wgmma3_bf16, BF16)

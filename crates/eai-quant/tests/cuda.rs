@@ -8,7 +8,7 @@
 mod common;
 
 use common::{Rng, device};
-use eai_quant::cuda::{CudaDevice, CudaError, GemmShape, row_panels};
+use eai_quant::cuda::{CudaDevice, CudaError, GemmShape, WgmmaKernel, row_panels};
 use half::{bf16, f16};
 
 #[test]
@@ -486,10 +486,32 @@ fn traffic_probes_write_every_item() {
 /// 128 × 256 tile, K a multiple of 16 but not of the 128-byte stage, more tiles than SMs so
 /// that the persistent blocks take several tiles each), and at 4096³ against the cuBLASLt path
 /// (all elements) and the CPU (sampled rows). On a compute capability 9.0 device the kernel
-/// must run (no fallback); elsewhere it must refuse with `Unsupported`.
+/// must run (no fallback); elsewhere it must refuse with `Unsupported`. Kernel v1 (one CTA per
+/// tile); [`wgmma2_int8_gemm_dequant_matches_cpu_bit_for_bit`] runs the same checks on v2.
 #[test]
 fn wgmma_int8_gemm_dequant_matches_cpu_bit_for_bit() {
-    let Some(dev) = device("wgmma_int8_gemm_dequant_matches_cpu_bit_for_bit") else { return };
+    check_wgmma(WgmmaKernel::V1, "wgmma_int8_gemm_dequant_matches_cpu_bit_for_bit");
+}
+
+/// [`wgmma_int8_gemm_dequant_matches_cpu_bit_for_bit`] on kernel v2 (clusters of 2 CTAs along M
+/// sharing W's tile by TMA multicast): the same shapes cover odd tile-row counts (the last
+/// cluster's second CTA has no rows), W halves wholly outside N (N = 4, 68, 260, 4100) and
+/// clusters taking 1 to 3 cluster tiles; bf16 through the `Tuning::gemm_wgmma` dispatch (whose
+/// kernel is v2).
+#[test]
+fn wgmma2_int8_gemm_dequant_matches_cpu_bit_for_bit() {
+    check_wgmma(WgmmaKernel::V2, "wgmma2_int8_gemm_dequant_matches_cpu_bit_for_bit");
+}
+
+/// The same checks on kernel v3 (clusters of 4 CTAs along M, each loading a quarter of W's
+/// tile): tile rows not a multiple of 4 (1, 2, 3, 9, 11), W quarters wholly outside N.
+#[test]
+fn wgmma3_int8_gemm_dequant_matches_cpu_bit_for_bit() {
+    check_wgmma(WgmmaKernel::V3, "wgmma3_int8_gemm_dequant_matches_cpu_bit_for_bit");
+}
+
+fn check_wgmma(kernel: WgmmaKernel, test: &str) {
+    let Some(dev) = device(test) else { return };
     let hopper = dev.info().compute_capability == (9, 0);
     if !hopper {
         let s = GemmShape::new(1, 4, 16);
@@ -499,9 +521,16 @@ fn wgmma_int8_gemm_dequant_matches_cpu_bit_for_bit() {
         let r = dev.gemm_i8_dequant_wgmma(&x, &w, &sx, &sw, None, &mut y, s);
         assert!(matches!(r, Err(CudaError::Unsupported { .. })), "{r:?}");
         assert!(!dev.wgmma_applies(&s));
-        eprintln!("skipped wgmma_int8_gemm_dequant_matches_cpu_bit_for_bit: not sm_90");
+        eprintln!("skipped {test}: not sm_90");
         return;
     }
+    println!(
+        "wgmma {}: {} co-resident clusters of {} on {} SMs",
+        kernel.name(),
+        dev.wgmma_clusters(kernel).unwrap(),
+        kernel.cluster(),
+        dev.info().multiprocessors
+    );
     let mut rng = Rng::new(13);
     let shapes = [
         GemmShape::new(1, 4, 16),
@@ -513,6 +542,9 @@ fn wgmma_int8_gemm_dequant_matches_cpu_bit_for_bit() {
         // 9 × 17 = 153 and 16 × 10 = 160 tiles: more than the 132 SMs of an H100
         GemmShape::new(1100, 4100, 64),
         GemmShape::new(2000, 2560, 160),
+        // v2: 11 tile rows (the last cluster's second CTA has none), 6 × 24 = 144 cluster tiles
+        // on 66 clusters (2 or 3 each), K of one stage and a 16-byte tail
+        GemmShape::new(1408, 6144, 144),
     ];
     let base = dev.tuning();
     for &s in &shapes {
@@ -535,26 +567,31 @@ fn wgmma_int8_gemm_dequant_matches_cpu_bit_for_bit() {
                 })
                 .collect();
             let b = with_bias.then_some(&db);
-            let what = format!("wgmma {s:?} bias {with_bias}");
+            let what = format!("wgmma {} {s:?} bias {with_bias}", kernel.name());
             let mut o32 = dev.upload(&vec![f32::NAN; s.m * s.n]).unwrap();
-            dev.gemm_i8_dequant_wgmma(&dx, &dw, &dsx, &dsw, b, &mut o32, s).unwrap();
+            dev.gemm_i8_dequant_wgmma_kernel(&dx, &dw, &dsx, &dsw, b, &mut o32, s, kernel).unwrap();
             let got = dev.download(&o32).unwrap();
             for i in 0..got.len() {
                 assert_eq!(got[i].to_bits(), want[i].to_bits(), "f32 {what} at {i}");
             }
             let mut o16 = dev.upload(&vec![f16::NAN; s.m * s.n]).unwrap();
-            dev.gemm_i8_dequant_wgmma(&dx, &dw, &dsx, &dsw, b, &mut o16, s).unwrap();
+            dev.gemm_i8_dequant_wgmma_kernel(&dx, &dw, &dsx, &dsw, b, &mut o16, s, kernel).unwrap();
             let got = dev.download(&o16).unwrap();
             for i in 0..got.len() {
                 assert_eq!(got[i].to_bits(), f16::from_f32(want[i]).to_bits(), "f16 {what} at {i}");
             }
-            // bf16 through the public entry point with the tuning switch: the dispatch
-            let mut t = base;
-            t.gemm_wgmma = Some(true);
-            dev.set_tuning(t);
+            // bf16: v2 through the public entry point with the tuning switch (the dispatch)
             let mut ob = dev.upload(&vec![bf16::NAN; s.m * s.n]).unwrap();
-            dev.gemm_i8_dequant(&dx, &dw, &dsx, &dsw, b, &mut ob, s).unwrap();
-            dev.set_tuning(base);
+            if kernel == WgmmaKernel::default() {
+                let mut t = base;
+                t.gemm_wgmma = Some(true);
+                dev.set_tuning(t);
+                dev.gemm_i8_dequant(&dx, &dw, &dsx, &dsw, b, &mut ob, s).unwrap();
+                dev.set_tuning(base);
+            } else {
+                dev.gemm_i8_dequant_wgmma_kernel(&dx, &dw, &dsx, &dsw, b, &mut ob, s, kernel)
+                    .unwrap();
+            }
             let got = dev.download(&ob).unwrap();
             for i in 0..got.len() {
                 assert_eq!(
@@ -584,10 +621,11 @@ fn wgmma_int8_gemm_dequant_matches_cpu_bit_for_bit() {
     dev.set_tuning(base);
     let lt = dev.download(&lt).unwrap();
     let mut wg = dev.upload(&vec![f16::NAN; s.m * s.n]).unwrap();
-    dev.gemm_i8_dequant_wgmma(&dx, &dw, &dsx, &dsw, Some(&db), &mut wg, s).unwrap();
+    dev.gemm_i8_dequant_wgmma_kernel(&dx, &dw, &dsx, &dsw, Some(&db), &mut wg, s, kernel).unwrap();
     let wg = dev.download(&wg).unwrap();
     let mismatches = lt.iter().zip(&wg).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
-    assert_eq!(mismatches, 0, "4096³ wgmma vs cuBLASLt: {mismatches} of {} differ", lt.len());
+    let k = kernel.name();
+    assert_eq!(mismatches, 0, "4096³ wgmma {k} vs cuBLASLt: {mismatches} of {} differ", lt.len());
     for r in 0..48 {
         let m = if r == 0 { s.m - 1 } else { rng.below(s.m) };
         let row = GemmShape::new(1, s.n, s.k);
@@ -609,5 +647,9 @@ fn wgmma_int8_gemm_dequant_matches_cpu_bit_for_bit() {
     assert!(!dev.wgmma_applies(&s));
     let r = dev.gemm_i8_dequant_wgmma(&x, &w, &sx, &sw, None, &mut y, s);
     assert!(matches!(r, Err(CudaError::Shape { .. })), "{r:?}");
-    println!("wgmma int8 gemm + dequant: {} shapes and 4096³ bit-exact", shapes.len());
+    println!(
+        "wgmma {} int8 gemm + dequant: {} shapes and 4096³ bit-exact",
+        kernel.name(),
+        shapes.len()
+    );
 }

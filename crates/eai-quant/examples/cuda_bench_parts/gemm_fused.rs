@@ -3,10 +3,10 @@
 //! `gemm_i8_dequant` (panel budget and rank from `gemm_plan`), and `gemm_i8_dequant` under every
 //! row-panel budget and cuBLASLt heuristic rank in the sweep, all against cuBLAS FP16 in the same
 //! interleaved rounds. `wgmma` rows: our Hopper kernel with the dequantize in its epilogue
-//! (`gemm_i8_dequant_wgmma`, no int32 matrix), also at two LLM shapes (2048 × 11008 × 4096 and
+//! (`gemm_i8_dequant_wgmma_kernel`, no int32 matrix; v1 and v2 side by side), also at two LLM shapes (2048 × 11008 × 4096 and
 //! 2048 × 4096 × 11008) beside FP16 and the cuBLASLt path.
 
-use eai_quant::cuda::{CudaDevice, GemmShape, gemm_plan, row_panels};
+use eai_quant::cuda::{CudaDevice, GemmShape, WgmmaKernel, gemm_plan, row_panels};
 use half::f16;
 
 use super::{BoxResult, Report, random_f16, random_i8, random_scales, rotation, time_op};
@@ -26,8 +26,18 @@ enum Row {
     Default,
     /// Panel budget (MiB), heuristic rank, dequantize on a second stream.
     Fused(u32, u32, bool),
-    /// `gemm_i8_dequant_wgmma` (f16 out; `true`: with bias).
-    Wgmma(bool),
+    /// `gemm_i8_dequant_wgmma_kernel` (f16 out; `true`: with bias).
+    Wgmma(WgmmaKernel, bool),
+}
+
+/// Whether `EAI_BENCH_SKIP_WGMMA` leaves kernel `k`'s rows out: a comma-separated list of
+/// kernel names (`v2,v3`) leaves those out, any other value all of them.
+fn skip_wgmma(k: WgmmaKernel) -> bool {
+    std::env::var("EAI_BENCH_SKIP_WGMMA").is_ok_and(|v| {
+        let names: Vec<&str> = v.split(',').map(str::trim).collect();
+        names.contains(&k.name())
+            || !names.iter().all(|n| WgmmaKernel::ALL.iter().any(|o| o.name() == *n))
+    })
 }
 
 /// Runs the section; returns one bar line per square shape.
@@ -45,6 +55,28 @@ pub(crate) fn fused_gemm(
         "Median of {ROUNDS} interleaved rounds, each a median of {samples} event-timed batches; ×FP16 = cuBLAS FP16 time ÷ this row's time, same rounds. \
          `separate` = `gemm_i8` (heuristic rank 0) + `gemm_dequant`; `default` = `gemm_i8_dequant` with the measured choice of `gemm_plan` (shown as P/R); `fused P/R` = `gemm_i8_dequant` with `gemm_panel_mib=P` (0: one panel), `gemm_algo_rank=R`; `+ overlap`: `gemm_overlap=true` (each panel's dequantize on a second stream, double-buffered scratch)."
     ));
+    let shown: Vec<String> = WgmmaKernel::ALL
+        .into_iter()
+        .filter(|&k| !skip_wgmma(k))
+        .map(|k| {
+            let n = dev.wgmma_clusters(k).map_or_else(|e| e.to_string(), |c| c.to_string());
+            match k {
+                WgmmaKernel::V1 => format!("`wgmma v1`: one CTA per tile, {n} CTAs"),
+                _ => format!(
+                    "`wgmma {}`: clusters of {} CTAs along M sharing W's tile by TMA multicast, {n} co-resident clusters",
+                    k.name(),
+                    k.cluster()
+                ),
+            }
+        })
+        .collect();
+    if !shown.is_empty() {
+        r.line(String::new());
+        r.line(format!(
+            "Our Hopper wgmma kernels (128×256 tile per CTA, dequantize in the epilogue): {}.",
+            shown.join("; ")
+        ));
+    }
     r.line(String::new());
     r.line("| shape | row | panels | µs (median) | slowest–fastest round (µs) | TOPS | ×FP16 |");
     r.line("|---|---|---|---|---|---|---|");
@@ -70,16 +102,15 @@ pub(crate) fn fused_gemm(
         let bias = random_scales(dev, s.n, 152)?;
         let mut y16 = dev.zeros::<f16>(s.m * s.n)?;
         let mut acc = dev.zeros::<i32>(s.m * s.n)?;
-        // EAI_BENCH_SKIP_WGMMA=1 leaves the wgmma rows out (e.g. after its test failed)
-        let skip_wgmma = std::env::var_os("EAI_BENCH_SKIP_WGMMA").is_some();
-        let mut rows = vec![Row::Fp16, Row::Separate, Row::Default];
-        if !skip_wgmma {
-            rows.insert(1, Row::Wgmma(false));
-        }
+        // EAI_BENCH_SKIP_WGMMA leaves wgmma rows out (e.g. after a test failed): a list such
+        // as `v2,v3` those kernels' rows, any other value all of them
+        let kernels: Vec<WgmmaKernel> =
+            WgmmaKernel::ALL.into_iter().filter(|&k| !skip_wgmma(k)).collect();
+        let mut rows = vec![Row::Fp16];
+        rows.extend(kernels.iter().map(|&k| Row::Wgmma(k, false)));
+        rows.extend([Row::Separate, Row::Default]);
         if square {
-            if !skip_wgmma {
-                rows.push(Row::Wgmma(true));
-            }
+            rows.extend(kernels.iter().map(|&k| Row::Wgmma(k, true)));
             for mib in PANEL_MIB {
                 for rank in RANKS {
                     rows.push(Row::Fused(mib, rank, false));
@@ -119,10 +150,10 @@ pub(crate) fn fused_gemm(
                     Row::Fused(..) | Row::Default => time_op(dev, samples, |i| {
                         Ok(dev.gemm_i8_dequant(&x8, &w8[i % sets], &sx, &sw, None, &mut y16, s)?)
                     }),
-                    Row::Wgmma(with_bias) => {
+                    Row::Wgmma(kernel, with_bias) => {
                         let b = with_bias.then_some(&bias);
                         time_op(dev, samples, |i| {
-                            Ok(dev.gemm_i8_dequant_wgmma(
+                            Ok(dev.gemm_i8_dequant_wgmma_kernel(
                                 &x8,
                                 &w8[i % sets],
                                 &sx,
@@ -130,6 +161,7 @@ pub(crate) fn fused_gemm(
                                 b,
                                 &mut y16,
                                 s,
+                                *kernel,
                             )?)
                         })
                     }
@@ -151,7 +183,7 @@ pub(crate) fn fused_gemm(
         let mut best: Option<(f64, String)> = None;
         let mut separate = None;
         let mut default = None;
-        let mut wgmma = None;
+        let mut wgmma = [None; WgmmaKernel::ALL.len()];
         let (auto_mib, auto_rank) = gemm_plan(s.m, s.n, &base);
         for (ri, row) in rows.iter().enumerate() {
             let name = match row {
@@ -160,8 +192,10 @@ pub(crate) fn fused_gemm(
                 Row::Default => format!("default ({auto_mib}/{auto_rank})"),
                 Row::Fused(mib, rank, false) => format!("fused {mib}/{rank}"),
                 Row::Fused(mib, rank, true) => format!("fused {mib}/{rank} + overlap"),
-                Row::Wgmma(false) => "wgmma (fused epilogue)".to_string(),
-                Row::Wgmma(true) => "wgmma (fused epilogue) + bias".to_string(),
+                Row::Wgmma(k, false) => format!("wgmma {} (cluster {})", k.name(), k.cluster()),
+                Row::Wgmma(k, true) => {
+                    format!("wgmma {} (cluster {}) + bias", k.name(), k.cluster())
+                }
             };
             let panels = match row {
                 Row::Fused(mib, _, _) => row_panels(s.m, s.n, *mib).len().to_string(),
@@ -187,7 +221,7 @@ pub(crate) fn fused_gemm(
             match row {
                 Row::Separate => separate = Some(ratio),
                 Row::Default => default = Some(ratio),
-                Row::Wgmma(false) => wgmma = Some(ratio),
+                Row::Wgmma(k, false) => wgmma[*k as usize] = Some(ratio),
                 Row::Fused(..) if best.as_ref().is_none_or(|b| ratio > b.0) => {
                     best = Some((ratio, name));
                 }
@@ -203,11 +237,15 @@ pub(crate) fn fused_gemm(
             fmt(b),
             if default.is_some_and(|d| d >= 1.6) { "met" } else { "NOT met" }
         ));
-        bars.push(format!(
-            "- INT8 wgmma GEMM with the dequantize in its epilogue → f16 vs cuBLAS FP16 at {label}: {}; bar ≥ 1.6×: {}",
-            fmt(wgmma),
-            if wgmma.is_some_and(|d| d >= 1.6) { "met" } else { "NOT met" }
-        ));
+        for k in WgmmaKernel::ALL {
+            let v = wgmma[k as usize];
+            bars.push(format!(
+                "- INT8 wgmma {} GEMM with the dequantize in its epilogue → f16 vs cuBLAS FP16 at {label}: {}; bar ≥ 1.6×: {}",
+                k.name(),
+                fmt(v),
+                if v.is_some_and(|d| d >= 1.6) { "met" } else { "NOT met" }
+            ));
+        }
     }
     Ok(bars)
 }

@@ -137,6 +137,8 @@ impl<T> DeviceBuffer<T> {
 pub(crate) struct Kernels {
     _module: Arc<CudaModule>,
     functions: std::collections::HashMap<&'static str, CudaFunction>,
+    /// Co-resident clusters of the wgmma v2 and v3 kernels (queried once on first launch).
+    pub(crate) wgmma_clusters: [std::sync::OnceLock<u32>; 2],
 }
 
 impl Kernels {
@@ -379,7 +381,8 @@ impl CudaDevice {
             }
             functions.insert(name, f);
         }
-        let k = Arc::new(Kernels { _module: module, functions });
+        let k =
+            Arc::new(Kernels { _module: module, functions, wgmma_clusters: Default::default() });
         *slot = Some(k.clone());
         Ok(k)
     }
@@ -420,7 +423,8 @@ impl CudaDevice {
             .map_err(self.err("cuFuncSetAttribute"))?;
             functions.insert(name, f);
         }
-        let k = Arc::new(Kernels { _module: module, functions });
+        let k =
+            Arc::new(Kernels { _module: module, functions, wgmma_clusters: Default::default() });
         *slot = Some(k.clone());
         Ok(k)
     }

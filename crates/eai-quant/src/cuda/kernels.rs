@@ -53,9 +53,19 @@ pub(crate) fn wgmma_source() -> String {
         .join("\n")
 }
 
-/// Entry points of the wgmma module.
-pub(crate) const WGMMA_ENTRY_POINTS: &[&str] =
-    &["gemm_wgmma_f32", "gemm_wgmma_f16", "gemm_wgmma_bf16"];
+/// Entry points of the wgmma module: v1 (one CTA per tile), v2 and v3 (clusters of 2 and 4 CTAs
+/// sharing W's tile through TMA multicast).
+pub(crate) const WGMMA_ENTRY_POINTS: &[&str] = &[
+    "gemm_wgmma_f32",
+    "gemm_wgmma_f16",
+    "gemm_wgmma_bf16",
+    "gemm_wgmma2_f32",
+    "gemm_wgmma2_f16",
+    "gemm_wgmma2_bf16",
+    "gemm_wgmma3_f32",
+    "gemm_wgmma3_f16",
+    "gemm_wgmma3_bf16",
+];
 
 /// Every kernel entry point the module must export (checked when the module is loaded).
 pub(crate) const ENTRY_POINTS: &[&str] = &[
@@ -305,6 +315,9 @@ mod tests {
         }
         assert!(src.contains("wgmma.mma_async.sync.aligned.m64n256k32.s32.s8.s8"));
         assert!(src.contains("cp.async.bulk.tensor.2d"));
+        assert!(src.contains(".multicast::cluster"), "v2 multicast load missing");
+        assert!(src.contains(".reqnctapercluster 2, 1, 1"), "v2 cluster dims missing");
+        assert!(src.contains(".reqnctapercluster 4, 1, 1"), "v3 cluster dims missing");
         // the portable module does not carry the wgmma kernels
         assert!(!source().contains("gemm_wgmma_f32"));
         if let Ok(dir) = std::env::var("EAI_DUMP_PTX") {

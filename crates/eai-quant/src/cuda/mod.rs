@@ -35,4 +35,7 @@ pub use device::{
 pub use error::{CudaError, Result};
 pub use gemm::{FloatElem, GemmShape, HalfElem, MAX_K_INT8, gemm_plan, row_panels, use_wgmma};
 pub use quant::{CudaQuantizer, DeviceQuantized};
-pub use wgmma::{wgmma_launch_config, wgmma_shape_issue, wgmma_tiles};
+pub use wgmma::{
+    WgmmaKernel, wgmma_cluster_launch_config, wgmma_cluster_tiles, wgmma_launch_config,
+    wgmma_shape_issue, wgmma_tiles,
+};

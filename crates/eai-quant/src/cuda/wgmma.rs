@@ -14,6 +14,11 @@
 //! [`gemm_i8`](CudaDevice::gemm_i8) + [`gemm_dequant`](CudaDevice::gemm_dequant) and to the
 //! CPU reference.
 //!
+//! Three kernels (see [`WgmmaKernel`]): v1 as above, one CTA per tile; v2 the same CTA in
+//! clusters of 2 along M whose producers each load half of the shared W tile and multicast it
+//! into both CTAs (2/3 of v1's L2 → shared-memory traffic per tile); v3 in clusters of 4 (each
+//! loads a quarter: 1/2 of v1's traffic). All give the same bits.
+//!
 //! Applies to compute capability 9.0 only (the module is compiled for `compute_90a`) and to
 //! shapes with `K % 16 == 0` (the TMA row stride must be a multiple of 16 bytes) besides the
 //! INT8 GEMM's own `N % 4 == 0`; see [`wgmma_shape_issue`].
@@ -42,6 +47,57 @@ pub(crate) const STAGE_BYTES: usize = (TILE_M + TILE_N) * TILE_K;
 /// Dynamic shared memory of one block: the ring plus 1 KiB to align it to 1024 bytes (the
 /// 128-byte swizzle atom).
 pub(crate) const SMEM_BYTES: usize = STAGES * STAGE_BYTES + 1024;
+
+/// Which wgmma kernel [`CudaDevice::gemm_i8_dequant_wgmma_kernel`] launches (the same result,
+/// bit for bit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum WgmmaKernel {
+    /// One CTA per 128 × 256 tile, W's tile loaded by every CTA (session 13).
+    V1,
+    /// Clusters of 2 CTAs along M sharing W's tile through TMA multicast (each loads half).
+    #[default]
+    V2,
+    /// As v2 in clusters of 4 (each CTA loads a quarter of W's tile).
+    V3,
+}
+
+impl WgmmaKernel {
+    /// Every kernel, for tests and benches.
+    pub const ALL: [WgmmaKernel; 3] = [WgmmaKernel::V1, WgmmaKernel::V2, WgmmaKernel::V3];
+
+    /// Short name for reports (`v1`, `v2`, `v3`).
+    pub fn name(self) -> &'static str {
+        match self {
+            WgmmaKernel::V1 => "v1",
+            WgmmaKernel::V2 => "v2",
+            WgmmaKernel::V3 => "v3",
+        }
+    }
+
+    /// CTAs per cluster (along M; `WG2_CLUSTER` / `WG3_CLUSTER` in the kernel source).
+    pub fn cluster(self) -> usize {
+        match self {
+            WgmmaKernel::V1 => 1,
+            WgmmaKernel::V2 => 2,
+            WgmmaKernel::V3 => 4,
+        }
+    }
+
+    /// Entry point for output type suffix `f32`, `f16` or `bf16`.
+    fn entry(self, suffix: &str) -> &'static str {
+        match (self, suffix) {
+            (WgmmaKernel::V1, "f32") => "gemm_wgmma_f32",
+            (WgmmaKernel::V1, "f16") => "gemm_wgmma_f16",
+            (WgmmaKernel::V1, _) => "gemm_wgmma_bf16",
+            (WgmmaKernel::V2, "f32") => "gemm_wgmma2_f32",
+            (WgmmaKernel::V2, "f16") => "gemm_wgmma2_f16",
+            (WgmmaKernel::V2, _) => "gemm_wgmma2_bf16",
+            (WgmmaKernel::V3, "f32") => "gemm_wgmma3_f32",
+            (WgmmaKernel::V3, "f16") => "gemm_wgmma3_f16",
+            (WgmmaKernel::V3, _) => "gemm_wgmma3_bf16",
+        }
+    }
+}
 
 /// Why the wgmma kernel cannot compute `shape` (`None`: it can). Shape checks only; the device
 /// must also be compute capability 9.0.
@@ -77,6 +133,28 @@ pub fn wgmma_launch_config(shape: &GemmShape, sms: u32) -> LaunchConfig {
     let blocks = wgmma_tiles(shape).min(sms.max(1) as usize).max(1);
     LaunchConfig {
         grid_dim: (blocks as u32, 1, 1),
+        block_dim: (THREADS, 1, 1),
+        shared_mem_bytes: SMEM_BYTES as u32,
+    }
+}
+
+/// Cluster tiles of `shape` for clusters of `cluster` CTAs along M (`cluster` 128-row tiles
+/// stacked × 256 columns).
+pub fn wgmma_cluster_tiles(shape: &GemmShape, cluster: usize) -> usize {
+    shape.m.div_ceil(TILE_M).div_ceil(cluster.max(1)) * shape.n.div_ceil(TILE_N)
+}
+
+/// Launch configuration of a cluster kernel (v2, v3): persistent clusters of `cluster` CTAs, at
+/// most `max_clusters` (the device's co-resident clusters; fewer when there are fewer cluster
+/// tiles), so the grid is a multiple of `cluster`.
+pub fn wgmma_cluster_launch_config(
+    shape: &GemmShape,
+    cluster: usize,
+    max_clusters: u32,
+) -> LaunchConfig {
+    let clusters = wgmma_cluster_tiles(shape, cluster).min(max_clusters.max(1) as usize).max(1);
+    LaunchConfig {
+        grid_dim: ((clusters * cluster.max(1)) as u32, 1, 1),
         block_dim: (THREADS, 1, 1),
         shared_mem_bytes: SMEM_BYTES as u32,
     }
@@ -147,8 +225,35 @@ impl CudaDevice {
         self.info().compute_capability == (9, 0) && wgmma_shape_issue(shape).is_none()
     }
 
-    /// INT8 GEMM with the dequantize fused into the epilogue of our Hopper wgmma kernel (see
-    /// the [module docs](self)): the same result, bit for bit, as
+    /// Clusters of `kernel` (v2, v3) that fit on the device at once (its persistent grid):
+    /// `cuOccupancyMaxActiveClusters` (a cluster lives within one GPC), at most
+    /// multiprocessors / cluster size, which is also the answer where the query fails. Queried
+    /// once per loaded module; v1 (no clusters): the multiprocessors.
+    ///
+    /// # Errors
+    /// As [`gemm_i8_dequant_wgmma`](Self::gemm_i8_dequant_wgmma) when loading the module.
+    pub fn wgmma_clusters(&self, kernel: WgmmaKernel) -> Result<u32> {
+        let sms = self.info().multiprocessors;
+        let cl = kernel.cluster();
+        if cl == 1 {
+            return Ok(sms);
+        }
+        let kernels = self.wgmma_kernels()?;
+        let most = (sms / cl as u32).max(1);
+        // the three output types share one resource footprint
+        let func = kernels.get(kernel.entry("f16"))?;
+        let slot = &kernels.wgmma_clusters[usize::from(cl == 4)];
+        Ok(*slot.get_or_init(|| {
+            let probe = wgmma_cluster_launch_config(&GemmShape::new(1, 1, 16), cl, 1);
+            func.occupancy_max_active_clusters(probe, &self.stream)
+                .ok()
+                .filter(|&c| c > 0)
+                .map_or(most, |c| c.min(most))
+        }))
+    }
+
+    /// INT8 GEMM with the dequantize fused into the epilogue of our Hopper wgmma kernel
+    /// ([`WgmmaKernel::default`]; see the [module docs](self)): the same result, bit for bit, as
     /// [`gemm_i8_dequant`](Self::gemm_i8_dequant) on the cuBLASLt path, without its int32
     /// matrix. Never falls back: on another device or an unsupported shape it is an error.
     ///
@@ -166,6 +271,26 @@ impl CudaDevice {
         bias: Option<&DeviceBuffer<f32>>,
         y: &mut DeviceBuffer<O>,
         shape: GemmShape,
+    ) -> Result<()> {
+        self.gemm_i8_dequant_wgmma_kernel(x, w, sx, sw, bias, y, shape, WgmmaKernel::default())
+    }
+
+    /// [`gemm_i8_dequant_wgmma`](Self::gemm_i8_dequant_wgmma) with the kernel named (for A/B
+    /// comparisons; both give the same bits).
+    ///
+    /// # Errors
+    /// As [`gemm_i8_dequant_wgmma`](Self::gemm_i8_dequant_wgmma).
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemm_i8_dequant_wgmma_kernel<O: FloatElem>(
+        &self,
+        x: &DeviceBuffer<i8>,
+        w: &DeviceBuffer<i8>,
+        sx: &DeviceBuffer<f32>,
+        sw: &DeviceBuffer<f32>,
+        bias: Option<&DeviceBuffer<f32>>,
+        y: &mut DeviceBuffer<O>,
+        shape: GemmShape,
+        kernel: WgmmaKernel,
     ) -> Result<()> {
         const OP: &str = "int8 wgmma gemm + dequant";
         let (m, n, k) = (shape.m, shape.n, shape.k);
@@ -191,11 +316,7 @@ impl CudaDevice {
             return Err(CudaError::shape(OP, issue));
         }
         let kernels = self.wgmma_kernels()?;
-        let name = match O::SUFFIX {
-            "f32" => "gemm_wgmma_f32",
-            "f16" => "gemm_wgmma_f16",
-            _ => "gemm_wgmma_bf16",
-        };
+        let name = kernel.entry(O::SUFFIX);
         let func = kernels.get(name)?;
         let stream = &self.stream;
         let (xp, _gx) = x.slice.device_ptr(stream);
@@ -205,17 +326,27 @@ impl CudaDevice {
         let bias_g = bias.map(|b| b.slice.device_ptr(stream));
         let bp = bias_g.as_ref().map_or(0, |(p, _)| *p);
         let (yp, _gy) = y.slice.device_ptr_mut(stream);
+        // v2, v3: each CTA of a cluster loads its part of W's 256-row box
+        let w_box = TILE_N / kernel.cluster();
         // SAFETY: X and W are whole device allocations (256-byte aligned) of M·K and N·K bytes,
         // K % 16 == 0 (checked above); the maps are used only by the launch below, which is
         // enqueued while the buffers are borrowed (stream order keeps them alive until it runs).
+        // Encoding is host-only work (no driver round trip), a few µs at most beside a launch.
         let (tx, tw) = unsafe {
             (
                 encode_tensor_map(xp, m, k, TILE_M).map_err(self.err("cuTensorMapEncodeTiled"))?,
-                encode_tensor_map(wp, n, k, TILE_N).map_err(self.err("cuTensorMapEncodeTiled"))?,
+                encode_tensor_map(wp, n, k, w_box).map_err(self.err("cuTensorMapEncodeTiled"))?,
             )
         };
         let (m32, n32, k32) = (m as u32, n as u32, k as u32);
-        let cfg = wgmma_launch_config(&shape, self.info().multiprocessors);
+        let cfg = match kernel {
+            WgmmaKernel::V1 => wgmma_launch_config(&shape, self.info().multiprocessors),
+            // co-resident clusters only: a persistent grid larger than that would run its last
+            // clusters in a second wave
+            _ => {
+                wgmma_cluster_launch_config(&shape, kernel.cluster(), self.wgmma_clusters(kernel)?)
+            }
+        };
         let mut launch = stream.launch_builder(func);
         launch.arg(&tx).arg(&tw).arg(&sxp).arg(&swp).arg(&bp).arg(&yp);
         launch.arg(&m32).arg(&n32).arg(&k32);
@@ -225,7 +356,9 @@ impl CudaDevice {
         // checks); lengths were checked against the shape; the TMA reads stay inside the maps'
         // bounds (zero fill outside) and the epilogue writes only rows < M and columns < N,
         // in pairs that are 8-byte (f32) or 4-byte aligned since N and the column are even.
-        // The dynamic shared memory was opted in when the module was loaded.
+        // The dynamic shared memory was opted in when the module was loaded. v2: the grid is a
+        // multiple of the kernel's compile-time cluster size (2 or 4), and the W map's box is
+        // the part (128 or 64 rows) each CTA of a cluster loads.
         unsafe { launch.launch(cfg) }.map_err(self.err("cuLaunchKernel(gemm_wgmma)"))?;
         Ok(())
     }
@@ -276,6 +409,47 @@ mod tests {
         assert_eq!(wgmma_tiles(&GemmShape::new(129, 260, 16)), 2 * 2);
         assert_eq!(wgmma_launch_config(&GemmShape::new(129, 260, 16), 132).grid_dim.0, 4);
         assert_eq!(wgmma_launch_config(&GemmShape::new(1, 4, 16), 0).grid_dim.0, 1);
+    }
+
+    #[test]
+    fn cluster_grids_are_whole_clusters() {
+        let s = GemmShape::new(4096, 4096, 4096);
+        assert_eq!(wgmma_cluster_tiles(&s, 2), 16 * 16);
+        assert_eq!(wgmma_cluster_tiles(&s, 4), 8 * 16);
+        let c = wgmma_cluster_launch_config(&s, 2, 66);
+        assert_eq!(c.grid_dim, (132, 1, 1));
+        assert_eq!(c.block_dim, (THREADS, 1, 1));
+        assert_eq!(c.shared_mem_bytes as usize, SMEM_BYTES);
+        assert_eq!(wgmma_cluster_launch_config(&s, 4, 32).grid_dim, (128, 1, 1));
+        // tile rows not a multiple of the cluster: the last cluster's spare CTAs (no rows,
+        // masked) are still launched
+        assert_eq!(wgmma_cluster_tiles(&GemmShape::new(1, 4, 16), 2), 1);
+        assert_eq!(wgmma_cluster_launch_config(&GemmShape::new(1, 4, 16), 2, 66).grid_dim.0, 2);
+        assert_eq!(wgmma_cluster_launch_config(&GemmShape::new(1, 4, 16), 4, 33).grid_dim.0, 4);
+        assert_eq!(wgmma_cluster_tiles(&GemmShape::new(1100, 4100, 64), 2), 5 * 17);
+        assert_eq!(wgmma_cluster_tiles(&GemmShape::new(1100, 4100, 64), 4), 3 * 17);
+        assert_eq!(wgmma_cluster_launch_config(&GemmShape::new(257, 260, 16), 2, 0).grid_dim.0, 2);
+        for cl in [2, 4] {
+            for (m, n, most) in [(129, 260, 66), (2048, 11_008, 66), (7, 4, 1), (9000, 9000, 31)] {
+                let c = wgmma_cluster_launch_config(&GemmShape::new(m, n, 16), cl, most);
+                assert_eq!(c.grid_dim.0 as usize % cl, 0);
+                assert!(c.grid_dim.0 as usize <= cl * most as usize);
+            }
+        }
+        let src = include_str!("../../kernels/gemm_wgmma.cu");
+        for (k, name) in [(WgmmaKernel::V2, "WG2_CLUSTER"), (WgmmaKernel::V3, "WG3_CLUSTER")] {
+            assert!(src.contains(&format!("#define {name} {}\n", k.cluster())), "{name}");
+            // the W part each CTA loads is whole 1024-byte swizzle atoms
+            assert_eq!((TILE_N / k.cluster() * TILE_K) % 1024, 0);
+        }
+        assert_eq!(WgmmaKernel::default(), WgmmaKernel::V2);
+        for k in WgmmaKernel::ALL {
+            for suffix in ["f32", "f16", "bf16"] {
+                let e = k.entry(suffix);
+                assert!(super::super::kernels::WGMMA_ENTRY_POINTS.contains(&e), "{e}");
+                assert!(e.ends_with(suffix));
+            }
+        }
     }
 
     #[test]
