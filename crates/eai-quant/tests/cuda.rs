@@ -238,6 +238,27 @@ fn int8_gemm_is_exact_and_epilogue_matches_cpu() {
     }
 }
 
+/// Random inputs of an INT8 GEMM + dequantize of `shape` (codes, row and column scales, bias),
+/// drawn in this order.
+struct FusedCase {
+    x: Vec<i8>,
+    w: Vec<i8>,
+    sx: Vec<f32>,
+    sw: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl FusedCase {
+    fn random(rng: &mut Rng, s: GemmShape) -> Self {
+        let x = (0..s.m * s.k).map(|_| rng.i8()).collect();
+        let w = (0..s.n * s.k).map(|_| rng.i8()).collect();
+        let sx = (0..s.m).map(|_| rng.unit() * 0.02 + 1e-4).collect();
+        let sw = (0..s.n).map(|_| rng.unit() * 0.01 + 1e-5).collect();
+        let bias = (0..s.n).map(|_| rng.normal(1.0)).collect();
+        Self { x, w, sx, sw, bias }
+    }
+}
+
 /// The fused INT8 GEMM + dequantize (`gemm_i8_dequant`) for every row-panel budget and several
 /// cuBLASLt heuristic ranks: bit-identical to the CPU's exact int32 product followed by the
 /// CPU epilogue's operation order, for f32, f16 and bf16 outputs, with and without bias.
@@ -258,12 +279,8 @@ fn fused_int8_gemm_dequant_matches_cpu_for_every_panel_and_algo() {
     let base = dev.tuning();
     let mut panels_seen = 0usize;
     for &s in &shapes {
-        let x: Vec<i8> = (0..s.m * s.k).map(|_| rng.i8()).collect();
-        let w: Vec<i8> = (0..s.n * s.k).map(|_| rng.i8()).collect();
+        let FusedCase { x, w, sx, sw, bias } = FusedCase::random(&mut rng, s);
         let acc = gemm_i32_reference(&x, &w, s);
-        let sx: Vec<f32> = (0..s.m).map(|_| rng.unit() * 0.02 + 1e-4).collect();
-        let sw: Vec<f32> = (0..s.n).map(|_| rng.unit() * 0.01 + 1e-5).collect();
-        let bias: Vec<f32> = (0..s.n).map(|_| rng.normal(1.0)).collect();
         let (dx, dw) = (dev.upload(&x).unwrap(), dev.upload(&w).unwrap());
         let (dsx, dsw, db) =
             (dev.upload(&sx).unwrap(), dev.upload(&sw).unwrap(), dev.upload(&bias).unwrap());
@@ -549,12 +566,8 @@ fn check_wgmma(kernel: WgmmaKernel, test: &str) {
     let base = dev.tuning();
     for &s in &shapes {
         assert!(dev.wgmma_applies(&s), "{s:?}");
-        let x: Vec<i8> = (0..s.m * s.k).map(|_| rng.i8()).collect();
-        let w: Vec<i8> = (0..s.n * s.k).map(|_| rng.i8()).collect();
+        let FusedCase { x, w, sx, sw, bias } = FusedCase::random(&mut rng, s);
         let acc = gemm_i32_reference(&x, &w, s);
-        let sx: Vec<f32> = (0..s.m).map(|_| rng.unit() * 0.02 + 1e-4).collect();
-        let sw: Vec<f32> = (0..s.n).map(|_| rng.unit() * 0.01 + 1e-5).collect();
-        let bias: Vec<f32> = (0..s.n).map(|_| rng.normal(1.0)).collect();
         let (dx, dw) = (dev.upload(&x).unwrap(), dev.upload(&w).unwrap());
         let (dsx, dsw, db) =
             (dev.upload(&sx).unwrap(), dev.upload(&sw).unwrap(), dev.upload(&bias).unwrap());
@@ -605,11 +618,7 @@ fn check_wgmma(kernel: WgmmaKernel, test: &str) {
     // 4096³: every element against the cuBLASLt path (itself bit-exact against the CPU in the
     // test above), and 48 sampled rows against the CPU
     let s = GemmShape::new(4096, 4096, 4096);
-    let x: Vec<i8> = (0..s.m * s.k).map(|_| rng.i8()).collect();
-    let w: Vec<i8> = (0..s.n * s.k).map(|_| rng.i8()).collect();
-    let sx: Vec<f32> = (0..s.m).map(|_| rng.unit() * 0.02 + 1e-4).collect();
-    let sw: Vec<f32> = (0..s.n).map(|_| rng.unit() * 0.01 + 1e-5).collect();
-    let bias: Vec<f32> = (0..s.n).map(|_| rng.normal(1.0)).collect();
+    let FusedCase { x, w, sx, sw, bias } = FusedCase::random(&mut rng, s);
     let (dx, dw) = (dev.upload(&x).unwrap(), dev.upload(&w).unwrap());
     let (dsx, dsw, db) =
         (dev.upload(&sx).unwrap(), dev.upload(&sw).unwrap(), dev.upload(&bias).unwrap());

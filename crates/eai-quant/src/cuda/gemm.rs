@@ -55,6 +55,31 @@ impl GemmShape {
         format!("M={} N={} K={}", self.m, self.n, self.k)
     }
 
+    /// The buffer lengths of an INT8 GEMM + dequantize (`X` m·k, `W` n·k, row scales m,
+    /// column scales n, `Y` m·n, bias n when given), checked against this shape.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn check_fused_lens(
+        &self,
+        op: &'static str,
+        x: usize,
+        w: usize,
+        sx: usize,
+        sw: usize,
+        bias: Option<usize>,
+        y: usize,
+    ) -> Result<()> {
+        let (m, n, k) = (self.m, self.n, self.k);
+        self.check_len(op, "X", x, m * k)?;
+        self.check_len(op, "W", w, n * k)?;
+        self.check_len(op, "row scales", sx, m)?;
+        self.check_len(op, "column scales", sw, n)?;
+        self.check_len(op, "Y", y, m * n)?;
+        if let Some(b) = bias {
+            self.check_len(op, "bias", b, n)?;
+        }
+        Ok(())
+    }
+
     fn check_len(&self, op: &'static str, what: &str, got: usize, want: usize) -> Result<()> {
         if got == want {
             Ok(())
@@ -390,14 +415,15 @@ impl CudaDevice {
     ) -> Result<()> {
         const OP: &str = "int8 gemm + dequant";
         let (m, n, k) = (shape.m, shape.n, shape.k);
-        shape.check_len(OP, "X", x.len(), m * k)?;
-        shape.check_len(OP, "W", w.len(), n * k)?;
-        shape.check_len(OP, "row scales", sx.len(), m)?;
-        shape.check_len(OP, "column scales", sw.len(), n)?;
-        shape.check_len(OP, "Y", y.len(), m * n)?;
-        if let Some(b) = bias {
-            shape.check_len(OP, "bias", b.len(), n)?;
-        }
+        shape.check_fused_lens(
+            OP,
+            x.len(),
+            w.len(),
+            sx.len(),
+            sw.len(),
+            bias.map(|b| b.len()),
+            y.len(),
+        )?;
         check_int8_dims(OP, &shape)?;
         let tuning = self.tuning();
         if use_wgmma(&tuning) && self.wgmma_applies(&shape) {

@@ -294,24 +294,15 @@ impl CudaDevice {
     ) -> Result<()> {
         const OP: &str = "int8 wgmma gemm + dequant";
         let (m, n, k) = (shape.m, shape.n, shape.k);
-        let len = |what: &str, got: usize, want: usize| {
-            if got == want {
-                Ok(())
-            } else {
-                Err(CudaError::shape(
-                    OP,
-                    format!("{what} holds {got} elements, M={m} N={n} K={k} needs {want}"),
-                ))
-            }
-        };
-        len("X", x.len(), m * k)?;
-        len("W", w.len(), n * k)?;
-        len("row scales", sx.len(), m)?;
-        len("column scales", sw.len(), n)?;
-        len("Y", y.len(), m * n)?;
-        if let Some(b) = bias {
-            len("bias", b.len(), n)?;
-        }
+        shape.check_fused_lens(
+            OP,
+            x.len(),
+            w.len(),
+            sx.len(),
+            sw.len(),
+            bias.map(|b| b.len()),
+            y.len(),
+        )?;
         if let Some(issue) = wgmma_shape_issue(&shape) {
             return Err(CudaError::shape(OP, issue));
         }
