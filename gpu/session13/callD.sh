@@ -1,6 +1,6 @@
 # Session 13, call D (carry .gpu/b5 .gpu/i1; calls A-C never ran: machines refused or taken
-# back): batch-1 and batch-8 decode at Qwen2.5-7B and Mistral-7B shapes on the defaults, HEAD
-# 2d0a0d1-era build b5 beside ef626dc (b4's gpu_bench, carried in b5 as gpu_bench_ef626dc) and
+# back): batch-1 and batch-8 decode at Qwen2.5-7B and Mistral-7B shapes on the defaults, build
+# b5 (2d40863, later reverted) beside ef626dc (b4's gpu_bench, carried in b5 as gpu_bench_ef626dc) and
 # 048c872 (session 12's final launch path); the decode GPU tests on b5; then the int8 wgmma GEMM
 # test and bench (.gpu/i1/run.sh).
 set -u
