@@ -434,7 +434,8 @@ mod tests {
             // the W part each CTA loads is whole 1024-byte swizzle atoms
             assert_eq!((TILE_N / k.cluster() * TILE_K) % 1024, 0);
         }
-        assert_eq!(WgmmaKernel::default(), WgmmaKernel::V2);
+        // the opt-in takes the kernel measured on a GPU (v1) until v2/v3 are measured
+        assert_eq!(WgmmaKernel::default(), WgmmaKernel::V1);
         for k in WgmmaKernel::ALL {
             for suffix in ["f32", "f16", "bf16"] {
                 let e = k.entry(suffix);
