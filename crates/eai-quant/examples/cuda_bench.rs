@@ -15,6 +15,8 @@
 //! `--vary-placement` (see `quant_rows`), and `--profile [--profile-log2 N]` (one launch of
 //! each kernel under study and exit, for `ncu -k regex:...`). `--gemm-only` runs only the GEMM
 //! sections (3 and 3b: the separate dequantize pass against the fused `gemm_i8_dequant`).
+//! `--only-16bit` runs only the copy, the row-wise quantize cases from bf16/f16 (the default
+//! kernel beside its variants, `QUANT_VARIANTS`) and the 2:1 traffic probes (< 1 minute).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "cuda_bench_parts/gemm_fused.rs"]
@@ -200,7 +202,8 @@ fn main() -> BoxResult<()> {
 
     // ---------------------------------------------------------------- 2. casts
     let n = 1usize << 28;
-    {
+    let only16 = args.iter().any(|a| a == "--only-16bit");
+    if !only16 {
         let mut x32 = dev.zeros::<f32>(n)?;
         dev.fill_uniform(&mut x32, 2, -100.0, 100.0)?;
         let mut x16 = dev.zeros::<f16>(n)?;
@@ -226,7 +229,17 @@ fn main() -> BoxResult<()> {
         sweeps::sweep_reg(&dev, &mut r, samples.div_ceil(2), roof)?;
         sweeps::sweep_dequant(&dev, &mut r, samples.div_ceil(2), roof)?;
     }
-    quant_rows(&dev, &mut r, samples, roof, args.iter().any(|a| a == "--vary-placement"))?;
+    if only16 {
+        quant_rows(&dev, &mut r, samples, roof, false, true)?;
+        r.line(String::new());
+        r.line(format!("Tuning used: `{}`", dev.tuning().to_overrides()));
+        if let Some(p) = out_path {
+            std::fs::write(&p, &r.md)?;
+            println!("wrote {p}");
+        }
+        return Ok(());
+    }
+    quant_rows(&dev, &mut r, samples, roof, args.iter().any(|a| a == "--vary-placement"), false)?;
     if !args.iter().any(|a| a == "--no-sizes") {
         sweeps::two_pass_sizes(&dev, &mut r, samples, roof)?;
     }
@@ -662,7 +675,24 @@ const QUANT_VARIANTS: &[(&str, &str, &[usize])] = &[
     ("in-warp", "quant_small_contig=0", &[4]),
     ("contig 2/lane + ld.cs", "quant_small_contig=2", &[4]),
     ("contig 4/lane", "quant_small_contig=4", &[4]),
+    // session 14: the in-warp register kernel for group-128 with its next step prefetched
+    // (quant_reg_prefetch), with the streaming hint, with 2 vectors per lane, smaller blocks;
+    // the split kernel's rows (asymmetric u8, per-token) with one warp per row
+    ("prefetch", "quant_reg_prefetch=true", &[3]),
+    ("prefetch + ld.cs", "quant_reg_prefetch=true,quant_load_streaming=true", &[3]),
+    ("2/lane", "quant_reg_vectors_half=2,quant_reg_vectors_f32=2", &[3]),
+    (
+        "prefetch 2/lane",
+        "quant_reg_prefetch=true,quant_reg_vectors_half=2,quant_reg_vectors_f32=2",
+        &[3],
+    ),
+    ("prefetch, 128 threads", "quant_reg_prefetch=true,quant_reg_threads=128", &[3]),
+    ("one warp/row", "quant_split_warps=0", &[0, 2]),
 ];
+
+/// `--only-16bit`: the cases measured (per-token, per-channel, asymmetric u8, group-128, vLLM),
+/// from bf16 and f16 only, with every variant that applies, beside the copy and the 2:1 probes.
+const ONLY_16BIT_CASES: &[usize] = &[0, 1, 2, 3, 5];
 
 /// Dequantize variants measured beside the defaults: (label, overrides).
 const DEQ_VARIANTS: &[(&str, &str)] = &[("8 blocks/SM", "dequant_blocks_per_sm=8")];
@@ -683,6 +713,7 @@ fn quant_rows(
     samples: usize,
     roof: f64,
     vary: bool,
+    only16: bool,
 ) -> BoxResult<()> {
     use eai_quant::{Granularity, QuantSpec};
     const ROUNDS: usize = 5;
@@ -739,6 +770,17 @@ fn quant_rows(
     let mut keep = dev.quant_output("keep", &cases[3].1, &[rows, cols])?;
     let mut ops = vec![Op::Copy, Op::CopyKeep];
     for c in 0..cases.len() {
+        if only16 {
+            if ONLY_16BIT_CASES.contains(&c) {
+                ops.extend([Op::Quant(c, 1), Op::Quant(c, 2)]);
+                for (v, (_, _, applies)) in QUANT_VARIANTS.iter().enumerate() {
+                    if applies.contains(&c) {
+                        ops.extend([Op::QuantVar(c, 1, v), Op::QuantVar(c, 2, v)]);
+                    }
+                }
+            }
+            continue;
+        }
         ops.extend([Op::Quant(c, 0), Op::Quant(c, 1), Op::Quant(c, 2)]);
         if c == 3 {
             ops.extend([Op::QuantKeep(c, 1), Op::QuantKeep(c, 2), Op::QuantKeep(c, 0)]);
@@ -755,18 +797,22 @@ fn quant_rows(
             }
         }
     }
-    ops.extend([
-        Op::Probe(16, 16),
-        Op::Probe(16, 4),
-        Op::Probe(16, 8),
-        Op::Probe(8, 16),
-        Op::Probe(4, 16),
-        Op::ProbeBlocked(16, 16),
-        Op::ProbeBlocked(16, 4),
-        Op::ProbeBlocked(16, 8),
-        Op::ProbeBlocked(8, 16),
-        Op::ProbeBlocked(4, 16),
-    ]);
+    if only16 {
+        ops.extend([Op::Probe(16, 8), Op::ProbeBlocked(16, 8)]);
+    } else {
+        ops.extend([
+            Op::Probe(16, 16),
+            Op::Probe(16, 4),
+            Op::Probe(16, 8),
+            Op::Probe(8, 16),
+            Op::Probe(4, 16),
+            Op::ProbeBlocked(16, 16),
+            Op::ProbeBlocked(16, 4),
+            Op::ProbeBlocked(16, 8),
+            Op::ProbeBlocked(8, 16),
+            Op::ProbeBlocked(4, 16),
+        ]);
+    }
     let mut times = vec![Vec::with_capacity(ROUNDS); ops.len()];
     for round in 0..ROUNDS {
         for (i, op) in ops.iter().enumerate() {

@@ -222,9 +222,26 @@ __device__ __forceinline__ void reg_load(const uint4* __restrict__ xv, u64 g, bo
     }
 }
 
+// The V vectors lane tl holds of group g in the in-warp (CONSEC = false: reg_load) or the
+// contiguous layout (CONSEC = true: vectors tl·V .. tl·V + V); zeros when the team has no group.
+template <int V, bool CONSEC, bool CS>
+__device__ __forceinline__ void reg_load_team(const uint4* __restrict__ xv, u64 g, bool act,
+                                              u32 tl, u32 fallback, const RegArgs& a, uint4* r) {
+    if (CONSEC) {
+        const uint4* src = xv + g * a.LV + (u64)tl * V;
+#pragma unroll
+        for (int k = 0; k < V; ++k) r[k] = act ? ld16<CS>(src + k) : make_uint4(0u, 0u, 0u, 0u);
+    } else {
+        reg_load<V, CS>(xv, g, act, tl, fallback, a, r);
+    }
+}
+
 // In-warp (CONSEC = false) and contiguous (CONSEC = true, below) row quantizers: teams of TS
-// lanes within a warp, one group per team and step.
-template <class T, int V, bool CONSEC = false, bool CS = false>
+// lanes within a warp, one group per team and step. PF (session 14, in-warp only): the loads of
+// the warp's next step are issued before the current groups are reduced and written (a software
+// pipeline in registers, as the split kernel has had since session 3), so each warp keeps its
+// loads in flight while it computes instead of relying on other warps alone.
+template <class T, int V, bool CONSEC = false, bool CS = false, bool PF = false>
 __device__ __forceinline__ void rows_reg(const typename T::raw* __restrict__ x,
                                          u8* __restrict__ q, float* __restrict__ scales,
                                          int* __restrict__ zps, const RegArgs& a,
@@ -237,21 +254,23 @@ __device__ __forceinline__ void rows_reg(const typename T::raw* __restrict__ x,
     const uint4* xv = reinterpret_cast<const uint4*>(x);
     const u32 fallback = tl < a.LV ? tl : 0u;  // a valid vector of the group (duplicates are
                                                // neutral for min/max)
-    for (u64 gb = warp * tpw; gb < a.G; gb += nwarps * tpw) {  // warp-uniform
+    const u64 gstep = nwarps * tpw;
+    uint4 r[V];
+    if (PF) reg_load_team<V, CONSEC, CS>(xv, warp * tpw + team, warp * tpw + team < a.G, tl, fallback, a, r);
+    for (u64 gb = warp * tpw; gb < a.G; gb += gstep) {  // warp-uniform
         const u64 g = gb + team;
         const bool act = g < a.G;
-        uint4 r[V];
-        if (CONSEC) {
-            const uint4* src = xv + g * a.LV + (u64)tl * V;
-#pragma unroll
-            for (int k = 0; k < V; ++k) r[k] = act ? ld16<CS>(src + k) : make_uint4(0u, 0u, 0u, 0u);
-        } else {
-            reg_load<V, CS>(xv, g, act, tl, fallback, a, r);
-        }
+        uint4 nx[V];
+        if (PF) reg_load_team<V, CONSEC, CS>(xv, g + gstep, g + gstep < a.G, tl, fallback, a, nx);
+        else reg_load_team<V, CONSEC, CS>(xv, g, act, tl, fallback, a, r);
         float mn, mx;
         const bool any_dirty = reg_stats<T, V, CONSEC>(r, g, act, tl, a, s, bad, mn, mx);
         shfl_minmax(mn, mx, a.TS >> 1);
         if (act) reg_codes<T, V, CONSEC>(r, g, tl, a, any_dirty, mn, mx, q, scales, zps, s, bad_scale);
+        if (PF) {
+#pragma unroll
+            for (int k = 0; k < V; ++k) r[k] = nx[k];
+        }
     }
 }
 

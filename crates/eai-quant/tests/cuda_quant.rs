@@ -434,6 +434,44 @@ fn cuda_quantizer_passes_the_conformance_suite() {
     }
 }
 
+/// The prefetching in-warp row kernel (`quant_reg_prefetch`: 2 and 4 vectors per lane, default
+/// and streaming loads, several block sizes) against the CPU bit for bit, for every spec on
+/// shapes whose groups take the in-warp kernel (group-128 rows, ragged and short rows, more
+/// groups than resident teams so the loop and its prefetch run several steps, and fewer).
+#[test]
+fn prefetching_row_kernel_matches_cpu_bit_for_bit() {
+    let Some(dev) = device("prefetching_row_kernel_matches_cpu_bit_for_bit") else { return };
+    let mut rng = Rng::new(78);
+    let shapes: &[&[usize]] =
+        &[&[37, 129], &[9, 96], &[40, 256], &[4099, 128], &[1, 64], &[3, 40, 256]];
+    let default = dev.tuning();
+    let mut total = 0usize;
+    for v in [2u32, 4] {
+        for (cs, threads) in [(false, 256u32), (true, 64), (false, 128)] {
+            let mut t = default;
+            t.quant_reg_prefetch = Some(true);
+            t.quant_load_streaming = Some(cs);
+            t.quant_reg_vectors_f32 = v;
+            t.quant_reg_vectors_half = v;
+            t.quant_reg_vectors_small = v;
+            t.quant_small_contig = Some(0);
+            t.quant_reg_threads = threads;
+            dev.set_tuning(t);
+            for (name, spec) in specs() {
+                for shape in shapes {
+                    let Some(spec) = fit(spec, shape) else { continue };
+                    let x = input(&mut rng, shape, spec.non_finite == NonFinite::Saturate);
+                    for dt in [Dtype::F32, Dtype::F16, Dtype::Bf16] {
+                        total += compare(&dev, &name, &spec, shape, &x, dt);
+                    }
+                }
+            }
+        }
+    }
+    dev.set_tuning(default);
+    eprintln!("prefetching_row_kernel_matches_cpu_bit_for_bit: {total} elements");
+}
+
 #[test]
 fn every_tuning_and_a_private_stream_give_the_same_bits() {
     let Some(dev) = device("every_tuning_and_a_private_stream_give_the_same_bits") else {
@@ -485,6 +523,8 @@ fn every_tuning_and_a_private_stream_give_the_same_bits() {
         t.quant_small_contig = [Some(2), Some(4), Some(0), None, Some(2)][i];
         // split kernel's loads: forced either way, or the measured choice
         t.quant_load_streaming = [Some(false), Some(true), None, Some(false), Some(true)][i];
+        // in-warp register kernel with 2 / 4 vectors per lane: prefetching or not
+        t.quant_reg_prefetch = [Some(true), Some(false), Some(true), Some(true), None][i];
         // odd settings run on a new non-blocking stream of the same context
         let on_stream;
         let d: &CudaDevice = if i % 2 == 1 {

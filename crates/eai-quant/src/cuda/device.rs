@@ -603,10 +603,17 @@ pub struct Tuning {
     /// holds consecutive vectors and writes its codes with one wide store), 0 for the in-warp
     /// kernel with `quant_reg_vectors_small`, `None` for the measured choice per input type.
     pub quant_small_contig: Option<u32>,
-    /// The split register kernel: load the input with the streaming hint (`ld.global.cs`)
-    /// instead of through the non-coherent path (`ld.global.nc`); `None`: the measured choice
-    /// (streaming from f16/bf16, not from f32).
+    /// The split register kernel and the prefetching in-warp kernel
+    /// ([`quant_reg_prefetch`](Self::quant_reg_prefetch)): load the input with the streaming
+    /// hint (`ld.global.cs`) instead of through the non-coherent path (`ld.global.nc`); `None`:
+    /// the measured choice (split kernel: streaming from f16/bf16, not from f32; prefetching
+    /// kernel: see `cuda::quant::plan::row_kernel`).
     pub quant_load_streaming: Option<bool>,
+    /// The in-warp register row quantizer with 2 or 4 vectors per lane (e.g. group-128):
+    /// `Some(true)` issues each warp's loads of its next groups before it reduces and writes the
+    /// current ones (a software pipeline in registers), `Some(false)` loads a step's groups at
+    /// its start; `None`: the measured choice per input type.
+    pub quant_reg_prefetch: Option<bool>,
     /// INT8 GEMM + dequantize with row panels: run each panel's dequantize on a second stream,
     /// overlapping the next panel's GEMM (the scratch is double-buffered: twice the panel).
     pub gemm_overlap: bool,
@@ -641,6 +648,7 @@ impl Default for Tuning {
             gemm_algo_rank: None,
             quant_small_contig: None,
             quant_load_streaming: None,
+            quant_reg_prefetch: None,
             gemm_overlap: false,
             gemm_wgmma: None,
         }
@@ -708,6 +716,8 @@ impl Tuning {
                 (_, _, Some(f), _, _) if auto => *f = None,
                 ("quant_load_streaming", _, _, _, Ok(b)) => t.quant_load_streaming = Some(b),
                 ("quant_load_streaming", ..) if auto => t.quant_load_streaming = None,
+                ("quant_reg_prefetch", _, _, _, Ok(b)) => t.quant_reg_prefetch = Some(b),
+                ("quant_reg_prefetch", ..) if auto => t.quant_reg_prefetch = None,
                 ("gemm_wgmma", _, _, _, Ok(b)) => t.gemm_wgmma = Some(b),
                 ("gemm_wgmma", ..) if auto => t.gemm_wgmma = None,
                 ("quant_one_pass_tensor", _, _, _, Ok(b)) => t.quant_one_pass_tensor = b,
@@ -727,7 +737,7 @@ impl Tuning {
              quant_reg_vectors_half={},quant_reg_vectors_small={},quant_reg_threads={},\
              dequant_blocks_per_sm={},quant_one_pass_tensor={},quant_split_warps={},\
              gemm_panel_mib={},gemm_algo_rank={},quant_small_contig={},\
-             quant_load_streaming={},gemm_overlap={},gemm_wgmma={}",
+             quant_load_streaming={},quant_reg_prefetch={},gemm_overlap={},gemm_wgmma={}",
             self.quant_stages,
             self.quant_tile_bytes,
             self.quant_threads,
@@ -746,6 +756,7 @@ impl Tuning {
             show(self.gemm_algo_rank),
             show(self.quant_small_contig),
             show(self.quant_load_streaming),
+            show(self.quant_reg_prefetch),
             self.gemm_overlap,
             show(self.gemm_wgmma),
         )
@@ -795,6 +806,7 @@ impl Tuning {
                 .quant_small_contig
                 .and_then(|v| [0, 2, 4].contains(&v).then_some(v)),
             quant_load_streaming: self.quant_load_streaming,
+            quant_reg_prefetch: self.quant_reg_prefetch,
             gemm_overlap: self.gemm_overlap,
             gemm_wgmma: self.gemm_wgmma,
         }
@@ -818,6 +830,7 @@ mod tests {
         t.gemm_algo_rank = Some(3);
         t.quant_small_contig = Some(0);
         t.quant_load_streaming = Some(false);
+        t.quant_reg_prefetch = Some(true);
         t.gemm_overlap = !d.gemm_overlap;
         t.gemm_wgmma = Some(true);
         assert_eq!(Tuning::default().with_overrides(&t.to_overrides()), t);
@@ -825,6 +838,7 @@ mod tests {
         let back = t.with_overrides("gemm_panel_mib=auto,quant_small_contig=auto");
         assert_eq!((back.gemm_panel_mib, back.quant_small_contig), (None, None));
         assert_eq!(t.with_overrides("quant_load_streaming=auto").quant_load_streaming, None);
+        assert_eq!(t.with_overrides("quant_reg_prefetch=auto").quant_reg_prefetch, None);
         assert_eq!(t.with_overrides("gemm_wgmma=auto").gemm_wgmma, None);
         assert_eq!(d.with_overrides("gemm_wgmma=false").gemm_wgmma, Some(false));
         let o = d.with_overrides(

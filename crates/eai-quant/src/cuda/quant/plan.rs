@@ -310,6 +310,13 @@ impl Src {
     }
 }
 
+/// Whether the in-warp register kernel (2 or 4 vectors per lane) prefetches its next step
+/// ([`Tuning::quant_reg_prefetch`](crate::cuda::Tuning::quant_reg_prefetch)): not yet measured
+/// on a GPU, so off.
+pub(super) fn measured_prefetch(_src: Src) -> bool {
+    false
+}
+
 /// The measured-best small-group kernel per input type (vectors per lane of the contiguous
 /// kernel; 2 means `quant_rows_regc2cs`, streaming loads), H100, 2026-12-06, GGML Q8_0 (ratio
 /// to copy): from f32 contig 4 0.978 (in-warp 0.957, contig 2 0.975); from bf16 contig 4 0.921
@@ -389,11 +396,17 @@ pub(super) fn row_kernel(
         let base = if contig == 2 { "quant_rows_regc2cs" } else { "quant_rows_regc4" };
         return Some(RowKernel { args, base, threads });
     }
-    let base = match v {
-        1 => "quant_rows_reg1",
-        2 => "quant_rows_reg2",
-        4 => "quant_rows_reg4",
-        8 => "quant_rows_reg8",
+    let prefetch = tuning.quant_reg_prefetch.unwrap_or_else(|| measured_prefetch(src));
+    let cs = tuning.quant_load_streaming.unwrap_or(false);
+    let base = match (v, prefetch, cs) {
+        (2, true, false) => "quant_rows_reg2pf",
+        (2, true, true) => "quant_rows_reg2pfcs",
+        (4, true, false) => "quant_rows_reg4pf",
+        (4, true, true) => "quant_rows_reg4pfcs",
+        (1, ..) => "quant_rows_reg1",
+        (2, ..) => "quant_rows_reg2",
+        (4, ..) => "quant_rows_reg4",
+        (8, ..) => "quant_rows_reg8",
         _ => "quant_rows_reg16",
     };
     Some(RowKernel { args: reg, base, threads })
@@ -638,6 +651,16 @@ mod tests {
         assert_eq!(pick(Src::Bf16, 65_536, 4096, &no_cs), Some("quant_rows_split4x4"));
         let cs = d.with_overrides("quant_load_streaming=true");
         assert_eq!(pick(Src::F32, 65_536, 2048, &cs), Some("quant_rows_split4x4cs"));
+        // the prefetching in-warp kernel, with and without the streaming hint
+        let pf = d.with_overrides("quant_reg_prefetch=true");
+        assert_eq!(pick(Src::Bf16, 1 << 21, 128, &pf), Some("quant_rows_reg4pf"));
+        let pfcs = d.with_overrides("quant_reg_prefetch=true,quant_load_streaming=true");
+        assert_eq!(pick(Src::F16, 1 << 21, 128, &pfcs), Some("quant_rows_reg4pfcs"));
+        let pf2 = d.with_overrides("quant_reg_prefetch=true,quant_reg_vectors_half=2");
+        assert_eq!(pick(Src::Bf16, 1 << 21, 128, &pf2), Some("quant_rows_reg2pf"));
+        // 8 vectors per lane has no prefetching variant
+        let pf8 = d.with_overrides("quant_reg_prefetch=true,quant_reg_vectors_half=8");
+        assert_eq!(pick(Src::Bf16, 1 << 21, 128, &pf8), Some("quant_rows_reg8"));
         let in_warp = d.with_overrides("quant_small_contig=0");
         assert_eq!(q8(Src::F16, &in_warp), Some(("quant_rows_reg2", 2)));
         assert_eq!(q8(Src::F32, &in_warp), Some(("quant_rows_reg2", 4)));
