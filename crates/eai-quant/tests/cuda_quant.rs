@@ -434,22 +434,27 @@ fn cuda_quantizer_passes_the_conformance_suite() {
     }
 }
 
-/// The prefetching in-warp row kernel (`quant_reg_prefetch`: 2 and 4 vectors per lane, default
-/// and streaming loads, several block sizes) against the CPU bit for bit, for every spec on
+/// Session 14's register row-kernel variants against the CPU bit for bit, for every spec on
 /// shapes whose groups take the in-warp kernel (group-128 rows, ragged and short rows, more
-/// groups than resident teams so the loop and its prefetch run several steps, and fewer).
+/// groups than resident teams so the loop and its prefetch run several steps, and fewer): the
+/// prefetching in-warp kernel (`quant_reg_prefetch`: 2 and 4 vectors per lane, default and
+/// streaming loads, several block sizes) and the contiguous kernel on groups of more than 8
+/// vectors (`quant_group_contig` 2 and 4).
 #[test]
-fn prefetching_row_kernel_matches_cpu_bit_for_bit() {
-    let Some(dev) = device("prefetching_row_kernel_matches_cpu_bit_for_bit") else { return };
+fn register_row_variants_match_cpu_bit_for_bit() {
+    let Some(dev) = device("register_row_variants_match_cpu_bit_for_bit") else { return };
     let mut rng = Rng::new(78);
     let shapes: &[&[usize]] =
         &[&[37, 129], &[9, 96], &[40, 256], &[4099, 128], &[1, 64], &[3, 40, 256]];
     let default = dev.tuning();
     let mut total = 0usize;
     for v in [2u32, 4] {
-        for (cs, threads) in [(false, 256u32), (true, 64), (false, 128)] {
+        for (cs, threads, contig) in
+            [(false, 256u32, false), (true, 64, false), (false, 128, false), (false, 256, true)]
+        {
             let mut t = default;
-            t.quant_reg_prefetch = Some(true);
+            t.quant_reg_prefetch = Some(!contig);
+            t.quant_group_contig = Some(if contig { v } else { 0 });
             t.quant_load_streaming = Some(cs);
             t.quant_reg_vectors_f32 = v;
             t.quant_reg_vectors_half = v;
@@ -469,7 +474,7 @@ fn prefetching_row_kernel_matches_cpu_bit_for_bit() {
         }
     }
     dev.set_tuning(default);
-    eprintln!("prefetching_row_kernel_matches_cpu_bit_for_bit: {total} elements");
+    eprintln!("register_row_variants_match_cpu_bit_for_bit: {total} elements");
 }
 
 #[test]
@@ -525,6 +530,8 @@ fn every_tuning_and_a_private_stream_give_the_same_bits() {
         t.quant_load_streaming = [Some(false), Some(true), None, Some(false), Some(true)][i];
         // in-warp register kernel with 2 / 4 vectors per lane: prefetching or not
         t.quant_reg_prefetch = [Some(true), Some(false), Some(true), Some(true), None][i];
+        // larger groups on the contiguous kernel (2 or 4 per lane), the in-warp one, or auto
+        t.quant_group_contig = [Some(4), None, Some(2), Some(0), Some(2)][i];
         // odd settings run on a new non-blocking stream of the same context
         let on_stream;
         let d: &CudaDevice = if i % 2 == 1 {

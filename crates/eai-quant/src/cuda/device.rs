@@ -614,6 +614,13 @@ pub struct Tuning {
     /// current ones (a software pipeline in registers), `Some(false)` loads a step's groups at
     /// its start; `None`: the measured choice per input type.
     pub quant_reg_prefetch: Option<bool>,
+    /// Groups of 9..=128 16-byte vectors (e.g. group-128) whose vectors split into a team of a
+    /// power of two ≤ 32 lanes: the contiguous kernel with this many consecutive vectors per
+    /// lane (2: `quant_rows_regc2cs`, streaming loads; 4: `quant_rows_regc4`), as
+    /// [`quant_small_contig`](Self::quant_small_contig) for small groups; 0 for the in-warp
+    /// kernel; `None`: the measured choice (the in-warp kernel until the contiguous one is
+    /// measured on these groups).
+    pub quant_group_contig: Option<u32>,
     /// INT8 GEMM + dequantize with row panels: run each panel's dequantize on a second stream,
     /// overlapping the next panel's GEMM (the scratch is double-buffered: twice the panel).
     pub gemm_overlap: bool,
@@ -649,6 +656,7 @@ impl Default for Tuning {
             quant_small_contig: None,
             quant_load_streaming: None,
             quant_reg_prefetch: None,
+            quant_group_contig: None,
             gemm_overlap: false,
             gemm_wgmma: None,
         }
@@ -708,6 +716,7 @@ impl Tuning {
                 "gemm_panel_mib" => Some(&mut t.gemm_panel_mib),
                 "gemm_algo_rank" => Some(&mut t.gemm_algo_rank),
                 "quant_small_contig" => Some(&mut t.quant_small_contig),
+                "quant_group_contig" => Some(&mut t.quant_group_contig),
                 _ => None,
             };
             match (key, field, optional, num, flag) {
@@ -737,7 +746,8 @@ impl Tuning {
              quant_reg_vectors_half={},quant_reg_vectors_small={},quant_reg_threads={},\
              dequant_blocks_per_sm={},quant_one_pass_tensor={},quant_split_warps={},\
              gemm_panel_mib={},gemm_algo_rank={},quant_small_contig={},\
-             quant_load_streaming={},quant_reg_prefetch={},gemm_overlap={},gemm_wgmma={}",
+             quant_load_streaming={},quant_reg_prefetch={},quant_group_contig={},\
+             gemm_overlap={},gemm_wgmma={}",
             self.quant_stages,
             self.quant_tile_bytes,
             self.quant_threads,
@@ -757,6 +767,7 @@ impl Tuning {
             show(self.quant_small_contig),
             show(self.quant_load_streaming),
             show(self.quant_reg_prefetch),
+            show(self.quant_group_contig),
             self.gemm_overlap,
             show(self.gemm_wgmma),
         )
@@ -807,6 +818,9 @@ impl Tuning {
                 .and_then(|v| [0, 2, 4].contains(&v).then_some(v)),
             quant_load_streaming: self.quant_load_streaming,
             quant_reg_prefetch: self.quant_reg_prefetch,
+            quant_group_contig: self
+                .quant_group_contig
+                .and_then(|v| [0, 2, 4].contains(&v).then_some(v)),
             gemm_overlap: self.gemm_overlap,
             gemm_wgmma: self.gemm_wgmma,
         }
@@ -831,6 +845,7 @@ mod tests {
         t.quant_small_contig = Some(0);
         t.quant_load_streaming = Some(false);
         t.quant_reg_prefetch = Some(true);
+        t.quant_group_contig = Some(4);
         t.gemm_overlap = !d.gemm_overlap;
         t.gemm_wgmma = Some(true);
         assert_eq!(Tuning::default().with_overrides(&t.to_overrides()), t);

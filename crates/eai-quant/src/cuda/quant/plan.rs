@@ -279,11 +279,28 @@ pub(super) fn split_plan(reg: RegArgs, warps: u32) -> Option<RegArgs> {
 /// [`REG_SMALL_GROUP`] vectors, or one that does not split into a power of two of whole
 /// `v`-vector pieces).
 pub(super) fn contig_plan(reg: RegArgs, v: u32) -> Option<RegArgs> {
-    if !matches!(v, 2 | 4) || u64::from(reg.lv) > REG_SMALL_GROUP || !reg.lv.is_multiple_of(v) {
+    if u64::from(reg.lv) > REG_SMALL_GROUP {
+        return None;
+    }
+    contig_team(reg, v)
+}
+
+/// The contiguous kernel for a larger group (9..=32·v vectors, e.g. group-128: 16 vectors from
+/// 16-bit inputs, 32 from f32; [`Tuning::quant_group_contig`](crate::cuda::Tuning)), or `None`
+/// (off, a small group, or no whole power-of-two team of at most 32 lanes).
+pub(super) fn group_contig_plan(reg: RegArgs, v: u32) -> Option<RegArgs> {
+    if u64::from(reg.lv) <= REG_SMALL_GROUP {
+        return None;
+    }
+    contig_team(reg, v)
+}
+
+fn contig_team(reg: RegArgs, v: u32) -> Option<RegArgs> {
+    if !matches!(v, 2 | 4) || !reg.lv.is_multiple_of(v) {
         return None;
     }
     let ts = reg.lv / v;
-    ts.is_power_of_two().then_some(RegArgs { ts, log_ts: ts.trailing_zeros(), ..reg })
+    (ts.is_power_of_two() && ts <= 32).then_some(RegArgs { ts, log_ts: ts.trailing_zeros(), ..reg })
 }
 
 /// Input element type of a quantize kernel: the measured choices differ between f16 and
@@ -392,8 +409,12 @@ pub(super) fn row_kernel(
     }
     let threads = tuning.quant_reg_threads;
     let contig = tuning.quant_small_contig.unwrap_or_else(|| measured_contig(src));
-    if let Some(args) = contig_plan(reg, contig) {
-        let base = if contig == 2 { "quant_rows_regc2cs" } else { "quant_rows_regc4" };
+    let group_contig = tuning.quant_group_contig.unwrap_or(0);
+    let planned = contig_plan(reg, contig)
+        .map(|a| (a, contig))
+        .or_else(|| group_contig_plan(reg, group_contig).map(|a| (a, group_contig)));
+    if let Some((args, v)) = planned {
+        let base = if v == 2 { "quant_rows_regc2cs" } else { "quant_rows_regc4" };
         return Some(RowKernel { args, base, threads });
     }
     let prefetch = tuning.quant_reg_prefetch.unwrap_or_else(|| measured_prefetch(src));
@@ -609,6 +630,14 @@ mod tests {
         assert!(contig_plan(reg_plan(9, 128, 2, 4).unwrap().0, 2).is_none());
         assert!(contig_plan(reg_plan(9, 24, 4, 2).unwrap().0, 2).is_none());
         assert!(contig_plan(reg_plan(9, 8, 4, 2).unwrap().0, 4).is_none());
+        // larger groups: only through group_contig_plan, whole power-of-two teams ≤ 32 lanes
+        let g128 = reg_plan(9, 128, 2, 4).unwrap().0;
+        assert_eq!(group_contig_plan(g128, 4).map(|a| (a.ts, a.log_ts)), Some((4, 2)));
+        assert_eq!(group_contig_plan(g128, 2).map(|a| a.ts), Some(8));
+        assert!(group_contig_plan(g128, 0).is_none());
+        assert!(group_contig_plan(reg_plan(9, 96, 2, 4).unwrap().0, 4).is_none()); // 12 / 4 = 3
+        assert!(group_contig_plan(reg_plan(9, 2048, 4, 4).unwrap().0, 2).is_none()); // 256 lanes
+        assert!(group_contig_plan(half_reg, 2).is_none()); // Q8_0: contig_plan's
         // every plan covers the group exactly with whole lanes
         for (len, eb) in [(32u64, 4u64), (32, 2), (16, 4), (64, 2), (8, 4), (16, 2), (8, 2)] {
             for v in [2, 4] {
@@ -658,6 +687,15 @@ mod tests {
         assert_eq!(pick(Src::F16, 1 << 21, 128, &pfcs), Some("quant_rows_reg4pfcs"));
         let pf2 = d.with_overrides("quant_reg_prefetch=true,quant_reg_vectors_half=2");
         assert_eq!(pick(Src::Bf16, 1 << 21, 128, &pf2), Some("quant_rows_reg2pf"));
+        // group-128 on the contiguous kernel: 16-bit (16 vectors) 4 lanes × 4 or 8 × 2 (+ ld.cs),
+        // f32 (32 vectors) 8 × 4; Q8_0 keeps its own setting
+        let gc4 = d.with_overrides("quant_group_contig=4");
+        let g = |src, t: &Tuning| row_kernel(src, 1 << 21, 128, t).map(|k| (k.base, k.args.ts));
+        assert_eq!(g(Src::Bf16, &gc4), Some(("quant_rows_regc4", 4)));
+        assert_eq!(g(Src::F32, &gc4), Some(("quant_rows_regc4", 8)));
+        let gc2 = d.with_overrides("quant_group_contig=2");
+        assert_eq!(g(Src::F16, &gc2), Some(("quant_rows_regc2cs", 8)));
+        assert_eq!(q8(Src::F16, &gc4), Some(("quant_rows_regc2cs", 2)));
         // 8 vectors per lane has no prefetching variant
         let pf8 = d.with_overrides("quant_reg_prefetch=true,quant_reg_vectors_half=8");
         assert_eq!(pick(Src::Bf16, 1 << 21, 128, &pf8), Some("quant_rows_reg8"));
