@@ -477,6 +477,262 @@ __device__ __forceinline__ void wgmma2_gemm_body(const TmaDesc* tx, const TmaDes
     wg_cluster_sync();
 }
 
+// ---------------------------------------------------------------------------------------------
+// v4: v2's cluster / multicast mainloop (clusters of 2 along M, W's box shared) with the
+// epilogue written through shared memory and stored by the TMA unit, so that the consumers go
+// back to the next tile's MMAs as soon as their dequantized values are in shared memory instead
+// of issuing 64 scattered global stores each. Each consumer warpgroup owns a 32 KiB staging
+// buffer (its 64 rows of the tile: 64 x 256 f16/bf16 in one pass, 64 x 256 f32 in two passes of
+// 128 columns) laid out as four TMA boxes of 64 rows x 128 bytes in the 128-byte swizzle (box b
+// at byte 8192 b, 16-byte chunk c of row r at chunk c ^ (r % 8): the warp's stores hit every
+// bank once). Per pass: the warpgroup's leader (its thread 0, the only thread that issues or
+// waits on its bulk groups) waits until the previous store has read the buffer
+// (cp.async.bulk.wait_group.read 0; normally long done, a whole mainloop ago), named barrier
+// 1 + wg (128 threads), every thread writes its values (dequant_body's expression, unchanged),
+// fence.proxy.async.shared::cta (generic-proxy writes visible to the TMA unit), the same named
+// barrier, then the leader issues the in-range boxes (cp.async.bulk.tensor ... bulk_group; TMA
+// clips rows >= M and columns >= N itself) and commits the group without waiting for it. The
+// ring drops to 3 stages of 48 KiB to make room: 144 + 64 KiB + 1 KiB of alignment = 209 KiB.
+// A 16-bit output needs its row stride, 2 N bytes, to be a multiple of 16 for a tensor map:
+// where N % 8 != 0 the host passes tma_y = 0 and the epilogue is v2's (registers to global).
+#define WG4_CLUSTER 2
+#define WG4_STAGES 3
+#define WG4_OUT_BYTES 32768
+#define WG4_BOX_BYTES 8192
+
+__device__ __forceinline__ void wg_tma_store(const TmaDesc* map, int c0, int c1, u32 src) {
+    asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%1, %2}], [%3];" ::"l"(
+                     reinterpret_cast<u64>(map)),
+                 "r"(c0), "r"(c1), "r"(src)
+                 : "memory");
+}
+__device__ __forceinline__ void wg_bulk_commit() {
+    asm volatile("cp.async.bulk.commit_group;" ::: "memory");
+}
+// The TMA unit has finished reading the shared memory of every committed bulk group.
+__device__ __forceinline__ void wg_bulk_wait_read0() {
+    asm volatile("cp.async.bulk.wait_group.read 0;" ::: "memory");
+}
+// Every committed bulk group has completed (its global writes performed).
+__device__ __forceinline__ void wg_bulk_wait0() {
+    asm volatile("cp.async.bulk.wait_group 0;" ::: "memory");
+}
+__device__ __forceinline__ void wg_fence_proxy_async_smem() {
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+}
+__device__ __forceinline__ void wg_named_sync(u32 id, u32 threads) {
+    asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(threads) : "memory");
+}
+
+// Staging layout of one output type: PASSES over the 256 columns, BOX_COLS columns (128 bytes)
+// per box, four boxes per pass; put() stores the pair (a, b) of row rl (0..63 of the
+// warpgroup), register pair jj of the pass (columns 8 jj + 2 q, + 1 of the pass), q = lane % 4.
+template <class O> struct Wg4Out;
+template <> struct Wg4Out<F32> {
+    static constexpr int PASSES = 2;
+    static constexpr int BOX_COLS = 32;
+    static __device__ __forceinline__ void put(u32 buf, u32 rl, u32 jj, u32 q, float a, float b) {
+        // byte 4 (8 (jj % 4) + 2 q) of the row in box jj / 4
+        const u32 chunk = 2u * (jj & 3u) + (q >> 1);
+        const u32 addr =
+            buf + (jj >> 2) * WG4_BOX_BYTES + rl * 128u + ((chunk ^ (rl & 7u)) << 4) + 8u * (q & 1u);
+        asm volatile("st.shared.v2.f32 [%0], {%1, %2};" ::"r"(addr), "f"(a), "f"(b) : "memory");
+    }
+};
+template <class H> struct Wg4OutHalf {
+    static constexpr int PASSES = 1;
+    static constexpr int BOX_COLS = 64;
+    static __device__ __forceinline__ void put(u32 buf, u32 rl, u32 jj, u32 q, float a, float b) {
+        // byte 2 (8 (jj % 8) + 2 q) of the row in box jj / 8
+        const u32 addr =
+            buf + (jj >> 3) * WG4_BOX_BYTES + rl * 128u + (((jj & 7u) ^ (rl & 7u)) << 4) + 4u * q;
+        asm volatile("st.shared.u32 [%0], %1;" ::"r"(addr), "r"(H::pack2(a, b)) : "memory");
+    }
+};
+template <> struct Wg4Out<F16> : Wg4OutHalf<F16> {};
+template <> struct Wg4Out<BF16> : Wg4OutHalf<BF16> {};
+
+// Epilogue of one consumer warpgroup through its staging buffer `buf` and the TMA store of Y
+// (map `ty`, boxes of BOX_COLS x 64). Rows row0.. and columns col0.. of the output; the values
+// are exactly wg_epilogue's. `leader`: this warpgroup's thread 0; `bar`: its named barrier.
+template <class O>
+__device__ __forceinline__ void wg4_epilogue(const int (&acc)[128], const float* __restrict__ sx,
+                                             const float* __restrict__ sw,
+                                             const float* __restrict__ bias, const TmaDesc* ty,
+                                             u32 buf, u32 M, u32 N, u32 row0, u32 col0,
+                                             bool leader, u32 bar) {
+    typedef Wg4Out<O> S;
+    constexpr int JP = (WG_BN / 8) / S::PASSES;  // register pairs per pass
+    const u32 lane = threadIdx.x & 31u;
+    const u32 warp = (threadIdx.x >> 5) & 3u;
+    const u32 q = lane & 3u;
+    const u32 rl0 = warp * 16 + (lane >> 2);
+    const u32 rl1 = rl0 + 8;
+    const float rs0 = row0 + rl0 < M ? __ldg(sx + row0 + rl0) : 0.0f;
+    const float rs1 = row0 + rl1 < M ? __ldg(sx + row0 + rl1) : 0.0f;
+#pragma unroll
+    for (int h = 0; h < S::PASSES; ++h) {
+        // the buffer is free once the previous store (last pass or last tile) has read it
+        if (leader) wg_bulk_wait_read0();
+        wg_named_sync(bar, 128);
+#pragma unroll
+        for (int jj = 0; jj < JP; ++jj) {
+            const int j = h * JP + jj;
+            const u32 c = col0 + 8 * j + 2 * q;
+            float2 cs = make_float2(0.0f, 0.0f);
+            float2 b = make_float2(0.0f, 0.0f);
+            if (c < N) {
+                cs = __ldg(reinterpret_cast<const float2*>(sw + c));
+                if (bias != 0) b = __ldg(reinterpret_cast<const float2*>(bias + c));
+            }
+            // rows >= M and columns >= N are staged too (finite values) and clipped by the TMA
+            float v0 = __fmul_rn(__int2float_rn(acc[4 * j]), __fmul_rn(rs0, cs.x));
+            float v1 = __fmul_rn(__int2float_rn(acc[4 * j + 1]), __fmul_rn(rs0, cs.y));
+            float v2 = __fmul_rn(__int2float_rn(acc[4 * j + 2]), __fmul_rn(rs1, cs.x));
+            float v3 = __fmul_rn(__int2float_rn(acc[4 * j + 3]), __fmul_rn(rs1, cs.y));
+            if (bias != 0) {
+                v0 = __fadd_rn(v0, b.x);
+                v1 = __fadd_rn(v1, b.y);
+                v2 = __fadd_rn(v2, b.x);
+                v3 = __fadd_rn(v3, b.y);
+            }
+            S::put(buf, rl0, (u32)jj, q, v0, v1);
+            S::put(buf, rl1, (u32)jj, q, v2, v3);
+        }
+        wg_fence_proxy_async_smem();
+        wg_named_sync(bar, 128);
+        if (leader && row0 < M) {
+#pragma unroll
+            for (int bx = 0; bx < 4; ++bx) {
+                const u32 c = col0 + (u32)(h * JP * 8 + bx * S::BOX_COLS);
+                if (c < N) wg_tma_store(ty, (int)c, (int)row0, buf + bx * WG4_BOX_BYTES);
+            }
+            wg_bulk_commit();
+        }
+    }
+}
+
+template <class O>
+__device__ __forceinline__ void wgmma4_gemm_body(const TmaDesc* tx, const TmaDesc* tw,
+                                                 const TmaDesc* ty, const float* __restrict__ sx,
+                                                 const float* __restrict__ sw,
+                                                 const float* __restrict__ bias,
+                                                 typename O::raw* __restrict__ y, u32 M, u32 N,
+                                                 u32 K, u32 tma_y) {
+    constexpr int CL = WG4_CLUSTER;
+    extern __shared__ __align__(1024) unsigned char wg_smem[];
+    __shared__ __align__(8) u64 full_bar[WG4_STAGES];
+    __shared__ __align__(8) u64 empty_bar[WG4_STAGES];
+    // the ring's offset is the same in both CTAs (same kernel, same static shared layout); the
+    // two staging buffers follow it (1024-aligned: the 128-byte swizzle atom)
+    const u32 ring = (wg_smem_addr(wg_smem) + 1023u) & ~1023u;
+    const u32 out0 = ring + WG4_STAGES * WG_STAGE_BYTES;
+    const u32 full0 = wg_smem_addr(full_bar);
+    const u32 empty0 = wg_smem_addr(empty_bar);
+    const u32 rank = wg_cluster_rank();
+    constexpr u32 GROUP = WG_GROUP_M / CL;
+    constexpr u32 B_PART = WG_B_BYTES / CL;
+    const u32 cluster = blockIdx.x / CL;
+    const u32 clusters = gridDim.x / CL;
+    const u32 tiles_m = (M + WG_BM - 1) / WG_BM;
+    const u32 tiles_n = (N + WG_BN - 1) / WG_BN;
+    const u32 ctiles_m = (tiles_m + CL - 1) / CL;
+    const u32 ctiles = ctiles_m * tiles_n;
+    const u32 ktiles = (K + WG_BK - 1) / WG_BK;
+    const u32 wg = threadIdx.x >> 7;
+
+    if (threadIdx.x == 0) {
+#pragma unroll
+        for (int s = 0; s < WG4_STAGES; ++s) {
+            wg_mbar_init(full0 + 8 * s, 1);        // own producer + 48 KiB of TMA
+            wg_mbar_init(empty0 + 8 * s, 8 * CL);  // every consumer warp of the cluster
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    }
+    wg_cluster_sync();
+
+    if (wg == 2) {
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n" ::: "memory");
+        if (threadIdx.x == 256) {
+            asm volatile("prefetch.tensormap [%0];" ::"l"(reinterpret_cast<u64>(tx)) : "memory");
+            asm volatile("prefetch.tensormap [%0];" ::"l"(reinterpret_cast<u64>(tw)) : "memory");
+            u32 s = 0, phase = 0;
+            for (u32 t = cluster; t < ctiles; t += clusters) {
+                u32 ctm, tn;
+                wg_tile<GROUP>(t, ctiles_m, tiles_n, ctm, tn);
+                const u32 tm = min(ctm * CL + rank, tiles_m - 1);
+                u32 wrow = tn * WG_BN + rank * (WG_BN / CL);
+                if (wrow >= N) wrow = tn * WG_BN;
+                for (u32 kt = 0; kt < ktiles; ++kt) {
+                    wg_mbar_wait(empty0 + 8 * s, phase ^ 1u);
+                    const u32 a = ring + s * WG_STAGE_BYTES;
+                    wg_mbar_expect_tx(full0 + 8 * s, WG_STAGE_BYTES);
+                    wg_tma_load(a, tx, (int)(kt * WG_BK), (int)(tm * WG_BM), full0 + 8 * s);
+                    wg_tma_load_mc(a + WG_A_BYTES + rank * B_PART, tw, (int)(kt * WG_BK),
+                                   (int)wrow, full0 + 8 * s, (unsigned short)((1u << CL) - 1u));
+                    if (++s == WG4_STAGES) {
+                        s = 0;
+                        phase ^= 1u;
+                    }
+                }
+            }
+        }
+        __syncwarp();
+    } else {
+        asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n" ::: "memory");
+        const u32 lane = threadIdx.x & 31u;
+        const bool leader = (threadIdx.x & 127u) == 0;
+        const u32 buf = out0 + wg * WG4_OUT_BYTES;
+        if (leader && tma_y) {
+            asm volatile("prefetch.tensormap [%0];" ::"l"(reinterpret_cast<u64>(ty)) : "memory");
+        }
+        const u32 empty_cl = wg_mapa(empty0, lane < (u32)CL ? lane : 0u);
+        int acc[128];
+#pragma unroll
+        for (int i = 0; i < 128; ++i) acc[i] = 0;
+        u32 s = 0, phase = 0;
+        for (u32 t = cluster; t < ctiles; t += clusters) {
+            u32 ctm, tn;
+            wg_tile<GROUP>(t, ctiles_m, tiles_n, ctm, tn);
+            const u32 tm = ctm * CL + rank;
+            u32 prev = 0;
+            for (u32 kt = 0; kt < ktiles; ++kt) {
+                wg_mbar_wait(full0 + 8 * s, phase);
+                const u64 da = wg_desc(ring + s * WG_STAGE_BYTES + wg * (64 * WG_BK));
+                const u64 db = wg_desc(ring + s * WG_STAGE_BYTES + WG_A_BYTES);
+                wg_pin(acc);
+                wg_fence();
+#pragma unroll
+                for (int kk = 0; kk < WG_BK / 32; ++kk) {
+                    wg_mma(acc, da + 2 * kk, db + 2 * kk, (kt != 0 || kk != 0) ? 1 : 0);
+                }
+                wg_commit();
+                wg_pin(acc);
+                wg_wait<1>();
+                if (kt > 0 && lane < (u32)CL) wg_mbar_arrive_cluster(empty_cl + 8 * prev);
+                prev = s;
+                if (++s == WG4_STAGES) {
+                    s = 0;
+                    phase ^= 1u;
+                }
+            }
+            wg_wait<0>();
+            wg_pin(acc);
+            if (ktiles > 0 && lane < (u32)CL) wg_mbar_arrive_cluster(empty_cl + 8 * prev);
+            if (tma_y) {
+                wg4_epilogue<O>(acc, sx, sw, bias, ty, buf, M, N, tm * WG_BM + wg * 64,
+                                tn * WG_BN, leader, 1u + wg);
+            } else {
+                wg_epilogue<O>(acc, sx, sw, bias, y, M, N, tm * WG_BM + wg * 64, tn * WG_BN);
+            }
+        }
+        // the last stores' shared-memory reads (and global writes) are done before exit
+        if (leader) wg_bulk_wait0();
+    }
+    // no CTA leaves while its peer may still arrive on its barriers
+    wg_cluster_sync();
+}
+
 // Entry points: (tensor map of X [M, K], tensor map of W [N, K], sx [M], sw [N], bias [N] or
 // null, y [M, N], M, N, K); block WG_THREADS, dynamic shared memory
 // WG_STAGES * WG_STAGE_BYTES + 1024, grid at most one block per SM (persistent).
@@ -517,3 +773,20 @@ EAI_WGMMA2(gemm_wgmma2_bf16, BF16)
 EAI_WGMMA3(gemm_wgmma3_f32, F32)
 EAI_WGMMA3(gemm_wgmma3_f16, F16)
 EAI_WGMMA3(gemm_wgmma3_bf16, BF16)
+
+// v4 entry points: (X map, W map (boxes of WG_BN / 2 rows), Y map (boxes of 128 bytes x 64
+// rows, the output type, swizzle 128 B; unused where tma_y == 0), sx, sw, bias or null, y,
+// M, N, K, tma_y); dynamic shared memory WG4_STAGES * WG_STAGE_BYTES + 2 * WG4_OUT_BYTES + 1024,
+// grid a multiple of 2 (clusters of 2 along x), at most the co-resident clusters (persistent).
+#define EAI_WGMMA4(NAME, O)                                                                   \
+    extern "C" __global__ void __cluster_dims__(WG4_CLUSTER, 1, 1)                            \
+        __launch_bounds__(WG_THREADS, 1)                                                      \
+        NAME(const __grid_constant__ TmaDesc tx, const __grid_constant__ TmaDesc tw,          \
+             const __grid_constant__ TmaDesc ty, const float* __restrict__ sx,                \
+             const float* __restrict__ sw, const float* __restrict__ bias,                    \
+             O::raw* __restrict__ y, u32 M, u32 N, u32 K, u32 tma_y) {                       \
+        wgmma4_gemm_body<O>(&tx, &tw, &ty, sx, sw, bias, y, M, N, K, tma_y);                  \
+    }
+EAI_WGMMA4(gemm_wgmma4_f32, F32)
+EAI_WGMMA4(gemm_wgmma4_f16, F16)
+EAI_WGMMA4(gemm_wgmma4_bf16, BF16)

@@ -527,6 +527,16 @@ fn wgmma3_int8_gemm_dequant_matches_cpu_bit_for_bit() {
     check_wgmma(WgmmaKernel::V3, "wgmma3_int8_gemm_dequant_matches_cpu_bit_for_bit");
 }
 
+/// The same checks on kernel v4 (v2's clusters of 2, 3 stages, the epilogue staged in shared
+/// memory and written by TMA stores): f32 always through the TMA store (ragged N = 4 … 4100
+/// clipped by the tensor map, rows past M, the spare CTA of 1408 rows, two passes per tile),
+/// f16 / bf16 through it where N % 8 == 0 (N = 1024, 4096, 2560, 6144; 4096³: 4 tiles per CTA
+/// reusing the staging buffers) and from registers elsewhere (no tensor map for that stride).
+#[test]
+fn wgmma4_int8_gemm_dequant_matches_cpu_bit_for_bit() {
+    check_wgmma(WgmmaKernel::V4, "wgmma4_int8_gemm_dequant_matches_cpu_bit_for_bit");
+}
+
 fn check_wgmma(kernel: WgmmaKernel, test: &str) {
     let Some(dev) = device(test) else { return };
     let hopper = dev.info().compute_capability == (9, 0);

@@ -3,7 +3,7 @@
 //! `gemm_i8_dequant` (panel budget and rank from `gemm_plan`), and `gemm_i8_dequant` under every
 //! row-panel budget and cuBLASLt heuristic rank in the sweep, all against cuBLAS FP16 in the same
 //! interleaved rounds. `wgmma` rows: our Hopper kernel with the dequantize in its epilogue
-//! (`gemm_i8_dequant_wgmma_kernel`, no int32 matrix; v1 and v2 side by side), also at two LLM shapes (2048 × 11008 × 4096 and
+//! (`gemm_i8_dequant_wgmma_kernel`, no int32 matrix; v1 … v4 side by side), also at two LLM shapes (2048 × 11008 × 4096 and
 //! 2048 × 4096 × 11008) beside FP16 and the cuBLASLt path.
 
 use eai_quant::cuda::{CudaDevice, GemmShape, WgmmaKernel, gemm_plan, row_panels};
@@ -62,6 +62,10 @@ pub(crate) fn fused_gemm(
             let n = dev.wgmma_clusters(k).map_or_else(|e| e.to_string(), |c| c.to_string());
             match k {
                 WgmmaKernel::V1 => format!("`wgmma v1`: one CTA per tile, {n} CTAs"),
+                WgmmaKernel::V4 => format!(
+                    "`wgmma v4`: v2 (clusters of {}) with 3 stages and the epilogue stored by TMA from shared memory, {n} co-resident clusters",
+                    k.cluster()
+                ),
                 _ => format!(
                     "`wgmma {}`: clusters of {} CTAs along M sharing W's tile by TMA multicast, {n} co-resident clusters",
                     k.name(),

@@ -137,8 +137,8 @@ impl<T> DeviceBuffer<T> {
 pub(crate) struct Kernels {
     _module: Arc<CudaModule>,
     functions: std::collections::HashMap<&'static str, CudaFunction>,
-    /// Co-resident clusters of the wgmma v2 and v3 kernels (queried once on first launch).
-    pub(crate) wgmma_clusters: [std::sync::OnceLock<u32>; 2],
+    /// Co-resident clusters of the wgmma v2, v3 and v4 kernels (queried once on first launch).
+    pub(crate) wgmma_clusters: [std::sync::OnceLock<u32>; 3],
 }
 
 impl Kernels {
@@ -412,10 +412,10 @@ impl CudaDevice {
         probe_library(Library::Nvrtc)?;
         let ptx = kernels::wgmma_ptx()?;
         let module = self.ctx.load_module(ptx).map_err(self.err("cuModuleLoadData"))?;
-        let smem = i32::try_from(super::wgmma::SMEM_BYTES).unwrap_or(i32::MAX);
         let mut functions = std::collections::HashMap::new();
         for &name in kernels::WGMMA_ENTRY_POINTS {
             let f = module.load_function(name).map_err(self.err("cuModuleGetFunction"))?;
+            let smem = i32::try_from(super::wgmma::smem_bytes_of_entry(name)).unwrap_or(i32::MAX);
             f.set_attribute(
                 cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                 smem,

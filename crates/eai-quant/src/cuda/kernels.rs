@@ -54,7 +54,8 @@ pub(crate) fn wgmma_source() -> String {
 }
 
 /// Entry points of the wgmma module: v1 (one CTA per tile), v2 and v3 (clusters of 2 and 4 CTAs
-/// sharing W's tile through TMA multicast).
+/// sharing W's tile through TMA multicast), v4 (v2 with the epilogue stored by the TMA unit from
+/// shared memory).
 pub(crate) const WGMMA_ENTRY_POINTS: &[&str] = &[
     "gemm_wgmma_f32",
     "gemm_wgmma_f16",
@@ -65,6 +66,9 @@ pub(crate) const WGMMA_ENTRY_POINTS: &[&str] = &[
     "gemm_wgmma3_f32",
     "gemm_wgmma3_f16",
     "gemm_wgmma3_bf16",
+    "gemm_wgmma4_f32",
+    "gemm_wgmma4_f16",
+    "gemm_wgmma4_bf16",
 ];
 
 /// Every kernel entry point the module must export (checked when the module is loaded).
@@ -330,6 +334,12 @@ mod tests {
         assert!(src.contains(".multicast::cluster"), "v2 multicast load missing");
         assert!(src.contains(".reqnctapercluster 2, 1, 1"), "v2 cluster dims missing");
         assert!(src.contains(".reqnctapercluster 4, 1, 1"), "v3 cluster dims missing");
+        assert!(
+            src.contains("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group"),
+            "v4 TMA store missing"
+        );
+        assert!(src.contains("cp.async.bulk.wait_group.read 0"), "v4 store wait missing");
+        assert!(src.contains("fence.proxy.async.shared::cta"), "v4 proxy fence missing");
         // the portable module does not carry the wgmma kernels
         assert!(!source().contains("gemm_wgmma_f32"));
         if let Ok(dir) = std::env::var("EAI_DUMP_PTX") {

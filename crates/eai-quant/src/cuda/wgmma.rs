@@ -17,7 +17,9 @@
 //! Three kernels (see [`WgmmaKernel`]): v1 as above, one CTA per tile; v2 the same CTA in
 //! clusters of 2 along M whose producers each load half of the shared W tile and multicast it
 //! into both CTAs (2/3 of v1's L2 → shared-memory traffic per tile); v3 in clusters of 4 (each
-//! loads a quarter: 1/2 of v1's traffic). All give the same bits.
+//! loads a quarter: 1/2 of v1's traffic); v4 v2's mainloop (3 stages) with the epilogue staged
+//! in shared memory and written by TMA stores, so the consumers return to the MMAs without
+//! waiting on 64 global stores each. All give the same bits.
 //!
 //! Applies to compute capability 9.0 only (the module is compiled for `compute_90a`) and to
 //! shapes with `K % 16 == 0` (the TMA row stride must be a multiple of 16 bytes) besides the
@@ -47,6 +49,23 @@ pub(crate) const STAGE_BYTES: usize = (TILE_M + TILE_N) * TILE_K;
 /// Dynamic shared memory of one block: the ring plus 1 KiB to align it to 1024 bytes (the
 /// 128-byte swizzle atom).
 pub(crate) const SMEM_BYTES: usize = STAGES * STAGE_BYTES + 1024;
+/// Pipeline stages of v4 (one fewer, for the output staging buffers).
+pub(crate) const STAGES4: usize = 3;
+/// v4's output staging buffer per consumer warpgroup: 64 rows × 256 f16/bf16 (one pass) or
+/// 64 × 128 f32 (two passes), as four TMA boxes of 64 rows × 128 bytes.
+pub(crate) const OUT_BYTES4: usize = 32 * 1024;
+/// Rows of one box of v4's output tensor map (one consumer warpgroup's rows).
+pub(crate) const OUT_BOX_ROWS: usize = 64;
+/// Bytes along N of one box of v4's output tensor map (the 128-byte swizzle span).
+pub(crate) const OUT_BOX_BYTES: usize = 128;
+/// Dynamic shared memory of a v4 block: 3-stage ring, two staging buffers, 1 KiB of alignment.
+pub(crate) const SMEM4_BYTES: usize = STAGES4 * STAGE_BYTES + 2 * OUT_BYTES4 + 1024;
+
+/// Dynamic shared memory that entry point `name` of the wgmma module is launched with (its
+/// opt-in when the module is loaded).
+pub(crate) fn smem_bytes_of_entry(name: &str) -> usize {
+    if name.starts_with("gemm_wgmma4_") { SMEM4_BYTES } else { SMEM_BYTES }
+}
 
 /// Which wgmma kernel [`CudaDevice::gemm_i8_dequant_wgmma_kernel`] launches (the same result,
 /// bit for bit). The default is v1, the only one run on a GPU so far (bit-exact on an H100,
@@ -60,18 +79,24 @@ pub enum WgmmaKernel {
     V2,
     /// As v2 in clusters of 4 (each CTA loads a quarter of W's tile).
     V3,
+    /// v2 (clusters of 2) with a 3-stage ring and the epilogue overlapped with the next tile:
+    /// dequantized into shared memory and written by TMA stores (16-bit outputs with
+    /// `N % 8 != 0`, whose row stride a tensor map cannot take, store from registers as v2).
+    V4,
 }
 
 impl WgmmaKernel {
     /// Every kernel, for tests and benches.
-    pub const ALL: [WgmmaKernel; 3] = [WgmmaKernel::V1, WgmmaKernel::V2, WgmmaKernel::V3];
+    pub const ALL: [WgmmaKernel; 4] =
+        [WgmmaKernel::V1, WgmmaKernel::V2, WgmmaKernel::V3, WgmmaKernel::V4];
 
-    /// Short name for reports (`v1`, `v2`, `v3`).
+    /// Short name for reports (`v1` … `v4`).
     pub fn name(self) -> &'static str {
         match self {
             WgmmaKernel::V1 => "v1",
             WgmmaKernel::V2 => "v2",
             WgmmaKernel::V3 => "v3",
+            WgmmaKernel::V4 => "v4",
         }
     }
 
@@ -79,8 +104,16 @@ impl WgmmaKernel {
     pub fn cluster(self) -> usize {
         match self {
             WgmmaKernel::V1 => 1,
-            WgmmaKernel::V2 => 2,
+            WgmmaKernel::V2 | WgmmaKernel::V4 => 2,
             WgmmaKernel::V3 => 4,
+        }
+    }
+
+    /// Dynamic shared memory of one block ([`SMEM_BYTES`], v4: [`SMEM4_BYTES`]).
+    pub fn smem_bytes(self) -> usize {
+        match self {
+            WgmmaKernel::V4 => SMEM4_BYTES,
+            _ => SMEM_BYTES,
         }
     }
 
@@ -96,6 +129,9 @@ impl WgmmaKernel {
             (WgmmaKernel::V3, "f32") => "gemm_wgmma3_f32",
             (WgmmaKernel::V3, "f16") => "gemm_wgmma3_f16",
             (WgmmaKernel::V3, _) => "gemm_wgmma3_bf16",
+            (WgmmaKernel::V4, "f32") => "gemm_wgmma4_f32",
+            (WgmmaKernel::V4, "f16") => "gemm_wgmma4_f16",
+            (WgmmaKernel::V4, _) => "gemm_wgmma4_bf16",
         }
     }
 }
@@ -180,6 +216,23 @@ pub(crate) struct TensorMapArg([u64; 16]);
 // parameter (`struct __align__(64) { u64 v[16]; }`); the driver copies it by value.
 unsafe impl DeviceRepr for TensorMapArg {}
 
+/// Geometry of v4's output tensor map of a row-major `m × n` matrix of `elem`-byte values,
+/// written in boxes of [`OUT_BOX_BYTES`] along N × [`OUT_BOX_ROWS`] rows: (global dims
+/// innermost first, row stride in bytes, box dims in elements). `None` where the row stride is
+/// not a multiple of 16 bytes (a tensor map's rule): 16-bit outputs with `n % 8 != 0`.
+pub(crate) fn output_map_geometry(
+    m: usize,
+    n: usize,
+    elem: usize,
+) -> Option<([u64; 2], u64, [u32; 2])> {
+    let stride = (n * elem) as u64;
+    stride.is_multiple_of(16).then_some((
+        [n as u64, m as u64],
+        stride,
+        [(OUT_BOX_BYTES / elem) as u32, OUT_BOX_ROWS as u32],
+    ))
+}
+
 /// Encodes the tensor map of the `rows × k` int8 matrix at device address `ptr`.
 ///
 /// # Safety
@@ -192,6 +245,66 @@ unsafe fn encode_tensor_map(
     box_rows: usize,
 ) -> std::result::Result<TensorMapArg, cudarc::driver::DriverError> {
     let (dims, stride, boxes) = tensor_map_geometry(rows, k, box_rows);
+    // SAFETY: forwarded from the caller (int8 elements, 16-byte aligned rows of k bytes)
+    unsafe {
+        encode_map(
+            ptr,
+            drv::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_UINT8,
+            dims,
+            stride,
+            boxes,
+            drv::CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+        )
+    }
+}
+
+/// Encodes v4's output tensor map of the `m × n` matrix of `O` at device address `ptr`
+/// (`None`: its row stride does not allow one, see [`output_map_geometry`]).
+///
+/// # Safety
+/// `ptr` is a 16-byte aligned device allocation of at least `m · n` values of `O`; the map is
+/// used only while that allocation lives.
+unsafe fn encode_output_map<O: FloatElem>(
+    ptr: u64,
+    m: usize,
+    n: usize,
+) -> std::result::Result<Option<TensorMapArg>, cudarc::driver::DriverError> {
+    use drv::CUtensorMapDataType as T;
+    let (dtype, elem) = match O::SUFFIX {
+        "f32" => (T::CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 4),
+        "f16" => (T::CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 2),
+        _ => (T::CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2),
+    };
+    debug_assert_eq!(std::mem::size_of::<O>(), elem);
+    let Some((dims, stride, boxes)) = output_map_geometry(m, n, elem) else { return Ok(None) };
+    // SAFETY: forwarded from the caller; the stride is a multiple of 16 (checked above)
+    unsafe {
+        encode_map(
+            ptr,
+            dtype,
+            dims,
+            stride,
+            boxes,
+            drv::CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_NONE,
+        )
+    }
+    .map(Some)
+}
+
+/// `cuTensorMapEncodeTiled` of a 2-D map with 128-byte swizzle and zero fill.
+///
+/// # Safety
+/// `ptr` is a 16-byte aligned device allocation holding `dims[1]` rows of `stride` bytes,
+/// `stride % 16 == 0`, `boxes[0]` elements span at most 128 bytes; the map is used only while
+/// that allocation lives.
+unsafe fn encode_map(
+    ptr: u64,
+    dtype: drv::CUtensorMapDataType,
+    dims: [u64; 2],
+    stride: u64,
+    boxes: [u32; 2],
+    l2: drv::CUtensorMapL2promotion,
+) -> std::result::Result<TensorMapArg, cudarc::driver::DriverError> {
     let strides = [stride];
     let elem_strides = [1u32, 1u32];
     let mut map = std::mem::MaybeUninit::<drv::CUtensorMap>::zeroed();
@@ -200,7 +313,7 @@ unsafe fn encode_tensor_map(
     unsafe {
         drv::cuTensorMapEncodeTiled(
             map.as_mut_ptr(),
-            drv::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_UINT8,
+            dtype,
             2,
             ptr as *mut c_void,
             dims.as_ptr(),
@@ -209,7 +322,7 @@ unsafe fn encode_tensor_map(
             elem_strides.as_ptr(),
             drv::CUtensorMapInterleave::CU_TENSOR_MAP_INTERLEAVE_NONE,
             drv::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B,
-            drv::CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+            l2,
             drv::CUtensorMapFloatOOBfill::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
         )
         .result()?;
@@ -243,9 +356,14 @@ impl CudaDevice {
         let most = (sms / cl as u32).max(1);
         // the three output types share one resource footprint
         let func = kernels.get(kernel.entry("f16"))?;
-        let slot = &kernels.wgmma_clusters[usize::from(cl == 4)];
+        let slot = &kernels.wgmma_clusters[match kernel {
+            WgmmaKernel::V3 => 1,
+            WgmmaKernel::V4 => 2,
+            _ => 0,
+        }];
         Ok(*slot.get_or_init(|| {
-            let probe = wgmma_cluster_launch_config(&GemmShape::new(1, 1, 16), cl, 1);
+            let mut probe = wgmma_cluster_launch_config(&GemmShape::new(1, 1, 16), cl, 1);
+            probe.shared_mem_bytes = kernel.smem_bytes() as u32;
             func.occupancy_max_active_clusters(probe, &self.stream)
                 .ok()
                 .filter(|&c| c > 0)
@@ -331,7 +449,7 @@ impl CudaDevice {
             )
         };
         let (m32, n32, k32) = (m as u32, n as u32, k as u32);
-        let cfg = match kernel {
+        let mut cfg = match kernel {
             WgmmaKernel::V1 => wgmma_launch_config(&shape, self.info().multiprocessors),
             // co-resident clusters only: a persistent grid larger than that would run its last
             // clusters in a second wave
@@ -339,9 +457,29 @@ impl CudaDevice {
                 wgmma_cluster_launch_config(&shape, kernel.cluster(), self.wgmma_clusters(kernel)?)
             }
         };
+        cfg.shared_mem_bytes = kernel.smem_bytes() as u32;
+        // v4: Y's tensor map for the TMA-store epilogue (an unused zero map and tma_y = 0 where
+        // the row stride rules one out)
+        let ty = if kernel == WgmmaKernel::V4 {
+            // SAFETY: y is a whole device allocation (256-byte aligned) of M·N values of O
+            // (length checked above), used only by the launch below while it is borrowed.
+            unsafe { encode_output_map::<O>(yp, m, n) }
+                .map_err(self.err("cuTensorMapEncodeTiled"))?
+        } else {
+            None
+        };
+        let tma_y = u32::from(ty.is_some());
+        let ty = ty.unwrap_or(TensorMapArg([0; 16]));
         let mut launch = stream.launch_builder(func);
-        launch.arg(&tx).arg(&tw).arg(&sxp).arg(&swp).arg(&bp).arg(&yp);
+        launch.arg(&tx).arg(&tw);
+        if kernel == WgmmaKernel::V4 {
+            launch.arg(&ty);
+        }
+        launch.arg(&sxp).arg(&swp).arg(&bp).arg(&yp);
         launch.arg(&m32).arg(&n32).arg(&k32);
+        if kernel == WgmmaKernel::V4 {
+            launch.arg(&tma_y);
+        }
         // SAFETY: the kernel's signature is (TmaDesc, TmaDesc, const float*, const float*,
         // const float*, O*, u32 M, u32 N, u32 K), matching the pushed arguments (tensor maps by
         // value, pointers as 64-bit device addresses, a null bias as 0, which the kernel
@@ -350,7 +488,10 @@ impl CudaDevice {
         // in pairs that are 8-byte (f32) or 4-byte aligned since N and the column are even.
         // The dynamic shared memory was opted in when the module was loaded. v2: the grid is a
         // multiple of the kernel's compile-time cluster size (2 or 4), and the W map's box is
-        // the part (128 or 64 rows) each CTA of a cluster loads.
+        // the part (128 or 64 rows) each CTA of a cluster loads. v4 takes (X map, W map, Y map,
+        // …, K, tma_y): Y's map covers exactly the M × N output (TMA stores clip to it), with
+        // boxes of 128 bytes × 64 rows as the kernel stages them; tma_y = 0 makes the kernel
+        // store from registers as v2 and never touch the zero map.
         unsafe { launch.launch(cfg) }.map_err(self.err("cuLaunchKernel(gemm_wgmma)"))?;
         Ok(())
     }
@@ -388,6 +529,47 @@ mod tests {
             ("WG_THREADS", THREADS as usize),
         ] {
             assert!(src.contains(&format!("#define {name} {v}\n")), "{name} != {v}");
+        }
+        // v4: 3-stage ring + two 32 KiB staging buffers (209 KiB) within the same limit
+        const { assert!(SMEM4_BYTES + 1024 <= 227 * 1024) };
+        assert_eq!(SMEM4_BYTES, 214_016);
+        assert_eq!(OUT_BYTES4 % 1024, 0);
+        // a staging buffer is four boxes of 64 rows × 128 bytes: one warpgroup's 64 × 256 f16,
+        // or half of its 64 × 256 f32
+        assert_eq!(OUT_BYTES4, 4 * OUT_BOX_ROWS * OUT_BOX_BYTES);
+        assert_eq!(OUT_BYTES4, (TILE_M / 2) * TILE_N * 2);
+        for (name, v) in [
+            ("WG4_STAGES", STAGES4),
+            ("WG4_OUT_BYTES", OUT_BYTES4),
+            ("WG4_BOX_BYTES", OUT_BOX_ROWS * OUT_BOX_BYTES),
+        ] {
+            assert!(src.contains(&format!("#define {name} {v}\n")), "{name} != {v}");
+        }
+        assert_eq!(smem_bytes_of_entry("gemm_wgmma4_f16"), SMEM4_BYTES);
+        assert_eq!(smem_bytes_of_entry("gemm_wgmma2_f16"), SMEM_BYTES);
+        for k in WgmmaKernel::ALL {
+            let want = if k == WgmmaKernel::V4 { SMEM4_BYTES } else { SMEM_BYTES };
+            assert_eq!(k.smem_bytes(), want);
+            assert_eq!(smem_bytes_of_entry(k.entry("bf16")), want);
+        }
+    }
+
+    #[test]
+    fn output_maps_take_16_byte_row_strides() {
+        // f32: any N % 4 == 0; boxes of 32 columns × 64 rows (128 bytes wide)
+        let (dims, stride, boxes) = output_map_geometry(1100, 4100, 4).unwrap();
+        assert_eq!((dims, stride, boxes), ([4100, 1100], 16_400, [32, 64]));
+        assert_eq!(output_map_geometry(1, 4, 4).unwrap().2, [32, 64]);
+        // 16-bit: N % 8 == 0 only (the kernel stores from registers otherwise)
+        let (dims, stride, boxes) = output_map_geometry(4096, 4096, 2).unwrap();
+        assert_eq!((dims, stride, boxes), ([4096, 4096], 8192, [64, 64]));
+        assert!(output_map_geometry(1100, 4100, 2).is_none());
+        assert!(output_map_geometry(3, 68, 2).is_none());
+        assert!(output_map_geometry(1408, 6144, 2).is_some());
+        for elem in [2, 4] {
+            let (_, s, b) = output_map_geometry(7, 1024, elem).unwrap();
+            assert_eq!(s % 16, 0);
+            assert_eq!(b[0] as usize * elem, OUT_BOX_BYTES);
         }
     }
 
@@ -429,7 +611,11 @@ mod tests {
             }
         }
         let src = include_str!("../../kernels/gemm_wgmma.cu");
-        for (k, name) in [(WgmmaKernel::V2, "WG2_CLUSTER"), (WgmmaKernel::V3, "WG3_CLUSTER")] {
+        for (k, name) in [
+            (WgmmaKernel::V2, "WG2_CLUSTER"),
+            (WgmmaKernel::V3, "WG3_CLUSTER"),
+            (WgmmaKernel::V4, "WG4_CLUSTER"),
+        ] {
             assert!(src.contains(&format!("#define {name} {}\n", k.cluster())), "{name}");
             // the W part each CTA loads is whole 1024-byte swizzle atoms
             assert_eq!((TILE_N / k.cluster() * TILE_K) % 1024, 0);
