@@ -627,7 +627,8 @@ pub struct Tuning {
     /// INT8 GEMM + dequantize ([`CudaDevice::gemm_i8_dequant`]): `Some(true)` runs our Hopper
     /// wgmma kernel with the dequantize in its epilogue (no int32 matrix in memory) where it
     /// applies (compute capability 9.0, `K % 16 == 0`), `Some(false)` always cuBLASLt +
-    /// dequantize pass; `None`: the measured choice (cuBLASLt until the kernel is measured).
+    /// dequantize pass; `None`: the measured choice (the wgmma kernel, v4, where it applies:
+    /// faster than cuBLASLt + dequantize on an H100, session 14).
     pub gemm_wgmma: Option<bool>,
 }
 
@@ -645,7 +646,7 @@ impl Default for Tuning {
             w8a16_unroll: 2,
             w8a16_warps: 8,
             quant_reg_vectors_f32: 4,
-            quant_reg_vectors_half: 4,
+            quant_reg_vectors_half: 2,
             quant_reg_vectors_small: 2,
             quant_reg_threads: 256,
             dequant_blocks_per_sm: 4,
