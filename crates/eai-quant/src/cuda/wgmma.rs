@@ -14,12 +14,14 @@
 //! [`gemm_i8`](CudaDevice::gemm_i8) + [`gemm_dequant`](CudaDevice::gemm_dequant) and to the
 //! CPU reference.
 //!
-//! Three kernels (see [`WgmmaKernel`]): v1 as above, one CTA per tile; v2 the same CTA in
+//! Four kernels (see [`WgmmaKernel`]): v1 as above, one CTA per tile; v2 the same CTA in
 //! clusters of 2 along M whose producers each load half of the shared W tile and multicast it
 //! into both CTAs (2/3 of v1's L2 → shared-memory traffic per tile); v3 in clusters of 4 (each
 //! loads a quarter: 1/2 of v1's traffic); v4 v2's mainloop (3 stages) with the epilogue staged
 //! in shared memory and written by TMA stores, so the consumers return to the MMAs without
-//! waiting on 64 global stores each. All give the same bits.
+//! waiting on 64 global stores each. All give the same bits. v4 is the default, and
+//! [`CudaDevice::gemm_i8_dequant`] takes it wherever it applies (H100, session 14: the fastest
+//! path measured; `Tuning::gemm_wgmma = Some(false)` keeps cuBLASLt + dequantize).
 //!
 //! Applies to compute capability 9.0 only (the module is compiled for `compute_90a`) and to
 //! shapes with `K % 16 == 0` (the TMA row stride must be a multiple of 16 bytes) besides the
@@ -110,7 +112,7 @@ impl WgmmaKernel {
         }
     }
 
-    /// Dynamic shared memory of one block ([`SMEM_BYTES`], v4: [`SMEM4_BYTES`]).
+    /// Dynamic shared memory of one block (`SMEM_BYTES`, v4: `SMEM4_BYTES`).
     pub fn smem_bytes(self) -> usize {
         match self {
             WgmmaKernel::V4 => SMEM4_BYTES,
@@ -166,7 +168,7 @@ pub fn wgmma_tiles(shape: &GemmShape) -> usize {
 }
 
 /// Launch configuration: one persistent block per multiprocessor (fewer when there are fewer
-/// tiles), [`THREADS`] threads, [`SMEM_BYTES`] of dynamic shared memory.
+/// tiles), `THREADS` threads, `SMEM_BYTES` of dynamic shared memory.
 pub fn wgmma_launch_config(shape: &GemmShape, sms: u32) -> LaunchConfig {
     let blocks = wgmma_tiles(shape).min(sms.max(1) as usize).max(1);
     LaunchConfig {
@@ -373,7 +375,7 @@ impl CudaDevice {
     }
 
     /// INT8 GEMM with the dequantize fused into the epilogue of our Hopper wgmma kernel
-    /// ([`WgmmaKernel::default`]; see the [module docs](self)): the same result, bit for bit, as
+    /// ([`WgmmaKernel::default`]; see the `cuda::wgmma` module docs): the same result, bit for bit, as
     /// [`gemm_i8_dequant`](Self::gemm_i8_dequant) on the cuBLASLt path, without its int32
     /// matrix. Never falls back: on another device or an unsupported shape it is an error.
     ///
