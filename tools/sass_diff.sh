@@ -9,7 +9,7 @@
 #
 # Usage: tools/sass_diff.sh [BASE_REV] [ARCH]     (defaults: dc8b43d, 90)
 #   exit 0: every kernel identical in SASS and resources; 1: some differ (listed); 2: setup error.
-# Env: NVRTC_LIB (dir of libnvrtc.so.13), PTXAS, CUOBJDUMP, CRATE (default crates/eai-quant),
+# Env: MODULE=wgmma (the Hopper wgmma module instead of the main one; give ARCH 90a), NVRTC_LIB (dir of libnvrtc.so.13), PTXAS, CUOBJDUMP, CRATE (default crates/eai-quant),
 #      KEEP=dir (keep the per-kernel SASS and logs there), REGNORM=1 (also rename registers
 #      R12 -> R, to tell register-allocation-only differences from real ones).
 set -euo pipefail
@@ -19,6 +19,8 @@ NVRTC_LIB=${NVRTC_LIB:-/tmp/nvrtc/x/nvidia/cu13/lib}
 PTXAS=${PTXAS:-/tmp/nvcc/x/nvidia/cu13/bin/ptxas}
 CUOBJDUMP=${CUOBJDUMP:-/tmp/cuobj/x/nvidia/cu13/bin/cuobjdump}
 CRATE=${CRATE:-crates/eai-quant}
+MODULE=${MODULE:-main}
+case $MODULE in main) FN=source ;; wgmma) FN=wgmma_source ;; *) echo "MODULE is main or wgmma" >&2; exit 2 ;; esac
 ROOT=$(git rev-parse --show-toplevel)
 cd "$ROOT"
 for f in "$NVRTC_LIB/libnvrtc.so.13" "$PTXAS" "$CUOBJDUMP"; do
@@ -36,8 +38,9 @@ build() {
   if [ -n "$rev" ]; then rs=$(git show "$rev:$CRATE/src/cuda/kernels.rs"); else rs=$(cat "$CRATE/src/cuda/kernels.rs"); fi
   : > "$src"
   local first=1
-  # only the files of `source()` (the main module; `wgmma_source()` builds a separate sm_90a one)
-  for f in $(sed -n '/fn source()/,/^}/s|.*include_str!("\.\./\.\./\(kernels/[^"]*\)").*|\1|p' <<<"$rs"); do
+  # the files of `source()` (the main module) or, MODULE=wgmma, of `wgmma_source()` (the
+  # sm_90a module: run with ARCH 90a)
+  for f in $(sed -n "/fn $FN()/,/^}/p" <<<"$rs" | grep -o 'kernels/[^"]*'); do
     [ $first = 1 ] || printf '\n' >> "$src"   # the Rust side joins with "\n"
     first=0
     if [ -n "$rev" ]; then git show "$rev:$CRATE/$f" >> "$src"; else cat "$CRATE/$f" >> "$src"; fi
@@ -100,9 +103,9 @@ PY
 
 BASE_SHA=$(git rev-parse --verify "$BASE^{commit}")
 # the base build is reused when KEEP names a folder that already holds it (same commit and SM)
-if [ "$(cat "$W/base.key" 2>/dev/null)" != "$BASE_SHA sm_$SM ${REGNORM:-0}" ]; then
+if [ "$(cat "$W/base.key" 2>/dev/null)" != "$BASE_SHA sm_$SM ${REGNORM:-0} $MODULE" ]; then
   build base "$BASE_SHA"
-  echo "$BASE_SHA sm_$SM ${REGNORM:-0}" > "$W/base.key"
+  echo "$BASE_SHA sm_$SM ${REGNORM:-0} $MODULE" > "$W/base.key"
 fi
 build tree ""
 

@@ -13,7 +13,8 @@
 //! do not run from L2. Run: `cargo run --release --features cuda --example cuda_bench -- [--out
 //! FILE.md] [--quick]`. Other flags: `--quant-only`, `--sweep`, `--no-energy`, `--no-sizes`,
 //! `--vary-placement` (see `quant_rows`), and `--profile [--profile-log2 N]` (one launch of
-//! each kernel under study and exit, for `ncu -k regex:...`). `--gemm-only` runs only the GEMM
+//! each kernel under study and exit, for `ncu -k regex:...`), `--profile-gemm` (the same for the
+//! wgmma kernels at 4096³). `--gemm-only` runs only the GEMM
 //! sections (3 and 3b: the separate dequantize pass against the fused `gemm_i8_dequant`).
 //! `--only-16bit` runs only the copy, the row-wise quantize cases from bf16/f16 (the default
 //! kernel beside its variants, `QUANT_VARIANTS`) and the 2:1 traffic probes (< 1 minute).
@@ -73,6 +74,60 @@ fn time_op(
     }
     times.sort_by(|a, b| a.total_cmp(b));
     Ok(times[times.len() / 2])
+}
+
+/// Time to run a workload back to back before timing it in the GEMM tables (see
+/// [`time_op_settled`]).
+const SETTLE: Duration = Duration::from_millis(200);
+
+/// A row timed after settling: median seconds per call ([`time_op`]) and, where NVML answers,
+/// the settle window's joules per call, average watts and the SM clock at its end.
+#[derive(Clone, Copy, Debug, Default)]
+struct Settled {
+    secs: f64,
+    joules: Option<f64>,
+    watts: Option<f64>,
+    sm_mhz: Option<u32>,
+}
+
+/// [`time_op`] after ≥ `settle` of back-to-back calls of `f`. A GEMM at 4096³ holds an H100 at
+/// its 700 W power limit with the SM clock between 1.3 and 1.98 GHz (session 15), so a row
+/// timed straight after a heavier one runs at the clock that one left: settling first times
+/// every row in its own steady state, as a user's sustained load runs. With `nvml`, the
+/// settle window also gives the row's energy per call (NVML's total-energy counter, mJ).
+fn time_op_settled(
+    dev: &CudaDevice,
+    samples: usize,
+    settle: Duration,
+    nvml: Option<&nvml_wrapper::Device<'_>>,
+    mut f: impl FnMut(usize) -> BoxResult<()>,
+) -> BoxResult<Settled> {
+    f(0)?;
+    dev.synchronize()?;
+    let e0 = nvml.and_then(|d| d.total_energy_consumption().ok());
+    let t0 = Instant::now();
+    let mut calls = 0usize;
+    while t0.elapsed() < settle {
+        for _ in 0..8 {
+            f(calls)?;
+            calls += 1;
+        }
+        dev.synchronize()?;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let e1 = nvml.and_then(|d| d.total_energy_consumption().ok());
+    let sm_mhz =
+        nvml.and_then(|d| d.clock_info(nvml_wrapper::enum_wrappers::device::Clock::SM).ok());
+    let joules = match (e0, e1) {
+        (Some(a), Some(b)) if b > a && calls > 0 => Some((b - a) as f64 / 1e3),
+        _ => None,
+    };
+    Ok(Settled {
+        secs: time_op(dev, samples, f)?,
+        joules: joules.map(|j| j / calls as f64),
+        watts: joules.map(|j| j / secs),
+        sm_mhz,
+    })
 }
 
 /// Energy over ≥ `min` seconds of back-to-back calls: (joules per call, average watts, calls,
@@ -160,6 +215,9 @@ fn main() -> BoxResult<()> {
             .unwrap_or(28)
             .clamp(16, 30);
         return profile(&dev, log2);
+    }
+    if args.iter().any(|a| a == "--profile-gemm") {
+        return profile_gemm(&dev);
     }
     let mut r = Report { md: String::new() };
     r.line(format!(
@@ -307,8 +365,8 @@ fn gemm_only(
 fn gemm_bars(r: &mut Report, big_ratio: &[(usize, f64, f64)], fused_bars: &[String]) {
     for (m, raw, epi) in big_ratio {
         r.line(format!(
-            "- INT8 vs FP16 at {m}³: {raw:.2}× (GEMM alone), {epi:.2}× (with dequant epilogue); bar ≥ 1.6×: {}",
-            if *raw >= 1.6 { "met" } else { "NOT met" }
+            "- INT8 vs FP16 at {m}³: {raw:.2}× (GEMM alone, int32 out), {epi:.2}× (`gemm_i8_dequant` → f16, the default path); bar ≥ 1.6× (with the dequantize): {}",
+            if *epi >= 1.6 { "met" } else { "NOT met" }
         ));
     }
     for b in fused_bars {
@@ -316,8 +374,9 @@ fn gemm_bars(r: &mut Report, big_ratio: &[(usize, f64, f64)], fused_bars: &[Stri
     }
 }
 
-/// Section 3: INT8 GEMM and INT8 + separate dequantize against FP16 over the shape list;
-/// returns `(M, GEMM ×FP16, with dequant ×FP16)` for the square shapes.
+/// Section 3: INT8 GEMM, INT8 + separate dequantize and the default `gemm_i8_dequant` (what a
+/// user calls) against FP16 over the shape list, each row settled first ([`time_op_settled`]);
+/// returns `(M, GEMM ×FP16, gemm_i8_dequant ×FP16)` for the square shapes.
 fn gemm_table(
     dev: &CudaDevice,
     r: &mut Report,
@@ -326,49 +385,61 @@ fn gemm_table(
     let info = dev.info().clone();
     r.line(String::new());
     r.line(
-        "## INT8 GEMM (cuBLASLt int8×int8→int32) vs cuBLAS FP16 GEMM (f16 in/out, f32 accumulate)",
+        "## INT8 GEMM (cuBLASLt int8×int8→int32) and INT8 GEMM + dequantize → f16 vs cuBLAS FP16 GEMM (f16 in/out, f32 accumulate)",
     );
     r.line(String::new());
-    r.line("| M | N | K | FP16 (µs) | FP16 TFLOPS | INT8 (µs) | INT8 TOPS | ×FP16 | INT8+dequant→f16 (µs) | TOPS | ×FP16 |");
-    r.line("|---|---|---|---|---|---|---|---|---|---|---|");
+    r.line(format!(
+        "Each row after {} ms of back-to-back calls (its own clock and power state), then the median of {samples} event-timed batches. `separate` = `gemm_i8` + `gemm_dequant`; `gemm_i8_dequant` = the default path ({}).",
+        SETTLE.as_millis(),
+        if dev.wgmma_applies(&GemmShape::new(4096, 4096, 4096)) {
+            "the wgmma kernel with the dequantize in its epilogue where it applies"
+        } else {
+            "cuBLASLt + row-panel dequantize on this device"
+        }
+    ));
+    r.line(String::new());
+    r.line("| M | N | K | FP16 (µs) | FP16 TFLOPS | INT8 (µs) | INT8 TOPS | ×FP16 | separate (µs) | ×FP16 | `gemm_i8_dequant` (µs) | TOPS | ×FP16 |");
+    r.line("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut shapes = vec![GemmShape::new(4096, 4096, 4096), GemmShape::new(8192, 8192, 8192)];
     for m in [1, 16, 128, 2048] {
         for (n, k) in [(4096, 4096), (11008, 4096), (4096, 11008)] {
             shapes.push(GemmShape::new(m, n, k));
         }
     }
+    let timed = |f: &mut dyn FnMut(usize) -> BoxResult<()>| -> BoxResult<f64> {
+        Ok(time_op_settled(dev, samples, SETTLE, None, f)?.secs)
+    };
     let mut big_ratio = Vec::new();
     for s in &shapes {
         let sets = rotation(s.n * s.k * 2, info.l2_cache_bytes);
-        let res = (|| -> BoxResult<(f64, f64, f64)> {
+        let res = (|| -> BoxResult<[f64; 4]> {
             let t16 = {
                 let x = random_f16(dev, s.m * s.k, 10, 1.0)?;
                 let ws: Vec<_> = (0..sets)
                     .map(|i| random_f16(dev, s.n * s.k, 20 + i as u64, 0.05))
                     .collect::<BoxResult<_>>()?;
                 let mut y = dev.zeros::<f16>(s.m * s.n)?;
-                time_op(dev, samples, |i| Ok(dev.gemm_f16(&x, &ws[i % sets], &mut y, *s)?))?
+                timed(&mut |i| Ok(dev.gemm_f16(&x, &ws[i % sets], &mut y, *s)?))?
             };
-            let (t8, t8e) = {
-                let x = random_i8(dev, s.m * s.k, 30)?;
-                let ws: Vec<_> = (0..sets)
-                    .map(|i| random_i8(dev, s.n * s.k, 40 + i as u64))
-                    .collect::<BoxResult<_>>()?;
-                let sx = random_scales(dev, s.m, 50)?;
-                let sw = random_scales(dev, s.n, 51)?;
-                let mut acc = dev.zeros::<i32>(s.m * s.n)?;
-                let mut y = dev.zeros::<f16>(s.m * s.n)?;
-                let t8 =
-                    time_op(dev, samples, |i| Ok(dev.gemm_i8(&x, &ws[i % sets], &mut acc, *s)?))?;
-                let t8e = time_op(dev, samples, |i| {
-                    dev.gemm_i8(&x, &ws[i % sets], &mut acc, *s)?;
-                    Ok(dev.gemm_dequant(&acc, &sx, &sw, None, &mut y, s.m, s.n)?)
-                })?;
-                (t8, t8e)
-            };
-            Ok((t16, t8, t8e))
+            let x = random_i8(dev, s.m * s.k, 30)?;
+            let ws: Vec<_> = (0..sets)
+                .map(|i| random_i8(dev, s.n * s.k, 40 + i as u64))
+                .collect::<BoxResult<_>>()?;
+            let sx = random_scales(dev, s.m, 50)?;
+            let sw = random_scales(dev, s.n, 51)?;
+            let mut acc = dev.zeros::<i32>(s.m * s.n)?;
+            let mut y = dev.zeros::<f16>(s.m * s.n)?;
+            let t8 = timed(&mut |i| Ok(dev.gemm_i8(&x, &ws[i % sets], &mut acc, *s)?))?;
+            let t8e = timed(&mut |i| {
+                dev.gemm_i8(&x, &ws[i % sets], &mut acc, *s)?;
+                Ok(dev.gemm_dequant(&acc, &sx, &sw, None, &mut y, s.m, s.n)?)
+            })?;
+            let t8d = timed(&mut |i| {
+                Ok(dev.gemm_i8_dequant(&x, &ws[i % sets], &sx, &sw, None, &mut y, *s)?)
+            })?;
+            Ok([t16, t8, t8e, t8d])
         })();
-        let (t16, t8, t8e) = match res {
+        let [t16, t8, t8e, t8d] = match res {
             Ok(v) => v,
             Err(e) => {
                 r.line(format!("| {} | {} | {} | error: {e} |", s.m, s.n, s.k));
@@ -377,10 +448,10 @@ fn gemm_table(
         };
         let ops = s.ops();
         if s.m == s.n && s.n == s.k {
-            big_ratio.push((s.m, t16 / t8, t16 / t8e));
+            big_ratio.push((s.m, t16 / t8, t16 / t8d));
         }
         r.line(format!(
-            "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} | {:.2} |",
+            "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {:.1} | {:.2} | {:.1} | {:.1} | {:.2} |",
             s.m,
             s.n,
             s.k,
@@ -390,8 +461,10 @@ fn gemm_table(
             ops / t8 / 1e12,
             t16 / t8,
             t8e * 1e6,
-            ops / t8e / 1e12,
-            t16 / t8e
+            t16 / t8e,
+            t8d * 1e6,
+            ops / t8d / 1e12,
+            t16 / t8d
         ));
     }
 
@@ -656,6 +729,29 @@ fn w8a16_tables(
 /// output allocated after an 8 GiB ballast, as in round 2's table); dequantize per-channel to
 /// f32 and to bf16; the traffic probes 16→8 and 4→16 bytes. Round 3's run of it under
 /// `ncu --set full` failed on the first kernel (docs/results/quant-gpu.md).
+/// `--profile-gemm`: three launches of each wgmma kernel at 4096³ (f16 out, no bias), for
+/// `ncu -k regex:gemm_wgmma5 --launch-skip 2` and the like.
+fn profile_gemm(dev: &CudaDevice) -> BoxResult<()> {
+    use eai_quant::cuda::WgmmaKernel;
+    let s = GemmShape::new(4096, 4096, 4096);
+    let x = random_i8(dev, s.m * s.k, 1)?;
+    let w = random_i8(dev, s.n * s.k, 2)?;
+    let sx = random_scales(dev, s.m, 3)?;
+    let sw = random_scales(dev, s.n, 4)?;
+    let mut y = dev.zeros::<f16>(s.m * s.n)?;
+    if !dev.wgmma_applies(&s) {
+        return Err("--profile-gemm: the wgmma kernels need compute capability 9.0".into());
+    }
+    for k in WgmmaKernel::ALL {
+        for _ in 0..3 {
+            dev.gemm_i8_dequant_wgmma_kernel(&x, &w, &sx, &sw, None, &mut y, s, k)?;
+        }
+        dev.synchronize()?;
+    }
+    println!("profile-gemm: done");
+    Ok(())
+}
+
 fn profile(dev: &CudaDevice, log2: u32) -> BoxResult<()> {
     use eai_quant::{Granularity, QuantSpec};
     let n = 1usize << log2;

@@ -366,117 +366,6 @@ __device__ __forceinline__ void wg_tma_load_mc(u32 dst, const TmaDesc* map, int 
         : "memory");
 }
 
-// CL = CTAs per cluster along M (2: v2, 4: v3, where each CTA loads a quarter of W's box).
-template <class O, int CL>
-__device__ __forceinline__ void wgmma2_gemm_body(const TmaDesc* tx, const TmaDesc* tw,
-                                                 const float* __restrict__ sx,
-                                                 const float* __restrict__ sw,
-                                                 const float* __restrict__ bias,
-                                                 typename O::raw* __restrict__ y, u32 M, u32 N,
-                                                 u32 K) {
-    extern __shared__ __align__(1024) unsigned char wg_smem[];
-    __shared__ __align__(8) u64 full_bar[WG_STAGES];
-    __shared__ __align__(8) u64 empty_bar[WG_STAGES];
-    // the ring's offset is the same in both CTAs (same kernel, same static shared layout)
-    const u32 ring = (wg_smem_addr(wg_smem) + 1023u) & ~1023u;
-    const u32 full0 = wg_smem_addr(full_bar);
-    const u32 empty0 = wg_smem_addr(empty_bar);
-    const u32 rank = wg_cluster_rank();
-    constexpr u32 GROUP = WG_GROUP_M / CL;  // cluster rows per group: 8 tile rows
-    constexpr u32 B_PART = WG_B_BYTES / CL;
-    const u32 cluster = blockIdx.x / CL;
-    const u32 clusters = gridDim.x / CL;
-    const u32 tiles_m = (M + WG_BM - 1) / WG_BM;
-    const u32 tiles_n = (N + WG_BN - 1) / WG_BN;
-    const u32 ctiles_m = (tiles_m + CL - 1) / CL;
-    const u32 ctiles = ctiles_m * tiles_n;
-    const u32 ktiles = (K + WG_BK - 1) / WG_BK;
-    const u32 wg = threadIdx.x >> 7;
-
-    if (threadIdx.x == 0) {
-#pragma unroll
-        for (int s = 0; s < WG_STAGES; ++s) {
-            wg_mbar_init(full0 + 8 * s, 1);                  // own producer + 48 KiB of TMA
-            wg_mbar_init(empty0 + 8 * s, 8 * CL);  // every consumer warp of the cluster
-        }
-        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-    }
-    wg_cluster_sync();
-
-    if (wg == 2) {
-        asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n" ::: "memory");
-        if (threadIdx.x == 256) {
-            asm volatile("prefetch.tensormap [%0];" ::"l"(reinterpret_cast<u64>(tx)) : "memory");
-            asm volatile("prefetch.tensormap [%0];" ::"l"(reinterpret_cast<u64>(tw)) : "memory");
-            u32 s = 0, phase = 0;
-            for (u32 t = cluster; t < ctiles; t += clusters) {
-                u32 ctm, tn;
-                wg_tile<GROUP>(t, ctiles_m, tiles_n, ctm, tn);
-                // clamped into the matrix: a wholly outside box is never asked of the TMA unit
-                const u32 tm = min(ctm * CL + rank, tiles_m - 1);
-                u32 wrow = tn * WG_BN + rank * (WG_BN / CL);
-                if (wrow >= N) wrow = tn * WG_BN;
-                for (u32 kt = 0; kt < ktiles; ++kt) {
-                    wg_mbar_wait(empty0 + 8 * s, phase ^ 1u);
-                    const u32 a = ring + s * WG_STAGE_BYTES;
-                    wg_mbar_expect_tx(full0 + 8 * s, WG_STAGE_BYTES);
-                    wg_tma_load(a, tx, (int)(kt * WG_BK), (int)(tm * WG_BM), full0 + 8 * s);
-                    wg_tma_load_mc(a + WG_A_BYTES + rank * B_PART, tw, (int)(kt * WG_BK),
-                                   (int)wrow, full0 + 8 * s, (unsigned short)((1u << CL) - 1u));
-                    if (++s == WG_STAGES) {
-                        s = 0;
-                        phase ^= 1u;
-                    }
-                }
-            }
-        }
-        __syncwarp();
-    } else {
-        asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n" ::: "memory");
-        const u32 lane = threadIdx.x & 31u;
-        // lane i < CL releases a stage in CTA i of the cluster (whose multicast fills a part
-        // of it in every CTA), through its shared::cluster address
-        const u32 empty_cl = wg_mapa(empty0, lane < (u32)CL ? lane : 0u);
-        int acc[128];
-#pragma unroll
-        for (int i = 0; i < 128; ++i) acc[i] = 0;
-        u32 s = 0, phase = 0;
-        for (u32 t = cluster; t < ctiles; t += clusters) {
-            u32 ctm, tn;
-            wg_tile<GROUP>(t, ctiles_m, tiles_n, ctm, tn);
-            const u32 tm = ctm * CL + rank;
-            u32 prev = 0;
-            for (u32 kt = 0; kt < ktiles; ++kt) {
-                wg_mbar_wait(full0 + 8 * s, phase);
-                const u64 da = wg_desc(ring + s * WG_STAGE_BYTES + wg * (64 * WG_BK));
-                const u64 db = wg_desc(ring + s * WG_STAGE_BYTES + WG_A_BYTES);
-                wg_pin(acc);
-                wg_fence();
-#pragma unroll
-                for (int kk = 0; kk < WG_BK / 32; ++kk) {
-                    wg_mma(acc, da + 2 * kk, db + 2 * kk, (kt != 0 || kk != 0) ? 1 : 0);
-                }
-                wg_commit();
-                wg_pin(acc);
-                wg_wait<1>();
-                if (kt > 0 && lane < (u32)CL) wg_mbar_arrive_cluster(empty_cl + 8 * prev);
-                prev = s;
-                if (++s == WG_STAGES) {
-                    s = 0;
-                    phase ^= 1u;
-                }
-            }
-            wg_wait<0>();
-            wg_pin(acc);
-            if (ktiles > 0 && lane < (u32)CL) wg_mbar_arrive_cluster(empty_cl + 8 * prev);
-            // a tile row beyond M (tiles_m not a multiple of CL) is masked whole by the epilogue
-            wg_epilogue<O>(acc, sx, sw, bias, y, M, N, tm * WG_BM + wg * 64, tn * WG_BN);
-        }
-    }
-    // no CTA leaves while its peer may still arrive on its barriers
-    wg_cluster_sync();
-}
-
 // ---------------------------------------------------------------------------------------------
 // v4: v2's cluster / multicast mainloop (clusters of 2 along M, W's box shared) with the
 // epilogue written through shared memory and stored by the TMA unit, so that the consumers go
@@ -612,25 +501,111 @@ __device__ __forceinline__ void wg4_epilogue(const int (&acc)[128], const float*
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// v5: v2's 4-stage ring (one stage more than v4: two stages of lookahead beyond the one the
+// MMAs read, as the ring is released one k-step late) with v4's TMA-store epilogue through a
+// smaller staging area: two 8 KiB slots per consumer warpgroup, one TMA box (64 rows x 128
+// bytes) per pass, 4 passes for 16-bit outputs and 8 for f32, the slots alternating so a pass
+// writes one while the TMA unit reads the other. 4 x 48 + 2 x 16 KiB + 1 KiB of alignment =
+// 225 KiB, within the 227 KiB a block may opt in to. Per pass the warpgroup's leader waits
+// until the store two passes back has read the slot (cp.async.bulk.wait_group.read 1: all but
+// the newest group, which is the previous pass's store, the other slot; where the previous pass
+// stored nothing, the newest group may be this slot's own, so it waits for all), then named
+// barrier, the values (wg_epilogue's expression), fence.proxy.async, named barrier, and the
+// leader stores the box if it lies in the matrix and commits it.
+#define WG5_STAGES 4
+#define WG5_SLOT_BYTES 8192
+
+// Every committed bulk group but the newest has finished reading its shared memory.
+__device__ __forceinline__ void wg_bulk_wait_read1() {
+    asm volatile("cp.async.bulk.wait_group.read 1;" ::: "memory");
+}
+
+// v5's epilogue of one consumer warpgroup (rows row0.., columns col0..) through its two slots
+// at `buf`; `stored`: whether the leader's previous pass issued a store (kept across tiles).
 template <class O>
-__device__ __forceinline__ void wgmma4_gemm_body(const TmaDesc* tx, const TmaDesc* tw,
-                                                 const TmaDesc* ty, const float* __restrict__ sx,
-                                                 const float* __restrict__ sw,
-                                                 const float* __restrict__ bias,
-                                                 typename O::raw* __restrict__ y, u32 M, u32 N,
-                                                 u32 K, u32 tma_y) {
-    constexpr int CL = WG4_CLUSTER;
+__device__ __forceinline__ void wg5_epilogue(const int (&acc)[128], const float* __restrict__ sx,
+                                             const float* __restrict__ sw,
+                                             const float* __restrict__ bias, const TmaDesc* ty,
+                                             u32 buf, u32 M, u32 N, u32 row0, u32 col0,
+                                             bool leader, u32 bar, bool& stored) {
+    typedef Wg4Out<O> S;
+    constexpr int JB = S::BOX_COLS / 8;       // register pairs per box: 8 (16-bit), 4 (f32)
+    constexpr int BOXES = WG_BN / S::BOX_COLS;  // passes: 4 (16-bit), 8 (f32)
+    const u32 lane = threadIdx.x & 31u;
+    const u32 warp = (threadIdx.x >> 5) & 3u;
+    const u32 q = lane & 3u;
+    const u32 rl0 = warp * 16 + (lane >> 2);
+    const u32 rl1 = rl0 + 8;
+    const float rs0 = row0 + rl0 < M ? __ldg(sx + row0 + rl0) : 0.0f;
+    const float rs1 = row0 + rl1 < M ? __ldg(sx + row0 + rl1) : 0.0f;
+#pragma unroll
+    for (int bx = 0; bx < BOXES; ++bx) {
+        const u32 slot = buf + (u32)(bx & 1) * WG5_SLOT_BYTES;
+        if (leader) {
+            if (stored) wg_bulk_wait_read1();
+            else wg_bulk_wait_read0();
+        }
+        wg_named_sync(bar, 128);
+#pragma unroll
+        for (int jj = 0; jj < JB; ++jj) {
+            const int j = bx * JB + jj;
+            const u32 c = col0 + 8 * j + 2 * q;
+            float2 cs = make_float2(0.0f, 0.0f);
+            float2 b = make_float2(0.0f, 0.0f);
+            if (c < N) {
+                cs = __ldg(reinterpret_cast<const float2*>(sw + c));
+                if (bias != 0) b = __ldg(reinterpret_cast<const float2*>(bias + c));
+            }
+            // rows >= M and columns >= N are staged too (finite values) and clipped by the TMA
+            float v0 = __fmul_rn(__int2float_rn(acc[4 * j]), __fmul_rn(rs0, cs.x));
+            float v1 = __fmul_rn(__int2float_rn(acc[4 * j + 1]), __fmul_rn(rs0, cs.y));
+            float v2 = __fmul_rn(__int2float_rn(acc[4 * j + 2]), __fmul_rn(rs1, cs.x));
+            float v3 = __fmul_rn(__int2float_rn(acc[4 * j + 3]), __fmul_rn(rs1, cs.y));
+            if (bias != 0) {
+                v0 = __fadd_rn(v0, b.x);
+                v1 = __fadd_rn(v1, b.y);
+                v2 = __fadd_rn(v2, b.x);
+                v3 = __fadd_rn(v3, b.y);
+            }
+            S::put(slot, rl0, (u32)jj, q, v0, v1);
+            S::put(slot, rl1, (u32)jj, q, v2, v3);
+        }
+        wg_fence_proxy_async_smem();
+        wg_named_sync(bar, 128);
+        if (leader) {
+            const u32 c = col0 + (u32)(bx * S::BOX_COLS);
+            stored = row0 < M && c < N;
+            if (stored) {
+                wg_tma_store(ty, (int)c, (int)row0, slot);
+                wg_bulk_commit();
+            }
+        }
+    }
+}
+
+// The cluster kernels v2 .. v5 in one body: CL CTAs per cluster along M sharing W's tile
+// through TMA multicast (v2: 2, v3: 4, v4 and v5: 2), STAGES ring stages, and the epilogue EPI:
+// 0 registers to global (v2, v3), 1 v4's whole-tile staging and TMA stores, 2 v5's two slots.
+// Where EPI > 0 and tma_y == 0 (a 16-bit output whose row stride a tensor map cannot take) the
+// epilogue is EPI 0's.
+template <class O, int CL, int STAGES, int EPI>
+__device__ __forceinline__ void wg_cluster_gemm(const TmaDesc* tx, const TmaDesc* tw,
+                                                const TmaDesc* ty, const float* __restrict__ sx,
+                                                const float* __restrict__ sw,
+                                                const float* __restrict__ bias,
+                                                typename O::raw* __restrict__ y, u32 M, u32 N,
+                                                u32 K, u32 tma_y) {
     extern __shared__ __align__(1024) unsigned char wg_smem[];
-    __shared__ __align__(8) u64 full_bar[WG4_STAGES];
-    __shared__ __align__(8) u64 empty_bar[WG4_STAGES];
-    // the ring's offset is the same in both CTAs (same kernel, same static shared layout); the
-    // two staging buffers follow it (1024-aligned: the 128-byte swizzle atom)
+    __shared__ __align__(8) u64 full_bar[STAGES];
+    __shared__ __align__(8) u64 empty_bar[STAGES];
+    // the ring's offset is the same in every CTA (same kernel, same static shared layout); v4's
+    // and v5's staging follows it (1024-aligned: the 128-byte swizzle atom)
     const u32 ring = (wg_smem_addr(wg_smem) + 1023u) & ~1023u;
-    const u32 out0 = ring + WG4_STAGES * WG_STAGE_BYTES;
     const u32 full0 = wg_smem_addr(full_bar);
     const u32 empty0 = wg_smem_addr(empty_bar);
     const u32 rank = wg_cluster_rank();
-    constexpr u32 GROUP = WG_GROUP_M / CL;
+    constexpr u32 GROUP = WG_GROUP_M / CL;  // cluster rows per group: 8 tile rows
     constexpr u32 B_PART = WG_B_BYTES / CL;
     const u32 cluster = blockIdx.x / CL;
     const u32 clusters = gridDim.x / CL;
@@ -643,7 +618,7 @@ __device__ __forceinline__ void wgmma4_gemm_body(const TmaDesc* tx, const TmaDes
 
     if (threadIdx.x == 0) {
 #pragma unroll
-        for (int s = 0; s < WG4_STAGES; ++s) {
+        for (int s = 0; s < STAGES; ++s) {
             wg_mbar_init(full0 + 8 * s, 1);        // own producer + 48 KiB of TMA
             wg_mbar_init(empty0 + 8 * s, 8 * CL);  // every consumer warp of the cluster
         }
@@ -660,6 +635,7 @@ __device__ __forceinline__ void wgmma4_gemm_body(const TmaDesc* tx, const TmaDes
             for (u32 t = cluster; t < ctiles; t += clusters) {
                 u32 ctm, tn;
                 wg_tile<GROUP>(t, ctiles_m, tiles_n, ctm, tn);
+                // clamped into the matrix: a wholly outside box is never asked of the TMA unit
                 const u32 tm = min(ctm * CL + rank, tiles_m - 1);
                 u32 wrow = tn * WG_BN + rank * (WG_BN / CL);
                 if (wrow >= N) wrow = tn * WG_BN;
@@ -670,7 +646,7 @@ __device__ __forceinline__ void wgmma4_gemm_body(const TmaDesc* tx, const TmaDes
                     wg_tma_load(a, tx, (int)(kt * WG_BK), (int)(tm * WG_BM), full0 + 8 * s);
                     wg_tma_load_mc(a + WG_A_BYTES + rank * B_PART, tw, (int)(kt * WG_BK),
                                    (int)wrow, full0 + 8 * s, (unsigned short)((1u << CL) - 1u));
-                    if (++s == WG4_STAGES) {
+                    if (++s == STAGES) {
                         s = 0;
                         phase ^= 1u;
                     }
@@ -682,10 +658,15 @@ __device__ __forceinline__ void wgmma4_gemm_body(const TmaDesc* tx, const TmaDes
         asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n" ::: "memory");
         const u32 lane = threadIdx.x & 31u;
         const bool leader = (threadIdx.x & 127u) == 0;
-        const u32 buf = out0 + wg * WG4_OUT_BYTES;
-        if (leader && tma_y) {
+        // v4: a 32 KiB buffer per warpgroup; v5: two 8 KiB slots
+        const u32 buf = ring + STAGES * WG_STAGE_BYTES
+                        + wg * (EPI == 1 ? WG4_OUT_BYTES : 2 * WG5_SLOT_BYTES);
+        bool stored = false;
+        if (EPI > 0 && leader && tma_y) {
             asm volatile("prefetch.tensormap [%0];" ::"l"(reinterpret_cast<u64>(ty)) : "memory");
         }
+        // lane i < CL releases a stage in CTA i of the cluster (whose multicast fills a part
+        // of it in every CTA), through its shared::cluster address
         const u32 empty_cl = wg_mapa(empty0, lane < (u32)CL ? lane : 0u);
         int acc[128];
 #pragma unroll
@@ -704,14 +685,16 @@ __device__ __forceinline__ void wgmma4_gemm_body(const TmaDesc* tx, const TmaDes
                 wg_fence();
 #pragma unroll
                 for (int kk = 0; kk < WG_BK / 32; ++kk) {
+                    // 32 bytes of K = 2 units of 16 bytes in the descriptors' start address
                     wg_mma(acc, da + 2 * kk, db + 2 * kk, (kt != 0 || kk != 0) ? 1 : 0);
                 }
                 wg_commit();
                 wg_pin(acc);
+                // the previous stage's MMAs are done once at most this one's group is pending
                 wg_wait<1>();
                 if (kt > 0 && lane < (u32)CL) wg_mbar_arrive_cluster(empty_cl + 8 * prev);
                 prev = s;
-                if (++s == WG4_STAGES) {
+                if (++s == STAGES) {
                     s = 0;
                     phase ^= 1u;
                 }
@@ -719,15 +702,20 @@ __device__ __forceinline__ void wgmma4_gemm_body(const TmaDesc* tx, const TmaDes
             wg_wait<0>();
             wg_pin(acc);
             if (ktiles > 0 && lane < (u32)CL) wg_mbar_arrive_cluster(empty_cl + 8 * prev);
-            if (tma_y) {
-                wg4_epilogue<O>(acc, sx, sw, bias, ty, buf, M, N, tm * WG_BM + wg * 64,
-                                tn * WG_BN, leader, 1u + wg);
+            // a tile row beyond M (tiles_m not a multiple of CL) is masked whole by the epilogue
+            const u32 row0 = tm * WG_BM + wg * 64;
+            if (EPI == 1 && tma_y) {
+                wg4_epilogue<O>(acc, sx, sw, bias, ty, buf, M, N, row0, tn * WG_BN, leader,
+                                1u + wg);
+            } else if (EPI == 2 && tma_y) {
+                wg5_epilogue<O>(acc, sx, sw, bias, ty, buf, M, N, row0, tn * WG_BN, leader,
+                                1u + wg, stored);
             } else {
-                wg_epilogue<O>(acc, sx, sw, bias, y, M, N, tm * WG_BM + wg * 64, tn * WG_BN);
+                wg_epilogue<O>(acc, sx, sw, bias, y, M, N, row0, tn * WG_BN);
             }
         }
         // the last stores' shared-memory reads (and global writes) are done before exit
-        if (leader) wg_bulk_wait0();
+        if (EPI > 0 && leader) wg_bulk_wait0();
     }
     // no CTA leaves while its peer may still arrive on its barriers
     wg_cluster_sync();
@@ -755,7 +743,7 @@ EAI_WGMMA(gemm_wgmma_bf16, BF16)
         NAME(const __grid_constant__ TmaDesc tx, const __grid_constant__ TmaDesc tw,          \
              const float* __restrict__ sx, const float* __restrict__ sw,                      \
              const float* __restrict__ bias, O::raw* __restrict__ y, u32 M, u32 N, u32 K) {  \
-        wgmma2_gemm_body<O, WG2_CLUSTER>(&tx, &tw, sx, sw, bias, y, M, N, K);                 \
+        wg_cluster_gemm<O, WG2_CLUSTER, WG_STAGES, 0>(&tx, &tw, 0, sx, sw, bias, y, M, N, K, 0);                 \
     }
 EAI_WGMMA2(gemm_wgmma2_f32, F32)
 EAI_WGMMA2(gemm_wgmma2_f16, F16)
@@ -768,7 +756,7 @@ EAI_WGMMA2(gemm_wgmma2_bf16, BF16)
         NAME(const __grid_constant__ TmaDesc tx, const __grid_constant__ TmaDesc tw,          \
              const float* __restrict__ sx, const float* __restrict__ sw,                      \
              const float* __restrict__ bias, O::raw* __restrict__ y, u32 M, u32 N, u32 K) {  \
-        wgmma2_gemm_body<O, WG3_CLUSTER>(&tx, &tw, sx, sw, bias, y, M, N, K);                 \
+        wg_cluster_gemm<O, WG3_CLUSTER, WG_STAGES, 0>(&tx, &tw, 0, sx, sw, bias, y, M, N, K, 0);                 \
     }
 EAI_WGMMA3(gemm_wgmma3_f32, F32)
 EAI_WGMMA3(gemm_wgmma3_f16, F16)
@@ -785,8 +773,24 @@ EAI_WGMMA3(gemm_wgmma3_bf16, BF16)
              const __grid_constant__ TmaDesc ty, const float* __restrict__ sx,                \
              const float* __restrict__ sw, const float* __restrict__ bias,                    \
              O::raw* __restrict__ y, u32 M, u32 N, u32 K, u32 tma_y) {                       \
-        wgmma4_gemm_body<O>(&tx, &tw, &ty, sx, sw, bias, y, M, N, K, tma_y);                  \
+        wg_cluster_gemm<O, WG4_CLUSTER, WG4_STAGES, 1>(&tx, &tw, &ty, sx, sw, bias, y, M, N, K, tma_y);                  \
     }
 EAI_WGMMA4(gemm_wgmma4_f32, F32)
 EAI_WGMMA4(gemm_wgmma4_f16, F16)
 EAI_WGMMA4(gemm_wgmma4_bf16, BF16)
+
+// v5 entry points: v4's parameters; dynamic shared memory WG5_STAGES * WG_STAGE_BYTES + 4 *
+// WG5_SLOT_BYTES + 1024, grid a multiple of 2, at most the co-resident clusters (persistent).
+#define EAI_WGMMA5(NAME, O)                                                                   \
+    extern "C" __global__ void __cluster_dims__(WG4_CLUSTER, 1, 1)                            \
+        __launch_bounds__(WG_THREADS, 1)                                                      \
+        NAME(const __grid_constant__ TmaDesc tx, const __grid_constant__ TmaDesc tw,          \
+             const __grid_constant__ TmaDesc ty, const float* __restrict__ sx,                \
+             const float* __restrict__ sw, const float* __restrict__ bias,                    \
+             O::raw* __restrict__ y, u32 M, u32 N, u32 K, u32 tma_y) {                       \
+        wg_cluster_gemm<O, WG4_CLUSTER, WG5_STAGES, 2>(&tx, &tw, &ty, sx, sw, bias, y, M, N,  \
+                                                       K, tma_y);                             \
+    }
+EAI_WGMMA5(gemm_wgmma5_f32, F32)
+EAI_WGMMA5(gemm_wgmma5_f16, F16)
+EAI_WGMMA5(gemm_wgmma5_bf16, BF16)

@@ -138,7 +138,7 @@ pub(crate) struct Kernels {
     _module: Arc<CudaModule>,
     functions: std::collections::HashMap<&'static str, CudaFunction>,
     /// Co-resident clusters of the wgmma v2, v3 and v4 kernels (queried once on first launch).
-    pub(crate) wgmma_clusters: [std::sync::OnceLock<u32>; 3],
+    pub(crate) wgmma_clusters: [std::sync::OnceLock<u32>; 4],
 }
 
 impl Kernels {

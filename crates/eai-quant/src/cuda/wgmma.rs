@@ -63,10 +63,25 @@ pub(crate) const OUT_BOX_BYTES: usize = 128;
 /// Dynamic shared memory of a v4 block: 3-stage ring, two staging buffers, 1 KiB of alignment.
 pub(crate) const SMEM4_BYTES: usize = STAGES4 * STAGE_BYTES + 2 * OUT_BYTES4 + 1024;
 
+/// Pipeline stages of v5 (v2's four).
+pub(crate) const STAGES5: usize = 4;
+/// One of v5's two staging slots per consumer warpgroup: one TMA box of 64 rows × 128 bytes.
+pub(crate) const SLOT_BYTES5: usize = OUT_BOX_ROWS * OUT_BOX_BYTES;
+/// Dynamic shared memory of a v5 block: 4-stage ring, two slots per consumer warpgroup, 1 KiB
+/// of alignment (225 KiB; the kernel's static barriers take 1 KiB more, within the 227 KiB
+/// opt-in).
+pub(crate) const SMEM5_BYTES: usize = STAGES5 * STAGE_BYTES + 2 * 2 * SLOT_BYTES5 + 1024;
+
 /// Dynamic shared memory that entry point `name` of the wgmma module is launched with (its
 /// opt-in when the module is loaded).
 pub(crate) fn smem_bytes_of_entry(name: &str) -> usize {
-    if name.starts_with("gemm_wgmma4_") { SMEM4_BYTES } else { SMEM_BYTES }
+    if name.starts_with("gemm_wgmma4_") {
+        SMEM4_BYTES
+    } else if name.starts_with("gemm_wgmma5_") {
+        SMEM5_BYTES
+    } else {
+        SMEM_BYTES
+    }
 }
 
 /// Which wgmma kernel [`CudaDevice::gemm_i8_dequant_wgmma_kernel`] launches (the same result,
@@ -86,12 +101,16 @@ pub enum WgmmaKernel {
     /// `N % 8 != 0`, whose row stride a tensor map cannot take, store from registers as v2).
     #[default]
     V4,
+    /// v4's TMA-store epilogue through two 8 KiB slots per consumer warpgroup (one box per
+    /// pass, alternating) instead of a whole 32 KiB buffer, which leaves room for v2's fourth
+    /// ring stage.
+    V5,
 }
 
 impl WgmmaKernel {
     /// Every kernel, for tests and benches.
-    pub const ALL: [WgmmaKernel; 4] =
-        [WgmmaKernel::V1, WgmmaKernel::V2, WgmmaKernel::V3, WgmmaKernel::V4];
+    pub const ALL: [WgmmaKernel; 5] =
+        [WgmmaKernel::V1, WgmmaKernel::V2, WgmmaKernel::V3, WgmmaKernel::V4, WgmmaKernel::V5];
 
     /// Short name for reports (`v1` … `v4`).
     pub fn name(self) -> &'static str {
@@ -100,6 +119,7 @@ impl WgmmaKernel {
             WgmmaKernel::V2 => "v2",
             WgmmaKernel::V3 => "v3",
             WgmmaKernel::V4 => "v4",
+            WgmmaKernel::V5 => "v5",
         }
     }
 
@@ -107,17 +127,24 @@ impl WgmmaKernel {
     pub fn cluster(self) -> usize {
         match self {
             WgmmaKernel::V1 => 1,
-            WgmmaKernel::V2 | WgmmaKernel::V4 => 2,
+            WgmmaKernel::V2 | WgmmaKernel::V4 | WgmmaKernel::V5 => 2,
             WgmmaKernel::V3 => 4,
         }
     }
 
-    /// Dynamic shared memory of one block (`SMEM_BYTES`, v4: `SMEM4_BYTES`).
+    /// Dynamic shared memory of one block (`SMEM_BYTES`, v4: `SMEM4_BYTES`, v5: `SMEM5_BYTES`).
     pub fn smem_bytes(self) -> usize {
         match self {
             WgmmaKernel::V4 => SMEM4_BYTES,
+            WgmmaKernel::V5 => SMEM5_BYTES,
             _ => SMEM_BYTES,
         }
+    }
+
+    /// Whether the kernel stores its epilogue through Y's tensor map (v4, v5: it takes the map
+    /// and the `tma_y` flag).
+    fn tma_store(self) -> bool {
+        matches!(self, WgmmaKernel::V4 | WgmmaKernel::V5)
     }
 
     /// Entry point for output type suffix `f32`, `f16` or `bf16`.
@@ -135,6 +162,9 @@ impl WgmmaKernel {
             (WgmmaKernel::V4, "f32") => "gemm_wgmma4_f32",
             (WgmmaKernel::V4, "f16") => "gemm_wgmma4_f16",
             (WgmmaKernel::V4, _) => "gemm_wgmma4_bf16",
+            (WgmmaKernel::V5, "f32") => "gemm_wgmma5_f32",
+            (WgmmaKernel::V5, "f16") => "gemm_wgmma5_f16",
+            (WgmmaKernel::V5, _) => "gemm_wgmma5_bf16",
         }
     }
 }
@@ -362,6 +392,7 @@ impl CudaDevice {
         let slot = &kernels.wgmma_clusters[match kernel {
             WgmmaKernel::V3 => 1,
             WgmmaKernel::V4 => 2,
+            WgmmaKernel::V5 => 3,
             _ => 0,
         }];
         Ok(*slot.get_or_init(|| {
@@ -461,9 +492,9 @@ impl CudaDevice {
             }
         };
         cfg.shared_mem_bytes = kernel.smem_bytes() as u32;
-        // v4: Y's tensor map for the TMA-store epilogue (an unused zero map and tma_y = 0 where
+        // v4, v5: Y's tensor map for the TMA-store epilogue (an unused zero map and tma_y = 0 where
         // the row stride rules one out)
-        let ty = if kernel == WgmmaKernel::V4 {
+        let ty = if kernel.tma_store() {
             // SAFETY: y is a whole device allocation (256-byte aligned) of M·N values of O
             // (length checked above), used only by the launch below while it is borrowed.
             unsafe { encode_output_map::<O>(yp, m, n) }
@@ -475,12 +506,12 @@ impl CudaDevice {
         let ty = ty.unwrap_or(TensorMapArg([0; 16]));
         let mut launch = stream.launch_builder(func);
         launch.arg(&tx).arg(&tw);
-        if kernel == WgmmaKernel::V4 {
+        if kernel.tma_store() {
             launch.arg(&ty);
         }
         launch.arg(&sxp).arg(&swp).arg(&bp).arg(&yp);
         launch.arg(&m32).arg(&n32).arg(&k32);
-        if kernel == WgmmaKernel::V4 {
+        if kernel.tma_store() {
             launch.arg(&tma_y);
         }
         // SAFETY: the kernel's signature is (TmaDesc, TmaDesc, const float*, const float*,
@@ -550,8 +581,20 @@ mod tests {
         }
         assert_eq!(smem_bytes_of_entry("gemm_wgmma4_f16"), SMEM4_BYTES);
         assert_eq!(smem_bytes_of_entry("gemm_wgmma2_f16"), SMEM_BYTES);
+        // v5: 4-stage ring + two 8 KiB slots per consumer warpgroup (225 KiB) + 1 KiB of
+        // static barriers within the 227 KiB opt-in
+        const { assert!(SMEM5_BYTES + 1024 <= 227 * 1024) };
+        assert_eq!(SMEM5_BYTES, 230_400);
+        assert_eq!(smem_bytes_of_entry("gemm_wgmma5_f32"), SMEM5_BYTES);
+        for (name, v) in [("WG5_STAGES", STAGES5), ("WG5_SLOT_BYTES", SLOT_BYTES5)] {
+            assert!(src.contains(&format!("#define {name} {v}\n")), "{name} != {v}");
+        }
         for k in WgmmaKernel::ALL {
-            let want = if k == WgmmaKernel::V4 { SMEM4_BYTES } else { SMEM_BYTES };
+            let want = match k {
+                WgmmaKernel::V4 => SMEM4_BYTES,
+                WgmmaKernel::V5 => SMEM5_BYTES,
+                _ => SMEM_BYTES,
+            };
             assert_eq!(k.smem_bytes(), want);
             assert_eq!(smem_bytes_of_entry(k.entry("bf16")), want);
         }
@@ -618,6 +661,7 @@ mod tests {
             (WgmmaKernel::V2, "WG2_CLUSTER"),
             (WgmmaKernel::V3, "WG3_CLUSTER"),
             (WgmmaKernel::V4, "WG4_CLUSTER"),
+            (WgmmaKernel::V5, "WG4_CLUSTER"),
         ] {
             assert!(src.contains(&format!("#define {name} {}\n", k.cluster())), "{name}");
             // the W part each CTA loads is whole 1024-byte swizzle atoms
