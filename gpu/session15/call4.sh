@@ -24,13 +24,13 @@ export EAI_BENCH_SKIP_WGMMA=$SKIP
 nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,power.draw,temperature.gpu,utilization.gpu --format=csv -lms 200 > $O/smi.csv 2>&1 &
 SMI=$!
 for i in 1 2; do
-    timeout 200 $B/cuda_bench --gemm-only --no-energy --out $O/g$i.md > $O/g$i.log 2>&1; t "bench $i rc=$?"
+    timeout 170 $B/cuda_bench --gemm-only --no-energy --out $O/g$i.md > $O/g$i.log 2>&1; t "bench $i rc=$?"
 done
 kill $SMI
 # 3. ncu of v5 (its third launch at 4096^3), as call 1 did for v4
 NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
 if [ $V5 -eq 0 ]; then
-    timeout 90 $NCU --clock-control none --cache-control none -k regex:gemm_wgmma5_f16 --launch-skip 2 --launch-count 1 \
+    timeout 60 $NCU --clock-control none --cache-control none -k regex:gemm_wgmma5_f16 --launch-skip 2 --launch-count 1 \
         --set full -o $O/v5 $B/cuda_bench --profile-gemm > $O/ncu.log 2>&1; t "ncu rc=$?"
     [ -f $O/v5.ncu-rep ] && $NCU --import $O/v5.ncu-rep --page details --csv > $O/v5_details.csv 2>&1
     [ -f $O/v5.ncu-rep ] && $NCU --import $O/v5.ncu-rep --page raw --csv > $O/v5_raw.csv 2>&1 && rm $O/v5.ncu-rep
