@@ -389,19 +389,15 @@ fn gemm_table(
     );
     r.line(String::new());
     r.line(format!(
-        "Each row after {} ms of back-to-back calls (its own clock and power state), then the median of {samples} event-timed batches. `separate` = `gemm_i8` + `gemm_dequant`; `gemm_i8_dequant` = the default path ({}).",
+        "Each row after {} ms of back-to-back calls (its own clock and power state), then the median of {samples} event-timed batches. `separate` = `gemm_i8` + `gemm_dequant`; `cuBLASLt` = `gemm_i8_dequant` with `gemm_wgmma=false` (row panels, measured plan); `wgmma` = `gemm_i8_dequant_wgmma` (v{}; — where it does not apply); `default` = `gemm_i8_dequant` as a user calls it, which picks one of the two (`use_wgmma`: shown as L or W).",
         SETTLE.as_millis(),
-        if dev.wgmma_applies(&GemmShape::new(4096, 4096, 4096)) {
-            "the wgmma kernel with the dequantize in its epilogue where it applies"
-        } else {
-            "cuBLASLt + row-panel dequantize on this device"
-        }
+        eai_quant::cuda::WgmmaKernel::default().name().trim_start_matches('v'),
     ));
     r.line(String::new());
-    r.line("| M | N | K | FP16 (µs) | FP16 TFLOPS | INT8 (µs) | INT8 TOPS | ×FP16 | separate (µs) | ×FP16 | `gemm_i8_dequant` (µs) | TOPS | ×FP16 |");
-    r.line("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    r.line("| M | N | K | FP16 (µs) | FP16 TFLOPS | INT8 (µs) | INT8 TOPS | ×FP16 | separate (µs) | ×FP16 | cuBLASLt (µs) | wgmma (µs) | default (µs) | TOPS | ×FP16 |");
+    r.line("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut shapes = vec![GemmShape::new(4096, 4096, 4096), GemmShape::new(8192, 8192, 8192)];
-    for m in [1, 16, 128, 2048] {
+    for m in [1, 16, 128, 256, 512, 1024, 2048] {
         for (n, k) in [(4096, 4096), (11008, 4096), (4096, 11008)] {
             shapes.push(GemmShape::new(m, n, k));
         }
@@ -412,7 +408,7 @@ fn gemm_table(
     let mut big_ratio = Vec::new();
     for s in &shapes {
         let sets = rotation(s.n * s.k * 2, info.l2_cache_bytes);
-        let res = (|| -> BoxResult<[f64; 4]> {
+        let res = (|| -> BoxResult<[f64; 6]> {
             let t16 = {
                 let x = random_f16(dev, s.m * s.k, 10, 1.0)?;
                 let ws: Vec<_> = (0..sets)
@@ -434,12 +430,28 @@ fn gemm_table(
                 dev.gemm_i8(&x, &ws[i % sets], &mut acc, *s)?;
                 Ok(dev.gemm_dequant(&acc, &sx, &sw, None, &mut y, s.m, s.n)?)
             })?;
+            let base = dev.tuning();
+            let mut lt = base;
+            lt.gemm_wgmma = Some(false);
+            dev.set_tuning(lt);
+            let t8l = timed(&mut |i| {
+                Ok(dev.gemm_i8_dequant(&x, &ws[i % sets], &sx, &sw, None, &mut y, *s)?)
+            });
+            dev.set_tuning(base);
+            let t8l = t8l?;
+            let t8w = if dev.wgmma_applies(s) {
+                timed(&mut |i| {
+                    Ok(dev.gemm_i8_dequant_wgmma(&x, &ws[i % sets], &sx, &sw, None, &mut y, *s)?)
+                })?
+            } else {
+                f64::NAN
+            };
             let t8d = timed(&mut |i| {
                 Ok(dev.gemm_i8_dequant(&x, &ws[i % sets], &sx, &sw, None, &mut y, *s)?)
             })?;
-            Ok([t16, t8, t8e, t8d])
+            Ok([t16, t8, t8e, t8l, t8w, t8d])
         })();
-        let [t16, t8, t8e, t8d] = match res {
+        let [t16, t8, t8e, t8l, t8w, t8d] = match res {
             Ok(v) => v,
             Err(e) => {
                 r.line(format!("| {} | {} | {} | error: {e} |", s.m, s.n, s.k));
@@ -450,8 +462,16 @@ fn gemm_table(
         if s.m == s.n && s.n == s.k {
             big_ratio.push((s.m, t16 / t8, t16 / t8d));
         }
+        let picked = if eai_quant::cuda::use_wgmma(&dev.tuning(), s, info.multiprocessors)
+            && dev.wgmma_applies(s)
+        {
+            "W"
+        } else {
+            "L"
+        };
+        let wg = if t8w.is_nan() { "—".to_string() } else { format!("{:.1}", t8w * 1e6) };
         r.line(format!(
-            "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {:.1} | {:.2} | {:.1} | {:.1} | {:.2} |",
+            "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {:.1} | {:.2} | {:.1} | {wg} | {:.1} ({picked}) | {:.1} | {:.2} |",
             s.m,
             s.n,
             s.k,
@@ -462,6 +482,7 @@ fn gemm_table(
             t16 / t8,
             t8e * 1e6,
             t16 / t8e,
+            t8l * 1e6,
             t8d * 1e6,
             ops / t8d / 1e12,
             t16 / t8d
@@ -730,7 +751,7 @@ fn w8a16_tables(
 /// f32 and to bf16; the traffic probes 16→8 and 4→16 bytes. Round 3's run of it under
 /// `ncu --set full` failed on the first kernel (docs/results/quant-gpu.md).
 /// `--profile-gemm`: three launches of each wgmma kernel at 4096³ (f16 out, no bias), for
-/// `ncu -k regex:gemm_wgmma5 --launch-skip 2` and the like.
+/// `ncu -k regex:gemm_wgmma4 --launch-skip 2` and the like.
 fn profile_gemm(dev: &CudaDevice) -> BoxResult<()> {
     use eai_quant::cuda::WgmmaKernel;
     let s = GemmShape::new(4096, 4096, 4096);

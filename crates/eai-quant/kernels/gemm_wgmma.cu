@@ -501,94 +501,12 @@ __device__ __forceinline__ void wg4_epilogue(const int (&acc)[128], const float*
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// v5: v2's 4-stage ring (one stage more than v4: two stages of lookahead beyond the one the
-// MMAs read, as the ring is released one k-step late) with v4's TMA-store epilogue through a
-// smaller staging area: two 8 KiB slots per consumer warpgroup, one TMA box (64 rows x 128
-// bytes) per pass, 4 passes for 16-bit outputs and 8 for f32, the slots alternating so a pass
-// writes one while the TMA unit reads the other. 4 x 48 + 2 x 16 KiB + 1 KiB of alignment =
-// 225 KiB, within the 227 KiB a block may opt in to. Per pass the warpgroup's leader waits
-// until the store two passes back has read the slot (cp.async.bulk.wait_group.read 1: all but
-// the newest group, which is the previous pass's store, the other slot; where the previous pass
-// stored nothing, the newest group may be this slot's own, so it waits for all), then named
-// barrier, the values (wg_epilogue's expression), fence.proxy.async, named barrier, and the
-// leader stores the box if it lies in the matrix and commits it.
-#define WG5_STAGES 4
-#define WG5_SLOT_BYTES 8192
-
-// Every committed bulk group but the newest has finished reading its shared memory.
-__device__ __forceinline__ void wg_bulk_wait_read1() {
-    asm volatile("cp.async.bulk.wait_group.read 1;" ::: "memory");
-}
-
-// v5's epilogue of one consumer warpgroup (rows row0.., columns col0..) through its two slots
-// at `buf`; `stored`: whether the leader's previous pass issued a store (kept across tiles).
-template <class O>
-__device__ __forceinline__ void wg5_epilogue(const int (&acc)[128], const float* __restrict__ sx,
-                                             const float* __restrict__ sw,
-                                             const float* __restrict__ bias, const TmaDesc* ty,
-                                             u32 buf, u32 M, u32 N, u32 row0, u32 col0,
-                                             bool leader, u32 bar, bool& stored) {
-    typedef Wg4Out<O> S;
-    constexpr int JB = S::BOX_COLS / 8;       // register pairs per box: 8 (16-bit), 4 (f32)
-    constexpr int BOXES = WG_BN / S::BOX_COLS;  // passes: 4 (16-bit), 8 (f32)
-    const u32 lane = threadIdx.x & 31u;
-    const u32 warp = (threadIdx.x >> 5) & 3u;
-    const u32 q = lane & 3u;
-    const u32 rl0 = warp * 16 + (lane >> 2);
-    const u32 rl1 = rl0 + 8;
-    const float rs0 = row0 + rl0 < M ? __ldg(sx + row0 + rl0) : 0.0f;
-    const float rs1 = row0 + rl1 < M ? __ldg(sx + row0 + rl1) : 0.0f;
-#pragma unroll
-    for (int bx = 0; bx < BOXES; ++bx) {
-        const u32 slot = buf + (u32)(bx & 1) * WG5_SLOT_BYTES;
-        if (leader) {
-            if (stored) wg_bulk_wait_read1();
-            else wg_bulk_wait_read0();
-        }
-        wg_named_sync(bar, 128);
-#pragma unroll
-        for (int jj = 0; jj < JB; ++jj) {
-            const int j = bx * JB + jj;
-            const u32 c = col0 + 8 * j + 2 * q;
-            float2 cs = make_float2(0.0f, 0.0f);
-            float2 b = make_float2(0.0f, 0.0f);
-            if (c < N) {
-                cs = __ldg(reinterpret_cast<const float2*>(sw + c));
-                if (bias != 0) b = __ldg(reinterpret_cast<const float2*>(bias + c));
-            }
-            // rows >= M and columns >= N are staged too (finite values) and clipped by the TMA
-            float v0 = __fmul_rn(__int2float_rn(acc[4 * j]), __fmul_rn(rs0, cs.x));
-            float v1 = __fmul_rn(__int2float_rn(acc[4 * j + 1]), __fmul_rn(rs0, cs.y));
-            float v2 = __fmul_rn(__int2float_rn(acc[4 * j + 2]), __fmul_rn(rs1, cs.x));
-            float v3 = __fmul_rn(__int2float_rn(acc[4 * j + 3]), __fmul_rn(rs1, cs.y));
-            if (bias != 0) {
-                v0 = __fadd_rn(v0, b.x);
-                v1 = __fadd_rn(v1, b.y);
-                v2 = __fadd_rn(v2, b.x);
-                v3 = __fadd_rn(v3, b.y);
-            }
-            S::put(slot, rl0, (u32)jj, q, v0, v1);
-            S::put(slot, rl1, (u32)jj, q, v2, v3);
-        }
-        wg_fence_proxy_async_smem();
-        wg_named_sync(bar, 128);
-        if (leader) {
-            const u32 c = col0 + (u32)(bx * S::BOX_COLS);
-            stored = row0 < M && c < N;
-            if (stored) {
-                wg_tma_store(ty, (int)c, (int)row0, slot);
-                wg_bulk_commit();
-            }
-        }
-    }
-}
-
-// The cluster kernels v2 .. v5 in one body: CL CTAs per cluster along M sharing W's tile
-// through TMA multicast (v2: 2, v3: 4, v4 and v5: 2), STAGES ring stages, and the epilogue EPI:
-// 0 registers to global (v2, v3), 1 v4's whole-tile staging and TMA stores, 2 v5's two slots.
-// Where EPI > 0 and tma_y == 0 (a 16-bit output whose row stride a tensor map cannot take) the
-// epilogue is EPI 0's.
+// The cluster kernels v2 .. v4 in one body: CL CTAs per cluster along M sharing W's tile
+// through TMA multicast (v2: 2, v3: 4, v4: 2), STAGES ring stages, and the epilogue EPI: 0
+// registers to global (v2, v3), 1 v4's staging and TMA stores (where tma_y == 0, a 16-bit
+// output whose row stride a tensor map cannot take, EPI 0's). Session 15 measured a v5 here
+// (EPI 2: two 8 KiB slots per warpgroup, one box per pass, which left room for a 4th stage):
+// bit-exact but 9-12 % slower than v4 at 4096^3 (more barrier and MIO stalls), so removed.
 template <class O, int CL, int STAGES, int EPI>
 __device__ __forceinline__ void wg_cluster_gemm(const TmaDesc* tx, const TmaDesc* tw,
                                                 const TmaDesc* ty, const float* __restrict__ sx,
@@ -600,7 +518,7 @@ __device__ __forceinline__ void wg_cluster_gemm(const TmaDesc* tx, const TmaDesc
     __shared__ __align__(8) u64 full_bar[STAGES];
     __shared__ __align__(8) u64 empty_bar[STAGES];
     // the ring's offset is the same in every CTA (same kernel, same static shared layout); v4's
-    // and v5's staging follows it (1024-aligned: the 128-byte swizzle atom)
+    // staging follows it (1024-aligned: the 128-byte swizzle atom)
     const u32 ring = (wg_smem_addr(wg_smem) + 1023u) & ~1023u;
     const u32 full0 = wg_smem_addr(full_bar);
     const u32 empty0 = wg_smem_addr(empty_bar);
@@ -658,10 +576,8 @@ __device__ __forceinline__ void wg_cluster_gemm(const TmaDesc* tx, const TmaDesc
         asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n" ::: "memory");
         const u32 lane = threadIdx.x & 31u;
         const bool leader = (threadIdx.x & 127u) == 0;
-        // v4: a 32 KiB buffer per warpgroup; v5: two 8 KiB slots
-        const u32 buf = ring + STAGES * WG_STAGE_BYTES
-                        + wg * (EPI == 1 ? WG4_OUT_BYTES : 2 * WG5_SLOT_BYTES);
-        bool stored = false;
+        // v4: a 32 KiB buffer per warpgroup
+        const u32 buf = ring + STAGES * WG_STAGE_BYTES + wg * WG4_OUT_BYTES;
         if (EPI > 0 && leader && tma_y) {
             asm volatile("prefetch.tensormap [%0];" ::"l"(reinterpret_cast<u64>(ty)) : "memory");
         }
@@ -707,9 +623,6 @@ __device__ __forceinline__ void wg_cluster_gemm(const TmaDesc* tx, const TmaDesc
             if (EPI == 1 && tma_y) {
                 wg4_epilogue<O>(acc, sx, sw, bias, ty, buf, M, N, row0, tn * WG_BN, leader,
                                 1u + wg);
-            } else if (EPI == 2 && tma_y) {
-                wg5_epilogue<O>(acc, sx, sw, bias, ty, buf, M, N, row0, tn * WG_BN, leader,
-                                1u + wg, stored);
             } else {
                 wg_epilogue<O>(acc, sx, sw, bias, y, M, N, row0, tn * WG_BN);
             }
@@ -779,18 +692,3 @@ EAI_WGMMA4(gemm_wgmma4_f32, F32)
 EAI_WGMMA4(gemm_wgmma4_f16, F16)
 EAI_WGMMA4(gemm_wgmma4_bf16, BF16)
 
-// v5 entry points: v4's parameters; dynamic shared memory WG5_STAGES * WG_STAGE_BYTES + 4 *
-// WG5_SLOT_BYTES + 1024, grid a multiple of 2, at most the co-resident clusters (persistent).
-#define EAI_WGMMA5(NAME, O)                                                                   \
-    extern "C" __global__ void __cluster_dims__(WG4_CLUSTER, 1, 1)                            \
-        __launch_bounds__(WG_THREADS, 1)                                                      \
-        NAME(const __grid_constant__ TmaDesc tx, const __grid_constant__ TmaDesc tw,          \
-             const __grid_constant__ TmaDesc ty, const float* __restrict__ sx,                \
-             const float* __restrict__ sw, const float* __restrict__ bias,                    \
-             O::raw* __restrict__ y, u32 M, u32 N, u32 K, u32 tma_y) {                       \
-        wg_cluster_gemm<O, WG4_CLUSTER, WG5_STAGES, 2>(&tx, &tw, &ty, sx, sw, bias, y, M, N,  \
-                                                       K, tma_y);                             \
-    }
-EAI_WGMMA5(gemm_wgmma5_f32, F32)
-EAI_WGMMA5(gemm_wgmma5_f16, F16)
-EAI_WGMMA5(gemm_wgmma5_bf16, BF16)

@@ -77,9 +77,6 @@ pub(crate) fn fused_gemm(
                     "`wgmma v4`: v2 (clusters of {}) with 3 stages and the epilogue stored by TMA from shared memory, {n} co-resident clusters",
                     k.cluster()
                 ),
-                WgmmaKernel::V5 => format!(
-                    "`wgmma v5`: v4's epilogue through two 8 KiB slots per warpgroup (one TMA box per pass) and v2's 4 stages, {n} co-resident clusters"
-                ),
                 _ => format!(
                     "`wgmma {}`: clusters of {} CTAs along M sharing W's tile by TMA multicast, {n} co-resident clusters",
                     k.name(),
@@ -218,7 +215,10 @@ pub(crate) fn fused_gemm(
             let name = match row {
                 Row::Fp16 => "cuBLAS FP16".to_string(),
                 Row::Separate => "separate".to_string(),
-                Row::Default if use_wgmma(&base) && dev.wgmma_applies(&s) => {
+                Row::Default
+                    if use_wgmma(&base, &s, dev.info().multiprocessors)
+                        && dev.wgmma_applies(&s) =>
+                {
                     format!("default (wgmma {})", WgmmaKernel::default().name())
                 }
                 Row::Default => format!("default ({auto_mib}/{auto_rank})"),
@@ -233,7 +233,10 @@ pub(crate) fn fused_gemm(
             let panels = match row {
                 Row::Fused(mib, _, _) => row_panels(s.m, s.n, *mib).len().to_string(),
                 Row::LtDefault => row_panels(s.m, s.n, auto_mib).len().to_string(),
-                Row::Default if !(use_wgmma(&base) && dev.wgmma_applies(&s)) => {
+                Row::Default
+                    if !(use_wgmma(&base, &s, dev.info().multiprocessors)
+                        && dev.wgmma_applies(&s)) =>
+                {
                     row_panels(s.m, s.n, auto_mib).len().to_string()
                 }
                 _ => "—".to_string(),

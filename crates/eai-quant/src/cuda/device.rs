@@ -138,7 +138,7 @@ pub(crate) struct Kernels {
     _module: Arc<CudaModule>,
     functions: std::collections::HashMap<&'static str, CudaFunction>,
     /// Co-resident clusters of the wgmma v2, v3 and v4 kernels (queried once on first launch).
-    pub(crate) wgmma_clusters: [std::sync::OnceLock<u32>; 4],
+    pub(crate) wgmma_clusters: [std::sync::OnceLock<u32>; 3],
 }
 
 impl Kernels {
@@ -628,8 +628,9 @@ pub struct Tuning {
     /// INT8 GEMM + dequantize ([`CudaDevice::gemm_i8_dequant`]): `Some(true)` runs our Hopper
     /// wgmma kernel with the dequantize in its epilogue (no int32 matrix in memory) where it
     /// applies (compute capability 9.0, `K % 16 == 0`), `Some(false)` always cuBLASLt +
-    /// dequantize pass; `None`: the measured choice (the wgmma kernel, v4, where it applies:
-    /// faster than cuBLASLt + dequantize on an H100, session 14).
+    /// dequantize pass; `None`: the measured choice ([`use_wgmma`](super::use_wgmma): the
+    /// wgmma kernel, v4, where it applies and the output has at least one 128 × 256 tile per
+    /// multiprocessor; cuBLASLt, which splits K, below that; H100, session 15).
     pub gemm_wgmma: Option<bool>,
 }
 

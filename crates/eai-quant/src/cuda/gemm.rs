@@ -394,8 +394,9 @@ impl CudaDevice {
     /// are cut into panels (see [`row_panels`]): each panel's GEMM writes a reused int32 scratch
     /// buffer of at most that size and its dequantize pass reads it back from L2, so the
     /// accumulator never makes the round trip to memory that dominates the separate pass
-    /// (64 MiB written and read back at 4096³). With [`Tuning::gemm_wgmma`](super::Tuning)
-    /// on, shapes our Hopper kernel takes go to
+    /// (64 MiB written and read back at 4096³). Where [`use_wgmma`] says so (by default: a
+    /// compute capability 9.0 device and at least one 128 × 256 output tile per multiprocessor),
+    /// shapes our Hopper kernel takes go to
     /// [`gemm_i8_dequant_wgmma`](Self::gemm_i8_dequant_wgmma) instead (same bits, no int32
     /// matrix at all); other devices and shapes stay on cuBLASLt.
     ///
@@ -426,7 +427,7 @@ impl CudaDevice {
         )?;
         check_int8_dims(OP, &shape)?;
         let tuning = self.tuning();
-        if use_wgmma(&tuning) && self.wgmma_applies(&shape) {
+        if use_wgmma(&tuning, &shape, self.info().multiprocessors) && self.wgmma_applies(&shape) {
             return self.gemm_i8_dequant_wgmma(x, w, sx, sw, bias, y, shape);
         }
         let (panel_mib, rank) = gemm_plan(m, n, &tuning);
@@ -765,12 +766,15 @@ pub fn gemm_plan(m: usize, n: usize, tuning: &super::Tuning) -> (u32, u32) {
     (tuning.gemm_panel_mib.unwrap_or(mib), tuning.gemm_algo_rank.unwrap_or(rank))
 }
 
-/// Whether [`CudaDevice::gemm_i8_dequant`] takes the fused wgmma kernel where it applies:
-/// `Tuning::gemm_wgmma` where set, else the measured default: the wgmma kernel (v4; H100,
-/// session 14, faster than cuBLASLt + dequantize at 4096³ by 13–27 % and at 8192³ by 16–27 %,
-/// level with it (−3 % to +12 %) at 2048 × 11008 × 4096 and 2048 × 4096 × 11008).
-pub fn use_wgmma(tuning: &super::Tuning) -> bool {
-    tuning.gemm_wgmma.unwrap_or(true)
+/// Whether [`CudaDevice::gemm_i8_dequant`] takes the fused wgmma kernel for `shape` on a
+/// device of `sms` multiprocessors where the kernel applies: `Tuning::gemm_wgmma` where set,
+/// else the measured default: where the output has at least one 128 × 256 tile per
+/// multiprocessor (one full wave of the persistent grid). H100, session 15, each path settled
+/// at its own clock: at M = 2048 (256–688 tiles) the wgmma kernel beats cuBLASLt + dequantize
+/// by 9–15 %, at 4096³ and 8192³ by 19–23 %; at M ≤ 128 (16–43 tiles, half of each cluster
+/// idle) it is 1.1–2.1× slower, as cuBLASLt splits K there.
+pub fn use_wgmma(tuning: &super::Tuning, shape: &GemmShape, sms: u32) -> bool {
+    tuning.gemm_wgmma.unwrap_or_else(|| super::wgmma::wgmma_tiles(shape) >= sms as usize)
 }
 
 /// Row panels `(first row, rows)` of [`CudaDevice::gemm_i8_dequant`] for an `m × n` output
@@ -943,6 +947,26 @@ mod tests {
         let t = d.with_overrides("gemm_panel_mib=8,gemm_algo_rank=1");
         assert_eq!(gemm_plan(8192, 8192, &t), (8, 1));
         assert_eq!(gemm_plan(1, 8, &t), (8, 1));
+    }
+
+    #[test]
+    fn wgmma_takes_shapes_with_a_full_wave_of_tiles() {
+        let d = crate::cuda::Tuning::default();
+        let on = |m, n, k| use_wgmma(&d, &GemmShape::new(m, n, k), 132);
+        // measured winners (H100, session 15): the square shapes and M = 2048
+        assert!(on(4096, 4096, 4096) && on(8192, 8192, 8192));
+        assert!(on(2048, 4096, 4096) && on(2048, 11_008, 4096) && on(2048, 4096, 11_008));
+        // measured losers: M <= 128 (16-43 tiles)
+        for (m, n) in [(1, 4096), (16, 11_008), (128, 11_008), (128, 4096)] {
+            assert!(!on(m, n, 4096), "{m}x{n}");
+        }
+        // the boundary: 132 tiles of 128 x 256
+        assert!(!on(1024, 4096, 4096)); // 8 x 16 = 128 tiles
+        assert!(on(1024, 4352, 4096)); // 8 x 17 = 136
+        // the tuning field overrides both ways
+        let forced = |b| crate::cuda::Tuning { gemm_wgmma: Some(b), ..d };
+        assert!(use_wgmma(&forced(true), &GemmShape::new(1, 4096, 4096), 132));
+        assert!(!use_wgmma(&forced(false), &GemmShape::new(8192, 8192, 8192), 132));
     }
 
     #[test]

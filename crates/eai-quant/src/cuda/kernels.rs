@@ -55,7 +55,7 @@ pub(crate) fn wgmma_source() -> String {
 
 /// Entry points of the wgmma module: v1 (one CTA per tile), v2 and v3 (clusters of 2 and 4 CTAs
 /// sharing W's tile through TMA multicast), v4 (v2 with the epilogue stored by the TMA unit from
-/// shared memory), v5 (v4's epilogue through two slots, v2's four stages).
+/// shared memory).
 pub(crate) const WGMMA_ENTRY_POINTS: &[&str] = &[
     "gemm_wgmma_f32",
     "gemm_wgmma_f16",
@@ -69,9 +69,6 @@ pub(crate) const WGMMA_ENTRY_POINTS: &[&str] = &[
     "gemm_wgmma4_f32",
     "gemm_wgmma4_f16",
     "gemm_wgmma4_bf16",
-    "gemm_wgmma5_f32",
-    "gemm_wgmma5_f16",
-    "gemm_wgmma5_bf16",
 ];
 
 /// Every kernel entry point the module must export (checked when the module is loaded).

@@ -63,25 +63,10 @@ pub(crate) const OUT_BOX_BYTES: usize = 128;
 /// Dynamic shared memory of a v4 block: 3-stage ring, two staging buffers, 1 KiB of alignment.
 pub(crate) const SMEM4_BYTES: usize = STAGES4 * STAGE_BYTES + 2 * OUT_BYTES4 + 1024;
 
-/// Pipeline stages of v5 (v2's four).
-pub(crate) const STAGES5: usize = 4;
-/// One of v5's two staging slots per consumer warpgroup: one TMA box of 64 rows × 128 bytes.
-pub(crate) const SLOT_BYTES5: usize = OUT_BOX_ROWS * OUT_BOX_BYTES;
-/// Dynamic shared memory of a v5 block: 4-stage ring, two slots per consumer warpgroup, 1 KiB
-/// of alignment (225 KiB; the kernel's static barriers take 1 KiB more, within the 227 KiB
-/// opt-in).
-pub(crate) const SMEM5_BYTES: usize = STAGES5 * STAGE_BYTES + 2 * 2 * SLOT_BYTES5 + 1024;
-
 /// Dynamic shared memory that entry point `name` of the wgmma module is launched with (its
 /// opt-in when the module is loaded).
 pub(crate) fn smem_bytes_of_entry(name: &str) -> usize {
-    if name.starts_with("gemm_wgmma4_") {
-        SMEM4_BYTES
-    } else if name.starts_with("gemm_wgmma5_") {
-        SMEM5_BYTES
-    } else {
-        SMEM_BYTES
-    }
+    if name.starts_with("gemm_wgmma4_") { SMEM4_BYTES } else { SMEM_BYTES }
 }
 
 /// Which wgmma kernel [`CudaDevice::gemm_i8_dequant_wgmma_kernel`] launches (the same result,
@@ -101,16 +86,12 @@ pub enum WgmmaKernel {
     /// `N % 8 != 0`, whose row stride a tensor map cannot take, store from registers as v2).
     #[default]
     V4,
-    /// v4's TMA-store epilogue through two 8 KiB slots per consumer warpgroup (one box per
-    /// pass, alternating) instead of a whole 32 KiB buffer, which leaves room for v2's fourth
-    /// ring stage.
-    V5,
 }
 
 impl WgmmaKernel {
     /// Every kernel, for tests and benches.
-    pub const ALL: [WgmmaKernel; 5] =
-        [WgmmaKernel::V1, WgmmaKernel::V2, WgmmaKernel::V3, WgmmaKernel::V4, WgmmaKernel::V5];
+    pub const ALL: [WgmmaKernel; 4] =
+        [WgmmaKernel::V1, WgmmaKernel::V2, WgmmaKernel::V3, WgmmaKernel::V4];
 
     /// Short name for reports (`v1` … `v4`).
     pub fn name(self) -> &'static str {
@@ -119,7 +100,6 @@ impl WgmmaKernel {
             WgmmaKernel::V2 => "v2",
             WgmmaKernel::V3 => "v3",
             WgmmaKernel::V4 => "v4",
-            WgmmaKernel::V5 => "v5",
         }
     }
 
@@ -127,24 +107,23 @@ impl WgmmaKernel {
     pub fn cluster(self) -> usize {
         match self {
             WgmmaKernel::V1 => 1,
-            WgmmaKernel::V2 | WgmmaKernel::V4 | WgmmaKernel::V5 => 2,
+            WgmmaKernel::V2 | WgmmaKernel::V4 => 2,
             WgmmaKernel::V3 => 4,
         }
     }
 
-    /// Dynamic shared memory of one block (`SMEM_BYTES`, v4: `SMEM4_BYTES`, v5: `SMEM5_BYTES`).
+    /// Dynamic shared memory of one block (`SMEM_BYTES`, v4: `SMEM4_BYTES`).
     pub fn smem_bytes(self) -> usize {
         match self {
             WgmmaKernel::V4 => SMEM4_BYTES,
-            WgmmaKernel::V5 => SMEM5_BYTES,
             _ => SMEM_BYTES,
         }
     }
 
-    /// Whether the kernel stores its epilogue through Y's tensor map (v4, v5: it takes the map
-    /// and the `tma_y` flag).
+    /// Whether the kernel stores its epilogue through Y's tensor map (v4: it takes the map and
+    /// the `tma_y` flag).
     fn tma_store(self) -> bool {
-        matches!(self, WgmmaKernel::V4 | WgmmaKernel::V5)
+        self == WgmmaKernel::V4
     }
 
     /// Entry point for output type suffix `f32`, `f16` or `bf16`.
@@ -162,9 +141,6 @@ impl WgmmaKernel {
             (WgmmaKernel::V4, "f32") => "gemm_wgmma4_f32",
             (WgmmaKernel::V4, "f16") => "gemm_wgmma4_f16",
             (WgmmaKernel::V4, _) => "gemm_wgmma4_bf16",
-            (WgmmaKernel::V5, "f32") => "gemm_wgmma5_f32",
-            (WgmmaKernel::V5, "f16") => "gemm_wgmma5_f16",
-            (WgmmaKernel::V5, _) => "gemm_wgmma5_bf16",
         }
     }
 }
@@ -392,7 +368,6 @@ impl CudaDevice {
         let slot = &kernels.wgmma_clusters[match kernel {
             WgmmaKernel::V3 => 1,
             WgmmaKernel::V4 => 2,
-            WgmmaKernel::V5 => 3,
             _ => 0,
         }];
         Ok(*slot.get_or_init(|| {
@@ -492,7 +467,7 @@ impl CudaDevice {
             }
         };
         cfg.shared_mem_bytes = kernel.smem_bytes() as u32;
-        // v4, v5: Y's tensor map for the TMA-store epilogue (an unused zero map and tma_y = 0 where
+        // v4: Y's tensor map for the TMA-store epilogue (an unused zero map and tma_y = 0 where
         // the row stride rules one out)
         let ty = if kernel.tma_store() {
             // SAFETY: y is a whole device allocation (256-byte aligned) of M·N values of O
@@ -581,20 +556,8 @@ mod tests {
         }
         assert_eq!(smem_bytes_of_entry("gemm_wgmma4_f16"), SMEM4_BYTES);
         assert_eq!(smem_bytes_of_entry("gemm_wgmma2_f16"), SMEM_BYTES);
-        // v5: 4-stage ring + two 8 KiB slots per consumer warpgroup (225 KiB) + 1 KiB of
-        // static barriers within the 227 KiB opt-in
-        const { assert!(SMEM5_BYTES + 1024 <= 227 * 1024) };
-        assert_eq!(SMEM5_BYTES, 230_400);
-        assert_eq!(smem_bytes_of_entry("gemm_wgmma5_f32"), SMEM5_BYTES);
-        for (name, v) in [("WG5_STAGES", STAGES5), ("WG5_SLOT_BYTES", SLOT_BYTES5)] {
-            assert!(src.contains(&format!("#define {name} {v}\n")), "{name} != {v}");
-        }
         for k in WgmmaKernel::ALL {
-            let want = match k {
-                WgmmaKernel::V4 => SMEM4_BYTES,
-                WgmmaKernel::V5 => SMEM5_BYTES,
-                _ => SMEM_BYTES,
-            };
+            let want = if k == WgmmaKernel::V4 { SMEM4_BYTES } else { SMEM_BYTES };
             assert_eq!(k.smem_bytes(), want);
             assert_eq!(smem_bytes_of_entry(k.entry("bf16")), want);
         }
@@ -661,7 +624,6 @@ mod tests {
             (WgmmaKernel::V2, "WG2_CLUSTER"),
             (WgmmaKernel::V3, "WG3_CLUSTER"),
             (WgmmaKernel::V4, "WG4_CLUSTER"),
-            (WgmmaKernel::V5, "WG4_CLUSTER"),
         ] {
             assert!(src.contains(&format!("#define {name} {}\n", k.cluster())), "{name}");
             // the W part each CTA loads is whole 1024-byte swizzle atoms
