@@ -629,8 +629,8 @@ pub struct Tuning {
     /// wgmma kernel with the dequantize in its epilogue (no int32 matrix in memory) where it
     /// applies (compute capability 9.0, `K % 16 == 0`), `Some(false)` always cuBLASLt +
     /// dequantize pass; `None`: the measured choice ([`use_wgmma`](super::use_wgmma): the
-    /// wgmma kernel, v4, where it applies and the output has at least one 128 × 256 tile per
-    /// multiprocessor; cuBLASLt, which splits K, below that; H100, session 15).
+    /// wgmma kernel, v4, where it applies and the output has at least 3/8 of a 128 × 256 tile
+    /// per multiprocessor; cuBLASLt, which splits K, below that; H100, session 15).
     pub gemm_wgmma: Option<bool>,
 }
 

@@ -395,7 +395,8 @@ impl CudaDevice {
     /// buffer of at most that size and its dequantize pass reads it back from L2, so the
     /// accumulator never makes the round trip to memory that dominates the separate pass
     /// (64 MiB written and read back at 4096³). Where [`use_wgmma`] says so (by default: a
-    /// compute capability 9.0 device and at least one 128 × 256 output tile per multiprocessor),
+    /// compute capability 9.0 device and at least 3/8 of a 128 × 256 output tile per
+    /// multiprocessor),
     /// shapes our Hopper kernel takes go to
     /// [`gemm_i8_dequant_wgmma`](Self::gemm_i8_dequant_wgmma) instead (same bits, no int32
     /// matrix at all); other devices and shapes stay on cuBLASLt.
@@ -768,13 +769,15 @@ pub fn gemm_plan(m: usize, n: usize, tuning: &super::Tuning) -> (u32, u32) {
 
 /// Whether [`CudaDevice::gemm_i8_dequant`] takes the fused wgmma kernel for `shape` on a
 /// device of `sms` multiprocessors where the kernel applies: `Tuning::gemm_wgmma` where set,
-/// else the measured default: where the output has at least one 128 × 256 tile per
-/// multiprocessor (one full wave of the persistent grid). H100, session 15, each path settled
-/// at its own clock: at M = 2048 (256–688 tiles) the wgmma kernel beats cuBLASLt + dequantize
-/// by 9–15 %, at 4096³ and 8192³ by 19–23 %; at M ≤ 128 (16–43 tiles, half of each cluster
-/// idle) it is 1.1–2.1× slower, as cuBLASLt splits K there.
+/// else the measured default: where the output has at least 3/8 of a 128 × 256 tile per
+/// multiprocessor (50 tiles on a 132-SM H100). Below that the persistent kernel leaves most
+/// multiprocessors idle, each running a whole K loop, while cuBLASLt splits K. H100, session 15,
+/// both paths settled at their own clock, 23 shapes × 2 processes (M = 1 … 8192, N, K ∈
+/// {4096, 11008}): the rule picks the faster path in all 46; the crossover lies between 43
+/// tiles (cuBLASLt 12 % faster) and 64 (wgmma 15–19 % faster); wgmma is 11–37 % faster from
+/// M = 512 up and 21–22 % at 4096³, cuBLASLt 1.3–2.6× faster at M ≤ 128.
 pub fn use_wgmma(tuning: &super::Tuning, shape: &GemmShape, sms: u32) -> bool {
-    tuning.gemm_wgmma.unwrap_or_else(|| super::wgmma::wgmma_tiles(shape) >= sms as usize)
+    tuning.gemm_wgmma.unwrap_or_else(|| 8 * super::wgmma::wgmma_tiles(shape) >= 3 * sms as usize)
 }
 
 /// Row panels `(first row, rows)` of [`CudaDevice::gemm_i8_dequant`] for an `m × n` output
@@ -950,19 +953,27 @@ mod tests {
     }
 
     #[test]
-    fn wgmma_takes_shapes_with_a_full_wave_of_tiles() {
+    fn wgmma_takes_shapes_with_enough_tiles() {
         let d = crate::cuda::Tuning::default();
         let on = |m, n, k| use_wgmma(&d, &GemmShape::new(m, n, k), 132);
-        // measured winners (H100, session 15): the square shapes and M = 2048
+        // measured winners (H100, session 15): 64 tiles and up
         assert!(on(4096, 4096, 4096) && on(8192, 8192, 8192));
-        assert!(on(2048, 4096, 4096) && on(2048, 11_008, 4096) && on(2048, 4096, 11_008));
-        // measured losers: M <= 128 (16-43 tiles)
-        for (m, n) in [(1, 4096), (16, 11_008), (128, 11_008), (128, 4096)] {
-            assert!(!on(m, n, 4096), "{m}x{n}");
+        for m in [512, 1024, 2048] {
+            for (n, k) in [(4096, 4096), (11_008, 4096), (4096, 11_008)] {
+                assert!(on(m, n, k), "{m}x{n}x{k}");
+            }
         }
-        // the boundary: 132 tiles of 128 x 256
-        assert!(!on(1024, 4096, 4096)); // 8 x 16 = 128 tiles
-        assert!(on(1024, 4352, 4096)); // 8 x 17 = 136
+        assert!(on(256, 11_008, 4096)); // 86 tiles
+        // measured losers: up to 43 tiles
+        for (m, n, k) in [(1, 4096, 4096), (16, 11_008, 4096), (128, 11_008, 4096)] {
+            assert!(!on(m, n, k), "{m}x{n}x{k}");
+        }
+        assert!(!on(256, 4096, 11_008)); // 32 tiles
+        // the boundary on 132 SMs: 50 tiles of 128 x 256
+        assert!(!on(128, 12_544, 4096)); // 1 x 49
+        assert!(on(128, 12_800, 4096)); // 1 x 50
+        assert!(!on(640, 2304, 4096)); // 5 x 9 = 45
+        assert!(on(640, 2560, 4096)); // 5 x 10 = 50
         // the tuning field overrides both ways
         let forced = |b| crate::cuda::Tuning { gemm_wgmma: Some(b), ..d };
         assert!(use_wgmma(&forced(true), &GemmShape::new(1, 4096, 4096), 132));
