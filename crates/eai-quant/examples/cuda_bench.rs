@@ -17,7 +17,9 @@
 //! wgmma kernels at 4096³). `--gemm-only` runs only the GEMM
 //! sections (3 and 3b: the separate dequantize pass against the fused `gemm_i8_dequant`).
 //! `--only-16bit` runs only the copy, the row-wise quantize cases from bf16/f16 (the default
-//! kernel beside its variants, `QUANT_VARIANTS`) and the 2:1 traffic probes (< 1 minute).
+//! kernel beside its variants, `QUANT_VARIANTS`) and the 2:1 traffic probes (< 1 minute);
+//! `--only-two-pass` the copy, the two-pass cases (per-tensor, per-channel on the last axis)
+//! from f32, bf16 and f16 with their variants, and the two-pass probes that bound them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "cuda_bench_parts/gemm_fused.rs"]
@@ -263,7 +265,8 @@ fn main() -> BoxResult<()> {
     // ---------------------------------------------------------------- 2. casts
     let n = 1usize << 28;
     let only16 = args.iter().any(|a| a == "--only-16bit");
-    if !only16 {
+    let only2 = args.iter().any(|a| a == "--only-two-pass");
+    if !only16 && !only2 {
         let mut x32 = dev.zeros::<f32>(n)?;
         dev.fill_uniform(&mut x32, 2, -100.0, 100.0)?;
         let mut x16 = dev.zeros::<f16>(n)?;
@@ -289,8 +292,10 @@ fn main() -> BoxResult<()> {
         sweeps::sweep_reg(&dev, &mut r, samples.div_ceil(2), roof)?;
         sweeps::sweep_dequant(&dev, &mut r, samples.div_ceil(2), roof)?;
     }
-    if only16 {
-        quant_table::quant_rows(&dev, &mut r, samples, roof, false, true)?;
+    if only16 || only2 {
+        let subset =
+            if only16 { quant_table::Subset::Only16 } else { quant_table::Subset::TwoPass };
+        quant_table::quant_rows(&dev, &mut r, samples, roof, false, subset)?;
         r.line(String::new());
         r.line(format!("Tuning used: `{}`", dev.tuning().to_overrides()));
         if let Some(p) = out_path {
@@ -305,7 +310,7 @@ fn main() -> BoxResult<()> {
         samples,
         roof,
         args.iter().any(|a| a == "--vary-placement"),
-        false,
+        quant_table::Subset::All,
     )?;
     if !args.iter().any(|a| a == "--no-sizes") {
         sweeps::two_pass_sizes(&dev, &mut r, samples, roof)?;

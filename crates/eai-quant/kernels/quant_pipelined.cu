@@ -449,6 +449,84 @@ __device__ __forceinline__ void stats_cols(const typename T::raw* __restrict__ x
     }
 }
 
+// The parameters of the W consecutive groups g .. g + W - 1 (g a multiple of W): 16-byte loads.
+template <int W>
+__device__ __forceinline__ void load_group_params(const float* __restrict__ scales,
+                                                  const float* __restrict__ invs,
+                                                  const int* __restrict__ zps, u64 g, float* scv,
+                                                  float* invv, int* zpv) {
+#pragma unroll
+    for (int j = 0; j < W; j += 4) {
+        const float4 a4 = __ldg(reinterpret_cast<const float4*>(scales + g + j));
+        const float4 b4 = __ldg(reinterpret_cast<const float4*>(invs + g + j));
+        const int4 c4 = __ldg(reinterpret_cast<const int4*>(zps + g + j));
+        scv[j] = a4.x; scv[j + 1] = a4.y; scv[j + 2] = a4.z; scv[j + 3] = a4.w;
+        invv[j] = b4.x; invv[j + 1] = b4.y; invv[j + 2] = b4.z; invv[j + 3] = b4.w;
+        zpv[j] = c4.x; zpv[j + 1] = c4.y; zpv[j + 2] = c4.z; zpv[j + 3] = c4.w;
+    }
+}
+
+// The W codes of v, element j in group j's parameters, stored as one 4- or 8-byte streaming
+// write at q.
+template <int W>
+__device__ __forceinline__ void store_codes_groups(u8* __restrict__ q, const float* v,
+                                                   const float* scv, const float* invv,
+                                                   const int* zpv, const QSpec& s) {
+    int c[W];
+#pragma unroll
+    for (int j = 0; j < W; ++j) {
+        const float sc = scv[j], inv = invv[j];
+        const int zp = zpv[j];
+        const QFast f = make_fast(sc, inv, zp, s);
+        c[j] = (f.on && is_finite_f(v[j])) ? qfast(v[j], f) : quant1(v[j], sc, inv, zp, s);
+    }
+    if (W == 4) {
+        __stcs(reinterpret_cast<u32*>(q), pack4(c[0], c[1], c[2], c[3]));
+    } else {
+        __stcs(reinterpret_cast<uint2*>(q),
+               make_uint2(pack4(c[0], c[1], c[2], c[3]), pack4(c[4 % W], c[5 % W], c[6 % W], c[7 % W])));
+    }
+}
+
+// Codes for per-channel groups on the last axis ((outer, channels), inner == 1, channels % W
+// == 0) in stats_cols' layout (session 15): a thread owns one 16-byte column vector (W
+// consecutive channels), loads their parameters once and walks its blockIdx.y slice of the
+// outer index with 4 loads in flight; a warp reads 512 contiguous bytes per row and writes
+// 32 W contiguous code bytes. quant_apply_vec loads the W parameter triples again for every
+// vector (96 bytes of parameters per 16 bytes of bf16 input). The codes are the same
+// expression (store_codes_groups), so the same bits.
+template <class T>
+__device__ __forceinline__ void quant_apply_cols(const typename T::raw* __restrict__ x, u64 outer,
+                                                 u64 channels, const float* __restrict__ scales,
+                                                 const int* __restrict__ zps,
+                                                 const float* __restrict__ invs, const QSpec& s,
+                                                 u8* __restrict__ q) {
+    const int W = Wide<T>::N;
+    const int U = 4;
+    const u64 p = (u64)blockIdx.x * blockDim.x + threadIdx.x;
+    if (p >= channels / W) return;
+    const u64 per = (outer + gridDim.y - 1) / gridDim.y;
+    const u64 o0 = (u64)blockIdx.y * per;
+    const u64 o1 = min(outer, o0 + per);
+    const u64 c0 = p * W;
+    float scv[W], invv[W];
+    int zpv[W];
+    load_group_params<W>(scales, invs, zps, c0, scv, invv, zpv);
+    u64 o = o0;
+    for (; o + U <= o1; o += U) {
+        float v[U][W];
+#pragma unroll
+        for (int u = 0; u < U; ++u) Wide<T>::load(x + (o + u) * channels + c0, v[u]);
+#pragma unroll
+        for (int u = 0; u < U; ++u) store_codes_groups<W>(q + (o + u) * channels + c0, v[u], scv, invv, zpv, s);
+    }
+    for (; o < o1; ++o) {
+        float v[W];
+        Wide<T>::load(x + o * channels + c0, v);
+        store_codes_groups<W>(q + o * channels + c0, v, scv, invv, zpv, s);
+    }
+}
+
 // Element-wise codes from per-group parameters through 16-byte input vectors, two in flight
 // per thread: either every vector lies in one group (inner % W == 0) or its W elements belong
 // to W consecutive groups (inner == 1, channels % W == 0).
@@ -472,29 +550,8 @@ __device__ __forceinline__ void quant_apply_vec_one(const typename T::raw* __res
         // W consecutive groups starting at g (a multiple of W): 16-byte parameter loads
         float scv[W], invv[W];
         int zpv[W];
-#pragma unroll
-        for (int j = 0; j < W; j += 4) {
-            const float4 a4 = __ldg(reinterpret_cast<const float4*>(scales + g + j));
-            const float4 b4 = __ldg(reinterpret_cast<const float4*>(invs + g + j));
-            const int4 c4 = __ldg(reinterpret_cast<const int4*>(zps + g + j));
-            scv[j] = a4.x; scv[j + 1] = a4.y; scv[j + 2] = a4.z; scv[j + 3] = a4.w;
-            invv[j] = b4.x; invv[j + 1] = b4.y; invv[j + 2] = b4.z; invv[j + 3] = b4.w;
-            zpv[j] = c4.x; zpv[j + 1] = c4.y; zpv[j + 2] = c4.z; zpv[j + 3] = c4.w;
-        }
-        int c[W];
-#pragma unroll
-        for (int j = 0; j < W; ++j) {
-            const float sc = scv[j], inv = invv[j];
-            const int zp = zpv[j];
-            const QFast f = make_fast(sc, inv, zp, s);
-            c[j] = (f.on && is_finite_f(v[j])) ? qfast(v[j], f) : quant1(v[j], sc, inv, zp, s);
-        }
-        if (W == 4) {
-            __stcs(reinterpret_cast<u32*>(q + e), pack4(c[0], c[1], c[2], c[3]));
-        } else {
-            __stcs(reinterpret_cast<uint2*>(q + e),
-                   make_uint2(pack4(c[0], c[1], c[2], c[3]), pack4(c[4 % W], c[5 % W], c[6 % W], c[7 % W])));
-        }
+        load_group_params<W>(scales, invs, zps, g, scv, invv, zpv);
+        store_codes_groups<W>(q + e, v, scv, invv, zpv, s);
     }
 }
 
@@ -628,6 +685,12 @@ __device__ __forceinline__ void dequant_vec(const u8* __restrict__ q, int is_sig
                                                      const int* zps, const float* invs, QSpec s, \
                                                      u8* q) {                                    \
         quant_apply_vec<T>(x, n, gi, scales, zps, invs, s, q);                                   \
+    }                                                                                            \
+    extern "C" __global__ void quant_apply_cols_##SUF(const T::raw* __restrict__ x, u64 outer,   \
+                                                      u64 channels, const float* scales,         \
+                                                      const int* zps, const float* invs,         \
+                                                      QSpec s, u8* q) {                          \
+        quant_apply_cols<T>(x, outer, channels, scales, zps, invs, s, q);                        \
     }
 EAI_QUANT_KERNELS(f32, F32)
 EAI_QUANT_KERNELS(f16, F16)

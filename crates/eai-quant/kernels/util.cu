@@ -112,3 +112,32 @@ EAI_PROBE(16, 8)
 EAI_PROBE(16, 16)
 EAI_PROBE(8, 16)
 EAI_PROBE(4, 16)
+
+// Read-only probe (session 15): the first pass of a two-pass quantizer, which reads its input
+// and writes nothing per element. Item i reads 16 bytes at in + 16 i in the strided pattern of
+// the probes above (4 items in flight per thread and step); each thread folds what it read into
+// one word and writes that word once, at out + 4 t, so nothing is elided and the writes are
+// one word per thread.
+extern "C" __global__ void __launch_bounds__(256)
+    probe_16_0(const u8* __restrict__ in, u8* __restrict__ out, u64 items) {
+    const u64 stride = global_threads();
+    u64 i = global_thread();
+    u32 acc = 0u;
+    for (; i + 3 * stride < items; i += 4 * stride) {
+        u32 w[4][4];
+#pragma unroll
+        for (int u = 0; u < 4; ++u) ProbeIO<16>::ld(in + (i + u * stride) * 16, w[u]);
+#pragma unroll
+        for (int u = 0; u < 4; ++u) {
+#pragma unroll
+            for (int k = 0; k < 4; ++k) acc ^= w[u][k] + (u32)k;
+        }
+    }
+    for (; i < items; i += stride) {
+        u32 w[4];
+        ProbeIO<16>::ld(in + i * 16, w);
+#pragma unroll
+        for (int k = 0; k < 4; ++k) acc ^= w[k] + (u32)k;
+    }
+    reinterpret_cast<u32*>(out)[global_thread()] = acc;
+}

@@ -495,6 +495,26 @@ fn traffic_probes_write_every_item() {
     }
     let (s, mut d) = (dev.zeros::<u8>(64).unwrap(), dev.zeros::<u8>(64).unwrap());
     assert!(matches!(dev.traffic_probe_blocked(&s, &mut d, 4, 4), Err(CudaError::Shape { .. })));
+    // the read-only probe: every item read once, folded into one word per thread, so the xor
+    // of all the words is the xor over every item and word k of (word + k)
+    let src: Vec<u8> = (0..items * 16).map(|_| rng.i8() as u8).collect();
+    let ds = dev.upload(&src).unwrap();
+    let threads = items.div_ceil(256).min(4 * dev.info().multiprocessors as usize) * 256;
+    let mut dd = dev.zeros::<u8>(4 * threads).unwrap();
+    let moved = dev.traffic_probe(&ds, &mut dd, 16, 0).unwrap();
+    assert_eq!(moved, (items * 16 + 4 * threads) as u64);
+    let fold = |b: &[u8]| {
+        b.chunks_exact(4).enumerate().fold(0u32, |a, (j, w)| {
+            let w = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+            a ^ w.wrapping_add((j % 4) as u32)
+        })
+    };
+    let got = dev.download(&dd).unwrap();
+    let words =
+        got.chunks_exact(4).fold(0u32, |a, w| a ^ u32::from_le_bytes([w[0], w[1], w[2], w[3]]));
+    assert_eq!(words, fold(&src), "read-only probe");
+    let mut small = dev.zeros::<u8>(4 * threads - 4).unwrap();
+    assert!(matches!(dev.traffic_probe(&ds, &mut small, 16, 0), Err(CudaError::Shape { .. })));
 }
 
 /// The Hopper wgmma INT8 GEMM with the dequantize in its epilogue (`gemm_i8_dequant_wgmma`):

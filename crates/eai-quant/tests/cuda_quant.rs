@@ -532,6 +532,8 @@ fn every_tuning_and_a_private_stream_give_the_same_bits() {
         t.quant_reg_prefetch = [Some(true), Some(false), Some(true), Some(true), None][i];
         // larger groups on the contiguous kernel (2 or 4 per lane), the in-warp one, or auto
         t.quant_group_contig = [Some(4), None, Some(2), Some(0), Some(2)][i];
+        // per-channel on the last axis: the column apply kernel, the vector one, or auto
+        t.quant_apply_cols = [Some(false), Some(true), None, Some(true), Some(false)][i];
         // odd settings run on a new non-blocking stream of the same context
         let on_stream;
         let d: &CudaDevice = if i % 2 == 1 {

@@ -632,6 +632,11 @@ pub struct Tuning {
     /// wgmma kernel, v4, where it applies and the output has at least 3/8 of a 128 × 256 tile
     /// per multiprocessor; cuBLASLt, which splits K, below that; H100, session 15).
     pub gemm_wgmma: Option<bool>,
+    /// Per-channel quantization on the last axis (two passes): `Some(true)` applies the codes
+    /// with the column kernel (`quant_apply_cols`: a thread holds its 16-byte column's channel
+    /// parameters for a slice of rows), `Some(false)` with the grid-stride vector kernel, which
+    /// loads them per vector; `None`: the measured choice.
+    pub quant_apply_cols: Option<bool>,
 }
 
 /// Highest [`Tuning::gemm_algo_rank`]: cuBLASLt is asked for this many + 1 candidates.
@@ -662,6 +667,7 @@ impl Default for Tuning {
             quant_group_contig: None,
             gemm_overlap: false,
             gemm_wgmma: None,
+            quant_apply_cols: None,
         }
     }
 }
@@ -732,6 +738,8 @@ impl Tuning {
                 ("quant_reg_prefetch", ..) if auto => t.quant_reg_prefetch = None,
                 ("gemm_wgmma", _, _, _, Ok(b)) => t.gemm_wgmma = Some(b),
                 ("gemm_wgmma", ..) if auto => t.gemm_wgmma = None,
+                ("quant_apply_cols", _, _, _, Ok(b)) => t.quant_apply_cols = Some(b),
+                ("quant_apply_cols", ..) if auto => t.quant_apply_cols = None,
                 ("quant_one_pass_tensor", _, _, _, Ok(b)) => t.quant_one_pass_tensor = b,
                 ("gemm_overlap", _, _, _, Ok(b)) => t.gemm_overlap = b,
                 _ => tracing::warn!(item, "{}: unknown field or bad value", Self::ENV),
@@ -750,7 +758,7 @@ impl Tuning {
              dequant_blocks_per_sm={},quant_one_pass_tensor={},quant_split_warps={},\
              gemm_panel_mib={},gemm_algo_rank={},quant_small_contig={},\
              quant_load_streaming={},quant_reg_prefetch={},quant_group_contig={},\
-             gemm_overlap={},gemm_wgmma={}",
+             gemm_overlap={},gemm_wgmma={},quant_apply_cols={}",
             self.quant_stages,
             self.quant_tile_bytes,
             self.quant_threads,
@@ -773,6 +781,7 @@ impl Tuning {
             show(self.quant_group_contig),
             self.gemm_overlap,
             show(self.gemm_wgmma),
+            show(self.quant_apply_cols),
         )
     }
 
@@ -826,6 +835,7 @@ impl Tuning {
                 .and_then(|v| [0, 2, 4].contains(&v).then_some(v)),
             gemm_overlap: self.gemm_overlap,
             gemm_wgmma: self.gemm_wgmma,
+            quant_apply_cols: self.quant_apply_cols,
         }
     }
 }
@@ -851,7 +861,9 @@ mod tests {
         t.quant_group_contig = Some(4);
         t.gemm_overlap = !d.gemm_overlap;
         t.gemm_wgmma = Some(true);
+        t.quant_apply_cols = Some(false);
         assert_eq!(Tuning::default().with_overrides(&t.to_overrides()), t);
+        assert_eq!(t.with_overrides("quant_apply_cols=auto").quant_apply_cols, None);
         // `auto` gives a forced field back to the measured choice
         let back = t.with_overrides("gemm_panel_mib=auto,quant_small_contig=auto");
         assert_eq!((back.gemm_panel_mib, back.quant_small_contig), (None, None));

@@ -67,10 +67,13 @@ impl CudaDevice {
     /// (`(read, write)` one of (16, 4), (16, 8), (16, 16), (8, 16), (4, 16)), lanes on
     /// consecutive items, with no arithmetic beyond an xor: the speed of a memory-bound kernel's
     /// read:write mix and access pattern without its instructions. Items: as many as both
-    /// buffers hold. Returns the bytes moved (read + written).
+    /// buffers hold. (16, 0) reads all of `src` and writes one word per thread (`dst` ≥ 4 KiB
+    /// per multiprocessor): the first pass of a two-pass quantizer. Returns the bytes moved
+    /// (read + written).
     ///
     /// # Errors
-    /// [`CudaError::Shape`](super::CudaError::Shape) for another `(read, write)` pair;
+    /// [`CudaError::Shape`](super::CudaError::Shape) for another `(read, write)` pair, or a
+    /// `dst` too small for the read-only probe's words;
     /// [`CudaError::Driver`](super::CudaError::Driver) on launch failure.
     pub fn traffic_probe(
         &self,
@@ -106,6 +109,9 @@ impl CudaDevice {
         write: usize,
         blocked: bool,
     ) -> Result<u64> {
+        if (read, write, blocked) == (16, 0, false) {
+            return self.probe_read(src, dst);
+        }
         let name = match (read, write, blocked) {
             (16, 4, false) => "probe_16_4",
             (16, 8, false) => "probe_16_8",
@@ -145,5 +151,43 @@ impl CudaDevice {
         // the offsets are multiples of the access width.
         unsafe { launch.launch(cfg) }.map_err(self.err("cuLaunchKernel(traffic_probe)"))?;
         Ok(items * (read + write) as u64)
+    }
+
+    /// The read-only probe (`read = 16, write = 0`): reads all of `src` in 16-byte items and
+    /// writes one word per thread into `dst`, which must hold 4 bytes per thread of the grid
+    /// (at most 4 blocks of 256 per multiprocessor: 4 KiB per multiprocessor).
+    fn probe_read(&self, src: &DeviceBuffer<u8>, dst: &mut DeviceBuffer<u8>) -> Result<u64> {
+        let items = (src.len() / 16) as u64;
+        if items == 0 {
+            return Ok(0);
+        }
+        let sms = u64::from(self.info().multiprocessors.max(1));
+        let blocks = items.div_ceil(256).clamp(1, sms * 4);
+        let words = blocks * 256;
+        if (dst.len() as u64) < 4 * words {
+            return Err(super::CudaError::shape(
+                "traffic_probe",
+                format!(
+                    "the read-only probe writes {} bytes (one word per thread), dst holds {}",
+                    4 * words,
+                    dst.len()
+                ),
+            ));
+        }
+        let kernels = self.kernels()?;
+        let func = kernels.get("probe_16_0")?;
+        let cfg = cudarc::driver::LaunchConfig {
+            grid_dim: (blocks as u32, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let mut launch = self.stream.launch_builder(func);
+        launch.arg(&src.slice).arg(&mut dst.slice).arg(&items);
+        // SAFETY: signature (const u8*, u8*, u64 items); item i reads bytes [16 i, 16 i + 16)
+        // of src, in bounds for i < items = len / 16 and 16-byte aligned (allocations are
+        // 256-byte aligned); thread t writes bytes [4 t, 4 t + 4) of dst, in bounds as dst
+        // holds 4 bytes per thread of the grid (checked above).
+        unsafe { launch.launch(cfg) }.map_err(self.err("cuLaunchKernel(probe_16_0)"))?;
+        Ok(items * 16 + 4 * words)
     }
 }

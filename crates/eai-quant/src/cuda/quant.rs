@@ -199,6 +199,7 @@ kernel_names!(
     "quant_rows_tiles4",
     "quant_stats_cols",
     "quant_apply_vec",
+    "quant_apply_cols",
     "quant_rows_team",
     "quant_rows_block",
     "quant_stats_all",
@@ -512,17 +513,7 @@ impl CudaDevice {
                 } else if cols_vectorizable(channels, inner, std::mem::size_of::<T>() as u64) {
                     let w = 16 / std::mem::size_of::<T>() as u64;
                     let f = kernels.get(kernel_name("quant_stats_cols", suf))?;
-                    let nvec = channels * inner / w;
-                    let bx = nvec.div_ceil(256).max(1);
-                    // slices of the outer index so that the grid fills the device ~8 times,
-                    // each slice at least 16 rows long
-                    let want = u64::from(sms.max(1)) * 8;
-                    let by = want.div_ceil(bx).clamp(1, outer.div_ceil(16).clamp(1, 65_535));
-                    let cfg = LaunchConfig {
-                        grid_dim: (u32::try_from(bx).unwrap_or(u32::MAX), by as u32, 1),
-                        block_dim: (256, 1, 1),
-                        shared_mem_bytes: 0,
-                    };
+                    let cfg = cols_config(channels * inner / w, outer, sms);
                     let mut l = self.stream.launch_builder(f);
                     l.arg(&x.slice)
                         .arg(&outer)
@@ -576,7 +567,29 @@ impl CudaDevice {
                     unsafe { l.launch(cfg) }.map_err(self.err("cuLaunchKernel(quant_params)"))?;
                 }
                 let vec = cols_vectorizable(channels, inner, std::mem::size_of::<T>() as u64);
-                {
+                let w = 16 / std::mem::size_of::<T>() as u64;
+                if inner == 1 && channels.is_multiple_of(w) && apply_cols(&self.tuning()) {
+                    let f = kernels.get(kernel_name("quant_apply_cols", suf))?;
+                    let cfg = cols_config(channels / w, outer, sms);
+                    let mut l = self.stream.launch_builder(f);
+                    l.arg(&x.slice)
+                        .arg(&outer)
+                        .arg(&channels)
+                        .arg(&out.scales.slice)
+                        .arg(&out.zero_points.slice)
+                        .arg(&out.invs.slice)
+                        .arg(&s)
+                        .arg(&mut out.codes.slice);
+                    // SAFETY: signature (const T*, u64 outer, u64 channels, const float*,
+                    // const int*, const float*, QSpec, u8*); x and codes hold outer·channels
+                    // elements (inner == 1), channels a multiple of the 16-byte vector's W
+                    // elements, so every vector and its W-byte code store are aligned and in
+                    // bounds; the parameter arrays hold `channels` entries and thread p reads
+                    // entries p·W .. p·W + W − 1 < channels (16-byte loads, aligned as the
+                    // arrays are 256-byte aligned and p·W·4 is a multiple of 16).
+                    unsafe { l.launch(cfg) }
+                        .map_err(self.err("cuLaunchKernel(quant_apply_cols)"))?;
+                } else {
                     let f = if vec {
                         kernels.get(kernel_name("quant_apply_vec", suf))?
                     } else {

@@ -214,6 +214,28 @@ pub(super) fn cols_vectorizable(channels: u64, inner: u64, elem_bytes: u64) -> b
     (inner == 1 && channels.is_multiple_of(w)) || inner.is_multiple_of(w)
 }
 
+/// Launch grid of the column kernels (`quant_stats_cols`, `quant_apply_cols`) over `nvec`
+/// 16-byte column vectors per outer row: 256-thread blocks along the vectors, and slices of the
+/// outer index so that the grid fills the device ~8 times, each slice at least 16 rows long.
+pub(super) fn cols_config(nvec: u64, outer: u64, sms: u32) -> LaunchConfig {
+    let bx = nvec.div_ceil(256).max(1);
+    let want = u64::from(sms.max(1)) * 8;
+    let by = want.div_ceil(bx).clamp(1, outer.div_ceil(16).clamp(1, 65_535));
+    LaunchConfig {
+        grid_dim: (u32::try_from(bx).unwrap_or(u32::MAX), by as u32, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// Whether per-channel groups on the last axis (inner == 1) take the column-owning apply
+/// kernel (`quant_apply_cols`: each thread holds its channels' parameters for a slice of rows)
+/// instead of the grid-stride vector kernel: [`Tuning::quant_apply_cols`](crate::cuda::Tuning)
+/// where set, else the measured choice.
+pub(super) fn apply_cols(tuning: &crate::cuda::Tuning) -> bool {
+    tuning.quant_apply_cols.unwrap_or(true)
+}
+
 /// Layout of the register-resident row kernel (`struct RegArgs` in `kernels/quant_rows.cu`).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -495,6 +517,22 @@ impl Path {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn column_kernels_fill_the_device_with_slices_of_rows() {
+        // a 65536 x 4096 bf16 matrix: 512 vectors per row, two blocks wide, 528 slices of
+        // 124 rows (132 SMs x 8 blocks)
+        let c = cols_config(512, 65_536, 132);
+        assert_eq!((c.grid_dim, c.block_dim), ((2, 528, 1), (256, 1, 1)));
+        // short matrices: slices of at least 16 rows; one block at least
+        assert_eq!(cols_config(1024, 40, 132).grid_dim, (4, 3, 1));
+        assert_eq!(cols_config(1, 1, 0).grid_dim, (1, 1, 1));
+        // the grid's y extent stays within the driver's 65535
+        assert!(cols_config(1, u64::MAX / 2, 132).grid_dim.1 <= 65_535);
+        let d = crate::cuda::Tuning::default();
+        assert!(apply_cols(&d));
+        assert!(!apply_cols(&d.with_overrides("quant_apply_cols=false")));
+    }
 
     #[test]
     fn paths_follow_granularity() {
