@@ -381,44 +381,55 @@ __device__ __forceinline__ void quant_apply(const typename T::raw* __restrict__ 
     }
 }
 
+// The outer rows a column kernel's block walks: its blockIdx.y slice of consecutive rows, or,
+// `interleave`, rows blockIdx.y, + gridDim.y, … (so that the grid's blocks stream one window
+// of consecutive rows at a time). Row k of the walk is first + k step, below end.
+struct ColRows {
+    u64 first, end, step;
+};
+__device__ __forceinline__ ColRows col_rows(u64 outer, u32 interleave) {
+    if (interleave) return ColRows{(u64)blockIdx.y, outer, (u64)gridDim.y};
+    const u64 per = (outer + gridDim.y - 1) / gridDim.y;
+    const u64 o0 = (u64)blockIdx.y * per;
+    return ColRows{o0, min(outer, o0 + per), 1};
+}
+
 // Column statistics for per-channel groups on an inner axis, (outer, channels, inner) with
 // inner == 1 and channels % W == 0 (one group per element of a 16-byte column vector) or
 // inner % W == 0 (one group per vector): a thread owns one 16-byte column vector and walks its
-// blockIdx.y slice of the outer index with 4 independent loads in flight; warps read whole
-// 512-byte row segments (coalesced). One atomic pair per group and thread at the end.
+// block's rows (col_rows) with 4 independent loads in flight; warps read whole 512-byte row
+// segments (coalesced). One atomic pair per group and thread at the end.
 template <class T>
 __device__ __forceinline__ void stats_cols(const typename T::raw* __restrict__ x, u64 outer,
                                            u64 channels, u64 inner, u32* __restrict__ ord,
-                                           const QSpec& s, u64* bad) {
+                                           const QSpec& s, u64* bad, u32 interleave) {
     const int W = Wide<T>::N;
     const int U = 4;
     const u64 row = channels * inner;
     const u64 nvec = row / W;
     const u64 p = (u64)blockIdx.x * blockDim.x + threadIdx.x;
     if (p >= nvec) return;
-    const u64 per = (outer + gridDim.y - 1) / gridDim.y;
-    const u64 o0 = (u64)blockIdx.y * per;
-    const u64 o1 = min(outer, o0 + per);
+    const ColRows rs = col_rows(outer, interleave);
     float mn[W], mx[W];
 #pragma unroll
     for (int j = 0; j < W; ++j) { mn[j] = __int_as_float(0x7f800000); mx[j] = __int_as_float(0xff800000); }
     const typename T::raw* col = x + p * W;
-    u64 o = o0;
-    for (; o + U <= o1; o += U) {
+    u64 o = rs.first;
+    for (; o + (U - 1) * rs.step < rs.end; o += U * rs.step) {
         float v[U][W];
 #pragma unroll
-        for (int u = 0; u < U; ++u) Wide<T>::load(col + (o + u) * row, v[u]);
+        for (int u = 0; u < U; ++u) Wide<T>::load(col + (o + u * rs.step) * row, v[u]);
 #pragma unroll
         for (int u = 0; u < U; ++u) {
 #pragma unroll
             for (int j = 0; j < W; ++j) {
                 const float e = v[u][j];
                 if (is_finite_f(e)) { mn[j] = fminf(mn[j], e); mx[j] = fmaxf(mx[j], e); }
-                else if (!s.saturate) atomicMin(bad, (o + u) * row + p * W + j);
+                else if (!s.saturate) atomicMin(bad, (o + u * rs.step) * row + p * W + j);
             }
         }
     }
-    for (; o < o1; ++o) {
+    for (; o < rs.end; o += rs.step) {
         float v[W];
         Wide<T>::load(col + o * row, v);
 #pragma unroll
@@ -500,27 +511,27 @@ __device__ __forceinline__ void quant_apply_cols(const typename T::raw* __restri
                                                  u64 channels, const float* __restrict__ scales,
                                                  const int* __restrict__ zps,
                                                  const float* __restrict__ invs, const QSpec& s,
-                                                 u8* __restrict__ q) {
+                                                 u8* __restrict__ q, u32 interleave) {
     const int W = Wide<T>::N;
     const int U = 4;
     const u64 p = (u64)blockIdx.x * blockDim.x + threadIdx.x;
     if (p >= channels / W) return;
-    const u64 per = (outer + gridDim.y - 1) / gridDim.y;
-    const u64 o0 = (u64)blockIdx.y * per;
-    const u64 o1 = min(outer, o0 + per);
+    const ColRows rs = col_rows(outer, interleave);
     const u64 c0 = p * W;
     float scv[W], invv[W];
     int zpv[W];
     load_group_params<W>(scales, invs, zps, c0, scv, invv, zpv);
-    u64 o = o0;
-    for (; o + U <= o1; o += U) {
+    u64 o = rs.first;
+    for (; o + (U - 1) * rs.step < rs.end; o += U * rs.step) {
         float v[U][W];
 #pragma unroll
-        for (int u = 0; u < U; ++u) Wide<T>::load(x + (o + u) * channels + c0, v[u]);
+        for (int u = 0; u < U; ++u) Wide<T>::load(x + (o + u * rs.step) * channels + c0, v[u]);
 #pragma unroll
-        for (int u = 0; u < U; ++u) store_codes_groups<W>(q + (o + u) * channels + c0, v[u], scv, invv, zpv, s);
+        for (int u = 0; u < U; ++u) {
+            store_codes_groups<W>(q + (o + u * rs.step) * channels + c0, v[u], scv, invv, zpv, s);
+        }
     }
-    for (; o < o1; ++o) {
+    for (; o < rs.end; o += rs.step) {
         float v[W];
         Wide<T>::load(x + o * channels + c0, v);
         store_codes_groups<W>(q + o * channels + c0, v, scv, invv, zpv, s);
@@ -677,8 +688,8 @@ __device__ __forceinline__ void dequant_vec(const u8* __restrict__ q, int is_sig
     EAI_TILES_KERNEL(SUF, T, 4)                                                                  \
     extern "C" __global__ void quant_stats_cols_##SUF(const T::raw* __restrict__ x, u64 outer,   \
                                                       u64 channels, u64 inner, u32* ord,         \
-                                                      QSpec s, u64* bad) {                       \
-        stats_cols<T>(x, outer, channels, inner, ord, s, bad);                                   \
+                                                      QSpec s, u64* bad, u32 interleave) {       \
+        stats_cols<T>(x, outer, channels, inner, ord, s, bad, interleave);                       \
     }                                                                                            \
     extern "C" __global__ void quant_apply_vec_##SUF(const T::raw* __restrict__ x, u64 n,        \
                                                      GroupIndex gi, const float* scales,         \
@@ -689,8 +700,8 @@ __device__ __forceinline__ void dequant_vec(const u8* __restrict__ q, int is_sig
     extern "C" __global__ void quant_apply_cols_##SUF(const T::raw* __restrict__ x, u64 outer,   \
                                                       u64 channels, const float* scales,         \
                                                       const int* zps, const float* invs,         \
-                                                      QSpec s, u8* q) {                          \
-        quant_apply_cols<T>(x, outer, channels, scales, zps, invs, s, q);                        \
+                                                      QSpec s, u8* q, u32 interleave) {          \
+        quant_apply_cols<T>(x, outer, channels, scales, zps, invs, s, q, interleave);            \
     }
 EAI_QUANT_KERNELS(f32, F32)
 EAI_QUANT_KERNELS(f16, F16)

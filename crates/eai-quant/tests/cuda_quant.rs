@@ -534,6 +534,7 @@ fn every_tuning_and_a_private_stream_give_the_same_bits() {
         t.quant_group_contig = [Some(4), None, Some(2), Some(0), Some(2)][i];
         // per-channel on the last axis: the column apply kernel, the vector one, or auto
         t.quant_apply_cols = [Some(false), Some(true), None, Some(true), Some(false)][i];
+        t.quant_cols_interleave = [Some(true), Some(false), Some(true), None, Some(true)][i];
         // odd settings run on a new non-blocking stream of the same context
         let on_stream;
         let d: &CudaDevice = if i % 2 == 1 {

@@ -637,6 +637,11 @@ pub struct Tuning {
     /// parameters for a slice of rows), `Some(false)` with the grid-stride vector kernel, which
     /// loads them per vector; `None`: the measured choice.
     pub quant_apply_cols: Option<bool>,
+    /// The column kernels of per-channel quantization on an inner axis (statistics, and the
+    /// apply with [`quant_apply_cols`](Self::quant_apply_cols)): `Some(true)` walks rows
+    /// `blockIdx.y`, `+ gridDim.y`, … (the grid streams one window of consecutive rows),
+    /// `Some(false)` a slice of consecutive rows per block; `None`: the measured choice.
+    pub quant_cols_interleave: Option<bool>,
 }
 
 /// Highest [`Tuning::gemm_algo_rank`]: cuBLASLt is asked for this many + 1 candidates.
@@ -668,6 +673,7 @@ impl Default for Tuning {
             gemm_overlap: false,
             gemm_wgmma: None,
             quant_apply_cols: None,
+            quant_cols_interleave: None,
         }
     }
 }
@@ -740,6 +746,8 @@ impl Tuning {
                 ("gemm_wgmma", ..) if auto => t.gemm_wgmma = None,
                 ("quant_apply_cols", _, _, _, Ok(b)) => t.quant_apply_cols = Some(b),
                 ("quant_apply_cols", ..) if auto => t.quant_apply_cols = None,
+                ("quant_cols_interleave", _, _, _, Ok(b)) => t.quant_cols_interleave = Some(b),
+                ("quant_cols_interleave", ..) if auto => t.quant_cols_interleave = None,
                 ("quant_one_pass_tensor", _, _, _, Ok(b)) => t.quant_one_pass_tensor = b,
                 ("gemm_overlap", _, _, _, Ok(b)) => t.gemm_overlap = b,
                 _ => tracing::warn!(item, "{}: unknown field or bad value", Self::ENV),
@@ -758,7 +766,7 @@ impl Tuning {
              dequant_blocks_per_sm={},quant_one_pass_tensor={},quant_split_warps={},\
              gemm_panel_mib={},gemm_algo_rank={},quant_small_contig={},\
              quant_load_streaming={},quant_reg_prefetch={},quant_group_contig={},\
-             gemm_overlap={},gemm_wgmma={},quant_apply_cols={}",
+             gemm_overlap={},gemm_wgmma={},quant_apply_cols={},quant_cols_interleave={}",
             self.quant_stages,
             self.quant_tile_bytes,
             self.quant_threads,
@@ -782,6 +790,7 @@ impl Tuning {
             self.gemm_overlap,
             show(self.gemm_wgmma),
             show(self.quant_apply_cols),
+            show(self.quant_cols_interleave),
         )
     }
 
@@ -836,6 +845,7 @@ impl Tuning {
             gemm_overlap: self.gemm_overlap,
             gemm_wgmma: self.gemm_wgmma,
             quant_apply_cols: self.quant_apply_cols,
+            quant_cols_interleave: self.quant_cols_interleave,
         }
     }
 }
@@ -862,6 +872,7 @@ mod tests {
         t.gemm_overlap = !d.gemm_overlap;
         t.gemm_wgmma = Some(true);
         t.quant_apply_cols = Some(false);
+        t.quant_cols_interleave = Some(true);
         assert_eq!(Tuning::default().with_overrides(&t.to_overrides()), t);
         assert_eq!(t.with_overrides("quant_apply_cols=auto").quant_apply_cols, None);
         // `auto` gives a forced field back to the measured choice

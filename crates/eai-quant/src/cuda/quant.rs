@@ -514,6 +514,7 @@ impl CudaDevice {
                     let w = 16 / std::mem::size_of::<T>() as u64;
                     let f = kernels.get(kernel_name("quant_stats_cols", suf))?;
                     let cfg = cols_config(channels * inner / w, outer, sms);
+                    let interleave = cols_interleave(&self.tuning());
                     let mut l = self.stream.launch_builder(f);
                     l.arg(&x.slice)
                         .arg(&outer)
@@ -521,9 +522,10 @@ impl CudaDevice {
                         .arg(&inner)
                         .arg(&mut out.ord.slice)
                         .arg(&s)
-                        .arg(&bad_ptr);
+                        .arg(&bad_ptr)
+                        .arg(&interleave);
                     // SAFETY: signature (const T*, u64 outer, u64 channels, u64 inner, u32* ord,
-                    // QSpec, u64* bad); x holds outer·channels·inner elements, a multiple of the
+                    // QSpec, u64* bad, u32 interleave); x holds outer·channels·inner elements, a multiple of the
                     // 16-byte vector per outer row (checked by cols_vectorizable), so every
                     // vector is aligned and in bounds; ord holds 2·channels words and every
                     // channel index is below `channels`.
@@ -571,6 +573,7 @@ impl CudaDevice {
                 if inner == 1 && channels.is_multiple_of(w) && apply_cols(&self.tuning()) {
                     let f = kernels.get(kernel_name("quant_apply_cols", suf))?;
                     let cfg = cols_config(channels / w, outer, sms);
+                    let interleave = cols_interleave(&self.tuning());
                     let mut l = self.stream.launch_builder(f);
                     l.arg(&x.slice)
                         .arg(&outer)
@@ -579,9 +582,10 @@ impl CudaDevice {
                         .arg(&out.zero_points.slice)
                         .arg(&out.invs.slice)
                         .arg(&s)
-                        .arg(&mut out.codes.slice);
+                        .arg(&mut out.codes.slice)
+                        .arg(&interleave);
                     // SAFETY: signature (const T*, u64 outer, u64 channels, const float*,
-                    // const int*, const float*, QSpec, u8*); x and codes hold outer·channels
+                    // const int*, const float*, QSpec, u8*, u32 interleave); x and codes hold outer·channels
                     // elements (inner == 1), channels a multiple of the 16-byte vector's W
                     // elements, so every vector and its W-byte code store are aligned and in
                     // bounds; the parameter arrays hold `channels` entries and thread p reads

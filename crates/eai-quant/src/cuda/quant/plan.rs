@@ -236,6 +236,13 @@ pub(super) fn apply_cols(tuning: &crate::cuda::Tuning) -> bool {
     tuning.quant_apply_cols.unwrap_or(true)
 }
 
+/// Whether the column kernels walk interleaved rows (`1`) or a slice of consecutive rows per
+/// block (`0`): [`Tuning::quant_cols_interleave`](crate::cuda::Tuning) where set, else the
+/// measured choice.
+pub(super) fn cols_interleave(tuning: &crate::cuda::Tuning) -> u32 {
+    u32::from(tuning.quant_cols_interleave.unwrap_or(false))
+}
+
 /// Layout of the register-resident row kernel (`struct RegArgs` in `kernels/quant_rows.cu`).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -532,6 +539,8 @@ mod tests {
         let d = crate::cuda::Tuning::default();
         assert!(apply_cols(&d));
         assert!(!apply_cols(&d.with_overrides("quant_apply_cols=false")));
+        assert_eq!(cols_interleave(&d.with_overrides("quant_cols_interleave=true")), 1);
+        assert_eq!(cols_interleave(&d.with_overrides("quant_cols_interleave=false")), 0);
     }
 
     #[test]
