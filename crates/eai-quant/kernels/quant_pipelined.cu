@@ -394,6 +394,78 @@ __device__ __forceinline__ ColRows col_rows(u64 outer, u32 interleave) {
     return ColRows{o0, min(outer, o0 + per), 1};
 }
 
+// The statistics of column vector p into the groups' ordered min/max words: one atomic pair
+// per element's channel (inner == 1) or one for the vector's group (inner % W == 0).
+template <int W>
+__device__ __forceinline__ void stats_cols_out(const float* mn, const float* mx, u64 p, u64 inner,
+                                               u32* __restrict__ ord) {
+    if (inner == 1) {
+#pragma unroll
+        for (int j = 0; j < W; ++j) {
+            if (mn[j] <= mx[j]) {
+                const u64 c = p * W + j;
+                atomicMin(ord + 2 * c, f2ord(mn[j]));
+                atomicMax(ord + 2 * c + 1, f2ord(mx[j]));
+            }
+        }
+    } else {
+        float a = mn[0], b = mx[0];
+#pragma unroll
+        for (int j = 1; j < W; ++j) { a = fminf(a, mn[j]); b = fmaxf(b, mx[j]); }
+        if (a <= b) {
+            const u64 c = (p * W) / inner;
+            atomicMin(ord + 2 * c, f2ord(a));
+            atomicMax(ord + 2 * c + 1, f2ord(b));
+        }
+    }
+}
+
+// Packed column statistics of a 16-bit column vector (session 15): NaN-propagating min / max
+// of the raw element pairs (one instruction per pair, the register row kernels' RegStatsHalf)
+// instead of a finiteness test, a branch and two f32 operations per element. Returns whether
+// every element was finite (then mn / mx are the 8 columns' exact min / max: widening is exact
+// and monotone); a NaN or an infinity leaves a non-finite min or max in its column, and the
+// caller redoes the rows with the exact rule (skip non-finite values, record the first).
+template <class T>
+__device__ __forceinline__ bool stats_cols_packed(const typename T::raw* __restrict__ col, u64 row,
+                                                  const ColRows& rs, float* mn, float* mx) {
+    const int U = 4;
+    const u32 pinf = T::from_f32(__int_as_float(0x7f800000));
+    const u32 ninf = T::from_f32(__int_as_float(0xff800000));
+    u32 lo[4], hi[4];
+#pragma unroll
+    for (int k = 0; k < 4; ++k) { lo[k] = pinf | (pinf << 16); hi[k] = ninf | (ninf << 16); }
+    u64 o = rs.first;
+    for (; o + (U - 1) * rs.step < rs.end; o += U * rs.step) {
+        uint4 r[U];
+#pragma unroll
+        for (int u = 0; u < U; ++u) r[u] = __ldcs(reinterpret_cast<const uint4*>(col + (o + u * rs.step) * row));
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            const u32 w[4] = {r[u].x, r[u].y, r[u].z, r[u].w};
+#pragma unroll
+            for (int k = 0; k < 4; ++k) { lo[k] = T::min2(lo[k], w[k]); hi[k] = T::max2(hi[k], w[k]); }
+        }
+    }
+    for (; o < rs.end; o += rs.step) {
+        const uint4 r = __ldcs(reinterpret_cast<const uint4*>(col + o * row));
+        const u32 w[4] = {r.x, r.y, r.z, r.w};
+#pragma unroll
+        for (int k = 0; k < 4; ++k) { lo[k] = T::min2(lo[k], w[k]); hi[k] = T::max2(hi[k], w[k]); }
+    }
+    bool finite = true;
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+        mn[2 * k] = T::to_f32((u16)(lo[k] & 0xffffu));
+        mn[2 * k + 1] = T::to_f32((u16)(lo[k] >> 16));
+        mx[2 * k] = T::to_f32((u16)(hi[k] & 0xffffu));
+        mx[2 * k + 1] = T::to_f32((u16)(hi[k] >> 16));
+    }
+#pragma unroll
+    for (int j = 0; j < 8; ++j) finite = finite && is_finite_f(mn[j]) && is_finite_f(mx[j]);
+    return finite;
+}
+
 // Column statistics for per-channel groups on an inner axis, (outer, channels, inner) with
 // inner == 1 and channels % W == 0 (one group per element of a 16-byte column vector) or
 // inner % W == 0 (one group per vector): a thread owns one 16-byte column vector and walks its
@@ -404,16 +476,26 @@ __device__ __forceinline__ void stats_cols(const typename T::raw* __restrict__ x
                                            u64 channels, u64 inner, u32* __restrict__ ord,
                                            const QSpec& s, u64* bad, u32 interleave) {
     const int W = Wide<T>::N;
-    const int U = 4;
+    // the exact per-element loop: 2 rows in flight from 16-bit inputs, where it is only the
+    // fallback of the packed loop (and 4 would spill at 64 registers)
+    const int U = W == 8 ? 2 : 4;
     const u64 row = channels * inner;
     const u64 nvec = row / W;
     const u64 p = (u64)blockIdx.x * blockDim.x + threadIdx.x;
     if (p >= nvec) return;
     const ColRows rs = col_rows(outer, interleave);
     float mn[W], mx[W];
+    const typename T::raw* col = x + p * W;
+    // 16-bit inputs: packed statistics first; a thread whose columns saw a NaN or an infinity
+    // redoes its rows with the exact per-element rule below
+    if constexpr (W == 8) {
+        if (stats_cols_packed<T>(col, row, rs, mn, mx)) {
+            stats_cols_out<W>(mn, mx, p, inner, ord);
+            return;
+        }
+    }
 #pragma unroll
     for (int j = 0; j < W; ++j) { mn[j] = __int_as_float(0x7f800000); mx[j] = __int_as_float(0xff800000); }
-    const typename T::raw* col = x + p * W;
     u64 o = rs.first;
     for (; o + (U - 1) * rs.step < rs.end; o += U * rs.step) {
         float v[U][W];
@@ -439,25 +521,7 @@ __device__ __forceinline__ void stats_cols(const typename T::raw* __restrict__ x
             else if (!s.saturate) atomicMin(bad, o * row + p * W + j);
         }
     }
-    if (inner == 1) {
-#pragma unroll
-        for (int j = 0; j < W; ++j) {
-            if (mn[j] <= mx[j]) {
-                const u64 c = p * W + j;
-                atomicMin(ord + 2 * c, f2ord(mn[j]));
-                atomicMax(ord + 2 * c + 1, f2ord(mx[j]));
-            }
-        }
-    } else {
-        float a = mn[0], b = mx[0];
-#pragma unroll
-        for (int j = 1; j < W; ++j) { a = fminf(a, mn[j]); b = fmaxf(b, mx[j]); }
-        if (a <= b) {
-            const u64 c = (p * W) / inner;
-            atomicMin(ord + 2 * c, f2ord(a));
-            atomicMax(ord + 2 * c + 1, f2ord(b));
-        }
-    }
+    stats_cols_out<W>(mn, mx, p, inner, ord);
 }
 
 // The parameters of the W consecutive groups g .. g + W - 1 (g a multiple of W): 16-byte loads.
@@ -513,7 +577,7 @@ __device__ __forceinline__ void quant_apply_cols(const typename T::raw* __restri
                                                  const float* __restrict__ invs, const QSpec& s,
                                                  u8* __restrict__ q, u32 interleave) {
     const int W = Wide<T>::N;
-    const int U = 4;
+    const int U = W == 8 ? 2 : 4;  // 16-bit: 2 rows in flight (4 would spill at 64 registers)
     const u64 p = (u64)blockIdx.x * blockDim.x + threadIdx.x;
     if (p >= channels / W) return;
     const ColRows rs = col_rows(outer, interleave);
@@ -686,7 +750,8 @@ __device__ __forceinline__ void dequant_vec(const u8* __restrict__ q, int is_sig
     EAI_TILES_KERNEL(SUF, T, 2)                                                                  \
     EAI_TILES_KERNEL(SUF, T, 3)                                                                  \
     EAI_TILES_KERNEL(SUF, T, 4)                                                                  \
-    extern "C" __global__ void quant_stats_cols_##SUF(const T::raw* __restrict__ x, u64 outer,   \
+    extern "C" __global__ void __launch_bounds__(256, 4)                                         \
+        quant_stats_cols_##SUF(const T::raw* __restrict__ x, u64 outer,                          \
                                                       u64 channels, u64 inner, u32* ord,         \
                                                       QSpec s, u64* bad, u32 interleave) {       \
         stats_cols<T>(x, outer, channels, inner, ord, s, bad, interleave);                       \
@@ -697,7 +762,8 @@ __device__ __forceinline__ void dequant_vec(const u8* __restrict__ q, int is_sig
                                                      u8* q) {                                    \
         quant_apply_vec<T>(x, n, gi, scales, zps, invs, s, q);                                   \
     }                                                                                            \
-    extern "C" __global__ void quant_apply_cols_##SUF(const T::raw* __restrict__ x, u64 outer,   \
+    extern "C" __global__ void __launch_bounds__(256, 4)                                         \
+        quant_apply_cols_##SUF(const T::raw* __restrict__ x, u64 outer,                          \
                                                       u64 channels, const float* scales,         \
                                                       const int* zps, const float* invs,         \
                                                       QSpec s, u8* q, u32 interleave) {          \
