@@ -338,6 +338,18 @@ fn errors_match_cpu() {
                 }
                 other => panic!("{gran:?} {shape:?}: {other:?}"),
             }
+            // the same from bf16 (the 16-bit statistics kernels, whose packed fast paths hand
+            // a column or group with a non-finite value to the exact rule)
+            let xb: Vec<bf16> = x.iter().map(|&v| bf16::from_f32(v)).collect();
+            let xw: Vec<f32> = xb.iter().map(|v| v.to_f32()).collect();
+            let gpu = dev.quantize("blk.0.w", &spec, &dev.upload(&xb).unwrap(), &shape);
+            let cpu = CpuQuantizer::new(spec).unwrap().quantize_slice("blk.0.w", &xw, &shape);
+            match (cpu, gpu) {
+                (Err(c @ QuantError::NonFinite { .. }), Err(CudaError::Quant(g))) => {
+                    assert_eq!(c.to_string(), g.to_string())
+                }
+                other => panic!("bf16 {gran:?} {shape:?}: {other:?}"),
+            }
         }
     }
     // f16 scale overflow is reported for the same group
