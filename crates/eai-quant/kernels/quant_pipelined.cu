@@ -429,7 +429,7 @@ __device__ __forceinline__ void stats_cols_out(const float* mn, const float* mx,
 template <class T>
 __device__ __forceinline__ bool stats_cols_packed(const typename T::raw* __restrict__ col, u64 row,
                                                   const ColRows& rs, float* mn, float* mx) {
-    const int U = 4;
+    const int U = 8;  // rows in flight: the host launches 2 blocks per SM for this kernel
     const u32 pinf = T::from_f32(__int_as_float(0x7f800000));
     const u32 ninf = T::from_f32(__int_as_float(0xff800000));
     u32 lo[4], hi[4];

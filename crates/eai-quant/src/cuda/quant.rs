@@ -513,7 +513,10 @@ impl CudaDevice {
                 } else if cols_vectorizable(channels, inner, std::mem::size_of::<T>() as u64) {
                     let w = 16 / std::mem::size_of::<T>() as u64;
                     let f = kernels.get(kernel_name("quant_stats_cols", suf))?;
-                    let cfg = cols_config(channels * inner / w, outer, sms);
+                    // 16-bit inputs (packed statistics, 8 rows in flight): 2 blocks per SM, a
+                    // quarter of the slices' atomics; f32: 8
+                    let per_sm = if w == 8 { 2 } else { 8 };
+                    let cfg = cols_config(channels * inner / w, outer, sms, per_sm);
                     let interleave = cols_interleave(&self.tuning());
                     let mut l = self.stream.launch_builder(f);
                     l.arg(&x.slice)
@@ -572,7 +575,7 @@ impl CudaDevice {
                 let w = 16 / std::mem::size_of::<T>() as u64;
                 if inner == 1 && channels.is_multiple_of(w) && apply_cols(&self.tuning()) {
                     let f = kernels.get(kernel_name("quant_apply_cols", suf))?;
-                    let cfg = cols_config(channels / w, outer, sms);
+                    let cfg = cols_config(channels / w, outer, sms, 8);
                     let interleave = cols_interleave(&self.tuning());
                     let mut l = self.stream.launch_builder(f);
                     l.arg(&x.slice)

@@ -216,10 +216,12 @@ pub(super) fn cols_vectorizable(channels: u64, inner: u64, elem_bytes: u64) -> b
 
 /// Launch grid of the column kernels (`quant_stats_cols`, `quant_apply_cols`) over `nvec`
 /// 16-byte column vectors per outer row: 256-thread blocks along the vectors, and slices of the
-/// outer index so that the grid fills the device ~8 times, each slice at least 16 rows long.
-pub(super) fn cols_config(nvec: u64, outer: u64, sms: u32) -> LaunchConfig {
+/// outer index so that the grid holds `per_sm` blocks per multiprocessor, each slice at least
+/// 16 rows long. Every slice of the statistics ends in one atomic min/max pair per channel, so
+/// fewer, longer slices mean fewer atomics on the same `2 · channels` words.
+pub(super) fn cols_config(nvec: u64, outer: u64, sms: u32, per_sm: u64) -> LaunchConfig {
     let bx = nvec.div_ceil(256).max(1);
-    let want = u64::from(sms.max(1)) * 8;
+    let want = u64::from(sms.max(1)) * per_sm.max(1);
     let by = want.div_ceil(bx).clamp(1, outer.div_ceil(16).clamp(1, 65_535));
     LaunchConfig {
         grid_dim: (u32::try_from(bx).unwrap_or(u32::MAX), by as u32, 1),
@@ -529,13 +531,15 @@ mod tests {
     fn column_kernels_fill_the_device_with_slices_of_rows() {
         // a 65536 x 4096 bf16 matrix: 512 vectors per row, two blocks wide, 528 slices of
         // 124 rows (132 SMs x 8 blocks)
-        let c = cols_config(512, 65_536, 132);
+        let c = cols_config(512, 65_536, 132, 8);
         assert_eq!((c.grid_dim, c.block_dim), ((2, 528, 1), (256, 1, 1)));
+        // the 16-bit statistics: 2 blocks per SM, a quarter of the slices (and atomics)
+        assert_eq!(cols_config(512, 65_536, 132, 2).grid_dim, (2, 132, 1));
         // short matrices: slices of at least 16 rows; one block at least
-        assert_eq!(cols_config(1024, 40, 132).grid_dim, (4, 3, 1));
-        assert_eq!(cols_config(1, 1, 0).grid_dim, (1, 1, 1));
+        assert_eq!(cols_config(1024, 40, 132, 8).grid_dim, (4, 3, 1));
+        assert_eq!(cols_config(1, 1, 0, 0).grid_dim, (1, 1, 1));
         // the grid's y extent stays within the driver's 65535
-        assert!(cols_config(1, u64::MAX / 2, 132).grid_dim.1 <= 65_535);
+        assert!(cols_config(1, u64::MAX / 2, 132, 8).grid_dim.1 <= 65_535);
         let d = crate::cuda::Tuning::default();
         assert!(apply_cols(&d));
         assert!(!apply_cols(&d.with_overrides("quant_apply_cols=false")));
