@@ -76,8 +76,8 @@ const QUANT_VARIANTS: &[(&str, &str, &[usize])] = &[
     // session 15: per-channel on the last axis applied by the grid-stride vector kernel
     // instead of the column kernel
     ("vector apply", "quant_apply_cols=false", &[7]),
-    ("rows interleaved", "quant_cols_interleave=true", &[7]),
-    ("rows interleaved, vector apply", "quant_cols_interleave=true,quant_apply_cols=false", &[7]),
+    ("row slices", "quant_cols_interleave=false", &[7]),
+    ("row slices, vector apply", "quant_cols_interleave=false,quant_apply_cols=false", &[7]),
 ];
 
 /// `--only-16bit`: the cases measured (per-token, per-channel, asymmetric u8, group-128, vLLM),
