@@ -1,9 +1,9 @@
 //! [`Study`]: the paper's co-evaluation protocol in one call.
 //!
 //! For each scheme: build (quantize) the model, measure the idle baseline, warm up, then for
-//! each repetition run every task inside its own energy window through a [`Metered`] model,
-//! and record one [`TaskRecord`] per window and one [`Run`] per (scheme, repetition); cool
-//! down; next scheme. The analysis (Table 2 with intervals, Pareto front, recommendation) and
+//! each repetition run every task inside its own energy window through a
+//! [`Metered`](crate::Metered) model, and record one [`TaskRecord`] per window and one
+//! [`SchemeRecord`] per scheme; cool down; next scheme. The analysis (Table 2 with intervals, Pareto front, recommendation) and
 //! the output folder are in [`StudyResults`].
 
 mod config;
