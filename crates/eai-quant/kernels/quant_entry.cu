@@ -9,8 +9,6 @@
     EAI_SPLIT_KERNEL(SUF, T, 4, 4)                                                               \
     EAI_REGC_KERNEL(SUF, T, 4)                                                                   \
     EAI_CS_KERNELS(SUF, T)                                                                       \
-    EAI_REGPF_KERNELS(SUF, T, 2)                                                                 \
-    EAI_REGPF_KERNELS(SUF, T, 4)                                                                 \
     EAI_DEQB_KERNEL(SUF, T)
 #define EAI_REG_KERNEL(SUF, T, V)                                                                \
     extern "C" __global__ void __launch_bounds__(256)                                            \
@@ -36,19 +34,6 @@
         quant_rows_regc2cs_##SUF(const T::raw* __restrict__ x, u8* q, float* scales, int* zps,   \
                                  RegArgs a, QSpec s, u64* bad, u64* bad_scale) {                 \
         rows_reg<T, 2, true, true>(x, q, scales, zps, a, s, bad, bad_scale);                     \
-    }
-// Prefetching in-warp variants (rows_reg's PF; Tuning::quant_reg_prefetch), with the default
-// and the streaming load hint.
-#define EAI_REGPF_KERNELS(SUF, T, V)                                                             \
-    extern "C" __global__ void __launch_bounds__(256)                                            \
-        quant_rows_reg##V##pf_##SUF(const T::raw* __restrict__ x, u8* q, float* scales,          \
-                                    int* zps, RegArgs a, QSpec s, u64* bad, u64* bad_scale) {    \
-        rows_reg<T, V, false, false, true>(x, q, scales, zps, a, s, bad, bad_scale);             \
-    }                                                                                            \
-    extern "C" __global__ void __launch_bounds__(256)                                            \
-        quant_rows_reg##V##pfcs_##SUF(const T::raw* __restrict__ x, u8* q, float* scales,        \
-                                      int* zps, RegArgs a, QSpec s, u64* bad, u64* bad_scale) {  \
-        rows_reg<T, V, false, true, true>(x, q, scales, zps, a, s, bad, bad_scale);              \
     }
 #define EAI_SPLIT_KERNEL(SUF, T, NW, V)                                                          \
     extern "C" __global__ void __launch_bounds__(256)                                            \

@@ -237,11 +237,10 @@ __device__ __forceinline__ void reg_load_team(const uint4* __restrict__ xv, u64 
 }
 
 // In-warp (CONSEC = false) and contiguous (CONSEC = true, below) row quantizers: teams of TS
-// lanes within a warp, one group per team and step. PF (session 14, in-warp only): the loads of
-// the warp's next step are issued before the current groups are reduced and written (a software
-// pipeline in registers, as the split kernel has had since session 3), so each warp keeps its
-// loads in flight while it computes instead of relying on other warps alone.
-template <class T, int V, bool CONSEC = false, bool CS = false, bool PF = false>
+// lanes within a warp, one group per team and step. (Session 14 measured a variant that issued
+// the warp's next loads before reducing the current groups: slower on every group-128 row, its
+// 64 registers costing more occupancy than the early loads gained; removed in session 15.)
+template <class T, int V, bool CONSEC = false, bool CS = false>
 __device__ __forceinline__ void rows_reg(const typename T::raw* __restrict__ x,
                                          u8* __restrict__ q, float* __restrict__ scales,
                                          int* __restrict__ zps, const RegArgs& a,
@@ -255,22 +254,15 @@ __device__ __forceinline__ void rows_reg(const typename T::raw* __restrict__ x,
     const u32 fallback = tl < a.LV ? tl : 0u;  // a valid vector of the group (duplicates are
                                                // neutral for min/max)
     const u64 gstep = nwarps * tpw;
-    uint4 r[V];
-    if (PF) reg_load_team<V, CONSEC, CS>(xv, warp * tpw + team, warp * tpw + team < a.G, tl, fallback, a, r);
     for (u64 gb = warp * tpw; gb < a.G; gb += gstep) {  // warp-uniform
         const u64 g = gb + team;
         const bool act = g < a.G;
-        uint4 nx[V];
-        if (PF) reg_load_team<V, CONSEC, CS>(xv, g + gstep, g + gstep < a.G, tl, fallback, a, nx);
-        else reg_load_team<V, CONSEC, CS>(xv, g, act, tl, fallback, a, r);
+        uint4 r[V];
+        reg_load_team<V, CONSEC, CS>(xv, g, act, tl, fallback, a, r);
         float mn, mx;
         const bool any_dirty = reg_stats<T, V, CONSEC>(r, g, act, tl, a, s, bad, mn, mx);
         shfl_minmax(mn, mx, a.TS >> 1);
         if (act) reg_codes<T, V, CONSEC>(r, g, tl, a, any_dirty, mn, mx, q, scales, zps, s, bad_scale);
-        if (PF) {
-#pragma unroll
-            for (int k = 0; k < V; ++k) r[k] = nx[k];
-        }
     }
 }
 

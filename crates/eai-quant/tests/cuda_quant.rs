@@ -446,12 +446,11 @@ fn cuda_quantizer_passes_the_conformance_suite() {
     }
 }
 
-/// Session 14's register row-kernel variants against the CPU bit for bit, for every spec on
-/// shapes whose groups take the in-warp kernel (group-128 rows, ragged and short rows, more
-/// groups than resident teams so the loop and its prefetch run several steps, and fewer): the
-/// prefetching in-warp kernel (`quant_reg_prefetch`: 2 and 4 vectors per lane, default and
-/// streaming loads, several block sizes) and the contiguous kernel on groups of more than 8
-/// vectors (`quant_group_contig` 2 and 4).
+/// The register row kernels on groups of more than 8 vectors against the CPU bit for bit, for
+/// every spec on shapes whose groups take them (group-128 rows, ragged and short rows, more
+/// groups than resident teams so the loop runs several steps, and fewer): the in-warp kernel
+/// with 2 and 4 vectors per lane at several block sizes, and the contiguous kernel (session
+/// 14's `quant_group_contig` 2 and 4).
 #[test]
 fn register_row_variants_match_cpu_bit_for_bit() {
     let Some(dev) = device("register_row_variants_match_cpu_bit_for_bit") else { return };
@@ -465,7 +464,6 @@ fn register_row_variants_match_cpu_bit_for_bit() {
             [(false, 256u32, false), (true, 64, false), (false, 128, false), (false, 256, true)]
         {
             let mut t = default;
-            t.quant_reg_prefetch = Some(!contig);
             t.quant_group_contig = Some(if contig { v } else { 0 });
             t.quant_load_streaming = Some(cs);
             t.quant_reg_vectors_f32 = v;
@@ -540,8 +538,6 @@ fn every_tuning_and_a_private_stream_give_the_same_bits() {
         t.quant_small_contig = [Some(2), Some(4), Some(0), None, Some(2)][i];
         // split kernel's loads: forced either way, or the measured choice
         t.quant_load_streaming = [Some(false), Some(true), None, Some(false), Some(true)][i];
-        // in-warp register kernel with 2 / 4 vectors per lane: prefetching or not
-        t.quant_reg_prefetch = [Some(true), Some(false), Some(true), Some(true), None][i];
         // larger groups on the contiguous kernel (2 or 4 per lane), the in-warp one, or auto
         t.quant_group_contig = [Some(4), None, Some(2), Some(0), Some(2)][i];
         // per-channel on the last axis: the column apply kernel, the vector one, or auto

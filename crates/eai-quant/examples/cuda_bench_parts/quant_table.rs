@@ -57,19 +57,10 @@ const QUANT_VARIANTS: &[(&str, &str, &[usize])] = &[
     ("in-warp", "quant_small_contig=0", &[4]),
     ("contig 2/lane + ld.cs", "quant_small_contig=2", &[4]),
     ("contig 4/lane", "quant_small_contig=4", &[4]),
-    // session 14: the in-warp register kernel for group-128 with its next step prefetched
-    // (quant_reg_prefetch), with the streaming hint, with 2 vectors per lane, smaller blocks; the
-    // contiguous kernel on group-128 (quant_group_contig);
+    // session 14: the in-warp register kernel for group-128 with 4 vectors per lane (the
+    // default before it, 2 since); the contiguous kernel on group-128 (quant_group_contig);
     // the split kernel's rows (asymmetric u8, per-token) with one warp per row
-    ("prefetch", "quant_reg_prefetch=true", &[3]),
-    ("prefetch + ld.cs", "quant_reg_prefetch=true,quant_load_streaming=true", &[3]),
-    ("2/lane", "quant_reg_vectors_half=2,quant_reg_vectors_f32=2", &[3]),
-    (
-        "prefetch 2/lane",
-        "quant_reg_prefetch=true,quant_reg_vectors_half=2,quant_reg_vectors_f32=2",
-        &[3],
-    ),
-    ("prefetch, 128 threads", "quant_reg_prefetch=true,quant_reg_threads=128", &[3]),
+    ("4/lane", "quant_reg_vectors_half=4,quant_reg_vectors_f32=4", &[3]),
     ("contig 4/lane", "quant_group_contig=4", &[3]),
     ("contig 2/lane + ld.cs", "quant_group_contig=2", &[3]),
     ("one warp/row", "quant_split_warps=0", &[0, 2]),

@@ -603,17 +603,10 @@ pub struct Tuning {
     /// holds consecutive vectors and writes its codes with one wide store), 0 for the in-warp
     /// kernel with `quant_reg_vectors_small`, `None` for the measured choice per input type.
     pub quant_small_contig: Option<u32>,
-    /// The split register kernel and the prefetching in-warp kernel
-    /// ([`quant_reg_prefetch`](Self::quant_reg_prefetch)): load the input with the streaming
-    /// hint (`ld.global.cs`) instead of through the non-coherent path (`ld.global.nc`); `None`:
-    /// the measured choice (split kernel: streaming from f16/bf16, not from f32; prefetching
-    /// kernel: see `cuda::quant::plan::row_kernel`).
+    /// The split register kernel: load the input with the streaming hint (`ld.global.cs`)
+    /// instead of through the non-coherent path (`ld.global.nc`); `None`: the measured choice
+    /// (streaming from f16/bf16, not from f32).
     pub quant_load_streaming: Option<bool>,
-    /// The in-warp register row quantizer with 2 or 4 vectors per lane (e.g. group-128):
-    /// `Some(true)` issues each warp's loads of its next groups before it reduces and writes the
-    /// current ones (a software pipeline in registers), `Some(false)` loads a step's groups at
-    /// its start; `None`: the measured choice per input type.
-    pub quant_reg_prefetch: Option<bool>,
     /// Groups of 9..=128 16-byte vectors (e.g. group-128) whose vectors split into a team of a
     /// power of two ≤ 32 lanes: the contiguous kernel with this many consecutive vectors per
     /// lane (2: `quant_rows_regc2cs`, streaming loads; 4: `quant_rows_regc4`), as
@@ -671,7 +664,6 @@ impl Default for Tuning {
             gemm_algo_rank: None,
             quant_small_contig: None,
             quant_load_streaming: None,
-            quant_reg_prefetch: None,
             quant_group_contig: None,
             gemm_overlap: false,
             gemm_wgmma: None,
@@ -743,8 +735,6 @@ impl Tuning {
                 (_, _, Some(f), _, _) if auto => *f = None,
                 ("quant_load_streaming", _, _, _, Ok(b)) => t.quant_load_streaming = Some(b),
                 ("quant_load_streaming", ..) if auto => t.quant_load_streaming = None,
-                ("quant_reg_prefetch", _, _, _, Ok(b)) => t.quant_reg_prefetch = Some(b),
-                ("quant_reg_prefetch", ..) if auto => t.quant_reg_prefetch = None,
                 ("gemm_wgmma", _, _, _, Ok(b)) => t.gemm_wgmma = Some(b),
                 ("gemm_wgmma", ..) if auto => t.gemm_wgmma = None,
                 ("quant_apply_cols", _, _, _, Ok(b)) => t.quant_apply_cols = Some(b),
@@ -768,7 +758,7 @@ impl Tuning {
              quant_reg_vectors_half={},quant_reg_vectors_small={},quant_reg_threads={},\
              dequant_blocks_per_sm={},quant_one_pass_tensor={},quant_split_warps={},\
              gemm_panel_mib={},gemm_algo_rank={},quant_small_contig={},\
-             quant_load_streaming={},quant_reg_prefetch={},quant_group_contig={},\
+             quant_load_streaming={},quant_group_contig={},\
              gemm_overlap={},gemm_wgmma={},quant_apply_cols={},quant_cols_interleave={}",
             self.quant_stages,
             self.quant_tile_bytes,
@@ -788,7 +778,6 @@ impl Tuning {
             show(self.gemm_algo_rank),
             show(self.quant_small_contig),
             show(self.quant_load_streaming),
-            show(self.quant_reg_prefetch),
             show(self.quant_group_contig),
             self.gemm_overlap,
             show(self.gemm_wgmma),
@@ -841,7 +830,6 @@ impl Tuning {
                 .quant_small_contig
                 .and_then(|v| [0, 2, 4].contains(&v).then_some(v)),
             quant_load_streaming: self.quant_load_streaming,
-            quant_reg_prefetch: self.quant_reg_prefetch,
             quant_group_contig: self
                 .quant_group_contig
                 .and_then(|v| [0, 2, 4].contains(&v).then_some(v)),
@@ -870,7 +858,6 @@ mod tests {
         t.gemm_algo_rank = Some(3);
         t.quant_small_contig = Some(0);
         t.quant_load_streaming = Some(false);
-        t.quant_reg_prefetch = Some(true);
         t.quant_group_contig = Some(4);
         t.gemm_overlap = !d.gemm_overlap;
         t.gemm_wgmma = Some(true);
@@ -882,7 +869,6 @@ mod tests {
         let back = t.with_overrides("gemm_panel_mib=auto,quant_small_contig=auto");
         assert_eq!((back.gemm_panel_mib, back.quant_small_contig), (None, None));
         assert_eq!(t.with_overrides("quant_load_streaming=auto").quant_load_streaming, None);
-        assert_eq!(t.with_overrides("quant_reg_prefetch=auto").quant_reg_prefetch, None);
         assert_eq!(t.with_overrides("gemm_wgmma=auto").gemm_wgmma, None);
         assert_eq!(d.with_overrides("gemm_wgmma=false").gemm_wgmma, Some(false));
         let o = d.with_overrides(
@@ -902,6 +888,9 @@ mod tests {
         );
         assert_eq!(d.with_overrides("quant_small_contig=3").quant_small_contig, None);
         // fields of deleted variants are ignored with a warning, not an error
-        assert_eq!(d.with_overrides("dequant_blocked=true,quant_reg_pair=false"), d);
+        assert_eq!(
+            d.with_overrides("dequant_blocked=true,quant_reg_pair=false,quant_reg_prefetch=true"),
+            d
+        );
     }
 }

@@ -362,14 +362,6 @@ impl Src {
     }
 }
 
-/// Whether the in-warp register kernel (2 or 4 vectors per lane) prefetches its next step
-/// ([`Tuning::quant_reg_prefetch`](crate::cuda::Tuning::quant_reg_prefetch)): off, measured
-/// slower on every group-128 row (H100, session 14: bf16 0.889 / f16 0.873 against 0.898 /
-/// 0.904 for the 4-vector kernel without it, and the 2-vector kernel's 0.907 / 0.941).
-pub(super) fn measured_prefetch(_src: Src) -> bool {
-    false
-}
-
 /// The measured-best small-group kernel per input type (vectors per lane of the contiguous
 /// kernel; 2 means `quant_rows_regc2cs`, streaming loads), H100, 2026-12-06, GGML Q8_0 (ratio
 /// to copy): from f32 contig 4 0.978 (in-warp 0.957, contig 2 0.975); from bf16 contig 4 0.921
@@ -453,17 +445,11 @@ pub(super) fn row_kernel(
         let base = if v == 2 { "quant_rows_regc2cs" } else { "quant_rows_regc4" };
         return Some(RowKernel { args, base, threads });
     }
-    let prefetch = tuning.quant_reg_prefetch.unwrap_or_else(|| measured_prefetch(src));
-    let cs = tuning.quant_load_streaming.unwrap_or(false);
-    let base = match (v, prefetch, cs) {
-        (2, true, false) => "quant_rows_reg2pf",
-        (2, true, true) => "quant_rows_reg2pfcs",
-        (4, true, false) => "quant_rows_reg4pf",
-        (4, true, true) => "quant_rows_reg4pfcs",
-        (1, ..) => "quant_rows_reg1",
-        (2, ..) => "quant_rows_reg2",
-        (4, ..) => "quant_rows_reg4",
-        (8, ..) => "quant_rows_reg8",
+    let base = match v {
+        1 => "quant_rows_reg1",
+        2 => "quant_rows_reg2",
+        4 => "quant_rows_reg4",
+        8 => "quant_rows_reg8",
         _ => "quant_rows_reg16",
     };
     Some(RowKernel { args: reg, base, threads })
@@ -739,15 +725,11 @@ mod tests {
         assert_eq!(pick(Src::Bf16, 65_536, 4096, &no_cs), Some("quant_rows_split4x4"));
         let cs = d.with_overrides("quant_load_streaming=true");
         assert_eq!(pick(Src::F32, 65_536, 2048, &cs), Some("quant_rows_split4x4cs"));
-        // the prefetching in-warp kernel, with and without the streaming hint
-        let pf = d.with_overrides("quant_reg_prefetch=true,quant_reg_vectors_half=4");
-        assert_eq!(pick(Src::Bf16, 1 << 21, 128, &pf), Some("quant_rows_reg4pf"));
-        let pfcs = d.with_overrides(
-            "quant_reg_prefetch=true,quant_load_streaming=true,quant_reg_vectors_half=4",
-        );
-        assert_eq!(pick(Src::F16, 1 << 21, 128, &pfcs), Some("quant_rows_reg4pfcs"));
-        let pf2 = d.with_overrides("quant_reg_prefetch=true,quant_reg_vectors_half=2");
-        assert_eq!(pick(Src::Bf16, 1 << 21, 128, &pf2), Some("quant_rows_reg2pf"));
+        // the in-warp kernel for group-128 from 16-bit inputs: 2 vectors per lane by default,
+        // 4 on request (the streaming hint is the split kernel's only)
+        assert_eq!(pick(Src::Bf16, 1 << 21, 128, &d), Some("quant_rows_reg2"));
+        let v4 = d.with_overrides("quant_reg_vectors_half=4,quant_load_streaming=true");
+        assert_eq!(pick(Src::F16, 1 << 21, 128, &v4), Some("quant_rows_reg4"));
         // group-128 on the contiguous kernel: 16-bit (16 vectors) 4 lanes × 4 or 8 × 2 (+ ld.cs),
         // f32 (32 vectors) 8 × 4; Q8_0 keeps its own setting
         let gc4 = d.with_overrides("quant_group_contig=4");
@@ -757,9 +739,8 @@ mod tests {
         let gc2 = d.with_overrides("quant_group_contig=2");
         assert_eq!(g(Src::F16, &gc2), Some(("quant_rows_regc2cs", 8)));
         assert_eq!(q8(Src::F16, &gc4), Some(("quant_rows_regc2cs", 2)));
-        // 8 vectors per lane has no prefetching variant
-        let pf8 = d.with_overrides("quant_reg_prefetch=true,quant_reg_vectors_half=8");
-        assert_eq!(pick(Src::Bf16, 1 << 21, 128, &pf8), Some("quant_rows_reg8"));
+        let v8 = d.with_overrides("quant_reg_vectors_half=8");
+        assert_eq!(pick(Src::Bf16, 1 << 21, 128, &v8), Some("quant_rows_reg8"));
         let in_warp = d.with_overrides("quant_small_contig=0");
         assert_eq!(q8(Src::F16, &in_warp), Some(("quant_rows_reg2", 2)));
         assert_eq!(q8(Src::F32, &in_warp), Some(("quant_rows_reg2", 4)));
