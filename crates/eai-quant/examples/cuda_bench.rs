@@ -805,6 +805,11 @@ fn profile(dev: &CudaDevice, log2: u32) -> BoxResult<()> {
     run(&q8, 0)?;
     run(&q8, 1)?;
     run(&g128, 1)?;
+    // per-channel on the last axis (two passes: the column kernels) from f32 and bf16
+    let pc1 =
+        QuantSpec { granularity: Granularity::PerChannel { axis: 1 }, ..QuantSpec::int8_weight() };
+    run(&pc1, 0)?;
+    run(&pc1, 1)?;
     {
         let ballast = dev.zeros::<u8>(8usize << 30)?;
         run(&g128, 1)?;
