@@ -126,7 +126,7 @@ impl<T> DeviceBuffer<T> {
     }
 
     /// The underlying cudarc slice, for interoperation with other cudarc code (use the
-    /// re-exported [`cudarc`](super::cudarc) to match versions).
+    /// re-exported [`super::cudarc`] to match versions).
     pub fn as_cudarc(&self) -> &CudaSlice<T> {
         &self.slice
     }

@@ -24,6 +24,7 @@ mod device;
 mod error;
 mod fill;
 mod gemm;
+mod gemm_plan;
 mod kernels;
 mod quant;
 mod wgmma;
@@ -33,7 +34,8 @@ pub use device::{
     CudaDevice, DeviceBuffer, DeviceInfo, DeviceScalar, GpuTimer, MIN_COMPUTE_CAPABILITY, Tuning,
 };
 pub use error::{CudaError, Result};
-pub use gemm::{FloatElem, GemmShape, HalfElem, MAX_K_INT8, gemm_plan, row_panels, use_wgmma};
+pub use gemm::{FloatElem, GemmShape, HalfElem, MAX_K_INT8};
+pub use gemm_plan::{gemm_plan, row_panels, use_wgmma};
 pub use quant::{CudaQuantizer, DeviceQuantized};
 pub use wgmma::{
     WgmmaKernel, wgmma_cluster_launch_config, wgmma_cluster_tiles, wgmma_launch_config,

@@ -6,7 +6,7 @@
 //! - **one pass** for groups that are contiguous runs (per-token, per-channel on axis 0 or
 //!   whenever the leading axes have size 1, per-group, small per-tensor): groups of up to 8 KiB
 //!   are held in registers by a team of lanes (packed NaN-propagating min/max, a warp vote for
-//!   non-finite values, parameters exactly like [`kernel::group_params`], codes from the same
+//!   non-finite values, parameters exactly like [`kernel::group_params`](crate::kernel::group_params), codes from the same
 //!   registers) — groups of 4–8 KiB by a team of four warps that meet in shared memory, groups
 //!   of up to 128 bytes (Q8_0) by lanes holding consecutive vectors; which kernel, and whether
 //!   it loads with the streaming hint, is the measured best per input type and group size
