@@ -28,10 +28,10 @@ pub fn gemm_plan(m: usize, n: usize, tuning: &super::Tuning) -> (u32, u32) {
     (tuning.gemm_panel_mib.unwrap_or(mib), tuning.gemm_algo_rank.unwrap_or(rank))
 }
 
-/// Whether [`CudaDevice::gemm_i8_dequant`](super::CudaDevice::gemm_i8_dequant) takes the fused wgmma kernel for `shape` on a
-/// device of `sms` multiprocessors where the kernel applies: `Tuning::gemm_wgmma` where set,
-/// else the measured default: where the output has at least 3/8 of a 128 × 256 tile per
-/// multiprocessor (50 tiles on a 132-SM H100). Below that the persistent kernel leaves most
+/// Whether [`CudaDevice::gemm_i8_dequant`](super::CudaDevice::gemm_i8_dequant) takes the
+/// fused wgmma kernel for `shape` on a device of `sms` multiprocessors where the kernel
+/// applies: `Tuning::gemm_wgmma` where set, else the measured default: where the output has at
+/// least 3/8 of a 128 × 256 tile per multiprocessor (50 tiles on a 132-SM H100). Below that the persistent kernel leaves most
 /// multiprocessors idle, each running a whole K loop, while cuBLASLt splits K. H100, session 15,
 /// both paths settled at their own clock, 23 shapes × 2 processes (M = 1 … 8192, N, K ∈
 /// {4096, 11008}): the rule picks the faster path in all 46; the crossover lies between 43
@@ -41,7 +41,8 @@ pub fn use_wgmma(tuning: &super::Tuning, shape: &GemmShape, sms: u32) -> bool {
     tuning.gemm_wgmma.unwrap_or_else(|| 8 * super::wgmma::wgmma_tiles(shape) >= 3 * sms as usize)
 }
 
-/// Row panels `(first row, rows)` of [`CudaDevice::gemm_i8_dequant`](super::CudaDevice::gemm_i8_dequant) for an `m × n` output
+/// Row panels `(first row, rows)` of
+/// [`CudaDevice::gemm_i8_dequant`](super::CudaDevice::gemm_i8_dequant) for an `m × n` output
 /// whose int32 accumulator panel may take `mib` MiB (0: one panel of all rows). Panels are a
 /// multiple of 64 rows (at least 64) except the last, which takes the remainder; they cover
 /// `0..m` in order without overlap.

@@ -6,9 +6,10 @@
 //! - **one pass** for groups that are contiguous runs (per-token, per-channel on axis 0 or
 //!   whenever the leading axes have size 1, per-group, small per-tensor): groups of up to 8 KiB
 //!   are held in registers by a team of lanes (packed NaN-propagating min/max, a warp vote for
-//!   non-finite values, parameters exactly like [`kernel::group_params`](crate::kernel::group_params), codes from the same
-//!   registers) — groups of 4–8 KiB by a team of four warps that meet in shared memory, groups
-//!   of up to 128 bytes (Q8_0) by lanes holding consecutive vectors; which kernel, and whether
+//!   non-finite values, parameters exactly like
+//!   [`kernel::group_params`](crate::kernel::group_params), codes from the same registers) —
+//!   groups of 4–8 KiB by a team of four warps that meet in shared memory, groups of up to 128
+//!   bytes (Q8_0) by lanes holding consecutive vectors; which kernel, and whether
 //!   it loads with the streaming hint, is the measured best per input type and group size
 //!   (`plan::row_kernel`); longer groups stream through a shared-memory `cp.async` pipeline;
 //!   ragged rows use plain register kernels. Per-token dynamic activation quantization is one
@@ -524,10 +525,11 @@ impl CudaDevice {
                         .arg(&bad_ptr)
                         .arg(&interleave);
                     // SAFETY: signature (const T*, u64 outer, u64 channels, u64 inner, u32* ord,
-                    // QSpec, u64* bad, u32 interleave); x holds outer·channels·inner elements, a multiple of the
-                    // 16-byte vector per outer row (checked by cols_vectorizable), so every
-                    // vector is aligned and in bounds; ord holds 2·channels words and every
-                    // channel index is below `channels`.
+                    // QSpec, u64* bad, u32 interleave); x holds outer·channels·inner elements,
+                    // a multiple of the 16-byte vector per outer row (checked by
+                    // cols_vectorizable), so every vector is aligned and in bounds; ord holds
+                    // 2·channels words and every channel index is below `channels`; rows are
+                    // walked below `outer` in either order.
                     unsafe { l.launch(cfg) }
                         .map_err(self.err("cuLaunchKernel(quant_stats_cols)"))?;
                 } else {
@@ -584,11 +586,11 @@ impl CudaDevice {
                         .arg(&mut out.codes.slice)
                         .arg(&interleave);
                     // SAFETY: signature (const T*, u64 outer, u64 channels, const float*,
-                    // const int*, const float*, QSpec, u8*, u32 interleave); x and codes hold outer·channels
-                    // elements (inner == 1), channels a multiple of the 16-byte vector's W
-                    // elements, so every vector and its W-byte code store are aligned and in
-                    // bounds; the parameter arrays hold `channels` entries and thread p reads
-                    // entries p·W .. p·W + W − 1 < channels (16-byte loads, aligned as the
+                    // const int*, const float*, QSpec, u8*, u32 interleave); x and codes hold
+                    // outer·channels elements (inner == 1), channels a multiple of the 16-byte
+                    // vector's W elements, so every vector and its W-byte code store are aligned
+                    // and in bounds; the parameter arrays hold `channels` entries and thread p
+                    // reads entries p·W .. p·W + W − 1 < channels (16-byte loads, aligned as the
                     // arrays are 256-byte aligned and p·W·4 is a multiple of 16).
                     unsafe { l.launch(cfg) }
                         .map_err(self.err("cuLaunchKernel(quant_apply_cols)"))?;
