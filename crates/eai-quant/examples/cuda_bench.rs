@@ -93,7 +93,7 @@ struct Settled {
 }
 
 /// [`time_op`] after ≥ `settle` of back-to-back calls of `f`. A GEMM at 4096³ holds an H100 at
-/// its 700 W power limit with the SM clock between 1.3 and 1.98 GHz (session 15), so a row
+/// its 700 W power limit with the SM clock between 1.16 and 1.98 GHz (session 15), so a row
 /// timed straight after a heavier one runs at the clock that one left: settling first times
 /// every row in its own steady state, as a user's sustained load runs. With `nvml`, the
 /// settle window also gives the row's energy per call (NVML's total-energy counter, mJ).
@@ -192,6 +192,44 @@ fn random_scales(dev: &CudaDevice, n: usize, seed: u64) -> BoxResult<DeviceBuffe
     let mut out = dev.zeros::<f32>(n)?;
     dev.fill_uniform(&mut out, seed, 1e-4, 2e-2)?;
     Ok(out)
+}
+
+/// The operands of one GEMM shape for the FP16 and INT8 rows: activations, `sets` rotating
+/// weight copies (so the weights do not run from L2), per-row and per-column scales, a bias,
+/// the f16 output and the int32 accumulator. Seeds start at `seed`.
+struct GemmOperands {
+    sets: usize,
+    x16: DeviceBuffer<f16>,
+    w16: Vec<DeviceBuffer<f16>>,
+    x8: DeviceBuffer<i8>,
+    w8: Vec<DeviceBuffer<i8>>,
+    sx: DeviceBuffer<f32>,
+    sw: DeviceBuffer<f32>,
+    bias: DeviceBuffer<f32>,
+    y16: DeviceBuffer<f16>,
+    acc: DeviceBuffer<i32>,
+}
+
+impl GemmOperands {
+    fn new(dev: &CudaDevice, s: GemmShape, seed: u64) -> BoxResult<Self> {
+        let sets = rotation(s.n * s.k * 2, dev.info().l2_cache_bytes);
+        Ok(GemmOperands {
+            sets,
+            x16: random_f16(dev, s.m * s.k, seed, 1.0)?,
+            w16: (0..sets)
+                .map(|i| random_f16(dev, s.n * s.k, seed + 10 + i as u64, 0.05))
+                .collect::<BoxResult<_>>()?,
+            x8: random_i8(dev, s.m * s.k, seed + 30)?,
+            w8: (0..sets)
+                .map(|i| random_i8(dev, s.n * s.k, seed + 40 + i as u64))
+                .collect::<BoxResult<_>>()?,
+            sx: random_scales(dev, s.m, seed + 60)?,
+            sw: random_scales(dev, s.n, seed + 61)?,
+            bias: random_scales(dev, s.n, seed + 62)?,
+            y16: dev.zeros::<f16>(s.m * s.n)?,
+            acc: dev.zeros::<i32>(s.m * s.n)?,
+        })
+    }
 }
 
 fn main() -> BoxResult<()> {
@@ -412,24 +450,11 @@ fn gemm_table(
     };
     let mut big_ratio = Vec::new();
     for s in &shapes {
-        let sets = rotation(s.n * s.k * 2, info.l2_cache_bytes);
         let res = (|| -> BoxResult<[f64; 6]> {
-            let t16 = {
-                let x = random_f16(dev, s.m * s.k, 10, 1.0)?;
-                let ws: Vec<_> = (0..sets)
-                    .map(|i| random_f16(dev, s.n * s.k, 20 + i as u64, 0.05))
-                    .collect::<BoxResult<_>>()?;
-                let mut y = dev.zeros::<f16>(s.m * s.n)?;
-                timed(&mut |i| Ok(dev.gemm_f16(&x, &ws[i % sets], &mut y, *s)?))?
-            };
-            let x = random_i8(dev, s.m * s.k, 30)?;
-            let ws: Vec<_> = (0..sets)
-                .map(|i| random_i8(dev, s.n * s.k, 40 + i as u64))
-                .collect::<BoxResult<_>>()?;
-            let sx = random_scales(dev, s.m, 50)?;
-            let sw = random_scales(dev, s.n, 51)?;
-            let mut acc = dev.zeros::<i32>(s.m * s.n)?;
-            let mut y = dev.zeros::<f16>(s.m * s.n)?;
+            let GemmOperands { sets, x16, w16, x8: x, w8: ws, sx, sw, mut y16, mut acc, .. } =
+                GemmOperands::new(dev, *s, 10)?;
+            let t16 = timed(&mut |i| Ok(dev.gemm_f16(&x16, &w16[i % sets], &mut y16, *s)?))?;
+            let mut y = y16;
             let t8 = timed(&mut |i| Ok(dev.gemm_i8(&x, &ws[i % sets], &mut acc, *s)?))?;
             let t8e = timed(&mut |i| {
                 dev.gemm_i8(&x, &ws[i % sets], &mut acc, *s)?;
@@ -673,19 +698,8 @@ fn w8a16_tables(
             r.line("| workload | shape | calls | s | avg W | J per call | mJ per call above idle | vs FP16 |");
             r.line("|---|---|---|---|---|---|---|---|");
             for s in [GemmShape::new(8192, 8192, 8192), GemmShape::new(1, 11008, 4096)] {
-                let sets = rotation(s.n * s.k * 2, info.l2_cache_bytes);
-                let x16 = random_f16(dev, s.m * s.k, 100, 1.0)?;
-                let w16: Vec<_> = (0..sets)
-                    .map(|i| random_f16(dev, s.n * s.k, 110 + i as u64, 0.05))
-                    .collect::<BoxResult<_>>()?;
-                let mut y16 = dev.zeros::<f16>(s.m * s.n)?;
-                let x8 = random_i8(dev, s.m * s.k, 120)?;
-                let w8: Vec<_> = (0..sets)
-                    .map(|i| random_i8(dev, s.n * s.k, 130 + i as u64))
-                    .collect::<BoxResult<_>>()?;
-                let sx = random_scales(dev, s.m, 140)?;
-                let sw = random_scales(dev, s.n, 141)?;
-                let mut acc = dev.zeros::<i32>(s.m * s.n)?;
+                let GemmOperands { sets, x16, w16, x8, w8, sx, sw, mut y16, mut acc, .. } =
+                    GemmOperands::new(dev, s, 100)?;
                 let label = format!("{}×{}×{}", s.m, s.n, s.k);
                 let row = |r: &mut Report,
                            name: &str,
@@ -709,6 +723,14 @@ fn w8a16_tables(
                 match e8 {
                     Ok(e8) => row(&mut r, "INT8 cuBLASLt + dequant", e8, e16.0),
                     Err(e) => r.line(format!("| INT8 cuBLASLt + dequant | {label} | error: {e} |")),
+                }
+                // what a user calls: the default path (the wgmma kernel where `use_wgmma` takes it)
+                let ed = energy_op(dev, &nd, energy_secs, |i| {
+                    Ok(dev.gemm_i8_dequant(&x8, &w8[i % sets], &sx, &sw, None, &mut y16, s)?)
+                });
+                match ed {
+                    Ok(ed) => row(&mut r, "INT8 `gemm_i8_dequant` (default)", ed, e16.0),
+                    Err(e) => r.line(format!("| INT8 `gemm_i8_dequant` | {label} | error: {e} |")),
                 }
                 let spec = eai_quant::QuantSpec::int8_activation_per_token();
                 let mut qx = dev.quant_output("x", &spec, &[s.m, s.k])?;

@@ -7,12 +7,8 @@
 //! 2048 × 4096 × 11008) beside FP16 and the cuBLASLt path.
 
 use eai_quant::cuda::{CudaDevice, GemmShape, WgmmaKernel, gemm_plan, row_panels, use_wgmma};
-use half::f16;
 
-use super::{
-    BoxResult, Report, SETTLE, Settled, random_f16, random_i8, random_scales, rotation,
-    time_op_settled,
-};
+use super::{BoxResult, GemmOperands, Report, SETTLE, Settled, time_op_settled};
 
 /// Rounds in which every row is timed once (the table gives the median of the round medians).
 const ROUNDS: usize = 3;
@@ -54,14 +50,13 @@ pub(crate) fn fused_gemm(
     samples: usize,
 ) -> BoxResult<Vec<String>> {
     let base = dev.tuning();
-    let l2 = dev.info().l2_cache_bytes;
     r.line(String::new());
     r.line("## INT8 GEMM + dequantize → f16: separate pass vs fused (row panels through an L2-resident int32 scratch)");
     r.line(String::new());
     r.line(format!(
         "Median of {ROUNDS} interleaved rounds, each a median of {samples} event-timed batches; ×FP16 = cuBLAS FP16 time ÷ this row's time, same rounds. \
          Every row runs {} ms back to back before it is timed (its own clock and power state; mJ/call, W and the SM clock are from that window, NVML). \
-         `separate` = `gemm_i8` (heuristic rank 0) + `gemm_dequant`; `default` = `gemm_i8_dequant` as a user calls it (the wgmma kernel where it applies); `cuBLASLt default` = `gemm_i8_dequant` with `gemm_wgmma=false` and the measured choice of `gemm_plan` (shown as P/R); `fused P/R` = the same with `gemm_panel_mib=P` (0: one panel), `gemm_algo_rank=R`; `+ overlap`: `gemm_overlap=true` (each panel's dequantize on a second stream, double-buffered scratch).",
+         `separate` = `gemm_i8` (heuristic rank 0) + `gemm_dequant`; `default` = `gemm_i8_dequant` as a user calls it (the wgmma kernel where `use_wgmma` takes it, else cuBLASLt); `cuBLASLt default` = `gemm_i8_dequant` with `gemm_wgmma=false` and the measured choice of `gemm_plan` (shown as P/R); `fused P/R` = the same with `gemm_panel_mib=P` (0: one panel), `gemm_algo_rank=R`; `+ overlap`: `gemm_overlap=true` (each panel's dequantize on a second stream, double-buffered scratch).",
         SETTLE.as_millis()
     ));
     let nvml = nvml_wrapper::Nvml::init().ok();
@@ -103,20 +98,8 @@ pub(crate) fn fused_gemm(
         GemmShape::new(2048, 4096, 11008),
     ] {
         let square = s.m == s.n && s.n == s.k;
-        let sets = rotation(s.n * s.k * 2, l2);
-        let x16 = random_f16(dev, s.m * s.k, 110, 1.0)?;
-        let w16: Vec<_> = (0..sets)
-            .map(|i| random_f16(dev, s.n * s.k, 120 + i as u64, 0.05))
-            .collect::<BoxResult<_>>()?;
-        let x8 = random_i8(dev, s.m * s.k, 130)?;
-        let w8: Vec<_> = (0..sets)
-            .map(|i| random_i8(dev, s.n * s.k, 140 + i as u64))
-            .collect::<BoxResult<_>>()?;
-        let sx = random_scales(dev, s.m, 150)?;
-        let sw = random_scales(dev, s.n, 151)?;
-        let bias = random_scales(dev, s.n, 152)?;
-        let mut y16 = dev.zeros::<f16>(s.m * s.n)?;
-        let mut acc = dev.zeros::<i32>(s.m * s.n)?;
+        let GemmOperands { sets, x16, w16, x8, w8, sx, sw, bias, mut y16, mut acc } =
+            GemmOperands::new(dev, s, 110)?;
         // EAI_BENCH_SKIP_WGMMA leaves wgmma rows out (e.g. after a test failed): a list such
         // as `v2,v3` those kernels' rows, any other value all of them
         let kernels: Vec<WgmmaKernel> =

@@ -20,8 +20,9 @@
 //! loads a quarter: 1/2 of v1's traffic); v4 v2's mainloop (3 stages) with the epilogue staged
 //! in shared memory and written by TMA stores, so the consumers return to the MMAs without
 //! waiting on 64 global stores each. All give the same bits. v4 is the default, and
-//! [`CudaDevice::gemm_i8_dequant`] takes it wherever it applies (H100, session 14: the fastest
-//! path measured; `Tuning::gemm_wgmma = Some(false)` keeps cuBLASLt + dequantize).
+//! [`CudaDevice::gemm_i8_dequant`] takes it where it applies and the output has enough tiles
+//! ([`use_wgmma`](super::use_wgmma); H100, sessions 14–15: the fastest path from M ≈ 256–512
+//! up, cuBLASLt below; `Tuning::gemm_wgmma` forces either).
 //!
 //! Applies to compute capability 9.0 only (the module is compiled for `compute_90a`) and to
 //! shapes with `K % 16 == 0` (the TMA row stride must be a multiple of 16 bytes) besides the
